@@ -1,0 +1,61 @@
+"""A minimal event-sourced aggregate base, free of any persistence library.
+
+An aggregate is rebuilt by applying its past events in order; a command method checks invariants and
+calls `_record`, which applies the new event at once and queues it for the unit of work to save with
+optimistic concurrency on (aggregate id, version).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import ClassVar, Self
+
+from domain.events import DomainEvent
+
+_NAMESPACE = uuid.UUID("6f1c2f3e-8a34-4c1b-9a55-2d7f1c0e9b11")
+
+
+def aggregate_uuid(kind: str, int_id: int) -> uuid.UUID:
+    """The aggregate id behind integer id `int_id` of kind `kind` (uuid5 over "kind:id")."""
+    return uuid.uuid5(_NAMESPACE, f"{kind}:{int_id}")
+
+
+class Aggregate:
+    """Base class. Subclasses set `aggregate_type` and define `when_<EventName>(event)` mutators."""
+
+    aggregate_type: ClassVar[str] = "Aggregate"
+
+    def __init__(self, aggregate_id: uuid.UUID) -> None:
+        self.aggregate_id = aggregate_id
+        self.version = 0
+        self.account_id: int | None = None
+        self._pending: list[DomainEvent] = []
+
+    @classmethod
+    def rehydrate(cls, aggregate_id: uuid.UUID, events: Iterable[DomainEvent]) -> Self:
+        obj = cls(aggregate_id)
+        for event in events:
+            obj._apply(event)
+            obj.version += 1
+        return obj
+
+    def _apply(self, event: DomainEvent) -> None:
+        mutator = getattr(self, f"when_{type(event).__name__}", None)
+        if mutator is None:
+            raise TypeError(f"{type(self).__name__} cannot apply {type(event).__name__}")
+        mutator(event)
+
+    def _record(self, event: DomainEvent) -> None:
+        self._apply(event)
+        self.version += 1
+        self._pending.append(event)
+
+    def collect_events(self) -> list[DomainEvent]:
+        """Hand over the events recorded since the last save (and forget them)."""
+        events, self._pending = self._pending, []
+        return events
+
+    @property
+    def pending_events(self) -> list[DomainEvent]:
+        return list(self._pending)
