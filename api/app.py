@@ -1,0 +1,116 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.routers import auth, health, strategies
+from domain.errors import DomainError
+from infra.bootstrap import Platform, bootstrap, seed
+from infra.settings import Settings
+from streams.runner import ProjectionRunner
+from streams.workers import ReadYourWrites, make_projector
+
+log = logging.getLogger("tradertape.api")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (or keeps a sane incoming X-Request-ID) and returns it as a header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or uuid.uuid4().hex)
+
+
+def create_app(settings: Settings | None = None, platform: Platform | None = None,
+               run_projector: bool | None = None) -> FastAPI:
+    """Build the app. With the embedded transport the projector runs in this process (unless
+    `run_projector` is False); with Kafka, separate `tradertape relay`/`projector` processes do."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        plat = platform or bootstrap(settings)
+        stop = threading.Event()
+        runner: ProjectionRunner | None = None
+        embedded = plat.settings.embedded_transport if run_projector is None else run_projector
+        if embedded:
+            runner = make_projector(plat, "store")
+            plat.listeners.append(runner.notify)
+            runner.start_thread(stop)
+        app.state.platform = plat
+        app.state.projector = runner
+        app.state.read_your_writes = ReadYourWrites(plat, runner if plat.settings.embedded_transport else None)
+        app.state.stop = stop
+        seed(plat)
+        for hook in getattr(app.state, "startup_hooks", []):
+            hook(plat, stop)
+        try:
+            yield
+        finally:
+            stop.set()
+            if runner is not None:
+                runner.notify()
+            if platform is None:
+                plat.close()
+
+    app = FastAPI(
+        title="TraderTape API",
+        version="0.1.0",
+        description="Event-sourced trading platform for Indian equities on Zerodha Kite. "
+        "Errors are `{\"detail\": ...}`; another user's private object is 404, an object you can read "
+        "but not change is 403.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        rid = _request_id(request)
+        log.error("unhandled error in %s %s (request id %s)", request.method, request.url.path, rid, exc_info=exc)
+        return JSONResponse(
+            {"detail": f"Internal server error; quote request id {rid} when reporting it", "request_id": rid},
+            status_code=500, headers={"X-Request-ID": rid},
+        )
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse("/api/docs")
+
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(strategies.router)
+    return app

@@ -1,0 +1,156 @@
+"""Accounts and login: magic link + OTP, password, sessions, agent keys, admin user list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from api.deps import (
+    SESSION_COOKIE,
+    AdminUser,
+    PageDep,
+    PlatformDep,
+    Reader,
+    SessionUser,
+    dispatch,
+    set_session_cookie,
+)
+from api.schemas import (
+    AgentKeyCreated,
+    AgentKeyPublic,
+    BrokerStatus,
+    MagicLinkRequest,
+    PasswordLoginRequest,
+    SetPasswordRequest,
+    UserPublic,
+    VerifyLinkRequest,
+)
+from commands import messages as m
+from commands.handlers.auth import LoginResult
+from domain.errors import NotFound
+from infra.bootstrap import Platform
+from projections.accounts import get_account, list_accounts
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _broker_status(platform: Platform, account_id: int) -> BrokerStatus:
+    # No broker session can exist until the agent pushes a Kite access token (agent API).
+    return BrokerStatus(connected=False)
+
+
+def _user(platform: Platform, account: dict[str, Any]) -> UserPublic:
+    return UserPublic(
+        id=account["id"], email=account["email"], name=account["name"], is_admin=account["is_admin"],
+        created_at=account["created_at"], has_password=account["has_password"],
+        broker=_broker_status(platform, account["id"]),
+    )
+
+
+def _signed_in(platform: Platform, response: Response, login: LoginResult) -> UserPublic:
+    set_session_cookie(response, platform, login.session_token, platform.settings.session_days * 86400)
+    with platform.db.read() as conn:
+        account = get_account(conn, login.account_id)
+    if account is None:  # the projection lagged past the read-your-writes bound
+        raise NotFound("Account not ready yet; try again")
+    return _user(platform, account)
+
+
+@router.post("/magic-link", summary="Email a one-time sign-in link and 6-digit code")
+def magic_link(body: MagicLinkRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
+    dispatch(request, platform, m.RequestLoginLink(str(body.email), _client_ip(request)))
+    return {"detail": "If the address can receive email, a sign-in link and code are on their way. "
+                      "They expire in 15 minutes."}
+
+
+@router.post("/verify-link", response_model=UserPublic, summary="Sign in with the link's token or the code")
+def verify_link(body: VerifyLinkRequest, request: Request, response: Response, platform: PlatformDep) -> UserPublic:
+    result = dispatch(request, platform, m.VerifyLogin(str(body.email), body.token, body.otp, _client_ip(request)))
+    return _signed_in(platform, response, result.value)
+
+
+@router.get("/verify-link", summary="The link in the email: signs in and redirects to the API docs")
+def verify_link_get(request: Request, platform: PlatformDep, email: str = Query(max_length=320),
+                    token: str = Query(max_length=200)) -> Response:
+    result = dispatch(request, platform, m.VerifyLogin(email, token, None, _client_ip(request)))
+    login: LoginResult = result.value
+    redirect = RedirectResponse("/api/docs", status_code=303)
+    set_session_cookie(redirect, platform, login.session_token, platform.settings.session_days * 86400)
+    return redirect
+
+
+@router.post("/password-login", response_model=UserPublic)
+def password_login(body: PasswordLoginRequest, request: Request, response: Response,
+                   platform: PlatformDep) -> UserPublic:
+    result = dispatch(request, platform, m.PasswordLogin(str(body.email), body.password, _client_ip(request)))
+    return _signed_in(platform, response, result.value)
+
+
+@router.post("/password", summary="Set, or change, the signed-in user's password")
+def set_password(body: SetPasswordRequest, request: Request, user: SessionUser,
+                 platform: PlatformDep) -> dict[str, str]:
+    dispatch(request, platform, m.SetPassword(user.account_id, body.password, body.current_password), user)
+    return {"detail": "Password saved"}
+
+
+@router.post("/logout")
+def logout(request: Request, response: Response, platform: PlatformDep) -> dict[str, str]:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        dispatch(request, platform, m.Logout(token))
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=platform.settings.cookie_secure)
+    return {"detail": "Signed out"}
+
+
+@router.get("/me", response_model=UserPublic)
+def me(user: Reader, platform: PlatformDep) -> UserPublic:
+    return _user(platform, user.account)
+
+
+@router.get("/status", response_model=BrokerStatus, summary="Broker (Kite) session status")
+def broker_status(user: Reader, platform: PlatformDep) -> BrokerStatus:
+    return _broker_status(platform, user.account_id)
+
+
+def _ts(v: float | None) -> datetime | None:
+    return None if v is None else datetime.fromtimestamp(v, UTC)
+
+
+@router.get("/agent-key", response_model=AgentKeyPublic)
+def get_agent_key(user: SessionUser, platform: PlatformDep) -> AgentKeyPublic:
+    info = platform.security.agent_key_info(user.account_id)
+    if info is None:
+        raise NotFound("No agent key; POST /api/auth/agent-key to generate one")
+    created = _ts(info.created_at)
+    assert created is not None
+    return AgentKeyPublic(prefix=info.prefix, created_at=created, last_used_at=_ts(info.last_used_at))
+
+
+@router.post("/agent-key", response_model=AgentKeyCreated, status_code=201,
+             summary="Generate or regenerate the agent key (the old one stops working); shown once")
+def create_agent_key(request: Request, user: SessionUser, platform: PlatformDep) -> AgentKeyCreated:
+    issued = dispatch(request, platform, m.IssueAgentKey(user.account_id), user).value
+    return AgentKeyCreated(key=issued.key, prefix=issued.prefix, created_at=issued.created_at)
+
+
+@router.delete("/agent-key", status_code=204)
+def revoke_agent_key(request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    dispatch(request, platform, m.RevokeAgentKey(user.account_id), user)
+    return Response(status_code=204)
+
+
+@router.get("/admin/users", response_model=list[UserPublic], include_in_schema=False)
+def admin_users(user: AdminUser, page: PageDep, response: Response, platform: PlatformDep) -> list[UserPublic]:
+    with platform.db.read() as conn:
+        rows, total = list_accounts(conn, page.limit, page.offset)
+    response.headers["X-Total-Count"] = str(total)
+    return [UserPublic(id=r["id"], email=r["email"], name=r["name"], is_admin=r["is_admin"],
+                       created_at=r["created_at"], has_password=r["has_password"]) for r in rows]

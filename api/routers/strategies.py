@@ -1,0 +1,89 @@
+"""Strategies: CRUD with full-replacement PUT, fork, share, filters, base models.
+
+Visibility: another user's private strategy is 404 (its existence does not leak); a strategy the caller
+can read but does not own (a template, someone's public strategy) is 403 on any change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch
+from api.schemas import StrategyCreate, StrategyFork, StrategyPublic, StrategyUpdate
+from commands import messages as m
+from domain.base_models import BASE_MODELS
+from domain.errors import NotFound
+from infra.bootstrap import Platform
+from projections.strategies import StrategyFilters, get_strategy, list_strategies
+
+router = APIRouter(prefix="/api/strategies", tags=["strategies"])
+
+
+def _body(b: StrategyCreate) -> m.StrategyBody:
+    return m.StrategyBody(b.name, b.description, b.base_model, b.entry_rules, b.exit_rules, b.params, b.is_active)
+
+
+def _readable(platform: Platform, strategy_id: int, account_id: int) -> dict[str, Any]:
+    with platform.db.read() as conn:
+        row = get_strategy(conn, strategy_id)
+    if row is None or not (row["is_template"] or row["is_public"] or row["owner_id"] == account_id):
+        raise NotFound(f"Strategy {strategy_id} not found")
+    return row
+
+
+@router.get("/base-models", summary="Base models with their parameter schemas and defaults")
+def base_models(user: Reader) -> list[dict[str, Any]]:
+    return [model.describe() for model in BASE_MODELS.values()]
+
+
+@router.get("", response_model=list[StrategyPublic])
+def list_(
+    user: Reader, page: PageDep, response: Response, platform: PlatformDep,
+    is_active: bool | None = None, is_template: bool | None = None, is_public: bool | None = None,
+    base_model: str | None = Query(default=None, max_length=64), q: str | None = Query(default=None, max_length=200),
+) -> list[dict[str, Any]]:
+    filters = StrategyFilters(is_active, is_template, is_public, base_model, q)
+    with platform.db.read() as conn:
+        rows, total = list_strategies(conn, user.account_id, filters, page.limit, page.offset)
+    response.headers["X-Total-Count"] = str(total)
+    return rows
+
+
+@router.post("", response_model=StrategyPublic, status_code=201)
+def create(body: StrategyCreate, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    sid = dispatch(request, platform, m.CreateStrategy(user.account_id, _body(body)), user).value
+    return _readable(platform, sid, user.account_id)
+
+
+@router.get("/{strategy_id}", response_model=StrategyPublic)
+def get(strategy_id: int, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    return _readable(platform, strategy_id, user.account_id)
+
+
+@router.put("/{strategy_id}", response_model=StrategyPublic)
+def replace(strategy_id: int, body: StrategyUpdate, request: Request, user: SessionUser,
+            platform: PlatformDep) -> dict[str, Any]:
+    dispatch(request, platform, m.UpdateStrategy(user.account_id, strategy_id, _body(body)), user)
+    return _readable(platform, strategy_id, user.account_id)
+
+
+@router.delete("/{strategy_id}", status_code=204)
+def delete(strategy_id: int, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    dispatch(request, platform, m.DeleteStrategy(user.account_id, strategy_id), user)
+    return Response(status_code=204)
+
+
+@router.post("/{strategy_id}/fork", response_model=StrategyPublic, status_code=201)
+def fork(strategy_id: int, request: Request, user: SessionUser, platform: PlatformDep,
+         body: StrategyFork | None = None) -> dict[str, Any]:
+    new_id = dispatch(request, platform, m.ForkStrategy(user.account_id, strategy_id, body.name if body else None),
+                      user).value
+    return _readable(platform, new_id, user.account_id)
+
+
+@router.post("/{strategy_id}/share", response_model=StrategyPublic, summary="Toggle is_public")
+def share(strategy_id: int, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    dispatch(request, platform, m.ToggleShareStrategy(user.account_id, strategy_id), user)
+    return _readable(platform, strategy_id, user.account_id)

@@ -1,0 +1,122 @@
+"""Request and response schemas (separate per direction)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from domain.strategies import SpecError, normalize_spec
+
+
+class MagicLinkRequest(BaseModel):
+    email: EmailStr
+
+
+class VerifyLinkRequest(BaseModel):
+    email: EmailStr
+    token: str | None = Field(default=None, max_length=200)
+    otp: str | None = Field(default=None, pattern=r"^\s*\d{6}\s*$")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> VerifyLinkRequest:
+        if not self.token and not self.otp:
+            raise ValueError("give either 'token' (from the link) or 'otp' (the 6-digit code)")
+        return self
+
+
+class PasswordLoginRequest(BaseModel):
+    email: EmailStr
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SetPasswordRequest(BaseModel):
+    password: str = Field(min_length=8, max_length=1024)
+    current_password: str | None = Field(default=None, max_length=1024)
+
+
+class BrokerStatus(BaseModel):
+    connected: bool
+    broker: str = "kite"
+    user_id: str | None = None
+    expires_at: datetime | None = None
+    source: str | None = None
+
+
+class UserPublic(BaseModel):
+    id: int
+    email: str
+    name: str
+    is_admin: bool
+    created_at: datetime
+    has_password: bool = False
+    broker: BrokerStatus | None = None
+
+
+class AgentKeyPublic(BaseModel):
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class AgentKeyCreated(BaseModel):
+    key: str = Field(description="The full agent key. It is shown only this once; store it now.")
+    prefix: str
+    created_at: datetime
+
+
+class StrategyCreate(BaseModel):
+    """Create body. `entry_rules`/`exit_rules` default to the base model's; `params` fill defaults."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    base_model: str
+    entry_rules: dict[str, Any] | None = None
+    exit_rules: dict[str, Any] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+
+    @model_validator(mode="after")
+    def _valid_spec(self) -> StrategyCreate:
+        try:
+            spec = normalize_spec(self.base_model, self.entry_rules, self.exit_rules, self.params)
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
+        self.entry_rules, self.exit_rules, self.params = spec.entry_rules, spec.exit_rules, spec.params
+        return self
+
+
+class StrategyUpdate(StrategyCreate):
+    """Full replacement: every field is required."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(max_length=5000)
+    base_model: str
+    entry_rules: dict[str, Any]  # type: ignore[assignment]
+    exit_rules: dict[str, Any]  # type: ignore[assignment]
+    params: dict[str, Any]
+    is_active: bool
+
+
+class StrategyFork(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class StrategyPublic(BaseModel):
+    id: int
+    owner_id: int | None
+    name: str
+    description: str
+    base_model: str
+    entry_rules: dict[str, Any]
+    exit_rules: dict[str, Any]
+    params: dict[str, Any]
+    is_active: bool
+    is_template: bool
+    is_public: bool
+    forked_from: int | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,48 @@
+"""The message bus: dispatches each command to its handler, retrying once on a version conflict."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from commands.ports import CommandMeta, ConcurrencyConflict
+from commands.uow import Deps, UnitOfWork
+from domain.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, UnitOfWork], Any]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    value: Any
+    position: int | None  # store position of the last event saved, for read-your-writes
+    account_id: int | None
+    touched_accounts: frozenset[int] = frozenset()
+
+
+class MessageBus:
+    def __init__(self, deps: Deps, handlers: dict[type, Handler],
+                 on_saved: Callable[[int], None] | None = None) -> None:
+        self.deps = deps
+        self.handlers = handlers
+        self._on_saved = on_saved
+
+    def handle(self, command: Any, meta: CommandMeta) -> CommandResult:
+        handler = self.handlers[type(command)]
+        for attempt in (1, 2):
+            uow = UnitOfWork(self.deps, meta)
+            try:
+                value = handler(command, uow)
+            except ConcurrencyConflict:
+                if attempt == 2:
+                    raise Conflict("The object was changed by another request at the same time; try again") from None
+                log.info("version conflict on %s, retrying once", type(command).__name__)
+                continue
+            if uow.position is not None and self._on_saved is not None:
+                self._on_saved(uow.position)
+            return CommandResult(value, uow.position, uow.account_id, frozenset(uow.touched_accounts))
+        raise AssertionError("unreachable")

@@ -1,0 +1,24 @@
+"""Command handlers, registered in one dict."""
+
+from __future__ import annotations
+
+from commands import messages as m
+from commands.bus import Handler
+from commands.handlers import auth, strategies
+
+HANDLERS: dict[type, Handler] = {
+    m.RequestLoginLink: auth.request_login_link,
+    m.VerifyLogin: auth.verify_login,
+    m.PasswordLogin: auth.password_login,
+    m.SetPassword: auth.set_password,
+    m.Logout: auth.logout,
+    m.IssueAgentKey: auth.issue_agent_key,
+    m.RevokeAgentKey: auth.revoke_agent_key,
+    m.GrantAdmin: auth.grant_admin,
+    m.CreateStrategy: strategies.create_strategy,
+    m.UpdateStrategy: strategies.update_strategy,
+    m.DeleteStrategy: strategies.delete_strategy,
+    m.ForkStrategy: strategies.fork_strategy,
+    m.ToggleShareStrategy: strategies.toggle_share_strategy,
+    m.SeedTemplates: strategies.seed_templates,
+}

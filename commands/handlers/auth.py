@@ -1,0 +1,188 @@
+"""Login, sessions, passwords and agent keys."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from commands import messages as m
+from commands.uow import UnitOfWork
+from domain.accounts import Account
+from domain.errors import DomainError, NotFound, TooManyRequests, Unauthorized
+
+AGENT_KEY_PREFIX = "zt_"
+_GENERIC_LOGIN_ERROR = "Invalid email or password"
+_BAD_CODE = "The login link or code is invalid, expired or already used; request a new one"
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    account_id: int
+    session_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str
+    prefix: str
+    created_at: datetime
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _rate(uow: UnitOfWork, key: str, limit: int) -> None:
+    d = uow.deps
+    if not d.security.rate_hit(key, d.auth.rate_window_seconds, limit, d.clock.now()):
+        raise TooManyRequests("Too many attempts; wait a few minutes and try again")
+
+
+def request_login_link(cmd: m.RequestLoginLink, uow: UnitOfWork) -> None:
+    """Email a one-time link and a 6-digit code. The answer never depends on whether the email is known."""
+    d = uow.deps
+    email = normalize_email(cmd.email)
+    _rate(uow, f"link-ip:{cmd.client_ip}", d.auth.link_requests_per_ip)
+    _rate(uow, f"link-email:{email}", d.auth.link_requests_per_email)
+    now = d.clock.now()
+    token = secrets.token_urlsafe(32)
+    otp = f"{secrets.randbelow(1_000_000):06d}"
+    expires = now + timedelta(minutes=d.auth.login_code_minutes)
+    d.security.create_login_code(email, d.token_hash(token), d.token_hash(f"otp:{email}:{otp}"), expires, now)
+    link = f"{d.auth.base_url.rstrip('/')}/api/auth/verify-link?{urlencode({'email': email, 'token': token})}"
+    body = (
+        "Sign in to TraderTape\n\n"
+        f"Open this link to sign in:\n{link}\n\n"
+        f"Or enter this code: {otp}\n\n"
+        f"The link and the code work once and expire in {d.auth.login_code_minutes} minutes.\n"
+        "If you did not ask to sign in, ignore this email.\n"
+    )
+    d.mailer.send(email, f"Your TraderTape sign-in code: {otp}", body)
+
+
+def _account_for_login(uow: UnitOfWork, email: str, via: str) -> Account:
+    """The account for `email`, registering it on first sign-in (idempotent under races)."""
+    d = uow.deps
+    account_id = d.security.account_id_for_email(email)
+    if account_id is None:
+        account_id = d.security.claim_email(email, d.ids.next_id("account"))
+    acc = uow.load(Account, Account.uuid_for(account_id))
+    if acc is None:
+        is_admin = email in d.auth.admin_emails
+        acc = Account.register(account_id, email, email.split("@")[0], is_admin, via)
+    return acc
+
+
+def _start_session(uow: UnitOfWork, acc: Account, method: str) -> LoginResult:
+    d = uow.deps
+    now = d.clock.now()
+    token = secrets.token_urlsafe(32)
+    expires = now + timedelta(days=d.auth.session_days)
+    d.security.create_session(acc.account_id, d.token_hash(token), expires, now)
+    acc.logged_in(method)
+    uow.save(acc)
+    uow.account_id = acc.account_id
+    return LoginResult(acc.account_id, token, expires)
+
+
+def verify_login(cmd: m.VerifyLogin, uow: UnitOfWork) -> LoginResult:
+    d = uow.deps
+    email = normalize_email(cmd.email)
+    _rate(uow, f"verify-ip:{cmd.client_ip}", d.auth.login_attempts_per_ip)
+    now = d.clock.now()
+    if cmd.token:
+        if not d.security.use_login_token(email, d.token_hash(cmd.token), now):
+            raise DomainError(_BAD_CODE)
+        method = "magic_link"
+    elif cmd.otp:
+        outcome = d.security.use_login_otp(email, d.token_hash(f"otp:{email}:{cmd.otp.strip()}"), now,
+                                           d.auth.otp_max_attempts)
+        if outcome == "locked":
+            raise DomainError("Too many wrong codes: this code is locked; request a new one")
+        if outcome != "ok":
+            raise DomainError(_BAD_CODE)
+        method = "otp"
+    else:
+        raise DomainError("Give either the token from the link or the 6-digit code")
+    acc = _account_for_login(uow, email, method)
+    return _start_session(uow, acc, method)
+
+
+def password_login(cmd: m.PasswordLogin, uow: UnitOfWork) -> LoginResult:
+    d = uow.deps
+    email = normalize_email(cmd.email)
+    _rate(uow, f"login-ip:{cmd.client_ip}", d.auth.login_attempts_per_ip)
+    _rate(uow, f"login-email:{email}", d.auth.login_attempts_per_ip)
+    account_id = d.security.account_id_for_email(email)
+    stored = d.security.password_hash(account_id) if account_id is not None else None
+    if stored is None:
+        d.passwords.dummy_verify()
+        raise Unauthorized(_GENERIC_LOGIN_ERROR)
+    if not d.passwords.verify(stored, cmd.password):
+        raise Unauthorized(_GENERIC_LOGIN_ERROR)
+    assert account_id is not None
+    acc = uow.get(Account, Account.uuid_for(account_id), "Account")
+    return _start_session(uow, acc, "password")
+
+
+def set_password(cmd: m.SetPassword, uow: UnitOfWork) -> None:
+    d = uow.deps
+    acc = uow.get(Account, Account.uuid_for(cmd.account_id), "Account")
+    stored = d.security.password_hash(cmd.account_id)
+    if stored is not None:
+        if not cmd.current_password:
+            raise DomainError("current_password is required to change an existing password")
+        if not d.passwords.verify(stored, cmd.current_password):
+            raise DomainError("current_password is wrong")
+    d.security.set_password_hash(cmd.account_id, d.passwords.hash(cmd.password), d.clock.now())
+    acc.password_changed()
+    uow.save(acc)
+
+
+def logout(cmd: m.Logout, uow: UnitOfWork) -> None:
+    d = uow.deps
+    account_id = d.security.revoke_session(d.token_hash(cmd.session_token), d.clock.now())
+    if account_id is None:
+        return
+    acc = uow.load(Account, Account.uuid_for(account_id))
+    if acc is not None:
+        acc.logged_out()
+        uow.save(acc)
+        uow.account_id = account_id
+
+
+def issue_agent_key(cmd: m.IssueAgentKey, uow: UnitOfWork) -> IssuedKey:
+    """Generate (or regenerate, revoking the old one) the account's agent key; shown once."""
+    d = uow.deps
+    acc = uow.get(Account, Account.uuid_for(cmd.account_id), "Account")
+    key = AGENT_KEY_PREFIX + secrets.token_urlsafe(32)
+    prefix = key[:10]
+    now = d.clock.now()
+    d.security.set_agent_key(cmd.account_id, prefix, d.token_hash(key), now)
+    acc.issue_agent_key(prefix)
+    uow.save(acc)
+    return IssuedKey(key, prefix, now)
+
+
+def revoke_agent_key(cmd: m.RevokeAgentKey, uow: UnitOfWork) -> None:
+    d = uow.deps
+    acc = uow.get(Account, Account.uuid_for(cmd.account_id), "Account")
+    if not d.security.revoke_agent_key(cmd.account_id, d.clock.now()):
+        raise NotFound("No agent key to revoke")
+    if acc.agent_key_prefix is not None:
+        acc.revoke_agent_key()
+        uow.save(acc)
+
+
+def grant_admin(cmd: m.GrantAdmin, uow: UnitOfWork) -> None:
+    acc = uow.get(Account, Account.uuid_for(cmd.account_id), "Account")
+    acc.grant_admin()
+    uow.save(acc)
+
+
+def constant_time_equals(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

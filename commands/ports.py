@@ -1,0 +1,111 @@
+"""Ports: what the command handlers need from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from domain.aggregate import Aggregate
+
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass(frozen=True)
+class CommandMeta:
+    """Who issued a command and under which request: recorded with every event it causes."""
+
+    actor: str  # "user:7", "agent:zt_ab12", "scheduler", "system"
+    request_id: str | None = None
+    account_id: int | None = None
+    correlation_id: str | None = None
+
+
+class ConcurrencyConflict(Exception):
+    """Another command saved the same aggregate version first."""
+
+
+class EventStore(Protocol):
+    """Loads aggregates from their events and saves new events atomically with optimistic concurrency."""
+
+    def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None: ...
+
+    def save(self, aggregates: Sequence[Aggregate], meta: CommandMeta) -> int | None:
+        """Save every pending event of `aggregates` in one transaction; returns the last position
+        (None when nothing was pending); raises ConcurrencyConflict on a version clash."""
+        ...
+
+
+class IdAllocator(Protocol):
+    """Allocates the integer ids the API shows, from a sequence per kind in the store."""
+
+    def next_id(self, kind: str) -> int: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Mailer(Protocol):
+    """Sends one plain-text email."""
+
+    def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, password_hash: str, password: str) -> bool: ...
+
+    def dummy_verify(self) -> None:
+        """Spend the time of a verification, so unknown accounts answer as slowly as known ones."""
+        ...
+
+
+class TokenHasher(Protocol):
+    """Keyed hash of bearer secrets (session tokens, login links, OTPs, agent keys); only hashes are stored."""
+
+    def __call__(self, token: str) -> str: ...
+
+
+class SecurityStore(Protocol):
+    """Plain tables for ephemeral security records and secrets (not events)."""
+
+    def rate_hit(self, key: str, window_seconds: int, limit: int, now: datetime) -> bool:
+        """Record one attempt under `key`; False when more than `limit` fell in the window."""
+        ...
+
+    def claim_email(self, email: str, account_id: int) -> int:
+        """Map `email` to `account_id` unless it is mapped already; returns the mapped id."""
+        ...
+
+    def account_id_for_email(self, email: str) -> int | None: ...
+
+    def create_login_code(self, email: str, token_hash: str, otp_hash: str, expires_at: datetime,
+                          now: datetime) -> None: ...
+
+    def use_login_token(self, email: str, token_hash: str, now: datetime) -> bool: ...
+
+    def use_login_otp(self, email: str, otp_hash: str, now: datetime, max_attempts: int) -> str:
+        """"ok", "wrong", "locked" (too many wrong tries) or "none" (no live code)."""
+        ...
+
+    def create_session(self, account_id: int, token_hash: str, expires_at: datetime, now: datetime) -> None: ...
+
+    def revoke_session(self, token_hash: str, now: datetime) -> int | None: ...
+
+    def password_hash(self, account_id: int) -> str | None: ...
+
+    def set_password_hash(self, account_id: int, password_hash: str, now: datetime) -> None: ...
+
+    def set_agent_key(self, account_id: int, prefix: str, key_hash: str, now: datetime) -> None: ...
+
+    def revoke_agent_key(self, account_id: int, now: datetime) -> bool: ...
+
+
+class PortfolioUsage(Protocol):
+    """How many active (not retired) portfolios use a strategy."""
+
+    def active_portfolios_using(self, strategy_id: int) -> int: ...

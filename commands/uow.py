@@ -1,0 +1,81 @@
+"""The unit of work a handler runs in: loads aggregates, saves their events, remembers the position."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from commands.ports import (
+    Clock,
+    CommandMeta,
+    EventStore,
+    IdAllocator,
+    Mailer,
+    PasswordHasher,
+    PortfolioUsage,
+    SecurityStore,
+    TokenHasher,
+)
+from domain.aggregate import Aggregate
+from domain.errors import NotFound
+
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass
+class AuthPolicy:
+    base_url: str = "http://127.0.0.1:8000"
+    login_code_minutes: int = 15
+    session_days: int = 30
+    otp_max_attempts: int = 5
+    link_requests_per_email: int = 5  # per rate window
+    link_requests_per_ip: int = 30
+    login_attempts_per_ip: int = 60
+    rate_window_seconds: int = 900
+    admin_emails: tuple[str, ...] = ()
+
+
+class _NoPortfolios:
+    def active_portfolios_using(self, strategy_id: int) -> int:
+        return 0
+
+
+@dataclass
+class Deps:
+    """Everything handlers may use; built once by the composition root."""
+
+    store: EventStore
+    ids: IdAllocator
+    clock: Clock
+    security: SecurityStore
+    mailer: Mailer
+    passwords: PasswordHasher
+    token_hash: TokenHasher
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+    portfolio_usage: PortfolioUsage = field(default_factory=_NoPortfolios)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class UnitOfWork:
+    def __init__(self, deps: Deps, meta: CommandMeta) -> None:
+        self.deps = deps
+        self.meta = meta
+        self.position: int | None = None
+        self.account_id: int | None = meta.account_id
+        self.touched_accounts: set[int] = set()  # owners of the aggregates saved (Kafka partition keys)
+
+    def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        return self.deps.store.load(cls, aggregate_id)
+
+    def get(self, cls: type[A], aggregate_id: uuid.UUID, what: str) -> A:
+        agg = self.deps.store.load(cls, aggregate_id)
+        if agg is None:
+            raise NotFound(f"{what} not found")
+        return agg
+
+    def save(self, *aggregates: Aggregate) -> None:
+        pos = self.deps.store.save(list(aggregates), self.meta)
+        if pos is not None:
+            self.position = pos
+            self.touched_accounts.update(a.account_id or 0 for a in aggregates)

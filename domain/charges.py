@@ -1,0 +1,139 @@
+"""Statutory and broker charges on equity delivery trades, as a date-effective rate table.
+
+Schedule ``zerodha_delivery`` (Zerodha CNC, NSE), per reference §5.2:
+
+| component | rate | side |
+|---|---|---|
+| brokerage | 0 | both |
+| STT | 0.1 % of turnover | both |
+| exchange transaction charge (NSE) | 0.00345 % before 2024-10-01, 0.00297 % from 2024-10-01, 0.00307 % (incl. IPFT) from 2026-03-01 | both |
+| SEBI turnover fee | Rs 10 / crore (0.0001 %) | both |
+| stamp duty | 0.015 % | buy only |
+| GST | 18 % of (brokerage + exchange charge + SEBI fee) | both |
+| DP charge | Rs 13.50 + 18 % GST = 15.93 before 2024-10-01, Rs 13 + GST = 15.34 from then | sell, once per scrip per day |
+
+Choices (documented because a contract note can differ by a paisa):
+- Stamp duty before its national unification on 2020-07-01 varied by the client's state; the
+  simulator applies the unified 0.015 % throughout.
+- The DP charge fell from Rs 13.50 + GST to Rs 13 + GST; the exact date was not collected, so the
+  table switches on 2024-10-01 (the SEBI "true to label" date of the exchange-charge change).
+- Rounding: every component is computed exactly except stamp duty, which is rounded to the paisa
+  first (as Kite's charges calculator does: 0.015 % of 1,498 is shown as 0.22); the total is the sum
+  rounded to the paisa with Python's ``round(x, 2)``. The components in the breakdown are each
+  shown rounded to the paisa, so they may differ from the total by a paisa. STT is NOT rounded to
+  the rupee: contract notes round it over a whole day's trades, which a per-trade figure cannot
+  reproduce.
+- The DP charge is applied to every sell (one trade = one scrip on one day).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from domain.ticks import DateLike, iso_date
+
+SCHEDULES = ("zerodha_delivery", "none")
+SIDES = ("buy", "sell")
+
+
+@dataclass(frozen=True)
+class ChargeRates:
+    """Rates in force from `effective_from` (ISO date) until the next entry of the same schedule."""
+
+    effective_from: str
+    brokerage: float = 0.0  # flat rupees per order
+    stt_pct: float = 0.1
+    exchange_pct: float = 0.00345
+    sebi_per_crore: float = 10.0
+    stamp_pct: float = 0.015  # buy side only
+    gst_pct: float = 18.0
+    dp_charge: float = 15.93  # rupees incl. GST, sell side only
+
+
+_ZERODHA_DELIVERY: tuple[ChargeRates, ...] = (
+    ChargeRates(effective_from="0001-01-01", exchange_pct=0.00345, dp_charge=15.93),
+    ChargeRates(effective_from="2024-10-01", exchange_pct=0.00297, dp_charge=15.34),
+    ChargeRates(effective_from="2026-03-01", exchange_pct=0.00307, dp_charge=15.34),
+)
+_NONE = ChargeRates(
+    effective_from="0001-01-01", brokerage=0.0, stt_pct=0.0, exchange_pct=0.0, sebi_per_crore=0.0,
+    stamp_pct=0.0, gst_pct=0.0, dp_charge=0.0,
+)
+
+
+@dataclass(frozen=True)
+class ChargeBreakdown:
+    """One trade's charges in rupees, each component rounded to the paisa, and their total."""
+
+    brokerage: float
+    stt: float
+    exchange_txn: float
+    sebi_fee: float
+    stamp_duty: float
+    gst: float
+    dp_charge: float
+    total: float
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+def rates_on(trade_date: DateLike, schedule: str = "zerodha_delivery") -> ChargeRates:
+    """The rates of `schedule` in force on `trade_date`."""
+    if schedule == "none":
+        return _NONE
+    if schedule != "zerodha_delivery":
+        raise ValueError(f"unknown charges schedule {schedule!r}; use one of: {', '.join(SCHEDULES)}")
+    day = iso_date(trade_date)
+    chosen = _ZERODHA_DELIVERY[0]
+    for rates in _ZERODHA_DELIVERY:
+        if rates.effective_from <= day:
+            chosen = rates
+    return chosen
+
+
+def charges(
+    side: str,
+    quantity: int,
+    price: float,
+    trade_date: DateLike,
+    schedule: str | ChargeRates = "zerodha_delivery",
+) -> ChargeBreakdown:
+    """Charges on one delivery trade of `quantity` shares at `price` on `trade_date`.
+
+    `schedule` is a schedule name (``zerodha_delivery`` or ``none``) or an explicit `ChargeRates`
+    (used by tests and by callers with a broker-specific table). See the module docstring for the
+    rounding rules.
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+    rates = schedule if isinstance(schedule, ChargeRates) else rates_on(trade_date, schedule)
+    turnover = quantity * price
+    if turnover <= 0:
+        zero = ChargeBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return zero
+    stt = turnover * rates.stt_pct / 100.0
+    exchange = turnover * rates.exchange_pct / 100.0
+    sebi = turnover * rates.sebi_per_crore / 1e7
+    stamp = round(turnover * rates.stamp_pct / 100.0, 2) if side == "buy" else 0.0
+    gst = (rates.brokerage + exchange + sebi) * rates.gst_pct / 100.0
+    dp = rates.dp_charge if side == "sell" else 0.0
+    total = round(rates.brokerage + stt + exchange + sebi + stamp + gst + dp, 2)
+    return ChargeBreakdown(
+        brokerage=round(rates.brokerage, 2),
+        stt=round(stt, 2),
+        exchange_txn=round(exchange, 2),
+        sebi_fee=round(sebi, 2),
+        stamp_duty=stamp,
+        gst=round(gst, 2),
+        dp_charge=round(dp, 2),
+        total=total,
+    )
+
+
+def total_charges(
+    side: str, quantity: int, price: float, trade_date: DateLike, schedule: str | ChargeRates = "zerodha_delivery"
+) -> float:
+    """Only the total of `charges(...)` (the figure cash and P&L use)."""
+    return charges(side, quantity, price, trade_date, schedule).total

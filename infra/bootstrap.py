@@ -1,0 +1,79 @@
+"""The composition root: builds every adapter from the settings. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from commands.bus import MessageBus
+from commands.handlers import HANDLERS
+from commands.messages import SeedTemplates
+from commands.ports import CommandMeta, Mailer
+from commands.uow import AuthPolicy, Deps
+from infra.db import Database, SqlIdAllocator
+from infra.eventstore import SqlEventStore, SystemClock, make_recorder
+from infra.mail import ConsoleMailer, SmtpMailer
+from infra.security import Argon2Passwords, HmacTokenHasher, SqlSecurityStore
+from infra.settings import Settings
+from projections.base import tracking_metadata
+from projections.registry import all_projections
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    store: SqlEventStore
+    security: SqlSecurityStore
+    bus: MessageBus
+    mailer: Mailer
+    token_hash: HmacTokenHasher
+    listeners: list[Any] = field(default_factory=list)
+
+    def on_saved(self, position: int) -> None:
+        for listener in self.listeners:
+            listener(position)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    if settings.smtp_url:
+        return SmtpMailer(settings.smtp_url, settings.mail_from)
+    return ConsoleMailer(settings.var_dir / "mail", settings.mail_from)
+
+
+def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
+    settings.check()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.from_settings(settings)
+    db.create_security_tables()
+    clock = SystemClock()
+    store = SqlEventStore(make_recorder(settings.database_url), clock)
+    security = SqlSecurityStore(db)
+    token_hash = HmacTokenHasher(settings.secret_key_list[0])
+    mail = mailer or make_mailer(settings)
+    deps = Deps(
+        store=store, ids=SqlIdAllocator(db), clock=clock, security=security, mailer=mail,
+        passwords=Argon2Passwords(), token_hash=token_hash,
+        auth=AuthPolicy(base_url=settings.base_url, session_days=settings.session_days,
+                        admin_emails=settings.admin_email_list),
+    )
+    platform = Platform(settings, db, store, security, MessageBus(deps, HANDLERS), mail, token_hash)
+    platform.bus = MessageBus(deps, HANDLERS, on_saved=platform.on_saved)
+    with db.write() as conn:
+        tracking_metadata.create_all(conn)
+        for p in all_projections():
+            p.create(conn)
+    return platform
+
+
+def seed(platform: Platform) -> None:
+    """Idempotent first-run data: the strategy templates."""
+    created = platform.bus.handle(SeedTemplates(), CommandMeta(actor="system")).value
+    if created:
+        log.info("seeded %d strategy templates", len(created))

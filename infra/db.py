@@ -1,0 +1,164 @@
+"""Database engines (SQLite in the embedded default, Postgres in production) and the plain security tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from infra.settings import Settings
+
+security_metadata = sa.MetaData()
+
+id_sequences = sa.Table(
+    "id_sequences", security_metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+email_accounts = sa.Table(
+    "email_accounts", security_metadata,
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("account_id", sa.BigInteger, nullable=False, unique=True),
+)
+login_codes = sa.Table(
+    "login_codes", security_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("otp_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+sessions = sa.Table(
+    "sessions", security_metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)
+passwords = sa.Table(
+    "passwords", security_metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True),
+    sa.Column("hash", sa.String(255), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+agent_keys = sa.Table(
+    "agent_keys", security_metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+)
+rate_hits = sa.Table(
+    "rate_hits", security_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(400), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_rate_hits_key_at", "key", "at"),
+)
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    return database_url
+
+
+def sqlite_path(database_url: str) -> str:
+    return database_url.split("///", 1)[1]
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                              pool_size=8, max_overflow=16)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Write transactions take the lock up front so they wait instead of failing on upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@dataclass
+class Database:
+    """One database: a writer engine and a reader engine (the same engine on Postgres)."""
+
+    url: str
+    writer: Engine
+    reader: Engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls.from_url(settings.database_url)
+
+    @classmethod
+    def from_url(cls, database_url: str) -> Database:
+        url = sqlalchemy_url(database_url)
+        if url.startswith("sqlite"):
+            from pathlib import Path
+
+            Path(sqlite_path(url)).parent.mkdir(parents=True, exist_ok=True)
+            return cls(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
+        engine = sa.create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        return cls(url, engine, engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.reader.connect() as conn:
+            yield conn
+
+    def create_security_tables(self) -> None:
+        security_metadata.create_all(self.writer)
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+
+def epoch(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+class SqlIdAllocator:
+    """Integer ids from a per-kind sequence row (an atomic upsert-and-return)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._stmt = sa.text(
+            "INSERT INTO id_sequences (name, value) VALUES (:name, 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = id_sequences.value + 1 RETURNING value"
+        )
+
+    def next_id(self, kind: str) -> int:
+        with self.db.write() as conn:
+            return int(conn.execute(self._stmt, {"name": kind}).scalar_one())

@@ -1,0 +1,144 @@
+"""The event store: domain aggregates persisted through the `eventsourcing` library's recorders.
+
+Domain events stay free of the library: each is stored as a `StoredEvent` whose topic is the event type
+and whose state is a JSON document {event_id, type, schema_version, aggregate_type, account_id,
+occurred_at, meta, data}. The recorder's notification id is the event's global `position`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InfrastructureFactory,
+    IntegrityError,
+    Notification,
+    StoredEvent,
+)
+
+from commands.ports import Clock, CommandMeta, ConcurrencyConflict
+from domain.aggregate import Aggregate
+from domain.events import event_from_data
+from infra.db import sqlite_path
+from projections.envelope import Envelope
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def recorder_env(database_url: str) -> dict[str, str]:
+    """eventsourcing's environment for a database URL (sqlite:///path or postgresql://...)."""
+    if database_url.startswith("sqlite"):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": sqlite_path(database_url),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    u = urlparse(database_url.replace("+psycopg", ""))
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": (u.path or "/postgres").lstrip("/"),
+        "POSTGRES_HOST": u.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(u.port or 5432),
+        "POSTGRES_USER": unquote(u.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(u.password or ""),
+        "POSTGRES_POOL_SIZE": "10",
+        "POSTGRES_MAX_OVERFLOW": "20",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "5",
+    }
+    return env
+
+
+def make_recorder(database_url: str) -> ApplicationRecorder:
+    factory = InfrastructureFactory.construct(recorder_env(database_url))
+    return factory.application_recorder()
+
+
+def envelope_from_notification(n: Notification) -> Envelope:
+    doc = json.loads(n.state)
+    return Envelope(
+        event_id=doc["event_id"],
+        type=doc["type"],
+        schema_version=doc["schema_version"],
+        aggregate_type=doc["aggregate_type"],
+        aggregate_id=str(n.originator_id),
+        aggregate_version=n.originator_version,
+        account_id=doc["account_id"],
+        occurred_at=doc["occurred_at"],
+        position=n.id,
+        data=doc["data"],
+        meta=doc.get("meta", {}),
+    )
+
+
+class SqlEventStore:
+    def __init__(self, recorder: ApplicationRecorder, clock: Clock) -> None:
+        self.recorder = recorder
+        self.clock = clock
+
+    def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        stored = self.recorder.select_events(aggregate_id)
+        if not stored:
+            return None
+        events = [event_from_data(s.topic, json.loads(s.state)["data"]) for s in stored]
+        agg = cls.rehydrate(aggregate_id, events)
+        return agg
+
+    def save(self, aggregates: Sequence[Aggregate], meta: CommandMeta) -> int | None:
+        now = self.clock.now().isoformat()
+        meta_doc: dict[str, Any] = {"actor": meta.actor}
+        if meta.request_id:
+            meta_doc["request_id"] = meta.request_id
+        if meta.correlation_id:
+            meta_doc["correlation_id"] = meta.correlation_id
+        records: list[StoredEvent] = []
+        for agg in aggregates:
+            pending = agg.collect_events()
+            first_version = agg.version - len(pending) + 1
+            for i, event in enumerate(pending):
+                doc = {
+                    "event_id": str(uuid.uuid4()),
+                    "type": event.type,
+                    "schema_version": event.schema_version,
+                    "aggregate_type": agg.aggregate_type,
+                    "account_id": agg.account_id,
+                    "occurred_at": now,
+                    "meta": meta_doc,
+                    "data": event.to_data(),
+                }
+                records.append(StoredEvent(
+                    originator_id=agg.aggregate_id,
+                    originator_version=first_version + i,
+                    topic=event.type,
+                    state=json.dumps(doc, separators=(",", ":")).encode(),
+                ))
+        if not records:
+            return None
+        try:
+            ids = self.recorder.insert_events(records)
+        except IntegrityError as exc:
+            raise ConcurrencyConflict(str(exc)) from exc
+        return max(ids) if ids else None
+
+    def read(self, after: int, limit: int = 500) -> list[Envelope]:
+        """Envelopes with position > `after`, in store order."""
+        notes = self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        return [envelope_from_notification(n) for n in notes]
+
+    def max_position(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+    def events_of(self, aggregate_id: uuid.UUID) -> list[dict[str, Any]]:
+        return [json.loads(s.state) | {"aggregate_version": s.originator_version}
+                for s in self.recorder.select_events(aggregate_id)]

@@ -1,0 +1,234 @@
+"""Security adapters: argon2id passwords, keyed token hashes, and the SQL security store."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher as _Argon2
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from infra.db import (
+    Database,
+    agent_keys,
+    email_accounts,
+    epoch,
+    login_codes,
+    passwords,
+    rate_hits,
+    sessions,
+)
+
+
+class Argon2Passwords:
+    def __init__(self) -> None:
+        self._ph = _Argon2()  # argon2id with the library's recommended parameters
+        self._dummy = self._ph.hash("not-a-real-password")
+
+    def hash(self, password: str) -> str:
+        return self._ph.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._ph.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def dummy_verify(self) -> None:
+        self.verify(self._dummy, "wrong-password")
+
+
+class HmacTokenHasher:
+    """HMAC-SHA256 with the current secret key: a leaked table alone cannot be used to forge lookups."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(("token-hash:" + secret).encode()).digest()
+
+    def __call__(self, token: str) -> str:
+        return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    account_id: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class AgentKeyInfo:
+    prefix: str
+    created_at: float
+    last_used_at: float | None
+
+
+class SqlSecurityStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- rate limits -------------------------------------------------------------------------
+    def rate_hit(self, key: str, window_seconds: int, limit: int, now: datetime) -> bool:
+        t = epoch(now)
+        with self.db.write() as conn:
+            conn.execute(sa.delete(rate_hits).where(rate_hits.c.key == key, rate_hits.c.at < t - window_seconds))
+            count = conn.execute(
+                sa.select(sa.func.count()).select_from(rate_hits).where(rate_hits.c.key == key)
+            ).scalar_one()
+            if count >= limit:
+                return False
+            conn.execute(sa.insert(rate_hits).values(key=key, at=t))
+            return True
+
+    # --- accounts by email -----------------------------------------------------------------------
+    def claim_email(self, email: str, account_id: int) -> int:
+        with self.db.write() as conn:
+            existing = conn.execute(
+                sa.select(email_accounts.c.account_id).where(email_accounts.c.email == email)
+            ).scalar_one_or_none()
+            if existing is not None:
+                return int(existing)
+            conn.execute(sa.insert(email_accounts).values(email=email, account_id=account_id))
+            return account_id
+
+    def account_id_for_email(self, email: str) -> int | None:
+        with self.db.read() as conn:
+            v = conn.execute(
+                sa.select(email_accounts.c.account_id).where(email_accounts.c.email == email)
+            ).scalar_one_or_none()
+        return None if v is None else int(v)
+
+    # --- login codes -------------------------------------------------------------------------------
+    def create_login_code(self, email: str, token_hash: str, otp_hash: str, expires_at: datetime,
+                          now: datetime) -> None:
+        t = epoch(now)
+        with self.db.write() as conn:
+            # Only the newest code of an email is live: older ones stop working.
+            conn.execute(sa.update(login_codes).where(login_codes.c.email == email, login_codes.c.used_at.is_(None))
+                         .values(used_at=t))
+            conn.execute(sa.delete(login_codes).where(login_codes.c.expires_at < t - 86400))
+            conn.execute(sa.insert(login_codes).values(
+                email=email, token_hash=token_hash, otp_hash=otp_hash, created_at=t,
+                expires_at=epoch(expires_at), attempts=0,
+            ))
+
+    def use_login_token(self, email: str, token_hash: str, now: datetime) -> bool:
+        t = epoch(now)
+        with self.db.write() as conn:
+            res = conn.execute(
+                sa.update(login_codes)
+                .where(login_codes.c.email == email, login_codes.c.token_hash == token_hash,
+                       login_codes.c.used_at.is_(None), login_codes.c.expires_at > t)
+                .values(used_at=t)
+            )
+            return res.rowcount == 1
+
+    def use_login_otp(self, email: str, otp_hash: str, now: datetime, max_attempts: int) -> str:
+        t = epoch(now)
+        with self.db.write() as conn:
+            row = conn.execute(
+                sa.select(login_codes.c.id, login_codes.c.otp_hash, login_codes.c.attempts)
+                .where(login_codes.c.email == email, login_codes.c.used_at.is_(None), login_codes.c.expires_at > t)
+                .order_by(login_codes.c.id.desc()).limit(1)
+            ).first()
+            if row is None:
+                return "none"
+            if row.attempts >= max_attempts:
+                return "locked"
+            if hmac.compare_digest(row.otp_hash, otp_hash):
+                conn.execute(sa.update(login_codes).where(login_codes.c.id == row.id).values(used_at=t))
+                return "ok"
+            attempts = row.attempts + 1
+            values: dict[str, object] = {"attempts": attempts}
+            if attempts >= max_attempts:
+                values["used_at"] = t  # locked for good: a new code must be requested
+            conn.execute(sa.update(login_codes).where(login_codes.c.id == row.id).values(**values))
+            return "locked" if attempts >= max_attempts else "wrong"
+
+    # --- sessions -------------------------------------------------------------------------------
+    def create_session(self, account_id: int, token_hash: str, expires_at: datetime, now: datetime) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.insert(sessions).values(
+                token_hash=token_hash, account_id=account_id, created_at=epoch(now), expires_at=epoch(expires_at)
+            ))
+
+    def revoke_session(self, token_hash: str, now: datetime) -> int | None:
+        with self.db.write() as conn:
+            row = conn.execute(
+                sa.select(sessions.c.account_id).where(sessions.c.token_hash == token_hash,
+                                                       sessions.c.revoked_at.is_(None))
+            ).first()
+            if row is None:
+                return None
+            conn.execute(sa.update(sessions).where(sessions.c.token_hash == token_hash).values(revoked_at=epoch(now)))
+            return int(row.account_id)
+
+    def session(self, token_hash: str, now: float, sliding_seconds: float) -> SessionInfo | None:
+        """The live session for a token hash, extending its expiry (sliding) at most once a minute."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(sessions.c.account_id, sessions.c.expires_at)
+                .where(sessions.c.token_hash == token_hash, sessions.c.revoked_at.is_(None),
+                       sessions.c.expires_at > now)
+            ).first()
+        if row is None:
+            return None
+        new_expiry = now + sliding_seconds
+        if new_expiry - row.expires_at > 60:
+            with self.db.write() as conn:
+                conn.execute(sa.update(sessions).where(sessions.c.token_hash == token_hash)
+                             .values(expires_at=new_expiry))
+            return SessionInfo(int(row.account_id), new_expiry)
+        return SessionInfo(int(row.account_id), float(row.expires_at))
+
+    # --- passwords ------------------------------------------------------------------------------
+    def password_hash(self, account_id: int) -> str | None:
+        with self.db.read() as conn:
+            v = conn.execute(sa.select(passwords.c.hash).where(passwords.c.account_id == account_id)).scalar_one_or_none()
+        return None if v is None else str(v)
+
+    def set_password_hash(self, account_id: int, password_hash: str, now: datetime) -> None:
+        with self.db.write() as conn:
+            updated = conn.execute(sa.update(passwords).where(passwords.c.account_id == account_id)
+                                   .values(hash=password_hash, updated_at=epoch(now))).rowcount
+            if not updated:
+                conn.execute(sa.insert(passwords).values(account_id=account_id, hash=password_hash,
+                                                         updated_at=epoch(now)))
+
+    # --- agent keys -----------------------------------------------------------------------------
+    def set_agent_key(self, account_id: int, prefix: str, key_hash: str, now: datetime) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.delete(agent_keys).where(agent_keys.c.account_id == account_id))
+            conn.execute(sa.insert(agent_keys).values(account_id=account_id, prefix=prefix, key_hash=key_hash,
+                                                      created_at=epoch(now)))
+
+    def revoke_agent_key(self, account_id: int, now: datetime) -> bool:
+        with self.db.write() as conn:
+            res = conn.execute(sa.update(agent_keys)
+                               .where(agent_keys.c.account_id == account_id, agent_keys.c.revoked_at.is_(None))
+                               .values(revoked_at=epoch(now)))
+            return res.rowcount == 1
+
+    def agent_key_account(self, key_hash: str, now: float) -> int | None:
+        """The account a live agent key belongs to; records last use (at most every 10 s)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(agent_keys.c.account_id, agent_keys.c.last_used_at)
+                .where(agent_keys.c.key_hash == key_hash, agent_keys.c.revoked_at.is_(None))
+            ).first()
+        if row is None:
+            return None
+        if row.last_used_at is None or now - row.last_used_at > 10:
+            with self.db.write() as conn:
+                conn.execute(sa.update(agent_keys).where(agent_keys.c.account_id == row.account_id)
+                             .values(last_used_at=now))
+        return int(row.account_id)
+
+    def agent_key_info(self, account_id: int) -> AgentKeyInfo | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(agent_keys.c.prefix, agent_keys.c.created_at, agent_keys.c.last_used_at)
+                .where(agent_keys.c.account_id == account_id, agent_keys.c.revoked_at.is_(None))
+            ).first()
+        return None if row is None else AgentKeyInfo(row.prefix, row.created_at, row.last_used_at)

@@ -1,0 +1,84 @@
+"""Typed settings (environment variables prefixed TRADERTAPE_, or a .env file)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "please-change-me"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRADERTAPE_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    var_dir: Path = Path("./var")
+    database_url: str = "sqlite:///./var/tradertape.db"
+    kafka_bootstrap: str | None = None
+    kafka_topic: str = "tradertape.events"
+    kafka_partitions: int = Field(default=3, ge=1, le=256)
+    duckdb_path: Path = Path("./var/analytics.duckdb")
+    data_dir: Path = Path("./var/data")
+    # Comma-separated; the first signs/encrypts, the others are still accepted (rotation).
+    secret_keys: str = ""
+    smtp_url: str | None = None  # smtp://user:pass@host:port, smtps://..., ?starttls=1
+    mail_from: str = "TraderTape <no-reply@tradertape.local>"
+    cookie_secure: bool = False
+    session_days: int = 30
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_emails: str = ""  # comma-separated emails that become admins
+    read_your_writes_timeout: float = 2.0
+    log_level: str = "INFO"
+
+    @field_validator("kafka_bootstrap", "smtp_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded_transport(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def admin_email_list(self) -> tuple[str, ...]:
+        return tuple(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
+
+    @cached_property
+    def secret_key_list(self) -> list[str]:
+        """The secret keys; development generates and keeps one under var_dir (mode 0600)."""
+        keys = [k.strip() for k in self.secret_keys.split(",") if k.strip()]
+        if any(k.lower() in PLACEHOLDER_SECRETS or len(k) < 32 for k in keys):
+            raise RuntimeError("TRADERTAPE_SECRET_KEYS holds a placeholder or a key shorter than 32 characters")
+        if keys:
+            return keys
+        if self.env == "production":
+            raise RuntimeError(
+                "TRADERTAPE_SECRET_KEYS is not set: production refuses to start without a secret key "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        path = self.var_dir / "secret.key"
+        if not path.exists():
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return [path.read_text().strip()]
+
+    def check(self) -> None:
+        """Fail fast on a configuration production must not run with."""
+        _ = self.secret_key_list
+        if self.env == "production" and self.is_sqlite:
+            # Allowed, but worth a loud note: the embedded store is single-machine.
+            pass

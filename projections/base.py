@@ -1,0 +1,92 @@
+"""Projection machinery: projections turn envelopes into read-model rows, tracking their position
+in the same transaction so they resume, deduplicate and rebuild safely."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.envelope import Envelope
+
+tracking_metadata = sa.MetaData()
+
+# One row per (projection, shard). A shard is "store" for the embedded source, or "kafka:<partition>"
+# for the Kafka source; `position` is the highest store position applied from that shard and
+# `kafka_offset` the last consumed offset there.
+projection_tracking = sa.Table(
+    "projection_tracking", tracking_metadata,
+    sa.Column("projection", sa.String(64), primary_key=True),
+    sa.Column("shard", sa.String(32), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("kafka_offset", sa.BigInteger),
+)
+
+
+class Projection:
+    """Base class: subclasses set `name`, define tables on their own `metadata`, and `on_<EventType>`
+    methods taking (conn, envelope)."""
+
+    name: ClassVar[str]
+    metadata: ClassVar[sa.MetaData]
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Callable[[Connection, Envelope], None]] = {}
+        for attr in dir(self):
+            if attr.startswith("on_"):
+                self._handlers[attr[3:]] = getattr(self, attr)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type in self._handlers
+
+    def apply(self, conn: Connection, env: Envelope) -> None:
+        handler = self._handlers.get(env.type)
+        if handler is not None:
+            handler(conn, env)
+
+    def create(self, conn: Connection) -> None:
+        self.metadata.create_all(conn)
+
+    def drop(self, conn: Connection) -> None:
+        self.metadata.drop_all(conn)
+        conn.execute(sa.delete(projection_tracking).where(projection_tracking.c.projection == self.name))
+
+
+def read_tracking(conn: Connection, names: list[str]) -> dict[tuple[str, str], tuple[int, int | None]]:
+    rows = conn.execute(
+        sa.select(projection_tracking).where(projection_tracking.c.projection.in_(names))
+    ).all()
+    return {(r.projection, r.shard): (int(r.position), r.kafka_offset) for r in rows}
+
+
+def write_tracking(conn: Connection, projection: str, shard: str, position: int, kafka_offset: int | None,
+                   existed: bool) -> None:
+    if existed:
+        conn.execute(
+            sa.update(projection_tracking)
+            .where(projection_tracking.c.projection == projection, projection_tracking.c.shard == shard)
+            .values(position=position, kafka_offset=kafka_offset)
+        )
+    else:
+        conn.execute(sa.insert(projection_tracking).values(
+            projection=projection, shard=shard, position=position, kafka_offset=kafka_offset
+        ))
+
+
+def min_position(conn: Connection, names: list[str], shard: str) -> int:
+    """The lowest position any of the named projections has applied from `shard` (0 if one has none)."""
+    rows = conn.execute(
+        sa.select(projection_tracking.c.projection, projection_tracking.c.position)
+        .where(projection_tracking.c.projection.in_(names), projection_tracking.c.shard == shard)
+    ).all()
+    got = {r.projection: int(r.position) for r in rows}
+    return min((got.get(n, 0) for n in names), default=0)
+
+
+def page(query: sa.Select[Any], conn: Connection, limit: int, offset: int) -> tuple[list[Any], int]:
+    """Rows of one page and the total count."""
+    total = conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    rows = conn.execute(query.limit(limit).offset(offset)).all()
+    return list(rows), int(total)

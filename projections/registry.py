@@ -1,0 +1,11 @@
+"""Every read-model projection the operational database holds."""
+
+from __future__ import annotations
+
+from projections.accounts import AccountsProjection
+from projections.base import Projection
+from projections.strategies import StrategiesProjection
+
+
+def all_projections() -> list[Projection]:
+    return [AccountsProjection(), StrategiesProjection()]

@@ -1,0 +1,107 @@
+"""The strategies read model and its queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.base import Projection, page
+from projections.envelope import Envelope
+
+metadata = sa.MetaData()
+strategies = sa.Table(
+    "rm_strategies", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("aggregate_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("owner_id", sa.BigInteger, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("base_model", sa.String(64), nullable=False),
+    sa.Column("entry_rules", sa.JSON, nullable=False),
+    sa.Column("exit_rules", sa.JSON, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False),
+    sa.Column("is_template", sa.Boolean, nullable=False),
+    sa.Column("is_public", sa.Boolean, nullable=False),
+    sa.Column("forked_from", sa.BigInteger),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+_BODY = ("name", "description", "base_model", "entry_rules", "exit_rules", "params", "is_active")
+
+
+class StrategiesProjection(Projection):
+    name = "strategies"
+    metadata = metadata
+
+    def on_StrategyCreated(self, conn: Connection, env: Envelope) -> None:
+        d = env.data
+        conn.execute(sa.insert(strategies).values(
+            id=d["strategy_id"], aggregate_id=env.aggregate_id, owner_id=d["owner_id"], is_template=d["is_template"], is_public=d["is_public"],
+            forked_from=d["forked_from"], created_at=env.occurred_at, updated_at=env.occurred_at,
+            **{k: d[k] for k in _BODY},
+        ))
+
+    def _sid(self, env: Envelope) -> Any:
+        return strategies.c.aggregate_id == env.aggregate_id
+
+    def on_StrategyUpdated(self, conn: Connection, env: Envelope) -> None:
+        conn.execute(sa.update(strategies).where(self._sid(env))
+                     .values(updated_at=env.occurred_at, **{k: env.data[k] for k in _BODY}))
+
+    def on_StrategyShared(self, conn: Connection, env: Envelope) -> None:
+        conn.execute(sa.update(strategies).where(self._sid(env))
+                     .values(is_public=env.data["is_public"], updated_at=env.occurred_at))
+
+    def on_StrategyDeleted(self, conn: Connection, env: Envelope) -> None:
+        conn.execute(sa.delete(strategies).where(self._sid(env)))
+
+
+@dataclass(frozen=True)
+class StrategyFilters:
+    is_active: bool | None = None
+    is_template: bool | None = None
+    is_public: bool | None = None
+    base_model: str | None = None
+    q: str | None = None
+
+
+def strategy_public(row: Any) -> dict[str, Any]:
+    d = dict(row._mapping)
+    d.pop("aggregate_id", None)
+    return d
+
+
+def list_strategies(conn: Connection, account_id: int, f: StrategyFilters, limit: int,
+                    offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Own strategies plus templates (templates only when is_template=true or no is_template filter);
+    with is_public=true, also other users' public strategies."""
+    s = strategies.c
+    visible = [s.owner_id == account_id]
+    if f.is_template is None or f.is_template:
+        visible.append(s.is_template.is_(True))
+    if f.is_public:
+        visible.append(s.is_public.is_(True))
+    conds: list[Any] = [sa.or_(*visible)]
+    if f.is_template is not None:
+        conds.append(s.is_template.is_(f.is_template))
+    if f.is_active is not None:
+        conds.append(s.is_active.is_(f.is_active))
+    if f.is_public is not None:
+        conds.append(s.is_public.is_(f.is_public))
+    if f.base_model:
+        conds.append(s.base_model == f.base_model)
+    if f.q:
+        conds.append(sa.func.lower(s.name).contains(f.q.lower(), autoescape=True))
+    query = sa.select(strategies).where(*conds).order_by(s.is_template.desc(), s.id)
+    rows, total = page(query, conn, limit, offset)
+    return [strategy_public(r) for r in rows], total
+
+
+def get_strategy(conn: Connection, strategy_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(strategies).where(strategies.c.id == strategy_id)).first()
+    return None if row is None else strategy_public(row)

@@ -1,0 +1,67 @@
+"""`tradertape relay`, `tradertape projector`, `tradertape projections rebuild`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from rich.console import Console
+
+from infra.bootstrap import bootstrap
+from infra.settings import Settings
+from streams.workers import make_projector, make_relay
+
+console = Console()
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def relay(args: argparse.Namespace) -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = bootstrap(settings)
+    r = make_relay(platform)
+    console.print(f"relay: store -> kafka {settings.kafka_bootstrap} topic {settings.kafka_topic} "
+                  f"(from position {r.position()})")
+    r.run(_stop_on_signals())
+
+
+def projector(args: argparse.Namespace) -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = bootstrap(settings)
+    parts = [int(p) for p in args.partitions.split(",")] if args.partitions else None
+    runner = make_projector(platform, args.source, parts)
+    console.print(f"projector: source {args.source or ('store' if settings.embedded_transport else 'kafka')}")
+    runner.run(_stop_on_signals())
+
+
+def rebuild(args: argparse.Namespace) -> None:
+    settings = Settings()
+    platform = bootstrap(settings)
+    runner = make_projector(platform, args.source)
+    head = platform.store.max_position()
+    with console.status(f"rebuilding read models up to position {head}..."):
+        n = runner.rebuild(head)
+    console.print(f"rebuilt {len(runner.projections)} projections from {n} events (store head {head})")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("relay", help="publish stored events to Kafka")
+    p.set_defaults(func=relay)
+    p = sub.add_parser("projector", help="build read models from Kafka (or the store)")
+    p.add_argument("--source", choices=["store", "kafka"], default=None)
+    p.add_argument("--partitions", help="comma-separated partitions to own (default: all)")
+    p.set_defaults(func=projector)
+    p = sub.add_parser("projections", help="read-model maintenance")
+    psub = p.add_subparsers(dest="projections_cmd", required=True)
+    r = psub.add_parser("rebuild", help="drop every read model and replay the events into it")
+    r.add_argument("--source", choices=["store", "kafka"], default=None)
+    r.set_defaults(func=rebuild)

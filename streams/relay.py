@@ -1,0 +1,134 @@
+"""The outbox relay: publishes every stored event, in store order, to the Kafka topic.
+
+At-least-once: the last published position is recorded only after Kafka acknowledged the batch
+(idempotent producer, acks=all). Consumers deduplicate by position. If Kafka is down the relay keeps
+retrying with backoff while the API goes on accepting commands; it catches up when Kafka returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from infra.db import Database
+from infra.eventstore import SqlEventStore
+
+log = logging.getLogger(__name__)
+
+relay_metadata = sa.MetaData()
+relay_positions = sa.Table(
+    "relay_positions", relay_metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        if topic in admin.list_topics():
+            return
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                          topic_configs={"retention.ms": "-1", "retention.bytes": "-1"})])
+        except TopicAlreadyExistsError:
+            pass
+    finally:
+        admin.close()
+
+
+class KafkaRelay:
+    def __init__(self, store: SqlEventStore, db: Database, bootstrap: str, topic: str, partitions: int,
+                 name: str = "kafka", batch_size: int = 1000) -> None:
+        self.store = store
+        self.db = db
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self.name = name
+        self.batch_size = batch_size
+        self._producer: KafkaProducer | None = None
+        self._topic_ready = False
+        self._wake = threading.Event()
+
+    def create_tables(self) -> None:
+        relay_metadata.create_all(self.db.writer)
+
+    def position(self) -> int:
+        with self.db.read() as conn:
+            v = conn.execute(sa.select(relay_positions.c.position)
+                             .where(relay_positions.c.name == self.name)).scalar_one_or_none()
+        return int(v or 0)
+
+    def _record_position(self, position: int) -> None:
+        with self.db.write() as conn:
+            n = conn.execute(sa.update(relay_positions).where(relay_positions.c.name == self.name)
+                             .values(position=position)).rowcount
+            if not n:
+                conn.execute(sa.insert(relay_positions).values(name=self.name, position=position))
+
+    def _ensure_producer(self) -> KafkaProducer:
+        if not self._topic_ready:
+            ensure_topic(self.bootstrap, self.topic, self.partitions)
+            self._topic_ready = True
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
+                batch_size=256 * 1024, max_in_flight_requests_per_connection=5, retries=5,
+                request_timeout_ms=15000, max_block_ms=15000, api_version_auto_timeout_ms=5000,
+            )
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=1)
+            except Exception:  # noqa: BLE001 - closing a broken producer must not mask the original error
+                log.debug("closing producer failed", exc_info=True)
+            self._producer = None
+
+    def step(self) -> int:
+        """Publish the next batch; returns how many events were published."""
+        after = self.position()
+        envs = self.store.read(after, self.batch_size)
+        if not envs:
+            return 0
+        producer = self._ensure_producer()
+        futures: list[Any] = []
+        for env in envs:
+            futures.append(producer.send(
+                self.topic, key=env.kafka_key, value=env.to_json(),
+                headers=[("type", env.type.encode()), ("event_id", env.event_id.encode())],
+            ))
+        producer.flush(timeout=30)
+        for f in futures:
+            f.get(timeout=30)  # raises if any send failed: the position is then not advanced
+        self._record_position(envs[-1].position)
+        return len(envs)
+
+    def notify(self, _position: int | None = None) -> None:
+        self._wake.set()
+
+    def run(self, stop: threading.Event, idle_wait: float = 0.02) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                n = self.step()
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - Kafka down, network, broker errors: retry forever
+                log.warning("relay could not publish (%s); retrying in %.1fs", exc, backoff)
+                self._drop_producer()
+                self._topic_ready = False
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            if n == 0:
+                self._wake.wait(idle_wait)
+                self._wake.clear()
+        self._drop_producer()

@@ -1,0 +1,141 @@
+"""The projector loop: fetch a batch from a source, apply it to every projection and record the
+tracking positions in the same transaction (exactly-once effects, safe to kill at any point)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from infra.db import Database
+from projections.base import Projection, read_tracking, tracking_metadata, write_tracking
+from streams.sources import EventSource, Item
+
+log = logging.getLogger(__name__)
+
+
+class ProjectionRunner:
+    def __init__(self, db: Database, projections: Sequence[Projection], source: EventSource,
+                 batch_size: int = 1000) -> None:
+        self.db = db
+        self.projections = list(projections)
+        self.names = [p.name for p in self.projections]
+        self.source = source
+        self.batch_size = batch_size
+        self.applied_position = 0  # highest position applied in this process (for in-process waiters)
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+
+    def create_tables(self) -> None:
+        with self.db.write() as conn:
+            tracking_metadata.create_all(conn)
+            for p in self.projections:
+                p.create(conn)
+
+    def _combined(self) -> tuple[dict[tuple[str, str], tuple[int, int | None]], dict[str, tuple[int, int | None]]]:
+        with self.db.read() as conn:
+            per = read_tracking(conn, self.names)
+        shards = {shard for (_, shard) in per}
+        combined: dict[str, tuple[int, int | None]] = {}
+        for shard in shards:
+            positions = [per.get((n, shard)) for n in self.names]
+            if any(p is None for p in positions):
+                combined[shard] = (0, None)  # a projection has nothing from this shard yet: start over there
+                continue
+            pos = min(p[0] for p in positions if p is not None)
+            offsets = [p[1] for p in positions if p is not None]
+            combined[shard] = (pos, None if any(o is None for o in offsets) else min(o for o in offsets if o is not None))
+        return per, combined
+
+    def step(self) -> int:
+        """Apply one batch; returns how many items were fetched."""
+        per, combined = self._combined()
+        items = self.source.fetch(combined, self.batch_size)
+        if not items:
+            return 0
+        try:
+            self._apply(items, per)
+        except Exception:
+            self.source.reset()
+            raise
+        top = max(i.envelope.position for i in items)
+        with self._cond:
+            self.applied_position = max(self.applied_position, top)
+            self._cond.notify_all()
+        return len(items)
+
+    def _apply(self, items: list[Item], per: dict[tuple[str, str], tuple[int, int | None]]) -> None:
+        with self.db.write() as conn:
+            # Re-read inside the write transaction: another projector process may have moved on.
+            state = read_tracking(conn, self.names)
+            existed = set(state)
+            dirty: set[tuple[str, str]] = set()
+            for item in items:
+                env = item.envelope
+                for p in self.projections:
+                    key = (p.name, item.shard)
+                    pos, off = state.get(key, (0, None))
+                    if env.position > pos:
+                        p.apply(conn, env)
+                        pos = env.position
+                    if item.offset is not None and (off is None or item.offset > off):
+                        off = item.offset
+                    if (pos, off) != state.get(key):
+                        state[key] = (pos, off)
+                        dirty.add(key)
+            for key in dirty:
+                pos, off = state[key]
+                write_tracking(conn, key[0], key[1], pos, off, existed=key in existed)
+
+    def notify(self, _position: int | None = None) -> None:
+        """New events were saved in this process: fetch now instead of at the next poll."""
+        self._wake.set()
+
+    def wait_applied(self, position: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.applied_position < position:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def run(self, stop: threading.Event, idle_wait: float = 0.2) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                n = self.step()
+                backoff = 0.5
+            except Exception:
+                log.exception("projector step failed; retrying in %.1fs", backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            if n == 0:
+                self._wake.wait(idle_wait)
+                self._wake.clear()
+        self.source.close()
+
+    def start_thread(self, stop: threading.Event) -> threading.Thread:
+        t = threading.Thread(target=self.run, args=(stop,), name="projector", daemon=True)
+        t.start()
+        return t
+
+    def rebuild(self, target_position: int, idle_polls: int = 20) -> int:
+        """Drop and recreate every read model, then replay the source until `target_position`
+        (the store's head when the rebuild started) has been applied."""
+        with self.db.write() as conn:
+            tracking_metadata.create_all(conn)
+            for p in self.projections:
+                p.drop(conn)
+                p.create(conn)
+        self.source.reset()
+        self.applied_position = 0
+        total, idle = 0, 0
+        while self.applied_position < target_position and idle < idle_polls:
+            n = self.step()
+            total += n
+            idle = 0 if n else idle + 1
+        return total

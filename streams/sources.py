@@ -1,0 +1,125 @@
+"""Event sources for projectors: the store's notification log (embedded) or the Kafka topic.
+
+Both yield (shard, kafka_offset, envelope) items; the runner deduplicates by position per shard, so
+the same projection code runs unchanged on either source.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from kafka import KafkaConsumer, TopicPartition
+
+from infra.eventstore import SqlEventStore
+from projections.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+STORE_SHARD = "store"
+
+
+@dataclass(frozen=True)
+class Item:
+    shard: str
+    offset: int | None
+    envelope: Envelope
+
+
+class EventSource(Protocol):
+    def shards(self) -> Sequence[str]: ...
+
+    def fetch(self, tracking: dict[str, tuple[int, int | None]], max_items: int) -> list[Item]:
+        """Next items after what `tracking` (shard -> (position, kafka offset)) says was applied."""
+        ...
+
+    def reset(self) -> None:
+        """Forget in-memory read positions (after a failed transaction) so the next fetch re-reads."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StoreSource:
+    def __init__(self, store: SqlEventStore) -> None:
+        self.store = store
+
+    def shards(self) -> Sequence[str]:
+        return [STORE_SHARD]
+
+    def fetch(self, tracking: dict[str, tuple[int, int | None]], max_items: int) -> list[Item]:
+        after = tracking.get(STORE_SHARD, (0, None))[0]
+        return [Item(STORE_SHARD, None, env) for env in self.store.read(after, max_items)]
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def kafka_shard(partition: int) -> str:
+    return f"kafka:{partition}"
+
+
+class KafkaSource:
+    """Explicit partition assignment; offsets live in the projector's own tracking rows."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: Sequence[int] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._wanted = list(partitions) if partitions is not None else None
+        self._consumer: KafkaConsumer | None = None
+        self._positioned = False
+
+    def _ensure(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+                fetch_max_wait_ms=20, max_poll_records=1000, auto_offset_reset="earliest",
+                request_timeout_ms=30000, api_version_auto_timeout_ms=5000,
+            )
+            self._positioned = False
+        return self._consumer
+
+    def partitions(self) -> list[int]:
+        consumer = self._ensure()
+        found = consumer.partitions_for_topic(self.topic)
+        if not found:
+            return []
+        return sorted(p for p in found if self._wanted is None or p in self._wanted)
+
+    def shards(self) -> Sequence[str]:
+        return [kafka_shard(p) for p in self.partitions()]
+
+    def fetch(self, tracking: dict[str, tuple[int, int | None]], max_items: int) -> list[Item]:
+        consumer = self._ensure()
+        if not self._positioned:
+            parts = self.partitions()
+            if not parts:
+                return []
+            tps = [TopicPartition(self.topic, p) for p in parts]
+            consumer.assign(tps)
+            for tp in tps:
+                last = tracking.get(kafka_shard(tp.partition), (0, None))[1]
+                if last is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, last + 1)
+            self._positioned = True
+        batch = consumer.poll(timeout_ms=100, max_records=max_items)
+        items: list[Item] = []
+        for tp, records in batch.items():
+            for rec in records:
+                items.append(Item(kafka_shard(tp.partition), rec.offset, Envelope.from_json(rec.value)))
+        return items
+
+    def reset(self) -> None:
+        self._positioned = False
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
