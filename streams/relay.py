@@ -81,7 +81,7 @@ class KafkaRelay:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
                 batch_size=256 * 1024, max_in_flight_requests_per_connection=5, retries=5,
-                request_timeout_ms=15000, max_block_ms=15000, api_version_auto_timeout_ms=5000,
+                request_timeout_ms=15000, max_block_ms=15000,
             )
         return self._producer
 

@@ -79,7 +79,7 @@ class KafkaSource:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
                 fetch_max_wait_ms=20, max_poll_records=1000, auto_offset_reset="earliest",
-                request_timeout_ms=30000, api_version_auto_timeout_ms=5000,
+                request_timeout_ms=30000,
             )
             self._positioned = False
         return self._consumer

@@ -1,0 +1,121 @@
+"""Evaluating a parsed rule set into a boolean candidate matrix (symbols x days).
+
+Semantics:
+- a condition compares two operands day by day; a number is a constant;
+- ``offset=k`` reads the value k bars earlier (the symbol's own bars);
+- ``crosses_above``: left[t] > right[t] and left[t-1] <= right[t-1]; ``crosses_below``: left[t] <
+  right[t] and left[t-1] >= right[t-1];
+- any NaN operand makes the condition False (numpy comparisons with NaN are False);
+- ``all`` is a logical AND of its items, ``any`` an OR; nesting is allowed;
+- the value at day t reads only bars at or before t, so truncating the future never changes a past
+  signal (tests/unit/test_rule_eval.py proves it).
+
+Each distinct indicator series is computed once per `IndicatorCache`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from domain.bars import BarMatrix
+from domain.indicators import BoolMatrix, FloatMatrix, IndicatorCache, shift
+from domain.rules import Condition, Indicator, Operand, RuleSet
+
+
+def _operand(cache: IndicatorCache, op: Operand) -> FloatMatrix | float:
+    if isinstance(op, Indicator):
+        return cache.series(op)
+    return float(op)
+
+
+def _compare(left: FloatMatrix | float, op: str, right: FloatMatrix | float) -> BoolMatrix:
+    if op == "<":
+        out = np.less(left, right)
+    elif op == "<=":
+        out = np.less_equal(left, right)
+    elif op == ">":
+        out = np.greater(left, right)
+    elif op == ">=":
+        out = np.greater_equal(left, right)
+    else:
+        raise ValueError(f"unknown operator {op!r}")
+    result: BoolMatrix = np.asarray(out, dtype=bool)
+    return result
+
+
+def evaluate_condition_aligned(cond: Condition, cache: IndicatorCache) -> BoolMatrix:
+    """One condition in the cache's aligned layout."""
+    left = _operand(cache, cond.left)
+    right = _operand(cache, cond.right)
+    shape = cache.layout.shape
+    if cond.op in ("crosses_above", "crosses_below"):
+        if cond.op == "crosses_above":
+            now = _compare(left, ">", right)
+            before = _compare(left, "<=", right)
+        else:
+            now = _compare(left, "<", right)
+            before = _compare(left, ">=", right)
+        now = np.broadcast_to(now, shape)
+        before = np.broadcast_to(before, shape)
+        out: BoolMatrix = now & shift(np.ascontiguousarray(before), 1, fill=False)
+        return out
+    return np.broadcast_to(_compare(left, cond.op, right), shape)
+
+
+def evaluate_aligned(rules: RuleSet, cache: IndicatorCache) -> BoolMatrix:
+    """A rule set in the cache's aligned layout (see `domain.indicators.Layout`)."""
+    acc: BoolMatrix | None = None
+    for item in rules.items:
+        part = (evaluate_aligned(item, cache) if isinstance(item, RuleSet)
+                else evaluate_condition_aligned(item, cache))
+        if acc is None:
+            acc = np.array(part, dtype=bool)
+        elif rules.mode == "all":
+            acc &= part
+        else:
+            acc |= part
+    assert acc is not None  # the parser rejects empty rule sets
+    return acc
+
+
+def evaluate_rules(rules: RuleSet, source: IndicatorCache | BarMatrix) -> BoolMatrix:
+    """The days (columns) on which `rules` hold for each symbol (row), at the close of that day.
+
+    Missing bars are always False.
+    """
+    cache = source if isinstance(source, IndicatorCache) else IndicatorCache(source)
+    aligned = evaluate_aligned(rules, cache) & cache.valid
+    out: BoolMatrix = cache.restore(aligned, False)
+    return out
+
+
+def describe_conditions(rules: RuleSet, cache: IndicatorCache, row: int, column: int) -> str:
+    """Human-readable values of each condition for one symbol (row) at one day (original column),
+    e.g. ``close=101.2 > sma(200)=98.4; rsi(14)=31.0 < 35`` -- the `reason` a live signal carries."""
+    restore_col = _aligned_column(cache, row, column)
+    parts: list[str] = []
+    for cond in rules.conditions():
+        sides: list[str] = []
+        for op in (cond.left, cond.right):
+            if isinstance(op, Indicator):
+                value = float("nan") if restore_col < 0 else float(cache.series(op)[row, restore_col])
+                sides.append(f"{_label(op)}={value:.4g}")
+            else:
+                sides.append(f"{op:g}")
+        parts.append(f"{sides[0]} {cond.op} {sides[1]}")
+    return "; ".join(parts)
+
+
+def _aligned_column(cache: IndicatorCache, row: int, column: int) -> int:
+    valid_orig: npt.NDArray[np.bool_] = cache.restore(cache.valid, False)
+    if not valid_orig[row, column]:
+        return -1
+    return int(valid_orig[row, :column].sum())
+
+
+def _label(ind: Indicator) -> str:
+    text = ind.name if ind.period is None else f"{ind.name}({ind.period})"
+    if ind.offset:
+        text += f"[-{ind.offset}]"
+    return text

@@ -1,0 +1,908 @@
+"""The Portfolio aggregate: one model portfolio's cash, positions, signals, orders and fills.
+
+It is the single state machine behind backtests (driven in memory by `backtest.engine`), paper
+portfolios (driven day by day by the scanner and the simulated broker) and live portfolios (whose
+fills the agent reports). Its methods take values in -- the trading day, prices, the caller's
+timestamp `at` -- and never read a clock. The limits it guards (max_positions, max_per_sector, cash)
+cannot be broken by any sequence of calls.
+
+Signal lifecycle (API "Signals"): ``pending_approval`` -> ``in_cart`` (approve) -> ``placed`` (place)
+-> ``executed`` (filled) | ``failed`` (refused at fill time, e.g. not enough cash) | ``expired`` (an
+unfilled GTT past its validity); ``pending_approval``/``in_cart`` -> ``rejected`` | ``expired``.
+
+A trading day, for a paper portfolio or a backtest, is three calls after the close:
+  1. `process_bars(day, bars, at)`  -- that day's bars for the held and pending symbols: exits first
+     (fill model in `domain.fills`), then pending entries fill or expire, then the close is marked
+     (`DayClosed`) and trailing stops ratchet (`StopUpdated`);
+  2. `record_exit_signals(day, symbols, at)` -- positions whose exit rules held at this close exit at
+     the next open;
+  3. `record_signals(day, candidates, at)` -- the day's scan: ranked, limited, sized; with
+     `auto_approve` each accepted signal is approved and placed at once.
+Live portfolios skip the simulated fills in step 1 (mode ``live``): the agent's reports arrive as
+`place_signal`/`record_fill`/`close_position`.
+
+Counting: `bars_held` is the number of closes since entry, the entry day's included, so a position
+entered on day e has bars_held = k on the morning of day e + k and exits at that open when
+k >= max_hold_days. An order placed after day t's close is live on t+1 .. t+entry_validity_days.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from domain.aggregate import Aggregate, aggregate_uuid
+from domain.base_models import get_base_model
+from domain.charges import SCHEDULES, total_charges
+from domain.errors import Conflict, DomainError, InvalidTransition, NotFound
+from domain.events import DomainEvent
+from domain.fills import (
+    BarLike,
+    effective_stop,
+    entry_fill_price,
+    exit_decision,
+    stop_level,
+    target_level,
+    trail_level,
+    with_slippage,
+)
+from domain.sizing import Candidate, check_limits, rank_candidates, select_candidates
+
+EXCHANGE = "NSE"
+MODES = ("paper", "live", "backtest")
+LIVE_SIGNAL_STATUSES = ("pending_approval", "in_cart", "placed")
+
+# ---------------------------------------------------------------------------------------------
+# events
+
+
+@dataclass(frozen=True)
+class PortfolioDeployed(DomainEvent):
+    portfolio_id: int
+    name: str
+    mode: str
+    strategy_id: int | None
+    strategy: dict[str, Any]  # base_model, entry_rules, exit_rules, params (normalised)
+    capital: float
+    universe: str
+    position_size_pct: float
+    max_positions: int
+    max_per_sector: int | None
+    auto_approve: bool
+    slippage_bps: float
+    charges: str
+    account_id: int | None
+    day: str
+    at: str
+
+
+@dataclass(frozen=True)
+class SignalGenerated(DomainEvent):
+    signal_id: int
+    day: str
+    symbol: str
+    exchange: str
+    sector: str
+    conviction: float
+    reference_price: float
+    entry_order: str
+    limit_price: float | None
+    quantity: int
+    stop_loss: float | None  # indicative, from the expected price; the position's come from the fill
+    target: float | None
+    validity_days: int
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class SignalApproved(DomainEvent):
+    signal_id: int
+    at: str
+
+
+@dataclass(frozen=True)
+class SignalRejected(DomainEvent):
+    signal_id: int
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class SignalExpired(DomainEvent):
+    signal_id: int
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class OrderPlaced(DomainEvent):
+    signal_id: int
+    day: str
+    order_type: str
+    limit_price: float | None
+    quantity: int
+    order_id: str | None
+    gtt_id: str | None
+    at: str
+
+
+@dataclass(frozen=True)
+class OrderFailed(DomainEvent):
+    signal_id: int
+    day: str
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class EntryExpired(DomainEvent):
+    signal_id: int
+    day: str
+    at: str
+
+
+@dataclass(frozen=True)
+class FillRecorded(DomainEvent):
+    signal_id: int
+    day: str
+    side: str
+    symbol: str
+    quantity: int
+    price: float
+    charges: float
+    at: str
+
+
+@dataclass(frozen=True)
+class PositionOpened(DomainEvent):
+    position_id: int
+    signal_id: int | None
+    day: str
+    symbol: str
+    exchange: str
+    sector: str
+    quantity: int
+    entry_price: float
+    entry_charges: float
+    stop_loss: float | None
+    target: float | None
+    conviction: float
+    at: str
+
+
+@dataclass(frozen=True)
+class StopUpdated(DomainEvent):
+    position_id: int
+    day: str
+    stop_loss: float | None
+    trail: float | None
+    reason: str  # the exit reason the stop now carries: stop_loss | trailing_stop
+    at: str
+
+
+@dataclass(frozen=True)
+class ExitSignalled(DomainEvent):
+    position_id: int
+    day: str
+    at: str
+
+
+@dataclass(frozen=True)
+class PositionClosed(DomainEvent):
+    position_id: int
+    day: str
+    exit_price: float
+    exit_reason: str
+    exit_charges: float
+    realized_pnl: float
+    at: str
+
+
+@dataclass(frozen=True)
+class DayClosed(DomainEvent):
+    day: str
+    marks: dict[str, float]  # closes of the held symbols that traded today
+    cash: float
+    equity: float
+    at: str
+
+
+@dataclass(frozen=True)
+class PortfolioPaused(DomainEvent):
+    at: str
+
+
+@dataclass(frozen=True)
+class PortfolioResumed(DomainEvent):
+    at: str
+
+
+@dataclass(frozen=True)
+class PortfolioRetired(DomainEvent):
+    at: str
+
+
+@dataclass(frozen=True)
+class PortfolioReset(DomainEvent):
+    capital: float
+    at: str
+
+
+# ---------------------------------------------------------------------------------------------
+# state records (mutated only by the when_* mutators)
+
+
+class SignalState:
+    """A signal and, once placed, its entry order."""
+
+    __slots__ = (
+        "conviction", "day", "days_waiting", "entry_order", "failure_reason", "fill_price",
+        "filled_quantity", "gtt_id", "limit_price", "order_id", "position_id", "quantity", "reason",
+        "reference_price", "sector", "signal_id", "status", "stop_loss", "symbol", "target",
+        "validity_days",
+    )
+
+    def __init__(self, e: SignalGenerated) -> None:
+        self.signal_id = e.signal_id
+        self.day = e.day
+        self.symbol = e.symbol
+        self.sector = e.sector
+        self.conviction = e.conviction
+        self.reference_price = e.reference_price
+        self.entry_order = e.entry_order
+        self.limit_price = e.limit_price
+        self.quantity = e.quantity
+        self.stop_loss = e.stop_loss
+        self.target = e.target
+        self.validity_days = e.validity_days
+        self.reason = e.reason
+        self.status = "pending_approval"
+        self.days_waiting = 0  # closes since generation (or since placement, once placed)
+        self.order_id: str | None = None
+        self.gtt_id: str | None = None
+        self.fill_price: float | None = None
+        self.filled_quantity: int | None = None
+        self.failure_reason: str | None = None
+        self.position_id: int | None = None
+
+
+class PositionState:
+    """An open or closed position."""
+
+    __slots__ = (
+        "bars_held", "conviction", "entry_charges", "entry_day", "entry_price", "exit_charges",
+        "exit_day", "exit_pending", "exit_price", "exit_reason", "fixed_stop", "highest_close",
+        "last_price", "position_id", "quantity", "realized_pnl", "sector", "signal_id", "status",
+        "stop_loss", "stop_reason", "symbol", "target", "trail",
+    )
+
+    def __init__(self, e: PositionOpened) -> None:
+        self.position_id = e.position_id
+        self.signal_id = e.signal_id
+        self.symbol = e.symbol
+        self.sector = e.sector
+        self.quantity = e.quantity
+        self.entry_price = e.entry_price
+        self.entry_day = e.day
+        self.entry_charges = e.entry_charges
+        self.fixed_stop = e.stop_loss
+        self.stop_loss = e.stop_loss  # the effective stop: max(fixed, trail)
+        self.stop_reason = "stop_loss"
+        self.trail: float | None = None
+        self.target = e.target
+        self.conviction = e.conviction
+        self.highest_close: float | None = None
+        self.last_price = e.entry_price
+        self.bars_held = 0
+        self.exit_pending = False
+        self.status = "open"
+        self.exit_price: float | None = None
+        self.exit_day: str | None = None
+        self.exit_reason: str | None = None
+        self.exit_charges = 0.0
+        self.realized_pnl: float | None = None
+
+    @property
+    def unrealized_pnl(self) -> float:
+        """Mark-to-market P&L net of the entry charges (exit charges not yet incurred)."""
+        return round((self.last_price - self.entry_price) * self.quantity - self.entry_charges, 2)
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """What `record_signals` did with a day's candidates."""
+
+    signal_ids: tuple[int, ...]
+    considered: int  # candidates not already held or pending
+    skipped_max_positions: int
+    skipped_max_per_sector: int
+    skipped_zero_quantity: int
+    paused: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# the aggregate
+
+
+class Portfolio(Aggregate):
+    """A model portfolio (see the module docstring for the calls a day is made of)."""
+
+    aggregate_type: ClassVar[str] = "Portfolio"
+
+    def __init__(self, aggregate_id: uuid.UUID) -> None:
+        super().__init__(aggregate_id)
+        self.portfolio_id = 0
+        self.status = "new"
+        self.cash = 0.0
+        self.signals: dict[int, SignalState] = {}
+        self.positions: dict[int, PositionState] = {}
+        self.open_positions: dict[int, PositionState] = {}  # position_id -> open position, in entry order
+        self.closed_positions: list[PositionState] = []  # in exit order
+        self._open_by_symbol: dict[str, PositionState] = {}
+        self._live: dict[int, SignalState] = {}  # pending_approval, in_cart, placed
+        self._placed: dict[int, SignalState] = {}  # placed, in placement order
+        self._engaged: set[str] = set()  # symbols held or with a live signal
+        self._occupied = 0  # open + in_cart + placed: what max_positions limits
+        self._sector_occupied: dict[str, int] = {}
+        self._sector_engaged: dict[str, int] = {}  # open + every live signal (selection counts these)
+        self._next_signal_id = 1
+        self._next_position_id = 1
+        self.last_day: str | None = None
+        self.stats: dict[str, int] = {
+            "entries_filled": 0, "entries_expired": 0, "orders_failed": 0, "skipped_cash": 0,
+            "exits": 0, "stop_updates": 0,
+        }
+        # Optional id allocator set by the command handler (global integer ids from a sequence);
+        # not state: events carry the ids it hands out.
+        self.id_source: Callable[[str], int] | None = None
+
+    # ----------------------------------------------------------------------------- creation
+
+    @classmethod
+    def deploy(
+        cls,
+        portfolio_id: int,
+        *,
+        name: str,
+        mode: str,
+        strategy: Mapping[str, Any],
+        capital: float,
+        position_size_pct: float,
+        max_positions: int,
+        day: str,
+        at: str,
+        max_per_sector: int | None = None,
+        auto_approve: bool = False,
+        slippage_bps: float = 0.0,
+        charges: str = "zerodha_delivery",
+        universe: str = "",
+        strategy_id: int | None = None,
+        account_id: int | None = None,
+    ) -> Portfolio:
+        """Create a portfolio (PortfolioDeployed). `strategy` is a normalised strategy body
+        (base_model, entry_rules, exit_rules, params); missing params take the base model's defaults."""
+        if mode not in MODES:
+            raise DomainError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        check_limits(capital, position_size_pct, max_positions, max_per_sector)
+        if charges not in SCHEDULES:
+            raise DomainError(f"charges must be one of {', '.join(SCHEDULES)}, got {charges!r}")
+        if slippage_bps < 0:
+            raise DomainError(f"slippage_bps must be 0 or more, got {slippage_bps!r}")
+        model = get_base_model(str(strategy.get("base_model")))
+        body = {
+            "base_model": model.name,
+            "entry_rules": strategy.get("entry_rules") or model.entry_rules,
+            "exit_rules": dict(strategy.get("exit_rules") or model.exit_rules),
+            "params": {**model.defaults(), **dict(strategy.get("params") or {})},
+        }
+        obj = cls(aggregate_uuid("portfolio", portfolio_id))
+        obj.account_id = account_id
+        obj._record(PortfolioDeployed(
+            portfolio_id=portfolio_id, name=name, mode=mode, strategy_id=strategy_id, strategy=body,
+            capital=float(capital), universe=universe, position_size_pct=float(position_size_pct),
+            max_positions=max_positions, max_per_sector=max_per_sector, auto_approve=auto_approve,
+            slippage_bps=float(slippage_bps), charges=charges, account_id=account_id, day=day, at=at,
+        ))
+        return obj
+
+    # ----------------------------------------------------------------------------- queries
+
+    @property
+    def equity(self) -> float:
+        """Cash plus open positions at their last marks."""
+        return round(self.cash + sum(p.quantity * p.last_price for p in self.open_positions.values()), 2)
+
+    @property
+    def free_slots(self) -> int:
+        """Slots a new signal may take: max_positions - open - every live signal."""
+        return self.max_positions - len(self.open_positions) - len(self._live)
+
+    def symbols_needing_bars(self) -> list[str]:
+        """Symbols whose next bar `process_bars` needs: open positions, then placed entries."""
+        return [*self._open_by_symbol, *(s.symbol for s in self._placed.values())]
+
+    def holds(self, symbol: str) -> bool:
+        return symbol in self._open_by_symbol
+
+    def position_of(self, symbol: str) -> PositionState | None:
+        return self._open_by_symbol.get(symbol)
+
+    def live_signals(self) -> list[SignalState]:
+        """Signals waiting for approval, in the cart, or placed."""
+        return list(self._live.values())
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def pause(self, at: str) -> None:
+        """Stop new entries; exits are still managed."""
+        if self.status != "active":
+            raise InvalidTransition(f"portfolio is {self.status}; only an active portfolio can be paused")
+        self._record(PortfolioPaused(at=at))
+
+    def resume(self, at: str) -> None:
+        if self.status != "paused":
+            raise InvalidTransition(f"portfolio is {self.status}; only a paused portfolio can be resumed")
+        self._record(PortfolioResumed(at=at))
+
+    def retire(self, at: str) -> None:
+        """Retire for good; refused (409) while positions are open. Live signals expire."""
+        if self.status == "retired":
+            raise InvalidTransition("portfolio is already retired")
+        if self.open_positions:
+            raise Conflict(
+                f"portfolio has {len(self.open_positions)} open position(s); close them before retiring it"
+            )
+        for sig in list(self._live.values()):
+            self._record(SignalExpired(signal_id=sig.signal_id, reason="portfolio retired", at=at))
+        self._record(PortfolioRetired(at=at))
+
+    def reset(self, at: str) -> None:
+        """Paper only: back to the initial capital with no positions or signals (history stays)."""
+        if self.mode == "live":
+            raise DomainError("only paper portfolios can be reset; a live portfolio holds real positions")
+        if self.status == "retired":
+            raise InvalidTransition("portfolio is retired; deploy a new one instead")
+        self._record(PortfolioReset(capital=self.capital, at=at))
+
+    # ----------------------------------------------------------------------------- signals
+
+    def record_signals(self, day: str, candidates: Iterable[Candidate], at: str) -> ScanOutcome:
+        """Turn a scan's candidates (entry rules true at `day`'s close) into signals.
+
+        Candidates already held or with a live signal are ignored. The rest are ranked by
+        conviction (ties by symbol), limited by free slots and max_per_sector and sized from the
+        equity at this close (`domain.sizing`). Each accepted one is a SignalGenerated; with
+        `auto_approve` it is approved and placed at once. Paused/retired portfolios record nothing.
+        """
+        fresh = [c for c in candidates if c.symbol not in self._engaged]
+        if self.status != "active":
+            return ScanOutcome((), len(fresh), 0, 0, 0, paused=True)
+        free = self.free_slots
+        if free <= 0:  # nothing can fit: skip the ranking work
+            return ScanOutcome((), len(fresh), len(fresh), 0, 0)
+        selection = select_candidates(
+            rank_candidates(fresh),
+            free_slots=free,
+            sector_counts=self._sector_engaged,
+            max_per_sector=self.max_per_sector,
+            equity=self.equity,
+            position_size_pct=self.position_size_pct,
+            entry_order=self.entry_order,
+            limit_offset_pct=self.limit_offset_pct,
+            on_date=day,
+        )
+        ids: list[int] = []
+        for sized in selection.accepted:
+            cand = sized.candidate
+            sid = self._new_id("signal")
+            self._record(SignalGenerated(
+                signal_id=sid, day=day, symbol=cand.symbol, exchange=EXCHANGE, sector=cand.sector,
+                conviction=round(float(cand.conviction), 4), reference_price=round(float(cand.close), 2),
+                entry_order=self.entry_order, limit_price=sized.limit_price, quantity=sized.quantity,
+                stop_loss=stop_level(sized.expected_price, self.stop_loss_pct, day),
+                target=target_level(sized.expected_price, self.target_pct, day),
+                validity_days=self.entry_validity_days, reason=cand.reason, at=at,
+            ))
+            ids.append(sid)
+            if self.auto_approve:
+                self.approve_signal(sid, at)
+                self.place_signal(sid, at, day=day)
+        return ScanOutcome(
+            tuple(ids), len(fresh), selection.skipped_max_positions, selection.skipped_max_per_sector,
+            selection.skipped_zero_quantity,
+        )
+
+    def approve_signal(self, signal_id: int, at: str) -> None:
+        """pending_approval -> in_cart; refused when it would exceed max_positions or max_per_sector."""
+        sig = self._signal(signal_id)
+        if sig.status != "pending_approval":
+            raise InvalidTransition(
+                f"signal {signal_id} is {sig.status}; only a pending_approval signal can be approved"
+            )
+        if self.status != "active":
+            raise DomainError(f"portfolio is {self.status}; resume it before approving signals")
+        if self._occupied >= self.max_positions:
+            raise DomainError(
+                f"max_positions ({self.max_positions}) reached by open positions and approved signals; "
+                "close a position or reject an approved signal first"
+            )
+        if self.max_per_sector is not None and self._sector_occupied.get(sig.sector, 0) >= self.max_per_sector:
+            raise DomainError(
+                f"max_per_sector ({self.max_per_sector}) reached for sector {sig.sector!r}; "
+                "close a position in that sector or reject an approved signal first"
+            )
+        self._record(SignalApproved(signal_id=signal_id, at=at))
+
+    def reject_signal(self, signal_id: int, at: str, reason: str = "rejected by user") -> None:
+        """pending_approval or in_cart -> rejected."""
+        sig = self._signal(signal_id)
+        if sig.status not in ("pending_approval", "in_cart"):
+            raise InvalidTransition(f"signal {signal_id} is {sig.status}; only pending or in-cart signals "
+                                    "can be rejected")
+        self._record(SignalRejected(signal_id=signal_id, reason=reason, at=at))
+
+    def expire_signal(self, signal_id: int, at: str, reason: str = "expired by user") -> None:
+        """pending_approval or in_cart -> expired."""
+        sig = self._signal(signal_id)
+        if sig.status not in ("pending_approval", "in_cart"):
+            raise InvalidTransition(f"signal {signal_id} is {sig.status}; only pending or in-cart signals "
+                                    "can be expired")
+        self._record(SignalExpired(signal_id=signal_id, reason=reason, at=at))
+
+    def place_signal(
+        self, signal_id: int, at: str, day: str | None = None, order_id: str | None = None,
+        gtt_id: str | None = None,
+    ) -> None:
+        """in_cart -> placed (the GTT/market order exists); its validity counts from here."""
+        sig = self._signal(signal_id)
+        if sig.status != "in_cart":
+            raise InvalidTransition(f"signal {signal_id} is {sig.status}; only an in_cart signal can be placed")
+        self._record(OrderPlaced(
+            signal_id=signal_id, day=day or sig.day, order_type=sig.entry_order, limit_price=sig.limit_price,
+            quantity=sig.quantity, order_id=order_id, gtt_id=gtt_id, at=at,
+        ))
+
+    def record_fill(
+        self, signal_id: int, day: str, price: float, at: str, quantity: int | None = None
+    ) -> int:
+        """A reported entry fill (live agent, or a broker adapter): placed -> executed, position
+        opened at `price` (no slippage added: it is what the broker reported). Returns the position id."""
+        sig = self._signal(signal_id)
+        if sig.status != "placed":
+            raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can be filled")
+        qty = sig.quantity if quantity is None else quantity
+        if qty < 1:
+            raise DomainError("filled_quantity must be at least 1")
+        return self._open(sig, day, float(price), qty, at)
+
+    def record_order_failure(self, signal_id: int, day: str, reason: str, at: str) -> None:
+        """A placed order the broker refused or cancelled: placed -> failed."""
+        sig = self._signal(signal_id)
+        if sig.status != "placed":
+            raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can fail")
+        self._record(OrderFailed(signal_id=signal_id, day=day, reason=reason, at=at))
+
+    # ----------------------------------------------------------------------------- positions
+
+    def close_position(self, position_id: int, day: str, price: float, at: str, reason: str = "manual") -> None:
+        """Close an open position at `price` (manual close at the latest price, or an exit fill the
+        agent reported); sell charges are applied."""
+        pos = self.open_positions.get(position_id)
+        if pos is None:
+            if position_id in self.positions:
+                raise InvalidTransition(f"position {position_id} is already closed")
+            raise NotFound(f"position {position_id} not found in this portfolio")
+        self._close(pos, day, float(price), reason, at)
+
+    def record_exit_signals(self, day: str, symbols: Iterable[str], at: str) -> int:
+        """Exit rules held at `day`'s close for `symbols`: those held exit at the next open.
+        Symbols not held are ignored. Returns how many positions were flagged."""
+        flagged = 0
+        by_symbol = self._open_by_symbol
+        for sym in symbols:
+            pos = by_symbol.get(sym)
+            if pos is not None and not pos.exit_pending:
+                self._record(ExitSignalled(position_id=pos.position_id, day=day, at=at))
+                flagged += 1
+        return flagged
+
+    # ----------------------------------------------------------------------------- the daily step
+
+    def process_bars(self, day: str, bars: Mapping[str, BarLike], at: str) -> None:
+        """Apply `day`'s bars ((open, high, low, close) per symbol; symbols without a bar today are
+        left out): expire stale unplaced signals, simulate exits then entry fills (not in live
+        mode), mark the close, ratchet trailing stops. Call once per trading day, in order."""
+        if self.status in ("new", "retired"):
+            raise InvalidTransition(f"portfolio is {self.status}; it cannot process bars")
+        if self.last_day is not None and day <= self.last_day:
+            raise DomainError(f"bars for {day} arrive after {self.last_day}; process each day once, in order")
+        for sig in [s for s in self._live.values() if s.status != "placed"]:
+            if sig.days_waiting >= sig.validity_days:
+                self._record(SignalExpired(signal_id=sig.signal_id, reason="not placed in time", at=at))
+        if self.mode != "live":
+            self._simulate_exits(day, bars, at)
+            self._simulate_entries(day, bars, at)
+        marks: dict[str, float] = {}
+        value = 0.0
+        for pos in self.open_positions.values():
+            bar = bars.get(pos.symbol)
+            if bar is not None:
+                marks[pos.symbol] = bar[3]
+                value += pos.quantity * bar[3]
+            else:
+                value += pos.quantity * pos.last_price
+        self._record(DayClosed(day=day, marks=marks, cash=self.cash, equity=round(self.cash + value, 2), at=at))
+        if self.trailing_stop_pct is not None:
+            self._ratchet_trailing(day, at)
+
+    def _simulate_exits(self, day: str, bars: Mapping[str, BarLike], at: str) -> None:
+        max_hold = self.max_hold_days
+        for pos in list(self.open_positions.values()):
+            bar = bars.get(pos.symbol)
+            if bar is None:  # no trade today: nothing can fill; the position waits
+                continue
+            decision = exit_decision(bar, pos.stop_loss, pos.stop_reason, pos.target, pos.bars_held, max_hold,
+                                     pos.exit_pending)
+            if decision is not None:
+                self._close(pos, day, with_slippage(decision.price, "sell", self.slippage_bps), decision.reason, at)
+
+    def _simulate_entries(self, day: str, bars: Mapping[str, BarLike], at: str) -> None:
+        for sig in list(self._placed.values()):
+            bar = bars.get(sig.symbol)
+            raw = None if bar is None else entry_fill_price(sig.entry_order, sig.limit_price, bar)
+            if raw is None:
+                if sig.days_waiting + 1 >= sig.validity_days:
+                    self._record(EntryExpired(signal_id=sig.signal_id, day=day, at=at))
+                continue
+            price = with_slippage(raw, "buy", self.slippage_bps)
+            cost = sig.quantity * price + total_charges("buy", sig.quantity, price, day, self.charges)
+            if cost > self.cash + 1e-9:
+                self._record(OrderFailed(
+                    signal_id=sig.signal_id, day=day,
+                    reason=f"insufficient cash: the fill needs {cost:.2f}, cash is {self.cash:.2f}", at=at,
+                ))
+                continue
+            self._open(sig, day, price, sig.quantity, at)
+
+    def _ratchet_trailing(self, day: str, at: str) -> None:
+        pct = self.trailing_stop_pct
+        assert pct is not None
+        for pos in self.open_positions.values():
+            if pos.highest_close is None:
+                continue
+            trail = trail_level(pos.highest_close, pct, day)
+            if pos.trail is not None and trail <= pos.trail:
+                continue
+            stop, reason = effective_stop(pos.fixed_stop, trail)
+            if stop != pos.stop_loss or reason != pos.stop_reason:
+                self._record(StopUpdated(position_id=pos.position_id, day=day, stop_loss=stop, trail=trail,
+                                         reason=reason, at=at))
+
+    # ----------------------------------------------------------------------------- helpers
+
+    def _signal(self, signal_id: int) -> SignalState:
+        sig = self.signals.get(signal_id)
+        if sig is None:
+            raise NotFound(f"signal {signal_id} not found in this portfolio")
+        return sig
+
+    def _new_id(self, kind: str) -> int:
+        if self.id_source is not None:
+            return self.id_source(kind)
+        return self._next_signal_id if kind == "signal" else self._next_position_id
+
+    def _open(self, sig: SignalState, day: str, price: float, qty: int, at: str) -> int:
+        fee = total_charges("buy", qty, price, day, self.charges)
+        self._record(FillRecorded(signal_id=sig.signal_id, day=day, side="buy", symbol=sig.symbol, quantity=qty,
+                                  price=price, charges=fee, at=at))
+        pid = self._new_id("position")
+        self._record(PositionOpened(
+            position_id=pid, signal_id=sig.signal_id, day=day, symbol=sig.symbol, exchange=EXCHANGE,
+            sector=sig.sector, quantity=qty, entry_price=price, entry_charges=fee,
+            stop_loss=stop_level(price, self.stop_loss_pct, day), target=target_level(price, self.target_pct, day),
+            conviction=sig.conviction, at=at,
+        ))
+        return pid
+
+    def _close(self, pos: PositionState, day: str, price: float, reason: str, at: str) -> None:
+        fee = total_charges("sell", pos.quantity, price, day, self.charges)
+        pnl = round((price - pos.entry_price) * pos.quantity - pos.entry_charges - fee, 2)
+        self._record(PositionClosed(position_id=pos.position_id, day=day, exit_price=price, exit_reason=reason,
+                                    exit_charges=fee, realized_pnl=pnl, at=at))
+
+    def _release_signal(self, sig: SignalState) -> None:
+        """A live signal ends without a position: free its symbol, slot and sector place."""
+        self._live.pop(sig.signal_id, None)
+        self._placed.pop(sig.signal_id, None)
+        self._engaged.discard(sig.symbol)
+        self._sector_engaged[sig.sector] -= 1
+        if sig.status in ("in_cart", "placed"):
+            self._occupied -= 1
+            self._sector_occupied[sig.sector] -= 1
+
+    # ----------------------------------------------------------------------------- mutators
+
+    def when_PortfolioDeployed(self, e: PortfolioDeployed) -> None:
+        self.portfolio_id = e.portfolio_id
+        self.account_id = e.account_id
+        self.name = e.name
+        self.mode = e.mode
+        self.status = "active"
+        self.strategy_id = e.strategy_id
+        self.strategy = e.strategy
+        self.capital = e.capital
+        self.cash = e.capital
+        self.universe = e.universe
+        self.position_size_pct = e.position_size_pct
+        self.max_positions = e.max_positions
+        self.max_per_sector = e.max_per_sector
+        self.auto_approve = e.auto_approve
+        self.slippage_bps = e.slippage_bps
+        self.charges = e.charges
+        self.deployed_on = e.day
+        exits = e.strategy["exit_rules"]
+        params = e.strategy["params"]
+        self.stop_loss_pct: float | None = _opt_float(exits.get("stop_loss_pct"))
+        self.target_pct: float | None = _opt_float(exits.get("target_pct"))
+        self.trailing_stop_pct: float | None = _opt_float(exits.get("trailing_stop_pct"))
+        hold = exits.get("max_hold_days")
+        self.max_hold_days: int | None = None if hold is None else int(hold)
+        self.entry_order: str = str(params.get("entry_order", "next_open"))
+        self.entry_validity_days: int = int(params.get("entry_validity_days", 1))
+        self.limit_offset_pct: float = float(params.get("limit_offset_pct", 0.0))
+
+    def when_SignalGenerated(self, e: SignalGenerated) -> None:
+        sig = SignalState(e)
+        self.signals[e.signal_id] = sig
+        self._live[e.signal_id] = sig
+        self._engaged.add(e.symbol)
+        self._sector_engaged[e.sector] = self._sector_engaged.get(e.sector, 0) + 1
+        self._next_signal_id = max(self._next_signal_id, e.signal_id + 1)
+
+    def when_SignalApproved(self, e: SignalApproved) -> None:
+        sig = self.signals[e.signal_id]
+        sig.status = "in_cart"
+        self._occupied += 1
+        self._sector_occupied[sig.sector] = self._sector_occupied.get(sig.sector, 0) + 1
+
+    def when_SignalRejected(self, e: SignalRejected) -> None:
+        sig = self.signals[e.signal_id]
+        self._release_signal(sig)
+        sig.status = "rejected"
+        sig.failure_reason = e.reason
+
+    def when_SignalExpired(self, e: SignalExpired) -> None:
+        sig = self.signals[e.signal_id]
+        self._release_signal(sig)
+        sig.status = "expired"
+        sig.failure_reason = e.reason
+
+    def when_OrderPlaced(self, e: OrderPlaced) -> None:
+        sig = self.signals[e.signal_id]
+        sig.status = "placed"
+        sig.order_id = e.order_id
+        sig.gtt_id = e.gtt_id
+        sig.days_waiting = 0
+        self._placed[e.signal_id] = sig
+
+    def when_OrderFailed(self, e: OrderFailed) -> None:
+        sig = self.signals[e.signal_id]
+        self._release_signal(sig)
+        sig.status = "failed"
+        sig.failure_reason = e.reason
+        self.stats["orders_failed"] += 1
+        if e.reason.startswith("insufficient cash"):
+            self.stats["skipped_cash"] += 1
+
+    def when_EntryExpired(self, e: EntryExpired) -> None:
+        sig = self.signals[e.signal_id]
+        self._release_signal(sig)
+        sig.status = "expired"
+        sig.failure_reason = "entry order not filled within its validity"
+        self.stats["entries_expired"] += 1
+
+    def when_FillRecorded(self, e: FillRecorded) -> None:
+        sig = self.signals[e.signal_id]
+        self._live.pop(e.signal_id, None)
+        self._placed.pop(e.signal_id, None)
+        sig.status = "executed"
+        sig.fill_price = e.price
+        sig.filled_quantity = e.quantity
+        self.cash = round(self.cash - e.quantity * e.price - e.charges, 2)
+        self.stats["entries_filled"] += 1
+        # the slot, sector place and symbol pass from the signal to the position (PositionOpened)
+
+    def when_PositionOpened(self, e: PositionOpened) -> None:
+        pos = PositionState(e)
+        self.positions[e.position_id] = pos
+        self.open_positions[e.position_id] = pos
+        self._open_by_symbol[e.symbol] = pos
+        self._next_position_id = max(self._next_position_id, e.position_id + 1)
+        if e.signal_id is not None and e.signal_id in self.signals:
+            self.signals[e.signal_id].position_id = e.position_id
+
+    def when_StopUpdated(self, e: StopUpdated) -> None:
+        pos = self.positions[e.position_id]
+        pos.stop_loss = e.stop_loss
+        pos.trail = e.trail
+        pos.stop_reason = e.reason
+        self.stats["stop_updates"] += 1
+
+    def when_ExitSignalled(self, e: ExitSignalled) -> None:
+        self.positions[e.position_id].exit_pending = True
+
+    def when_PositionClosed(self, e: PositionClosed) -> None:
+        pos = self.open_positions.pop(e.position_id)
+        del self._open_by_symbol[pos.symbol]
+        pos.status = "closed"
+        pos.exit_price = e.exit_price
+        pos.exit_day = e.day
+        pos.exit_reason = e.exit_reason
+        pos.exit_charges = e.exit_charges
+        pos.realized_pnl = e.realized_pnl
+        pos.last_price = e.exit_price
+        self.closed_positions.append(pos)
+        self.cash = round(self.cash + pos.quantity * e.exit_price - e.exit_charges, 2)
+        self._engaged.discard(pos.symbol)
+        self._occupied -= 1
+        self._sector_occupied[pos.sector] -= 1
+        self._sector_engaged[pos.sector] -= 1
+        self.stats["exits"] += 1
+
+    def when_DayClosed(self, e: DayClosed) -> None:
+        marks = e.marks
+        for pos in self.open_positions.values():
+            mark = marks.get(pos.symbol)
+            if mark is not None:
+                pos.last_price = mark
+                if pos.highest_close is None or mark > pos.highest_close:
+                    pos.highest_close = mark
+            pos.bars_held += 1
+        for sig in self._live.values():
+            sig.days_waiting += 1
+        self.last_day = e.day
+
+    def when_PortfolioPaused(self, e: PortfolioPaused) -> None:
+        self.status = "paused"
+
+    def when_PortfolioResumed(self, e: PortfolioResumed) -> None:
+        self.status = "active"
+
+    def when_PortfolioRetired(self, e: PortfolioRetired) -> None:
+        self.status = "retired"
+
+    def when_PortfolioReset(self, e: PortfolioReset) -> None:
+        # history stays in the event log; the working state starts over (ids keep increasing)
+        for sig in self._live.values():
+            sig.status = "expired"
+            sig.failure_reason = "portfolio reset"
+        for pos in self.open_positions.values():
+            pos.status = "reset"
+        self.cash = e.capital
+        self.open_positions = {}
+        self.closed_positions = []
+        self._open_by_symbol = {}
+        self._live = {}
+        self._placed = {}
+        self._engaged = set()
+        self._occupied = 0
+        self._sector_occupied = {}
+        self._sector_engaged = {}
+        self.status = "active"
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def engaged_counts(portfolio: Portfolio) -> dict[str, int]:
+    """Open + live-signal counts per sector (a read helper for dashboards and tests)."""
+    return {k: v for k, v in portfolio._sector_engaged.items() if v}
+
+
+def rebuild(portfolio_id: int, events: Sequence[DomainEvent]) -> Portfolio:
+    """A portfolio rebuilt from its events (the audit "as of" view uses a prefix of them)."""
+    return Portfolio.rehydrate(aggregate_uuid("portfolio", portfolio_id), events)

@@ -1,0 +1,160 @@
+"""Accounts and login over HTTP, with email through a real SMTP server on loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import unique_email
+
+
+def test_magic_link_same_answer_for_known_and_unknown_emails(api: Any) -> None:
+    known = unique_email()
+    api.login(known)
+    a = api.post("/api/auth/magic-link", json={"email": known})
+    b = api.post("/api/auth/magic-link", json={"email": unique_email("nobody")})
+    assert a.status_code == b.status_code == 200
+    assert a.json() == b.json()
+
+
+def test_otp_login_creates_account_and_sets_session_cookie(api: Any) -> None:
+    addr = unique_email()
+    api.post("/api/auth/magic-link", json={"email": addr})
+    r = api.post("/api/auth/verify-link", json={"email": addr, "otp": api.inbox.last_otp(addr)})
+    assert r.status_code == 200
+    assert r.json()["email"] == addr
+    cookie = r.headers["set-cookie"]
+    assert "kite_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    me = api.get("/api/auth/me").json()
+    assert me["id"] == r.json()["id"] and me["is_admin"] is False and me["broker"]["connected"] is False
+
+
+def test_magic_link_token_is_single_use(api_factory: Any) -> None:
+    api = api_factory()
+    addr = unique_email()
+    api.post("/api/auth/magic-link", json={"email": addr})
+    token = api.inbox.last_token(addr)
+    assert api.post("/api/auth/verify-link", json={"email": addr, "token": token}).status_code == 200
+    other = api_factory()
+    r = other.post("/api/auth/verify-link", json={"email": addr, "token": token})
+    assert r.status_code == 400
+    assert "request a new one" in r.json()["detail"]
+
+
+def test_link_click_get_signs_in_and_redirects(api: Any) -> None:
+    addr = unique_email()
+    api.post("/api/auth/magic-link", json={"email": addr})
+    token = api.inbox.last_token(addr)
+    r = api.get("/api/auth/verify-link", params={"email": addr, "token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    assert api.get("/api/auth/me").json()["email"] == addr
+
+
+def test_wrong_otps_lock_the_code(api: Any) -> None:
+    addr = unique_email()
+    api.post("/api/auth/magic-link", json={"email": addr})
+    good = api.inbox.last_otp(addr)
+    wrong = f"{(int(good) + 1) % 1_000_000:06d}"
+    details = [api.post("/api/auth/verify-link", json={"email": addr, "otp": wrong}).json()["detail"]
+               for _ in range(5)]
+    assert "locked" in details[-1]
+    r = api.post("/api/auth/verify-link", json={"email": addr, "otp": good})
+    assert r.status_code == 400  # the right code no longer works once locked
+
+
+def test_expired_or_used_otp_is_400(api: Any) -> None:
+    addr = unique_email()
+    api.post("/api/auth/magic-link", json={"email": addr})
+    otp = api.inbox.last_otp(addr)
+    assert api.post("/api/auth/verify-link", json={"email": addr, "otp": otp}).status_code == 200
+    assert api.post("/api/auth/verify-link", json={"email": addr, "otp": otp}).status_code == 400
+
+
+def test_magic_link_rate_limited_per_email(api: Any) -> None:
+    addr = unique_email()
+    codes = [api.post("/api/auth/magic-link", json={"email": addr}).status_code for _ in range(7)]
+    assert codes[:5] == [200] * 5
+    assert codes[-1] == 429
+
+
+def test_magic_link_bad_email_is_422(api: Any) -> None:
+    r = api.post("/api/auth/magic-link", json={"email": "not-an-email"})
+    assert r.status_code == 422
+    assert isinstance(r.json()["detail"], list)
+
+
+def test_password_set_login_change_and_generic_failure(api_factory: Any) -> None:
+    api = api_factory()
+    addr = unique_email()
+    api.login(addr)
+    assert api.post("/api/auth/password", json={"password": "short"}).status_code == 422
+    assert api.post("/api/auth/password", json={"password": "correct horse battery"}).status_code == 200
+    # changing needs the current password
+    assert api.post("/api/auth/password", json={"password": "another good one"}).status_code == 400
+    r = api.post("/api/auth/password", json={"password": "another good one",
+                                              "current_password": "correct horse battery"})
+    assert r.status_code == 200
+    fresh = api_factory()
+    bad = fresh.post("/api/auth/password-login", json={"email": addr, "password": "correct horse battery"})
+    unknown = fresh.post("/api/auth/password-login", json={"email": unique_email(), "password": "whatever123"})
+    assert bad.status_code == unknown.status_code == 401
+    assert bad.json() == unknown.json()
+    ok = fresh.post("/api/auth/password-login", json={"email": addr, "password": "another good one"})
+    assert ok.status_code == 200 and ok.json()["email"] == addr
+    assert fresh.get("/api/auth/me").status_code == 200
+
+
+def test_logout_revokes_the_session_server_side(api: Any) -> None:
+    api.login()
+    token = api.cookies.get("kite_session")
+    assert api.post("/api/auth/logout").status_code == 200
+    assert api.get("/api/auth/me").status_code == 401
+    # replaying the old cookie does not work either
+    api.cookies.set("kite_session", token)
+    assert api.get("/api/auth/me").status_code == 401
+
+
+def test_unauthenticated_is_401(api: Any) -> None:
+    assert api.get("/api/auth/me").status_code == 401
+    assert api.get("/api/strategies").status_code == 401
+    api.cookies.set("kite_session", "forged")
+    assert api.get("/api/strategies").status_code == 401
+
+
+def test_agent_key_shown_once_used_as_bearer_and_revoked(api_factory: Any) -> None:
+    api = api_factory()
+    user = api.login()
+    assert api.get("/api/auth/agent-key").status_code == 404
+    r = api.post("/api/auth/agent-key")
+    assert r.status_code == 201
+    key = r.json()["key"]
+    assert key.startswith("zt_") and len(key) > 30
+    shown = api.get("/api/auth/agent-key").json()
+    assert "key" not in shown and key.startswith(shown["prefix"]) and shown["last_used_at"] is None
+    bot = api_factory()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert bot.get("/api/auth/me", headers=headers).json()["id"] == user["id"]
+    assert api.get("/api/auth/agent-key").json()["last_used_at"] is not None
+    # read endpoints yes, user writes no
+    assert bot.get("/api/strategies", headers=headers).status_code == 200
+    w = bot.post("/api/strategies", json={"name": "x", "base_model": "sma_crossover"}, headers=headers)
+    assert w.status_code == 403
+    # regenerate: the old key dies
+    new_key = api.post("/api/auth/agent-key").json()["key"]
+    assert bot.get("/api/auth/me", headers=headers).status_code == 401
+    assert bot.get("/api/auth/me", headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+    assert api.delete("/api/auth/agent-key").status_code == 204
+    assert bot.get("/api/auth/me", headers={"Authorization": f"Bearer {new_key}"}).status_code == 401
+    assert api.delete("/api/auth/agent-key").status_code == 404
+
+
+def test_admin_users_list_is_admin_only(api_factory: Any) -> None:
+    admin_addr = unique_email("admin")
+    api = api_factory(admin_emails=admin_addr)
+    api.login()
+    assert api.get("/api/auth/admin/users").status_code == 403
+    admin = api_factory()
+    me = admin.login(admin_addr)
+    assert me["is_admin"] is True
+    r = admin.get("/api/auth/admin/users", params={"limit": 1})
+    assert r.status_code == 200 and len(r.json()) == 1
+    assert int(r.headers["X-Total-Count"]) >= 2
