@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -133,8 +134,8 @@ def dispatch(request: Request, platform: Platform, command: Any, principal: Prin
     """Run a command and wait (bounded) until the projections show its effect (read-your-writes)."""
     result = platform.bus.handle(command, request_meta(request, principal, actor))
     waiter: ReadYourWrites = request.app.state.read_your_writes
-    waiter.wait(result.touched_accounts, result.position)
-    return result
+    caught_up = waiter.wait(result.touched_accounts, result.position)
+    return result if caught_up else dataclasses.replace(result, caught_up=False)
 
 
 def require(condition: bool, detail: str) -> None:

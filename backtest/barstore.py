@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from domain.bars import BarMatrix
@@ -74,6 +75,8 @@ SCHEMA = pa.schema(
         ("adj_factor", pa.float64()),
     ]
 )
+_READ_SCHEMA = SCHEMA.set(0, pa.field("symbol", pa.dictionary(pa.int32(), pa.string())))
+_READ_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=["symbol"]))
 PRICE_COLUMNS = ("open", "high", "low", "close")
 FORMAT_VERSION = 1
 INTERVAL = "daily"
@@ -425,18 +428,19 @@ class BarStore:
 
         `data` is a pyarrow Table, a mapping of column name -> sequence/array, or an iterable of
         row mappings, with columns symbol, date, open, high, low, close, volume and optionally
-        adj_factor. Without an adj_factor column, rows already stored keep their factor and new
-        rows get 1.0, so re-importing raw data never undoes a recorded split.
+        adj_factor. Where adj_factor is absent (no column, or an empty/NaN value), a row already
+        stored keeps its factor and a new row gets 1.0, so re-importing raw data never undoes a
+        recorded split.
         ``mode="replace"`` additionally deletes stored rows of the written symbols that `data`
         does not contain. Invalid bars (non-positive or inconsistent prices, negative volume,
         duplicate keys) raise ValueError and nothing is written.
         """
         if mode not in ("merge", "replace"):
             raise ValueError(f"mode must be 'merge' or 'replace', not {mode!r}")
-        incoming, has_adj = _frame_from_input(data)
+        incoming = _frame_from_input(data)
         with self._write_lock():
             cached = self._cached()
-            merged, result, years = _merge(cached.frame, incoming, has_adj=has_adj, replace=mode == "replace")
+            merged, result, years = _merge(cached.frame, incoming, replace=mode == "replace")
             if result.changed:
                 self._commit(cached.manifest, merged, years)
             return result
@@ -447,7 +451,7 @@ class BarStore:
         A row on or before its symbol's last stored date is a ValueError naming it: corrections
         to history go through `write`.
         """
-        incoming, has_adj = _frame_from_input(data)
+        incoming = _frame_from_input(data)
         with self._write_lock():
             cached = self._cached()
             coverage = cached.manifest["symbols"]
@@ -460,7 +464,7 @@ class BarStore:
                         f"append_days: {symbol} {day.isoformat()} is not after its last stored day "
                         f"{entry['last']}; use write() to correct history"
                     )
-            merged, result, years = _merge(cached.frame, incoming, has_adj=has_adj, replace=False)
+            merged, result, years = _merge(cached.frame, incoming, replace=False)
             if result.changed:
                 self._commit(cached.manifest, merged, years)
             return result
@@ -542,12 +546,13 @@ class BarStore:
                 _CACHE.popitem(last=False)
 
     def _load(self, manifest: Mapping[str, Any]) -> _Frame:
-        files = [self._root / info["path"] for _, info in sorted(manifest["files"].items())]
+        files = [str(self._root / info["path"]) for _, info in sorted(manifest["files"].items())]
         if not files:
             return _Frame.empty()
-        tables = [pq.read_table(path, schema=SCHEMA) for path in files]
-        frame, _ = _frame_from_table(pa.concat_tables(tables), validate=False)
-        return frame
+        # one scan over all year files (parallel), symbols kept dictionary-encoded: ~3x faster
+        # than reading the files one by one and re-encoding the strings
+        table = ds.dataset(files, schema=_READ_SCHEMA, format=_READ_FORMAT).to_table()
+        return _frame_from_table(table, validate=False)
 
     def _view(self) -> _View:
         cached = self._cached()
@@ -677,7 +682,7 @@ def _build_view(frame: _Frame) -> _View:
     )
 
 
-def _frame_from_input(data: Any) -> tuple[_Frame, bool]:
+def _frame_from_input(data: Any) -> _Frame:
     if isinstance(data, pa.RecordBatch):
         table = pa.Table.from_batches([data])
     elif isinstance(data, pa.Table):
@@ -719,7 +724,8 @@ def _column(values: Any) -> pa.Array:
     return pa.array(list(values))
 
 
-def _frame_from_table(table: pa.Table, *, validate: bool) -> tuple[_Frame, bool]:
+def _frame_from_table(table: pa.Table, *, validate: bool) -> _Frame:
+    """Columns -> a sorted `_Frame`; adj_factor NaN marks "not given" (see `_merge`)."""
     names = {n.lower(): n for n in table.column_names}
     required = ("symbol", "date", *PRICE_COLUMNS, "volume")
     missing = [c for c in required if c not in names]
@@ -727,15 +733,21 @@ def _frame_from_table(table: pa.Table, *, validate: bool) -> tuple[_Frame, bool]
         raise ValueError(f"Bars need columns {', '.join(required)}; missing {', '.join(missing)}")
     n = table.num_rows
     if n == 0:
-        return _Frame.empty(), "adj_factor" in names
+        return _Frame.empty()
 
     def col(name: str) -> pa.Array:
         c = table.column(names[name]).combine_chunks()
-        if validate and c.null_count:
+        if validate and c.null_count and name != "adj_factor":
             raise ValueError(f"Column {name} has {c.null_count} empty value(s)")
         return c
 
-    encoded = pc.dictionary_encode(col("symbol").cast(pa.string()))
+    symbol_col = col("symbol")
+    if pa.types.is_dictionary(symbol_col.type):
+        encoded = symbol_col.dictionary_decode() if not pa.types.is_string(symbol_col.type.value_type) else symbol_col
+        if encoded is not symbol_col:
+            encoded = pc.dictionary_encode(encoded.cast(pa.string()))
+    else:
+        encoded = pc.dictionary_encode(symbol_col.cast(pa.string()))
     dictionary = np.array(encoded.dictionary.to_pylist(), dtype=np.str_)
     order = np.argsort(dictionary, kind="stable")
     rank = np.empty_like(order)
@@ -759,8 +771,7 @@ def _frame_from_table(table: pa.Table, *, validate: bool) -> tuple[_Frame, bool]
 
     o, h, lo, c = (floats(name) for name in PRICE_COLUMNS)
     vol_f = floats("volume")
-    has_adj = "adj_factor" in names
-    adj = floats("adj_factor") if has_adj else np.ones(n, dtype=np.float64)
+    adj = floats("adj_factor") if "adj_factor" in names else np.full(n, np.nan)
     if validate:
         _validate(symbols, codes, day, o, h, lo, c, vol_f, adj)
     frame = _Frame(
@@ -782,7 +793,7 @@ def _frame_from_table(table: pa.Table, *, validate: bool) -> tuple[_Frame, bool]
             raise ValueError(
                 f"Duplicate bar for {frame.symbols[frame.code[i]]} on {_from_day(int(frame.day[i])).isoformat()}"
             )
-    return frame, has_adj
+    return frame
 
 
 def _validate(
@@ -795,7 +806,7 @@ def _validate(
         ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "non-positive price"),
         ((lo > np.minimum(o, c)) | (h < np.maximum(o, c)) | (lo > h), "low/high inconsistent with open/close"),
         (~np.isfinite(v) | (v < 0), "negative or missing volume"),
-        (~np.isfinite(adj) | (adj <= 0), "adj_factor must be positive"),
+        (~np.isnan(adj) & (~np.isfinite(adj) | (adj <= 0)), "adj_factor must be positive"),
     )
     for bad, reason in problems:
         hits = np.flatnonzero(bad)
@@ -807,7 +818,7 @@ def _validate(
             )
 
 
-def _merge(existing: _Frame, incoming: _Frame, *, has_adj: bool, replace: bool) -> tuple[_Frame, WriteResult, set[int]]:
+def _merge(existing: _Frame, incoming: _Frame, *, replace: bool) -> tuple[_Frame, WriteResult, set[int]]:
     if len(incoming) == 0:
         return existing, WriteResult(), set()
     symbols = np.union1d(existing.symbols, incoming.symbols).astype(np.str_)
@@ -818,7 +829,9 @@ def _merge(existing: _Frame, incoming: _Frame, *, has_adj: bool, replace: bool) 
     pos = np.searchsorted(ex_key, new_key)
     pos_c = np.minimum(pos, max(n_ex - 1, 0))
     found = (ex_key[pos_c] == new_key) if n_ex else np.zeros(len(new), dtype=np.bool_)
-    adj = new.adj if has_adj else np.where(found, ex.adj[pos_c] if n_ex else 1.0, 1.0)
+    # an adj_factor that was not given keeps the stored one (re-imports never undo a split)
+    kept = np.where(found, ex.adj[pos_c], 1.0) if n_ex else np.ones(len(new))
+    adj = np.where(np.isnan(new.adj), kept, new.adj)
     if n_ex:
         same = (
             found
@@ -964,7 +977,8 @@ def _atomic_write_parquet(path: Path, table: pa.Table) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd", compression_level=1)
+        # LZ4 (raw): decompresses several times faster than zstd/snappy here, and DuckDB reads it
+        pq.write_table(table, tmp, compression="lz4")
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -241,7 +241,8 @@ class _Model:
         wick_scale = 0.55 * self.total_vol[:, None] * regime[None, :]
         high = np.maximum(np.ceil(body_hi * np.exp(np.abs(wick_hi) * wick_scale) / TICK) * TICK, body_hi)
         low = np.minimum(np.floor(body_lo * np.exp(-np.abs(wick_lo) * wick_scale) / TICK) * TICK, body_lo)
-        high, low = np.round(high, 2), np.maximum(np.round(low, 2), TICK)
+        high = np.round(high, 2).astype(np.float64)
+        low = np.maximum(np.round(low, 2), TICK).astype(np.float64)
 
         vol_noise, _ = _normal_pair(self.keys, days, _S_VOL_A, _S_VOL_B)
         surprise = np.abs(ret - self.drift[:, None]) / self.total_vol[:, None]

@@ -22,6 +22,7 @@ class CommandResult:
     position: int | None  # store position of the last event saved, for read-your-writes
     account_id: int | None
     touched_accounts: frozenset[int] = frozenset()
+    caught_up: bool = True  # set by the API: did the projections reach `position` within the bound?
 
 
 class MessageBus:

@@ -6,11 +6,13 @@ Schedule ``zerodha_delivery`` (Zerodha CNC, NSE), per reference §5.2:
 |---|---|---|
 | brokerage | 0 | both |
 | STT | 0.1 % of turnover | both |
-| exchange transaction charge (NSE) | 0.00345 % before 2024-10-01, 0.00297 % from 2024-10-01, 0.00307 % (incl. IPFT) from 2026-03-01 | both |
+| exchange transaction charge (NSE) | 0.00345 % before 2024-10-01, 0.00297 % from then, | both |
+|   | 0.00307 % (incl. IPFT) from 2026-03-01 | |
 | SEBI turnover fee | Rs 10 / crore (0.0001 %) | both |
 | stamp duty | 0.015 % | buy only |
 | GST | 18 % of (brokerage + exchange charge + SEBI fee) | both |
-| DP charge | Rs 13.50 + 18 % GST = 15.93 before 2024-10-01, Rs 13 + GST = 15.34 from then | sell, once per scrip per day |
+| DP charge | Rs 13.50 + 18 % GST = 15.93 before 2024-10-01, Rs 13 + GST = 15.34 from then | sell, per |
+|   |   | scrip per day |
 
 Choices (documented because a contract note can differ by a paisa):
 - Stamp duty before its national unification on 2020-07-01 varied by the client's state; the

@@ -92,14 +92,14 @@ class Layout:
         return out
 
 
-def _general(fn: Callable[..., FloatMatrix], *arrays: FloatMatrix, **kw: Any) -> FloatMatrix:
+def _general(kernel: Callable[..., FloatMatrix], *arrays: FloatMatrix, **kw: Any) -> FloatMatrix:
     """Run an aligned-layout kernel on matrices in any layout (validity = all inputs finite)."""
     arrs = [np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in arrays]
     valid = np.ones(arrs[0].shape, dtype=bool)
     for a in arrs:
         valid &= np.isfinite(a)
     layout = Layout(valid)
-    out = fn(*[layout.align(a) for a in arrs], **kw)
+    out = kernel(*[layout.align(a) for a in arrs], **kw)
     result: FloatMatrix = layout.restore(out, np.nan)
     return result
 

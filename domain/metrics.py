@@ -140,7 +140,7 @@ def summarize(
     trades: Sequence[Mapping[str, Any]],
     invested_days: int,
     total_charges: float,
-    benchmark: Sequence[float] | None = None,
+    benchmark: Sequence[float] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The backtest summary (API "Backtest" `summary`) from the daily curve and the closed trades.
 

@@ -124,7 +124,7 @@ class RuleSet:
         for cond in self.conditions():
             for side in (cond.left, cond.right):
                 if isinstance(side, Indicator):
-                    seen.setdefault(side.key() + (side.offset,), side)
+                    seen.setdefault((*side.key(), side.offset), side)
         return list(seen.values())
 
     @property

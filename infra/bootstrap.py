@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import sqlalchemy as sa
 
 from commands.bus import MessageBus
 from commands.handlers import HANDLERS
@@ -47,13 +51,33 @@ def make_mailer(settings: Settings) -> Mailer:
     return ConsoleMailer(settings.var_dir / "mail", settings.mail_from)
 
 
+@contextmanager
+def schema_lock(db: Database) -> Iterator[None]:
+    """Serialise schema creation across processes starting together (Postgres DDL races otherwise)."""
+    if db.is_sqlite:
+        yield
+        return
+    with db.writer.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(7411001)"))
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(7411001)"))
+            conn.commit()
+
+
 def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
     settings.check()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     db = Database.from_settings(settings)
-    db.create_security_tables()
     clock = SystemClock()
-    store = SqlEventStore(make_recorder(settings.database_url), clock)
+    with schema_lock(db):
+        db.create_security_tables()
+        store = SqlEventStore(make_recorder(settings.database_url), clock)
+        with db.write() as conn:
+            tracking_metadata.create_all(conn)
+            for p in all_projections():
+                p.create(conn)
     security = SqlSecurityStore(db)
     token_hash = HmacTokenHasher(settings.secret_key_list[0])
     mail = mailer or make_mailer(settings)
@@ -65,10 +89,6 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
     )
     platform = Platform(settings, db, store, security, MessageBus(deps, HANDLERS), mail, token_hash)
     platform.bus = MessageBus(deps, HANDLERS, on_saved=platform.on_saved)
-    with db.write() as conn:
-        tracking_metadata.create_all(conn)
-        for p in all_projections():
-            p.create(conn)
     return platform
 
 

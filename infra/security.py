@@ -185,7 +185,9 @@ class SqlSecurityStore:
     # --- passwords ------------------------------------------------------------------------------
     def password_hash(self, account_id: int) -> str | None:
         with self.db.read() as conn:
-            v = conn.execute(sa.select(passwords.c.hash).where(passwords.c.account_id == account_id)).scalar_one_or_none()
+            v = conn.execute(
+                sa.select(passwords.c.hash).where(passwords.c.account_id == account_id)
+            ).scalar_one_or_none()
         return None if v is None else str(v)
 
     def set_password_hash(self, account_id: int, password_hash: str, now: datetime) -> None:

@@ -45,7 +45,8 @@ class ProjectionRunner:
                 continue
             pos = min(p[0] for p in positions if p is not None)
             offsets = [p[1] for p in positions if p is not None]
-            combined[shard] = (pos, None if any(o is None for o in offsets) else min(o for o in offsets if o is not None))
+            known = [o for o in offsets if o is not None]
+            combined[shard] = (pos, min(known) if len(known) == len(offsets) else None)
         return per, combined
 
     def step(self) -> int:
@@ -111,7 +112,7 @@ class ProjectionRunner:
             except Exception:
                 log.exception("projector step failed; retrying in %.1fs", backoff)
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+                backoff = min(backoff * 2, 5)
                 continue
             if n == 0:
                 self._wake.wait(idle_wait)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from kafka.partitioner.default import murmur2
 
-from infra.bootstrap import Platform
+from infra.bootstrap import Platform, schema_lock
 from projections.base import min_position
 from projections.registry import all_projections
 from streams.relay import KafkaRelay
@@ -28,7 +28,8 @@ def make_projector(platform: Platform, kind: str | None = None,
                    partitions: Sequence[int] | None = None) -> ProjectionRunner:
     kind = kind or ("store" if platform.settings.embedded_transport else "kafka")
     runner = ProjectionRunner(platform.db, all_projections(), make_source(platform, kind, partitions))
-    runner.create_tables()
+    with schema_lock(platform.db):
+        runner.create_tables()
     return runner
 
 
@@ -37,7 +38,8 @@ def make_relay(platform: Platform) -> KafkaRelay:
     if not s.kafka_bootstrap:
         raise SystemExit("TRADERTAPE_KAFKA_BOOTSTRAP is not set: the relay publishes to Kafka")
     relay = KafkaRelay(platform.store, platform.db, s.kafka_bootstrap, s.kafka_topic, s.kafka_partitions)
-    relay.create_tables()
+    with schema_lock(platform.db):
+        relay.create_tables()
     return relay
 
 

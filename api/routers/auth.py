@@ -29,7 +29,9 @@ from api.schemas import (
     VerifyLinkRequest,
 )
 from commands import messages as m
+from commands.bus import CommandResult
 from commands.handlers.auth import LoginResult
+from domain.accounts import Account
 from domain.errors import NotFound
 from infra.bootstrap import Platform
 from projections.accounts import get_account, list_accounts
@@ -54,12 +56,24 @@ def _user(platform: Platform, account: dict[str, Any]) -> UserPublic:
     )
 
 
-def _signed_in(platform: Platform, response: Response, login: LoginResult) -> UserPublic:
+def _account_from_store(platform: Platform, account_id: int) -> dict[str, Any]:
+    """The account as its events say, when the read model is still behind the login."""
+    agg = Account.uuid_for(account_id)
+    acc = platform.store.load(Account, agg)
+    if acc is None:
+        raise NotFound("Account not found")
+    created = platform.store.events_of(agg)[0]["occurred_at"]
+    return {"id": account_id, "email": acc.email, "name": acc.name, "is_admin": acc.is_admin,
+            "created_at": created, "has_password": acc.has_password}
+
+
+def _signed_in(platform: Platform, response: Response, result: CommandResult) -> UserPublic:
+    login: LoginResult = result.value
     set_session_cookie(response, platform, login.session_token, platform.settings.session_days * 86400)
     with platform.db.read() as conn:
         account = get_account(conn, login.account_id)
-    if account is None:  # the projection lagged past the read-your-writes bound
-        raise NotFound("Account not ready yet; try again")
+    if account is None:  # a first login whose projection is past the read-your-writes bound
+        account = _account_from_store(platform, login.account_id)
     return _user(platform, account)
 
 
@@ -73,7 +87,7 @@ def magic_link(body: MagicLinkRequest, request: Request, platform: PlatformDep) 
 @router.post("/verify-link", response_model=UserPublic, summary="Sign in with the link's token or the code")
 def verify_link(body: VerifyLinkRequest, request: Request, response: Response, platform: PlatformDep) -> UserPublic:
     result = dispatch(request, platform, m.VerifyLogin(str(body.email), body.token, body.otp, _client_ip(request)))
-    return _signed_in(platform, response, result.value)
+    return _signed_in(platform, response, result)
 
 
 @router.get("/verify-link", summary="The link in the email: signs in and redirects to the API docs")
@@ -90,7 +104,7 @@ def verify_link_get(request: Request, platform: PlatformDep, email: str = Query(
 def password_login(body: PasswordLoginRequest, request: Request, response: Response,
                    platform: PlatformDep) -> UserPublic:
     result = dispatch(request, platform, m.PasswordLogin(str(body.email), body.password, _client_ip(request)))
-    return _signed_in(platform, response, result.value)
+    return _signed_in(platform, response, result)
 
 
 @router.post("/password", summary="Set, or change, the signed-in user's password")

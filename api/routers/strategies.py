@@ -13,8 +13,10 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch
 from api.schemas import StrategyCreate, StrategyFork, StrategyPublic, StrategyUpdate
 from commands import messages as m
+from commands.bus import CommandResult
 from domain.base_models import BASE_MODELS
 from domain.errors import NotFound
+from domain.strategies import Strategy
 from infra.bootstrap import Platform
 from projections.strategies import StrategyFilters, get_strategy, list_strategies
 
@@ -23,6 +25,28 @@ router = APIRouter(prefix="/api/strategies", tags=["strategies"])
 
 def _body(b: StrategyCreate) -> m.StrategyBody:
     return m.StrategyBody(b.name, b.description, b.base_model, b.entry_rules, b.exit_rules, b.params, b.is_active)
+
+
+def _from_store(platform: Platform, strategy_id: int) -> dict[str, Any]:
+    """The strategy as its events say, for a write response when the read model is still behind
+    (read-your-writes timed out): the client never sees 404 for what it just wrote."""
+    agg = Strategy.uuid_for(strategy_id)
+    s = platform.store.load(Strategy, agg)
+    events = platform.store.events_of(agg)
+    if s is None or s.deleted or not events:
+        raise NotFound(f"Strategy {strategy_id} not found")
+    return {
+        "id": s.strategy_id, "owner_id": s.owner_id, "name": s.name, "description": s.description,
+        "base_model": s.spec.base_model, "entry_rules": s.spec.entry_rules, "exit_rules": s.spec.exit_rules,
+        "params": s.spec.params, "is_active": s.is_active, "is_template": s.is_template, "is_public": s.is_public,
+        "forked_from": s.forked_from, "created_at": events[0]["occurred_at"], "updated_at": events[-1]["occurred_at"],
+    }
+
+
+def _written(platform: Platform, result: CommandResult, strategy_id: int, account_id: int) -> dict[str, Any]:
+    if result.caught_up:
+        return _readable(platform, strategy_id, account_id)
+    return _from_store(platform, strategy_id)
 
 
 def _readable(platform: Platform, strategy_id: int, account_id: int) -> dict[str, Any]:
@@ -53,8 +77,8 @@ def list_(
 
 @router.post("", response_model=StrategyPublic, status_code=201)
 def create(body: StrategyCreate, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
-    sid = dispatch(request, platform, m.CreateStrategy(user.account_id, _body(body)), user).value
-    return _readable(platform, sid, user.account_id)
+    result = dispatch(request, platform, m.CreateStrategy(user.account_id, _body(body)), user)
+    return _written(platform, result, result.value, user.account_id)
 
 
 @router.get("/{strategy_id}", response_model=StrategyPublic)
@@ -65,8 +89,8 @@ def get(strategy_id: int, user: Reader, platform: PlatformDep) -> dict[str, Any]
 @router.put("/{strategy_id}", response_model=StrategyPublic)
 def replace(strategy_id: int, body: StrategyUpdate, request: Request, user: SessionUser,
             platform: PlatformDep) -> dict[str, Any]:
-    dispatch(request, platform, m.UpdateStrategy(user.account_id, strategy_id, _body(body)), user)
-    return _readable(platform, strategy_id, user.account_id)
+    result = dispatch(request, platform, m.UpdateStrategy(user.account_id, strategy_id, _body(body)), user)
+    return _written(platform, result, strategy_id, user.account_id)
 
 
 @router.delete("/{strategy_id}", status_code=204)
@@ -78,12 +102,12 @@ def delete(strategy_id: int, request: Request, user: SessionUser, platform: Plat
 @router.post("/{strategy_id}/fork", response_model=StrategyPublic, status_code=201)
 def fork(strategy_id: int, request: Request, user: SessionUser, platform: PlatformDep,
          body: StrategyFork | None = None) -> dict[str, Any]:
-    new_id = dispatch(request, platform, m.ForkStrategy(user.account_id, strategy_id, body.name if body else None),
-                      user).value
-    return _readable(platform, new_id, user.account_id)
+    result = dispatch(request, platform, m.ForkStrategy(user.account_id, strategy_id, body.name if body else None),
+                      user)
+    return _written(platform, result, result.value, user.account_id)
 
 
 @router.post("/{strategy_id}/share", response_model=StrategyPublic, summary="Toggle is_public")
 def share(strategy_id: int, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
-    dispatch(request, platform, m.ToggleShareStrategy(user.account_id, strategy_id), user)
-    return _readable(platform, strategy_id, user.account_id)
+    result = dispatch(request, platform, m.ToggleShareStrategy(user.account_id, strategy_id), user)
+    return _written(platform, result, strategy_id, user.account_id)

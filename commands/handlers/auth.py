@@ -82,11 +82,13 @@ def _start_session(uow: UnitOfWork, acc: Account, method: str) -> LoginResult:
     now = d.clock.now()
     token = secrets.token_urlsafe(32)
     expires = now + timedelta(days=d.auth.session_days)
-    d.security.create_session(acc.account_id, d.token_hash(token), expires, now)
+    account_id = acc.account_id
+    assert account_id is not None
+    d.security.create_session(account_id, d.token_hash(token), expires, now)
     acc.logged_in(method)
     uow.save(acc)
-    uow.account_id = acc.account_id
-    return LoginResult(acc.account_id, token, expires)
+    uow.account_id = account_id
+    return LoginResult(account_id, token, expires)
 
 
 def verify_login(cmd: m.VerifyLogin, uow: UnitOfWork) -> LoginResult:

@@ -126,7 +126,7 @@ class KafkaBroker:
     def __init__(self) -> None:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)  # noqa: SIM115
+        self._log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
 
     @property
     def bootstrap(self) -> str:
@@ -160,7 +160,7 @@ def smtp_server() -> Iterator[tuple[int, list[object]]]:
     received: list[object] = []
 
     class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
             received.append(envelope)
             return "250 OK"
 

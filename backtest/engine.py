@@ -1,0 +1,317 @@
+"""The backtest engine: replays a BarMatrix through the domain Portfolio, in memory.
+
+Everything a trade depends on -- rules, conviction, ranking, sizing, limits, fills, exits, charges --
+is decided by `domain` code that paper portfolios run too. This module only prepares the data
+(rule and conviction matrices computed up front with numpy) and feeds the Portfolio one trading day
+at a time, in the order a live day happens:
+
+  for each trading day t in [start_date, end_date]:
+    Portfolio.process_bars(t, bars of held + pending symbols)   # exits, then entries, then the close
+    Portfolio.record_exit_signals(t, symbols whose exit rules hold at t's close)
+    Portfolio.record_signals(t, candidates at t's close)        # auto-approved and placed (not on the last day)
+
+The per-day Python work touches only symbols with candidates, open positions or pending orders.
+
+Choices:
+- Bars before `start_date` are warm-up for indicators only; bars after `end_date` are dropped before
+  anything is computed (so nothing can look ahead of the window).
+- No signals are generated at the close of the last day: they could never be filled in the window.
+- Positions still open at the end are marked to market at the last close and reported in
+  `open_positions` (not closed, no exit charges); `trades` holds closed trades only; `final_equity`
+  includes the open positions at their marks. Orders still pending at the end are dropped
+  (`diagnostics.pending_at_end`).
+- pnl = (exit - entry) x quantity - entry charges - exit charges; pnl_pct = pnl / (entry x quantity)
+  x 100; charges = entry + exit charges; holding_days = trading days from entry to exit.
+- Deterministic: no randomness, no clocks except the elapsed-time diagnostic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from domain.bars import BarMatrix
+from domain.charges import SCHEDULES
+from domain.conviction import conviction
+from domain.errors import DomainError
+from domain.evaluate import evaluate_rules
+from domain.events import DomainEvent
+from domain.indicators import IndicatorCache
+from domain.metrics import drawdowns, monthly_returns, summarize
+from domain.portfolio import Portfolio, PositionState
+from domain.rules import parse_rules
+from domain.sizing import Candidate, check_limits
+from domain.strategies import SpecError, normalize_spec
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """The run's window, capital and limits (the API request minus strategy and universe)."""
+
+    start_date: str
+    end_date: str
+    starting_capital: float
+    position_size_pct: float = 10.0
+    max_positions: int = 20
+    max_per_sector: int | None = None
+    slippage_bps: float = 0.0
+    charges: str = "zerodha_delivery"
+
+
+@dataclass
+class BacktestResult:
+    """A run's JSON-ready parts (`to_dict`) plus the in-memory domain events (not serialised)."""
+
+    summary: dict[str, Any]
+    equity_curve: list[dict[str, Any]]
+    trades: list[dict[str, Any]]
+    open_positions: list[dict[str, Any]]
+    monthly_returns: dict[str, float]
+    diagnostics: dict[str, Any]
+    events: dict[str, Any]
+    strategy: dict[str, Any]
+    config: dict[str, Any]
+    domain_events: list[DomainEvent] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary,
+            "equity_curve": self.equity_curve,
+            "trades": self.trades,
+            "open_positions": self.open_positions,
+            "monthly_returns": self.monthly_returns,
+            "diagnostics": self.diagnostics,
+            "events": self.events,
+            "strategy": self.strategy,
+            "config": self.config,
+        }
+
+
+def _parse_day(value: Any, name: str) -> str:
+    if isinstance(value, _dt.date):
+        return value.isoformat()[:10]
+    if isinstance(value, np.datetime64):
+        return str(value.astype("datetime64[D]"))
+    try:
+        return _dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise DomainError(f"{name} must be a date like 2020-01-01, got {value!r}") from None
+
+
+def validate_config(config: BacktestConfig) -> BacktestConfig:
+    """Check a configuration; raise DomainError saying what to change. Returns it with ISO dates."""
+    start = _parse_day(config.start_date, "start_date")
+    end = _parse_day(config.end_date, "end_date")
+    if end < start:
+        raise DomainError(f"end_date {end} is before start_date {start}; choose an end on or after the start")
+    check_limits(config.starting_capital, config.position_size_pct, config.max_positions, config.max_per_sector)
+    if isinstance(config.slippage_bps, bool) or not isinstance(config.slippage_bps, int | float) \
+            or not 0 <= config.slippage_bps <= 1000:
+        raise DomainError(f"slippage_bps must be a number from 0 to 1000, got {config.slippage_bps!r}")
+    if config.charges not in SCHEDULES:
+        raise DomainError(f"charges must be one of {', '.join(SCHEDULES)}, got {config.charges!r}")
+    return dataclasses.replace(config, start_date=start, end_date=end)
+
+
+def _window(bars: BarMatrix, start: str, end: str) -> tuple[int, int]:
+    dates = bars.dates.astype("datetime64[D]")
+    s = int(np.searchsorted(dates, np.datetime64(start), side="left"))
+    e = int(np.searchsorted(dates, np.datetime64(end), side="right")) - 1
+    if bars.n_days == 0 or s > e:
+        span = f"{dates[0]}..{dates[-1]}" if bars.n_days else "no bars at all"
+        raise DomainError(
+            f"no trading days between {start} and {end}; the bar history covers {span}: choose dates inside it"
+        )
+    return s, e
+
+
+def _truncate(bars: BarMatrix, last: int) -> BarMatrix:
+    """The bars up to and including column `last` (views, no copy)."""
+    if last == bars.n_days - 1:
+        return bars
+    cut = slice(0, last + 1)
+    return BarMatrix(
+        symbols=bars.symbols, dates=bars.dates[cut], open=bars.open[:, cut], high=bars.high[:, cut],
+        low=bars.low[:, cut], close=bars.close[:, cut], volume=bars.volume[:, cut], sectors=bars.sectors,
+    )
+
+
+def _by_day(mask: npt.NDArray[np.bool_], s: int, e: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp],
+                                                                     npt.NDArray[np.intp]]:
+    """(start offsets per day, symbol rows, day columns) of the True cells in columns s..e, grouped
+    by day so day t's cells are rows[offsets[t-s]:offsets[t-s+1]]."""
+    days, rows = np.nonzero(mask[:, s:e + 1].T)
+    offsets = np.searchsorted(days, np.arange(e - s + 2))
+    return offsets, rows, days + s
+
+
+def _strategy_spec(strategy: dict[str, Any]) -> dict[str, Any]:
+    try:
+        spec = normalize_spec(
+            strategy.get("base_model", ""), strategy.get("entry_rules"), strategy.get("exit_rules"),
+            strategy.get("params"),
+        )
+    except SpecError as exc:
+        raise DomainError(str(exc)) from None
+    return {"base_model": spec.base_model, "entry_rules": spec.entry_rules, "exit_rules": spec.exit_rules,
+            "params": spec.params}
+
+
+def _trade_row(pos: PositionState, symbol_sector: str) -> dict[str, Any]:
+    value = pos.entry_price * pos.quantity
+    pnl = float(pos.realized_pnl or 0.0)
+    return {
+        "symbol": pos.symbol,
+        "sector": symbol_sector,
+        "entry_date": pos.entry_day,
+        "entry_price": pos.entry_price,
+        "exit_date": pos.exit_day,
+        "exit_price": pos.exit_price,
+        "quantity": pos.quantity,
+        "pnl": pnl,
+        "pnl_pct": round(pnl / value * 100.0, 4) if value else 0.0,
+        "charges": round(pos.entry_charges + pos.exit_charges, 2),
+        "exit_reason": pos.exit_reason,
+        "holding_days": pos.bars_held,
+        "conviction": pos.conviction,
+    }
+
+
+def run_backtest(
+    bars: BarMatrix,
+    strategy: dict[str, Any],
+    config: BacktestConfig,
+    benchmark: npt.NDArray[np.float64] | None = None,
+) -> BacktestResult:
+    """Backtest `strategy` (an API strategy body: base_model, entry_rules, exit_rules, params) on
+    `bars` over [config.start_date, config.end_date]. `benchmark` holds the benchmark's closes on
+    `bars.dates` (or None). Raises DomainError for an invalid configuration or strategy."""
+    t_start = time.perf_counter()
+    config = validate_config(config)
+    spec = _strategy_spec(strategy)
+    s, e = _window(bars, config.start_date, config.end_date)
+    bars = _truncate(bars, e)  # nothing after the window exists for this run
+
+    cache = IndicatorCache(bars)
+    entry = evaluate_rules(parse_rules(spec["entry_rules"], "entry_rules"), cache)
+    exit_when = spec["exit_rules"].get("exit_when")
+    exit_sig = evaluate_rules(parse_rules(exit_when, "exit_rules.exit_when"), cache) if exit_when else None
+    conv = conviction(spec["base_model"], spec["params"], cache)
+
+    symbols = bars.symbols
+    sectors = [bars.sector_of(i) for i in range(bars.n_symbols)]
+    sym_index = {sym: i for i, sym in enumerate(symbols)}
+    day_str: list[str] = bars.dates[s:e + 1].astype("datetime64[D]").astype(str).tolist()
+    # (days, symbols, 4) so one fancy index fetches a day's bars for the held symbols
+    ohlc = np.stack([bars.open[:, s:e + 1], bars.high[:, s:e + 1], bars.low[:, s:e + 1],
+                     bars.close[:, s:e + 1]], axis=-1).transpose(1, 0, 2).copy()
+
+    e_off, e_rows, e_days = _by_day(entry, s, e)
+    e_conv = conv[e_rows, e_days].tolist()
+    e_close = bars.close[e_rows, e_days].tolist()
+    e_syms = [symbols[i] for i in e_rows.tolist()]
+    e_secs = [sectors[i] for i in e_rows.tolist()]
+    e_off_l = e_off.tolist()
+    if exit_sig is not None:
+        x_off, x_rows, _ = _by_day(exit_sig, s, e)
+        x_off_l = x_off.tolist()
+        x_syms = [symbols[i] for i in x_rows.tolist()]
+
+    pf = Portfolio.deploy(
+        0, name="backtest", mode="backtest", strategy=spec, capital=config.starting_capital,
+        position_size_pct=config.position_size_pct, max_positions=config.max_positions,
+        max_per_sector=config.max_per_sector, auto_approve=True, slippage_bps=config.slippage_bps,
+        charges=config.charges, day=day_str[0], at=day_str[0],
+    )
+
+    diag = Counter({"signals_generated": 0, "orders_placed": 0, "skipped_max_positions": 0,
+                    "skipped_max_per_sector": 0, "skipped_zero_quantity": 0})
+    eq_curve: list[float] = []
+    cash_curve: list[float] = []
+    invested_days = 0
+    last = len(day_str) - 1
+    for k, day in enumerate(day_str):
+        need = pf.symbols_needing_bars()
+        if need:
+            rows = ohlc[k, [sym_index[x] for x in need]].tolist()
+            # a NaN close means no bar today (x == x is False only for NaN)
+            today = {sym: row for sym, row in zip(need, rows, strict=True) if row[3] == row[3]}
+        else:
+            today = {}
+        pf.process_bars(day, today, day)
+        if exit_sig is not None and pf.open_positions:
+            lo, hi = x_off_l[k], x_off_l[k + 1]
+            if hi > lo:
+                pf.record_exit_signals(day, x_syms[lo:hi], day)
+        if k < last:
+            lo, hi = e_off_l[k], e_off_l[k + 1]
+            if hi > lo:
+                cands = [Candidate(e_syms[j], e_secs[j], e_conv[j], e_close[j]) for j in range(lo, hi)]
+                out = pf.record_signals(day, cands, day)
+                diag["signals_generated"] += out.considered
+                diag["orders_placed"] += len(out.signal_ids)
+                diag["skipped_max_positions"] += out.skipped_max_positions
+                diag["skipped_max_per_sector"] += out.skipped_max_per_sector
+                diag["skipped_zero_quantity"] += out.skipped_zero_quantity
+        eq_curve.append(pf.equity)
+        cash_curve.append(pf.cash)
+        if pf.open_positions:
+            invested_days += 1
+
+    events = pf.collect_events()
+    trades = [_trade_row(p, p.sector) for p in pf.closed_positions]
+    open_rows = [{
+        "symbol": p.symbol, "sector": p.sector, "entry_date": p.entry_day, "entry_price": p.entry_price,
+        "quantity": p.quantity, "last_price": p.last_price, "unrealized_pnl": p.unrealized_pnl,
+        "stop_loss": p.stop_loss, "target": p.target, "charges": p.entry_charges,
+        "holding_days": p.bars_held, "conviction": p.conviction,
+    } for p in pf.open_positions.values()]
+    total_charges = sum(t["charges"] for t in trades) + sum(p.entry_charges for p in pf.open_positions.values())
+    bench = None
+    if benchmark is not None:
+        bench_arr = np.asarray(benchmark, dtype=np.float64)
+        if bench_arr.shape[0] < e + 1:
+            raise DomainError("benchmark must have one close per bar date")
+        bench = bench_arr[s:e + 1]
+    summary = summarize(
+        dates=day_str, equity=eq_curve, starting_capital=config.starting_capital, trades=trades,
+        invested_days=invested_days, total_charges=total_charges, benchmark=bench,
+    )
+    dd = drawdowns(eq_curve, config.starting_capital)
+    curve = [{"date": d, "equity": q, "cash": c, "drawdown_pct": round(float(x), 4)}
+             for d, q, c, x in zip(day_str, eq_curve, cash_curve, dd.tolist(), strict=True)]
+    stats = pf.stats
+    valid_bars = int(np.isfinite(bars.close[:, s:e + 1]).sum())
+    diagnostics: dict[str, Any] = {
+        **dict(diag),
+        "entries_filled": stats["entries_filled"],
+        "entries_expired": stats["entries_expired"],
+        "skipped_cash": stats["skipped_cash"],
+        "pending_at_end": len(pf.live_signals()),
+        "exits": stats["exits"],
+        "stop_updates": stats["stop_updates"],
+        "trading_days": len(day_str),
+        "warmup_days": s,
+        "bars_processed": valid_bars,
+        "elapsed_ms": round((time.perf_counter() - t_start) * 1000.0, 2),
+    }
+    by_type = Counter(ev.type for ev in events)
+    return BacktestResult(
+        summary=summary,
+        equity_curve=curve,
+        trades=trades,
+        open_positions=open_rows,
+        monthly_returns=monthly_returns(day_str, eq_curve, config.starting_capital),
+        diagnostics=diagnostics,
+        events={"count": len(events), "by_type": dict(sorted(by_type.items()))},
+        strategy=spec,
+        config=dataclasses.asdict(config),
+        domain_events=events,
+    )

@@ -1,0 +1,89 @@
+"""Run `tradertape` subcommands as real processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.services import free_port, wait_port
+
+
+def tt_env(tmp_path: Path, **settings: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERTAPE_")}
+    var = tmp_path / "var"
+    env.update({
+        "TRADERTAPE_ENV": "test",
+        "TRADERTAPE_VAR_DIR": str(var),
+        "TRADERTAPE_DATABASE_URL": f"sqlite:///{var}/tradertape.db",
+        "TRADERTAPE_DUCKDB_PATH": str(var / "analytics.duckdb"),
+        "TRADERTAPE_DATA_DIR": str(var / "data"),
+        "TRADERTAPE_SECRET_KEYS": "e2e-secret-key-0123456789-abcdefghijklmnopq",
+        "TRADERTAPE_LOG_LEVEL": "WARNING",
+    })
+    env.update({f"TRADERTAPE_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args = args
+        self.env = env
+        self.log = log
+        self.p: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        fh = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self.p = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args], env=self.env,
+                                  stdout=fh, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
+        return self
+
+    def kill9(self) -> None:
+        assert self.p is not None
+        self.p.send_signal(signal.SIGKILL)
+        self.p.wait(10)
+
+    def stop(self) -> None:
+        if self.p is not None and self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+
+    def alive(self) -> bool:
+        return self.p is not None and self.p.poll() is None
+
+
+class Server(Proc):
+    def __init__(self, env: dict[str, str], log: Path, extra: list[str] | None = None) -> None:
+        self.port = free_port()
+        env = dict(env, TRADERTAPE_BASE_URL=f"http://127.0.0.1:{self.port}")
+        super().__init__(["serve", "--port", str(self.port), *(extra or [])], env, log)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        super().start()
+        try:
+            wait_port(self.port, timeout=60)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(self.url + "/api/health", timeout=2).status_code == 200:
+                        return self
+                except requests.RequestException:
+                    pass
+                time.sleep(0.1)
+        except TimeoutError:
+            pass
+        raise RuntimeError(f"server did not start; log:\n{self.log.read_text()[-3000:]}")
