@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import PrincipalCache
 from api.routers import auth, health, strategies
 from domain.errors import DomainError
 from infra.bootstrap import Platform, bootstrap, seed
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.projector = runner
         app.state.read_your_writes = ReadYourWrites(plat, runner if plat.settings.embedded_transport else None)
         app.state.stop = stop
+        app.state.principals = PrincipalCache()
         seed(plat)
         for hook in getattr(app.state, "startup_hooks", []):
             hook(plat, stop)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from commands.bus import CommandResult
 from commands.ports import CommandMeta
@@ -19,7 +20,7 @@ from streams.workers import ReadYourWrites
 SESSION_COOKIE = "kite_session"
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
@@ -50,22 +51,44 @@ def _unauthorized() -> HTTPException:
     return HTTPException(401, "Not authenticated: sign in, or send 'Authorization: Bearer zt_...'")
 
 
-def current_principal(request: Request, response: Response, platform: PlatformDep) -> Principal:
+class PrincipalCache:
+    """Resolved credentials for a moment (bounded staleness of `ttl` seconds: a revoked key or session
+    stops working within that time in other processes, at once in this one)."""
+
+    def __init__(self, ttl: float = 0.5, size: int = 4096) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._items: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key: str) -> Principal | None:
+        hit = self._items.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.ttl:
+            return None
+        return hit[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if len(self._items) >= self.size:
+            self._items.clear()
+        self._items[key] = (time.monotonic(), principal)
+
+    def forget_session(self, token: str) -> None:
+        self._items.pop(f"s:{token}", None)
+
+    def forget_account(self, account_id: int) -> None:
+        for key in [k for k, (_, p) in self._items.items() if p.account_id == account_id]:
+            self._items.pop(key, None)
+
+
+def _resolve(platform: Platform, key: str | None, token: str | None, response: Response) -> Principal:
     now = time.time()
-    auth = request.headers.get("authorization", "")
-    token = request.cookies.get(SESSION_COOKIE)
-    account_id: int | None = None
     via = "session"
-    if auth.lower().startswith("bearer "):
-        key = auth[7:].strip()
-        if not key.startswith("zt_"):
-            raise HTTPException(401, "Bearer tokens must be TraderTape agent keys (zt_...)")
+    if key is not None:
         account_id = platform.security.agent_key_account(platform.token_hash(key), now)
         if account_id is None:
             raise HTTPException(401, "Agent key is invalid or revoked")
         via = "agent_key"
-        token = None
-    elif token:
+    else:
+        assert token is not None
         sliding = platform.settings.session_days * 86400
         info = platform.security.session(platform.token_hash(token), now, sliding)
         if info is None:
@@ -73,8 +96,6 @@ def current_principal(request: Request, response: Response, platform: PlatformDe
         account_id = info.account_id
         if info.expires_at - now > sliding - 61:  # just extended: refresh the cookie's lifetime too
             set_session_cookie(response, platform, token, int(sliding))
-    else:
-        raise _unauthorized()
     with platform.db.read() as conn:
         account = get_account(conn, account_id)
     if account is None:
@@ -82,19 +103,40 @@ def current_principal(request: Request, response: Response, platform: PlatformDe
     return Principal(account_id, account["email"], bool(account["is_admin"]), via, account, token)
 
 
-def reader(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def current_principal(request: Request, response: Response) -> Principal:
+    platform: Platform = request.app.state.platform
+    cache: PrincipalCache = request.app.state.principals
+    auth = request.headers.get("authorization", "")
+    key: str | None = None
+    token = request.cookies.get(SESSION_COOKIE)
+    if auth.lower().startswith("bearer "):
+        key = auth[7:].strip()
+        if not key.startswith("zt_"):
+            raise HTTPException(401, "Bearer tokens must be TraderTape agent keys (zt_...)")
+        token = None
+    elif not token:
+        raise _unauthorized()
+    cache_key = f"k:{key}" if key is not None else f"s:{token}"
+    principal = cache.get(cache_key)
+    if principal is None:
+        principal = await run_in_threadpool(_resolve, platform, key, token, response)
+        cache.put(cache_key, principal)
+    return principal
+
+
+async def reader(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """Any authenticated caller: a signed-in user or the account's agent key (read endpoints)."""
     return principal
 
 
-def session_user(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def session_user(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """A signed-in user (cookie); agent keys may only read or use /api/agent endpoints."""
     if principal.via != "session":
         raise HTTPException(403, "Agent keys may only read, or call /api/agent endpoints; sign in to change this")
     return principal
 
 
-def admin_user(principal: Annotated[Principal, Depends(session_user)]) -> Principal:
+async def admin_user(principal: Annotated[Principal, Depends(session_user)]) -> Principal:
     if not principal.is_admin:
         raise HTTPException(403, "Admins only")
     return principal
@@ -111,7 +153,7 @@ class Page:
     offset: int
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=500, description="at most 500")] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page:

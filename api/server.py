@@ -1,24 +1,38 @@
-"""`tradertape serve`: the API (plus, in the embedded default, projectors) in one process."""
+"""`tradertape serve`: the API (plus, in the embedded default, projectors) in one process, or in
+`--workers N` processes (each worker runs its own projector thread in the embedded default; their
+tracking rows make that safe)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app
 from infra.settings import Settings
 
 
+def app_factory() -> FastAPI:
+    """Used by uvicorn workers: each builds its own app from the environment."""
+    settings = Settings()
+    no_projector = os.environ.get("TRADERTAPE_SERVE_NO_PROJECTOR") == "1"
+    return create_app(settings, run_projector=False if no_projector else None)
+
+
 def serve(args: argparse.Namespace) -> None:
     settings = Settings()
-    if args.host:
-        settings.host = args.host
-    if args.port:
-        settings.port = args.port
+    host = args.host or settings.host
+    port = args.port or settings.port
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, run_projector=False if args.no_projector else None)
-    print(f"TraderTape API on http://{settings.host}:{settings.port}  (docs: /api/docs)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                access_log=False)
+    print(f"TraderTape API on http://{host}:{port}  (docs: http://{host}:{port}/api/docs)", flush=True)
+    if args.no_projector:
+        os.environ["TRADERTAPE_SERVE_NO_PROJECTOR"] = "1"
+    workers = max(1, args.workers or 1)
+    if workers > 1:
+        uvicorn.run("api.server:app_factory", factory=True, host=host, port=port, workers=workers,
+                    log_level=settings.log_level.lower(), access_log=False)
+    else:
+        uvicorn.run(app_factory(), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)

@@ -58,6 +58,7 @@ __all__ = [
     "DateLike",
     "MissingSymbolsError",
     "WriteResult",
+    "as_date",
     "clear_cache",
 ]
 
@@ -400,16 +401,22 @@ class BarStore:
             for i in range(len(days))
         ]
 
-    def last_bars(self, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The latest raw (unadjusted) bar of each symbol that has one."""
+    def last_bars(self, symbols: Iterable[str], before: DateLike | None = None) -> dict[str, dict[str, Any]]:
+        """Each symbol's latest raw (unadjusted) bar, or its latest bar dated before `before`.
+
+        Symbols without such a bar are left out.
+        """
         view = self._view()
         f = view.frame
+        limit = _to_day(before) if before is not None else _DAY_OFFSET - 1
         out: dict[str, dict[str, Any]] = {}
         for s in symbols:
             code = view.index.get(s)
             if code is None:
                 continue
-            i = int(np.searchsorted(view.key, _pack_one(code + 1, -_DAY_OFFSET))) - 1
+            i = int(np.searchsorted(view.key, _pack_one(code, limit))) - 1
+            if i < 0 or int(f.code[i]) != code:
+                continue
             out[s] = {
                 "date": _from_day(int(f.day[i])),
                 "open": float(f.open[i]),
@@ -621,6 +628,11 @@ def _to_day(value: DateLike) -> int:
 
 def _from_day(day: int) -> date:
     return _EPOCH + timedelta(days=day)
+
+
+def as_date(value: DateLike) -> date:
+    """A date from a `date`, `datetime`, ISO string or numpy datetime64."""
+    return _from_day(_to_day(value))
 
 
 def _years(days: npt.NDArray[Any]) -> npt.NDArray[np.int64]:

@@ -32,7 +32,7 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from backtest.barstore import BarStore, DateLike, WriteResult, _to_day
+from backtest.barstore import BarStore, DateLike, WriteResult, as_date
 from backtest.universes import Universe, list_universes
 from domain.calendar import TradingCalendar, nse_calendar
 
@@ -82,16 +82,18 @@ def generate(
 ) -> GenerateResult:
     """Write synthetic bars for every member (and covered index) on each trading day start..end.
 
-    Every stock starts at its own seed-derived price on the first day. Writing is an idempotent
-    merge: generating the same range twice changes nothing.
+    A stock continues from its last stored close before `start` when the store has one, else it
+    starts at its own seed-derived price. So generating two adjacent ranges equals generating
+    their union, and regenerating a stored range with the same seed changes nothing (the write is
+    an idempotent merge).
     """
     cal = calendar or nse_calendar()
-    first, last = _as_date(start), _as_date(end)
+    first, last = as_date(start), as_date(end)
     days = cal.trading_days_array(first, last).astype(np.int64)
     model = _Model(universe, seed)
     if progress:
         progress("simulate", 0, 2)
-    bars = model.simulate(days, prev_close=model.start_price.copy())
+    bars = model.simulate(days, prev_close=model.previous_closes(store, before=first))
     if progress:
         progress("write", 1, 2)
     result = store.write(_rows(model, days, bars)) if days.size else WriteResult()
@@ -134,13 +136,9 @@ def extend(
     for _ in range(n_days):
         d = cal.next_trading_day(d)
         new_days.append(d)
-    days = np.array([_to_day(x) for x in new_days], dtype=np.int64)
+    days = np.array(new_days, dtype="datetime64[D]").astype(np.int64)
     model = _Model(universe, seed)
-    stored = store.last_bars(model.symbols)
-    prev = np.array(
-        [stored[s]["close"] if s in stored else model.start_price[i] for i, s in enumerate(model.symbols)],
-        dtype=np.float64,
-    )
+    prev = model.previous_closes(store, before=new_days[0])
     store.append_days(_rows(model, days, model.simulate(days, prev_close=prev)))
     return new_days
 
@@ -195,6 +193,14 @@ class _Model:
         factor_var = (self.beta * MARKET_VOL) ** 2 + (self.gamma * SECTOR_VOL) ** 2
         self.idio_vol = np.sqrt(np.maximum(self.total_vol**2 - factor_var - jump_var, 0.005**2))
         self.indices = self._indices(universe)
+
+    def previous_closes(self, store: BarStore, before: date) -> F64:
+        """Each stock's last stored raw close before `before`, or its start price if it has none."""
+        stored = store.last_bars(self.symbols, before=before)
+        return np.array(
+            [stored[s]["close"] if s in stored else self.start_price[i] for i, s in enumerate(self.symbols)],
+            dtype=np.float64,
+        )
 
     def _indices(self, universe: Universe) -> tuple[_Index, ...]:
         row = {s: i for i, s in enumerate(self.symbols)}
@@ -361,10 +367,6 @@ def _fat_normal(keys: U64, days: npt.NDArray[np.int64], stream: int) -> F64:
 
 def _round_tick(x: F64) -> F64:
     return np.round(np.round(x / TICK) * TICK, 2)
-
-
-def _as_date(value: DateLike) -> date:
-    return _from_day(_to_day(value))
 
 
 def _from_day(day: int) -> date:

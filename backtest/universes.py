@@ -95,7 +95,7 @@ def load_universe(name: str) -> Universe:
     try:
         filename, index_symbol, index_name = _BUILT_IN[name]
     except KeyError:
-        known = ", ".join(sorted(_BUILT_IN))
+        known = ", ".join(_BUILT_IN)
         raise ValueError(f"Unknown universe {name!r}; choose one of: {known}") from None
     text = resources.files("backtest").joinpath("data", "universes", filename).read_text(encoding="utf-8")
     return Universe(name=name, members=_parse_constituents(text), index_symbol=index_symbol, index_name=index_name)

@@ -153,7 +153,7 @@ def main() -> None:
     print(f"bars: {bars.n_symbols} symbols x {bars.n_days} days ({bars.dates[0]}..{bars.dates[-1]}), {source}")
 
     v3 = {"base_model": "v3_dip_buyer"}
-    v3_cfg = BacktestConfig(start_date=start, end_date=end, starting_capital=10_000_000, position_size_pct=5,
+    v3_cfg = BacktestConfig(start_date=start, end_date=end, starting_capital=10_000_000, position_size_pct=10,
                             max_positions=20, max_per_sector=2, slippage_bps=5)
     run_backtest(bars, v3, v3_cfg, bench)  # warm caches/imports
     rss0 = rss_mb()

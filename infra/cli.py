@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--no-projector", action="store_true", help="do not run projectors in this process")
+    p.add_argument("--workers", type=int, default=1, help="API worker processes (default 1)")
     p.set_defaults(func=lambda a: importlib.import_module("api.server").serve(a))
     p = sub.add_parser("db", help="database maintenance")
     dsub = p.add_subparsers(dest="db_cmd", required=True)

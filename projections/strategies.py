@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,12 @@ strategies = sa.Table(
     sa.Column("forked_from", sa.BigInteger),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
+    # The public JSON document, built when the row changes so reads serve it without re-encoding.
+    sa.Column("doc", sa.Text, nullable=False, default=""),
 )
+
+_PUBLIC = ("id", "owner_id", "name", "description", "base_model", "entry_rules", "exit_rules", "params",
+           "is_active", "is_template", "is_public", "forked_from", "created_at", "updated_at")
 
 _BODY = ("name", "description", "base_model", "entry_rules", "exit_rules", "params", "is_active")
 
@@ -46,17 +52,25 @@ class StrategiesProjection(Projection):
             forked_from=d["forked_from"], created_at=env.occurred_at, updated_at=env.occurred_at,
             **{k: d[k] for k in _BODY},
         ))
+        self._refresh_doc(conn, env)
 
     def _sid(self, env: Envelope) -> Any:
         return strategies.c.aggregate_id == env.aggregate_id
 
+    def _refresh_doc(self, conn: Connection, env: Envelope) -> None:
+        row = conn.execute(sa.select(*(strategies.c[k] for k in _PUBLIC)).where(self._sid(env))).first()
+        if row is not None:
+            conn.execute(sa.update(strategies).where(self._sid(env)).values(doc=_doc(row)))
+
     def on_StrategyUpdated(self, conn: Connection, env: Envelope) -> None:
         conn.execute(sa.update(strategies).where(self._sid(env))
                      .values(updated_at=env.occurred_at, **{k: env.data[k] for k in _BODY}))
+        self._refresh_doc(conn, env)
 
     def on_StrategyShared(self, conn: Connection, env: Envelope) -> None:
         conn.execute(sa.update(strategies).where(self._sid(env))
                      .values(is_public=env.data["is_public"], updated_at=env.occurred_at))
+        self._refresh_doc(conn, env)
 
     def on_StrategyDeleted(self, conn: Connection, env: Envelope) -> None:
         conn.execute(sa.delete(strategies).where(self._sid(env)))
@@ -71,16 +85,26 @@ class StrategyFilters:
     q: str | None = None
 
 
+def _doc(row: Any) -> str:
+    d = dict(row._mapping)
+    d["created_at"] = _iso(d["created_at"])
+    d["updated_at"] = _iso(d["updated_at"])
+    return json.dumps(d, separators=(",", ":"))
+
+
+def _iso(ts: str) -> str:
+    # Stored as Python isoformat; served as the API's other UTC timestamps are ("...Z").
+    return ts[:-6] + "Z" if ts.endswith("+00:00") else ts
+
+
 def strategy_public(row: Any) -> dict[str, Any]:
     d = dict(row._mapping)
     d.pop("aggregate_id", None)
+    d.pop("doc", None)
     return d
 
 
-def list_strategies(conn: Connection, account_id: int, f: StrategyFilters, limit: int,
-                    offset: int) -> tuple[list[dict[str, Any]], int]:
-    """Own strategies plus templates (templates only when is_template=true or no is_template filter);
-    with is_public=true, also other users' public strategies."""
+def _visible_query(account_id: int, f: StrategyFilters, *columns: Any) -> sa.Select[Any]:
     s = strategies.c
     visible = [s.owner_id == account_id]
     if f.is_template is None or f.is_template:
@@ -98,9 +122,22 @@ def list_strategies(conn: Connection, account_id: int, f: StrategyFilters, limit
         conds.append(s.base_model == f.base_model)
     if f.q:
         conds.append(sa.func.lower(s.name).contains(f.q.lower(), autoescape=True))
-    query = sa.select(strategies).where(*conds).order_by(s.is_template.desc(), s.id)
-    rows, total = page(query, conn, limit, offset)
+    return sa.select(*(columns or (strategies,))).where(*conds).order_by(s.is_template.desc(), s.id)
+
+
+def list_strategies(conn: Connection, account_id: int, f: StrategyFilters, limit: int,
+                    offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Own strategies plus templates (templates only when is_template=true or no is_template filter);
+    with is_public=true, also other users' public strategies."""
+    rows, total = page(_visible_query(account_id, f), conn, limit, offset)
     return [strategy_public(r) for r in rows], total
+
+
+def list_strategy_docs(conn: Connection, account_id: int, f: StrategyFilters, limit: int,
+                       offset: int) -> tuple[bytes, int]:
+    """The same page as `list_strategies`, as a ready JSON array (no decode/encode per request)."""
+    rows, total = page(_visible_query(account_id, f, strategies.c.doc), conn, limit, offset)
+    return ("[" + ",".join(r.doc for r in rows) + "]").encode(), total
 
 
 def get_strategy(conn: Connection, strategy_id: int) -> dict[str, Any] | None:

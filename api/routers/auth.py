@@ -111,6 +111,7 @@ def password_login(body: PasswordLoginRequest, request: Request, response: Respo
 def set_password(body: SetPasswordRequest, request: Request, user: SessionUser,
                  platform: PlatformDep) -> dict[str, str]:
     dispatch(request, platform, m.SetPassword(user.account_id, body.password, body.current_password), user)
+    request.app.state.principals.forget_account(user.account_id)
     return {"detail": "Password saved"}
 
 
@@ -119,6 +120,7 @@ def logout(request: Request, response: Response, platform: PlatformDep) -> dict[
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         dispatch(request, platform, m.Logout(token))
+        request.app.state.principals.forget_session(token)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                            secure=platform.settings.cookie_secure)
     return {"detail": "Signed out"}
@@ -152,12 +154,14 @@ def get_agent_key(user: SessionUser, platform: PlatformDep) -> AgentKeyPublic:
              summary="Generate or regenerate the agent key (the old one stops working); shown once")
 def create_agent_key(request: Request, user: SessionUser, platform: PlatformDep) -> AgentKeyCreated:
     issued = dispatch(request, platform, m.IssueAgentKey(user.account_id), user).value
+    request.app.state.principals.forget_account(user.account_id)
     return AgentKeyCreated(key=issued.key, prefix=issued.prefix, created_at=issued.created_at)
 
 
 @router.delete("/agent-key", status_code=204)
 def revoke_agent_key(request: Request, user: SessionUser, platform: PlatformDep) -> Response:
     dispatch(request, platform, m.RevokeAgentKey(user.account_id), user)
+    request.app.state.principals.forget_account(user.account_id)
     return Response(status_code=204)
 
 

@@ -18,7 +18,7 @@ from domain.base_models import BASE_MODELS
 from domain.errors import NotFound
 from domain.strategies import Strategy
 from infra.bootstrap import Platform
-from projections.strategies import StrategyFilters, get_strategy, list_strategies
+from projections.strategies import StrategyFilters, get_strategy, list_strategy_docs
 
 router = APIRouter(prefix="/api/strategies", tags=["strategies"])
 
@@ -62,17 +62,17 @@ def base_models(user: Reader) -> list[dict[str, Any]]:
     return [model.describe() for model in BASE_MODELS.values()]
 
 
-@router.get("", response_model=list[StrategyPublic])
+@router.get("", response_model=list[StrategyPublic],
+            responses={200: {"headers": {"X-Total-Count": {"description": "rows matching the filters"}}}})
 def list_(
     user: Reader, page: PageDep, response: Response, platform: PlatformDep,
     is_active: bool | None = None, is_template: bool | None = None, is_public: bool | None = None,
     base_model: str | None = Query(default=None, max_length=64), q: str | None = Query(default=None, max_length=200),
-) -> list[dict[str, Any]]:
+) -> Response:
     filters = StrategyFilters(is_active, is_template, is_public, base_model, q)
     with platform.db.read() as conn:
-        rows, total = list_strategies(conn, user.account_id, filters, page.limit, page.offset)
-    response.headers["X-Total-Count"] = str(total)
-    return rows
+        body, total = list_strategy_docs(conn, user.account_id, filters, page.limit, page.offset)
+    return Response(body, media_type="application/json", headers={"X-Total-Count": str(total)})
 
 
 @router.post("", response_model=StrategyPublic, status_code=201)

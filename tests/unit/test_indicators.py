@@ -234,7 +234,7 @@ def test_cache_computes_each_distinct_series_once() -> None:
 
 
 def test_cache_series_match_public_functions_with_gaps() -> None:
-    high, low, close, _ = walk()
+    _, _, close, _ = walk()
     close = with_gaps(close)
     cache = IndicatorCache(_bars(close))
     got = cache.restore(cache.series(Indicator("rsi", 14)), np.nan)

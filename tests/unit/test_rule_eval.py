@@ -10,7 +10,7 @@ from domain.indicators import IndicatorCache
 from domain.rules import parse_rules
 
 
-def bars_from(close: list[list[float]] | np.ndarray, volume: np.ndarray | None = None) -> BarMatrix:
+def bars_from(close: list[list[float]] | list[list[int]] | np.ndarray, volume: np.ndarray | None = None) -> BarMatrix:
     c = np.asarray(close, dtype=float)
     n, d = c.shape
     dates = np.arange(np.datetime64("2022-01-03"), np.datetime64("2022-01-03") + d)
@@ -129,7 +129,8 @@ def test_rules_do_not_look_ahead_truncating_future_changes_nothing() -> None:
 def test_future_prices_changed_do_not_change_past_signals() -> None:
     rng = np.random.default_rng(5)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (4, 200)), axis=1))
-    rules = {"all": [{"left": {"ind": "sma", "period": 5}, "op": "crosses_above", "right": {"ind": "sma", "period": 20}}]}
+    rules = {"all": [{"left": {"ind": "sma", "period": 5}, "op": "crosses_above",
+                      "right": {"ind": "sma", "period": 20}}]}
     base = ev(rules, bars_from(close))
     shocked = close.copy()
     shocked[:, 150:] *= 3.0

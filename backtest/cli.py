@@ -1,0 +1,255 @@
+"""``tradertape data ...``: generate, import and inspect the bar history.
+
+The main CLI calls `register(subparsers)`; each subcommand stores its handler in ``args.func``
+(``handler(args) -> exit code``). The data directory is ``args.data_dir``: the main CLI may set it
+from settings; ``--data-dir`` overrides it; ``./var/data`` is the fallback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from datetime import time as clock
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from backtest.barstore import BarStore
+from backtest.importers import ImportFormatError, ImportReport, KiteImportError, import_csv, import_kite
+from backtest.synthetic import DEFAULT_SEED, generate
+from backtest.universes import list_universes, load_universe, normalize_symbol
+from domain.calendar import TradingCalendar, nse_calendar
+
+__all__ = ["DEFAULT_DATA_DIR", "last_completed_session", "register"]
+
+DEFAULT_DATA_DIR = Path("var/data")
+DEFAULT_START = date(2015, 1, 1)
+IST = ZoneInfo("Asia/Kolkata")
+MARKET_CLOSE = clock(15, 30)
+_SHOWN_REJECTIONS = 20
+
+console = Console()
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``data`` command group to the main CLI's subparsers."""
+    data = subparsers.add_parser("data", help="market data: generate, import, inspect the bar history")
+    commands = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    universes = [u.name for u in list_universes()]
+
+    gen = commands.add_parser("generate", help="write deterministic synthetic daily bars for a universe")
+    gen.add_argument("--universe", default="nifty_100", choices=universes)
+    gen.add_argument("--from", dest="start", type=_date_arg, default=DEFAULT_START, help="first day (YYYY-MM-DD)")
+    gen.add_argument("--to", dest="end", type=_date_arg, default=None, help="last day; default: last trading day")
+    gen.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    _data_dir_arg(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    csv_cmd = commands.add_parser(
+        "import-csv", help="import bars from CSV/Parquet files or NSE bhavcopies (files or folders)"
+    )
+    csv_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _data_dir_arg(csv_cmd)
+    csv_cmd.set_defaults(func=cmd_import_csv)
+
+    kite = commands.add_parser("import-kite", help="download daily candles from Kite Connect")
+    kite.add_argument(
+        "--api-key", default=os.environ.get("TRADERTAPE_KITE_API_KEY"), help="or env TRADERTAPE_KITE_API_KEY"
+    )
+    kite.add_argument(
+        "--access-token",
+        default=os.environ.get("TRADERTAPE_KITE_ACCESS_TOKEN"),
+        help="or env TRADERTAPE_KITE_ACCESS_TOKEN (keeps it out of the shell history)",
+    )
+    kite.add_argument("--root", default=None, help="Kite API root URL (default https://api.kite.trade)")
+    which = kite.add_mutually_exclusive_group()
+    which.add_argument("--symbols", default=None, help="comma-separated NSE symbols, e.g. INFY,TCS,NIFTY50")
+    which.add_argument("--universe", default=None, choices=universes, help="a universe's members and its index")
+    kite.add_argument("--from", dest="start", type=_date_arg, default=DEFAULT_START)
+    kite.add_argument("--to", dest="end", type=_date_arg, default=None, help="default: last trading day")
+    _data_dir_arg(kite)
+    kite.set_defaults(func=cmd_import_kite)
+
+    info = commands.add_parser("info", help="summarise the stored bar history")
+    info.add_argument("--symbols", action="store_true", help="list every symbol's coverage")
+    _data_dir_arg(info)
+    info.set_defaults(func=cmd_info)
+
+
+# -------------------------------------------------------------------- handlers
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    store = BarStore(_data_dir(args))
+    calendar = nse_calendar()
+    universe = load_universe(args.universe)
+    end = args.end or last_completed_session(datetime.now(IST), calendar)
+    if end < args.start:
+        return _fail(f"--to {end} is before --from {args.start}")
+    started = time.perf_counter()
+    with _progress(f"Generating {universe.name}") as update:
+        result = generate(store, universe, args.start, end, seed=args.seed, calendar=calendar, progress=update)
+    elapsed = time.perf_counter() - started
+    w = result.write
+    console.print(
+        f"[green]Generated[/] {len(result.symbols)} symbols x {result.days} trading days "
+        f"({result.first} .. {result.last}) in {elapsed:.1f} s: {w.inserted} new, {w.updated} changed, "
+        f"{w.unchanged} unchanged bars -> {store.dataset_dir}"
+    )
+    return 0
+
+
+def cmd_import_csv(args: argparse.Namespace) -> int:
+    store = BarStore(_data_dir(args))
+    try:
+        with _progress("Importing files") as update:
+            report = import_csv(store, args.paths, progress=update)
+    except ImportFormatError as exc:
+        return _fail(f"{exc}. Nothing was imported.")
+    _print_report(report)
+    return 0
+
+
+def cmd_import_kite(args: argparse.Namespace) -> int:
+    if not args.api_key or not args.access_token:
+        return _fail("Kite needs --api-key and --access-token (or TRADERTAPE_KITE_API_KEY / _ACCESS_TOKEN)")
+    calendar = nse_calendar()
+    end = args.end or last_completed_session(datetime.now(IST), calendar)
+    try:
+        symbols = _kite_symbols(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    from kiteconnect import KiteConnect  # imported here: it pulls in Twisted, slow for other commands
+
+    kite = KiteConnect(api_key=args.api_key, access_token=args.access_token, root=args.root)
+    store = BarStore(_data_dir(args))
+    try:
+        with _progress("Downloading from Kite") as update:
+            report = import_kite(store, kite, symbols, args.start, end, calendar=calendar, progress=update)
+    except KiteImportError as exc:
+        return _fail(str(exc))
+    _print_report(report)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    store = BarStore(_data_dir(args))
+    manifest = store.manifest()
+    if store.is_empty():
+        console.print(f"No bars under {store.dataset_dir}. Run [bold]tradertape data generate[/] or an import.")
+        return 0
+    files = manifest["files"]
+    size = sum((store.manifest_path.parent / f["path"]).stat().st_size for f in files.values())
+    summary = Table(show_header=False, box=None)
+    summary.add_row("data dir", str(store.data_dir))
+    summary.add_row("bars", f"{manifest['rows']:,}")
+    summary.add_row("symbols", str(len(manifest["symbols"])))
+    summary.add_row("dates", f"{manifest['first_date']} .. {manifest['last_date']}")
+    summary.add_row("files", f"{len(files)} Parquet files, {size / 1e6:.1f} MB")
+    summary.add_row("fingerprint", manifest["fingerprint"][:16])
+    summary.add_row("updated", str(manifest.get("updated_at", "")))
+    synthetic = manifest.get("meta", {}).get("synthetic")
+    if synthetic:
+        summary.add_row("synthetic", f"universe {synthetic.get('universe')}, seed {synthetic.get('seed')}")
+    console.print(summary)
+    if args.symbols:
+        table = Table("symbol", "first", "last", "bars")
+        for symbol, entry in sorted(manifest["symbols"].items()):
+            table.add_row(symbol, entry["first"], entry["last"], f"{entry['rows']:,}")
+        console.print(table)
+    return 0
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def last_completed_session(now: datetime, calendar: TradingCalendar) -> date:
+    """The latest trading day whose session has closed at `now` (IST)."""
+    local = now.astimezone(IST)
+    today = local.date()
+    if calendar.is_trading_day(today) and local.time() >= MARKET_CLOSE:
+        return today
+    return calendar.previous_trading_day(today)
+
+
+def _kite_symbols(args: argparse.Namespace) -> list[str]:
+    if args.symbols:
+        # any NSE symbol: Kite's instrument list is the authority, unknown ones are reported
+        symbols = [normalize_symbol(s) for s in args.symbols.split(",")]
+        symbols = list(dict.fromkeys(s for s in symbols if s))
+        if not symbols:
+            raise ValueError("--symbols is empty; pass e.g. --symbols INFY,TCS,NIFTY50")
+        return symbols
+    universe = load_universe(args.universe or "nifty_100")
+    members = set(universe.symbols)
+    indices = [u.index_symbol for u in list_universes() if set(u.symbols) <= members]
+    return [*universe.symbols, *indices]
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    value = getattr(args, "data_dir", None)
+    return Path(value) if value else DEFAULT_DATA_DIR
+
+
+def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: when not given, leave whatever the main CLI put in args.data_dir untouched
+    parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="default: ./var/data")
+
+
+def _date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(title, total=None, item="")
+
+        def update(item: str, done: int, total: int) -> None:
+            bar.update(task, total=total, completed=done, item=item)
+
+        yield update
+
+
+def _print_report(report: ImportReport) -> None:
+    table = Table(show_header=False, box=None)
+    rows: Sequence[tuple[str, Any]] = (
+        *((("files", report.files),) if report.files else ()),
+        ("rows read", report.rows_read),
+        ("imported", f"{report.imported} ({report.updated} replaced different values)"),
+        ("unchanged", report.unchanged),
+        ("skipped (not series EQ)", report.skipped),
+        ("rejected", len(report.rejected)),
+    )
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    for rejection in report.rejected[:_SHOWN_REJECTIONS]:
+        console.print(f"  [yellow]{rejection.file}:{rejection.row}[/] {rejection.reason}")
+    if len(report.rejected) > _SHOWN_REJECTIONS:
+        console.print(f"  ... and {len(report.rejected) - _SHOWN_REJECTIONS} more rejected rows")
+
+
+def _fail(message: str) -> int:
+    console.print(f"[red]Error:[/] {message}")
+    return 2
