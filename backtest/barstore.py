@@ -282,6 +282,8 @@ class BarStore:
         """Record JSON-serialisable metadata (e.g. how synthetic data was generated)."""
         with self._write_lock():
             cached = self._cached()
+            if cached.manifest.get("meta", {}).get(key) == value:
+                return
             manifest = dict(cached.manifest)
             manifest["meta"] = {**manifest.get("meta", {}), key: value}
             self._publish(manifest, cached.frame, obsolete=())

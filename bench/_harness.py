@@ -7,16 +7,17 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.processes import Proc, Server, tt_env  # noqa: E402
-from tests.support.services import KafkaBroker, PostgresServer  # noqa: E402
+from tests.support.processes import Proc, Server, tt_env
+from tests.support.services import KafkaBroker, PostgresServer
 
 
 @contextmanager
@@ -75,7 +76,7 @@ def percentile(values: list[float], pct: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    k = min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))
+    k = min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))
     return ordered[k]
 
 

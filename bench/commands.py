@@ -11,7 +11,6 @@ import asyncio
 import time
 
 import httpx
-
 from _harness import login, platform, summary  # type: ignore[import-not-found]
 
 BODY = {"name": "bench", "description": "", "base_model": "sma_crossover",

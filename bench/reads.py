@@ -13,7 +13,6 @@ import subprocess
 import time
 
 import httpx
-
 from _harness import login, platform, summary  # type: ignore[import-not-found]
 
 

@@ -1,3 +1,4 @@
+import argparse
 import gzip
 import zipfile
 from datetime import date
@@ -8,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from backtest.barstore import BarStore
+from backtest.cli import register
 from backtest.importers import ImportFormatError, Rejection, import_csv
 
 LONG_CSV = """symbol,date,open,high,low,close,volume
@@ -181,3 +183,15 @@ def test_import_unrecognised_file_raises_and_imports_nothing(tmp_path):
 def test_import_missing_path_raises_naming_it(tmp_path):
     with pytest.raises(ImportFormatError, match=r"nope\.csv"):
         import_csv(BarStore(tmp_path), [tmp_path / "nope.csv"])
+
+
+def test_cli_import_csv_reports_counts_and_rejections(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="tradertape")
+    register(parser.add_subparsers(dest="command", required=True))
+    bad_row = "INFY,2024-01-06,1500,1520,1490,1510,100\n"  # a Saturday
+    path = write(tmp_path / "bars.csv", LONG_CSV + bad_row)
+    args = parser.parse_args(["data", "import-csv", str(path), "--data-dir", str(tmp_path / "data")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "bars.csv:6" in out and "not a trading day" in out
+    assert rows_of(BarStore(tmp_path / "data"), "INFY") == 2

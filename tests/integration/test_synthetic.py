@@ -1,9 +1,11 @@
+import argparse
 from datetime import date
 
 import numpy as np
 import pytest
 
 from backtest.barstore import BarStore
+from backtest.cli import register
 from backtest.synthetic import extend, generate
 from backtest.universes import custom_universe, load_universe
 from domain.calendar import nse_calendar
@@ -154,3 +156,43 @@ def test_generate_custom_universe_has_no_index_but_same_member_prices(tmp_path):
     assert small.symbols() == ["INFY", "TCS"]
     # a stock's path depends on (seed, symbol, date), not on which other stocks are generated
     np.testing.assert_array_equal(full.read(["INFY", "TCS"]).close, small.read(["INFY", "TCS"]).close)
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="tradertape")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def test_cli_data_generate_writes_universe_and_info_summarises_it(tmp_path, capsys):
+    code = run_cli(
+        "data",
+        "generate",
+        "--universe",
+        "nifty_50",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-31",
+        "--seed",
+        "3",
+        "--data-dir",
+        str(tmp_path),
+    )
+    assert code == 0
+    store = BarStore(tmp_path)
+    assert store.symbols() == sorted([*NIFTY_50.symbols, "NIFTY50"])
+    assert store.last_date() == date(2024, 1, 31)
+    assert store.meta("synthetic") == {"seed": 3, "universe": "nifty_50"}
+    capsys.readouterr()
+    assert run_cli("data", "info", "--data-dir", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "2024-01-01 .. 2024-01-31" in out and "seed 3" in out
+
+
+def test_cli_data_generate_with_end_before_start_fails_with_message(tmp_path, capsys):
+    code = run_cli("data", "generate", "--from", "2024-02-01", "--to", "2024-01-01", "--data-dir", str(tmp_path))
+    assert code == 2
+    assert "before" in capsys.readouterr().out
+    assert BarStore(tmp_path).is_empty()
