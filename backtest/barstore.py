@@ -28,6 +28,7 @@ one vectorised gather/scatter (NIFTY 100 x 6 years in a few milliseconds).
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import json
@@ -243,18 +244,21 @@ class BarStore:
         return self._root / INTERVAL
 
     def manifest(self) -> dict[str, Any]:
-        """The manifest: row counts, per-symbol coverage, files, fingerprint and metadata."""
+        """The manifest (a copy): row counts, per-symbol coverage, files, fingerprint and metadata."""
+        return copy.deepcopy(self._manifest())
+
+    def _manifest(self) -> dict[str, Any]:
         return self._cached().manifest
 
     def fingerprint(self) -> str:
         """A hash of the stored bar content; changes whenever any bar changes."""
-        return str(self.manifest()["fingerprint"])
+        return str(self._manifest()["fingerprint"])
 
     def symbols(self) -> list[str]:
-        return sorted(self.manifest()["symbols"])
+        return sorted(self._manifest()["symbols"])
 
     def coverage(self, symbol: str) -> Coverage | None:
-        entry = self.manifest()["symbols"].get(symbol)
+        entry = self._manifest()["symbols"].get(symbol)
         if entry is None:
             return None
         return Coverage(
@@ -265,18 +269,18 @@ class BarStore:
         )
 
     def first_date(self) -> date | None:
-        value = self.manifest().get("first_date")
+        value = self._manifest().get("first_date")
         return date.fromisoformat(value) if value else None
 
     def last_date(self) -> date | None:
-        value = self.manifest().get("last_date")
+        value = self._manifest().get("last_date")
         return date.fromisoformat(value) if value else None
 
     def is_empty(self) -> bool:
-        return int(self.manifest()["rows"]) == 0
+        return int(self._manifest()["rows"]) == 0
 
     def meta(self, key: str, default: Any = None) -> Any:
-        return self.manifest().get("meta", {}).get(key, default)
+        return copy.deepcopy(self._manifest().get("meta", {}).get(key, default))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Record JSON-serialisable metadata (e.g. how synthetic data was generated)."""

@@ -541,7 +541,15 @@ def import_kite(
     if not wanted:
         raise ValueError("No symbols to import")
     batch = _Batch(calendar or nse_calendar())
-    listing = list(instruments) if instruments is not None else _kite_call(lambda: kite_client.instruments("NSE"))
+    if instruments is not None:
+        listing = list(instruments)
+    else:
+        try:
+            listing = _kite_call(lambda: kite_client.instruments("NSE"))
+        except KiteImportError:
+            raise
+        except Exception as exc:
+            raise KiteImportError(f"Could not fetch the NSE instrument list from Kite: {exc}") from exc
     tokens, unknown = resolve_tokens(listing, wanted)
     for symbol in unknown:
         batch.reject(f"kite:{symbol}", 0, f"NSE instrument list has no equity or index {symbol}")

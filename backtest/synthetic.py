@@ -192,7 +192,7 @@ class _Model:
         jump_var = GAP_PROBABILITY * (0.04**2 + 0.02**2 / 3.0)  # E[J^2] of a 2-6 % jump
         factor_var = (self.beta * MARKET_VOL) ** 2 + (self.gamma * SECTOR_VOL) ** 2
         self.idio_vol = np.sqrt(np.maximum(self.total_vol**2 - factor_var - jump_var, 0.005**2))
-        self.indices = self._indices(universe)
+        self.indices = self._indices()
 
     def previous_closes(self, store: BarStore, before: date) -> F64:
         """Each stock's last stored raw close before `before`, or its start price if it has none."""
@@ -202,7 +202,8 @@ class _Model:
             dtype=np.float64,
         )
 
-    def _indices(self, universe: Universe) -> tuple[_Index, ...]:
+    def _indices(self) -> tuple[_Index, ...]:
+        """Every built-in index whose members are all in this model."""
         row = {s: i for i, s in enumerate(self.symbols)}
         out: list[_Index] = []
         for candidate in list_universes():

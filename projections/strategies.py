@@ -89,7 +89,7 @@ def _doc(row: Any) -> str:
     d = dict(row._mapping)
     d["created_at"] = _iso(d["created_at"])
     d["updated_at"] = _iso(d["updated_at"])
-    return json.dumps(d, separators=(",", ":"))
+    return json.dumps(d, separators=(",", ":"), sort_keys=True)  # canonical whatever the source
 
 
 def _iso(ts: str) -> str:

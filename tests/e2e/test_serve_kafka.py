@@ -132,7 +132,12 @@ def test_separate_processes_read_your_writes_and_survive_sigkill(tmp_path: Path,
         runner = ProjectionRunner(replay_db, all_projections(), StoreSource(store))
         runner.create_tables()
         runner.rebuild(head)
-        assert snapshot(replay_db) == live
+        replayed = snapshot(replay_db)
+        assert replayed.keys() == live.keys()
+        for table in live:
+            assert len(live[table]) == len(replayed[table]), table
+            for a, b in zip(live[table], replayed[table], strict=True):
+                assert a == b, f"{table} row {a[0]} differs:\nlive     {a}\nreplayed {b}"
         replay_db.dispose()
         db.dispose()
         postgres.drop_database(replay_url)

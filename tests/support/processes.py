@@ -39,7 +39,7 @@ class Proc:
         self.p: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
-        fh = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        fh = open(self.log, "ab")
         self.p = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args], env=self.env,
                                   stdout=fh, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
         return self
