@@ -79,6 +79,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _data_dir_arg(kite)
     kite.set_defaults(func=cmd_import_kite)
 
+    ensure = commands.add_parser(
+        "ensure", help="first run: generate synthetic nifty_100 history if the bar store is empty"
+    )
+    _data_dir_arg(ensure)
+    ensure.set_defaults(func=cmd_ensure, universe="nifty_100", start=DEFAULT_START, end=None, seed=DEFAULT_SEED)
+
     info = commands.add_parser("info", help="summarise the stored bar history")
     info.add_argument("--symbols", action="store_true", help="list every symbol's coverage")
     _data_dir_arg(info)
@@ -106,6 +112,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"{w.unchanged} unchanged bars -> {store.dataset_dir}"
     )
     return 0
+
+
+def cmd_ensure(args: argparse.Namespace) -> int:
+    """Generate the default synthetic history once, so a new user can backtest at once."""
+    store = BarStore(_data_dir(args))
+    if not store.is_empty():
+        console.print(f"bar store ready: {len(store.symbols())} symbols up to {store.last_date()}")
+        return 0
+    return cmd_generate(args)
 
 
 def cmd_import_csv(args: argparse.Namespace) -> int:

@@ -67,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.func(args)
+    if getattr(args, "data_dir", None) is None and hasattr(args, "data_dir"):
+        args.data_dir = Settings().data_dir  # the configured data dir unless --data-dir was given
+    rc = args.func(args)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":
