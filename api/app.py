@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import PrincipalCache
-from api.routers import auth, health, strategies
+from api.routers import auth, backtest, health, market, strategies
 from domain.errors import DomainError
 from infra.bootstrap import Platform, bootstrap, seed
 from infra.settings import Settings
@@ -115,4 +115,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(strategies.router)
+    app.include_router(market.router)
+    app.include_router(backtest.router)
     return app

@@ -61,13 +61,15 @@ def main() -> None:
     ap.add_argument("--mode", choices=["embedded", "kafka", "both"], default="both")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=1, help="API worker processes")
     args = ap.parse_args()
     for mode in (["embedded", "kafka"] if args.mode == "both" else [args.mode]):
-        with platform(mode) as (base, tmp):
+        with platform(mode, workers=args.workers) as (base, tmp):
             cookies = login(base, tmp, f"bench-{mode}@example.com")
             asyncio.run(run(base, cookies, 100, args.concurrency))  # warm-up
             lat, elapsed, errors = asyncio.run(run(base, cookies, args.n, args.concurrency))
-            summary(f"commands [{mode}, concurrency {args.concurrency}]", lat, elapsed, {"errors": errors})
+            summary(f"commands [{mode}, concurrency {args.concurrency}, workers {args.workers}]", lat, elapsed,
+                    {"errors": errors})
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ class ProjectionRunner:
             for p in self.projections:
                 p.create(conn)
 
-    def _combined(self) -> tuple[dict[tuple[str, str], tuple[int, int | None]], dict[str, tuple[int, int | None]]]:
+    def _combined(self) -> dict[str, tuple[int, int | None]]:
+        """Per shard, the lowest (position, offset) any projection has applied: where to read from."""
         with self.db.read() as conn:
             per = read_tracking(conn, self.names)
         shards = {shard for (_, shard) in per}
@@ -47,16 +48,15 @@ class ProjectionRunner:
             offsets = [p[1] for p in positions if p is not None]
             known = [o for o in offsets if o is not None]
             combined[shard] = (pos, min(known) if len(known) == len(offsets) else None)
-        return per, combined
+        return combined
 
     def step(self) -> int:
         """Apply one batch; returns how many items were fetched."""
-        per, combined = self._combined()
-        items = self.source.fetch(combined, self.batch_size)
+        items = self.source.fetch(self._combined(), self.batch_size)
         if not items:
             return 0
         try:
-            self._apply(items, per)
+            self._apply(items)
         except Exception:
             self.source.reset()
             raise
@@ -66,7 +66,7 @@ class ProjectionRunner:
             self._cond.notify_all()
         return len(items)
 
-    def _apply(self, items: list[Item], per: dict[tuple[str, str], tuple[int, int | None]]) -> None:
+    def _apply(self, items: list[Item]) -> None:
         with self.db.write() as conn:
             # Re-read inside the write transaction: another projector process may have moved on.
             state = read_tracking(conn, self.names)

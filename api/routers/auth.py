@@ -15,6 +15,7 @@ from api.deps import (
     PlatformDep,
     Reader,
     SessionUser,
+    account_from_store,
     dispatch,
     set_session_cookie,
 )
@@ -31,7 +32,6 @@ from api.schemas import (
 from commands import messages as m
 from commands.bus import CommandResult
 from commands.handlers.auth import LoginResult
-from domain.accounts import Account
 from domain.errors import NotFound
 from infra.bootstrap import Platform
 from projections.accounts import get_account, list_accounts
@@ -56,24 +56,15 @@ def _user(platform: Platform, account: dict[str, Any]) -> UserPublic:
     )
 
 
-def _account_from_store(platform: Platform, account_id: int) -> dict[str, Any]:
-    """The account as its events say, when the read model is still behind the login."""
-    agg = Account.uuid_for(account_id)
-    acc = platform.store.load(Account, agg)
-    if acc is None:
-        raise NotFound("Account not found")
-    created = platform.store.events_of(agg)[0]["occurred_at"]
-    return {"id": account_id, "email": acc.email, "name": acc.name, "is_admin": acc.is_admin,
-            "created_at": created, "has_password": acc.has_password}
-
-
 def _signed_in(platform: Platform, response: Response, result: CommandResult) -> UserPublic:
     login: LoginResult = result.value
     set_session_cookie(response, platform, login.session_token, platform.settings.session_days * 86400)
     with platform.db.read() as conn:
         account = get_account(conn, login.account_id)
     if account is None:  # a first login whose projection is past the read-your-writes bound
-        account = _account_from_store(platform, login.account_id)
+        account = account_from_store(platform, login.account_id)
+    if account is None:
+        raise NotFound("Account not found")
     return _user(platform, account)
 
 

@@ -1,0 +1,325 @@
+"""Backtests: run synchronously (in a worker process), store every completed run, list/get/delete them.
+
+A run's bars are read by the worker process itself from the data directory (only plain arguments
+cross the process boundary, never bar matrices). Runs are kept in a plain `backtest_runs` table:
+a completed backtest is a report, not a state change of any aggregate, so no event is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import math
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import PageDep, PlatformDep, Reader, SessionUser
+from backtest.barstore import BarStore, MissingSymbolsError
+from backtest.engine import BacktestConfig, run_backtest
+from backtest.universes import Universe, custom_universe, load_universe, normalize_symbol
+from domain.calendar import nse_calendar
+from domain.errors import DomainError, NotFound
+from domain.strategies import SpecError, normalize_spec
+from infra.bootstrap import Platform
+from projections.strategies import get_strategy
+
+router = APIRouter(prefix="/api/backtest", tags=["backtest"])
+
+WARMUP_TRADING_DAYS = 300
+POOL_WORKERS = 2
+
+# ---------------------------------------------------------------- request schema
+
+
+class InlineStrategy(BaseModel):
+    """A strategy body used only for this run (validated like a saved strategy)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    base_model: str
+    entry_rules: dict[str, Any] | None = None
+    exit_rules: dict[str, Any] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _valid(self) -> InlineStrategy:
+        try:
+            spec = normalize_spec(self.base_model, self.entry_rules, self.exit_rules, self.params)
+        except SpecError as exc:
+            raise ValueError(f"strategy.{exc}") from None
+        self.entry_rules, self.exit_rules, self.params = spec.entry_rules, spec.exit_rules, spec.params
+        return self
+
+
+class BacktestRequest(BaseModel):
+    """`strategy_id` or an inline `strategy`; `universe` or `symbols` (a custom universe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy_id: int | None = None
+    strategy: InlineStrategy | None = None
+    universe: str | None = Field(default=None, max_length=64, description="nifty_50 or nifty_100")
+    symbols: list[str] | None = Field(default=None, min_length=1, max_length=500)
+    start_date: date
+    end_date: date
+    starting_capital: float = Field(gt=0, le=1e12)
+    position_size_pct: float = Field(default=10.0, gt=0, le=100)
+    max_positions: int = Field(default=20, ge=1, le=500)
+    max_per_sector: int | None = Field(default=None, ge=1, le=500)
+    slippage_bps: float = Field(default=0.0, ge=0, le=1000)
+    charges: Literal["zerodha_delivery", "none"] = "zerodha_delivery"
+    benchmark: str | None = Field(default=None, max_length=64, description="default: the universe's index")
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> BacktestRequest:
+        if (self.strategy_id is None) == (self.strategy is None):
+            raise ValueError("give exactly one of strategy_id or strategy (an inline strategy body)")
+        if self.universe is None and self.symbols is None:
+            raise ValueError("give a universe (nifty_50, nifty_100) or a list of symbols")
+        if self.universe is not None and self.symbols is not None:
+            raise ValueError("give either universe or symbols, not both")
+        return self
+
+
+# ---------------------------------------------------------------- the worker process
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become null, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return _finite(value.item())
+    return value
+
+
+def execute_run(data_dir: str, symbols: list[str], sectors: list[str], benchmark: str | None, warm_start: str,
+                strategy: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a worker process: read the bars (warm-up included), run, return JSON-ready parts."""
+    store = BarStore(Path(data_dir))
+    names = list(symbols) + ([benchmark] if benchmark else [])
+    matrix = store.read(names, warm_start, config["end_date"], sectors=list(sectors) + (["Index"] if benchmark else []))
+    bench = None
+    if benchmark:
+        bench = matrix.close[-1]
+        k = len(symbols)
+        matrix = type(matrix)(
+            symbols=matrix.symbols[:k], dates=matrix.dates, open=matrix.open[:k], high=matrix.high[:k],
+            low=matrix.low[:k], close=matrix.close[:k], volume=matrix.volume[:k], sectors=matrix.sectors[:k],
+        )
+    result = run_backtest(matrix, strategy, BacktestConfig(**config), benchmark=bench)
+    out = result.to_dict()
+    out["data_fingerprint"] = store.fingerprint()
+    return dict(_finite(out))
+
+
+_POOL: dict[str, ProcessPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ProcessPoolExecutor:
+    """The shared worker pool, created at first use (spawned children: no forked threads or sockets)."""
+    with _POOL_LOCK:
+        pool = _POOL.get("pool")
+        if pool is None:
+            pool = ProcessPoolExecutor(POOL_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+            _POOL["pool"] = pool
+        return pool
+
+
+@atexit.register
+def _shutdown_pool() -> None:
+    pool = _POOL.pop("pool", None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ---------------------------------------------------------------- storage
+
+metadata = sa.MetaData()
+backtest_runs = sa.Table(
+    "backtest_runs", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("account_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Column("data_fingerprint", sa.String(128), nullable=False),
+)
+_CREATED: set[str] = set()
+_CREATE_LOCK = threading.Lock()
+
+
+def _ensure_table(platform: Platform) -> None:
+    key = f"{id(platform.db.writer)}:{platform.db.url}"  # a url alone could be dropped and recreated
+    if key in _CREATED:
+        return
+    with _CREATE_LOCK:
+        if key not in _CREATED:
+            metadata.create_all(platform.db.writer, checkfirst=True)
+            _CREATED.add(key)
+
+
+def _listing(row: Any) -> dict[str, Any]:
+    return {"id": int(row.id), "params": row.params, "status": "completed", "summary": row.summary,
+            "data_fingerprint": row.data_fingerprint, "created_at": row.created_at}
+
+
+def _store_run(platform: Platform, account_id: int, params: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    _ensure_table(platform)
+    run_id = platform.bus.deps.ids.next_id("backtest_run")
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    body = {
+        "id": run_id, "params": params, "status": "completed", "summary": out["summary"],
+        "equity_curve": out["equity_curve"], "trades": out["trades"], "open_positions": out["open_positions"],
+        "monthly_returns": out["monthly_returns"], "diagnostics": out["diagnostics"],
+        "data_fingerprint": out["data_fingerprint"], "created_at": created_at,
+    }
+    with platform.db.write() as conn:
+        conn.execute(backtest_runs.insert().values(
+            id=run_id, account_id=account_id, created_at=created_at, params=params, summary=out["summary"],
+            result=body, data_fingerprint=out["data_fingerprint"],
+        ))
+    return body
+
+
+# ---------------------------------------------------------------- preparing a run
+
+
+def _strategy_body(platform: Platform, req: BacktestRequest, account_id: int) -> tuple[dict[str, Any], str | None]:
+    if req.strategy is not None:
+        return req.strategy.model_dump(), None
+    with platform.db.read() as conn:
+        row = get_strategy(conn, int(req.strategy_id or 0))
+    if row is None or not (row["is_template"] or row["is_public"] or row["owner_id"] == account_id):
+        raise NotFound(f"Strategy {req.strategy_id} not found")
+    body = {k: row[k] for k in ("base_model", "entry_rules", "exit_rules", "params")}
+    return body, str(row["name"])
+
+
+def _universe(req: BacktestRequest) -> Universe:
+    try:
+        if req.symbols is not None:
+            return custom_universe(req.symbols)
+        return load_universe(str(req.universe))
+    except ValueError as exc:
+        raise DomainError(str(exc)) from None
+
+
+def _prepare(platform: Platform, req: BacktestRequest, account_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate everything the worker will need; returns (worker kwargs, normalised params)."""
+    if req.end_date < req.start_date:
+        raise DomainError(f"end_date {req.end_date} is before start_date {req.start_date}; "
+                          "choose an end on or after the start")
+    strategy, strategy_name = _strategy_body(platform, req, account_id)
+    universe = _universe(req)
+    store = BarStore(platform.settings.data_dir)
+    first, last = store.first_date(), store.last_date()
+    if first is None or last is None or store.is_empty():
+        raise DomainError("No bar history is stored yet; import or generate bars first")
+    if req.start_date < first or req.end_date > last:
+        raise DomainError(f"Dates {req.start_date}..{req.end_date} are outside the available history "
+                          f"{first.isoformat()}..{last.isoformat()}; choose dates inside it")
+    stored = set(store.symbols())
+    absent = [s for s in universe.symbols if s not in stored]
+    if absent:
+        raise DomainError(f"No bars stored for: {', '.join(absent)}")
+    benchmark = normalize_symbol(req.benchmark) if req.benchmark else universe.index_symbol
+    if benchmark not in stored:
+        if req.benchmark:
+            raise DomainError(f"Unknown benchmark {benchmark!r}: no bars stored for it")
+        benchmark = ""
+    warm_start = max(first, nse_calendar().add_trading_days(req.start_date, -WARMUP_TRADING_DAYS))
+    config = {
+        "start_date": req.start_date.isoformat(), "end_date": req.end_date.isoformat(),
+        "starting_capital": float(req.starting_capital), "position_size_pct": float(req.position_size_pct),
+        "max_positions": req.max_positions, "max_per_sector": req.max_per_sector,
+        "slippage_bps": float(req.slippage_bps), "charges": req.charges,
+    }
+    params = {
+        "strategy_id": req.strategy_id, "strategy_name": strategy_name, "strategy": strategy,
+        "universe": universe.name if req.symbols is None else None,
+        "symbols": list(universe.symbols) if req.symbols is not None else None,
+        "benchmark": benchmark or None, **config,
+    }
+    kwargs = {
+        "data_dir": str(platform.settings.data_dir), "symbols": list(universe.symbols),
+        "sectors": list(universe.sectors), "benchmark": benchmark or None, "warm_start": warm_start.isoformat(),
+        "strategy": strategy, "config": config,
+    }
+    return kwargs, params
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+@router.post("/run", summary="Run a backtest synchronously, store it, return the full result")
+async def run(req: BacktestRequest, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    try:
+        kwargs, params = await run_in_threadpool(_prepare, platform, req, user.account_id)
+    except MissingSymbolsError as exc:
+        raise HTTPException(400, str(exc)) from None
+    loop = asyncio.get_running_loop()
+    try:
+        out = await loop.run_in_executor(_pool(), _call_execute, kwargs)
+    except MissingSymbolsError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return await run_in_threadpool(_store_run, platform, user.account_id, params, out)
+
+
+def _call_execute(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return execute_run(**kwargs)
+
+
+@router.get("/runs", summary="Your backtest runs, newest first (summaries only)",
+            responses={200: {"headers": {"X-Total-Count": {"description": "your runs in total"}}}})
+def list_runs(user: Reader, page: PageDep, response: Response, platform: PlatformDep) -> list[dict[str, Any]]:
+    _ensure_table(platform)
+    t = backtest_runs
+    mine = t.c.account_id == user.account_id
+    with platform.db.read() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(t).where(mine)).scalar_one()
+        rows = conn.execute(
+            sa.select(t.c.id, t.c.params, t.c.summary, t.c.data_fingerprint, t.c.created_at)
+            .where(mine).order_by(t.c.id.desc()).limit(page.limit).offset(page.offset)
+        ).all()
+    response.headers["X-Total-Count"] = str(total)
+    return [_listing(r) for r in rows]
+
+
+def _own_run(platform: Platform, run_id: int, account_id: int) -> Any:
+    _ensure_table(platform)
+    t = backtest_runs
+    with platform.db.read() as conn:
+        row = conn.execute(sa.select(t.c.result).where(t.c.id == run_id, t.c.account_id == account_id)).first()
+    if row is None:
+        raise NotFound(f"Backtest run {run_id} not found")
+    return row
+
+
+@router.get("/runs/{run_id}", summary="One run with its equity curve and per-trade detail")
+def get_run(run_id: int, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    return dict(_own_run(platform, run_id, user.account_id).result)
+
+
+@router.delete("/runs/{run_id}", status_code=204)
+def delete_run(run_id: int, user: SessionUser, platform: PlatformDep) -> Response:
+    _own_run(platform, run_id, user.account_id)
+    with platform.db.write() as conn:
+        conn.execute(backtest_runs.delete().where(backtest_runs.c.id == run_id,
+                                                  backtest_runs.c.account_id == user.account_id))
+    return Response(status_code=204)

@@ -1,0 +1,69 @@
+"""Market data: the built-in universes, stored daily bars, and the NSE trading calendar."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import PlatformDep, Reader
+from backtest.barstore import BarStore
+from backtest.universes import list_universes, normalize_symbol
+from domain.calendar import nse_calendar
+
+router = APIRouter(tags=["market data"])
+
+MAX_CALENDAR_DAYS = 366 * 30
+
+FromQ = Annotated[date | None, Query(alias="from", description="first day, YYYY-MM-DD (inclusive)")]
+ToQ = Annotated[date | None, Query(alias="to", description="last day, YYYY-MM-DD (inclusive)")]
+
+
+def _check_range(start: date | None, end: date | None) -> None:
+    if start is not None and end is not None and start > end:
+        raise HTTPException(400, f"'from' {start.isoformat()} is after 'to' {end.isoformat()}; swap them")
+
+
+@router.get("/api/universes", summary="Built-in universes with their members and sectors")
+def universes(user: Reader) -> list[dict[str, Any]]:
+    return [{
+        "name": u.name,
+        "index_symbol": u.index_symbol,
+        "index_name": u.index_name,
+        "members": [{"symbol": m.symbol, "company": m.company, "sector": m.sector, "isin": m.isin}
+                    for m in u.members],
+    } for u in list_universes()]
+
+
+def _bars(data_dir: Any, symbol: str, start: date | None, end: date | None) -> list[dict[str, Any]] | None:
+    store = BarStore(data_dir)
+    try:
+        rows = store.read_symbol(symbol, start, end)
+    except KeyError:
+        return None
+    return [{"date": r["date"].isoformat(), "open": r["open"], "high": r["high"], "low": r["low"],
+             "close": r["close"], "volume": r["volume"]} for r in rows]
+
+
+@router.get("/api/market/bars/{symbol}", summary="Stored daily OHLCV (split/bonus adjusted) of one symbol")
+async def bars(symbol: str, user: Reader, platform: PlatformDep, start: FromQ = None,
+               end: ToQ = None) -> list[dict[str, Any]]:
+    _check_range(start, end)
+    name = normalize_symbol(symbol)
+    rows = await run_in_threadpool(_bars, platform.settings.data_dir, name, start, end)
+    if rows is None:
+        raise HTTPException(404, f"No bars stored for {name}")
+    return rows
+
+
+@router.get("/api/market/calendar", summary="NSE trading days between 'from' and 'to' (default: the last 30 days)")
+def calendar(user: Reader, start: FromQ = None, end: ToQ = None) -> list[str]:
+    last = end or datetime.now(ZoneInfo("Asia/Kolkata")).date()
+    first = start or last - timedelta(days=30)
+    _check_range(first, last)
+    if (last - first).days > MAX_CALENDAR_DAYS:
+        raise HTTPException(400, "Ask for at most 30 years of trading days at a time")
+    return [d.isoformat() for d in nse_calendar().trading_days(first, last)]

@@ -1,0 +1,155 @@
+"""Backtests over HTTP: runs by template and inline strategy, determinism, validation, stored runs."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import pytest
+
+from backtest.barstore import BarStore
+from backtest.synthetic import generate
+from backtest.universes import load_universe
+
+SUMMARY_KEYS = {
+    "cagr", "total_return", "final_equity", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",
+    "volatility", "win_rate", "profit_factor", "expectancy", "avg_win", "avg_loss", "best_trade", "worst_trade",
+    "max_consecutive_wins", "max_consecutive_losses", "total_trades", "avg_holding_days", "exposure_pct",
+    "total_charges", "benchmark_return", "alpha", "beta",
+}
+TRADE_KEYS = {"symbol", "sector", "entry_date", "entry_price", "exit_date", "exit_price", "quantity", "pnl",
+              "pnl_pct", "charges", "exit_reason", "holding_days", "conviction"}
+
+
+@pytest.fixture
+def bt(api: Any) -> Any:
+    generate(BarStore(api.platform.settings.data_dir), load_universe("nifty_50"), date(2019, 1, 1),
+             date(2021, 12, 31))
+    api.login()
+    return api
+
+
+def _template_id(client: Any, base_model: str = "v3_dip_buyer") -> int:
+    templates = client.get("/api/strategies", params={"is_template": True}).json()
+    return int(next(t["id"] for t in templates if t["base_model"] == base_model))
+
+
+def _request(strategy_id: int, /, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "strategy_id": strategy_id, "universe": "nifty_50", "start_date": "2019-01-01", "end_date": "2021-12-31",
+        "starting_capital": 1_000_000, "position_size_pct": 10, "max_positions": 10, "max_per_sector": 2,
+        "slippage_bps": 5,
+    }
+    body.update(changes)
+    return body
+
+
+def test_run_template_returns_full_result_and_is_deterministic(bt: Any) -> None:
+    body = _request(_template_id(bt))
+    t0 = time.perf_counter()
+    r = bt.post("/api/backtest/run", json=body)
+    elapsed = time.perf_counter() - t0
+    print(f"\nPOST /api/backtest/run v3_dip_buyer nifty_50 2019-2021: {elapsed * 1000:.0f} ms "
+          f"(engine {r.json().get('diagnostics', {}).get('elapsed_ms')} ms)")
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["status"] == "completed" and isinstance(run["id"], int) and run["created_at"]
+    assert SUMMARY_KEYS <= set(run["summary"])
+    assert run["trades"] and TRADE_KEYS <= set(run["trades"][0])
+    assert run["equity_curve"][0]["date"] >= "2019-01-01" and run["equity_curve"][-1]["date"] <= "2021-12-31"
+    assert {"date", "equity", "cash", "drawdown_pct"} <= set(run["equity_curve"][0])
+    assert run["monthly_returns"] and "open_positions" in run
+    assert {"signals_generated", "skipped_max_positions", "skipped_max_per_sector", "skipped_cash",
+            "bars_processed", "elapsed_ms"} <= set(run["diagnostics"])
+    assert run["params"]["universe"] == "nifty_50" and run["params"]["strategy"]["base_model"] == "v3_dip_buyer"
+    assert run["params"]["benchmark"] == "NIFTY50"
+
+    t0 = time.perf_counter()
+    again = bt.post("/api/backtest/run", json=body).json()
+    print(f"second (warm worker) run: {(time.perf_counter() - t0) * 1000:.0f} ms")
+    assert again["id"] != run["id"]
+    assert again["summary"] == run["summary"] and again["trades"] == run["trades"]
+
+
+def test_inline_strategy_and_custom_symbols(bt: Any) -> None:
+    inline = {"base_model": "sma_crossover", "params": {}}
+    body = _request(0, strategy=inline, universe=None, symbols=["nse:reliance", "TCS", "INFY", "HDFCBANK"],
+                    start_date="2020-01-01")
+    del body["strategy_id"], body["universe"]
+    r = bt.post("/api/backtest/run", json=body)
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["params"]["symbols"] == ["RELIANCE", "TCS", "INFY", "HDFCBANK"]
+    assert run["params"]["strategy"]["entry_rules"]["all"][0]["op"] == "crosses_above"
+    assert {t["symbol"] for t in run["trades"]} <= {"RELIANCE", "TCS", "INFY", "HDFCBANK"}
+
+    bad = dict(body, strategy={"base_model": "sma_crossover", "entry_rules": {"all": [
+        {"left": {"ind": "magic"}, "op": ">", "right": 1}]}})
+    r = bt.post("/api/backtest/run", json=bad)
+    assert r.status_code == 422 and "entry_rules.all[0].left.ind" in str(r.json()["detail"])
+
+
+@pytest.mark.parametrize("changes,status,fragment", [
+    ({"start_date": "2021-01-01", "end_date": "2020-01-01"}, 400, "before start_date"),
+    ({"starting_capital": 0}, 422, "starting_capital"),
+    ({"position_size_pct": 150}, 422, "position_size_pct"),
+    ({"max_positions": 0}, 422, "max_positions"),
+    ({"max_per_sector": 0}, 422, "max_per_sector"),
+    ({"slippage_bps": -1}, 422, "slippage_bps"),
+    ({"charges": "free"}, 422, "charges"),
+    ({"start_date": "2020-02-30"}, 422, "start_date"),
+    ({"universe": "nifty_9000"}, 400, "nifty_9000"),
+    ({"universe": None, "symbols": ["RELIANCE", "NOTACOMPANY"]}, 400, "NOTACOMPANY"),
+    ({"start_date": "2015-01-01"}, 400, "2019-01-01..2021-12-31"),
+    ({"end_date": "2024-01-01"}, 400, "outside the available history"),
+    ({"strategy_id": 987654}, 404, "987654"),
+    ({"benchmark": "NOSUCHINDEX"}, 400, "NOSUCHINDEX"),
+])
+def test_invalid_requests_are_4xx_with_a_clear_detail(bt: Any, changes: dict[str, Any], status: int,
+                                                      fragment: str) -> None:
+    body = _request(_template_id(bt), **changes)
+    body = {k: v for k, v in body.items() if v is not None}
+    r = bt.post("/api/backtest/run", json=body)
+    assert r.status_code == status, r.text
+    assert fragment in str(r.json()["detail"])
+
+
+def test_ownership_of_strategies_and_runs(api_factory: Any) -> None:
+    alice, bob = api_factory(), api_factory()
+    generate(BarStore(alice.platform.settings.data_dir), load_universe("nifty_50"), date(2019, 1, 1),
+             date(2021, 12, 31))
+    alice.login()
+    bob.login()
+    r = alice.post("/api/strategies", json={"name": "secret", "base_model": "v3_dip_buyer"})
+    assert r.status_code == 201
+    private_id = r.json()["id"]
+    short = {"start_date": "2021-01-01", "end_date": "2021-06-30", "max_per_sector": None}
+
+    r = bob.post("/api/backtest/run", json=_request(private_id, **short))
+    assert r.status_code == 404 and str(private_id) in r.json()["detail"]
+
+    ids = []
+    for _ in range(3):
+        r = alice.post("/api/backtest/run", json=_request(private_id, **short))
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["id"])
+    bob_run = bob.post("/api/backtest/run", json=_request(_template_id(bob), **short)).json()
+
+    r = alice.get("/api/backtest/runs", params={"limit": 2})
+    assert r.status_code == 200 and r.headers["X-Total-Count"] == "3"
+    listed = r.json()
+    assert [x["id"] for x in listed] == ids[::-1][:2]
+    assert "trades" not in listed[0] and "equity_curve" not in listed[0] and "summary" in listed[0]
+    assert [x["id"] for x in alice.get("/api/backtest/runs", params={"offset": 2}).json()] == [ids[0]]
+    assert [x["id"] for x in bob.get("/api/backtest/runs").json()] == [bob_run["id"]]
+
+    full = alice.get(f"/api/backtest/runs/{ids[0]}")
+    assert full.status_code == 200 and "trades" in full.json() and "equity_curve" in full.json()
+    assert full.json()["params"]["strategy_id"] == private_id
+    assert bob.get(f"/api/backtest/runs/{ids[0]}").status_code == 404
+    assert bob.delete(f"/api/backtest/runs/{ids[0]}").status_code == 404
+    assert alice.delete(f"/api/backtest/runs/{ids[0]}").status_code == 204
+    assert alice.get(f"/api/backtest/runs/{ids[0]}").status_code == 404
+    assert alice.delete(f"/api/backtest/runs/{ids[0]}").status_code == 404
+    assert alice.get("/api/backtest/runs").headers["X-Total-Count"] == "2"
