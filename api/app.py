@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import PrincipalCache
+from api.guards import UrlGuardMiddleware
 from api.routers import auth, backtest, health, market, strategies
 from domain.errors import DomainError
 from infra.bootstrap import Platform, bootstrap, seed
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
     )
+    app.add_middleware(UrlGuardMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     @app.exception_handler(DomainError)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.guards import MAX_ID, MAX_OFFSET, StrictJsonRoute
 from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.accounts import Account
@@ -169,12 +171,20 @@ class Page:
 
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=500, description="at most 500")] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page:
     return Page(limit, offset)
 
 
 PageDep = Annotated[Page, Depends(page_params)]
+
+# An integer id in a URL: 1 .. 2**63-1 (anything else is a 422, never a database overflow).
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def resource_router(prefix: str = "", tags: list[str | Enum] | None = None) -> APIRouter:
+    """An APIRouter whose routes parse JSON strictly (see `api.guards`)."""
+    return APIRouter(prefix=prefix, tags=tags, route_class=StrictJsonRoute)
 
 
 def request_meta(request: Request, principal: Principal | None = None, actor: str | None = None) -> CommandMeta:

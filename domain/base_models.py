@@ -7,6 +7,7 @@ functions live in `domain.conviction`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ class Param:
             if self.enum and value not in self.enum:
                 raise DomainError(f"{path}: must be one of {', '.join(self.enum)}, got {value!r}")
             return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise DomainError(f"{path}: must be a number")
         if self.type == "integer":
             if isinstance(value, float) and not value.is_integer():

@@ -8,6 +8,7 @@ expressions ``{"ind": NAME, "period": N, "offset": K, ...}``. Errors name the of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +145,7 @@ def _operand_json(op: Operand) -> Any:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _int_field(raw: dict[str, Any], name: str, path: str, lo: int, hi: int) -> int | None:
@@ -199,6 +200,8 @@ def parse_indicator(raw: Any, path: str) -> Indicator:
 def _parse_operand(raw: Any, path: str) -> Operand:
     if _is_number(raw):
         return float(raw)
+    if isinstance(raw, float):
+        raise RuleError(path, f"must be a finite number, got {raw!r}")
     return parse_indicator(raw, path)
 
 

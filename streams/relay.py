@@ -18,6 +18,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from infra.db import Database
 from infra.eventstore import SqlEventStore
+from streams.loop import StepLoop
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class KafkaRelay:
         self.batch_size = batch_size
         self._producer: KafkaProducer | None = None
         self._topic_ready = False
-        self._wake = threading.Event()
+        self.loop = StepLoop("relay", self.step, on_error=self._reset_after_error, idle_wait=0.02)
 
     def create_tables(self) -> None:
         relay_metadata.create_all(self.db.writer)
@@ -113,22 +114,12 @@ class KafkaRelay:
         return len(envs)
 
     def notify(self, _position: int | None = None) -> None:
-        self._wake.set()
+        self.loop.wake()
 
-    def run(self, stop: threading.Event, idle_wait: float = 0.02) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                n = self.step()
-                backoff = 0.5
-            except Exception as exc:
-                log.warning("relay could not publish (%s); retrying in %.1fs", exc, backoff)
-                self._drop_producer()
-                self._topic_ready = False
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5)
-                continue
-            if n == 0:
-                self._wake.wait(idle_wait)
-                self._wake.clear()
+    def _reset_after_error(self) -> None:
+        self._drop_producer()
+        self._topic_ready = False
+
+    def run(self, stop: threading.Event) -> None:
+        self.loop.run(stop)
         self._drop_producer()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from infra.db import Database
 from projections.base import Projection, read_tracking, tracking_metadata, write_tracking
+from streams.loop import StepLoop
 from streams.sources import EventSource, Item
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.applied_position = 0  # highest position applied in this process (for in-process waiters)
         self._cond = threading.Condition()
-        self._wake = threading.Event()
+        self.loop = StepLoop("projector", self.step, idle_wait=0.2)
 
     def create_tables(self) -> None:
         with self.db.write() as conn:
@@ -91,7 +92,7 @@ class ProjectionRunner:
 
     def notify(self, _position: int | None = None) -> None:
         """New events were saved in this process: fetch now instead of at the next poll."""
-        self._wake.set()
+        self.loop.wake()
 
     def wait_applied(self, position: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -103,20 +104,8 @@ class ProjectionRunner:
                 self._cond.wait(left)
         return True
 
-    def run(self, stop: threading.Event, idle_wait: float = 0.2) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                n = self.step()
-                backoff = 0.5
-            except Exception:
-                log.exception("projector step failed; retrying in %.1fs", backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5)
-                continue
-            if n == 0:
-                self._wake.wait(idle_wait)
-                self._wake.clear()
+    def run(self, stop: threading.Event) -> None:
+        self.loop.run(stop)
         self.source.close()
 
     def start_thread(self, stop: threading.Event) -> threading.Thread:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
+from pydantic import EmailStr
 
 from api.deps import (
     SESSION_COOKIE,
@@ -17,6 +18,7 @@ from api.deps import (
     SessionUser,
     account_from_store,
     dispatch,
+    resource_router,
     set_session_cookie,
 )
 from api.schemas import (
@@ -36,7 +38,7 @@ from domain.errors import NotFound
 from infra.bootstrap import Platform
 from projections.accounts import get_account, list_accounts
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = resource_router("/api/auth", ["auth"])
 
 
 def _client_ip(request: Request) -> str:
@@ -82,9 +84,9 @@ def verify_link(body: VerifyLinkRequest, request: Request, response: Response, p
 
 
 @router.get("/verify-link", summary="The link in the email: signs in and redirects to the API docs")
-def verify_link_get(request: Request, platform: PlatformDep, email: str = Query(max_length=320),
+def verify_link_get(request: Request, platform: PlatformDep, email: EmailStr = Query(),
                     token: str = Query(max_length=200)) -> Response:
-    result = dispatch(request, platform, m.VerifyLogin(email, token, None, _client_ip(request)))
+    result = dispatch(request, platform, m.VerifyLogin(str(email), token, None, _client_ip(request)))
     login: LoginResult = result.value
     redirect = RedirectResponse("/api/docs", status_code=303)
     set_session_cookie(redirect, platform, login.session_token, platform.settings.session_days * 86400)

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PageDep, PlatformDep, Reader, SessionUser
+from api.deps import IdPath, PageDep, PlatformDep, Reader, SessionUser, resource_router
+from api.guards import MAX_ID
 from backtest.barstore import BarStore, MissingSymbolsError
 from backtest.engine import BacktestConfig, run_backtest
 from backtest.universes import Universe, custom_universe, load_universe, normalize_symbol
@@ -32,7 +33,7 @@ from domain.strategies import SpecError, normalize_spec
 from infra.bootstrap import Platform
 from projections.strategies import get_strategy
 
-router = APIRouter(prefix="/api/backtest", tags=["backtest"])
+router = resource_router("/api/backtest", ["backtest"])
 
 WARMUP_TRADING_DAYS = 300
 POOL_WORKERS = 2
@@ -65,7 +66,7 @@ class BacktestRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy_id: int | None = None
+    strategy_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     strategy: InlineStrategy | None = None
     universe: str | None = Field(default=None, max_length=64, description="nifty_50 or nifty_100")
     symbols: list[str] | None = Field(default=None, min_length=1, max_length=500)
@@ -312,12 +313,12 @@ def _own_run(platform: Platform, run_id: int, account_id: int) -> Any:
 
 
 @router.get("/runs/{run_id}", summary="One run with its equity curve and per-trade detail")
-def get_run(run_id: int, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+def get_run(run_id: IdPath, user: Reader, platform: PlatformDep) -> dict[str, Any]:
     return dict(_own_run(platform, run_id, user.account_id).result)
 
 
 @router.delete("/runs/{run_id}", status_code=204)
-def delete_run(run_id: int, user: SessionUser, platform: PlatformDep) -> Response:
+def delete_run(run_id: IdPath, user: SessionUser, platform: PlatformDep) -> Response:
     _own_run(platform, run_id, user.account_id)
     with platform.db.write() as conn:
         conn.execute(backtest_runs.delete().where(backtest_runs.c.id == run_id,

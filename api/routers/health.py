@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import Request
 
-from api.deps import PlatformDep
+from api.deps import PlatformDep, resource_router
 from projections.base import projection_tracking
 from streams.relay import relay_positions
 
-router = APIRouter(prefix="/api", tags=["health"])
+router = resource_router("/api", ["health"])
 
 
 @router.get("/health")
@@ -47,4 +47,8 @@ def health(request: Request, platform: PlatformDep) -> dict[str, Any]:
                             "relay_position": int(relay or 0), "relay_lag": max(head - int(relay or 0), 0)}
     if out["projection_lag"] > 1000:
         out["status"] = "lagging"
+    runner = getattr(request.app.state, "projector", None)
+    if runner is not None and runner.loop.last_error:
+        out["status"] = "degraded"
+        out["projector_error"] = runner.loop.last_error
     return out

@@ -6,15 +6,15 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PlatformDep, Reader
+from api.deps import PlatformDep, Reader, resource_router
 from backtest.barstore import BarStore
 from backtest.universes import list_universes, normalize_symbol
 from domain.calendar import nse_calendar
 
-router = APIRouter(tags=["market data"])
+router = resource_router(tags=["market data"])
 
 MAX_CALENDAR_DAYS = 366 * 30
 

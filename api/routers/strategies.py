@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
-from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch
+from api.deps import IdPath, PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
 from api.schemas import StrategyCreate, StrategyFork, StrategyPublic, StrategyUpdate
 from commands import messages as m
 from commands.bus import CommandResult
@@ -20,7 +20,7 @@ from domain.strategies import Strategy
 from infra.bootstrap import Platform
 from projections.strategies import StrategyFilters, get_strategy, list_strategy_docs
 
-router = APIRouter(prefix="/api/strategies", tags=["strategies"])
+router = resource_router("/api/strategies", ["strategies"])
 
 
 def _body(b: StrategyCreate) -> m.StrategyBody:
@@ -82,25 +82,25 @@ def create(body: StrategyCreate, request: Request, user: SessionUser, platform: 
 
 
 @router.get("/{strategy_id}", response_model=StrategyPublic)
-def get(strategy_id: int, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+def get(strategy_id: IdPath, user: Reader, platform: PlatformDep) -> dict[str, Any]:
     return _readable(platform, strategy_id, user.account_id)
 
 
 @router.put("/{strategy_id}", response_model=StrategyPublic)
-def replace(strategy_id: int, body: StrategyUpdate, request: Request, user: SessionUser,
+def replace(strategy_id: IdPath, body: StrategyUpdate, request: Request, user: SessionUser,
             platform: PlatformDep) -> dict[str, Any]:
     result = dispatch(request, platform, m.UpdateStrategy(user.account_id, strategy_id, _body(body)), user)
     return _written(platform, result, strategy_id, user.account_id)
 
 
 @router.delete("/{strategy_id}", status_code=204)
-def delete(strategy_id: int, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+def delete(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
     dispatch(request, platform, m.DeleteStrategy(user.account_id, strategy_id), user)
     return Response(status_code=204)
 
 
 @router.post("/{strategy_id}/fork", response_model=StrategyPublic, status_code=201)
-def fork(strategy_id: int, request: Request, user: SessionUser, platform: PlatformDep,
+def fork(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
          body: StrategyFork | None = None) -> dict[str, Any]:
     result = dispatch(request, platform, m.ForkStrategy(user.account_id, strategy_id, body.name if body else None),
                       user)
@@ -108,6 +108,6 @@ def fork(strategy_id: int, request: Request, user: SessionUser, platform: Platfo
 
 
 @router.post("/{strategy_id}/share", response_model=StrategyPublic, summary="Toggle is_public")
-def share(strategy_id: int, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+def share(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
     result = dispatch(request, platform, m.ToggleShareStrategy(user.account_id, strategy_id), user)
     return _written(platform, result, strategy_id, user.account_id)
