@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             runner.start_thread(stop)
         app.state.platform = plat
         app.state.projector = runner
-        app.state.read_your_writes = ReadYourWrites(plat, runner if plat.settings.embedded_transport else None)
+        app.state.read_your_writes = ReadYourWrites(plat, runner)
         app.state.stop = stop
         app.state.principals = PrincipalCache()
         seed(plat)

@@ -72,15 +72,19 @@ class ReadYourWrites:
         what the command saved); False after the timeout (the response then goes out anyway)."""
         if position is None:
             return True
+        accounts = list(accounts)
         timeout = self.platform.settings.read_your_writes_timeout if timeout is None else timeout
-        if self.runner is not None and self.platform.settings.embedded_transport:
-            return self.runner.wait_applied(position, timeout)
         deadline = time.monotonic() + timeout
         delay = 0.003
         while True:
+            # The in-process runner is the fast path; the tracking rows also count, because another
+            # worker process (or a separate projector) may be the one that applied the position.
+            if self.runner is not None and self.runner.wait_applied(position, delay):
+                return True
             if self.reached(accounts, position):
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(delay)
+            if self.runner is None:
+                time.sleep(delay)
             delay = min(delay * 1.5, 0.02)
