@@ -72,8 +72,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.stop = stop
         app.state.principals = PrincipalCache()
         seed(plat)
-        for hook in getattr(app.state, "startup_hooks", []):
-            hook(plat, stop)
         try:
             yield
         finally:

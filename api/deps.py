@@ -15,7 +15,6 @@ from api.guards import MAX_ID, MAX_OFFSET, StrictJsonRoute
 from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.accounts import Account
-from domain.errors import Forbidden
 from infra.bootstrap import Platform
 from projections.accounts import get_account
 from streams.workers import ReadYourWrites
@@ -56,11 +55,10 @@ def _unauthorized() -> HTTPException:
 
 def account_from_store(platform: Platform, account_id: int) -> dict[str, Any] | None:
     """The account as its events say (used only while the accounts read model is behind)."""
-    agg = Account.uuid_for(account_id)
-    acc = platform.store.load(Account, agg)
-    if acc is None:
+    found = platform.store.load_with_times(Account, Account.uuid_for(account_id))
+    if found is None:
         return None
-    created = platform.store.events_of(agg)[0]["occurred_at"]
+    acc, created, _ = found
     return {"id": account_id, "email": acc.email, "name": acc.name, "is_admin": acc.is_admin,
             "created_at": created, "has_password": acc.has_password}
 
@@ -203,7 +201,3 @@ def dispatch(request: Request, platform: Platform, command: Any, principal: Prin
     caught_up = waiter.wait(result.touched_accounts, result.position)
     return result if caught_up else dataclasses.replace(result, caught_up=False)
 
-
-def require(condition: bool, detail: str) -> None:
-    if not condition:
-        raise Forbidden(detail)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from commands.ports import (
     Clock,
@@ -17,7 +17,7 @@ from commands.ports import (
     SecurityStore,
     TokenHasher,
 )
-from domain.aggregate import Aggregate
+from domain.aggregate import SYSTEM_ACCOUNT_ID, Aggregate
 from domain.errors import NotFound
 
 A = TypeVar("A", bound=Aggregate)
@@ -54,7 +54,6 @@ class Deps:
     token_hash: TokenHasher
     auth: AuthPolicy = field(default_factory=AuthPolicy)
     portfolio_usage: PortfolioUsage = field(default_factory=_NoPortfolios)
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class UnitOfWork:
@@ -78,4 +77,5 @@ class UnitOfWork:
         pos = self.deps.store.save(list(aggregates), self.meta)
         if pos is not None:
             self.position = pos
-            self.touched_accounts.update(a.account_id or 0 for a in aggregates)
+            self.touched_accounts.update(
+                SYSTEM_ACCOUNT_ID if a.account_id is None else a.account_id for a in aggregates)

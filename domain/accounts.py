@@ -6,13 +6,12 @@ events record that something happened, never the secret.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from domain.aggregate import Aggregate, aggregate_uuid
 from domain.errors import DomainError
 from domain.events import DomainEvent
-
-SYSTEM_ACCOUNT_ID = 0
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class Account(Aggregate):
     agent_key_prefix: str | None
 
     @staticmethod
-    def uuid_for(account_id: int):  # type: ignore[no-untyped-def]
+    def uuid_for(account_id: int) -> uuid.UUID:
         return aggregate_uuid("account", account_id)
 
     @classmethod

@@ -15,6 +15,9 @@ from domain.events import DomainEvent
 
 _NAMESPACE = uuid.UUID("6f1c2f3e-8a34-4c1b-9a55-2d7f1c0e9b11")
 
+# Owner of system aggregates (templates, catalogs): their events carry this account id / Kafka key.
+SYSTEM_ACCOUNT_ID = 0
+
 
 def aggregate_uuid(kind: str, int_id: int) -> uuid.UUID:
     """The aggregate id behind integer id `int_id` of kind `kind` (uuid5 over "kind:id")."""
@@ -55,7 +58,3 @@ class Aggregate:
         """Hand over the events recorded since the last save (and forget them)."""
         events, self._pending = self._pending, []
         return events
-
-    @property
-    def pending_events(self) -> list[DomainEvent]:
-        return list(self._pending)

@@ -47,6 +47,3 @@ def event_from_data(type_name: str, data: dict[str, Any]) -> DomainEvent:
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
 
-
-def registered_event_types() -> list[str]:
-    return sorted(_REGISTRY)

@@ -6,11 +6,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from domain.aggregate import Aggregate, aggregate_uuid
+from domain.aggregate import SYSTEM_ACCOUNT_ID, Aggregate, aggregate_uuid
 from domain.base_models import get_base_model
 from domain.errors import DomainError, Forbidden, NotFound
 from domain.events import DomainEvent
-from domain.rules import RuleError, RuleSet, parse_rules
+from domain.rules import RuleError, parse_rules
 
 EXIT_KEYS = ("stop_loss_pct", "target_pct", "trailing_stop_pct", "max_hold_days", "exit_when")
 
@@ -27,13 +27,6 @@ class StrategySpec:
     entry_rules: dict[str, Any]
     exit_rules: dict[str, Any]
     params: dict[str, Any]
-
-    def parsed_entry(self) -> RuleSet:
-        return parse_rules(self.entry_rules, "entry_rules")
-
-    def parsed_exit_when(self) -> RuleSet | None:
-        raw = self.exit_rules.get("exit_when")
-        return None if raw is None else parse_rules(raw, "exit_rules.exit_when")
 
 
 def _pct(raw: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
@@ -182,7 +175,7 @@ class Strategy(Aggregate):
     def when_StrategyCreated(self, e: StrategyCreated) -> None:
         self.strategy_id = e.strategy_id
         self.owner_id = e.owner_id
-        self.account_id = e.owner_id if e.owner_id is not None else 0
+        self.account_id = e.owner_id if e.owner_id is not None else SYSTEM_ACCOUNT_ID
         self.name = e.name
         self.description = e.description
         self.spec = StrategySpec(e.base_model, e.entry_rules, e.exit_rules, e.params)
@@ -249,7 +242,7 @@ class TemplateCatalog(Aggregate):
 
     def __init__(self, aggregate_id: uuid.UUID) -> None:
         super().__init__(aggregate_id)
-        self.account_id = 0
+        self.account_id = SYSTEM_ACCOUNT_ID
         self.templates: dict[str, int] = {}
 
     def register(self, key: str, strategy_id: int) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,11 +34,7 @@ class Platform:
     bus: MessageBus
     mailer: Mailer
     token_hash: HmacTokenHasher
-    listeners: list[Any] = field(default_factory=list)
-
-    def on_saved(self, position: int) -> None:
-        for listener in self.listeners:
-            listener(position)
+    listeners: list[Callable[[int], None]] = field(default_factory=list)  # told each saved position
 
     def close(self) -> None:
         self.db.dispose()
@@ -87,9 +82,14 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
         auth=AuthPolicy(base_url=settings.base_url, session_days=settings.session_days,
                         admin_emails=settings.admin_email_list),
     )
-    platform = Platform(settings, db, store, security, MessageBus(deps, HANDLERS), mail, token_hash)
-    platform.bus = MessageBus(deps, HANDLERS, on_saved=platform.on_saved)
-    return platform
+    listeners: list[Callable[[int], None]] = []
+
+    def on_saved(position: int) -> None:
+        for listener in listeners:
+            listener(position)
+
+    bus = MessageBus(deps, HANDLERS, on_saved=on_saved)
+    return Platform(settings, db, store, security, bus, mail, token_hash, listeners)
 
 
 def seed(platform: Platform) -> None:

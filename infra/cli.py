@@ -10,6 +10,9 @@ import argparse
 import importlib
 import sys
 
+from commands.handlers.auth import normalize_email
+from commands.messages import GrantAdmin
+from commands.ports import CommandMeta
 from infra.bootstrap import bootstrap, seed
 from infra.settings import Settings
 
@@ -25,11 +28,8 @@ def _init(args: argparse.Namespace) -> None:
 
 
 def _grant_admin(args: argparse.Namespace) -> None:
-    from commands.messages import GrantAdmin
-    from commands.ports import CommandMeta
-
     platform = bootstrap(Settings())
-    account_id = platform.security.account_id_for_email(args.email.strip().lower())
+    account_id = platform.security.account_id_for_email(normalize_email(args.email))
     if account_id is None:
         raise SystemExit(f"No account with email {args.email}; sign in once first")
     platform.bus.handle(GrantAdmin(account_id), CommandMeta(actor="cli"))

@@ -88,12 +88,17 @@ class SqlEventStore:
         self.clock = clock
 
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        found = self.load_with_times(cls, aggregate_id)
+        return None if found is None else found[0]
+
+    def load_with_times(self, cls: type[A], aggregate_id: uuid.UUID) -> tuple[A, str, str] | None:
+        """The aggregate with the times of its first and last events (one read)."""
         stored = self.recorder.select_events(aggregate_id)
         if not stored:
             return None
-        events = [event_from_data(s.topic, json.loads(s.state)["data"]) for s in stored]
-        agg = cls.rehydrate(aggregate_id, events)
-        return agg
+        docs = [json.loads(s.state) for s in stored]
+        agg = cls.rehydrate(aggregate_id, [event_from_data(d["type"], d["data"]) for d in docs])
+        return agg, docs[0]["occurred_at"], docs[-1]["occurred_at"]
 
     def save(self, aggregates: Sequence[Aggregate], meta: CommandMeta) -> int | None:
         now = self.clock.now().isoformat()
@@ -138,7 +143,3 @@ class SqlEventStore:
 
     def max_position(self) -> int:
         return int(self.recorder.max_notification_id() or 0)
-
-    def events_of(self, aggregate_id: uuid.UUID) -> list[dict[str, Any]]:
-        return [json.loads(s.state) | {"aggregate_version": s.originator_version}
-                for s in self.recorder.select_events(aggregate_id)]

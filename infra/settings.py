@@ -79,6 +79,3 @@ class Settings(BaseSettings):
     def check(self) -> None:
         """Fail fast on a configuration production must not run with."""
         _ = self.secret_key_list
-        if self.env == "production" and self.is_sqlite:
-            # Allowed, but worth a loud note: the embedded store is single-machine.
-            pass

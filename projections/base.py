@@ -38,9 +38,6 @@ class Projection:
             if attr.startswith("on_"):
                 self._handlers[attr[3:]] = getattr(self, attr)
 
-    def handles(self, event_type: str) -> bool:
-        return event_type in self._handlers
-
     def apply(self, conn: Connection, env: Envelope) -> None:
         handler = self._handlers.get(env.type)
         if handler is not None:

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from domain.aggregate import SYSTEM_ACCOUNT_ID
+
 
 @dataclass(frozen=True)
 class Envelope:
@@ -31,4 +33,4 @@ class Envelope:
 
     @property
     def kafka_key(self) -> bytes:
-        return str(self.account_id if self.account_id is not None else 0).encode()
+        return str(self.account_id if self.account_id is not None else SYSTEM_ACCOUNT_ID).encode()

@@ -125,17 +125,11 @@ def _visible_query(account_id: int, f: StrategyFilters, *columns: Any) -> sa.Sel
     return sa.select(*(columns or (strategies,))).where(*conds).order_by(s.is_template.desc(), s.id)
 
 
-def list_strategies(conn: Connection, account_id: int, f: StrategyFilters, limit: int,
-                    offset: int) -> tuple[list[dict[str, Any]], int]:
-    """Own strategies plus templates (templates only when is_template=true or no is_template filter);
-    with is_public=true, also other users' public strategies."""
-    rows, total = page(_visible_query(account_id, f), conn, limit, offset)
-    return [strategy_public(r) for r in rows], total
-
-
 def list_strategy_docs(conn: Connection, account_id: int, f: StrategyFilters, limit: int,
                        offset: int) -> tuple[bytes, int]:
-    """The same page as `list_strategies`, as a ready JSON array (no decode/encode per request)."""
+    """Own strategies plus templates (templates only when is_template=true or no is_template filter);
+    with is_public=true, also other users' public strategies. One page as a ready JSON array: the rows
+    hold their documents, so nothing is decoded or re-encoded per request."""
     rows, total = page(_visible_query(account_id, f, strategies.c.doc), conn, limit, offset)
     return ("[" + ",".join(r.doc for r in rows) + "]").encode(), total
 

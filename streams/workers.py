@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from kafka.partitioner.default import murmur2
 
+from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
 from projections.base import min_position
 from projections.registry import all_projections
@@ -44,7 +45,7 @@ def make_relay(platform: Platform) -> KafkaRelay:
 
 
 def partition_for(account_id: int | None, partitions: int) -> int:
-    key = str(account_id if account_id is not None else 0).encode()
+    key = str(account_id if account_id is not None else SYSTEM_ACCOUNT_ID).encode()
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
@@ -63,7 +64,7 @@ class ReadYourWrites:
         return kafka_shard(partition_for(account_id, s.kafka_partitions))
 
     def reached(self, accounts: Iterable[int], position: int) -> bool:
-        shards = {self._shard(a) for a in accounts} or {self._shard(0)}
+        shards = {self._shard(a) for a in accounts} or {self._shard(SYSTEM_ACCOUNT_ID)}
         with self.platform.db.read() as conn:
             return all(min_position(conn, self.names, shard) >= position for shard in shards)
 

@@ -30,16 +30,15 @@ def _body(b: StrategyCreate) -> m.StrategyBody:
 def _from_store(platform: Platform, strategy_id: int) -> dict[str, Any]:
     """The strategy as its events say, for a write response when the read model is still behind
     (read-your-writes timed out): the client never sees 404 for what it just wrote."""
-    agg = Strategy.uuid_for(strategy_id)
-    s = platform.store.load(Strategy, agg)
-    events = platform.store.events_of(agg)
-    if s is None or s.deleted or not events:
+    found = platform.store.load_with_times(Strategy, Strategy.uuid_for(strategy_id))
+    if found is None or found[0].deleted:
         raise NotFound(f"Strategy {strategy_id} not found")
+    s, created_at, updated_at = found
     return {
         "id": s.strategy_id, "owner_id": s.owner_id, "name": s.name, "description": s.description,
         "base_model": s.spec.base_model, "entry_rules": s.spec.entry_rules, "exit_rules": s.spec.exit_rules,
         "params": s.spec.params, "is_active": s.is_active, "is_template": s.is_template, "is_public": s.is_public,
-        "forked_from": s.forked_from, "created_at": events[0]["occurred_at"], "updated_at": events[-1]["occurred_at"],
+        "forked_from": s.forked_from, "created_at": created_at, "updated_at": updated_at,
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -185,6 +184,3 @@ def grant_admin(cmd: m.GrantAdmin, uow: UnitOfWork) -> None:
     acc.grant_admin()
     uow.save(acc)
 
-
-def constant_time_equals(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

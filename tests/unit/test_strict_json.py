@@ -30,5 +30,5 @@ def test_domain_refuses_non_finite_rule_numbers_from_any_caller() -> None:
 def test_domain_refuses_non_finite_params() -> None:
     from domain.strategies import SpecError, normalize_spec
 
-    with pytest.raises(SpecError, match="params.limit_offset_pct"):
+    with pytest.raises(SpecError, match=r"params\.limit_offset_pct"):
         normalize_spec("v3_dip_buyer", None, None, {"limit_offset_pct": float("nan")})
