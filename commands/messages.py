@@ -100,3 +100,21 @@ class ToggleShareStrategy:
 @dataclass(frozen=True)
 class SeedTemplates:
     pass
+
+
+@dataclass(frozen=True)
+class RecordBacktestRun:
+    account_id: int
+    params: dict[str, Any]
+    summary: dict[str, Any]
+    diagnostics: dict[str, Any]
+    monthly_returns: dict[str, Any]
+    open_positions: list[dict[str, Any]]
+    data_fingerprint: str
+    detail_ref: str
+
+
+@dataclass(frozen=True)
+class DeleteBacktestRun:
+    account_id: int
+    run_id: int

@@ -14,6 +14,7 @@ from commands.handlers import HANDLERS
 from commands.messages import SeedTemplates
 from commands.ports import CommandMeta, Mailer
 from commands.uow import AuthPolicy, Deps
+from infra.analytics import BacktestArchive
 from infra.db import Database, SqlIdAllocator
 from infra.eventstore import SqlEventStore, SystemClock, make_recorder
 from infra.mail import ConsoleMailer, SmtpMailer
@@ -34,6 +35,7 @@ class Platform:
     bus: MessageBus
     mailer: Mailer
     token_hash: HmacTokenHasher
+    backtests: BacktestArchive
     listeners: list[Callable[[int], None]] = field(default_factory=list)  # told each saved position
 
     def close(self) -> None:
@@ -89,7 +91,8 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
             listener(position)
 
     bus = MessageBus(deps, HANDLERS, on_saved=on_saved)
-    return Platform(settings, db, store, security, bus, mail, token_hash, listeners)
+    archive = BacktestArchive(settings.analytics_dir / "backtests")
+    return Platform(settings, db, store, security, bus, mail, token_hash, archive, listeners)
 
 
 def seed(platform: Platform) -> None:

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         return None if v == "" else v
 
     @property
+    def analytics_dir(self) -> Path:
+        """Parquet files of the analytics store (beside the DuckDB file)."""
+        return self.duckdb_path.parent / "analytics"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

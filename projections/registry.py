@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from projections.accounts import AccountsProjection
+from projections.backtests import BacktestRunsProjection
 from projections.base import Projection
 from projections.strategies import StrategiesProjection
 
 
 def all_projections() -> list[Projection]:
-    return [AccountsProjection(), StrategiesProjection()]
+    return [AccountsProjection(), StrategiesProjection(), BacktestRunsProjection()]

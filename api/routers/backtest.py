@@ -1,8 +1,9 @@
-"""Backtests: run synchronously (in a worker process), store every completed run, list/get/delete them.
+"""Backtests: run synchronously (in a worker process), record every completed run, list/get/delete them.
 
 A run's bars are read by the worker process itself from the data directory (only plain arguments
-cross the process boundary, never bar matrices). Runs are kept in a plain `backtest_runs` table:
-a completed backtest is a report, not a state change of any aggregate, so no event is recorded.
+cross the process boundary, never bar matrices). A completed run is recorded as a `BacktestCompleted`
+event (parameters, data fingerprint, summary); its per-trade rows and equity curve go to the analytics
+store; the run list is a projection.
 """
 
 from __future__ import annotations
@@ -13,24 +14,26 @@ import math
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from fastapi import HTTPException, Response
+from fastapi import HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import IdPath, PageDep, PlatformDep, Reader, SessionUser, resource_router
+from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
 from api.guards import MAX_ID
 from backtest.barstore import BarStore, MissingSymbolsError
 from backtest.engine import BacktestConfig, run_backtest
 from backtest.universes import Universe, custom_universe, load_universe, normalize_symbol
+from commands import messages as m
+from domain.backtests import BacktestRun
 from domain.calendar import nse_calendar
 from domain.errors import DomainError, NotFound
 from domain.strategies import SpecError, normalize_spec
 from infra.bootstrap import Platform
+from projections.backtests import get_backtest_run, list_backtest_runs
 from projections.strategies import get_strategy
 
 router = resource_router("/api/backtest", ["backtest"])
@@ -148,54 +151,37 @@ def _shutdown_pool() -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-# ---------------------------------------------------------------- storage
-
-metadata = sa.MetaData()
-backtest_runs = sa.Table(
-    "backtest_runs", metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("account_id", sa.BigInteger, nullable=False, index=True),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("summary", sa.JSON, nullable=False),
-    sa.Column("result", sa.JSON, nullable=False),
-    sa.Column("data_fingerprint", sa.String(128), nullable=False),
-)
-_CREATED: set[str] = set()
-_CREATE_LOCK = threading.Lock()
+# ---------------------------------------------------------------- recording
 
 
-def _ensure_table(platform: Platform) -> None:
-    key = f"{id(platform.db.writer)}:{platform.db.url}"  # a url alone could be dropped and recreated
-    if key in _CREATED:
-        return
-    with _CREATE_LOCK:
-        if key not in _CREATED:
-            metadata.create_all(platform.db.writer, checkfirst=True)
-            _CREATED.add(key)
+def _record(request: Request, platform: Platform, user: Principal, params: dict[str, Any],
+            out: dict[str, Any]) -> dict[str, Any]:
+    ref = platform.backtests.write(out["trades"], out["equity_curve"])
+    try:
+        result = dispatch(request, platform, m.RecordBacktestRun(
+            user.account_id, params, out["summary"], out["diagnostics"], out["monthly_returns"],
+            out["open_positions"], out["data_fingerprint"], ref), user)
+    except Exception:
+        platform.backtests.delete(ref)
+        raise
+    run_id = int(result.value)
+    if result.caught_up:
+        return _detail(platform, run_id, user.account_id)
+    found = platform.store.load_with_times(BacktestRun, BacktestRun.uuid_for(run_id))
+    created_at = found[1] if found else ""
+    return {"id": run_id, "params": params, "status": "completed", "summary": out["summary"],
+            "data_fingerprint": out["data_fingerprint"], "created_at": created_at,
+            "diagnostics": out["diagnostics"], "monthly_returns": out["monthly_returns"],
+            "open_positions": out["open_positions"], "trades": out["trades"], "equity_curve": out["equity_curve"]}
 
 
-def _listing(row: Any) -> dict[str, Any]:
-    return {"id": int(row.id), "params": row.params, "status": "completed", "summary": row.summary,
-            "data_fingerprint": row.data_fingerprint, "created_at": row.created_at}
-
-
-def _store_run(platform: Platform, account_id: int, params: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
-    _ensure_table(platform)
-    run_id = platform.bus.deps.ids.next_id("backtest_run")
-    created_at = datetime.now(UTC).isoformat(timespec="seconds")
-    body = {
-        "id": run_id, "params": params, "status": "completed", "summary": out["summary"],
-        "equity_curve": out["equity_curve"], "trades": out["trades"], "open_positions": out["open_positions"],
-        "monthly_returns": out["monthly_returns"], "diagnostics": out["diagnostics"],
-        "data_fingerprint": out["data_fingerprint"], "created_at": created_at,
-    }
-    with platform.db.write() as conn:
-        conn.execute(backtest_runs.insert().values(
-            id=run_id, account_id=account_id, created_at=created_at, params=params, summary=out["summary"],
-            result=body, data_fingerprint=out["data_fingerprint"],
-        ))
-    return body
+def _detail(platform: Platform, run_id: int, account_id: int) -> dict[str, Any]:
+    with platform.db.read() as conn:
+        run = get_backtest_run(conn, run_id, account_id)
+    if run is None:
+        raise NotFound(f"Backtest run {run_id} not found")
+    run.update(platform.backtests.read(run.pop("detail_ref")))
+    return run
 
 
 # ---------------------------------------------------------------- preparing a run
@@ -268,18 +254,15 @@ def _prepare(platform: Platform, req: BacktestRequest, account_id: int) -> tuple
 # ---------------------------------------------------------------- endpoints
 
 
-@router.post("/run", summary="Run a backtest synchronously, store it, return the full result")
-async def run(req: BacktestRequest, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+@router.post("/run", summary="Run a backtest synchronously, record it, return the full result")
+async def run(req: BacktestRequest, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
     try:
         kwargs, params = await run_in_threadpool(_prepare, platform, req, user.account_id)
-    except MissingSymbolsError as exc:
-        raise HTTPException(400, str(exc)) from None
-    loop = asyncio.get_running_loop()
-    try:
+        loop = asyncio.get_running_loop()
         out = await loop.run_in_executor(_pool(), _call_execute, kwargs)
     except MissingSymbolsError as exc:
         raise HTTPException(400, str(exc)) from None
-    return await run_in_threadpool(_store_run, platform, user.account_id, params, out)
+    return await run_in_threadpool(_record, request, platform, user, params, out)
 
 
 def _call_execute(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -289,38 +272,19 @@ def _call_execute(kwargs: dict[str, Any]) -> dict[str, Any]:
 @router.get("/runs", summary="Your backtest runs, newest first (summaries only)",
             responses={200: {"headers": {"X-Total-Count": {"description": "your runs in total"}}}})
 def list_runs(user: Reader, page: PageDep, response: Response, platform: PlatformDep) -> list[dict[str, Any]]:
-    _ensure_table(platform)
-    t = backtest_runs
-    mine = t.c.account_id == user.account_id
     with platform.db.read() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(t).where(mine)).scalar_one()
-        rows = conn.execute(
-            sa.select(t.c.id, t.c.params, t.c.summary, t.c.data_fingerprint, t.c.created_at)
-            .where(mine).order_by(t.c.id.desc()).limit(page.limit).offset(page.offset)
-        ).all()
+        rows, total = list_backtest_runs(conn, user.account_id, page.limit, page.offset)
     response.headers["X-Total-Count"] = str(total)
-    return [_listing(r) for r in rows]
-
-
-def _own_run(platform: Platform, run_id: int, account_id: int) -> Any:
-    _ensure_table(platform)
-    t = backtest_runs
-    with platform.db.read() as conn:
-        row = conn.execute(sa.select(t.c.result).where(t.c.id == run_id, t.c.account_id == account_id)).first()
-    if row is None:
-        raise NotFound(f"Backtest run {run_id} not found")
-    return row
+    return rows
 
 
 @router.get("/runs/{run_id}", summary="One run with its equity curve and per-trade detail")
 def get_run(run_id: IdPath, user: Reader, platform: PlatformDep) -> dict[str, Any]:
-    return dict(_own_run(platform, run_id, user.account_id).result)
+    return _detail(platform, run_id, user.account_id)
 
 
 @router.delete("/runs/{run_id}", status_code=204)
-def delete_run(run_id: IdPath, user: SessionUser, platform: PlatformDep) -> Response:
-    _own_run(platform, run_id, user.account_id)
-    with platform.db.write() as conn:
-        conn.execute(backtest_runs.delete().where(backtest_runs.c.id == run_id,
-                                                  backtest_runs.c.account_id == user.account_id))
+def delete_run(run_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    ref = dispatch(request, platform, m.DeleteBacktestRun(user.account_id, run_id), user).value
+    platform.backtests.delete(ref)
     return Response(status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commands import messages as m
 from commands.bus import Handler
-from commands.handlers import auth, strategies
+from commands.handlers import auth, backtests, strategies
 
 HANDLERS: dict[type, Handler] = {
     m.RequestLoginLink: auth.request_login_link,
@@ -21,4 +21,6 @@ HANDLERS: dict[type, Handler] = {
     m.ForkStrategy: strategies.fork_strategy,
     m.ToggleShareStrategy: strategies.toggle_share_strategy,
     m.SeedTemplates: strategies.seed_templates,
+    m.RecordBacktestRun: backtests.record_backtest_run,
+    m.DeleteBacktestRun: backtests.delete_backtest_run,
 }

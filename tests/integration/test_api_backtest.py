@@ -153,3 +153,33 @@ def test_ownership_of_strategies_and_runs(api_factory: Any) -> None:
     assert alice.get(f"/api/backtest/runs/{ids[0]}").status_code == 404
     assert alice.delete(f"/api/backtest/runs/{ids[0]}").status_code == 404
     assert alice.get("/api/backtest/runs").headers["X-Total-Count"] == "2"
+
+
+@pytest.fixture
+def bt_any(api_factory: Any, database_url: str) -> Any:
+    """Like `bt`, on SQLite and on Postgres."""
+    client = api_factory(database_url)
+    generate(BarStore(client.platform.settings.data_dir), load_universe("nifty_50"), date(2019, 1, 1),
+             date(2021, 12, 31))
+    client.login()
+    return client
+
+
+def test_a_run_is_an_event_its_detail_reads_back_exactly_and_the_list_rebuilds(bt_any: Any) -> None:
+    from streams.workers import make_projector
+
+    bt = bt_any
+    run = bt.post("/api/backtest/run", json=_request(_template_id(bt, "sma_crossover"))).json()
+    stored = bt.get(f"/api/backtest/runs/{run['id']}").json()
+    assert stored == run  # trades and equity curve come back from the analytics store unchanged
+    events = [e for e in bt.platform.store.read(0, 10_000) if e.type == "BacktestCompleted"]
+    assert len(events) == 1 and events[0].data["run_id"] == run["id"]
+    assert events[0].data["summary"] == run["summary"] and "trades" not in events[0].data
+    listed = bt.get("/api/backtest/runs").json()
+    make_projector(bt.platform, "store").rebuild(bt.platform.store.max_position())
+    assert bt.get("/api/backtest/runs").json() == listed
+    assert bt.get(f"/api/backtest/runs/{run['id']}").json() == run
+    assert bt.delete(f"/api/backtest/runs/{run['id']}").status_code == 204
+    assert [e.type for e in bt.platform.store.read(0, 10_000)][-1] == "BacktestRunDeleted"
+    assert not any(p.name == events[0].data["detail_ref"]
+                   for p in (bt.platform.settings.analytics_dir / "backtests").iterdir())
