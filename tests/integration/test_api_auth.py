@@ -158,3 +158,48 @@ def test_admin_users_list_is_admin_only(api_factory: Any) -> None:
     r = admin.get("/api/auth/admin/users", params={"limit": 1})
     assert r.status_code == 200 and len(r.json()) == 1
     assert int(r.headers["X-Total-Count"]) >= 2
+
+
+def test_magic_link_rate_limited_per_ip_across_emails(api: Any) -> None:
+    codes = [api.post("/api/auth/magic-link", json={"email": unique_email("ip")}).status_code for _ in range(32)]
+    assert codes[:30] == [200] * 30
+    assert codes[-1] == 429
+
+
+def test_only_hashes_of_tokens_codes_and_sessions_are_stored(api: Any) -> None:
+    import sqlalchemy as sa
+
+    from infra.db import login_codes, sessions
+
+    addr = unique_email()
+    api.post("/api/auth/magic-link", json={"email": addr})
+    token, otp = api.inbox.last_token(addr), api.inbox.last_otp(addr)
+    api.post("/api/auth/verify-link", json={"email": addr, "otp": otp})
+    session = api.cookies.get("kite_session")
+    with api.platform.db.read() as conn:
+        stored = [str(v) for t in (login_codes, sessions) for row in conn.execute(sa.select(t)).all() for v in row]
+    assert stored and not any(secret in v for v in stored for secret in (token, session))
+    assert otp not in {v for v in stored}
+
+
+def test_cookie_secure_flag_follows_the_setting(api_factory: Any) -> None:
+    api = api_factory(cookie_secure=True)
+    api.login()
+    addr = unique_email()
+    api.post("/api/auth/magic-link", json={"email": addr})
+    r = api.post("/api/auth/verify-link", json={"email": addr, "otp": api.inbox.last_otp(addr)})
+    assert "Secure" in r.headers["set-cookie"]
+
+
+def test_sessions_slide_forward_when_used(api: Any) -> None:
+    import time
+
+    api.login()
+    token = api.cookies.get("kite_session")
+    security = api.platform.security
+    token_hash = api.platform.token_hash(token)
+    days = api.platform.settings.session_days * 86400
+    later = time.time() + 10 * 86400  # ten days on, the session is still live and is extended
+    info = security.session(token_hash, later, days)
+    assert info is not None and info.expires_at > later + days - 5
+    assert security.session(token_hash, info.expires_at + 1, days) is None  # expired after a full idle term
