@@ -107,7 +107,10 @@ class SqlSecurityStore:
             # Only the newest code of an email is live: older ones stop working.
             conn.execute(sa.update(login_codes).where(login_codes.c.email == email, login_codes.c.used_at.is_(None))
                          .values(used_at=t))
+            # Housekeeping rides on sign-in requests: expired codes, sessions and rate-limit hits go.
             conn.execute(sa.delete(login_codes).where(login_codes.c.expires_at < t - 86400))
+            conn.execute(sa.delete(sessions).where(sessions.c.expires_at < t - 86400))
+            conn.execute(sa.delete(rate_hits).where(rate_hits.c.at < t - 86400))
             conn.execute(sa.insert(login_codes).values(
                 email=email, token_hash=token_hash, otp_hash=otp_hash, created_at=t,
                 expires_at=epoch(expires_at), attempts=0,
