@@ -8,6 +8,7 @@ from settings; ``--data-dir`` overrides it; ``./var/data`` is the fallback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,15 +23,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from backtest.barstore import BarStore
+from backtest.barstore import BarStore, MissingSymbolsError
 from backtest.importers import ImportFormatError, ImportReport, KiteImportError, import_csv, import_kite
+from backtest.report import SUMMARY_ROWS, fmt, render_html
+from backtest.runner import execute_run, plan_run
 from backtest.synthetic import DEFAULT_SEED, generate
-from backtest.universes import list_universes, load_universe, normalize_symbol
+from backtest.universes import custom_universe, list_universes, load_universe, normalize_symbol
 from domain.calendar import TradingCalendar, nse_calendar
+from domain.errors import DomainError
+from domain.strategies import SpecError, normalize_spec
+from infra.settings import Settings
 
-__all__ = ["DEFAULT_DATA_DIR", "last_completed_session", "register"]
+__all__ = ["last_completed_session", "register"]
 
-DEFAULT_DATA_DIR = Path("var/data")
 DEFAULT_START = date(2015, 1, 1)
 IST = ZoneInfo("Asia/Kolkata")
 MARKET_CLOSE = clock(15, 30)
@@ -89,6 +94,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     info.add_argument("--symbols", action="store_true", help="list every symbol's coverage")
     _data_dir_arg(info)
     info.set_defaults(func=cmd_info)
+
+    backtest = subparsers.add_parser("backtest", help="run a backtest from the command line")
+    bsub = backtest.add_subparsers(dest="backtest_command", metavar="COMMAND", required=True)
+    run = bsub.add_parser("run", help="run a backtest, print the summary, optionally save an HTML report")
+    which = run.add_mutually_exclusive_group()
+    which.add_argument("--base-model", default=None, help="a base model with its default rules (default v3_dip_buyer)")
+    which.add_argument("--strategy", type=Path, default=None, metavar="FILE",
+                       help="a JSON strategy body: base_model, entry_rules, exit_rules, params")
+    which.add_argument("--strategy-id", type=int, default=None, help="a saved strategy (templates, yours, public)")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="override one strategy parameter (repeatable), e.g. --param rsi_period=10")
+    pick = run.add_mutually_exclusive_group()
+    pick.add_argument("--universe", default=None, choices=universes, help="default nifty_100")
+    pick.add_argument("--symbols", default=None, help="comma-separated NSE symbols (a custom universe)")
+    run.add_argument("--from", dest="start", type=_date_arg, required=True, help="first day (YYYY-MM-DD)")
+    run.add_argument("--to", dest="end", type=_date_arg, default=None, help="last day; default: last stored day")
+    run.add_argument("--capital", type=float, default=1_000_000.0, help="starting capital in INR")
+    run.add_argument("--position-size-pct", type=float, default=10.0)
+    run.add_argument("--max-positions", type=int, default=20)
+    run.add_argument("--max-per-sector", type=int, default=None)
+    run.add_argument("--slippage-bps", type=float, default=0.0)
+    run.add_argument("--charges", choices=("zerodha_delivery", "none"), default="zerodha_delivery")
+    run.add_argument("--benchmark", default=None, help="default: the universe's index")
+    run.add_argument("--report", type=Path, default=None, metavar="FILE.html", help="save an HTML report here")
+    run.add_argument("--json", dest="json_out", type=Path, default=None, metavar="FILE.json",
+                     help="save the full result (summary, trades, equity curve) as JSON")
+    run.add_argument("--trades", action="store_true", help="also print every closed trade")
+    _data_dir_arg(run)
+    run.set_defaults(func=cmd_backtest_run)
 
 
 # -------------------------------------------------------------------- handlers
@@ -184,6 +218,123 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest_run(args: argparse.Namespace) -> int:
+    try:
+        strategy, name = _cli_strategy(args)
+        universe = (custom_universe(s for s in args.symbols.split(",") if s.strip())
+                    if args.symbols else load_universe(args.universe or "nifty_100"))
+        config = _cli_config(args)
+    except (ValueError, DomainError) as exc:
+        return _fail(str(exc))
+    store = BarStore(_data_dir(args))
+    end = args.end or store.last_date()
+    if end is None:
+        return _fail("No bar history is stored yet; run tradertape data generate or an import first")
+    config["end_date"] = end.isoformat()
+    try:
+        plan = plan_run(store.data_dir, universe, args.start, end, strategy, config, args.benchmark)
+        with console.status(f"Backtesting {name} on {universe.name} {args.start}..{end}"):
+            result = execute_run(**plan.kwargs)
+    except (DomainError, MissingSymbolsError) as exc:
+        return _fail(str(exc))
+    params = {"strategy": name, "universe": universe.name, "from": args.start.isoformat(),
+              "to": end.isoformat(), "benchmark": plan.benchmark, **{k: v for k, v in config.items()
+                                                                    if k not in ("start_date", "end_date")}}
+    _print_backtest(result, name, params, show_trades=args.trades)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(render_html(result, f"Backtest: {name}", params), encoding="utf-8")
+        console.print(f"HTML report saved to {args.report}")
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps({"params": params, **result}, indent=1), encoding="utf-8")
+        console.print(f"JSON result saved to {args.json_out}")
+    return 0
+
+
+def _cli_strategy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    if args.strategy is not None:
+        try:
+            body = json.loads(args.strategy.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read strategy file {args.strategy}: {exc}") from None
+        if not isinstance(body, dict):
+            raise ValueError(f"{args.strategy} must hold a JSON object: base_model, entry_rules, exit_rules, params")
+        name = str(body.get("name") or args.strategy.stem)
+    elif args.strategy_id is not None:
+        body, name = _saved_strategy(args.strategy_id)
+    else:
+        body, name = {"base_model": args.base_model or "v3_dip_buyer"}, args.base_model or "v3_dip_buyer"
+    params = dict(body.get("params") or {})
+    for item in args.param:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param {item!r}: write NAME=VALUE, e.g. --param rsi_period=10")
+        try:
+            params[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip()] = raw
+    try:
+        spec = normalize_spec(str(body.get("base_model", "")), body.get("entry_rules"), body.get("exit_rules"), params)
+    except SpecError as exc:
+        raise ValueError(f"strategy.{exc}") from None
+    return {"base_model": spec.base_model, "entry_rules": spec.entry_rules, "exit_rules": spec.exit_rules,
+            "params": spec.params}, name
+
+
+def _saved_strategy(strategy_id: int) -> tuple[dict[str, Any], str]:
+    """A template or public strategy from the read model (the CLI acts for nobody in particular)."""
+    from infra.db import Database
+    from projections.strategies import get_strategy
+
+    db = Database.from_settings(Settings())
+    try:
+        with db.read() as conn:
+            row = get_strategy(conn, strategy_id)
+    finally:
+        db.dispose()
+    if row is None or not (row["is_template"] or row["is_public"]):
+        raise ValueError(f"Strategy {strategy_id} not found among templates and public strategies; "
+                         "use --strategy FILE for a private one")
+    body = {k: row[k] for k in ("base_model", "entry_rules", "exit_rules", "params")}
+    return body, str(row["name"])
+
+
+def _cli_config(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.capital > 0:
+        raise ValueError("--capital must be more than 0")
+    if not 0 < args.position_size_pct <= 100:
+        raise ValueError("--position-size-pct must be more than 0 and at most 100")
+    if args.max_positions < 1:
+        raise ValueError("--max-positions must be at least 1")
+    if args.max_per_sector is not None and args.max_per_sector < 1:
+        raise ValueError("--max-per-sector must be at least 1")
+    if args.slippage_bps < 0:
+        raise ValueError("--slippage-bps cannot be negative")
+    return {"start_date": args.start.isoformat(), "end_date": "", "starting_capital": float(args.capital),
+            "position_size_pct": float(args.position_size_pct), "max_positions": args.max_positions,
+            "max_per_sector": args.max_per_sector, "slippage_bps": float(args.slippage_bps),
+            "charges": args.charges}
+
+
+def _print_backtest(result: dict[str, Any], name: str, params: dict[str, Any], show_trades: bool) -> None:
+    summary = result["summary"]
+    table = Table(title=f"{name}: {params['universe']} {params['from']}..{params['to']}", show_header=False)
+    for key, label, unit in SUMMARY_ROWS:
+        if key in summary:
+            table.add_row(label, fmt(summary[key], unit))
+    console.print(table)
+    diag = result["diagnostics"]
+    console.print(f"{diag.get('trading_days')} trading days, {diag.get('bars_processed'):,} bars, "
+                  f"engine {diag.get('elapsed_ms')} ms; {len(result['open_positions'])} positions open at the end")
+    if show_trades:
+        trades = Table("symbol", "entry", "price", "exit", "price", "qty", "P&L", "reason")
+        for t in result["trades"]:
+            trades.add_row(t["symbol"], t["entry_date"], fmt(t["entry_price"]), t["exit_date"], fmt(t["exit_price"]),
+                           str(t["quantity"]), fmt(t["pnl"], "INR"), t["exit_reason"])
+        console.print(trades)
+
+
 # -------------------------------------------------------------------- helpers
 
 
@@ -212,12 +363,11 @@ def _kite_symbols(args: argparse.Namespace) -> list[str]:
 
 def _data_dir(args: argparse.Namespace) -> Path:
     value = getattr(args, "data_dir", None)
-    return Path(value) if value else DEFAULT_DATA_DIR
+    return Path(value) if value else Settings().data_dir  # TRADERTAPE_DATA_DIR, default ./var/data
 
 
 def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
-    # SUPPRESS: when not given, leave whatever the main CLI put in args.data_dir untouched
-    parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="default: ./var/data")
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: TRADERTAPE_DATA_DIR or ./var/data")
 
 
 def _date_arg(text: str) -> date:

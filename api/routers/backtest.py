@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import math
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import HTTPException, Request, Response
@@ -24,12 +22,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
 from api.guards import MAX_ID
-from backtest.barstore import BarStore, MissingSymbolsError
-from backtest.engine import BacktestConfig, run_backtest
-from backtest.universes import Universe, custom_universe, load_universe, normalize_symbol
+from backtest.barstore import MissingSymbolsError
+from backtest.runner import execute_run, plan_run
+from backtest.universes import Universe, custom_universe, load_universe
 from commands import messages as m
 from domain.backtests import BacktestRun
-from domain.calendar import nse_calendar
 from domain.errors import DomainError, NotFound
 from domain.strategies import SpecError, normalize_spec
 from infra.bootstrap import Platform
@@ -38,7 +35,6 @@ from projections.strategies import get_strategy
 
 router = resource_router("/api/backtest", ["backtest"])
 
-WARMUP_TRADING_DAYS = 300
 POOL_WORKERS = 2
 
 # ---------------------------------------------------------------- request schema
@@ -95,39 +91,6 @@ class BacktestRequest(BaseModel):
 
 
 # ---------------------------------------------------------------- the worker process
-
-
-def _finite(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats become null, numpy scalars plain numbers."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        return _finite(value.item())
-    return value
-
-
-def execute_run(data_dir: str, symbols: list[str], sectors: list[str], benchmark: str | None, warm_start: str,
-                strategy: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a worker process: read the bars (warm-up included), run, return JSON-ready parts."""
-    store = BarStore(Path(data_dir))
-    names = list(symbols) + ([benchmark] if benchmark else [])
-    matrix = store.read(names, warm_start, config["end_date"], sectors=list(sectors) + (["Index"] if benchmark else []))
-    bench = None
-    if benchmark:
-        bench = matrix.close[-1]
-        k = len(symbols)
-        matrix = type(matrix)(
-            symbols=matrix.symbols[:k], dates=matrix.dates, open=matrix.open[:k], high=matrix.high[:k],
-            low=matrix.low[:k], close=matrix.close[:k], volume=matrix.volume[:k], sectors=matrix.sectors[:k],
-        )
-    result = run_backtest(matrix, strategy, BacktestConfig(**config), benchmark=bench)
-    out = result.to_dict()
-    out["data_fingerprint"] = store.fingerprint()
-    return dict(_finite(out))
 
 
 _POOL: dict[str, ProcessPoolExecutor] = {}
@@ -214,41 +177,21 @@ def _prepare(platform: Platform, req: BacktestRequest, account_id: int) -> tuple
                           "choose an end on or after the start")
     strategy, strategy_name = _strategy_body(platform, req, account_id)
     universe = _universe(req)
-    store = BarStore(platform.settings.data_dir)
-    first, last = store.first_date(), store.last_date()
-    if first is None or last is None or store.is_empty():
-        raise DomainError("No bar history is stored yet; import or generate bars first")
-    if req.start_date < first or req.end_date > last:
-        raise DomainError(f"Dates {req.start_date}..{req.end_date} are outside the available history "
-                          f"{first.isoformat()}..{last.isoformat()}; choose dates inside it")
-    stored = set(store.symbols())
-    absent = [s for s in universe.symbols if s not in stored]
-    if absent:
-        raise DomainError(f"No bars stored for: {', '.join(absent)}")
-    benchmark = normalize_symbol(req.benchmark) if req.benchmark else universe.index_symbol
-    if benchmark not in stored:
-        if req.benchmark:
-            raise DomainError(f"Unknown benchmark {benchmark!r}: no bars stored for it")
-        benchmark = ""
-    warm_start = max(first, nse_calendar().add_trading_days(req.start_date, -WARMUP_TRADING_DAYS))
     config = {
         "start_date": req.start_date.isoformat(), "end_date": req.end_date.isoformat(),
         "starting_capital": float(req.starting_capital), "position_size_pct": float(req.position_size_pct),
         "max_positions": req.max_positions, "max_per_sector": req.max_per_sector,
         "slippage_bps": float(req.slippage_bps), "charges": req.charges,
     }
+    plan = plan_run(platform.settings.data_dir, universe, req.start_date, req.end_date, strategy, config,
+                    req.benchmark)
     params = {
         "strategy_id": req.strategy_id, "strategy_name": strategy_name, "strategy": strategy,
         "universe": universe.name if req.symbols is None else None,
         "symbols": list(universe.symbols) if req.symbols is not None else None,
-        "benchmark": benchmark or None, **config,
+        "benchmark": plan.benchmark, **config,
     }
-    kwargs = {
-        "data_dir": str(platform.settings.data_dir), "symbols": list(universe.symbols),
-        "sectors": list(universe.sectors), "benchmark": benchmark or None, "warm_start": warm_start.isoformat(),
-        "strategy": strategy, "config": config,
-    }
-    return kwargs, params
+    return plan.kwargs, params
 
 
 # ---------------------------------------------------------------- endpoints

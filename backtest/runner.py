@@ -1,0 +1,95 @@
+"""Prepare and execute one backtest over the bar store: shared by the API (in a worker process) and the CLI.
+
+`plan_run` validates everything a run needs (dates inside the stored history, every symbol stored, the
+benchmark) and returns plain arguments; `execute_run` reads the bars (warm-up included) and runs the
+engine. Only plain values cross a process boundary, never bar matrices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from backtest.barstore import BarStore
+from backtest.engine import BacktestConfig, run_backtest
+from backtest.universes import Universe, normalize_symbol
+from domain.calendar import nse_calendar
+from domain.errors import DomainError
+
+__all__ = ["WARMUP_TRADING_DAYS", "RunPlan", "execute_run", "json_safe", "plan_run"]
+
+WARMUP_TRADING_DAYS = 300
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The worker's arguments (`kwargs`) for `execute_run`, plus the resolved benchmark."""
+
+    kwargs: dict[str, Any]
+    benchmark: str | None
+
+
+def plan_run(data_dir: Path, universe: Universe, start: date, end: date, strategy: dict[str, Any],
+             config: dict[str, Any], benchmark: str | None = None) -> RunPlan:
+    """Check the window and symbols against the stored history; DomainError says what to change."""
+    if end < start:
+        raise DomainError(f"end_date {end} is before start_date {start}; choose an end on or after the start")
+    store = BarStore(data_dir)
+    first, last = store.first_date(), store.last_date()
+    if first is None or last is None or store.is_empty():
+        raise DomainError("No bar history is stored yet; import or generate bars first")
+    if start < first or end > last:
+        raise DomainError(f"Dates {start}..{end} are outside the available history "
+                          f"{first.isoformat()}..{last.isoformat()}; choose dates inside it")
+    stored = set(store.symbols())
+    absent = [s for s in universe.symbols if s not in stored]
+    if absent:
+        raise DomainError(f"No bars stored for: {', '.join(absent)}")
+    chosen = normalize_symbol(benchmark) if benchmark else universe.index_symbol
+    if chosen not in stored:
+        if benchmark:
+            raise DomainError(f"Unknown benchmark {chosen!r}: no bars stored for it")
+        chosen = ""
+    warm_start = max(first, nse_calendar().add_trading_days(start, -WARMUP_TRADING_DAYS))
+    kwargs = {
+        "data_dir": str(data_dir), "symbols": list(universe.symbols), "sectors": list(universe.sectors),
+        "benchmark": chosen or None, "warm_start": warm_start.isoformat(), "strategy": strategy,
+        "config": config,
+    }
+    return RunPlan(kwargs, chosen or None)
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become null, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return json_safe(value.item())
+    return value
+
+
+def execute_run(data_dir: str, symbols: list[str], sectors: list[str], benchmark: str | None, warm_start: str,
+                strategy: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Read the bars (warm-up included), run, return JSON-ready parts (safe to call in a worker process)."""
+    store = BarStore(Path(data_dir))
+    names = list(symbols) + ([benchmark] if benchmark else [])
+    matrix = store.read(names, warm_start, config["end_date"], sectors=list(sectors) + (["Index"] if benchmark else []))
+    bench = None
+    if benchmark:
+        bench = matrix.close[-1]
+        k = len(symbols)
+        matrix = type(matrix)(
+            symbols=matrix.symbols[:k], dates=matrix.dates, open=matrix.open[:k], high=matrix.high[:k],
+            low=matrix.low[:k], close=matrix.close[:k], volume=matrix.volume[:k], sectors=matrix.sectors[:k],
+        )
+    result = run_backtest(matrix, strategy, BacktestConfig(**config), benchmark=bench)
+    out = result.to_dict()
+    out["data_fingerprint"] = store.fingerprint()
+    return dict(json_safe(out))
