@@ -14,9 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import PrincipalCache
 from api.guards import UrlGuardMiddleware
-from api.routers import auth, backtest, health, market, strategies
+from api.routers import auth, backtest, health, market, model, risk, strategies
+from backtest.market import BarStoreMarket
 from domain.errors import DomainError
 from infra.bootstrap import Platform, bootstrap, seed
+from infra.market_clock import MarketClock, Scheduler
 from infra.settings import Settings
 from streams.runner import ProjectionRunner
 from streams.workers import ReadYourWrites, make_projector
@@ -72,9 +74,19 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.stop = stop
         app.state.principals = PrincipalCache()
         seed(plat)
+        plat.attach_market(BarStoreMarket(plat.settings.data_dir))
+        app.state.market_clock = MarketClock(plat)
+        scheduler: Scheduler | None = None
+        if plat.settings.scheduler if plat.settings.scheduler is not None else embedded:
+            scheduler = Scheduler(app.state.market_clock, plat.settings.scan_time,
+                                  plat.settings.expiry_sweep_seconds)
+            scheduler.start()
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             stop.set()
             if runner is not None:
                 runner.notify()
@@ -117,4 +129,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(strategies.router)
     app.include_router(market.router)
     app.include_router(backtest.router)
+    app.include_router(model.router)
+    app.include_router(risk.router)
     return app

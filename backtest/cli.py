@@ -27,7 +27,7 @@ from backtest.barstore import BarStore, MissingSymbolsError
 from backtest.importers import ImportFormatError, ImportReport, KiteImportError, import_csv, import_kite
 from backtest.report import SUMMARY_ROWS, fmt, render_html
 from backtest.runner import execute_run, plan_run
-from backtest.synthetic import DEFAULT_SEED, generate
+from backtest.synthetic import DEFAULT_SEED, extend, generate
 from backtest.universes import custom_universe, list_universes, load_universe, normalize_symbol
 from domain.calendar import TradingCalendar, nse_calendar
 from domain.errors import DomainError
@@ -123,6 +123,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--trades", action="store_true", help="also print every closed trade")
     _data_dir_arg(run)
     run.set_defaults(func=cmd_backtest_run)
+
+    sim = subparsers.add_parser("sim", help="the simulated market (embedded/demo): advance synthetic days")
+    ssub = sim.add_subparsers(dest="sim_command", metavar="COMMAND", required=True)
+    adv = ssub.add_parser("advance", help="append N synthetic trading days and run the market clock for each "
+                                          "(fills, exits, expiries, the after-close scan)")
+    adv.add_argument("--days", type=int, default=1, help="trading days to add (1..2500)")
+    _data_dir_arg(adv)
+    adv.set_defaults(func=cmd_sim_advance)
+
+    sched = subparsers.add_parser("scheduler", help="run the market clock alone (production: beside relay and "
+                                                    "projector): the after-close run and the expiry sweep")
+    _data_dir_arg(sched)
+    sched.set_defaults(func=cmd_scheduler)
 
 
 # -------------------------------------------------------------------- handlers
@@ -333,6 +346,62 @@ def _print_backtest(result: dict[str, Any], name: str, params: dict[str, Any], s
             trades.add_row(t["symbol"], t["entry_date"], fmt(t["entry_price"]), t["exit_date"], fmt(t["exit_price"]),
                            str(t["quantity"]), fmt(t["pnl"], "INR"), t["exit_reason"])
         console.print(trades)
+
+
+def _clock(args: argparse.Namespace) -> tuple[Any, Any]:
+    from backtest.market import BarStoreMarket
+    from infra.bootstrap import bootstrap
+    from infra.market_clock import MarketClock
+
+    settings = Settings()
+    platform = bootstrap(settings)
+    platform.attach_market(BarStoreMarket(_data_dir(args)))
+    return platform, MarketClock(platform)
+
+
+def cmd_sim_advance(args: argparse.Namespace) -> int:
+    if not 1 <= args.days <= 2500:
+        return _fail("--days must be between 1 and 2500")
+    store = BarStore(_data_dir(args))
+    if store.is_empty():
+        return _fail("No bar history is stored yet; run tradertape data generate first")
+    synthetic = store.meta("synthetic") or {}
+    universe = load_universe(str(synthetic.get("universe") or "nifty_100"))
+    platform, clock = _clock(args)
+    started = time.perf_counter()
+    try:
+        before = clock.run_due()  # portfolios catch up to today's bars first
+        total = before.steps
+        signals = len(before.signals)
+        with _progress("Advancing the market") as update:
+            for k in range(args.days):
+                day = extend(store, universe, 1)[0].isoformat()
+                report = clock.run_due(day)
+                total += report.steps
+                signals += len(report.signals)
+                update(day, k + 1, args.days)
+    finally:
+        platform.close()
+    console.print(f"[green]Advanced[/] {args.days} trading day(s) to {store.last_date()} in "
+                  f"{time.perf_counter() - started:.1f} s: {total} portfolio-days stepped, {signals} new signals")
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from infra.market_clock import Scheduler
+
+    platform, clock = _clock(args)
+    scheduler = Scheduler(clock, platform.settings.scan_time, platform.settings.expiry_sweep_seconds)
+    console.print(f"market clock: after-close run at {platform.settings.scan_time} Asia/Kolkata on trading days")
+    scheduler.start()
+    try:
+        while scheduler.thread.is_alive():
+            scheduler.thread.join(timeout=1.0)
+    except KeyboardInterrupt:
+        scheduler.stop()
+    finally:
+        platform.close()
+    return 0
 
 
 # -------------------------------------------------------------------- helpers

@@ -118,3 +118,101 @@ class RecordBacktestRun:
 class DeleteBacktestRun:
     account_id: int
     run_id: int
+
+
+# ------------------------------------------------------------------ model portfolios
+
+
+@dataclass(frozen=True)
+class DeployPortfolio:
+    account_id: int
+    strategy_id: int
+    name: str
+    mode: str
+    capital: float
+    universe: str
+    position_size_pct: float
+    max_positions: int
+    max_per_sector: int | None = None
+    auto_approve: bool = False
+    slippage_bps: float = 0.0
+    charges: str = "zerodha_delivery"
+
+
+@dataclass(frozen=True)
+class ChangePortfolioStatus:
+    account_id: int
+    portfolio_id: int
+    action: str  # pause | resume | retire | reset
+
+
+@dataclass(frozen=True)
+class RunPortfolioDay:
+    """The market clock's step for one portfolio and one stored trading day: fills and exits on the
+    day's bars (paper), marks, exit signals, then the after-close scan."""
+
+    portfolio_id: int
+    day: str
+    scan: bool = True
+
+
+@dataclass(frozen=True)
+class CheckDailyLoss:
+    """After a day's steps: engage the kill switch where the day's loss reached a max_daily_loss rule."""
+
+    account_id: int
+    day: str
+
+
+@dataclass(frozen=True)
+class DecideSignal:
+    account_id: int | None  # None: the system (the expiry sweep)
+    portfolio_id: int
+    signal_id: int
+    action: str  # approve | reject | expire
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PlaceCart:
+    account_id: int
+    items: tuple[tuple[int, int], ...]  # (portfolio_id, signal_id), in the order to place
+
+
+@dataclass(frozen=True)
+class ClosePosition:
+    account_id: int
+    portfolio_id: int
+    position_id: int
+
+
+# ------------------------------------------------------------------ risk rules
+
+
+@dataclass(frozen=True)
+class RiskRuleBody:
+    rule_type: str
+    portfolio_id: int | None = None
+    value: float | None = None
+    unit: str | None = None
+    symbols: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CreateRiskRule:
+    account_id: int
+    body: RiskRuleBody
+
+
+@dataclass(frozen=True)
+class UpdateRiskRule:
+    account_id: int
+    rule_id: int
+    body: RiskRuleBody
+
+
+@dataclass(frozen=True)
+class DeleteRiskRule:
+    account_id: int
+    rule_id: int

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from domain.aggregate import Aggregate
+from domain.sizing import Candidate
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -109,3 +110,62 @@ class PortfolioUsage(Protocol):
     """How many active (not retired) portfolios use a strategy."""
 
     def active_portfolios_using(self, strategy_id: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """A strategy evaluated at one day's close: entry candidates and the held symbols whose exit rules fired."""
+
+    day: str
+    candidates: list[Candidate]
+    exits: dict[str, str]  # symbol -> the exit rule values that fired
+
+
+class MarketData(Protocol):
+    """The stored daily bars, as the live side sees them (implemented over the Parquet bar store)."""
+
+    def latest_day(self) -> str | None:
+        """The last trading day with stored bars (None when nothing is stored)."""
+        ...
+
+    def trading_days(self, after: str, until: str) -> list[str]:
+        """Stored trading days d with after < d <= until, in order."""
+        ...
+
+    def check_universe(self, name: str) -> None:
+        """DomainError when `name` is not a known universe with stored bars."""
+        ...
+
+    def warmup_start(self, day: str) -> str:
+        """Where indicator warm-up starts for a portfolio deployed on `day` (as a backtest from `day`)."""
+        ...
+
+    def bars_on(self, day: str, symbols: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
+        """(open, high, low, close) of `symbols` that traded on `day`."""
+        ...
+
+    def last_prices(self, symbols: Sequence[str], day: str) -> dict[str, float]:
+        """The latest close on or before `day` of each symbol that has one."""
+        ...
+
+    def scan(self, strategy: Mapping[str, Any], universe: str, anchor: str, day: str) -> ScanResult:
+        """Evaluate `strategy` over `universe` with bars from `anchor` to `day` (nothing later)."""
+        ...
+
+
+class OrderRouter(Protocol):
+    """Where a placed order goes: the paper broker fills it from the bars; live orders wait for the agent."""
+
+    def route(self, mode: str, account_id: int, portfolio_id: int, signal_id: int) -> tuple[str | None, str | None]:
+        """(order_id, gtt_id) for the order; (None, None) when it is queued for the agent."""
+        ...
+
+
+class PaperAndAgentRouter:
+    """Paper orders get simulated GTT ids (the Portfolio's fill model fills them on the next bars); live
+    orders stay queued (status `placed` without a gtt_id) until the agent reports them."""
+
+    def route(self, mode: str, account_id: int, portfolio_id: int, signal_id: int) -> tuple[str | None, str | None]:
+        if mode == "live":
+            return None, None
+        return None, f"paper-gtt-{signal_id}"

@@ -12,13 +12,16 @@ from commands.ports import (
     EventStore,
     IdAllocator,
     Mailer,
+    MarketData,
+    OrderRouter,
+    PaperAndAgentRouter,
     PasswordHasher,
     PortfolioUsage,
     SecurityStore,
     TokenHasher,
 )
 from domain.aggregate import SYSTEM_ACCOUNT_ID, Aggregate
-from domain.errors import NotFound
+from domain.errors import DomainError, NotFound
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -41,6 +44,13 @@ class _NoPortfolios:
         return 0
 
 
+class _NoMarket:
+    """Stands in until the composition root connects the bar store."""
+
+    def __getattr__(self, name: str) -> object:
+        raise DomainError("No market data is connected to this process; import or generate bars first")
+
+
 @dataclass
 class Deps:
     """Everything handlers may use; built once by the composition root."""
@@ -54,6 +64,8 @@ class Deps:
     token_hash: TokenHasher
     auth: AuthPolicy = field(default_factory=AuthPolicy)
     portfolio_usage: PortfolioUsage = field(default_factory=_NoPortfolios)
+    market: MarketData = field(default_factory=_NoMarket)  # type: ignore[assignment]
+    router: OrderRouter = field(default_factory=PaperAndAgentRouter)
 
 
 class UnitOfWork:

@@ -54,6 +54,11 @@ class Aggregate:
         self.version += 1
         self._pending.append(event)
 
+    @property
+    def has_changes(self) -> bool:
+        """Events recorded since the last save?"""
+        return bool(self._pending)
+
     def collect_events(self) -> list[DomainEvent]:
         """Hand over the events recorded since the last save (and forget them)."""
         events, self._pending = self._pending, []

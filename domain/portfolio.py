@@ -48,6 +48,7 @@ from domain.fills import (
     trail_level,
     with_slippage,
 )
+from domain.risk import Exposure
 from domain.sizing import Candidate, check_limits, rank_candidates, select_candidates
 
 EXCHANGE = "NSE"
@@ -185,9 +186,17 @@ class StopUpdated(DomainEvent):
 
 @dataclass(frozen=True)
 class ExitSignalled(DomainEvent):
+    """Exit rules held at `day`'s close: the position exits at the next open. Live and paper portfolios
+    give the exit its own signal id (shown as a `sell`/`exit` signal); backtests leave it None."""
+
     position_id: int
     day: str
     at: str
+    signal_id: int | None = None
+    symbol: str = ""
+    quantity: int = 0
+    reference_price: float | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -274,7 +283,7 @@ class PositionState:
 
     __slots__ = (
         "bars_held", "conviction", "entry_charges", "entry_day", "entry_price", "exit_charges",
-        "exit_day", "exit_pending", "exit_price", "exit_reason", "fixed_stop", "highest_close",
+        "exit_day", "exit_pending", "exit_price", "exit_reason", "exit_signal_id", "fixed_stop", "highest_close",
         "last_price", "position_id", "quantity", "realized_pnl", "sector", "signal_id", "status",
         "stop_loss", "stop_reason", "symbol", "target", "trail",
     )
@@ -298,6 +307,7 @@ class PositionState:
         self.last_price = e.entry_price
         self.bars_held = 0
         self.exit_pending = False
+        self.exit_signal_id: int | None = None
         self.status = "open"
         self.exit_price: float | None = None
         self.exit_day: str | None = None
@@ -416,6 +426,21 @@ class Portfolio(Aggregate):
         return round(self.cash + sum(p.quantity * p.last_price for p in self.open_positions.values()), 2)
 
     @property
+    def day_pnl(self) -> float:
+        """Realized + unrealized P&L since the previous close (the equity change)."""
+        return round(self.equity - self.prev_close_equity, 2)
+
+    def exposure(self, orders_today: int = 0) -> Exposure:
+        """What this portfolio holds and has committed, for the risk rules."""
+        sectors: dict[str, int] = {k: v for k, v in self._sector_occupied.items() if v}
+        committed = sum(s.quantity * (s.limit_price or s.reference_price) for s in self._live.values()
+                        if s.status in ("in_cart", "placed"))
+        invested = sum(p.quantity * p.last_price for p in self.open_positions.values())
+        return Exposure(capital=self.capital, invested=round(invested, 2), committed=round(committed, 2),
+                        open_positions=self._occupied, sectors=sectors, orders_today=orders_today,
+                        day_pnl=self.day_pnl)
+
+    @property
     def free_slots(self) -> int:
         """Slots a new signal may take: max_positions - open - every live signal."""
         return self.max_positions - len(self.open_positions) - len(self._live)
@@ -469,13 +494,16 @@ class Portfolio(Aggregate):
 
     # ----------------------------------------------------------------------------- signals
 
-    def record_signals(self, day: str, candidates: Iterable[Candidate], at: str) -> ScanOutcome:
+    def record_signals(self, day: str, candidates: Iterable[Candidate], at: str,
+                       gate: Callable[[SignalState], bool] | None = None) -> ScanOutcome:
         """Turn a scan's candidates (entry rules true at `day`'s close) into signals.
 
         Candidates already held or with a live signal are ignored. The rest are ranked by
         conviction (ties by symbol), limited by free slots and max_per_sector and sized from the
         equity at this close (`domain.sizing`). Each accepted one is a SignalGenerated; with
-        `auto_approve` it is approved and placed at once. Paused/retired portfolios record nothing.
+        `auto_approve` it is approved and placed at once -- unless `gate` (the account's risk rules)
+        refuses it, when it waits for a person like any other signal. Paused/retired portfolios record
+        nothing.
         """
         fresh = [c for c in candidates if c.symbol not in self._engaged]
         if self.status != "active":
@@ -507,7 +535,7 @@ class Portfolio(Aggregate):
                 validity_days=self.entry_validity_days, reason=cand.reason, at=at,
             ))
             ids.append(sid)
-            if self.auto_approve:
+            if self.auto_approve and (gate is None or gate(self.signals[sid])):
                 self.approve_signal(sid, at)
                 self.place_signal(sid, at, day=day)
         return ScanOutcome(
@@ -597,7 +625,8 @@ class Portfolio(Aggregate):
             raise NotFound(f"position {position_id} not found in this portfolio")
         self._close(pos, day, float(price), reason, at)
 
-    def record_exit_signals(self, day: str, symbols: Iterable[str], at: str) -> int:
+    def record_exit_signals(self, day: str, symbols: Iterable[str], at: str,
+                            reasons: Mapping[str, str] | None = None) -> int:
         """Exit rules held at `day`'s close for `symbols`: those held exit at the next open.
         Symbols not held are ignored. Returns how many positions were flagged."""
         flagged = 0
@@ -605,9 +634,23 @@ class Portfolio(Aggregate):
         for sym in symbols:
             pos = by_symbol.get(sym)
             if pos is not None and not pos.exit_pending:
-                self._record(ExitSignalled(position_id=pos.position_id, day=day, at=at))
+                if self.id_source is None:
+                    self._record(ExitSignalled(position_id=pos.position_id, day=day, at=at))
+                else:
+                    self._record(ExitSignalled(
+                        position_id=pos.position_id, day=day, at=at, signal_id=self.id_source("signal"),
+                        symbol=sym, quantity=pos.quantity, reference_price=pos.last_price,
+                        reason=(reasons or {}).get(sym, ""),
+                    ))
                 flagged += 1
         return flagged
+
+    def cancel_placed_entries(self, day: str, reason: str, at: str) -> list[int]:
+        """Cancel every placed entry order (e.g. the kill switch engaged): placed -> failed."""
+        ids = list(self._placed)
+        for sid in ids:
+            self._record(OrderFailed(signal_id=sid, day=day, reason=reason, at=at))
+        return ids
 
     # ----------------------------------------------------------------------------- the daily step
 
@@ -735,6 +778,8 @@ class Portfolio(Aggregate):
         self.strategy = e.strategy
         self.capital = e.capital
         self.cash = e.capital
+        self.close_equity = e.capital
+        self.prev_close_equity = e.capital
         self.universe = e.universe
         self.position_size_pct = e.position_size_pct
         self.max_positions = e.max_positions
@@ -832,7 +877,9 @@ class Portfolio(Aggregate):
         self.stats["stop_updates"] += 1
 
     def when_ExitSignalled(self, e: ExitSignalled) -> None:
-        self.positions[e.position_id].exit_pending = True
+        pos = self.positions[e.position_id]
+        pos.exit_pending = True
+        pos.exit_signal_id = e.signal_id
 
     def when_PositionClosed(self, e: PositionClosed) -> None:
         pos = self.open_positions.pop(e.position_id)
@@ -864,6 +911,8 @@ class Portfolio(Aggregate):
         for sig in self._live.values():
             sig.days_waiting += 1
         self.last_day = e.day
+        self.prev_close_equity = self.close_equity
+        self.close_equity = e.equity
 
     def when_PortfolioPaused(self, e: PortfolioPaused) -> None:
         self.status = "paused"
@@ -882,6 +931,7 @@ class Portfolio(Aggregate):
         for pos in self.open_positions.values():
             pos.status = "reset"
         self.cash = e.capital
+        self.close_equity = self.prev_close_equity = e.capital
         self.open_positions = {}
         self.closed_positions = []
         self._open_by_symbol = {}

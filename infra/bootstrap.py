@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from commands.bus import MessageBus
 from commands.handlers import HANDLERS
 from commands.messages import SeedTemplates
-from commands.ports import CommandMeta, Mailer
+from commands.ports import CommandMeta, Mailer, MarketData
 from commands.uow import AuthPolicy, Deps
 from infra.analytics import BacktestArchive
 from infra.db import Database, SqlIdAllocator
@@ -21,6 +21,7 @@ from infra.mail import ConsoleMailer, SmtpMailer
 from infra.security import Argon2Passwords, HmacTokenHasher, SqlSecurityStore
 from infra.settings import Settings
 from projections.base import tracking_metadata
+from projections.portfolios import portfolio_ids_using_strategy
 from projections.registry import all_projections
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,21 @@ class Platform:
 
     def close(self) -> None:
         self.db.dispose()
+
+    def attach_market(self, market: MarketData) -> None:
+        """Connect the bar store (built by an outer layer: it lives in `backtest`)."""
+        self.bus.deps.market = market
+
+
+class ReadModelPortfolioUsage:
+    """Active and paused portfolios per strategy, from the portfolio read model."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def active_portfolios_using(self, strategy_id: int) -> int:
+        with self.db.read() as conn:
+            return portfolio_ids_using_strategy(conn, strategy_id)
 
 
 def make_mailer(settings: Settings) -> Mailer:
@@ -83,6 +99,7 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
         passwords=Argon2Passwords(), token_hash=token_hash,
         auth=AuthPolicy(base_url=settings.base_url, session_days=settings.session_days,
                         admin_emails=settings.admin_email_list),
+        portfolio_usage=ReadModelPortfolioUsage(db),
     )
     listeners: list[Callable[[int], None]] = []
 

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     port: int = 8000
     admin_emails: str = ""  # comma-separated emails that become admins
     read_your_writes_timeout: float = 2.0
+    # The market clock: after the close on trading days, step every portfolio (fills, exits, the scan).
+    # None = on in the embedded default (serve runs it); with Kafka run `tradertape scheduler` instead.
+    scheduler: bool | None = None
+    scan_time: str = Field(default="15:45", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # Asia/Kolkata
+    expiry_sweep_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("kafka_bootstrap", "smtp_url", mode="before")

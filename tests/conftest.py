@@ -88,6 +88,7 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: 
         "data_dir": var / "data",
         "secret_keys": "test-secret-key-0123456789-abcdefghijklmnop",
         "kafka_bootstrap": None,
+        "scheduler": False,  # tests drive the market clock themselves (tests/integration/test_scheduler.py)
     }
     values.update(overrides)
     return Settings(**values)

@@ -1,0 +1,281 @@
+"""Model portfolios, scans, signals, the cart and positions (API "Model portfolios", "Signals",
+"Positions"). Another user's portfolio, signal or position is 404; every change is a command."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import (
+    IdPath,
+    PageDep,
+    PlatformDep,
+    Principal,
+    Reader,
+    SessionUser,
+    dispatch,
+    request_meta,
+    resource_router,
+)
+from api.guards import MAX_ID
+from api.routers.risk import risk_state
+from commands import messages as m
+from domain.errors import NotFound
+from infra.bootstrap import Platform
+from infra.market_clock import MarketClock
+from projections.portfolios import (
+    activity,
+    equity_curve,
+    get_portfolio,
+    get_position,
+    list_portfolios,
+    list_positions,
+)
+from projections.signals import get_signal, in_cart_signal_ids, list_signals
+
+router = resource_router("/api/model", ["model portfolios"])
+
+PortfolioStatus = Literal["active", "paused", "retired"]
+SignalStatus = Literal["pending_approval", "in_cart", "placed", "executed", "failed", "rejected", "expired"]
+
+
+class DeployBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy_id: int = Field(ge=1, le=MAX_ID)
+    name: str = Field(min_length=1, max_length=120)
+    mode: Literal["paper", "live"] = "paper"
+    capital: float = Field(gt=0, le=1e12)
+    universe: str = Field(default="nifty_100", max_length=64)
+    position_size_pct: float = Field(default=10.0, gt=0, le=100)
+    max_positions: int = Field(default=10, ge=1, le=500)
+    max_per_sector: int | None = Field(default=None, ge=1, le=500)
+    auto_approve: bool = False
+    slippage_bps: float = Field(default=0.0, ge=0, le=1000)
+    charges: Literal["zerodha_delivery", "none"] = "zerodha_delivery"
+
+
+class ScanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    portfolio_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class CartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    portfolio_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500)
+
+
+# ------------------------------------------------------------------ lookups (ownership on every object)
+
+
+def owned_portfolio(platform: Platform, portfolio_id: int, account_id: int) -> dict[str, Any]:
+    with platform.db.read() as conn:
+        row = get_portfolio(conn, portfolio_id)
+    if row is None or row["account_id"] != account_id:
+        raise NotFound(f"Portfolio {portfolio_id} not found")
+    return row
+
+
+def _owned_signal(platform: Platform, signal_id: int, account_id: int) -> dict[str, Any]:
+    with platform.db.read() as conn:
+        row = get_signal(conn, signal_id)
+    if row is None or row["account_id"] != account_id:
+        raise NotFound(f"Signal {signal_id} not found")
+    return row
+
+
+def _owned_position(platform: Platform, position_id: int, account_id: int) -> dict[str, Any]:
+    with platform.db.read() as conn:
+        row = get_position(conn, position_id)
+    if row is None or row["account_id"] != account_id:
+        raise NotFound(f"Position {position_id} not found")
+    return row
+
+
+# ------------------------------------------------------------------ portfolios
+
+
+@router.get("/portfolios", summary="Your active and paused portfolios (or those with `status`)",
+            responses={200: {"headers": {"X-Total-Count": {"description": "rows matching the filter"}}}})
+def portfolios(user: Reader, page: PageDep, response: Response, platform: PlatformDep,
+               status: PortfolioStatus | None = None) -> list[dict[str, Any]]:
+    with platform.db.read() as conn:
+        rows, total = list_portfolios(conn, user.account_id, status, page.limit, page.offset)
+    response.headers["X-Total-Count"] = str(total)
+    return rows
+
+
+@router.post("/portfolios/deploy", status_code=201, summary="Deploy a strategy as a paper or live portfolio")
+def deploy(body: DeployBody, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    cmd = m.DeployPortfolio(user.account_id, body.strategy_id, body.name, body.mode, body.capital, body.universe,
+                            body.position_size_pct, body.max_positions, body.max_per_sector, body.auto_approve,
+                            body.slippage_bps, body.charges)
+    result = dispatch(request, platform, cmd, user)
+    return owned_portfolio(platform, int(result.value), user.account_id)
+
+
+def _status_change(action: str, portfolio_id: int, request: Request, user: Principal,
+                   platform: Platform) -> dict[str, Any]:
+    owned_portfolio(platform, portfolio_id, user.account_id)
+    dispatch(request, platform, m.ChangePortfolioStatus(user.account_id, portfolio_id, action), user)
+    return owned_portfolio(platform, portfolio_id, user.account_id)
+
+
+@router.post("/portfolios/{portfolio_id}/pause", summary="Stop new entries (exits are still managed)")
+def pause(portfolio_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    return _status_change("pause", portfolio_id, request, user, platform)
+
+
+@router.post("/portfolios/{portfolio_id}/resume")
+def resume(portfolio_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    return _status_change("resume", portfolio_id, request, user, platform)
+
+
+@router.post("/portfolios/{portfolio_id}/retire", summary="Retire (409 while positions are open)")
+def retire(portfolio_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    return _status_change("retire", portfolio_id, request, user, platform)
+
+
+@router.post("/portfolios/{portfolio_id}/reset", summary="Paper only: back to the initial capital")
+def reset(portfolio_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    return _status_change("reset", portfolio_id, request, user, platform)
+
+
+@router.get("/dashboard", summary="One portfolio's dashboard: money, positions, signals, curve, activity, risk")
+def dashboard(user: Reader, platform: PlatformDep,
+              portfolio_id: int = Query(ge=1, le=MAX_ID)) -> dict[str, Any]:
+    pf = owned_portfolio(platform, portfolio_id, user.account_id)
+    with platform.db.read() as conn:
+        positions, _ = list_positions(conn, user.account_id, portfolio_id, "open", 500, 0)
+        curve = equity_curve(conn, portfolio_id)
+        recent = activity(conn, portfolio_id, 50)
+    capital, equity = float(pf["capital"]), float(pf["equity"])
+    total_pnl = round(equity - capital, 2)
+    return {
+        "portfolio": pf,
+        "capital": capital,
+        "cash": pf["cash"],
+        "invested": pf["invested"],
+        "equity": equity,
+        "day_pnl": pf["day_pnl"],
+        "total_pnl": total_pnl,
+        "realized_pnl": pf["realized_pnl"],
+        "unrealized_pnl": round(sum(float(p["unrealized_pnl"] or 0) for p in positions), 2),
+        "return_pct": round(total_pnl / capital * 100.0, 4) if capital else 0.0,
+        "positions": positions,
+        "signals": {"pending_approval": pf["pending_signals"], "in_cart": pf["in_cart_signals"]},
+        "equity_curve": curve,
+        "activity": recent,
+        "risk": risk_state(platform, user.account_id, portfolio_id),
+    }
+
+
+@router.post("/scan", summary="Scan now on the latest bars; returns the new signals")
+def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanBody | None = None) -> dict[str, Any]:
+    clock: MarketClock = request.app.state.market_clock
+    if body is not None and body.portfolio_id is not None:
+        targets = [owned_portfolio(platform, body.portfolio_id, user.account_id)]
+    else:
+        with platform.db.read() as conn:
+            targets, _ = list_portfolios(conn, user.account_id, "active", 500, 0)
+    meta = request_meta(request, user)
+    new_ids: list[int] = []
+    days: set[str] = set()
+    position: int | None = None
+    for pf in targets:
+        report = clock.advance_portfolio(int(pf["id"]), meta)
+        new_ids.extend(report.signals)
+        days.update(report.days)
+        position = report.position or position
+    request.app.state.read_your_writes.wait(frozenset({user.account_id}), position)
+    with platform.db.read() as conn:
+        signals = [s for s in (get_signal(conn, sid) for sid in sorted(new_ids)) if s is not None]
+    return {"portfolios": [int(p["id"]) for p in targets], "days": sorted(days), "signals": signals}
+
+
+# ------------------------------------------------------------------ signals and the cart
+
+
+@router.get("/signals", responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
+def signals(user: Reader, page: PageDep, response: Response, platform: PlatformDep,
+            portfolio_id: int | None = Query(default=None, ge=1, le=MAX_ID), status: SignalStatus | None = None,
+            symbol: str | None = Query(default=None, max_length=32)) -> list[dict[str, Any]]:
+    with platform.db.read() as conn:
+        rows, total = list_signals(conn, user.account_id, portfolio_id=portfolio_id, status=status,
+                                   symbol=symbol.strip().upper() if symbol else None, limit=page.limit,
+                                   offset=page.offset)
+    response.headers["X-Total-Count"] = str(total)
+    return rows
+
+
+def _decide(action: str, signal_id: int, request: Request, user: Principal, platform: Platform,
+            reason: str = "") -> dict[str, Any]:
+    sig = _owned_signal(platform, signal_id, user.account_id)
+    dispatch(request, platform, m.DecideSignal(user.account_id, int(sig["portfolio_id"]), signal_id, action, reason),
+             user)
+    return _owned_signal(platform, signal_id, user.account_id)
+
+
+@router.post("/signals/{signal_id}/approve", summary="pending_approval -> in_cart (risk rules checked)")
+def approve(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    return _decide("approve", signal_id, request, user, platform)
+
+
+@router.post("/signals/{signal_id}/reject", summary="pending_approval or in_cart -> rejected")
+def reject(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
+           body: DecisionBody | None = None) -> dict[str, Any]:
+    return _decide("reject", signal_id, request, user, platform, body.reason if body else "")
+
+
+@router.post("/signals/{signal_id}/expire", summary="pending_approval or in_cart -> expired")
+def expire(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
+           body: DecisionBody | None = None) -> dict[str, Any]:
+    return _decide("expire", signal_id, request, user, platform, body.reason if body else "")
+
+
+@router.post("/cart/place", summary="Place every in-cart signal (paper: simulated GTT; live: queued for the agent)")
+def place(request: Request, user: SessionUser, platform: PlatformDep, body: CartBody | None = None) -> dict[str, Any]:
+    portfolio_id = body.portfolio_id if body else None
+    if portfolio_id is not None:
+        owned_portfolio(platform, portfolio_id, user.account_id)
+    with platform.db.read() as conn:
+        items = in_cart_signal_ids(conn, user.account_id, portfolio_id)
+    if not items:
+        return {"placed": [], "refused": []}
+    result = dispatch(request, platform, m.PlaceCart(user.account_id, tuple(items)), user)
+    outcome: dict[str, list[dict[str, Any]]] = result.value
+    with platform.db.read() as conn:
+        placed = [get_signal(conn, p["signal_id"]) or p for p in outcome["placed"]]
+    return {"placed": placed, "refused": outcome["refused"]}
+
+
+# ------------------------------------------------------------------ positions
+
+
+@router.get("/positions", responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
+def positions(user: Reader, page: PageDep, response: Response, platform: PlatformDep,
+              portfolio_id: int | None = Query(default=None, ge=1, le=MAX_ID),
+              status: Literal["open", "closed"] | None = None) -> list[dict[str, Any]]:
+    with platform.db.read() as conn:
+        rows, total = list_positions(conn, user.account_id, portfolio_id, status, page.limit, page.offset)
+    response.headers["X-Total-Count"] = str(total)
+    return rows
+
+
+@router.post("/positions/{position_id}/close",
+             summary="Paper: close at the latest price now; live: queue an exit for the agent")
+def close(position_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    pos = _owned_position(platform, position_id, user.account_id)
+    result = dispatch(request, platform, m.ClosePosition(user.account_id, int(pos["portfolio_id"]), position_id),
+                      user)
+    return {**_owned_position(platform, position_id, user.account_id), "outcome": result.value}

@@ -1,0 +1,187 @@
+"""The market clock: what happens to model portfolios as trading days pass.
+
+For each stored trading day a portfolio has not processed yet, in order: `RunPortfolioDay` (the
+paper broker's fills and exits on that day's bars, marks, exit signals, the after-close scan), then
+per account `CheckDailyLoss` (the kill switch). The scheduler calls `run_due` after the close;
+`tradertape sim advance` calls it after appending synthetic days; `POST /api/model/scan` calls
+`advance_portfolio` for one portfolio. `expire_overdue` expires signals past their `expires_at`.
+
+Every step is a command (recorded as events with the actor `scheduler`), idempotent per day.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from commands import messages as m
+from commands.handlers.portfolios import portfolio_uuid
+from commands.ports import CommandMeta, MarketData
+from domain.calendar import nse_calendar
+from domain.errors import DomainError
+from domain.portfolio import Portfolio
+from infra.bootstrap import Platform
+from projections.portfolios import active_portfolio_rows
+from projections.signals import overdue_signal_ids
+
+log = logging.getLogger(__name__)
+IST = ZoneInfo("Asia/Kolkata")
+SCHEDULER = CommandMeta(actor="scheduler")
+
+
+@dataclass
+class DayReport:
+    days: list[str] = field(default_factory=list)
+    steps: int = 0
+    signals: list[int] = field(default_factory=list)
+    kill_switches: list[int] = field(default_factory=list)
+    position: int | None = None  # the last store position written (for read-your-writes)
+
+    def note(self, position: int | None) -> None:
+        if position is not None:
+            self.position = max(position, self.position or 0)
+
+
+class MarketClock:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.lock = threading.Lock()  # one clock run at a time per process
+
+    @property
+    def market(self) -> MarketData:
+        return self.platform.bus.deps.market
+
+    def _days_for(self, last_day: str | None, deployed_on: str, until: str) -> list[str]:
+        if last_day is None:
+            return [deployed_on, *self.market.trading_days(deployed_on, until)] if deployed_on <= until else []
+        return self.market.trading_days(last_day, until)
+
+    def _step(self, portfolio_id: int, day: str, meta: CommandMeta, report: DayReport) -> None:
+        result = self.platform.bus.handle(m.RunPortfolioDay(portfolio_id, day), meta)
+        report.note(result.position)
+        report.steps += 1
+        report.signals.extend(result.value)
+
+    def advance_portfolio(self, portfolio_id: int, meta: CommandMeta) -> DayReport:
+        """Bring one portfolio up to the latest stored day (the last step is the scan on that day's close;
+        run again on the same day, it scans again)."""
+        latest = self.market.latest_day()
+        if latest is None:
+            raise DomainError("No bar history is stored yet; import or generate bars first")
+        report = DayReport()
+        with self.lock:
+            pf = self._portfolio(portfolio_id)
+            days = self._days_for(pf.last_day, pf.deployed_on, latest) or [latest]
+            for day in days:
+                self._step(portfolio_id, day, meta, report)
+                checked = self.platform.bus.handle(m.CheckDailyLoss(pf.account_id or 0, day), meta)
+                report.note(checked.position)
+                report.kill_switches.extend(checked.value)
+            report.days = days
+        return report
+
+    def _portfolio(self, portfolio_id: int) -> Portfolio:
+        """The aggregate itself: its last processed day must not come from a lagging read model."""
+        pf = self.platform.store.load(Portfolio, portfolio_uuid(portfolio_id))
+        if pf is None:
+            raise DomainError(f"Portfolio {portfolio_id} not found")
+        return pf
+
+    def run_due(self, until: str | None = None) -> DayReport:
+        """Step every active or paused portfolio through each stored day it has not processed, day by
+        day across portfolios, checking daily-loss limits per account after each day."""
+        latest = until or self.market.latest_day()
+        report = DayReport()
+        if latest is None:
+            return report
+        with self.lock:
+            with self.platform.db.read() as conn:
+                rows = active_portfolio_rows(conn)
+            plans: dict[int, list[str]] = {}
+            accounts: dict[int, int] = {}
+            for row in rows:
+                pf = self._portfolio(int(row["id"]))
+                if pf.status == "retired":
+                    continue
+                plans[pf.portfolio_id] = self._days_for(pf.last_day, pf.deployed_on, latest)
+                accounts[pf.portfolio_id] = pf.account_id or 0
+            all_days = sorted({d for days in plans.values() for d in days})
+            for day in all_days:
+                stepped: set[int] = set()
+                for pid, days in plans.items():
+                    if day in days:
+                        self._step(pid, day, SCHEDULER, report)
+                        stepped.add(accounts[pid])
+                for account_id in sorted(stepped):
+                    checked = self.platform.bus.handle(m.CheckDailyLoss(account_id, day), SCHEDULER)
+                    report.note(checked.position)
+                    report.kill_switches.extend(checked.value)
+            report.days = all_days
+        return report
+
+    def expire_overdue(self, now: datetime | None = None) -> int:
+        """Expire pending and in-cart signals whose `expires_at` has passed."""
+        moment = (now or datetime.now(UTC)).isoformat()
+        with self.platform.db.read() as conn:
+            overdue = overdue_signal_ids(conn, moment)
+        done = 0
+        for _account_id, portfolio_id, signal_id in overdue:
+            try:
+                self.platform.bus.handle(m.DecideSignal(None, portfolio_id, signal_id, "expire",
+                                                        "not acted on before expires_at"), SCHEDULER)
+                done += 1
+            except DomainError:  # acted on meanwhile (the projection lagged): nothing to expire
+                continue
+        return done
+
+
+def next_run(now: datetime, scan_time: str) -> datetime:
+    """The next trading day's `scan_time` (Asia/Kolkata) strictly after `now`."""
+    hh, mm = (int(x) for x in scan_time.split(":"))
+    cal = nse_calendar()
+    local = now.astimezone(IST)
+    day = local.date()
+    while True:
+        at = datetime.combine(day, time(hh, mm), IST)
+        if at > local and cal.is_trading_day(day):
+            return at
+        day += timedelta(days=1)
+
+
+class Scheduler:
+    """A daemon thread: the after-close run on trading days and a periodic expiry sweep."""
+
+    def __init__(self, clock: MarketClock, scan_time: str, sweep_seconds: float) -> None:
+        self.clock = clock
+        self.scan_time = scan_time
+        self.sweep_seconds = sweep_seconds
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="market-clock", daemon=True)
+        self.last_run: str | None = None
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        due = next_run(datetime.now(UTC), self.scan_time)
+        while not self.stop_event.wait(self.sweep_seconds):
+            try:
+                self.clock.expire_overdue()
+                if datetime.now(UTC) >= due:
+                    report = self.clock.run_due()
+                    self.last_run = datetime.now(UTC).isoformat()
+                    log.info("market clock: %d steps over %s, %d signals", report.steps, report.days,
+                             len(report.signals))
+                    due = next_run(datetime.now(UTC), self.scan_time)
+                self.last_error = None
+            except Exception as exc:  # keep the thread alive; health shows the error
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("market clock run failed")
