@@ -101,6 +101,17 @@ class OrderCounted(DomainEvent):
 
 
 @dataclass(frozen=True)
+class EntryApproved(DomainEvent):
+    """An approval took account-wide room (recorded only while account-scoped limits exist, so that
+    concurrent approvals in different portfolios serialise on the RiskBook)."""
+
+    portfolio_id: int
+    signal_id: int
+    day: str
+    at: str
+
+
+@dataclass(frozen=True)
 class RiskBookOpened(DomainEvent):
     account_id: int
 
@@ -333,6 +344,14 @@ class RiskBook(Aggregate):
             self._record(RiskBreached(b.rule.rule_id, b.rule.rule_type, portfolio_id, signal_id, symbol, action,
                                       b.limit, b.actual, b.message, day, at))
 
+    def guards_account_room(self) -> bool:
+        """Do account-scoped rules limit positions or exposure (so approvals must serialise here)?"""
+        return any(r.portfolio_id is None and r.rule_type in ("max_open_positions", "max_per_sector",
+                                                              "max_exposure_pct") for r in self.rules.values())
+
+    def note_approval(self, portfolio_id: int, signal_id: int, day: str, at: str) -> None:
+        self._record(EntryApproved(portfolio_id, signal_id, day, at))
+
     def count_order(self, portfolio_id: int, signal_id: int, day: str, at: str) -> None:
         self._record(OrderCounted(portfolio_id, signal_id, day, at))
 
@@ -373,6 +392,9 @@ class RiskBook(Aggregate):
     def when_RiskRuleDeleted(self, e: RiskRuleDeleted) -> None:
         self.rules.pop(e.rule_id, None)
         self.engaged_for.pop(e.rule_id, None)
+
+    def when_EntryApproved(self, e: EntryApproved) -> None:
+        pass  # serialises account-wide approvals; the exposure itself lives in the portfolios
 
     def when_RiskBreached(self, e: RiskBreached) -> None:
         pass  # a fact for the audit trail and the risk-state projection

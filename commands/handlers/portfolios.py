@@ -216,6 +216,7 @@ def decide_signal(cmd: m.DecideSignal, uow: UnitOfWork) -> str:
         sig = pf.signals.get(cmd.signal_id)
         if sig is None:
             raise NotFound(f"Signal {cmd.signal_id} not found")
+        book: RiskBook | None = None
         if sig.status == "pending_approval" and pf.status == "active":
             book = load_book(uow, pf.account_id or 0)
             ctx = RiskContext(uow, book, pf)
@@ -225,6 +226,10 @@ def decide_signal(cmd: m.DecideSignal, uow: UnitOfWork) -> str:
                 uow.save(book)
                 raise DomainError(f"Risk rule breached, signal {cmd.signal_id} not approved: {message}")
         pf.approve_signal(cmd.signal_id, at)
+        if book is not None and book.guards_account_room():
+            book.note_approval(pf.portfolio_id, cmd.signal_id, ctx.today, at)
+            uow.save(pf, book)
+            return pf.signals[cmd.signal_id].status
     uow.save(pf)
     return pf.signals[cmd.signal_id].status
 
