@@ -162,6 +162,7 @@ class Scheduler:
         self.thread = threading.Thread(target=self._run, name="market-clock", daemon=True)
         self.last_run: str | None = None
         self.last_error: str | None = None
+        self.due = next_run(datetime.now(UTC), scan_time)  # missed days are caught up at the next run
 
     def start(self) -> None:
         self.thread.start()
@@ -171,16 +172,15 @@ class Scheduler:
         self.thread.join(timeout=10)
 
     def _run(self) -> None:
-        due = next_run(datetime.now(UTC), self.scan_time)
         while not self.stop_event.wait(self.sweep_seconds):
             try:
                 self.clock.expire_overdue()
-                if datetime.now(UTC) >= due:
+                if datetime.now(UTC) >= self.due:
                     report = self.clock.run_due()
                     self.last_run = datetime.now(UTC).isoformat()
                     log.info("market clock: %d steps over %s, %d signals", report.steps, report.days,
                              len(report.signals))
-                    due = next_run(datetime.now(UTC), self.scan_time)
+                    self.due = next_run(datetime.now(UTC), self.scan_time)
                 self.last_error = None
             except Exception as exc:  # keep the thread alive; health shows the error
                 self.last_error = f"{type(exc).__name__}: {exc}"

@@ -47,6 +47,11 @@ def health(request: Request, platform: PlatformDep) -> dict[str, Any]:
                             "relay_position": int(relay or 0), "relay_lag": max(head - int(relay or 0), 0)}
     if out["projection_lag"] > 1000:
         out["status"] = "lagging"
+    scheduler = getattr(request.app.state, "scheduler", None)
+    out["scheduler"] = {"enabled": scheduler is not None}
+    if scheduler is not None:
+        out["scheduler"].update(next_run=scheduler.due.isoformat(), last_run=scheduler.last_run,
+                                last_error=scheduler.last_error)
     runner = getattr(request.app.state, "projector", None)
     if runner is not None and runner.loop.last_error:
         out["status"] = "degraded"
