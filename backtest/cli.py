@@ -370,16 +370,12 @@ def cmd_sim_advance(args: argparse.Namespace) -> int:
     platform, clock = _clock(args)
     started = time.perf_counter()
     try:
-        before = clock.run_due()  # portfolios catch up to today's bars first
-        total = before.steps
-        signals = len(before.signals)
+        clock.run_due()  # portfolios catch up to today's bars first
+        days = extend(store, universe, args.days)
         with _progress("Advancing the market") as update:
-            for k in range(args.days):
-                day = extend(store, universe, 1)[0].isoformat()
-                report = clock.run_due(day)
-                total += report.steps
-                signals += len(report.signals)
-                update(day, k + 1, args.days)
+            # every read of the clock is bounded by the day it steps: the later bars are not seen early
+            report = clock.run_due(days[-1].isoformat(), progress=update)
+        total, signals = report.steps, len(report.signals)
     finally:
         platform.close()
     console.print(f"[green]Advanced[/] {args.days} trading day(s) to {store.last_date()} in "

@@ -8,8 +8,11 @@ occurred_at, meta, data}. The recorder's notification id is the event's global `
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -24,7 +27,7 @@ from eventsourcing.persistence import (
 
 from commands.ports import Clock, CommandMeta, ConcurrencyConflict
 from domain.aggregate import Aggregate
-from domain.events import event_from_data
+from domain.events import DomainEvent, event_from_data
 from infra.db import sqlite_path
 from projections.envelope import Envelope
 
@@ -82,23 +85,52 @@ def envelope_from_notification(n: Notification) -> Envelope:
     )
 
 
+@dataclass
+class _Cached:
+    events: list[DomainEvent]
+    first_at: str
+    last_at: str
+
+
 class SqlEventStore:
-    def __init__(self, recorder: ApplicationRecorder, clock: Clock) -> None:
+    """Loads read only the events after what this process already decoded: stored events never change,
+    so a per-aggregate cache of decoded events (LRU, `cache_size` aggregates) is always a valid prefix."""
+
+    def __init__(self, recorder: ApplicationRecorder, clock: Clock, cache_size: int = 4096) -> None:
         self.recorder = recorder
         self.clock = clock
+        self.cache_size = cache_size
+        self._cache: OrderedDict[uuid.UUID, _Cached] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
         found = self.load_with_times(cls, aggregate_id)
         return None if found is None else found[0]
 
     def load_with_times(self, cls: type[A], aggregate_id: uuid.UUID) -> tuple[A, str, str] | None:
-        """The aggregate with the times of its first and last events (one read)."""
-        stored = self.recorder.select_events(aggregate_id)
-        if not stored:
+        """The aggregate with the times of its first and last events."""
+        with self._cache_lock:
+            cached = self._cache.get(aggregate_id)
+            if cached is not None:
+                self._cache.move_to_end(aggregate_id)
+                prefix, first_at, last_at = list(cached.events), cached.first_at, cached.last_at
+            else:
+                prefix, first_at, last_at = [], "", ""
+        stored = self.recorder.select_events(aggregate_id, gt=len(prefix) or None)
+        if not stored and not prefix:
             return None
-        docs = [json.loads(s.state) for s in stored]
-        agg = cls.rehydrate(aggregate_id, [event_from_data(d["type"], d["data"]) for d in docs])
-        return agg, docs[0]["occurred_at"], docs[-1]["occurred_at"]
+        if stored:
+            docs = [json.loads(s.state) for s in stored]
+            prefix.extend(event_from_data(d["type"], d["data"]) for d in docs)
+            first_at = first_at or docs[0]["occurred_at"]
+            last_at = docs[-1]["occurred_at"]
+            with self._cache_lock:
+                self._cache[aggregate_id] = _Cached(prefix, first_at, last_at)
+                self._cache.move_to_end(aggregate_id)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        agg = cls.rehydrate(aggregate_id, prefix)
+        return agg, first_at, last_at
 
     def save(self, aggregates: Sequence[Aggregate], meta: CommandMeta) -> int | None:
         now = self.clock.now().isoformat()

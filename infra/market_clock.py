@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -90,7 +91,8 @@ class MarketClock:
             raise DomainError(f"Portfolio {portfolio_id} not found")
         return pf
 
-    def run_due(self, until: str | None = None) -> DayReport:
+    def run_due(self, until: str | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> DayReport:
         """Step every active or paused portfolio through each stored day it has not processed, day by
         day across portfolios, checking daily-loss limits per account after each day."""
         latest = until or self.market.latest_day()
@@ -109,7 +111,7 @@ class MarketClock:
                 plans[pf.portfolio_id] = self._days_for(pf.last_day, pf.deployed_on, latest)
                 accounts[pf.portfolio_id] = pf.account_id or 0
             all_days = sorted({d for days in plans.values() for d in days})
-            for day in all_days:
+            for k, day in enumerate(all_days):
                 stepped: set[int] = set()
                 for pid, days in plans.items():
                     if day in days:
@@ -119,6 +121,8 @@ class MarketClock:
                     checked = self.platform.bus.handle(m.CheckDailyLoss(account_id, day), SCHEDULER)
                     report.note(checked.position)
                     report.kill_switches.extend(checked.value)
+                if progress is not None:
+                    progress(day, k + 1, len(all_days))
             report.days = all_days
         return report
 

@@ -53,12 +53,13 @@ class RiskContext:
         self.pf = pf
         self.today = now_of(uow).astimezone(IST).date().isoformat()
         self.others = Exposure()
-        for pid in book.portfolios:
-            if pid == pf.portfolio_id:
-                continue
-            other = uow.load(Portfolio, portfolio_uuid(pid))
-            if other is not None and other.status != "retired":
-                self.others.add(other.exposure())
+        if any(r.portfolio_id is None for r in book.rules.values()):  # account-wide rules need the others
+            for pid in book.portfolios:
+                if pid == pf.portfolio_id:
+                    continue
+                other = uow.load(Portfolio, portfolio_uuid(pid))
+                if other is not None and other.status != "retired":
+                    self.others.add(other.exposure())
 
     def scopes(self) -> dict[str, Exposure]:
         mine = self.pf.exposure(self.book.orders_on(self.today, self.pf.portfolio_id))

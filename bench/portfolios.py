@@ -1,0 +1,207 @@
+"""Model-portfolio benchmarks (issue 4 targets):
+
+  scan      one portfolio's after-close scan on nifty_100 (target <= 100 ms): the rule/conviction scan
+            alone, and the whole RunPortfolioDay command (load, bars, scan, save events)
+  sim       `tradertape sim advance --days 250` with 5 active paper portfolios, as a subprocess
+            (target <= 30 s)
+  approve   approve + cart place over HTTP on Postgres + Kafka (serve, relay, projector processes);
+            signals/s and p99 (target >= 200 signals/s, p99 < 100 ms)
+
+    .venv/bin/python bench/portfolios.py [--only scan|sim|approve] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+from _harness import login, percentile, platform  # type: ignore[import-not-found]
+
+from backtest.barstore import BarStore
+from backtest.market import BarStoreMarket
+from backtest.synthetic import extend, generate
+from backtest.universes import load_universe
+from commands import messages as m
+from commands.ports import CommandMeta
+from infra.bootstrap import bootstrap, seed
+from infra.market_clock import MarketClock
+from tests.conftest import make_settings
+from tests.support.processes import tt_env
+
+SYSTEM = CommandMeta(actor="bench")
+EVERYTHING = {"all": [{"left": {"ind": "close"}, "op": ">", "right": 0}]}  # every symbol, every day
+
+
+def _template(platform: object, base_model: str) -> int:
+    import json
+
+    from projections.strategies import StrategyFilters, list_strategy_docs
+
+    with platform.db.read() as conn:  # type: ignore[attr-defined]
+        body, _ = list_strategy_docs(conn, 0, StrategyFilters(None, True, None, base_model, None), 10, 0)
+    return int(json.loads(body)[0]["id"])
+
+
+def _project(plat: object) -> None:
+    from streams.workers import make_projector
+
+    runner = make_projector(plat, "store")  # type: ignore[arg-type]
+    runner.create_tables()
+    while runner.step():
+        pass
+
+
+def bench_scan() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="tt-bench-scan-"))
+    settings = make_settings(tmp)
+    generate(BarStore(settings.data_dir), load_universe("nifty_100"), date(2019, 1, 1), date(2026, 1, 1))
+    plat = bootstrap(settings)
+    seed(plat)
+    _project(plat)
+    market = BarStoreMarket(settings.data_dir)
+    plat.attach_market(market)
+    account = 1
+    sid = _template(plat, "v3_dip_buyer")
+    pid = plat.bus.handle(m.DeployPortfolio(account, sid, "bench", "paper", 10_000_000, "nifty_100", 5, 20, 2,
+                                            auto_approve=True), SYSTEM).value
+    from commands.handlers.portfolios import portfolio_uuid
+    from domain.portfolio import Portfolio
+    pf = plat.store.load(Portfolio, portfolio_uuid(pid))
+    assert pf is not None
+    day = market.latest_day() or ""
+    anchor = market.warmup_start(day)
+    market.scan(pf.strategy, "nifty_100", anchor, day)  # warm the bar cache
+    scans = []
+    for _ in range(30):
+        t = time.perf_counter()
+        result = market.scan(pf.strategy, "nifty_100", anchor, day)
+        scans.append(time.perf_counter() - t)
+    days = [d.isoformat() for d in extend(BarStore(settings.data_dir), load_universe("nifty_100"), 40)]
+    steps = []
+    for d in days:  # whole commands on the following days (the portfolio grows events as it goes)
+        t = time.perf_counter()
+        plat.bus.handle(m.RunPortfolioDay(pid, d), SYSTEM)
+        steps.append(time.perf_counter() - t)
+    pf_after = plat.store.load(Portfolio, portfolio_uuid(pid))
+    assert pf_after is not None
+    print(f"scan nifty_100 v3_dip_buyer: median {statistics.median(scans) * 1000:.1f} ms, "
+          f"p95 {percentile(scans, 95) * 1000:.1f} ms ({len(result.candidates)} candidates)")
+    print(f"RunPortfolioDay command (load + bars + scan + save): median {statistics.median(steps) * 1000:.1f} ms, "
+          f"p95 {percentile(steps, 95) * 1000:.1f} ms over {len(steps)} days "
+          f"({len(pf_after.signals)} signals, {len(pf_after.positions)} positions by then)")
+    plat.close()
+
+
+def bench_sim(days: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="tt-bench-sim-"))
+    settings = make_settings(tmp)
+    generate(BarStore(settings.data_dir), load_universe("nifty_100"), date(2019, 1, 1), date(2026, 1, 1))
+    plat = bootstrap(settings)
+    seed(plat)
+    _project(plat)
+    plat.attach_market(BarStoreMarket(settings.data_dir))
+    models = ["v3_dip_buyer", "sma_crossover", "momentum_breakout", "bollinger_reversion", "v3_dip_buyer"]
+    for i, model in enumerate(models):
+        plat.bus.handle(m.DeployPortfolio(1, _template(plat, model), f"p{i}", "paper", 5_000_000, "nifty_100", 10,
+                                          10, 3, auto_approve=True, slippage_bps=5), SYSTEM)
+    _project(plat)  # the market clock finds portfolios in the read model
+    MarketClock(plat).run_due()
+    _project(plat)
+    plat.close()
+    env = tt_env(tmp)
+    env["TRADERTAPE_DATABASE_URL"] = settings.database_url
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "infra.cli", "sim", "advance", "--days", str(days)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1])
+    elapsed = time.perf_counter() - t
+    print(f"sim advance --days {days} with 5 active paper portfolios (subprocess, end to end): {elapsed:.1f} s")
+
+
+async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: int) -> None:
+    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=60,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+        r = await client.get("/api/strategies", params={"is_template": True})
+        t = next(x for x in r.json() if x["base_model"] == "sma_crossover")
+        r = await client.post("/api/strategies", json={
+            "name": "everything", "base_model": "sma_crossover", "entry_rules": EVERYTHING,
+            "exit_rules": t["exit_rules"], "params": {**t["params"], "entry_order": "next_open"}})
+        sid = r.json()["id"]
+        pids = []
+        for i in range(concurrency):
+            r = await client.post("/api/model/portfolios/deploy", json={
+                "strategy_id": sid, "name": f"bench{i}", "capital": 100_000_000, "universe": "nifty_100",
+                "position_size_pct": 0.5, "max_positions": 100})
+            r.raise_for_status()
+            pids.append(r.json()["id"])
+        per_pf: dict[int, list[int]] = {}
+        for pid in pids:
+            r = await client.post("/api/model/scan", json={"portfolio_id": pid})
+            r.raise_for_status()
+            per_pf[pid] = [s["id"] for s in r.json()["signals"]]
+        total = sum(len(v) for v in per_pf.values())
+        latencies: list[float] = []
+        errors = 0
+
+        async def approver(ids: list[int]) -> None:  # one portfolio per worker: no version clashes
+            nonlocal errors
+            for sid_ in ids:
+                t0 = time.perf_counter()
+                r = await client.post(f"/api/model/signals/{sid_}/approve")
+                latencies.append(time.perf_counter() - t0)
+                errors += r.status_code != 200
+
+        start = time.perf_counter()
+        await asyncio.gather(*(approver(ids) for ids in per_pf.values()))
+        approve_s = time.perf_counter() - start
+        place_lat: list[float] = []
+        placed = 0
+
+        async def placer(pid: int) -> None:
+            nonlocal placed
+            t0 = time.perf_counter()
+            r = await client.post("/api/model/cart/place", json={"portfolio_id": pid})
+            place_lat.append(time.perf_counter() - t0)
+            placed += len(r.json()["placed"])
+
+        start = time.perf_counter()
+        await asyncio.gather(*(placer(pid) for pid in pids))
+        place_s = time.perf_counter() - start
+        print(f"approve [kafka, concurrency {concurrency}]: {total} signals in {approve_s:.2f} s = "
+              f"{total / approve_s:.0f} signals/s; p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+              f"p99 {percentile(latencies, 99) * 1000:.1f} ms; errors {errors}")
+        print(f"cart place [kafka, {len(pids)} carts of ~{total // len(pids)}]: {placed} signals in {place_s:.2f} s = "
+              f"{placed / place_s:.0f} signals/s; slowest cart {max(place_lat) * 1000:.0f} ms")
+        print(f"approve + place combined: {placed / (approve_s + place_s):.0f} signals/s")
+
+
+def bench_approve(concurrency: int) -> None:
+    with platform("kafka") as (base, tmp):
+        generate(BarStore(tmp / "var" / "data"), load_universe("nifty_100"), date(2024, 1, 1), date(2026, 1, 1))
+        cookies = login(base, tmp, "bench-approve@example.com")
+        asyncio.run(_approve_and_place(base, cookies, concurrency))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=["scan", "sim", "approve"], default=None)
+    ap.add_argument("--days", type=int, default=250)
+    ap.add_argument("--concurrency", type=int, default=8)
+    args = ap.parse_args()
+    if args.only in (None, "scan"):
+        bench_scan()
+    if args.only in (None, "sim"):
+        bench_sim(args.days)
+    if args.only in (None, "approve"):
+        bench_approve(args.concurrency)
+
+
+if __name__ == "__main__":
+    main()
