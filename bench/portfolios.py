@@ -125,11 +125,16 @@ def bench_sim(days: int) -> None:
     print(f"sim advance --days {days} with 5 active paper portfolios (subprocess, end to end): {elapsed:.1f} s")
 
 
-async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: int) -> None:
+async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: int, mode: str) -> None:
     async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=60,
                                  limits=httpx.Limits(max_connections=concurrency)) as client:
-        r = await client.get("/api/strategies", params={"is_template": True})
-        t = next(x for x in r.json() if x["base_model"] == "sma_crossover")
+        for _ in range(200):  # the projector process may still be applying the seeded templates
+            r = await client.get("/api/strategies", params={"is_template": True})
+            found = [x for x in r.json() if x["base_model"] == "sma_crossover"]
+            if found:
+                break
+            await asyncio.sleep(0.05)
+        t = found[0]
         r = await client.post("/api/strategies", json={
             "name": "everything", "base_model": "sma_crossover", "entry_rules": EVERYTHING,
             "exit_rules": t["exit_rules"], "params": {**t["params"], "entry_order": "next_open"}})
@@ -164,29 +169,36 @@ async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: in
         place_lat: list[float] = []
         placed = 0
 
-        async def placer(pid: int) -> None:
-            nonlocal placed
+        clashes = 0
+
+        async def placer(pid: int) -> None:  # the account's RiskBook serialises carts: 409 -> try again
+            nonlocal placed, clashes
             t0 = time.perf_counter()
-            r = await client.post("/api/model/cart/place", json={"portfolio_id": pid})
+            while True:
+                r = await client.post("/api/model/cart/place", json={"portfolio_id": pid})
+                if r.status_code != 409:
+                    break
+                clashes += 1
             place_lat.append(time.perf_counter() - t0)
+            assert r.status_code == 200, r.text
             placed += len(r.json()["placed"])
 
         start = time.perf_counter()
         await asyncio.gather(*(placer(pid) for pid in pids))
         place_s = time.perf_counter() - start
-        print(f"approve [kafka, concurrency {concurrency}]: {total} signals in {approve_s:.2f} s = "
+        print(f"approve [{mode}, concurrency {concurrency}]: {total} signals in {approve_s:.2f} s = "
               f"{total / approve_s:.0f} signals/s; p50 {percentile(latencies, 50) * 1000:.1f} ms, "
               f"p99 {percentile(latencies, 99) * 1000:.1f} ms; errors {errors}")
-        print(f"cart place [kafka, {len(pids)} carts of ~{total // len(pids)}]: {placed} signals in {place_s:.2f} s = "
-              f"{placed / place_s:.0f} signals/s; slowest cart {max(place_lat) * 1000:.0f} ms")
+        print(f"cart place [{mode}, {len(pids)} carts of ~{total // len(pids)}]: {placed} signals in {place_s:.2f} s = "
+              f"{placed / place_s:.0f} signals/s; slowest cart {max(place_lat) * 1000:.0f} ms; {clashes} retried 409s")
         print(f"approve + place combined: {placed / (approve_s + place_s):.0f} signals/s")
 
 
-def bench_approve(concurrency: int) -> None:
-    with platform("kafka") as (base, tmp):
+def bench_approve(concurrency: int, mode: str) -> None:
+    with platform(mode) as (base, tmp):
         generate(BarStore(tmp / "var" / "data"), load_universe("nifty_100"), date(2024, 1, 1), date(2026, 1, 1))
         cookies = login(base, tmp, "bench-approve@example.com")
-        asyncio.run(_approve_and_place(base, cookies, concurrency))
+        asyncio.run(_approve_and_place(base, cookies, concurrency, mode))
 
 
 def main() -> None:
@@ -194,13 +206,14 @@ def main() -> None:
     ap.add_argument("--only", choices=["scan", "sim", "approve"], default=None)
     ap.add_argument("--days", type=int, default=250)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--mode", choices=["kafka", "embedded"], default="kafka", help="for approve")
     args = ap.parse_args()
     if args.only in (None, "scan"):
         bench_scan()
     if args.only in (None, "sim"):
         bench_sim(args.days)
     if args.only in (None, "approve"):
-        bench_approve(args.concurrency)
+        bench_approve(args.concurrency, args.mode)
 
 
 if __name__ == "__main__":
