@@ -14,7 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import PrincipalCache
 from api.guards import UrlGuardMiddleware
-from api.routers import auth, backtest, health, market, model, risk, strategies
+from api.routers import agent, auth, backtest, broker, health, market, model, risk, strategies, ws
+from api.routers import analytics as analytics_router
+from api.routers import audit as audit_router
+from api.routers import family as family_router
+from api.routers import uploads as uploads_router
 from backtest.market import BarStoreMarket
 from domain.errors import DomainError
 from infra.bootstrap import Platform, bootstrap, seed
@@ -85,6 +89,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         try:
             yield
         finally:
+            if getattr(app.state, "tick_hub", None) is not None:
+                await app.state.tick_hub.stop()
             if scheduler is not None:
                 scheduler.stop()
             stop.set()
@@ -131,4 +137,11 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(backtest.router)
     app.include_router(model.router)
     app.include_router(risk.router)
+    app.include_router(broker.router)
+    app.include_router(agent.router)
+    app.include_router(ws.router)
+    app.include_router(uploads_router.router)
+    app.include_router(analytics_router.router)
+    app.include_router(family_router.router)
+    app.include_router(audit_router.router)
     return app

@@ -33,6 +33,8 @@ def serve(args: argparse.Namespace) -> None:
     workers = max(1, args.workers or 1)
     if workers > 1:
         uvicorn.run("api.server:app_factory", factory=True, host=host, port=port, workers=workers,
-                    log_level=settings.log_level.lower(), access_log=False)
+                    log_level=settings.log_level.lower(), access_log=False, ws_per_message_deflate=False)
     else:
-        uvicorn.run(app_factory(), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+        # ticks: no per-message deflate (CPU per client per message; see docs/DESIGN.md)
+        uvicorn.run(app_factory(), host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
+                    ws_per_message_deflate=False)

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from commands.brokers import BrokerSecrets, NoBrokerSecrets
+from commands.imports_messages import RecordIndex
 from commands.ports import (
     Clock,
     CommandMeta,
@@ -66,6 +68,8 @@ class Deps:
     portfolio_usage: PortfolioUsage = field(default_factory=_NoPortfolios)
     market: MarketData = field(default_factory=_NoMarket)  # type: ignore[assignment]
     router: OrderRouter = field(default_factory=PaperAndAgentRouter)
+    records: RecordIndex | None = None  # imports' duplicate pre-check (None: load each aggregate)
+    secrets: BrokerSecrets = field(default_factory=NoBrokerSecrets)  # type: ignore[assignment]
 
 
 class UnitOfWork:

@@ -240,6 +240,27 @@ class PortfolioReset(DomainEvent):
     at: str
 
 
+@dataclass(frozen=True)
+class BrokerOrderRecorded(DomainEvent):
+    """The broker accepted the order of an already-placed signal (entry or exit): its GTT trigger id
+    and/or order id, as the agent reported them."""
+
+    signal_id: int
+    order_id: str | None
+    gtt_id: str | None
+    at: str
+
+
+@dataclass(frozen=True)
+class ExitOrderFailed(DomainEvent):
+    """The broker refused or cancelled a live exit order: the position stays open, without a pending exit."""
+
+    signal_id: int
+    position_id: int
+    reason: str
+    at: str
+
+
 # ---------------------------------------------------------------------------------------------
 # state records (mutated only by the when_* mutators)
 
@@ -613,6 +634,64 @@ class Portfolio(Aggregate):
             raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can fail")
         self._record(OrderFailed(signal_id=signal_id, day=day, reason=reason, at=at))
 
+    def record_broker_order(self, signal_id: int, order_id: str | None, gtt_id: str | None, at: str) -> bool:
+        """The broker's ids for a placed entry or a pending exit signal (live: the agent placed it).
+        Returns False (nothing recorded) when the same ids are recorded already; a different id is a
+        Conflict; a signal that is not placed (entry) or whose exit is not pending is an InvalidTransition."""
+        if not order_id and not gtt_id:
+            raise DomainError("a placed result needs an order_id or a gtt_id")
+        sig = self.signals.get(signal_id)
+        if sig is not None:
+            current: tuple[str | None, str | None] = (sig.order_id, sig.gtt_id)
+            if sig.status != "placed" and current == (None, None):
+                raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can be sent "
+                                        "to the broker")
+        else:
+            pos = self.exit_position(signal_id)
+            current = self.exit_orders.get(signal_id, (None, None))
+            if current == (None, None) and (pos.status != "open" or pos.exit_signal_id != signal_id):
+                raise InvalidTransition(f"exit signal {signal_id} is no longer pending")
+        if current != (None, None):
+            if (order_id or current[0], gtt_id or current[1]) == current:
+                return False
+            raise Conflict(f"signal {signal_id} was already reported placed with order {current[0]} / "
+                           f"GTT {current[1]}")
+        self._record(BrokerOrderRecorded(signal_id=signal_id, order_id=order_id, gtt_id=gtt_id, at=at))
+        return True
+
+    def exit_position(self, signal_id: int) -> PositionState:
+        """The position an exit signal belongs to (open or closed); NotFound when no exit has that id."""
+        for pos in self.positions.values():
+            if pos.exit_signal_id == signal_id:
+                return pos
+        for sid, pid in self.failed_exits.items():
+            if sid == signal_id:
+                return self.positions[pid]
+        raise NotFound(f"signal {signal_id} not found in this portfolio")
+
+    def record_exit_failure(self, signal_id: int, reason: str, at: str) -> None:
+        """A live exit order the broker refused: the position stays open and may be signalled again."""
+        pos = self.exit_position(signal_id)
+        if pos.status != "open" or pos.exit_signal_id != signal_id:
+            raise InvalidTransition(f"exit signal {signal_id} is no longer pending")
+        self._record(ExitOrderFailed(signal_id=signal_id, position_id=pos.position_id, reason=reason, at=at))
+
+    @property
+    def exit_orders(self) -> dict[int, tuple[str | None, str | None]]:
+        """Broker ids of exit signals (entries keep theirs on the signal)."""
+        found: dict[int, tuple[str | None, str | None]] | None = self.__dict__.get("_exit_orders")
+        if found is None:
+            found = self.__dict__["_exit_orders"] = {}
+        return found
+
+    @property
+    def failed_exits(self) -> dict[int, int]:
+        """Exit signal id -> position id of exits the broker refused."""
+        found: dict[int, int] | None = self.__dict__.get("_failed_exits")
+        if found is None:
+            found = self.__dict__["_failed_exits"] = {}
+        return found
+
     # ----------------------------------------------------------------------------- positions
 
     def close_position(self, position_id: int, day: str, price: float, at: str, reason: str = "manual") -> None:
@@ -942,6 +1021,20 @@ class Portfolio(Aggregate):
         self._sector_occupied = {}
         self._sector_engaged = {}
         self.status = "active"
+
+    def when_BrokerOrderRecorded(self, e: BrokerOrderRecorded) -> None:
+        sig = self.signals.get(e.signal_id)
+        if sig is not None:
+            sig.order_id = e.order_id
+            sig.gtt_id = e.gtt_id
+        else:
+            self.exit_orders[e.signal_id] = (e.order_id, e.gtt_id)
+
+    def when_ExitOrderFailed(self, e: ExitOrderFailed) -> None:
+        pos = self.positions[e.position_id]
+        pos.exit_pending = False
+        pos.exit_signal_id = None
+        self.failed_exits[e.signal_id] = e.position_id
 
 
 def _opt_float(value: Any) -> float | None:

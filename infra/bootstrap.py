@@ -15,9 +15,12 @@ from commands.messages import SeedTemplates
 from commands.ports import CommandMeta, Mailer, MarketData
 from commands.uow import AuthPolicy, Deps
 from infra.analytics import BacktestArchive
+from infra.chain import HashChain
 from infra.db import Database, SqlIdAllocator
 from infra.eventstore import SqlEventStore, SystemClock, make_recorder
 from infra.mail import ConsoleMailer, SmtpMailer
+from infra.record_index import SqlRecordIndex
+from infra.secrets import SecretBox, SqlBrokerSecrets
 from infra.security import Argon2Passwords, HmacTokenHasher, SqlSecurityStore
 from infra.settings import Settings
 from projections.base import tracking_metadata
@@ -86,7 +89,12 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
     clock = SystemClock()
     with schema_lock(db):
         db.create_security_tables()
+        broker_secrets = SqlBrokerSecrets(db, SecretBox(settings.secret_key_list))
+        broker_secrets.create_table()
         store = SqlEventStore(make_recorder(settings.database_url), clock)
+        chain = HashChain(db, store.read_plain)
+        chain.create_tables()
+        store.chain = chain
         with db.write() as conn:
             tracking_metadata.create_all(conn)
             for p in all_projections():
@@ -100,6 +108,8 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
         auth=AuthPolicy(base_url=settings.base_url, session_days=settings.session_days,
                         admin_emails=settings.admin_email_list),
         portfolio_usage=ReadModelPortfolioUsage(db),
+        records=SqlRecordIndex(db),
+        secrets=broker_secrets,
     )
     listeners: list[Callable[[int], None]] = []
 

@@ -17,7 +17,7 @@ from infra.bootstrap import bootstrap, seed
 from infra.settings import Settings
 
 # Modules that add subcommands through a `register(subparsers)` function.
-PLUGINS = ("streams.cli", "backtest.cli")
+PLUGINS = ("streams.cli", "streams.audit", "backtest.cli", "infra.agent_cli", "infra.analytics_cli")
 
 
 def _init(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ occurred_at, meta, data}. The recorder's notification id is the event's global `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -102,6 +103,7 @@ class SqlEventStore:
         self.cache_size = cache_size
         self._cache: OrderedDict[uuid.UUID, _Cached] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self.chain: Any = None  # infra.chain.HashChain, attached by the composition root
 
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
         found = self.load_with_times(cls, aggregate_id)
@@ -166,12 +168,37 @@ class SqlEventStore:
             ids = self.recorder.insert_events(records)
         except IntegrityError as exc:
             raise ConcurrencyConflict(str(exc)) from exc
+        if self.chain is not None:
+            self.chain.try_seal()
         return max(ids) if ids else None
 
-    def read(self, after: int, limit: int = 500) -> list[Envelope]:
-        """Envelopes with position > `after`, in store order."""
+    def history(self, aggregate_id: uuid.UUID, until: str | None = None) -> list[tuple[DomainEvent, str]]:
+        """An aggregate's events with their `occurred_at`, oldest first; with `until` (ISO, UTC) only
+        those recorded at or before it (the audit "as of" view)."""
+        out: list[tuple[DomainEvent, str]] = []
+        cutoff = None if until is None else datetime.fromisoformat(until)
+        for s in self.recorder.select_events(aggregate_id):
+            doc = json.loads(s.state)
+            if cutoff is not None and datetime.fromisoformat(doc["occurred_at"]) > cutoff:
+                break
+            out.append((event_from_data(doc["type"], doc["data"]), doc["occurred_at"]))
+        return out
+
+    def read_plain(self, after: int, limit: int = 500) -> list[Envelope]:
+        """Envelopes with position > `after`, in store order, without their chain hashes."""
         notes = self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         return [envelope_from_notification(n) for n in notes]
+
+    def read(self, after: int, limit: int = 500) -> list[Envelope]:
+        """Envelopes with position > `after`, in store order, each with its account's chain hashes
+        (events not sealed yet are sealed first)."""
+        envs = self.read_plain(after, limit)
+        if not envs or self.chain is None:
+            return envs
+        self.chain.seal(envs[-1].position)
+        hashes = self.chain.hashes(e.position for e in envs)
+        return [dataclasses.replace(e, prev_hash=hashes[e.position][0], hash=hashes[e.position][1])
+                if e.position in hashes else e for e in envs]
 
     def max_position(self) -> int:
         return int(self.recorder.max_notification_id() or 0)

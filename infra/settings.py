@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     scan_time: str = Field(default="15:45", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # Asia/Kolkata
     expiry_sweep_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
+    # Uploads (tradebook, ledger, CAS): per-file size limit, checked before a file is read
+    upload_max_mb: float = Field(default=20.0, gt=0)
+    upload_max_files: int = Field(default=10, ge=1, le=100)
+    pdf_parse_seconds: float = Field(default=60.0, gt=0)  # wall-clock limit of one CAS parse
+    pdf_parse_memory_mb: int = Field(default=1536, ge=256)  # address-space limit of the parser process
+    # Kite Connect (the official client's defaults; tests point these at a loopback stub)
+    kite_api_root: str = "https://api.kite.trade"
+    kite_login_url: str = "https://kite.zerodha.com/connect/login"
+    kite_ws_root: str = "wss://ws.kite.trade"
+    broker_cache_seconds: float = Field(default=30.0, ge=0)
+    # The tick WebSocket's upstream: "auto" = Kite's ticker while some account has a broker session, else the
+    # simulated feed; "simulated" never connects to Kite.
+    tick_feed: Literal["auto", "simulated"] = "auto"
+    tick_interval: float = Field(default=0.5, gt=0)  # seconds between simulated ticks of one symbol
+    tick_always_open: bool = False  # the simulated feed moves outside NSE hours too (demos, benchmarks)
 
     @field_validator("kafka_bootstrap", "smtp_url", mode="before")
     @classmethod

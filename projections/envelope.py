@@ -22,6 +22,8 @@ class Envelope:
     position: int  # the store's notification id
     data: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = ""  # the account's hash chain (infra/chain.py); empty until sealed
+    hash: str = ""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()

@@ -418,6 +418,15 @@ class PortfoliosProjection(Projection):
         cash = round(float(pf.cash) + int(pos.quantity) * exit_price - fee, 2)
         self._revalue(conn, env, pf, cash=cash, realized_pnl=round(float(pf.realized_pnl) + pnl, 2))
 
+    def on_BrokerOrderRecorded(self, conn: Connection, env: Envelope) -> None:
+        d = env.data
+        self._set_signal(conn, env, d["signal_id"], order_id=d["order_id"], gtt_id=d["gtt_id"])
+
+    def on_ExitOrderFailed(self, conn: Connection, env: Envelope) -> None:
+        d = env.data
+        self._set_signal(conn, env, d["signal_id"], status="failed", failure_reason=d["reason"])
+        self._set_position(conn, env, d["position_id"], exit_pending=False, exit_signal_id=None)
+
     def on_DayClosed(self, conn: Connection, env: Envelope) -> None:
         d = env.data
         pf = self._pf_required(conn, env)
@@ -503,6 +512,12 @@ class PortfoliosProjection(Projection):
                 return f"Risk limit reached: {d['message']}"
             target = f" of signal {d['signal_id']}" if d.get("signal_id") is not None else ""
             return f"Risk rule {d['rule_id']} refused the {d['action']}{target}: {d['message']}"
+        if t == "BrokerOrderRecorded":
+            ref = " / ".join(x for x in (f"GTT {d['gtt_id']}" if d.get("gtt_id") else "",
+                                          f"order {d['order_id']}" if d.get("order_id") else "") if x)
+            return f"Signal {d['signal_id']} sent to the broker: {sym} ({ref})"
+        if t == "ExitOrderFailed":
+            return f"Exit order for signal {d['signal_id']} failed: {sym} ({d['reason']}); the position stays open"
         if t == "DayClosed":
             return f"Day {d['day']} closed: equity {_fmt(d['equity'])}, cash {_fmt(d['cash'])}"
         return t

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from projections.accounts import AccountsProjection
+from projections.audit import AuditLogProjection
 from projections.backtests import BacktestRunsProjection
 from projections.base import Projection
+from projections.broker import BrokerProjection
+from projections.family import FamilyProjection
+from projections.imports import ImportsProjection
 from projections.portfolios import PortfoliosProjection
 from projections.risk import RiskProjection
 from projections.strategies import StrategiesProjection
@@ -12,4 +16,5 @@ from projections.strategies import StrategiesProjection
 
 def all_projections() -> list[Projection]:
     return [AccountsProjection(), StrategiesProjection(), BacktestRunsProjection(), PortfoliosProjection(),
-            RiskProjection()]
+            RiskProjection(), BrokerProjection(), ImportsProjection(), FamilyProjection(),
+            AuditLogProjection()]

@@ -86,6 +86,10 @@ class KafkaRelay:
             )
         return self._producer
 
+    def connect(self) -> None:
+        """Create the topic and the producer now (the loop would do it at the first event)."""
+        self._ensure_producer()
+
     def _drop_producer(self) -> None:
         if self._producer is not None:
             try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from kafka.partitioner.default import murmur2
 
@@ -11,9 +12,11 @@ from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
 from projections.base import min_position
 from projections.registry import all_projections
-from streams.relay import KafkaRelay
+from streams.relay import KafkaRelay, ensure_topic
 from streams.runner import ProjectionRunner
 from streams.sources import STORE_SHARD, EventSource, KafkaSource, StoreSource, kafka_shard
+
+log = logging.getLogger(__name__)
 
 
 def make_source(platform: Platform, kind: str, partitions: Sequence[int] | None = None) -> EventSource:
@@ -21,6 +24,7 @@ def make_source(platform: Platform, kind: str, partitions: Sequence[int] | None 
     if kind == "kafka":
         if not s.kafka_bootstrap:
             raise SystemExit("TRADERTAPE_KAFKA_BOOTSTRAP is not set: there is no Kafka to read from")
+        _warm_up(lambda: ensure_topic(s.kafka_bootstrap or "", s.kafka_topic, s.kafka_partitions))
         return KafkaSource(s.kafka_bootstrap, s.kafka_topic, partitions)
     return StoreSource(platform.store)
 
@@ -41,7 +45,17 @@ def make_relay(platform: Platform) -> KafkaRelay:
     relay = KafkaRelay(platform.store, platform.db, s.kafka_bootstrap, s.kafka_topic, s.kafka_partitions)
     with schema_lock(platform.db):
         relay.create_tables()
+    _warm_up(relay.connect)
     return relay
+
+
+def _warm_up(action: Callable[[], object]) -> None:
+    """Create the topic / connect the producer at start, so the first command does not wait for it;
+    Kafka being down here is not fatal (the loops retry)."""
+    try:
+        action()
+    except Exception as exc:
+        log.warning("Kafka not ready at start (%s); will retry", exc)
 
 
 def partition_for(account_id: int | None, partitions: int) -> int:

@@ -37,6 +37,7 @@ from commands.handlers.auth import LoginResult
 from domain.errors import NotFound
 from infra.bootstrap import Platform
 from projections.accounts import get_account, list_accounts
+from projections.broker import broker_status as read_broker_status
 
 router = resource_router("/api/auth", ["auth"])
 
@@ -46,8 +47,9 @@ def _client_ip(request: Request) -> str:
 
 
 def _broker_status(platform: Platform, account_id: int) -> BrokerStatus:
-    # No broker session can exist until the agent pushes a Kite access token (agent API).
-    return BrokerStatus(connected=False)
+    # The agent pushes the Kite access token (agent API); an expired one reads as disconnected.
+    with platform.db.read() as conn:
+        return BrokerStatus(**read_broker_status(conn, account_id))
 
 
 def _user(platform: Platform, account: dict[str, Any]) -> UserPublic:

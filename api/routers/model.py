@@ -25,6 +25,7 @@ from commands import messages as m
 from domain.errors import NotFound
 from infra.bootstrap import Platform
 from infra.market_clock import MarketClock
+from projections.broker import reconciliation
 from projections.portfolios import (
     activity,
     equity_curve,
@@ -151,6 +152,14 @@ def reset(portfolio_id: IdPath, request: Request, user: SessionUser, platform: P
     return _status_change("reset", portfolio_id, request, user, platform)
 
 
+def live_reconciliation(platform: Platform, account_id: int, pf: dict[str, Any]) -> dict[str, Any] | None:
+    """Live portfolios: drift of this portfolio's positions against the broker's last snapshot."""
+    if pf["mode"] != "live":
+        return None
+    with platform.db.read() as conn:
+        return reconciliation(conn, account_id, int(pf["id"]))
+
+
 @router.get("/dashboard", summary="One portfolio's dashboard: money, positions, signals, curve, activity, risk")
 def dashboard(user: Reader, platform: PlatformDep,
               portfolio_id: int = Query(ge=1, le=MAX_ID)) -> dict[str, Any]:
@@ -177,6 +186,7 @@ def dashboard(user: Reader, platform: PlatformDep,
         "equity_curve": curve,
         "activity": recent,
         "risk": risk_state(platform, user.account_id, portfolio_id),
+        "reconciliation": live_reconciliation(platform, user.account_id, pf),
     }
 
 

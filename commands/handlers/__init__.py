@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from commands import imports_messages as im
 from commands import messages as m
 from commands.bus import Handler
-from commands.handlers import auth, backtests, portfolios, risk, strategies
+from commands.handlers import agent, auth, backtests, portfolios, risk, strategies
+from commands.handlers import family as family_handlers
+from commands.handlers import imports as import_handlers
 
 HANDLERS: dict[type, Handler] = {
     m.RequestLoginLink: auth.request_login_link,
@@ -33,4 +36,14 @@ HANDLERS: dict[type, Handler] = {
     m.CreateRiskRule: risk.create_risk_rule,
     m.UpdateRiskRule: risk.update_risk_rule,
     m.DeleteRiskRule: risk.delete_risk_rule,
+    im.ImportTradebook: import_handlers.import_tradebook,
+    im.ImportLedger: import_handlers.import_ledger,
+    im.ImportCas: import_handlers.import_cas,
+    im.RecordCorporateAction: import_handlers.record_corporate_action,
+    im.CreateFamilyGroup: family_handlers.create_family_group,
+    im.InviteFamilyMember: family_handlers.invite_family_member,
+    im.AcceptFamilyInvitation: family_handlers.accept_family_invitation,
+    im.LeaveFamilyGroup: family_handlers.leave_family_group,
+    im.RemoveFamilyMember: family_handlers.remove_family_member,
 }
+HANDLERS.update(agent.HANDLERS)  # broker connection and agent results (commands.agent_messages)

@@ -5,6 +5,8 @@ mid-stream loses nothing and applies nothing twice."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -79,6 +81,7 @@ def test_separate_processes_read_your_writes_and_survive_sigkill(tmp_path: Path,
         mail = next((tmp_path / "var" / "mail").glob("*.eml")).read_text()
         otp = re.search(r"code: (\d{6})", mail).group(1)  # type: ignore[union-attr]
         assert s.post(base + "/api/auth/verify-link", json={"email": addr, "otp": otp}).status_code == 200
+        _wait_caught_up(base)  # the relay and projector processes are up (they start in parallel with serve)
 
         # read-your-writes through store -> relay -> Kafka -> projector
         for i in range(5):
@@ -139,8 +142,20 @@ def test_separate_processes_read_your_writes_and_survive_sigkill(tmp_path: Path,
             for a, b in zip(live[table], replayed[table], strict=True):
                 assert a == b, f"{table} row {a[0]} differs:\nlive     {a}\nreplayed {b}"
         replay_db.dispose()
-        db.dispose()
         postgres.drop_database(replay_url)
+
+        # `tradertape audit verify`: chains on the store and the topic, every event on the topic in
+        # order, every projection equal to a rebuild from the topic
+        ok = subprocess.run([sys.executable, "-m", "infra.cli", "audit", "verify"], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=Path(__file__).parents[2])
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "audit verify passed" in ok.stdout and "0 of" in ok.stdout
+        with db.write() as conn:  # a read-model row goes missing
+            conn.exec_driver_sql("DELETE FROM rm_strategies WHERE id = %s", (created[0],))
+        bad = subprocess.run([sys.executable, "-m", "infra.cli", "audit", "verify", "--no-topic"], env=env,
+                             capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2])
+        assert bad.returncode == 1 and "read model rm_strategies differs from a rebuild" in bad.stdout
+        db.dispose()
     finally:
         for p in procs:
             p.stop()

@@ -1,0 +1,165 @@
+"""The Agent API (Bearer `zt_...` only, scoped to the key's account): pending signals, results, broker
+snapshots, the Kite login hand-over (pending request token -> access token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import PlatformDep, Principal, current_principal, dispatch, resource_router
+from api.guards import MAX_ID
+from commands import agent_messages as am
+from commands.brokers import as_dicts
+from commands.handlers.agent import ACCESS_TOKEN, PendingToken
+from domain.errors import DomainError, NotFound
+from projections.broker import agent_queue, broker_status, get_connection
+from projections.signals import get_signal
+
+router = resource_router("/api/agent", ["agent"])
+
+
+async def agent_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if principal.via != "agent_key":
+        raise HTTPException(403, "Agent endpoints take the agent key only: 'Authorization: Bearer zt_...'")
+    return principal
+
+
+Agent = Annotated[Principal, Depends(agent_principal)]
+
+
+class SignalResultBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signal_id: int = Field(ge=1, le=MAX_ID)
+    status: Literal["placed", "executed", "failed"]
+    order_id: str | None = Field(default=None, max_length=64)
+    gtt_id: str | None = Field(default=None, max_length=64)
+    fill_price: float | None = Field(default=None, gt=0, le=1e9)
+    filled_quantity: int | None = Field(default=None, ge=1, le=10**9)
+    error: str | None = Field(default=None, max_length=1000)
+    idempotency_key: str | None = Field(default=None, max_length=128)
+
+
+class AccessTokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    access_token: str = Field(min_length=1, max_length=256)
+    user_id: str | None = Field(default=None, max_length=64)
+    expires_at: str | None = Field(default=None, max_length=40)
+
+
+@router.get("/pending-signals", summary="Placed signals of live portfolios waiting for the agent (entries and exits)")
+def pending_signals(agent: Agent, platform: PlatformDep, response: Response,
+                    state: Literal["pending", "working"] = "pending") -> list[dict[str, Any]]:
+    """`state=pending` (default): not yet at the broker. `state=working`: at the broker (gtt_id or order_id
+    reported), waiting for a fill."""
+    with platform.db.read() as conn:
+        rows = agent_queue(conn, agent.account_id, state)
+    response.headers["X-Total-Count"] = str(len(rows))
+    return rows
+
+
+@router.post("/signal-result", summary="Report a placement, fill or failure (idempotent)")
+def signal_result(body: SignalResultBody, request: Request, agent: Agent, platform: PlatformDep) -> dict[str, Any]:
+    with platform.db.read() as conn:
+        sig = get_signal(conn, body.signal_id)
+    if sig is None or sig["account_id"] != agent.account_id:
+        raise NotFound(f"Signal {body.signal_id} not found")
+    if body.status == "executed" and body.fill_price is None:
+        raise DomainError("an executed result needs fill_price")
+    cmd = am.ReportSignalResult(
+        agent.account_id, int(sig["portfolio_id"]), body.signal_id, body.status, body.order_id, body.gtt_id,
+        body.fill_price, body.filled_quantity, body.error, body.idempotency_key, sig["reason"] or "")
+    outcome: dict[str, Any] = dispatch(request, platform, cmd, agent).value
+    with platform.db.read() as conn:
+        outcome["signal"] = get_signal(conn, body.signal_id)
+    return outcome
+
+
+def _rows(payload: Any, what: str) -> Any:
+    if isinstance(payload, dict) and "data" in payload:  # Kite's {"status": "success", "data": ...} envelope
+        payload = payload["data"]
+    return payload
+
+
+@router.post("/sync-holdings", summary="Holdings snapshot (Kite holdings shape: a list, or Kite's envelope)")
+def sync_holdings(request: Request, agent: Agent, platform: PlatformDep,
+                  payload: Any = Body(...)) -> dict[str, Any]:
+    try:
+        rows = as_dicts(_rows(payload, "holdings"))
+    except ValueError:
+        raise DomainError("holdings must be a list of Kite holding objects (or {\"data\": [...]})") from None
+    if any(not isinstance(r.get("tradingsymbol"), str) or not r.get("tradingsymbol") for r in rows):
+        raise DomainError("every holding needs a tradingsymbol")
+    if len(rows) > 5000:
+        raise DomainError("at most 5000 holdings per snapshot")
+    recorded = dispatch(request, platform, am.SyncBrokerHoldings(agent.account_id, tuple(rows)), agent).value
+    return {"recorded": recorded, "holdings": len(rows)}
+
+
+@router.post("/sync-positions", summary="Positions snapshot (Kite positions shape {net, day}, or Kite's envelope)")
+def sync_positions(request: Request, agent: Agent, platform: PlatformDep,
+                   payload: Any = Body(...)) -> dict[str, Any]:
+    data = _rows(payload, "positions")
+    if not isinstance(data, dict):
+        raise DomainError("positions must be an object {\"net\": [...], \"day\": [...]}")
+    try:
+        net, day = as_dicts(data.get("net", [])), as_dicts(data.get("day", []))
+    except ValueError:
+        raise DomainError("positions.net and positions.day must be lists of Kite position objects") from None
+    if len(net) + len(day) > 5000:
+        raise DomainError("at most 5000 positions per snapshot")
+    recorded = dispatch(request, platform, am.SyncBrokerPositions(agent.account_id, tuple(net), tuple(day)),
+                        agent).value
+    return {"recorded": recorded, "net": len(net), "day": len(day)}
+
+
+@router.get("/pending-token", summary="A pending Kite request_token to exchange (204 when none)",
+            responses={204: {"description": "nothing pending"}})
+def pending_token(request: Request, agent: Agent, platform: PlatformDep) -> Any:
+    """Single use: the token is handed out once. `checksum` = sha256(api_key + request_token + api_secret),
+    computed by the server so the api_secret need not be on the agent's machine."""
+    pending: PendingToken | None = dispatch(request, platform, am.TakePendingToken(agent.account_id), agent).value
+    if pending is None:
+        return Response(status_code=204)
+    return {"request_token": pending.request_token, "api_key": pending.api_key, "checksum": pending.checksum}
+
+
+@router.post("/access-token", summary="The freshly exchanged Kite access token (stored encrypted)")
+def access_token(body: AccessTokenBody, request: Request, agent: Agent, platform: PlatformDep) -> dict[str, Any]:
+    dispatch(request, platform, am.ConnectBrokerSession(agent.account_id, body.access_token, body.user_id,
+                                                        body.expires_at), agent)
+    proxy = getattr(request.app.state, "broker_proxy", None)
+    if proxy is not None:
+        proxy.forget(agent.account_id)
+    hub = getattr(request.app.state, "tick_hub", None)
+    if hub is not None:
+        hub.broker_changed()
+    with platform.db.read() as conn:
+        return broker_status(conn, agent.account_id)
+
+
+@router.get("/session", summary="The account's live Kite session for the agent: api_key and access token (204 when "
+                                "none)", responses={204: {"description": "no live broker session"}})
+def session(agent: Agent, platform: PlatformDep) -> Any:
+    """Lets a restarted agent resume without a new login. Not part of the public contract (an extension)."""
+    from datetime import UTC, datetime
+
+    with platform.db.read() as conn:
+        row = get_connection(conn, agent.account_id)
+    token = platform.bus.deps.secrets.get(agent.account_id, ACCESS_TOKEN, datetime.now(UTC))
+    if row is None or token is None or not row["api_key"]:
+        return Response(status_code=204)
+    return {"api_key": row["api_key"], "access_token": token, "user_id": row["user_id"],
+            "expires_at": row["expires_at"]}
+
+
+@router.post("/session-invalid", summary="Kite rejected the access token (TokenException): disconnect")
+def session_invalid(request: Request, agent: Agent, platform: PlatformDep,
+                    body: dict[str, str] | None = None) -> dict[str, Any]:
+    reason = (body or {}).get("reason", "Kite rejected the access token")[:500]
+    dispatch(request, platform, am.DisconnectBrokerSession(agent.account_id, reason), agent)
+    with platform.db.read() as conn:
+        return broker_status(conn, agent.account_id)

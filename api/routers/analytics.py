@@ -1,0 +1,120 @@
+"""Analytics over the DuckDB/Parquet snapshots (see `infra.analytics_store`): P&L by symbol, month, year or
+strategy, the trade journal, holdings (open FIFO lots with marks), the summary; corporate actions that
+adjust lots (splits, bonuses)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Literal
+
+from fastapi import Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from commands import imports_messages as im
+from domain.errors import DomainError
+from infra.analytics_store import AnalyticsStore, Marks, holdings, journal, pnl, summary
+from infra.bootstrap import Platform
+
+router = resource_router("/api/analytics", ["analytics"])
+
+Source = Literal["all", "imported", "paper", "live"]
+
+
+def analytics_store(request: Request) -> AnalyticsStore:
+    """One store per app (created at first use)."""
+    store: AnalyticsStore | None = getattr(request.app.state, "analytics_store", None)
+    if store is None:
+        platform: Platform = request.app.state.platform
+        store = AnalyticsStore(platform.db, platform.settings.analytics_dir / "accounts")
+        request.app.state.analytics_store = store
+    return store
+
+
+def market_marks(platform: Platform) -> Marks:
+    """Latest closes from the bar store, when one is connected and holds the symbols."""
+
+    def marks(symbols: Sequence[str]) -> dict[str, tuple[float, str]]:
+        try:
+            market = platform.bus.deps.market
+            day = market.latest_day()
+            if not day:
+                return {}
+            prices = market.last_prices(list(symbols), day)
+        except (DomainError, OSError, ValueError, KeyError):
+            return {}
+        return {s: (float(p), day) for s, p in prices.items()}
+
+    return marks
+
+
+def _dates(start: date | None, end: date | None) -> None:
+    if start and end and end < start:
+        raise DomainError("'to' is before 'from'")
+
+
+@router.get("/summary", summary="Invested, current value, realized and unrealized P&L, charges, XIRR, win rate")
+def get_summary(request: Request, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    store = analytics_store(request)
+    snap = store.snapshot(user.account_id)
+    with store.connect([snap]) as con:
+        return summary(con, market_marks(platform))
+
+
+@router.get("/pnl", summary="Realized P&L grouped by symbol, month, year or strategy")
+def get_pnl(request: Request, user: Reader,
+            group_by: Literal["symbol", "month", "year", "strategy"] = "month",
+            start: date | None = Query(default=None, alias="from"), end: date | None = Query(default=None, alias="to"),
+            source: Source = "all") -> list[dict[str, Any]]:
+    _dates(start, end)
+    store = analytics_store(request)
+    snap = store.snapshot(user.account_id)
+    with store.connect([snap]) as con:
+        return pnl(con, group_by, source, start, end)
+
+
+@router.get("/trades", summary="The trade journal: imported trades and model-portfolio fills",
+            responses={200: {"headers": {"X-Total-Count": {"description": "rows matching the filters"}}}})
+def get_trades(request: Request, user: Reader, page: PageDep, response: Response,
+               symbol: str | None = Query(default=None, max_length=64), side: Literal["buy", "sell"] | None = None,
+               strategy: str | None = Query(default=None, max_length=200), source: Source = "all",
+               start: date | None = Query(default=None, alias="from"),
+               end: date | None = Query(default=None, alias="to")) -> list[dict[str, Any]]:
+    _dates(start, end)
+    store = analytics_store(request)
+    snap = store.snapshot(user.account_id)
+    with store.connect([snap]) as con:
+        out, total = journal(con, source=source, symbol=symbol, side=side, strategy=strategy, start=start, end=end,
+                             limit=page.limit, offset=page.offset)
+    response.headers["X-Total-Count"] = str(total)
+    return out
+
+
+@router.get("/holdings", summary="Open FIFO lots per symbol with marks, and mutual-fund holdings")
+def get_holdings(request: Request, user: Reader, platform: PlatformDep) -> list[dict[str, Any]]:
+    store = analytics_store(request)
+    snap = store.snapshot(user.account_id)
+    with store.connect([snap]) as con:
+        return holdings(con, market_marks(platform))
+
+
+class CorporateActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=64)
+    ex_date: date
+    kind: Literal["split", "bonus"]
+    ratio_new: float = Field(gt=0, le=1e6, description="split: new shares per `ratio_old`; bonus: bonus shares")
+    ratio_old: float = Field(gt=0, le=1e6)
+
+
+@router.post("/corporate-actions", status_code=201,
+             summary="Record a split or bonus so FIFO lots are adjusted (the tradebook does not carry them)")
+async def corporate_action(body: CorporateActionBody, request: Request, user: SessionUser,
+                           platform: PlatformDep) -> dict[str, Any]:
+    cmd = im.RecordCorporateAction(user.account_id, body.symbol, body.ex_date.isoformat(), body.kind,
+                                   body.ratio_new, body.ratio_old)
+    result = await run_in_threadpool(dispatch, request, platform, cmd, user)
+    return dict(result.value)

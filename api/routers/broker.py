@@ -1,0 +1,161 @@
+"""Kite connection (API "Authentication": kite-credentials, login-url, callback) and live broker data
+(API "Live broker data": /api/portfolio/holdings|positions|orders|margins, proxied through KiteBroker
+with a ~30 s per-user cache)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import PlatformDep, Reader, SessionUser, dispatch, resource_router
+from commands import agent_messages as am
+from commands.ports import CommandMeta
+from domain.errors import DomainError, NotFound
+from infra.bootstrap import Platform
+from infra.brokers import BrokerDataProxy, BrokerProxyError
+from infra.kite import KiteBroker, login_url
+from projections.broker import get_connection, reconciliation
+
+router = resource_router("/api", ["broker"])
+_proxy_lock = threading.Lock()
+
+
+class KiteCredentialsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    api_secret: str = Field(min_length=1, max_length=128)
+
+
+class KiteCredentialsPublic(BaseModel):
+    api_key: str
+    api_secret: str  # masked
+    saved_at: str | None = None
+
+
+def api_key_of(platform: Platform, account_id: int) -> str | None:
+    with platform.db.read() as conn:
+        row = get_connection(conn, account_id)
+    return None if row is None else row["api_key"]
+
+
+def broker_proxy(request: Request) -> BrokerDataProxy:
+    """The app's proxy (built on first use; one per app so the cache is shared by its requests)."""
+    proxy: BrokerDataProxy | None = getattr(request.app.state, "broker_proxy", None)
+    if proxy is not None:
+        return proxy
+    with _proxy_lock:
+        proxy = getattr(request.app.state, "broker_proxy", None)
+        if proxy is None:
+            platform: Platform = request.app.state.platform
+            settings = platform.settings
+
+            app = request.app
+
+            def on_token_error(account_id: int, message: str) -> None:
+                result = platform.bus.handle(
+                    am.DisconnectBrokerSession(account_id, f"Kite rejected the token: {message}"),
+                    CommandMeta(actor="system", account_id=account_id))
+                app.state.read_your_writes.wait(result.touched_accounts, result.position)
+
+            proxy = BrokerDataProxy(
+                platform.bus.deps.secrets, lambda a: api_key_of(platform, a),
+                lambda key, token: KiteBroker(key, token, root=settings.kite_api_root),
+                on_token_error, ttl=settings.broker_cache_seconds)
+            request.app.state.broker_proxy = proxy
+        return proxy
+
+
+# ------------------------------------------------------------------ Kite credentials and login
+
+
+def _credentials(platform: Platform, account_id: int) -> KiteCredentialsPublic:
+    with platform.db.read() as conn:
+        row = get_connection(conn, account_id)
+    if row is None or row["api_key"] is None:
+        raise NotFound("No Kite credentials saved; POST /api/auth/kite-credentials with api_key and api_secret")
+    return KiteCredentialsPublic(api_key=row["api_key"], api_secret=row["api_secret_masked"],
+                                 saved_at=row["credentials_saved_at"])
+
+
+@router.get("/auth/kite-credentials", response_model=KiteCredentialsPublic,
+            summary="The stored Kite app credentials: api_key and a masked api_secret")
+def get_kite_credentials(user: Reader, platform: PlatformDep) -> KiteCredentialsPublic:
+    return _credentials(platform, user.account_id)
+
+
+@router.post("/auth/kite-credentials", response_model=KiteCredentialsPublic,
+             summary="Save the Kite app's api_key and api_secret (the secret is encrypted at rest)")
+def save_kite_credentials(body: KiteCredentialsBody, request: Request, user: SessionUser,
+                          platform: PlatformDep) -> KiteCredentialsPublic:
+    dispatch(request, platform, am.SaveKiteCredentials(user.account_id, body.api_key, body.api_secret), user)
+    proxy = getattr(request.app.state, "broker_proxy", None)
+    if proxy is not None:
+        proxy.forget(user.account_id)
+    return _credentials(platform, user.account_id)
+
+
+@router.get("/auth/kite/login-url", summary="The Kite login URL for the stored api_key")
+def kite_login_url(user: SessionUser, platform: PlatformDep) -> dict[str, str]:
+    key = api_key_of(platform, user.account_id)
+    if key is None:
+        raise DomainError("No Kite credentials saved; POST /api/auth/kite-credentials first")
+    return {"login_url": login_url(key, platform.settings.kite_login_url)}
+
+
+@router.get("/auth/kite/callback",
+            summary="Kite's redirect target: records the request token for your agent to exchange")
+def kite_callback(request: Request, user: SessionUser, platform: PlatformDep,
+                  request_token: str = Query(default="", max_length=128),
+                  status: str = Query(default="success", max_length=32)) -> dict[str, str]:
+    dispatch(request, platform, am.RecordKiteLogin(user.account_id, request_token, status), user)
+    return {"detail": "Kite login received; your agent exchanges the request token within a few seconds "
+                      "(check GET /api/auth/status)", "status": "pending"}
+
+
+# ------------------------------------------------------------------ live broker data
+
+
+async def _proxied(request: Request, user: Reader, endpoint: str) -> Any:
+    proxy = broker_proxy(request)
+    try:
+        return await run_in_threadpool(proxy.fetch, user.account_id, endpoint)
+    except BrokerProxyError as exc:
+        raise _ProxyHttpError(exc.status, exc.detail) from None
+
+
+class _ProxyHttpError(DomainError):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status
+
+
+@router.get("/portfolio/holdings", summary="Live broker holdings (Kite's shape), cached ~30 s")
+async def holdings(request: Request, user: Reader) -> Any:
+    return await _proxied(request, user, "holdings")
+
+
+@router.get("/portfolio/positions", summary="Live positions {net, day} (Kite's shape), cached ~30 s")
+async def positions(request: Request, user: Reader) -> Any:
+    return await _proxied(request, user, "positions")
+
+
+@router.get("/portfolio/orders", summary="Today's orders (Kite's shape), cached ~30 s")
+async def orders(request: Request, user: Reader) -> Any:
+    return await _proxied(request, user, "orders")
+
+
+@router.get("/portfolio/margins", summary="Available cash and margin (Kite's shape), cached ~30 s")
+async def margins(request: Request, user: Reader) -> Any:
+    return await _proxied(request, user, "margins")
+
+
+@router.get("/portfolio/reconciliation",
+            summary="Drift between your live portfolios' positions and the last broker snapshot the agent pushed")
+def reconciliation_view(user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    with platform.db.read() as conn:
+        return reconciliation(conn, user.account_id)

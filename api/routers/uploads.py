@@ -1,0 +1,168 @@
+"""Uploads of Zerodha Console exports (tradebook, ledger) and CAS statements.
+
+The body is limited before anything is parsed: a declared Content-Length over the limit is refused at
+once, and a body streamed without one is cut off as soon as it passes the limit. Each file is then
+checked against the per-file limit (`TRADERTAPE_UPLOAD_MAX_MB`, default 20) before it is read. Parsing
+runs in a worker thread (XLSX/CSV) or a resource-limited child process (PDF). A file that is not what it
+claims, too large or malformed is a 400 and nothing is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request as StarletteRequest
+from starlette.types import Message
+
+from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from commands import imports_messages as im
+from infra.bootstrap import Platform
+from infra.cas import CasLimits, parse_cas
+from infra.uploads import UploadError, parse_ledger, parse_tradebook
+from projections.imports import list_batches
+
+router = resource_router("/api/uploads", ["uploads"])
+
+MB = 1024 * 1024
+_SLACK = MB  # multipart boundaries and the other fields
+
+
+def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": fields, "required": required}}}}}
+
+
+_FILE = {"type": "string", "format": "binary"}
+
+
+def _limit_bytes(platform: Platform) -> int:
+    return int(platform.settings.upload_max_mb * MB)
+
+
+def _too_large(platform: Platform) -> UploadError:
+    return UploadError(f"Upload too large: each file may be at most {platform.settings.upload_max_mb:g} MB "
+                       f"(and at most {platform.settings.upload_max_files} files at once)")
+
+
+async def _form(request: Request, platform: Platform, max_files: int) -> FormData:
+    """The multipart form, read with the body bounded (see the module docstring)."""
+    body_limit = _limit_bytes(platform) * max_files + _SLACK
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise UploadError("Bad Content-Length header")
+        if int(declared) > body_limit:
+            raise _too_large(platform)
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise UploadError("Send the file as multipart/form-data")
+    received = 0
+    upstream = request.receive
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await upstream()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > body_limit:
+                raise _too_large(platform)
+        return message
+
+    bounded = StarletteRequest(request.scope, receive)
+    return await bounded.form(max_files=max_files, max_fields=20)
+
+
+def _name(upload: UploadFile, fallback: str) -> str:
+    base = os.path.basename((upload.filename or fallback).replace("\\", "/"))
+    return re.sub(r"[\x00-\x1f\x7f]", "", base)[:200] or fallback
+
+
+async def _read(upload: UploadFile, platform: Platform) -> bytes:
+    limit = _limit_bytes(platform)
+    if upload.size is not None and upload.size > limit:
+        raise _too_large(platform)
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(platform)
+    if not data:
+        raise UploadError(f"{_name(upload, 'file')}: the file is empty")
+    return data
+
+
+def _files(form: FormData, *names: str) -> list[UploadFile]:
+    out: list[UploadFile] = []
+    for name in names:
+        out.extend(v for v in form.getlist(name) if isinstance(v, UploadFile))
+    return out
+
+
+@router.post("/tradebook", summary="Import Zerodha Console tradebooks (XLSX or CSV), several files at once",
+             openapi_extra=_multipart({"files[]": {"type": "array", "items": _FILE}}, ["files[]"]))
+async def tradebook(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    form = await _form(request, platform, platform.settings.upload_max_files)
+    uploads = _files(form, "files[]", "files", "file")
+    if not uploads:
+        raise UploadError("No file: send one or more tradebooks in the multipart field files[]")
+    parsed = []
+    for up in uploads:
+        name = _name(up, "tradebook")
+        data = await _read(up, platform)
+        parsed.append((name, await run_in_threadpool(parse_tradebook, name, data)))
+    names = [n for n, _ in parsed]
+    trades = [t for _, f in parsed for t in f.trades]
+    rejected = [r for _, f in parsed for r in f.rejected]
+    rows = sum(f.rows_read for _, f in parsed)
+    cmd = im.ImportTradebook(user.account_id, tuple(names), rows, tuple(trades), tuple(rejected))
+    result = await run_in_threadpool(dispatch, request, platform, cmd, user)
+    return dict(result.value)
+
+
+@router.post("/ledger", summary="Import a Zerodha Console ledger (XLSX or CSV)",
+             openapi_extra=_multipart({"file": _FILE}, ["file"]))
+async def ledger(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    form = await _form(request, platform, 1)
+    uploads = _files(form, "file", "files[]")
+    if len(uploads) != 1:
+        raise UploadError("Send exactly one ledger in the multipart field file")
+    name = _name(uploads[0], "ledger")
+    data = await _read(uploads[0], platform)
+    f = await run_in_threadpool(parse_ledger, name, data)
+    cmd = im.ImportLedger(user.account_id, name, f.rows_read, tuple(f.entries), tuple(f.rejected))
+    result = await run_in_threadpool(dispatch, request, platform, cmd, user)
+    return {**result.value, "opening_balance": f.opening_balance, "closing_balance": f.closing_balance}
+
+
+@router.post("/cas", summary="Import a CAS PDF: CAMS/KFintech mutual funds, or NSDL/CDSL demat holdings",
+             openapi_extra=_multipart({"file": _FILE, "password": {"type": "string"}}, ["file"]))
+async def cas(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    form = await _form(request, platform, 1)
+    uploads = _files(form, "file")
+    if len(uploads) != 1:
+        raise UploadError("Send exactly one CAS PDF in the multipart field file")
+    raw_password = form.get("password")
+    password = raw_password if isinstance(raw_password, str) else ""
+    if len(password) > 200:
+        raise UploadError("The password is too long")
+    name = _name(uploads[0], "cas.pdf")
+    data = await _read(uploads[0], platform)
+    s = platform.settings
+    limits = CasLimits(seconds=s.pdf_parse_seconds, memory_mb=s.pdf_parse_memory_mb)
+    parsed = await run_in_threadpool(parse_cas, name, data, password, limits)
+    cmd = im.ImportCas(user.account_id, name, parsed.file_type, parsed.period_from, parsed.period_to,
+                       tuple(parsed.transactions), tuple(parsed.valuations), tuple(parsed.holdings), parsed.pages)
+    result = await run_in_threadpool(dispatch, request, platform, cmd, user)
+    return dict(result.value)
+
+
+@router.get("/batches", summary="Your import batches and their reports, newest first")
+def batches(user: Reader, page: PageDep, platform: PlatformDep, request: Request) -> Any:
+    from fastapi.responses import JSONResponse
+
+    with platform.db.read() as conn:
+        rows, total = list_batches(conn, user.account_id, page.limit, page.offset)
+    return JSONResponse(rows, headers={"X-Total-Count": str(total)})

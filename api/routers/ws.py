@@ -1,0 +1,187 @@
+"""`/api/ws/ticks`: live ticks over a WebSocket (API "WebSocket").
+
+Authenticated by the session cookie, `?token=zt_...` or `Authorization: Bearer zt_...`. Client messages
+`{"action": "subscribe"|"unsubscribe", "symbols": [...], "mode": "ltp"|"quote"|"full"}`; server messages
+`ticks`, `status`, `subscribed`, `unsubscribed`, `error`. A malformed message or an unknown symbol is an
+`error` message, never a disconnect. One upstream feed is shared by every client (`streams.ticks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import SESSION_COOKIE
+from backtest.barstore import BarStore
+from commands.handlers.agent import ACCESS_TOKEN
+from domain.calendar import nse_calendar
+from infra.bootstrap import Platform
+from infra.kite import KiteBroker
+from projections.broker import get_connection, live_accounts
+from streams.kite_ticker import KiteTickerFeed
+from streams.ticks import MODES, SimulatedFeed, TickHub, Upstream
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["ticks"])
+MAX_SYMBOLS_PER_CLIENT = 3000  # Kite's per-connection limit
+
+
+class _Names:
+    """Known symbols ("NSE:SYMBOL"): the bar store's, plus Kite's instruments while the Kite feed runs."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __call__(self, symbol: str) -> bool:
+        return symbol in self.names
+
+
+def _broker_session(platform: Platform) -> tuple[str, str, dict[str, int]] | None:
+    """(api_key, access_token, NSE tokens) of some account with a live broker session, or None."""
+    now = datetime.now(UTC)
+    with platform.db.read() as conn:
+        accounts = live_accounts(conn)
+        rows = {a: get_connection(conn, a) for a in accounts}
+    for account_id, row in rows.items():
+        token = platform.bus.deps.secrets.get(account_id, ACCESS_TOKEN, now)
+        if token is None or row is None or not row["api_key"]:
+            continue
+        try:
+            instruments = KiteBroker(row["api_key"], token, root=platform.settings.kite_api_root).instruments("NSE")
+        except Exception as exc:
+            log.warning("Kite instruments unavailable (%s); ticks stay simulated", exc)
+            return None
+        tokens = {f"NSE:{i['tradingsymbol']}": int(i["instrument_token"]) for i in instruments
+                  if i.get("segment") == "NSE"}
+        return row["api_key"], token, tokens
+    return None
+
+
+def make_tick_hub(platform: Platform) -> TickHub:
+    settings = platform.settings
+    names = _Names()
+    store = BarStore(settings.data_dir)
+    names.names = {f"NSE:{s}" for s in store.symbols()}
+    calendar = nse_calendar()
+
+    def last_close(symbols: list[str]) -> dict[str, float]:
+        return {s: float(bar["close"]) for s, bar in store.last_bars(symbols).items()}
+
+    def sim_names() -> set[str]:
+        return {f"NSE:{s}" for s in store.symbols()}
+
+    async def make_upstream() -> Upstream:
+        base = await asyncio.to_thread(sim_names)
+        session = None if settings.tick_feed == "simulated" else await asyncio.to_thread(_broker_session, platform)
+        if session is not None:
+            api_key, token, tokens = session
+            names.names = base | set(tokens)
+            log.info("tick feed: Kite ticker (%d instruments)", len(tokens))
+            return KiteTickerFeed(settings.kite_ws_root, api_key, token, tokens)
+        names.names = base
+        return SimulatedFeed(last_close, interval=settings.tick_interval, always_open=settings.tick_always_open,
+                             is_trading_day=lambda d: calendar.is_trading_day(d.date()))
+
+    return TickHub(names, make_upstream)
+
+
+async def _hub(websocket: WebSocket) -> TickHub:
+    app = websocket.app
+    hub: TickHub | None = getattr(app.state, "tick_hub", None)
+    if hub is None:  # no await between the check and the assignment: one hub per app
+        hub = app.state.tick_hub = make_tick_hub(app.state.platform)
+        await hub.start()
+    return hub
+
+
+def _authenticate(platform: Platform, key: str | None, cookie: str | None) -> int | None:
+    now = time.time()
+    if key:
+        return platform.security.agent_key_account(platform.token_hash(key), now)
+    if cookie:
+        info = platform.security.session(platform.token_hash(cookie), now, platform.settings.session_days * 86400)
+        return None if info is None else info.account_id
+    return None
+
+
+@router.websocket("/api/ws/ticks")
+async def ticks(websocket: WebSocket) -> None:
+    platform: Platform = websocket.app.state.platform
+    auth = websocket.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else websocket.query_params.get("token")
+    if key is not None and not key.startswith("zt_"):
+        key = "invalid"
+    account = await run_in_threadpool(_authenticate, platform, key, websocket.cookies.get(SESSION_COOKIE))
+    if account is None:
+        await websocket.close(code=1008, reason="Not authenticated: sign in, or pass ?token=zt_...")
+        return
+    await websocket.accept()
+    hub = await _hub(websocket)
+    client = hub.attach()
+
+    async def sender() -> None:
+        while True:
+            for text in await client.next_frames():
+                await websocket.send_text(text)
+
+    send_task = asyncio.create_task(sender())
+    try:
+        while True:
+            raw = await websocket.receive()
+            if raw["type"] == "websocket.disconnect":
+                break
+            text = raw.get("text")
+            if text is None:
+                client.say({"type": "error", "detail": "Send JSON text messages, e.g. "
+                                                       "{\"action\": \"subscribe\", \"symbols\": [\"NSE:INFY\"]}"})
+                continue
+            _handle(hub, client, text)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        send_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await send_task
+        hub.detach(client)
+
+
+def _handle(hub: TickHub, client: Any, text: str) -> None:
+    try:
+        msg = json.loads(text) if len(text) <= 100_000 else None
+    except ValueError:
+        msg = None
+    if not isinstance(msg, dict):
+        client.say({"type": "error", "detail": "Malformed message: expected a JSON object with \"action\""})
+        return
+    action = msg.get("action")
+    symbols = msg.get("symbols")
+    if action not in ("subscribe", "unsubscribe"):
+        client.say({"type": "error", "detail": f"Unknown action {action!r}: use subscribe or unsubscribe"})
+        return
+    if not isinstance(symbols, list) or not all(isinstance(s, str) and 0 < len(s) <= 64 for s in symbols):
+        client.say({"type": "error", "detail": "symbols must be a list of \"EXCHANGE:SYMBOL\" strings"})
+        return
+    wanted = list(dict.fromkeys(s.strip().upper() for s in symbols))
+    if action == "unsubscribe":
+        client.say({"type": "unsubscribed", "symbols": hub.unsubscribe(client, wanted)})
+        return
+    mode = msg.get("mode", "quote")
+    if mode not in MODES:
+        client.say({"type": "error", "detail": f"Unknown mode {mode!r}: use ltp, quote or full"})
+        return
+    if len(set(client.modes) | set(wanted)) > MAX_SYMBOLS_PER_CLIENT:
+        client.say({"type": "error", "detail": f"At most {MAX_SYMBOLS_PER_CLIENT} symbols per connection"})
+        return
+    ok, unknown = hub.subscribe(client, wanted, mode)
+    for sym in unknown:
+        client.say({"type": "error", "detail": f"Unknown symbol {sym}"})
+    if ok:
+        client.say({"type": "subscribed", "symbols": ok})

@@ -1,0 +1,80 @@
+"""Family groups: create, invite by email (a one-time token, only its hash kept), accept, leave, remove."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from commands import imports_messages as im
+from commands.uow import UnitOfWork
+from domain.errors import DomainError
+from domain.family import FamilyGroup
+
+INVITATION_DAYS = 7
+
+
+def _email(raw: str) -> str:
+    email = raw.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise DomainError("Give a valid email address")
+    return email
+
+
+def _group(uow: UnitOfWork, group_id: int) -> FamilyGroup:
+    return uow.get(FamilyGroup, FamilyGroup.uuid_for(group_id), f"Family group {group_id}")
+
+
+def create_family_group(cmd: im.CreateFamilyGroup, uow: UnitOfWork) -> int:
+    group_id = uow.deps.ids.next_id("family_group")
+    now = uow.deps.clock.now().isoformat()
+    uow.save(FamilyGroup.create(group_id, cmd.name, cmd.account_id, _email(cmd.email), now))
+    return group_id
+
+
+def invite_family_member(cmd: im.InviteFamilyMember, uow: UnitOfWork) -> dict[str, Any]:
+    d = uow.deps
+    email = _email(cmd.email)
+    group = _group(uow, cmd.group_id)
+    now = d.clock.now()
+    token = secrets.token_urlsafe(32)
+    invitation_id = d.ids.next_id("family_invitation")
+    expires = now + timedelta(days=INVITATION_DAYS)
+    group.invite(invitation_id, email, d.token_hash(f"family:{token}"), cmd.account_id, expires.isoformat(),
+                 now.isoformat())
+    uow.save(group)
+    link = (f"{d.auth.base_url.rstrip('/')}/api/family/groups/{cmd.group_id}/accept?"
+            f"{urlencode({'token': token})}")
+    inviter = group.members.get(cmd.account_id, "a TraderTape user")
+    d.mailer.send(email, f"{inviter} invited you to the family group {group.name!r} on TraderTape", (
+        f"{inviter} invited you to join the family group {group.name!r} on TraderTape.\n\n"
+        "Members see each other's consolidated totals (invested, current value, P&L, XIRR, top holdings), "
+        "never individual trades.\n\n"
+        f"To accept, sign in with this email address and POST to this link (or accept the invitation "
+        f"from your account):\n{link}\n\nThe invitation expires in {INVITATION_DAYS} days.\n"))
+    return {"invitation_id": invitation_id, "group_id": cmd.group_id, "email": email, "status": "pending",
+            "expires_at": expires.isoformat()}
+
+
+def accept_family_invitation(cmd: im.AcceptFamilyInvitation, uow: UnitOfWork) -> int:
+    d = uow.deps
+    group = _group(uow, cmd.group_id)
+    token_hash = d.token_hash(f"family:{cmd.token}") if cmd.token else None
+    group.accept(cmd.account_id, _email(cmd.email), token_hash, d.clock.now().isoformat())
+    uow.save(group)
+    return cmd.group_id
+
+
+def leave_family_group(cmd: im.LeaveFamilyGroup, uow: UnitOfWork) -> int:
+    group = _group(uow, cmd.group_id)
+    group.leave(cmd.account_id, uow.deps.clock.now().isoformat())
+    uow.save(group)
+    return cmd.group_id
+
+
+def remove_family_member(cmd: im.RemoveFamilyMember, uow: UnitOfWork) -> int:
+    group = _group(uow, cmd.group_id)
+    group.remove(cmd.member_id, cmd.account_id, uow.deps.clock.now().isoformat())
+    uow.save(group)
+    return cmd.group_id

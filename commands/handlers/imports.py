@@ -1,0 +1,154 @@
+"""Broker imports: every record an event on its own aggregate, the batch and its report on another, all
+saved in one transaction (all or nothing). Records that already exist are duplicates, not errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from commands import imports_messages as im
+from commands.uow import UnitOfWork
+from domain.aggregate import Aggregate
+from domain.errors import DomainError
+from domain.imports import (
+    CasStatementImported,
+    CorporateAction,
+    CorporateActionRecorded,
+    ImportBatch,
+    ImportedCasStatement,
+    ImportedLedgerEntry,
+    ImportedMfTransaction,
+    ImportedRecord,
+    ImportedTrade,
+    LedgerEntryImported,
+    MfTransactionImported,
+    TradeImported,
+    classify_ledger,
+    content_key,
+    record_uuid,
+    trade_key,
+)
+
+
+def _existing(uow: UnitOfWork, ids: list[uuid.UUID], cls: type[ImportedRecord]) -> set[uuid.UUID]:
+    index = uow.deps.records
+    if index is not None:
+        return index.existing(ids)
+    return {i for i in ids if uow.load(cls, i) is not None}  # fakes in unit tests
+
+
+def _split_new(uow: UnitOfWork, cls: type[ImportedRecord], account_id: int,
+               keyed: Iterable[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], int]:
+    """(new (key, item) pairs in order, how many were duplicates: within the upload or already stored)."""
+    seen: set[str] = set()
+    unique: list[tuple[str, Any]] = []
+    dup = 0
+    for key, item in keyed:
+        if key in seen:
+            dup += 1
+            continue
+        seen.add(key)
+        unique.append((key, item))
+    ids = [record_uuid(cls.kind, account_id, k) for k, _ in unique]
+    stored = _existing(uow, ids, cls)
+    fresh = [pair for pair, i in zip(unique, ids, strict=True) if i not in stored]
+    return fresh, dup + len(unique) - len(fresh)
+
+
+def _save(uow: UnitOfWork, batch: ImportBatch, records: list[Aggregate]) -> None:
+    uow.save(*records, batch)
+
+
+def _now(uow: UnitOfWork) -> str:
+    return uow.deps.clock.now().isoformat()
+
+
+def import_tradebook(cmd: im.ImportTradebook, uow: UnitOfWork) -> dict[str, Any]:
+    keyed = [(trade_key(t.exchange, t.segment, t.trade_date, t.trade_id), t) for t in cmd.trades]
+    fresh, dups = _split_new(uow, ImportedTrade, cmd.account_id, keyed)
+    batch_id = uow.deps.ids.next_id("import_batch")
+    records: list[Aggregate] = []
+    for key, t in fresh:
+        event = TradeImported(cmd.account_id, batch_id, key, t.trade_id, t.order_id, t.symbol, t.isin, t.exchange,
+                              t.segment, t.series, t.trade_date, t.executed_at, t.side, t.quantity, t.price)
+        records.append(ImportedTrade.create(event, cmd.account_id, key))
+    per_file = Counter(t.file for _, t in fresh)
+    report = im.ImportReport(batch_id, "tradebook", list(cmd.files), cmd.rows_read, len(fresh), dups,
+                             list(cmd.rejected),
+                             {"per_file": {f: per_file.get(f, 0) for f in cmd.files}}).to_dict()
+    _save(uow, ImportBatch.record(batch_id, cmd.account_id, "tradebook", list(cmd.files), report, _now(uow)), records)
+    return report
+
+
+def import_ledger(cmd: im.ImportLedger, uow: UnitOfWork) -> dict[str, Any]:
+    occurrences: Counter[tuple[Any, ...]] = Counter()
+    keyed = []
+    for e in cmd.entries:
+        fields = (e.posting_date, e.particulars, e.voucher_type, e.cost_center, e.debit, e.credit, e.balance)
+        occurrences[fields] += 1
+        keyed.append((content_key(*fields, occurrences[fields]), e))
+    fresh, dups = _split_new(uow, ImportedLedgerEntry, cmd.account_id, keyed)
+    batch_id = uow.deps.ids.next_id("import_batch")
+    records: list[Aggregate] = []
+    categories: Counter[str] = Counter()
+    for key, e in fresh:
+        cat = classify_ledger(e.voucher_type, e.particulars, e.debit, e.credit)
+        categories[cat] += 1
+        event = LedgerEntryImported(cmd.account_id, batch_id, key, e.posting_date, e.particulars, e.voucher_type,
+                                    e.cost_center, e.debit, e.credit, e.balance, cat)
+        records.append(ImportedLedgerEntry.create(event, cmd.account_id, key))
+    report = im.ImportReport(batch_id, "ledger", [cmd.file], cmd.rows_read, len(fresh), dups, list(cmd.rejected),
+                             {"categories": dict(categories)}).to_dict()
+    _save(uow, ImportBatch.record(batch_id, cmd.account_id, "ledger", [cmd.file], report, _now(uow)), records)
+    return report
+
+
+def import_cas(cmd: im.ImportCas, uow: UnitOfWork) -> dict[str, Any]:
+    occurrences: Counter[tuple[Any, ...]] = Counter()
+    keyed = []
+    for t in cmd.transactions:
+        fields = (t.folio, t.isin or t.scheme, t.date, t.description, t.amount, t.units, t.balance)
+        occurrences[fields] += 1
+        keyed.append((content_key(*fields, occurrences[fields]), t))
+    fresh, dups = _split_new(uow, ImportedMfTransaction, cmd.account_id, keyed)
+    statement_key = content_key(cmd.file_type, cmd.period_from, cmd.period_to,
+                                json.dumps([cmd.valuations, cmd.holdings], sort_keys=True, default=str))
+    new_statement, _ = _split_new(uow, ImportedCasStatement, cmd.account_id, [(statement_key, None)])
+    batch_id = uow.deps.ids.next_id("import_batch")
+    records: list[Aggregate] = []
+    for key, t in fresh:
+        event = MfTransactionImported(cmd.account_id, batch_id, key, t.folio, t.amc, t.scheme, t.isin, t.date,
+                                      t.description, t.type, t.amount, t.units, t.nav, t.balance)
+        records.append(ImportedMfTransaction.create(event, cmd.account_id, key))
+    if new_statement and (cmd.valuations or cmd.holdings):
+        records.append(ImportedCasStatement.create(CasStatementImported(
+            cmd.account_id, batch_id, statement_key, cmd.file_type, cmd.period_from, cmd.period_to,
+            list(cmd.valuations), list(cmd.holdings)), cmd.account_id, statement_key))
+    rows = len(cmd.transactions) + len(cmd.valuations) + len(cmd.holdings)
+    report = im.ImportReport(
+        batch_id, "cas", [cmd.file], rows, len(fresh), dups, [],
+        {"file_type": cmd.file_type, "period": {"from": cmd.period_from, "to": cmd.period_to}, "pages": cmd.pages,
+         "transactions": len(cmd.transactions), "valuations": len(cmd.valuations), "holdings": len(cmd.holdings),
+         "statement_imported": bool(new_statement) and bool(cmd.valuations or cmd.holdings)},
+    ).to_dict()
+    _save(uow, ImportBatch.record(batch_id, cmd.account_id, "cas", [cmd.file], report, _now(uow)), records)
+    return report
+
+
+def record_corporate_action(cmd: im.RecordCorporateAction, uow: UnitOfWork) -> dict[str, Any]:
+    if cmd.kind not in ("split", "bonus"):
+        raise DomainError("kind must be 'split' or 'bonus'")
+    if not (cmd.ratio_new > 0 and cmd.ratio_old > 0):
+        raise DomainError("ratio_new and ratio_old must be positive")
+    symbol = cmd.symbol.strip().upper()
+    key = content_key(symbol, cmd.ex_date, cmd.kind, cmd.ratio_new, cmd.ratio_old)
+    out = {"symbol": symbol, "ex_date": cmd.ex_date, "kind": cmd.kind, "ratio_new": cmd.ratio_new,
+           "ratio_old": cmd.ratio_old}
+    fresh, _ = _split_new(uow, CorporateAction, cmd.account_id, [(key, None)])
+    if fresh:
+        uow.save(CorporateAction.create(CorporateActionRecorded(
+            cmd.account_id, key, symbol, cmd.ex_date, cmd.kind, cmd.ratio_new, cmd.ratio_old), cmd.account_id, key))
+    return {**out, "recorded": bool(fresh)}

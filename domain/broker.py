@@ -1,0 +1,232 @@
+"""The broker connection of one account: Kite app credentials saved, login requests, the broker session
+(connected / disconnected), and the holdings/positions snapshots the agent pushes; plus the pure
+reconciliation of live portfolio positions against the broker's holdings.
+
+Secrets never enter these events: the api_secret, request tokens and access tokens live encrypted in
+a plain table (`infra.secrets`); the events record that something happened and its public parts
+(api_key, a masked secret, Kite user id, expiry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from domain.aggregate import Aggregate, aggregate_uuid
+from domain.events import DomainEvent
+
+
+@dataclass(frozen=True)
+class KiteCredentialsSaved(DomainEvent):
+    api_key: str
+    api_secret_masked: str
+    at: str
+
+
+@dataclass(frozen=True)
+class KiteLoginCompleted(DomainEvent):
+    """Kite redirected back with a request token (kept encrypted, not here) for the agent to exchange."""
+
+    status: str
+    at: str
+
+
+@dataclass(frozen=True)
+class BrokerSessionConnected(DomainEvent):
+    broker: str
+    user_id: str | None
+    expires_at: str
+    source: str  # "agent"
+    at: str
+
+
+@dataclass(frozen=True)
+class BrokerSessionDisconnected(DomainEvent):
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class HoldingsSynced(DomainEvent):
+    """A holdings snapshot (Kite holdings shape, reduced to what reconciliation and the audit need)."""
+
+    holdings: list[dict[str, Any]]
+    digest: str
+    at: str
+
+
+@dataclass(frozen=True)
+class PositionsSynced(DomainEvent):
+    net: list[dict[str, Any]]
+    day: list[dict[str, Any]]
+    digest: str
+    at: str
+
+
+HOLDING_FIELDS = ("tradingsymbol", "exchange", "instrument_token", "isin", "product", "quantity", "t1_quantity",
+                  "used_quantity", "average_price", "last_price", "close_price", "pnl")
+POSITION_FIELDS = ("tradingsymbol", "exchange", "instrument_token", "product", "quantity", "overnight_quantity",
+                   "average_price", "last_price", "pnl", "buy_quantity", "sell_quantity")
+
+
+def reduce_rows(rows: Iterable[Mapping[str, Any]], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Keep the fields of `fields` with JSON-friendly scalar values, sorted by exchange and symbol."""
+    out = []
+    for row in rows:
+        item = {k: row.get(k) for k in fields if isinstance(row.get(k), str | int | float | bool | type(None))}
+        item["tradingsymbol"] = str(row.get("tradingsymbol") or "")
+        item["exchange"] = str(row.get("exchange") or "NSE")
+        out.append(item)
+    return sorted(out, key=lambda r: (r["exchange"], r["tradingsymbol"], str(r.get("product"))))
+
+
+def digest_of(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def mask_secret(secret: str) -> str:
+    """What the API shows of a secret: its length hidden, at most the last 4 characters."""
+    tail = secret[-4:] if len(secret) >= 12 else ""
+    return "*" * 8 + tail
+
+
+class BrokerConnection(Aggregate):
+    """One per account (uuid5 over "broker:<account_id>")."""
+
+    aggregate_type: ClassVar[str] = "BrokerConnection"
+
+    def __init__(self, aggregate_id: uuid.UUID) -> None:
+        super().__init__(aggregate_id)
+        self.api_key: str | None = None
+        self.connected = False
+        self.user_id: str | None = None
+        self.expires_at: str | None = None
+        self.holdings_digest: str | None = None
+        self.positions_digest: str | None = None
+
+    @staticmethod
+    def uuid_for(account_id: int) -> uuid.UUID:
+        return aggregate_uuid("broker", account_id)
+
+    @classmethod
+    def open(cls, account_id: int) -> BrokerConnection:
+        obj = cls(cls.uuid_for(account_id))
+        obj.account_id = account_id
+        return obj
+
+    def save_credentials(self, api_key: str, api_secret: str, at: str) -> None:
+        """New app credentials; a live session of another api_key ends with them."""
+        if self.connected and self.api_key not in (None, api_key):
+            self._record(BrokerSessionDisconnected(reason="Kite app credentials changed", at=at))
+        self._record(KiteCredentialsSaved(api_key=api_key, api_secret_masked=mask_secret(api_secret), at=at))
+
+    def login_completed(self, status: str, at: str) -> None:
+        self._record(KiteLoginCompleted(status=status, at=at))
+
+    def connect(self, user_id: str | None, expires_at: str, at: str, source: str = "agent") -> None:
+        self._record(BrokerSessionConnected(broker="kite", user_id=user_id, expires_at=expires_at, source=source,
+                                            at=at))
+
+    def disconnect(self, reason: str, at: str) -> bool:
+        """Mark the session disconnected (no-op when it is not connected); True when recorded."""
+        if not self.connected:
+            return False
+        self._record(BrokerSessionDisconnected(reason=reason, at=at))
+        return True
+
+    def sync_holdings(self, rows: Iterable[Mapping[str, Any]], at: str) -> bool:
+        """Record a holdings snapshot if it differs from the last one; True when recorded."""
+        holdings = reduce_rows(rows, HOLDING_FIELDS)
+        digest = digest_of([(h["exchange"], h["tradingsymbol"], h.get("product"), h.get("quantity"),
+                             h.get("t1_quantity"), h.get("average_price")) for h in holdings])
+        if digest == self.holdings_digest:
+            return False
+        self._record(HoldingsSynced(holdings=holdings, digest=digest, at=at))
+        return True
+
+    def sync_positions(self, net: Iterable[Mapping[str, Any]], day: Iterable[Mapping[str, Any]], at: str) -> bool:
+        n, d = reduce_rows(net, POSITION_FIELDS), reduce_rows(day, POSITION_FIELDS)
+        digest = digest_of([(p["exchange"], p["tradingsymbol"], p.get("product"), p.get("quantity"),
+                             p.get("average_price")) for p in n + d])
+        if digest == self.positions_digest:
+            return False
+        self._record(PositionsSynced(net=n, day=d, digest=digest, at=at))
+        return True
+
+    # mutators
+    def when_KiteCredentialsSaved(self, e: KiteCredentialsSaved) -> None:
+        self.api_key = e.api_key
+
+    def when_KiteLoginCompleted(self, e: KiteLoginCompleted) -> None:
+        pass
+
+    def when_BrokerSessionConnected(self, e: BrokerSessionConnected) -> None:
+        self.connected = True
+        self.user_id = e.user_id
+        self.expires_at = e.expires_at
+
+    def when_BrokerSessionDisconnected(self, e: BrokerSessionDisconnected) -> None:
+        self.connected = False
+
+    def when_HoldingsSynced(self, e: HoldingsSynced) -> None:
+        self.holdings_digest = e.digest
+
+    def when_PositionsSynced(self, e: PositionsSynced) -> None:
+        self.positions_digest = e.digest
+
+
+# ---------------------------------------------------------------------------------------------- reconciliation
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference between what the live portfolios hold and what the broker reports."""
+
+    kind: str  # "missing" (model holds more than the broker) | "extra" (broker holds it, no model does) | "quantity"
+    exchange: str
+    symbol: str
+    model_quantity: int
+    broker_quantity: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "exchange": self.exchange, "symbol": self.symbol,
+                "model_quantity": self.model_quantity, "broker_quantity": self.broker_quantity,
+                "difference": self.broker_quantity - self.model_quantity}
+
+
+def broker_quantities(holdings: Iterable[Mapping[str, Any]],
+                      net_positions: Iterable[Mapping[str, Any]] = ()) -> dict[tuple[str, str], int]:
+    """Delivery quantity per (exchange, symbol): holdings' quantity plus today's CNC net positions (bought
+    today, not yet in holdings)."""
+    out: dict[tuple[str, str], int] = {}
+    for h in holdings:
+        key = (str(h.get("exchange") or "NSE"), str(h.get("tradingsymbol")))
+        out[key] = out.get(key, 0) + int(h.get("quantity") or 0)
+    for p in net_positions:
+        if str(p.get("product") or "CNC") != "CNC":
+            continue
+        key = (str(p.get("exchange") or "NSE"), str(p.get("tradingsymbol")))
+        out[key] = out.get(key, 0) + int(p.get("quantity") or 0)
+    return out
+
+
+def reconcile(model: Mapping[tuple[str, str], int], broker: Mapping[tuple[str, str], int]) -> list[Drift]:
+    """Compare model quantities (summed over the account's live portfolios) with the broker's, per
+    (exchange, symbol). Symbols neither side holds are ignored; the result is sorted by symbol."""
+    drifts: list[Drift] = []
+    for key in sorted(set(model) | set(broker), key=lambda k: (k[1], k[0])):
+        m, b = int(model.get(key, 0)), int(broker.get(key, 0))
+        if m == b:
+            continue
+        if m > 0 and b <= 0:
+            kind = "missing"
+        elif m <= 0 and b > 0:
+            kind = "extra"
+        else:
+            kind = "quantity"
+        drifts.append(Drift(kind, key[0], key[1], m, b))
+    return drifts

@@ -1,0 +1,218 @@
+"""FIFO lot matching, realized P&L, open lots, holding periods and capital-gains terms.
+
+Rules (those of a broker's tax P&L, Zerodha Console's among them):
+- Trades of one symbol are taken day by day, in execution order within a day.
+- Same-day buys and sells are matched with each other first (an intraday round trip, `term` =
+  ``intraday``), whatever older lots are held; what remains of the day's sells then consumes the oldest
+  open lots (FIFO), and what remains of the day's buys becomes new lots.
+- A sell with nothing left to match (history not imported, or a short) is reported as unmatched and
+  makes no P&L.
+- Terms: ``intraday`` (same day), ``long`` when the shares were held for more than twelve months
+  (sold after the first anniversary of the buy), else ``short``.
+- Corporate actions apply at the start of their ex-date: a split multiplies each open lot's quantity by
+  new/old and divides its price by it (holding period unchanged); a bonus adds, for each lot, a lot of
+  floor(quantity x new/old) shares at zero cost acquired on the ex-date (the cost of bonus shares is nil
+  for tax).
+- Charges come from `domain.charges` (the date-effective table the backtest uses), per trade, with the
+  DP charge once per scrip per sell day (Zerodha's rule) instead of on every fill. A lot carries its
+  buy charges; each match takes the share of the buy and sell charges its quantity is of the trade.
+- Money is rounded to the paisa per match: `gross_pnl` = sell value - buy value (the broker's
+  "realized P&L", before charges), `net_pnl` = gross - charges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from domain.charges import charges as charge_breakdown
+
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One trade in a book: `seq` orders trades within a day (execution time, then trade id)."""
+
+    key: str
+    symbol: str
+    day: str
+    seq: str
+    side: str  # buy | sell
+    quantity: float
+    price: float
+    charges: float = 0.0
+
+
+@dataclass(frozen=True)
+class Action:
+    """A corporate action: `split` (new:old shares, e.g. 5:1 for a ten-to-two face-value split) or `bonus`
+    (new bonus shares for every `old` held, e.g. 1:1)."""
+
+    symbol: str
+    ex_date: str
+    kind: str
+    ratio_new: float
+    ratio_old: float
+
+
+@dataclass
+class Lot:
+    symbol: str
+    buy_key: str
+    buy_date: str
+    quantity: float
+    price: float
+    charges: float  # buy charges not yet matched
+
+
+@dataclass(frozen=True)
+class Match:
+    symbol: str
+    buy_key: str
+    sell_key: str
+    buy_date: str
+    sell_date: str
+    quantity: float
+    buy_price: float
+    sell_price: float
+    buy_value: float
+    sell_value: float
+    gross_pnl: float
+    charges: float
+    net_pnl: float
+    holding_days: int
+    term: str  # intraday | short | long
+
+
+@dataclass
+class FifoResult:
+    matches: list[Match] = field(default_factory=list)
+    lots: list[Lot] = field(default_factory=list)
+    unmatched: list[tuple[str, float]] = field(default_factory=list)  # (sell key, quantity)
+
+
+def _d(day: str) -> date:
+    return date.fromisoformat(day[:10])
+
+
+def term_of(buy_date: str, sell_date: str) -> str:
+    b, s = _d(buy_date), _d(sell_date)
+    if b == s:
+        return "intraday"
+    try:
+        anniversary = b.replace(year=b.year + 1)
+    except ValueError:  # 29 February
+        anniversary = date(b.year + 1, 3, 1)
+    return "long" if s > anniversary else "short"
+
+
+def trade_charges(fills: Iterable[Fill], schedule: str = "zerodha_delivery") -> dict[str, float]:
+    """Charges per trade key from the date-effective table, the DP charge once per scrip per sell day."""
+    out: dict[str, float] = {}
+    dp_seen: set[tuple[str, str]] = set()
+    for f in sorted(fills, key=lambda f: (f.day, f.seq)):
+        br = charge_breakdown(f.side, f.quantity, f.price, f.day, schedule)  # type: ignore[arg-type]
+        total = br.total
+        if f.side == "sell":
+            if (f.symbol, f.day) in dp_seen:
+                total = round(total - br.dp_charge, 2)
+            dp_seen.add((f.symbol, f.day))
+        out[f.key] = total
+    return out
+
+
+def _apply_action(lots: list[Lot], a: Action) -> list[Lot]:
+    if a.ratio_new <= 0 or a.ratio_old <= 0:
+        return lots
+    factor = a.ratio_new / a.ratio_old
+    if a.kind == "split":
+        for lot in lots:
+            lot.quantity = lot.quantity * factor
+            lot.price = lot.price / factor
+        return lots
+    if a.kind == "bonus":
+        extra = [Lot(a.symbol, f"bonus:{a.ex_date}:{lot.buy_key}", a.ex_date, float(math.floor(lot.quantity * factor
+                                                                                              + EPS)), 0.0, 0.0)
+                 for lot in lots]
+        return lots + [x for x in extra if x.quantity > EPS]
+    return lots
+
+
+def _match(lot: Lot, q: float, sell: Fill, sell_charge_share: float) -> Match:
+    buy_charges = lot.charges * (q / lot.quantity) if lot.quantity > EPS else lot.charges
+    lot.charges -= buy_charges
+    buy_value = round(q * lot.price, 2)
+    sell_value = round(q * sell.price, 2)
+    gross = round(q * sell.price - q * lot.price, 2)
+    ch = round(buy_charges + sell_charge_share, 2)
+    return Match(
+        symbol=sell.symbol, buy_key=lot.buy_key, sell_key=sell.key, buy_date=lot.buy_date, sell_date=sell.day,
+        quantity=q, buy_price=lot.price, sell_price=sell.price, buy_value=buy_value, sell_value=sell_value,
+        gross_pnl=gross, charges=ch, net_pnl=round(gross - ch, 2),
+        holding_days=(_d(sell.day) - _d(lot.buy_date)).days, term=term_of(lot.buy_date, sell.day),
+    )
+
+
+def _consume(lots: list[Lot], sell: Fill, left: float, out: FifoResult) -> float:
+    """Match `left` of `sell` against `lots` in order; returns what is left unmatched."""
+    while left > EPS and lots:
+        lot = lots[0]
+        q = min(lot.quantity, left)
+        share = sell.charges * (q / sell.quantity) if sell.quantity > EPS else 0.0
+        out.matches.append(_match(lot, q, sell, share))
+        lot.quantity -= q
+        left -= q
+        if lot.quantity <= EPS:
+            lots.pop(0)
+    return left
+
+
+def match_symbol(fills: Sequence[Fill], actions: Sequence[Action] = ()) -> FifoResult:
+    """FIFO over one symbol's fills (any order; sorted here)."""
+    out = FifoResult()
+    lots: list[Lot] = []
+    by_day: dict[str, list[Fill]] = defaultdict(list)
+    for f in fills:
+        by_day[f.day].append(f)
+    pending = sorted(actions, key=lambda a: a.ex_date)
+    for day in sorted(by_day):
+        while pending and pending[0].ex_date <= day:
+            lots = _apply_action(lots, pending.pop(0))
+        todays = sorted(by_day[day], key=lambda f: f.seq)
+        buys = [Lot(f.symbol, f.key, f.day, f.quantity, f.price, f.charges) for f in todays if f.side == "buy"]
+        for sell in (f for f in todays if f.side == "sell"):
+            left = _consume(buys, sell, sell.quantity, out)  # intraday first
+            left = _consume(lots, sell, left, out)
+            if left > EPS:
+                out.unmatched.append((sell.key, left))
+        lots.extend(b for b in buys if b.quantity > EPS)
+    for a in pending:
+        lots = _apply_action(lots, a)
+    out.lots = lots
+    return out
+
+
+def match_fifo(fills: Iterable[Fill], actions: Iterable[Action] = ()) -> FifoResult:
+    """FIFO over a whole book: each symbol on its own."""
+    per: dict[str, list[Fill]] = defaultdict(list)
+    for f in fills:
+        per[f.symbol].append(f)
+    acts: dict[str, list[Action]] = defaultdict(list)
+    for a in actions:
+        acts[a.symbol].append(a)
+    out = FifoResult()
+    for symbol in sorted(per.keys() | acts.keys()):
+        r = match_symbol(per.get(symbol, []), acts.get(symbol, []))
+        out.matches.extend(r.matches)
+        out.lots.extend(r.lots)
+        out.unmatched.extend(r.unmatched)
+    return out
+
+
+def average_cost(lots: Sequence[Lot]) -> float:
+    qty = sum(lot.quantity for lot in lots)
+    return sum(lot.quantity * lot.price for lot in lots) / qty if qty > EPS else 0.0

@@ -1,0 +1,63 @@
+"""CLI subcommands of the broker integration: `tradertape agent` and `tradertape secrets rotate`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("agent", help="run the trading agent on your machine (places GTTs with Kite)")
+    p.add_argument("--server", required=True, help="the TraderTape server, e.g. http://127.0.0.1:8000")
+    p.add_argument("--key", default=None, help="the agent key zt_... (default: TRADERTAPE_AGENT_KEY)")
+    p.add_argument("--paper", action="store_true", help="simulate fills locally (a trial run; Kite is not called)")
+    p.add_argument("--once", action="store_true", help="run one cycle and exit")
+    p.add_argument("--kite-root", default=None, help="Kite API root (default https://api.kite.trade)")
+    p.add_argument("--state-dir", type=Path, default=None, help="where the journal lives (default ~/.tradertape)")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between cycles (default 2)")
+    p.add_argument("--sync-every", type=float, default=60.0, help="seconds between holdings/positions pushes")
+    p.set_defaults(func=_agent)
+    s = subparsers.add_parser("secrets", help="broker secret maintenance")
+    ssub = s.add_subparsers(dest="secrets_cmd", required=True)
+    ssub.add_parser("rotate", help="re-encrypt every stored broker secret with the first TRADERTAPE_SECRET_KEYS key"
+                    ).set_defaults(func=_rotate)
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from infra.agent import Agent, AgentConfig
+
+    key = args.key or os.environ.get("TRADERTAPE_AGENT_KEY", "")
+    if not key.startswith("zt_"):
+        print("an agent key (zt_...) is needed: --key or TRADERTAPE_AGENT_KEY; generate one with "
+              "POST /api/auth/agent-key", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=os.environ.get("TRADERTAPE_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tradertape.agent").setLevel(logging.INFO)
+    config = AgentConfig(
+        server=args.server, key=key, paper=args.paper,
+        kite_root=args.kite_root or os.environ.get("TRADERTAPE_KITE_API_ROOT") or None,
+        api_secret=os.environ.get("KITE_API_SECRET") or None,
+        state_dir=(args.state_dir or Path(os.environ.get("TRADERTAPE_AGENT_STATE_DIR", "~/.tradertape"))).expanduser(),
+        poll_seconds=args.poll, sync_every=args.sync_every,
+    )
+    try:
+        return Agent(config).run(once=args.once)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from infra.db import Database
+    from infra.secrets import SecretBox, SqlBrokerSecrets
+    from infra.settings import Settings
+
+    settings = Settings()
+    store = SqlBrokerSecrets(Database.from_settings(settings), SecretBox(settings.secret_key_list))
+    store.create_table()
+    n = store.rotate_all()
+    print(f"re-encrypted {n} broker secret(s) with the first secret key; older keys may now be removed")
+    return 0

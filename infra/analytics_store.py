@@ -1,0 +1,586 @@
+"""The analytics store: per-account Parquet snapshots of the trade journal, FIFO lots, realized P&L, ledger,
+mutual-fund transactions and holdings, and model-portfolio daily equity, queried with DuckDB.
+
+Single writer, many readers, without a shared DuckDB database file:
+- A snapshot is a folder of immutable Parquet files, `<analytics dir>/accounts/<account>/<position>/`, built
+  from the operational read models (the projections keep those transactionally) and published by
+  atomically replacing the account's `CURRENT` pointer file. Readers (any API process, the CLI) open an
+  in-memory DuckDB connection over the files `CURRENT` names: they never see a half-written snapshot.
+- A snapshot knows the store position it reflects. `rm_analytics_changes` (bumped in the same transaction
+  as every import batch, corporate action and portfolio fill/close/day close) says which position the
+  account's analytics must reflect; a read that finds the snapshot older rebuilds it first, under an
+  exclusive file lock per account (one writer at a time, across processes; the others wait and then use
+  the fresh snapshot). A user therefore always reads their own imports.
+- Old snapshot folders are removed after a new one is published (the previous one is kept for readers
+  still on it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from domain.pnl import Action, Fill, match_fifo, trade_charges
+from domain.xirr import xirr
+from infra.db import Database
+from projections.imports import (
+    cas_statements,
+    change_position,
+    corporate_actions,
+    imported_trades,
+    ledger_entries,
+    mf_transactions,
+)
+from projections.portfolios import portfolio_equity, portfolios, positions
+from projections.strategies import strategies
+
+TABLES = ("trades", "realized", "lots", "ledger", "mf_transactions", "mf_holdings", "demat_holdings", "equity")
+
+_SCHEMAS: dict[str, pa.Schema] = {
+    "trades": pa.schema([
+        ("account_id", pa.int64()), ("source", pa.string()), ("portfolio_id", pa.int64()), ("strategy", pa.string()),
+        ("trade_key", pa.string()), ("trade_id", pa.string()), ("order_id", pa.string()), ("exchange", pa.string()),
+        ("symbol", pa.string()), ("isin", pa.string()), ("trade_date", pa.date32()), ("executed_at", pa.string()),
+        ("side", pa.string()), ("quantity", pa.float64()), ("price", pa.float64()), ("value", pa.float64()),
+        ("charges", pa.float64()),
+    ]),
+    "realized": pa.schema([
+        ("account_id", pa.int64()), ("source", pa.string()), ("portfolio_id", pa.int64()), ("strategy", pa.string()),
+        ("symbol", pa.string()), ("sell_key", pa.string()), ("buy_date", pa.date32()), ("sell_date", pa.date32()),
+        ("quantity", pa.float64()), ("buy_price", pa.float64()), ("sell_price", pa.float64()),
+        ("buy_value", pa.float64()), ("sell_value", pa.float64()), ("gross_pnl", pa.float64()),
+        ("charges", pa.float64()), ("net_pnl", pa.float64()), ("holding_days", pa.int32()), ("term", pa.string()),
+    ]),
+    "lots": pa.schema([
+        ("account_id", pa.int64()), ("symbol", pa.string()), ("isin", pa.string()), ("exchange", pa.string()),
+        ("buy_key", pa.string()), ("buy_date", pa.date32()), ("quantity", pa.float64()), ("price", pa.float64()),
+        ("cost", pa.float64()), ("charges", pa.float64()),
+    ]),
+    "ledger": pa.schema([
+        ("account_id", pa.int64()), ("posting_date", pa.date32()), ("particulars", pa.string()),
+        ("voucher_type", pa.string()), ("debit", pa.float64()), ("credit", pa.float64()), ("balance", pa.float64()),
+        ("category", pa.string()),
+    ]),
+    "mf_transactions": pa.schema([
+        ("account_id", pa.int64()), ("folio", pa.string()), ("amc", pa.string()), ("scheme", pa.string()),
+        ("isin", pa.string()), ("date", pa.date32()), ("description", pa.string()), ("type", pa.string()),
+        ("amount", pa.float64()), ("units", pa.float64()), ("nav", pa.float64()), ("balance", pa.float64()),
+    ]),
+    "mf_holdings": pa.schema([
+        ("account_id", pa.int64()), ("folio", pa.string()), ("amc", pa.string()), ("scheme", pa.string()),
+        ("isin", pa.string()), ("date", pa.date32()), ("units", pa.float64()), ("nav", pa.float64()),
+        ("cost", pa.float64()), ("value", pa.float64()),
+    ]),
+    "demat_holdings": pa.schema([
+        ("account_id", pa.int64()), ("isin", pa.string()), ("symbol", pa.string()), ("name", pa.string()),
+        ("date", pa.date32()), ("quantity", pa.float64()), ("price", pa.float64()), ("value", pa.float64()),
+    ]),
+    "equity": pa.schema([
+        ("account_id", pa.int64()), ("portfolio_id", pa.int64()), ("strategy", pa.string()), ("mode", pa.string()),
+        ("day", pa.date32()), ("cash", pa.float64()), ("equity", pa.float64()),
+    ]),
+}
+
+IMPORTED = "imported"
+
+
+def _day(s: str | None) -> date | None:
+    return date.fromisoformat(s[:10]) if s else None
+
+
+def _columns(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pydict({f.name: [r.get(f.name) for r in rows] for f in schema}, schema=schema)
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def _strategy_names(conn: sa.Connection, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(strategies.c.id, strategies.c.name).where(strategies.c.id.in_(ids))).all()
+    return {int(r.id): str(r.name) for r in rows}
+
+
+def build_tables(conn: sa.Connection, account_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Every analytics table of one account, from the operational read models."""
+    t = imported_trades.c
+    trows = conn.execute(sa.select(imported_trades).where(t.account_id == account_id)).all()
+    fills = [Fill(r.trade_key, r.symbol, r.trade_date, f"{r.executed_at}|{r.trade_id:>24}", r.side,
+                  float(r.quantity), float(r.price)) for r in trows]
+    charged = trade_charges(fills)
+    fills = [Fill(f.key, f.symbol, f.day, f.seq, f.side, f.quantity, f.price, charged[f.key]) for f in fills]
+    ca = corporate_actions.c
+    actions = [Action(r.symbol, r.ex_date, r.kind, float(r.ratio_new), float(r.ratio_old))
+               for r in conn.execute(sa.select(corporate_actions).where(ca.account_id == account_id)).all()]
+    fifo = match_fifo(fills, actions)
+    meta = {r.trade_key: r for r in trows}
+    trades = [{
+        "account_id": account_id, "source": IMPORTED, "portfolio_id": None, "strategy": None,
+        "trade_key": r.trade_key, "trade_id": r.trade_id, "order_id": r.order_id, "exchange": r.exchange,
+        "symbol": r.symbol, "isin": r.isin, "trade_date": _day(r.trade_date), "executed_at": r.executed_at,
+        "side": r.side, "quantity": float(r.quantity), "price": float(r.price),
+        "value": round(float(r.quantity) * float(r.price), 2), "charges": charged[r.trade_key],
+    } for r in trows]
+    realized = [{
+        "account_id": account_id, "source": IMPORTED, "portfolio_id": None, "strategy": None, "symbol": m.symbol,
+        "sell_key": m.sell_key, "buy_date": _day(m.buy_date), "sell_date": _day(m.sell_date), "quantity": m.quantity,
+        "buy_price": m.buy_price, "sell_price": m.sell_price, "buy_value": m.buy_value, "sell_value": m.sell_value,
+        "gross_pnl": m.gross_pnl, "charges": m.charges, "net_pnl": m.net_pnl, "holding_days": m.holding_days,
+        "term": m.term,
+    } for m in fifo.matches]
+    lots = []
+    for lot in fifo.lots:
+        src = meta.get(lot.buy_key)
+        lots.append({"account_id": account_id, "symbol": lot.symbol, "isin": src.isin if src is not None else "",
+                     "exchange": src.exchange if src is not None else "NSE", "buy_key": lot.buy_key,
+                     "buy_date": _day(lot.buy_date), "quantity": lot.quantity, "price": lot.price,
+                     "cost": round(lot.quantity * lot.price, 2), "charges": round(lot.charges, 2)})
+    _portfolio_rows(conn, account_id, trades, realized)
+    le = ledger_entries.c
+    ledger = [{"account_id": account_id, "posting_date": _day(r.posting_date), "particulars": r.particulars,
+               "voucher_type": r.voucher_type, "debit": r.debit, "credit": r.credit, "balance": r.balance,
+               "category": r.category}
+              for r in conn.execute(sa.select(ledger_entries).where(le.account_id == account_id)
+                                    .order_by(le.posting_date)).all()]
+    mt = mf_transactions.c
+    mf = [{"account_id": account_id, "folio": r.folio, "amc": r.amc, "scheme": r.scheme, "isin": r.isin,
+           "date": _day(r.date), "description": r.description, "type": r.txn_type, "amount": r.amount,
+           "units": r.units, "nav": r.nav, "balance": r.balance}
+          for r in conn.execute(sa.select(mf_transactions).where(mt.account_id == account_id)).all()]
+    mf_holdings, demat = _latest_statements(conn, account_id)
+    return {"trades": trades, "realized": realized, "lots": lots, "ledger": ledger, "mf_transactions": mf,
+            "mf_holdings": mf_holdings, "demat_holdings": demat, "equity": _equity_rows(conn, account_id)}
+
+
+def _portfolio_rows(conn: sa.Connection, account_id: int, trades: list[dict[str, Any]],
+                    realized: list[dict[str, Any]]) -> None:
+    """Model portfolios' positions as journal trades (entry and exit) and closed trades."""
+    pf = portfolios.c
+    pfs = {int(r.id): r for r in conn.execute(sa.select(pf.id, pf.strategy_id, pf.mode, pf.name)
+                                              .where(pf.account_id == account_id)).all()}
+    if not pfs:
+        return
+    names = _strategy_names(conn, {int(r.strategy_id) for r in pfs.values() if r.strategy_id is not None})
+    p = positions.c
+    for r in conn.execute(sa.select(positions).where(p.portfolio_id.in_(pfs.keys())).order_by(p.id)).all():
+        info = pfs[int(r.portfolio_id)]
+        strategy = names.get(int(info.strategy_id), f"strategy {info.strategy_id}") if info.strategy_id else info.name
+        qty = float(r.quantity)
+        base = {"account_id": account_id, "source": info.mode, "portfolio_id": int(r.portfolio_id),
+                "strategy": strategy, "exchange": r.exchange, "symbol": r.symbol, "isin": "", "order_id": ""}
+        trades.append({**base, "trade_key": f"position:{r.id}:buy", "trade_id": f"P{r.id}B",
+                       "trade_date": _day(r.entry_date), "executed_at": "", "side": "buy", "quantity": qty,
+                       "price": float(r.avg_price), "value": round(qty * float(r.avg_price), 2),
+                       "charges": float(r.entry_charges)})
+        if r.status != "closed" or r.exit_price is None or r.exit_date is None:
+            continue
+        exit_price = float(r.exit_price)
+        sell_key = f"position:{r.id}:sell"
+        trades.append({**base, "trade_key": sell_key, "trade_id": f"P{r.id}S", "trade_date": _day(r.exit_date),
+                       "executed_at": "", "side": "sell", "quantity": qty, "price": exit_price,
+                       "value": round(qty * exit_price, 2), "charges": float(r.exit_charges)})
+        gross = round(qty * (exit_price - float(r.avg_price)), 2)
+        ch = round(float(r.entry_charges) + float(r.exit_charges), 2)
+        b, s = _day(r.entry_date), _day(r.exit_date)
+        assert b is not None and s is not None
+        realized.append({
+            "account_id": account_id, "source": info.mode, "portfolio_id": int(r.portfolio_id), "strategy": strategy,
+            "symbol": r.symbol, "sell_key": sell_key, "buy_date": b, "sell_date": s, "quantity": qty,
+            "buy_price": float(r.avg_price), "sell_price": exit_price, "buy_value": round(qty * float(r.avg_price), 2),
+            "sell_value": round(qty * exit_price, 2), "gross_pnl": gross, "charges": ch,
+            "net_pnl": float(r.realized_pnl) if r.realized_pnl is not None else round(gross - ch, 2),
+            "holding_days": (s - b).days, "term": "intraday" if s == b else "short" if (s - b).days <= 365 else "long",
+        })
+
+
+def _equity_rows(conn: sa.Connection, account_id: int) -> list[dict[str, Any]]:
+    pf, eq = portfolios.c, portfolio_equity.c
+    rows = conn.execute(sa.select(eq.portfolio_id, eq.day, eq.cash, eq.equity, pf.strategy_id, pf.mode, pf.reset_seq,
+                                  eq.reset_seq.label("row_seq"))
+                        .join(portfolios, pf.id == eq.portfolio_id).where(pf.account_id == account_id)).all()
+    names = _strategy_names(conn, {int(r.strategy_id) for r in rows if r.strategy_id is not None})
+    return [{"account_id": account_id, "portfolio_id": int(r.portfolio_id),
+             "strategy": names.get(int(r.strategy_id), "") if r.strategy_id else "", "mode": r.mode,
+             "day": _day(r.day), "cash": float(r.cash), "equity": float(r.equity)}
+            for r in rows if r.row_seq == r.reset_seq]
+
+
+def _latest_statements(conn: sa.Connection, account_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The latest valuation per folio and scheme, and the latest demat statement's holdings."""
+    cs = cas_statements.c
+    rows = conn.execute(sa.select(cas_statements).where(cs.account_id == account_id).order_by(cs.period_to)).all()
+    mf: dict[tuple[str, str], dict[str, Any]] = {}
+    demat: list[dict[str, Any]] = []
+    for r in rows:
+        for v in r.valuations or []:
+            key = (str(v.get("folio", "")), str(v.get("isin") or v.get("scheme", "")))
+            day = _day(v.get("date") or r.period_to)
+            if key not in mf or (day and mf[key]["date"] and day >= mf[key]["date"]):
+                mf[key] = {"account_id": account_id, "folio": key[0], "amc": v.get("amc", ""),
+                           "scheme": v.get("scheme", ""), "isin": v.get("isin", ""), "date": day,
+                           "units": v.get("units"), "nav": v.get("nav"), "cost": v.get("cost"), "value": v.get("value")}
+        if r.holdings:
+            demat = [{"account_id": account_id, "isin": h.get("isin", ""), "symbol": h.get("symbol") or "",
+                      "name": h.get("name", ""), "date": _day(h.get("date") or r.period_to),
+                      "quantity": h.get("quantity"), "price": h.get("price"), "value": h.get("value")}
+                     for h in r.holdings]
+    return list(mf.values()), demat
+
+
+# ---------------------------------------------------------------------------------------------- the store
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    account_id: int
+    position: int
+    folder: Path | None  # None: nothing to analyse yet (empty tables)
+
+    def path(self, table: str) -> Path | None:
+        return None if self.folder is None else self.folder / f"{table}.parquet"
+
+
+class AnalyticsStore:
+    def __init__(self, db: Database, root: Path) -> None:
+        self.db = db
+        self.root = root
+        self._locks: dict[int, threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    def _account_dir(self, account_id: int) -> Path:
+        return self.root / str(int(account_id))
+
+    def _current(self, account_id: int) -> tuple[int, Path] | None:
+        pointer = self._account_dir(account_id) / "CURRENT"
+        try:
+            name = pointer.read_text().strip()
+        except FileNotFoundError:
+            return None
+        folder = self._account_dir(account_id) / name
+        return (int(name), folder) if name.isdigit() and folder.is_dir() else None
+
+    @contextmanager
+    def _writer_lock(self, account_id: int) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks[account_id]
+        with lock:
+            d = self._account_dir(account_id)
+            d.mkdir(parents=True, exist_ok=True)
+            with open(d / ".lock", "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def snapshot(self, account_id: int) -> Snapshot:
+        """The account's current snapshot, rebuilt first when the read models moved past it."""
+        with self.db.read() as conn:
+            wanted = change_position(conn, account_id)
+        cur = self._current(account_id)
+        if cur is not None and cur[0] >= wanted:
+            return Snapshot(account_id, cur[0], cur[1])
+        if wanted == 0:
+            return Snapshot(account_id, 0, None)
+        with self._writer_lock(account_id):
+            cur = self._current(account_id)
+            if cur is not None and cur[0] >= wanted:
+                return Snapshot(account_id, cur[0], cur[1])
+            return self._build(account_id)
+
+    def _build(self, account_id: int) -> Snapshot:
+        with self.db.read() as conn:
+            position = change_position(conn, account_id)
+            tables = build_tables(conn, account_id)
+        d = self._account_dir(account_id)
+        tmp = d / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir(parents=True)
+        for name in TABLES:
+            pq.write_table(_columns(tables[name], _SCHEMAS[name]), tmp / f"{name}.parquet")
+        final = d / str(position)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        pointer_tmp = d / f".CURRENT-{uuid.uuid4().hex}"
+        pointer_tmp.write_text(str(position))
+        os.replace(pointer_tmp, d / "CURRENT")
+        keep = sorted((int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True)[:2]
+        for p in d.iterdir():
+            if p.is_dir() and ((p.name.isdigit() and int(p.name) not in keep) or p.name.startswith(".tmp-")) \
+                    and p != tmp:
+                shutil.rmtree(p, ignore_errors=True)
+        return Snapshot(account_id, position, final)
+
+    @contextmanager
+    def connect(self, snapshots: Sequence[Snapshot]) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB connection with one view per analytics table over the given snapshots
+        (empty tables where an account has none)."""
+        con = duckdb.connect()
+        try:
+            for name in TABLES:
+                paths = [str(p) for s in snapshots if (p := s.path(name)) is not None]
+                if paths:
+                    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({paths!r})")
+                else:
+                    empty = _columns([], _SCHEMAS[name])
+                    con.register(f"_{name}_empty", empty)
+                    con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+            yield con
+        finally:
+            con.close()
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cur = con.execute(sql, list(params))
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+# ---------------------------------------------------------------------------------------------- queries
+
+Marks = Callable[[Sequence[str]], dict[str, tuple[float, str]]]  # symbol -> (price, date) from market data
+
+
+def _filters(source: str | None, start: date | None, end: date | None, col: str) -> tuple[str, list[Any]]:
+    where: list[str] = ["TRUE"]
+    params: list[Any] = []
+    if source and source != "all":
+        where.append("source = ?")
+        params.append(source)
+    if start:
+        where.append(f"{col} >= ?")
+        params.append(start)
+    if end:
+        where.append(f"{col} <= ?")
+        params.append(end)
+    return " AND ".join(where), params
+
+
+GROUPS = {"symbol": "symbol", "month": "strftime(sell_date, '%Y-%m')", "year": "CAST(year(sell_date) AS VARCHAR)",
+          "strategy": "coalesce(strategy, 'imported')"}
+
+
+def pnl(con: duckdb.DuckDBPyConnection, group_by: str, source: str | None, start: date | None,
+        end: date | None) -> list[dict[str, Any]]:
+    where, params = _filters(source, start, end, "sell_date")
+    key = GROUPS[group_by]
+    sql = f"""
+        WITH per_sell AS (
+            SELECT {key} AS k, sell_key, sum(quantity) AS quantity, sum(buy_value) AS buy_value,
+                   sum(sell_value) AS sell_value, sum(gross_pnl) AS gross, sum(charges) AS charges,
+                   sum(net_pnl) AS net
+            FROM realized WHERE {where} GROUP BY ALL)
+        SELECT k, count(*) AS trades, sum(quantity) AS quantity, round(sum(buy_value), 2) AS buy_value,
+               round(sum(sell_value), 2) AS sell_value, round(sum(gross), 2) AS realized_pnl,
+               round(sum(charges), 2) AS charges, round(sum(net), 2) AS net_pnl,
+               count(*) FILTER (WHERE net > 0) AS wins, count(*) FILTER (WHERE net <= 0) AS losses
+        FROM per_sell GROUP BY k ORDER BY k"""
+    out = []
+    for r in rows(con, sql, params):
+        k = r.pop("k")
+        r["win_rate"] = round(100.0 * r["wins"] / r["trades"], 2) if r["trades"] else None
+        out.append({group_by: k, **r})
+    return out
+
+
+def journal(con: duckdb.DuckDBPyConnection, *, source: str | None, symbol: str | None, side: str | None,
+            strategy: str | None, start: date | None, end: date | None, limit: int,
+            offset: int) -> tuple[list[dict[str, Any]], int]:
+    where, params = _filters(source, start, end, "t.trade_date")
+    if symbol:
+        where += " AND t.symbol = ?"
+        params.append(symbol.upper())
+    if side:
+        where += " AND t.side = ?"
+        params.append(side)
+    if strategy:
+        where += " AND coalesce(t.strategy, 'imported') = ?"
+        params.append(strategy)
+    total = con.execute(f"SELECT count(*) FROM trades t WHERE {where}", params).fetchone()
+    sql = f"""
+        SELECT t.source, t.portfolio_id, t.strategy, t.exchange, t.symbol, t.isin, t.trade_date, t.executed_at,
+               t.side, t.quantity, t.price, t.value, t.charges, t.trade_id, t.order_id,
+               r.gross AS realized_pnl, r.net AS net_pnl, r.holding_days
+        FROM trades t LEFT JOIN (
+            SELECT sell_key, round(sum(gross_pnl), 2) AS gross, round(sum(net_pnl), 2) AS net,
+                   max(holding_days) AS holding_days
+            FROM realized GROUP BY sell_key) r ON r.sell_key = t.trade_key
+        WHERE {where}
+        ORDER BY t.trade_date DESC, t.executed_at DESC, t.trade_id DESC
+        LIMIT ? OFFSET ?"""
+    out = rows(con, sql, [*params, limit, offset])
+    for r in out:
+        r["trade_date"] = r["trade_date"].isoformat()
+    return out, int(total[0]) if total else 0
+
+
+def _marks(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, tuple[float, str, str]]:
+    """symbol -> (price, date, source): the latest of market bars, demat statements, own trades."""
+    best: dict[str, tuple[float, str, str]] = {}
+
+    def offer(sym: str, price: Any, day: Any, src: str) -> None:
+        if price is None or not sym:
+            return
+        d = str(day)[:10]
+        cur = best.get(sym)
+        if cur is None or d > cur[1]:
+            best[sym] = (float(price), d, src)
+
+    for r in rows(con, """SELECT symbol, arg_max(price, trade_date || executed_at) AS price, max(trade_date) AS d
+                          FROM trades WHERE source = 'imported' GROUP BY symbol"""):
+        offer(r["symbol"], r["price"], r["d"], "last_trade")
+    for r in rows(con, "SELECT symbol, price, date FROM demat_holdings WHERE symbol <> ''"):
+        offer(r["symbol"], r["price"], r["date"], "demat_statement")
+    symbols = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM lots").fetchall()]
+    if market is not None and symbols:
+        for sym, (price, day) in market(symbols).items():
+            offer(sym, price, day, "market")
+    return best
+
+
+def holdings(con: duckdb.DuckDBPyConnection, market: Marks | None) -> list[dict[str, Any]]:
+    marks = _marks(con, market)
+    lots = rows(con, "SELECT symbol, isin, exchange, buy_date, quantity, price, cost FROM lots "
+                     "ORDER BY symbol, buy_date, buy_key")
+    by_symbol: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for lot in lots:
+        by_symbol[lot["symbol"]].append(lot)
+    out: list[dict[str, Any]] = []
+    for sym, ls in by_symbol.items():
+        qty = sum(x["quantity"] for x in ls)
+        invested = round(sum(x["quantity"] * x["price"] for x in ls), 2)
+        mark = marks.get(sym)
+        price = mark[0] if mark else None
+        value = round(qty * price, 2) if price is not None else None
+        as_of = date.fromisoformat(mark[1]) if mark else None
+        out.append({
+            "asset_class": "equity", "symbol": sym, "exchange": ls[0]["exchange"], "isin": ls[0]["isin"],
+            "quantity": qty, "avg_cost": round(invested / qty, 4) if qty else 0.0, "invested": invested,
+            "last_price": price, "mark_date": mark[1] if mark else None, "mark_source": mark[2] if mark else None,
+            "current_value": value, "unrealized_pnl": round(value - invested, 2) if value is not None else None,
+            "unrealized_pct": round(100 * (value - invested) / invested, 2) if value is not None and invested else None,
+            "lots": [{"buy_date": x["buy_date"].isoformat(), "quantity": x["quantity"], "price": x["price"],
+                      "holding_days": (as_of - x["buy_date"]).days if as_of else None} for x in ls],
+        })
+    for r in rows(con, "SELECT folio, amc, scheme, isin, date, units, nav, cost, value FROM mf_holdings "
+                       "WHERE coalesce(units, 0) > 0 ORDER BY scheme, folio"):
+        value, cost = r["value"], r["cost"]
+        out.append({"asset_class": "mutual_fund", "symbol": r["scheme"], "isin": r["isin"], "folio": r["folio"],
+                    "amc": r["amc"], "quantity": r["units"], "avg_cost": round(cost / r["units"], 4)
+                    if cost is not None and r["units"] else None, "invested": cost, "last_price": r["nav"],
+                    "mark_date": r["date"].isoformat() if r["date"] else None, "mark_source": "cas_valuation",
+                    "current_value": value,
+                    "unrealized_pnl": round(value - cost, 2) if value is not None and cost is not None else None,
+                    "unrealized_pct": round(100 * (value - cost) / cost, 2) if value is not None and cost else None,
+                    "lots": []})
+    return out
+
+
+def _r2(x: float) -> float:
+    return round(x + 0.0, 2)
+
+
+def summary(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, Any]:
+    """The broker account's (imported tradebook, ledger and CAS) totals; model portfolios are not money
+    the broker holds and have their own dashboards."""
+    held = holdings(con, market)
+    eq = [h for h in held if h["asset_class"] == "equity"]
+    mf = [h for h in held if h["asset_class"] == "mutual_fund"]
+    r = rows(con, """SELECT coalesce(sum(gross_pnl), 0) AS realized, coalesce(sum(net_pnl), 0) AS net,
+                            coalesce(sum(quantity * holding_days), 0) AS qd, coalesce(sum(quantity), 0) AS q
+                     FROM realized WHERE source = 'imported'""")[0]
+    sells = rows(con, """SELECT count(*) AS n, count(*) FILTER (WHERE net > 0) AS wins FROM (
+                           SELECT sell_key, sum(net_pnl) AS net FROM realized WHERE source = 'imported'
+                           GROUP BY sell_key)""")[0]
+    charges = con.execute("SELECT coalesce(sum(charges), 0), count(*) FROM trades WHERE source = 'imported'"
+                          ).fetchone() or (0.0, 0)
+    ledger_charges = con.execute("SELECT coalesce(sum(debit - credit), 0) FROM ledger "
+                                 "WHERE category IN ('charges', 'dp_charges')").fetchone() or (0.0,)
+
+    def part(hs: list[dict[str, Any]]) -> dict[str, Any]:
+        known = [h for h in hs if h["current_value"] is not None and h["invested"] is not None]
+        inv = _r2(sum(h["invested"] or 0 for h in hs))
+        cur = _r2(sum(h["current_value"] for h in known))
+        return {"invested": inv, "current_value": cur,
+                "unrealized_pnl": _r2(sum(h["current_value"] - h["invested"] for h in known)), "holdings": len(hs)}
+
+    equity, funds = part(eq), part(mf)
+    flows, as_of = cash_flows(con, held)
+    rate = xirr(flows) if flows else None
+    return {
+        "invested": _r2(equity["invested"] + funds["invested"]),
+        "current_value": _r2(equity["current_value"] + funds["current_value"]),
+        "realized_pnl": _r2(float(r["realized"])),
+        "unrealized_pnl": _r2(equity["unrealized_pnl"] + funds["unrealized_pnl"]),
+        "charges": _r2(float(charges[0])),
+        "net_realized_pnl": _r2(float(r["net"])),
+        "ledger_charges": _r2(float(ledger_charges[0])),
+        "xirr": round(rate * 100, 2) if rate is not None else None,
+        "xirr_as_of": as_of,
+        "win_rate": round(100.0 * sells["wins"] / sells["n"], 2) if sells["n"] else None,
+        "closed_trades": int(sells["n"]),
+        "trades": int(charges[1]),
+        "avg_holding_days": round(float(r["qd"]) / float(r["q"]), 1) if r["q"] else None,
+        "equity": equity,
+        "mutual_funds": funds,
+    }
+
+
+def cash_flows(con: duckdb.DuckDBPyConnection, held: list[dict[str, Any]]) -> tuple[list[tuple[str, float]],
+                                                                                   str | None]:
+    """Dated cash flows for XIRR (money in negative) and the valuation date.
+
+    Equity: the ledger's funds added and withdrawn, valued at the end by the open holdings plus the
+    ledger's last cash balance; without a ledger, the trades themselves (buys and charges out, sells in).
+    Mutual funds: purchases out, redemptions and dividend payouts in, valued by the latest statement."""
+    flows: list[tuple[str, float]] = []
+    dates: list[str] = [h["mark_date"] for h in held if h.get("mark_date")]
+    ledger = rows(con, "SELECT posting_date, debit, credit, balance, category FROM ledger ORDER BY posting_date")
+    eq_value = sum(h["current_value"] or 0 for h in held if h["asset_class"] == "equity")
+    if ledger:
+        for e in ledger:
+            d = e["posting_date"].isoformat()
+            if e["category"] == "funds_added":
+                flows.append((d, -(e["credit"] - e["debit"])))
+            elif e["category"] == "funds_withdrawn":
+                flows.append((d, e["debit"] - e["credit"]))
+        dates.append(ledger[-1]["posting_date"].isoformat())
+        cash = next((e["balance"] for e in reversed(ledger) if e["balance"] is not None), 0.0) or 0.0
+        terminal_eq = eq_value + cash
+    else:
+        for t in rows(con, "SELECT trade_date, side, value, charges FROM trades WHERE source = 'imported'"):
+            d = t["trade_date"].isoformat()
+            flows.append((d, -(t["value"] + t["charges"]) if t["side"] == "buy" else t["value"] - t["charges"]))
+            dates.append(d)
+        terminal_eq = eq_value
+    for t in rows(con, "SELECT date, amount, units, type FROM mf_transactions WHERE amount IS NOT NULL"):
+        d, amt, typ = t["date"].isoformat(), float(t["amount"]), str(t["type"])
+        if typ in ("PURCHASE", "PURCHASE_SIP"):
+            flows.append((d, -abs(amt)))
+        elif typ in ("REDEMPTION", "DIVIDEND_PAYOUT"):
+            flows.append((d, abs(amt)))
+        dates.append(d)
+    mf_value = sum(h["current_value"] or 0 for h in held if h["asset_class"] == "mutual_fund")
+    if not flows or not dates:
+        return [], None
+    as_of = max(dates)
+    if terminal_eq + mf_value:
+        flows.append((as_of, terminal_eq + mf_value))
+    return flows, as_of
+

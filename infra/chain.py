@@ -1,0 +1,242 @@
+"""Tamper evidence: a SHA-256 hash chain per account over the stored events.
+
+    hash(e) = sha256(prev_hash || canonical_json(e))     prev_hash of an account's first event = 64 x "0"
+
+`canonical_json` is the event's envelope without its store position and hashes (sorted keys, no
+spaces), so an export re-imported elsewhere verifies the same. The chain follows store order
+(the notification ids, which never reorder commits).
+
+Sealing: right after every save the writing process seals the events up to the store head (one
+short transaction under a global lock: an advisory lock on Postgres, BEGIN IMMEDIATE on SQLite), and
+readers that publish events (the relay, the embedded projector) seal before they read, so no event
+leaves the store unsealed even if its writer died between commit and seal. Sealed hashes are kept in
+`audit_chain`; `verify_store` recomputes every chain from the stored events and reports the first
+break (an altered event, a deleted one, a hash row that was changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from infra.db import Database
+from projections.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+_ADVISORY_KEY = 7411002
+_BATCH = 2000
+
+metadata = sa.MetaData()
+audit_chain = sa.Table(
+    "audit_chain", metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("account_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+audit_chain_heads = sa.Table(
+    "audit_chain_heads", metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("events", sa.BigInteger, nullable=False),
+)
+audit_chain_state = sa.Table(
+    "audit_chain_state", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("sealed_position", sa.BigInteger, nullable=False),
+)
+
+
+def canonical(env: Envelope) -> bytes:
+    """The hashed form of an event: its envelope minus position and hashes."""
+    doc: dict[str, Any] = {
+        "event_id": env.event_id, "type": env.type, "schema_version": env.schema_version,
+        "aggregate_type": env.aggregate_type, "aggregate_id": env.aggregate_id,
+        "aggregate_version": env.aggregate_version, "account_id": env.account_id,
+        "occurred_at": env.occurred_at, "meta": env.meta, "data": env.data,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, env: Envelope) -> str:
+    return hashlib.sha256(prev_hash.encode() + canonical(env)).hexdigest()
+
+
+def account_of(env: Envelope) -> int:
+    return int(env.account_id) if env.account_id is not None else 0
+
+
+@dataclass(frozen=True)
+class Break:
+    position: int
+    account_id: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"position {self.position} (account {self.account_id}): {self.reason}"
+
+
+class HashChain:
+    """The per-account chains of one event store (`read_after(position, limit)` yields envelopes)."""
+
+    def __init__(self, db: Database, read_after: Any) -> None:
+        self.db = db
+        self.read_after = read_after
+        self.sealed = 0  # this process's view of the sealed position (a lower bound)
+
+    def create_tables(self) -> None:
+        metadata.create_all(self.db.writer)
+
+    @staticmethod
+    def _lock(conn: Connection, db: Database) -> None:
+        if not db.is_sqlite:  # SQLite: the write transaction is BEGIN IMMEDIATE already
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+
+    def _sealed_position(self, conn: Connection) -> int:
+        return int(conn.execute(sa.select(audit_chain_state.c.sealed_position)
+                                .where(audit_chain_state.c.name == "store")).scalar_one_or_none() or 0)
+
+    def seal(self, upto: int | None = None) -> int:
+        """Chain every stored event not yet sealed (at least up to `upto` if given); returns the sealed
+        position. Events are read before the lock is taken (the store's own connection pool must not
+        be needed while this transaction holds the write lock); the batch is written only if nobody
+        sealed meanwhile, else it is read again."""
+        while upto is None or self.sealed < upto:
+            with self.db.read() as conn:
+                start = self._sealed_position(conn)
+            self.sealed = max(self.sealed, start)
+            if upto is not None and start >= upto:
+                break
+            envs = self.read_after(start, _BATCH)
+            if not envs:
+                break
+            with self.db.write() as conn:
+                self._lock(conn, self.db)
+                if self._sealed_position(conn) != start:
+                    continue  # another process sealed these; read again
+                self._write_batch(conn, envs)
+            self.sealed = envs[-1].position
+            if len(envs) < _BATCH:
+                break
+        return self.sealed
+
+    def _write_batch(self, conn: Connection, envs: list[Envelope]) -> None:
+        heads: dict[int, tuple[str, int, int]] = {}  # account -> (hash, events, last position)
+        rows = []
+        for env in envs:
+            acct = account_of(env)
+            if acct not in heads:
+                row = conn.execute(sa.select(audit_chain_heads.c.hash, audit_chain_heads.c.events)
+                                   .where(audit_chain_heads.c.account_id == acct)).first()
+                heads[acct] = (str(row.hash), int(row.events), 0) if row else (GENESIS, 0, 0)
+            prev, count, _ = heads[acct]
+            h = chain_hash(prev, env)
+            heads[acct] = (h, count + 1, env.position)
+            rows.append({"position": env.position, "account_id": acct, "event_id": env.event_id,
+                         "prev_hash": prev, "hash": h})
+        conn.execute(sa.insert(audit_chain), rows)
+        for acct, (h, count, last) in heads.items():
+            n = conn.execute(sa.update(audit_chain_heads).where(audit_chain_heads.c.account_id == acct)
+                             .values(hash=h, events=count, position=last)).rowcount
+            if not n:
+                conn.execute(sa.insert(audit_chain_heads).values(account_id=acct, hash=h, events=count,
+                                                                 position=last))
+        sealed = envs[-1].position
+        n = conn.execute(sa.update(audit_chain_state).where(audit_chain_state.c.name == "store")
+                         .values(sealed_position=sealed)).rowcount
+        if not n:
+            conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=sealed))
+
+    def try_seal(self) -> None:
+        """Seal after a save; a failure only delays sealing (the next writer or reader seals)."""
+        try:
+            self.seal()
+        except Exception:
+            log.warning("sealing the event chain failed; it will be sealed by the next writer", exc_info=True)
+
+    def hashes(self, positions: Iterable[int]) -> dict[int, tuple[str, str]]:
+        wanted = list(positions)
+        if not wanted:
+            return {}
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(audit_chain.c.position, audit_chain.c.prev_hash, audit_chain.c.hash)
+                                .where(audit_chain.c.position.between(min(wanted), max(wanted)))).all()
+        return {int(r.position): (str(r.prev_hash), str(r.hash)) for r in rows}
+
+    # ------------------------------------------------------------------ verification
+
+    def stored_rows(self) -> Iterator[Any]:
+        with self.db.read() as conn:
+            yield from conn.execute(sa.select(audit_chain).order_by(audit_chain.c.position)).all()
+
+    def verify_store(self) -> tuple[list[Break], dict[str, int]]:
+        """Recompute every chain from the stored events and compare with the sealed hashes."""
+        self.seal()
+        chain_rows = {int(r.position): r for r in self.stored_rows()}
+        heads: dict[int, str] = {}
+        breaks: list[Break] = []
+        seen: set[int] = set()
+        events = 0
+        after = 0
+        while True:
+            envs = self.read_after(after, _BATCH)
+            if not envs:
+                break
+            for env in envs:
+                events += 1
+                after = env.position
+                seen.add(env.position)
+                acct = account_of(env)
+                prev = heads.get(acct, GENESIS)
+                h = chain_hash(prev, env)
+                heads[acct] = h
+                row = chain_rows.get(env.position)
+                if row is None:
+                    breaks.append(Break(env.position, acct, "event has no sealed hash"))
+                elif row.hash != h or row.prev_hash != prev:
+                    why = ("the event differs from what was sealed (altered after it was recorded)"
+                           if row.prev_hash == prev else "the chain before it changed (an earlier event of "
+                           "this account was altered or removed)")
+                    breaks.append(Break(env.position, acct, why))
+                    heads[acct] = row.hash  # continue from the sealed chain to find further breaks
+        for position, row in chain_rows.items():
+            if position not in seen:
+                breaks.append(Break(position, int(row.account_id), f"event {row.event_id} is missing from the store"))
+        breaks.sort(key=lambda b: b.position)
+        return breaks, {"events": events, "sealed": len(chain_rows), "accounts": len(heads)}
+
+
+def verify_envelopes(envs: Iterable[Envelope], from_genesis: bool = True) -> tuple[list[Break], dict[str, int]]:
+    """Recompute the chains carried by envelopes (from the topic or an export), in their order;
+    duplicates (same event id) are counted and skipped. `from_genesis` False (an export of a time
+    window): each account's first event may link to a hash before the window."""
+    heads: dict[int, str] = {}
+    seen: set[str] = set()
+    breaks: list[Break] = []
+    n = dup = 0
+    for env in envs:
+        if env.event_id in seen:
+            dup += 1
+            continue
+        seen.add(env.event_id)
+        n += 1
+        acct = account_of(env)
+        prev = heads.get(acct, GENESIS if from_genesis else env.prev_hash)
+        if env.prev_hash != prev:
+            breaks.append(Break(env.position, acct, "prev_hash does not link to the account's previous event"))
+        h = chain_hash(env.prev_hash, env)
+        if h != env.hash:
+            breaks.append(Break(env.position, acct, "hash does not match the event (altered)"))
+        heads[acct] = env.hash
+    return breaks, {"events": n, "duplicates": dup, "accounts": len(heads)}

@@ -1,0 +1,219 @@
+"""The broker read models: each account's Kite connection (credentials saved, session status), the latest
+holdings/positions snapshots the agent pushed, and the reconciliation of live portfolios against them.
+
+Reconciliation compares, per (exchange, symbol), the open quantity summed over the account's live
+portfolios with the broker's delivery quantity (holdings plus today's CNC net positions) and flags
+`missing`, `extra` and `quantity` drift (`domain.broker.reconcile`). It is computed on read from the
+stored snapshot and the positions read model, so either side changing shows at once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.broker import broker_quantities, reconcile
+from projections.base import Projection
+from projections.envelope import Envelope
+from projections.portfolios import portfolios, positions, signals
+from projections.signals import signal_public
+
+metadata = sa.MetaData()
+
+connections = sa.Table(
+    "rm_broker_connections", metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True),
+    sa.Column("broker", sa.String(16), nullable=False),
+    sa.Column("api_key", sa.String(64)),
+    sa.Column("api_secret_masked", sa.String(32)),
+    sa.Column("credentials_saved_at", sa.String(40)),
+    sa.Column("connected", sa.Boolean, nullable=False),
+    sa.Column("user_id", sa.String(64)),
+    sa.Column("expires_at", sa.String(40)),
+    sa.Column("source", sa.String(16)),
+    sa.Column("disconnected_reason", sa.Text),
+    sa.Column("last_login_at", sa.String(40)),
+    sa.Column("holdings_synced_at", sa.String(40)),
+    sa.Column("positions_synced_at", sa.String(40)),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+broker_holdings = sa.Table(
+    "rm_broker_holdings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("exchange", sa.String(16), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("product", sa.String(16)),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("t1_quantity", sa.Integer),
+    sa.Column("average_price", sa.Float),
+    sa.Column("last_price", sa.Float),
+)
+
+broker_net_positions = sa.Table(
+    "rm_broker_positions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("exchange", sa.String(16), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("product", sa.String(16)),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("average_price", sa.Float),
+)
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+class BrokerProjection(Projection):
+    name = "broker"
+    metadata = metadata
+
+    def _upsert(self, conn: Connection, env: Envelope, **values: Any) -> None:
+        account_id = env.account_id
+        c = connections.c
+        done = conn.execute(sa.update(connections).where(c.account_id == account_id)
+                            .values(updated_at=env.occurred_at, **values)).rowcount
+        if not done:
+            row: dict[str, Any] = {"account_id": account_id, "broker": "kite", "connected": False,
+                                   "updated_at": env.occurred_at}
+            row.update(values)
+            conn.execute(sa.insert(connections).values(**row))
+
+    def on_KiteCredentialsSaved(self, conn: Connection, env: Envelope) -> None:
+        d = env.data
+        self._upsert(conn, env, api_key=d["api_key"], api_secret_masked=d["api_secret_masked"],
+                     credentials_saved_at=d["at"])
+
+    def on_KiteLoginCompleted(self, conn: Connection, env: Envelope) -> None:
+        self._upsert(conn, env, last_login_at=env.data["at"])
+
+    def on_BrokerSessionConnected(self, conn: Connection, env: Envelope) -> None:
+        d = env.data
+        self._upsert(conn, env, connected=True, user_id=d["user_id"], expires_at=d["expires_at"],
+                     source=d["source"], disconnected_reason=None)
+
+    def on_BrokerSessionDisconnected(self, conn: Connection, env: Envelope) -> None:
+        self._upsert(conn, env, connected=False, disconnected_reason=env.data["reason"])
+
+    def on_HoldingsSynced(self, conn: Connection, env: Envelope) -> None:
+        conn.execute(sa.delete(broker_holdings).where(broker_holdings.c.account_id == env.account_id))
+        rows = [{"account_id": env.account_id, "exchange": h.get("exchange") or "NSE",
+                 "symbol": h.get("tradingsymbol") or "", "product": h.get("product"),
+                 "quantity": _int(h.get("quantity")), "t1_quantity": _int(h.get("t1_quantity")),
+                 "average_price": _float(h.get("average_price")), "last_price": _float(h.get("last_price"))}
+                for h in env.data["holdings"]]
+        if rows:
+            conn.execute(sa.insert(broker_holdings), rows)
+        self._upsert(conn, env, holdings_synced_at=env.data["at"])
+
+    def on_PositionsSynced(self, conn: Connection, env: Envelope) -> None:
+        conn.execute(sa.delete(broker_net_positions).where(broker_net_positions.c.account_id == env.account_id))
+        rows = [{"account_id": env.account_id, "exchange": p.get("exchange") or "NSE",
+                 "symbol": p.get("tradingsymbol") or "", "product": p.get("product"),
+                 "quantity": _int(p.get("quantity")), "average_price": _float(p.get("average_price"))}
+                for p in env.data["net"]]
+        if rows:
+            conn.execute(sa.insert(broker_net_positions), rows)
+        self._upsert(conn, env, positions_synced_at=env.data["at"])
+
+
+# ---------------------------------------------------------------------------------------------- queries
+
+
+def get_connection(conn: Connection, account_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(connections).where(connections.c.account_id == account_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def broker_status(conn: Connection, account_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """{"connected", "broker", "user_id", "expires_at", "source"} -- an expired session reads as disconnected."""
+    row = get_connection(conn, account_id)
+    if row is None or not row["connected"]:
+        return {"connected": False, "broker": "kite", "user_id": row["user_id"] if row else None,
+                "expires_at": None, "source": None}
+    expires = datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None
+    live = expires is None or expires > (now or datetime.now(UTC))
+    return {"connected": live, "broker": "kite", "user_id": row["user_id"], "expires_at": expires,
+            "source": row["source"]}
+
+
+def live_accounts(conn: Connection) -> list[int]:
+    """Accounts whose broker session is marked connected (expiry not checked)."""
+    c = connections.c
+    return [int(r[0]) for r in conn.execute(sa.select(c.account_id).where(c.connected.is_(True))).all()]
+
+
+def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None = None) -> dict[str, Any]:
+    """Drift between the account's live portfolios and the last broker snapshot. With `portfolio_id`, only
+    symbols that portfolio holds are reported (plus nothing extra: extras are account-wide)."""
+    row = get_connection(conn, account_id)
+    synced_at = row["holdings_synced_at"] if row else None
+    p, pf = positions.c, portfolios.c
+    held = conn.execute(
+        sa.select(p.portfolio_id, p.exchange, p.symbol, p.quantity)
+        .select_from(positions.join(portfolios, portfolios.c.id == p.portfolio_id))
+        .where(p.account_id == account_id, p.status == "open", pf.mode == "live")
+    ).all()
+    model: dict[tuple[str, str], int] = {}
+    mine: set[tuple[str, str]] = set()
+    for r in held:
+        key = (str(r.exchange), str(r.symbol))
+        model[key] = model.get(key, 0) + int(r.quantity)
+        if portfolio_id is not None and int(r.portfolio_id) == portfolio_id:
+            mine.add(key)
+    if synced_at is None:
+        return {"synced_at": None, "positions_synced_at": None, "drift": [], "in_sync": None}
+    h, n = broker_holdings.c, broker_net_positions.c
+    hold_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity}
+                 for r in conn.execute(sa.select(h.exchange, h.symbol, h.quantity).where(h.account_id == account_id))]
+    net_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity, "product": r.product}
+                for r in conn.execute(sa.select(n.exchange, n.symbol, n.quantity, n.product)
+                                      .where(n.account_id == account_id))]
+    drifts = reconcile(model, broker_quantities(hold_rows, net_rows))
+    if portfolio_id is not None:
+        drifts = [d for d in drifts if (d.exchange, d.symbol) in mine]
+    return {"synced_at": synced_at, "positions_synced_at": row["positions_synced_at"] if row else None,
+            "drift": [d.to_dict() for d in drifts], "in_sync": not drifts}
+
+
+def agent_queue(conn: Connection, account_id: int, state: str = "pending") -> list[dict[str, Any]]:
+    """Placed signals of the account's live portfolios, oldest first, for the agent. `pending`: not yet at
+    the broker (no gtt_id / order_id); `working`: at the broker, not yet executed or failed. Exit signals
+    carry their position's quantity, stop_loss, target and average price."""
+    s, pf, p = signals.c, portfolios.c, positions.c
+    sent = sa.or_(s.gtt_id.is_not(None), s.order_id.is_not(None))
+    rows = conn.execute(
+        sa.select(signals)
+        .select_from(signals.join(portfolios, portfolios.c.id == s.portfolio_id))
+        .where(s.account_id == account_id, s.status == "placed", pf.mode == "live",
+               sa.not_(sent) if state == "pending" else sent)
+        .order_by(s.id)
+    ).all()
+    out = []
+    for r in rows:
+        item = signal_public(r)
+        if item["kind"] == "exit" and item["position_id"] is not None:
+            pos = conn.execute(sa.select(p.quantity, p.stop_loss, p.target, p.avg_price, p.status)
+                               .where(p.id == item["position_id"])).first()
+            if pos is None or pos.status != "open":
+                continue
+            item["position"] = {"quantity": int(pos.quantity), "stop_loss": pos.stop_loss, "target": pos.target,
+                                "avg_price": pos.avg_price}
+        out.append(item)
+    return out

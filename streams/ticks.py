@@ -1,0 +1,310 @@
+"""The tick hub behind `/api/ws/ticks`: one upstream feed shared by every client, reference-counted
+subscriptions, and per-client mailboxes where the latest tick of each symbol wins (a slow client
+never stalls the others, and its memory is bounded by the symbols it subscribed).
+
+Upstreams: `SimulatedFeed` (a random walk around the bar store's last close, moving only in NSE
+trading hours unless `always_open`) or `KiteTickerFeed` (streams.kite_ticker, Kite's binary ticker)
+while some account has a broker session. Both call `hub.publish(ticks)` and `hub.set_status(bool)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, time, timedelta, timezone
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+IST = timezone(timedelta(hours=5, minutes=30))
+MODES = ("ltp", "quote", "full")
+QUOTE_KEYS = ("ltp", "open", "high", "low", "close", "volume", "change", "timestamp")
+
+
+class Upstream(Protocol):
+    def start(self, hub: TickHub) -> None: ...
+
+    def subscribe(self, symbols: list[str]) -> None: ...
+
+    def unsubscribe(self, symbols: list[str]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def shape(tick: dict[str, Any], mode: str) -> dict[str, Any]:
+    """What a client in `mode` receives of a full tick."""
+    if mode == "ltp":
+        return {"ltp": tick["ltp"], "timestamp": tick.get("timestamp")}
+    if mode == "quote":
+        return {k: tick[k] for k in QUOTE_KEYS if k in tick}
+    return tick
+
+
+class Encoded:
+    """A tick shaped for one mode, with its JSON fragment `"SYMBOL":{...}` encoded once for every client."""
+
+    __slots__ = ("fragment", "tick")
+
+    def __init__(self, symbol: str, tick: dict[str, Any]) -> None:
+        self.tick = tick
+        self.fragment = json.dumps(symbol) + ":" + json.dumps(tick, separators=(",", ":"))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.tick[key]
+
+
+def encode_variants(symbol: str, tick: dict[str, Any]) -> dict[str, Encoded]:
+    return {m: Encoded(symbol, shape(tick, m)) for m in MODES}
+
+
+class Client:
+    """One WebSocket connection's mailbox: latest tick per symbol, plus control messages in order."""
+
+    def __init__(self, max_control: int = 256) -> None:
+        self.modes: dict[str, str] = {}
+        self.pending: dict[str, Encoded] = {}
+        self.control: list[dict[str, Any]] = []
+        self.max_control = max_control
+        self.wake = asyncio.Event()
+        self.dropped_control = 0
+
+    def offer(self, symbol: str, variants: dict[str, Encoded]) -> None:
+        mode = self.modes.get(symbol)
+        if mode is not None:
+            self.pending[symbol] = variants[mode]
+            self.wake.set()
+
+    def say(self, message: dict[str, Any]) -> None:
+        if len(self.control) >= self.max_control:  # a client that reads nothing loses old control messages
+            self.control.pop(0)
+            self.dropped_control += 1
+        self.control.append(message)
+        self.wake.set()
+
+    async def next_messages(self) -> list[dict[str, Any]]:
+        """Wait for something to send: control messages first, then one `ticks` message."""
+        while not self.control and not self.pending:
+            self.wake.clear()
+            await self.wake.wait()
+        out, self.control = self.control, []
+        if self.pending:
+            data, self.pending = self.pending, {}
+            out.append({"type": "ticks", "data": {k: v.tick for k, v in data.items()}})
+        return out
+
+    async def next_frames(self) -> list[str]:
+        """`next_messages`, as JSON text frames; tick fragments are joined, not re-encoded per client."""
+        while not self.control and not self.pending:
+            self.wake.clear()
+            await self.wake.wait()
+        out = [json.dumps(m, separators=(",", ":")) for m in self.control]
+        self.control = []
+        if self.pending:
+            data, self.pending = self.pending, {}
+            out.append('{"type":"ticks","data":{' + ",".join(v.fragment for v in data.values()) + "}}")
+        return out
+
+
+class TickHub:
+    def __init__(self, known: Callable[[str], bool], make_upstream: Callable[[], Awaitable[Upstream]]) -> None:
+        self.known = known
+        self.make_upstream = make_upstream
+        self.clients: set[Client] = set()
+        self.refs: dict[str, int] = {}
+        self.subscribers: dict[str, set[Client]] = {}
+        self.connected = False
+        self.upstream: Upstream | None = None
+        self.last: dict[str, dict[str, Any]] = {}
+        self.published = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        upstream = await self.make_upstream()
+        self.upstream = upstream
+        upstream.start(self)
+        if self.refs:
+            upstream.subscribe(list(self.refs))
+
+    async def stop(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.stop()
+            self.upstream = None
+
+    async def switch(self) -> None:
+        """Rebuild the upstream (a broker session appeared or ended)."""
+        await self.stop()
+        await self.start()
+
+    def broker_changed(self) -> None:
+        """Thread-safe nudge from the API: re-evaluate which upstream to use."""
+        loop = self.loop
+        if loop is not None:
+            asyncio.run_coroutine_threadsafe(self.switch(), loop)
+
+    # --- clients --------------------------------------------------------------------------------
+    def attach(self) -> Client:
+        client = Client()
+        self.clients.add(client)
+        client.say({"type": "status", "connected": self.connected})
+        return client
+
+    def detach(self, client: Client) -> None:
+        self.clients.discard(client)
+        self.unsubscribe(client, list(client.modes))
+
+    def subscribe(self, client: Client, symbols: Iterable[str], mode: str) -> tuple[list[str], list[str]]:
+        """(subscribed, unknown)."""
+        ok, unknown, new = [], [], []
+        for sym in symbols:
+            if not self.known(sym):
+                unknown.append(sym)
+                continue
+            if sym not in client.modes:
+                self.refs[sym] = self.refs.get(sym, 0) + 1
+                self.subscribers.setdefault(sym, set()).add(client)
+                if self.refs[sym] == 1:
+                    new.append(sym)
+            client.modes[sym] = mode
+            ok.append(sym)
+            last = self.last.get(sym)
+            if last is not None:  # a snapshot at once, so a quiet market still shows a price
+                client.offer(sym, encode_variants(sym, last))
+        if new and self.upstream is not None:
+            self.upstream.subscribe(new)
+        return ok, unknown
+
+    def unsubscribe(self, client: Client, symbols: Iterable[str]) -> list[str]:
+        gone, done = [], []
+        for sym in symbols:
+            if client.modes.pop(sym, None) is None:
+                continue
+            client.pending.pop(sym, None)
+            done.append(sym)
+            subs = self.subscribers.get(sym)
+            if subs is not None:
+                subs.discard(client)
+            self.refs[sym] -= 1
+            if self.refs[sym] == 0:
+                del self.refs[sym]
+                self.subscribers.pop(sym, None)
+                gone.append(sym)
+        if gone and self.upstream is not None:
+            self.upstream.unsubscribe(gone)
+        return done
+
+    # --- from the upstream ------------------------------------------------------------------------
+    def publish(self, ticks: dict[str, dict[str, Any]]) -> None:
+        for sym, tick in ticks.items():
+            self.last[sym] = tick
+            subs = self.subscribers.get(sym)
+            if not subs:
+                continue
+            variants = encode_variants(sym, tick)
+            for client in subs:
+                client.offer(sym, variants)
+        self.published += len(ticks)
+
+    def set_status(self, connected: bool) -> None:
+        if connected == self.connected:
+            return
+        self.connected = connected
+        for client in self.clients:
+            client.say({"type": "status", "connected": connected})
+
+
+# ---------------------------------------------------------------------------------------------- simulated feed
+
+
+def nse_open(now: datetime, is_trading_day: Callable[[datetime], bool]) -> bool:
+    local = now.astimezone(IST)
+    return is_trading_day(local) and time(9, 15) <= local.time() <= time(15, 30)
+
+
+class SimulatedFeed:
+    """A random walk (sigma `vol` per tick) around each symbol's last stored close; one batch of ticks for
+    every subscribed symbol each `interval` seconds. Outside NSE hours (unless `always_open`) prices hold
+    still and only the snapshot on subscription is sent."""
+
+    def __init__(self, last_close: Callable[[list[str]], dict[str, float]], interval: float = 0.5,
+                 always_open: bool = False, is_trading_day: Callable[[datetime], bool] | None = None,
+                 vol: float = 0.0008, seed: int | None = None) -> None:
+        self.last_close = last_close
+        self.interval = interval
+        self.always_open = always_open
+        self.is_trading_day = is_trading_day or (lambda d: d.weekday() < 5)
+        self.vol = vol
+        self.rng = random.Random(seed)
+        self.state: dict[str, dict[str, Any]] = {}
+        self.symbols: set[str] = set()
+        self.hub: TickHub | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, hub: TickHub) -> None:
+        self.hub = hub
+        hub.set_status(True)
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def _seed(self, symbols: list[str]) -> None:
+        fresh = [s for s in symbols if s not in self.state]
+        if not fresh:
+            return
+        closes = self.last_close([s.split(":", 1)[1] for s in fresh])
+        for sym in fresh:
+            close = float(closes.get(sym.split(":", 1)[1]) or 100.0)
+            self.state[sym] = {"ltp": close, "open": close, "high": close, "low": close, "close": close,
+                               "volume": 0}
+
+    def subscribe(self, symbols: list[str]) -> None:
+        self._seed(symbols)
+        self.symbols.update(symbols)
+        if self.hub is not None:
+            now = datetime.now(IST).isoformat(timespec="milliseconds")
+            self.hub.publish({s: self._tick(s, now) for s in symbols})
+
+    def unsubscribe(self, symbols: list[str]) -> None:
+        self.symbols.difference_update(symbols)
+
+    def _tick(self, sym: str, ts: str) -> dict[str, Any]:
+        st = self.state[sym]
+        change = round((st["ltp"] - st["close"]) / st["close"] * 100, 2) if st["close"] else 0.0
+        return {"ltp": round(st["ltp"], 2), "open": round(st["open"], 2), "high": round(st["high"], 2),
+                "low": round(st["low"], 2), "close": round(st["close"], 2), "volume": st["volume"],
+                "change": change, "timestamp": ts}
+
+    def step(self) -> dict[str, dict[str, Any]]:
+        now = datetime.now(IST)
+        if not self.always_open and not nse_open(now, self.is_trading_day):
+            return {}
+        ts = now.isoformat(timespec="milliseconds")
+        out = {}
+        gauss, rng = self.rng.gauss, self.rng
+        for sym in self.symbols:
+            st = self.state[sym]
+            price = max(0.05, round(st["ltp"] * (1 + gauss(0, self.vol)) / 0.05) * 0.05)
+            st["ltp"] = price
+            st["high"] = max(st["high"], price)
+            st["low"] = min(st["low"], price)
+            st["volume"] += rng.randint(1, 500)
+            out[sym] = self._tick(sym, ts)
+        return out
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += self.interval
+            ticks = self.step()
+            if ticks and self.hub is not None:
+                self.hub.publish(ticks)
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task

@@ -1,0 +1,232 @@
+"""The tick WebSocket: protocol, auth, errors that do not disconnect, shared reference-counted upstream,
+slow clients, the simulated feed; and the Kite ticker upstream against a stub emitting real binary packets
+(parsed the same as kiteconnect's own parser), with a dropped connection and reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from kiteconnect import KiteTicker
+from starlette.websockets import WebSocketDisconnect
+
+from streams.kite_ticker import KiteTickerFeed, parse_frame, to_wire
+from streams.ticks import SimulatedFeed, TickHub
+from tests.support.kite_stub import TickerStub, frame, full_packet, ltp_packet, quote_packet
+from tests.support.live import make_bars
+
+
+@pytest.fixture
+def ticks_api(api_factory: Any) -> Any:
+    api = api_factory(tick_feed="simulated", tick_always_open=True, tick_interval=0.05)
+    make_bars(api.platform.settings.data_dir)
+    api.login()
+    return api
+
+
+def _until(ws: Any, kind: str, limit: int = 200) -> dict[str, Any]:
+    for _ in range(limit):
+        msg = json.loads(ws.receive_text())
+        if msg["type"] == kind:
+            return dict(msg)
+    raise AssertionError(f"no {kind} message")
+
+
+def test_subscribe_receive_errors_and_unsubscribe(ticks_api: Any) -> None:
+    with ticks_api.websocket_connect("/api/ws/ticks") as ws:
+        assert json.loads(ws.receive_text()) == {"type": "status", "connected": True}
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:RELIANCE", "NSE:INFY"], "mode": "quote"}))
+        assert _until(ws, "subscribed")["symbols"] == ["NSE:RELIANCE", "NSE:INFY"]
+        seen: dict[str, Any] = {}
+        while len(seen) < 2:
+            seen.update(_until(ws, "ticks")["data"])
+        tick = seen["NSE:RELIANCE"]
+        assert set(tick) == {"ltp", "open", "high", "low", "close", "volume", "change", "timestamp"}
+        assert tick["low"] <= tick["ltp"] <= tick["high"]
+        # errors are messages, not disconnects
+        ws.send_text("{not json")
+        assert "Malformed" in _until(ws, "error")["detail"]
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:FOO"]}))
+        assert _until(ws, "error")["detail"] == "Unknown symbol NSE:FOO"
+        ws.send_text(json.dumps({"action": "dance"}))
+        assert "Unknown action" in _until(ws, "error")["detail"]
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": "NSE:INFY"}))
+        assert "list" in _until(ws, "error")["detail"]
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:INFY"], "mode": "deep"}))
+        assert "mode" in _until(ws, "error")["detail"]
+        ws.send_bytes(b"\x00\x01")
+        assert _until(ws, "error")["type"] == "error"
+        # ltp mode narrows what this client gets
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:INFY"], "mode": "ltp"}))
+        _until(ws, "subscribed")
+        for _ in range(20):
+            data = _until(ws, "ticks")["data"]
+            if "NSE:INFY" in data:
+                assert set(data["NSE:INFY"]) == {"ltp", "timestamp"}
+                break
+        ws.send_text(json.dumps({"action": "unsubscribe", "symbols": ["NSE:RELIANCE", "NSE:TCS"]}))
+        assert _until(ws, "unsubscribed")["symbols"] == ["NSE:RELIANCE"]
+        hub: TickHub = ticks_api.app.state.tick_hub
+        assert set(hub.refs) == {"NSE:INFY"}
+    assert hub.refs == {} and hub.clients == set()
+
+
+def test_one_shared_upstream_with_reference_counts_and_agent_key_auth(ticks_api: Any) -> None:
+    key = ticks_api.post("/api/auth/agent-key").json()["key"]
+    with ticks_api.websocket_connect("/api/ws/ticks") as a, \
+            ticks_api.websocket_connect(f"/api/ws/ticks?token={key}") as b:
+        for ws in (a, b):
+            ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:SBIN"]}))
+            _until(ws, "subscribed")
+        hub: TickHub = ticks_api.app.state.tick_hub
+        feed = hub.upstream
+        assert isinstance(feed, SimulatedFeed) and feed.symbols == {"NSE:SBIN"} and hub.refs == {"NSE:SBIN": 2}
+        a.send_text(json.dumps({"action": "unsubscribe", "symbols": ["NSE:SBIN"]}))
+        _until(a, "unsubscribed")
+        assert hub.refs == {"NSE:SBIN": 1} and feed.symbols == {"NSE:SBIN"}
+        assert "NSE:SBIN" in _until(b, "ticks")["data"]
+        b.send_text(json.dumps({"action": "unsubscribe", "symbols": ["NSE:SBIN"]}))
+        _until(b, "unsubscribed")
+        assert hub.refs == {} and feed.symbols == set()
+
+
+def test_unauthenticated_and_revoked_keys_are_refused(ticks_api: Any) -> None:
+    anon = type(ticks_api)(ticks_api.app)
+    with pytest.raises(WebSocketDisconnect), anon.websocket_connect("/api/ws/ticks") as ws:
+        ws.receive_text()
+    with pytest.raises(WebSocketDisconnect), anon.websocket_connect("/api/ws/ticks?token=zt_wrong") as ws:
+        ws.receive_text()
+
+
+def test_a_slow_client_keeps_only_the_latest_tick_per_symbol() -> None:
+    async def main() -> None:
+        hub = TickHub(lambda s: True, _no_upstream)
+        await hub.start()
+        slow, fast = hub.attach(), hub.attach()
+        hub.subscribe(slow, ["NSE:A", "NSE:B"], "quote")
+        hub.subscribe(fast, ["NSE:A"], "full")
+        got = 0
+        for i in range(10_000):
+            hub.publish({"NSE:A": _tick(100 + i), "NSE:B": _tick(50 + i)})
+            if i % 100 == 0:
+                for m in await fast.next_messages():
+                    got += m["type"] == "ticks"
+        assert len(slow.pending) == 2 and slow.pending["NSE:A"]["ltp"] == 100 + 9_999
+        messages = await slow.next_messages()
+        assert [m["type"] for m in messages] == ["status", "ticks"]
+        assert set(messages[-1]["data"]["NSE:A"]) == {"ltp", "open", "high", "low", "close", "volume", "change",
+                                                     "timestamp"}
+        assert got == 100
+
+    asyncio.run(main())
+
+
+def test_simulated_feed_holds_still_outside_market_hours() -> None:
+    feed = SimulatedFeed(lambda syms: {s: 100.0 for s in syms}, is_trading_day=lambda d: False)
+    feed._seed(["NSE:A"])
+    feed.symbols.add("NSE:A")
+    assert feed.step() == {}
+    feed.always_open = True
+    tick = feed.step()["NSE:A"]
+    assert tick["close"] == 100.0 and abs(tick["ltp"] - 100.0) < 5
+
+
+async def _no_upstream() -> Any:
+    class Nothing:
+        def start(self, hub: TickHub) -> None:
+            hub.set_status(True)
+
+        def subscribe(self, symbols: list[str]) -> None:
+            pass
+
+        def unsubscribe(self, symbols: list[str]) -> None:
+            pass
+
+        async def stop(self) -> None:
+            pass
+
+    return Nothing()
+
+
+def _tick(price: float) -> dict[str, Any]:
+    return {"ltp": price, "open": 1, "high": 2, "low": 0.5, "close": 1, "volume": 10, "change": 0.1,
+            "timestamp": "t", "depth": {}}
+
+
+# ---------------------------------------------------------------------------------------------- Kite's ticker
+
+
+def test_binary_packets_parse_like_kiteconnect() -> None:
+    packets = [ltp_packet(408065, 1573.15), quote_packet(738561, 2581.5, 2560.0, 123456),
+               full_packet(779521, 801.25, 800.0, 999)]
+    raw = frame(packets)
+    ours = parse_frame(raw)
+    theirs = KiteTicker("k", "t")._parse_binary(raw)
+    assert [t["instrument_token"] for t in ours] == [408065, 738561, 779521]
+    for mine, ref in zip(ours, theirs, strict=True):
+        assert mine["mode"] == ref["mode"] and mine["last_price"] == pytest.approx(ref["last_price"])
+        if "ohlc" in ref:
+            assert mine["ohlc"] == pytest.approx(ref["ohlc"]) and mine["change"] == pytest.approx(ref["change"])
+            assert mine["volume_traded"] == ref["volume_traded"]
+        if "depth" in ref:
+            assert mine["depth"] == ref["depth"]
+    wire = to_wire(ours[1])
+    assert wire["ltp"] == 2581.5 and wire["close"] == 2560.0 and wire["volume"] == 123456
+    assert wire["change"] == pytest.approx(0.84, abs=0.01)
+    assert parse_frame(b"\x00") == []  # a heartbeat
+
+
+def test_kite_upstream_streams_binary_ticks_and_reconnects_after_a_drop() -> None:
+    stub = TickerStub().start()
+
+    async def main() -> None:
+        statuses: list[bool] = []
+        hub = TickHub(lambda s: s in ("NSE:INFY", "NSE:SBIN"), _kite_feed(stub))
+        hub.set_status = lambda c, _orig=hub.set_status: (statuses.append(c), _orig(c))  # type: ignore[method-assign]
+        await hub.start()
+        client = hub.attach()
+        hub.subscribe(client, ["NSE:INFY", "NSE:SBIN"], "full")
+        data = await _ticks_for(client, {"NSE:INFY", "NSE:SBIN"})
+        assert data["NSE:INFY"]["close"] == 1500.0 and "depth" in data["NSE:INFY"]
+        assert stub.subscribed == {408065: "full", 779521: "full"}
+        stub.drop_all()
+        for _ in range(100):
+            if statuses.count(True) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert statuses[:3] == [True, False, True]
+        await _ticks_for(client, {"NSE:INFY"})
+        hub.unsubscribe(client, ["NSE:SBIN"])
+        for _ in range(100):
+            if stub.subscribed == {408065: "full"}:
+                break
+            await asyncio.sleep(0.05)
+        assert stub.subscribed == {408065: "full"}
+        await hub.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        stub.stop()
+    assert stub.connections == 2
+
+
+def _kite_feed(stub: TickerStub) -> Any:
+    async def make() -> KiteTickerFeed:
+        return KiteTickerFeed(stub.url, "stubkey", "stub-access-token", {"NSE:INFY": 408065, "NSE:SBIN": 779521},
+                              max_backoff=0.2)
+
+    return make
+
+
+async def _ticks_for(client: Any, symbols: set[str]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for _ in range(200):
+        for m in await asyncio.wait_for(client.next_messages(), 5):
+            if m["type"] == "ticks":
+                seen.update(m["data"])
+        if symbols <= set(seen):
+            return seen
+    raise AssertionError("no ticks")

@@ -1,0 +1,196 @@
+"""Tradebook, ledger and CAS uploads over HTTP, and the analytics a user reads afterwards, pinned to golden
+numbers worked out by hand below (on SQLite and on Postgres)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.brokerfiles import cams_pdf, ledger_xlsx, nsdl_pdf, trade, tradebook_csv, tradebook_xlsx
+
+# INFY: two buys, a sell executed as two fills of one order (split rows), a later partial sell.
+#   B1 2024-01-10 buy 10 @ 1500.00; B2 2024-02-12 buy 5 @ 1600.00
+#   S1 2024-03-15 sell 7 + 5 @ 1700.00 -> 10 from B1 (+2000.00) and 2 from B2 (+200.00) = +2200.00
+#   S2 2024-05-20 sell 2 @ 1550.50    -> 2 from B2: 2 x -49.50 = -99.00;  open: 1 @ 1600.00
+# TCS: an old lot, then a same-day buy and sell (intraday: matched with each other, not the old lot)
+#   2023-01-05 buy 2 @ 3300.00; 2024-04-02 buy 3 @ 3800.00 and sell 3 @ 3850.25 -> +150.75 intraday
+#   open: 2 @ 3300.00
+# RELIANCE: bought 10 @ 2500.00 on 2024-01-05, split 2:1 ex 2024-02-01 (20 @ 1250.00), sold 20 @ 1300.00 on
+#   2024-02-10 -> +1000.00
+INFY = [
+    trade("INFY", "2024-01-10", "buy", 10, 1500.00, "1001"),
+    trade("INFY", "2024-02-12", "buy", 5, 1600.00, "1002"),
+    trade("INFY", "2024-03-15", "sell", 7, 1700.00, "1003", time="11:00:00", order_id="9003"),
+    trade("INFY", "2024-03-15", "sell", 5, 1700.00, "1004", time="11:00:01", order_id="9003"),
+    trade("INFY", "2024-05-20", "sell", 2, 1550.50, "1005"),
+]
+TCS = [
+    trade("TCS", "2023-01-05", "buy", 2, 3300.00, "2001"),
+    trade("TCS", "2024-04-02", "buy", 3, 3800.00, "2002", time="09:30:00"),
+    trade("TCS", "2024-04-02", "sell", 3, 3850.25, "2003", time="14:00:00"),
+]
+RELIANCE = [
+    trade("RELIANCE", "2024-01-05", "buy", 10, 2500.00, "3001"),
+    trade("RELIANCE", "2024-02-10", "sell", 20, 1300.00, "3002"),
+]
+
+
+def upload(client: Any, files: list[tuple[str, bytes]], path: str = "tradebook", field: str = "files[]",
+           **data: str) -> Any:
+    return client.post(f"/api/uploads/{path}", files=[(field, (name, body)) for name, body in files], data=data)
+
+
+@pytest.fixture
+def client(api_factory: Any, database_url: str) -> Any:
+    c = api_factory(database_url)
+    c.login()
+    return c
+
+
+def test_tradebook_golden_pnl_holdings_and_reupload_changes_nothing(client: Any) -> None:
+    ugly = tradebook_xlsx(INFY + TCS[:1], preamble=14, footer=[[], ["Total", None, None, None, None, None, None]])
+    plain = tradebook_csv(TCS + RELIANCE + INFY[:1])  # INFY 1001 is in both files: one duplicate
+    r = client.post("/api/analytics/corporate-actions",
+                    json={"symbol": "RELIANCE", "ex_date": "2024-02-01", "kind": "split", "ratio_new": 2,
+                          "ratio_old": 1})
+    assert r.status_code == 201, r.text
+    r = upload(client, [("tradebook-AB1234-EQ.xlsx", ugly), ("tradebook-AB1234-EQ.csv", plain)])
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert (report["rows_read"], report["imported"], report["duplicates"], report["rejected"]) == (12, 10, 2, [])
+    assert report["per_file"] == {"tradebook-AB1234-EQ.xlsx": 6, "tradebook-AB1234-EQ.csv": 4}
+
+    by_month = client.get("/api/analytics/pnl", params={"group_by": "month"}).json()
+    assert [(g["month"], g["realized_pnl"], g["trades"]) for g in by_month] == [
+        ("2024-02", 1000.00, 1), ("2024-03", 2200.00, 2), ("2024-04", 150.75, 1), ("2024-05", -99.00, 1)]
+    by_symbol = {g["symbol"]: g["realized_pnl"] for g in client.get("/api/analytics/pnl",
+                                                                      params={"group_by": "symbol"}).json()}
+    assert by_symbol == {"INFY": 2101.00, "RELIANCE": 1000.00, "TCS": 150.75}
+    assert [g["realized_pnl"] for g in client.get("/api/analytics/pnl", params={
+        "group_by": "year", "from": "2024-03-01", "to": "2024-04-30"}).json()] == [2350.75]
+
+    held = {h["symbol"]: h for h in client.get("/api/analytics/holdings").json()}
+    assert set(held) == {"INFY", "TCS"}
+    assert (held["INFY"]["quantity"], held["INFY"]["avg_cost"], held["INFY"]["invested"]) == (1, 1600.0, 1600.0)
+    assert (held["TCS"]["quantity"], held["TCS"]["invested"]) == (2, 6600.0)
+    assert [lot["buy_date"] for lot in held["TCS"]["lots"]] == ["2023-01-05"]  # the intraday sell left it alone
+    # marks: the last traded price (no market data here)
+    assert (held["INFY"]["last_price"], held["INFY"]["current_value"], held["INFY"]["unrealized_pnl"]) == (
+        1550.5, 1550.5, -49.5)
+
+    journal = client.get("/api/analytics/trades", params={"symbol": "INFY", "limit": 10})
+    assert journal.headers["X-Total-Count"] == "5"
+    rows = {t["trade_id"]: t for t in journal.json()}
+    # charges of B1 (2024-01-10, 15,000 turnover): STT 15 + NSE 0.5175 + SEBI 0.015 + stamp 2.25
+    # + GST 18 % x (0.5175 + 0.015) = 17.87835 -> 17.88
+    assert rows["1001"]["charges"] == 17.88
+    # the two fills of one sell order pay the DP charge (15.93 before Oct 2024) once: 28.33 and 8.86
+    assert (rows["1003"]["charges"], rows["1004"]["charges"]) == (28.33, 8.86)
+    assert rows["1005"]["realized_pnl"] == -99.0
+
+    summary = client.get("/api/analytics/summary").json()
+    assert summary["realized_pnl"] == 3251.75
+    assert (summary["invested"], summary["current_value"], summary["unrealized_pnl"]) == (8200.0, 9251.0, 1051.0)
+    assert summary["closed_trades"] == 5 and summary["win_rate"] == 80.0
+
+    again = upload(client, [("tradebook-AB1234-EQ.xlsx", ugly), ("tradebook-AB1234-EQ.csv", plain)]).json()
+    assert (again["imported"], again["duplicates"]) == (0, 12)
+    assert client.get("/api/analytics/summary").json() == summary
+    assert client.get("/api/analytics/pnl", params={"group_by": "month"}).json() == by_month
+
+
+def test_ledger_cash_flows_give_xirr(client: Any) -> None:
+    """100,000 added on 2023-05-21; a year later (2024-05-20, the latest mark) the account holds INFY worth
+    1,550.50 and 109,449.50 cash: 111,000 -> XIRR exactly 11.00 %."""
+    upload(client, [("tb.xlsx", tradebook_xlsx(INFY))])
+    ledger = ledger_xlsx([
+        ["Opening Balance", None, None, None, None, None, 0],
+        ["Funds added using UPI", "2023-05-21", "NSE-EQ - Z", "Bank Receipts", 0, 100000, 100000],
+        ["DP Charges for Sale of INFY on 15/03/2024", "2024-03-16", "NSE-EQ - Z", "Journal Entry", 15.93, 0,
+         99984.07],
+        ["Net settlement for Equity with settlement number: 2024055", "2024-03-18", "NSE-EQ - Z", "Book Voucher",
+         0, 9465.43, 109449.50],
+        ["Closing Balance", None, None, None, None, None, 109449.50],
+    ])
+    r = upload(client, [("ledger.xlsx", ledger)], path="ledger", field="file")
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert (rep["imported"], rep["duplicates"], rep["closing_balance"]) == (3, 0, 109449.5)
+    assert rep["categories"] == {"funds_added": 1, "dp_charges": 1, "settlement": 1}
+    s = client.get("/api/analytics/summary").json()
+    assert s["xirr"] == 11.0 and s["xirr_as_of"] == "2024-05-20"
+    assert s["ledger_charges"] == 15.93
+    assert upload(client, [("ledger.xlsx", ledger)], path="ledger", field="file").json()["imported"] == 0
+
+
+def test_cas_mutual_funds_and_demat_holdings(client: Any) -> None:
+    cams = cams_pdf([{"folio": "12345678 / 90", "amc": "ICICI Prudential Mutual Fund", "schemes": [{
+        "isin": "INF109K01Z48", "name": "ICICI Prudential Bluechip Fund - Direct Plan - Growth",
+        "txns": [["01-Apr-2024", "SIP Purchase - Instalment 1/12", "4,999.75", "49.998", "100.0000", "49.998"],
+                 ["01-Apr-2024", "*** Stamp Duty ***", "0.25", "", "", ""],
+                 ["02-May-2024", "Redemption", "(1,000.00)", "(9.000)", "111.1111", "40.998"]],
+        "valuation": ("40.998", "31-Mar-2025", "120.0000", "4,099.80", "31-Mar-2025", "4,919.76")}]}],
+        password="Pan1234")
+    wrong = upload(client, [("cas.pdf", cams)], path="cas", field="file", password="nope")
+    assert wrong.status_code == 400 and "wrong password" in wrong.json()["detail"]
+    r = upload(client, [("cas.pdf", cams)], path="cas", field="file", password="Pan1234")
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert (rep["file_type"], rep["imported"], rep["valuations"]) == ("CAMS", 3, 1)
+    again = upload(client, [("cas.pdf", cams)], path="cas", field="file", password="Pan1234").json()
+    assert (again["imported"], again["duplicates"], again["statement_imported"]) == (0, 3, False)
+    nsdl = nsdl_pdf([["INE009A01021", "INFY - INFOSYS LIMITED", "6", "1,650.00", "9,900.00"]])
+    assert upload(client, [("nsdl.pdf", nsdl)], path="cas", field="file").json()["holdings"] == 1
+    upload(client, [("tb.xlsx", tradebook_xlsx(INFY))])
+
+    held = client.get("/api/analytics/holdings").json()
+    fund = next(h for h in held if h["asset_class"] == "mutual_fund")
+    assert (fund["quantity"], fund["invested"], fund["current_value"], fund["unrealized_pnl"]) == (
+        40.998, 4099.8, 4919.76, 819.96)
+    infy = next(h for h in held if h["symbol"] == "INFY")
+    # the demat statement (2025-03-31) is a newer mark than the last trade (2024-05-20)
+    assert (infy["last_price"], infy["mark_source"], infy["current_value"]) == (1650.0, "demat_statement", 1650.0)
+    s = client.get("/api/analytics/summary").json()
+    assert s["mutual_funds"] == {"invested": 4099.8, "current_value": 4919.76, "unrealized_pnl": 819.96,
+                                 "holdings": 1}
+    assert (s["invested"], s["current_value"]) == (5699.8, 6569.76)
+
+
+def test_malformed_row_imports_nothing_and_names_the_row(client: Any) -> None:
+    bad = [*INFY[:2], trade("INFY", "2024-13-45", "buy", 1, 10, "1009")]
+    r = upload(client, [("good.xlsx", tradebook_xlsx(TCS)), ("bad.xlsx", tradebook_xlsx(bad, preamble=3))])
+    assert r.status_code == 400
+    assert "bad.xlsx row 7" in r.json()["detail"] and "not a date" in r.json()["detail"]
+    neg = [trade("INFY", "2024-01-10", "buy", -5, 1500, "1")]
+    assert "row 10: quantity" in upload(client, [("n.xlsx", tradebook_xlsx(neg))]).json()["detail"]
+    assert client.get("/api/analytics/trades").json() == []
+    assert client.get("/api/uploads/batches").json() == []
+    fo = [*TCS, trade("NIFTY24APRFUT", "2024-04-02", "buy", 50, 22000, "7", segment="FO")]
+    rep = upload(client, [("fo.csv", tradebook_csv(fo))]).json()
+    assert rep["imported"] == 3
+    assert rep["rejected"] == [{"file": "fo.csv", "row": 5, "reason": "segment FO: only equity trades are imported"}]
+
+
+def test_other_users_see_nothing_of_mine(api_factory: Any, database_url: str) -> None:
+    me, other = api_factory(database_url), api_factory(database_url)
+    me.login()
+    other.login()
+    upload(me, [("tb.xlsx", tradebook_xlsx(INFY))])
+    assert other.get("/api/analytics/trades").json() == []
+    assert other.get("/api/analytics/summary").json()["realized_pnl"] == 0
+    # the same trade ids in another account are that account's own trades, not duplicates
+    assert upload(other, [("tb.xlsx", tradebook_xlsx(INFY))]).json()["imported"] == 5
+
+
+def test_analytics_query_is_read_only_sql_over_the_tables(client: Any) -> None:
+    from infra.analytics_cli import run_query
+    from infra.analytics_store import AnalyticsStore
+
+    upload(client, [("tb.xlsx", tradebook_xlsx(INFY + TCS))])
+    store = AnalyticsStore(client.platform.db, client.platform.settings.analytics_dir / "accounts")
+    cols, rows = run_query(store, "SELECT symbol, sum(gross_pnl) AS pnl FROM realized GROUP BY symbol ORDER BY 1")
+    assert cols == ["symbol", "pnl"] and rows == [("INFY", 2101.0), ("TCS", 150.75)]
+    for sql in ("COPY trades TO 'x.csv'", "SELECT 1; DROP VIEW trades", "CREATE TABLE t AS SELECT 1"):
+        with pytest.raises(SystemExit):
+            run_query(store, sql)

@@ -1,0 +1,95 @@
+"""FIFO lots, realized P&L, terms, corporate actions, charges of a known contract note, XIRR textbook cases."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from domain.charges import charges
+from domain.pnl import Action, Fill, match_fifo, term_of, trade_charges
+from domain.xirr import xirr
+
+
+def f(key: str, day: str, side: str, qty: float, price: float, symbol: str = "X", seq: str = "") -> Fill:
+    return Fill(key, symbol, day, seq or key, side, qty, price)
+
+
+def test_partial_sells_consume_the_oldest_lots_first() -> None:
+    r = match_fifo([f("b1", "2024-01-01", "buy", 10, 100), f("b2", "2024-02-01", "buy", 10, 110),
+                    f("s1", "2024-03-01", "sell", 15, 120), f("s2", "2024-04-01", "sell", 3, 90)])
+    assert [(m.buy_key, m.quantity, m.gross_pnl) for m in r.matches] == [
+        ("b1", 10, 200.0), ("b2", 5, 50.0), ("b2", 3, -60.0)]
+    assert [(lot.buy_key, lot.quantity, lot.price) for lot in r.lots] == [("b2", 2, 110)]
+    assert r.unmatched == []
+
+
+def test_same_day_round_trip_is_intraday_and_leaves_older_lots() -> None:
+    r = match_fifo([f("old", "2023-01-02", "buy", 5, 50), f("s", "2024-01-02", "sell", 4, 60, seq="2"),
+                    f("b", "2024-01-02", "buy", 4, 55, seq="1")])
+    assert [(m.buy_key, m.term, m.gross_pnl) for m in r.matches] == [("b", "intraday", 20.0)]
+    assert [(lot.buy_key, lot.quantity) for lot in r.lots] == [("old", 5)]
+
+
+def test_terms_by_holding_period() -> None:
+    assert term_of("2023-03-01", "2024-03-01") == "short"  # exactly a year is not more than twelve months
+    assert term_of("2023-03-01", "2024-03-02") == "long"
+    assert term_of("2024-02-29", "2025-03-01") == "short" and term_of("2024-02-29", "2025-03-02") == "long"
+
+
+def test_split_and_bonus_adjust_open_lots() -> None:
+    split = match_fifo([f("b", "2024-01-01", "buy", 10, 1000), f("s", "2024-03-01", "sell", 50, 210)],
+                       [Action("X", "2024-02-01", "split", 5, 1)])
+    assert [(m.quantity, m.buy_price, m.gross_pnl, m.buy_date) for m in split.matches] == [
+        (50, 200.0, 500.0, "2024-01-01")]
+    # bonus 1:1 - ten more shares at nil cost, acquired on the ex-date; FIFO sells the original lot first
+    bonus = match_fifo([f("b", "2024-01-01", "buy", 10, 100), f("s", "2024-06-03", "sell", 15, 80)],
+                       [Action("X", "2024-02-01", "bonus", 1, 1)])
+    assert [(m.quantity, m.gross_pnl, m.buy_date) for m in bonus.matches] == [
+        (10, -200.0, "2024-01-01"), (5, 400.0, "2024-02-01")]
+    assert [(lot.quantity, lot.price) for lot in bonus.lots] == [(5, 0.0)]
+
+
+def test_sell_without_history_is_unmatched() -> None:
+    r = match_fifo([f("s", "2024-01-02", "sell", 3, 10)])
+    assert r.matches == [] and r.unmatched == [("s", 3)]
+
+
+def test_charges_of_a_known_contract_note() -> None:
+    """Reference §5.2: buy 10 x 1,500 on NSE at current rates: STT 15.00, exchange 0.4605, SEBI 0.015,
+    stamp 2.25, GST 0.0856 -> 17.81."""
+    c = charges("buy", 10, 1500.0, "2026-03-02")
+    assert (c.stt, c.exchange_txn, c.sebi_fee, c.stamp_duty, c.gst, c.total) == (15.0, 0.46, 0.01, 2.25, 0.09, 17.81)
+    # one sell order filled in two trades on one day pays the DP charge once
+    fills = [f("a", "2026-03-02", "sell", 6, 1500.0), f("b", "2026-03-02", "sell", 4, 1500.0)]
+    ch = trade_charges(fills)
+    assert ch["a"] == round(charges("sell", 6, 1500.0, "2026-03-02").total, 2)
+    assert ch["b"] == round(charges("sell", 4, 1500.0, "2026-03-02").total - 15.34, 2)
+
+
+def test_match_charges_are_shared_by_quantity() -> None:
+    r = match_fifo([Fill("b", "X", "2024-01-01", "1", "buy", 10, 100, charges=10.0),
+                    Fill("s", "X", "2024-02-01", "2", "sell", 4, 120, charges=2.0)])
+    m = r.matches[0]
+    assert (m.gross_pnl, m.charges, m.net_pnl) == (80.0, 6.0, 74.0)
+    assert r.lots[0].charges == pytest.approx(6.0)
+
+
+def test_xirr_textbook_cases() -> None:
+    # Excel's documented XIRR example: 0.373362535
+    flows = [("2008-01-01", -10000), ("2008-03-01", 2750), ("2008-10-30", 4250), ("2009-02-15", 3250),
+             ("2009-04-01", 2750)]
+    assert xirr(flows) == pytest.approx(0.373362535, abs=1e-8)
+    assert xirr([("2023-01-01", -1000), ("2024-01-01", 1100)]) == pytest.approx(0.10, abs=1e-9)
+    # a total loss of 99 % over a year: Newton overshoots below -1, bisection finds it
+    assert xirr([("2023-01-01", -1000), ("2024-01-01", 10)]) == pytest.approx(-0.99, abs=1e-6)
+    assert xirr([("2023-01-01", -1000), ("2023-02-01", -5)]) is None  # no sign change, no rate
+    assert xirr([]) is None
+
+
+def test_xirr_with_a_bad_guess_still_converges() -> None:
+    flows = [("2020-01-01", -100), ("2020-07-01", -100), ("2021-01-01", 10), ("2022-01-01", 500)]
+    r = xirr(flows, guess=50.0)
+    assert r is not None
+    npv = sum(cf / (1 + r) ** ((date.fromisoformat(d) - date(2020, 1, 1)).days / 365) for d, cf in flows)
+    assert abs(npv) < 1e-6
