@@ -186,10 +186,13 @@ def resource_router(prefix: str = "", tags: list[str | Enum] | None = None) -> A
 
 
 def request_meta(request: Request, principal: Principal | None = None, actor: str | None = None) -> CommandMeta:
+    request_id = getattr(request.state, "request_id", None)
+    correlation = (request.headers.get("x-correlation-id") or "")[:80] or request_id
     return CommandMeta(
         actor=actor or (principal.actor if principal else "anonymous"),
-        request_id=getattr(request.state, "request_id", None),
+        request_id=request_id,
         account_id=principal.account_id if principal else None,
+        correlation_id=correlation,
     )
 
 

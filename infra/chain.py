@@ -6,10 +6,11 @@
 spaces), so an export re-imported elsewhere verifies the same. The chain follows store order
 (the notification ids, which never reorder commits).
 
-Sealing: right after every save the writing process seals the events up to the store head (one
-short transaction under a global lock: an advisory lock on Postgres, BEGIN IMMEDIATE on SQLite), and
-readers that publish events (the relay, the embedded projector) seal before they read, so no event
-leaves the store unsealed even if its writer died between commit and seal. Sealed hashes are kept in
+Sealing: every reader of the event log -- the relay before it publishes, the embedded projector
+before it projects, the audit API and `audit verify` -- first seals what is not sealed yet, in one short
+transaction per batch under a global lock (an advisory lock on Postgres, BEGIN IMMEDIATE on SQLite).
+The projector or relay tails the store continuously, so an event is sealed within milliseconds of
+its commit, nothing leaves the store unsealed, and commands pay no extra transaction. Sealed hashes are kept in
 `audit_chain`; `verify_store` recomputes every chain from the stored events and reports the first
 break (an altered event, a deleted one, a hash row that was changed).
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +28,6 @@ from sqlalchemy.engine import Connection
 
 from infra.db import Database
 from projections.envelope import Envelope
-
-log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 _ADVISORY_KEY = 7411002
@@ -157,13 +155,6 @@ class HashChain:
                          .values(sealed_position=sealed)).rowcount
         if not n:
             conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=sealed))
-
-    def try_seal(self) -> None:
-        """Seal after a save; a failure only delays sealing (the next writer or reader seals)."""
-        try:
-            self.seal()
-        except Exception:
-            log.warning("sealing the event chain failed; it will be sealed by the next writer", exc_info=True)
 
     def hashes(self, positions: Iterable[int]) -> dict[int, tuple[str, str]]:
         wanted = list(positions)

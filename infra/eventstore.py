@@ -168,8 +168,6 @@ class SqlEventStore:
             ids = self.recorder.insert_events(records)
         except IntegrityError as exc:
             raise ConcurrencyConflict(str(exc)) from exc
-        if self.chain is not None:
-            self.chain.try_seal()
         return max(ids) if ids else None
 
     def history(self, aggregate_id: uuid.UUID, until: str | None = None) -> list[tuple[DomainEvent, str]]:

@@ -11,8 +11,10 @@ Every step is a command (recorded as events with the actor `scheduler`), idempot
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -93,6 +95,13 @@ class MarketClock:
 
     def run_due(self, until: str | None = None,
                 progress: Callable[[str, int, int], None] | None = None) -> DayReport:
+        """Step every active or paused portfolio through each stored day it has not processed (see
+        `_run_due`); the run's events share one correlation id."""
+        meta = dataclasses.replace(SCHEDULER, correlation_id=f"clock-{uuid.uuid4().hex[:12]}")
+        return self._run_due(until, progress, meta)
+
+    def _run_due(self, until: str | None, progress: Callable[[str, int, int], None] | None,
+                 meta: CommandMeta) -> DayReport:
         """Step every active or paused portfolio through each stored day it has not processed, day by
         day across portfolios, checking daily-loss limits per account after each day."""
         latest = until or self.market.latest_day()
@@ -115,10 +124,10 @@ class MarketClock:
                 stepped: set[int] = set()
                 for pid, days in plans.items():
                     if day in days:
-                        self._step(pid, day, SCHEDULER, report)
+                        self._step(pid, day, meta, report)
                         stepped.add(accounts[pid])
                 for account_id in sorted(stepped):
-                    checked = self.platform.bus.handle(m.CheckDailyLoss(account_id, day), SCHEDULER)
+                    checked = self.platform.bus.handle(m.CheckDailyLoss(account_id, day), meta)
                     report.note(checked.position)
                     report.kill_switches.extend(checked.value)
                 if progress is not None:

@@ -74,6 +74,13 @@ def test_events_api_chain_filters_and_ownership(trading: Any, api_factory: Any) 
     # every event names its cause
     approvals = _events(trading, type="SignalApproved")
     assert approvals and approvals[0]["meta"]["actor"] == f"user:{account}" and approvals[0]["meta"]["request_id"]
+    assert approvals[0]["meta"]["correlation_id"] == approvals[0]["meta"]["request_id"]
+    fills = _events(trading, type="FillRecorded")
+    assert fills and fills[0]["meta"]["actor"] == "scheduler"
+    run = fills[0]["meta"]["correlation_id"]  # one market-clock run: every event it caused shares the id
+    assert run.startswith("clock-")
+    same_run = _events(trading, type="DayClosed")
+    assert any(e["meta"]["correlation_id"] == run for e in same_run)
 
     pf_id = trading.portfolio["id"]
     mine = _events(trading, aggregate_type="Portfolio", aggregate_id=str(pf_id))
