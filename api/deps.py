@@ -176,6 +176,16 @@ async def page_params(
 
 PageDep = Annotated[Page, Depends(page_params)]
 
+
+async def signal_page_params(
+    limit: Annotated[int, Query(ge=1, le=500, description="at most 500 (default 100)")] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Page:
+    return Page(limit, offset)
+
+
+SignalPageDep = Annotated[Page, Depends(signal_page_params)]  # signals list 100 by default (API.md)
+
 # An integer id in a URL: 1 .. 2**63-1 (anything else is a 422, never a database overflow).
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 

@@ -217,7 +217,7 @@ def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanB
 
 
 @router.get("/signals", responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
-def signals(user: Reader, page: PageDep, response: Response, platform: PlatformDep,
+def signals(user: Reader, page: SignalPageDep, response: Response, platform: PlatformDep,
             portfolio_id: int | None = Query(default=None, ge=1, le=MAX_ID), status: SignalStatus | None = None,
             symbol: str | None = Query(default=None, max_length=32)) -> list[dict[str, Any]]:
     with platform.db.read() as conn:

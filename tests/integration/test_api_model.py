@@ -75,6 +75,8 @@ def test_deploy_scan_approve_place_and_watch_the_paper_market(market: Any) -> No
     strategy = market.post(f"/api/strategies/{template_id(market)}/fork", json={"name": "My dip"}).json()
     pf = deploy(market, strategy["id"])
     assert pf["status"] == "active" and pf["mode"] == "paper" and pf["cash"] == 1_000_000
+    r = market.get("/api/model/signals", params={"limit": 501})
+    assert r.status_code == 422  # lists cap at 500; signals default to 100
     listed = market.get("/api/model/portfolios")
     assert [p["id"] for p in listed.json()] == [pf["id"]] and listed.headers["X-Total-Count"] == "1"
 
