@@ -15,6 +15,7 @@ from api.deps import (
     Principal,
     Reader,
     SessionUser,
+    SignalPageDep,
     dispatch,
     request_meta,
     resource_router,
