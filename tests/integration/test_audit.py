@@ -199,3 +199,16 @@ def test_export_and_offline_check(trading: Any, tmp_path: Path, fmt: str, capsys
     main(["audit", "import-check", str(window)])  # a window links to the hash before it, and verifies
     with pytest.raises(SystemExit):
         main(["audit", "export", "--account", "nobody@example.com", "--out", str(tmp_path / "x.jsonl")])
+
+
+def test_admins_read_any_account(api_factory: Any) -> None:
+    admin_addr = unique_email("admin")
+    admin = api_factory(admin_emails=admin_addr)
+    admin.login(admin_addr)
+    user = api_factory()
+    user.login(unique_email("user"))
+    made = user.post("/api/strategies", json={"name": "mine", "base_model": "sma_crossover"}).json()
+    owner = made["owner_id"]
+    seen = _events(admin, account_id=owner, aggregate_type="Strategy", aggregate_id=str(made["id"]))
+    assert [e["type"] for e in seen] == ["StrategyCreated"] and seen[0]["account_id"] == owner
+    assert user.get("/api/audit/events", params={"account_id": owner}).status_code == 200  # oneself is fine
