@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from projections.base import Projection, page
@@ -43,7 +45,9 @@ class AuditLogProjection(Projection):
     def apply(self, conn: Connection, env: Envelope) -> None:
         d = env.data
         pid = d.get("portfolio_id") if isinstance(d.get("portfolio_id"), int) else None
-        conn.execute(sa.insert(audit_events).values(
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        # idempotent: a rebuild racing a live projector adds nothing twice
+        conn.execute(insert(audit_events).on_conflict_do_nothing(index_elements=["position"]).values(
             position=env.position, account_id=env.account_id if env.account_id is not None else 0,
             event_id=env.event_id, type=env.type, aggregate_type=env.aggregate_type,
             aggregate_id=env.aggregate_id, aggregate_version=env.aggregate_version, portfolio_id=pid,
