@@ -127,8 +127,13 @@ class Database:
         return self.url.startswith("sqlite")
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction. `durable=False` (Postgres) commits without waiting for the WAL flush:
+        for rows that can be derived again -- read models with their tracking, relay positions, chain
+        seals -- a crash loses at most the last few milliseconds, which are then re-applied."""
         with self.writer.begin() as conn:
+            if not durable and not self.is_sqlite:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield conn
 
     @contextmanager

@@ -68,7 +68,7 @@ class KafkaRelay:
         return int(v or 0)
 
     def _record_position(self, position: int) -> None:
-        with self.db.write() as conn:
+        with self.db.write(durable=False) as conn:  # a lost position only republishes (consumers dedupe)
             n = conn.execute(sa.update(relay_positions).where(relay_positions.c.name == self.name)
                              .values(position=position)).rowcount
             if not n:

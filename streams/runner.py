@@ -68,7 +68,7 @@ class ProjectionRunner:
         return len(items)
 
     def _apply(self, items: list[Item]) -> None:
-        with self.db.write() as conn:
+        with self.db.write(durable=False) as conn:  # rows and tracking together: re-applied after a crash
             # Re-read inside the write transaction: another projector process may have moved on.
             state = read_tracking(conn, self.names)
             existed = set(state)

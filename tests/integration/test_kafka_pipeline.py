@@ -135,6 +135,8 @@ def test_relay_survives_kafka_down_and_catches_up(kplatform: Platform) -> None:
     relay = make_relay(kplatform)
     real = relay.bootstrap
     relay.bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there: Kafka is "down"
+    relay._drop_producer()  # the connection made at start (make_relay warms up) goes with it
+    relay._topic_ready = False
     stop = threading.Event()
     t = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     t.start()
