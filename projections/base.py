@@ -72,16 +72,6 @@ def write_tracking(conn: Connection, projection: str, shard: str, position: int,
         ))
 
 
-def min_position(conn: Connection, names: list[str], shard: str) -> int:
-    """The lowest position any of the named projections has applied from `shard` (0 if one has none)."""
-    rows = conn.execute(
-        sa.select(projection_tracking.c.projection, projection_tracking.c.position)
-        .where(projection_tracking.c.projection.in_(names), projection_tracking.c.shard == shard)
-    ).all()
-    got = {r.projection: int(r.position) for r in rows}
-    return min((got.get(n, 0) for n in names), default=0)
-
-
 def page(query: sa.Select[Any], conn: Connection, limit: int, offset: int) -> tuple[list[Any], int]:
     """Rows of one page and the total count."""
     total = conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()

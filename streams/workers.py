@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+import sqlalchemy as sa
 from kafka.partitioner.default import murmur2
 
 from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
-from projections.base import min_position
+from projections.base import projection_tracking
 from projections.registry import all_projections
 from streams.relay import KafkaRelay, ensure_topic
 from streams.runner import ProjectionRunner
@@ -64,12 +66,24 @@ def partition_for(account_id: int | None, partitions: int) -> int:
 
 
 class ReadYourWrites:
-    """Waits (bounded) until every projection has applied a command's position."""
+    """Waits (bounded) until every projection has applied a command's position.
+
+    With an in-process projector the runner's own counter is the fast path (woken the moment it
+    applies), and the tracking rows are consulted only every `DB_CHECK` seconds (another worker process
+    may have applied it). Without one (Kafka: a separate projector), one shared poller reads the
+    tracking rows for every waiting request instead of each request querying on its own."""
+
+    DB_CHECK = 0.1
+    POLL = 0.004
 
     def __init__(self, platform: Platform, runner: ProjectionRunner | None) -> None:
         self.platform = platform
         self.runner = runner
         self.names = [p.name for p in all_projections()]
+        self._cond = threading.Condition()
+        self._known: dict[str, int] = {}  # shard -> position every projection has applied there
+        self._waiters = 0
+        self._poller: threading.Thread | None = None
 
     def _shard(self, account_id: int | None) -> str:
         s = self.platform.settings
@@ -77,29 +91,69 @@ class ReadYourWrites:
             return STORE_SHARD
         return kafka_shard(partition_for(account_id, s.kafka_partitions))
 
-    def reached(self, accounts: Iterable[int], position: int) -> bool:
-        shards = {self._shard(a) for a in accounts} or {self._shard(SYSTEM_ACCOUNT_ID)}
+    def _shards(self, accounts: Iterable[int]) -> set[str]:
+        return {self._shard(a) for a in accounts} or {self._shard(SYSTEM_ACCOUNT_ID)}
+
+    def _read_positions(self) -> dict[str, int]:
         with self.platform.db.read() as conn:
-            return all(min_position(conn, self.names, shard) >= position for shard in shards)
+            rows = conn.execute(sa.select(projection_tracking.c.projection, projection_tracking.c.shard,
+                                          projection_tracking.c.position)
+                                .where(projection_tracking.c.projection.in_(self.names))).all()
+        per_shard: dict[str, dict[str, int]] = {}
+        for r in rows:
+            per_shard.setdefault(r.shard, {})[r.projection] = int(r.position)
+        return {shard: min((got.get(n, 0) for n in self.names), default=0) for shard, got in per_shard.items()}
+
+    def reached(self, accounts: Iterable[int], position: int) -> bool:
+        known = self._read_positions()
+        return all(known.get(shard, 0) >= position for shard in self._shards(accounts))
+
+    def _poll_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._waiters == 0:
+                    self._cond.wait()
+            try:
+                positions = self._read_positions()
+            except Exception:  # the database is briefly unavailable: waiters time out on their own
+                positions = {}
+            with self._cond:
+                self._known.update(positions)
+                self._cond.notify_all()
+            time.sleep(self.POLL)
+
+    def _wait_polled(self, shards: set[str], position: int, deadline: float) -> bool:
+        with self._cond:
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll_loop, name="read-your-writes", daemon=True)
+                self._poller.start()
+            self._waiters += 1
+            self._cond.notify_all()
+            try:
+                while not all(self._known.get(s, 0) >= position for s in shards):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+            finally:
+                self._waiters -= 1
 
     def wait(self, accounts: Iterable[int], position: int | None, timeout: float | None = None) -> bool:
         """True once every projection applied `position` on the shards of `accounts` (the owners of
         what the command saved); False after the timeout (the response then goes out anyway)."""
         if position is None:
             return True
-        accounts = list(accounts)
+        shards = self._shards(accounts)
         timeout = self.platform.settings.read_your_writes_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        delay = 0.003
+        if self.runner is None:
+            return self._wait_polled(shards, position, deadline)
         while True:
-            # The in-process runner is the fast path; the tracking rows also count, because another
-            # worker process (or a separate projector) may be the one that applied the position.
-            if self.runner is not None and self.runner.wait_applied(position, delay):
+            left = deadline - time.monotonic()
+            if self.runner.wait_applied(position, max(0.0, min(self.DB_CHECK, left))):
                 return True
             if self.reached(accounts, position):
                 return True
             if time.monotonic() >= deadline:
                 return False
-            if self.runner is None:
-                time.sleep(delay)
-            delay = min(delay * 1.5, 0.02)
