@@ -110,8 +110,8 @@ def _pool() -> ProcessPoolExecutor:
 @atexit.register
 def _shutdown_pool() -> None:
     pool = _POOL.pop("pool", None)
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+    if pool is not None:  # wait: idle workers exit at once, and none is left behind as an orphan
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ---------------------------------------------------------------- recording
