@@ -19,6 +19,8 @@ from infra.chain import GENESIS, chain_hash
 from infra.cli import main
 from tests.conftest import unique_email
 from tests.integration.test_api_model import UNIVERSE, advance, deploy, scan_with_signals, template_id, wait_projected
+from tests.integration.test_uploads_analytics import INFY, TCS, upload
+from tests.support.brokerfiles import tradebook_xlsx
 
 
 @pytest.fixture
@@ -130,6 +132,10 @@ def test_timeline_and_as_of(trading: Any) -> None:
 
 
 def test_verify_catches_an_edited_and_a_deleted_event(trading: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # the flows of the earlier issues: a paper portfolio with fills and exits (the fixture), imports
+    r = upload(trading, [("tradebook-AB1234-EQ.xlsx", tradebook_xlsx(INFY + TCS))])
+    assert r.status_code == 200 and r.json()["imported"] == len(INFY + TCS), r.text
+    wait_projected(trading)
     main(["audit", "verify"])  # passes: returns normally (exit status 0)
     out = capsys.readouterr().out
     assert "audit verify passed" in out and "DIFFERENT" not in out
