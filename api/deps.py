@@ -207,10 +207,13 @@ def request_meta(request: Request, principal: Principal | None = None, actor: st
 
 
 def dispatch(request: Request, platform: Platform, command: Any, principal: Principal | None = None,
-             actor: str | None = None) -> CommandResult:
-    """Run a command and wait (bounded) until the projections show its effect (read-your-writes)."""
+             actor: str | None = None, events_hint: int = 0) -> CommandResult:
+    """Run a command and wait (bounded) until the projections show its effect (read-your-writes).
+    `events_hint`: a command recording many events (a large import) waits longer, up to two minutes,
+    so that the reads right after it (the analytics summary) see all of it."""
     result = platform.bus.handle(command, request_meta(request, principal, actor))
     waiter: ReadYourWrites = request.app.state.read_your_writes
-    caught_up = waiter.wait(result.touched_accounts, result.position)
+    timeout = platform.settings.read_your_writes_timeout + min(events_hint / 1000.0, 120.0)
+    caught_up = waiter.wait(result.touched_accounts, result.position, timeout)
     return result if caught_up else dataclasses.replace(result, caught_up=False)
 

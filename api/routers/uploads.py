@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import partial
 from typing import Any
 
 from fastapi import Request
@@ -118,7 +119,7 @@ async def tradebook(request: Request, user: SessionUser, platform: PlatformDep) 
     rejected = [r for _, f in parsed for r in f.rejected]
     rows = sum(f.rows_read for _, f in parsed)
     cmd = im.ImportTradebook(user.account_id, tuple(names), rows, tuple(trades), tuple(rejected))
-    result = await run_in_threadpool(dispatch, request, platform, cmd, user)
+    result = await run_in_threadpool(partial(dispatch, events_hint=len(trades)), request, platform, cmd, user)
     return dict(result.value)
 
 
@@ -133,7 +134,7 @@ async def ledger(request: Request, user: SessionUser, platform: PlatformDep) -> 
     data = await _read(uploads[0], platform)
     f = await run_in_threadpool(parse_ledger, name, data)
     cmd = im.ImportLedger(user.account_id, name, f.rows_read, tuple(f.entries), tuple(f.rejected))
-    result = await run_in_threadpool(dispatch, request, platform, cmd, user)
+    result = await run_in_threadpool(partial(dispatch, events_hint=len(f.entries)), request, platform, cmd, user)
     return {**result.value, "opening_balance": f.opening_balance, "closing_balance": f.closing_balance}
 
 
