@@ -30,7 +30,7 @@ class AccountsProjection(Projection):
 
     def on_AccountRegistered(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        conn.execute(sa.insert(accounts).values(
+        conn.execute(sa.insert(accounts), dict(
             id=d["account_id"], email=d["email"], name=d["name"], is_admin=d["is_admin"],
             has_password=False, created_at=env.occurred_at,
         ))

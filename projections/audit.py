@@ -38,6 +38,12 @@ audit_events = sa.Table(
 )
 
 
+_INSERT = {
+    True: pg_insert(audit_events).on_conflict_do_nothing(index_elements=["position"]),
+    False: sqlite_insert(audit_events).on_conflict_do_nothing(index_elements=["position"]),
+}
+
+
 class AuditLogProjection(Projection):
     name = "audit_log"
     metadata = metadata
@@ -45,9 +51,8 @@ class AuditLogProjection(Projection):
     def apply(self, conn: Connection, env: Envelope) -> None:
         d = env.data
         pid = d.get("portfolio_id") if isinstance(d.get("portfolio_id"), int) else None
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        # idempotent: a rebuild racing a live projector adds nothing twice
-        conn.execute(insert(audit_events).on_conflict_do_nothing(index_elements=["position"]).values(
+        # idempotent: a rebuild racing a live projector adds nothing twice; one statement, rows as params
+        conn.execute(_INSERT[conn.dialect.name == "postgresql"], dict(
             position=env.position, account_id=env.account_id if env.account_id is not None else 0,
             event_id=env.event_id, type=env.type, aggregate_type=env.aggregate_type,
             aggregate_id=env.aggregate_id, aggregate_version=env.aggregate_version, portfolio_id=pid,

@@ -36,7 +36,7 @@ class BacktestRunsProjection(Projection):
 
     def on_BacktestCompleted(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        conn.execute(sa.insert(backtest_runs).values(
+        conn.execute(sa.insert(backtest_runs), dict(
             id=d["run_id"], aggregate_id=env.aggregate_id, account_id=d["account_id"],
             created_at=env.occurred_at, **{k: d[k] for k in _FIELDS},
         ))

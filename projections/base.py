@@ -67,7 +67,7 @@ def write_tracking(conn: Connection, projection: str, shard: str, position: int,
             .values(position=position, kafka_offset=kafka_offset)
         )
     else:
-        conn.execute(sa.insert(projection_tracking).values(
+        conn.execute(sa.insert(projection_tracking), dict(
             projection=projection, shard=shard, position=position, kafka_offset=kafka_offset
         ))
 

@@ -93,7 +93,7 @@ class BrokerProjection(Projection):
             row: dict[str, Any] = {"account_id": account_id, "broker": "kite", "connected": False,
                                    "updated_at": env.occurred_at}
             row.update(values)
-            conn.execute(sa.insert(connections).values(**row))
+            conn.execute(sa.insert(connections), dict(**row))
 
     def on_KiteCredentialsSaved(self, conn: Connection, env: Envelope) -> None:
         d = env.data

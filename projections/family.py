@@ -50,9 +50,9 @@ class FamilyProjection(Projection):
 
     def on_FamilyGroupCreated(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        conn.execute(sa.insert(groups).values(id=d["group_id"], aggregate_id=env.aggregate_id, name=d["name"],
+        conn.execute(sa.insert(groups), dict(id=d["group_id"], aggregate_id=env.aggregate_id, name=d["name"],
                                               owner_id=d["owner_id"], created_at=d["at"]))
-        conn.execute(sa.insert(members).values(group_id=d["group_id"], account_id=d["owner_id"],
+        conn.execute(sa.insert(members), dict(group_id=d["group_id"], account_id=d["owner_id"],
                                                email=d["owner_email"], role="owner", joined_at=d["at"]))
 
     def on_FamilyMemberInvited(self, conn: Connection, env: Envelope) -> None:
@@ -60,7 +60,7 @@ class FamilyProjection(Projection):
         gid = self._gid(conn, env)
         conn.execute(sa.update(invitations).where(invitations.c.group_id == gid, invitations.c.email == d["email"],
                                                   invitations.c.status == "pending").values(status="replaced"))
-        conn.execute(sa.insert(invitations).values(id=d["invitation_id"], group_id=gid, email=d["email"],
+        conn.execute(sa.insert(invitations), dict(id=d["invitation_id"], group_id=gid, email=d["email"],
                                                    status="pending", invited_by=d["invited_by"],
                                                    expires_at=d["expires_at"], created_at=d["at"]))
 
@@ -68,7 +68,7 @@ class FamilyProjection(Projection):
         d = env.data
         gid = self._gid(conn, env)
         conn.execute(sa.update(invitations).where(invitations.c.id == d["invitation_id"]).values(status="accepted"))
-        conn.execute(sa.insert(members).values(group_id=gid, account_id=d["account_id"], email=d["email"],
+        conn.execute(sa.insert(members), dict(group_id=gid, account_id=d["account_id"], email=d["email"],
                                                role="member", joined_at=d["at"]))
 
     def _drop_member(self, conn: Connection, env: Envelope) -> None:

@@ -120,28 +120,28 @@ class ImportsProjection(Projection):
         t = analytics_changes
         done = conn.execute(sa.update(t).where(t.c.account_id == account_id).values(position=position)).rowcount
         if not done:
-            conn.execute(sa.insert(t).values(account_id=account_id, position=position))
+            conn.execute(sa.insert(t), dict(account_id=account_id, position=position))
 
     def on_ImportBatchRecorded(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        conn.execute(sa.insert(import_batches).values(id=d["batch_id"], account_id=d["account_id"], kind=d["kind"],
+        conn.execute(sa.insert(import_batches), dict(id=d["batch_id"], account_id=d["account_id"], kind=d["kind"],
                                                       files=d["files"], report=d["report"], created_at=env.occurred_at))
         self.changed(conn, d["account_id"], env.position)
 
     def on_TradeImported(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.insert(imported_trades).values(**_copy(env, imported_trades)))
+        conn.execute(sa.insert(imported_trades), dict(**_copy(env, imported_trades)))
 
     def on_LedgerEntryImported(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.insert(ledger_entries).values(**_copy(env, ledger_entries)))
+        conn.execute(sa.insert(ledger_entries), dict(**_copy(env, ledger_entries)))
 
     def on_MfTransactionImported(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.insert(mf_transactions).values(**_copy(env, mf_transactions)))
+        conn.execute(sa.insert(mf_transactions), dict(**_copy(env, mf_transactions)))
 
     def on_CasStatementImported(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.insert(cas_statements).values(**_copy(env, cas_statements)))
+        conn.execute(sa.insert(cas_statements), dict(**_copy(env, cas_statements)))
 
     def on_CorporateActionRecorded(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.insert(corporate_actions).values(**_copy(env, corporate_actions)))
+        conn.execute(sa.insert(corporate_actions), dict(**_copy(env, corporate_actions)))
         self.changed(conn, env.data["account_id"], env.position)
 
     # Model portfolios feed the analytics journal too (closed trades, fills, daily equity).

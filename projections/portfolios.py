@@ -271,7 +271,7 @@ class PortfoliosProjection(Projection):
     def on_PortfolioDeployed(self, conn: Connection, env: Envelope) -> None:
         d = env.data
         capital = float(d["capital"])
-        conn.execute(sa.insert(portfolios).values(
+        conn.execute(sa.insert(portfolios), dict(
             id=d["portfolio_id"], aggregate_id=env.aggregate_id,
             account_id=d["account_id"] if d.get("account_id") is not None else env.account_id,
             name=d["name"], mode=d["mode"], status="active", strategy_id=d["strategy_id"], strategy=d["strategy"],
@@ -313,7 +313,7 @@ class PortfoliosProjection(Projection):
         d = env.data
         pf = self._pf_required(conn, env)
         expires_at, expires_epoch = expiry(d["day"], d["validity_days"])
-        conn.execute(sa.insert(signals).values(
+        conn.execute(sa.insert(signals), dict(
             id=d["signal_id"], portfolio_id=pf.id, account_id=pf.account_id, strategy_id=pf.strategy_id,
             exchange=d["exchange"], symbol=d["symbol"], sector=d["sector"], side="buy", kind="entry",
             conviction=d["conviction"], reference_price=d["reference_price"], limit_price=d["limit_price"],
@@ -362,7 +362,7 @@ class PortfoliosProjection(Projection):
         d = env.data
         pf = self._pf_required(conn, env)
         entry, qty, fee = float(d["entry_price"]), int(d["quantity"]), float(d["entry_charges"])
-        conn.execute(sa.insert(positions).values(
+        conn.execute(sa.insert(positions), dict(
             id=d["position_id"], portfolio_id=pf.id, account_id=pf.account_id, signal_id=d["signal_id"],
             exchange=d["exchange"], symbol=d["symbol"], sector=d["sector"], quantity=qty, avg_price=entry,
             entry_date=d["day"], entry_charges=fee, stop_loss=d["stop_loss"], stop_reason="stop_loss", trail=None,
@@ -388,7 +388,7 @@ class PortfoliosProjection(Projection):
         pf = self._pf_required(conn, env)
         pos = self._position(conn, d["position_id"])
         expires_at, expires_epoch = expiry(d["day"], 1)  # sold at the next open
-        conn.execute(sa.insert(signals).values(
+        conn.execute(sa.insert(signals), dict(
             id=sid, portfolio_id=pf.id, account_id=pf.account_id, strategy_id=pf.strategy_id,
             exchange=pos.exchange if pos is not None else "NSE",
             symbol=d.get("symbol") or (pos.symbol if pos is not None else ""),
@@ -441,7 +441,7 @@ class PortfoliosProjection(Projection):
                     self._set_position(conn, env, r.id, last_price=mark, unrealized_pnl=round(
                         (float(mark) - float(r.avg_price)) * int(r.quantity) - float(r.entry_charges), 2))
         cash, equity = float(d["cash"]), float(d["equity"])
-        conn.execute(sa.insert(portfolio_equity).values(
+        conn.execute(sa.insert(portfolio_equity), dict(
             portfolio_id=pf.id, day=d["day"], reset_seq=pf.reset_seq, cash=cash, equity=equity,
         ))
         self._revalue(conn, env, pf, equity=equity, cash=cash, last_day=d["day"],
@@ -450,7 +450,7 @@ class PortfoliosProjection(Projection):
     # ------------------------------------------------------------------ activity
 
     def _log(self, conn: Connection, env: Envelope, portfolio_id: int, account_id: int | None) -> None:
-        conn.execute(sa.insert(activity_log).values(
+        conn.execute(sa.insert(activity_log), dict(
             id=env.position, portfolio_id=portfolio_id, account_id=account_id, position=env.position,
             type=env.type, at=env.occurred_at, summary=self._summary(conn, env), data=env.data,
         ))

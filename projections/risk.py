@@ -73,7 +73,7 @@ class RiskProjection(Projection):
 
     def on_RiskRuleCreated(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        conn.execute(sa.insert(risk_rules).values(
+        conn.execute(sa.insert(risk_rules), dict(
             id=d["rule_id"], account_id=env.account_id, rule_type=d["rule_type"], scope=_scope(d["portfolio_id"]),
             portfolio_id=d["portfolio_id"], value=d["value"], unit=d["unit"], symbols=list(d["symbols"]),
             note=d["note"], auto=False, trigger_rule_id=None, created_at=env.occurred_at,
@@ -98,7 +98,7 @@ class RiskProjection(Projection):
         portfolio_id = None if trigger_pf is None else trigger_pf.portfolio_id
         note = (f"engaged automatically by max_daily_loss rule {d['trigger_rule_id']} on {d['day']} "
                 f"(loss {float(d['loss']):,.2f}, limit {float(d['limit']):,.2f})")
-        conn.execute(sa.insert(risk_rules).values(
+        conn.execute(sa.insert(risk_rules), dict(
             id=d["rule_id"], account_id=env.account_id, rule_type="kill_switch", scope=_scope(portfolio_id),
             portfolio_id=portfolio_id, value=None, unit=None, symbols=[], note=note, auto=True,
             trigger_rule_id=d["trigger_rule_id"], created_at=env.occurred_at, updated_at=env.occurred_at,
@@ -106,7 +106,7 @@ class RiskProjection(Projection):
 
     def on_RiskBreached(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        conn.execute(sa.insert(breach_rows).values(
+        conn.execute(sa.insert(breach_rows), dict(
             id=env.position, account_id=env.account_id, rule_id=d["rule_id"], rule_type=d["rule_type"],
             portfolio_id=d["portfolio_id"], signal_id=d["signal_id"], symbol=d["symbol"], action=d["action"],
             limit_value=d["limit"], actual=d["actual"], message=d["message"], day=d["day"], at=env.occurred_at,
@@ -117,7 +117,7 @@ class RiskProjection(Projection):
         o = risk_orders.c
         key = (o.account_id == env.account_id, o.portfolio_id == d["portfolio_id"], o.day == d["day"])
         if conn.execute(sa.update(risk_orders).where(*key).values(orders=o.orders + 1)).rowcount == 0:
-            conn.execute(sa.insert(risk_orders).values(account_id=env.account_id, portfolio_id=d["portfolio_id"],
+            conn.execute(sa.insert(risk_orders), dict(account_id=env.account_id, portfolio_id=d["portfolio_id"],
                                                        day=d["day"], orders=1))
 
 

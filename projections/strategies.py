@@ -46,7 +46,7 @@ class StrategiesProjection(Projection):
 
     def on_StrategyCreated(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        conn.execute(sa.insert(strategies).values(
+        conn.execute(sa.insert(strategies), dict(
             id=d["strategy_id"], aggregate_id=env.aggregate_id, owner_id=d["owner_id"],
             is_template=d["is_template"], is_public=d["is_public"],
             forked_from=d["forked_from"], created_at=env.occurred_at, updated_at=env.occurred_at,
