@@ -50,15 +50,8 @@ class RiskRuleCreated(DomainEvent):
 
 
 @dataclass(frozen=True)
-class RiskRuleUpdated(DomainEvent):
-    rule_id: int
-    rule_type: str
-    portfolio_id: int | None
-    value: float | None
-    unit: str | None
-    symbols: list[str]
-    note: str
-    at: str
+class RiskRuleUpdated(RiskRuleCreated):
+    """A rule replaced in full (same fields as its creation)."""
 
 
 @dataclass(frozen=True)

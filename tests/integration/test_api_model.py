@@ -3,25 +3,18 @@ the lifecycle, and every refusal a user can run into."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import pytest
 
 from backtest.barstore import BarStore
-from backtest.synthetic import extend, generate
+from backtest.synthetic import extend
 from backtest.universes import load_universe
 from tests.conftest import unique_email
 
 UNIVERSE = "nifty_50"
 
 
-@pytest.fixture
-def market(api: Any) -> Any:
-    generate(BarStore(api.platform.settings.data_dir), load_universe(UNIVERSE), date(2019, 1, 1),
-             date(2020, 12, 31))
-    api.login()
-    return api
 
 
 def template_id(client: Any, base_model: str = "v3_dip_buyer") -> int:

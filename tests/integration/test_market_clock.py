@@ -11,19 +11,9 @@ from typing import Any
 import pytest
 
 from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
 from infra.cli import main
 from infra.market_clock import IST, MarketClock, Scheduler, next_run
-from tests.integration.test_api_model import UNIVERSE, deploy, scan_with_signals, template_id, wait_projected
-
-
-@pytest.fixture
-def market(api: Any) -> Any:
-    generate(BarStore(api.platform.settings.data_dir), load_universe(UNIVERSE), date(2019, 1, 1),
-             date(2020, 12, 31))
-    api.login()
-    return api
+from tests.integration.test_api_model import deploy, scan_with_signals, template_id, wait_projected
 
 
 def test_next_run_is_the_next_trading_days_scan_time() -> None:
