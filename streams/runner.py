@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Sequence
+
+import sqlalchemy as sa
 
 from infra.db import Database
 from projections.base import Projection, read_tracking, tracking_metadata, write_tracking
@@ -14,6 +17,9 @@ from streams.loop import StepLoop
 from streams.sources import EventSource, Item
 
 log = logging.getLogger(__name__)
+
+
+_SHARD_LOCK = 7411100
 
 
 class ProjectionRunner:
@@ -69,6 +75,12 @@ class ProjectionRunner:
 
     def _apply(self, items: list[Item]) -> None:
         with self.db.write(durable=False) as conn:  # rows and tracking together: re-applied after a crash
+            if not self.db.is_sqlite:  # (SQLite's BEGIN IMMEDIATE serialises writers already)
+                # Two runners on one shard (a rebuild beside a live projector, two projector processes)
+                # take turns, so neither applies what the other just applied.
+                for shard in sorted({i.shard for i in items}):
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                                 {"a": _SHARD_LOCK, "b": zlib.crc32(shard.encode()) & 0x7FFFFFFF})
             # Re-read inside the write transaction: another projector process may have moved on.
             state = read_tracking(conn, self.names)
             existed = set(state)
