@@ -121,6 +121,8 @@ def timeline(user: Reader, platform: PlatformDep, portfolio_id: int = Query(ge=1
     if not rows and pf is None:
         raise NotFound(f"Portfolio {portfolio_id} not found")
     signal_of_position: dict[int, int] = {}
+    last_of_signal: dict[int, int] = {}  # signal id -> position of its latest step (the causal chain)
+    origin_of_signal: dict[int, int] = {}  # signal id -> position of the scan step that proposed it
     steps = []
     for r in rows:
         step = STEPS.get(r["type"])
@@ -138,8 +140,14 @@ def timeline(user: Reader, platform: PlatformDep, portfolio_id: int = Query(ge=1
             cause["via"] = "scheduled scan" if cause["kind"] == "scheduler" else "scan on request"
         else:
             cause = _cause(r["meta"])
+        follows = origin = None
+        if signal_id is not None:
+            follows = last_of_signal.get(int(signal_id))
+            origin = origin_of_signal.setdefault(int(signal_id), r["position"])
+            last_of_signal[int(signal_id)] = r["position"]
         steps.append({"position": r["position"], "at": r["occurred_at"], "step": step, "type": r["type"],
                       "signal_id": signal_id, "position_id": position_id, "caused_by": cause,
+                      "follows": follows, "proposed_by": origin,
                       "summary": summaries.get(r["position"], r["type"]), "values": d})
     return {"portfolio_id": portfolio_id, "steps": steps}
 

@@ -115,6 +115,10 @@ def test_timeline_and_as_of(trading: Any) -> None:
     assert story[1]["caused_by"]["kind"] == "user" and story[1]["caused_by"]["request_id"]
     assert story[3]["caused_by"]["kind"] == "scheduler"  # the market clock filled it
     assert all(s["summary"] and s["at"] for s in story)
+    # each step names the one it follows, and every step leads back to the scan that proposed the signal
+    assert story[0]["follows"] is None and story[0]["proposed_by"] == story[0]["position"]
+    for before, after in itertools.pairwise(story):
+        assert after["follows"] == before["position"] and after["proposed_by"] == story[0]["position"]
     if "exit" in kinds:
         assert kinds.index("exit") > kinds.index("position")
 
