@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from typing import Any, Literal
@@ -102,9 +104,22 @@ def _pool() -> ProcessPoolExecutor:
     with _POOL_LOCK:
         pool = _POOL.get("pool")
         if pool is None:
-            pool = ProcessPoolExecutor(POOL_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+            pool = ProcessPoolExecutor(POOL_WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_exit_with_parent, initargs=(os.getpid(),))
             _POOL["pool"] = pool
         return pool
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each worker: leave when the server process is gone (killed without a chance to shut the pool
+    down), instead of lingering as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 @atexit.register
