@@ -124,6 +124,9 @@ class FamilyGroup(Aggregate):
                 return inv
             if token_hash is None and inv.email == email:
                 return inv
+        if not any(inv.email == email or (token_hash is not None and inv.token_hash == token_hash)
+                   for inv in self.invitations.values()):
+            raise NotFound(f"Family group {self.group_id} not found")  # never invited: existence does not leak
         raise DomainError("No valid invitation to this group for you (it may have expired, been used or "
                           "been replaced); ask the owner to invite you again")
 

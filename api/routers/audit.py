@@ -4,7 +4,6 @@ stood at any moment (rebuilt from its events up to then, never from today's read
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from fastapi import HTTPException, Query, Response
@@ -17,7 +16,7 @@ from domain.errors import DomainError, NotFound
 from domain.portfolio import Portfolio
 from domain.risk import RiskBook
 from infra.bootstrap import Platform
-from projections.audit import AuditFilters, activity_summaries, list_audit_events, portfolio_events
+from projections.audit import AuditFilters, activity_summaries, list_audit_events, portfolio_events, utc_moment
 
 router = resource_router("/api/audit", ["audit"])
 
@@ -36,22 +35,14 @@ STEPS = {
 
 
 def _moment(text: str, end_of_day: bool = False) -> str:
-    """An ISO timestamp (with offset; none = UTC) or a date, as a UTC ISO string for comparisons."""
     try:
-        if len(text) == 10:
-            d = date.fromisoformat(text)
-            moment = datetime.combine(d, time.max if end_of_day else time.min, UTC)
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-    except ValueError:
-        raise DomainError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None
-    return moment.astimezone(UTC).isoformat()
+        return utc_moment(text, end_of_day)
+    except ValueError as exc:
+        raise DomainError(str(exc)) from None
 
 
 def _aggregate_id(aggregate_type: str | None, value: str) -> str:
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": str.isdigit accepts it, int() does not
         if aggregate_type not in KINDS:
             raise DomainError("an integer aggregate_id needs aggregate_type, one of: " + ", ".join(KINDS))
         return str(aggregate_uuid(KINDS[aggregate_type], int(value)))

@@ -55,7 +55,7 @@ async def _form(request: Request, platform: Platform, max_files: int) -> FormDat
     body_limit = _limit_bytes(platform) * max_files + _SLACK
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise UploadError("Bad Content-Length header")
         if int(declared) > body_limit:
             raise _too_large(platform)

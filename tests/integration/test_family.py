@@ -41,7 +41,9 @@ def test_family_of_three_consolidates_accepted_members_only(api_factory: Any, da
     assert third.post(f"/api/family/groups/{gid}/accept").status_code == 200
     # a used link does not work twice; someone without an invitation cannot join
     assert outsider.post(f"/api/family/groups/{gid}/accept", params={"token": token}).status_code in (400, 403)
-    assert outsider.post(f"/api/family/groups/{gid}/accept").status_code == 400
+    # never invited: the same 404 as a group that does not exist (its existence does not leak)
+    assert outsider.post(f"/api/family/groups/{gid}/accept").status_code == 404
+    assert outsider.post("/api/family/groups/999999/accept").status_code == 404
     # only the owner invites
     assert second.post(f"/api/family/groups/{gid}/invite", json={"email": emails[3]}).status_code == 403
 
