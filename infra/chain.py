@@ -6,11 +6,12 @@
 spaces), so an export re-imported elsewhere verifies the same. The chain follows store order
 (the notification ids, which never reorder commits).
 
-Sealing: every reader of the event log -- the relay before it publishes, the embedded projector
-before it projects, the audit API and `audit verify` -- first seals what is not sealed yet, in one short
-transaction per batch under a global lock (an advisory lock on Postgres, BEGIN IMMEDIATE on SQLite).
-The projector or relay tails the store continuously, so an event is sealed within milliseconds of
-its commit, nothing leaves the store unsealed, and commands pay no extra transaction. Sealed hashes are kept in
+Sealing: the readers that hand events on seal first -- the relay before it publishes (so every event
+on the topic carries its hash), the audit API and `audit verify` -- in one short transaction per batch
+under a global lock (an advisory lock on Postgres, BEGIN IMMEDIATE on SQLite). In the embedded default
+the projector, which needs no hashes, seals when the log is idle and at least every 250 ms
+(`streams.sources.StoreSource`). Commands pay no extra transaction; an event stays unsealed for at most
+a moment after its commit. Sealed hashes are kept in
 `audit_chain`; `verify_store` recomputes every chain from the stored events and reports the first
 break (an altered event, a deleted one, a hash row that was changed).
 """
@@ -157,13 +158,19 @@ class HashChain:
             conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=sealed))
 
     def hashes(self, positions: Iterable[int]) -> dict[int, tuple[str, str]]:
-        wanted = list(positions)
+        wanted = sorted(set(positions))
         if not wanted:
             return {}
+        cols = sa.select(audit_chain.c.position, audit_chain.c.prev_hash, audit_chain.c.hash)
+        lo, hi = wanted[0], wanted[-1]
         with self.db.read() as conn:
-            rows = conn.execute(sa.select(audit_chain.c.position, audit_chain.c.prev_hash, audit_chain.c.hash)
-                                .where(audit_chain.c.position.between(min(wanted), max(wanted)))).all()
-        return {int(r.position): (str(r.prev_hash), str(r.hash)) for r in rows}
+            if hi - lo + 1 <= 2 * len(wanted):  # (nearly) contiguous, as a store batch: one range scan
+                rows = conn.execute(cols.where(audit_chain.c.position.between(lo, hi))).all()
+            else:  # sparse (one account's page among many accounts): only the wanted rows
+                rows = [r for i in range(0, len(wanted), 500)
+                        for r in conn.execute(cols.where(audit_chain.c.position.in_(wanted[i:i + 500]))).all()]
+        keep = set(wanted)
+        return {int(r.position): (str(r.prev_hash), str(r.hash)) for r in rows if int(r.position) in keep}
 
     # ------------------------------------------------------------------ verification
 

@@ -5,6 +5,7 @@ chain the store seals (infra/chain.py), so this table can be rebuilt without tou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,6 +60,23 @@ class AuditLogProjection(Projection):
             occurred_at=env.occurred_at, actor=str(env.meta.get("actor", "")),
             request_id=env.meta.get("request_id"), schema_version=env.schema_version, meta=env.meta, data=d,
         ))
+
+
+def utc_moment(text: str, end_of_day: bool = False) -> str:
+    """A date (its start, or its end with `end_of_day`) or an ISO 8601 timestamp (no offset = UTC), as
+    a UTC ISO string for comparing with `occurred_at`; ValueError says what is wrong."""
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            moment = datetime.combine(d, time.max if end_of_day else time.min, UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)  # year 1 at +01:00 or year 9999 at -01:00: out of range
+    except (ValueError, OverflowError):
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None
+    return moment.isoformat()
 
 
 @dataclass(frozen=True)

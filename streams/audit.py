@@ -11,6 +11,7 @@ with their chain and check an export offline.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -18,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from infra.bootstrap import Platform, bootstrap
 from infra.chain import GENESIS, Break, verify_envelopes
 from infra.db import Database
 from infra.settings import Settings
-from projections.base import Projection, projection_tracking, tracking_metadata
+from projections.audit import utc_moment
+from projections.base import Projection, projection_tracking
 from projections.envelope import Envelope
 from projections.registry import all_projections
 from streams.runner import ProjectionRunner
@@ -140,11 +142,8 @@ def replay_and_compare(platform: Platform, projections: Sequence[Projection],
     wait_live_caught_up(platform, projections, head)
     live = table_checksums(platform.db, projections)
     with scratch_database(platform.db) as scratch:
-        with scratch.write() as conn:
-            tracking_metadata.create_all(conn)
         runner = ProjectionRunner(scratch, list(projections), _source(platform, source))
-        runner.create_tables()
-        runner.rebuild(head)
+        runner.rebuild(head)  # creates the tracking and read-model tables in the empty database
         runner.source.close()
         replayed = table_checksums(scratch, projections)
     return live, replayed, head
@@ -199,14 +198,14 @@ def read_topic(platform: Platform) -> list[tuple[int, int, Envelope]]:
 def verify_topic(platform: Platform) -> tuple[list[str], dict[str, int]]:
     messages = read_topic(platform)
     problems: list[str] = []
-    store_positions: dict[int, Envelope] = {}
+    store_positions: dict[int, str] = {}  # position -> event id (all the comparison needs)
     after = 0
     while True:
         batch = platform.store.read_plain(after, 5000)
         if not batch:
             break
         for env in batch:
-            store_positions[env.position] = env
+            store_positions[env.position] = env.event_id
         after = batch[-1].position
     seen: dict[str, int] = {}
     last_by_account: dict[int, int] = {}
@@ -219,8 +218,7 @@ def verify_topic(platform: Platform) -> tuple[list[str], dict[str, int]]:
             problems.append(f"account {acct}: position {env.position} (partition {part} offset {offset}) "
                             f"arrives after {last_by_account[acct]}: order differs from the store")
         last_by_account[acct] = max(env.position, last_by_account.get(acct, 0))
-        stored = store_positions.get(env.position)
-        if stored is None or stored.event_id != env.event_id:
+        if store_positions.get(env.position) != env.event_id:
             problems.append(f"position {env.position}: topic event {env.event_id} is not that position in the store")
     missing = sorted(set(store_positions) - set(seen.values()))
     if missing:
@@ -296,17 +294,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _day_bound(text: str | None, end: bool) -> str | None:
     if not text:
         return None
-    d = date.fromisoformat(text) if len(text) == 10 else None
-    if d is not None:
-        return datetime.combine(d, datetime.max.time() if end else datetime.min.time(), UTC).isoformat()
-    return datetime.fromisoformat(text).astimezone(UTC).isoformat()
+    try:
+        return utc_moment(text, end_of_day=end)
+    except ValueError as exc:
+        raise SystemExit(f"--from/--to: {exc}") from None
 
 
 def export_events(platform: Platform, account_id: int, since: str | None, until: str | None) -> list[Envelope]:
+    """The account's events in the window with their chain hashes. The log is read plain and hashes
+    are fetched only for the events kept (not for every account's events, batch by batch)."""
+    chain = platform.store.chain
     out: list[Envelope] = []
     after = 0
     while True:
-        batch = platform.store.read(after, 5000)
+        batch = platform.store.read_plain(after, 5000)
         if not batch:
             break
         after = batch[-1].position
@@ -317,7 +318,10 @@ def export_events(platform: Platform, account_id: int, since: str | None, until:
             if (since and at < since) or (until and at > until):
                 continue
             out.append(env)
-    return out
+    if out:
+        chain.seal(out[-1].position)
+    hashes = chain.hashes(e.position for e in out)
+    return [dataclasses.replace(e, prev_hash=hashes[e.position][0], hash=hashes[e.position][1]) for e in out]
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -89,6 +89,8 @@ def test_new_user_paper_trades_a_forked_strategy(tmp_path: Path) -> None:
         closed = s.get(base + "/api/model/positions", params={"portfolio_id": pf["id"], "status": "closed"}).json()
         held = s.get(base + "/api/model/positions", params={"portfolio_id": pf["id"], "status": "open"}).json()
         assert closed or held
+        # every filled entry became a position that is either still held or closed
+        assert {x["position_id"] for x in filled} <= {p["id"] for p in closed + held}
         realized = round(sum(p["realized_pnl"] for p in closed), 2)
         unrealized = round(sum(p["unrealized_pnl"] for p in held), 2)
         assert abs(dash["total_pnl"] - (realized + unrealized)) <= 0.05 * max(1, len(closed) + len(held))

@@ -94,6 +94,11 @@ def test_events_api_chain_filters_and_ownership(trading: Any, api_factory: Any) 
     assert future == []
     assert trading.get("/api/audit/events", params={"aggregate_id": "7"}).status_code == 400
     assert trading.get("/api/audit/events", params={"from": "yesterday"}).status_code == 400
+    for bad in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):  # out of range once in UTC
+        assert trading.get("/api/audit/events", params={"from": bad}).status_code == 400
+        assert trading.get(f"/api/audit/portfolios/{pf_id}/as-of", params={"at": bad}).status_code == 400
+    assert trading.get("/api/audit/events", params={"aggregate_type": "Portfolio",
+                                                    "aggregate_id": "\u00b2"}).status_code == 400
 
     other = api_factory()
     other.login(unique_email("other"))
@@ -119,8 +124,10 @@ def test_timeline_and_as_of(trading: Any) -> None:
     assert story[0]["follows"] is None and story[0]["proposed_by"] == story[0]["position"]
     for before, after in itertools.pairwise(story):
         assert after["follows"] == before["position"] and after["proposed_by"] == story[0]["position"]
+    # after the position opens only stop moves, an exit signal and the exit can follow, the exit last
+    assert set(kinds[5:]) <= {"stop", "exit_signal", "exit"}, kinds
     if "exit" in kinds:
-        assert kinds.index("exit") > kinds.index("position")
+        assert kinds.index("exit") > kinds.index("position") and kinds[-1] == "exit"
 
     # as of just after the approval: in the cart, cash untouched, nothing held
     then = trading.get(f"/api/audit/portfolios/{pf_id}/as-of", params={"at": trading.approved_at}).json()
@@ -131,6 +138,9 @@ def test_timeline_and_as_of(trading: Any) -> None:
     dash = trading.get("/api/model/dashboard", params={"portfolio_id": pf_id}).json()
     assert now["cash"] == dash["cash"] and now["equity"] == pytest.approx(dash["equity"], abs=0.01)
     assert {p["id"] for p in now["positions"]} == {p["id"] for p in dash["positions"]}
+    # the timeline and the as-of view agree: the signal's position is held now exactly when it has no exit
+    opened = story[4]["position_id"]
+    assert (opened in {p["id"] for p in now["positions"]}) == ("exit" not in kinds)
     r = trading.get(f"/api/audit/portfolios/{pf_id}/as-of", params={"at": "2001-01-01"})
     assert r.status_code == 400 and "did not exist yet" in r.json()["detail"]
 
@@ -165,8 +175,9 @@ def test_verify_catches_an_edited_and_a_deleted_event(trading: Any, capsys: pyte
     last = _events(trading)[0]["position"]
     with db.write() as conn:  # and one deletes another (restoring nothing)
         conn.execute(sa.delete(table).where(key == last))
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         main(["audit", "verify", "--no-projections"])
+    assert exc.value.code == 1
     out = capsys.readouterr().out
     assert f"position {last} " in out and "missing from the store" in out
 
@@ -206,7 +217,19 @@ def test_export_and_offline_check(trading: Any, tmp_path: Path, fmt: str, capsys
     today = datetime.now(UTC).date().isoformat()
     main(["audit", "export", "--account", trading.email, "--from", today, "--to", today, "--format", fmt,
           "--out", str(window)])
-    main(["audit", "import-check", str(window)])  # a window links to the hash before it, and verifies
+    main(["audit", "import-check", str(window)])
+    assert "export verified" in capsys.readouterr().out
+    # a window starting mid-history: its first event links to the hash before it, and it verifies
+    late = tmp_path / f"late.{fmt}"
+    main(["audit", "export", "--account", trading.email, "--from", trading.approved_at, "--format", fmt,
+          "--out", str(late)])
+    shown = capsys.readouterr().out
+    assert f"exported {count} events" not in shown and "exported 0 events" not in shown
+    from streams.audit import load_export
+    header, _ = load_export(late)
+    assert header["first_prev_hash"] != GENESIS
+    main(["audit", "import-check", str(late)])
+    assert "export verified" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["audit", "export", "--account", "nobody@example.com", "--out", str(tmp_path / "x.jsonl")])
 
