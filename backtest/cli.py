@@ -291,8 +291,7 @@ def _cli_strategy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         spec = normalize_spec(str(body.get("base_model", "")), body.get("entry_rules"), body.get("exit_rules"), params)
     except SpecError as exc:
         raise ValueError(f"strategy.{exc}") from None
-    return {"base_model": spec.base_model, "entry_rules": spec.entry_rules, "exit_rules": spec.exit_rules,
-            "params": spec.params}, name
+    return spec.to_json(), name
 
 
 def _saved_strategy(strategy_id: int) -> tuple[dict[str, Any], str]:

@@ -160,8 +160,7 @@ def _strategy_spec(strategy: dict[str, Any]) -> dict[str, Any]:
         )
     except SpecError as exc:
         raise DomainError(str(exc)) from None
-    return {"base_model": spec.base_model, "entry_rules": spec.entry_rules, "exit_rules": spec.exit_rules,
-            "params": spec.params}
+    return spec.to_json()
 
 
 def _trade_row(pos: PositionState, symbol_sector: str) -> dict[str, Any]:

@@ -72,9 +72,8 @@ def bench_scan() -> None:
     sid = _template(plat, "v3_dip_buyer")
     pid = plat.bus.handle(m.DeployPortfolio(account, sid, "bench", "paper", 10_000_000, "nifty_100", 5, 20, 2,
                                             auto_approve=True), SYSTEM).value
-    from commands.handlers.portfolios import portfolio_uuid
     from domain.portfolio import Portfolio
-    pf = plat.store.load(Portfolio, portfolio_uuid(pid))
+    pf = plat.store.load(Portfolio, Portfolio.uuid_for(pid))
     assert pf is not None
     day = market.latest_day() or ""
     anchor = market.warmup_start(day)
@@ -90,7 +89,7 @@ def bench_scan() -> None:
         t = time.perf_counter()
         plat.bus.handle(m.RunPortfolioDay(pid, d), SYSTEM)
         steps.append(time.perf_counter() - t)
-    pf_after = plat.store.load(Portfolio, portfolio_uuid(pid))
+    pf_after = plat.store.load(Portfolio, Portfolio.uuid_for(pid))
     assert pf_after is not None
     print(f"scan nifty_100 v3_dip_buyer: median {statistics.median(scans) * 1000:.1f} ms, "
           f"p95 {percentile(scans, 95) * 1000:.1f} ms ({len(result.candidates)} candidates)")

@@ -392,6 +392,10 @@ class Portfolio(Aggregate):
 
     # ----------------------------------------------------------------------------- creation
 
+    @staticmethod
+    def uuid_for(portfolio_id: int) -> uuid.UUID:
+        return aggregate_uuid("portfolio", portfolio_id)
+
     @classmethod
     def deploy(
         cls,
@@ -429,7 +433,7 @@ class Portfolio(Aggregate):
             "exit_rules": dict(strategy.get("exit_rules") or model.exit_rules),
             "params": {**model.defaults(), **dict(strategy.get("params") or {})},
         }
-        obj = cls(aggregate_uuid("portfolio", portfolio_id))
+        obj = cls(cls.uuid_for(portfolio_id))
         obj.account_id = account_id
         obj._record(PortfolioDeployed(
             portfolio_id=portfolio_id, name=name, mode=mode, strategy_id=strategy_id, strategy=body,
@@ -1048,4 +1052,4 @@ def engaged_counts(portfolio: Portfolio) -> dict[str, int]:
 
 def rebuild(portfolio_id: int, events: Sequence[DomainEvent]) -> Portfolio:
     """A portfolio rebuilt from its events (the audit "as of" view uses a prefix of them)."""
-    return Portfolio.rehydrate(aggregate_uuid("portfolio", portfolio_id), events)
+    return Portfolio.rehydrate(Portfolio.uuid_for(portfolio_id), events)

@@ -297,11 +297,6 @@ class RiskBook(Aggregate):
     def orders_on(self, day: str, portfolio_id: int | None = None) -> int:
         return sum(n for (d, p), n in self.orders.items() if d == day and (portfolio_id is None or p == portfolio_id))
 
-    def kill_switches(self, portfolio_id: int | None = None) -> list[RiskRule]:
-        """Kill-switch rules in force for the account (and for `portfolio_id`, when given)."""
-        return [r for r in self.rules.values() if r.rule_type == "kill_switch"
-                and (r.portfolio_id is None or r.portfolio_id == portfolio_id)]
-
     def rule(self, rule_id: int) -> RiskRule:
         found = self.rules.get(rule_id)
         if found is None:

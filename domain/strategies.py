@@ -28,6 +28,10 @@ class StrategySpec:
     exit_rules: dict[str, Any]
     params: dict[str, Any]
 
+    def to_json(self) -> dict[str, Any]:
+        return {"base_model": self.base_model, "entry_rules": self.entry_rules, "exit_rules": self.exit_rules,
+                "params": self.params}
+
 
 def _pct(raw: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
     value = raw.get(key)

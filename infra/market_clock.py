@@ -21,7 +21,6 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from commands import messages as m
-from commands.handlers.portfolios import portfolio_uuid
 from commands.ports import CommandMeta, MarketData
 from domain.calendar import nse_calendar
 from domain.errors import DomainError
@@ -40,7 +39,6 @@ class DayReport:
     days: list[str] = field(default_factory=list)
     steps: int = 0
     signals: list[int] = field(default_factory=list)
-    kill_switches: list[int] = field(default_factory=list)
     position: int | None = None  # the last store position written (for read-your-writes)
 
     def note(self, position: int | None) -> None:
@@ -68,6 +66,9 @@ class MarketClock:
         report.steps += 1
         report.signals.extend(result.value)
 
+    def _check_daily_loss(self, account_id: int, day: str, meta: CommandMeta, report: DayReport) -> None:
+        report.note(self.platform.bus.handle(m.CheckDailyLoss(account_id, day), meta).position)
+
     def advance_portfolio(self, portfolio_id: int, meta: CommandMeta) -> DayReport:
         """Bring one portfolio up to the latest stored day (the last step is the scan on that day's close;
         run again on the same day, it scans again)."""
@@ -80,15 +81,13 @@ class MarketClock:
             days = self._days_for(pf.last_day, pf.deployed_on, latest) or [latest]
             for day in days:
                 self._step(portfolio_id, day, meta, report)
-                checked = self.platform.bus.handle(m.CheckDailyLoss(pf.account_id or 0, day), meta)
-                report.note(checked.position)
-                report.kill_switches.extend(checked.value)
+                self._check_daily_loss(pf.account_id or 0, day, meta, report)
             report.days = days
         return report
 
     def _portfolio(self, portfolio_id: int) -> Portfolio:
         """The aggregate itself: its last processed day must not come from a lagging read model."""
-        pf = self.platform.store.load(Portfolio, portfolio_uuid(portfolio_id))
+        pf = self.platform.store.load(Portfolio, Portfolio.uuid_for(portfolio_id))
         if pf is None:
             raise DomainError(f"Portfolio {portfolio_id} not found")
         return pf
@@ -114,6 +113,8 @@ class MarketClock:
             plans: dict[int, list[str]] = {}
             accounts: dict[int, int] = {}
             for row in rows:
+                if row["last_day"] is not None and row["last_day"] >= latest:
+                    continue  # up to date (the read model may lag the aggregate, never lead it)
                 pf = self._portfolio(int(row["id"]))
                 if pf.status == "retired":
                     continue
@@ -127,9 +128,7 @@ class MarketClock:
                         self._step(pid, day, meta, report)
                         stepped.add(accounts[pid])
                 for account_id in sorted(stepped):
-                    checked = self.platform.bus.handle(m.CheckDailyLoss(account_id, day), meta)
-                    report.note(checked.position)
-                    report.kill_switches.extend(checked.value)
+                    self._check_daily_loss(account_id, day, meta, report)
                 if progress is not None:
                     progress(day, k + 1, len(all_days))
             report.days = all_days

@@ -186,10 +186,8 @@ def _universe(req: BacktestRequest) -> Universe:
 
 
 def _prepare(platform: Platform, req: BacktestRequest, account_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate everything the worker will need; returns (worker kwargs, normalised params)."""
-    if req.end_date < req.start_date:
-        raise DomainError(f"end_date {req.end_date} is before start_date {req.start_date}; "
-                          "choose an end on or after the start")
+    """Validate everything the worker will need (`plan_run` checks the dates); returns (worker kwargs,
+    normalised params)."""
     strategy, strategy_name = _strategy_body(platform, req, account_id)
     universe = _universe(req)
     config = {

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 from commands import messages as m
 from commands.uow import UnitOfWork
-from domain.aggregate import aggregate_uuid
 from domain.errors import DomainError, NotFound
 from domain.portfolio import Portfolio, SignalState
 from domain.risk import Breach, EntryRequest, Exposure, RiskBook, check_entry, daily_loss_limit
@@ -24,17 +23,13 @@ from domain.strategies import Strategy
 IST = ZoneInfo("Asia/Kolkata")
 
 
-def portfolio_uuid(portfolio_id: int) -> Any:
-    return aggregate_uuid("portfolio", portfolio_id)
-
-
 def now_of(uow: UnitOfWork) -> datetime:
     return uow.deps.clock.now()
 
 
 def _load(uow: UnitOfWork, portfolio_id: int, account_id: int | None) -> Portfolio:
     """The portfolio, if `account_id` owns it (None: the system acts); otherwise 404."""
-    pf = uow.load(Portfolio, portfolio_uuid(portfolio_id))
+    pf = uow.load(Portfolio, Portfolio.uuid_for(portfolio_id))
     if pf is None or (account_id is not None and pf.account_id != account_id):
         raise NotFound(f"Portfolio {portfolio_id} not found")
     pf.id_source = uow.deps.ids.next_id
@@ -48,18 +43,25 @@ def load_book(uow: UnitOfWork, account_id: int) -> RiskBook:
 class RiskContext:
     """The account's risk rules and exposures around one portfolio being changed."""
 
-    def __init__(self, uow: UnitOfWork, book: RiskBook, pf: Portfolio) -> None:
+    def __init__(self, uow: UnitOfWork, book: RiskBook, pf: Portfolio,
+                 stored: dict[int, Exposure | None] | None = None) -> None:
+        """`stored`: the other portfolios' stored exposures (None: missing or retired), shared by the
+        contexts of one command so that each portfolio is loaded once."""
         self.book = book
         self.pf = pf
         self.today = now_of(uow).astimezone(IST).date().isoformat()
         self.others = Exposure()
-        if any(r.portfolio_id is None for r in book.rules.values()):  # account-wide rules need the others
-            for pid in book.portfolios:
-                if pid == pf.portfolio_id:
-                    continue
-                other = uow.load(Portfolio, portfolio_uuid(pid))
-                if other is not None and other.status != "retired":
-                    self.others.add(other.exposure())
+        if not any(r.portfolio_id is None for r in book.rules.values()):  # only account-wide rules need them
+            return
+        stored = {} if stored is None else stored
+        for pid in book.portfolios:
+            if pid == pf.portfolio_id:
+                continue
+            if pid not in stored:
+                other = uow.load(Portfolio, Portfolio.uuid_for(pid))
+                stored[pid] = other.exposure() if other is not None and other.status != "retired" else None
+            if (exposure := stored[pid]) is not None:
+                self.others.add(exposure)
 
     def scopes(self) -> dict[str, Exposure]:
         mine = self.pf.exposure(self.book.orders_on(self.today, self.pf.portfolio_id))
@@ -96,12 +98,9 @@ def deploy_portfolio(cmd: m.DeployPortfolio, uow: UnitOfWork) -> int:
         raise DomainError("No bar history is stored yet; import or generate bars first")
     if not cmd.name.strip():
         raise DomainError("name must not be empty")
-    spec = strategy.spec
     portfolio_id = uow.deps.ids.next_id("portfolio")
     pf = Portfolio.deploy(
-        portfolio_id, name=cmd.name.strip(), mode=cmd.mode, strategy={
-            "base_model": spec.base_model, "entry_rules": spec.entry_rules, "exit_rules": spec.exit_rules,
-            "params": spec.params},
+        portfolio_id, name=cmd.name.strip(), mode=cmd.mode, strategy=strategy.spec.to_json(),
         capital=cmd.capital, position_size_pct=cmd.position_size_pct, max_positions=cmd.max_positions,
         max_per_sector=cmd.max_per_sector, auto_approve=cmd.auto_approve, slippage_bps=cmd.slippage_bps,
         charges=cmd.charges, universe=cmd.universe, strategy_id=cmd.strategy_id, account_id=cmd.account_id,
@@ -145,7 +144,7 @@ def run_portfolio_day(cmd: m.RunPortfolioDay, uow: UnitOfWork) -> list[int]:
         uow.save(pf)
         return []
     before = set(pf.signals)
-    exit_ids_before = {p.exit_signal_id for p in pf.open_positions.values()}
+    exit_ids_before = _exit_signal_ids(pf)
     result = market.scan(pf.strategy, pf.universe, market.warmup_start(pf.deployed_on), cmd.day)
     if result.exits and pf.open_positions:
         pf.record_exit_signals(cmd.day, list(result.exits), at, reasons=result.exits)
@@ -166,8 +165,11 @@ def run_portfolio_day(cmd: m.RunPortfolioDay, uow: UnitOfWork) -> list[int]:
 
         pf.record_signals(cmd.day, result.candidates, at, gate=gate)
     uow.save(pf, *([book] if book is not None and book.has_changes else []))
-    new_exits = {p.exit_signal_id for p in pf.open_positions.values()} - exit_ids_before - {None}
-    return sorted((set(pf.signals) - before) | {i for i in new_exits if i is not None})
+    return sorted((set(pf.signals) - before) | (_exit_signal_ids(pf) - exit_ids_before))
+
+
+def _exit_signal_ids(pf: Portfolio) -> set[int]:
+    return {p.exit_signal_id for p in pf.open_positions.values() if p.exit_signal_id is not None}
 
 
 def check_daily_loss(cmd: m.CheckDailyLoss, uow: UnitOfWork) -> list[int]:
@@ -180,7 +182,7 @@ def check_daily_loss(cmd: m.CheckDailyLoss, uow: UnitOfWork) -> list[int]:
     if not loss_rules:
         return []
     portfolios = {pid: pf for pid in book.portfolios
-                  if (pf := uow.load(Portfolio, portfolio_uuid(pid))) is not None and pf.status != "retired"}
+                  if (pf := uow.load(Portfolio, Portfolio.uuid_for(pid))) is not None and pf.status != "retired"}
     at = now_of(uow).isoformat()
     created: list[int] = []
     touched: list[Portfolio] = []
@@ -214,25 +216,32 @@ def decide_signal(cmd: m.DecideSignal, uow: UnitOfWork) -> str:
     elif cmd.action == "expire":
         pf.expire_signal(cmd.signal_id, at, cmd.reason or "expired by user")
     else:
-        sig = pf.signals.get(cmd.signal_id)
-        if sig is None:
-            raise NotFound(f"Signal {cmd.signal_id} not found")
-        book: RiskBook | None = None
-        if sig.status == "pending_approval" and pf.status == "active":
-            book = load_book(uow, pf.account_id or 0)
-            ctx = RiskContext(uow, book, pf)
-            breaches = ctx.check(sig, placing=False, committed=False)
-            if breaches:
-                message = ctx.refuse(breaches, sig, "approve", at)
-                uow.save(book)
-                raise DomainError(f"Risk rule breached, signal {cmd.signal_id} not approved: {message}")
-        pf.approve_signal(cmd.signal_id, at)
-        if book is not None and book.guards_account_room():
-            book.note_approval(pf.portfolio_id, cmd.signal_id, ctx.today, at)
-            uow.save(pf, book)
-            return pf.signals[cmd.signal_id].status
+        return _approve(pf, cmd.signal_id, at, uow)
     uow.save(pf)
     return pf.signals[cmd.signal_id].status
+
+
+def _approve(pf: Portfolio, signal_id: int, at: str, uow: UnitOfWork) -> str:
+    """pending_approval -> in_cart after the risk rules (a breach is recorded, then refused)."""
+    sig = pf.signals.get(signal_id)
+    if sig is None:
+        raise NotFound(f"Signal {signal_id} not found")
+    if sig.status != "pending_approval" or pf.status != "active":
+        pf.approve_signal(signal_id, at)  # raises, naming the status
+    book = load_book(uow, pf.account_id or 0)
+    ctx = RiskContext(uow, book, pf)
+    breaches = ctx.check(sig, placing=False, committed=False)
+    if breaches:
+        message = ctx.refuse(breaches, sig, "approve", at)
+        uow.save(book)
+        raise DomainError(f"Risk rule breached, signal {signal_id} not approved: {message}")
+    pf.approve_signal(signal_id, at)
+    if book.guards_account_room():  # account-wide limits: serialise concurrent approvals on the RiskBook
+        book.note_approval(pf.portfolio_id, signal_id, ctx.today, at)
+        uow.save(pf, book)
+    else:
+        uow.save(pf)
+    return pf.signals[signal_id].status
 
 
 def place_cart(cmd: m.PlaceCart, uow: UnitOfWork) -> dict[str, list[dict[str, Any]]]:
@@ -243,6 +252,7 @@ def place_cart(cmd: m.PlaceCart, uow: UnitOfWork) -> dict[str, list[dict[str, An
     placed: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
     portfolios: dict[int, Portfolio] = {}
+    stored: dict[int, Exposure | None] = {}
     for portfolio_id, signal_id in cmd.items:
         pf = portfolios.get(portfolio_id) or _load(uow, portfolio_id, cmd.account_id)
         portfolios[portfolio_id] = pf
@@ -253,7 +263,7 @@ def place_cart(cmd: m.PlaceCart, uow: UnitOfWork) -> dict[str, list[dict[str, An
             refused.append({"signal_id": signal_id, "portfolio_id": portfolio_id, "symbol": sig.symbol,
                             "reason": f"signal is {sig.status}, not in_cart"})
             continue
-        ctx = RiskContext(uow, book, pf)
+        ctx = RiskContext(uow, book, pf, stored)
         breaches = ctx.check(sig, placing=True, committed=True)
         if breaches:
             refused.append({"signal_id": signal_id, "portfolio_id": portfolio_id, "symbol": sig.symbol,
