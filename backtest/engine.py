@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import gc
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -191,7 +192,22 @@ def run_backtest(
 ) -> BacktestResult:
     """Backtest `strategy` (an API strategy body: base_model, entry_rules, exit_rules, params) on
     `bars` over [config.start_date, config.end_date]. `benchmark` holds the benchmark's closes on
-    `bars.dates` (or None). Raises DomainError for an invalid configuration or strategy."""
+    `bars.dates` (or None). Raises DomainError for an invalid configuration or strategy.
+
+    The cyclic garbage collector is paused for the run: it allocates many short-lived acyclic objects
+    (events, states) that would trigger collections of the whole heap, about a tenth of the run time,
+    for nothing to collect; reference counting still frees them."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(bars, strategy, config, benchmark)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
+         benchmark: npt.NDArray[np.float64] | None) -> BacktestResult:
     t_start = time.perf_counter()
     config = validate_config(config)
     spec = _strategy_spec(strategy)
@@ -259,7 +275,7 @@ def run_backtest(
                 diag["skipped_max_positions"] += out.skipped_max_positions
                 diag["skipped_max_per_sector"] += out.skipped_max_per_sector
                 diag["skipped_zero_quantity"] += out.skipped_zero_quantity
-        eq_curve.append(pf.equity)
+        eq_curve.append(pf.close_equity)  # equity at this close (DayClosed); signals move no cash
         cash_curve.append(pf.cash)
         if pf.open_positions:
             invested_days += 1

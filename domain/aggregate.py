@@ -8,8 +8,8 @@ optimistic concurrency on (aggregate id, version).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from typing import ClassVar, Self
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Self
 
 from domain.events import DomainEvent
 
@@ -22,6 +22,10 @@ SYSTEM_ACCOUNT_ID = 0
 def aggregate_uuid(kind: str, int_id: int) -> uuid.UUID:
     """The aggregate id behind integer id `int_id` of kind `kind` (uuid5 over "kind:id")."""
     return uuid.uuid5(_NAMESPACE, f"{kind}:{int_id}")
+
+
+# (aggregate class, event class) -> its `when_<Event>` function, looked up once per pair
+_MUTATORS: dict[tuple[type, type], Callable[[Any, Any], None]] = {}
 
 
 class Aggregate:
@@ -44,10 +48,14 @@ class Aggregate:
         return obj
 
     def _apply(self, event: DomainEvent) -> None:
-        mutator = getattr(self, f"when_{type(event).__name__}", None)
+        key = (type(self), type(event))
+        mutator = _MUTATORS.get(key)
         if mutator is None:
-            raise TypeError(f"{type(self).__name__} cannot apply {type(event).__name__}")
-        mutator(event)
+            mutator = getattr(key[0], f"when_{key[1].__name__}", None)
+            if mutator is None:
+                raise TypeError(f"{key[0].__name__} cannot apply {key[1].__name__}")
+            _MUTATORS[key] = mutator
+        mutator(self, event)
 
     def _record(self, event: DomainEvent) -> None:
         self._apply(event)

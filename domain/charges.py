@@ -31,6 +31,7 @@ Choices (documented because a contract note can differ by a paisa):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from domain.ticks import DateLike, iso_date
@@ -87,12 +88,35 @@ def rates_on(trade_date: DateLike, schedule: str = "zerodha_delivery") -> Charge
         return _NONE
     if schedule != "zerodha_delivery":
         raise ValueError(f"unknown charges schedule {schedule!r}; use one of: {', '.join(SCHEDULES)}")
-    day = iso_date(trade_date)
+    return _zerodha_rates(iso_date(trade_date))
+
+
+@functools.lru_cache(maxsize=8192)
+def _zerodha_rates(day: str) -> ChargeRates:
     chosen = _ZERODHA_DELIVERY[0]
     for rates in _ZERODHA_DELIVERY:
         if rates.effective_from <= day:
             chosen = rates
     return chosen
+
+
+def _components(side: str, turnover: float,
+                rates: ChargeRates) -> tuple[float, float, float, float, float, float, float]:
+    """(stt, exchange, sebi, stamp, gst, dp, total): the components unrounded but stamp duty, and the
+    total rounded to the paisa (see the module docstring)."""
+    stt = turnover * rates.stt_pct / 100.0
+    exchange = turnover * rates.exchange_pct / 100.0
+    sebi = turnover * rates.sebi_per_crore / 1e7
+    stamp = round(turnover * rates.stamp_pct / 100.0, 2) if side == "buy" else 0.0
+    gst = (rates.brokerage + exchange + sebi) * rates.gst_pct / 100.0
+    dp = rates.dp_charge if side == "sell" else 0.0
+    return stt, exchange, sebi, stamp, gst, dp, round(rates.brokerage + stt + exchange + sebi + stamp + gst + dp, 2)
+
+
+def _rates_for(side: str, trade_date: DateLike, schedule: str | ChargeRates) -> ChargeRates:
+    if side not in SIDES:
+        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+    return schedule if isinstance(schedule, ChargeRates) else rates_on(trade_date, schedule)
 
 
 def charges(
@@ -108,20 +132,12 @@ def charges(
     (used by tests and by callers with a broker-specific table). See the module docstring for the
     rounding rules.
     """
-    if side not in SIDES:
-        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
-    rates = schedule if isinstance(schedule, ChargeRates) else rates_on(trade_date, schedule)
+    rates = _rates_for(side, trade_date, schedule)
     turnover = quantity * price
     if turnover <= 0:
         zero = ChargeBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         return zero
-    stt = turnover * rates.stt_pct / 100.0
-    exchange = turnover * rates.exchange_pct / 100.0
-    sebi = turnover * rates.sebi_per_crore / 1e7
-    stamp = round(turnover * rates.stamp_pct / 100.0, 2) if side == "buy" else 0.0
-    gst = (rates.brokerage + exchange + sebi) * rates.gst_pct / 100.0
-    dp = rates.dp_charge if side == "sell" else 0.0
-    total = round(rates.brokerage + stt + exchange + sebi + stamp + gst + dp, 2)
+    stt, exchange, sebi, stamp, gst, dp, total = _components(side, turnover, rates)
     return ChargeBreakdown(
         brokerage=round(rates.brokerage, 2),
         stt=round(stt, 2),
@@ -137,5 +153,9 @@ def charges(
 def total_charges(
     side: str, quantity: int, price: float, trade_date: DateLike, schedule: str | ChargeRates = "zerodha_delivery"
 ) -> float:
-    """Only the total of `charges(...)` (the figure cash and P&L use)."""
-    return charges(side, quantity, price, trade_date, schedule).total
+    """Only the total of `charges(...)` (the figure cash and P&L use), without the breakdown."""
+    rates = _rates_for(side, trade_date, schedule)
+    turnover = quantity * price
+    if turnover <= 0:
+        return 0.0
+    return _components(side, turnover, rates)[6]
