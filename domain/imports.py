@@ -1,11 +1,17 @@
 """Imported broker records: tradebook trades, ledger entries, CAS transactions and statements.
 
-Every imported record is its own aggregate with exactly one event (version 1), whose id is derived from
-the record's natural key (the exchange trade id, a ledger voucher's fields, a CAS transaction's fields).
-The event store refuses a second version 1 of the same aggregate, so importing the same trade twice is
-impossible even for two uploads racing each other: de-duplication is a consistency guarantee of the
-store, not a check that could be raced. An `ImportBatch` aggregate records each upload and its report;
-it is saved in the same transaction as the records, so an upload lands entirely or not at all.
+Tradebook trades are recorded per account and trade date: a `TradebookDay` aggregate whose events
+(`TradesImported`) each carry up to `TRADES_PER_EVENT` trades, and whose state is the set of trade keys
+it holds. An upload appends only keys the day does not hold yet, with optimistic concurrency on the
+day's version: two uploads racing on the same day cannot both append (the store refuses the second
+version N+1; the retry sees the first upload's trades and reports them as duplicates). A 100,000-trade
+tradebook is a few hundred events rather than 100,000.
+
+Ledger entries, CAS transactions and statements (files of hundreds or thousands of rows) are each their
+own aggregate with exactly one event (version 1), whose id is derived from the record's natural key; the
+store refuses a second version 1 of the same aggregate. An `ImportBatch` aggregate records each upload
+and its report; it is saved in the same transaction as the records, so an upload lands entirely or not
+at all.
 """
 
 from __future__ import annotations
@@ -56,23 +62,22 @@ class ImportBatchRecorded(_FlatEvent):
     at: str
 
 
+TRADES_PER_EVENT = 500  # keeps an event well under Kafka's default 1 MB message size
+TRADE_COLUMNS = ("trade_key", "trade_id", "order_id", "symbol", "isin", "exchange", "segment", "series",
+                 "executed_at", "side", "quantity", "price")
+
+
 @dataclass(frozen=True)
-class TradeImported(_FlatEvent):
+class TradesImported(_FlatEvent):
+    """Trades of one account and trade date imported by one batch: `rows` hold the values of `columns`
+    (`TRADE_COLUMNS`) in that order. `executed_at` is an ISO timestamp (IST, no offset) or ""; `side` is
+    buy or sell."""
+
     account_id: int
     batch_id: int
-    trade_key: str
-    trade_id: str
-    order_id: str
-    symbol: str
-    isin: str
-    exchange: str
-    segment: str
-    series: str
     trade_date: str  # YYYY-MM-DD
-    executed_at: str  # ISO timestamp (IST, no offset) or ""
-    side: str  # buy | sell
-    quantity: float
-    price: float
+    columns: list[str]
+    rows: list[list[Any]]
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,35 @@ class ImportBatch(Aggregate):
         self.report = e.report
 
 
+class TradebookDay(Aggregate):
+    """An account's imported trades of one trade date: which trade keys it holds."""
+
+    aggregate_type = "TradebookDay"
+
+    keys: set[str]
+
+    def __init__(self, aggregate_id: uuid.UUID) -> None:
+        super().__init__(aggregate_id)
+        self.keys = set()
+
+    @staticmethod
+    def uuid_for(account_id: int, trade_date: str) -> uuid.UUID:
+        return uuid.uuid5(_RECORDS, f"trade_day:{account_id}:{trade_date}")
+
+    def record_trades(self, account_id: int, batch_id: int, trade_date: str, rows: list[list[Any]]) -> int:
+        """Append the rows (values of `TRADE_COLUMNS`, unique keys) whose keys this day does not hold yet,
+        in events of at most `TRADES_PER_EVENT` trades; returns how many were appended."""
+        fresh = [r for r in rows if r[0] not in self.keys]
+        for i in range(0, len(fresh), TRADES_PER_EVENT):
+            self._record(TradesImported(account_id, batch_id, trade_date, list(TRADE_COLUMNS),
+                                        fresh[i:i + TRADES_PER_EVENT]))
+        return len(fresh)
+
+    def when_TradesImported(self, e: TradesImported) -> None:
+        self.account_id = e.account_id
+        self.keys.update(r[0] for r in e.rows)
+
+
 class ImportedRecord(Aggregate):
     """Base of the one-event record aggregates: created with their single event, never changed."""
 
@@ -175,14 +209,6 @@ class ImportedRecord(Aggregate):
 
     def _set_account(self, e: Any) -> None:
         self.account_id = e.account_id
-
-
-class ImportedTrade(ImportedRecord):
-    aggregate_type = "ImportedTrade"
-    kind = "trade"
-
-    def when_TradeImported(self, e: TradeImported) -> None:
-        self._set_account(e)
 
 
 class ImportedLedgerEntry(ImportedRecord):

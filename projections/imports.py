@@ -128,8 +128,12 @@ class ImportsProjection(Projection):
                                                       files=d["files"], report=d["report"], created_at=env.occurred_at))
         self.changed(conn, d["account_id"], env.position)
 
-    def on_TradeImported(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.insert(imported_trades), dict(**_copy(env, imported_trades)))
+    def on_TradesImported(self, conn: Connection, env: Envelope) -> None:
+        """One multi-row insert (executemany) for the event's trades."""
+        d = env.data
+        common = {"account_id": d["account_id"], "batch_id": d["batch_id"], "trade_date": d["trade_date"]}
+        cols = d["columns"]
+        conn.execute(sa.insert(imported_trades), [{**common, **dict(zip(cols, r, strict=True))} for r in d["rows"]])
 
     def on_LedgerEntryImported(self, conn: Connection, env: Envelope) -> None:
         conn.execute(sa.insert(ledger_entries), dict(**_copy(env, ledger_entries)))

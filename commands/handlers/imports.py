@@ -1,12 +1,13 @@
-"""Broker imports: every record an event on its own aggregate, the batch and its report on another, all
-saved in one transaction (all or nothing). Records that already exist are duplicates, not errors."""
+"""Broker imports: tradebook trades appended to one aggregate per account and trade date, ledger and CAS
+records each an event on its own aggregate, the batch and its report on another, all saved in one
+transaction (all or nothing). Records that already exist are duplicates, not errors."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from commands import imports_messages as im
@@ -22,10 +23,9 @@ from domain.imports import (
     ImportedLedgerEntry,
     ImportedMfTransaction,
     ImportedRecord,
-    ImportedTrade,
     LedgerEntryImported,
     MfTransactionImported,
-    TradeImported,
+    TradebookDay,
     classify_ledger,
     content_key,
     record_uuid,
@@ -33,7 +33,7 @@ from domain.imports import (
 )
 
 
-def _existing(uow: UnitOfWork, ids: list[uuid.UUID], cls: type[ImportedRecord]) -> set[uuid.UUID]:
+def _existing(uow: UnitOfWork, ids: list[uuid.UUID], cls: type[Aggregate]) -> set[uuid.UUID]:
     index = uow.deps.records
     if index is not None:
         return index.existing(ids)
@@ -58,7 +58,7 @@ def _split_new(uow: UnitOfWork, cls: type[ImportedRecord], account_id: int,
     return fresh, dup + len(unique) - len(fresh)
 
 
-def _save(uow: UnitOfWork, batch: ImportBatch, records: list[Aggregate]) -> None:
+def _save(uow: UnitOfWork, batch: ImportBatch, records: Sequence[Aggregate]) -> None:
     uow.save(*records, batch)
 
 
@@ -67,19 +67,32 @@ def _now(uow: UnitOfWork) -> str:
 
 
 def import_tradebook(cmd: im.ImportTradebook, uow: UnitOfWork) -> dict[str, Any]:
-    keyed = [(trade_key(t.exchange, t.segment, t.trade_date, t.trade_id), t) for t in cmd.trades]
-    fresh, dups = _split_new(uow, ImportedTrade, cmd.account_id, keyed)
+    """Trades are grouped by trade date; each date's `TradebookDay` is loaded only when it exists already
+    (one indexed query finds which), and appends the keys it does not hold."""
+    by_day: dict[str, dict[str, im.ParsedTrade]] = {}
+    for t in cmd.trades:
+        by_day.setdefault(t.trade_date, {}).setdefault(trade_key(t.exchange, t.segment, t.trade_date, t.trade_id), t)
+    ids = {day: TradebookDay.uuid_for(cmd.account_id, day) for day in by_day}
+    stored = _existing(uow, list(ids.values()), TradebookDay)
     batch_id = uow.deps.ids.next_id("import_batch")
-    records: list[Aggregate] = []
-    for key, t in fresh:
-        event = TradeImported(cmd.account_id, batch_id, key, t.trade_id, t.order_id, t.symbol, t.isin, t.exchange,
-                              t.segment, t.series, t.trade_date, t.executed_at, t.side, t.quantity, t.price)
-        records.append(ImportedTrade.create(event, cmd.account_id, key))
-    per_file = Counter(t.file for _, t in fresh)
-    report = im.ImportReport(batch_id, "tradebook", list(cmd.files), cmd.rows_read, len(fresh), dups,
-                             list(cmd.rejected),
+    days: list[TradebookDay] = []
+    per_file: Counter[str] = Counter()
+    imported = 0
+    for day, trades in by_day.items():
+        agg = uow.load(TradebookDay, ids[day]) if ids[day] in stored else None
+        agg = agg if agg is not None else TradebookDay(ids[day])
+        fresh = [(k, t) for k, t in trades.items() if k not in agg.keys]
+        if not fresh:
+            continue
+        imported += agg.record_trades(cmd.account_id, batch_id, day, [
+            [k, t.trade_id, t.order_id, t.symbol, t.isin, t.exchange, t.segment, t.series, t.executed_at, t.side,
+             t.quantity, t.price] for k, t in fresh])
+        per_file.update(t.file for _, t in fresh)
+        days.append(agg)
+    report = im.ImportReport(batch_id, "tradebook", list(cmd.files), cmd.rows_read, imported,
+                             len(cmd.trades) - imported, list(cmd.rejected),
                              {"per_file": {f: per_file.get(f, 0) for f in cmd.files}}).to_dict()
-    _save(uow, ImportBatch.record(batch_id, cmd.account_id, "tradebook", list(cmd.files), report, _now(uow)), records)
+    _save(uow, ImportBatch.record(batch_id, cmd.account_id, "tradebook", list(cmd.files), report, _now(uow)), days)
     return report
 
 
