@@ -184,6 +184,17 @@ class ClosePosition:
     account_id: int
     portfolio_id: int
     position_id: int
+    quantity: int | None = None  # a partial close: this many shares (None: all)
+
+
+@dataclass(frozen=True)
+class ApplyTicks:
+    """Paper portfolios while a tick feed runs: the latest tick prices of `day` ({symbol: ltp}) against the
+    portfolio's working GTTs (limit entries, stop/target)."""
+
+    portfolio_id: int
+    day: str
+    prices: tuple[tuple[str, float], ...]
 
 
 # ------------------------------------------------------------------ risk rules

@@ -27,6 +27,15 @@ Trailing stop: after each close, trail = highest close since entry x (1 - traili
 rounded down to the tick; the effective stop is max(fixed stop, trail), and the exit reason is
 ``trailing_stop`` when the trail is strictly above the fixed stop.
 
+Ticks (paper portfolios while a tick feed runs; `tick_entry_price`, `tick_exit`): the same GTTs
+checked against each tick instead of a whole bar. A limit entry fills at the first tick at or under its
+limit, at that tick's price -- min(tick, limit): at the session's first tick this is exactly the daily
+rule's "open <= limit -> the open"; later in the day the daily rule assumes a continuous path and fills
+at the limit itself, where a tick feed gives the price that actually traded (never above the limit).
+A stop fires at the first tick at or under it (at min(tick, stop)), a target at the first tick at or
+over it (at max(tick, target)). Market orders (next-open entries, max-hold and exit-rule exits) are
+left to the daily bar's open.
+
 Slippage: buys x (1 + bps / 10000), sells x (1 - bps / 10000), then rounded to 2 decimals with
 Python's round() (not to the tick: slippage models the average price obtained).
 """
@@ -78,6 +87,23 @@ def entry_fill_price(order_type: str, limit: float | None, bar: BarLike) -> floa
         return bar[0]
     if bar[2] <= limit:
         return limit
+    return None
+
+
+def tick_entry_price(limit: float | None, tick: float) -> float | None:
+    """The raw fill price of a live limit (GTT) entry at a tick, or None when the tick is above the limit."""
+    if limit is None:
+        raise ValueError("a limit entry needs a limit price")
+    return tick if tick <= limit else None
+
+
+def tick_exit(tick: float, stop: float | None, stop_reason: str, target: float | None) -> ExitDecision | None:
+    """Whether an open position's stop/target (its OCO GTT) fires at a tick, at what raw price and why.
+    `stop` is the effective stop (see `effective_stop`)."""
+    if stop is not None and tick <= stop:
+        return ExitDecision(tick, stop_reason)
+    if target is not None and tick >= target:
+        return ExitDecision(tick, "target")
     return None
 
 

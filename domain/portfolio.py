@@ -19,7 +19,19 @@ A trading day, for a paper portfolio or a backtest, is three calls after the clo
   3. `record_signals(day, candidates, at)` -- the day's scan: ranked, limited, sized; with
      `auto_approve` each accepted signal is approved and placed at once.
 Live portfolios skip the simulated fills in step 1 (mode ``live``): the agent's reports arrive as
-`place_signal`/`record_fill`/`close_position`.
+`place_signal`/`record_fill`/`record_exit_fill`.
+
+Paper portfolios while a tick feed runs: `process_ticks(day, prices, at)` fills placed limit (GTT)
+entries and fires open positions' stop/target at ticks of `day`, the next day `process_bars` will be
+called for (the fill model's tick rules in `domain.fills`); the daily step then finds those orders
+executed and never fills them twice.
+
+Exits of live portfolios: after an entry fill the position gets a protective stop/target exit (one
+OCO GTT at the broker). A manual close (`request_exit`) replaces it: the protective exit stays
+"replaced" (still working at the broker) until the agent reports it cancelled, and the agent places
+the close order only once the cancellation is confirmed, so the shares are never sold twice. An exit
+fill for fewer shares than the position holds (`record_exit_fill`) splits the sold shares off as a
+closed lot (`PositionReduced`, FIFO: they carry their share of the entry charges); the rest stays open.
 
 Counting: `bars_held` is the number of closes since entry, the entry day's included, so a position
 entered on day e has bars_held = k on the morning of day e + k and exits at that open when
@@ -45,6 +57,8 @@ from domain.fills import (
     exit_decision,
     stop_level,
     target_level,
+    tick_entry_price,
+    tick_exit,
     trail_level,
     with_slippage,
 )
@@ -54,6 +68,7 @@ from domain.sizing import Candidate, check_limits, rank_candidates, select_candi
 EXCHANGE = "NSE"
 MODES = ("paper", "live", "backtest")
 LIVE_SIGNAL_STATUSES = ("pending_approval", "in_cart", "placed")
+PROTECTIVE_REASON = "protective stop/target (OCO GTT)"  # the reason of a live position's protective exit
 
 # ---------------------------------------------------------------------------------------------
 # events
@@ -197,6 +212,7 @@ class ExitSignalled(DomainEvent):
     quantity: int = 0
     reference_price: float | None = None
     reason: str = ""
+    replaces: int | None = None  # the working exit order (its signal id) this one replaces: cancel that first
 
 
 @dataclass(frozen=True)
@@ -205,6 +221,25 @@ class PositionClosed(DomainEvent):
     day: str
     exit_price: float
     exit_reason: str
+    exit_charges: float
+    realized_pnl: float
+    at: str
+    signal_id: int | None = None  # the exit signal whose fill closed it (a broker-reported exit)
+
+
+@dataclass(frozen=True)
+class PositionReduced(DomainEvent):
+    """An exit fill for part of an open position: the sold shares become a closed lot with its own
+    position id (`lot_id`), carrying their share of the entry charges (FIFO); the rest stays open."""
+
+    position_id: int
+    lot_id: int
+    signal_id: int | None
+    day: str
+    quantity: int  # shares sold
+    exit_price: float
+    exit_reason: str
+    entry_charges: float  # the sold shares' part of the position's entry charges
     exit_charges: float
     realized_pnl: float
     at: str
@@ -248,6 +283,16 @@ class BrokerOrderRecorded(DomainEvent):
     signal_id: int
     order_id: str | None
     gtt_id: str | None
+    at: str
+
+
+@dataclass(frozen=True)
+class ExitOrderCancelled(DomainEvent):
+    """A replaced exit order (a live position's protective OCO) is confirmed cancelled at the broker."""
+
+    signal_id: int
+    position_id: int
+    reason: str
     at: str
 
 
@@ -304,9 +349,9 @@ class PositionState:
 
     __slots__ = (
         "bars_held", "conviction", "entry_charges", "entry_day", "entry_price", "exit_charges",
-        "exit_day", "exit_pending", "exit_price", "exit_reason", "exit_signal_id", "fixed_stop", "highest_close",
-        "last_price", "position_id", "quantity", "realized_pnl", "sector", "signal_id", "status",
-        "stop_loss", "stop_reason", "symbol", "target", "trail",
+        "exit_day", "exit_pending", "exit_price", "exit_quantity", "exit_reason", "exit_signal_id",
+        "exit_signal_reason", "fixed_stop", "highest_close", "last_price", "lot_of", "position_id", "quantity",
+        "realized_pnl", "sector", "signal_id", "status", "stop_loss", "stop_reason", "symbol", "target", "trail",
     )
 
     def __init__(self, e: PositionOpened) -> None:
@@ -329,12 +374,37 @@ class PositionState:
         self.bars_held = 0
         self.exit_pending = False
         self.exit_signal_id: int | None = None
+        self.exit_quantity: int | None = None  # the pending exit's shares (None: all of them)
+        self.exit_signal_reason = ""
+        self.lot_of: int | None = None  # a lot split off by a partial exit: the position it came from
         self.status = "open"
         self.exit_price: float | None = None
         self.exit_day: str | None = None
         self.exit_reason: str | None = None
         self.exit_charges = 0.0
         self.realized_pnl: float | None = None
+
+    @classmethod
+    def sold_lot(cls, parent: PositionState, e: PositionReduced) -> PositionState:
+        """The closed lot a partial exit splits off `parent`."""
+        lot = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(lot, name, getattr(parent, name))
+        lot.position_id = e.lot_id
+        lot.lot_of = parent.position_id
+        lot.quantity = e.quantity
+        lot.entry_charges = e.entry_charges
+        lot.exit_pending = False
+        lot.exit_signal_id = e.signal_id
+        lot.exit_quantity = None
+        lot.status = "closed"
+        lot.exit_price = e.exit_price
+        lot.exit_day = e.day
+        lot.exit_reason = e.exit_reason
+        lot.exit_charges = e.exit_charges
+        lot.realized_pnl = e.realized_pnl
+        lot.last_price = e.exit_price
+        return lot
 
     @property
     def unrealized_pnl(self) -> float:
@@ -639,9 +709,10 @@ class Portfolio(Aggregate):
         self._record(OrderFailed(signal_id=signal_id, day=day, reason=reason, at=at))
 
     def record_broker_order(self, signal_id: int, order_id: str | None, gtt_id: str | None, at: str) -> bool:
-        """The broker's ids for a placed entry or a pending exit signal (live: the agent placed it).
-        Returns False (nothing recorded) when the same ids are recorded already; a different id is a
-        Conflict; a signal that is not placed (entry) or whose exit is not pending is an InvalidTransition."""
+        """The broker's ids for a placed entry or an exit signal (live: the agent placed it). Returns False
+        (nothing recorded) when the same ids are recorded already; a different id is a Conflict; a signal
+        that is not placed (entry) or an exit that is neither pending nor replaced is an InvalidTransition
+        (a replaced exit may still reach the broker: its ids are kept so it can be cancelled there)."""
         if not order_id and not gtt_id:
             raise DomainError("a placed result needs an order_id or a gtt_id")
         sig = self.signals.get(signal_id)
@@ -651,9 +722,9 @@ class Portfolio(Aggregate):
                 raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can be sent "
                                         "to the broker")
         else:
-            pos = self.exit_position(signal_id)
+            state = self.exit_state(signal_id)
             current = self.exit_orders.get(signal_id, (None, None))
-            if current == (None, None) and (pos.status != "open" or pos.exit_signal_id != signal_id):
+            if current == (None, None) and state not in ("pending", "replaced"):
                 raise InvalidTransition(f"exit signal {signal_id} is no longer pending")
         if current != (None, None):
             if (order_id or current[0], gtt_id or current[1]) == current:
@@ -665,67 +736,186 @@ class Portfolio(Aggregate):
 
     def exit_position(self, signal_id: int) -> PositionState:
         """The position an exit signal belongs to (open or closed); NotFound when no exit has that id."""
-        for pos in self.positions.values():
-            if pos.exit_signal_id == signal_id:
-                return pos
-        for sid, pid in self.failed_exits.items():
-            if sid == signal_id:
-                return self.positions[pid]
-        raise NotFound(f"signal {signal_id} not found in this portfolio")
+        pid = self.exit_signals.get(signal_id)
+        if pid is None:
+            raise NotFound(f"signal {signal_id} not found in this portfolio")
+        return self.positions[pid]
+
+    def exit_state(self, signal_id: int) -> str:
+        """Where an exit signal stands: ``pending`` (the position's exit order, to place or working),
+        ``replaced`` (a protective order a manual close replaced, until the broker confirms it cancelled),
+        ``executed``, ``failed``, ``cancelled``, or ``stale`` (the position ended otherwise)."""
+        pos = self.exit_position(signal_id)
+        if signal_id in self.exit_results:
+            return "executed"
+        if signal_id in self.failed_exits:
+            return "failed"
+        if signal_id in self.cancelled_exits:
+            return "cancelled"
+        if signal_id in self.replaced_exits:
+            return "replaced"
+        if pos.exit_signal_id == signal_id:
+            if pos.status == "open":
+                return "pending"
+            if pos.status == "closed":  # closed before exit fills named their signal
+                return "executed"
+        return "stale"
 
     def record_exit_failure(self, signal_id: int, reason: str, at: str) -> None:
         """A live exit order the broker refused: the position stays open and may be signalled again."""
         pos = self.exit_position(signal_id)
-        if pos.status != "open" or pos.exit_signal_id != signal_id:
+        if self.exit_state(signal_id) != "pending":
             raise InvalidTransition(f"exit signal {signal_id} is no longer pending")
         self._record(ExitOrderFailed(signal_id=signal_id, position_id=pos.position_id, reason=reason, at=at))
+
+    def record_exit_cancelled(self, signal_id: int, reason: str, at: str) -> None:
+        """The broker confirms a replaced exit order cancelled (e.g. the protective OCO GTT deleted)."""
+        pos = self.exit_position(signal_id)
+        state = self.exit_state(signal_id)
+        if state != "replaced":
+            raise InvalidTransition(f"exit signal {signal_id} is {state}; only a replaced exit can be cancelled")
+        self._record(ExitOrderCancelled(signal_id=signal_id, position_id=pos.position_id, reason=reason, at=at))
+
+    def request_exit(self, position_id: int, day: str, at: str, reason: str, quantity: int | None = None) -> int:
+        """Live: queue a market exit of `quantity` shares (all when None) for the agent; returns its signal
+        id. A working protective exit is replaced (cancelled at the broker before the exit is placed);
+        any other pending exit refuses a second one."""
+        pos = self.open_positions.get(position_id)
+        if pos is None:
+            if position_id in self.positions:
+                raise InvalidTransition(f"position {position_id} is {self.positions[position_id].status}; only an "
+                                        "open position can be closed")
+            raise NotFound(f"position {position_id} not found in this portfolio")
+        qty = pos.quantity if quantity is None else quantity
+        if not 1 <= qty <= pos.quantity:
+            raise DomainError(f"quantity must be from 1 to {pos.quantity} (the shares position {position_id} "
+                              f"holds), got {qty}")
+        replaces = None
+        if pos.exit_pending:
+            if pos.exit_signal_reason != PROTECTIVE_REASON or pos.exit_signal_id is None:
+                raise DomainError(f"position {position_id} already has an exit queued for the agent "
+                                  f"(signal {pos.exit_signal_id})")
+            replaces = pos.exit_signal_id
+        sid = self._new_id("signal")
+        self._record(ExitSignalled(
+            position_id=position_id, day=day, at=at, signal_id=sid, symbol=pos.symbol, quantity=qty,
+            reference_price=pos.last_price, reason=reason, replaces=replaces,
+        ))
+        return sid
+
+    def record_exit_fill(self, signal_id: int, day: str, price: float, at: str, reason: str,
+                         quantity: int | None = None) -> int:
+        """A reported exit fill (live agent): the whole position closes, or -- for fewer shares than it
+        holds -- the sold shares split off as a closed lot (`PositionReduced`). A fill of a replaced
+        protective order fails the exit that replaced it (it was never sent: the shares are gone).
+        Returns the id of the closed position or lot."""
+        pos = self.exit_position(signal_id)
+        state = self.exit_state(signal_id)
+        if state not in ("pending", "replaced"):
+            raise InvalidTransition(f"exit signal {signal_id} is {state}; it cannot be executed now")
+        if pos.status != "open":
+            raise Conflict(f"position {pos.position_id} is already {pos.status}; a fill of exit signal {signal_id} "
+                           "would be a second sale: check the broker's holdings")
+        if quantity is None:
+            quantity = (pos.exit_quantity or pos.quantity) if state == "pending" else pos.quantity
+        if quantity < 1:
+            raise DomainError("filled_quantity must be at least 1")
+        if quantity > pos.quantity:
+            raise DomainError(f"filled_quantity {quantity} exceeds the {pos.quantity} shares position "
+                              f"{pos.position_id} holds")
+        other = pos.exit_signal_id if pos.exit_signal_id not in (None, signal_id) else None
+        if quantity == pos.quantity:
+            self._close(pos, day, float(price), reason, at, signal_id)
+            out = pos.position_id
+        else:
+            out = self._reduce(pos, day, float(price), quantity, reason, at, signal_id)
+        if other is not None:
+            self._record(ExitOrderFailed(signal_id=other, position_id=pos.position_id, at=at,
+                                         reason=f"not sent: exit signal {signal_id} sold the shares first"))
+        return out
 
     @property
     def exit_orders(self) -> dict[int, tuple[str | None, str | None]]:
         """Broker ids of exit signals (entries keep theirs on the signal)."""
-        found: dict[int, tuple[str | None, str | None]] | None = self.__dict__.get("_exit_orders")
-        if found is None:
-            found = self.__dict__["_exit_orders"] = {}
-        return found
+        return self._lazy("_exit_orders")
 
     @property
     def failed_exits(self) -> dict[int, int]:
         """Exit signal id -> position id of exits the broker refused."""
-        found: dict[int, int] | None = self.__dict__.get("_failed_exits")
+        return self._lazy("_failed_exits")
+
+    @property
+    def exit_signals(self) -> dict[int, int]:
+        """Exit signal id -> position id, for every exit that has a signal id (live and paper)."""
+        return self._lazy("_exit_signals")
+
+    @property
+    def replaced_exits(self) -> dict[int, int]:
+        """Exit signal id -> position id of protective exits a manual close replaced."""
+        return self._lazy("_replaced_exits")
+
+    @property
+    def cancelled_exits(self) -> dict[int, int]:
+        """Exit signal id -> position id of replaced exits the broker confirmed cancelled."""
+        return self._lazy("_cancelled_exits")
+
+    @property
+    def exit_results(self) -> dict[int, tuple[float, int, int]]:
+        """Exit signal id -> (fill price, shares, closed position or lot id) of reported exit fills."""
+        return self._lazy("_exit_results")
+
+    def _lazy(self, name: str) -> dict[Any, Any]:
+        found: dict[Any, Any] | None = self.__dict__.get(name)
         if found is None:
-            found = self.__dict__["_failed_exits"] = {}
+            found = self.__dict__[name] = {}
         return found
 
     # ----------------------------------------------------------------------------- positions
 
-    def close_position(self, position_id: int, day: str, price: float, at: str, reason: str = "manual") -> None:
-        """Close an open position at `price` (manual close at the latest price, or an exit fill the
-        agent reported); sell charges are applied."""
+    def close_position(self, position_id: int, day: str, price: float, at: str, reason: str = "manual",
+                       quantity: int | None = None) -> int:
+        """Close an open position at `price` (a paper manual close at the latest price); sell charges are
+        applied. With `quantity` below the shares held, only those are sold (a closed lot splits off).
+        Returns the id of the closed position or lot."""
         pos = self.open_positions.get(position_id)
         if pos is None:
             if position_id in self.positions:
-                raise InvalidTransition(f"position {position_id} is already closed")
+                raise InvalidTransition(f"position {position_id} is already {self.positions[position_id].status}")
             raise NotFound(f"position {position_id} not found in this portfolio")
+        qty = pos.quantity if quantity is None else quantity
+        if not 1 <= qty <= pos.quantity:
+            raise DomainError(f"quantity must be from 1 to {pos.quantity} (the shares position {position_id} "
+                              f"holds), got {qty}")
+        if qty < pos.quantity:
+            return self._reduce(pos, day, float(price), qty, reason, at, None)
         self._close(pos, day, float(price), reason, at)
+        return position_id
 
     def record_exit_signals(self, day: str, symbols: Iterable[str], at: str,
                             reasons: Mapping[str, str] | None = None) -> int:
         """Exit rules held at `day`'s close for `symbols`: those held exit at the next open.
-        Symbols not held are ignored. Returns how many positions were flagged."""
+        Symbols not held are ignored. A live position's protective exit is replaced by the new one (see
+        `request_exit`); any other pending exit stands. Returns how many positions were flagged."""
         flagged = 0
         by_symbol = self._open_by_symbol
         for sym in symbols:
             pos = by_symbol.get(sym)
-            if pos is not None and not pos.exit_pending:
-                if self.id_source is None:
-                    self._record(ExitSignalled(position_id=pos.position_id, day=day, at=at))
-                else:
-                    self._record(ExitSignalled(
-                        position_id=pos.position_id, day=day, at=at, signal_id=self.id_source("signal"),
-                        symbol=sym, quantity=pos.quantity, reference_price=pos.last_price,
-                        reason=(reasons or {}).get(sym, ""),
-                    ))
-                flagged += 1
+            if pos is None:
+                continue
+            reason = (reasons or {}).get(sym, "")
+            if pos.exit_pending:
+                if (self.id_source is None or pos.exit_signal_reason != PROTECTIVE_REASON
+                        or reason == PROTECTIVE_REASON):
+                    continue
+                self.request_exit(pos.position_id, day, at, reason)
+            elif self.id_source is None:
+                self._record(ExitSignalled(position_id=pos.position_id, day=day, at=at))
+            else:
+                self._record(ExitSignalled(
+                    position_id=pos.position_id, day=day, at=at, signal_id=self.id_source("signal"),
+                    symbol=sym, quantity=pos.quantity, reference_price=pos.last_price, reason=reason,
+                ))
+            flagged += 1
         return flagged
 
     def cancel_placed_entries(self, day: str, reason: str, at: str) -> list[int]:
@@ -734,6 +924,76 @@ class Portfolio(Aggregate):
         for sid in ids:
             self._record(OrderFailed(signal_id=sid, day=day, reason=reason, at=at))
         return ids
+
+    # ----------------------------------------------------------------------------- ticks (paper)
+
+    def _tick_armed(self, pos: PositionState, day: str) -> bool:
+        """Whether an open position's stop/target may fire at a tick of `day`: not on its entry day (as
+        the daily model), and not when a market exit at the open is due (exit rules, max hold) -- the
+        daily bar's open sells it first."""
+        return (pos.entry_day < day and not pos.exit_pending
+                and (self.max_hold_days is None or pos.bars_held < self.max_hold_days))
+
+    def tick_levels(self, day: str) -> dict[str, tuple[float | None, float | None]]:
+        """Paper: per symbol, (the highest level a tick at or under fires, the lowest a tick at or over
+        fires) among placed limit entries and armed stops/targets -- what a tick source watches for."""
+        if self.mode != "paper" or self.status in ("new", "retired"):
+            return {}
+        levels: dict[str, tuple[float | None, float | None]] = {}
+
+        def note(sym: str, below: float | None, above: float | None) -> None:
+            lo, hi = levels.get(sym, (None, None))
+            if below is not None and (lo is None or below > lo):
+                lo = below
+            if above is not None and (hi is None or above < hi):
+                hi = above
+            if lo is not None or hi is not None:
+                levels[sym] = (lo, hi)
+
+        for pos in self.open_positions.values():
+            if self._tick_armed(pos, day):
+                note(pos.symbol, pos.stop_loss, pos.target)
+        for sig in self._placed.values():
+            if sig.entry_order == "limit":
+                note(sig.symbol, sig.limit_price, None)
+        return levels
+
+    def process_ticks(self, day: str, prices: Mapping[str, float], at: str) -> int:
+        """Paper portfolios while a tick feed runs: the latest tick `prices` of `day` (the next trading day
+        `process_bars` will be called for; the caller checks that) against the working GTTs -- armed
+        stops/targets first, then placed limit entries, each at the tick's price with the daily model's
+        slippage and charges (`domain.fills.tick_exit` / `tick_entry_price`). Returns how many filled."""
+        if self.mode != "paper" or self.status in ("new", "retired"):
+            return 0
+        if self.last_day is not None and day <= self.last_day:
+            return 0
+        filled = 0
+        for pos in list(self.open_positions.values()):
+            tick = prices.get(pos.symbol)
+            if tick is None or not self._tick_armed(pos, day):
+                continue
+            decision = tick_exit(float(tick), pos.stop_loss, pos.stop_reason, pos.target)
+            if decision is not None:
+                self._close(pos, day, with_slippage(decision.price, "sell", self.slippage_bps), decision.reason, at)
+                filled += 1
+        for sig in list(self._placed.values()):
+            tick = prices.get(sig.symbol)
+            if tick is None or sig.entry_order != "limit":
+                continue
+            raw = tick_entry_price(sig.limit_price, float(tick))
+            if raw is None:
+                continue
+            price = with_slippage(raw, "buy", self.slippage_bps)
+            cost = sig.quantity * price + total_charges("buy", sig.quantity, price, day, self.charges)
+            if cost > self.cash + 1e-9:
+                self._record(OrderFailed(
+                    signal_id=sig.signal_id, day=day,
+                    reason=f"insufficient cash: the fill needs {cost:.2f}, cash is {self.cash:.2f}", at=at,
+                ))
+                continue
+            self._open(sig, day, price, sig.quantity, at)
+            filled += 1
+        return filled
 
     # ----------------------------------------------------------------------------- the daily step
 
@@ -768,7 +1028,7 @@ class Portfolio(Aggregate):
         max_hold = self.max_hold_days
         for pos in list(self.open_positions.values()):
             bar = bars.get(pos.symbol)
-            if bar is None:  # no trade today: nothing can fill; the position waits
+            if bar is None or pos.entry_day >= day:  # no trade today, or bought today at a tick: it waits
                 continue
             decision = exit_decision(bar, pos.stop_loss, pos.stop_reason, pos.target, pos.bars_held, max_hold,
                                      pos.exit_pending)
@@ -833,11 +1093,26 @@ class Portfolio(Aggregate):
         ))
         return pid
 
-    def _close(self, pos: PositionState, day: str, price: float, reason: str, at: str) -> None:
+    def _close(self, pos: PositionState, day: str, price: float, reason: str, at: str,
+               signal_id: int | None = None) -> None:
         fee = total_charges("sell", pos.quantity, price, day, self.charges)
         pnl = round((price - pos.entry_price) * pos.quantity - pos.entry_charges - fee, 2)
         self._record(PositionClosed(position_id=pos.position_id, day=day, exit_price=price, exit_reason=reason,
-                                    exit_charges=fee, realized_pnl=pnl, at=at))
+                                    exit_charges=fee, realized_pnl=pnl, at=at, signal_id=signal_id))
+
+    def _reduce(self, pos: PositionState, day: str, price: float, quantity: int, reason: str, at: str,
+                signal_id: int | None) -> int:
+        """Sell `quantity` (< held) shares: they take their pro-rata part of the entry charges (one lot,
+        so FIFO and pro-rata agree) and pay the sell charges on their own turnover."""
+        part = round(pos.entry_charges * quantity / pos.quantity, 2)
+        fee = total_charges("sell", quantity, price, day, self.charges)
+        pnl = round((price - pos.entry_price) * quantity - part - fee, 2)
+        lot_id = self._new_id("position")
+        self._record(PositionReduced(
+            position_id=pos.position_id, lot_id=lot_id, signal_id=signal_id, day=day, quantity=quantity,
+            exit_price=price, exit_reason=reason, entry_charges=part, exit_charges=fee, realized_pnl=pnl, at=at,
+        ))
+        return lot_id
 
     def _release_signal(self, sig: SignalState) -> None:
         """A live signal ends without a position: free its symbol, slot and sector place."""
@@ -963,6 +1238,13 @@ class Portfolio(Aggregate):
         pos = self.positions[e.position_id]
         pos.exit_pending = True
         pos.exit_signal_id = e.signal_id
+        pos.exit_signal_reason = e.reason
+        pos.exit_quantity = e.quantity if 0 < e.quantity < pos.quantity else None
+        if e.signal_id is not None:
+            self.exit_signals[e.signal_id] = e.position_id
+            self._next_signal_id = max(self._next_signal_id, e.signal_id + 1)
+        if e.replaces is not None:
+            self.replaced_exits[e.replaces] = e.position_id
 
     def when_PositionClosed(self, e: PositionClosed) -> None:
         pos = self.open_positions.pop(e.position_id)
@@ -974,12 +1256,34 @@ class Portfolio(Aggregate):
         pos.exit_charges = e.exit_charges
         pos.realized_pnl = e.realized_pnl
         pos.last_price = e.exit_price
+        if e.signal_id is not None:
+            self.exit_results[e.signal_id] = (e.exit_price, pos.quantity, pos.position_id)
         self.closed_positions.append(pos)
         self.cash = round(self.cash + pos.quantity * e.exit_price - e.exit_charges, 2)
         self._engaged.discard(pos.symbol)
         self._occupied -= 1
         self._sector_occupied[pos.sector] -= 1
         self._sector_engaged[pos.sector] -= 1
+        self.stats["exits"] += 1
+
+    def when_PositionReduced(self, e: PositionReduced) -> None:
+        pos = self.open_positions[e.position_id]
+        lot = PositionState.sold_lot(pos, e)
+        pos.quantity -= e.quantity
+        pos.entry_charges = round(pos.entry_charges - e.entry_charges, 2)
+        if e.signal_id is not None and pos.exit_signal_id == e.signal_id:
+            pos.exit_pending = False
+            pos.exit_signal_id = None
+            pos.exit_signal_reason = ""
+            pos.exit_quantity = None
+        elif pos.exit_quantity is not None and pos.exit_quantity >= pos.quantity:
+            pos.exit_quantity = None
+        self.positions[e.lot_id] = lot
+        self.closed_positions.append(lot)
+        self._next_position_id = max(self._next_position_id, e.lot_id + 1)
+        self.cash = round(self.cash + e.quantity * e.exit_price - e.exit_charges, 2)
+        if e.signal_id is not None:
+            self.exit_results[e.signal_id] = (e.exit_price, e.quantity, e.lot_id)
         self.stats["exits"] += 1
 
     def when_DayClosed(self, e: DayClosed) -> None:
@@ -1036,9 +1340,15 @@ class Portfolio(Aggregate):
 
     def when_ExitOrderFailed(self, e: ExitOrderFailed) -> None:
         pos = self.positions[e.position_id]
-        pos.exit_pending = False
-        pos.exit_signal_id = None
+        if pos.exit_signal_id == e.signal_id:
+            pos.exit_pending = False
+            pos.exit_signal_id = None
+            pos.exit_signal_reason = ""
+            pos.exit_quantity = None
         self.failed_exits[e.signal_id] = e.position_id
+
+    def when_ExitOrderCancelled(self, e: ExitOrderCancelled) -> None:
+        self.cancelled_exits[e.signal_id] = e.position_id
 
 
 def _opt_float(value: Any) -> float | None:

@@ -6,7 +6,10 @@ Each cycle it
   2. re-reports what its journal holds but the server has not acknowledged;
   3. places the pending signals of live portfolios: entries as single-leg BUY GTTs at the limit price
      (entries without a limit as regular MARKET orders), protective exits as two-leg OCO SELL GTTs
-     (stop, target), other exits (exit rules, manual closes) as regular MARKET SELL orders;
+     (stop, target), other exits (exit rules, manual closes) as regular MARKET SELL orders for the
+     signal's quantity. An exit that `replaces` a working protective OCO (a manual close) is placed only
+     after that GTT is deleted at Kite and the deletion reported; if the GTT triggered first, its fill
+     is reported instead and the close is never sent (the server then fails it): never two sales;
   4. checks the working signals' GTTs and orders and reports fills and failures;
   5. pushes holdings and positions snapshots every `sync_every` seconds.
 
@@ -290,9 +293,9 @@ class Agent:
             return {"type": "order", "exchange": exchange, "symbol": symbol, "side": "BUY", "quantity": qty,
                     "price": ref}
         pos = sig.get("position") or {}
-        qty = int(pos.get("quantity") or sig["quantity"])
         stop, target = pos.get("stop_loss"), pos.get("target")
         if sig.get("reason") == PROTECTIVE_REASON and (stop or target):
+            qty = int(pos.get("quantity") or sig["quantity"])  # the OCO covers every share held
             legs: list[list[Any]] = []
             if stop:
                 limit = to_tick(float(stop) * (1 - STOP_LIMIT_SLACK), day or "2026-01-01", "down")
@@ -301,6 +304,7 @@ class Agent:
                 legs.append([float(target), "SELL", qty, float(target)])
             last = ref or float(pos.get("avg_price") or legs[0][0])
             return {"type": "gtt", "exchange": exchange, "symbol": symbol, "last_price": last, "legs": legs}
+        qty = int(sig.get("quantity") or pos.get("quantity") or 0)  # a partial close sells only its shares
         return {"type": "order", "exchange": exchange, "symbol": symbol, "side": "SELL", "quantity": qty,
                 "price": ref}
 
@@ -356,6 +360,12 @@ class Agent:
             if not entry["placed_reported"]:
                 self.report_placed(entry)
             return
+        for replaced in sig.get("replaces") or []:
+            outcome = self._cancel_replaced(replaced)
+            if outcome != "cancelled":
+                log.info("signal %s: not placed: the protective order of signal %s is %s", sid,
+                         replaced["signal_id"], outcome)
+                return
         params = self._order_params(sig)
         self.journal.intend(sid, sig["kind"], params)
         _crash_point("before_place")
@@ -382,6 +392,58 @@ class Agent:
         assert entry is not None
         self.report_placed(entry)
         _crash_point("after_report")
+
+    def _cancel_replaced(self, replaced: dict[str, Any]) -> str:
+        """Cancel a working exit order a manual close replaced (a protective OCO GTT) and report it:
+        "cancelled" (deleted, or never reached Kite), "filled" (it triggered first: its fill is reported
+        and the close must not be placed) or "waiting" (its order is still in progress at Kite)."""
+        assert self.broker is not None
+        rid = int(replaced["signal_id"])
+        gtt_id, order_id = replaced.get("gtt_id"), replaced.get("order_id")
+        entry = self.journal.get(rid)
+        if not gtt_id and not order_id and entry is not None:
+            if entry["ref"] is None and entry["params"].get("type") in ("gtt", "order"):
+                found = self._find_existing(rid, entry["params"])  # placed just before a crash?
+                if found is not None:
+                    self.journal.set_ref(rid, *found)
+                    entry = self.journal.get(rid)
+            if entry is not None and entry["ref"] is not None:
+                gtt_id, order_id = (entry["ref"], None) if entry["ref_type"] == "gtt" else (None, entry["ref"])
+        if not gtt_id and not order_id:
+            if entry is None:  # never placed: make sure it never will be
+                self.journal.intend(rid, "exit", {"type": "cancelled"})
+            self._report({"signal_id": rid, "status": "failed", "error": "never placed: replaced by a manual close",
+                          "idempotency_key": f"cancel-{rid}"})
+            self.journal.mark(rid, "result_reported")
+            return "cancelled"
+        deleted = False
+        if gtt_id:
+            self.limiter.acquire()
+            try:
+                self.broker.delete_gtt(str(gtt_id))
+                deleted = True
+                log.info("signal %s: deleted GTT %s (replaced by a manual close)", rid, gtt_id)
+            except BrokerInputError as exc:  # no longer active: triggered, expired or deleted already
+                log.info("signal %s: GTT %s not deleted (%s); checking it", rid, gtt_id, exc.message)
+        gtts = {str(g.get("id")): g for g in self.broker.gtts()}
+        orders = {str(o.get("order_id")): o for o in self.broker.orders()}
+        ids = {"gtt_id": str(gtt_id)} if gtt_id else {"order_id": str(order_id)}
+        gtt = gtts.get(str(gtt_id)) if gtt_id else None
+        triggered = gtt is not None and (gtt.get("status") == "triggered" or any(
+            ((leg.get("result") or {}).get("order_result") or {}).get("order_id") for leg in gtt.get("orders") or []))
+        if order_id or triggered:
+            result = self._outcome({**ids, "id": rid}, gtts, orders)
+            if result is None or result["status"] != "executed":
+                return "waiting"
+            self._report({"signal_id": rid, **result, "idempotency_key": f"result-{rid}"})
+            self.stats["fills"] += 1
+            return "filled"
+        if deleted or gtt is None or str(gtt.get("status")) in FAILED_GTT:
+            self._report({"signal_id": rid, "status": "failed", "gtt_id": str(gtt_id),
+                          "error": f"GTT {gtt_id} deleted: replaced by a manual close",
+                          "idempotency_key": f"cancel-{rid}"})
+            return "cancelled"
+        return "waiting"
 
     def _report(self, body: dict[str, Any]) -> dict[str, Any] | None:
         try:
@@ -438,6 +500,10 @@ class Agent:
             qty = int(order.get("filled_quantity") or order.get("quantity") or 0)
             return {"status": "executed", "fill_price": float(order.get("average_price") or order.get("price") or 0),
                     "filled_quantity": qty, **ids}
+        if status in ("REJECTED", "CANCELLED") and int(order.get("filled_quantity") or 0) > 0:
+            # partly filled before it was cancelled: the filled part is a (partial) fill
+            return {"status": "executed", "fill_price": float(order.get("average_price") or order.get("price") or 0),
+                    "filled_quantity": int(order["filled_quantity"]), **ids}
         if status in ("REJECTED", "CANCELLED"):
             return {"status": "failed", "error": f"Kite order {status}: {order.get('status_message') or ''}".strip(),
                     **ids}

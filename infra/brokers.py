@@ -16,6 +16,7 @@ from commands.brokers import (
     Broker,
     BrokerAuthError,
     BrokerError,
+    BrokerInputError,
     BrokerRateLimited,
     BrokerSecrets,
     GttLeg,
@@ -175,9 +176,12 @@ class PaperBroker:
         return [dict(g) for g in self._gtts.values()]
 
     def delete_gtt(self, trigger_id: str) -> None:
+        """Delete an active GTT; a GTT that is unknown or no longer active is refused (as Kite refuses it)."""
         g = self._gtts.get(str(trigger_id))
-        if g is not None and g["status"] == "active":
-            g["status"] = "deleted"
+        if g is None or g["status"] != "active":
+            raise BrokerInputError(f"paper broker: GTT {trigger_id} is {'unknown' if g is None else g['status']}; "
+                                   "only an active GTT can be deleted")
+        g["status"] = "deleted"
 
     def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,
                     price: float | None, tag: str, product: str = "CNC") -> str:

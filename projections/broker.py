@@ -195,7 +195,12 @@ def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None =
 def agent_queue(conn: Connection, account_id: int, state: str = "pending") -> list[dict[str, Any]]:
     """Placed signals of the account's live portfolios, oldest first, for the agent. `pending`: not yet at
     the broker (no gtt_id / order_id); `working`: at the broker, not yet executed or failed. Exit signals
-    carry their position's quantity, stop_loss, target and average price."""
+    carry their position's quantity, stop_loss, target and average price.
+
+    A protective exit a manual close replaced (its position's pending exit is now another signal) is never
+    handed out to place; while it is at the broker it stays `working` until the agent reports it cancelled
+    (or filled). The exit that replaced it names it in `replaces` ([{signal_id, gtt_id, order_id}]): the
+    agent cancels those at the broker before placing it."""
     s, pf, p = signals.c, portfolios.c, positions.c
     sent = sa.or_(s.gtt_id.is_not(None), s.order_id.is_not(None))
     rows = conn.execute(
@@ -209,11 +214,23 @@ def agent_queue(conn: Connection, account_id: int, state: str = "pending") -> li
     for r in rows:
         item = signal_public(r)
         if item["kind"] == "exit" and item["position_id"] is not None:
-            pos = conn.execute(sa.select(p.quantity, p.stop_loss, p.target, p.avg_price, p.status)
+            pos = conn.execute(sa.select(p.quantity, p.stop_loss, p.target, p.avg_price, p.status, p.exit_signal_id)
                                .where(p.id == item["position_id"])).first()
-            if pos is None or pos.status != "open":
+            if pos is None:
+                continue
+            replaced = pos.exit_signal_id != item["id"]
+            if state == "pending" and (replaced or pos.status != "open"):
+                continue
+            if state == "working" and pos.status != "open" and not replaced:
                 continue
             item["position"] = {"quantity": int(pos.quantity), "stop_loss": pos.stop_loss, "target": pos.target,
                                 "avg_price": pos.avg_price}
+            item["replaced"] = replaced
+            if not replaced:
+                item["replaces"] = [
+                    {"signal_id": int(x.id), "gtt_id": x.gtt_id, "order_id": x.order_id}
+                    for x in conn.execute(sa.select(s.id, s.gtt_id, s.order_id).where(
+                        s.position_id == item["position_id"], s.kind == "exit", s.status == "placed",
+                        s.id != item["id"]).order_by(s.id))]
         out.append(item)
     return out

@@ -411,11 +411,41 @@ class PortfoliosProjection(Projection):
                            exit_reason=d["exit_reason"], exit_charges=fee, realized_pnl=pnl,
                            charges=round(float(pos.entry_charges) + fee, 2), last_price=exit_price,
                            unrealized_pnl=None, exit_pending=False)
-        if pos.exit_signal_id is not None:
-            self._set_signal(conn, env, pos.exit_signal_id, status="executed", fill_price=exit_price,
-                             filled_quantity=pos.quantity)
+        by = d.get("signal_id") or pos.exit_signal_id  # the exit fill that closed it, else the pending exit
+        if by is not None:
+            self._set_signal(conn, env, by, status="executed", fill_price=exit_price, filled_quantity=pos.quantity)
         pf = self._pf_required(conn, env)
         cash = round(float(pf.cash) + int(pos.quantity) * exit_price - fee, 2)
+        self._revalue(conn, env, pf, cash=cash, realized_pnl=round(float(pf.realized_pnl) + pnl, 2))
+
+    def on_PositionReduced(self, conn: Connection, env: Envelope) -> None:
+        """The sold shares become a closed lot row of their own (with their part of the entry charges);
+        the open row keeps the rest."""
+        d = env.data
+        pos = self._position(conn, d["position_id"])
+        if pos is None:
+            return
+        qty, price = int(d["quantity"]), float(d["exit_price"])
+        part, fee, pnl = float(d["entry_charges"]), float(d["exit_charges"]), float(d["realized_pnl"])
+        row = dict(pos._mapping)
+        row.update(id=d["lot_id"], quantity=qty, entry_charges=part, status="closed", last_price=price,
+                   unrealized_pnl=None, exit_price=price, exit_date=d["day"], exit_reason=d["exit_reason"],
+                   exit_charges=fee, realized_pnl=pnl, charges=round(part + fee, 2), exit_pending=False,
+                   exit_signal_id=d["signal_id"], updated_at=env.occurred_at)
+        conn.execute(sa.insert(positions), row)
+        left = int(pos.quantity) - qty
+        entry_left = round(float(pos.entry_charges) - part, 2)
+        values: dict[str, Any] = dict(
+            quantity=left, entry_charges=entry_left, charges=round(float(pos.charges) - part, 2),
+            unrealized_pnl=round((float(pos.last_price) - float(pos.avg_price)) * left - entry_left, 2))
+        if d["signal_id"] is not None and pos.exit_signal_id == d["signal_id"]:
+            values.update(exit_pending=False, exit_signal_id=None)
+        self._set_position(conn, env, pos.id, **values)
+        if d["signal_id"] is not None:
+            self._set_signal(conn, env, d["signal_id"], status="executed", fill_price=price, filled_quantity=qty,
+                             position_id=pos.id)
+        pf = self._pf_required(conn, env)
+        cash = round(float(pf.cash) + qty * price - fee, 2)
         self._revalue(conn, env, pf, cash=cash, realized_pnl=round(float(pf.realized_pnl) + pnl, 2))
 
     def on_BrokerOrderRecorded(self, conn: Connection, env: Envelope) -> None:
@@ -425,7 +455,14 @@ class PortfoliosProjection(Projection):
     def on_ExitOrderFailed(self, conn: Connection, env: Envelope) -> None:
         d = env.data
         self._set_signal(conn, env, d["signal_id"], status="failed", failure_reason=d["reason"])
-        self._set_position(conn, env, d["position_id"], exit_pending=False, exit_signal_id=None)
+        p = positions.c
+        conn.execute(sa.update(positions).where(p.id == d["position_id"], p.exit_signal_id == d["signal_id"])
+                     .values(exit_pending=False, exit_signal_id=None, updated_at=env.occurred_at))
+
+    def on_ExitOrderCancelled(self, conn: Connection, env: Envelope) -> None:
+        d = env.data
+        self._set_signal(conn, env, d["signal_id"], status="failed",
+                         failure_reason=f"replaced by a manual close; cancelled at the broker ({d['reason']})")
 
     def on_DayClosed(self, conn: Connection, env: Envelope) -> None:
         d = env.data
@@ -493,12 +530,21 @@ class PortfoliosProjection(Projection):
             return f"Position {d['position_id']} {kind} moved to {_fmt(d['stop_loss'])}: {sym}"
         if t == "ExitSignalled":
             why = f" ({d['reason']})" if d.get("reason") else ""
+            if d.get("replaces") is not None:
+                why += f", replacing the protective order of signal {d['replaces']}"
             qty = d.get("quantity") or (pos.quantity if pos is not None else "")
             head = f"Signal {d['signal_id']}: " if d.get("signal_id") is not None else ""
             return f"{head}exit signalled for position {d['position_id']}: SELL {qty} {sym} at the next open{why}"
         if t == "PositionClosed":
             return (f"Position {d['position_id']} closed: {sym} at {_fmt(d['exit_price'])} ({d['exit_reason']}), "
                     f"P&L {_fmt(d['realized_pnl'])}")
+        if t == "PositionReduced":
+            return (f"Position {d['position_id']} reduced: sold {d['quantity']} {sym} at {_fmt(d['exit_price'])} "
+                    f"({d['exit_reason']}), P&L {_fmt(d['realized_pnl'])}; the sold shares are closed position "
+                    f"{d['lot_id']}")
+        if t == "ExitOrderCancelled":
+            return (f"Exit order for signal {d['signal_id']} cancelled at the broker: {sym} ({d['reason']}); "
+                    "a manual close replaced it")
         if t == "PortfolioPaused":
             return "Portfolio paused: no new entries (exits still managed)"
         if t == "PortfolioResumed":

@@ -30,7 +30,8 @@ STEPS = {
     "EntryExpired": "order_expired", "FillRecorded": "fill", "PositionOpened": "position", "StopUpdated": "stop",
     "ExitSignalled": "exit_signal", "PositionClosed": "exit", "PortfolioPaused": "lifecycle",
     "PortfolioResumed": "lifecycle", "PortfolioRetired": "lifecycle", "PortfolioReset": "lifecycle",
-    "RiskBreached": "risk",
+    "RiskBreached": "risk", "PositionReduced": "exit",
+    "ExitOrderFailed": "exit_failed", "ExitOrderCancelled": "exit_cancelled",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from commands import imports_messages as im
 from commands import messages as m
 from commands.bus import Handler
-from commands.handlers import agent, auth, backtests, portfolios, risk, strategies
+from commands.handlers import agent, auth, backtests, portfolios, risk, strategies, ticks
 from commands.handlers import family as family_handlers
 from commands.handlers import imports as import_handlers
 
@@ -33,6 +33,7 @@ HANDLERS: dict[type, Handler] = {
     m.DecideSignal: portfolios.decide_signal,
     m.PlaceCart: portfolios.place_cart,
     m.ClosePosition: portfolios.close_position,
+    m.ApplyTicks: ticks.apply_ticks,
     m.CreateRiskRule: risk.create_risk_rule,
     m.UpdateRiskRule: risk.update_risk_rule,
     m.DeleteRiskRule: risk.delete_risk_rule,

@@ -15,7 +15,7 @@ from commands.handlers.portfolios import _load
 from commands.uow import UnitOfWork
 from domain.broker import BrokerConnection
 from domain.errors import Conflict, DomainError, InvalidTransition
-from domain.portfolio import Portfolio, PositionState
+from domain.portfolio import PROTECTIVE_REASON, Portfolio, PositionState
 
 IST = ZoneInfo("Asia/Kolkata")
 # kinds of rows in the encrypted secret store (names, not secrets)
@@ -23,7 +23,7 @@ API_SECRET = "kite_api_secret"  # noqa: S105
 REQUEST_TOKEN = "kite_request_token"  # noqa: S105
 ACCESS_TOKEN = "kite_access_token"  # noqa: S105
 REQUEST_TOKEN_MINUTES = 10  # Kite's request tokens live "a few minutes"
-PROTECTIVE_REASON = "protective stop/target (OCO GTT)"
+__all__ = ["PROTECTIVE_REASON"]  # re-exported: the agent tells protective exits by it
 
 
 @dataclass(frozen=True)
@@ -231,44 +231,70 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
     return out
 
 
+def _protect(pf: Portfolio, pos: PositionState, day: str, at: str) -> int | None:
+    """(Re-)arm a live position's protective stop/target exit (one OCO GTT for the shares it holds) when it
+    has levels and no exit pending; returns the new exit signal id."""
+    if pos.status != "open" or pos.exit_pending or (pos.stop_loss is None and pos.target is None):
+        return None
+    pf.record_exit_signals(day, [pos.symbol], at, reasons={pos.symbol: PROTECTIVE_REASON})
+    return pos.exit_signal_id
+
+
 def _exit_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) -> dict[str, Any]:
-    pos = pf.exit_position(cmd.signal_id)
+    """An exit's result. A `replaced` exit is a protective OCO a manual close replaced: `failed` confirms
+    it cancelled, `executed` means it sold first (the replacing close then fails: it was never sent). An
+    executed exit for fewer shares than held reduces the position; the rest keeps (or regains) its
+    protective exit for the shares left."""
+    sid = cmd.signal_id
+    pos = pf.exit_position(sid)
+    state = pf.exit_state(sid)
     recorded = False
-    refused = cmd.signal_id in pf.failed_exits
-    closed_by_it = pos.status == "closed" and pos.exit_signal_id == cmd.signal_id
-    pending = pos.status == "open" and pos.exit_signal_id == cmd.signal_id
     if cmd.status == "placed":
-        recorded = pf.record_broker_order(cmd.signal_id, cmd.order_id, cmd.gtt_id, at)
+        recorded = pf.record_broker_order(sid, cmd.order_id, cmd.gtt_id, at)
     elif cmd.status == "executed":
         if cmd.fill_price is None or cmd.fill_price <= 0:
             raise DomainError("an executed result needs a positive fill_price")
-        if closed_by_it:
-            if not _same_price(pos.exit_price, cmd.fill_price):
-                raise Conflict(f"exit signal {cmd.signal_id} was already reported executed at {pos.exit_price}")
-        elif not pending:
-            raise Conflict(f"exit signal {cmd.signal_id} is {'failed' if refused else 'no longer pending'}")
+        done = pf.exit_results.get(sid)
+        if state == "executed":
+            price, qty = (done[0], done[1]) if done is not None else (pos.exit_price, pos.quantity)
+            if not _same_price(price, cmd.fill_price) or cmd.filled_quantity not in (None, qty):
+                raise Conflict(f"exit signal {sid} was already reported executed at {price} x {qty}")
+        elif state not in ("pending", "replaced"):
+            raise Conflict(f"exit signal {sid} is {state}; it cannot be executed now")
         else:
-            if (cmd.order_id or cmd.gtt_id) and cmd.signal_id not in pf.exit_orders:
-                pf.record_broker_order(cmd.signal_id, cmd.order_id, cmd.gtt_id, at)
+            if (cmd.order_id or cmd.gtt_id) and sid not in pf.exit_orders:
+                pf.record_broker_order(sid, cmd.order_id, cmd.gtt_id, at)
             price = float(cmd.fill_price)
-            pf.close_position(pos.position_id, day, price, at, reason=_exit_reason(pos, price, cmd.signal_reason))
+            reason = _exit_reason(pos, price, cmd.signal_reason)
+            pf.record_exit_fill(sid, day, price, at, reason, cmd.filled_quantity)
             recorded = True
+            _protect(pf, pos, day, at)
     elif cmd.status == "failed":
-        if refused:
+        if state in ("failed", "cancelled"):
             pass
-        elif closed_by_it:
-            raise Conflict(f"exit signal {cmd.signal_id} was already executed")
-        elif not pending:
-            raise InvalidTransition(f"exit signal {cmd.signal_id} is no longer pending")
-        else:
-            pf.record_exit_failure(cmd.signal_id, cmd.error or "refused by the broker", at)
+        elif state == "executed":
+            raise Conflict(f"exit signal {sid} was already executed")
+        elif state == "replaced":
+            pf.record_exit_cancelled(sid, cmd.error or "cancelled at the broker", at)
             recorded = True
+        elif state != "pending":
+            raise InvalidTransition(f"exit signal {sid} is no longer pending")
+        else:
+            pf.record_exit_failure(sid, cmd.error or "refused by the broker", at)
+            recorded = True
+            if cmd.signal_reason != PROTECTIVE_REASON:  # a refused close: the position keeps its protection
+                _protect(pf, pos, day, at)
     else:
         raise DomainError("status must be placed, executed or failed")
-    status = ("executed" if pos.status == "closed" and pos.exit_signal_id == cmd.signal_id
-              else "failed" if cmd.signal_id in pf.failed_exits else "placed")
-    return {"signal_id": cmd.signal_id, "kind": "exit", "status": status, "recorded": recorded,
-            "position_id": pos.position_id}
+    state = pf.exit_state(sid)
+    status = {"executed": "executed", "failed": "failed", "cancelled": "failed"}.get(state, "placed")
+    out: dict[str, Any] = {"signal_id": sid, "kind": "exit", "status": status, "recorded": recorded,
+                           "position_id": pos.position_id}
+    if state == "executed" and sid in pf.exit_results:
+        out["closed_position_id"] = pf.exit_results[sid][2]
+    if pos.status == "open":
+        out["exit_signal_id"] = pos.exit_signal_id
+    return out
 
 
 HANDLERS: dict[type, Callable[[Any, UnitOfWork], Any]] = {

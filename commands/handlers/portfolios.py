@@ -280,7 +280,9 @@ def place_cart(cmd: m.PlaceCart, uow: UnitOfWork) -> dict[str, list[dict[str, An
 
 
 def close_position(cmd: m.ClosePosition, uow: UnitOfWork) -> str:
-    """Paper: close at the latest stored close now. Live: queue an exit signal for the agent."""
+    """Paper: sell at the latest stored close now (its stop/target simply stop applying). Live: queue an
+    exit signal for the agent; a working protective stop/target GTT is replaced -- the agent cancels it at
+    Kite before it places the close, so the shares are never sold twice. `quantity`: a partial close."""
     pf = _load(uow, cmd.portfolio_id, cmd.account_id)
     pos = pf.positions.get(cmd.position_id)
     if pos is None:
@@ -291,12 +293,10 @@ def close_position(cmd: m.ClosePosition, uow: UnitOfWork) -> str:
     market = uow.deps.market
     day = max(market.latest_day() or pos.entry_day, pf.last_day or pos.entry_day)
     if pf.mode == "live":
-        if pos.exit_pending:
-            raise DomainError(f"position {cmd.position_id} already has an exit queued for the agent")
-        pf.record_exit_signals(day, [pos.symbol], at, reasons={pos.symbol: "manual close requested"})
+        pf.request_exit(cmd.position_id, day, at, "manual close requested", cmd.quantity)
         uow.save(pf)
         return "exit_queued"
     price = market.last_prices([pos.symbol], day).get(pos.symbol, pos.last_price)
-    pf.close_position(cmd.position_id, day, price, at, reason="manual")
+    pf.close_position(cmd.position_id, day, price, at, reason="manual", quantity=cmd.quantity)
     uow.save(pf)
-    return "closed"
+    return "closed" if pos.status == "closed" else "reduced"

@@ -62,6 +62,7 @@ class KiteState:
         self.delay = 0.0
         self.placements: list[dict[str, Any]] = []  # every accepted GTT / order placement, in order
         self.refuse_symbols: set[str] = set()  # placements for these answer InputException
+        self.deletions: list[int] = []  # GTTs deleted (DELETE /gtt/triggers/{id}), in order
 
     # --- test controls ------------------------------------------------------------------------
     def issue_request_token(self) -> str:
@@ -244,7 +245,12 @@ def _handler(state: KiteState) -> type[BaseHTTPRequestHandler]:
                 if g is None:
                     return self._send(400, error("Invalid GTT id", "InputException"))
                 if method == "DELETE":
+                    if g["status"] != "active":  # a triggered (or deleted, expired) GTT cannot be deleted
+                        return self._send(400, error(f"Trigger is {g['status']}; only an active trigger can be "
+                                                     "deleted.", "InputException"))
                     g["status"] = "deleted"
+                    g["updated_at"] = _now()
+                    state.deletions.append(g["id"])
                     return self._send(200, envelope({"trigger_id": g["id"]}))
                 return self._send(200, envelope(g))
             if parts[:1] == ["orders"] and len(parts) == 2 and method == "POST":
