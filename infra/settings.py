@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     tick_feed: Literal["auto", "simulated"] = "auto"
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between simulated ticks of one symbol
     tick_always_open: bool = False  # the simulated feed moves outside NSE hours too (demos, benchmarks)
+    # Paper portfolios fill their GTTs (limit entries, stop/target) on ticks while the tick feed runs (it starts
+    # with the first /api/ws/ticks connection); off: paper fills only on daily bars, as in a backtest.
+    paper_tick_fills: bool = True
+    paper_tick_refresh_seconds: float = Field(default=5.0, gt=0)  # how often the watched orders are reloaded
 
     @field_validator("kafka_bootstrap", "smtp_url", mode="before")
     @classmethod

@@ -24,6 +24,14 @@ MODES = ("ltp", "quote", "full")
 QUOTE_KEYS = ("ltp", "open", "high", "low", "close", "volume", "change", "timestamp")
 
 
+class Companion(Protocol):
+    """Something that runs beside the upstream (e.g. paper fills on ticks): started after it, stopped before."""
+
+    def start(self, hub: TickHub) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Upstream(Protocol):
     def start(self, hub: TickHub) -> None: ...
 
@@ -60,10 +68,23 @@ def encode_variants(symbol: str, tick: dict[str, Any]) -> dict[str, Encoded]:
     return {m: Encoded(symbol, shape(tick, m)) for m in MODES}
 
 
-class Client:
-    """One WebSocket connection's mailbox: latest tick per symbol, plus control messages in order."""
+class ClientClosed(Exception):
+    """The server closes this client's connection (its credential was revoked): `code`, `reason`."""
 
-    def __init__(self, max_control: int = 256) -> None:
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Client:
+    """One WebSocket connection's mailbox: latest tick per symbol, plus control messages in order.
+    `credential` names what authenticated it (("agent_key", account_id) or ("session", token hash)), so a
+    revocation can close it."""
+
+    def __init__(self, max_control: int = 256, credential: tuple[str, Any] | None = None) -> None:
+        self.credential = credential
+        self.closing: ClientClosed | None = None
         self.modes: dict[str, str] = {}
         self.pending: dict[str, Encoded] = {}
         self.control: list[dict[str, Any]] = []
@@ -95,11 +116,18 @@ class Client:
             out.append({"type": "ticks", "data": {k: v.tick for k, v in data.items()}})
         return out
 
+    def close(self, code: int, reason: str) -> None:
+        self.closing = ClientClosed(code, reason)
+        self.wake.set()
+
     async def next_frames(self) -> list[str]:
-        """`next_messages`, as JSON text frames; tick fragments are joined, not re-encoded per client."""
-        while not self.control and not self.pending:
+        """`next_messages`, as JSON text frames; tick fragments are joined, not re-encoded per client.
+        Raises ClientClosed once the server closes the client."""
+        while not self.control and not self.pending and self.closing is None:
             self.wake.clear()
             await self.wake.wait()
+        if self.closing is not None:
+            raise self.closing
         out = [json.dumps(m, separators=(",", ":")) for m in self.control]
         self.control = []
         if self.pending:
@@ -120,6 +148,7 @@ class TickHub:
         self.last: dict[str, dict[str, Any]] = {}
         self.published = 0
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.companions: list[Companion] = []
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -129,8 +158,12 @@ class TickHub:
         upstream.start(self)
         if self.refs:
             upstream.subscribe(list(self.refs))
+        for companion in self.companions:
+            companion.start(self)
 
     async def stop(self) -> None:
+        for companion in self.companions:
+            await companion.stop()
         if self.upstream is not None:
             await self.upstream.stop()
             self.upstream = None
@@ -147,11 +180,24 @@ class TickHub:
             asyncio.run_coroutine_threadsafe(self.switch(), loop)
 
     # --- clients --------------------------------------------------------------------------------
-    def attach(self) -> Client:
-        client = Client()
+    def attach(self, credential: tuple[str, Any] | None = None) -> Client:
+        client = Client(credential=credential)
         self.clients.add(client)
         client.say({"type": "status", "connected": self.connected})
         return client
+
+    def close_clients(self, credential: tuple[str, Any], code: int, reason: str) -> int:
+        """Close every client authenticated by `credential` (call on the hub's loop)."""
+        hit = [c for c in self.clients if c.credential == credential]
+        for client in hit:
+            client.close(code, reason)
+        return len(hit)
+
+    def revoke(self, credential: tuple[str, Any], code: int, reason: str) -> None:
+        """Thread-safe `close_clients` (the API's handlers run in worker threads)."""
+        loop = self.loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self.close_clients, credential, code, reason)
 
     def detach(self, client: Client) -> None:
         self.clients.discard(client)

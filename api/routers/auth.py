@@ -21,6 +21,7 @@ from api.deps import (
     resource_router,
     set_session_cookie,
 )
+from api.routers.ws import close_revoked
 from api.schemas import (
     AgentKeyCreated,
     AgentKeyPublic,
@@ -116,6 +117,7 @@ def logout(request: Request, response: Response, platform: PlatformDep) -> dict[
     if token:
         dispatch(request, platform, m.Logout(token))
         request.app.state.principals.forget_session(token)
+        close_revoked(request.app, ("session", platform.token_hash(token)), "Signed out")
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                            secure=platform.settings.cookie_secure)
     return {"detail": "Signed out"}
@@ -150,6 +152,7 @@ def get_agent_key(user: SessionUser, platform: PlatformDep) -> AgentKeyPublic:
 def create_agent_key(request: Request, user: SessionUser, platform: PlatformDep) -> AgentKeyCreated:
     issued = dispatch(request, platform, m.IssueAgentKey(user.account_id), user).value
     request.app.state.principals.forget_account(user.account_id)
+    close_revoked(request.app, ("agent_key", user.account_id), "Agent key replaced by a new one")
     return AgentKeyCreated(key=issued.key, prefix=issued.prefix, created_at=issued.created_at)
 
 
@@ -157,6 +160,7 @@ def create_agent_key(request: Request, user: SessionUser, platform: PlatformDep)
 def revoke_agent_key(request: Request, user: SessionUser, platform: PlatformDep) -> Response:
     dispatch(request, platform, m.RevokeAgentKey(user.account_id), user)
     request.app.state.principals.forget_account(user.account_id)
+    close_revoked(request.app, ("agent_key", user.account_id), "Agent key revoked")
     return Response(status_code=204)
 
 

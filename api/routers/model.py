@@ -77,6 +77,13 @@ class DecisionBody(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
+class CloseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int | None = Field(default=None, ge=1, le=10**9,
+                                 description="sell only this many shares (a partial close); omitted: all")
+
+
 # ------------------------------------------------------------------ lookups (ownership on every object)
 
 
@@ -285,8 +292,14 @@ def positions(user: Reader, page: PageDep, response: Response, platform: Platfor
 
 @router.post("/positions/{position_id}/close",
              summary="Paper: close at the latest price now; live: queue an exit for the agent")
-def close(position_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+def close(position_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
+          body: CloseBody | None = None) -> dict[str, Any]:
+    """Optional body `{"quantity": N}` closes N shares only (paper: the sold shares become a closed position
+    of their own; live: the agent sells N and re-arms the stop/target for the rest). A live position's
+    working stop/target GTT is cancelled at Kite before the close order is placed (`outcome`:
+    `closed`, `reduced` or `exit_queued`)."""
     pos = _owned_position(platform, position_id, user.account_id)
-    result = dispatch(request, platform, m.ClosePosition(user.account_id, int(pos["portfolio_id"]), position_id),
-                      user)
+    quantity = None if body is None else body.quantity
+    result = dispatch(request, platform,
+                      m.ClosePosition(user.account_id, int(pos["portfolio_id"]), position_id, quantity), user)
     return {**_owned_position(platform, position_id, user.account_id), "outcome": result.value}

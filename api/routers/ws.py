@@ -27,7 +27,8 @@ from infra.bootstrap import Platform
 from infra.kite import KiteBroker
 from projections.broker import get_connection, live_accounts
 from streams.kite_ticker import KiteTickerFeed
-from streams.ticks import MODES, SimulatedFeed, TickHub, Upstream
+from streams.paper_ticks import PaperTickFills
+from streams.ticks import MODES, ClientClosed, SimulatedFeed, TickHub, Upstream, nse_open
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ticks"])
@@ -90,7 +91,13 @@ def make_tick_hub(platform: Platform) -> TickHub:
         return SimulatedFeed(last_close, interval=settings.tick_interval, always_open=settings.tick_always_open,
                              is_trading_day=lambda d: calendar.is_trading_day(d.date()))
 
-    return TickHub(names, make_upstream)
+    hub = TickHub(names, make_upstream)
+    if settings.paper_tick_fills:
+        def is_open(now: datetime) -> bool:
+            return settings.tick_always_open or nse_open(now, lambda d: calendar.is_trading_day(d.date()))
+
+        hub.companions.append(PaperTickFills(platform, is_open, settings.paper_tick_refresh_seconds))
+    return hub
 
 
 async def _hub(websocket: WebSocket) -> TickHub:
@@ -102,14 +109,29 @@ async def _hub(websocket: WebSocket) -> TickHub:
     return hub
 
 
-def _authenticate(platform: Platform, key: str | None, cookie: str | None) -> int | None:
+REVOKED = 4401  # the credential that opened the connection was revoked (the WebSocket analogue of 401)
+
+
+def _authenticate(platform: Platform, key: str | None, cookie: str | None) -> tuple[int, tuple[str, Any]] | None:
+    """(account id, credential) -- the credential names what a revocation closes: the account's agent key,
+    or one session (by its token hash)."""
     now = time.time()
     if key:
-        return platform.security.agent_key_account(platform.token_hash(key), now)
+        account = platform.security.agent_key_account(platform.token_hash(key), now)
+        return None if account is None else (account, ("agent_key", account))
     if cookie:
-        info = platform.security.session(platform.token_hash(cookie), now, platform.settings.session_days * 86400)
-        return None if info is None else info.account_id
+        digest = platform.token_hash(cookie)
+        info = platform.security.session(digest, now, platform.settings.session_days * 86400)
+        return None if info is None else (info.account_id, ("session", digest))
     return None
+
+
+def close_revoked(app: Any, credential: tuple[str, Any], reason: str) -> None:
+    """Close the tick connections a revoked credential opened (agent key revoked or regenerated, session
+    signed out): close code 4401 with `reason`. Safe to call from any thread; a no-op without a hub."""
+    hub: TickHub | None = getattr(app.state, "tick_hub", None)
+    if hub is not None:
+        hub.revoke(credential, REVOKED, reason)
 
 
 @router.websocket("/api/ws/ticks")
@@ -119,37 +141,43 @@ async def ticks(websocket: WebSocket) -> None:
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else websocket.query_params.get("token")
     if key is not None and not key.startswith("zt_"):
         key = "invalid"
-    account = await run_in_threadpool(_authenticate, platform, key, websocket.cookies.get(SESSION_COOKIE))
-    if account is None:
+    found = await run_in_threadpool(_authenticate, platform, key, websocket.cookies.get(SESSION_COOKIE))
+    if found is None:
         await websocket.close(code=1008, reason="Not authenticated: sign in, or pass ?token=zt_...")
         return
     await websocket.accept()
     hub = await _hub(websocket)
-    client = hub.attach()
+    client = hub.attach(found[1])
 
     async def sender() -> None:
-        while True:
-            for text in await client.next_frames():
-                await websocket.send_text(text)
+        try:
+            while True:
+                for text in await client.next_frames():
+                    await websocket.send_text(text)
+        except ClientClosed as closed:
+            await websocket.close(code=closed.code, reason=closed.reason)
 
-    send_task = asyncio.create_task(sender())
-    try:
+    async def receiver() -> None:
         while True:
             raw = await websocket.receive()
             if raw["type"] == "websocket.disconnect":
-                break
+                return
             text = raw.get("text")
             if text is None:
                 client.say({"type": "error", "detail": "Send JSON text messages, e.g. "
                                                        "{\"action\": \"subscribe\", \"symbols\": [\"NSE:INFY\"]}"})
                 continue
             _handle(hub, client, text)
-    except WebSocketDisconnect:
-        pass
+
+    tasks = [asyncio.create_task(sender()), asyncio.create_task(receiver())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        send_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await send_task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await task
         hub.detach(client)
 
 
