@@ -1,0 +1,150 @@
+"""Live exits through the agent against the Kite stub (the official kiteconnect client on loopback): a
+manual close cancels the working stop/target OCO GTT before the close order is placed (never two sales,
+also when the GTT triggers first), and a partial exit fill reduces the position and re-arms its
+protection for the shares left."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.agent import Agent, AgentConfig
+from infra.kite import KiteBroker
+from tests.support.kite_stub import KiteState, kite_stub
+from tests.support.live import Http, live_portfolio_with_placed_signals, make_bars
+
+pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")
+
+
+class Setup:
+    def __init__(self, api: Any, kite: KiteState, agent: Any, pf: dict[str, Any]) -> None:
+        self.api, self.kite, self.agent, self.pf = api, kite, agent, pf
+
+    def positions(self, status: str) -> list[dict[str, Any]]:
+        return list(self.api.get("/api/model/positions", params={"portfolio_id": self.pf["id"],
+                                                                  "status": status}).json())
+
+    def signal(self, sid: int) -> dict[str, Any]:
+        return next(s for s in self.api.get("/api/model/signals", params={"portfolio_id": self.pf["id"]}).json()
+                    if s["id"] == sid)
+
+    def sells(self) -> list[dict[str, Any]]:
+        return [p for p in self.kite.placements if p["kind"] == "order" and p["side"] == "SELL"]
+
+
+@pytest.fixture
+def held(api_factory: Any, tmp_path: Path) -> Iterator[Setup]:
+    """A live position bought through the agent at the stub, protected by its OCO GTT there."""
+    api = api_factory()
+    make_bars(api.platform.settings.data_dir)
+    api.login()
+    pf, _ = live_portfolio_with_placed_signals(Http(api), slots=1)
+    key = api.post("/api/auth/agent-key").json()["key"]
+    with kite_stub(KiteState()) as (root, kite):
+        token = kite.grant()
+        agent = Agent(AgentConfig(server="", key=key, state_dir=tmp_path, sync_every=1e9, kite_root=root),
+                      broker=KiteBroker(kite.api_key, token, root=root))
+        agent.server.session = api_factory()
+        agent.server.session.headers["Authorization"] = f"Bearer {key}"
+        setup = Setup(api, kite, agent, pf)
+        agent.step()  # the entry GTT
+        assert kite.trigger_all() == 1  # it fills at the stub
+        agent.step()  # the fill is reported, the position opens
+        agent.step()  # its protective OCO is placed
+        (pos,) = setup.positions("open")
+        ocos = [g for g in kite.gtts.values() if g["type"] == "two-leg"]
+        assert len(ocos) == 1 and ocos[0]["status"] == "active" and kite.holdings[pos["symbol"]]["quantity"] > 0
+        setup.position = pos  # type: ignore[attr-defined]
+        setup.oco = ocos[0]  # type: ignore[attr-defined]
+        yield setup
+
+
+def test_manual_close_cancels_the_oco_before_the_close_order_is_placed(held: Setup) -> None:
+    s = held
+    pos, oco = s.position, s.oco  # type: ignore[attr-defined]
+    before = s.positions("open")[0]
+    assert before["exit_pending"] is True  # its protective OCO is working
+    r = s.api.post(f"/api/model/positions/{pos['id']}/close")
+    assert r.status_code == 200 and r.json()["outcome"] == "exit_queued" and r.json()["status"] == "open"
+    again = s.api.post(f"/api/model/positions/{pos['id']}/close")
+    assert again.status_code == 400 and "already has an exit queued" in again.json()["detail"]
+    pending = s.api.get("/api/agent/pending-signals", headers=s.agent.server.session.headers).json()
+    (close,) = pending
+    assert close["reason"] == "manual close requested" and close["quantity"] == pos["quantity"]
+    assert [x["gtt_id"] for x in close["replaces"]] == [str(oco["id"])]
+    protective_id = close["replaces"][0]["signal_id"]
+    s.agent.step()  # deletes the OCO, reports it cancelled, places the close, sees it complete
+    assert s.kite.deletions == [oco["id"]] and oco["status"] == "deleted"
+    assert len(s.sells()) == 1 and s.sells()[0]["quantity"] == pos["quantity"]
+    assert pos["symbol"] not in s.kite.holdings  # sold once, all of it
+    s.agent.step()
+    (closed,) = s.positions("closed")
+    assert closed["id"] == pos["id"] and closed["exit_reason"] == "manual" and not s.positions("open")
+    old = s.signal(protective_id)
+    assert old["status"] == "failed" and "replaced by a manual close" in old["failure_reason"]
+    assert s.signal(close["id"])["status"] == "executed"
+    assert len(s.sells()) == 1
+
+
+def test_an_oco_that_triggers_before_the_cancel_is_the_only_sale(held: Setup) -> None:
+    s = held
+    pos, oco = s.position, s.oco  # type: ignore[attr-defined]
+    r = s.api.post(f"/api/model/positions/{pos['id']}/close")
+    assert r.status_code == 200 and r.json()["outcome"] == "exit_queued"
+    assert oco["status"] == "active"
+    assert s.kite.trigger_all() == 1  # the target leg fills at Kite before the agent gets to the close
+    (close,) = s.api.get("/api/agent/pending-signals", headers=s.agent.server.session.headers).json()
+    s.agent.step()
+    s.agent.step()
+    assert s.sells() == [] and s.kite.deletions == []  # the delete was refused (triggered); no close order
+    assert pos["symbol"] not in s.kite.holdings
+    (closed,) = s.positions("closed")
+    assert closed["exit_reason"] == "target" and closed["exit_price"] == pos["target"]
+    failed = s.signal(close["id"])
+    assert failed["status"] == "failed" and "sold the shares first" in failed["failure_reason"]
+    assert s.api.get("/api/agent/pending-signals", headers=s.agent.server.session.headers).json() == []
+
+
+def test_a_partial_close_sells_only_its_shares_and_rearms_the_stop_for_the_rest(held: Setup) -> None:
+    s = held
+    pos, oco = s.position, s.oco  # type: ignore[attr-defined]
+    qty = pos["quantity"]
+    r = s.api.post(f"/api/model/positions/{pos['id']}/close", json={"quantity": 2})
+    assert r.status_code == 200 and r.json()["outcome"] == "exit_queued"
+    s.agent.step()  # cancel the OCO, sell 2, report the fill
+    assert oco["status"] == "deleted" and [p["quantity"] for p in s.sells()] == [2]
+    s.agent.step()
+    (lot,) = s.positions("closed")
+    (left,) = s.positions("open")
+    assert lot["quantity"] == 2 and lot["exit_reason"] == "manual" and left["id"] == pos["id"]
+    assert left["quantity"] == qty - 2 and s.kite.holdings[pos["symbol"]]["quantity"] == qty - 2
+    # the rest is protected again: a new OCO for exactly the shares left
+    s.agent.step()
+    active = [g for g in s.kite.gtts.values() if g["type"] == "two-leg" and g["status"] == "active"]
+    assert len(active) == 1 and {o["quantity"] for o in active[0]["orders"]} == {qty - 2}
+
+
+def test_a_partial_exit_fill_reported_by_the_agent_reduces_the_position(held: Setup) -> None:
+    s = held
+    pos = s.position  # type: ignore[attr-defined]
+    headers = s.agent.server.session.headers
+    (protective,) = s.api.get("/api/agent/pending-signals", headers=headers, params={"state": "working"}).json()
+    body = {"signal_id": protective["id"], "status": "executed", "fill_price": pos["target"], "filled_quantity": 3}
+    r = s.api.post("/api/agent/signal-result", headers=headers, json=body)
+    assert r.status_code == 200 and r.json()["recorded"] is True, r.text
+    assert s.api.post("/api/agent/signal-result", headers=headers, json=body).json()["recorded"] is False
+    assert s.api.post("/api/agent/signal-result", headers=headers,
+                      json={**body, "filled_quantity": 4}).status_code == 409
+    (lot,) = s.positions("closed")
+    (left,) = s.positions("open")
+    assert (lot["quantity"], lot["exit_reason"], lot["exit_price"]) == (3, "target", pos["target"])
+    assert left["quantity"] == pos["quantity"] - 3
+    (rearmed,) = s.api.get("/api/agent/pending-signals", headers=headers).json()
+    assert rearmed["kind"] == "exit" and rearmed["position"]["quantity"] == pos["quantity"] - 3
+    too_many = {"signal_id": rearmed["id"], "status": "executed", "fill_price": 1.0,
+                "filled_quantity": pos["quantity"]}
+    r = s.api.post("/api/agent/signal-result", headers=headers, json=too_many)
+    assert r.status_code == 400 and "exceeds" in r.json()["detail"]
