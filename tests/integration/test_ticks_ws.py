@@ -100,6 +100,50 @@ def test_unauthenticated_and_revoked_keys_are_refused(ticks_api: Any) -> None:
         ws.receive_text()
 
 
+def _closed_by_server(ws: Any, limit: int = 400) -> WebSocketDisconnect:
+    """Read until the server closes the connection (ticks keep coming until then)."""
+    for _ in range(limit):
+        try:
+            ws.receive_text()
+        except WebSocketDisconnect as closed:
+            return closed
+    raise AssertionError(f"the connection was still open after {limit} messages")
+
+
+def test_revoking_the_agent_key_or_signing_out_closes_the_connections_it_opened(ticks_api: Any) -> None:
+    key = ticks_api.post("/api/auth/agent-key").json()["key"]
+    with ticks_api.websocket_connect(f"/api/ws/ticks?token={key}") as agent_ws, \
+            ticks_api.websocket_connect("/api/ws/ticks") as cookie_ws:
+        for ws in (agent_ws, cookie_ws):
+            ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:SBIN"]}))
+            _until(ws, "subscribed")
+        assert ticks_api.delete("/api/auth/agent-key").status_code == 204
+        closed = _closed_by_server(agent_ws)
+        assert closed.code == 4401 and closed.reason == "Agent key revoked"
+        assert "NSE:SBIN" in _until(cookie_ws, "ticks")["data"]  # the session's connection is untouched
+        # the revoked key cannot reconnect
+        with pytest.raises(WebSocketDisconnect), \
+                ticks_api.websocket_connect(f"/api/ws/ticks?token={key}") as ws:
+            ws.receive_text()
+        assert ticks_api.post("/api/auth/logout").status_code == 200
+        closed = _closed_by_server(cookie_ws)
+        assert closed.code == 4401 and closed.reason == "Signed out"
+    hub: TickHub = ticks_api.app.state.tick_hub
+    assert hub.refs == {}
+
+
+def test_regenerating_the_agent_key_closes_connections_of_the_old_key(ticks_api: Any) -> None:
+    old = ticks_api.post("/api/auth/agent-key").json()["key"]
+    with ticks_api.websocket_connect(f"/api/ws/ticks?token={old}") as ws:
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:INFY"]}))
+        _until(ws, "subscribed")
+        new = ticks_api.post("/api/auth/agent-key").json()["key"]
+        closed = _closed_by_server(ws)
+        assert closed.code == 4401 and "replaced" in closed.reason
+    with ticks_api.websocket_connect(f"/api/ws/ticks?token={new}") as ws:
+        assert json.loads(ws.receive_text())["type"] == "status"
+
+
 def test_a_slow_client_keeps_only_the_latest_tick_per_symbol() -> None:
     async def main() -> None:
         hub = TickHub(lambda s: True, _no_upstream)
