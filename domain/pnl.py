@@ -22,19 +22,20 @@ Rules (those of a broker's tax P&L, Zerodha Console's among them):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
-from domain.charges import charges as charge_breakdown
+from domain.charges import rates_on, total_charges
 
 EPS = 1e-9
 
 
-@dataclass(frozen=True)
-class Fill:
+class Fill(NamedTuple):
     """One trade in a book: `seq` orders trades within a day (execution time, then trade id)."""
 
     key: str
@@ -69,8 +70,10 @@ class Lot:
     charges: float  # buy charges not yet matched
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
+    """One sell's quantity matched against one lot (a tuple: a million are cheap to make and to turn into
+    columns)."""
+
     symbol: str
     buy_key: str
     sell_key: str
@@ -95,10 +98,12 @@ class FifoResult:
     unmatched: list[tuple[str, float]] = field(default_factory=list)  # (sell key, quantity)
 
 
+@functools.lru_cache(maxsize=65536)
 def _d(day: str) -> date:
     return date.fromisoformat(day[:10])
 
 
+@functools.lru_cache(maxsize=65536)
 def term_of(buy_date: str, sell_date: str) -> str:
     b, s = _d(buy_date), _d(sell_date)
     if b == s:
@@ -115,11 +120,10 @@ def trade_charges(fills: Iterable[Fill], schedule: str = "zerodha_delivery") -> 
     out: dict[str, float] = {}
     dp_seen: set[tuple[str, str]] = set()
     for f in sorted(fills, key=lambda f: (f.day, f.seq)):
-        br = charge_breakdown(f.side, f.quantity, f.price, f.day, schedule)  # type: ignore[arg-type]
-        total = br.total
+        total = total_charges(f.side, f.quantity, f.price, f.day, schedule)  # type: ignore[arg-type]
         if f.side == "sell":
-            if (f.symbol, f.day) in dp_seen:
-                total = round(total - br.dp_charge, 2)
+            if (f.symbol, f.day) in dp_seen and f.quantity * f.price > 0:
+                total = round(total - round(rates_on(f.day, schedule).dp_charge, 2), 2)
             dp_seen.add((f.symbol, f.day))
         out[f.key] = total
     return out
@@ -149,12 +153,9 @@ def _match(lot: Lot, q: float, sell: Fill, sell_charge_share: float) -> Match:
     sell_value = round(q * sell.price, 2)
     gross = round(q * sell.price - q * lot.price, 2)
     ch = round(buy_charges + sell_charge_share, 2)
-    return Match(
-        symbol=sell.symbol, buy_key=lot.buy_key, sell_key=sell.key, buy_date=lot.buy_date, sell_date=sell.day,
-        quantity=q, buy_price=lot.price, sell_price=sell.price, buy_value=buy_value, sell_value=sell_value,
-        gross_pnl=gross, charges=ch, net_pnl=round(gross - ch, 2),
-        holding_days=(_d(sell.day) - _d(lot.buy_date)).days, term=term_of(lot.buy_date, sell.day),
-    )
+    return Match(sell.symbol, lot.buy_key, sell.key, lot.buy_date, sell.day, q, lot.price, sell.price, buy_value,
+                 sell_value, gross, ch, round(gross - ch, 2), (_d(sell.day) - _d(lot.buy_date)).days,
+                 term_of(lot.buy_date, sell.day))
 
 
 def _consume(lots: list[Lot], sell: Fill, left: float, out: FifoResult) -> float:

@@ -71,7 +71,7 @@ def get_pnl(request: Request, user: Reader,
     _dates(start, end)
     store = analytics_store(request)
     snap = store.snapshot(user.account_id)
-    with store.connect([snap]) as con:
+    with store.connect([snap], tables=["pnl_daily"]) as con:
         return pnl(con, group_by, source, start, end)
 
 
