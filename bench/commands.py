@@ -62,9 +62,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--workers", type=int, default=1, help="API worker processes")
+    ap.add_argument("--log-level", default=None, help="e.g. DEBUG: relay/projector step timings in the logs")
     args = ap.parse_args()
+    env = {"TRADERTAPE_LOG_LEVEL": args.log_level} if args.log_level else None
     for mode in (["embedded", "kafka"] if args.mode == "both" else [args.mode]):
-        with platform(mode, workers=args.workers) as (base, tmp):
+        with platform(mode, env, workers=args.workers) as (base, tmp):
+            print(f"logs in {tmp}")
             cookies = login(base, tmp, f"bench-{mode}@example.com")
             asyncio.run(run(base, cookies, 100, args.concurrency))  # warm-up
             lat, elapsed, errors = asyncio.run(run(base, cookies, args.n, args.concurrency))

@@ -130,16 +130,44 @@ class HashChain:
                 break
         return self.sealed
 
-    def _write_batch(self, conn: Connection, envs: list[Envelope]) -> None:
+    def seal_read(self, after: int, envs: list[Envelope]) -> dict[int, tuple[str, str]]:
+        """Seal `envs` -- what one store read returned after position `after`: every stored event from
+        there up to the last of them -- and return their (prev_hash, hash) by position. The common
+        case (the relay, whose position never passes the sealed one) writes the seal from these
+        envelopes without reading the events again and takes the new hashes from the write."""
+        if not envs:
+            return {}
+        last = envs[-1].position
+        found: dict[int, tuple[str, str]] = {}
+        if self.sealed < last:
+            with self.db.write(durable=False) as conn:  # a lost seal is sealed again, identically
+                self._lock(conn, self.db)
+                start = self._sealed_position(conn)
+                if start >= after:
+                    todo = [e for e in envs if e.position > start]
+                    if todo:
+                        found = self._write_batch(conn, todo)
+            if start < after:  # unsealed events lie before these: seal from the store, as usual
+                self.seal(last)
+            else:
+                self.sealed = max(self.sealed, start, last)
+        missing = [e.position for e in envs if e.position not in found]
+        if missing:
+            found.update(self.hashes(missing))
+        return found
+
+    def _write_batch(self, conn: Connection, envs: list[Envelope]) -> dict[int, tuple[str, str]]:
         heads: dict[int, tuple[str, int, int]] = {}  # account -> (hash, events, last position)
+        accounts = sorted({account_of(env) for env in envs})
+        for i in range(0, len(accounts), 500):
+            for row in conn.execute(sa.select(audit_chain_heads.c.account_id, audit_chain_heads.c.hash,
+                                              audit_chain_heads.c.events)
+                                    .where(audit_chain_heads.c.account_id.in_(accounts[i:i + 500]))):
+                heads[int(row.account_id)] = (str(row.hash), int(row.events), 0)
         rows = []
         for env in envs:
             acct = account_of(env)
-            if acct not in heads:
-                row = conn.execute(sa.select(audit_chain_heads.c.hash, audit_chain_heads.c.events)
-                                   .where(audit_chain_heads.c.account_id == acct)).first()
-                heads[acct] = (str(row.hash), int(row.events), 0) if row else (GENESIS, 0, 0)
-            prev, count, _ = heads[acct]
+            prev, count, _ = heads.get(acct, (GENESIS, 0, 0))
             h = chain_hash(prev, env)
             heads[acct] = (h, count + 1, env.position)
             rows.append({"position": env.position, "account_id": acct, "event_id": env.event_id,
@@ -156,6 +184,7 @@ class HashChain:
                          .values(sealed_position=sealed)).rowcount
         if not n:
             conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=sealed))
+        return {r["position"]: (r["prev_hash"], r["hash"]) for r in rows}
 
     def hashes(self, positions: Iterable[int]) -> dict[int, tuple[str, str]]:
         wanted = sorted(set(positions))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ class Database:
 
     url: str
     writer: Engine
-    reader: Engine
+    reader: Engine  # Postgres: the writer's pool in autocommit
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -120,7 +121,9 @@ class Database:
             Path(sqlite_path(url)).parent.mkdir(parents=True, exist_ok=True)
             return cls(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
         engine = sa.create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
-        return cls(url, engine, engine)
+        # Reads run in autocommit: no BEGIN/ROLLBACK round trips. Under READ COMMITTED every statement
+        # takes its own snapshot anyway, so a read transaction bought no consistency across statements.
+        return cls(url, engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
 
     @property
     def is_sqlite(self) -> bool:
@@ -146,8 +149,60 @@ class Database:
 
     def dispose(self) -> None:
         self.writer.dispose()
-        if self.reader is not self.writer:
+        if self.reader.pool is not self.writer.pool:
             self.reader.dispose()
+
+
+PROJECTED_CHANNEL = "tradertape_projected"  # the projector's commits (read-your-writes waiters LISTEN)
+
+
+def notify(conn: Connection, channel: str) -> None:
+    """Postgres: wake the LISTENers of `channel` when this transaction commits."""
+    conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+
+class Listener:
+    """A dedicated Postgres connection LISTENing on `channel` (not from the pool: it stays idle in
+    LISTEN). `wait` returns when a notification arrives or after `timeout`; a lost connection is
+    opened again at the next wait (and that wait reports a wake-up, so nothing is missed meanwhile)."""
+
+    def __init__(self, database_url: str, channel: str) -> None:
+        self.dsn = "postgresql://" + sqlalchemy_url(database_url).split("://", 1)[1]
+        self.channel = channel
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        conn.execute(f"LISTEN {self.channel}")
+        return conn
+
+    def wait(self, timeout: float) -> bool:
+        """True if notified within `timeout` seconds (pending notifications are drained)."""
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+                return True  # (re)connected: whatever happened meanwhile is unknown, so look now
+            got = False
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                got = True
+            if got:
+                for _ in self._conn.notifies(timeout=0):
+                    pass
+            return got
+        except Exception:
+            self.close()
+            time.sleep(min(timeout, 0.5))
+            return True
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
 
 
 def epoch(dt: datetime) -> float:

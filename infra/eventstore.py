@@ -193,8 +193,7 @@ class SqlEventStore:
         envs = self.read_plain(after, limit)
         if not envs or self.chain is None:
             return envs
-        self.chain.seal(envs[-1].position)
-        hashes = self.chain.hashes(e.position for e in envs)
+        hashes = self.chain.seal_read(after, envs)
         return [dataclasses.replace(e, prev_hash=hashes[e.position][0], hash=hashes[e.position][1])
                 if e.position in hashes else e for e in envs]
 

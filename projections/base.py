@@ -58,18 +58,25 @@ def read_tracking(conn: Connection, names: list[str]) -> dict[tuple[str, str], t
     return {(r.projection, r.shard): (int(r.position), r.kafka_offset) for r in rows}
 
 
-def write_tracking(conn: Connection, projection: str, shard: str, position: int, kafka_offset: int | None,
-                   existed: bool) -> None:
-    if existed:
+def write_tracking(conn: Connection, changed: dict[tuple[str, str], tuple[int, int | None]],
+                   existed: set[tuple[str, str]]) -> None:
+    """Record (position, kafka offset) per (projection, shard): one UPDATE for every projection that
+    reached the same point on a shard (the usual case: all of them), one INSERT for the new rows."""
+    same: dict[tuple[str, int, int | None], list[str]] = {}
+    new = []
+    for (projection, shard), (position, offset) in changed.items():
+        if (projection, shard) in existed:
+            same.setdefault((shard, position, offset), []).append(projection)
+        else:
+            new.append({"projection": projection, "shard": shard, "position": position, "kafka_offset": offset})
+    for (shard, position, offset), names in same.items():
         conn.execute(
             sa.update(projection_tracking)
-            .where(projection_tracking.c.projection == projection, projection_tracking.c.shard == shard)
-            .values(position=position, kafka_offset=kafka_offset)
+            .where(projection_tracking.c.projection.in_(sorted(names)), projection_tracking.c.shard == shard)
+            .values(position=position, kafka_offset=offset)
         )
-    else:
-        conn.execute(sa.insert(projection_tracking), dict(
-            projection=projection, shard=shard, position=position, kafka_offset=kafka_offset
-        ))
+    if new:
+        conn.execute(sa.insert(projection_tracking), new)
 
 
 def page(query: sa.Select[Any], conn: Connection, limit: int, offset: int) -> tuple[list[Any], int]:

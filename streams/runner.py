@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from infra.db import Database
+from infra.db import PROJECTED_CHANNEL, Database, notify
 from projections.base import Projection, read_tracking, tracking_metadata, write_tracking
 from streams.loop import StepLoop
 from streams.sources import EventSource, Item
@@ -59,15 +59,20 @@ class ProjectionRunner:
 
     def step(self) -> int:
         """Apply one batch; returns how many items were fetched."""
-        items = self.source.fetch(self._combined(), self.batch_size)
+        t0 = time.perf_counter()
+        items = self.source.fetch(self._combined, self.batch_size)
         if not items:
             return 0
+        t1 = time.perf_counter()
         try:
             self._apply(items)
         except Exception:
             self.source.reset()
             raise
         top = max(i.envelope.position for i in items)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("applied %d items up to %d: fetch %.1f ms, apply %.1f ms", len(items), top,
+                      (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3)
         with self._cond:
             self.applied_position = max(self.applied_position, top)
             self._cond.notify_all()
@@ -98,9 +103,9 @@ class ProjectionRunner:
                     if (pos, off) != state.get(key):
                         state[key] = (pos, off)
                         dirty.add(key)
-            for key in dirty:
-                pos, off = state[key]
-                write_tracking(conn, key[0], key[1], pos, off, existed=key in existed)
+            write_tracking(conn, {key: state[key] for key in dirty}, existed)
+            if not self.db.is_sqlite:  # read-your-writes waiters in API processes look at once
+                notify(conn, PROJECTED_CHANNEL)
 
     def notify(self, _position: int | None = None) -> None:
         """New events were saved in this process: fetch now instead of at the next poll."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,11 +29,15 @@ class Item:
     envelope: Envelope
 
 
+Tracking = Callable[[], dict[str, tuple[int, int | None]]]
+
+
 class EventSource(Protocol):
     def shards(self) -> Sequence[str]: ...
 
-    def fetch(self, tracking: dict[str, tuple[int, int | None]], max_items: int) -> list[Item]:
-        """Next items after what `tracking` (shard -> (position, kafka offset)) says was applied."""
+    def fetch(self, tracking: Tracking, max_items: int) -> list[Item]:
+        """Next items after what `tracking()` (shard -> (position, kafka offset)) says was applied; a
+        source that keeps its own read position calls it only when it has to (re)position."""
         ...
 
     def reset(self) -> None:
@@ -56,8 +60,8 @@ class StoreSource:
     def shards(self) -> Sequence[str]:
         return [STORE_SHARD]
 
-    def fetch(self, tracking: dict[str, tuple[int, int | None]], max_items: int) -> list[Item]:
-        after = tracking.get(STORE_SHARD, (0, None))[0]
+    def fetch(self, tracking: Tracking, max_items: int) -> list[Item]:
+        after = tracking().get(STORE_SHARD, (0, None))[0]
         envs = self.store.read_plain(after, max_items)
         now = time.monotonic()
         if self.store.chain is not None and (not envs or now - self._sealed_at >= self.seal_every):
@@ -106,16 +110,17 @@ class KafkaSource:
     def shards(self) -> Sequence[str]:
         return [kafka_shard(p) for p in self.partitions()]
 
-    def fetch(self, tracking: dict[str, tuple[int, int | None]], max_items: int) -> list[Item]:
+    def fetch(self, tracking: Tracking, max_items: int) -> list[Item]:
         consumer = self._ensure()
-        if not self._positioned:
+        if not self._positioned:  # the consumer keeps its position from here on
             parts = self.partitions()
             if not parts:
                 return []
             tps = [TopicPartition(self.topic, p) for p in parts]
             consumer.assign(tps)
+            applied = tracking()
             for tp in tps:
-                last = tracking.get(kafka_shard(tp.partition), (0, None))[1]
+                last = applied.get(kafka_shard(tp.partition), (0, None))[1]
                 if last is None:
                     consumer.seek_to_beginning(tp)
                 else:

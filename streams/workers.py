@@ -12,6 +12,7 @@ from kafka.partitioner.default import murmur2
 
 from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
+from infra.db import PROJECTED_CHANNEL, Listener
 from projections.base import projection_tracking
 from projections.registry import all_projections
 from streams.relay import KafkaRelay, ensure_topic
@@ -71,7 +72,8 @@ class ReadYourWrites:
     With an in-process projector the runner's own counter is the fast path (woken the moment it
     applies), and the tracking rows are consulted only every `DB_CHECK` seconds (another worker process
     may have applied it). Without one (Kafka: a separate projector), one shared poller reads the
-    tracking rows for every waiting request instead of each request querying on its own."""
+    tracking rows for every waiting request instead of each request querying on its own: on Postgres
+    when the projector's commit NOTIFYs (LISTEN), on SQLite every POLL seconds."""
 
     DB_CHECK = 0.1
     POLL = 0.004
@@ -109,6 +111,10 @@ class ReadYourWrites:
         return all(known.get(shard, 0) >= position for shard in self._shards(accounts))
 
     def _poll_loop(self) -> None:
+        db = self.platform.db
+        # Postgres: the projector NOTIFYs at each commit, so the tracking rows are read only then (and
+        # every DB_CHECK as a safety net); SQLite has no notifications: poll every POLL seconds.
+        listener = None if db.is_sqlite else Listener(db.url, PROJECTED_CHANNEL)
         while True:
             with self._cond:
                 while self._waiters == 0:
@@ -120,7 +126,10 @@ class ReadYourWrites:
             with self._cond:
                 self._known.update(positions)
                 self._cond.notify_all()
-            time.sleep(self.POLL)
+            if listener is None:
+                time.sleep(self.POLL)
+            else:  # a commit after the read above has its notification waiting here
+                listener.wait(self.DB_CHECK)
 
     def _wait_polled(self, shards: set[str], position: int, deadline: float) -> bool:
         with self._cond:

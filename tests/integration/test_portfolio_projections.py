@@ -33,7 +33,7 @@ from projections.portfolios import (
 from projections.risk import RiskProjection, get_risk_rule, list_risk_rules, orders_on, risk_breaches
 from projections.signals import get_signal, in_cart_signal_ids, list_signals, overdue_signal_ids
 from streams.runner import ProjectionRunner
-from streams.sources import STORE_SHARD, Item
+from streams.sources import STORE_SHARD, Item, Tracking
 
 ACCOUNT = 7
 D0, D1, D2, D3, D4, D5 = "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08", "2024-01-09"
@@ -55,11 +55,11 @@ class ListSource:
     def shards(self) -> Sequence[str]:
         return [STORE_SHARD]
 
-    def fetch(self, tracking: dict[str, tuple[int, int | None]], max_items: int) -> list[Item]:
+    def fetch(self, tracking: Tracking, max_items: int) -> list[Item]:
         if self.redeliver:
             self.redeliver = False
             return [Item(STORE_SHARD, None, e) for e in self.envelopes]
-        after = tracking.get(STORE_SHARD, (0, None))[0]
+        after = tracking().get(STORE_SHARD, (0, None))[0]
         return [Item(STORE_SHARD, None, e) for e in self.envelopes if e.position > after][:max_items]
 
     def reset(self) -> None:
