@@ -165,11 +165,13 @@ class HashChain:
                                     .where(audit_chain_heads.c.account_id.in_(accounts[i:i + 500]))):
                 heads[int(row.account_id)] = (str(row.hash), int(row.events), 0)
         rows = []
+        sealed_hashes: dict[int, tuple[str, str]] = {}
         for env in envs:
             acct = account_of(env)
             prev, count, _ = heads.get(acct, (GENESIS, 0, 0))
             h = chain_hash(prev, env)
             heads[acct] = (h, count + 1, env.position)
+            sealed_hashes[env.position] = (prev, h)
             rows.append({"position": env.position, "account_id": acct, "event_id": env.event_id,
                          "prev_hash": prev, "hash": h})
         conn.execute(sa.insert(audit_chain), rows)
@@ -184,7 +186,7 @@ class HashChain:
                          .values(sealed_position=sealed)).rowcount
         if not n:
             conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=sealed))
-        return {r["position"]: (r["prev_hash"], r["hash"]) for r in rows}
+        return sealed_hashes
 
     def hashes(self, positions: Iterable[int]) -> dict[int, tuple[str, str]]:
         wanted = sorted(set(positions))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -198,10 +199,8 @@ class Listener:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
                 self._conn.close()
-            except Exception:
-                pass
             self._conn = None
 
 
