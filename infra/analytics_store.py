@@ -18,6 +18,7 @@ Single writer, many readers, without a shared DuckDB database file:
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import shutil
 import threading
@@ -367,9 +368,17 @@ class AnalyticsStore:
             return self._build(account_id)
 
     def _build(self, account_id: int) -> Snapshot:
-        with self.db.read() as conn:
-            position = change_position(conn, account_id)
-            tables = build_tables(conn, account_id)
+        # A million trades make millions of tuples that live until the build ends: the cyclic collector
+        # would walk them all again and again (none of them is in a cycle), so it is paused meanwhile.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with self.db.read() as conn:
+                position = change_position(conn, account_id)
+                tables = build_tables(conn, account_id)
+        finally:
+            if was_enabled:
+                gc.enable()
         d = self._account_dir(account_id)
         tmp = d / f".tmp-{uuid.uuid4().hex}"
         tmp.mkdir(parents=True)

@@ -194,3 +194,52 @@ def test_analytics_query_is_read_only_sql_over_the_tables(client: Any) -> None:
     for sql in ("COPY trades TO 'x.csv'", "SELECT 1; DROP VIEW trades", "CREATE TABLE t AS SELECT 1"):
         with pytest.raises(SystemExit):
             run_query(store, sql)
+
+
+def test_racing_uploads_import_each_trade_once(client: Any) -> None:
+    """Two uploads of overlapping tradebooks both look at the store before either saves (held at a barrier):
+    the store takes one; the other is refused on the trade days both wrote, retried, and reports the
+    shared trades as duplicates. Every trade is in the journal once."""
+    import threading
+
+    from commands import imports_messages as im
+    from commands.ports import CommandMeta
+    from infra.uploads import parse_tradebook
+
+    me = client.get("/api/auth/me").json()["id"]
+    bus = client.platform.bus
+    files = {"a.csv": parse_tradebook("a.csv", tradebook_csv(INFY + TCS[:1])),  # 6 trades
+             "b.csv": parse_tradebook("b.csv", tradebook_csv(INFY[2:] + TCS))}  # 6 trades, 4 of them in a.csv
+    index, barrier, held = bus.deps.records, threading.Barrier(2, timeout=20), set()
+
+    class Racing:
+        def existing(self, ids: Any) -> Any:
+            found = index.existing(ids)
+            if threading.get_ident() not in held:  # first attempt: wait until the other upload looked too
+                held.add(threading.get_ident())
+                barrier.wait()
+            return found
+
+    reports: dict[str, dict[str, Any]] = {}
+    waiter = client.app.state.read_your_writes
+
+    def run(name: str) -> None:
+        f = files[name]
+        cmd = im.ImportTradebook(me, (name,), f.rows_read, tuple(f.trades))
+        result = bus.handle(cmd, CommandMeta(actor=f"user:{me}", account_id=me))
+        assert waiter.wait(result.touched_accounts, result.position, 30)
+        reports[name] = result.value
+
+    bus.deps.records = Racing()
+    try:
+        threads = [threading.Thread(target=run, args=(n,)) for n in files]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        bus.deps.records = index
+    assert sorted((r["imported"], r["duplicates"]) for r in reports.values()) == [(2, 4), (6, 0)]
+    journal = client.get("/api/analytics/trades", params={"limit": 50})
+    assert journal.headers["X-Total-Count"] == "8"
+    assert sorted(t["trade_id"] for t in journal.json()) == sorted(t[10] for t in INFY + TCS)
