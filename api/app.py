@@ -86,6 +86,10 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                                   plat.settings.expiry_sweep_seconds)
             scheduler.start()
         app.state.scheduler = scheduler
+        if scheduler is not None and plat.settings.paper_tick_fills:
+            # the feed runs from the start, so placed paper GTTs fill on ticks in market hours even
+            # while nobody watches the tick stream
+            await ws.ensure_hub(app)
         try:
             yield
         finally:

@@ -101,7 +101,12 @@ def make_tick_hub(platform: Platform) -> TickHub:
 
 
 async def _hub(websocket: WebSocket) -> TickHub:
-    app = websocket.app
+    return await ensure_hub(websocket.app)
+
+
+async def ensure_hub(app: Any) -> TickHub:
+    """The app's tick hub, started at first use: the first WebSocket client, or the server's start when
+    paper portfolios fill on ticks (`serve` with its scheduler)."""
     hub: TickHub | None = getattr(app.state, "tick_hub", None)
     if hub is None:  # no await between the check and the assignment: one hub per app
         hub = app.state.tick_hub = make_tick_hub(app.state.platform)

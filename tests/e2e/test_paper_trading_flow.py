@@ -36,7 +36,9 @@ def test_new_user_paper_trades_a_forked_strategy(tmp_path: Path) -> None:
     # The history `make run` generates (nifty_100 from 2015), cut at a close where the dips strategy has
     # several candidates. That day is in the past, so the wall-clock expiry sweep (which would rightly
     # expire signals of stale data) is slowed down for the test.
-    env = tt_env(tmp_path, expiry_sweep_seconds=3600)
+    # fills here come from the daily bars `sim advance` appends; fills on live ticks (which would depend on
+    # the time of day) are covered by tests/integration/test_paper_ticks.py
+    env = tt_env(tmp_path, expiry_sweep_seconds=3600, paper_tick_fills="false")
     _cli(env, "data", "generate", "--universe", "nifty_100", "--from", "2015-01-01", "--to", "2026-07-31")
     server = Server(env, tmp_path / "serve.log").start()
     try:
