@@ -19,9 +19,10 @@ import csv
 import functools
 import io
 import math
+import operator
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -317,53 +318,74 @@ class TradebookFile:
 _EQUITY_SEGMENTS = {"", "EQ", "EQUITY", "NSE_EQ", "BSE_EQ"}
 
 
+_TRADE_FIELDS = ("trade_id", "trade_type", "segment", "symbol", "trade_date", "quantity", "price",
+                 "order_execution_time", "exchange", "order_id", "isin", "series")
+
+
+def _picker(h: Header, keys: Sequence[str]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """A function giving a row's cells of `keys` in that order (None for columns the file lacks or a row
+    is too short for)."""
+    width = max(h.columns.values()) + 1
+    getter = operator.itemgetter(*[h.columns.get(k, width) for k in keys])  # index `width`: always None
+    pad = [None] * (width + 1)
+
+    def pick(cells: list[Any]) -> tuple[Any, ...]:
+        return getter([*cells[:width], *pad[min(len(cells), width):]])  # type: ignore[no-any-return]
+
+    return pick
+
+
 def parse_tradebook(name: str, data: bytes) -> TradebookFile:
     rows = table_rows(name, data, "tradebook")
     h = find_header(rows, _TRADE_ALIASES, ("symbol", "trade_date", "trade_type", "quantity", "price", "trade_id"),
                     name, "tradebook")
+    pick = _picker(h, _TRADE_FIELDS)
     out = TradebookFile(0, [], [], 0)
     for n, cells in rows:
-        if _blank(cells):
-            continue
-        trade_id = text(_cell(cells, h, "trade_id"))
-        side_raw = text(_cell(cells, h, "trade_type")).lower()
+        values = pick(cells)
+        trade_id = text(values[0])
+        side_raw = text(values[1]).lower()
         if not trade_id and not side_raw:
-            out.ignored += 1  # a footer or summary row
+            if not _blank(cells):
+                out.ignored += 1  # a footer or summary row
             continue
         out.rows_read += 1
-        segment = text(_cell(cells, h, "segment")).upper()
+        segment = text(values[2]).upper()
         if segment not in _EQUITY_SEGMENTS:
             out.rejected.append({"file": name, "row": n,
                                  "reason": f"segment {segment}: only equity trades are imported"})
             continue
         try:
-            out.trades.append(_trade(name, n, cells, h, trade_id, side_raw, segment or "EQ"))
+            out.trades.append(_trade(name, n, values, trade_id, side_raw, segment or "EQ"))
         except ValueError as exc:
             raise UploadError(f"{name} row {n}: {exc}; nothing was imported") from None
     return out
 
 
-def _trade(name: str, n: int, cells: list[Any], h: Header, trade_id: str, side_raw: str, segment: str) -> ParsedTrade:
-    symbol = text(_cell(cells, h, "symbol")).upper()
+_SIDES = {"buy": "buy", "b": "buy", "sell": "sell", "s": "sell"}
+
+
+def _trade(name: str, n: int, values: tuple[Any, ...], trade_id: str, side_raw: str, segment: str) -> ParsedTrade:
+    _, _, _, raw_symbol, raw_date, raw_qty, raw_price, raw_time, raw_exchange, order_id, isin, series = values
+    symbol = text(raw_symbol).upper()
     if not symbol:
         raise ValueError("the symbol is empty")
     if not trade_id:
         raise ValueError("the trade id is empty")
-    side = {"buy": "buy", "b": "buy", "sell": "sell", "s": "sell"}.get(side_raw)
+    side = _SIDES.get(side_raw)
     if side is None:
         raise ValueError(f"trade type {side_raw!r} is neither buy nor sell")
-    day = to_date(_cell(cells, h, "trade_date"))
-    qty = number(_cell(cells, h, "quantity"))
+    day = to_date(raw_date)
+    qty = number(raw_qty)
     if qty is None or qty <= 0:
-        raise ValueError(f"quantity {text(_cell(cells, h, 'quantity'))!r} is not a positive number")
-    price = number(_cell(cells, h, "price"))
+        raise ValueError(f"quantity {text(raw_qty)!r} is not a positive number")
+    price = number(raw_price)
     if price is None or price < 0:
-        raise ValueError(f"price {text(_cell(cells, h, 'price'))!r} is not a number >= 0")
-    executed = to_timestamp(_cell(cells, h, "order_execution_time"), day)
-    exchange = text(_cell(cells, h, "exchange")).upper() or "NSE"
-    return ParsedTrade(name, n, trade_id, text(_cell(cells, h, "order_id")), symbol,
-                       text(_cell(cells, h, "isin")).upper(), exchange, segment,
-                       text(_cell(cells, h, "series")).upper(), day, executed, side, qty, price)
+        raise ValueError(f"price {text(raw_price)!r} is not a number >= 0")
+    executed = to_timestamp(raw_time, day)
+    exchange = text(raw_exchange).upper() or "NSE"
+    return ParsedTrade(name, n, trade_id, text(order_id), symbol, text(isin).upper(), exchange, segment,
+                       text(series).upper(), day, executed, side, qty, price)
 
 
 # ---------------------------------------------------------------------------------------------- ledger
