@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--trades", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=50)
     args = ap.parse_args()
-    with platform("embedded") as (base, tmp):
+    with platform("embedded", {"PYTHONFAULTHANDLER": "1"}) as (base, tmp):
         cookies = login(base, tmp, "bench-analytics@example.com")
         me = requests.get(base + "/api/auth/me", cookies=cookies).json()["id"]
         db = Database.from_url(f"sqlite:///{tmp}/var/tradertape.db")

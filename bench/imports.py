@@ -58,30 +58,35 @@ def main() -> None:
         cache.write_bytes(tradebook_xlsx(rows(args.rows)))
         print(f"built {cache} ({cache.stat().st_size / 2**20:.1f} MB) in {time.perf_counter() - t:.1f}s")
     data = cache.read_bytes()
-    with platform("embedded") as (base, tmp):
-        cookies = login(base, tmp, "bench-imports@example.com")
-        t = time.perf_counter()
-        r = requests.post(base + "/api/uploads/tradebook", cookies=cookies,
-                          files=[("files[]", ("tradebook.xlsx", data))], timeout=600)
-        post = time.perf_counter() - t
-        r.raise_for_status()
-        rep = r.json()
-        print(f"POST /api/uploads/tradebook: {rep['rows_read']} rows read, {rep['imported']} imported "
-              f"in {post:.2f}s (target <= 15 s)")
-        t = time.perf_counter()
-        s = requests.get(base + "/api/analytics/summary", cookies=cookies, timeout=600).json()
-        first = time.perf_counter() - t
-        print(f"first GET /api/analytics/summary (builds the snapshot): {first:.2f}s; "
-              f"trades {s['trades']}, closed {s['closed_trades']}, realized {s['realized_pnl']}")
-        print(f"end to end (upload + analytics ready): {post + first:.2f}s")
-        t = time.perf_counter()
-        requests.get(base + "/api/analytics/summary", cookies=cookies, timeout=600).raise_for_status()
-        print(f"second GET /api/analytics/summary: {(time.perf_counter() - t) * 1000:.0f} ms")
-        t = time.perf_counter()
-        again = requests.post(base + "/api/uploads/tradebook", cookies=cookies,
-                              files=[("files[]", ("tradebook.xlsx", data))], timeout=600).json()
-        print(f"re-upload: imported {again['imported']}, duplicates {again['duplicates']} "
-              f"in {time.perf_counter() - t:.2f}s")
+    with platform("embedded", {"PYTHONFAULTHANDLER": "1"}) as (base, tmp):
+        try:
+            cookies = login(base, tmp, "bench-imports@example.com")
+            t = time.perf_counter()
+            r = requests.post(base + "/api/uploads/tradebook", cookies=cookies,
+                              files=[("files[]", ("tradebook.xlsx", data))], timeout=600)
+            post = time.perf_counter() - t
+            r.raise_for_status()
+            rep = r.json()
+            print(f"POST /api/uploads/tradebook: {rep['rows_read']} rows read, {rep['imported']} imported "
+                  f"in {post:.2f}s (target <= 15 s)")
+            t = time.perf_counter()
+            s = requests.get(base + "/api/analytics/summary", cookies=cookies, timeout=600).json()
+            first = time.perf_counter() - t
+            print(f"first GET /api/analytics/summary (builds the snapshot): {first:.2f}s; "
+                  f"trades {s['trades']}, closed {s['closed_trades']}, realized {s['realized_pnl']}")
+            print(f"end to end (upload + analytics ready): {post + first:.2f}s")
+            t = time.perf_counter()
+            requests.get(base + "/api/analytics/summary", cookies=cookies, timeout=600).raise_for_status()
+            print(f"second GET /api/analytics/summary: {(time.perf_counter() - t) * 1000:.0f} ms")
+            t = time.perf_counter()
+            again = requests.post(base + "/api/uploads/tradebook", cookies=cookies,
+                                  files=[("files[]", ("tradebook.xlsx", data))], timeout=600).json()
+            print(f"re-upload: imported {again['imported']}, duplicates {again['duplicates']} "
+                  f"in {time.perf_counter() - t:.2f}s")
+        except requests.ConnectionError:
+            print("the server went away; the end of its log:")
+            print("\n".join((tmp / "serve.log").read_text(errors="replace").splitlines()[-40:]))
+            raise
 
 
 if __name__ == "__main__":
