@@ -126,11 +126,12 @@ class SqlEventStore:
             prefix.extend(event_from_data(d["type"], d["data"]) for d in docs)
             first_at = first_at or docs[0]["occurred_at"]
             last_at = docs[-1]["occurred_at"]
-            with self._cache_lock:
-                self._cache[aggregate_id] = _Cached(prefix, first_at, last_at)
-                self._cache.move_to_end(aggregate_id)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+            if getattr(cls, "cache_events", True):  # False: events too large to keep (imported trades)
+                with self._cache_lock:
+                    self._cache[aggregate_id] = _Cached(prefix, first_at, last_at)
+                    self._cache.move_to_end(aggregate_id)
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
         agg = cls.rehydrate(aggregate_id, prefix)
         return agg, first_at, last_at
 
