@@ -243,3 +243,19 @@ def test_racing_uploads_import_each_trade_once(client: Any) -> None:
     journal = client.get("/api/analytics/trades", params={"limit": 50})
     assert journal.headers["X-Total-Count"] == "8"
     assert sorted(t["trade_id"] for t in journal.json()) == sorted(t[10] for t in INFY + TCS)
+
+
+def test_xlsx_with_typed_cells_dates_times_and_numeric_ids(client: Any) -> None:
+    """Exports saved again by Excel carry real date and time cells and numeric trade ids."""
+    from datetime import date, datetime
+
+    rows = [["INFY", "INE009A01021", date(2024, 1, 10), "NSE", "EQ", "EQ", "buy", False, 10, 1500.0, 1001,
+             1300000001, datetime(2024, 1, 10, 9, 15, 2)],
+            ["INFY", "INE009A01021", date(2024, 3, 15), "NSE", "EQ", "EQ", "sell", False, 4, 1700.0, 1002,
+             1300000002, datetime(2024, 3, 15, 11, 0, 0)]]
+    rep = upload(client, [("typed.xlsx", tradebook_xlsx(rows))]).json()
+    assert (rep["imported"], rep["duplicates"], rep["rejected"]) == (2, 0, [])
+    journal = client.get("/api/analytics/trades").json()
+    assert [(t["trade_id"], t["trade_date"], t["executed_at"], t["quantity"]) for t in journal] == [
+        ("1002", "2024-03-15", "2024-03-15T11:00:00", 4), ("1001", "2024-01-10", "2024-01-10T09:15:02", 10)]
+    assert client.get("/api/analytics/pnl", params={"group_by": "month"}).json()[0]["realized_pnl"] == 800.0
