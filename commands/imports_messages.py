@@ -140,6 +140,11 @@ class RemoveFamilyMember:
     member_id: int
 
 
+# A wrong file (an F&O tradebook sent as equity) can reject every row: listing 100,000 of them would make
+# the batch's event megabytes long (over Kafka's default message size).
+MAX_LISTED_REJECTIONS = 1000
+
+
 @dataclass(frozen=True)
 class ImportReport:
     batch_id: int
@@ -152,6 +157,9 @@ class ImportReport:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report (recorded in the batch's event, so rejected rows are listed up to
+        `MAX_LISTED_REJECTIONS`; `rejected_count` counts them all)."""
         return {"batch_id": self.batch_id, "kind": self.kind, "files": self.files, "rows_read": self.rows_read,
-                "imported": self.imported, "duplicates": self.duplicates, "rejected": self.rejected,
+                "imported": self.imported, "duplicates": self.duplicates,
+                "rejected": self.rejected[:MAX_LISTED_REJECTIONS], "rejected_count": len(self.rejected),
                 **self.details}

@@ -259,3 +259,10 @@ def test_xlsx_with_typed_cells_dates_times_and_numeric_ids(client: Any) -> None:
     assert [(t["trade_id"], t["trade_date"], t["executed_at"], t["quantity"]) for t in journal] == [
         ("1002", "2024-03-15", "2024-03-15T11:00:00", 4), ("1001", "2024-01-10", "2024-01-10T09:15:02", 10)]
     assert client.get("/api/analytics/pnl", params={"group_by": "month"}).json()[0]["realized_pnl"] == 800.0
+
+
+def test_a_file_of_rejected_rows_lists_the_first_thousand_and_counts_all(client: Any) -> None:
+    fo = [trade("NIFTY24APRFUT", "2024-04-02", "buy", 50, 22000, str(i), segment="FO") for i in range(1200)]
+    rep = upload(client, [("fo.csv", tradebook_csv([*fo, *INFY[:1]]))]).json()
+    assert (rep["rows_read"], rep["imported"], rep["rejected_count"], len(rep["rejected"])) == (1201, 1, 1200, 1000)
+    assert rep["rejected"][0] == {"file": "fo.csv", "row": 2, "reason": "segment FO: only equity trades are imported"}
