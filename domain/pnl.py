@@ -23,7 +23,9 @@ Rules (those of a broker's tax P&L, Zerodha Console's among them):
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,8 @@ from typing import NamedTuple
 from domain.charges import rates_on, total_charges
 
 EPS = 1e-9
+_DAY_SEQ = operator.attrgetter("day", "seq")  # a book's order: day by day, in execution order within a day
+_DAY = operator.attrgetter("day")
 
 
 class Fill(NamedTuple):
@@ -153,9 +157,15 @@ def _match(lot: Lot, q: float, sell: Fill, sell_charge_share: float) -> Match:
     sell_value = round(q * sell.price, 2)
     gross = round(q * sell.price - q * lot.price, 2)
     ch = round(buy_charges + sell_charge_share, 2)
+    days, term = _span(lot.buy_date, sell.day)
     return Match(sell.symbol, lot.buy_key, sell.key, lot.buy_date, sell.day, q, lot.price, sell.price, buy_value,
-                 sell_value, gross, ch, round(gross - ch, 2), (_d(sell.day) - _d(lot.buy_date)).days,
-                 term_of(lot.buy_date, sell.day))
+                 sell_value, gross, ch, round(gross - ch, 2), days, term)
+
+
+@functools.lru_cache(maxsize=65536)
+def _span(buy_date: str, sell_date: str) -> tuple[int, str]:
+    """(holding days, term) of a match (cached: a book has far fewer date pairs than matches)."""
+    return (_d(sell_date) - _d(buy_date)).days, term_of(buy_date, sell_date)
 
 
 def _consume(lots: list[Lot], sell: Fill, left: float, out: FifoResult) -> float:
@@ -176,14 +186,11 @@ def match_symbol(fills: Sequence[Fill], actions: Sequence[Action] = ()) -> FifoR
     """FIFO over one symbol's fills (any order; sorted here)."""
     out = FifoResult()
     lots: list[Lot] = []
-    by_day: dict[str, list[Fill]] = defaultdict(list)
-    for f in fills:
-        by_day[f.day].append(f)
     pending = sorted(actions, key=lambda a: a.ex_date)
-    for day in sorted(by_day):
+    for day, group in itertools.groupby(sorted(fills, key=_DAY_SEQ), key=_DAY):
         while pending and pending[0].ex_date <= day:
             lots = _apply_action(lots, pending.pop(0))
-        todays = sorted(by_day[day], key=lambda f: f.seq)
+        todays = list(group)
         buys = [Lot(f.symbol, f.key, f.day, f.quantity, f.price, f.charges) for f in todays if f.side == "buy"]
         for sell in (f for f in todays if f.side == "sell"):
             left = _consume(buys, sell, sell.quantity, out)  # intraday first
