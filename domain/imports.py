@@ -186,9 +186,14 @@ class TradebookDay(Aggregate):
         return uuid.uuid5(_RECORDS, f"trade_day:{account_id}:{trade_date}")
 
     def record_trades(self, account_id: int, batch_id: int, trade_date: str, rows: list[list[Any]]) -> int:
-        """Append the rows (values of `TRADE_COLUMNS`, unique keys) whose keys this day does not hold yet,
-        in events of at most `TRADES_PER_EVENT` trades; returns how many were appended."""
-        fresh = [r for r in rows if r[0] not in self.keys]
+        """Append the rows (values of `TRADE_COLUMNS`) whose keys this day does not hold yet (the first of
+        rows sharing a key), in events of at most `TRADES_PER_EVENT` trades; returns how many."""
+        seen = set(self.keys)
+        fresh = []
+        for r in rows:
+            if r[0] not in seen:
+                seen.add(r[0])
+                fresh.append(r)
         for i in range(0, len(fresh), TRADES_PER_EVENT):
             self._record(TradesImported(account_id, batch_id, trade_date, list(TRADE_COLUMNS),
                                         fresh[i:i + TRADES_PER_EVENT]))
@@ -196,7 +201,8 @@ class TradebookDay(Aggregate):
 
     def when_TradesImported(self, e: TradesImported) -> None:
         self.account_id = e.account_id
-        self.keys.update(r[0] for r in e.rows)
+        k = e.columns.index("trade_key")
+        self.keys.update(r[k] for r in e.rows)
 
 
 class ImportedRecord(Aggregate):
