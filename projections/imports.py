@@ -1,7 +1,7 @@
 """Read models of broker imports: batches (with their reports), imported trades, ledger entries, mutual-fund
 transactions, CAS statements and corporate actions; and, per account, the store position of the last
-change the analytics snapshot must reflect (`rm_analytics_changes`), bumped by every import batch,
-corporate action and model-portfolio fill, close or day close."""
+change the analytics snapshot must reflect (`rm_analytics_changes`), bumped by every import batch that
+imported something, corporate action and model-portfolio fill, close or day close."""
 
 from __future__ import annotations
 
@@ -137,7 +137,8 @@ class ImportsProjection(Projection):
         d = env.data
         conn.execute(sa.insert(import_batches), dict(id=d["batch_id"], account_id=d["account_id"], kind=d["kind"],
                                                       files=d["files"], report=d["report"], created_at=env.occurred_at))
-        self.changed(conn, d["account_id"], env.position)
+        if d["report"].get("imported") or d["report"].get("statement_imported"):  # not for a re-upload
+            self.changed(conn, d["account_id"], env.position)
 
     def on_TradesImported(self, conn: Connection, env: Envelope) -> None:
         """The event's trades in one executemany of plain tuples (SQLAlchemy's per-row parameter handling
