@@ -105,6 +105,7 @@ _SCHEMAS: dict[str, pa.Schema] = {
 }
 
 IMPORTED = "imported"
+ROW_GROUP = 65536
 
 
 def _day(s: str | None) -> date | None:
@@ -226,6 +227,8 @@ def build_tables(conn: sa.Connection, account_id: int) -> dict[str, pa.Table]:
     mf_holdings, demat = _latest_statements(conn, account_id)
     plain = {"ledger": ledger, "mf_transactions": mf, "mf_holdings": mf_holdings, "demat_holdings": demat,
              "equity": _equity_rows(conn, account_id)}
+    # the journal's order: its newest page is read from the last row groups
+    trades = trades.sort_by([("trade_date", "ascending"), ("executed_at", "ascending"), ("trade_id", "ascending")])
     return {"trades": trades, "realized": realized, "lots": lots, "pnl_daily": _pnl_daily(realized),
             **{name: _columns(rows, _SCHEMAS[name]) for name, rows in plain.items()}}
 
@@ -383,7 +386,8 @@ class AnalyticsStore:
         tmp = d / f".tmp-{uuid.uuid4().hex}"
         tmp.mkdir(parents=True)
         for name in TABLES:
-            pq.write_table(tables[name], tmp / f"{name}.parquet")
+            # row groups of 64k rows: DuckDB scans them in parallel and skips those a filter rules out
+            pq.write_table(tables[name], tmp / f"{name}.parquet", row_group_size=ROW_GROUP)
         final = d / str(position)
         if final.exists():
             shutil.rmtree(final)
@@ -496,17 +500,23 @@ def journal(con: duckdb.DuckDBPyConnection, *, source: str | None, symbol: str |
         where += " AND coalesce(t.strategy, 'imported') = ?"
         params.append(strategy)
     total = con.execute(f"SELECT count(*) FROM trades t WHERE {where}", params).fetchone()
+    # the page first, then the realized P&L of only its sells (not every sell's, then the page)
     sql = f"""
-        SELECT t.source, t.portfolio_id, t.strategy, t.exchange, t.symbol, t.isin, t.trade_date, t.executed_at,
-               t.side, t.quantity, t.price, t.value, t.charges, t.trade_id, t.order_id,
-               r.gross AS realized_pnl, r.net AS net_pnl, r.holding_days
-        FROM trades t LEFT JOIN (
+        WITH page AS (
+            SELECT t.source, t.portfolio_id, t.strategy, t.exchange, t.symbol, t.isin, t.trade_date, t.executed_at,
+                   t.side, t.quantity, t.price, t.value, t.charges, t.trade_id, t.order_id, t.trade_key
+            FROM trades t WHERE {where}
+            ORDER BY t.trade_date DESC, t.executed_at DESC, t.trade_id DESC
+            LIMIT ? OFFSET ?),
+        r AS (
             SELECT sell_key, round(sum(gross_pnl), 2) AS gross, round(sum(net_pnl), 2) AS net,
                    max(holding_days) AS holding_days
-            FROM realized GROUP BY sell_key) r ON r.sell_key = t.trade_key
-        WHERE {where}
-        ORDER BY t.trade_date DESC, t.executed_at DESC, t.trade_id DESC
-        LIMIT ? OFFSET ?"""
+            FROM realized WHERE sell_key IN (SELECT trade_key FROM page) GROUP BY sell_key)
+        SELECT p.source, p.portfolio_id, p.strategy, p.exchange, p.symbol, p.isin, p.trade_date, p.executed_at,
+               p.side, p.quantity, p.price, p.value, p.charges, p.trade_id, p.order_id,
+               r.gross AS realized_pnl, r.net AS net_pnl, r.holding_days
+        FROM page p LEFT JOIN r ON r.sell_key = p.trade_key
+        ORDER BY p.trade_date DESC, p.executed_at DESC, p.trade_id DESC"""
     out = rows(con, sql, [*params, limit, offset])
     for r in out:
         r["trade_date"] = r["trade_date"].isoformat()
@@ -588,9 +598,8 @@ def summary(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, A
     r = rows(con, """SELECT coalesce(sum(gross_pnl), 0) AS realized, coalesce(sum(net_pnl), 0) AS net,
                             coalesce(sum(quantity * holding_days), 0) AS qd, coalesce(sum(quantity), 0) AS q
                      FROM realized WHERE source = 'imported'""")[0]
-    sells = rows(con, """SELECT count(*) AS n, count(*) FILTER (WHERE net > 0) AS wins FROM (
-                           SELECT sell_key, sum(net_pnl) AS net FROM realized WHERE source = 'imported'
-                           GROUP BY sell_key)""")[0]
+    sells = rows(con, """SELECT coalesce(sum(trades), 0) AS n, coalesce(sum(wins), 0) AS wins FROM pnl_daily
+                         WHERE source = 'imported'""")[0]
     charges = con.execute("SELECT coalesce(sum(charges), 0), count(*) FROM trades WHERE source = 'imported'"
                           ).fetchone() or (0.0, 0)
     ledger_charges = con.execute("SELECT coalesce(sum(debit - credit), 0) FROM ledger "
