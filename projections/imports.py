@@ -168,6 +168,9 @@ class ImportsProjection(Projection):
     def on_PositionClosed(self, conn: Connection, env: Envelope) -> None:
         self.changed(conn, env.account_id, env.position)
 
+    def on_PositionReduced(self, conn: Connection, env: Envelope) -> None:  # a partial exit: a closed lot
+        self.changed(conn, env.account_id, env.position)
+
     def on_DayClosed(self, conn: Connection, env: Envelope) -> None:
         self.changed(conn, env.account_id, env.position)
 
