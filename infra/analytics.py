@@ -1,6 +1,6 @@
-"""The analytics store for backtest detail: per-trade rows and equity curves as Parquet files (read
-with pyarrow; the analytics queries over them use DuckDB). Files are immutable per run (written once, then only read or deleted), so any number of
-API processes can read them while another writes new ones: no single-writer DuckDB database needed."""
+"""The analytics store for backtest detail: per-trade rows and equity curves as Parquet files, read
+with pyarrow. Files are immutable per run (written once, then only read or deleted), so any number of
+API processes can read them while another writes new ones: no single-writer database needed."""
 
 from __future__ import annotations
 
