@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -166,6 +167,22 @@ class SqlSecurityStore:
                 return None
             conn.execute(sa.update(sessions).where(sessions.c.token_hash == token_hash).values(revoked_at=epoch(now)))
             return int(row.account_id)
+
+    def live_credentials(self, session_hashes: Iterable[str], key_hashes: Iterable[str],
+                         now: float) -> set[str]:
+        """Which of these session token hashes and agent key hashes still sign in (one query per kind;
+        for connections that outlive their credential's check, e.g. tick WebSockets)."""
+        sessions_in, keys_in = sorted(set(session_hashes)), sorted(set(key_hashes))
+        live: set[str] = set()
+        with self.db.read() as conn:
+            for i in range(0, len(sessions_in), 500):
+                live.update(conn.execute(sa.select(sessions.c.token_hash).where(
+                    sessions.c.token_hash.in_(sessions_in[i:i + 500]), sessions.c.revoked_at.is_(None),
+                    sessions.c.expires_at > now)).scalars())
+            for i in range(0, len(keys_in), 500):
+                live.update(conn.execute(sa.select(agent_keys.c.key_hash).where(
+                    agent_keys.c.key_hash.in_(keys_in[i:i + 500]), agent_keys.c.revoked_at.is_(None))).scalars())
+        return live
 
     def session(self, token_hash: str, now: float, sliding_seconds: float) -> SessionInfo | None:
         """The live session for a token hash, extending its expiry (sliding) at most once a minute."""

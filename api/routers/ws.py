@@ -28,7 +28,7 @@ from infra.kite import KiteBroker
 from projections.broker import get_connection, live_accounts
 from streams.kite_ticker import KiteTickerFeed
 from streams.paper_ticks import PaperTickFills
-from streams.ticks import MODES, ClientClosed, SimulatedFeed, TickHub, Upstream, nse_open
+from streams.ticks import MODES, Client, ClientClosed, SimulatedFeed, TickHub, Upstream, nse_open
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ticks"])
@@ -92,6 +92,7 @@ def make_tick_hub(platform: Platform) -> TickHub:
                              is_trading_day=lambda d: calendar.is_trading_day(d.date()))
 
     hub = TickHub(names, make_upstream)
+    hub.companions.append(CredentialWatch(platform))
     if settings.paper_tick_fills:
         def is_open(now: datetime) -> bool:
             return settings.tick_always_open or nse_open(now, lambda d: calendar.is_trading_day(d.date()))
@@ -117,18 +118,72 @@ async def ensure_hub(app: Any) -> TickHub:
 REVOKED = 4401  # the credential that opened the connection was revoked (the WebSocket analogue of 401)
 
 
-def _authenticate(platform: Platform, key: str | None, cookie: str | None) -> tuple[int, tuple[str, Any]] | None:
-    """(account id, credential) -- the credential names what a revocation closes: the account's agent key,
-    or one session (by its token hash)."""
+def _authenticate(platform: Platform, key: str | None,
+                  cookie: str | None) -> tuple[int, tuple[str, Any], tuple[str, str]] | None:
+    """(account id, credential, check) -- the credential names what a revocation closes: the account's
+    agent key, or one session (by its token hash); the check is what `CredentialWatch` looks up again."""
     now = time.time()
     if key:
-        account = platform.security.agent_key_account(platform.token_hash(key), now)
-        return None if account is None else (account, ("agent_key", account))
+        key_hash = platform.token_hash(key)
+        account = platform.security.agent_key_account(key_hash, now)
+        return None if account is None else (account, ("agent_key", account), ("key", key_hash))
     if cookie:
         digest = platform.token_hash(cookie)
         info = platform.security.session(digest, now, platform.settings.session_days * 86400)
-        return None if info is None else (info.account_id, ("session", digest))
+        return None if info is None else (info.account_id, ("session", digest), ("session", digest))
     return None
+
+
+class CredentialWatch:
+    """Closes tick connections whose credential stopped signing in -- revoked, regenerated or signed out
+    through another API process (the process that handles a revocation closes its own connections at
+    once, see `close_revoked`). Every `interval` seconds: one query for all distinct credentials."""
+
+    def __init__(self, platform: Platform, interval: float = 1.0) -> None:
+        self.platform = platform
+        self.interval = interval
+        self.checks: dict[Client, tuple[str, str]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def track(self, client: Client, check: tuple[str, str]) -> None:
+        self.checks[client] = check
+
+    def untrack(self, client: Client) -> None:
+        self.checks.pop(client, None)
+
+    def start(self, hub: TickHub) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sweep()
+            except Exception:  # the database is briefly away: look again at the next interval
+                log.warning("tick credential check failed", exc_info=True)
+
+    async def sweep(self) -> int:
+        """Close the tracked connections whose credential no longer signs in; returns how many."""
+        checks = dict(self.checks)
+        if not checks:
+            return 0
+        sessions = {v for kind, v in checks.values() if kind == "session"}
+        keys = {v for kind, v in checks.values() if kind == "key"}
+        live = await asyncio.to_thread(self.platform.security.live_credentials, sessions, keys, time.time())
+        closed = 0
+        for client, (kind, value) in checks.items():
+            if value not in live and client.closing is None:
+                client.close(REVOKED, "Signed out" if kind == "session" else "Agent key revoked or replaced")
+                self.untrack(client)
+                closed += 1
+        return closed
 
 
 def close_revoked(app: Any, credential: tuple[str, Any], reason: str) -> None:
@@ -153,6 +208,9 @@ async def ticks(websocket: WebSocket) -> None:
     await websocket.accept()
     hub = await _hub(websocket)
     client = hub.attach(found[1])
+    watch = next((c for c in hub.companions if isinstance(c, CredentialWatch)), None)
+    if watch is not None:
+        watch.track(client, found[2])
 
     async def sender() -> None:
         try:
@@ -184,6 +242,8 @@ async def ticks(websocket: WebSocket) -> None:
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
                 await task
         hub.detach(client)
+        if watch is not None:
+            watch.untrack(client)
 
 
 def _handle(hub: TickHub, client: Any, text: str) -> None:

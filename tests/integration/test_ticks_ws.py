@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from kiteconnect import KiteTicker
 from starlette.websockets import WebSocketDisconnect
 
+from infra.db import agent_keys, sessions
 from streams.kite_ticker import KiteTickerFeed, parse_frame, to_wire
 from streams.ticks import SimulatedFeed, TickHub
 from tests.support.kite_stub import TickerStub, frame, full_packet, ltp_packet, quote_packet
@@ -142,6 +145,39 @@ def test_regenerating_the_agent_key_closes_connections_of_the_old_key(ticks_api:
         assert closed.code == 4401 and "replaced" in closed.reason
     with ticks_api.websocket_connect(f"/api/ws/ticks?token={new}") as ws:
         assert json.loads(ws.receive_text())["type"] == "status"
+
+
+def test_a_credential_revoked_by_another_api_process_closes_its_connections_within_seconds(ticks_api: Any) -> None:
+    """With `serve --workers N` a revocation is handled by one process; connections held by the others
+    are closed by their periodic credential check."""
+    key = ticks_api.post("/api/auth/agent-key").json()["key"]
+    security = ticks_api.platform.security
+    with ticks_api.websocket_connect(f"/api/ws/ticks?token={key}") as agent_ws, \
+            ticks_api.websocket_connect("/api/ws/ticks") as cookie_ws:
+        for ws in (agent_ws, cookie_ws):
+            ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:SBIN"]}))
+            _until(ws, "subscribed")
+        # as another process would: straight in the database, nothing tells this process's hub
+        with security.db.write() as conn:
+            conn.execute(sa.update(agent_keys).values(revoked_at=time.time()))
+        closed = _closed_within(agent_ws, 5.0)
+        assert closed.code == 4401 and closed.reason == "Agent key revoked or replaced"
+        assert "NSE:SBIN" in _until(cookie_ws, "ticks")["data"]  # the session still signs in: untouched
+        with security.db.write() as conn:
+            conn.execute(sa.update(sessions).values(revoked_at=time.time()))
+        closed = _closed_within(cookie_ws, 5.0)
+        assert closed.code == 4401 and closed.reason == "Signed out"
+
+
+def _closed_within(ws: Any, seconds: float) -> WebSocketDisconnect:
+    """Read (ticks keep coming) until the server closes the connection; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            ws.receive_text()
+        except WebSocketDisconnect as closed:
+            return closed
+    raise AssertionError(f"the connection was still open after {seconds} s")
 
 
 def test_a_slow_client_keeps_only_the_latest_tick_per_symbol() -> None:
