@@ -1,4 +1,4 @@
-"""Statutory and broker charges on equity delivery trades, as a date-effective rate table.
+"""Statutory and broker charges on equity trades (delivery and intraday), as date-effective rate tables.
 
 Schedule ``zerodha_delivery`` (Zerodha CNC, NSE), per reference §5.2:
 
@@ -13,6 +13,11 @@ Schedule ``zerodha_delivery`` (Zerodha CNC, NSE), per reference §5.2:
 | GST | 18 % of (brokerage + exchange charge + SEBI fee) | both |
 | DP charge | Rs 13.50 + 18 % GST = 15.93 before 2024-10-01, Rs 13 + GST = 15.34 from then | sell, per |
 |   |   | scrip per day |
+
+Schedule ``zerodha_intraday`` (MIS; Zerodha also charges CNC bought and sold the same day as intraday):
+brokerage min(0.03 % of turnover, Rs 20) per order, STT 0.025 % on the sell side only, stamp duty
+0.003 % on the buy side, no DP charge; exchange charge, SEBI fee and GST as above. Imported tradebooks
+charge the shares squared off the same day with it and the rest as delivery (`domain.pnl.trade_charges`).
 
 Choices (documented because a contract note can differ by a paisa):
 - Stamp duty before its national unification on 2020-07-01 varied by the client's state; the
@@ -36,7 +41,8 @@ from dataclasses import dataclass
 
 from domain.ticks import DateLike, iso_date
 
-SCHEDULES = ("zerodha_delivery", "none")
+SCHEDULES = ("zerodha_delivery", "none")  # what a backtest or a portfolio may charge
+INTRADAY = "zerodha_intraday"  # same-day round trips in imported tradebooks (`domain.pnl.trade_charges`)
 SIDES = ("buy", "sell")
 
 
@@ -52,6 +58,8 @@ class ChargeRates:
     stamp_pct: float = 0.015  # buy side only
     gst_pct: float = 18.0
     dp_charge: float = 15.93  # rupees incl. GST, sell side only
+    brokerage_pct: float = 0.0  # when set: brokerage = min(this % of turnover, `brokerage` as the cap)
+    stt_sell_only: bool = False  # intraday: STT on the sell side only
 
 
 _ZERODHA_DELIVERY: tuple[ChargeRates, ...] = (
@@ -86,9 +94,20 @@ def rates_on(trade_date: DateLike, schedule: str = "zerodha_delivery") -> Charge
     """The rates of `schedule` in force on `trade_date`."""
     if schedule == "none":
         return _NONE
+    if schedule == INTRADAY:
+        return _intraday_rates(iso_date(trade_date))
     if schedule != "zerodha_delivery":
-        raise ValueError(f"unknown charges schedule {schedule!r}; use one of: {', '.join(SCHEDULES)}")
+        raise ValueError(f"unknown charges schedule {schedule!r}; use one of: {', '.join((*SCHEDULES, INTRADAY))}")
     return _zerodha_rates(iso_date(trade_date))
+
+
+@functools.lru_cache(maxsize=8192)
+def _intraday_rates(day: str) -> ChargeRates:
+    """Zerodha intraday (MIS, and CNC bought and sold the same day): brokerage min(0.03 %, Rs 20) per
+    order, STT 0.025 % on the sell side only, stamp duty 0.003 % on the buy side, no DP charge; exchange,
+    SEBI and GST as for delivery on that date."""
+    return dataclasses.replace(_zerodha_rates(day), brokerage=20.0, brokerage_pct=0.03, stt_pct=0.025,
+                               stt_sell_only=True, stamp_pct=0.003, dp_charge=0.0)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -101,16 +120,19 @@ def _zerodha_rates(day: str) -> ChargeRates:
 
 
 def _components(side: str, turnover: float,
-                rates: ChargeRates) -> tuple[float, float, float, float, float, float, float]:
-    """(stt, exchange, sebi, stamp, gst, dp, total): the components unrounded but stamp duty, and the
-    total rounded to the paisa (see the module docstring)."""
-    stt = turnover * rates.stt_pct / 100.0
+                rates: ChargeRates) -> tuple[float, float, float, float, float, float, float, float]:
+    """(brokerage, stt, exchange, sebi, stamp, gst, dp, total): the components unrounded but stamp duty,
+    and the total rounded to the paisa (see the module docstring)."""
+    brokerage = min(turnover * rates.brokerage_pct / 100.0, rates.brokerage) if rates.brokerage_pct \
+        else rates.brokerage
+    stt = 0.0 if rates.stt_sell_only and side == "buy" else turnover * rates.stt_pct / 100.0
     exchange = turnover * rates.exchange_pct / 100.0
     sebi = turnover * rates.sebi_per_crore / 1e7
     stamp = round(turnover * rates.stamp_pct / 100.0, 2) if side == "buy" else 0.0
-    gst = (rates.brokerage + exchange + sebi) * rates.gst_pct / 100.0
+    gst = (brokerage + exchange + sebi) * rates.gst_pct / 100.0
     dp = rates.dp_charge if side == "sell" else 0.0
-    return stt, exchange, sebi, stamp, gst, dp, round(rates.brokerage + stt + exchange + sebi + stamp + gst + dp, 2)
+    total = round(brokerage + stt + exchange + sebi + stamp + gst + dp, 2)
+    return brokerage, stt, exchange, sebi, stamp, gst, dp, total
 
 
 def _rates_for(side: str, trade_date: DateLike, schedule: str | ChargeRates) -> ChargeRates:
@@ -137,9 +159,9 @@ def charges(
     if turnover <= 0:
         zero = ChargeBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         return zero
-    stt, exchange, sebi, stamp, gst, dp, total = _components(side, turnover, rates)
+    brokerage, stt, exchange, sebi, stamp, gst, dp, total = _components(side, turnover, rates)
     return ChargeBreakdown(
-        brokerage=round(rates.brokerage, 2),
+        brokerage=round(brokerage, 2),
         stt=round(stt, 2),
         exchange_txn=round(exchange, 2),
         sebi_fee=round(sebi, 2),
@@ -158,4 +180,4 @@ def total_charges(
     turnover = quantity * price
     if turnover <= 0:
         return 0.0
-    return _components(side, turnover, rates)[6]
+    return _components(side, turnover, rates)[7]

@@ -13,8 +13,10 @@ Rules (those of a broker's tax P&L, Zerodha Console's among them):
   new/old and divides its price by it (holding period unchanged); a bonus adds, for each lot, a lot of
   floor(quantity x new/old) shares at zero cost acquired on the ex-date (the cost of bonus shares is nil
   for tax).
-- Charges come from `domain.charges` (the date-effective table the backtest uses), per trade, with the
-  DP charge once per scrip per sell day (Zerodha's rule) instead of on every fill. A lot carries its
+- Charges come from `domain.charges` (the date-effective tables the backtest uses), per trade: the
+  shares squared off the same day at intraday rates (Zerodha charges CNC bought and sold the same day as
+  intraday), the rest at delivery rates with the DP charge once per scrip per sell day (Zerodha's rule)
+  instead of on every fill. A lot carries its
   buy charges; each match takes the share of the buy and sell charges its quantity is of the trade.
 - Money is rounded to the paisa per match: `gross_pnl` = sell value - buy value (the broker's
   "realized P&L", before charges), `net_pnl` = gross - charges.
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
-from domain.charges import rates_on, total_charges
+from domain.charges import INTRADAY, rates_on, total_charges
 
 EPS = 1e-9
 _DAY_SEQ = operator.attrgetter("day", "seq")  # a book's order: day by day, in execution order within a day
@@ -119,17 +121,50 @@ def term_of(buy_date: str, sell_date: str) -> str:
     return "long" if s > anniversary else "short"
 
 
+def intraday_quantities(fills: Iterable[Fill]) -> dict[str, float]:
+    """Per trade key, the shares squared off the same day: each day's sells of a symbol take that day's
+    buys in execution order first -- as `match_symbol` matches them -- and both sides of what they take
+    are intraday (Zerodha charges CNC bought and sold the same day as intraday)."""
+    out: dict[str, float] = defaultdict(float)
+    by_day = sorted(fills, key=lambda f: (f.symbol, f.day, f.seq))
+    for _, group in itertools.groupby(by_day, key=lambda f: (f.symbol, f.day)):
+        todays = list(group)
+        keys = [f.key for f in todays if f.side == "buy"]
+        open_qty = [f.quantity for f in todays if f.side == "buy"]
+        for sell in (f for f in todays if f.side == "sell"):
+            left = sell.quantity
+            for i, key in enumerate(keys):
+                if left <= EPS:
+                    break
+                take = min(open_qty[i], left)
+                if take > EPS:
+                    open_qty[i] -= take
+                    left -= take
+                    out[key] += take
+                    out[sell.key] += take
+    return dict(out)
+
+
 def trade_charges(fills: Iterable[Fill], schedule: str = "zerodha_delivery") -> dict[str, float]:
-    """Charges per trade key from the date-effective table, the DP charge once per scrip per sell day."""
+    """Charges per trade key from the date-effective tables: the shares squared off the same day at
+    intraday rates, the rest at `schedule`'s; the DP charge once per scrip per day with delivery sells."""
+    fills = list(fills)
+    intraday = intraday_quantities(fills) if schedule == "zerodha_delivery" else {}
     out: dict[str, float] = {}
     dp_seen: set[tuple[str, str]] = set()
     for f in sorted(fills, key=lambda f: (f.day, f.seq)):
-        total = total_charges(f.side, f.quantity, f.price, f.day, schedule)  # type: ignore[arg-type]
-        if f.side == "sell":
-            if (f.symbol, f.day) in dp_seen and f.quantity * f.price > 0:
-                total = round(total - round(rates_on(f.day, schedule).dp_charge, 2), 2)
-            dp_seen.add((f.symbol, f.day))
-        out[f.key] = total
+        same_day = min(intraday.get(f.key, 0.0), f.quantity)
+        rest = f.quantity - same_day
+        total = 0.0
+        if same_day > EPS:
+            total += total_charges(f.side, same_day, f.price, f.day, INTRADAY)  # type: ignore[arg-type]
+        if rest > EPS or same_day <= EPS:
+            total += total_charges(f.side, rest, f.price, f.day, schedule)  # type: ignore[arg-type]
+            if f.side == "sell" and rest > EPS:
+                if (f.symbol, f.day) in dp_seen and rest * f.price > 0:
+                    total -= round(rates_on(f.day, schedule).dp_charge, 2)
+                dp_seen.add((f.symbol, f.day))
+        out[f.key] = round(total, 2)
     return out
 
 

@@ -88,6 +88,13 @@ def test_tradebook_golden_pnl_holdings_and_reupload_changes_nothing(client: Any)
     # the two fills of one sell order pay the DP charge (15.93 before Oct 2024) once: 28.33 and 8.86
     assert (rows["1003"]["charges"], rows["1004"]["charges"]) == (28.33, 8.86)
     assert rows["1005"]["realized_pnl"] == -99.0
+    # TCS bought and sold the same day (2024-04-02) is charged as intraday, as Zerodha does:
+    # buy 3 x 3800 = 11,400: brokerage min(0.03 %, 20) 3.42 + NSE 0.3933 + SEBI 0.0114 + stamp 0.003 % 0.34
+    #   + GST 18 % x (3.42 + 0.3933 + 0.0114) 0.688446 = 4.853146 -> 4.85 (delivery rates would be 13.86)
+    # sell 3 x 3850.25 = 11,550.75: brokerage 3.465225 + STT 0.025 % 2.8876875 + NSE 0.39850088
+    #   + SEBI 0.01155075 + GST 0.69754979 = 7.46051392 -> 7.46 (no DP charge: nothing left the demat)
+    tcs = {t["trade_id"]: t for t in client.get("/api/analytics/trades", params={"symbol": "TCS"}).json()}
+    assert (tcs["2002"]["charges"], tcs["2003"]["charges"]) == (4.85, 7.46)
 
     summary = client.get("/api/analytics/summary").json()
     assert summary["realized_pnl"] == 3251.75

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from domain.charges import charges
-from domain.pnl import Action, Fill, match_fifo, term_of, trade_charges
+from domain.pnl import Action, Fill, intraday_quantities, match_fifo, term_of, trade_charges
 from domain.xirr import xirr
 
 
@@ -65,6 +65,26 @@ def test_charges_of_a_known_contract_note() -> None:
     ch = trade_charges(fills)
     assert ch["a"] == round(charges("sell", 6, 1500.0, "2026-03-02").total, 2)
     assert ch["b"] == round(charges("sell", 4, 1500.0, "2026-03-02").total - 15.34, 2)
+
+
+def test_shares_squared_off_the_same_day_are_charged_as_intraday() -> None:
+    """2026-03-02 (NSE 0.00307 %): an old lot of 5, then buy 10 x 1,500 and sell 12 x 1,510 the same day.
+    The 10 bought that day and 10 of the 12 sold are intraday; 2 sold shares leave the demat (delivery).
+    Intraday buy, 15,000: brokerage 4.50 + NSE 0.4605 + SEBI 0.015 + stamp 0.45 + GST 0.89559 = 6.32109.
+    Intraday sell of 10, 15,100: brokerage 4.53 + STT 3.775 + NSE 0.46357 + SEBI 0.0151 + GST 0.9015606
+    = 9.6852306 -> 9.69. Delivery sell of 2, 3,020: STT 3.02 + NSE 0.092714 + SEBI 0.00302
+    + GST 0.01723212 + DP 15.34 = 18.47296612 -> 18.47."""
+    fills = [f("old", "2026-02-02", "buy", 5, 1400.0), f("b", "2026-03-02", "buy", 10, 1500.0),
+             f("s", "2026-03-02", "sell", 12, 1510.0)]
+    assert intraday_quantities(fills) == {"b": 10, "s": 10}
+    ch = trade_charges(fills)
+    assert (ch["b"], ch["s"]) == (6.32, round(9.69 + 18.47, 2))
+    assert ch["old"] == charges("buy", 5, 1400.0, "2026-02-02").total  # another day: delivery
+    c = charges("sell", 10, 1510.0, "2026-03-02", "zerodha_intraday")
+    # (the breakdown shows each component rounded with round(): 3.775 is 3.77499... in binary)
+    assert (c.brokerage, c.stt, c.stamp_duty, c.dp_charge, c.total) == (4.53, 3.77, 0.0, 0.0, 9.69)
+    # a large order pays the Rs 20 cap, not 0.03 %
+    assert charges("buy", 1000, 1500.0, "2026-03-02", "zerodha_intraday").brokerage == 20.0
 
 
 def test_match_charges_are_shared_by_quantity() -> None:
