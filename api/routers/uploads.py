@@ -9,24 +9,28 @@ claims, too large or malformed is a 400 and nothing is imported.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from functools import partial
 from typing import Any
 
-from fastapi import Request
+from fastapi import BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request as StarletteRequest
 from starlette.types import Message
 
 from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from api.routers.analytics import analytics_store
 from commands import imports_messages as im
+from infra.analytics_store import AnalyticsStore
 from infra.bootstrap import Platform
 from infra.cas import CasLimits, parse_cas
 from infra.uploads import UploadError, parse_ledger, parse_tradebook
 from projections.imports import list_batches
 
+log = logging.getLogger(__name__)
 router = resource_router("/api/uploads", ["uploads"])
 
 MB = 1024 * 1024
@@ -48,6 +52,22 @@ def _limit_bytes(platform: Platform) -> int:
 def _too_large(platform: Platform) -> UploadError:
     return UploadError(f"Upload too large: each file may be at most {platform.settings.upload_max_mb:g} MB "
                        f"(and at most {platform.settings.upload_max_files} files at once)")
+
+
+def _warm_analytics(request: Request, background: BackgroundTasks, account_id: int,
+                    report: dict[str, Any]) -> None:
+    """After an import that added something, build the account's analytics snapshot right after the
+    response goes out, so the first analytics read does not pay for it (a read during the build waits
+    for it, under the store's per-account lock)."""
+    if report.get("imported") or report.get("statement_imported"):
+        background.add_task(_build_snapshot, analytics_store(request), account_id)
+
+
+def _build_snapshot(store: AnalyticsStore, account_id: int) -> None:
+    try:
+        store.snapshot(account_id)
+    except Exception:  # the next analytics read builds it (and reports any error) instead
+        log.warning("analytics snapshot after an import failed for account %s", account_id, exc_info=True)
 
 
 async def _form(request: Request, platform: Platform, max_files: int) -> FormData:
@@ -104,7 +124,8 @@ def _files(form: FormData, *names: str) -> list[UploadFile]:
 
 @router.post("/tradebook", summary="Import Zerodha Console tradebooks (XLSX or CSV), several files at once",
              openapi_extra=_multipart({"files[]": {"type": "array", "items": _FILE}}, ["files[]"]))
-async def tradebook(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+async def tradebook(request: Request, user: SessionUser, platform: PlatformDep,
+                    background: BackgroundTasks) -> dict[str, Any]:
     form = await _form(request, platform, platform.settings.upload_max_files)
     uploads = _files(form, "files[]", "files", "file")
     if not uploads:
@@ -120,12 +141,14 @@ async def tradebook(request: Request, user: SessionUser, platform: PlatformDep) 
     rows = sum(f.rows_read for _, f in parsed)
     cmd = im.ImportTradebook(user.account_id, tuple(names), rows, tuple(trades), tuple(rejected))
     result = await run_in_threadpool(partial(dispatch, events_hint=len(trades)), request, platform, cmd, user)
+    _warm_analytics(request, background, user.account_id, result.value)
     return dict(result.value)
 
 
 @router.post("/ledger", summary="Import a Zerodha Console ledger (XLSX or CSV)",
              openapi_extra=_multipart({"file": _FILE}, ["file"]))
-async def ledger(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+async def ledger(request: Request, user: SessionUser, platform: PlatformDep,
+                 background: BackgroundTasks) -> dict[str, Any]:
     form = await _form(request, platform, 1)
     uploads = _files(form, "file", "files[]")
     if len(uploads) != 1:
@@ -135,12 +158,14 @@ async def ledger(request: Request, user: SessionUser, platform: PlatformDep) -> 
     f = await run_in_threadpool(parse_ledger, name, data)
     cmd = im.ImportLedger(user.account_id, name, f.rows_read, tuple(f.entries), tuple(f.rejected))
     result = await run_in_threadpool(partial(dispatch, events_hint=len(f.entries)), request, platform, cmd, user)
+    _warm_analytics(request, background, user.account_id, result.value)
     return {**result.value, "opening_balance": f.opening_balance, "closing_balance": f.closing_balance}
 
 
 @router.post("/cas", summary="Import a CAS PDF: CAMS/KFintech mutual funds, or NSDL/CDSL demat holdings",
              openapi_extra=_multipart({"file": _FILE, "password": {"type": "string"}}, ["file"]))
-async def cas(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+async def cas(request: Request, user: SessionUser, platform: PlatformDep,
+              background: BackgroundTasks) -> dict[str, Any]:
     form = await _form(request, platform, 1)
     uploads = _files(form, "file")
     if len(uploads) != 1:
@@ -157,6 +182,7 @@ async def cas(request: Request, user: SessionUser, platform: PlatformDep) -> dic
     cmd = im.ImportCas(user.account_id, name, parsed.file_type, parsed.period_from, parsed.period_to,
                        tuple(parsed.transactions), tuple(parsed.valuations), tuple(parsed.holdings), parsed.pages)
     result = await run_in_threadpool(dispatch, request, platform, cmd, user)
+    _warm_analytics(request, background, user.account_id, result.value)
     return dict(result.value)
 
 

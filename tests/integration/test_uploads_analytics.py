@@ -48,6 +48,26 @@ def client(api_factory: Any, database_url: str) -> Any:
     return c
 
 
+def test_an_import_builds_the_analytics_snapshot_before_anyone_asks(client: Any) -> None:
+    """The snapshot (FIFO over every trade) is built right after the import's response, not by the
+    first analytics read; a re-upload that imports nothing leaves it as it is."""
+    store = analytics_store_of(client)
+    account = client.get("/api/auth/me").json()["id"]
+    assert store._current(account) is None
+    assert upload(client, [("tb.csv", tradebook_csv(INFY))]).json()["imported"] == len(INFY)
+    built = store._current(account)
+    assert built is not None  # no analytics read happened: the upload's background task built it
+    assert upload(client, [("tb.csv", tradebook_csv(INFY))]).json()["imported"] == 0
+    assert store._current(account) == built
+    assert client.get("/api/analytics/summary").json()["realized_pnl"] == 2101.0  # INFY, as in the golden test below
+
+
+def analytics_store_of(client: Any) -> Any:
+    from api.routers.analytics import analytics_store
+
+    return analytics_store(type("R", (), {"app": client.app})())
+
+
 def test_tradebook_golden_pnl_holdings_and_reupload_changes_nothing(client: Any) -> None:
     ugly = tradebook_xlsx(INFY + TCS[:1], preamble=14, footer=[[], ["Total", None, None, None, None, None, None]])
     plain = tradebook_csv(TCS + RELIANCE + INFY[:1])  # INFY 1001 is in both files: one duplicate
