@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Projection, page
+from projections.base import Projection
 from projections.envelope import Envelope
 
 metadata = sa.MetaData()
@@ -130,7 +130,15 @@ def list_strategy_docs(conn: Connection, account_id: int, f: StrategyFilters, li
     """Own strategies plus templates (templates only when is_template=true or no is_template filter);
     with is_public=true, also other users' public strategies. One page as a ready JSON array: the rows
     hold their documents, so nothing is decoded or re-encoded per request."""
-    rows, total = page(_visible_query(account_id, f, strategies.c.doc), conn, limit, offset)
+    # the page and the count in one statement (a window count over the filtered rows); only a page past
+    # the end, which has no row to carry the count, asks again
+    query = _visible_query(account_id, f, strategies.c.doc, sa.func.count().over().label("total"))
+    rows = conn.execute(query.limit(limit).offset(offset)).all()
+    if rows:
+        total = int(rows[0].total)
+    else:
+        matching = _visible_query(account_id, f, strategies.c.id).order_by(None).subquery()
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()) if offset else 0
     return ("[" + ",".join(r.doc for r in rows) + "]").encode(), total
 
 

@@ -142,7 +142,9 @@ def test_filters_and_pagination_with_total_count(api: Any) -> None:
     r = api.get("/api/strategies", params={"is_template": False, "limit": 3, "offset": 0})
     assert r.headers["X-Total-Count"] == "7" and len(r.json()) == 3
     r2 = api.get("/api/strategies", params={"is_template": False, "limit": 3, "offset": 6})
-    assert len(r2.json()) == 1
+    assert len(r2.json()) == 1 and r2.headers["X-Total-Count"] == "7"
+    past = api.get("/api/strategies", params={"is_template": False, "limit": 3, "offset": 50})
+    assert past.json() == [] and past.headers["X-Total-Count"] == "7"  # a page past the end still counts
     assert {s["name"] for s in api.get("/api/strategies", params={"q": "alpha"}).json()} == {
         "Alpha 1", "Alpha 3", "Alpha 5"}
     inactive = api.get("/api/strategies", params={"is_active": False, "is_template": False})
