@@ -452,6 +452,13 @@ class Portfolio(Aggregate):
         self._next_signal_id = 1
         self._next_position_id = 1
         self.last_day: str | None = None
+        # exits that carry a signal id (live and paper), by exit signal id
+        self.exit_signals: dict[int, int] = {}  # -> position id
+        self.exit_orders: dict[int, tuple[str | None, str | None]] = {}  # -> broker (order id, GTT id)
+        self.failed_exits: dict[int, int] = {}  # refused by the broker -> position id
+        self.replaced_exits: dict[int, int] = {}  # protective exits a manual close replaced -> position id
+        self.cancelled_exits: dict[int, int] = {}  # replaced exits the broker confirmed cancelled -> position id
+        self.exit_results: dict[int, tuple[float, int, int]] = {}  # fills -> (price, shares, closed position/lot)
         self.stats: dict[str, int] = {
             "entries_filled": 0, "entries_expired": 0, "orders_failed": 0, "skipped_cash": 0,
             "exits": 0, "stop_updates": 0,
@@ -833,42 +840,6 @@ class Portfolio(Aggregate):
             self._record(ExitOrderFailed(signal_id=other, position_id=pos.position_id, at=at,
                                          reason=f"not sent: exit signal {signal_id} sold the shares first"))
         return out
-
-    @property
-    def exit_orders(self) -> dict[int, tuple[str | None, str | None]]:
-        """Broker ids of exit signals (entries keep theirs on the signal)."""
-        return self._lazy("_exit_orders")
-
-    @property
-    def failed_exits(self) -> dict[int, int]:
-        """Exit signal id -> position id of exits the broker refused."""
-        return self._lazy("_failed_exits")
-
-    @property
-    def exit_signals(self) -> dict[int, int]:
-        """Exit signal id -> position id, for every exit that has a signal id (live and paper)."""
-        return self._lazy("_exit_signals")
-
-    @property
-    def replaced_exits(self) -> dict[int, int]:
-        """Exit signal id -> position id of protective exits a manual close replaced."""
-        return self._lazy("_replaced_exits")
-
-    @property
-    def cancelled_exits(self) -> dict[int, int]:
-        """Exit signal id -> position id of replaced exits the broker confirmed cancelled."""
-        return self._lazy("_cancelled_exits")
-
-    @property
-    def exit_results(self) -> dict[int, tuple[float, int, int]]:
-        """Exit signal id -> (fill price, shares, closed position or lot id) of reported exit fills."""
-        return self._lazy("_exit_results")
-
-    def _lazy(self, name: str) -> dict[Any, Any]:
-        found: dict[Any, Any] | None = self.__dict__.get(name)
-        if found is None:
-            found = self.__dict__[name] = {}
-        return found
 
     # ----------------------------------------------------------------------------- positions
 
