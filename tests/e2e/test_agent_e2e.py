@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from tests.support.kite_stub import KiteState, kite_stub
-from tests.support.live import Http, live_portfolio_with_placed_signals, make_bars
+from tests.support.live import Http, live_portfolio_with_placed_signals, make_bars, wait_until
 from tests.support.processes import Proc, Server, tt_env
 
 SLOTS = 8
@@ -33,13 +33,7 @@ def _otp(mail_dir: Path, address: str) -> str:
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(what, check, timeout, interval=0.1)
 
 
 def test_agent_places_reports_and_survives_sigkill(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ paper manual close (whole or partial) retiring the protective levels."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import date, datetime
 from datetime import time as dtime
@@ -23,20 +22,14 @@ from domain.fills import with_slippage
 from infra.market_clock import IST, MarketClock
 from streams.paper_ticks import PaperTickFills
 from streams.ticks import TickHub
-from tests.support.live import ALWAYS, UNIVERSE, make_bars
+from tests.support.live import ALWAYS, UNIVERSE, make_bars, wait_until
 
 BPS = 10
 TEST = CommandMeta(actor="test")
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(what, check, timeout, interval=0.02)
 
 
 def paper_placed(api: Any) -> tuple[dict[str, Any], dict[str, Any]]:

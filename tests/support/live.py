@@ -3,6 +3,8 @@ the agent), over any HTTP client (FastAPI's TestClient or a requests.Session wit
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -61,3 +63,14 @@ def live_portfolio_with_placed_signals(http: Http, slots: int = 4, entry_order: 
     placed = r.json()["placed"]
     assert len(placed) == slots and all(p["status"] == "placed" and p["gtt_id"] is None for p in placed), placed
     return pf, placed
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy (returned); fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
