@@ -24,12 +24,16 @@ Source = Literal["all", "imported", "paper", "live"]
 
 
 def analytics_store(request: Request) -> AnalyticsStore:
+    return app_analytics_store(request.app)
+
+
+def app_analytics_store(app: Any) -> AnalyticsStore:
     """One store per app (created at first use)."""
-    store: AnalyticsStore | None = getattr(request.app.state, "analytics_store", None)
+    store: AnalyticsStore | None = getattr(app.state, "analytics_store", None)
     if store is None:
-        platform: Platform = request.app.state.platform
+        platform: Platform = app.state.platform
         store = AnalyticsStore(platform.db, platform.settings.analytics_dir / "accounts")
-        request.app.state.analytics_store = store
+        app.state.analytics_store = store
     return store
 
 

@@ -63,9 +63,9 @@ def test_an_import_builds_the_analytics_snapshot_before_anyone_asks(client: Any)
 
 
 def analytics_store_of(client: Any) -> Any:
-    from api.routers.analytics import analytics_store
+    from api.routers.analytics import app_analytics_store
 
-    return analytics_store(type("R", (), {"app": client.app})())
+    return app_analytics_store(client.app)
 
 
 def test_tradebook_golden_pnl_holdings_and_reupload_changes_nothing(client: Any) -> None:
