@@ -132,6 +132,14 @@ def test_a_placed_gtt_fills_at_the_crossing_tick_once_and_the_stop_fires_on_a_la
     assert len(events_of(api, "PositionClosed")) == 1
 
 
+def test_serve_with_its_scheduler_starts_the_feed_without_a_websocket_client(api_factory: Any) -> None:
+    """Placed paper GTTs fill in market hours even while nobody watches the tick stream."""
+    api = api_factory(scheduler=True, tick_feed="simulated", tick_interval=3600)
+    hub = api.app.state.tick_hub
+    assert hub is not None and hub.upstream is not None
+    assert any(isinstance(c, PaperTickFills) for c in hub.companions)
+
+
 def test_ticks_are_off_when_disabled(api_factory: Any) -> None:
     api = api_factory(tick_feed="simulated", tick_always_open=True, tick_interval=3600, paper_tick_fills=False)
     make_bars(api.platform.settings.data_dir)
