@@ -952,18 +952,8 @@ class Portfolio(Aggregate):
             if tick is None or sig.entry_order != "limit":
                 continue
             raw = tick_entry_price(sig.limit_price, float(tick))
-            if raw is None:
-                continue
-            price = with_slippage(raw, "buy", self.slippage_bps)
-            cost = sig.quantity * price + total_charges("buy", sig.quantity, price, day, self.charges)
-            if cost > self.cash + 1e-9:
-                self._record(OrderFailed(
-                    signal_id=sig.signal_id, day=day,
-                    reason=f"insufficient cash: the fill needs {cost:.2f}, cash is {self.cash:.2f}", at=at,
-                ))
-                continue
-            self._open(sig, day, price, sig.quantity, at)
-            filled += 1
+            if raw is not None and self._fill_entry(sig, day, raw, at):
+                filled += 1
         return filled
 
     # ----------------------------------------------------------------------------- the daily step
@@ -1014,15 +1004,21 @@ class Portfolio(Aggregate):
                 if sig.days_waiting + 1 >= sig.validity_days:
                     self._record(EntryExpired(signal_id=sig.signal_id, day=day, at=at))
                 continue
-            price = with_slippage(raw, "buy", self.slippage_bps)
-            cost = sig.quantity * price + total_charges("buy", sig.quantity, price, day, self.charges)
-            if cost > self.cash + 1e-9:
-                self._record(OrderFailed(
-                    signal_id=sig.signal_id, day=day,
-                    reason=f"insufficient cash: the fill needs {cost:.2f}, cash is {self.cash:.2f}", at=at,
-                ))
-                continue
-            self._open(sig, day, price, sig.quantity, at)
+            self._fill_entry(sig, day, raw, at)
+
+    def _fill_entry(self, sig: SignalState, day: str, raw: float, at: str) -> bool:
+        """Fill a placed entry at `raw` (before slippage) -- a bar's or a tick's price -- or fail it when the
+        cash does not cover the fill and its charges. True if filled."""
+        price = with_slippage(raw, "buy", self.slippage_bps)
+        cost = sig.quantity * price + total_charges("buy", sig.quantity, price, day, self.charges)
+        if cost > self.cash + 1e-9:
+            self._record(OrderFailed(
+                signal_id=sig.signal_id, day=day,
+                reason=f"insufficient cash: the fill needs {cost:.2f}, cash is {self.cash:.2f}", at=at,
+            ))
+            return False
+        self._open(sig, day, price, sig.quantity, at)
+        return True
 
     def _ratchet_trailing(self, day: str, at: str) -> None:
         pct = self.trailing_stop_pct
