@@ -74,7 +74,7 @@ function request()
   if n %% 2 == 0 then
     return wrk.format("POST", "/api/strategies", headers, body)
   end
-  return wrk.format("PUT", "/api/strategies/" .. ids[(n %% #ids) + 1], headers, body)
+  return wrk.format("PUT", "/api/strategies/" .. ids[(math.floor(n / 2) %% #ids) + 1], headers, body)
 end
 """
 
@@ -88,14 +88,19 @@ def run_wrk(base: str, cookies: dict[str, str], seconds: float, concurrency: int
     cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT % {"ids": ", ".join(map(str, ids)), "cookie": cookie, "body": body})
-    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
-                          "-s", f.name, base], capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
+                           "-s", f.name, base], capture_output=True, text=True, check=True)
+    if done.stderr.strip():  # a Lua error: wrk would go on sending its default GET
+        raise SystemExit(done.stderr)
+    out = done.stdout
+    with httpx.Client(base_url=base, cookies=cookies) as c:  # every other request created a strategy
+        total = int(c.get("/api/strategies", params={"limit": 1}).headers["X-Total-Count"])
     found = {k: re.search(rx, out) for k, rx in {"rps": r"Requests/sec:\s+([\d.]+)", "p50": r"50%\s+([\d.]+\w+)",
                                                    "p99": r"99%\s+([\d.]+\w+)",
                                                    "non2xx": r"Non-2xx or 3xx responses: (\d+)"}.items()}
     got = {k: (m.group(1) if m else "?") for k, m in found.items()}
     print(f"commands [wrk, concurrency {concurrency}, {seconds:.0f}s]: {got['rps']}/s; p50 {got['p50']}, "
-          f"p99 {got['p99']}; non-2xx {got['non2xx'] if found['non2xx'] else 0}")
+          f"p99 {got['p99']}; non-2xx {got['non2xx'] if found['non2xx'] else 0}; strategies now {total}")
 
 
 def main() -> None:

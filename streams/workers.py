@@ -84,7 +84,7 @@ class ReadYourWrites:
         self.names = [p.name for p in all_projections()]
         self._cond = threading.Condition()
         self._known: dict[str, int] = {}  # shard -> position every projection has applied there
-        self._waiters = 0
+        self._pending: list[tuple[set[str], int, threading.Event]] = []  # (shards, position, woken)
         self._poller: threading.Thread | None = None
 
     def _shard(self, account_id: int | None) -> str:
@@ -117,7 +117,7 @@ class ReadYourWrites:
         listener = None if db.is_sqlite else Listener(db.url, PROJECTED_CHANNEL)
         while True:
             with self._cond:
-                while self._waiters == 0:
+                while not self._pending:
                     self._cond.wait()
             try:
                 positions = self._read_positions()
@@ -125,28 +125,35 @@ class ReadYourWrites:
                 positions = {}
             with self._cond:
                 self._known.update(positions)
-                self._cond.notify_all()
+                # wake only the requests whose position was reached: the others sleep on (with a
+                # notify_all every waiting request thread woke, took the GIL and went back to sleep)
+                for waiter in [w for w in self._pending if self._satisfied(w[0], w[1])]:
+                    self._pending.remove(waiter)
+                    waiter[2].set()
             if listener is None:
                 time.sleep(self.POLL)
             else:  # a commit after the read above has its notification waiting here
                 listener.wait(self.DB_CHECK)
 
+    def _satisfied(self, shards: set[str], position: int) -> bool:
+        return all(self._known.get(s, 0) >= position for s in shards)
+
     def _wait_polled(self, shards: set[str], position: int, deadline: float) -> bool:
+        waiter = (shards, position, threading.Event())
         with self._cond:
+            if self._satisfied(shards, position):
+                return True
             if self._poller is None:
                 self._poller = threading.Thread(target=self._poll_loop, name="read-your-writes", daemon=True)
                 self._poller.start()
-            self._waiters += 1
-            self._cond.notify_all()
-            try:
-                while not all(self._known.get(s, 0) >= position for s in shards):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    self._cond.wait(left)
-                return True
-            finally:
-                self._waiters -= 1
+            self._pending.append(waiter)
+            self._cond.notify()
+        if waiter[2].wait(max(0.0, deadline - time.monotonic())):
+            return True
+        with self._cond:
+            if waiter in self._pending:
+                self._pending.remove(waiter)
+            return waiter[2].is_set()
 
     def wait(self, accounts: Iterable[int], position: int | None, timeout: float | None = None) -> bool:
         """True once every projection applied `position` on the shards of `accounts` (the owners of
