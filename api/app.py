@@ -24,6 +24,7 @@ from domain.errors import DomainError
 from infra.bootstrap import Platform, bootstrap, seed
 from infra.market_clock import MarketClock, Scheduler
 from infra.settings import Settings
+from infra.workgate import WORK_GATE
 from streams.runner import ProjectionRunner
 from streams.workers import ReadYourWrites, make_projector
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plat = platform or bootstrap(settings)
+        WORK_GATE.configure(plat.settings.api_threads)
         stop = threading.Event()
         runner: ProjectionRunner | None = None
         embedded = plat.settings.embedded_transport if run_projector is None else run_projector

@@ -4,18 +4,32 @@ database or an event (a NUL in an event would stop a Postgres projection for goo
 - URLs: a NUL character in the path or the query string is a 400.
 - JSON bodies: NaN/Infinity, numbers too large for a float, and NUL characters in any string are a 422
   (FastAPI's JSON-decode-error shape).
+- Sync endpoints run in worker threads a few at a time, first come first served (infra/workgate.py),
+  unless marked `outside_io`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import json
 import math
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from infra.workgate import WORK_GATE
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in every store
 MAX_OFFSET = 2**31 - 1
@@ -63,8 +77,60 @@ class StrictJsonRequest(Request):
         return self._json
 
 
+def outside_io(endpoint: Callable[P, R]) -> Callable[P, R]:
+    """Marks a sync endpoint that waits on a service outside this machine (an SMTP server): FastAPI runs
+    it in its own thread pool as usual, without taking a turn, so a slow mail server cannot hold up
+    every other request."""
+    endpoint.__outside_io__ = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+_TURNS: RunVar[anyio.CapacityLimiter] = RunVar("tradertape_endpoint_turns")
+
+
+def _turns() -> anyio.CapacityLimiter:
+    """The endpoint threads' turns of this event loop (infra/workgate.py), created at first use."""
+    try:
+        return _TURNS.get()
+    except LookupError:
+        turns = anyio.CapacityLimiter(WORK_GATE.slots or 40)
+        _TURNS.set(turns)
+        return turns
+
+
+def _admitted(endpoint: Callable[..., R], task: object, turns: anyio.CapacityLimiter,
+              args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    def give_back() -> None:
+        anyio.from_thread.run_sync(turns.release_on_behalf_of, task)
+
+    def take_again() -> None:
+        anyio.from_thread.run(turns.acquire_on_behalf_of, task)
+
+    with WORK_GATE.admitted(give_back, take_again):
+        return endpoint(*args, **kwargs)
+
+
+def _threaded(endpoint: Callable[..., R]) -> Callable[..., Coroutine[Any, Any, R]]:
+    """The sync endpoint as a coroutine that runs it in a worker thread once it has a turn (FIFO)."""
+
+    @functools.wraps(endpoint)  # FastAPI reads the signature and annotations through __wrapped__
+    async def run(*args: Any, **kwargs: Any) -> R:
+        turns = _turns()
+        task = asyncio.current_task()  # the borrower anyio records for this call's turn
+        return await anyio.to_thread.run_sync(functools.partial(_admitted, endpoint, task, turns, args, kwargs),
+                                              limiter=turns)
+
+    return run
+
+
 class StrictJsonRoute(APIRoute):
-    """Every router uses this route class (see `api.deps.resource_router`)."""
+    """Every router uses this route class (see `api.deps.resource_router`). A sync endpoint runs in a
+    worker thread when its turn comes (infra/workgate.py)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint) and not getattr(endpoint, "__outside_io__", False):
+            endpoint = _threaded(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from domain.pnl import Action, Fill, Match, match_fifo, trade_charges
 from domain.xirr import xirr
 from infra.db import Database
+from infra.workgate import WORK_GATE
 from projections.imports import (
     cas_statements,
     change_position,
@@ -345,15 +346,17 @@ class AnalyticsStore:
     def _writer_lock(self, account_id: int) -> Iterator[None]:
         with self._guard:
             lock = self._locks[account_id]
-        with lock:
-            d = self._account_dir(account_id)
-            d.mkdir(parents=True, exist_ok=True)
-            with open(d / ".lock", "a+") as fh:
+        d = self._account_dir(account_id)
+        d.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as held:
+            with WORK_GATE.released():  # another thread or process may be building for seconds
+                held.enter_context(lock)
+                fh = held.enter_context(open(d / ".lock", "a+"))
                 fcntl.flock(fh, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def snapshot(self, account_id: int) -> Snapshot:
         """The account's current snapshot, rebuilt first when the read models moved past it."""

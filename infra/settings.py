@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     port: int = 8000
     admin_emails: str = ""  # comma-separated emails that become admins
     read_your_writes_timeout: float = 2.0
+    # request threads of one API process that run at the same time (infra/workgate.py); 0 = no limit
+    api_threads: int = Field(default=4, ge=0, le=64)
     # The market clock: after the close on trading days, step every portfolio (fills, exits, the scan).
     # None = on in the embedded default (serve runs it); with Kafka run `tradertape scheduler` instead.
     scheduler: bool | None = None

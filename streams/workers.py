@@ -13,6 +13,7 @@ from kafka.partitioner.default import murmur2
 from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
 from infra.db import PROJECTED_CHANNEL, Listener
+from infra.workgate import WORK_GATE
 from projections.base import projection_tracking
 from projections.registry import all_projections
 from streams.relay import KafkaRelay, ensure_topic
@@ -160,6 +161,10 @@ class ReadYourWrites:
         what the command saved); False after the timeout (the response then goes out anyway)."""
         if position is None:
             return True
+        with WORK_GATE.released():  # waiting for the projector is not this request's work
+            return self._wait(accounts, position, timeout)
+
+    def _wait(self, accounts: Iterable[int], position: int, timeout: float | None) -> bool:
         shards = self._shards(accounts)
         timeout = self.platform.settings.read_your_writes_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout

@@ -21,6 +21,7 @@ from api.deps import (
     resource_router,
     set_session_cookie,
 )
+from api.guards import outside_io
 from api.routers.ws import close_revoked
 from api.schemas import (
     AgentKeyCreated,
@@ -74,6 +75,7 @@ def _signed_in(platform: Platform, response: Response, result: CommandResult) ->
 
 
 @router.post("/magic-link", summary="Email a one-time sign-in link and 6-digit code")
+@outside_io  # sends the email before it answers
 def magic_link(body: MagicLinkRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
     dispatch(request, platform, m.RequestLoginLink(str(body.email), _client_ip(request)))
     return {"detail": "If the address can receive email, a sign-in link and code are on their way. "
