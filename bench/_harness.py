@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tempfile
@@ -37,6 +38,8 @@ def platform(mode: str, workers_env: dict[str, str] | None = None, workers: int 
                          kafka_topic=f"bench.{uuid.uuid4().hex[:6]}", kafka_partitions=3)
         else:
             env = tt_env(tmp)
+        # settings from the caller's environment reach the platform (TRADERTAPE_API_THREADS=2 bench/...)
+        env.update({k: v for k, v in os.environ.items() if k.startswith("TRADERTAPE_") and k not in env})
         env.update(workers_env or {})
         server = Server(env, tmp / "serve.log", ["--workers", str(workers)])
         procs.append(server)
