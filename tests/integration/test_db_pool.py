@@ -1,0 +1,50 @@
+"""Pooled Postgres connections the server dropped (a restart, a failover, an idle timeout) are found
+and replaced before a request uses them, without a ping on every checkout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from infra import db as db_module
+from infra.db import Database
+
+
+def _drop_other_connections(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return len(conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_use(pg_url: str, monkeypatch: Any) -> None:
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)  # every idle connection counts as idle long enough
+    db = Database.from_url(pg_url)
+    try:
+        with db.read() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+        assert _drop_other_connections(pg_url) >= 1  # the pooled connection is now dead
+        with db.read() as conn:
+            assert conn.execute(sa.text("SELECT 2")).scalar() == 2
+        with db.write() as conn:
+            assert conn.execute(sa.text("SELECT 3")).scalar() == 3
+    finally:
+        db.writer.dispose()
+
+
+def test_a_connection_in_steady_use_is_not_pinged(pg_url: str) -> None:
+    db = Database.from_url(pg_url)
+    try:
+        with db.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        _drop_other_connections(pg_url)
+        # used again at once: no ping, so the dead connection fails this one request ...
+        with pytest.raises(sa.exc.OperationalError), db.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        # ... and the pool then renews its connections
+        with db.read() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    finally:
+        db.writer.dispose()
