@@ -119,6 +119,15 @@ def _zerodha_rates(day: str) -> ChargeRates:
     return chosen
 
 
+def order_rates(rates: ChargeRates, order_turnover: float) -> ChargeRates:
+    """The rates for one trade of an order whose brokerage is min(pct of the order's turnover, cap): a
+    trade pays its turnover's share of the order's brokerage."""
+    if not rates.brokerage_pct or order_turnover <= 0:
+        return rates
+    pct = min(rates.brokerage_pct, rates.brokerage * 100.0 / order_turnover)
+    return dataclasses.replace(rates, brokerage_pct=pct)
+
+
 def _components(side: str, turnover: float,
                 rates: ChargeRates) -> tuple[float, float, float, float, float, float, float, float]:
     """(brokerage, stt, exchange, sebi, stamp, gst, dp, total): the components unrounded but stamp duty,

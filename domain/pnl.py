@@ -15,9 +15,10 @@ Rules (those of a broker's tax P&L, Zerodha Console's among them):
   for tax).
 - Charges come from `domain.charges` (the date-effective tables the backtest uses), per trade: the
   shares squared off the same day at intraday rates (Zerodha charges CNC bought and sold the same day as
-  intraday), the rest at delivery rates with the DP charge once per scrip per sell day (Zerodha's rule)
-  instead of on every fill. A lot carries its
-  buy charges; each match takes the share of the buy and sell charges its quantity is of the trade.
+  intraday, with brokerage capped at Rs 20 per order), the rest at delivery rates with the DP charge once
+  per scrip per sell day (Zerodha's rule) instead of on every fill. An intraday match takes its share of
+  the intraday charges of its two trades, any other match its share of their delivery charges (a lot
+  carries the buy's delivery charges): intraday and delivery P&L are separate tax heads.
 - Money is rounded to the paisa per match: `gross_pnl` = sell value - buy value (the broker's
   "realized P&L", before charges), `net_pnl` = gross - charges.
 """
@@ -29,12 +30,12 @@ import itertools
 import math
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
-from domain.charges import INTRADAY, rates_on, total_charges
+from domain.charges import INTRADAY, order_rates, rates_on, total_charges
 
 EPS = 1e-9
 _DAY_SEQ = operator.attrgetter("day", "seq")  # a book's order: day by day, in execution order within a day
@@ -52,6 +53,7 @@ class Fill(NamedTuple):
     quantity: float
     price: float
     charges: float = 0.0
+    order: str = ""  # the broker's order id: intraday brokerage is capped per order ("" = the trade alone)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class FifoResult:
     matches: list[Match] = field(default_factory=list)
     lots: list[Lot] = field(default_factory=list)
     unmatched: list[tuple[str, float]] = field(default_factory=list)  # (sell key, quantity)
+    charges: dict[str, float] = field(default_factory=dict)  # per trade key, when computed (a schedule)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -121,50 +124,77 @@ def term_of(buy_date: str, sell_date: str) -> str:
     return "long" if s > anniversary else "short"
 
 
-def intraday_quantities(fills: Iterable[Fill]) -> dict[str, float]:
-    """Per trade key, the shares squared off the same day: each day's sells of a symbol take that day's
-    buys in execution order first -- as `match_symbol` matches them -- and both sides of what they take
-    are intraday (Zerodha charges CNC bought and sold the same day as intraday)."""
+def _squared_off(todays: Sequence[Fill]) -> dict[str, float]:
+    """One symbol's trades of one day, in execution order: per trade key, the shares squared off that day.
+    The day's sells take its buys in execution order -- exactly as `match_symbol`'s intraday pass
+    matches them -- and both sides of what they take are intraday."""
     out: dict[str, float] = defaultdict(float)
-    by_day = sorted(fills, key=lambda f: (f.symbol, f.day, f.seq))
-    for _, group in itertools.groupby(by_day, key=lambda f: (f.symbol, f.day)):
-        todays = list(group)
-        keys = [f.key for f in todays if f.side == "buy"]
-        open_qty = [f.quantity for f in todays if f.side == "buy"]
-        for sell in (f for f in todays if f.side == "sell"):
-            left = sell.quantity
-            for i, key in enumerate(keys):
-                if left <= EPS:
-                    break
-                take = min(open_qty[i], left)
-                if take > EPS:
-                    open_qty[i] -= take
-                    left -= take
-                    out[key] += take
-                    out[sell.key] += take
-    return dict(out)
+    keys = [f.key for f in todays if f.side == "buy"]
+    open_qty = [f.quantity for f in todays if f.side == "buy"]
+    i = 0
+    for sell in (f for f in todays if f.side == "sell"):
+        left = sell.quantity
+        while left > EPS and i < len(keys):
+            take = min(open_qty[i], left)
+            open_qty[i] -= take
+            left -= take
+            out[keys[i]] += take
+            out[sell.key] += take
+            if open_qty[i] <= EPS:
+                i += 1
+    return out
+
+
+def _day_charges(todays: Sequence[Fill], schedule: str) -> dict[str, tuple[float, float, float]]:
+    """One symbol's trades of one day, in execution order: per trade key (shares squared off that day,
+    their charges, the charges of the rest). Squared-off shares pay intraday rates, with brokerage capped
+    per order (Rs 20 on the order's intraday turnover, shared by its trades); the rest pays `schedule`'s
+    rates, with the DP charge once for the day's delivery sells."""
+    same_day = _squared_off(todays) if schedule == "zerodha_delivery" else {}
+    order_turnover: dict[str, float] = defaultdict(float)
+    for f in todays:
+        order_turnover[f.order or f.key] += same_day.get(f.key, 0.0) * f.price
+    out: dict[str, tuple[float, float, float]] = {}
+    dp_paid = False
+    for f in todays:
+        sq = min(same_day.get(f.key, 0.0), f.quantity)
+        rest = f.quantity - sq
+        intraday = 0.0
+        if sq > EPS:
+            rates = order_rates(rates_on(f.day, INTRADAY), order_turnover[f.order or f.key])
+            intraday = total_charges(f.side, sq, f.price, f.day, rates)  # type: ignore[arg-type]
+        delivery = 0.0
+        if rest > EPS:
+            delivery = total_charges(f.side, rest, f.price, f.day, schedule)  # type: ignore[arg-type]
+            if f.side == "sell" and rest * f.price > 0:
+                if dp_paid:
+                    delivery -= round(rates_on(f.day, schedule).dp_charge, 2)
+                dp_paid = True
+        out[f.key] = (sq, round(intraday, 2), round(delivery, 2))
+    return out
+
+
+def _by_symbol_day(fills: Iterable[Fill]) -> Iterator[list[Fill]]:
+    ordered = sorted(fills, key=lambda f: (f.symbol, f.day, f.seq))
+    for _, group in itertools.groupby(ordered, key=lambda f: (f.symbol, f.day)):
+        yield list(group)
+
+
+def intraday_quantities(fills: Iterable[Fill]) -> dict[str, float]:
+    """Per trade key, the shares squared off the same day (Zerodha charges CNC bought and sold the same
+    day as intraday)."""
+    out: dict[str, float] = {}
+    for todays in _by_symbol_day(fills):
+        out.update(_squared_off(todays))
+    return out
 
 
 def trade_charges(fills: Iterable[Fill], schedule: str = "zerodha_delivery") -> dict[str, float]:
-    """Charges per trade key from the date-effective tables: the shares squared off the same day at
-    intraday rates, the rest at `schedule`'s; the DP charge once per scrip per day with delivery sells."""
-    fills = list(fills)
-    intraday = intraday_quantities(fills) if schedule == "zerodha_delivery" else {}
+    """Charges per trade key from the date-effective tables (see `_day_charges`); `match_fifo` with a
+    schedule computes the same while it matches."""
     out: dict[str, float] = {}
-    dp_seen: set[tuple[str, str]] = set()
-    for f in sorted(fills, key=lambda f: (f.day, f.seq)):
-        same_day = min(intraday.get(f.key, 0.0), f.quantity)
-        rest = f.quantity - same_day
-        total = 0.0
-        if same_day > EPS:
-            total += total_charges(f.side, same_day, f.price, f.day, INTRADAY)  # type: ignore[arg-type]
-        if rest > EPS or same_day <= EPS:
-            total += total_charges(f.side, rest, f.price, f.day, schedule)  # type: ignore[arg-type]
-            if f.side == "sell" and rest > EPS:
-                if (f.symbol, f.day) in dp_seen and rest * f.price > 0:
-                    total -= round(rates_on(f.day, schedule).dp_charge, 2)
-                dp_seen.add((f.symbol, f.day))
-        out[f.key] = round(total, 2)
+    for todays in _by_symbol_day(fills):
+        out.update({k: round(i + d, 2) for k, (_, i, d) in _day_charges(todays, schedule).items()})
     return out
 
 
@@ -203,13 +233,13 @@ def _span(buy_date: str, sell_date: str) -> tuple[int, str]:
     return (_d(sell_date) - _d(buy_date)).days, term_of(buy_date, sell_date)
 
 
-def _consume(lots: list[Lot], sell: Fill, left: float, out: FifoResult) -> float:
-    """Match `left` of `sell` against `lots` in order; returns what is left unmatched."""
+def _consume(lots: list[Lot], sell: Fill, left: float, per_share: float, out: FifoResult) -> float:
+    """Match `left` of `sell` against `lots` in order, each match taking `per_share` of the sell's charges
+    per share; returns what is left unmatched."""
     while left > EPS and lots:
         lot = lots[0]
         q = min(lot.quantity, left)
-        share = sell.charges * (q / sell.quantity) if sell.quantity > EPS else 0.0
-        out.matches.append(_match(lot, q, sell, share))
+        out.matches.append(_match(lot, q, sell, per_share * q))
         lot.quantity -= q
         left -= q
         if lot.quantity <= EPS:
@@ -217,8 +247,22 @@ def _consume(lots: list[Lot], sell: Fill, left: float, out: FifoResult) -> float
     return left
 
 
-def match_symbol(fills: Sequence[Fill], actions: Sequence[Action] = ()) -> FifoResult:
-    """FIFO over one symbol's fills (any order; sorted here)."""
+def _given_charges(todays: Sequence[Fill]) -> dict[str, tuple[float, float, float]]:
+    """The trades' own `charges`, split between the shares squared off that day and the rest by quantity."""
+    same_day = _squared_off(todays)
+    out = {}
+    for f in todays:
+        sq = min(same_day.get(f.key, 0.0), f.quantity)
+        part = f.charges * sq / f.quantity if f.quantity > EPS else 0.0
+        out[f.key] = (sq, part, f.charges - part)
+    return out
+
+
+def match_symbol(fills: Sequence[Fill], actions: Sequence[Action] = (), schedule: str | None = None) -> FifoResult:
+    """FIFO over one symbol's fills (any order; sorted here). `schedule`: compute each trade's charges
+    from the date-effective tables (`_day_charges`: intraday rates for the shares squared off the same
+    day, the rest at the schedule's) into `FifoResult.charges`; None: use the fills' own `charges`.
+    Intraday matches take only the intraday part of their trades' charges, the others only the rest."""
     out = FifoResult()
     lots: list[Lot] = []
     pending = sorted(actions, key=lambda a: a.ex_date)
@@ -226,21 +270,29 @@ def match_symbol(fills: Sequence[Fill], actions: Sequence[Action] = ()) -> FifoR
         while pending and pending[0].ex_date <= day:
             lots = _apply_action(lots, pending.pop(0))
         todays = list(group)
-        buys = [Lot(f.symbol, f.key, f.day, f.quantity, f.price, f.charges) for f in todays if f.side == "buy"]
+        parts = _given_charges(todays) if schedule is None else _day_charges(todays, schedule)
+        if schedule is not None:
+            out.charges.update({k: round(i + d, 2) for k, (_, i, d) in parts.items()})
+        # the day's buys: the shares squared off today (consumed whole by the intraday pass) and the rest
+        squared = [Lot(f.symbol, f.key, f.day, parts[f.key][0], f.price, parts[f.key][1])
+                   for f in todays if f.side == "buy" and parts[f.key][0] > EPS]
         for sell in (f for f in todays if f.side == "sell"):
-            left = _consume(buys, sell, sell.quantity, out)  # intraday first
-            left = _consume(lots, sell, left, out)
+            sq, intraday, delivery = parts[sell.key]
+            left = _consume(squared, sell, sell.quantity, intraday / sq if sq > EPS else 0.0, out)
+            rest = sell.quantity - sq
+            left = _consume(lots, sell, left, delivery / rest if rest > EPS else 0.0, out)
             if left > EPS:
                 out.unmatched.append((sell.key, left))
-        lots.extend(b for b in buys if b.quantity > EPS)
+        lots.extend(Lot(f.symbol, f.key, f.day, f.quantity - parts[f.key][0], f.price, parts[f.key][2])
+                    for f in todays if f.side == "buy" and f.quantity - parts[f.key][0] > EPS)
     for a in pending:
         lots = _apply_action(lots, a)
     out.lots = lots
     return out
 
 
-def match_fifo(fills: Iterable[Fill], actions: Iterable[Action] = ()) -> FifoResult:
-    """FIFO over a whole book: each symbol on its own."""
+def match_fifo(fills: Iterable[Fill], actions: Iterable[Action] = (), schedule: str | None = None) -> FifoResult:
+    """FIFO over a whole book: each symbol on its own (`schedule`: see `match_symbol`)."""
     per: dict[str, list[Fill]] = defaultdict(list)
     for f in fills:
         per[f.symbol].append(f)
@@ -249,7 +301,8 @@ def match_fifo(fills: Iterable[Fill], actions: Iterable[Action] = ()) -> FifoRes
         acts[a.symbol].append(a)
     out = FifoResult()
     for symbol in sorted(per.keys() | acts.keys()):
-        r = match_symbol(per.get(symbol, []), acts.get(symbol, []))
+        r = match_symbol(per.get(symbol, []), acts.get(symbol, []), schedule)
+        out.charges.update(r.charges)
         out.matches.extend(r.matches)
         out.lots.extend(r.lots)
         out.unmatched.extend(r.unmatched)

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from domain.pnl import Action, Fill, Match, match_fifo, trade_charges
+from domain.pnl import Action, Fill, Match, match_fifo
 from domain.xirr import xirr
 from infra.db import Database
 from infra.workgate import WORK_GATE
@@ -139,15 +139,14 @@ def _imported(conn: sa.Connection, account_id: int) -> tuple[pa.Table, pa.Table,
         [list(c) for c in zip(*trows, strict=True)] if trows else [[] for _ in range(11)])
     qtys = [float(q) for q in qtys]
     prices = [float(p) for p in prices]
-    fills = [Fill(k, sym, day, f"{ex}|{tid:>24}", side, q, p)
-             for k, sym, day, ex, tid, side, q, p in zip(keys, symbols, days, execs, tids, sides, qtys, prices,
-                                                         strict=True)]
-    charged = trade_charges(fills)
-    fills = [Fill(k, sym, day, seq, side, q, p, charged[k]) for k, sym, day, seq, side, q, p, _ in fills]
+    fills = [Fill(k, sym, day, f"{ex}|{tid:>24}", side, q, p, 0.0, oid or "")
+             for k, sym, day, ex, tid, side, q, p, oid in zip(keys, symbols, days, execs, tids, sides, qtys, prices,
+                                                              oids, strict=True)]
     ca = corporate_actions.c
     actions = [Action(r.symbol, r.ex_date, r.kind, float(r.ratio_new), float(r.ratio_old))
                for r in conn.execute(sa.select(corporate_actions).where(ca.account_id == account_id)).all()]
-    fifo = match_fifo(fills, actions)
+    fifo = match_fifo(fills, actions, "zerodha_delivery")  # charges each trade as it matches
+    charged = fifo.charges
 
     def const(value: Any, n: int, typ: pa.DataType) -> pa.Array:
         return pa.nulls(n, typ) if value is None else pa.repeat(pa.scalar(value, typ), n)

@@ -113,3 +113,41 @@ def test_xirr_with_a_bad_guess_still_converges() -> None:
     assert r is not None
     npv = sum(cf / (1 + r) ** ((date.fromisoformat(d) - date(2020, 1, 1)).days / 365) for d, cf in flows)
     assert abs(npv) < 1e-6
+
+
+def test_intraday_brokerage_is_capped_per_order_not_per_trade() -> None:
+    """One buy order and one sell order of 200 x ~1,000 (intraday brokerage 0.03 % = Rs 60 > the Rs 20
+    cap), each executed as two trades: the order pays the cap once, as if it had been one trade."""
+    def trade(key: str, side: str, qty: float, price: float, order: str) -> Fill:
+        return Fill(key, "X", "2026-03-02", key, side, qty, price, order=order)
+
+    whole = trade_charges([trade("b", "buy", 200, 1000.0, "B"), trade("s", "sell", 200, 1010.0, "S")])
+    split = trade_charges([trade("b1", "buy", 120, 1000.0, "B"), trade("b2", "buy", 80, 1000.0, "B"),
+                           trade("s1", "sell", 150, 1010.0, "S"), trade("s2", "sell", 50, 1010.0, "S")])
+    assert abs(split["b1"] + split["b2"] - whole["b"]) <= 0.01
+    assert abs(split["s1"] + split["s2"] - whole["s"]) <= 0.01
+    assert whole["b"] == charges("buy", 200, 1000.0, "2026-03-02", "zerodha_intraday").total
+    # without order ids each trade is its own order and pays its own cap: Rs 20 + GST more per side
+    alone = trade_charges([trade("b1", "buy", 120, 1000.0, ""), trade("b2", "buy", 80, 1000.0, ""),
+                           trade("s1", "sell", 150, 1010.0, ""), trade("s2", "sell", 50, 1010.0, "")])
+    assert alone["b1"] + alone["b2"] - whole["b"] == pytest.approx(20 * 1.18, abs=0.02)
+
+
+def test_intraday_and_delivery_matches_carry_their_own_charges() -> None:
+    """Buy 100 x 1,000 on 2026-03-02, sell 40 x 1,010 that day and 60 x 1,050 on 2026-03-12: the intraday
+    match carries the intraday charges of 40 bought and 40 sold, the delivery match the delivery charges of
+    the other 60 bought and the 60 sold (not a share by quantity of each trade's total)."""
+    r = match_fifo([f("b", "2026-03-02", "buy", 100, 1000.0, seq="1"), f("s1", "2026-03-02", "sell", 40, 1010.0,
+                                                                         seq="2"),
+                    f("s2", "2026-03-12", "sell", 60, 1050.0)], schedule="zerodha_delivery")
+    intraday, delivery = r.matches
+    assert (intraday.term, intraday.quantity, delivery.term, delivery.quantity) == ("intraday", 40, "short", 60)
+    assert intraday.charges == round(charges("buy", 40, 1000.0, "2026-03-02", "zerodha_intraday").total
+                                     + charges("sell", 40, 1010.0, "2026-03-02", "zerodha_intraday").total, 2)
+    assert delivery.charges == round(charges("buy", 60, 1000.0, "2026-03-02").total
+                                     + charges("sell", 60, 1050.0, "2026-03-12").total, 2)
+    # the trades' charges are the same figures trade_charges gives, and the matches add up to them
+    assert r.charges == trade_charges([f("b", "2026-03-02", "buy", 100, 1000.0, seq="1"),
+                                       f("s1", "2026-03-02", "sell", 40, 1010.0, seq="2"),
+                                       f("s2", "2026-03-12", "sell", 60, 1050.0)])
+    assert intraday.charges + delivery.charges == pytest.approx(sum(r.charges.values()), abs=0.02)
