@@ -51,6 +51,10 @@ from projections.imports import (
 from projections.portfolios import portfolio_equity, portfolios, positions
 from projections.strategies import strategies
 
+# What a snapshot holds and how it is computed: bump it when either changes, so snapshots built before are
+# not read (they lie in the previous version's folder, and the first read builds the account's anew).
+# 2: the pnl_daily table; intraday charges per order and apart from delivery charges.
+SNAPSHOT_FORMAT = 2
 TABLES = ("trades", "realized", "lots", "pnl_daily", "ledger", "mf_transactions", "mf_holdings", "demat_holdings",
           "equity")
 
@@ -330,7 +334,7 @@ class AnalyticsStore:
         self._duck: duckdb.DuckDBPyConnection | None = None
 
     def _account_dir(self, account_id: int) -> Path:
-        return self.root / str(int(account_id))
+        return self.root / f"v{SNAPSHOT_FORMAT}" / str(int(account_id))
 
     def _current(self, account_id: int) -> tuple[int, Path] | None:
         pointer = self._account_dir(account_id) / "CURRENT"

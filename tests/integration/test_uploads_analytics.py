@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from api.routers.analytics import app_analytics_store
 from tests.support.brokerfiles import cams_pdf, ledger_xlsx, nsdl_pdf, trade, tradebook_csv, tradebook_xlsx
 
 # INFY: two buys, a sell executed as two fills of one order (split rows), a later partial sell.
@@ -51,7 +52,7 @@ def client(api_factory: Any, database_url: str) -> Any:
 def test_an_import_builds_the_analytics_snapshot_before_anyone_asks(client: Any) -> None:
     """The snapshot (FIFO over every trade) is built right after the import's response, not by the
     first analytics read; a re-upload that imports nothing leaves it as it is."""
-    store = analytics_store_of(client)
+    store = app_analytics_store(client.app)
     account = client.get("/api/auth/me").json()["id"]
     assert store._current(account) is None
     assert upload(client, [("tb.csv", tradebook_csv(INFY))]).json()["imported"] == len(INFY)
@@ -62,10 +63,21 @@ def test_an_import_builds_the_analytics_snapshot_before_anyone_asks(client: Any)
     assert client.get("/api/analytics/summary").json()["realized_pnl"] == 2101.0  # INFY, as in the golden test below
 
 
-def analytics_store_of(client: Any) -> Any:
-    from api.routers.analytics import app_analytics_store
+def test_snapshots_of_an_older_format_are_rebuilt_not_read(client: Any, monkeypatch: Any) -> None:
+    """After an upgrade that changes what a snapshot holds (a new table, charges computed differently),
+    the snapshots built before are not served: the first read builds the account's anew."""
+    from infra import analytics_store
 
-    return app_analytics_store(client.app)
+    store = app_analytics_store(client.app)
+    account = client.get("/api/auth/me").json()["id"]
+    upload(client, [("tb.csv", tradebook_csv(INFY))])
+    old = store._current(account)
+    assert old is not None
+    monkeypatch.setattr(analytics_store, "SNAPSHOT_FORMAT", analytics_store.SNAPSHOT_FORMAT + 1)
+    assert store._current(account) is None
+    assert client.get("/api/analytics/summary").json()["realized_pnl"] == 2101.0
+    new = store._current(account)
+    assert new is not None and new[1] != old[1]
 
 
 def test_tradebook_golden_pnl_holdings_and_reupload_changes_nothing(client: Any) -> None:
