@@ -40,15 +40,25 @@ Levels = dict[str, tuple[float | None, float | None]]
 
 
 class TickListener(Client):
-    """A hub client that is handed every tick of its symbols at once (no mailbox)."""
+    """A hub client that is handed every tick of its symbols at once (no mailbox). The last price the hub
+    replays to a new subscription is ignored: it may be hours old, and only a live tick may fill."""
 
     def __init__(self, on_tick: Callable[[str, dict[str, Any]], None]) -> None:
         super().__init__()
         self.on_tick = on_tick
+        self.subscribing = False
 
     def offer(self, symbol: str, variants: dict[str, Encoded]) -> None:
-        if symbol in self.modes:
+        if symbol in self.modes and not self.subscribing:
             self.on_tick(symbol, variants["full"].tick)
+
+    def subscribe(self, hub: TickHub, symbols: list[str]) -> list[str]:
+        """Subscribe without the replayed last prices; returns the symbols the feed does not know."""
+        self.subscribing = True
+        try:
+            return hub.subscribe(self, symbols, "ltp")[1]
+        finally:
+            self.subscribing = False
 
 
 def crosses(price: float, below: float | None, above: float | None) -> bool:
@@ -68,11 +78,8 @@ class PaperTickFills:
         self.watch: dict[str, list[tuple[int, float | None, float | None]]] = {}
         self.due: dict[int, dict[str, float]] = {}  # portfolio -> first crossing price per symbol
         self.wake = asyncio.Event()
-        self.refresh_now = asyncio.Event()
-        self.refreshing = asyncio.Lock()
+        self.refreshing = asyncio.Lock()  # one refresh at a time: it owns `cache` while its thread runs
         self.tasks: list[asyncio.Task[None]] = []
-        self.dispatched = 0
-        self.filled = 0
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self, hub: TickHub) -> None:
@@ -140,8 +147,7 @@ class PaperTickFills:
             hub.unsubscribe(self.listener, gone)
         added = [s for s in watch if s not in held]
         if added:
-            _, unknown = hub.subscribe(self.listener, added, "ltp")
-            for sym in unknown:
+            for sym in self.listener.subscribe(hub, added):
                 log.warning("paper tick fills: %s is not a known symbol of the tick feed", sym)
 
     async def _refresher(self) -> None:
@@ -150,9 +156,7 @@ class PaperTickFills:
                 await self.refresh()
             except Exception:
                 log.exception("paper tick fills: refreshing the watched orders failed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.refresh_now.wait(), self.refresh_seconds)
-            self.refresh_now.clear()
+            await asyncio.sleep(self.refresh_seconds)
 
     # --- ticks ----------------------------------------------------------------------------------
     def _on_tick(self, symbol: str, tick: dict[str, Any]) -> None:
@@ -177,18 +181,20 @@ class PaperTickFills:
         while True:
             await self.wake.wait()
             self.wake.clear()
+            applied: list[int] = []
             while self.due:
                 pid = next(iter(self.due))
                 prices = self.due.pop(pid)
                 self.watch = {s: [e for e in entries if e[0] != pid] for s, entries in self.watch.items()}
-                self.dispatched += 1
                 try:
                     n = await asyncio.to_thread(self._apply, pid, self.today(), prices)
                 except Exception as exc:
                     log.warning("paper tick fills: portfolio %s at %s failed: %s", pid, prices, exc)
                     n = 0
-                self.filled += n
                 if n:
                     log.info("paper tick fills: portfolio %s filled %d order(s) at %s", pid, n, prices)
-                self.cache.pop(pid, None)
-                await self.refresh()
+                applied.append(pid)
+            async with self.refreshing:  # their levels changed: reload them, once for all of them
+                for pid in applied:
+                    self.cache.pop(pid, None)
+                await self._refresh()

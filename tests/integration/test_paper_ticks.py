@@ -194,3 +194,22 @@ def test_paper_manual_close_retires_the_stop_and_a_partial_close_keeps_the_rest(
     assert len(events_of(api, "PositionClosed")) == before
     r = api.post(f"/api/model/positions/{pos['id']}/close")
     assert r.status_code == 400 and "closed" in r.json()["detail"]
+
+
+def test_the_last_price_replayed_on_subscribing_never_fills() -> None:
+    """The hub hands a new subscriber the symbol's last tick at once (a quiet market still shows a price);
+    for the paper-fill watcher that price may be hours old -- say from before an earlier fill -- so only
+    ticks published after it subscribed reach it."""
+    from streams.paper_ticks import TickListener
+
+    async def no_upstream() -> Any:
+        raise AssertionError("not started")
+
+    seen: list[tuple[str, float]] = []
+    hub = TickHub(lambda s: True, no_upstream)
+    hub.publish({"NSE:INFY": {"ltp": 1400.0}})  # an old price, before the order was watched
+    listener = TickListener(lambda sym, tick: seen.append((sym, tick["ltp"])))
+    assert listener.subscribe(hub, ["NSE:INFY"]) == []
+    assert seen == []
+    hub.publish({"NSE:INFY": {"ltp": 1390.0}})
+    assert seen == [("NSE:INFY", 1390.0)]
