@@ -86,10 +86,12 @@ def run_wrk(base: str, cookies: dict[str, str], seconds: float, concurrency: int
         ids = [c.post("/api/strategies", json=dict(BODY, name=f"w{i}")).json()["id"] for i in range(64)]
     body = json.dumps(dict(BODY, name="wrk %d")).replace("\\", "\\\\").replace("'", "\\'")
     cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % {"ids": ", ".join(map(str, ids)), "cookie": cookie, "body": body})
-    done = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
-                           "-s", f.name, base], capture_output=True, text=True, check=True)
+    with tempfile.TemporaryDirectory() as tmp:  # the script holds the session cookie: gone after the run
+        script = f"{tmp}/mix.lua"
+        with open(script, "w") as f:
+            f.write(WRK_SCRIPT % {"ids": ", ".join(map(str, ids)), "cookie": cookie, "body": body})
+        done = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "--timeout",
+                               "30s", "-s", script, base], capture_output=True, text=True, check=True)
     if done.stderr.strip():  # a Lua error: wrk would go on sending its default GET
         raise SystemExit(done.stderr)
     out = done.stdout

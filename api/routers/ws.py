@@ -116,6 +116,7 @@ async def ensure_hub(app: Any) -> TickHub:
 
 
 REVOKED = 4401  # the credential that opened the connection was revoked (the WebSocket analogue of 401)
+AGENT_KEY_REVOKED = "Agent key revoked or replaced"  # the reason when the once-a-second check finds it
 
 
 def _authenticate(platform: Platform, key: str | None,
@@ -180,7 +181,7 @@ class CredentialWatch:
         closed = 0
         for client, (kind, value) in checks.items():
             if value not in live and client.closing is None:
-                client.close(REVOKED, "Signed out" if kind == "session" else "Agent key revoked or replaced")
+                client.close(REVOKED, "Signed out" if kind == "session" else AGENT_KEY_REVOKED)
                 self.untrack(client)
                 closed += 1
         return closed
@@ -239,8 +240,12 @@ async def ticks(websocket: WebSocket) -> None:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+            try:
                 await task
+            except (asyncio.CancelledError, WebSocketDisconnect):
+                pass
+            except Exception:  # the socket closes either way; the cause belongs in the log
+                log.exception("tick WebSocket of %s failed", client.credential)
         hub.detach(client)
         if watch is not None:
             watch.untrack(client)

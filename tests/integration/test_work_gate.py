@@ -4,7 +4,6 @@ the projector (read-your-writes) gives its slot to others instead of holding up 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from api.routers import strategies as strategies_router
@@ -14,7 +13,7 @@ from infra.workgate import WORK_GATE
 def test_only_api_threads_endpoint_calls_run_at_once(api_factory: Any, monkeypatch: Any) -> None:
     api = api_factory(api_threads=2)
     api.login()
-    running, peak, lock = 0, 0, threading.Lock()
+    running, peak, lock, third_in = 0, 0, threading.Lock(), threading.Event()
     real = strategies_router.list_strategy_docs
 
     def slow_list(*args: Any, **kwargs: Any) -> Any:
@@ -22,7 +21,9 @@ def test_only_api_threads_endpoint_calls_run_at_once(api_factory: Any, monkeypat
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.05)
+            if running == 3:
+                third_in.set()
+        third_in.wait(0.5)  # stay in a while: without the limit all six are in at once
         with lock:
             running -= 1
         return real(*args, **kwargs)
@@ -51,7 +52,7 @@ def test_a_thread_nobody_admitted_passes_through_released() -> None:
     assert calls == ["waited", "give back", "waited", "take again", "give back", "waited", "take again"]
 
 
-def test_reads_go_on_while_a_command_waits_for_the_projector(api_factory: Any) -> None:
+def test_reads_go_on_while_a_command_waits_for_the_projector(api_factory: Any, monkeypatch: Any) -> None:
     api = api_factory(api_threads=1)  # one request thread at a time
     api.login()
     ryw = api.app.state.read_your_writes
@@ -64,7 +65,8 @@ def test_reads_go_on_while_a_command_waits_for_the_projector(api_factory: Any) -
         projected.set()
         return bool(real_wait(*args))
 
-    ryw._wait = slow_projector
+    monkeypatch.setattr(ryw, "_reached_now", lambda *args: False)  # the projector has not got there yet
+    monkeypatch.setattr(ryw, "_wait", slow_projector)
     created: dict[str, Any] = {}
 
     def create() -> None:
@@ -80,7 +82,6 @@ def test_reads_go_on_while_a_command_waits_for_the_projector(api_factory: Any) -
     finally:
         projector_slow.set()
         writer.join(15)
-    ryw._wait = real_wait
     assert created["response"].status_code == 201
     mine = api.get("/api/strategies", params={"q": "waits"}).json()
     assert [s["name"] for s in mine] == ["waits"]
