@@ -32,6 +32,7 @@ class Aggregate:
     """Base class. Subclasses set `aggregate_type` and define `when_<EventName>(event)` mutators."""
 
     aggregate_type: ClassVar[str] = "Aggregate"
+    cache_events: ClassVar[bool] = True  # the event store keeps decoded events (False: too large to keep)
 
     def __init__(self, aggregate_id: uuid.UUID) -> None:
         self.aggregate_id = aggregate_id

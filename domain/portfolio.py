@@ -350,7 +350,7 @@ class PositionState:
     __slots__ = (
         "bars_held", "conviction", "entry_charges", "entry_day", "entry_price", "exit_charges",
         "exit_day", "exit_pending", "exit_price", "exit_quantity", "exit_reason", "exit_signal_id",
-        "exit_signal_reason", "fixed_stop", "highest_close", "last_price", "lot_of", "position_id", "quantity",
+        "exit_signal_reason", "fixed_stop", "highest_close", "last_price", "position_id", "quantity",
         "realized_pnl", "sector", "signal_id", "status", "stop_loss", "stop_reason", "symbol", "target", "trail",
     )
 
@@ -376,7 +376,6 @@ class PositionState:
         self.exit_signal_id: int | None = None
         self.exit_quantity: int | None = None  # the pending exit's shares (None: all of them)
         self.exit_signal_reason = ""
-        self.lot_of: int | None = None  # a lot split off by a partial exit: the position it came from
         self.status = "open"
         self.exit_price: float | None = None
         self.exit_day: str | None = None
@@ -391,7 +390,6 @@ class PositionState:
         for name in cls.__slots__:
             setattr(lot, name, getattr(parent, name))
         lot.position_id = e.lot_id
-        lot.lot_of = parent.position_id
         lot.quantity = e.quantity
         lot.entry_charges = e.entry_charges
         lot.exit_pending = False

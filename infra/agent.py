@@ -45,7 +45,7 @@ from commands.brokers import (
     BrokerRateLimited,
     GttLeg,
 )
-from commands.handlers.agent import PROTECTIVE_REASON
+from domain.portfolio import PROTECTIVE_REASON
 from domain.ticks import to_tick
 from infra.brokers import PaperBroker
 from infra.kite import KiteBroker

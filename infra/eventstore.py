@@ -126,7 +126,7 @@ class SqlEventStore:
             prefix.extend(event_from_data(d["type"], d["data"]) for d in docs)
             first_at = first_at or docs[0]["occurred_at"]
             last_at = docs[-1]["occurred_at"]
-            if getattr(cls, "cache_events", True):  # False: events too large to keep (imported trades)
+            if cls.cache_events:
                 with self._cache_lock:
                     self._cache[aggregate_id] = _Cached(prefix, first_at, last_at)
                     self._cache.move_to_end(aggregate_id)

@@ -239,20 +239,16 @@ def to_timestamp(value: Any, day: str) -> str:
         d = (EXCEL_EPOCH + timedelta(days=whole)).isoformat() if whole >= 1 else day
         return f"{d}T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
     s = str(value).strip().replace(" ", "T", 1)
-    if len(s) >= 19 and s[10] == "T" and s[4] == "-":  # ISO, the usual case
-        try:
-            return datetime.fromisoformat(s[:19]).isoformat(timespec="seconds")
-        except ValueError:
-            pass
+    try:  # ISO, the usual case (a bare time of day is not ISO here: it raises)
+        return datetime.fromisoformat(s[:19]).isoformat(timespec="seconds")
+    except ValueError:
+        pass
     if re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", s.replace("T", "")):
         return f"{day}T{s}"
     try:
-        return datetime.fromisoformat(s[:19]).isoformat(timespec="seconds")
+        return datetime.strptime(s[:19], "%d-%m-%YT%H:%M:%S").isoformat(timespec="seconds")
     except ValueError:
-        try:
-            return datetime.strptime(s[:19], "%d-%m-%YT%H:%M:%S").isoformat(timespec="seconds")
-        except ValueError:
-            raise ValueError(f"{str(value)[:40]!r} is not a timestamp") from None
+        raise ValueError(f"{str(value)[:40]!r} is not a timestamp") from None
 
 
 # ---------------------------------------------------------------------------------------------- header detection

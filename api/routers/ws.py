@@ -101,10 +101,6 @@ def make_tick_hub(platform: Platform) -> TickHub:
     return hub
 
 
-async def _hub(websocket: WebSocket) -> TickHub:
-    return await ensure_hub(websocket.app)
-
-
 async def ensure_hub(app: Any) -> TickHub:
     """The app's tick hub, started at first use: the first WebSocket client, or the server's start when
     paper portfolios fill on ticks (`serve` with its scheduler)."""
@@ -207,7 +203,7 @@ async def ticks(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason="Not authenticated: sign in, or pass ?token=zt_...")
         return
     await websocket.accept()
-    hub = await _hub(websocket)
+    hub = await ensure_hub(websocket.app)
     client = hub.attach(found[1])
     watch = next((c for c in hub.companions if isinstance(c, CredentialWatch)), None)
     if watch is not None:

@@ -23,7 +23,6 @@ API_SECRET = "kite_api_secret"  # noqa: S105
 REQUEST_TOKEN = "kite_request_token"  # noqa: S105
 ACCESS_TOKEN = "kite_access_token"  # noqa: S105
 REQUEST_TOKEN_MINUTES = 10  # Kite's request tokens live "a few minutes"
-__all__ = ["PROTECTIVE_REASON"]  # re-exported: the agent tells protective exits by it
 
 
 @dataclass(frozen=True)
@@ -211,8 +210,8 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
             pf.record_fill(cmd.signal_id, day, float(cmd.fill_price), at, cmd.filled_quantity)
             recorded = True
             pos = pf.position_of(sig.symbol)
-            if pos is not None and (pos.stop_loss is not None or pos.target is not None):
-                pf.record_exit_signals(day, [sig.symbol], at, reasons={sig.symbol: PROTECTIVE_REASON})
+            if pos is not None:
+                _protect(pf, pos, day, at)
     elif cmd.status == "failed":
         if sig.status == "failed":
             pass
@@ -231,13 +230,12 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
     return out
 
 
-def _protect(pf: Portfolio, pos: PositionState, day: str, at: str) -> int | None:
+def _protect(pf: Portfolio, pos: PositionState, day: str, at: str) -> None:
     """(Re-)arm a live position's protective stop/target exit (one OCO GTT for the shares it holds) when it
-    has levels and no exit pending; returns the new exit signal id."""
+    has levels and no exit pending."""
     if pos.status != "open" or pos.exit_pending or (pos.stop_loss is None and pos.target is None):
-        return None
+        return
     pf.record_exit_signals(day, [pos.symbol], at, reasons={pos.symbol: PROTECTIVE_REASON})
-    return pos.exit_signal_id
 
 
 def _exit_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) -> dict[str, Any]:

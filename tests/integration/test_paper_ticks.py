@@ -22,34 +22,24 @@ from domain.fills import with_slippage
 from infra.market_clock import IST, MarketClock
 from streams.paper_ticks import PaperTickFills
 from streams.ticks import TickHub
-from tests.support.live import ALWAYS, UNIVERSE, make_bars, wait_until
+from tests.support.live import UNIVERSE, live_portfolio_with_placed_signals, make_bars, wait_until
 
 BPS = 10
 TEST = CommandMeta(actor="test")
 
 
-def _until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    return wait_until(what, check, timeout, interval=0.02)
-
-
 def paper_placed(api: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """A paper portfolio (limit entries 1% under the close, stop 5%, target 10%) with one placed signal."""
-    body = {"name": "Dip", "description": "", "base_model": "v3_dip_buyer", "entry_rules": ALWAYS,
-            "exit_rules": {"stop_loss_pct": 5, "target_pct": 10, "trailing_stop_pct": None, "max_hold_days": None,
-                           "exit_when": None},
-            "params": {"entry_order": "limit", "limit_offset_pct": 1.0, "entry_validity_days": 5}, "is_active": True}
-    r = api.post("/api/strategies", json=body)
-    assert r.status_code == 201, r.text
-    deploy = {"strategy_id": r.json()["id"], "name": "Paper", "mode": "paper", "capital": 1_000_000,
-              "universe": UNIVERSE, "position_size_pct": 10, "max_positions": 1, "slippage_bps": BPS}
-    pf = api.post("/api/model/portfolios/deploy", json=deploy).json()
-    signals = api.post("/api/model/scan", json={"portfolio_id": pf["id"]}).json()["signals"]
-    assert len(signals) == 1
-    assert api.post(f"/api/model/signals/{signals[0]['id']}/approve").status_code == 200
-    placed = api.post("/api/model/cart/place", json={"portfolio_id": pf["id"]}).json()["placed"]
-    assert len(placed) == 1 and placed[0]["limit_price"] is not None
+    pf, placed = live_portfolio_with_placed_signals(
+        api, slots=1, mode="paper", params={"limit_offset_pct": 1.0}, name="Paper", capital=1_000_000,
+        position_size_pct=10, slippage_bps=BPS)
+    assert placed[0]["limit_price"] is not None
     pf = api.get("/api/model/dashboard", params={"portfolio_id": pf["id"]}).json()["portfolio"]
     return pf, placed[0]
+
+
+def _until(what: str, check: Callable[[], Any]) -> Any:
+    return wait_until(what, check, interval=0.02)
 
 
 def next_day(day: str) -> date:

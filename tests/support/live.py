@@ -37,17 +37,21 @@ class Http:
 
 
 def live_portfolio_with_placed_signals(http: Http, slots: int = 4, entry_order: str = "limit",
-                                       auto_approve: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Create an always-true strategy, deploy it live, scan, approve every signal and place the cart.
+                                       auto_approve: bool = False, mode: str = "live",
+                                       params: dict[str, Any] | None = None,
+                                       **deploy: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Create an always-true strategy, deploy it (live unless `mode`; `params` and `deploy` add to the
+    strategy's params and the deploy body), scan, approve every signal and place the cart.
     Returns (portfolio, placed signals)."""
     body = {"name": "Always in", "description": "", "base_model": "v3_dip_buyer", "entry_rules": ALWAYS,
             "exit_rules": {"stop_loss_pct": 5, "target_pct": 10, "trailing_stop_pct": None, "max_hold_days": None,
                            "exit_when": None},
-            "params": {"entry_order": entry_order, "entry_validity_days": 5}, "is_active": True}
+            "params": {"entry_order": entry_order, "entry_validity_days": 5, **(params or {})}, "is_active": True}
     r = http.post("/api/strategies", json=body)
     assert r.status_code == 201, r.text
-    deploy = {"strategy_id": r.json()["id"], "name": "Live", "mode": "live", "capital": 10_000_000,
-              "universe": UNIVERSE, "position_size_pct": 5, "max_positions": slots, "auto_approve": auto_approve}
+    deploy = {"strategy_id": r.json()["id"], "name": "Live", "mode": mode, "capital": 10_000_000,
+              "universe": UNIVERSE, "position_size_pct": 5, "max_positions": slots, "auto_approve": auto_approve,
+              **deploy}
     r = http.post("/api/model/portfolios/deploy", json=deploy)
     assert r.status_code == 201, r.text
     pf = r.json()
@@ -61,7 +65,9 @@ def live_portfolio_with_placed_signals(http: Http, slots: int = 4, entry_order: 
     r = http.post("/api/model/cart/place", json={"portfolio_id": pf["id"]})
     assert r.status_code == 200, r.text
     placed = r.json()["placed"]
-    assert len(placed) == slots and all(p["status"] == "placed" and p["gtt_id"] is None for p in placed), placed
+    assert len(placed) == slots and all(p["status"] == "placed" for p in placed), placed
+    if mode == "live":  # queued for the agent, not at the broker yet
+        assert all(p["gtt_id"] is None for p in placed), placed
     return pf, placed
 
 
