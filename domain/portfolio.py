@@ -781,10 +781,8 @@ class Portfolio(Aggregate):
             raise InvalidTransition(f"exit signal {signal_id} is {state}; only a replaced exit can be cancelled")
         self._record(ExitOrderCancelled(signal_id=signal_id, position_id=pos.position_id, reason=reason, at=at))
 
-    def request_exit(self, position_id: int, day: str, at: str, reason: str, quantity: int | None = None) -> int:
-        """Live: queue a market exit of `quantity` shares (all when None) for the agent; returns its signal
-        id. A working protective exit is replaced (cancelled at the broker before the exit is placed);
-        any other pending exit refuses a second one."""
+    def _to_close(self, position_id: int, quantity: int | None) -> tuple[PositionState, int]:
+        """The open position and how many of its shares to close (all when None), or the error why not."""
         pos = self.open_positions.get(position_id)
         if pos is None:
             if position_id in self.positions:
@@ -795,6 +793,13 @@ class Portfolio(Aggregate):
         if not 1 <= qty <= pos.quantity:
             raise DomainError(f"quantity must be from 1 to {pos.quantity} (the shares position {position_id} "
                               f"holds), got {qty}")
+        return pos, qty
+
+    def request_exit(self, position_id: int, day: str, at: str, reason: str, quantity: int | None = None) -> int:
+        """Live: queue a market exit of `quantity` shares (all when None) for the agent; returns its signal
+        id. A working protective exit is replaced (cancelled at the broker before the exit is placed);
+        any other pending exit refuses a second one."""
+        pos, qty = self._to_close(position_id, quantity)
         replaces = None
         if pos.exit_pending:
             if pos.exit_signal_reason != PROTECTIVE_REASON or pos.exit_signal_id is None:
@@ -846,15 +851,7 @@ class Portfolio(Aggregate):
         """Close an open position at `price` (a paper manual close at the latest price); sell charges are
         applied. With `quantity` below the shares held, only those are sold (a closed lot splits off).
         Returns the id of the closed position or lot."""
-        pos = self.open_positions.get(position_id)
-        if pos is None:
-            if position_id in self.positions:
-                raise InvalidTransition(f"position {position_id} is already {self.positions[position_id].status}")
-            raise NotFound(f"position {position_id} not found in this portfolio")
-        qty = pos.quantity if quantity is None else quantity
-        if not 1 <= qty <= pos.quantity:
-            raise DomainError(f"quantity must be from 1 to {pos.quantity} (the shares position {position_id} "
-                              f"holds), got {qty}")
+        pos, qty = self._to_close(position_id, quantity)
         if qty < pos.quantity:
             return self._reduce(pos, day, float(price), qty, reason, at, None)
         self._close(pos, day, float(price), reason, at)

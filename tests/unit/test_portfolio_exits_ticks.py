@@ -183,8 +183,8 @@ def test_a_partial_live_exit_fill_leaves_the_rest_open_and_a_second_report_confl
     assert pf.exit_results[close] == (110.0, 20, lot)
     with pytest.raises(InvalidTransition):
         pf.record_exit_fill(close, D1, 110.0, "t", "manual")
+    nxt = pf.request_exit(pid, D1, "t", "manual close requested")
     with pytest.raises(DomainError, match="exceeds the 30 shares"):
-        nxt = pf.request_exit(pid, D1, "t", "manual close requested")
         pf.record_exit_fill(nxt, D1, 1.0, "t", "manual", quantity=31)
 
 
