@@ -132,6 +132,7 @@ class Database:
     url: str
     writer: Engine
     reader: Engine  # Postgres: the writer's pool in autocommit
+    lazy_writer: Engine | None = None  # Postgres: sessions with synchronous_commit off (write(durable=False))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -147,9 +148,14 @@ class Database:
             return cls(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
         engine = sa.create_engine(url, pool_size=20, max_overflow=20)
         _ping_when_idle(engine)
+        # The non-durable writers (projector, relay, chain seals) get their own small pool whose sessions
+        # commit without waiting for the WAL flush, instead of a SET LOCAL round trip per transaction.
+        lazy = sa.create_engine(url, pool_size=4, max_overflow=8,
+                                connect_args={"options": "-c synchronous_commit=off"})
+        _ping_when_idle(lazy)
         # Reads run in autocommit: no BEGIN/ROLLBACK round trips. Under READ COMMITTED every statement
         # takes its own snapshot anyway, so a read transaction bought no consistency across statements.
-        return cls(url, engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return cls(url, engine, engine.execution_options(isolation_level="AUTOCOMMIT"), lazy)
 
     @property
     def is_sqlite(self) -> bool:
@@ -160,10 +166,21 @@ class Database:
         """A write transaction. `durable=False` (Postgres) commits without waiting for the WAL flush:
         for rows that can be derived again -- read models with their tracking, relay positions, chain
         seals -- a crash loses at most the last few milliseconds, which are then re-applied."""
-        with self.writer.begin() as conn:
-            if not durable and not self.is_sqlite:
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        engine = self.writer if durable or self.lazy_writer is None else self.lazy_writer
+        with engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def self_committing(self) -> Iterator[Connection]:
+        """For one write statement that commits on its own (Postgres: in autocommit, so any row lock it
+        takes is released inside the server, not after a client round trip to COMMIT); SQLite: a write
+        transaction."""
+        if self.is_sqlite:
+            with self.write() as conn:
+                yield conn
+        else:
+            with self.reader.connect() as conn:
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -175,6 +192,8 @@ class Database:
 
     def dispose(self) -> None:
         self.writer.dispose()
+        if self.lazy_writer is not None:
+            self.lazy_writer.dispose()
         if self.reader.pool is not self.writer.pool:
             self.reader.dispose()
 
@@ -182,20 +201,23 @@ class Database:
 PROJECTED_CHANNEL = "tradertape_projected"  # the projector's commits (read-your-writes waiters LISTEN)
 
 
-def notify(conn: Connection, channel: str) -> None:
+def notify(conn: Connection, channel: str, payload: str = "") -> None:
     """Postgres: wake the LISTENers of `channel` when this transaction commits."""
-    conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+    conn.execute(sa.text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
 
 
 class Listener:
     """A dedicated Postgres connection LISTENing on `channel` (not from the pool: it stays idle in
     LISTEN). `wait` returns when a notification arrives or after `timeout`; a lost connection is
-    opened again at the next wait (and that wait reports a wake-up, so nothing is missed meanwhile)."""
+    opened again at the next wait (and that wait reports a wake-up, so nothing is missed meanwhile).
+    `payloads` holds the payloads of the notifications the last `wait` drained (empty after a
+    reconnect: what happened meanwhile is unknown)."""
 
     def __init__(self, database_url: str, channel: str) -> None:
         self.dsn = "postgresql://" + sqlalchemy_url(database_url).split("://", 1)[1]
         self.channel = channel
         self._conn: Any = None
+        self.payloads: list[str] = []
 
     def _connect(self) -> Any:
         import psycopg
@@ -206,18 +228,18 @@ class Listener:
 
     def wait(self, timeout: float) -> bool:
         """True if notified within `timeout` seconds (pending notifications are drained)."""
+        self.payloads = []
         try:
             if self._conn is None:
                 self._conn = self._connect()
                 return True  # (re)connected: whatever happened meanwhile is unknown, so look now
-            got = False
-            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-                got = True
-            if got:
-                for _ in self._conn.notifies(timeout=0):
-                    pass
-            return got
+            for n in self._conn.notifies(timeout=timeout, stop_after=1):
+                self.payloads.append(n.payload)
+            if self.payloads:
+                self.payloads.extend(n.payload for n in self._conn.notifies(timeout=0))
+            return bool(self.payloads)
         except Exception:
+            self.payloads = []
             self.close()
             time.sleep(min(timeout, 0.5))
             return True
@@ -244,5 +266,5 @@ class SqlIdAllocator:
         )
 
     def next_id(self, kind: str) -> int:
-        with self.db.write() as conn:
+        with self.db.self_committing() as conn:  # concurrent creates queue on this row: hold it briefly
             return int(conn.execute(self._stmt, {"name": kind}).scalar_one())

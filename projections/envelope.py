@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from domain.aggregate import SYSTEM_ACCOUNT_ID
@@ -26,7 +26,9 @@ class Envelope:
     hash: str = ""
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+        # (not dataclasses.asdict: it deep-copies `data` and `meta` only to serialise them)
+        return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"),
+                          sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Envelope:
@@ -36,3 +38,6 @@ class Envelope:
     @property
     def kafka_key(self) -> bytes:
         return str(self.account_id if self.account_id is not None else SYSTEM_ACCOUNT_ID).encode()
+
+
+_FIELDS = tuple(f.name for f in fields(Envelope))

@@ -46,34 +46,27 @@ class StrategiesProjection(Projection):
 
     def on_StrategyCreated(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        conn.execute(sa.insert(strategies), dict(
-            id=d["strategy_id"], aggregate_id=env.aggregate_id, owner_id=d["owner_id"],
-            is_template=d["is_template"], is_public=d["is_public"],
-            forked_from=d["forked_from"], created_at=env.occurred_at, updated_at=env.occurred_at,
-            **{k: d[k] for k in _BODY},
-        ))
-        self._refresh_doc(conn, env)
+        row = dict(id=d["strategy_id"], owner_id=d["owner_id"], is_template=d["is_template"],
+                   is_public=d["is_public"], forked_from=d["forked_from"], created_at=env.occurred_at,
+                   updated_at=env.occurred_at, **{k: d[k] for k in _BODY})
+        conn.execute(_INSERT, dict(row, aggregate_id=env.aggregate_id, doc=_doc(row)))
 
-    def _sid(self, env: Envelope) -> Any:
-        return strategies.c.aggregate_id == env.aggregate_id
-
-    def _refresh_doc(self, conn: Connection, env: Envelope) -> None:
-        row = conn.execute(sa.select(*(strategies.c[k] for k in _PUBLIC)).where(self._sid(env))).first()
+    def _changed(self, conn: Connection, env: Envelope, **values: Any) -> None:
+        """Update the row, then its document (from what the update returned)."""
+        row = conn.execute(sa.update(strategies).where(strategies.c.aggregate_id == env.aggregate_id)
+                           .values(updated_at=env.occurred_at, **values)
+                           .returning(*(strategies.c[k] for k in _PUBLIC))).first()
         if row is not None:
-            conn.execute(sa.update(strategies).where(self._sid(env)).values(doc=_doc(row)))
+            conn.execute(_SET_DOC, {"agg": env.aggregate_id, "doc": _doc(row._mapping)})
 
     def on_StrategyUpdated(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.update(strategies).where(self._sid(env))
-                     .values(updated_at=env.occurred_at, **{k: env.data[k] for k in _BODY}))
-        self._refresh_doc(conn, env)
+        self._changed(conn, env, **{k: env.data[k] for k in _BODY})
 
     def on_StrategyShared(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.update(strategies).where(self._sid(env))
-                     .values(is_public=env.data["is_public"], updated_at=env.occurred_at))
-        self._refresh_doc(conn, env)
+        self._changed(conn, env, is_public=env.data["is_public"])
 
     def on_StrategyDeleted(self, conn: Connection, env: Envelope) -> None:
-        conn.execute(sa.delete(strategies).where(self._sid(env)))
+        conn.execute(sa.delete(strategies).where(strategies.c.aggregate_id == env.aggregate_id))
 
 
 @dataclass(frozen=True)
@@ -85,8 +78,14 @@ class StrategyFilters:
     q: str | None = None
 
 
+_INSERT = sa.insert(strategies)
+_SET_DOC = sa.update(strategies).where(strategies.c.aggregate_id == sa.bindparam("agg")).values(
+    doc=sa.bindparam("doc"))
+
+
 def _doc(row: Any) -> str:
-    d = dict(row._mapping)
+    """The public document of a row (a mapping of the _PUBLIC columns)."""
+    d = {k: row[k] for k in _PUBLIC}
     d["created_at"] = _iso(d["created_at"])
     d["updated_at"] = _iso(d["updated_at"])
     return json.dumps(d, separators=(",", ":"), sort_keys=True)  # canonical whatever the source

@@ -1,7 +1,9 @@
 """The outbox relay: publishes every stored event, in store order, to the Kafka topic.
 
 At-least-once: the last published position is recorded only after Kafka acknowledged the batch
-(idempotent producer, acks=all). Consumers deduplicate by position. If Kafka is down the relay keeps
+(idempotent producer, acks=all), and under load at most every RECORD_EVERY seconds (a restart then
+publishes again what followed the recorded position, at most that long of events); consumers
+deduplicate by position. If Kafka is down the relay keeps
 retrying with backoff while the API goes on accepting commands; it catches up when Kafka returns.
 """
 
@@ -46,6 +48,8 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 
 class KafkaRelay:
+    RECORD_EVERY = 0.25  # seconds between position writes while events keep coming
+
     def __init__(self, store: SqlEventStore, db: Database, bootstrap: str, topic: str, partitions: int,
                  name: str = "kafka", batch_size: int = 1000) -> None:
         self.store = store
@@ -57,7 +61,9 @@ class KafkaRelay:
         self.batch_size = batch_size
         self._producer: KafkaProducer | None = None
         self._topic_ready = False
-        self._position: int | None = None
+        self._position: int | None = None  # acknowledged by Kafka
+        self._recorded: int | None = None  # written to relay_positions
+        self._recorded_at = 0.0
         self.loop = StepLoop("relay", self.step, on_error=self._reset_after_error, idle_wait=0.02)
 
     def create_tables(self) -> None:
@@ -75,6 +81,12 @@ class KafkaRelay:
                              .values(position=position)).rowcount
             if not n:
                 conn.execute(sa.insert(relay_positions).values(name=self.name, position=position))
+
+    def _record_if_behind(self, every: float) -> None:
+        now = time.monotonic()
+        if self._position is not None and self._position != self._recorded and now - self._recorded_at >= every:
+            self._record_position(self._position)
+            self._recorded, self._recorded_at = self._position, now
 
     def _ensure_producer(self) -> KafkaProducer:
         if not self._topic_ready:
@@ -105,9 +117,11 @@ class KafkaRelay:
         t0 = time.perf_counter()
         if self._position is None:  # this relay alone writes its row: read it once, then keep it here
             self._position = self.position()
+            self._recorded = self._position
         after = self._position
         envs = self.store.read(after, self.batch_size)
         if not envs:
+            self._record_if_behind(0.0)
             return 0
         t1 = time.perf_counter()
         producer = self._ensure_producer()
@@ -121,8 +135,8 @@ class KafkaRelay:
         for f in futures:
             f.get(timeout=30)  # raises if any send failed: the position is then not advanced
         t2 = time.perf_counter()
-        self._record_position(envs[-1].position)
         self._position = envs[-1].position
+        self._record_if_behind(self.RECORD_EVERY)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("relayed %d events up to %d: read %.1f ms, publish %.1f ms, position %.1f ms", len(envs),
                       envs[-1].position, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
@@ -133,9 +147,13 @@ class KafkaRelay:
 
     def _reset_after_error(self) -> None:
         self._drop_producer()
-        self._position = None
+        self._position = self._recorded = None
         self._topic_ready = False
 
     def run(self, stop: threading.Event) -> None:
         self.loop.run(stop)
+        try:
+            self._record_if_behind(0.0)
+        except Exception:  # the database is gone: the next start publishes that stretch again
+            log.warning("could not record the relay position at stop", exc_info=True)
         self._drop_producer()

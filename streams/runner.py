@@ -3,6 +3,7 @@ tracking positions in the same transaction (exactly-once effects, safe to kill a
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -104,8 +105,12 @@ class ProjectionRunner:
                         state[key] = (pos, off)
                         dirty.add(key)
             write_tracking(conn, {key: state[key] for key in dirty}, existed)
-            if not self.db.is_sqlite:  # read-your-writes waiters in API processes look at once
-                notify(conn, PROJECTED_CHANNEL)
+            if not self.db.is_sqlite:  # read-your-writes waiters in API processes learn it at commit
+                notify(conn, PROJECTED_CHANNEL, json.dumps(self._reached(state, {i.shard for i in items})))
+
+    def _reached(self, state: dict[tuple[str, str], tuple[int, int | None]], shards: set[str]) -> dict[str, int]:
+        """Per shard, the position every projection has applied there."""
+        return {shard: min(state.get((n, shard), (0, None))[0] for n in self.names) for shard in shards}
 
     def notify(self, _position: int | None = None) -> None:
         """New events were saved in this process: fetch now instead of at the next poll."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -113,9 +114,13 @@ class ReadYourWrites:
 
     def _poll_loop(self) -> None:
         db = self.platform.db
-        # Postgres: the projector NOTIFYs at each commit, so the tracking rows are read only then (and
-        # every DB_CHECK as a safety net); SQLite has no notifications: poll every POLL seconds.
+        # Postgres: each projector commit NOTIFYs the positions it reached, so the tracking rows are read
+        # only when no notification came for DB_CHECK (a safety net) or the listener reconnected;
+        # SQLite has no notifications: poll every POLL seconds.
         listener = None if db.is_sqlite else Listener(db.url, PROJECTED_CHANNEL)
+        if listener is not None:
+            listener.wait(0)  # LISTEN before the first read: no commit after that read goes unheard
+        positions: dict[str, int] | None = None  # None: read the tracking rows
         while True:
             with self._cond:
                 if not self._pending:
@@ -123,14 +128,18 @@ class ReadYourWrites:
                 idle = not self._pending
             if idle:  # nobody waits: still read the notifications, which would otherwise pile up
                 if listener is not None:
-                    listener.wait(0)
+                    woke = listener.wait(0)
+                    got = self._parse(listener.payloads)
+                    self._learn(got or {})
+                    positions = None if woke and got is None else {}  # (woke with nothing: reconnected)
                 continue
-            try:
-                positions = self._read_positions()
-            except Exception:  # the database is briefly unavailable: waiters time out on their own
-                positions = {}
+            if positions is None:
+                try:
+                    positions = self._read_positions()
+                except Exception:  # the database is briefly unavailable: waiters time out on their own
+                    positions = {}
+            self._learn(positions)
             with self._cond:
-                self._known.update(positions)
                 # wake only the requests whose position was reached: the others sleep on (with a
                 # notify_all every waiting request thread woke, took the GIL and went back to sleep)
                 for waiter in [w for w in self._pending if self._satisfied(w[0], w[1])]:
@@ -138,8 +147,28 @@ class ReadYourWrites:
                     waiter[2].set()
             if listener is None:
                 time.sleep(self.POLL)
+                positions = None
             else:  # a commit after the read above has its notification waiting here
                 listener.wait(self.DB_CHECK)
+                positions = self._parse(listener.payloads)
+
+    @staticmethod
+    def _parse(payloads: list[str]) -> dict[str, int] | None:
+        """The positions the notifications carry, the latest per shard (they arrive in commit order);
+        None if there were none or one carried none."""
+        if not payloads:
+            return None
+        latest: dict[str, int] = {}
+        try:
+            for payload in payloads:
+                latest.update({shard: int(position) for shard, position in json.loads(payload).items()})
+        except (ValueError, AttributeError, TypeError):
+            return None
+        return latest
+
+    def _learn(self, positions: dict[str, int]) -> None:
+        with self._cond:
+            self._known.update(positions)  # (a rebuild moves a shard back: then it is behind again)
 
     def _satisfied(self, shards: set[str], position: int) -> bool:
         return all(self._known.get(s, 0) >= position for s in shards)

@@ -49,3 +49,16 @@ def test_a_connection_in_steady_use_is_not_pinged(pg_url: str, monkeypatch: Any)
             assert conn.execute(sa.text("SELECT 1")).scalar() == 1
     finally:
         db.dispose()
+
+
+def test_only_non_durable_writes_skip_the_wal_flush(pg_url: str) -> None:
+    db = Database.from_url(pg_url)
+    try:
+        with db.write() as conn:
+            assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
+        with db.write(durable=False) as conn:
+            assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "off"
+        with db.self_committing() as conn:
+            assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
+    finally:
+        db.dispose()

@@ -121,3 +121,33 @@ def test_concurrent_updates_through_the_bus_never_lose_one(platform) -> None:  #
     s = platform.store.load(Strategy, Strategy.uuid_for(sid))
     assert s.version == 1 + 6 - len(errors)
     assert all(type(e).__name__ == "Conflict" for e in errors)
+
+
+def test_an_insert_waits_for_other_open_inserts_so_positions_follow_commit_order(tmp_path: Path,
+                                                                                 pg_url: str) -> None:
+    """A reader tailing the log must never pass a position that a slower transaction fills in later: on
+    Postgres each insert locks the table against other inserts until it has committed (SQLite's writers
+    are serialised by BEGIN IMMEDIATE)."""
+    import psycopg
+
+    platform = bootstrap(make_settings(tmp_path, pg_url))
+    dsn = "postgresql://" + platform.db.url.split("://", 1)[1]
+    with psycopg.connect(dsn) as other:  # an open transaction that has inserted (holds ROW EXCLUSIVE)
+        other.execute("LOCK TABLE stored_events IN ROW EXCLUSIVE MODE")
+        done = threading.Event()
+        saver = threading.Thread(target=lambda: (platform.store.save([_strategy(1)], META), done.set()))
+        saver.start()
+        with psycopg.connect(dsn, autocommit=True) as watch:
+            for _ in range(500):  # until the save is seen waiting for the table lock
+                waiting = watch.execute("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                                        "WHERE c.relname = 'stored_events' AND NOT l.granted").fetchone()
+                if waiting and waiting[0]:
+                    break
+                done.wait(0.01)
+            assert not done.is_set() and waiting and waiting[0] == 1
+        other.rollback()
+    saver.join(10)
+    try:
+        assert done.is_set() and platform.store.load(Strategy, Strategy.uuid_for(1)) is not None
+    finally:
+        platform.close()

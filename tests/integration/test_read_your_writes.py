@@ -28,3 +28,37 @@ def test_wait_sees_a_position_applied_by_another_runner(tmp_path: Path) -> None:
         assert not waiter.wait(result.touched_accounts, (result.position or 0) + 1, timeout=0.2)
     finally:
         platform.close()
+
+
+def test_projector_commits_tell_waiters_their_positions_without_a_query(tmp_path: Path, pg_url: str) -> None:
+    """On Postgres each projector commit NOTIFYs the positions it reached; the waiter's poller learns
+    them from the notification instead of reading the tracking rows (its safety-net read is put off
+    here, so only the notification can wake the request in time)."""
+    import threading
+
+    platform = bootstrap(make_settings(tmp_path, pg_url))
+    try:
+        runner = make_projector(platform, "store")
+        while runner.step():
+            pass
+        waiter = ReadYourWrites(platform, None)
+        waiter.DB_CHECK = 60.0
+        reads: list[dict[str, int]] = []
+        real_read = waiter._read_positions
+        waiter._read_positions = lambda: reads.append(real_read()) or reads[-1]  # type: ignore[method-assign]
+        result = platform.bus.handle(m.CreateStrategy(1, m.StrategyBody("s", "", "sma_crossover", None, None,
+                                                                         None, True)), CommandMeta(actor="t"))
+        got: list[bool] = []
+        t = threading.Thread(target=lambda: got.append(waiter.wait(result.touched_accounts, result.position, 20)))
+        t.start()
+        while not (waiter._pending and reads) and t.is_alive():  # the poller started and took its first look
+            time.sleep(0.005)
+        reads_before = len(reads)
+        while runner.step():
+            pass
+        t.join(20)
+        assert got == [True]
+        assert len(reads) == reads_before  # woken by the notification's positions alone
+        assert waiter._known["store"] >= (result.position or 0)
+    finally:
+        platform.close()
