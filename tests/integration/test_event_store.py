@@ -135,7 +135,12 @@ def test_an_insert_waits_for_other_open_inserts_so_positions_follow_commit_order
     with psycopg.connect(dsn) as other:  # an open transaction that has inserted (holds ROW EXCLUSIVE)
         other.execute("LOCK TABLE stored_events IN ROW EXCLUSIVE MODE")
         done = threading.Event()
-        saver = threading.Thread(target=lambda: (platform.store.save([_strategy(1)], META), done.set()))
+
+        def save() -> None:
+            platform.store.save([_strategy(1)], META)
+            done.set()
+
+        saver = threading.Thread(target=save)
         saver.start()
         with psycopg.connect(dsn, autocommit=True) as watch:
             for _ in range(500):  # until the save is seen waiting for the table lock

@@ -45,7 +45,12 @@ def test_projector_commits_tell_waiters_their_positions_without_a_query(tmp_path
         waiter.DB_CHECK = 60.0
         reads: list[dict[str, int]] = []
         real_read = waiter._read_positions
-        waiter._read_positions = lambda: reads.append(real_read()) or reads[-1]  # type: ignore[method-assign]
+
+        def counted_read() -> dict[str, int]:
+            reads.append(real_read())
+            return reads[-1]
+
+        waiter._read_positions = counted_read  # type: ignore[method-assign]
         result = platform.bus.handle(m.CreateStrategy(1, m.StrategyBody("s", "", "sma_crossover", None, None,
                                                                          None, True)), CommandMeta(actor="t"))
         got: list[bool] = []
