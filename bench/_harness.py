@@ -39,8 +39,7 @@ def platform(mode: str, workers_env: dict[str, str] | None = None, workers: int 
         else:
             env = tt_env(tmp)
         # settings from the caller's environment reach the platform (TRADERTAPE_API_THREADS=2 bench/...)
-        env.update({k: v for k, v in os.environ.items()
-                    if k.startswith("TRADERTAPE_") and (k not in env or k == "TRADERTAPE_LOG_LEVEL")})
+        env.update({k: v for k, v in os.environ.items() if k.startswith("TRADERTAPE_") and k not in env})
         env.update(workers_env or {})
         server = Server(env, tmp / "serve.log", ["--workers", str(workers)])
         procs.append(server)

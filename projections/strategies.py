@@ -141,6 +141,15 @@ def list_strategy_docs(conn: Connection, account_id: int, f: StrategyFilters, li
     return ("[" + ",".join(r.doc for r in rows) + "]").encode(), total
 
 
+def get_strategy_doc(conn: Connection, strategy_id: int) -> Any:
+    """(doc, owner_id, is_template, is_public) of one strategy, or None: its ready JSON document."""
+    return conn.execute(_GET_DOC, {"id": strategy_id}).first()
+
+
+_GET_DOC = sa.select(strategies.c.doc, strategies.c.owner_id, strategies.c.is_template, strategies.c.is_public
+                     ).where(strategies.c.id == sa.bindparam("id"))
+
+
 def get_strategy(conn: Connection, strategy_id: int) -> dict[str, Any] | None:
     row = conn.execute(sa.select(strategies).where(strategies.c.id == strategy_id)).first()
     return None if row is None else strategy_public(row)

@@ -18,7 +18,7 @@ from domain.base_models import BASE_MODELS
 from domain.errors import NotFound
 from domain.strategies import Strategy
 from infra.bootstrap import Platform
-from projections.strategies import StrategyFilters, get_strategy, list_strategy_docs
+from projections.strategies import StrategyFilters, get_strategy_doc, list_strategy_docs
 
 router = resource_router("/api/strategies", ["strategies"])
 
@@ -42,18 +42,20 @@ def _from_store(platform: Platform, strategy_id: int) -> dict[str, Any]:
     }
 
 
-def _written(platform: Platform, result: CommandResult, strategy_id: int, account_id: int) -> dict[str, Any]:
+def _written(platform: Platform, result: CommandResult, strategy_id: int, account_id: int,
+             status_code: int = 200) -> Any:
     if result.caught_up:
-        return _readable(platform, strategy_id, account_id)
+        return _readable(platform, strategy_id, account_id, status_code)
     return _from_store(platform, strategy_id)
 
 
-def _readable(platform: Platform, strategy_id: int, account_id: int) -> dict[str, Any]:
+def _readable(platform: Platform, strategy_id: int, account_id: int, status_code: int = 200) -> Response:
+    """The read model's ready document (the same bytes the list serves), without decoding it."""
     with platform.db.read() as conn:
-        row = get_strategy(conn, strategy_id)
-    if row is None or not (row["is_template"] or row["is_public"] or row["owner_id"] == account_id):
+        row = get_strategy_doc(conn, strategy_id)
+    if row is None or not (row.is_template or row.is_public or row.owner_id == account_id):
         raise NotFound(f"Strategy {strategy_id} not found")
-    return row
+    return Response(row.doc, status_code=status_code, media_type="application/json")
 
 
 @router.get("/base-models", summary="Base models with their parameter schemas and defaults")
@@ -75,19 +77,19 @@ def list_(
 
 
 @router.post("", response_model=StrategyPublic, status_code=201)
-def create(body: StrategyCreate, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+def create(body: StrategyCreate, request: Request, user: SessionUser, platform: PlatformDep) -> Any:
     result = dispatch(request, platform, m.CreateStrategy(user.account_id, _body(body)), user)
-    return _written(platform, result, result.value, user.account_id)
+    return _written(platform, result, result.value, user.account_id, 201)
 
 
 @router.get("/{strategy_id}", response_model=StrategyPublic)
-def get(strategy_id: IdPath, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+def get(strategy_id: IdPath, user: Reader, platform: PlatformDep) -> Response:
     return _readable(platform, strategy_id, user.account_id)
 
 
 @router.put("/{strategy_id}", response_model=StrategyPublic)
 def replace(strategy_id: IdPath, body: StrategyUpdate, request: Request, user: SessionUser,
-            platform: PlatformDep) -> dict[str, Any]:
+            platform: PlatformDep) -> Any:
     result = dispatch(request, platform, m.UpdateStrategy(user.account_id, strategy_id, _body(body)), user)
     return _written(platform, result, strategy_id, user.account_id)
 
@@ -100,13 +102,13 @@ def delete(strategy_id: IdPath, request: Request, user: SessionUser, platform: P
 
 @router.post("/{strategy_id}/fork", response_model=StrategyPublic, status_code=201)
 def fork(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
-         body: StrategyFork | None = None) -> dict[str, Any]:
+         body: StrategyFork | None = None) -> Any:
     result = dispatch(request, platform, m.ForkStrategy(user.account_id, strategy_id, body.name if body else None),
                       user)
-    return _written(platform, result, result.value, user.account_id)
+    return _written(platform, result, result.value, user.account_id, 201)
 
 
 @router.post("/{strategy_id}/share", response_model=StrategyPublic, summary="Toggle is_public")
-def share(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+def share(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Any:
     result = dispatch(request, platform, m.ToggleShareStrategy(user.account_id, strategy_id), user)
     return _written(platform, result, strategy_id, user.account_id)

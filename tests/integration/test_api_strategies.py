@@ -32,6 +32,23 @@ def test_create_then_get_reads_own_write(api: Any) -> None:
     assert created["params"]["limit_offset_pct"] == 0.5  # the base model's default filled in
     got = api.get(f"/api/strategies/{created['id']}").json()
     assert got == created
+    listed = [s for s in api.get("/api/strategies").json() if s["id"] == created["id"]]
+    assert listed == [created] and created["created_at"].endswith("Z")
+
+
+def test_a_write_answered_before_the_projection_caught_up_looks_the_same(api: Any, monkeypatch: Any) -> None:
+    """When read-your-writes times out the answer is built from the events; it has the same shape and
+    values the read model serves once it catches up."""
+    api.login()
+    waiter = api.app.state.read_your_writes
+    monkeypatch.setattr(waiter, "wait", lambda *a, **k: False)
+    created = api.post("/api/strategies", json=BODY)
+    assert created.status_code == 201
+    updated = api.put(f"/api/strategies/{created.json()['id']}", json=dict(BODY, name="renamed"))
+    monkeypatch.undo()
+    assert updated.status_code == 200 and updated.json()["name"] == "renamed"
+    api.post("/api/strategies", json=BODY)  # waits for the projection, which is then past both writes
+    assert api.get(f"/api/strategies/{created.json()['id']}").json() == updated.json()
 
 
 def test_create_with_defaults_takes_the_base_model_rules(api: Any) -> None:
