@@ -21,6 +21,7 @@ from api.routers import family as family_router
 from api.routers import uploads as uploads_router
 from backtest.market import BarStoreMarket
 from domain.errors import DomainError
+from infra import heap
 from infra.bootstrap import Platform, bootstrap, seed
 from infra.market_clock import MarketClock, Scheduler
 from infra.settings import Settings
@@ -58,9 +59,11 @@ def _request_id(request: Request) -> str:
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None,
-               run_projector: bool | None = None) -> FastAPI:
+               run_projector: bool | None = None, settle_heap: bool = False) -> FastAPI:
     """Build the app. With the embedded transport the projector runs in this process (unless
-    `run_projector` is False); with Kafka, separate `tradertape relay`/`projector` processes do."""
+    `run_projector` is False); with Kafka, separate `tradertape relay`/`projector` processes do.
+    `settle_heap`: the server process (not tests building many apps) freezes its start-up heap
+    (infra/heap.py)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -92,6 +95,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             # the feed runs from the start, so placed paper GTTs fill on ticks in market hours even
             # while nobody watches the tick stream
             await ws.ensure_hub(app)
+        if settle_heap:
+            heap.settle()
         try:
             yield
         finally:

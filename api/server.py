@@ -19,7 +19,7 @@ def app_factory() -> FastAPI:
     """Used by uvicorn workers: each builds its own app from the environment."""
     settings = Settings()
     no_projector = os.environ.get("TRADERTAPE_SERVE_NO_PROJECTOR") == "1"
-    return create_app(settings, run_projector=False if no_projector else None)
+    return create_app(settings, run_projector=False if no_projector else None, settle_heap=True)
 
 
 def serve(args: argparse.Namespace) -> None:

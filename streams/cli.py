@@ -9,6 +9,7 @@ import threading
 
 from rich.console import Console
 
+from infra import heap
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 from streams.workers import make_projector, make_relay
@@ -30,6 +31,7 @@ def relay(args: argparse.Namespace) -> None:
     r = make_relay(platform)
     console.print(f"relay: store -> kafka {settings.kafka_bootstrap} topic {settings.kafka_topic} "
                   f"(from position {r.position()})")
+    heap.settle()
     r.run(_stop_on_signals())
 
 
@@ -40,6 +42,7 @@ def projector(args: argparse.Namespace) -> None:
     parts = [int(p) for p in args.partitions.split(",")] if args.partitions else None
     runner = make_projector(platform, args.source, parts)
     console.print(f"projector: source {args.source or ('store' if settings.embedded_transport else 'kafka')}")
+    heap.settle()
     runner.run(_stop_on_signals())
 
 
