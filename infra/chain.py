@@ -56,6 +56,16 @@ audit_chain_state = sa.Table(
     sa.Column("sealed_position", sa.BigInteger, nullable=False),
 )
 
+# built once (the relay runs these for every batch)
+_SEALED = sa.select(audit_chain_state.c.sealed_position).where(audit_chain_state.c.name == "store")
+_HEADS = sa.select(audit_chain_heads.c.account_id, audit_chain_heads.c.hash, audit_chain_heads.c.events).where(
+    audit_chain_heads.c.account_id.in_(sa.bindparam("accounts", expanding=True)))
+_SET_HEAD = sa.update(audit_chain_heads).where(audit_chain_heads.c.account_id == sa.bindparam("acct")).values(
+    hash=sa.bindparam("h"), events=sa.bindparam("n"), position=sa.bindparam("pos"))
+_SET_SEALED = sa.update(audit_chain_state).where(audit_chain_state.c.name == "store").values(
+    sealed_position=sa.bindparam("pos"))
+_INSERT_CHAIN = sa.insert(audit_chain)
+
 
 def canonical(env: Envelope) -> bytes:
     """The hashed form of an event: its envelope minus position and hashes."""
@@ -103,8 +113,7 @@ class HashChain:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
 
     def _sealed_position(self, conn: Connection) -> int:
-        return int(conn.execute(sa.select(audit_chain_state.c.sealed_position)
-                                .where(audit_chain_state.c.name == "store")).scalar_one_or_none() or 0)
+        return int(conn.execute(_SEALED).scalar_one_or_none() or 0)
 
     def seal(self, upto: int | None = None) -> int:
         """Chain every stored event not yet sealed (at least up to `upto` if given); returns the sealed
@@ -160,9 +169,7 @@ class HashChain:
         heads: dict[int, tuple[str, int, int]] = {}  # account -> (hash, events, last position)
         accounts = sorted({account_of(env) for env in envs})
         for i in range(0, len(accounts), 500):
-            for row in conn.execute(sa.select(audit_chain_heads.c.account_id, audit_chain_heads.c.hash,
-                                              audit_chain_heads.c.events)
-                                    .where(audit_chain_heads.c.account_id.in_(accounts[i:i + 500]))):
+            for row in conn.execute(_HEADS, {"accounts": accounts[i:i + 500]}):
                 heads[int(row.account_id)] = (str(row.hash), int(row.events), 0)
         rows = []
         sealed_hashes: dict[int, tuple[str, str]] = {}
@@ -174,16 +181,14 @@ class HashChain:
             sealed_hashes[env.position] = (prev, h)
             rows.append({"position": env.position, "account_id": acct, "event_id": env.event_id,
                          "prev_hash": prev, "hash": h})
-        conn.execute(sa.insert(audit_chain), rows)
+        conn.execute(_INSERT_CHAIN, rows)
         for acct, (h, count, last) in heads.items():
-            n = conn.execute(sa.update(audit_chain_heads).where(audit_chain_heads.c.account_id == acct)
-                             .values(hash=h, events=count, position=last)).rowcount
+            n = conn.execute(_SET_HEAD, {"acct": acct, "h": h, "n": count, "pos": last}).rowcount
             if not n:
                 conn.execute(sa.insert(audit_chain_heads).values(account_id=acct, hash=h, events=count,
                                                                  position=last))
         sealed = envs[-1].position
-        n = conn.execute(sa.update(audit_chain_state).where(audit_chain_state.c.name == "store")
-                         .values(sealed_position=sealed)).rowcount
+        n = conn.execute(_SET_SEALED, {"pos": sealed}).rowcount
         if not n:
             conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=sealed))
         return sealed_hashes

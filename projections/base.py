@@ -3,6 +3,7 @@ in the same transaction so they resume, deduplicate and rebuild safely."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -51,10 +52,44 @@ class Projection:
         conn.execute(sa.delete(projection_tracking).where(projection_tracking.c.projection == self.name))
 
 
+# Statements on the hot paths are built once and reused with bound values: building and cache-keying a
+# SQLAlchemy statement per call cost about 120 us (measured on a wide table), more than running it.
+
+
+@functools.cache
+def _update_stmt(table: sa.Table, key: str, columns: tuple[str, ...], returning: tuple[str, ...]) -> Any:
+    stmt = sa.update(table).where(table.c[key] == sa.bindparam("key_")).values(
+        {c: sa.bindparam(f"v_{c}") for c in columns})
+    return stmt.returning(*(table.c[c] for c in returning)) if returning else stmt
+
+
+def update_by(conn: Connection, table: sa.Table, key: str, value: Any, returning: tuple[str, ...] = (),
+              **values: Any) -> Any:
+    """UPDATE `table` SET **values WHERE `key` = value (optionally RETURNING columns); the result."""
+    stmt = _update_stmt(table, key, tuple(sorted(values)), returning)
+    return conn.execute(stmt, {"key_": value, **{f"v_{c}": v for c, v in values.items()}})
+
+
+@functools.cache
+def _select_stmt(table: sa.Table, key: str) -> Any:
+    return sa.select(table).where(table.c[key] == sa.bindparam("key_"))
+
+
+def row_by(conn: Connection, table: sa.Table, key: str, value: Any) -> Any:
+    """The row of `table` whose `key` is value (or None)."""
+    return conn.execute(_select_stmt(table, key), {"key_": value}).first()
+
+
+_READ_TRACKING = sa.select(projection_tracking).where(
+    projection_tracking.c.projection.in_(sa.bindparam("names", expanding=True)))
+_WRITE_TRACKING = sa.update(projection_tracking).where(
+    projection_tracking.c.projection.in_(sa.bindparam("names", expanding=True)),
+    projection_tracking.c.shard == sa.bindparam("shard_"),
+).values(position=sa.bindparam("position_"), kafka_offset=sa.bindparam("offset_"))
+
+
 def read_tracking(conn: Connection, names: list[str]) -> dict[tuple[str, str], tuple[int, int | None]]:
-    rows = conn.execute(
-        sa.select(projection_tracking).where(projection_tracking.c.projection.in_(names))
-    ).all()
+    rows = conn.execute(_READ_TRACKING, {"names": names}).all()
     return {(r.projection, r.shard): (int(r.position), r.kafka_offset) for r in rows}
 
 
@@ -70,11 +105,8 @@ def write_tracking(conn: Connection, changed: dict[tuple[str, str], tuple[int, i
         else:
             new.append({"projection": projection, "shard": shard, "position": position, "kafka_offset": offset})
     for (shard, position, offset), names in same.items():
-        conn.execute(
-            sa.update(projection_tracking)
-            .where(projection_tracking.c.projection.in_(sorted(names)), projection_tracking.c.shard == shard)
-            .values(position=position, kafka_offset=offset)
-        )
+        conn.execute(_WRITE_TRACKING, {"names": sorted(names), "shard_": shard, "position_": position,
+                                       "offset_": offset})
     if new:
         conn.execute(sa.insert(projection_tracking), new)
 

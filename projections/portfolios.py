@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.calendar import nse_calendar
-from projections.base import Projection, page
+from projections.base import Projection, page, row_by, update_by
 from projections.envelope import Envelope
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
@@ -223,7 +223,7 @@ class PortfoliosProjection(Projection):
 
     @staticmethod
     def _pf(conn: Connection, env: Envelope) -> Any:
-        return conn.execute(sa.select(portfolios).where(portfolios.c.aggregate_id == env.aggregate_id)).first()
+        return row_by(conn, portfolios, "aggregate_id", env.aggregate_id)
 
     def _pf_required(self, conn: Connection, env: Envelope) -> Any:
         pf = self._pf(conn, env)
@@ -233,21 +233,19 @@ class PortfoliosProjection(Projection):
 
     @staticmethod
     def _signal(conn: Connection, signal_id: int) -> Any:
-        return conn.execute(sa.select(signals).where(signals.c.id == signal_id)).first()
+        return row_by(conn, signals, "id", signal_id)
 
     @staticmethod
     def _position(conn: Connection, position_id: int) -> Any:
-        return conn.execute(sa.select(positions).where(positions.c.id == position_id)).first()
+        return row_by(conn, positions, "id", position_id)
 
     @staticmethod
     def _set_signal(conn: Connection, env: Envelope, signal_id: int, **values: Any) -> None:
-        conn.execute(sa.update(signals).where(signals.c.id == signal_id)
-                     .values(updated_at=env.occurred_at, **values))
+        update_by(conn, signals, "id", signal_id, updated_at=env.occurred_at, **values)
 
     @staticmethod
     def _set_position(conn: Connection, env: Envelope, position_id: int, **values: Any) -> None:
-        conn.execute(sa.update(positions).where(positions.c.id == position_id)
-                     .values(updated_at=env.occurred_at, **values))
+        update_by(conn, positions, "id", position_id, updated_at=env.occurred_at, **values)
 
     @staticmethod
     def _revalue(conn: Connection, env: Envelope, pf: Any, *, equity: float | None = None, **values: Any) -> None:
@@ -261,10 +259,8 @@ class PortfoliosProjection(Projection):
                              .where(p.portfolio_id == pf.id, p.status == "open").order_by(p.id)).all()
         invested = sum(int(r.quantity) * float(r.last_price) for r in marks)
         eq = round(cash + invested, 2) if equity is None else float(equity)
-        conn.execute(sa.update(portfolios).where(portfolios.c.id == pf.id).values(
-            invested=round(invested, 2), equity=eq, day_pnl=round(eq - prev_close, 2), updated_at=env.occurred_at,
-            **values,
-        ))
+        update_by(conn, portfolios, "id", pf.id, invested=round(invested, 2), equity=eq,
+                  day_pnl=round(eq - prev_close, 2), updated_at=env.occurred_at, **values)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -284,8 +280,7 @@ class PortfoliosProjection(Projection):
         ))
 
     def _set_status(self, conn: Connection, env: Envelope, status: str) -> None:
-        conn.execute(sa.update(portfolios).where(portfolios.c.aggregate_id == env.aggregate_id)
-                     .values(status=status, updated_at=env.occurred_at))
+        update_by(conn, portfolios, "aggregate_id", env.aggregate_id, status=status, updated_at=env.occurred_at)
 
     def on_PortfolioPaused(self, conn: Connection, env: Envelope) -> None:
         self._set_status(conn, env, "paused")
@@ -689,6 +684,9 @@ def list_positions(conn: Connection, account_id: int, portfolio_id: int | None =
     return [position_public(r) for r in rows], total
 
 
+_GET_POSITION = sa.select(positions).where(positions.c.id == sa.bindparam("id"))
+
+
 def get_position(conn: Connection, position_id: int) -> dict[str, Any] | None:
-    row = conn.execute(sa.select(positions).where(positions.c.id == position_id)).first()
+    row = conn.execute(_GET_POSITION, {"id": position_id}).first()
     return None if row is None else position_public(row)

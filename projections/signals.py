@@ -49,8 +49,11 @@ def list_signals(conn: Connection, account_id: int, portfolio_id: int | None = N
     return [signal_public(r) for r in rows], total
 
 
+_GET_SIGNAL = sa.select(signals).where(signals.c.id == sa.bindparam("id"))  # built once: a hot path
+
+
 def get_signal(conn: Connection, signal_id: int) -> dict[str, Any] | None:
-    row = conn.execute(sa.select(signals).where(signals.c.id == signal_id)).first()
+    row = conn.execute(_GET_SIGNAL, {"id": signal_id}).first()
     return None if row is None else signal_public(row)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Projection
+from projections.base import Projection, update_by
 from projections.envelope import Envelope
 
 metadata = sa.MetaData()
@@ -53,9 +53,8 @@ class StrategiesProjection(Projection):
 
     def _changed(self, conn: Connection, env: Envelope, **values: Any) -> None:
         """Update the row, then its document (from what the update returned)."""
-        row = conn.execute(sa.update(strategies).where(strategies.c.aggregate_id == env.aggregate_id)
-                           .values(updated_at=env.occurred_at, **values)
-                           .returning(*(strategies.c[k] for k in _PUBLIC))).first()
+        row = update_by(conn, strategies, "aggregate_id", env.aggregate_id, returning=_PUBLIC,
+                        updated_at=env.occurred_at, **values).first()
         if row is not None:
             conn.execute(_SET_DOC, {"agg": env.aggregate_id, "doc": _doc(row._mapping)})
 

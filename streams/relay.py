@@ -78,7 +78,7 @@ class KafkaRelay:
     def _record_position(self, position: int) -> None:
         with self.db.write(durable=False) as conn:  # a lost position only republishes (consumers dedupe)
             n = conn.execute(sa.update(relay_positions).where(relay_positions.c.name == self.name)
-                             .values(position=position)).rowcount
+                             .values(position=position)).rowcount  # (at most every RECORD_EVERY)
             if not n:
                 conn.execute(sa.insert(relay_positions).values(name=self.name, position=position))
 
