@@ -49,17 +49,28 @@ class AuditLogProjection(Projection):
     name = "audit_log"
     metadata = metadata
 
+    batched = True  # one multi-row insert per batch
+
     def apply(self, conn: Connection, env: Envelope) -> None:
-        d = env.data
-        pid = d.get("portfolio_id") if isinstance(d.get("portfolio_id"), int) else None
+        self.apply_many(conn, [env])
+
+    def apply_many(self, conn: Connection, envs: list[Envelope]) -> None:
+        if not envs:
+            return
         # idempotent: a rebuild racing a live projector adds nothing twice; one statement, rows as params
-        conn.execute(_INSERT[conn.dialect.name == "postgresql"], dict(
-            position=env.position, account_id=env.account_id if env.account_id is not None else 0,
-            event_id=env.event_id, type=env.type, aggregate_type=env.aggregate_type,
-            aggregate_id=env.aggregate_id, aggregate_version=env.aggregate_version, portfolio_id=pid,
-            occurred_at=env.occurred_at, actor=str(env.meta.get("actor", "")),
-            request_id=env.meta.get("request_id"), schema_version=env.schema_version, meta=env.meta, data=d,
-        ))
+        conn.execute(_INSERT[conn.dialect.name == "postgresql"], [_row(env) for env in envs])
+
+
+def _row(env: Envelope) -> dict[str, Any]:
+    d = env.data
+    pid = d.get("portfolio_id") if isinstance(d.get("portfolio_id"), int) else None
+    return dict(
+        position=env.position, account_id=env.account_id if env.account_id is not None else 0,
+        event_id=env.event_id, type=env.type, aggregate_type=env.aggregate_type,
+        aggregate_id=env.aggregate_id, aggregate_version=env.aggregate_version, portfolio_id=pid,
+        occurred_at=env.occurred_at, actor=str(env.meta.get("actor", "")),
+        request_id=env.meta.get("request_id"), schema_version=env.schema_version, meta=env.meta, data=d,
+    )
 
 
 def utc_moment(text: str, end_of_day: bool = False) -> str:

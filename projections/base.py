@@ -32,6 +32,9 @@ class Projection:
 
     name: ClassVar[str]
     metadata: ClassVar[sa.MetaData]
+    # True: the runner hands over a batch's envelopes at once (`apply_many`), after the other projections
+    # applied them; only for a projection that reads no other projection's tables.
+    batched: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._handlers: dict[str, Callable[[Connection, Envelope], None]] = {}
@@ -43,6 +46,10 @@ class Projection:
         handler = self._handlers.get(env.type)
         if handler is not None:
             handler(conn, env)
+
+    def apply_many(self, conn: Connection, envs: list[Envelope]) -> None:
+        for env in envs:
+            self.apply(conn, env)
 
     def create(self, conn: Connection) -> None:
         self.metadata.create_all(conn)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from infra.db import PROJECTED_CHANNEL, Database, notify
 from projections.base import Projection, read_tracking, tracking_metadata, write_tracking
+from projections.envelope import Envelope
 from streams.loop import StepLoop
 from streams.sources import EventSource, Item
 
@@ -91,19 +92,26 @@ class ProjectionRunner:
             state = read_tracking(conn, self.names)
             existed = set(state)
             dirty: set[tuple[str, str]] = set()
+            later: dict[str, list[Envelope]] = {p.name: [] for p in self.projections if p.batched}
             for item in items:
                 env = item.envelope
                 for p in self.projections:
                     key = (p.name, item.shard)
                     pos, off = state.get(key, (0, None))
                     if env.position > pos:
-                        p.apply(conn, env)
+                        if p.batched:
+                            later[p.name].append(env)
+                        else:
+                            p.apply(conn, env)
                         pos = env.position
                     if item.offset is not None and (off is None or item.offset > off):
                         off = item.offset
                     if (pos, off) != state.get(key):
                         state[key] = (pos, off)
                         dirty.add(key)
+            for p in self.projections:
+                if p.batched:
+                    p.apply_many(conn, later[p.name])
             write_tracking(conn, {key: state[key] for key in dirty}, existed)
             if not self.db.is_sqlite:  # read-your-writes waiters in API processes learn it at commit
                 notify(conn, PROJECTED_CHANNEL, json.dumps(self._reached(state, {i.shard for i in items})))
