@@ -8,7 +8,9 @@ spaces), so an export re-imported elsewhere verifies the same. The chain follows
 
 Sealing: the readers that hand events on seal first -- the relay before it publishes (so every event
 on the topic carries its hash), the audit API and `audit verify` -- in one short transaction per batch
-under a global lock (an advisory lock on Postgres, BEGIN IMMEDIATE on SQLite). In the embedded default
+under a global lock (an advisory lock on Postgres, BEGIN IMMEDIATE on SQLite). The relay computes the
+hashes of what it publishes in memory and writes them every 250 ms (`RunningSeal`): a chain is a pure
+function of store order, so every sealer computes the same hashes. In the embedded default
 the projector, which needs no hashes, seals when the log is idle and at least every 250 ms
 (`streams.sources.StoreSource`). Commands pay no extra transaction; an event stays unsealed for at most
 a moment after its commit. Sealed hashes are kept in
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -274,3 +277,106 @@ def verify_envelopes(envs: Iterable[Envelope], from_genesis: bool = True) -> tup
             breaks.append(Break(env.position, acct, "hash does not match the event (altered)"))
         heads[acct] = env.hash
     return breaks, {"events": n, "duplicates": dup, "accounts": len(heads)}
+
+
+class RunningSeal:
+    """The relay's view of the chains: hashes computed in memory as it reads the store, written to
+    `audit_chain` in one transaction every `every` seconds (and when it idles or stops) instead of one
+    transaction per published batch.
+
+    Safe because a chain is a pure function of the store's order: whoever seals a position (this relay,
+    an API process serving the audit trail, `audit verify`) computes the same hashes, so publishing a
+    hash before it is written changes nothing, and a relay that dies with hashes unwritten leaves them to
+    be computed again, identically. The memory is trusted only while nobody else sealed: it continues
+    from the store's sealed position `base`; an account's head not in memory comes from
+    `audit_chain_heads` only if the sealed position is still `base` (else the head row may be ahead of
+    what this relay has read). Whenever that does not hold, or the relay re-reads from elsewhere, the
+    batch goes through `HashChain.seal_read` and the memory starts again from there."""
+
+    def __init__(self, chain: HashChain, every: float = 0.25) -> None:
+        self.chain = chain
+        self.every = every
+        self._heads: dict[int, tuple[str, int, int]] = {}  # account -> (hash, events, last position)
+        self._rows: list[dict[str, Any]] = []  # sealed in memory, not written yet
+        self._at: int | None = None  # memory is exact through this position
+        self._base = 0  # the store's sealed position the memory continues from
+        self._written_at = 0.0
+
+    def hashes(self, after: int, envs: list[Envelope]) -> dict[int, tuple[str, str]]:
+        """(prev_hash, hash) by position for `envs`, the events after position `after`."""
+        if not envs:
+            return {}
+        if self._at != after:
+            return self._restart(after, envs)
+        missing = sorted({account_of(e) for e in envs} - set(self._heads))
+        if missing:
+            loaded = self._load_heads(missing)
+            if loaded is None:  # somebody else sealed meanwhile: the memory may be stale
+                self.flush()
+                return self._restart(after, envs)
+            self._heads.update(loaded)
+        out: dict[int, tuple[str, str]] = {}
+        for env in envs:
+            acct = account_of(env)
+            prev, count, _ = self._heads.get(acct, (GENESIS, 0, 0))
+            h = chain_hash(prev, env)
+            self._heads[acct] = (h, count + 1, env.position)
+            out[env.position] = (prev, h)
+            self._rows.append({"position": env.position, "account_id": acct, "event_id": env.event_id,
+                               "prev_hash": prev, "hash": h})
+        self._at = envs[-1].position
+        return out
+
+    def _restart(self, after: int, envs: list[Envelope]) -> dict[int, tuple[str, str]]:
+        self._heads, self._rows, self._at = {}, [], None
+        found = self.chain.seal_read(after, envs)
+        with self.chain.db.read() as conn:
+            sealed = self.chain._sealed_position(conn)
+        if sealed == envs[-1].position:  # the store is sealed exactly this far: continue in memory
+            self._at = self._base = sealed
+        return found
+
+    def _load_heads(self, accounts: list[int]) -> dict[int, tuple[str, int, int]] | None:
+        with self.chain.db.read() as conn:
+            if self.chain._sealed_position(conn) != self._base:
+                return None
+            heads = {}
+            for i in range(0, len(accounts), 500):
+                for row in conn.execute(_HEADS, {"accounts": accounts[i:i + 500]}):
+                    heads[int(row.account_id)] = (str(row.hash), int(row.events), 0)
+        return heads
+
+    def due(self) -> bool:
+        return bool(self._rows) and time.monotonic() - self._written_at >= self.every
+
+    def flush(self) -> None:
+        """Write what was sealed in memory (the part nobody else wrote meanwhile)."""
+        self._written_at = time.monotonic()
+        if not self._rows or self._at is None:
+            return
+        db = self.chain.db
+        with db.write(durable=False) as conn:  # a lost seal is sealed again, identically
+            HashChain._lock(conn, db)
+            sealed = self.chain._sealed_position(conn)
+            rows = [r for r in self._rows if r["position"] > sealed]
+            if rows:
+                conn.execute(_INSERT_CHAIN, rows)
+                for acct, (h, count, last) in self._heads.items():
+                    if last > sealed:
+                        n = conn.execute(_SET_HEAD, {"acct": acct, "h": h, "n": count, "pos": last}).rowcount
+                        if not n:
+                            conn.execute(sa.insert(audit_chain_heads).values(account_id=acct, hash=h, events=count,
+                                                                             position=last))
+                if not conn.execute(_SET_SEALED, {"pos": self._at}).rowcount:
+                    conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=self._at))
+        self.chain.sealed = max(self.chain.sealed, sealed, self._at)
+        self._rows = []
+        if sealed > self._at:  # somebody sealed past this memory: start again from the store next time
+            self._heads, self._at = {}, None
+        else:
+            self._base = self._at
+            self._heads = {a: (h, n, 0) for a, (h, n, _) in self._heads.items()}
+
+    def reset(self) -> None:
+        """Forget the memory (after an error): the next batch starts from the store."""
+        self._heads, self._rows, self._at = {}, [], None

@@ -9,6 +9,7 @@ retrying with backoff while the API goes on accepting commands; it catches up wh
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from infra.chain import RunningSeal
 from infra.db import Database
 from infra.eventstore import SqlEventStore
 from streams.loop import StepLoop
@@ -64,6 +66,7 @@ class KafkaRelay:
         self._position: int | None = None  # acknowledged by Kafka
         self._recorded: int | None = None  # written to relay_positions
         self._recorded_at = 0.0
+        self.seal = RunningSeal(store.chain) if store.chain is not None else None
         self.loop = StepLoop("relay", self.step, on_error=self._reset_after_error, idle_wait=0.02)
 
     def create_tables(self) -> None:
@@ -119,10 +122,16 @@ class KafkaRelay:
             self._position = self.position()
             self._recorded = self._position
         after = self._position
-        envs = self.store.read(after, self.batch_size)
+        envs = self.store.read_plain(after, self.batch_size)
         if not envs:
+            if self.seal is not None:
+                self.seal.flush()
             self._record_if_behind(0.0)
             return 0
+        if self.seal is not None:  # every event on the topic carries its chain hashes
+            hashes = self.seal.hashes(after, envs)
+            envs = [dataclasses.replace(e, prev_hash=hashes[e.position][0], hash=hashes[e.position][1])
+                    for e in envs]
         t1 = time.perf_counter()
         producer = self._ensure_producer()
         futures: list[Any] = []
@@ -136,6 +145,8 @@ class KafkaRelay:
             f.get(timeout=30)  # raises if any send failed: the position is then not advanced
         t2 = time.perf_counter()
         self._position = envs[-1].position
+        if self.seal is not None and self.seal.due():
+            self.seal.flush()
         self._record_if_behind(self.RECORD_EVERY)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("relayed %d events up to %d: read %.1f ms, publish %.1f ms, position %.1f ms", len(envs),
@@ -149,10 +160,14 @@ class KafkaRelay:
         self._drop_producer()
         self._position = self._recorded = None
         self._topic_ready = False
+        if self.seal is not None:
+            self.seal.reset()
 
     def run(self, stop: threading.Event) -> None:
         self.loop.run(stop)
         try:
+            if self.seal is not None:
+                self.seal.flush()
             self._record_if_behind(0.0)
         except Exception:  # the database is gone: the next start publishes that stretch again
             log.warning("could not record the relay position at stop", exc_info=True)
