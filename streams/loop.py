@@ -12,11 +12,15 @@ log = logging.getLogger(__name__)
 
 class StepLoop:
     def __init__(self, name: str, step: Callable[[], int], on_error: Callable[[], None] | None = None,
-                 idle_wait: float = 0.2, max_backoff: float = 5.0) -> None:
+                 idle_wait: float = 0.2, max_backoff: float = 5.0,
+                 idle: Callable[[float], object] | None = None) -> None:
+        """`idle(seconds)`: how to wait when a step found nothing (default: until woken or the time is up),
+        e.g. for a database notification."""
         self.name = name
         self._step = step
         self._on_error = on_error
         self.idle_wait = idle_wait
+        self._idle = idle
         self.max_backoff = max_backoff
         self.last_error: str | None = None  # shown by /api/health while steps keep failing
         self._wake = threading.Event()
@@ -40,6 +44,9 @@ class StepLoop:
                 continue
             backoff = 0.5
             self.last_error = None
-            if n == 0:
-                self._wake.wait(self.idle_wait)
-                self._wake.clear()
+            if n == 0 and self.idle_wait > 0:
+                if self._idle is not None:
+                    self._idle(self.idle_wait)
+                else:
+                    self._wake.wait(self.idle_wait)
+                    self._wake.clear()

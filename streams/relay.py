@@ -21,7 +21,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from infra.chain import RunningSeal
-from infra.db import Database
+from infra.db import Database, Listener
 from infra.eventstore import SqlEventStore
 from streams.loop import StepLoop
 
@@ -67,7 +67,14 @@ class KafkaRelay:
         self._recorded: int | None = None  # written to relay_positions
         self._recorded_at = 0.0
         self.seal = RunningSeal(store.chain) if store.chain is not None else None
-        self.loop = StepLoop("relay", self.step, on_error=self._reset_after_error, idle_wait=0.02)
+        # Postgres: each insert NOTIFYs the store's channel, so an idle relay waits for that (looking again
+        # every half second as a safety net) instead of polling every 20 ms and finding a new event 10 ms
+        # late on average
+        channel = getattr(store.recorder, "channel_name", None)
+        self._listener = Listener(db.url, channel) if channel and not db.is_sqlite else None
+        self.loop = StepLoop("relay", self.step, on_error=self._reset_after_error,
+                             idle_wait=0.02 if self._listener is None else 0.5,
+                             idle=None if self._listener is None else self._wait_for_inserts)
 
     def create_tables(self) -> None:
         relay_metadata.create_all(self.db.writer)
@@ -153,6 +160,15 @@ class KafkaRelay:
                       envs[-1].position, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
         return len(envs)
 
+    GATHER = 0.004  # seconds
+
+    def _wait_for_inserts(self, timeout: float) -> None:
+        """Until an insert is notified, then GATHER more: woken at every single insert under load, the
+        relay published one event per batch and spent a third more CPU per event."""
+        assert self._listener is not None
+        if self._listener.wait(timeout):
+            time.sleep(self.GATHER)
+
     def notify(self, _position: int | None = None) -> None:
         self.loop.wake()
 
@@ -172,3 +188,5 @@ class KafkaRelay:
         except Exception:  # the database is gone: the next start publishes that stretch again
             log.warning("could not record the relay position at stop", exc_info=True)
         self._drop_producer()
+        if self._listener is not None:
+            self._listener.close()

@@ -33,6 +33,8 @@ Tracking = Callable[[], dict[str, tuple[int, int | None]]]
 
 
 class EventSource(Protocol):
+    blocking: bool  # True: fetch itself waits for new items, so the runner need not sleep when idle
+
     def shards(self) -> Sequence[str]: ...
 
     def fetch(self, tracking: Tracking, max_items: int) -> list[Item]:
@@ -51,6 +53,8 @@ class StoreSource:
     """The store's notification log. Projections need no hashes, so events are read plain; the hash
     chain is sealed here when the log is idle and at least every `seal_every` seconds under load (one
     transaction for many events, instead of one per batch)."""
+
+    blocking = False
 
     def __init__(self, store: SqlEventStore, seal_every: float = 0.25) -> None:
         self.store = store
@@ -81,7 +85,10 @@ def kafka_shard(partition: int) -> str:
 
 
 class KafkaSource:
-    """Explicit partition assignment; offsets live in the projector's own tracking rows."""
+    """Explicit partition assignment; offsets live in the projector's own tracking rows. `fetch` long-polls
+    the broker (up to 100 ms), which answers as soon as records arrive."""
+
+    blocking = True
 
     def __init__(self, bootstrap: str, topic: str, partitions: Sequence[int] | None = None) -> None:
         self.bootstrap = bootstrap

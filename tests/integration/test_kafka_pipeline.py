@@ -154,3 +154,27 @@ def test_relay_survives_kafka_down_and_catches_up(kplatform: Platform) -> None:
         stop.set()
         t.join(10)
     assert len(_read_topic(kplatform, expect=3)) == 3
+
+
+def test_an_idle_relay_is_woken_by_the_next_insert(kplatform: Platform) -> None:
+    """An idle relay waits for the store's insert notification, not for its next look: that look is
+    stretched to a minute here, so the command reaching the read models within the bound was relayed
+    because the insert woke the relay."""
+    relay = make_relay(kplatform)
+    relay.loop.idle_wait = 60.0  # the relay's safety-net look
+    projector = make_projector(kplatform, "kafka")
+    waiter = ReadYourWrites(kplatform, None)
+    stop = threading.Event()
+    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in (relay, projector)]
+    for t in threads:
+        t.start()
+    try:
+        first = kplatform.bus.handle(m.CreateStrategy(7, _body("first")), META)
+        assert waiter.wait(first.touched_accounts, first.position, timeout=30)
+        time.sleep(0.3)  # both idle now: the relay in its wait for a notification, the projector polling
+        second = kplatform.bus.handle(m.CreateStrategy(7, _body("second")), META)
+        assert waiter.wait(second.touched_accounts, second.position, timeout=20)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
