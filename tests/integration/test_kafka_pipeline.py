@@ -156,13 +156,14 @@ def test_relay_survives_kafka_down_and_catches_up(kplatform: Platform) -> None:
     assert len(_read_topic(kplatform, expect=3)) == 3
 
 
-def test_an_idle_relay_is_woken_by_the_next_insert(kplatform: Platform) -> None:
-    """An idle relay waits for the store's insert notification, not for its next look: that look is
-    stretched to a minute here, so the command reaching the read models within the bound was relayed
-    because the insert woke the relay."""
+def test_an_idle_relay_and_projector_are_woken_by_the_next_insert(kplatform: Platform) -> None:
+    """Idle, the relay and the projector wait for the store's insert notification, not for their next
+    look: those looks are stretched to a minute here, so the command reaching the read models within
+    the bound was relayed and projected because the insert woke both."""
     relay = make_relay(kplatform)
-    relay.loop.idle_wait = 60.0  # the relay's safety-net look
+    relay.loop.idle_wait = 60.0  # the safety-net looks
     projector = make_projector(kplatform, "kafka")
+    projector.loop.idle_wait = 60.0
     waiter = ReadYourWrites(kplatform, None)
     stop = threading.Event()
     threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in (relay, projector)]

@@ -51,7 +51,6 @@ class ListSource:
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
         self.redeliver = False  # the next fetch hands over the whole log again, as a republishing relay would
-        self.blocking = False
 
     def shards(self) -> Sequence[str]:
         return [STORE_SHARD]
