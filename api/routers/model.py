@@ -35,7 +35,7 @@ from projections.portfolios import (
     list_portfolios,
     list_positions,
 )
-from projections.signals import get_signal, in_cart_signal_ids, list_signals
+from projections.signals import get_signal, get_signals, in_cart_signal_ids, list_signals
 
 router = resource_router("/api/model", ["model portfolios"])
 
@@ -273,8 +273,8 @@ def place(request: Request, user: SessionUser, platform: PlatformDep, body: Cart
     result = dispatch(request, platform, m.PlaceCart(user.account_id, tuple(items)), user)
     outcome: dict[str, list[dict[str, Any]]] = result.value
     with platform.db.read() as conn:
-        placed = [get_signal(conn, p["signal_id"]) or p for p in outcome["placed"]]
-    return {"placed": placed, "refused": outcome["refused"]}
+        rows = get_signals(conn, [int(p["signal_id"]) for p in outcome["placed"]])
+    return {"placed": [rows.get(int(p["signal_id"]), p) for p in outcome["placed"]], "refused": outcome["refused"]}
 
 
 # ------------------------------------------------------------------ positions
