@@ -4,7 +4,11 @@ Started, such a process holds hundreds of thousands of objects that live as long
 FastAPI's and SQLAlchemy's structures, settings). CPython's full collections scan all of them: measured
 under the commands benchmark, 60-125 ms pauses in each process, which held up every request in flight
 and made most of the p99. `settle()` moves what exists at the end of start-up out of the collector's
-sight (`gc.freeze`) and makes young collections rarer; cycles created later are still collected.
+sight (`gc.freeze`); cycles created later are still collected. With the start-up heap frozen, the rule
+that puts off full collections until the old generation grew by a quarter no longer holds them back
+(that generation is nearly empty), so full collections are made ten times rarer instead; each now
+scans only what was created since start-up (a few ms). Young collections keep CPython's default: at
+10,000 allocations instead of 700 the read endpoints cost about a fifth more CPU per request.
 Only for processes that start once and then serve: objects frozen are never freed.
 """
 
@@ -12,11 +16,11 @@ from __future__ import annotations
 
 import gc
 
-YOUNG_THRESHOLD = 10_000  # allocations between young collections (CPython's default is 700)
+OLDEST_THRESHOLD = 100  # young-to-middle collections between full ones (CPython's default is 10)
 
 
 def settle() -> None:
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
+    young, older, _ = gc.get_threshold()
+    gc.set_threshold(young, older, OLDEST_THRESHOLD)
