@@ -168,12 +168,30 @@ class HashChain:
             found.update(self.hashes(missing))
         return found
 
-    def _write_batch(self, conn: Connection, envs: list[Envelope]) -> dict[int, tuple[str, str]]:
-        heads: dict[int, tuple[str, int, int]] = {}  # account -> (hash, events, last position)
-        accounts = sorted({account_of(env) for env in envs})
-        for i in range(0, len(accounts), 500):
-            for row in conn.execute(_HEADS, {"accounts": accounts[i:i + 500]}):
+    @staticmethod
+    def _read_heads(conn: Connection, accounts: Iterable[int]) -> dict[int, tuple[str, int, int]]:
+        """account -> (hash, events, 0) of the stored heads of these accounts."""
+        wanted = sorted(set(accounts))
+        heads: dict[int, tuple[str, int, int]] = {}
+        for i in range(0, len(wanted), 500):
+            for row in conn.execute(_HEADS, {"accounts": wanted[i:i + 500]}):
                 heads[int(row.account_id)] = (str(row.hash), int(row.events), 0)
+        return heads
+
+    @staticmethod
+    def _write_seal(conn: Connection, rows: list[dict[str, Any]], heads: dict[int, tuple[str, int, int]],
+                    sealed: int, after: int = 0) -> None:
+        """Store chain rows, the heads whose last position passed `after`, and the sealed position."""
+        conn.execute(_INSERT_CHAIN, rows)
+        for acct, (h, count, last) in heads.items():
+            if last > after and not conn.execute(_SET_HEAD, {"acct": acct, "h": h, "n": count, "pos": last}).rowcount:
+                conn.execute(sa.insert(audit_chain_heads).values(account_id=acct, hash=h, events=count,
+                                                                 position=last))
+        if not conn.execute(_SET_SEALED, {"pos": sealed}).rowcount:
+            conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=sealed))
+
+    def _write_batch(self, conn: Connection, envs: list[Envelope]) -> dict[int, tuple[str, str]]:
+        heads = self._read_heads(conn, (account_of(env) for env in envs))
         rows = []
         sealed_hashes: dict[int, tuple[str, str]] = {}
         for env in envs:
@@ -184,16 +202,7 @@ class HashChain:
             sealed_hashes[env.position] = (prev, h)
             rows.append({"position": env.position, "account_id": acct, "event_id": env.event_id,
                          "prev_hash": prev, "hash": h})
-        conn.execute(_INSERT_CHAIN, rows)
-        for acct, (h, count, last) in heads.items():
-            n = conn.execute(_SET_HEAD, {"acct": acct, "h": h, "n": count, "pos": last}).rowcount
-            if not n:
-                conn.execute(sa.insert(audit_chain_heads).values(account_id=acct, hash=h, events=count,
-                                                                 position=last))
-        sealed = envs[-1].position
-        n = conn.execute(_SET_SEALED, {"pos": sealed}).rowcount
-        if not n:
-            conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=sealed))
+        self._write_seal(conn, rows, heads, envs[-1].position)
         return sealed_hashes
 
     def hashes(self, positions: Iterable[int]) -> dict[int, tuple[str, str]]:
@@ -340,11 +349,7 @@ class RunningSeal:
         with self.chain.db.read() as conn:
             if self.chain._sealed_position(conn) != self._base:
                 return None
-            heads = {}
-            for i in range(0, len(accounts), 500):
-                for row in conn.execute(_HEADS, {"accounts": accounts[i:i + 500]}):
-                    heads[int(row.account_id)] = (str(row.hash), int(row.events), 0)
-        return heads
+            return HashChain._read_heads(conn, accounts)
 
     def due(self) -> bool:
         return bool(self._rows) and time.monotonic() - self._written_at >= self.every
@@ -360,15 +365,7 @@ class RunningSeal:
             sealed = self.chain._sealed_position(conn)
             rows = [r for r in self._rows if r["position"] > sealed]
             if rows:
-                conn.execute(_INSERT_CHAIN, rows)
-                for acct, (h, count, last) in self._heads.items():
-                    if last > sealed:
-                        n = conn.execute(_SET_HEAD, {"acct": acct, "h": h, "n": count, "pos": last}).rowcount
-                        if not n:
-                            conn.execute(sa.insert(audit_chain_heads).values(account_id=acct, hash=h, events=count,
-                                                                             position=last))
-                if not conn.execute(_SET_SEALED, {"pos": self._at}).rowcount:
-                    conn.execute(sa.insert(audit_chain_state).values(name="store", sealed_position=self._at))
+                HashChain._write_seal(conn, rows, self._heads, self._at, after=sealed)
         self.chain.sealed = max(self.chain.sealed, sealed, self._at)
         self._rows = []
         if sealed > self._at:  # somebody sealed past this memory: start again from the store next time

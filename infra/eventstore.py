@@ -244,5 +244,10 @@ class SqlEventStore:
         return [dataclasses.replace(e, prev_hash=hashes[e.position][0], hash=hashes[e.position][1])
                 if e.position in hashes else e for e in envs]
 
+    @property
+    def insert_channel(self) -> str | None:
+        """Postgres: the channel every insert NOTIFYs (idle readers of the log wait on it); else None."""
+        return getattr(self.recorder, "channel_name", None)
+
     def max_position(self) -> int:
         return int(self.recorder.max_notification_id() or 0)

@@ -44,7 +44,7 @@ class StepLoop:
                 continue
             backoff = 0.5
             self.last_error = None
-            if n == 0 and self.idle_wait > 0:
+            if n == 0:
                 if self._idle is not None:
                     self._idle(self.idle_wait)
                 else:

@@ -70,7 +70,7 @@ class KafkaRelay:
         # Postgres: each insert NOTIFYs the store's channel, so an idle relay waits for that (looking again
         # every half second as a safety net) instead of polling every 20 ms and finding a new event 10 ms
         # late on average
-        channel = getattr(store.recorder, "channel_name", None)
+        channel = store.insert_channel
         self._listener = Listener(db.url, channel) if channel and not db.is_sqlite else None
         self.loop = StepLoop("relay", self.step, on_error=self._reset_after_error,
                              idle_wait=0.02 if self._listener is None else 0.5,
@@ -88,7 +88,7 @@ class KafkaRelay:
     def _record_position(self, position: int) -> None:
         with self.db.write(durable=False) as conn:  # a lost position only republishes (consumers dedupe)
             n = conn.execute(sa.update(relay_positions).where(relay_positions.c.name == self.name)
-                             .values(position=position)).rowcount  # (at most every RECORD_EVERY)
+                             .values(position=position)).rowcount
             if not n:
                 conn.execute(sa.insert(relay_positions).values(name=self.name, position=position))
 
@@ -168,9 +168,6 @@ class KafkaRelay:
         assert self._listener is not None
         if self._listener.wait(timeout):
             time.sleep(self.GATHER)
-
-    def notify(self, _position: int | None = None) -> None:
-        self.loop.wake()
 
     def _reset_after_error(self) -> None:
         self._drop_producer()

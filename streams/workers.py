@@ -37,7 +37,7 @@ def make_source(platform: Platform, kind: str, partitions: Sequence[int] | None 
 def make_projector(platform: Platform, kind: str | None = None,
                    partitions: Sequence[int] | None = None) -> ProjectionRunner:
     kind = kind or ("store" if platform.settings.embedded_transport else "kafka")
-    wake = getattr(platform.store.recorder, "channel_name", None) if kind == "kafka" else None
+    wake = platform.store.insert_channel if kind == "kafka" else None
     runner = ProjectionRunner(platform.db, all_projections(), make_source(platform, kind, partitions),
                               wake_channel=wake)
     with schema_lock(platform.db):
