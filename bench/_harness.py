@@ -75,6 +75,19 @@ def login(base: str, tmp: Path, email: str) -> dict[str, str]:
     return {"kite_session": s.cookies["kite_session"]}
 
 
+WRK_FIGURES = {"rps": r"Requests/sec:\s+([\d.]+)", "p50": r"50%\s+([\d.]+\w+)", "p99": r"99%\s+([\d.]+\w+)",
+               "non2xx": r"Non-2xx or 3xx responses: (\d+)"}
+
+
+def wrk_figures(out: str) -> dict[str, str]:
+    """Requests/s, p50, p99 and non-2xx count from wrk's --latency output ("?" if missing, non-2xx "0")."""
+    got = {}
+    for key, rx in WRK_FIGURES.items():
+        m = re.search(rx, out)
+        got[key] = m.group(1) if m else ("0" if key == "non2xx" else "?")
+    return got
+
+
 def percentile(values: list[float], pct: float) -> float:
     if not values:
         return float("nan")

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import subprocess
 import tempfile
 import time
 
 import httpx
-from _harness import login, platform, summary  # type: ignore[import-not-found]
+from _harness import login, platform, summary, wrk_figures  # type: ignore[import-not-found]
 
 BODY = {"name": "bench", "description": "", "base_model": "sma_crossover",
         "entry_rules": {"all": [{"left": {"ind": "sma", "period": 10}, "op": "crosses_above",
@@ -97,12 +96,9 @@ def run_wrk(base: str, cookies: dict[str, str], seconds: float, concurrency: int
     out = done.stdout
     with httpx.Client(base_url=base, cookies=cookies) as c:  # every other request created a strategy
         total = int(c.get("/api/strategies", params={"limit": 1}).headers["X-Total-Count"])
-    found = {k: re.search(rx, out) for k, rx in {"rps": r"Requests/sec:\s+([\d.]+)", "p50": r"50%\s+([\d.]+\w+)",
-                                                   "p99": r"99%\s+([\d.]+\w+)",
-                                                   "non2xx": r"Non-2xx or 3xx responses: (\d+)"}.items()}
-    got = {k: (m.group(1) if m else "?") for k, m in found.items()}
+    got = wrk_figures(out)
     print(f"commands [wrk, concurrency {concurrency}, {seconds:.0f}s]: {got['rps']}/s; p50 {got['p50']}, "
-          f"p99 {got['p99']}; non-2xx {got['non2xx'] if found['non2xx'] else 0}; strategies now {total}")
+          f"p99 {got['p99']}; non-2xx {got['non2xx']}; strategies now {total}")
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
-from _harness import login, percentile, platform  # type: ignore[import-not-found]
+from _harness import login, percentile, platform, wrk_figures  # type: ignore[import-not-found]
 
 from backtest.barstore import BarStore
 from backtest.market import BarStoreMarket
@@ -151,8 +151,6 @@ def _approve_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]
     """Approvals from wrk, one thread and connection per portfolio (no version clashes): wrk's load costs
     a fraction of the CPU an httpx client takes from the two cores the platform runs on.
     Returns (approvals/s, p50, p99, non-2xx)."""
-    import re
-
     cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
     lists = ", ".join("{" + ", ".join(map(str, ids)) + "}" for ids in per_pf.values())
     with tempfile.TemporaryDirectory() as tmp:  # the script holds the session cookie: gone after the run
@@ -170,9 +168,7 @@ def _approve_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]
     if approved >= total:
         print(f"  (every signal was approved before the {seconds:.0f} s ran out: the rate below is too low; "
               "use fewer seconds)")
-    found = {k: re.search(rx, out) for k, rx in {"p50": r"50%\s+([\d.]+\w+)", "p99": r"99%\s+([\d.]+\w+)",
-                                                   "non2xx": r"Non-2xx or 3xx responses: (\d+)"}.items()}
-    got = {k: (m.group(1) if m else "0") for k, m in found.items()}
+    got = wrk_figures(out)
     return approved / seconds, got["p50"], got["p99"], int(got["non2xx"])
 
 

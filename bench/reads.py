@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import shutil
 import subprocess
 import time
 
 import httpx
-from _harness import login, platform, summary  # type: ignore[import-not-found]
+from _harness import login, platform, summary, wrk_figures  # type: ignore[import-not-found]
 
 
 async def run(base: str, cookies: dict[str, str], seconds: float, clients: int) -> tuple[list[float], float, int]:
@@ -44,13 +43,9 @@ def run_wrk(base: str, cookies: dict[str, str], seconds: float, clients: int) ->
     out = subprocess.run(
         ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--latency", "-H", f"Cookie: {cookie}",
          f"{base}/api/strategies?limit=50"], capture_output=True, text=True, check=True).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"50%\s+([\d.]+\w+)", out)
-    p99 = re.search(r"99%\s+([\d.]+\w+)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    print(f"reads [wrk, {clients} connections, {seconds:.0f}s]: {rps.group(1) if rps else '?'} req/s; "
-          f"p50 {p50.group(1) if p50 else '?'}, p99 {p99.group(1) if p99 else '?'}; "
-          f"non-2xx {non2xx.group(1) if non2xx else 0}")
+    got = wrk_figures(out)
+    print(f"reads [wrk, {clients} connections, {seconds:.0f}s]: {got['rps']} req/s; p50 {got['p50']}, "
+          f"p99 {got['p99']}; non-2xx {got['non2xx']}")
 
 
 def main() -> None:
