@@ -146,6 +146,67 @@ end
 """
 
 
+WRK_MIXED = """
+local lists = {%(lists)s}
+local pids = {%(pids)s}
+local cart = %(cart)d
+local headers = {["Cookie"] = "%(cookie)s"}
+local json = {["Cookie"] = "%(cookie)s", ["Content-Type"] = "application/json"}
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  mine = lists[tid]
+  place = '{"portfolio_id": ' .. pids[tid] .. '}'
+  i = 0
+  waiting = 0
+end
+function request()  -- approve `cart` signals, place the cart, again
+  if waiting == cart or (waiting > 0 and i >= #mine) then
+    waiting = 0
+    return wrk.format("POST", "/api/model/cart/place", json, place)
+  end
+  if i >= #mine then  -- every signal of this portfolio is placed: idle on a cheap read
+    return wrk.format("GET", "/api/health", headers)
+  end
+  i = i + 1
+  waiting = waiting + 1
+  return wrk.format("POST", "/api/model/signals/" .. mine[i] .. "/approve", headers)
+end
+"""
+
+
+def _mixed_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]], cart: int,
+               seconds: float) -> None:
+    """The user's flow under load: each connection (one portfolio) approves `cart` signals, places its
+    cart, and again. Throughput counts placed signals; the latency percentiles cover every request, the
+    approvals and the placements alike."""
+    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    lists = ", ".join("{" + ", ".join(map(str, ids)) + "}" for ids in per_pf.values())
+    pids = ", ".join(map(str, per_pf))
+    with tempfile.TemporaryDirectory() as tmp:
+        script = f"{tmp}/mixed.lua"
+        Path(script).write_text(WRK_MIXED % {"lists": lists, "pids": pids, "cart": cart, "cookie": cookie})
+        n = len(per_pf)
+        done = subprocess.run(["wrk", f"-t{n}", f"-c{n}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
+                               "-s", script, base], capture_output=True, text=True, check=True)
+    if done.stderr.strip():
+        raise SystemExit(done.stderr)
+    placed = 0
+    with httpx.Client(base_url=base, cookies=cookies, timeout=60) as c:
+        for pid in per_pf:
+            r = c.get("/api/model/signals", params={"status": "placed", "portfolio_id": pid, "limit": 1})
+            placed += int(r.headers["X-Total-Count"])
+    if placed >= sum(len(v) for v in per_pf.values()):
+        print("  (every signal was placed before the time ran out: the rate below is too low; use fewer seconds)")
+    got = wrk_figures(done.stdout)
+    print(f"approve + place, mixed [wrk, {len(per_pf)} connections, carts of {cart}, {seconds:.0f} s]: "
+          f"{placed / seconds:.0f} signals/s placed ({got['rps']} requests/s); every request: p50 {got['p50']}, "
+          f"p99 {got['p99']}; non-2xx {got['non2xx']}")
+
+
 def _approve_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]],
                  seconds: float) -> tuple[float, str, str, int]:
     """Approvals from wrk, one thread and connection per portfolio (no version clashes): wrk's load costs
@@ -173,7 +234,7 @@ def _approve_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]
 
 
 async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: int, mode: str,
-                             load_from: str = "python", seconds: float = 4.0) -> None:
+                             load_from: str = "python", seconds: float = 4.0, cart: int = 5) -> None:
     async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=60,
                                  limits=httpx.Limits(max_connections=concurrency)) as client:
         for _ in range(200):  # the projector process may still be applying the seeded templates
@@ -188,7 +249,7 @@ async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: in
             "exit_rules": t["exit_rules"], "params": {**t["params"], "entry_order": "next_open"}})
         sid = r.json()["id"]
         pids = []
-        for i in range(concurrency):
+        for i in range(concurrency * (2 if load_from == "wrk" else 1)):  # wrk: a second set for the mixed run
             r = await client.post("/api/model/portfolios/deploy", json={
                 "strategy_id": sid, "name": f"bench{i}", "capital": 100_000_000, "universe": "nifty_100",
                 "position_size_pct": 0.5, "max_positions": 100})
@@ -199,6 +260,8 @@ async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: in
             r = await client.post("/api/model/scan", json={"portfolio_id": pid})
             r.raise_for_status()
             per_pf[pid] = [s["id"] for s in r.json()["signals"]]
+        mixed = {pid: per_pf.pop(pid) for pid in pids[concurrency:]}
+        pids = pids[:concurrency]
         total = sum(len(v) for v in per_pf.values())
         latencies: list[float] = []
         errors = 0
@@ -247,13 +310,15 @@ async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: in
               f"{placed / place_s:.0f} signals/s; slowest cart {max(place_lat) * 1000:.0f} ms; {clashes} retried 409s")
         # each signal is approved, then placed: the time per signal is the sum of both phases' times per signal
         print(f"approve + place combined: {1 / (1 / approve_rate + place_s / placed):.0f} signals/s")
+        if mixed:
+            _mixed_wrk(base, cookies, mixed, cart, seconds)
 
 
-def bench_approve(concurrency: int, mode: str, client: str, seconds: float) -> None:
+def bench_approve(concurrency: int, mode: str, client: str, seconds: float, cart: int) -> None:
     with platform(mode) as (base, tmp):
         generate(BarStore(tmp / "var" / "data"), load_universe("nifty_100"), date(2024, 1, 1), date(2026, 1, 1))
         cookies = login(base, tmp, "bench-approve@example.com")
-        asyncio.run(_approve_and_place(base, cookies, concurrency, mode, client, seconds))
+        asyncio.run(_approve_and_place(base, cookies, concurrency, mode, client, seconds, cart))
 
 
 def main() -> None:
@@ -265,13 +330,14 @@ def main() -> None:
     ap.add_argument("--client", choices=["python", "wrk"], default="python",
                     help="approve from httpx (every signal) or from wrk (for --seconds; Debian package wrk)")
     ap.add_argument("--seconds", type=float, default=4.0, help="with --client wrk")
+    ap.add_argument("--cart", type=int, default=5, help="with --client wrk: signals per cart in the mixed run")
     args = ap.parse_args()
     if args.only in (None, "scan"):
         bench_scan()
     if args.only in (None, "sim"):
         bench_sim(args.days)
     if args.only in (None, "approve"):
-        bench_approve(args.concurrency, args.mode, args.client, args.seconds)
+        bench_approve(args.concurrency, args.mode, args.client, args.seconds, args.cart)
 
 
 if __name__ == "__main__":

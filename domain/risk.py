@@ -280,6 +280,7 @@ class RiskBook(Aggregate):
         self.rules: dict[int, RiskRule] = {}
         self.portfolios: list[int] = []
         self.orders: dict[tuple[str, int], int] = {}  # (day, portfolio_id) -> orders placed
+        self._oldest_order_day = ""  # the oldest day in `orders` ("" while empty)
         self.engaged_for: dict[int, int] = {}  # auto kill_switch rule id -> the max_daily_loss rule id
 
     @staticmethod
@@ -397,5 +398,7 @@ class RiskBook(Aggregate):
     def when_OrderCounted(self, e: OrderCounted) -> None:
         key = (e.day, e.portfolio_id)
         self.orders[key] = self.orders.get(key, 0) + 1
-        for old in [k for k in self.orders if k[0] < e.day]:  # only recent days matter
-            del self.orders[old]
+        if self._oldest_order_day < e.day:  # only recent days matter: drop older ones (once per new day)
+            for old in [k for k in self.orders if k[0] < e.day]:
+                del self.orders[old]
+        self._oldest_order_day = e.day  # every other day left is this one or later

@@ -170,7 +170,7 @@ def test_concurrent_approvals_and_placements_never_exceed_a_limit(market: Any) -
         codes = list(pool.map(approve, [s["id"] for s in pending]))
     in_cart = market.get("/api/model/signals", params={"status": "in_cart"}).json()
     assert len(in_cart) == codes.count(200) <= 3, (codes, in_cart)
-    assert set(codes) <= {200, 400, 409}  # 409: a clash retried once and lost; the client may retry
+    assert set(codes) <= {200, 400, 409}  # 409: clashes retried by the bus and lost; the client may retry
     # retrying what clashed fills the room exactly; the rest is refused by the rule
     retried = [approve(s["id"]) for s, code in zip(pending, codes, strict=True) if code == 409]
     in_cart = market.get("/api/model/signals", params={"status": "in_cart"}).json()

@@ -84,3 +84,27 @@ def test_share_toggles_and_public_strategy_can_be_forked_by_others() -> None:
     assert bus.handle(m.ForkStrategy(2, sid), META).value > sid
     with pytest.raises(Forbidden):
         bus.handle(m.ToggleShareStrategy(2, sid), META)
+
+
+def test_version_conflicts_are_retried_on_fresh_state_then_surface_as_409() -> None:
+    from commands.bus import ATTEMPTS
+    from commands.ports import ConcurrencyConflict
+
+    class Clash:
+        def __init__(self, clashes: int) -> None:
+            self.clashes = clashes
+            self.runs = 0
+
+    def handler(cmd: Clash, uow: object) -> int:  # another writer wins the first `clashes` saves
+        cmd.runs += 1
+        if cmd.runs <= cmd.clashes:
+            raise ConcurrencyConflict("portfolio 1")
+        return cmd.runs
+
+    bus = MessageBus(fake_deps(), {Clash: handler})
+    busy = Clash(ATTEMPTS - 1)  # several carts of one account at once: each save but the last clashes
+    assert bus.handle(busy, META).value == ATTEMPTS
+    hopeless = Clash(ATTEMPTS)
+    with pytest.raises(Conflict, match="try again"):
+        bus.handle(hopeless, META)
+    assert hopeless.runs == ATTEMPTS  # bounded: no endless retrying
