@@ -147,9 +147,7 @@ end
 
 
 WRK_MIXED = """
-local lists = {%(lists)s}
-local pids = {%(pids)s}
-local cart = %(cart)d
+local steps = {%(steps)s}
 local headers = {["Cookie"] = "%(cookie)s"}
 local json = {["Cookie"] = "%(cookie)s", ["Content-Type"] = "application/json"}
 local threads = 0
@@ -158,38 +156,38 @@ function setup(thread)
   thread:set("tid", threads)
 end
 function init(args)
-  mine = lists[tid]
-  place = '{"portfolio_id": ' .. pids[tid] .. '}'
+  mine = steps[tid]
   i = 0
-  waiting = 0
 end
-function request()  -- approve `cart` signals, place the cart, again
-  if waiting == cart or (waiting > 0 and i >= #mine) then
-    waiting = 0
-    return wrk.format("POST", "/api/model/cart/place", json, place)
-  end
-  if i >= #mine then  -- every signal of this portfolio is placed: idle on a cheap read
+function request()  -- a step > 0 approves that signal; < 0 places the cart of portfolio -step
+  i = i + 1
+  local step = mine[i]
+  if step == nil then  -- this connection's signals are all placed: idle on a cheap read
     return wrk.format("GET", "/api/health", headers)
   end
-  i = i + 1
-  waiting = waiting + 1
-  return wrk.format("POST", "/api/model/signals/" .. mine[i] .. "/approve", headers)
+  if step < 0 then
+    return wrk.format("POST", "/api/model/cart/place", json, '{"portfolio_id": ' .. -step .. '}')
+  end
+  return wrk.format("POST", "/api/model/signals/" .. step .. "/approve", headers)
 end
 """
 
 
-def _mixed_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]], cart: int,
+def _mixed_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]], connections: int, cart: int,
                seconds: float) -> None:
-    """The user's flow under load: each connection (one portfolio) approves `cart` signals, places its
-    cart, and again. Throughput counts placed signals; the latency percentiles cover every request, the
-    approvals and the placements alike."""
+    """The user's flow under load: each connection approves `cart` signals of one of its portfolios,
+    places that portfolio's cart, and again (its portfolios one after the other). Throughput counts
+    placed signals; the latency percentiles cover every request, the approvals and the placements alike."""
     cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    lists = ", ".join("{" + ", ".join(map(str, ids)) + "}" for ids in per_pf.values())
-    pids = ", ".join(map(str, per_pf))
+    steps: list[list[int]] = [[] for _ in range(connections)]
+    for k, (pid, ids) in enumerate(per_pf.items()):
+        for at in range(0, len(ids), cart):
+            steps[k % connections] += [*ids[at:at + cart], -pid]
+    lua_steps = ", ".join("{" + ", ".join(map(str, s)) + "}" for s in steps)
     with tempfile.TemporaryDirectory() as tmp:
         script = f"{tmp}/mixed.lua"
-        Path(script).write_text(WRK_MIXED % {"lists": lists, "pids": pids, "cart": cart, "cookie": cookie})
-        n = len(per_pf)
+        Path(script).write_text(WRK_MIXED % {"steps": lua_steps, "cookie": cookie})
+        n = connections
         done = subprocess.run(["wrk", f"-t{n}", f"-c{n}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
                                "-s", script, base], capture_output=True, text=True, check=True)
     if done.stderr.strip():
@@ -202,22 +200,25 @@ def _mixed_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]],
     if placed >= sum(len(v) for v in per_pf.values()):
         print("  (every signal was placed before the time ran out: the rate below is too low; use fewer seconds)")
     got = wrk_figures(done.stdout)
-    print(f"approve + place, mixed [wrk, {len(per_pf)} connections, carts of {cart}, {seconds:.0f} s]: "
+    print(f"approve + place, mixed [wrk, {connections} connections, carts of {cart}, {seconds:.0f} s]: "
           f"{placed / seconds:.0f} signals/s placed ({got['rps']} requests/s); every request: p50 {got['p50']}, "
           f"p99 {got['p99']}; non-2xx {got['non2xx']}")
 
 
-def _approve_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]],
+def _approve_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]], connections: int,
                  seconds: float) -> tuple[float, str, str, int]:
-    """Approvals from wrk, one thread and connection per portfolio (no version clashes): wrk's load costs
-    a fraction of the CPU an httpx client takes from the two cores the platform runs on.
+    """Approvals from wrk, one thread and connection per group of portfolios (no version clashes): wrk's
+    load costs a fraction of the CPU an httpx client takes from the two cores the platform runs on.
     Returns (approvals/s, p50, p99, non-2xx)."""
     cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    lists = ", ".join("{" + ", ".join(map(str, ids)) + "}" for ids in per_pf.values())
+    groups: list[list[int]] = [[] for _ in range(connections)]
+    for k, ids in enumerate(per_pf.values()):
+        groups[k % connections] += ids
+    lists = ", ".join("{" + ", ".join(map(str, ids)) + "}" for ids in groups)
     with tempfile.TemporaryDirectory() as tmp:  # the script holds the session cookie: gone after the run
         script = f"{tmp}/approve.lua"
         Path(script).write_text(WRK_APPROVE % {"lists": lists, "cookie": cookie})
-        n = len(per_pf)
+        n = connections
         done = subprocess.run(["wrk", f"-t{n}", f"-c{n}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
                                "-s", script, base], capture_output=True, text=True, check=True)
     if done.stderr.strip():
@@ -248,8 +249,11 @@ async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: in
             "name": "everything", "base_model": "sma_crossover", "entry_rules": EVERYTHING,
             "exit_rules": t["exit_rules"], "params": {**t["params"], "entry_order": "next_open"}})
         sid = r.json()["id"]
+        # wrk: three portfolios per connection (their signals last the whole run), and as many again for
+        # the mixed run
+        sets = 3 if load_from == "wrk" else 1
         pids = []
-        for i in range(concurrency * (2 if load_from == "wrk" else 1)):  # wrk: a second set for the mixed run
+        for i in range(concurrency * sets * (2 if load_from == "wrk" else 1)):
             r = await client.post("/api/model/portfolios/deploy", json={
                 "strategy_id": sid, "name": f"bench{i}", "capital": 100_000_000, "universe": "nifty_100",
                 "position_size_pct": 0.5, "max_positions": 100})
@@ -260,8 +264,8 @@ async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: in
             r = await client.post("/api/model/scan", json={"portfolio_id": pid})
             r.raise_for_status()
             per_pf[pid] = [s["id"] for s in r.json()["signals"]]
-        mixed = {pid: per_pf.pop(pid) for pid in pids[concurrency:]}
-        pids = pids[:concurrency]
+        mixed = {pid: per_pf.pop(pid) for pid in pids[concurrency * sets:]}
+        pids = pids[:concurrency * sets]
         total = sum(len(v) for v in per_pf.values())
         latencies: list[float] = []
         errors = 0
@@ -275,8 +279,8 @@ async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: in
                 errors += r.status_code != 200
 
         if load_from == "wrk":
-            approve_rate, p50, p99, non2xx = _approve_wrk(base, cookies, per_pf, seconds)
-            print(f"approve [{mode}, wrk, {len(per_pf)} connections, {seconds:.0f} s]: {approve_rate:.0f} signals/s; "
+            approve_rate, p50, p99, non2xx = _approve_wrk(base, cookies, per_pf, concurrency, seconds)
+            print(f"approve [{mode}, wrk, {concurrency} connections, {seconds:.0f} s]: {approve_rate:.0f} signals/s; "
                   f"p50 {p50}, p99 {p99}; non-2xx {non2xx}")
         else:
             start = time.perf_counter()
@@ -306,12 +310,12 @@ async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: in
         start = time.perf_counter()
         await asyncio.gather(*(placer(pid) for pid in pids))
         place_s = time.perf_counter() - start
-        print(f"cart place [{mode}, {len(pids)} carts of ~{total // len(pids)}]: {placed} signals in {place_s:.2f} s = "
+        print(f"cart place [{mode}, {len(pids)} carts]: {placed} signals in {place_s:.2f} s = "
               f"{placed / place_s:.0f} signals/s; slowest cart {max(place_lat) * 1000:.0f} ms; {clashes} retried 409s")
         # each signal is approved, then placed: the time per signal is the sum of both phases' times per signal
         print(f"approve + place combined: {1 / (1 / approve_rate + place_s / placed):.0f} signals/s")
         if mixed:
-            _mixed_wrk(base, cookies, mixed, cart, seconds)
+            _mixed_wrk(base, cookies, mixed, concurrency, cart, seconds)
 
 
 def bench_approve(concurrency: int, mode: str, client: str, seconds: float, cart: int) -> None:

@@ -51,6 +51,7 @@ class MessageBus:
                 log.info("version conflict on %s, attempt %d; retrying", type(command).__name__, attempt)
                 time.sleep(random.uniform(1, 2) * 2 ** (attempt - 1) / 1000)
                 continue
+            uow.release()  # only after a handler that finished: a failed one may have left them half-changed
             if uow.position is not None and self._on_saved is not None:
                 self._on_saved(uow.position)
             return CommandResult(value, uow.position, uow.account_id, frozenset(uow.touched_accounts))

@@ -31,11 +31,18 @@ class ConcurrencyConflict(Exception):
 class EventStore(Protocol):
     """Loads aggregates from their events and saves new events atomically with optimistic concurrency."""
 
-    def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None: ...
+    def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        """The aggregate, for the caller alone: no other caller is ever handed the same object."""
+        ...
 
     def save(self, aggregates: Sequence[Aggregate], meta: CommandMeta) -> int | None:
         """Save every pending event of `aggregates` in one transaction; returns the last position
         (None when nothing was pending); raises ConcurrencyConflict on a version clash."""
+        ...
+
+    def release(self, aggregates: Sequence[Aggregate]) -> None:
+        """The caller is done with these loaded (or saved) aggregates and changed them only through
+        events it saved: the store may hand them to a later `load` instead of rebuilding them."""
         ...
 
 

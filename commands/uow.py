@@ -79,17 +79,29 @@ class UnitOfWork:
         self.position: int | None = None
         self.account_id: int | None = meta.account_id
         self.touched_accounts: set[int] = set()  # owners of the aggregates saved (Kafka partition keys)
+        self._held: dict[int, Aggregate] = {}  # what this unit loaded or saved (by object identity)
 
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
-        return self.deps.store.load(cls, aggregate_id)
+        agg = self.deps.store.load(cls, aggregate_id)
+        if agg is not None:
+            self._held[id(agg)] = agg
+        return agg
 
     def get(self, cls: type[A], aggregate_id: uuid.UUID, what: str) -> A:
-        agg = self.deps.store.load(cls, aggregate_id)
+        agg = self.load(cls, aggregate_id)
         if agg is None:
             raise NotFound(f"{what} not found")
         return agg
 
+    def release(self) -> None:
+        """The handler finished: hand what it loaded back to the store (which keeps only those whose
+        every change was saved) so that the next command on them skips their replay."""
+        self.deps.store.release(list(self._held.values()))
+        self._held.clear()
+
     def save(self, *aggregates: Aggregate) -> None:
+        for agg in aggregates:
+            self._held[id(agg)] = agg
         pos = self.deps.store.save(list(aggregates), self.meta)
         if pos is not None:
             self.position = pos

@@ -43,10 +43,14 @@ class Aggregate:
     @classmethod
     def rehydrate(cls, aggregate_id: uuid.UUID, events: Iterable[DomainEvent]) -> Self:
         obj = cls(aggregate_id)
-        for event in events:
-            obj._apply(event)
-            obj.version += 1
+        obj.catch_up(events)
         return obj
+
+    def catch_up(self, events: Iterable[DomainEvent]) -> None:
+        """Apply stored events that follow this aggregate's version (in order)."""
+        for event in events:
+            self._apply(event)
+            self.version += 1
 
     def _apply(self, event: DomainEvent) -> None:
         key = (type(self), type(event))
@@ -67,6 +71,10 @@ class Aggregate:
     def has_changes(self) -> bool:
         """Events recorded since the last save?"""
         return bool(self._pending)
+
+    def pending_events(self) -> list[DomainEvent]:
+        """The events recorded since the last save (kept until `collect_events`)."""
+        return list(self._pending)
 
     def collect_events(self) -> list[DomainEvent]:
         """Hand over the events recorded since the last save (and forget them)."""

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 from eventsourcing.persistence import (
@@ -134,14 +134,25 @@ def envelope_from_notification(n: Notification) -> Envelope:
 
 @dataclass
 class _Cached:
-    events: list[DomainEvent]
+    events: list[DomainEvent]  # never changed in place: a longer history replaces the list
     first_at: str
     last_at: str
+    spares: list[Aggregate] = dataclasses.field(default_factory=list)  # built from prefixes of `events`,
+    # held by no caller: each goes to one `load` (several when commands on a busy aggregate overlap)
 
 
 class SqlEventStore:
     """Loads read only the events after what this process already decoded: stored events never change,
-    so a per-aggregate cache of decoded events (LRU, `cache_size` aggregates) is always a valid prefix."""
+    so a per-aggregate cache of decoded events (LRU, `cache_size` aggregates) is always a valid prefix.
+
+    The cache also keeps aggregate objects themselves between commands: `load` hands one out (checked
+    out: no other caller gets it until it comes back) and brings it up to date with the events stored
+    since; `release` takes it back only when every change it holds was saved. Up to SPARES objects per
+    aggregate, so that overlapping commands on a busy one (the approvals of one account all read its
+    RiskBook) each find one. A command on a portfolio with hundreds of signals, or on a RiskBook with
+    thousands of counted orders, so replays only what other processes stored since."""
+
+    SPARES = 4
 
     def __init__(self, recorder: ApplicationRecorder, clock: Clock, cache_size: int = 4096) -> None:
         self.recorder = recorder
@@ -157,29 +168,64 @@ class SqlEventStore:
 
     def load_with_times(self, cls: type[A], aggregate_id: uuid.UUID) -> tuple[A, str, str] | None:
         """The aggregate with the times of its first and last events."""
+        live: A | None = None
         with self._cache_lock:
             cached = self._cache.get(aggregate_id)
             if cached is not None:
                 self._cache.move_to_end(aggregate_id)
-                prefix, first_at, last_at = list(cached.events), cached.first_at, cached.last_at
+                events, first_at, last_at = cached.events, cached.first_at, cached.last_at
+                if cached.spares and type(cached.spares[-1]) is cls:
+                    live = cast(A, cached.spares.pop())  # checked out: the most recent one
             else:
-                prefix, first_at, last_at = [], "", ""
-        stored = self.recorder.select_events(aggregate_id, gt=len(prefix) or None)
-        if not stored and not prefix:
+                events, first_at, last_at = [], "", ""
+        known = len(events)
+        stored = self.recorder.select_events(aggregate_id, gt=known or None)
+        if not stored and not known:
             return None
+        new: list[DomainEvent] = []
         if stored:
             docs = [json.loads(s.state) for s in stored]
-            prefix.extend(event_from_data(d["type"], d["data"]) for d in docs)
+            new = [event_from_data(d["type"], d["data"]) for d in docs]
             first_at = first_at or docs[0]["occurred_at"]
             last_at = docs[-1]["occurred_at"]
             if cls.cache_events:
-                with self._cache_lock:
-                    self._cache[aggregate_id] = _Cached(prefix, first_at, last_at)
-                    self._cache.move_to_end(aggregate_id)
-                    while len(self._cache) > self.cache_size:
-                        self._cache.popitem(last=False)
-        agg = cls.rehydrate(aggregate_id, prefix)
-        return agg, first_at, last_at
+                self._remember(aggregate_id, events, new, first_at, last_at)
+        if live is not None and live.version <= known:
+            live.catch_up(events[live.version:])
+            live.catch_up(new)
+            return live, first_at, last_at
+        return cls.rehydrate(aggregate_id, [*events, *new]), first_at, last_at
+
+    def _remember(self, aggregate_id: uuid.UUID, before: list[DomainEvent], new: list[DomainEvent],
+                  first_at: str, last_at: str) -> None:
+        """Cache `before + new` as the aggregate's history, unless the cache already knows more."""
+        with self._cache_lock:
+            cur = self._cache.get(aggregate_id)
+            if cur is not None and len(cur.events) > len(before):
+                return
+            if cur is not None and cur.events is not before and len(cur.events) == len(before):
+                before = cur.events  # the same prefix, decoded by another caller
+            self._cache[aggregate_id] = _Cached([*before, *new], first_at, last_at,
+                                                [] if cur is None else cur.spares)
+            self._cache.move_to_end(aggregate_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def release(self, aggregates: Sequence[Aggregate]) -> None:
+        for agg in aggregates:
+            if agg.has_changes or not agg.cache_events:  # events recorded but not saved: drop it
+                continue
+            with self._cache_lock:
+                cur = self._cache.get(agg.aggregate_id)
+                if cur is None or agg.version > len(cur.events):
+                    continue
+                spares = cur.spares
+                if len(spares) >= self.SPARES:
+                    if spares[0].version >= agg.version:
+                        continue
+                    spares.pop(0)
+                spares.append(agg)
+                spares.sort(key=lambda a: a.version)  # the newest last: `load` takes it first
 
     def save(self, aggregates: Sequence[Aggregate], meta: CommandMeta) -> int | None:
         now = self.clock.now().isoformat()
@@ -189,9 +235,11 @@ class SqlEventStore:
         if meta.correlation_id:
             meta_doc["correlation_id"] = meta.correlation_id
         records: list[StoredEvent] = []
+        saving: list[tuple[Aggregate, list[DomainEvent]]] = []
         for agg in aggregates:
-            pending = agg.collect_events()
+            pending = agg.pending_events()
             first_version = agg.version - len(pending) + 1
+            saving.append((agg, pending))
             for i, event in enumerate(pending):
                 doc = {
                     "event_id": str(uuid.uuid4()),
@@ -213,9 +261,22 @@ class SqlEventStore:
             return None
         try:
             ids = self.recorder.insert_events(records)
-        except IntegrityError as exc:
+        except IntegrityError as exc:  # the aggregates keep their unsaved events: never released
             raise ConcurrencyConflict(str(exc)) from exc
+        for agg, pending in saving:
+            agg.collect_events()
+            if pending and agg.cache_events:
+                self._saved(agg.aggregate_id, agg.version - len(pending), pending, now)
         return max(ids) if ids else None
+
+    def _saved(self, aggregate_id: uuid.UUID, known: int, new: list[DomainEvent], at: str) -> None:
+        """Extend the cached history with events this process just stored (when it holds the rest)."""
+        with self._cache_lock:
+            cur = self._cache.get(aggregate_id)
+        if cur is None and known == 0:
+            self._remember(aggregate_id, [], new, at, at)
+        elif cur is not None and len(cur.events) == known:
+            self._remember(aggregate_id, cur.events, new, cur.first_at, at)
 
     def history(self, aggregate_id: uuid.UUID, until: str | None = None) -> list[tuple[DomainEvent, str]]:
         """An aggregate's events with their `occurred_at`, oldest first; with `until` (ISO, UTC) only

@@ -156,3 +156,48 @@ def test_an_insert_waits_for_other_open_inserts_so_positions_follow_commit_order
         assert done.is_set() and platform.store.load(Strategy, Strategy.uuid_for(1)) is not None
     finally:
         platform.close()
+
+
+def test_a_released_aggregate_goes_to_one_later_load_and_catches_up_with_other_writers(
+        platform, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    store, sid = platform.store, Strategy.uuid_for(1)
+    store.save([_strategy(1)], META)
+    first = store.load(Strategy, sid)
+    store.release([first])
+    kept = store.load(Strategy, sid)
+    assert kept is first  # no replay
+    other = store.load(Strategy, sid)
+    assert other is not kept and other.version == kept.version == 1  # held by one caller at a time
+    kept.toggle_share(1)
+    store.save([kept], META)
+    store.release([other, kept])  # the stale one does not replace the newer one
+    again = store.load(Strategy, sid)
+    assert again is kept and again.version == 2 and again.is_public
+    spare = store.load(Strategy, sid)  # overlapping commands: the other one was kept too, and caught up
+    assert spare is other and spare.version == 2 and spare.is_public
+    store.release([spare])
+    store.release([again])
+    elsewhere = bootstrap(make_settings(tmp_path, database_url))  # another process on the same store
+    try:
+        theirs = elsewhere.store.load(Strategy, sid)
+        theirs.toggle_share(1)
+        elsewhere.store.save([theirs], META)
+        caught_up = store.load(Strategy, sid)
+        assert caught_up is kept and caught_up.version == 3 and not caught_up.is_public
+        caught_up.toggle_share(1)  # recorded, never saved: it must not come back
+        store.release([caught_up])
+        fresh = store.load(Strategy, sid)
+        assert fresh is not caught_up and fresh.version == 3 and not fresh.is_public
+        store.release([fresh])
+        mine = store.load(Strategy, sid)
+        theirs = elsewhere.store.load(Strategy, sid)
+        theirs.toggle_share(1)
+        elsewhere.store.save([theirs], META)
+        mine.toggle_share(1)
+        with pytest.raises(ConcurrencyConflict):
+            store.save([mine], META)
+        store.release([mine])  # lost the race: its change is not the stored one
+        after = store.load(Strategy, sid)
+        assert after is not mine and after.version == 4 and after.is_public
+    finally:
+        elsewhere.close()

@@ -37,6 +37,9 @@ class FakeStore:
                 self.log.append((len(self.log) + 1, e.type, meta))
         return len(self.log) if staged and any(p for _, p in staged) else None
 
+    def release(self, aggregates: Sequence[Aggregate]) -> None:
+        pass  # every load replays
+
 
 class FakeIds:
     def __init__(self) -> None:
