@@ -82,7 +82,9 @@ def kafka_shard(partition: int) -> str:
 
 class KafkaSource:
     """Explicit partition assignment; offsets live in the projector's own tracking rows. `fetch` long-polls
-    (up to 100 ms; the broker answers as soon as records arrive)."""
+    (up to 100 ms). Each fetch request waits at most 5 ms at the broker: Tansu holds a fetch for its whole
+    wait even when records arrive meanwhile, and at 20 ms a lone command's read-your-writes wait was 2-3 ms
+    longer (p50 14.0 -> 11.8 ms); under load the batches are as large either way (commands/s unchanged)."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: Sequence[int] | None = None) -> None:
         self.bootstrap = bootstrap
@@ -95,7 +97,7 @@ class KafkaSource:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
-                fetch_max_wait_ms=20, max_poll_records=1000, auto_offset_reset="earliest",
+                fetch_max_wait_ms=5, max_poll_records=1000, auto_offset_reset="earliest",
                 request_timeout_ms=30000,
             )
             self._positioned = False
