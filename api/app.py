@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.read_your_writes = ReadYourWrites(plat, runner)
         app.state.stop = stop
         app.state.principals = PrincipalCache()
+        app.state.signal_homes = model.SignalHomes()
         seed(plat)
         plat.attach_market(BarStoreMarket(plat.settings.data_dir))
         app.state.market_clock = MarketClock(plat)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any
@@ -16,6 +19,7 @@ from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.accounts import Account
 from infra.bootstrap import Platform
+from infra.workgate import WORK_GATE
 from projections.accounts import get_account
 from streams.workers import ReadYourWrites
 
@@ -206,12 +210,34 @@ def request_meta(request: Request, principal: Principal | None = None, actor: st
     )
 
 
+_STRIPES = [threading.Lock() for _ in range(64)]
+
+
+@contextmanager
+def _one_at_a_time(key: Hashable | None) -> Iterator[None]:
+    """Commands of this process with the same key run one after the other (None: no waiting)."""
+    if key is None:
+        yield
+        return
+    lock = _STRIPES[hash(key) % len(_STRIPES)]
+    if not lock.acquire(blocking=False):
+        with WORK_GATE.released():  # waiting on another request's work: give the turn back meanwhile
+            lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def dispatch(request: Request, platform: Platform, command: Any, principal: Principal | None = None,
-             actor: str | None = None, events_hint: int = 0) -> CommandResult:
+             actor: str | None = None, events_hint: int = 0, serial: Hashable | None = None) -> CommandResult:
     """Run a command and wait (bounded) until the projections show its effect (read-your-writes).
     `events_hint`: a command recording many events (a large import) waits longer, up to two minutes,
-    so that the reads right after it (the analytics summary) see all of it."""
-    result = platform.bus.handle(command, request_meta(request, principal, actor))
+    so that the reads right after it (the analytics summary) see all of it. `serial`: commands that
+    certainly save the same aggregate (the carts of one account all save its RiskBook) take turns in
+    this process rather than clash and retry (other processes: the store's version check)."""
+    with _one_at_a_time(serial):
+        result = platform.bus.handle(command, request_meta(request, principal, actor))
     waiter: ReadYourWrites = request.app.state.read_your_writes
     timeout = platform.settings.read_your_writes_timeout + min(events_hint / 1000.0, 120.0)
     caught_up = waiter.wait(result.touched_accounts, result.position, timeout)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from fastapi import Query, Request, Response
@@ -101,6 +103,36 @@ def _owned_signal(platform: Platform, signal_id: int, account_id: int) -> dict[s
     if row is None or row["account_id"] != account_id:
         raise NotFound(f"Signal {signal_id} not found")
     return row
+
+
+class SignalHomes:
+    """The portfolio and account of each signal read before (a signal never moves): spares approve,
+    reject and expire the read-model query that finds the portfolio. Only a routing hint: the command
+    still loads that portfolio as the caller's and finds the signal in it, or it is a 404."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self._homes: dict[int, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def learn(self, rows: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            if len(self._homes) >= self.size:
+                self._homes.clear()
+            for r in rows:
+                self._homes[int(r["id"])] = (int(r["portfolio_id"]), int(r["account_id"]))
+
+    def get(self, signal_id: int) -> tuple[int, int] | None:
+        return self._homes.get(signal_id)
+
+    def forget(self, signal_id: int) -> None:
+        with self._lock:
+            self._homes.pop(signal_id, None)
+
+
+def _homes(request: Request) -> SignalHomes:
+    homes: SignalHomes = request.app.state.signal_homes
+    return homes
 
 
 def _owned_position(platform: Platform, position_id: int, account_id: int) -> dict[str, Any]:
@@ -217,7 +249,9 @@ def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanB
         position = report.position or position
     request.app.state.read_your_writes.wait(frozenset({user.account_id}), position)
     with platform.db.read() as conn:
-        signals = [s for s in (get_signal(conn, sid) for sid in sorted(new_ids)) if s is not None]
+        found = get_signals(conn, sorted(new_ids))
+    signals = [found[sid] for sid in sorted(new_ids) if sid in found]
+    _homes(request).learn(signals)
     return {"portfolios": [int(p["id"]) for p in targets], "days": sorted(days), "signals": signals}
 
 
@@ -225,7 +259,7 @@ def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanB
 
 
 @router.get("/signals", responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
-def signals(user: Reader, page: SignalPageDep, response: Response, platform: PlatformDep,
+def signals(request: Request, user: Reader, page: SignalPageDep, response: Response, platform: PlatformDep,
             portfolio_id: int | None = Query(default=None, ge=1, le=MAX_ID), status: SignalStatus | None = None,
             symbol: str | None = Query(default=None, max_length=32)) -> list[dict[str, Any]]:
     with platform.db.read() as conn:
@@ -233,15 +267,29 @@ def signals(user: Reader, page: SignalPageDep, response: Response, platform: Pla
                                    symbol=symbol.strip().upper() if symbol else None, limit=page.limit,
                                    offset=page.offset)
     response.headers["X-Total-Count"] = str(total)
+    _homes(request).learn(rows)
     return rows
 
 
 def _decide(action: str, signal_id: int, request: Request, user: Principal, platform: Platform,
             reason: str = "") -> dict[str, Any]:
-    sig = _owned_signal(platform, signal_id, user.account_id)
-    dispatch(request, platform, m.DecideSignal(user.account_id, int(sig["portfolio_id"]), signal_id, action, reason),
-             user)
-    return _owned_signal(platform, signal_id, user.account_id)
+    homes = _homes(request)
+    home = homes.get(signal_id)
+    if home is None:
+        sig = _owned_signal(platform, signal_id, user.account_id)
+        home = (int(sig["portfolio_id"]), int(sig["account_id"]))
+    elif home[1] != user.account_id:
+        raise NotFound(f"Signal {signal_id} not found")
+    try:
+        dispatch(request, platform, m.DecideSignal(user.account_id, home[0], signal_id, action, reason), user)
+    except NotFound:
+        if homes.get(signal_id) is None:
+            raise
+        homes.forget(signal_id)  # remembered wrongly (a store restored from a backup): ask the read model
+        return _decide(action, signal_id, request, user, platform, reason)
+    row = _owned_signal(platform, signal_id, user.account_id)
+    homes.learn([row])
+    return row
 
 
 @router.post("/signals/{signal_id}/approve", summary="pending_approval -> in_cart (risk rules checked)")
@@ -264,13 +312,14 @@ def expire(signal_id: IdPath, request: Request, user: SessionUser, platform: Pla
 @router.post("/cart/place", summary="Place every in-cart signal (paper: simulated GTT; live: queued for the agent)")
 def place(request: Request, user: SessionUser, platform: PlatformDep, body: CartBody | None = None) -> dict[str, Any]:
     portfolio_id = body.portfolio_id if body else None
-    if portfolio_id is not None:
-        owned_portfolio(platform, portfolio_id, user.account_id)
-    with platform.db.read() as conn:
+    with platform.db.read() as conn:  # only the caller's signals; the command checks the portfolios again
         items = in_cart_signal_ids(conn, user.account_id, portfolio_id)
     if not items:
+        if portfolio_id is not None:
+            owned_portfolio(platform, portfolio_id, user.account_id)  # another user's portfolio: 404
         return {"placed": [], "refused": []}
-    result = dispatch(request, platform, m.PlaceCart(user.account_id, tuple(items)), user)
+    result = dispatch(request, platform, m.PlaceCart(user.account_id, tuple(items)), user,
+                      serial=("riskbook", user.account_id))
     outcome: dict[str, list[dict[str, Any]]] = result.value
     with platform.db.read() as conn:
         rows = get_signals(conn, [int(p["signal_id"]) for p in outcome["placed"]])

@@ -207,3 +207,29 @@ def test_deploy_unknown_strategy_or_universe(market: Any) -> None:
                     json={"strategy_id": template_id(market), "name": "x", "capital": 1000, "universe": "nifty_9"})
     assert r.status_code == 400 and "nifty_9" in r.json()["detail"]
     assert market.get("/api/model/portfolios").json() == []
+
+
+def test_a_remembered_signal_home_is_only_a_hint(market: Any, api_factory: Any) -> None:
+    strategy = market.post(f"/api/strategies/{template_id(market)}/fork", json={"name": "Homes"}).json()
+    pf = deploy(market, strategy["id"])
+    second = deploy(market, strategy["id"], name="Second")
+    signals = scan_with_signals(market, pf["id"], minimum=2)
+    homes = market.app.state.signal_homes
+    assert homes.get(signals[0]["id"]) == (pf["id"], signals[0]["account_id"])  # learnt from the scan
+
+    other = api_factory()
+    other.login(unique_email("homes"))
+    assert other.post(f"/api/model/signals/{signals[0]['id']}/approve").status_code == 404  # remembered
+    homes.forget(signals[1]["id"])
+    assert other.post(f"/api/model/signals/{signals[1]['id']}/reject").status_code == 404  # asked the read model
+    assert market.get("/api/model/signals", params={"portfolio_id": pf["id"], "status": "pending_approval"}
+                      ).headers["X-Total-Count"] == str(len(signals))  # nothing changed
+
+    homes.learn([{**signals[0], "portfolio_id": second["id"]}])  # remembered wrongly
+    r = market.post(f"/api/model/signals/{signals[0]['id']}/approve")
+    assert r.status_code == 200 and r.json()["status"] == "in_cart" and r.json()["portfolio_id"] == pf["id"]
+    assert homes.get(signals[0]["id"]) == (pf["id"], signals[0]["account_id"])
+
+    assert other.post("/api/model/cart/place", json={"portfolio_id": pf["id"]}).status_code == 404
+    placed = market.post("/api/model/cart/place", json={"portfolio_id": pf["id"]}).json()
+    assert [p["id"] for p in placed["placed"]] == [signals[0]["id"]] and placed["refused"] == []
