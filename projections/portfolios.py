@@ -206,14 +206,22 @@ class PortfoliosProjection(Projection):
     name = "portfolios"
     metadata = metadata
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._symbols: dict[int, str] = {}  # signal id -> symbol (never changes), for activity summaries
+
     def apply(self, conn: Connection, env: Envelope) -> None:
         if env.aggregate_type == "Portfolio":
-            if env.type != "PortfolioDeployed" and self._pf(conn, env) is None:
-                return  # a portfolio this read model never saw deployed: nothing to attach the event to
+            pf = None
+            if env.type != "PortfolioDeployed":
+                pf = self._pf(conn, env)
+                if pf is None:
+                    return  # a portfolio this read model never saw deployed: nothing to attach the event to
             super().apply(conn, env)
             if env.type != "DayClosed":
-                pf = self._pf(conn, env)
-                self._log(conn, env, int(pf.id), pf.account_id)
+                if pf is None:
+                    pf = self._pf(conn, env)
+                self._log(conn, env, int(pf.id), pf.account_id)  # (id and owner never change)
             return
         super().apply(conn, env)
         if env.type == "RiskBreached" and env.data.get("portfolio_id") is not None:
@@ -317,6 +325,7 @@ class PortfoliosProjection(Projection):
             created_at=env.occurred_at, expires_at=expires_at, expires_epoch=expires_epoch,
             updated_at=env.occurred_at,
         ))
+        self._remember_symbol(d["signal_id"], d["symbol"])
 
     def on_SignalApproved(self, conn: Connection, env: Envelope) -> None:
         self._set_signal(conn, env, env.data["signal_id"], status="in_cart")
@@ -487,11 +496,31 @@ class PortfoliosProjection(Projection):
             type=env.type, at=env.occurred_at, summary=self._summary(conn, env), data=env.data,
         ))
 
+    def _signal_symbol(self, conn: Connection, signal_id: int) -> str | None:
+        sym = self._symbols.get(signal_id)
+        if sym is None:
+            sig = self._signal(conn, signal_id)
+            if sig is None:
+                return None
+            sym = self._remember_symbol(signal_id, sig.symbol)
+        return sym
+
+    def _remember_symbol(self, signal_id: int, symbol: str) -> str:
+        if len(self._symbols) >= 200_000:
+            self._symbols.clear()
+        self._symbols[signal_id] = symbol
+        return symbol
+
     def _summary(self, conn: Connection, env: Envelope) -> str:
         d, t = env.data, env.type
-        sig = self._signal(conn, d["signal_id"]) if d.get("signal_id") is not None else None
-        pos = self._position(conn, d["position_id"]) if d.get("position_id") is not None else None
-        sym = d.get("symbol") or (sig.symbol if sig is not None else pos.symbol if pos is not None else "?")
+        sym = d.get("symbol")
+        if not sym and d.get("signal_id") is not None:
+            sym = self._signal_symbol(conn, d["signal_id"])
+        pos = None
+        if d.get("position_id") is not None and (not sym or (t == "ExitSignalled" and not d.get("quantity"))):
+            pos = self._position(conn, d["position_id"])
+        if not sym:
+            sym = pos.symbol if pos is not None else "?"
         if t == "PortfolioDeployed":
             return (f"Portfolio {d['portfolio_id']} deployed: {d['name']!r} ({d['mode']}) with capital "
                     f"{_fmt(d['capital'])}")

@@ -160,7 +160,7 @@ class KafkaRelay:
                       envs[-1].position, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
         return len(envs)
 
-    GATHER = 0.004  # seconds
+    GATHER = 0.002  # seconds
 
     def _wait_for_inserts(self, timeout: float) -> None:
         """Until an insert is notified, then GATHER more: woken at every single insert under load, the
