@@ -204,6 +204,7 @@ class Agent:
         self.journal = Journal(config.state_dir / f"agent-{tag}-{digest}.db")
         self.broker: Broker | None = broker or (PaperBroker() if config.paper else None)
         self.limiter = RateLimiter(config.orders_per_second)
+        self._lists: dict[str, list[dict[str, Any]]] = {}  # Kite's GTT and order lists, this step
         self.last_sync = 0.0
         self.backoff = 0.0
         self.stats = {"placed": 0, "reported": 0, "fills": 0, "failures": 0}
@@ -231,7 +232,21 @@ class Agent:
                 return 0
             time.sleep(self.config.poll_seconds + self.backoff)
 
+    def _kite_list(self, name: str) -> list[dict[str, Any]]:
+        """Kite's GTTs ("gtts") or today's orders ("orders"), read at most once per step until the agent
+        changes something there: checking many signals costs two calls, not two per signal (Kite allows
+        about ten requests a second). Every read waits its turn at the rate limiter too."""
+        assert self.broker is not None
+        if name not in self._lists:
+            self.limiter.acquire()
+            self._lists[name] = self.broker.gtts() if name == "gtts" else self.broker.orders()
+        return self._lists[name]
+
+    def _changed_at_kite(self) -> None:
+        self._lists.clear()
+
     def step(self) -> None:
+        self._changed_at_kite()  # what Kite did since the last step: read afresh
         self.exchange_token()
         if self.broker is None and not self.connect():
             return
@@ -312,12 +327,12 @@ class Agent:
         """After a crash: did Kite accept this intent already?"""
         assert self.broker is not None
         if params["type"] == "order":
-            for o in self.broker.orders():
+            for o in self._kite_list("orders"):
                 if o.get("tag") == f"tt{signal_id}":
                     return "order", str(o["order_id"])
             return None
         known = self.journal.refs("gtt")
-        for g in self.broker.gtts():
+        for g in self._kite_list("gtts"):
             cond, orders = g.get("condition") or {}, g.get("orders") or []
             if str(g.get("id")) in known or cond.get("tradingsymbol") != params["symbol"]:
                 continue
@@ -332,6 +347,7 @@ class Agent:
         delay = 0.5
         while True:
             self.limiter.acquire()
+            self._changed_at_kite()
             try:
                 if params["type"] == "gtt":
                     legs = [GttLeg(float(t), side, int(q), float(p)) for t, side, q, p in params["legs"]]
@@ -419,14 +435,15 @@ class Agent:
         deleted = False
         if gtt_id:
             self.limiter.acquire()
+            self._changed_at_kite()
             try:
                 self.broker.delete_gtt(str(gtt_id))
                 deleted = True
                 log.info("signal %s: deleted GTT %s (replaced by a manual close)", rid, gtt_id)
             except BrokerInputError as exc:  # no longer active: triggered, expired or deleted already
                 log.info("signal %s: GTT %s not deleted (%s); checking it", rid, gtt_id, exc.message)
-        gtts = {str(g.get("id")): g for g in self.broker.gtts()}
-        orders = {str(o.get("order_id")): o for o in self.broker.orders()}
+        gtts = {str(g.get("id")): g for g in self._kite_list("gtts")}
+        orders = {str(o.get("order_id")): o for o in self._kite_list("orders")}
         ids = {"gtt_id": str(gtt_id)} if gtt_id else {"order_id": str(order_id)}
         gtt = gtts.get(str(gtt_id)) if gtt_id else None
         triggered = gtt is not None and (gtt.get("status") == "triggered" or any(
@@ -474,8 +491,8 @@ class Agent:
         working = self.server.call("GET", "/api/agent/pending-signals", params={"state": "working"}) or []
         if not working:
             return
-        gtts = {str(g.get("id")): g for g in self.broker.gtts()}
-        orders = {str(o.get("order_id")): o for o in self.broker.orders()}
+        gtts = {str(g.get("id")): g for g in self._kite_list("gtts")}
+        orders = {str(o.get("order_id")): o for o in self._kite_list("orders")}
         for sig in working:
             sid = int(sig["id"])
             result = self._outcome(sig, gtts, orders)
@@ -535,7 +552,9 @@ class Agent:
 
     def sync_snapshots(self) -> None:
         assert self.broker is not None
+        self.limiter.acquire()
         holdings = self.broker.holdings()
+        self.limiter.acquire()
         positions = self.broker.positions()
         self.server.call("POST", "/api/agent/sync-holdings", holdings)
         self.server.call("POST", "/api/agent/sync-positions", positions)

@@ -6,6 +6,7 @@ protection for the shares left."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,14 @@ from tests.support.live import Http, live_portfolio_with_placed_signals, make_ba
 pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")
 
 
+@dataclass
 class Setup:
-    def __init__(self, api: Any, kite: KiteState, agent: Any, pf: dict[str, Any]) -> None:
-        self.api, self.kite, self.agent, self.pf = api, kite, agent, pf
+    api: Any
+    kite: KiteState
+    agent: Agent
+    pf: dict[str, Any]
+    position: dict[str, Any] = field(default_factory=dict)  # the open position the fixture made
+    oco: dict[str, Any] = field(default_factory=dict)  # its protective two-leg GTT at the stub
 
     def positions(self, status: str) -> list[dict[str, Any]]:
         return list(self.api.get("/api/model/positions", params={"portfolio_id": self.pf["id"],
@@ -57,14 +63,13 @@ def held(api_factory: Any, tmp_path: Path) -> Iterator[Setup]:
         (pos,) = setup.positions("open")
         ocos = [g for g in kite.gtts.values() if g["type"] == "two-leg"]
         assert len(ocos) == 1 and ocos[0]["status"] == "active" and kite.holdings[pos["symbol"]]["quantity"] > 0
-        setup.position = pos  # type: ignore[attr-defined]
-        setup.oco = ocos[0]  # type: ignore[attr-defined]
+        setup.position, setup.oco = pos, ocos[0]
         yield setup
 
 
 def test_manual_close_cancels_the_oco_before_the_close_order_is_placed(held: Setup) -> None:
     s = held
-    pos, oco = s.position, s.oco  # type: ignore[attr-defined]
+    pos, oco = s.position, s.oco
     before = s.positions("open")[0]
     assert before["exit_pending"] is True  # its protective OCO is working
     r = s.api.post(f"/api/model/positions/{pos['id']}/close")
@@ -91,7 +96,7 @@ def test_manual_close_cancels_the_oco_before_the_close_order_is_placed(held: Set
 
 def test_an_oco_that_triggers_before_the_cancel_is_the_only_sale(held: Setup) -> None:
     s = held
-    pos, oco = s.position, s.oco  # type: ignore[attr-defined]
+    pos, oco = s.position, s.oco
     r = s.api.post(f"/api/model/positions/{pos['id']}/close")
     assert r.status_code == 200 and r.json()["outcome"] == "exit_queued"
     assert oco["status"] == "active"
@@ -110,7 +115,7 @@ def test_an_oco_that_triggers_before_the_cancel_is_the_only_sale(held: Setup) ->
 
 def test_a_partial_close_sells_only_its_shares_and_rearms_the_stop_for_the_rest(held: Setup) -> None:
     s = held
-    pos, oco = s.position, s.oco  # type: ignore[attr-defined]
+    pos, oco = s.position, s.oco
     qty = pos["quantity"]
     r = s.api.post(f"/api/model/positions/{pos['id']}/close", json={"quantity": 2})
     assert r.status_code == 200 and r.json()["outcome"] == "exit_queued"
@@ -129,7 +134,7 @@ def test_a_partial_close_sells_only_its_shares_and_rearms_the_stop_for_the_rest(
 
 def test_a_partial_exit_fill_reported_by_the_agent_reduces_the_position(held: Setup) -> None:
     s = held
-    pos = s.position  # type: ignore[attr-defined]
+    pos = s.position
     headers = s.agent.server.session.headers
     (protective,) = s.api.get("/api/agent/pending-signals", headers=headers, params={"state": "working"}).json()
     body = {"signal_id": protective["id"], "status": "executed", "fill_price": pos["target"], "filled_quantity": 3}
@@ -148,3 +153,26 @@ def test_a_partial_exit_fill_reported_by_the_agent_reduces_the_position(held: Se
                 "filled_quantity": pos["quantity"]}
     r = s.api.post("/api/agent/signal-result", headers=headers, json=too_many)
     assert r.status_code == 400 and "exceeds" in r.json()["detail"]
+
+
+def test_every_kite_call_waits_its_turn_and_lists_are_read_once_per_step(held: Setup) -> None:
+    s = held
+    turns = {"n": 0}
+    acquire = s.agent.limiter.acquire
+
+    def counted() -> None:
+        turns["n"] += 1
+        acquire()
+
+    s.agent.limiter.acquire = counted  # type: ignore[method-assign]
+    before = dict(s.kite.calls)
+    pos = s.position
+    assert s.api.post(f"/api/model/positions/{pos['id']}/close").status_code == 200
+    s.agent.step()  # delete the OCO, read what it did, place the close, check fills
+    s.agent.step()  # report the close's fill
+    made = {k: v - before.get(k, 0) for k, v in s.kite.calls.items() if v - before.get(k, 0)}
+    assert sum(made.values()) == turns["n"]  # reads too: Kite allows about ten requests a second
+    # the delete, one read of each list to see what became of the OCO, the close order, and one read of
+    # each list in the next step to find its fill
+    assert made == {f"DELETE /gtt/triggers/{s.oco['id']}": 1, "GET /gtt/triggers": 2,
+                    "GET /orders": 2, "POST /orders/regular": 1}
