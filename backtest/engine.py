@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import gc
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from domain.portfolio import Portfolio, PositionState
 from domain.rules import parse_rules
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
+from infra.heap import collector_paused
 
 
 @dataclass(frozen=True)
@@ -197,13 +197,8 @@ def run_backtest(
     The cyclic garbage collector is paused for the run: it allocates many short-lived acyclic objects
     (events, states) that would trigger collections of the whole heap, about a tenth of the run time,
     for nothing to collect; reference counting still frees them."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _run(bars, strategy, config, benchmark)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,

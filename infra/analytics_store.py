@@ -18,7 +18,6 @@ Single writer, many readers, without a shared DuckDB database file:
 from __future__ import annotations
 
 import fcntl
-import gc
 import os
 import shutil
 import threading
@@ -39,6 +38,7 @@ import sqlalchemy as sa
 from domain.pnl import Action, Fill, Match, match_fifo
 from domain.xirr import xirr
 from infra.db import Database
+from infra.heap import collector_paused
 from infra.workgate import WORK_GATE
 from projections.imports import (
     cas_statements,
@@ -379,15 +379,9 @@ class AnalyticsStore:
     def _build(self, account_id: int) -> Snapshot:
         # A million trades make millions of tuples that live until the build ends: the cyclic collector
         # would walk them all again and again (none of them is in a cycle), so it is paused meanwhile.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            with self.db.read() as conn:
-                position = change_position(conn, account_id)
-                tables = build_tables(conn, account_id)
-        finally:
-            if was_enabled:
-                gc.enable()
+        with collector_paused(), self.db.read() as conn:
+            position = change_position(conn, account_id)
+            tables = build_tables(conn, account_id)
         d = self._account_dir(account_id)
         tmp = d / f".tmp-{uuid.uuid4().hex}"
         tmp.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""The garbage collector in the long-running processes (API server, relay, projector).
+"""The garbage collector: settled in long-running processes (API server, relay, projector), paused in builds.
 
 Started, such a process holds hundreds of thousands of objects that live as long as it does (modules,
 FastAPI's and SQLAlchemy's structures, settings). CPython's full collections scan all of them: measured
@@ -15,6 +15,9 @@ Only for processes that start once and then serve: objects frozen are never free
 from __future__ import annotations
 
 import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 OLDEST_THRESHOLD = 100  # young-to-middle collections between full ones (CPython's default is 10)
 
@@ -24,3 +27,29 @@ def settle() -> None:
     gc.freeze()
     young, older, _ = gc.get_threshold()
     gc.set_threshold(young, older, OLDEST_THRESHOLD)
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+_resume = False
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic collector paused while a large build runs (a backtest, an analytics snapshot: millions
+    of short-lived acyclic objects it would walk again and again for nothing; reference counting still
+    frees them). The collector is per process: with builds overlapping in several threads, it comes back
+    on only when the last of them ends, and only if it was on before the first."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()

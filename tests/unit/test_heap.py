@@ -27,3 +27,25 @@ def test_settle_freezes_the_start_up_heap_and_still_collects_later_cycles() -> N
     assert int(frozen) > 50_000  # the imported libraries' objects are out of the scans
     assert int(oldest) == 100
     assert collected == "True"  # a cycle made after start-up is still freed
+
+
+def test_overlapping_pauses_turn_the_collector_back_on_only_when_the_last_ends() -> None:
+    import gc
+
+    from infra.heap import collector_paused
+
+    assert gc.isenabled()
+    first, second = collector_paused(), collector_paused()
+    first.__enter__()
+    second.__enter__()  # another thread's build overlaps
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second build still runs
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
