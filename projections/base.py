@@ -119,7 +119,10 @@ def write_tracking(conn: Connection, changed: dict[tuple[str, str], tuple[int, i
 
 
 def page(query: sa.Select[Any], conn: Connection, limit: int, offset: int) -> tuple[list[Any], int]:
-    """Rows of one page and the total count."""
-    total = conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    """Rows of one page and the total count. A page that is not full tells the total by itself (most
+    lists of most users fit one page); only a full page, or an empty one past the start, is counted."""
     rows = conn.execute(query.limit(limit).offset(offset)).all()
+    if len(rows) < limit and (rows or offset == 0):
+        return list(rows), offset + len(rows)
+    total = conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
     return list(rows), int(total)
