@@ -185,19 +185,20 @@ class TradebookDay(Aggregate):
     def uuid_for(account_id: int, trade_date: str) -> uuid.UUID:
         return uuid.uuid5(_RECORDS, f"trade_day:{account_id}:{trade_date}")
 
-    def record_trades(self, account_id: int, batch_id: int, trade_date: str, rows: list[list[Any]]) -> int:
+    def record_trades(self, account_id: int, batch_id: int, trade_date: str,
+                      rows: list[list[Any]]) -> list[list[Any]]:
         """Append the rows (values of `TRADE_COLUMNS`) whose keys this day does not hold yet (the first of
-        rows sharing a key), in events of at most `TRADES_PER_EVENT` trades; returns how many."""
-        seen = set(self.keys)
+        rows sharing a key), in events of at most `TRADES_PER_EVENT` trades; returns the rows appended."""
+        new: set[str] = set()
         fresh = []
         for r in rows:
-            if r[0] not in seen:
-                seen.add(r[0])
+            if r[0] not in self.keys and r[0] not in new:
+                new.add(r[0])
                 fresh.append(r)
         for i in range(0, len(fresh), TRADES_PER_EVENT):
             self._record(TradesImported(account_id, batch_id, trade_date, list(TRADE_COLUMNS),
                                         fresh[i:i + TRADES_PER_EVENT]))
-        return len(fresh)
+        return fresh
 
     def when_TradesImported(self, e: TradesImported) -> None:
         self.account_id = e.account_id

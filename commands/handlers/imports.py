@@ -81,13 +81,13 @@ def import_tradebook(cmd: im.ImportTradebook, uow: UnitOfWork) -> dict[str, Any]
     for day, trades in by_day.items():
         agg = uow.load(TradebookDay, ids[day]) if ids[day] in stored else None
         agg = agg if agg is not None else TradebookDay(ids[day])
-        fresh = [(k, t) for k, t in trades.items() if k not in agg.keys]
-        if not fresh:
-            continue
-        imported += agg.record_trades(cmd.account_id, batch_id, day, [
+        recorded = agg.record_trades(cmd.account_id, batch_id, day, [  # the day keeps the keys it holds
             [k, t.trade_id, t.order_id, t.symbol, t.isin, t.exchange, t.segment, t.series, t.executed_at, t.side,
-             t.quantity, t.price] for k, t in fresh])
-        per_file.update(t.file for _, t in fresh)
+             t.quantity, t.price] for k, t in trades.items()])
+        if not recorded:
+            continue
+        imported += len(recorded)
+        per_file.update(trades[r[0]].file for r in recorded)
         days.append(agg)
     report = im.ImportReport(batch_id, "tradebook", list(cmd.files), cmd.rows_read, imported,
                              len(cmd.trades) - imported, list(cmd.rejected),

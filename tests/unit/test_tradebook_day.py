@@ -14,15 +14,17 @@ def row(i: int) -> list[object]:
 def test_appends_only_new_trades_in_bounded_events_and_reloads() -> None:
     day = TradebookDay(TradebookDay.uuid_for(7, "2024-01-10"))
     n = TRADES_PER_EVENT + 3
-    assert day.record_trades(7, 1, "2024-01-10", [row(i) for i in range(n)] + [row(0)]) == n  # row 0 twice
+    rows = [row(i) for i in range(n)]
+    assert day.record_trades(7, 1, "2024-01-10", [*rows, row(0)]) == rows  # row 0 twice: appended once
     events = day.collect_events()
     assert [len(e.rows) for e in events if isinstance(e, TradesImported)] == [TRADES_PER_EVENT, 3]
     assert day.version == 2
 
     again = TradebookDay.rehydrate(day.aggregate_id, events)
     assert again.account_id == 7 and len(again.keys) == n
-    assert again.record_trades(7, 2, "2024-01-10", [row(1), row(n), row(n + 1)]) == 2  # row 1 is held
+    new = [row(n), row(n + 1)]
+    assert again.record_trades(7, 2, "2024-01-10", [row(1), *new]) == new  # row 1 is held
     (third,) = again.collect_events()
     assert isinstance(third, TradesImported)
     assert [r[1] for r in third.rows] == [str(n), str(n + 1)] and again.version == 3
-    assert again.record_trades(7, 3, "2024-01-10", [row(2)]) == 0 and not again.has_changes
+    assert again.record_trades(7, 3, "2024-01-10", [row(2)]) == [] and not again.has_changes
