@@ -336,6 +336,11 @@ class AnalyticsStore:
     def _account_dir(self, account_id: int) -> Path:
         return self.root / f"v{SNAPSHOT_FORMAT}" / str(int(account_id))
 
+    def _older_formats(self, account_id: int) -> list[Path]:
+        """The account's snapshot folders of earlier formats (format 1 lay right under the root)."""
+        return [self.root / str(int(account_id)), *(self.root / f"v{v}" / str(int(account_id))
+                                                    for v in range(2, SNAPSHOT_FORMAT))]
+
     def _current(self, account_id: int) -> tuple[int, Path] | None:
         pointer = self._account_dir(account_id) / "CURRENT"
         try:
@@ -400,6 +405,9 @@ class AnalyticsStore:
             if p.is_dir() and ((p.name.isdigit() and int(p.name) not in keep) or p.name.startswith(".tmp-")) \
                     and p != tmp:
                 shutil.rmtree(p, ignore_errors=True)
+        for old in self._older_formats(account_id):  # never read again: this format replaced them
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
         return Snapshot(account_id, position, final)
 
     def _database(self) -> duckdb.DuckDBPyConnection:

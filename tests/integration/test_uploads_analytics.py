@@ -78,6 +78,12 @@ def test_snapshots_of_an_older_format_are_rebuilt_not_read(client: Any, monkeypa
     assert client.get("/api/analytics/summary").json()["realized_pnl"] == 2101.0
     new = store._current(account)
     assert new is not None and new[1] != old[1]
+    assert not old[1].exists() and not old[1].parent.exists()  # the older format's folder is gone
+    legacy = store.root / str(account) / "12"  # format 1 lay right under the root
+    legacy.mkdir(parents=True)
+    assert upload(client, [("tb2.csv", tradebook_csv(TCS[:1]))]).json()["imported"] == 1
+    client.get("/api/analytics/summary")
+    assert not legacy.parent.exists() and store._current(account) is not None
 
 
 def test_tradebook_golden_pnl_holdings_and_reupload_changes_nothing(client: Any) -> None:
