@@ -124,29 +124,7 @@ def bench_sim(days: int) -> None:
     print(f"sim advance --days {days} with 5 active paper portfolios (subprocess, end to end): {elapsed:.1f} s")
 
 
-WRK_APPROVE = """
-local lists = {%(lists)s}
-local headers = {["Cookie"] = "%(cookie)s"}
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  mine = lists[tid]
-  i = 0
-end
-function request()
-  i = i + 1
-  if i > #mine then  -- this portfolio's signals are all approved: idle on a cheap read (reported)
-    return wrk.format("GET", "/api/health", headers)
-  end
-  return wrk.format("POST", "/api/model/signals/" .. mine[i] .. "/approve", headers)
-end
-"""
-
-
-WRK_MIXED = """
+WRK_STEPS = """
 local steps = {%(steps)s}
 local headers = {["Cookie"] = "%(cookie)s"}
 local json = {["Cookie"] = "%(cookie)s", ["Content-Type"] = "application/json"}
@@ -173,33 +151,40 @@ end
 """
 
 
+def _wrk_steps(base: str, cookies: dict[str, str], steps: list[list[int]], seconds: float) -> dict[str, str]:
+    """Run wrk, one thread and connection per step list (WRK_STEPS); its figures (`_harness.wrk_figures`)."""
+    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    lua_steps = ", ".join("{" + ", ".join(map(str, s)) + "}" for s in steps)
+    with tempfile.TemporaryDirectory() as tmp:  # the script holds the session cookie: gone after the run
+        script = f"{tmp}/steps.lua"
+        Path(script).write_text(WRK_STEPS % {"steps": lua_steps, "cookie": cookie})
+        n = len(steps)
+        done = subprocess.run(["wrk", f"-t{n}", f"-c{n}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
+                               "-s", script, base], capture_output=True, text=True, check=True)
+    if done.stderr.strip():
+        raise SystemExit(done.stderr)
+    return wrk_figures(done.stdout)
+
+
+def _count(base: str, cookies: dict[str, str], status: str, portfolio_ids: list[int]) -> int:
+    with httpx.Client(base_url=base, cookies=cookies, timeout=60) as c:
+        return sum(int(c.get("/api/model/signals", params={"status": status, "portfolio_id": pid, "limit": 1})
+                       .headers["X-Total-Count"]) for pid in portfolio_ids)
+
+
 def _mixed_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]], connections: int, cart: int,
                seconds: float) -> None:
     """The user's flow under load: each connection approves `cart` signals of one of its portfolios,
     places that portfolio's cart, and again (its portfolios one after the other). Throughput counts
     placed signals; the latency percentiles cover every request, the approvals and the placements alike."""
-    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
     steps: list[list[int]] = [[] for _ in range(connections)]
     for k, (pid, ids) in enumerate(per_pf.items()):
         for at in range(0, len(ids), cart):
             steps[k % connections] += [*ids[at:at + cart], -pid]
-    lua_steps = ", ".join("{" + ", ".join(map(str, s)) + "}" for s in steps)
-    with tempfile.TemporaryDirectory() as tmp:
-        script = f"{tmp}/mixed.lua"
-        Path(script).write_text(WRK_MIXED % {"steps": lua_steps, "cookie": cookie})
-        n = connections
-        done = subprocess.run(["wrk", f"-t{n}", f"-c{n}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
-                               "-s", script, base], capture_output=True, text=True, check=True)
-    if done.stderr.strip():
-        raise SystemExit(done.stderr)
-    placed = 0
-    with httpx.Client(base_url=base, cookies=cookies, timeout=60) as c:
-        for pid in per_pf:
-            r = c.get("/api/model/signals", params={"status": "placed", "portfolio_id": pid, "limit": 1})
-            placed += int(r.headers["X-Total-Count"])
+    got = _wrk_steps(base, cookies, steps, seconds)
+    placed = _count(base, cookies, "placed", list(per_pf))
     if placed >= sum(len(v) for v in per_pf.values()):
         print("  (every signal was placed before the time ran out: the rate below is too low; use fewer seconds)")
-    got = wrk_figures(done.stdout)
     print(f"approve + place, mixed [wrk, {connections} connections, carts of {cart}, {seconds:.0f} s]: "
           f"{placed / seconds:.0f} signals/s placed ({got['rps']} requests/s); every request: p50 {got['p50']}, "
           f"p99 {got['p99']}; non-2xx {got['non2xx']}")
@@ -210,27 +195,14 @@ def _approve_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]
     """Approvals from wrk, one thread and connection per group of portfolios (no version clashes): wrk's
     load costs a fraction of the CPU an httpx client takes from the two cores the platform runs on.
     Returns (approvals/s, p50, p99, non-2xx)."""
-    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    groups: list[list[int]] = [[] for _ in range(connections)]
+    steps: list[list[int]] = [[] for _ in range(connections)]
     for k, ids in enumerate(per_pf.values()):
-        groups[k % connections] += ids
-    lists = ", ".join("{" + ", ".join(map(str, ids)) + "}" for ids in groups)
-    with tempfile.TemporaryDirectory() as tmp:  # the script holds the session cookie: gone after the run
-        script = f"{tmp}/approve.lua"
-        Path(script).write_text(WRK_APPROVE % {"lists": lists, "cookie": cookie})
-        n = connections
-        done = subprocess.run(["wrk", f"-t{n}", f"-c{n}", f"-d{int(seconds)}s", "--latency", "--timeout", "30s",
-                               "-s", script, base], capture_output=True, text=True, check=True)
-    if done.stderr.strip():
-        raise SystemExit(done.stderr)
-    out = done.stdout
-    with httpx.Client(base_url=base, cookies=cookies, timeout=60) as c:
-        approved = int(c.get("/api/model/signals", params={"status": "in_cart", "limit": 1}).headers["X-Total-Count"])
-    total = sum(len(v) for v in per_pf.values())
-    if approved >= total:
+        steps[k % connections] += ids
+    got = _wrk_steps(base, cookies, steps, seconds)
+    approved = _count(base, cookies, "in_cart", list(per_pf))
+    if approved >= sum(len(v) for v in per_pf.values()):
         print(f"  (every signal was approved before the {seconds:.0f} s ran out: the rate below is too low; "
               "use fewer seconds)")
-    got = wrk_figures(out)
     return approved / seconds, got["p50"], got["p99"], int(got["non2xx"])
 
 
