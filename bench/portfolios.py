@@ -5,9 +5,12 @@
   sim       `tradertape sim advance --days 250` with 5 active paper portfolios, as a subprocess
             (target <= 30 s)
   approve   approve + cart place over HTTP on Postgres + Kafka (serve, relay, projector processes);
-            signals/s and p99 (target >= 200 signals/s, p99 < 100 ms)
+            signals/s and p99 (target >= 200 signals/s, p99 < 100 ms): all approvals, then every cart at
+            once. With --client wrk, then the user's flow: each connection approves --cart signals,
+            places that cart, and again; placed signals/s and the p99 of every request
 
-    .venv/bin/python bench/portfolios.py [--only scan|sim|approve] [--concurrency 8] [--client wrk --seconds 4]
+    .venv/bin/python bench/portfolios.py [--only scan|sim|approve] [--concurrency 8]
+                                         [--client wrk --seconds 4 --cart 5]
 """
 
 from __future__ import annotations
