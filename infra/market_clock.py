@@ -34,6 +34,15 @@ IST = ZoneInfo("Asia/Kolkata")
 SCHEDULER = CommandMeta(actor="scheduler")
 
 
+@dataclass(frozen=True)
+class _Where:
+    portfolio_id: int
+    account_id: int
+    status: str
+    last_day: str | None
+    deployed_on: str
+
+
 @dataclass
 class DayReport:
     days: list[str] = field(default_factory=list)
@@ -81,16 +90,19 @@ class MarketClock:
             days = self._days_for(pf.last_day, pf.deployed_on, latest) or [latest]
             for day in days:
                 self._step(portfolio_id, day, meta, report)
-                self._check_daily_loss(pf.account_id or 0, day, meta, report)
+                self._check_daily_loss(pf.account_id, day, meta, report)
             report.days = days
         return report
 
-    def _portfolio(self, portfolio_id: int) -> Portfolio:
-        """The aggregate itself: its last processed day must not come from a lagging read model."""
+    def _portfolio(self, portfolio_id: int) -> _Where:
+        """Where the portfolio stands, from the aggregate itself: its last processed day must not come
+        from a lagging read model."""
         pf = self.platform.store.load(Portfolio, Portfolio.uuid_for(portfolio_id))
         if pf is None:
             raise DomainError(f"Portfolio {portfolio_id} not found")
-        return pf
+        where = _Where(pf.portfolio_id, pf.account_id or 0, pf.status, pf.last_day, pf.deployed_on)
+        self.platform.store.release([pf])  # only read: the step's command takes it without a rebuild
+        return where
 
     def run_due(self, until: str | None = None,
                 progress: Callable[[str, int, int], None] | None = None) -> DayReport:
@@ -119,7 +131,7 @@ class MarketClock:
                 if pf.status == "retired":
                     continue
                 plans[pf.portfolio_id] = self._days_for(pf.last_day, pf.deployed_on, latest)
-                accounts[pf.portfolio_id] = pf.account_id or 0
+                accounts[pf.portfolio_id] = pf.account_id
             all_days = sorted({d for days in plans.values() for d in days})
             for k, day in enumerate(all_days):
                 stepped: set[int] = set()
