@@ -72,6 +72,10 @@ class Aggregate:
         """Events recorded since the last save?"""
         return bool(self._pending)
 
+    def detach(self) -> None:
+        """Drop what a command attached for its own use (an id source, say) before the store keeps this
+        object for later commands: a kept aggregate must be the same as one rebuilt from its events."""
+
     def pending_events(self) -> list[DomainEvent]:
         """The events recorded since the last save (kept until `collect_events`)."""
         return list(self._pending)

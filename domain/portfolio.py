@@ -1037,6 +1037,9 @@ class Portfolio(Aggregate):
             raise NotFound(f"signal {signal_id} not found in this portfolio")
         return sig
 
+    def detach(self) -> None:
+        self.id_source = None
+
     def _new_id(self, kind: str) -> int:
         if self.id_source is not None:
             return self.id_source(kind)

@@ -215,6 +215,7 @@ class SqlEventStore:
         for agg in aggregates:
             if agg.has_changes or not agg.cache_events:  # events recorded but not saved: drop it
                 continue
+            agg.detach()
             with self._cache_lock:
                 cur = self._cache.get(agg.aggregate_id)
                 if cur is None or agg.version > len(cur.events):

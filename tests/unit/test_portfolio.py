@@ -241,3 +241,14 @@ def test_deploy_validates_limits_with_actionable_messages() -> None:
         make(max_per_sector=0)
     with pytest.raises(DomainError, match="capital"):
         make(capital=0)
+
+
+def test_a_kept_portfolio_forgets_the_id_source_its_command_attached() -> None:
+    import uuid
+
+    from domain.portfolio import Portfolio
+
+    pf = Portfolio(uuid.uuid4())
+    pf.id_source = lambda kind: 1
+    pf.detach()
+    assert pf.id_source is None  # as a portfolio rebuilt from its events
