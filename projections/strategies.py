@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +104,8 @@ def strategy_public(row: Any) -> dict[str, Any]:
     return d
 
 
-def _visible_query(account_id: int, f: StrategyFilters, *columns: Any) -> sa.Select[Any]:
+def _visible_query(account_id: Any, f: StrategyFilters, *columns: Any) -> sa.Select[Any]:
+    """`account_id` and `f.base_model` may be bound parameters (a statement built once, see `_page`)."""
     s = strategies.c
     visible = [s.owner_id == account_id]
     if f.is_template is None or f.is_template:
@@ -116,7 +119,7 @@ def _visible_query(account_id: int, f: StrategyFilters, *columns: Any) -> sa.Sel
         conds.append(s.is_active.is_(f.is_active))
     if f.is_public is not None:
         conds.append(s.is_public.is_(f.is_public))
-    if f.base_model:
+    if f.base_model is not None:
         conds.append(s.base_model == f.base_model)
     if f.q:
         conds.append(sa.func.lower(s.name).contains(f.q.lower(), autoescape=True))
@@ -130,14 +133,29 @@ def list_strategy_docs(conn: Connection, account_id: int, f: StrategyFilters, li
     hold their documents, so nothing is decoded or re-encoded per request."""
     # the page and the count in one statement (a window count over the filtered rows); only a page past
     # the end, which has no row to carry the count, asks again
-    query = _visible_query(account_id, f, strategies.c.doc, sa.func.count().over().label("total"))
-    rows = conn.execute(query.limit(limit).offset(offset)).all()
+    f = dataclasses.replace(f, base_model=f.base_model or None, q=f.q or None)
+    if f.q is None:  # the usual lists: a statement built once per filter shape, with bound values
+        rows = conn.execute(_page(f.is_template, f.is_active, f.is_public, f.base_model is not None), {
+            "account": account_id, "base_model": f.base_model, "limit": limit, "offset": offset}).all()
+    else:
+        query = _visible_query(account_id, f, strategies.c.doc, sa.func.count().over().label("total"))
+        rows = conn.execute(query.limit(limit).offset(offset)).all()
     if rows:
         total = int(rows[0].total)
     else:
         matching = _visible_query(account_id, f, strategies.c.id).order_by(None).subquery()
         total = int(conn.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()) if offset else 0
     return ("[" + ",".join(r.doc for r in rows) + "]").encode(), total
+
+
+@functools.lru_cache(maxsize=64)
+def _page(is_template: bool | None, is_active: bool | None, is_public: bool | None, by_model: bool) -> sa.Select[Any]:
+    """One page of documents with the total, for one filter shape: building and cache-keying the
+    statement per request cost more than running it."""
+    model: Any = sa.bindparam("base_model") if by_model else None
+    f = StrategyFilters(is_active, is_template, is_public, model, None)
+    query = _visible_query(sa.bindparam("account"), f, strategies.c.doc, sa.func.count().over().label("total"))
+    return query.limit(sa.bindparam("limit")).offset(sa.bindparam("offset"))
 
 
 def get_strategy_doc(conn: Connection, strategy_id: int) -> Any:

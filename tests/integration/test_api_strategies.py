@@ -104,7 +104,8 @@ def test_other_users_private_strategy_is_404_for_read_and_write(api_factory: Any
     assert bob.delete(f"/api/strategies/{sid}").status_code == 404
     assert bob.post(f"/api/strategies/{sid}/fork").status_code == 404
     assert bob.post(f"/api/strategies/{sid}/share").status_code == 404
-    assert all(s["id"] != sid for s in bob.get("/api/strategies").json())
+    assert any(s["id"] == sid for s in alice.get("/api/strategies").json())
+    assert all(s["id"] != sid for s in bob.get("/api/strategies").json())  # the same statement, bob's id bound
     assert alice.get(f"/api/strategies/{sid}").json()["name"] == BODY["name"]  # unchanged
 
 
@@ -166,6 +167,11 @@ def test_filters_and_pagination_with_total_count(api: Any) -> None:
         "Alpha 1", "Alpha 3", "Alpha 5"}
     inactive = api.get("/api/strategies", params={"is_active": False, "is_template": False})
     assert inactive.headers["X-Total-Count"] == "2"
+    mine = api.get("/api/strategies", params={"base_model": "v3_dip_buyer", "is_template": False})
+    assert mine.headers["X-Total-Count"] == "7" and {s["base_model"] for s in mine.json()} == {"v3_dip_buyer"}
+    assert api.get("/api/strategies", params={"base_model": "sma_crossover", "is_template": False}).json() == []
+    (template,) = api.get("/api/strategies", params={"base_model": "sma_crossover"}).json()  # the same shape
+    assert template["is_template"] and template["base_model"] == "sma_crossover"
     assert api.get("/api/strategies", params={"limit": 501}).status_code == 422
     assert api.get("/api/strategies", params={"limit": 0}).status_code == 422
     everything = api.get("/api/strategies", params={"limit": 500})
