@@ -713,9 +713,6 @@ def list_positions(conn: Connection, account_id: int, portfolio_id: int | None =
     return [position_public(r) for r in rows], total
 
 
-_GET_POSITION = sa.select(positions).where(positions.c.id == sa.bindparam("id"))
-
-
 def get_position(conn: Connection, position_id: int) -> dict[str, Any] | None:
-    row = conn.execute(_GET_POSITION, {"id": position_id}).first()
+    row = row_by(conn, positions, "id", position_id)
     return None if row is None else position_public(row)

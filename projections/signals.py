@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import page
+from projections.base import page, row_by
 from projections.portfolios import money, signals, utc_epoch, wire_ts
 
 _SIGNAL_PUBLIC = (
@@ -49,11 +49,8 @@ def list_signals(conn: Connection, account_id: int, portfolio_id: int | None = N
     return [signal_public(r) for r in rows], total
 
 
-_GET_SIGNAL = sa.select(signals).where(signals.c.id == sa.bindparam("id"))  # built once: a hot path
-
-
 def get_signal(conn: Connection, signal_id: int) -> dict[str, Any] | None:
-    row = conn.execute(_GET_SIGNAL, {"id": signal_id}).first()
+    row = row_by(conn, signals, "id", signal_id)
     return None if row is None else signal_public(row)
 
 
