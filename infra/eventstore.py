@@ -12,7 +12,8 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -210,6 +211,17 @@ class SqlEventStore:
             self._cache.move_to_end(aggregate_id)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+    @contextmanager
+    def borrowed(self, cls: type[A], aggregate_id: uuid.UUID) -> Iterator[A | None]:
+        """The aggregate (or None) to read inside the block, handed back when it ends: for readers that
+        change nothing (a command loads and saves through its unit of work instead)."""
+        agg = self.load(cls, aggregate_id)
+        try:
+            yield agg
+        finally:
+            if agg is not None:
+                self.release([agg])
 
     def release(self, aggregates: Sequence[Aggregate]) -> None:
         for agg in aggregates:

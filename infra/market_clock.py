@@ -97,12 +97,10 @@ class MarketClock:
     def _portfolio(self, portfolio_id: int) -> _Where:
         """Where the portfolio stands, from the aggregate itself: its last processed day must not come
         from a lagging read model."""
-        pf = self.platform.store.load(Portfolio, Portfolio.uuid_for(portfolio_id))
-        if pf is None:
-            raise DomainError(f"Portfolio {portfolio_id} not found")
-        where = _Where(pf.portfolio_id, pf.account_id or 0, pf.status, pf.last_day, pf.deployed_on)
-        self.platform.store.release([pf])  # only read: the step's command takes it without a rebuild
-        return where
+        with self.platform.store.borrowed(Portfolio, Portfolio.uuid_for(portfolio_id)) as pf:
+            if pf is None:
+                raise DomainError(f"Portfolio {portfolio_id} not found")
+            return _Where(pf.portfolio_id, pf.account_id or 0, pf.status, pf.last_day, pf.deployed_on)
 
     def run_due(self, until: str | None = None,
                 progress: Callable[[str, int, int], None] | None = None) -> DayReport:

@@ -117,11 +117,9 @@ class PaperTickFills:
             if hit is None or hit[0] != key:
                 levels: Levels = {}
                 if next_session(r["last_day"], day):
-                    pf = self.platform.store.load(Portfolio, Portfolio.uuid_for(pid))
-                    if pf is not None:
-                        if next_session(pf.last_day, day):
+                    with self.platform.store.borrowed(Portfolio, Portfolio.uuid_for(pid)) as pf:
+                        if pf is not None and next_session(pf.last_day, day):
                             levels = pf.tick_levels(day)
-                        self.platform.store.release([pf])  # only read: the next command takes it as is
                 hit = self.cache[pid] = (key, levels)
             if hit[1]:
                 out[pid] = hit[1]

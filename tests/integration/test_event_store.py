@@ -202,5 +202,11 @@ def test_a_released_aggregate_goes_to_one_later_load_and_catches_up_with_other_w
         store.release([mine])  # lost the race: its change is not the stored one
         after = store.load(Strategy, sid)
         assert after is not mine and after.version == 4 and after.is_public
+        store.release([after])
+        with store.borrowed(Strategy, sid) as read:  # a reader hands it back when done
+            assert read is after
+        assert store.load(Strategy, sid) is after
+        with store.borrowed(Strategy, Strategy.uuid_for(99)) as none:
+            assert none is None
     finally:
         elsewhere.close()
