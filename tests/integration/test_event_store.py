@@ -210,3 +210,35 @@ def test_a_released_aggregate_goes_to_one_later_load_and_catches_up_with_other_w
             assert none is None
     finally:
         elsewhere.close()
+
+
+def test_a_command_that_fails_after_changing_an_aggregate_leaves_no_trace_for_the_next(
+        platform) -> None:  # type: ignore[no-untyped-def]
+    from commands.bus import MessageBus
+    from domain.errors import DomainError
+
+    class Share:
+        fail = True
+
+    def share(cmd: Share, uow) -> bool:  # type: ignore[no-untyped-def]
+        s = uow.get(Strategy, Strategy.uuid_for(1), "Strategy 1")
+        s.toggle_share(1)  # recorded on the aggregate, not saved yet
+        if cmd.fail:
+            raise DomainError("refused after the change")
+        uow.save(s)
+        return bool(s.is_public)
+
+    def peek(cmd: object, uow) -> tuple[bool, int]:  # type: ignore[no-untyped-def]
+        s = uow.get(Strategy, Strategy.uuid_for(1), "Strategy 1")
+        return bool(s.is_public), s.version
+
+    bus = MessageBus(platform.bus.deps, {Share: share, object: peek})
+    platform.store.save([_strategy(1)], META)
+    assert bus.handle(object(), META).value == (False, 1)  # loaded once: kept for the next command
+    with pytest.raises(DomainError):
+        bus.handle(Share(), META)
+    assert bus.handle(object(), META).value == (False, 1)  # the refused change is nowhere
+    ok = Share()
+    ok.fail = False
+    assert bus.handle(ok, META).value is True
+    assert bus.handle(object(), META).value == (True, 2)
