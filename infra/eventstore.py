@@ -111,6 +111,36 @@ class OrderedPostgresRecorder(PostgresApplicationRecorder):
             return [r[self._insert_function] for r in curs.fetchall()]
 
 
+def stored_event_ids(recorder: ApplicationRecorder,
+                     keys: Sequence[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], tuple[str, int]]:
+    """(aggregate id, version) -> (event_id, position) of the stored events among `keys`."""
+    out: dict[tuple[uuid.UUID, int], tuple[str, int]] = {}
+    ids = sorted({k[0] for k in keys})
+    if isinstance(recorder, PostgresApplicationRecorder):
+        ds = recorder.datastore
+        statement = SQL("SELECT originator_id, originator_version, notification_id, state FROM {schema}.{table} "
+                        "WHERE originator_id = ANY(%s)").format(schema=Identifier(ds.schema),
+                                                                table=Identifier(recorder.events_table_name))
+        with ds.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (ids,))
+            rows = [(r["originator_id"], r["originator_version"], r["notification_id"], r["state"])
+                    for r in curs.fetchall()]
+    else:
+        sqlite = cast(Any, recorder)
+        marks = ",".join("?" * len(ids))
+        with sqlite.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT originator_id, originator_version, rowid AS notification_id, state "
+                      f"FROM {sqlite.events_table_name} WHERE originator_id IN ({marks})", [i.hex for i in ids])
+            rows = [(uuid.UUID(str(r["originator_id"])), r["originator_version"], r["notification_id"], r["state"])
+                    for r in c.fetchall()]
+    wanted = set(keys)
+    for agg_id, version, position, state in rows:
+        key = (agg_id if isinstance(agg_id, uuid.UUID) else uuid.UUID(str(agg_id)), int(version))
+        if key in wanted:
+            out[key] = (json.loads(bytes(state))["event_id"], int(position))
+    return out
+
+
 def make_recorder(database_url: str) -> ApplicationRecorder:
     factory = InfrastructureFactory.construct(recorder_env(database_url))
     return factory.application_recorder()
@@ -273,14 +303,28 @@ class SqlEventStore:
         if not records:
             return None
         try:
-            ids = self.recorder.insert_events(records)
-        except IntegrityError as exc:  # the aggregates keep their unsaved events: never released
-            raise ConcurrencyConflict(str(exc)) from exc
+            ids: Sequence[int] | None = self.recorder.insert_events(records)
+        except IntegrityError as exc:
+            # Either another command saved these versions first, or the recorder retried an insert whose
+            # commit succeeded but whose reply was lost (a dropped connection): then the rows are ours
+            # and the command is done -- running its handler again would allocate new ids (a duplicate).
+            ids = self._own_positions(records)
+            if ids is None:  # the aggregates keep their unsaved events: never released
+                raise ConcurrencyConflict(str(exc)) from exc
         for agg, pending in saving:
             agg.collect_events()
             if pending and agg.cache_events:
                 self._saved(agg.aggregate_id, agg.version - len(pending), pending, now)
         return max(ids) if ids else None
+
+    def _own_positions(self, records: Sequence[StoredEvent]) -> list[int] | None:
+        """The positions of `records` when every one of them is stored (same event ids), else None."""
+        wanted = {(uuid.UUID(str(r.originator_id)), r.originator_version): str(json.loads(r.state)["event_id"])
+                  for r in records}
+        found = stored_event_ids(self.recorder, list(wanted))
+        if any(key not in found or found[key][0] != event_id for key, event_id in wanted.items()):
+            return None
+        return [found[key][1] for key in wanted]
 
     def _saved(self, aggregate_id: uuid.UUID, known: int, new: list[DomainEvent], at: str) -> None:
         """Extend the cached history with events this process just stored (when it holds the rest)."""

@@ -242,3 +242,38 @@ def test_a_command_that_fails_after_changing_an_aggregate_leaves_no_trace_for_th
     ok.fail = False
     assert bus.handle(ok, META).value is True
     assert bus.handle(object(), META).value == (True, 2)
+
+
+def test_a_commit_whose_reply_was_lost_is_not_run_again(tmp_path: Path, pg_url: str) -> None:
+    """The connection dies after Postgres committed the insert but before its answer arrived: the
+    recorder's retry then meets its own rows (a unique violation). The store must see that they are its
+    own events and report the save done, so the handler (which allocated a new strategy id) is not run a
+    second time, which created a duplicate strategy."""
+    from urllib.parse import urlparse
+
+    from tests.support.tcp_proxy import LosingProxy
+
+    u = urlparse(pg_url)
+    proxy = LosingProxy(u.hostname or "127.0.0.1", u.port or 5432)
+    p = bootstrap(make_settings(tmp_path, pg_url.replace(f":{u.port}/", f":{proxy.port}/")))
+    try:
+        name = "lost-reply-7f3a91"
+        proxy.lose_reply_after(name.encode(), name.encode().hex().encode())
+        result = p.bus.handle(CreateStrategy(1, StrategyBody(name, "", "sma_crossover", None, None, None, True)),
+                              META)
+        assert proxy.lost == 1  # the fault happened
+        created = [e for e in p.store.read_plain(0, 1000) if e.type == "StrategyCreated"]
+        assert [(e.data["name"], e.aggregate_id) for e in created] == [(name, str(Strategy.uuid_for(result.value)))]
+        assert result.position == created[0].position
+        assert p.store.load(Strategy, Strategy.uuid_for(result.value)).name == name
+        # a real clash is still a conflict (the stored event at that version is another command's)
+        a = p.store.load(Strategy, Strategy.uuid_for(result.value))
+        b = p.store.load(Strategy, Strategy.uuid_for(result.value))
+        a.toggle_share(1)
+        b.toggle_share(1)
+        p.store.save([a], META)
+        with pytest.raises(ConcurrencyConflict):
+            p.store.save([b], META)
+    finally:
+        p.close()
+        proxy.close()
