@@ -10,7 +10,9 @@ then NaN), computed there, and scattered back to the original columns; rows that
 (the usual case: no gaps, or only a tail of missing bars) are used as they are.
 
 Definitions (the loop references in tests/unit/test_indicators.py follow them literally):
-- sma(p): mean of the last p values.
+- sma(p): mean of the last p values, exact for prices on the paise grid (integer-paise window sums;
+  see `_sma`) so that equal means compare equal and a crossover never depends on where the data
+  window starts. The Bollinger middle band is this SMA.
 - ema(p): seeded at the p-th bar with the SMA of the first p values, then
   ema[t] = a * x[t] + (1 - a) * ema[t-1] with a = 2 / (p + 1).
 - rsi(p) (Wilder): changes d[t] = c[t] - c[t-1]; the first average gain/loss is the simple mean of the
@@ -108,23 +110,58 @@ def _general(kernel: Callable[..., FloatMatrix], *arrays: FloatMatrix, **kw: Any
 # kernels on the aligned layout (valid prefix, NaN tail) -- any-NaN window -> NaN
 
 
+_PAISE = 100.0
+_GRID_TOL = 1e-6  # of a paisa: a price read from "1234.55" is within ~1e-10 paise of the grid
+
+
+def _on_paise_grid(x: FloatMatrix) -> npt.NDArray[np.bool_]:
+    """Per row: every finite value is a whole number of paise (prices on NSE's tick grid, volumes)
+    small enough that its paise and their window sums are exact in int64 and float64."""
+    scaled = x * _PAISE
+    fin = np.isfinite(scaled)
+    near = np.abs(scaled - np.rint(scaled)) <= _GRID_TOL
+    small = np.abs(scaled) < 2.0 ** 43
+    ok: npt.NDArray[np.bool_] = np.all(~fin | (near & small), axis=1)
+    return ok
+
+
 def _sma(x: FloatMatrix, period: int) -> FloatMatrix:
-    n = x.shape[1]
+    """Mean of the last `period` values, computed so that the result depends only on the window's
+    values (never on where the data starts) and exact ties stay ties:
+
+    - rows on the paise grid (every NSE price, every volume): the window sum is an exact integer
+      number of paise (int64 prefix sums), and the mean is that integer divided by 100 x period in
+      one correctly rounded float division. Two windows (of any lengths) whose exact means are equal
+      give the same float, and unequal exact means never swap order -- so ``sma(10) crosses_above
+      sma(30)`` fires on the same day whichever date the data window starts on;
+    - other rows (prices adjusted by a corporate-action ratio): each window is summed on its own
+      (numpy's pairwise sum over the window's values), which is still window-independent.
+    """
+    n_sym, n = x.shape
     out = np.full(x.shape, np.nan)
     if period > n:
         return out
     valid = np.isfinite(x)
-    # centre each row on its first value: the running sum then stays small and precise
-    first = np.where(valid.any(axis=1), x[:, 0], 0.0)
-    first = np.where(np.isfinite(first), first, 0.0)
-    xc = np.where(valid, x - first[:, None], 0.0)
-    cs = np.zeros((x.shape[0], n + 1))
-    np.cumsum(xc, axis=1, out=cs[:, 1:])
-    cnt = np.zeros((x.shape[0], n + 1), dtype=np.int64)
+    cnt = np.zeros((n_sym, n + 1), dtype=np.int64)
     np.cumsum(valid, axis=1, out=cnt[:, 1:])
-    wsum = cs[:, period:] - cs[:, :-period]
     wcnt = cnt[:, period:] - cnt[:, :-period]
-    out[:, period - 1:] = np.where(wcnt == period, wsum / period + first[:, None], np.nan)
+    full = wcnt == period
+    grid = _on_paise_grid(x)
+    if grid.any():
+        rows = np.flatnonzero(grid)
+        paise = np.where(valid[rows], np.rint(x[rows] * _PAISE), 0.0).astype(np.int64)
+        cs = np.zeros((rows.size, n + 1), dtype=np.int64)
+        np.cumsum(paise, axis=1, out=cs[:, 1:])
+        wsum = cs[:, period:] - cs[:, :-period]
+        out[rows, period - 1:] = np.where(full[rows], wsum / (_PAISE * period), np.nan)
+    if not grid.all():
+        rows = np.flatnonzero(~grid)
+        windows = np.lib.stride_tricks.sliding_window_view(np.where(valid[rows], x[rows], 0.0), period, axis=1)
+        step = max(1, 4_000_000 // max(1, rows.size * period))
+        for lo in range(0, n - period + 1, step):
+            hi = min(n - period + 1, lo + step)
+            sums = windows[:, lo:hi].sum(axis=-1)
+            out[rows, period - 1 + lo:period - 1 + hi] = np.where(full[rows, lo:hi], sums / period, np.nan)
     return out
 
 
