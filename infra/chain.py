@@ -71,14 +71,19 @@ _INSERT_CHAIN = sa.insert(audit_chain)
 
 
 def canonical(env: Envelope) -> bytes:
-    """The hashed form of an event: its envelope minus position and hashes."""
+    """The hashed form of an event: its envelope minus position and hashes.
+
+    Total: it cannot fail on any stored event. JSON as UTF-8 (not ASCII-escaped), where a lone surrogate
+    (a `\\ud800` escape in a stored document, which is not a character UTF-8 can hold) is written as
+    its 3-byte surrogate code unit (Python's `surrogatepass`): deterministic, and every valid event
+    hashes exactly as before."""
     doc: dict[str, Any] = {
         "event_id": env.event_id, "type": env.type, "schema_version": env.schema_version,
         "aggregate_type": env.aggregate_type, "aggregate_id": env.aggregate_id,
         "aggregate_version": env.aggregate_version, "account_id": env.account_id,
         "occurred_at": env.occurred_at, "meta": env.meta, "data": env.data,
     }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 def chain_hash(prev_hash: str, env: Envelope) -> str:

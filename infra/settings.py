@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     port: int = 8000
     admin_emails: str = ""  # comma-separated emails that become admins
     read_your_writes_timeout: float = 2.0
+    # /api/health turns "degraded" when a read model (a Kafka partition, or the store) is more than this
+    # many events behind, or a projector/relay step failed this many times in a row
+    health_max_lag: int = Field(default=1000, ge=1)
+    health_max_failures: int = Field(default=3, ge=1)
+    # Bearer token an operator's monitoring sends to /metrics and /api/health (detail); empty: admins only
+    metrics_token: str = ""
     # request threads of one API process that run at the same time (infra/workgate.py); 0 = no limit
     api_threads: int = Field(default=4, ge=0, le=64)
     # The market clock: after the close on trading days, step every portfolio (fills, exits, the scan).

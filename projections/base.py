@@ -25,6 +25,25 @@ projection_tracking = sa.Table(
     sa.Column("kafka_offset", sa.BigInteger),
 )
 
+# Events a projection could not apply (streams/runner.py): set aside with the error so that one bad event
+# never stops a read model for everyone; `tradertape projections retry-failed` applies them again.
+# `envelope` is the event as JSON (ASCII-escaped: any stored string fits).
+projection_dead_letters = sa.Table(
+    "projection_dead_letters", tracking_metadata,
+    sa.Column("projection", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("shard", sa.String(32), nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("account_id", sa.BigInteger),
+    sa.Column("occurred_at", sa.String(40), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_failed_at", sa.Float, nullable=False),
+    sa.Column("last_failed_at", sa.Float, nullable=False),
+    sa.Column("envelope", sa.Text, nullable=False),
+)
+
 
 class Projection:
     """Base class: subclasses set `name`, define tables on their own `metadata`, and `on_<EventType>`
@@ -57,6 +76,7 @@ class Projection:
     def drop(self, conn: Connection) -> None:
         self.metadata.drop_all(conn)
         conn.execute(sa.delete(projection_tracking).where(projection_tracking.c.projection == self.name))
+        conn.execute(sa.delete(projection_dead_letters).where(projection_dead_letters.c.projection == self.name))
 
 
 # Statements on the hot paths are built once and reused with bound values: building and cache-keying a

@@ -56,6 +56,19 @@ def rebuild(args: argparse.Namespace) -> None:
     console.print(f"rebuilt {len(runner.projections)} projections from {n} events (store head {head})")
 
 
+def retry_failed(args: argparse.Namespace) -> int:
+    settings = Settings()
+    platform = bootstrap(settings)
+    try:
+        runner = make_projector(platform, "store")  # (the events come from the dead-letter table)
+        applied, failed = runner.retry_failed(args.projection)
+    finally:
+        platform.close()
+    console.print(f"re-applied {applied} set-aside event(s); {failed} still failing "
+                  "(see /api/health or the projection_dead_letters table)")
+    return 1 if failed else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("relay", help="publish stored events to Kafka")
     p.set_defaults(func=relay)
@@ -68,3 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r = psub.add_parser("rebuild", help="drop every read model and replay the events into it")
     r.add_argument("--source", choices=["store", "kafka"], default=None)
     r.set_defaults(func=rebuild)
+    f = psub.add_parser("retry-failed", help="apply the events set aside as failing (dead letters) again, after a "
+                                             "fix; non-zero if some still fail")
+    f.add_argument("--projection", default=None, help="only this projection's (default: all)")
+    f.set_defaults(func=retry_failed)

@@ -23,7 +23,7 @@ from kafka.errors import TopicAlreadyExistsError
 from infra.chain import RunningSeal
 from infra.db import Database, Listener
 from infra.eventstore import SqlEventStore
-from streams.loop import StepLoop
+from streams.loop import StepLoop, status_metadata, status_reporter
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,15 @@ relay_metadata = sa.MetaData()
 relay_positions = sa.Table(
     "relay_positions", relay_metadata,
     sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+# Per partition, the offset and store position of the last event the relay published there (written with
+# the relay's position): how far each partition's consumers have to go (/api/health, /metrics).
+relay_partitions = sa.Table(
+    "relay_partitions", relay_metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kafka_offset", sa.BigInteger, nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 
@@ -66,6 +75,7 @@ class KafkaRelay:
         self._position: int | None = None  # acknowledged by Kafka
         self._recorded: int | None = None  # written to relay_positions
         self._recorded_at = 0.0
+        self._published: dict[int, tuple[int, int]] = {}  # partition -> (offset, position) not yet recorded
         self.seal = RunningSeal(store.chain) if store.chain is not None else None
         # Postgres: each insert NOTIFYs the store's channel, so an idle relay waits for that (looking again
         # every half second as a safety net) instead of polling every 20 ms and finding a new event 10 ms
@@ -74,10 +84,12 @@ class KafkaRelay:
         self._listener = Listener(db.url, channel) if channel and not db.is_sqlite else None
         self.loop = StepLoop("relay", self.step, on_error=self._reset_after_error,
                              idle_wait=0.02 if self._listener is None else 0.5,
-                             idle=None if self._listener is None else self._wait_for_inserts)
+                             idle=None if self._listener is None else self._wait_for_inserts,
+                             report=status_reporter(db, "relay"))
 
     def create_tables(self) -> None:
         relay_metadata.create_all(self.db.writer)
+        status_metadata.create_all(self.db.writer)
 
     def position(self) -> int:
         with self.db.read() as conn:
@@ -91,6 +103,13 @@ class KafkaRelay:
                              .values(position=position)).rowcount
             if not n:
                 conn.execute(sa.insert(relay_positions).values(name=self.name, position=position))
+            for part, (offset, pos) in sorted(self._published.items()):
+                t = relay_partitions
+                if not conn.execute(sa.update(t).where(t.c.name == self.name, t.c.partition == part)
+                                    .values(kafka_offset=offset, position=pos)).rowcount:
+                    conn.execute(sa.insert(t).values(name=self.name, partition=part, kafka_offset=offset,
+                                                     position=pos))
+        self._published = {}
 
     def _record_if_behind(self, every: float) -> None:
         now = time.monotonic()
@@ -148,8 +167,9 @@ class KafkaRelay:
                 headers=[("type", env.type.encode()), ("event_id", env.event_id.encode())],
             ))
         producer.flush(timeout=30)
-        for f in futures:
-            f.get(timeout=30)  # raises if any send failed: the position is then not advanced
+        for env, f in zip(envs, futures, strict=True):
+            meta = f.get(timeout=30)  # raises if any send failed: the position is then not advanced
+            self._published[meta.partition] = (meta.offset, env.position)
         t2 = time.perf_counter()
         self._position = envs[-1].position
         if self.seal is not None and self.seal.due():
@@ -172,6 +192,7 @@ class KafkaRelay:
     def _reset_after_error(self) -> None:
         self._drop_producer()
         self._position = self._recorded = None
+        self._published = {}
         self._topic_ready = False
         if self.seal is not None:
             self.seal.reset()

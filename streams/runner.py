@@ -1,5 +1,11 @@
 """The projector loop: fetch a batch from a source, apply it to every projection and record the
-tracking positions in the same transaction (exactly-once effects, safe to kill at any point)."""
+tracking positions in the same transaction (exactly-once effects, safe to kill at any point).
+
+One bad event never halts the pipeline: when a batch fails for any reason but the database being
+unreachable, it is applied again in the same kind of transaction with every (projection, event) in its
+own savepoint; an event that fails there is set aside in `projection_dead_letters` with its error, the
+other projections apply it, and the projector moves on. `retry_failed` applies the set-aside events
+again (after a fix) and removes those that succeed."""
 
 from __future__ import annotations
 
@@ -13,15 +19,39 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from infra.db import PROJECTED_CHANNEL, Database, Listener, notify
-from projections.base import Projection, read_tracking, tracking_metadata, write_tracking
+from projections.base import (
+    Projection,
+    projection_dead_letters,
+    read_tracking,
+    tracking_metadata,
+    write_tracking,
+)
 from projections.envelope import Envelope
-from streams.loop import StepLoop
+from streams.loop import StepLoop, status_metadata, status_reporter
 from streams.sources import EventSource, Item
 
 log = logging.getLogger(__name__)
 
 
 _SHARD_LOCK = 7411100
+
+# The database being unreachable or busy says nothing about the events: the step is retried as a whole
+# (with backoff) and no event is set aside.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError,
+    ConnectionError, TimeoutError)
+
+
+def error_text(exc: BaseException) -> str:
+    """`Type: message`, at most 1000 characters, always encodable (a lone surrogate in the message is
+    escaped)."""
+    text = f"{type(exc).__name__}: {exc}"[:1000]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _lock_shard(conn: sa.Connection, shard: str) -> None:
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                 {"a": _SHARD_LOCK, "b": zlib.crc32(shard.encode()) & 0x7FFFFFFF})
 
 
 class ProjectionRunner:
@@ -41,11 +71,13 @@ class ProjectionRunner:
         # quiet spell by ~100 ms on average; polling without a pause cost 7% of a core while idle.
         self._listener = Listener(db.url, wake_channel) if wake_channel and not db.is_sqlite else None
         self.loop = StepLoop("projector", self.step, idle_wait=0.2 if self._listener is None else 0.5,
-                             idle=None if self._listener is None else self._listener.wait)
+                             idle=None if self._listener is None else self._listener.wait,
+                             report=status_reporter(db, "projector"))
 
     def create_tables(self) -> None:
         with self.db.write() as conn:
             tracking_metadata.create_all(conn)
+            status_metadata.create_all(conn)
             for p in self.projections:
                 p.create(conn)
 
@@ -74,7 +106,13 @@ class ProjectionRunner:
             return 0
         t1 = time.perf_counter()
         try:
-            self._apply(items)
+            try:
+                self._apply(items, isolate=False)
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # some event of the batch cannot be applied: find it, set it aside
+                log.warning("projector batch failed (%s); applying it again one event at a time", error_text(exc))
+                self._apply(items, isolate=True)
         except Exception:
             self.source.reset()
             raise
@@ -87,14 +125,14 @@ class ProjectionRunner:
             self._cond.notify_all()
         return len(items)
 
-    def _apply(self, items: list[Item]) -> None:
+    def _apply(self, items: list[Item], isolate: bool) -> None:
+        """`isolate`: every (projection, event) in its own savepoint; one that fails is set aside."""
         with self.db.write(durable=False) as conn:  # rows and tracking together: re-applied after a crash
             if not self.db.is_sqlite:  # (SQLite's BEGIN IMMEDIATE serialises writers already)
                 # Two runners on one shard (a rebuild beside a live projector, two projector processes)
                 # take turns, so neither applies what the other just applied.
                 for shard in sorted({i.shard for i in items}):
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, :b)"),
-                                 {"a": _SHARD_LOCK, "b": zlib.crc32(shard.encode()) & 0x7FFFFFFF})
+                    _lock_shard(conn, shard)
             # Re-read inside the write transaction: another projector process may have moved on.
             state = read_tracking(conn, self.names)
             existed = set(state)
@@ -106,7 +144,9 @@ class ProjectionRunner:
                     key = (p.name, item.shard)
                     pos, off = state.get(key, (0, None))
                     if env.position > pos:
-                        if p.batched:
+                        if isolate:
+                            self._apply_one(conn, p, env, item.shard)
+                        elif p.batched:
                             later[p.name].append(env)
                         else:
                             p.apply(conn, env)
@@ -122,6 +162,25 @@ class ProjectionRunner:
             write_tracking(conn, {key: state[key] for key in dirty}, existed)
             if not self.db.is_sqlite:  # read-your-writes waiters in API processes learn it at commit
                 notify(conn, PROJECTED_CHANNEL, json.dumps(self._reached(state, {i.shard for i in items})))
+
+    def _apply_one(self, conn: sa.Connection, p: Projection, env: Envelope, shard: str) -> bool:
+        """Apply one event to one projection in a savepoint; if it fails (for any reason but the
+        database), set it aside. True if applied."""
+        try:
+            with conn.begin_nested():
+                if p.batched:
+                    p.apply_many(conn, [env])
+                else:
+                    p.apply(conn, env)
+            return True
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            error = error_text(exc)
+            log.error("projection %s: event %s (%s, position %d, account %s) set aside: %s", p.name,
+                      env.event_id, env.type, env.position, env.account_id, error)
+            set_aside(conn, p.name, shard, env, error)
+            return False
 
     def _reached(self, state: dict[tuple[str, str], tuple[int, int | None]], shards: set[str]) -> dict[str, int]:
         """Per shard, the position every projection has applied there."""
@@ -152,6 +211,33 @@ class ProjectionRunner:
         t.start()
         return t
 
+    def retry_failed(self, projection: str | None = None) -> tuple[int, int]:
+        """Apply the set-aside events again, oldest first, each in its own transaction; those that
+        succeed leave the dead-letter table, the others keep it with the new error. (applied, failed)"""
+        by_name = {p.name: p for p in self.projections}
+        query = sa.select(projection_dead_letters).order_by(projection_dead_letters.c.position,
+                                                            projection_dead_letters.c.projection)
+        if projection is not None:
+            query = query.where(projection_dead_letters.c.projection == projection)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        applied = failed = 0
+        for row in rows:
+            p = by_name.get(row.projection)
+            if p is None:
+                continue
+            env = Envelope.from_json(row.envelope)
+            with self.db.write() as conn:
+                if not self.db.is_sqlite:
+                    _lock_shard(conn, row.shard)
+                ok = self._apply_one(conn, p, env, row.shard)
+                if ok:
+                    conn.execute(sa.delete(projection_dead_letters).where(
+                        projection_dead_letters.c.projection == row.projection,
+                        projection_dead_letters.c.position == row.position))
+            applied, failed = (applied + 1, failed) if ok else (applied, failed + 1)
+        return applied, failed
+
     def rebuild(self, target_position: int, idle_polls: int = 20) -> int:
         """Drop and recreate every read model, then replay the source until `target_position`
         (the store's head when the rebuild started) has been applied."""
@@ -168,3 +254,16 @@ class ProjectionRunner:
             total += n
             idle = 0 if n else idle + 1
         return total
+
+
+def set_aside(conn: sa.Connection, projection: str, shard: str, env: Envelope, error: str) -> None:
+    """Record (or count again) a dead letter: the event `env` could not be applied to `projection`."""
+    now = time.time()
+    t = projection_dead_letters
+    hit = conn.execute(sa.update(t).where(t.c.projection == projection, t.c.position == env.position).values(
+        error=error, attempts=t.c.attempts + 1, last_failed_at=now)).rowcount
+    if not hit:
+        conn.execute(sa.insert(t).values(
+            projection=projection, position=env.position, shard=shard, event_id=env.event_id,
+            event_type=env.type[:100], account_id=env.account_id, occurred_at=env.occurred_at[:40], error=error,
+            attempts=1, first_failed_at=now, last_failed_at=now, envelope=env.to_json().decode("ascii")))

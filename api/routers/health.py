@@ -1,59 +1,46 @@
-"""Health: store, transport and projection lag."""
+"""Health: store, transport and projection lag, set-aside events.
+
+The public answer is only `{"status": "ok" | "lagging" | "degraded"}`; the detail (positions, lags,
+errors, dead letters) is for admins (a signed-in admin session) and for the operator's scrape token
+(`TRADERTAPE_METRICS_TOKEN`, as `Authorization: Bearer ...`)."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-import sqlalchemy as sa
-from fastapi import Request
+from fastapi import HTTPException, Request, Response
 
-from api.deps import PlatformDep, resource_router
-from projections.base import projection_tracking
-from streams.relay import relay_positions
+from api.deps import PlatformDep, current_principal, resource_router
+from streams.status import pipeline_status
 
 router = resource_router("/api", ["health"])
 
 
-@router.get("/health")
-def health(request: Request, platform: PlatformDep) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": "ok"}
+async def is_operator(request: Request, response: Response) -> bool:
+    """An admin's session, or the configured scrape token."""
+    token = request.app.state.platform.settings.metrics_token
+    auth = request.headers.get("authorization", "")
+    if token and auth.lower().startswith("bearer ") and not auth[7:].strip().startswith("zt_"):
+        return hmac.compare_digest(auth[7:].strip().encode(), token.encode())
     try:
-        head = platform.store.max_position()
-        out["store"] = {"ok": True, "position": head,
-                        "backend": "sqlite" if platform.settings.is_sqlite else "postgres"}
-    except Exception as exc:
-        out["status"] = "degraded"
-        out["store"] = {"ok": False, "error": type(exc).__name__}
-        return out
-    with platform.db.read() as conn:
-        rows = conn.execute(sa.select(projection_tracking)).all()
-        relay = None
-        if not platform.settings.embedded_transport:
-            try:
-                relay = conn.execute(sa.select(relay_positions.c.position)
-                                     .where(relay_positions.c.name == "kafka")).scalar_one_or_none()
-            except sa.exc.DBAPIError:
-                relay = None
-    projections: dict[str, int] = {}
-    for r in rows:
-        projections[r.projection] = max(projections.get(r.projection, 0), int(r.position))
-    lag = max((head - p for p in projections.values()), default=head)
-    out["projections"] = projections
-    out["projection_lag"] = max(lag, 0)
-    if platform.settings.embedded_transport:
-        out["transport"] = {"kind": "embedded"}
-    else:
-        out["transport"] = {"kind": "kafka", "topic": platform.settings.kafka_topic,
-                            "relay_position": int(relay or 0), "relay_lag": max(head - int(relay or 0), 0)}
-    if out["projection_lag"] > 1000:
-        out["status"] = "lagging"
+        principal = await current_principal(request, response)
+    except HTTPException:
+        return False
+    return principal.is_admin and principal.via == "session"
+
+
+@router.get("/health", summary="Status for everyone; detail (lags, errors, set-aside events) for admins")
+async def health(request: Request, response: Response, platform: PlatformDep) -> dict[str, Any]:
+    from starlette.concurrency import run_in_threadpool
+
+    runner = getattr(request.app.state, "projector", None)
+    out = await run_in_threadpool(pipeline_status, platform, runner)
+    if not await is_operator(request, response):
+        return {"status": out["status"]}
     scheduler = getattr(request.app.state, "scheduler", None)
     out["scheduler"] = {"enabled": scheduler is not None}
     if scheduler is not None:
         out["scheduler"].update(next_run=scheduler.due.isoformat(), last_run=scheduler.last_run,
                                 last_error=scheduler.last_error)
-    runner = getattr(request.app.state, "projector", None)
-    if runner is not None and runner.loop.last_error:
-        out["status"] = "degraded"
-        out["projector_error"] = runner.loop.last_error
     return out

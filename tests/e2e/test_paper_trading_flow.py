@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from tests.support.processes import Server, tt_env
+from tests.support.processes import Server, health, tt_env
 
 ROOT = Path(__file__).parents[2]
 
@@ -28,7 +28,7 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 def _caught_up(base: str) -> None:
     deadline = time.monotonic() + 30
-    while requests.get(base + "/api/health", timeout=5).json()["projection_lag"] and time.monotonic() < deadline:
+    while health(base)["projection_lag"] and time.monotonic() < deadline:
         time.sleep(0.1)
 
 
@@ -96,7 +96,7 @@ def test_new_user_paper_trades_a_forked_strategy(tmp_path: Path) -> None:
         realized = round(sum(p["realized_pnl"] for p in closed), 2)
         unrealized = round(sum(p["unrealized_pnl"] for p in held), 2)
         assert abs(dash["total_pnl"] - (realized + unrealized)) <= 0.05 * max(1, len(closed) + len(held))
-        health = requests.get(base + "/api/health").json()
-        assert health["scheduler"]["enabled"] is True and health["scheduler"]["last_error"] is None
+        h = health(base)
+        assert h["scheduler"]["enabled"] is True and h["scheduler"]["last_error"] is None
     finally:
         server.stop()

@@ -21,7 +21,7 @@ from infra.eventstore import SqlEventStore, SystemClock, make_recorder
 from projections.registry import all_projections
 from streams.runner import ProjectionRunner
 from streams.sources import StoreSource
-from tests.support.processes import Proc, Server, tt_env
+from tests.support.processes import Proc, Server, health, tt_env
 from tests.support.services import KafkaBroker, PostgresServer, free_port
 from tests.support.snapshots import snapshot
 
@@ -51,7 +51,7 @@ def _topic_positions(bootstrap: str, topic: str, expect: int, timeout: float = 3
 def _wait_caught_up(base: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        h = requests.get(base + "/api/health", timeout=5).json()
+        h = health(base)
         if h["transport"]["relay_lag"] == 0 and h["projection_lag"] == 0:
             return dict(h)
         assert time.monotonic() < deadline, f"pipeline did not catch up: {h}"

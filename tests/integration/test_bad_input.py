@@ -7,18 +7,19 @@ from typing import Any
 
 import pytest
 
+TOKEN = "bad-input-metrics-token"  # /api/health detail for the operator
 HUGE = 99999999999999999999  # > 2**63
 
 
 @pytest.fixture
 def client(api_factory: Any, database_url: str) -> Any:
-    c = api_factory(database_url)
+    c = api_factory(database_url, metrics_token=TOKEN)
     c.login()
     return c
 
 
 def _healthy(c: Any) -> None:
-    h = c.get("/api/health").json()
+    h = c.get("/api/health", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert h["status"] == "ok" and h["projection_lag"] == 0, h
 
 

@@ -14,6 +14,14 @@ import requests
 
 from tests.support.services import free_port, wait_port
 
+METRICS_TOKEN = "e2e-metrics-token-0123456789"  # the operator's scrape token: /api/health detail, /metrics
+
+
+def health(base: str) -> dict[str, Any]:
+    """`/api/health` with its detail (asked with the operator's scrape token)."""
+    r = requests.get(base + "/api/health", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5)
+    return dict(r.json())
+
 
 def tt_env(tmp_path: Path, **settings: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERTAPE_")}
@@ -26,6 +34,7 @@ def tt_env(tmp_path: Path, **settings: Any) -> dict[str, str]:
         "TRADERTAPE_DATA_DIR": str(var / "data"),
         "TRADERTAPE_SECRET_KEYS": "e2e-secret-key-0123456789-abcdefghijklmnopq",
         "TRADERTAPE_LOG_LEVEL": "WARNING",
+        "TRADERTAPE_METRICS_TOKEN": METRICS_TOKEN,
     })
     env.update({f"TRADERTAPE_{k.upper()}": str(v) for k, v in settings.items()})
     return env
