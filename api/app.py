@@ -25,6 +25,7 @@ from infra import heap
 from infra.bootstrap import Platform, bootstrap, seed
 from infra.market_clock import MarketClock, Scheduler
 from infra.settings import Settings
+from infra.version import VERSION
 from infra.workgate import WORK_GATE
 from streams.runner import ProjectionRunner
 from streams.workers import ReadYourWrites, make_projector
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
 
     app = FastAPI(
         title="TraderTape API",
-        version="0.1.0",
+        version=VERSION,
         description="Event-sourced trading platform for Indian equities on Zerodha Kite. "
         "Errors are `{\"detail\": ...}`; another user's private object is 404, an object you can read "
         "but not change is 403.",

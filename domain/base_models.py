@@ -150,8 +150,8 @@ BASE_MODELS: dict[str, BaseModel] = {
                 {"left": _ind("rsi", 14), "op": "<", "right": 35},
             ]},
             exit_rules=_exits(7, 12, None, 20),
-            conviction="0.7 x (100 - RSI) scaled so RSI 35 -> 65 and RSI 0 -> 100, plus up to 30 for the "
-            "distance of the close above the trend SMA (0 % -> 0, 20 % or more -> 30); clipped to 0-100.",
+            conviction="0.7 x (100 - RSI) (RSI 35 -> 45.5, RSI 0 -> 70), plus up to 30 for the distance of "
+            "the close above the trend SMA (0 % -> 0, 20 % or more -> 30); clipped to 0-100.",
             default_overrides={"entry_order": "limit", "limit_offset_pct": 0.5},
         ),
         BaseModel(

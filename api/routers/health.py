@@ -1,6 +1,6 @@
 """Health: store, transport and projection lag, set-aside events.
 
-The public answer is only `{"status": "ok" | "lagging" | "degraded"}`; the detail (positions, lags,
+The public answer is only `{"status": "ok" | "lagging" | "degraded", "version"}`; the detail (positions, lags,
 errors, dead letters) is for admins (a signed-in admin session) and for the operator's scrape token
 (`TRADERTAPE_METRICS_TOKEN`, as `Authorization: Bearer ...`)."""
 
@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import HTTPException, Request, Response
 
 from api.deps import PlatformDep, current_principal, resource_router
+from infra.version import VERSION
 from streams.status import pipeline_status
 
 router = resource_router("/api", ["health"])
@@ -37,7 +38,8 @@ async def health(request: Request, response: Response, platform: PlatformDep) ->
     runner = getattr(request.app.state, "projector", None)
     out = await run_in_threadpool(pipeline_status, platform, runner)
     if not await is_operator(request, response):
-        return {"status": out["status"]}
+        return {"status": out["status"], "version": VERSION}
+    out = {"status": out["status"], "version": VERSION, **out}
     scheduler = getattr(request.app.state, "scheduler", None)
     out["scheduler"] = {"enabled": scheduler is not None}
     if scheduler is not None:

@@ -1,0 +1,80 @@
+"""Every worked backtest in the guides reproduces the numbers printed beside it, through the real API,
+on the synthetic history `make run` generates (NIFTY 50 members from 2015-01-01)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+
+from backtest.barstore import BarStore
+from backtest.synthetic import generate
+from backtest.universes import load_universe
+from tests.docs.guides import Block, blocks
+
+GUIDES = ("docs/STRATEGIES.md", "docs/BACKTESTING.md")
+
+
+def _examples() -> list[tuple[Block, list[Block]]]:
+    """Each ```json backtest block with the ```json result blocks that follow it (before the next run)."""
+    out: list[tuple[Block, list[Block]]] = []
+    for guide in GUIDES:
+        for block in blocks(guide):
+            if block.info == "json backtest":
+                out.append((block, []))
+            elif block.info == "json result":
+                assert out and out[-1][0].guide == guide, f"{block.where}: a result with no backtest before it"
+                out[-1][1].append(block)
+    return out
+
+
+def _strategies() -> dict[str, dict[str, Any]]:
+    named = {}
+    for guide in GUIDES:
+        for block in blocks(guide, "strategy"):
+            body = block.json()
+            named[body["name"]] = {k: body[k] for k in ("base_model", "entry_rules", "exit_rules", "params")
+                                   if k in body}
+    return named
+
+
+def _lookup(run: dict[str, Any], path: str) -> Any:
+    parts = path.split(".")
+    node: Any = run if parts[0] in ("diagnostics", "trades", "open_positions") else run["summary"]
+    for part in parts:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+@pytest.fixture
+def history(api: Any) -> Any:
+    generate(BarStore(api.platform.settings.data_dir), load_universe("nifty_50"), date(2015, 1, 1),
+             date(2019, 12, 31))
+    api.login()
+    return api
+
+
+def test_worked_backtests_reproduce_the_printed_numbers(history: Any) -> None:
+    examples = _examples()
+    assert len(examples) >= 8 and all(results for _, results in examples)
+    named = _strategies()
+    stale = []
+    runs: dict[str, dict[str, Any]] = {}  # the same request printed in two guides runs once
+    for request, results in examples:
+        body = request.json()
+        if isinstance(body["strategy"], str):
+            body["strategy"] = named[body["strategy"]]
+        key = json.dumps(body, sort_keys=True)
+        if key not in runs:
+            r = history.post("/api/backtest/run", json=body)
+            assert r.status_code == 200, f"{request.where}: {r.text}"
+            runs[key] = r.json()
+        run = runs[key]
+        for result in results:
+            for path, printed in result.json().items():
+                actual = _lookup(run, path)
+                if actual != printed:
+                    stale.append(f"{result.where}: {path} is {actual!r}, the guide prints {printed!r}")
+    assert not stale, "the guides' numbers are stale:\n" + "\n".join(stale)
