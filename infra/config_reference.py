@@ -50,6 +50,12 @@ DESCRIPTIONS: dict[str, str] = {
     "admin_emails": "Comma-separated emails that are admins when they sign in.",
     "read_your_writes_timeout": "Seconds a command's answer waits for the read models to apply its events "
     "before it is built from the event store instead.",
+    "health_max_lag": "`/api/health` is `degraded` when a read model (a Kafka partition, or the store) is more "
+    "than this many events behind.",
+    "health_max_failures": "`/api/health` is `degraded` when a projector or relay step failed this many times "
+    "in a row.",
+    "metrics_token": "Bearer token an operator's monitoring sends to `/metrics` and `/api/health` (for the "
+    "detail). Empty: only signed-in admins see the detail.",
     "api_threads": "Synchronous endpoint calls one API process runs at once (first come, first served); "
     "0 = no limit.",
     "scheduler": "Run the market clock (after-close run, expiry sweep) in `serve`. Unset: on with the embedded "

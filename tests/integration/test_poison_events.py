@@ -20,6 +20,7 @@ from commands.ports import CommandMeta
 from infra.bootstrap import Platform, bootstrap
 from infra.chain import canonical
 from infra.cli import main
+from infra.version import VERSION
 from projections.audit import audit_events
 from projections.base import projection_dead_letters, projection_tracking
 from projections.envelope import Envelope
@@ -173,7 +174,7 @@ def test_health_is_degraded_naming_the_set_aside_event(api_factory: Any, databas
         assert time.monotonic() < deadline
         time.sleep(0.05)
     public = client.__class__(client.app).get("/api/health")
-    assert public.json() == {"status": "degraded"}
+    assert public.json() == {"status": "degraded", "version": VERSION}  # no detail for the public
     detail = client.get("/api/health").json()
     assert detail["status"] == "degraded"
     assert [(d["projection"], d["position"], d["event_type"]) for d in detail["dead_letters"]] == [
