@@ -6,8 +6,10 @@ Schedule ``zerodha_delivery`` (Zerodha CNC, NSE), per reference §5.2:
 |---|---|---|
 | brokerage | 0 | both |
 | STT | 0.1 % of turnover | both |
-| exchange transaction charge (NSE) | 0.00345 % before 2024-10-01, 0.00297 % from then, | both |
-|   | 0.00307 % (incl. IPFT) from 2026-03-01 | |
+| exchange transaction charge (NSE) | dated, see `_ZERODHA_DELIVERY` (each row names its source): | both |
+|   | 0.00325 % before 2021-01-01; 0.00345 % 2021-01-01..2023-03-31; 0.00325 % | |
+|   | 2023-04-01..2024-09-30; 0.00297 % from 2024-10-01; 0.00307 % (incl. IPFT) | |
+|   | from 2026-03-01 | |
 | SEBI turnover fee | Rs 10 / crore (0.0001 %) | both |
 | stamp duty | 0.015 % | buy only |
 | GST | 18 % of (brokerage + exchange charge + SEBI fee) | both |
@@ -24,12 +26,14 @@ Choices (documented because a contract note can differ by a paisa):
   simulator applies the unified 0.015 % throughout.
 - The DP charge fell from Rs 13.50 + GST to Rs 13 + GST; the exact date was not collected, so the
   table switches on 2024-10-01 (the SEBI "true to label" date of the exchange-charge change).
-- Rounding: every component is computed exactly except stamp duty, which is rounded to the paisa
-  first (as Kite's charges calculator does: 0.015 % of 1,498 is shown as 0.22); the total is the sum
-  rounded to the paisa with Python's ``round(x, 2)``. The components in the breakdown are each
-  shown rounded to the paisa, so they may differ from the total by a paisa. STT is NOT rounded to
-  the rupee: contract notes round it over a whole day's trades, which a per-trade figure cannot
-  reproduce.
+- Rounding: each component (brokerage, STT, exchange charge, SEBI fee, stamp duty, GST) is computed
+  on exact decimals -- the turnover in whole paise (or the decimal the price was written as), the
+  rates as the decimals in the table, never binary floats -- and rounded half-up to the paisa, as a
+  contract note shows them: stamp duty on Rs 10,500 is 0.015 % = 1.575 -> Rs 1.58. GST is 18 % of
+  the rounded brokerage + exchange charge + SEBI fee (the taxable value printed on the note), rounded
+  the same way. The total is the sum of the rounded components, so the breakdown always adds up. STT
+  is NOT rounded to the rupee: contract notes round it over a whole day's trades, which a per-trade
+  figure cannot reproduce.
 - The DP charge is applied to every sell (one trade = one scrip on one day).
 """
 
@@ -38,6 +42,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import NamedTuple
 
 from domain.ticks import DateLike, iso_date
 
@@ -60,12 +67,26 @@ class ChargeRates:
     dp_charge: float = 15.93  # rupees incl. GST, sell side only
     brokerage_pct: float = 0.0  # when set: brokerage = min(this % of turnover, `brokerage` as the cap)
     stt_sell_only: bool = False  # intraday: STT on the sell side only
+    source: str = ""  # where the dated rate comes from (the exchange charge is the one that moves)
 
 
+# The reference table the code reads: one row per change of NSE's cash-market transaction charge.
 _ZERODHA_DELIVERY: tuple[ChargeRates, ...] = (
-    ChargeRates(effective_from="0001-01-01", exchange_pct=0.00345, dp_charge=15.93),
-    ChargeRates(effective_from="2024-10-01", exchange_pct=0.00297, dp_charge=15.34),
-    ChargeRates(effective_from="2026-03-01", exchange_pct=0.00307, dp_charge=15.34),
+    ChargeRates(effective_from="0001-01-01", exchange_pct=0.00325, dp_charge=15.93,
+                source="NSE Rs 325/crore before the IPFT increase (Zerodha support, \"What is the brokerage "
+                       "at Zerodha for equity?\": NSE 0.00325 %)"),
+    ChargeRates(effective_from="2021-01-01", exchange_pct=0.00345, dp_charge=15.93,
+                source="NSE raised cash-market transaction charges by 6 % from 1 Jan 2021 to fund the NSE "
+                       "IPFT (Rs 345/crore; Kite's order_margins mock charges 0.00345 %)"),
+    ChargeRates(effective_from="2023-04-01", exchange_pct=0.00325, dp_charge=15.93,
+                source="NSE board, 23-24 Mar 2023: the 6 % increase of 1 Jan 2021 rolled back from 1 Apr "
+                       "2023 (press release reported by The Hindu / BusinessLine, 24 Mar 2023)"),
+    ChargeRates(effective_from="2024-10-01", exchange_pct=0.00297, dp_charge=15.34,
+                source="SEBI 'true to label' flat exchange charges from 1 Oct 2024: NSE Rs 297/crore "
+                       "(zerodha.com/charges, Oct 2024)"),
+    ChargeRates(effective_from="2026-03-01", exchange_pct=0.00307, dp_charge=15.34,
+                source="NSE circular FA73061 (27 Feb 2026, effective 1 Mar 2026): exchange charge + IPFT "
+                       "Rs 307/crore"),
 )
 _NONE = ChargeRates(
     effective_from="0001-01-01", brokerage=0.0, stt_pct=0.0, exchange_pct=0.0, sebi_per_crore=0.0,
@@ -128,20 +149,85 @@ def order_rates(rates: ChargeRates, order_turnover: float) -> ChargeRates:
     return dataclasses.replace(rates, brokerage_pct=pct)
 
 
-def _components(side: str, turnover: float,
+@functools.lru_cache(maxsize=4096)
+def _exact(x: float) -> Fraction:
+    """A float as the decimal it was written as (``repr``: 0.00345 -> 345/10^7), exactly."""
+    return Fraction(Decimal(repr(float(x))))
+
+
+Ratio = tuple[int, int]  # numerator, denominator
+
+
+def _ratio(x: Fraction) -> Ratio:
+    return x.numerator, x.denominator
+
+
+class _Exact(NamedTuple):
+    """One table row's rates as exact ratios of the turnover in paise (flat amounts: paise)."""
+
+    brokerage: int
+    brokerage_pct: Ratio
+    stt: Ratio
+    exchange: Ratio
+    sebi: Ratio
+    stamp: Ratio
+    gst: Ratio
+    dp: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact_rates(rates: ChargeRates) -> _Exact:
+    def paise(rupees: float) -> int:
+        return _half_up(*_ratio(_exact(rupees) * 100), 1, 1)
+
+    return _Exact(paise(rates.brokerage), _ratio(_exact(rates.brokerage_pct) / 100),
+                  _ratio(_exact(rates.stt_pct) / 100), _ratio(_exact(rates.exchange_pct) / 100),
+                  _ratio(_exact(rates.sebi_per_crore) / 10_000_000), _ratio(_exact(rates.stamp_pct) / 100),
+                  _ratio(_exact(rates.gst_pct) / 100), paise(rates.dp_charge))
+
+
+def _half_up(tn: int, td: int, rn: int, rd: int) -> int:
+    """(tn / td) x (rn / rd) paise, non-negative, rounded half-up to a whole paisa (integers only)."""
+    n, d = tn * rn, td * rd
+    return (2 * n + d) // (2 * d)
+
+
+def _turnover_paise(quantity: float, price: float) -> Ratio:
+    """quantity x price in paise, exactly, as a ratio: whole shares at a price on the paise grid are an
+    integer; anything else is the product of the decimals the numbers were written as."""
+    pp = price * 100.0
+    r = round(pp)
+    if quantity == int(quantity) and abs(pp - r) < 1e-6:
+        return int(quantity) * r, 1
+    return _ratio(_exact(quantity) * _exact(price) * 100)
+
+
+def _components(side: str, quantity: float, price: float,
                 rates: ChargeRates) -> tuple[float, float, float, float, float, float, float, float]:
-    """(brokerage, stt, exchange, sebi, stamp, gst, dp, total): the components unrounded but stamp duty,
-    and the total rounded to the paisa (see the module docstring)."""
-    brokerage = min(turnover * rates.brokerage_pct / 100.0, rates.brokerage) if rates.brokerage_pct \
-        else rates.brokerage
-    stt = 0.0 if rates.stt_sell_only and side == "buy" else turnover * rates.stt_pct / 100.0
-    exchange = turnover * rates.exchange_pct / 100.0
-    sebi = turnover * rates.sebi_per_crore / 1e7
-    stamp = round(turnover * rates.stamp_pct / 100.0, 2) if side == "buy" else 0.0
-    gst = (brokerage + exchange + sebi) * rates.gst_pct / 100.0
-    dp = rates.dp_charge if side == "sell" else 0.0
-    total = round(brokerage + stt + exchange + sebi + stamp + gst + dp, 2)
-    return brokerage, stt, exchange, sebi, stamp, gst, dp, total
+    """(brokerage, stt, exchange, sebi, stamp, gst, dp, total) in rupees: each component computed on exact
+    decimals and rounded half-up to the paisa, the total their sum (see the module docstring)."""
+    x = _exact_rates(rates)
+    tn, td = _turnover_paise(quantity, price)
+    if rates.brokerage_pct:  # min(pct of turnover, cap): compare exactly before rounding
+        bn, bd = tn * x.brokerage_pct[0], td * x.brokerage_pct[1]
+        brokerage = x.brokerage if bn >= x.brokerage * bd else (2 * bn + bd) // (2 * bd)
+    else:
+        brokerage = x.brokerage
+    # (2n + d) // 2d is n / d rounded half-up, for n, d >= 0
+    n, d = tn * x.stt[0], td * x.stt[1]
+    stt = 0 if rates.stt_sell_only and side == "buy" else (2 * n + d) // (2 * d)
+    n, d = tn * x.exchange[0], td * x.exchange[1]
+    exchange = (2 * n + d) // (2 * d)
+    n, d = tn * x.sebi[0], td * x.sebi[1]
+    sebi = (2 * n + d) // (2 * d)
+    n, d = tn * x.stamp[0], td * x.stamp[1]
+    stamp = (2 * n + d) // (2 * d) if side == "buy" else 0
+    n, d = (brokerage + exchange + sebi) * x.gst[0], x.gst[1]
+    gst = (2 * n + d) // (2 * d)
+    dp = x.dp if side == "sell" else 0
+    total = brokerage + stt + exchange + sebi + stamp + gst + dp
+    return (brokerage / 100, stt / 100, exchange / 100, sebi / 100, stamp / 100, gst / 100, dp / 100,
+            total / 100)
 
 
 def _rates_for(side: str, trade_date: DateLike, schedule: str | ChargeRates) -> ChargeRates:
@@ -168,17 +254,7 @@ def charges(
     if turnover <= 0:
         zero = ChargeBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         return zero
-    brokerage, stt, exchange, sebi, stamp, gst, dp, total = _components(side, turnover, rates)
-    return ChargeBreakdown(
-        brokerage=round(brokerage, 2),
-        stt=round(stt, 2),
-        exchange_txn=round(exchange, 2),
-        sebi_fee=round(sebi, 2),
-        stamp_duty=stamp,
-        gst=round(gst, 2),
-        dp_charge=round(dp, 2),
-        total=total,
-    )
+    return ChargeBreakdown(*_components(side, quantity, price, rates))
 
 
 def total_charges(
@@ -189,4 +265,4 @@ def total_charges(
     turnover = quantity * price
     if turnover <= 0:
         return 0.0
-    return _components(side, turnover, rates)[7]
+    return _components(side, quantity, price, rates)[7]

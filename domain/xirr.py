@@ -1,17 +1,45 @@
 """XIRR: the annual rate that makes the net present value of dated cash flows zero (Excel's XIRR).
 
-NPV(r) = sum(cf_i / (1 + r) ** ((d_i - d_0) / 365)). Newton's method from a guess, and when it does not
-converge (or wanders out of (-1, inf)), bisection on a bracket found by scanning rates. Sign convention:
-money put in is negative, money taken out (and the final value) positive.
+NPV(r) = sum(cf_i / (1 + r) ** ((d_i - d_0) / 365)). Sign convention: money put in is negative, money
+taken out (and the final value) positive.
+
+Several roots. When the flows change sign more than once (money in, out, in again), NPV can cross zero
+more than once: the same flows can have, say, +345 % and -51 % a year as equally valid rates. Excel
+returns whichever root its Newton iteration happens to reach from its guess. Here every root is found
+(NPV is scanned on a grid of rates from -99.99 % to 10^6 % and each sign change bisected) and the one
+returned is the root nearest the simple annualized return -- (money out / money in) ** (1 / years) - 1,
+years from the first flow to the last -- which is the figure a person would sanity-check the rate
+against. `xirr_detail` also lists every root and says why there is no rate when there is none:
+``one_sign`` (all flows in or all out), ``no_root`` (NPV never crosses zero in the range).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
+
 DateLike = str | date
+
+# rates scanned for sign changes of NPV: fine near the usual range, geometric above it
+_GRID = np.unique(np.concatenate([
+    np.array([-0.9999, -0.999, -0.995]),
+    np.linspace(-0.99, 1.0, 200),
+    np.geomspace(1.0, 1e4, 120),
+]))
+
+
+@dataclass(frozen=True)
+class XirrResult:
+    """The chosen rate (None when there is none), every root found, and the reason for no rate."""
+
+    rate: float | None
+    roots: tuple[float, ...] = ()
+    reason: str | None = None  # one_sign | no_root | no_flows (when rate is None)
+    simple_annualized: float | None = None
 
 
 def _day(d: DateLike) -> date:
@@ -31,66 +59,101 @@ def _npv(rate: float, pts: list[tuple[float, float]]) -> float:
     return sum(cf / base ** t for t, cf in pts)
 
 
-def _dnpv(rate: float, pts: list[tuple[float, float]]) -> float:
-    base = 1.0 + rate
-    return sum(-t * cf / base ** (t + 1.0) for t, cf in pts)
-
-
-def xirr(flows: Sequence[tuple[DateLike, float]], guess: float = 0.1, tol: float = 1e-10) -> float | None:
-    """The XIRR of `flows` as a fraction (0.25 = 25 % a year), or None when there is none (all flows of
-    one sign, or no sign change of the NPV over -99.99 % .. 10^6 %)."""
-    pts = _prepared(flows)
-    if not pts or all(cf > 0 for _, cf in pts) or all(cf < 0 for _, cf in pts):
+def _safe_npv(rate: float, pts: list[tuple[float, float]]) -> float | None:
+    try:
+        v = _npv(rate, pts)
+    except (OverflowError, ZeroDivisionError):
         return None
-    rate = guess
-    for _ in range(100):
+    return v if math.isfinite(v) else None
+
+
+def simple_annualized(pts: list[tuple[float, float]]) -> float | None:
+    """(money out / money in) ** (1 / years) - 1 over the span of the flows (None over a zero span)."""
+    out = sum(cf for _, cf in pts if cf > 0)
+    inv = -sum(cf for _, cf in pts if cf < 0)
+    years = pts[-1][0] - pts[0][0] if pts else 0.0
+    if inv <= 0 or out <= 0 or years <= 0:
+        return None
+    return float((out / inv) ** (1.0 / years) - 1.0)
+
+
+def _roots(pts: list[tuple[float, float]], tol: float) -> list[float]:
+    t = np.array([p[0] for p in pts])
+    cf = np.array([p[1] for p in pts])
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        npv = (cf[None, :] * np.power(1.0 + _GRID[:, None], -t[None, :])).sum(axis=1)
+    roots: list[float] = []
+    prev_r: float | None = None
+    prev_v: float | None = None
+    for r, v in zip(_GRID.tolist(), npv.tolist(), strict=True):
+        if not math.isfinite(v):
+            prev_r = prev_v = None
+            continue
+        if v == 0:
+            roots.append(r)
+        elif prev_v is not None and prev_r is not None and prev_v != 0 and (prev_v < 0) != (v < 0):
+            root = _bisect(pts, prev_r, r, prev_v, tol)
+            if root is not None:
+                roots.append(root)
+        prev_r, prev_v = r, v
+    return roots
+
+
+def _bisect(pts: list[tuple[float, float]], lo: float, hi: float, flo: float, tol: float) -> float | None:
+    for _ in range(300):
+        mid = (lo + hi) / 2
+        fm = _safe_npv(mid, pts)
+        if fm is None:
+            return None
+        if abs(hi - lo) < tol or fm == 0:
+            return mid
+        if (fm < 0) == (flo < 0):
+            lo, flo = mid, fm
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _newton(pts: list[tuple[float, float]], rate: float, tol: float) -> float:
+    """Polish a bracketed root with a few Newton steps (kept only if it stays a root nearby)."""
+    start = rate
+    for _ in range(20):
+        base = 1.0 + rate
         try:
-            f = _npv(rate, pts)
-            df = _dnpv(rate, pts)
+            f = sum(cf / base ** t for t, cf in pts)
+            df = sum(-t * cf / base ** (t + 1.0) for t, cf in pts)
         except (OverflowError, ZeroDivisionError):
-            break
+            return start
         if df == 0 or not math.isfinite(f) or not math.isfinite(df):
-            break
-        step = f / df
-        nxt = rate - step
-        if nxt <= -1.0 or not math.isfinite(nxt):
-            break
+            return start
+        nxt = rate - f / df
+        if nxt <= -1.0 or not math.isfinite(nxt) or abs(nxt - start) > 1e-6 * max(1.0, abs(start)):
+            return start
         if abs(nxt - rate) < tol:
             return nxt
         rate = nxt
-    return _bisect(pts, tol)
+    return rate
 
 
-def _bisect(pts: list[tuple[float, float]], tol: float) -> float | None:
-    grid = [-0.9999, -0.99, -0.9, -0.5, -0.2, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 1e3, 1e4]
+def xirr_detail(flows: Sequence[tuple[DateLike, float]], tol: float = 1e-10) -> XirrResult:
+    """Every root of NPV in -99.99 % .. 10^6 % a year, and the one nearest the simple annualized return."""
+    pts = _prepared(flows)
+    if not pts:
+        return XirrResult(None, reason="no_flows")
+    simple = simple_annualized(pts)
+    if all(cf > 0 for _, cf in pts) or all(cf < 0 for _, cf in pts):
+        return XirrResult(None, reason="one_sign", simple_annualized=simple)
+    roots = tuple(_newton(pts, r, tol) for r in _roots(pts, tol))
+    if not roots:
+        return XirrResult(None, reason="no_root", simple_annualized=simple)
+    target = simple if simple is not None else 0.0
+    best = min(roots, key=lambda r: (abs(r - target), r))
+    return XirrResult(best, roots=roots, simple_annualized=simple)
 
-    def safe(r: float) -> float | None:
-        try:
-            v = _npv(r, pts)
-        except (OverflowError, ZeroDivisionError):
-            return None
-        return v if math.isfinite(v) else None
 
-    prev_r, prev_v = None, None
-    for r in grid:
-        v = safe(r)
-        if v is None:
-            continue
-        if v == 0:
-            return r
-        if prev_v is not None and prev_r is not None and (prev_v < 0) != (v < 0):
-            lo, hi, flo = prev_r, r, prev_v
-            for _ in range(300):
-                mid = (lo + hi) / 2
-                fm = safe(mid)
-                if fm is None:
-                    return None
-                if abs(hi - lo) < tol or fm == 0:
-                    return mid
-                if (fm < 0) == (flo < 0):
-                    lo, flo = mid, fm
-                else:
-                    hi = mid
-            return (lo + hi) / 2
-        prev_r, prev_v = r, v
-    return None
+def xirr(flows: Sequence[tuple[DateLike, float]], guess: float = 0.1, tol: float = 1e-10) -> float | None:
+    """The XIRR of `flows` as a fraction (0.25 = 25 % a year), or None when there is none. With several
+    roots, the one nearest the simple annualized return (see the module docstring). `guess` is accepted
+    for compatibility with Excel's signature; the roots are found by scanning, not from it."""
+    del guess
+    return xirr_detail(flows, tol).rate

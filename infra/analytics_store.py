@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from domain.pnl import Action, Fill, Match, match_fifo
-from domain.xirr import xirr
+from domain.xirr import xirr_detail
 from infra.db import Database
 from infra.heap import collector_paused
 from infra.workgate import WORK_GATE
@@ -622,7 +622,8 @@ def summary(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, A
 
     equity, funds = part(eq), part(mf)
     flows, as_of = cash_flows(con, held)
-    rate = xirr(flows) if flows else None
+    detail = xirr_detail(flows)
+    rate = detail.rate
     return {
         "invested": _r2(equity["invested"] + funds["invested"]),
         "current_value": _r2(equity["current_value"] + funds["current_value"]),
@@ -633,6 +634,7 @@ def summary(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, A
         "ledger_charges": _r2(float(ledger_charges[0])),
         "xirr": round(rate * 100, 2) if rate is not None else None,
         "xirr_as_of": as_of,
+        "xirr_reason": detail.reason,  # why there is no rate (no_flows, one_sign, no_root), else None
         "win_rate": round(100.0 * sells["wins"] / sells["n"], 2) if sells["n"] else None,
         "closed_trades": int(sells["n"]),
         "trades": int(charges[1]),

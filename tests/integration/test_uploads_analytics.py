@@ -120,19 +120,21 @@ def test_tradebook_golden_pnl_holdings_and_reupload_changes_nothing(client: Any)
     journal = client.get("/api/analytics/trades", params={"symbol": "INFY", "limit": 10})
     assert journal.headers["X-Total-Count"] == "5"
     rows = {t["trade_id"]: t for t in journal.json()}
-    # charges of B1 (2024-01-10, 15,000 turnover): STT 15 + NSE 0.5175 + SEBI 0.015 + stamp 2.25
-    # + GST 18 % x (0.5175 + 0.015) = 17.87835 -> 17.88
-    assert rows["1001"]["charges"] == 17.88
-    # the two fills of one sell order pay the DP charge (15.93 before Oct 2024) once: 28.33 and 8.86
-    assert (rows["1003"]["charges"], rows["1004"]["charges"]) == (28.33, 8.86)
+    # charges (NSE 0.00325 % from 2023-04-01 to 2024-09-30; each component half-up to the paisa):
+    # B1 (2024-01-10, 15,000): STT 15 + NSE 0.4875 -> 0.49 + SEBI 0.015 -> 0.02 + stamp 2.25
+    # + GST 18 % x 0.51 = 0.0918 -> 0.09 = 17.85
+    assert rows["1001"]["charges"] == 17.85
+    # the two fills of one sell order pay the DP charge (15.93 before Oct 2024) once:
+    # 7 x 1700: 11.90 + 0.39 + 0.01 + GST 0.07 + DP 15.93 = 28.30; 5 x 1700: 8.50 + 0.28 + 0.01 + 0.05 = 8.84
+    assert (rows["1003"]["charges"], rows["1004"]["charges"]) == (28.30, 8.84)
     assert rows["1005"]["realized_pnl"] == -99.0
     # TCS bought and sold the same day (2024-04-02) is charged as intraday, as Zerodha does:
-    # buy 3 x 3800 = 11,400: brokerage min(0.03 %, 20) 3.42 + NSE 0.3933 + SEBI 0.0114 + stamp 0.003 % 0.34
-    #   + GST 18 % x (3.42 + 0.3933 + 0.0114) 0.688446 = 4.853146 -> 4.85 (delivery rates would be 13.86)
-    # sell 3 x 3850.25 = 11,550.75: brokerage 3.465225 + STT 0.025 % 2.8876875 + NSE 0.39850088
-    #   + SEBI 0.01155075 + GST 0.69754979 = 7.46051392 -> 7.46 (no DP charge: nothing left the demat)
+    # buy 3 x 3800 = 11,400: brokerage min(0.03 %, 20) 3.42 + NSE 0.3705 -> 0.37 + SEBI 0.01
+    #   + stamp 0.003 % 0.342 -> 0.34 + GST 18 % x 3.80 = 0.684 -> 0.68 = 4.82 (delivery rates: ~13.8)
+    # sell 3 x 3850.25 = 11,550.75: brokerage 3.465225 -> 3.47 + STT 0.025 % 2.8876875 -> 2.89
+    #   + NSE 0.375... -> 0.38 + SEBI 0.01 + GST 18 % x 3.86 = 0.6948 -> 0.69 = 7.44 (no DP charge)
     tcs = {t["trade_id"]: t for t in client.get("/api/analytics/trades", params={"symbol": "TCS"}).json()}
-    assert (tcs["2002"]["charges"], tcs["2003"]["charges"]) == (4.85, 7.46)
+    assert (tcs["2002"]["charges"], tcs["2003"]["charges"]) == (4.82, 7.44)
 
     summary = client.get("/api/analytics/summary").json()
     assert summary["realized_pnl"] == 3251.75

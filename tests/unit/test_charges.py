@@ -9,22 +9,24 @@ import pytest
 from domain.charges import charges, rates_on, total_charges
 
 
-def test_worked_example_buy_10_at_1500_current_rates_is_17_81() -> None:
+def test_worked_example_buy_10_at_1500_current_rates_is_17_82() -> None:
+    # each component half-up to the paisa, the total their sum (the reference's "~17.81" adds the
+    # unrounded 0.4605 + 0.015 + 0.0856; a contract note shows and adds the rounded amounts)
     c = charges("buy", 10, 1500.0, "2026-03-02")
     assert c.stt == 15.00
     assert c.exchange_txn == 0.46  # 0.4605
-    assert c.sebi_fee == pytest.approx(0.02, abs=0.011)  # 0.015 shown to the paisa
+    assert c.sebi_fee == 0.02  # 0.015 half-up
     assert c.stamp_duty == 2.25
-    assert c.gst == 0.09  # 0.18 x (0.4605 + 0.015) = 0.0856
+    assert c.gst == 0.09  # 0.18 x (0.46 + 0.02) = 0.0864
     assert c.dp_charge == 0.0
-    assert c.total == 17.81
+    assert c.total == 17.82
 
 
 def test_worked_example_sell_side_has_no_stamp_and_a_dp_charge() -> None:
     c = charges("sell", 10, 1500.0, "2026-03-02")
     assert c.stamp_duty == 0.0
     assert c.dp_charge == 15.34
-    assert c.total == 30.90  # 15 + 0.4605 + 0.015 + 0.0856 + 15.34 = 30.901
+    assert c.total == 30.91  # 15 + 0.46 + 0.02 + 0.09 + 15.34
 
 
 def test_kite_order_margins_mock_infy_2022_rate_total_matches() -> None:
@@ -45,8 +47,11 @@ def test_zerodha_schedule_has_zero_brokerage_in_2022() -> None:
 
 
 @pytest.mark.parametrize(("day", "pct", "dp"), [
-    ("2020-01-02", 0.00345, 15.93),
-    ("2024-09-30", 0.00345, 15.93),
+    ("2020-12-31", 0.00325, 15.93),
+    ("2021-01-01", 0.00345, 15.93),
+    ("2023-03-31", 0.00345, 15.93),
+    ("2023-04-01", 0.00325, 15.93),
+    ("2024-09-30", 0.00325, 15.93),
     ("2024-10-01", 0.00297, 15.34),
     ("2026-02-28", 0.00297, 15.34),
     ("2026-03-01", 0.00307, 15.34),
@@ -60,7 +65,47 @@ def test_rates_are_date_effective(day: str, pct: float, dp: float) -> None:
 def test_exchange_charge_changes_on_2024_10_01() -> None:
     before = charges("buy", 100, 1000.0, "2024-09-30")
     after = charges("buy", 100, 1000.0, "2024-10-01")
-    assert before.exchange_txn == 3.45 and after.exchange_txn == 2.97
+    assert before.exchange_txn == 3.25 and after.exchange_txn == 2.97
+
+
+def test_the_ipft_increase_applies_only_from_2021_to_march_2023() -> None:
+    # NSE's 6 % increase (Rs 345/crore) ran 1 Jan 2021 .. 31 Mar 2023; Rs 325/crore either side
+    got = [charges("buy", 1000, 1000.0, day).exchange_txn
+           for day in ("2019-06-03", "2020-12-31", "2021-01-01", "2023-03-31", "2023-04-03")]
+    assert got == [32.5, 32.5, 34.5, 34.5, 32.5]
+
+
+def test_every_dated_rate_names_its_source() -> None:
+    from domain.charges import _ZERODHA_DELIVERY
+    days = [r.effective_from for r in _ZERODHA_DELIVERY]
+    assert days == sorted(days) and len(set(days)) == len(days)
+    for r in _ZERODHA_DELIVERY:
+        assert len(r.source) > 20, r
+
+
+def test_stamp_duty_on_10500_rounds_half_up_to_1_58() -> None:
+    # 0.015 % of 10,500 = 1.575 exactly; binary floats make it 1.5749999... and round() gives 1.57
+    assert charges("buy", 10, 1050.0, "2025-01-01").stamp_duty == 1.58
+    assert charges("buy", 7, 1500.0, "2025-01-01").stamp_duty == 1.58
+
+
+@pytest.mark.parametrize(("qty", "price"), [(37, 123.45), (1, 0.05), (3, 333.35), (250, 17.85), (9, 2345.6)])
+def test_each_component_is_the_exact_decimal_rounded_half_up(qty: int, price: float) -> None:
+    from decimal import ROUND_HALF_UP, Decimal
+
+    def paisa(x: Decimal) -> float:
+        return float(x.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+    for side in ("buy", "sell"):
+        c = charges(side, qty, price, "2025-06-02")
+        t = Decimal(qty) * Decimal(str(price))
+        assert c.stt == paisa(t * Decimal("0.001"))
+        assert c.exchange_txn == paisa(t * Decimal("0.0000297"))
+        assert c.sebi_fee == paisa(t * Decimal("0.000001"))
+        assert c.stamp_duty == (paisa(t * Decimal("0.00015")) if side == "buy" else 0.0)
+        assert c.gst == paisa((Decimal(str(c.exchange_txn)) + Decimal(str(c.sebi_fee))) * Decimal("0.18"))
+        parts = (c.brokerage, c.stt, c.exchange_txn, c.sebi_fee, c.stamp_duty, c.gst, c.dp_charge)
+        assert c.total == float(sum(Decimal(str(p)) for p in parts))
 
 
 def test_none_schedule_is_free() -> None:
@@ -72,11 +117,3 @@ def test_unknown_side_or_schedule_is_refused() -> None:
         charges("short", 1, 10.0, "2023-01-02")
     with pytest.raises(ValueError, match="schedule"):
         charges("buy", 1, 10.0, "2023-01-02", "flat_20")
-
-
-def test_total_is_rounded_sum_of_exact_components() -> None:
-    c = charges("buy", 37, 123.45, "2023-05-05")
-    turnover = 37 * 123.45
-    exact = (turnover * 0.001 + turnover * 0.0000345 + turnover * 1e-6 + round(turnover * 0.00015, 2)
-             + 0.18 * (turnover * 0.0000345 + turnover * 1e-6))
-    assert c.total == round(exact, 2)

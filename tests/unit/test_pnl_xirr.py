@@ -8,7 +8,7 @@ import pytest
 
 from domain.charges import charges
 from domain.pnl import Action, Fill, intraday_quantities, match_fifo, term_of, trade_charges
-from domain.xirr import xirr
+from domain.xirr import xirr, xirr_detail
 
 
 def f(key: str, day: str, side: str, qty: float, price: float, symbol: str = "X", seq: str = "") -> Fill:
@@ -56,10 +56,10 @@ def test_sell_without_history_is_unmatched() -> None:
 
 
 def test_charges_of_a_known_contract_note() -> None:
-    """Reference §5.2: buy 10 x 1,500 on NSE at current rates: STT 15.00, exchange 0.4605, SEBI 0.015,
-    stamp 2.25, GST 0.0856 -> 17.81."""
+    """Reference §5.2: buy 10 x 1,500 on NSE at current rates: STT 15.00, exchange 0.4605 -> 0.46, SEBI
+    0.015 -> 0.02 (half-up), stamp 2.25, GST 18 % of 0.48 = 0.0864 -> 0.09; total 17.82."""
     c = charges("buy", 10, 1500.0, "2026-03-02")
-    assert (c.stt, c.exchange_txn, c.sebi_fee, c.stamp_duty, c.gst, c.total) == (15.0, 0.46, 0.01, 2.25, 0.09, 17.81)
+    assert (c.stt, c.exchange_txn, c.sebi_fee, c.stamp_duty, c.gst, c.total) == (15.0, 0.46, 0.02, 2.25, 0.09, 17.82)
     # one sell order filled in two trades on one day pays the DP charge once
     fills = [f("a", "2026-03-02", "sell", 6, 1500.0), f("b", "2026-03-02", "sell", 4, 1500.0)]
     ch = trade_charges(fills)
@@ -70,19 +70,19 @@ def test_charges_of_a_known_contract_note() -> None:
 def test_shares_squared_off_the_same_day_are_charged_as_intraday() -> None:
     """2026-03-02 (NSE 0.00307 %): an old lot of 5, then buy 10 x 1,500 and sell 12 x 1,510 the same day.
     The 10 bought that day and 10 of the 12 sold are intraday; 2 sold shares leave the demat (delivery).
-    Intraday buy, 15,000: brokerage 4.50 + NSE 0.4605 + SEBI 0.015 + stamp 0.45 + GST 0.89559 = 6.32109.
-    Intraday sell of 10, 15,100: brokerage 4.53 + STT 3.775 + NSE 0.46357 + SEBI 0.0151 + GST 0.9015606
-    = 9.6852306 -> 9.69. Delivery sell of 2, 3,020: STT 3.02 + NSE 0.092714 + SEBI 0.00302
-    + GST 0.01723212 + DP 15.34 = 18.47296612 -> 18.47."""
+    Each component half-up to the paisa. Intraday buy, 15,000: brokerage 4.50 + NSE 0.46 + SEBI 0.02
+    + stamp 0.45 + GST 18 % of 4.98 = 0.90 -> 6.33. Intraday sell of 10, 15,100: brokerage 4.53 + STT 3.78
+    (3.775) + NSE 0.46 + SEBI 0.02 + GST 0.90 -> 9.69. Delivery sell of 2, 3,020: STT 3.02 + NSE 0.09
+    + SEBI 0.00 + GST 0.02 + DP 15.34 -> 18.47."""
     fills = [f("old", "2026-02-02", "buy", 5, 1400.0), f("b", "2026-03-02", "buy", 10, 1500.0),
              f("s", "2026-03-02", "sell", 12, 1510.0)]
     assert intraday_quantities(fills) == {"b": 10, "s": 10}
     ch = trade_charges(fills)
-    assert (ch["b"], ch["s"]) == (6.32, round(9.69 + 18.47, 2))
+    assert (ch["b"], ch["s"]) == (6.33, round(9.69 + 18.47, 2))
     assert ch["old"] == charges("buy", 5, 1400.0, "2026-02-02").total  # another day: delivery
     c = charges("sell", 10, 1510.0, "2026-03-02", "zerodha_intraday")
-    # (the breakdown shows each component rounded with round(): 3.775 is 3.77499... in binary)
-    assert (c.brokerage, c.stt, c.stamp_duty, c.dp_charge, c.total) == (4.53, 3.77, 0.0, 0.0, 9.69)
+    # STT 0.025 % of 15,100 is 3.775 exactly: half-up on the decimal gives 3.78 (binary round() gave 3.77)
+    assert (c.brokerage, c.stt, c.stamp_duty, c.dp_charge, c.total) == (4.53, 3.78, 0.0, 0.0, 9.69)
     # a large order pays the Rs 20 cap, not 0.03 %
     assert charges("buy", 1000, 1500.0, "2026-03-02", "zerodha_intraday").brokerage == 20.0
 
@@ -105,6 +105,29 @@ def test_xirr_textbook_cases() -> None:
     assert xirr([("2023-01-01", -1000), ("2024-01-01", 10)]) == pytest.approx(-0.99, abs=1e-6)
     assert xirr([("2023-01-01", -1000), ("2023-02-01", -5)]) is None  # no sign change, no rate
     assert xirr([]) is None
+
+
+def test_xirr_with_two_roots_returns_the_one_nearest_the_simple_annualized_return() -> None:
+    # -100, +495 a year later, -222.5 a year after that: NPV is zero at -50 % and at +345 % a year.
+    # Money out / money in = 495 / 322.5 over two years: about +24 % a year, so -50 % is the nearer root.
+    flows = [("2021-01-01", -100.0), ("2022-01-01", 495.0), ("2023-01-01", -222.5)]
+    d = xirr_detail(flows)
+    assert d.roots == pytest.approx([-0.5, 3.45], abs=1e-6)
+    assert d.simple_annualized == pytest.approx((495 / 322.5) ** 0.5 - 1, abs=1e-3)
+    assert d.rate == pytest.approx(-0.5, abs=1e-8)
+    assert xirr(flows) == d.rate
+    # and when the simple return is nearer the high root, that one is returned
+    flows2 = [("2021-01-01", -100.0), ("2022-01-01", 230.0), ("2023-01-01", -132.0)]  # roots 10 % and 20 %
+    assert xirr_detail(flows2).roots == pytest.approx([0.1, 0.2], abs=1e-6)
+    assert xirr(flows2) == pytest.approx(0.1, abs=1e-8)  # simple: 230 / 232 -> -0.4 % a year
+
+
+def test_xirr_without_a_rate_says_why() -> None:
+    assert xirr_detail([("2023-01-01", -1000), ("2023-02-01", -5)]).reason == "one_sign"
+    assert xirr_detail([]).reason == "no_flows"
+    # in, out, in with no real root: NPV(r) = -100 + 150 / (1 + r) - 100 / (1 + r)^2 < 0 everywhere
+    d = xirr_detail([("2021-01-01", -100.0), ("2022-01-01", 150.0), ("2023-01-01", -100.0)])
+    assert (d.rate, d.reason) == (None, "no_root")
 
 
 def test_xirr_with_a_bad_guess_still_converges() -> None:
