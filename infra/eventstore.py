@@ -369,3 +369,18 @@ class SqlEventStore:
 
     def max_position(self) -> int:
         return int(self.recorder.max_notification_id() or 0)
+
+    def count_upto(self, position: int) -> int:
+        """How many events are stored at positions up to `position` (positions may skip numbers: an
+        insert that failed still used its sequence values)."""
+        rec: Any = self.recorder
+        if isinstance(rec, PostgresApplicationRecorder):
+            query = SQL("SELECT count(*) AS n FROM {schema}.{table} WHERE notification_id <= %s").format(
+                schema=Identifier(rec.datastore.schema), table=Identifier(rec.events_table_name))
+            with rec.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(query, (position,))
+                row = curs.fetchone()
+                return int(row["n"]) if row else 0
+        with rec.datastore.transaction(commit=False) as c:  # SQLite numbers notifications by rowid
+            c.execute(f"SELECT count(*) FROM {rec.events_table_name} WHERE rowid <= ?", (position,))
+            return int(c.fetchone()[0])

@@ -36,8 +36,9 @@ from projections.audit import utc_moment
 from projections.base import Projection, projection_tracking
 from projections.envelope import Envelope
 from projections.registry import all_projections
-from streams.runner import ProjectionRunner
+from streams.runner import ProjectionRunner, RebuildStalled
 from streams.sources import KafkaSource, StoreSource
+from streams.workers import rebuild_read_models
 
 console = Console()
 EXPORT_MAGIC = "tradertape-audit-export"
@@ -136,17 +137,29 @@ def wait_live_caught_up(platform: Platform, projections: Sequence[Projection], h
 
 def replay_and_compare(platform: Platform, projections: Sequence[Projection],
                        source: str) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]], int]:
-    """Rebuild `projections` into a scratch database from `source` up to the store head; returns the
-    live and replayed checksums and the head."""
+    """Rebuild `projections` into a scratch database from `source` up to the store head (from Kafka:
+    until every partition reached its end offset as of the start); returns the live and replayed
+    checksums and the head. Raises ReplayIncomplete if the source did not hold every event up to it."""
     head = platform.store.max_position()
     wait_live_caught_up(platform, projections, head)
     live = table_checksums(platform.db, projections)
     with scratch_database(platform.db) as scratch:
         runner = ProjectionRunner(scratch, list(projections), _source(platform, source))
-        runner.rebuild(head)  # creates the tracking and read-model tables in the empty database
-        runner.source.close()
+        try:  # creates the tracking and read-model tables in the empty database
+            _, covered, _ = rebuild_read_models(platform, runner, source, head, cover=False)
+        except RebuildStalled as exc:
+            raise ReplayIncomplete(str(exc)) from None
+        finally:
+            runner.source.close()
+        if covered < head:
+            raise ReplayIncomplete(f"the relay has published only up to position {covered} of the store head "
+                                   f"{head}: the topic cannot be replayed to the head")
         replayed = table_checksums(scratch, projections)
     return live, replayed, head
+
+
+class ReplayIncomplete(RuntimeError):
+    pass
 
 
 def _checksum_table(live: dict[str, tuple[int, str]],
@@ -166,8 +179,11 @@ def _checksum_table(live: dict[str, tuple[int, str]],
 # ------------------------------------------------------------------ the topic
 
 
-def read_topic(platform: Platform) -> list[tuple[int, int, Envelope]]:
-    """Every message on the topic as (partition, offset, envelope), per partition in offset order."""
+def read_topic(platform: Platform, expected: set[int] | None = None) -> list[tuple[int, int, Envelope]]:
+    """Every message on the topic as (partition, offset, envelope), per partition in offset order: read
+    until every partition reached its end offset as of the start and (if given) every `expected`
+    position was seen -- a broker may answer an end offset short (Tansu: the last batch's base offset
+    plus one) -- or no message came for 30 s."""
     from kafka import KafkaConsumer, TopicPartition
 
     s = platform.settings
@@ -184,11 +200,15 @@ def read_topic(platform: Platform) -> list[tuple[int, int, Envelope]]:
         ends = consumer.end_offsets(tps)
         out: list[tuple[int, int, Envelope]] = []
         done = {tp: consumer.position(tp) >= ends[tp] for tp in tps}
-        idle_until = time.monotonic() + 30
-        while not all(done.values()) and time.monotonic() < idle_until:
+        missing = set(expected or ())
+        idle_until = time.monotonic() + 30  # no message for this long: the broker stalls, give up
+        while (missing or not all(done.values())) and time.monotonic() < idle_until:
             for tp, records in consumer.poll(timeout_ms=200).items():
+                idle_until = time.monotonic() + 30
                 for rec in records:
-                    out.append((tp.partition, rec.offset, Envelope.from_json(rec.value)))
+                    env = Envelope.from_json(rec.value)
+                    missing.discard(env.position)
+                    out.append((tp.partition, rec.offset, env))
                 done[tp] = consumer.position(tp) >= ends[tp]
         return sorted(out, key=lambda x: (x[0], x[1]))
     finally:
@@ -196,7 +216,6 @@ def read_topic(platform: Platform) -> list[tuple[int, int, Envelope]]:
 
 
 def verify_topic(platform: Platform) -> tuple[list[str], dict[str, int]]:
-    messages = read_topic(platform)
     problems: list[str] = []
     store_positions: dict[int, str] = {}  # position -> event id (all the comparison needs)
     after = 0
@@ -207,6 +226,7 @@ def verify_topic(platform: Platform) -> tuple[list[str], dict[str, int]]:
         for env in batch:
             store_positions[env.position] = env.event_id
         after = batch[-1].position
+    messages = read_topic(platform, set(store_positions))
     seen: dict[str, int] = {}
     last_by_account: dict[int, int] = {}
     for part, offset, env in messages:
@@ -251,11 +271,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not args.no_projections:
             projections = all_projections()
             source = "kafka" if platform.settings.kafka_bootstrap else "store"
-            live, replayed, head = replay_and_compare(platform, projections, source)
-            table, bad = _checksum_table(live, replayed)
-            console.print(f"projections vs a rebuild from the {source} up to position {head}:")
-            console.print(table)
-            failures.extend(bad)
+            try:
+                live, replayed, head = replay_and_compare(platform, projections, source)
+            except ReplayIncomplete as exc:
+                failures.append(f"projections could not be rebuilt from the {source}: {exc}")
+            else:
+                table, bad = _checksum_table(live, replayed)
+                console.print(f"projections vs a rebuild from the {source} up to position {head}:")
+                console.print(table)
+                failures.extend(bad)
     finally:
         platform.close()
     for f in failures[:50]:
@@ -274,13 +298,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         source = args.source or ("store" if platform.settings.embedded_transport else "kafka")
         if args.in_place:
             runner = ProjectionRunner(platform.db, projections, _source(platform, source))
-            head = platform.store.max_position()
-            n = runner.rebuild(head)
-            console.print(f"replayed {n} events into {', '.join(p.name for p in projections)} (head {head})")
+            try:
+                n, covered, head = rebuild_read_models(platform, runner, source)
+            except RebuildStalled as exc:
+                console.print(f"[red]replay failed:[/] {exc}")
+                return 1
+            finally:
+                runner.source.close()
+            console.print(f"replayed {n} events into {', '.join(p.name for p in projections)} up to position "
+                          f"{covered} (head {head})")
             for name, (rows, digest) in sorted(table_checksums(platform.db, projections).items()):
                 console.print(f"  {name}: {rows} rows, checksum {digest[:16]}")
-            return 0
-        live, replayed, head = replay_and_compare(platform, projections, source)
+            return 0 if covered >= head else 1
+        try:
+            live, replayed, head = replay_and_compare(platform, projections, source)
+        except ReplayIncomplete as exc:
+            console.print(f"[red]replay failed:[/] {exc}", soft_wrap=True)
+            return 1
         table, bad = _checksum_table(live, replayed)
         console.print(f"replayed from the {source} up to position {head} into a scratch database:")
         console.print(table)

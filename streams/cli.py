@@ -12,7 +12,8 @@ from rich.console import Console
 from infra import heap
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
-from streams.workers import make_projector, make_relay
+from streams.runner import RebuildStalled
+from streams.workers import make_projector, make_relay, rebuild_read_models
 
 console = Console()
 
@@ -46,14 +47,30 @@ def projector(args: argparse.Namespace) -> None:
     runner.run(_stop_on_signals())
 
 
-def rebuild(args: argparse.Namespace) -> None:
+def rebuild(args: argparse.Namespace) -> int:
     settings = Settings()
     platform = bootstrap(settings)
-    runner = make_projector(platform, args.source)
-    head = platform.store.max_position()
-    with console.status(f"rebuilding read models up to position {head}..."):
-        n = runner.rebuild(head)
-    console.print(f"rebuilt {len(runner.projections)} projections from {n} events (store head {head})")
+    try:
+        kind = args.source or ("store" if settings.embedded_transport else "kafka")
+        runner = make_projector(platform, kind)
+        head = platform.store.max_position()
+        try:
+            with console.status(f"rebuilding read models from the {kind} up to position {head}..."):
+                n, covered, head = rebuild_read_models(platform, runner, kind, head)
+        except RebuildStalled as exc:
+            console.print(f"[red]rebuild failed:[/] {exc}")
+            return 1
+        finally:
+            runner.source.close()
+    finally:
+        platform.close()
+    console.print(f"rebuilt {len(runner.projections)} projections from {n} events up to position {covered} "
+                  f"(store head {head}); projectors on the store and on every Kafka partition resume after it")
+    if covered < head:
+        console.print(f"[red]incomplete:[/] the relay has published only up to position {covered}; "
+                      "the projector applies the rest once the relay catches up")
+        return 1
+    return 0
 
 
 def retry_failed(args: argparse.Namespace) -> int:
@@ -78,7 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=projector)
     p = sub.add_parser("projections", help="read-model maintenance")
     psub = p.add_subparsers(dest="projections_cmd", required=True)
-    r = psub.add_parser("rebuild", help="drop every read model and replay the events into it")
+    r = psub.add_parser("rebuild", help="drop every read model and replay the events into it (stop projectors "
+                                        "first); non-zero if it could not reach the store's head")
     r.add_argument("--source", choices=["store", "kafka"], default=None)
     r.set_defaults(func=rebuild)
     f = psub.add_parser("retry-failed", help="apply the events set aside as failing (dead letters) again, after a "

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -22,13 +22,14 @@ from infra.db import PROJECTED_CHANNEL, Database, Listener, notify
 from projections.base import (
     Projection,
     projection_dead_letters,
+    projection_tracking,
     read_tracking,
     tracking_metadata,
     write_tracking,
 )
 from projections.envelope import Envelope
 from streams.loop import StepLoop, status_metadata, status_reporter
-from streams.sources import EventSource, Item
+from streams.sources import STORE_SHARD, EventSource, Item, KafkaSource, kafka_shard
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,17 @@ class ProjectionRunner:
         if not items:
             return 0
         t1 = time.perf_counter()
+        self._apply_batch(items)
+        top = max(i.envelope.position for i in items)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("applied %d items up to %d: fetch %.1f ms, apply %.1f ms", len(items), top,
+                      (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3)
+        with self._cond:
+            self.applied_position = max(self.applied_position, top)
+            self._cond.notify_all()
+        return len(items)
+
+    def _apply_batch(self, items: list[Item]) -> None:
         try:
             try:
                 self._apply(items, isolate=False)
@@ -116,14 +128,6 @@ class ProjectionRunner:
         except Exception:
             self.source.reset()
             raise
-        top = max(i.envelope.position for i in items)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("applied %d items up to %d: fetch %.1f ms, apply %.1f ms", len(items), top,
-                      (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3)
-        with self._cond:
-            self.applied_position = max(self.applied_position, top)
-            self._cond.notify_all()
-        return len(items)
 
     def _apply(self, items: list[Item], isolate: bool) -> None:
         """`isolate`: every (projection, event) in its own savepoint; one that fails is set aside."""
@@ -238,22 +242,98 @@ class ProjectionRunner:
             applied, failed = (applied + 1, failed) if ok else (applied, failed + 1)
         return applied, failed
 
-    def rebuild(self, target_position: int, idle_polls: int = 20) -> int:
-        """Drop and recreate every read model, then replay the source until `target_position`
-        (the store's head when the rebuild started) has been applied."""
+    def rebuild(self, cutoff: int, partitions: Sequence[int] = (),
+                find_offsets: Callable[[int], dict[int, int]] | None = None, stall: float = 60.0,
+                expected: int | None = None) -> int:
+        """Drop and recreate every read model, then apply exactly the events at positions up to `cutoff`
+        (every one of them must be in the source: the store's head when the rebuild started, or for
+        Kafka what the relay had published). Complete when the store was read past `cutoff`, or (Kafka)
+        when every partition reached its end offset as of the start and `expected` (the number of
+        stored events up to `cutoff`) distinct events up to `cutoff` were read -- not when the highest
+        position across partitions passed it, which left quiet partitions behind. (Both, because a
+        broker may answer a partition's end offset short: Tansu answers the last batch's base offset
+        plus one.) Raises RebuildStalled if the source makes no progress for `stall` seconds.
+
+        Tracking is then written for every shard, so a projector on either source resumes exactly
+        after `cutoff`: the store shard at `cutoff`; each Kafka partition (those of `partitions` and the
+        topic's) at `cutoff` with the offset of its last event up to `cutoff` -- seen while consuming
+        (Kafka source) or found by `find_offsets(cutoff)` (store source). Returns the events applied."""
         with self.db.write() as conn:
             tracking_metadata.create_all(conn)
+            status_metadata.create_all(conn)
             for p in self.projections:
                 p.drop(conn)
                 p.create(conn)
         self.source.reset()
         self.applied_position = 0
-        total, idle = 0, 0
-        while self.applied_position < target_position and idle < idle_polls:
-            n = self.step()
-            total += n
-            idle = 0 if n else idle + 1
+        kafka = isinstance(self.source, KafkaSource)
+        ends = self.source.end_offsets() if isinstance(self.source, KafkaSource) else {}
+        seen: dict[int, int] = {}  # partition -> highest offset read
+        covered: dict[int, int] = {}  # partition -> highest offset of an event up to `cutoff`
+        top = 0  # the store source: the highest position read
+        total = 0
+        progress_at = time.monotonic()
+
+        positions: set[int] = set()  # Kafka: the distinct positions up to `cutoff` read
+
+        def done() -> bool:
+            if kafka:
+                return (all(seen.get(p, -1) >= end - 1 for p, end in ends.items())
+                        and (expected is None or len(positions) >= expected))
+            return top >= cutoff
+
+        while not done():
+            items = self.source.fetch(self._combined, self.batch_size)
+            if not items:
+                if time.monotonic() - progress_at > stall:
+                    raise RebuildStalled(self._stall_text(cutoff, kafka, ends, seen, top, len(positions), expected))
+                continue
+            progress_at = time.monotonic()
+            keep = [i for i in items if i.envelope.position <= cutoff]
+            for i in items:
+                top = max(top, i.envelope.position)
+                if i.offset is not None:
+                    part = int(i.shard.split(":")[1])
+                    seen[part] = max(seen.get(part, -1), i.offset)
+                    if i.envelope.position <= cutoff:
+                        covered[part] = max(covered.get(part, -1), i.offset)
+                        positions.add(i.envelope.position)
+            if keep:
+                self._apply_batch(keep)
+                total += len({i.envelope.position for i in keep})
+                with self._cond:
+                    self.applied_position = max(self.applied_position, max(i.envelope.position for i in keep))
+                    self._cond.notify_all()
+        offsets: dict[int, int | None] = {p: None for p in [*partitions, *ends]}
+        if kafka:
+            offsets.update(covered)
+        elif find_offsets is not None:
+            offsets.update(find_offsets(cutoff))
+        self._write_cover(cutoff, offsets)
         return total
+
+    @staticmethod
+    def _stall_text(cutoff: int, kafka: bool, ends: dict[int, int], seen: dict[int, int], top: int,
+                    read: int = 0, expected: int | None = None) -> str:
+        if kafka:
+            behind = ", ".join(f"partition {p} at offset {seen.get(p, -1) + 1} of {end}"
+                               for p, end in sorted(ends.items()) if seen.get(p, -1) < end - 1)
+            return (f"the rebuild from Kafka made no progress: read {read} of the {expected} events up to "
+                    f"position {cutoff}" + (f"; {behind}" if behind else ""))
+        return f"the rebuild from the store made no progress at position {top} of {cutoff}"
+
+    def _write_cover(self, cutoff: int, offsets: dict[int, int | None]) -> None:
+        """Tracking of every projection on every shard: everything up to `cutoff` applied."""
+        rows = [(STORE_SHARD, None), *((kafka_shard(p), off) for p, off in sorted(offsets.items()))]
+        with self.db.write() as conn:
+            conn.execute(sa.delete(projection_tracking).where(projection_tracking.c.projection.in_(self.names)))
+            conn.execute(sa.insert(projection_tracking), [
+                {"projection": n, "shard": shard, "position": cutoff, "kafka_offset": off}
+                for n in self.names for shard, off in rows])
+
+
+class RebuildStalled(RuntimeError):
+    pass
 
 
 def set_aside(conn: sa.Connection, projection: str, shard: str, env: Envelope, error: str) -> None:

@@ -6,6 +6,7 @@ the same projection code runs unchanged on either source.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -136,6 +137,13 @@ class KafkaSource:
                 items.append(Item(kafka_shard(tp.partition), rec.offset, Envelope.from_json(rec.value)))
         return items
 
+    def end_offsets(self) -> dict[int, int]:
+        """Per partition, the offset the next message will get (as of now)."""
+        tps = [TopicPartition(self.topic, p) for p in self.partitions()]
+        if not tps:
+            return {}
+        return {tp.partition: int(off) for tp, off in self._ensure().end_offsets(tps).items()}
+
     def reset(self) -> None:
         self._positioned = False
 
@@ -143,3 +151,39 @@ class KafkaSource:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def offsets_upto(bootstrap: str, topic: str, cutoff: int, chunk: int = 1000, timeout: float = 60.0) -> dict[int, int]:
+    """Per partition of the topic, the offset of its last message whose store position is at most
+    `cutoff` (partitions with none are left out). Read backwards from the end a chunk at a time: after a
+    rebuild up to about the head that message is near the end. (The relay publishes in store order and a
+    restarted relay publishes again from its recorded position, so every message after that offset is of
+    a later position.)"""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             fetch_max_wait_ms=50, max_poll_records=chunk, request_timeout_ms=30000)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not tps:
+            return {}
+        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+        out: dict[int, int] = {}
+        for tp in tps:
+            hi = int(ends[tp])
+            while hi > int(begins[tp]) and tp.partition not in out:
+                lo = max(int(begins[tp]), hi - chunk)
+                consumer.assign([tp])
+                consumer.seek(tp, lo)
+                found: list[int] = []
+                deadline = time.monotonic() + timeout
+                while consumer.position(tp) < hi:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"reading {topic} partition {tp.partition} at offset {lo} timed out")
+                    for rec in consumer.poll(timeout_ms=200).get(tp, []):
+                        if rec.offset < hi and json.loads(rec.value)["position"] <= cutoff:
+                            found.append(rec.offset)
+                if found:
+                    out[tp.partition] = max(found)
+                hi = lo
+        return out
+    finally:
+        consumer.close()

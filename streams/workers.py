@@ -17,9 +17,9 @@ from infra.db import PROJECTED_CHANNEL, Listener
 from infra.workgate import WORK_GATE
 from projections.base import projection_tracking
 from projections.registry import all_projections
-from streams.relay import KafkaRelay, ensure_topic
+from streams.relay import KafkaRelay, ensure_topic, relay_positions
 from streams.runner import ProjectionRunner
-from streams.sources import STORE_SHARD, EventSource, KafkaSource, StoreSource, kafka_shard
+from streams.sources import STORE_SHARD, EventSource, KafkaSource, StoreSource, kafka_shard, offsets_upto
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,50 @@ def _warm_up(action: Callable[[], object]) -> None:
         action()
     except Exception as exc:
         log.warning("Kafka not ready at start (%s); will retry", exc)
+
+
+def relay_position(platform: Platform) -> int:
+    """The position up to which the relay has published every event (0 if it never ran)."""
+    try:
+        with platform.db.read() as conn:
+            v = conn.execute(sa.select(relay_positions.c.position)
+                             .where(relay_positions.c.name == "kafka")).scalar_one_or_none()
+    except sa.exc.DBAPIError:  # no relay table yet
+        return 0
+    return int(v or 0)
+
+
+def rebuild_read_models(platform: Platform, runner: ProjectionRunner, kind: str, head: int | None = None,
+                        cover: bool = True, wait_relay: float = 60.0) -> tuple[int, int, int]:
+    """Rebuild `runner`'s read models from the store or the topic up to the store's head; returns
+    (events applied, the position covered, the head). From Kafka the topic must hold every event up to
+    the head: the relay is waited for (up to `wait_relay` seconds); if it is still behind, the rebuild
+    covers what it published (less than the head: the caller says so). `cover`: leave tracking for
+    both sources (every Kafka partition and the store), so that a projector of either kind resumes
+    right after the rebuild (False for a scratch database)."""
+    s = platform.settings
+    head = platform.store.max_position() if head is None else head
+    cutoff = head
+    if kind == "kafka":
+        deadline = time.monotonic() + wait_relay
+        while (published := relay_position(platform)) < head and time.monotonic() < deadline:
+            time.sleep(0.2)
+        cutoff = min(head, published)
+    partitions: list[int] = list(range(s.kafka_partitions)) if cover and s.kafka_bootstrap else []
+    find = None
+    if cover and s.kafka_bootstrap and kind == "store":
+        bootstrap, topic = s.kafka_bootstrap, s.kafka_topic
+
+        def find(upto: int) -> dict[int, int]:
+            try:
+                return offsets_upto(bootstrap, topic, upto)
+            except Exception as exc:  # the projector then reads each partition from its start, skipping
+                log.warning("could not read the topic's offsets (%s): a Kafka projector will re-read every "
+                            "partition from the start (skipping what the rebuild applied)", exc)
+                return {}
+    expected = platform.store.count_upto(cutoff) if kind == "kafka" else None
+    n = runner.rebuild(cutoff, partitions, find, expected=expected)
+    return n, cutoff, head
 
 
 def partition_for(account_id: int | None, partitions: int) -> int:

@@ -15,7 +15,7 @@ from commands import messages as m
 from commands.ports import CommandMeta
 from infra.bootstrap import Platform, bootstrap, seed
 from streams.relay import KafkaRelay
-from streams.workers import ReadYourWrites, make_projector, make_relay
+from streams.workers import ReadYourWrites, make_projector, make_relay, rebuild_read_models
 from tests.conftest import make_settings
 from tests.support.services import KafkaBroker, free_port
 from tests.support.snapshots import snapshot
@@ -102,7 +102,8 @@ def test_projector_from_kafka_builds_read_models_and_rebuild_equals_incremental(
         assert waiter.reached([acct], last)
     incremental = snapshot(kplatform.db)
     assert {r[3] for r in incremental["rm_strategies"] if r[2] in (1, 2, 3)} == {"t1", "t2", "t3"}
-    rebuilt_n = make_projector(kplatform, "kafka").rebuild(head)
+    rebuilt_n, covered, _ = rebuild_read_models(kplatform, make_projector(kplatform, "kafka"), "kafka", head)
+    assert covered == head
     assert rebuilt_n == len(kplatform.store.read(0, 100_000))  # every event once, from the topic
     assert snapshot(kplatform.db) == incremental
 
