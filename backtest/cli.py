@@ -29,7 +29,7 @@ from backtest.report import SUMMARY_ROWS, fmt, render_html
 from backtest.runner import execute_run, plan_run
 from backtest.synthetic import DEFAULT_SEED, extend, generate
 from backtest.universes import custom_universe, list_universes, load_universe, normalize_symbol
-from domain.calendar import TradingCalendar, nse_calendar
+from domain.calendar import NSE_TABLE_LAST_YEAR, TradingCalendar, nse_calendar
 from domain.errors import DomainError
 from domain.strategies import SpecError, normalize_spec
 from infra.settings import Settings
@@ -379,6 +379,9 @@ def cmd_sim_advance(args: argparse.Namespace) -> int:
         platform.close()
     console.print(f"[green]Advanced[/] {args.days} trading day(s) to {store.last_date()} in "
                   f"{time.perf_counter() - started:.1f} s: {total} portfolio-days stepped, {signals} new signals")
+    if days and days[-1].year > NSE_TABLE_LAST_YEAR:
+        console.print(f"[yellow]Note:[/] NSE's holiday table ends in {NSE_TABLE_LAST_YEAR}; later years close only "
+                      "on the fixed-date holidays (26 Jan, 1 May, 15 Aug, 2 Oct, 25 Dec).")
     return 0
 
 

@@ -9,8 +9,19 @@ history, counts as a trading day here. Callers who want those short sessions exc
 ``nse_calendar(extra_holidays=NSE_MUHURAT_SESSIONS)``.
 
 The tables are best knowledge of NSE's capital-market circulars for 2015-2026 (ad-hoc election
-and special closures included). Years past the table have no holidays: every weekday trades.
-Nothing here is authoritative: deployments can add holidays or replace the whole set.
+and special closures included). Years past the table (NSE publishes next year's list in December)
+close on the holidays whose date never moves -- Republic Day (26 Jan), Maharashtra Day (1 May),
+Independence Day (15 Aug), Gandhi Jayanti (2 Oct) and Christmas (25 Dec), closed in every year of
+the table -- so a simulated 2027 never trades on 26 January; the moveable festival holidays of such a
+year are unknown until added (`extra_holidays`, or a newer table). Nothing here is authoritative:
+deployments can add holidays or replace the whole set.
+
+Why not the `exchange_calendars` package (XBOM; it has no XNSE): its holiday list is hard-coded per
+release and ends on the last day of the current year (4.13.2 raises DateOutOfBounds for any 2027
+date), so it cannot answer for the years `sim advance` reaches either; it has none of NSE's weekend
+special sessions or muhurat sessions; it disagrees with NSE's circulars on 2015-10-23 and 2017-02-21;
+and it would put pandas into the pure domain layer. tests/unit/test_calendar.py instead checks this
+table against XBOM day by day (a dev dependency): a new release that moves a day fails that test.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "NSE_ANNUAL_HOLIDAYS",
     "NSE_HOLIDAYS",
     "NSE_MUHURAT_SESSIONS",
     "NSE_SPECIAL_SESSIONS",
@@ -99,6 +111,10 @@ NSE_SPECIAL_SESSIONS: frozenset[date] = _dates(
     "2026-02-01",
 ) | frozenset(d for d in NSE_MUHURAT_SESSIONS if d.weekday() >= 5)  # fmt: skip
 
+# NSE holidays on fixed dates, closed every year (when a weekday); applied past the table's last year
+NSE_ANNUAL_HOLIDAYS: frozenset[tuple[int, int]] = frozenset({(1, 26), (5, 1), (8, 15), (10, 2), (12, 25)})
+NSE_TABLE_LAST_YEAR = 2026
+
 _ONE_DAY = timedelta(days=1)
 _EPOCH = date(1970, 1, 1)
 
@@ -108,17 +124,28 @@ class TradingCalendar:
     """A daily exchange calendar: weekdays minus `holidays`, plus weekend `special_sessions`.
 
     `weekend` holds ``date.weekday()`` numbers (Monday = 0); Saturday and Sunday by default.
+    `annual` (month, day) holidays close every year after `known_through` (the table's last year).
     """
 
     holidays: frozenset[date] = frozenset()
     special_sessions: frozenset[date] = frozenset()
     weekend: frozenset[int] = field(default=frozenset({5, 6}))
+    annual: frozenset[tuple[int, int]] = frozenset()
+    known_through: int = 9999
 
     def is_trading_day(self, d: date) -> bool:
         """True when the exchange holds a session (and so a daily bar exists) on `d`."""
         if d in self.special_sessions:
             return True
+        if d.year > self.known_through and (d.month, d.day) in self.annual:
+            return False
         return d.weekday() not in self.weekend and d not in self.holidays
+
+    def _annual_closures(self, start: date, end: date) -> frozenset[date]:
+        if not self.annual or end.year <= self.known_through:
+            return frozenset()
+        return frozenset(date(y, m, dd) for y in range(max(start.year, self.known_through + 1), end.year + 1)
+                         for m, dd in self.annual)
 
     def trading_days(self, start: date, end: date) -> list[date]:
         """Trading days from `start` to `end`, both inclusive, ascending (empty if end < start)."""
@@ -132,8 +159,9 @@ class TradingCalendar:
         # 1970-01-01 was a Thursday (weekday 3)
         weekday = (days.astype(np.int64) + 3) % 7
         keep = ~np.isin(weekday, np.fromiter(self.weekend, dtype=np.int64, count=len(self.weekend)))
-        if self.holidays:
-            keep &= ~np.isin(days, self._as_array(self.holidays))
+        closed = self.holidays | self._annual_closures(start, end)
+        if closed:
+            keep &= ~np.isin(days, self._as_array(closed))
         if self.special_sessions:
             keep |= np.isin(days, self._as_array(self.special_sessions))
         return days[keep]
@@ -184,6 +212,8 @@ class TradingCalendar:
             holidays=self.holidays | extra_set,
             special_sessions=self.special_sessions - extra_set,
             weekend=self.weekend,
+            annual=self.annual,
+            known_through=self.known_through,
         )
 
     @staticmethod
@@ -205,4 +235,5 @@ def nse_calendar(
     """
     base_holidays = NSE_HOLIDAYS if holidays is None else frozenset(holidays)
     sessions = NSE_SPECIAL_SESSIONS if special_sessions is None else frozenset(special_sessions)
-    return TradingCalendar(holidays=base_holidays, special_sessions=sessions).with_holidays(extra_holidays)
+    return TradingCalendar(holidays=base_holidays, special_sessions=sessions, annual=NSE_ANNUAL_HOLIDAYS,
+                           known_through=NSE_TABLE_LAST_YEAR).with_holidays(extra_holidays)

@@ -196,3 +196,13 @@ def test_cli_data_generate_with_end_before_start_fails_with_message(tmp_path, ca
     assert code == 2
     assert "before" in capsys.readouterr().out
     assert BarStore(tmp_path).is_empty()
+
+
+def test_extend_past_the_holiday_table_never_trades_on_republic_day(tmp_path):
+    """`sim advance` from late January 2027 (past NSE's published table) must skip 26 January."""
+    store = BarStore(tmp_path / "a")
+    small = custom_universe(["INFY", "TCS"], NIFTY_50)
+    generate(store, small, "2027-01-18", "2027-01-22", seed=3)
+    added = extend(store, small, 5)
+    assert date(2027, 1, 26) not in added
+    assert added == [date(2027, 1, 25), date(2027, 1, 27), date(2027, 1, 28), date(2027, 1, 29), date(2027, 2, 1)]

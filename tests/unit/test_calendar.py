@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from domain.calendar import (
+    NSE_ANNUAL_HOLIDAYS,
     NSE_HOLIDAYS,
     NSE_MUHURAT_SESSIONS,
     NSE_SPECIAL_SESSIONS,
@@ -130,3 +131,33 @@ def test_holiday_table_entries_are_weekdays_and_special_sessions_are_weekends():
     assert all(d.weekday() >= 5 for d in NSE_SPECIAL_SESSIONS)
     assert not (NSE_HOLIDAYS & NSE_MUHURAT_SESSIONS)
     assert {d.year for d in NSE_HOLIDAYS} == set(range(2015, 2027))
+
+
+@pytest.mark.parametrize("d", [date(2027, 1, 26), date(2028, 10, 2), date(2030, 8, 15), date(2031, 5, 1),
+                               date(2029, 12, 25)])
+def test_fixed_date_holidays_close_years_past_the_table(d):
+    assert d.weekday() < 5
+    assert not CAL.is_trading_day(d)
+    assert d not in CAL.trading_days(date(d.year, 1, 1), date(d.year, 12, 31))
+    assert CAL.next_trading_day(d - timedelta(days=1)) != d
+
+
+def test_the_fixed_date_holidays_were_closed_in_every_year_of_the_table():
+    for year in range(2015, 2027):
+        for month, day in NSE_ANNUAL_HOLIDAYS:
+            d = date(year, month, day)
+            if d.weekday() < 5:
+                assert not CAL.is_trading_day(d), d
+
+
+def test_table_agrees_with_exchange_calendars_xbom_except_nse_sessions():
+    """The maintained `exchange_calendars` XBOM calendar (BSE shares NSE's holidays) day by day over
+    2015-2026: the only differences allowed are NSE's special/muhurat sessions (which XBOM lacks) and
+    the two closures NSE's circulars list that XBOM does not."""
+    import exchange_calendars as xc
+
+    xbom = xc.get_calendar("XBOM", start="2015-01-01")
+    theirs = {ts.date() for ts in xbom.sessions_in_range("2015-01-01", "2026-12-31")}
+    ours = set(CAL.trading_days(date(2015, 1, 1), date(2026, 12, 31)))
+    assert ours - theirs == set(NSE_SPECIAL_SESSIONS | NSE_MUHURAT_SESSIONS)
+    assert theirs - ours == {date(2015, 10, 23), date(2017, 2, 21)}
