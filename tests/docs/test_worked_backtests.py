@@ -4,6 +4,7 @@ on the synthetic history `make run` generates (NIFTY 50 members from 2015-01-01)
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from backtest.barstore import BarStore
 from backtest.synthetic import generate
 from backtest.universes import load_universe
-from tests.docs.guides import Block, blocks
+from tests.docs.guides import Block, blocks, read
 
 GUIDES = ("docs/STRATEGIES.md", "docs/BACKTESTING.md")
 
@@ -78,3 +79,18 @@ def test_worked_backtests_reproduce_the_printed_numbers(history: Any) -> None:
                 if actual != printed:
                     stale.append(f"{result.where}: {path} is {actual!r}, the guide prints {printed!r}")
     assert not stale, "the guides' numbers are stale:\n" + "\n".join(stale)
+
+
+def test_every_request_field_metric_and_diagnostic_is_in_the_backtesting_guide(history: Any) -> None:
+    from api.routers.backtest import BacktestRequest
+
+    text = read("docs/BACKTESTING.md")
+    first_cells = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
+    named = {name for cell in first_cells for name in re.findall(r"`([a-z_]+)`", cell)}
+    missing = [f for f in BacktestRequest.model_fields if f not in named]
+    run = history.post("/api/backtest/run", json={
+        "strategy": {"base_model": "sma_crossover"}, "symbols": ["INFY", "TCS"], "start_date": "2019-01-01",
+        "end_date": "2019-06-30", "starting_capital": 100000}).json()
+    missing += [f"summary.{k}" for k in run["summary"] if k not in named]
+    missing += [f"diagnostics.{k}" for k in run["diagnostics"] if k not in named]
+    assert not missing, "not described in docs/BACKTESTING.md's tables: " + ", ".join(missing)
