@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.acks import CommandAcks
 from api.deps import PrincipalCache
 from api.guards import UrlGuardMiddleware
 from api.routers import agent, auth, backtest, broker, health, market, model, risk, strategies, ws
@@ -23,6 +24,7 @@ from backtest.market import BarStoreMarket
 from domain.errors import DomainError
 from infra import heap
 from infra.bootstrap import Platform, bootstrap, seed
+from infra.idempotency import IdempotencyStore
 from infra.market_clock import MarketClock, Scheduler
 from infra.settings import Settings
 from infra.version import VERSION
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.read_your_writes = ReadYourWrites(plat, runner)
         app.state.stop = stop
         app.state.principals = PrincipalCache()
+        app.state.idempotency = IdempotencyStore(plat.db)
         app.state.signal_homes = model.SignalHomes()
         seed(plat)
         plat.attach_market(BarStoreMarket(plat.settings.data_dir))
@@ -123,6 +126,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
     )
+    app.add_middleware(CommandAcks)
     app.add_middleware(UrlGuardMiddleware)
     app.add_middleware(RequestIdMiddleware)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Hashable, Iterator
+import uuid
+from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from api.guards import MAX_ID, MAX_OFFSET, StrictJsonRoute
@@ -19,8 +21,10 @@ from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.accounts import Account
 from infra.bootstrap import Platform
+from infra.shadow import replayed
 from infra.workgate import WORK_GATE
 from projections.accounts import get_account
+from projections.base import Projection
 from streams.workers import ReadYourWrites
 
 SESSION_COOKIE = "kite_session"
@@ -241,5 +245,27 @@ def dispatch(request: Request, platform: Platform, command: Any, principal: Prin
     waiter: ReadYourWrites = request.app.state.read_your_writes
     timeout = platform.settings.read_your_writes_timeout + min(events_hint / 1000.0, 120.0)
     caught_up = waiter.wait(result.touched_accounts, result.position, timeout)
-    return result if caught_up else dataclasses.replace(result, caught_up=False)
+    if caught_up:
+        return result
+    note_projection_lag(request, result.position)
+    return dataclasses.replace(result, caught_up=False)
+
+
+def note_projection_lag(request: Request, position: int | None) -> None:
+    """The read models had not applied this request's events (up to `position`) when it answered: the
+    answer carries `X-Projection-Lag` (set by `api.acks.CommandAcks`)."""
+    request.state.projection_lag = max(position or 0, getattr(request.state, "projection_lag", 0) or 0)
+
+
+@contextmanager
+def answer_rows(platform: Platform, result: CommandResult, projection: type[Projection],
+                aggregate_ids: Iterable[uuid.UUID]) -> Iterator[Connection]:
+    """Where a command's answer reads its rows: the read model once it applied the command, else the
+    same projection replayed over the stored events of `aggregate_ids` (never a read model that lags)."""
+    if result.caught_up:
+        with platform.db.read() as conn:
+            yield conn
+    else:
+        with replayed(platform.store, projection(), aggregate_ids) as conn:
+            yield conn
 

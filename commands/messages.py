@@ -176,7 +176,9 @@ class DecideSignal:
 @dataclass(frozen=True)
 class PlaceCart:
     account_id: int
-    items: tuple[tuple[int, int], ...]  # (portfolio_id, signal_id), in the order to place
+    items: tuple[tuple[int, int], ...] = ()  # (portfolio_id, signal_id), in the order to place
+    # with no items: every in-cart signal of the account's portfolios (or of this one), by signal id
+    portfolio_id: int | None = None
 
 
 @dataclass(frozen=True)

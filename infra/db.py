@@ -69,6 +69,19 @@ rate_hits = sa.Table(
     sa.Index("ix_rate_hits_key_at", "key", "at"),
 )
 
+# A command's answer under its Idempotency-Key (api/acks.py): one row per (account, key), claimed before
+# the command runs (status NULL while it runs), the answer stored when it ends; kept 24 hours.
+idempotency_keys = sa.Table(
+    "idempotency_keys", security_metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # sha256 of method, path, query and body
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("status", sa.Integer),
+    sa.Column("headers", sa.JSON),
+    sa.Column("body", sa.LargeBinary),
+)
+
 
 def sqlalchemy_url(database_url: str) -> str:
     if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):

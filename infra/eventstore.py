@@ -111,34 +111,38 @@ class OrderedPostgresRecorder(PostgresApplicationRecorder):
             return [r[self._insert_function] for r in curs.fetchall()]
 
 
-def stored_event_ids(recorder: ApplicationRecorder,
-                     keys: Sequence[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], tuple[str, int]]:
-    """(aggregate id, version) -> (event_id, position) of the stored events among `keys`."""
-    out: dict[tuple[uuid.UUID, int], tuple[str, int]] = {}
-    ids = sorted({k[0] for k in keys})
+def stored_rows(recorder: ApplicationRecorder,
+                aggregate_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, int, int, bytes]]:
+    """(aggregate id, version, position, state) of every stored event of `aggregate_ids`, by position."""
+    ids = sorted(set(aggregate_ids))
+    if not ids:
+        return []
     if isinstance(recorder, PostgresApplicationRecorder):
         ds = recorder.datastore
         statement = SQL("SELECT originator_id, originator_version, notification_id, state FROM {schema}.{table} "
-                        "WHERE originator_id = ANY(%s)").format(schema=Identifier(ds.schema),
-                                                                table=Identifier(recorder.events_table_name))
+                        "WHERE originator_id = ANY(%s) ORDER BY notification_id").format(
+            schema=Identifier(ds.schema), table=Identifier(recorder.events_table_name))
         with ds.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, (ids,))
-            rows = [(r["originator_id"], r["originator_version"], r["notification_id"], r["state"])
-                    for r in curs.fetchall()]
-    else:
-        sqlite = cast(Any, recorder)
-        marks = ",".join("?" * len(ids))
-        with sqlite.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT originator_id, originator_version, rowid AS notification_id, state "
-                      f"FROM {sqlite.events_table_name} WHERE originator_id IN ({marks})", [i.hex for i in ids])
-            rows = [(uuid.UUID(str(r["originator_id"])), r["originator_version"], r["notification_id"], r["state"])
-                    for r in c.fetchall()]
+            return [(uuid.UUID(str(r["originator_id"])), int(r["originator_version"]), int(r["notification_id"]),
+                     bytes(r["state"])) for r in curs.fetchall()]
+    sqlite = cast(Any, recorder)
+    marks = ",".join("?" * len(ids))
+    with sqlite.datastore.transaction(commit=False) as c:
+        c.execute(f"SELECT originator_id, originator_version, rowid AS notification_id, state "
+                  f"FROM {sqlite.events_table_name} WHERE originator_id IN ({marks}) ORDER BY rowid",
+                  [i.hex for i in ids])
+        return [(uuid.UUID(str(r["originator_id"])), int(r["originator_version"]), int(r["notification_id"]),
+                 bytes(r["state"])) for r in c.fetchall()]
+
+
+def stored_event_ids(recorder: ApplicationRecorder,
+                     keys: Sequence[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], tuple[str, int]]:
+    """(aggregate id, version) -> (event_id, position) of the stored events among `keys`."""
     wanted = set(keys)
-    for agg_id, version, position, state in rows:
-        key = (agg_id if isinstance(agg_id, uuid.UUID) else uuid.UUID(str(agg_id)), int(version))
-        if key in wanted:
-            out[key] = (json.loads(bytes(state))["event_id"], int(position))
-    return out
+    return {(agg_id, version): (str(json.loads(state)["event_id"]), position)
+            for agg_id, version, position, state in stored_rows(recorder, [k[0] for k in keys])
+            if (agg_id, version) in wanted}
 
 
 def make_recorder(database_url: str) -> ApplicationRecorder:
@@ -334,6 +338,14 @@ class SqlEventStore:
             self._remember(aggregate_id, [], new, at, at)
         elif cur is not None and len(cur.events) == known:
             self._remember(aggregate_id, cur.events, new, cur.first_at, at)
+
+    def envelopes_of(self, aggregate_ids: Sequence[uuid.UUID]) -> list[Envelope]:
+        """Every stored event of these aggregates as envelopes (without chain hashes), in store order."""
+        out = []
+        for agg_id, version, position, state in stored_rows(self.recorder, aggregate_ids):
+            out.append(envelope_from_notification(Notification(
+                id=position, originator_id=agg_id, originator_version=version, topic="", state=state)))
+        return out
 
     def history(self, aggregate_id: uuid.UUID, until: str | None = None) -> list[tuple[DomainEvent, str]]:
         """An aggregate's events with their `occurred_at`, oldest first; with `until` (ISO, UTC) only

@@ -8,13 +8,18 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import PlatformDep, Principal, current_principal, dispatch, resource_router
+from api.deps import PlatformDep, Principal, answer_rows, current_principal, dispatch, resource_router
 from api.guards import MAX_ID
 from commands import agent_messages as am
 from commands.brokers import as_dicts
+from commands.bus import CommandResult
 from commands.handlers.agent import ACCESS_TOKEN, PendingToken
+from domain.broker import BrokerConnection
 from domain.errors import DomainError, NotFound
-from projections.broker import agent_queue, broker_status, get_connection
+from domain.portfolio import Portfolio
+from infra.bootstrap import Platform
+from projections.broker import BrokerProjection, agent_queue, broker_status, get_connection
+from projections.portfolios import PortfoliosProjection
 from projections.signals import get_signal
 
 router = resource_router("/api/agent", ["agent"])
@@ -72,8 +77,9 @@ def signal_result(body: SignalResultBody, request: Request, agent: Agent, platfo
     cmd = am.ReportSignalResult(
         agent.account_id, int(sig["portfolio_id"]), body.signal_id, body.status, body.order_id, body.gtt_id,
         body.fill_price, body.filled_quantity, body.error, body.idempotency_key, sig["reason"] or "")
-    outcome: dict[str, Any] = dispatch(request, platform, cmd, agent).value
-    with platform.db.read() as conn:
+    result = dispatch(request, platform, cmd, agent)
+    outcome: dict[str, Any] = result.value
+    with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(int(sig["portfolio_id"]))]) as conn:
         outcome["signal"] = get_signal(conn, body.signal_id)
     return outcome
 
@@ -129,16 +135,20 @@ def pending_token(request: Request, agent: Agent, platform: PlatformDep) -> Any:
 
 @router.post("/access-token", summary="The freshly exchanged Kite access token (stored encrypted)")
 def access_token(body: AccessTokenBody, request: Request, agent: Agent, platform: PlatformDep) -> dict[str, Any]:
-    dispatch(request, platform, am.ConnectBrokerSession(agent.account_id, body.access_token, body.user_id,
-                                                        body.expires_at), agent)
+    result = dispatch(request, platform, am.ConnectBrokerSession(agent.account_id, body.access_token, body.user_id,
+                                                                 body.expires_at), agent)
     proxy = getattr(request.app.state, "broker_proxy", None)
     if proxy is not None:
         proxy.forget(agent.account_id)
     hub = getattr(request.app.state, "tick_hub", None)
     if hub is not None:
         hub.broker_changed()
-    with platform.db.read() as conn:
-        return broker_status(conn, agent.account_id)
+    return _status_answer(platform, result, agent.account_id)
+
+
+def _status_answer(platform: Platform, result: CommandResult, account_id: int) -> dict[str, Any]:
+    with answer_rows(platform, result, BrokerProjection, [BrokerConnection.uuid_for(account_id)]) as conn:
+        return broker_status(conn, account_id)
 
 
 @router.get("/session", summary="The account's live Kite session for the agent: api_key and access token (204 when "
@@ -160,6 +170,5 @@ def session(agent: Agent, platform: PlatformDep) -> Any:
 def session_invalid(request: Request, agent: Agent, platform: PlatformDep,
                     body: dict[str, str] | None = None) -> dict[str, Any]:
     reason = (body or {}).get("reason", "Kite rejected the access token")[:500]
-    dispatch(request, platform, am.DisconnectBrokerSession(agent.account_id, reason), agent)
-    with platform.db.read() as conn:
-        return broker_status(conn, agent.account_id)
+    result = dispatch(request, platform, am.DisconnectBrokerSession(agent.account_id, reason), agent)
+    return _status_answer(platform, result, agent.account_id)

@@ -65,9 +65,11 @@ def _user(platform: Platform, account: dict[str, Any]) -> UserPublic:
 def _signed_in(platform: Platform, response: Response, result: CommandResult) -> UserPublic:
     login: LoginResult = result.value
     set_session_cookie(response, platform, login.session_token, platform.settings.session_days * 86400)
-    with platform.db.read() as conn:
-        account = get_account(conn, login.account_id)
-    if account is None:  # a first login whose projection is past the read-your-writes bound
+    account = None
+    if result.caught_up:
+        with platform.db.read() as conn:
+            account = get_account(conn, login.account_id)
+    if account is None:  # the accounts read model has not applied the login (a first one: no row yet)
         account = account_from_store(platform, login.account_id)
     if account is None:
         raise NotFound("Account not found")

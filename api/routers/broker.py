@@ -11,14 +11,16 @@ from fastapi import Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PlatformDep, Reader, SessionUser, dispatch, resource_router
+from api.deps import PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
 from commands import agent_messages as am
+from commands.bus import CommandResult
 from commands.ports import CommandMeta
+from domain.broker import BrokerConnection
 from domain.errors import DomainError, NotFound
 from infra.bootstrap import Platform
 from infra.brokers import BrokerDataProxy, BrokerProxyError
 from infra.kite import KiteBroker, login_url
-from projections.broker import get_connection, reconciliation
+from projections.broker import BrokerProjection, get_connection, reconciliation
 
 router = resource_router("/api", ["broker"])
 _proxy_lock = threading.Lock()
@@ -73,8 +75,10 @@ def broker_proxy(request: Request) -> BrokerDataProxy:
 # ------------------------------------------------------------------ Kite credentials and login
 
 
-def _credentials(platform: Platform, account_id: int) -> KiteCredentialsPublic:
-    with platform.db.read() as conn:
+def _credentials(platform: Platform, account_id: int, result: CommandResult | None = None) -> KiteCredentialsPublic:
+    """The stored credentials (after a command: as it left them, see `answer_rows`)."""
+    done = result or CommandResult(None, None, account_id)
+    with answer_rows(platform, done, BrokerProjection, [BrokerConnection.uuid_for(account_id)]) as conn:
         row = get_connection(conn, account_id)
     if row is None or row["api_key"] is None:
         raise NotFound("No Kite credentials saved; POST /api/auth/kite-credentials with api_key and api_secret")
@@ -92,11 +96,12 @@ def get_kite_credentials(user: Reader, platform: PlatformDep) -> KiteCredentials
              summary="Save the Kite app's api_key and api_secret (the secret is encrypted at rest)")
 def save_kite_credentials(body: KiteCredentialsBody, request: Request, user: SessionUser,
                           platform: PlatformDep) -> KiteCredentialsPublic:
-    dispatch(request, platform, am.SaveKiteCredentials(user.account_id, body.api_key, body.api_secret), user)
+    result = dispatch(request, platform, am.SaveKiteCredentials(user.account_id, body.api_key, body.api_secret),
+                      user)
     proxy = getattr(request.app.state, "broker_proxy", None)
     if proxy is not None:
         proxy.forget(user.account_id)
-    return _credentials(platform, user.account_id)
+    return _credentials(platform, user.account_id, result)
 
 
 @router.get("/auth/kite/login-url", summary="The Kite login URL for the stored api_key")

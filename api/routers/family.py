@@ -13,14 +13,16 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import IdPath, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from api.deps import IdPath, PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
 from api.routers.analytics import analytics_store, market_marks
 from commands import imports_messages as im
+from commands.bus import CommandResult
 from domain.errors import DomainError, NotFound
+from domain.family import FamilyGroup
 from domain.xirr import xirr
 from infra.analytics_store import cash_flows, holdings, summary
 from infra.bootstrap import Platform
-from projections.family import group_members, group_name, groups_of, invitations_for
+from projections.family import FamilyProjection, group_members, group_name, groups_of, invitations_for
 
 router = resource_router("/api/family", ["family groups"])
 
@@ -45,8 +47,9 @@ class AcceptBody(BaseModel):
     token: str | None = Field(default=None, max_length=200)
 
 
-def _group_doc(platform: Platform, group_id: int, account_id: int) -> dict[str, Any]:
-    with platform.db.read() as conn:
+def _group_doc(platform: Platform, result: CommandResult, group_id: int, account_id: int) -> dict[str, Any]:
+    """The group as the command left it (the group's own events replayed while the read model lags)."""
+    with answer_rows(platform, result, FamilyProjection, [FamilyGroup.uuid_for(group_id)]) as conn:
         for g in groups_of(conn, account_id):
             if g["id"] == group_id:
                 return g
@@ -63,7 +66,7 @@ def list_groups(user: Reader, platform: PlatformDep) -> list[dict[str, Any]]:
 async def create_group(body: GroupCreate, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
     cmd = im.CreateFamilyGroup(user.account_id, user.email, body.name)
     result = await run_in_threadpool(dispatch, request, platform, cmd, user)
-    return _group_doc(platform, int(result.value), user.account_id)
+    return _group_doc(platform, result, int(result.value), user.account_id)
 
 
 @router.post("/groups/{group_id}/invite", status_code=201, summary="Invite by email (owner only)")
@@ -80,8 +83,8 @@ async def accept(group_id: IdPath, request: Request, user: SessionUser, platform
                  ) -> dict[str, Any]:
     tok = (body.token if body and body.token else None) or token
     cmd = im.AcceptFamilyInvitation(user.account_id, user.email, group_id, tok)
-    await run_in_threadpool(dispatch, request, platform, cmd, user)
-    return _group_doc(platform, group_id, user.account_id)
+    result = await run_in_threadpool(dispatch, request, platform, cmd, user)
+    return _group_doc(platform, result, group_id, user.account_id)
 
 
 @router.post("/groups/{group_id}/leave", status_code=204, summary="Leave a group (members other than the owner)")

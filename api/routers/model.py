@@ -18,18 +18,24 @@ from api.deps import (
     Reader,
     SessionUser,
     SignalPageDep,
+    answer_rows,
     dispatch,
+    note_projection_lag,
     request_meta,
     resource_router,
 )
 from api.guards import MAX_ID
 from api.routers.risk import risk_state
 from commands import messages as m
+from commands.bus import CommandResult
 from domain.errors import NotFound
+from domain.portfolio import Portfolio
+from domain.risk import RiskBook
 from infra.bootstrap import Platform
 from infra.market_clock import MarketClock
 from projections.broker import reconciliation
 from projections.portfolios import (
+    PortfoliosProjection,
     activity,
     equity_curve,
     get_portfolio,
@@ -37,7 +43,7 @@ from projections.portfolios import (
     list_portfolios,
     list_positions,
 )
-from projections.signals import get_signal, get_signals, in_cart_signal_ids, list_signals
+from projections.signals import get_signal, get_signals, list_signals
 
 router = resource_router("/api/model", ["model portfolios"])
 
@@ -97,12 +103,28 @@ def owned_portfolio(platform: Platform, portfolio_id: int, account_id: int) -> d
     return row
 
 
-def _owned_signal(platform: Platform, signal_id: int, account_id: int) -> dict[str, Any]:
-    with platform.db.read() as conn:
-        row = get_signal(conn, signal_id)
+def _portfolio_answer(platform: Platform, result: CommandResult, portfolio_id: int,
+                      account_id: int) -> dict[str, Any]:
+    """A command's answer about one portfolio: the read model once it applied the command, else the
+    portfolio's own events replayed (never a read model that lags)."""
+    with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(portfolio_id)]) as conn:
+        row = get_portfolio(conn, portfolio_id)
     if row is None or row["account_id"] != account_id:
-        raise NotFound(f"Signal {signal_id} not found")
+        raise NotFound(f"Portfolio {portfolio_id} not found")
     return row
+
+
+def _stored_portfolios(platform: Platform, account_id: int) -> list[tuple[int, str, set[int], set[int]]]:
+    """(id, status, entry signal ids, position ids) of the account's portfolios as their events say,
+    newest first: for requests naming an object the read model may not show yet."""
+    with platform.store.borrowed(RiskBook, RiskBook.uuid_for(account_id)) as book:
+        ids = sorted(book.portfolios, reverse=True) if book is not None else []
+    out = []
+    for pid in ids:
+        with platform.store.borrowed(Portfolio, Portfolio.uuid_for(pid)) as pf:
+            if pf is not None and pf.account_id == account_id:
+                out.append((pid, pf.status, set(pf.signals), set(pf.positions)))
+    return out
 
 
 class SignalHomes:
@@ -135,14 +157,6 @@ def _homes(request: Request) -> SignalHomes:
     return homes
 
 
-def _owned_position(platform: Platform, position_id: int, account_id: int) -> dict[str, Any]:
-    with platform.db.read() as conn:
-        row = get_position(conn, position_id)
-    if row is None or row["account_id"] != account_id:
-        raise NotFound(f"Position {position_id} not found")
-    return row
-
-
 # ------------------------------------------------------------------ portfolios
 
 
@@ -162,14 +176,14 @@ def deploy(body: DeployBody, request: Request, user: SessionUser, platform: Plat
                             body.position_size_pct, body.max_positions, body.max_per_sector, body.auto_approve,
                             body.slippage_bps, body.charges)
     result = dispatch(request, platform, cmd, user)
-    return owned_portfolio(platform, int(result.value), user.account_id)
+    return _portfolio_answer(platform, result, int(result.value), user.account_id)
 
 
 def _status_change(action: str, portfolio_id: int, request: Request, user: Principal,
                    platform: Platform) -> dict[str, Any]:
-    owned_portfolio(platform, portfolio_id, user.account_id)
-    dispatch(request, platform, m.ChangePortfolioStatus(user.account_id, portfolio_id, action), user)
-    return owned_portfolio(platform, portfolio_id, user.account_id)
+    # (the command finds the portfolio as the caller's, or it is a 404)
+    result = dispatch(request, platform, m.ChangePortfolioStatus(user.account_id, portfolio_id, action), user)
+    return _portfolio_answer(platform, result, portfolio_id, user.account_id)
 
 
 @router.post("/portfolios/{portfolio_id}/pause", summary="Stop new entries (exits are still managed)")
@@ -233,26 +247,31 @@ def dashboard(user: Reader, platform: PlatformDep,
 @router.post("/scan", summary="Scan now on the latest bars; returns the new signals")
 def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanBody | None = None) -> dict[str, Any]:
     clock: MarketClock = request.app.state.market_clock
+    stored = _stored_portfolios(platform, user.account_id)  # (the read model may not show a new one yet)
     if body is not None and body.portfolio_id is not None:
-        targets = [owned_portfolio(platform, body.portfolio_id, user.account_id)]
+        if body.portfolio_id not in {pid for pid, *_ in stored}:
+            raise NotFound(f"Portfolio {body.portfolio_id} not found")
+        targets = [body.portfolio_id]
     else:
-        with platform.db.read() as conn:
-            targets, _ = list_portfolios(conn, user.account_id, "active", 500, 0)
+        targets = [pid for pid, status, *_ in stored if status == "active"]
     meta = request_meta(request, user)
     new_ids: list[int] = []
     days: set[str] = set()
     position: int | None = None
-    for pf in targets:
-        report = clock.advance_portfolio(int(pf["id"]), meta)
+    for pid in targets:
+        report = clock.advance_portfolio(pid, meta)
         new_ids.extend(report.signals)
         days.update(report.days)
         position = report.position or position
-    request.app.state.read_your_writes.wait(frozenset({user.account_id}), position)
-    with platform.db.read() as conn:
+    result = CommandResult(None, position, user.account_id, frozenset({user.account_id}))
+    if not request.app.state.read_your_writes.wait(result.touched_accounts, position):
+        note_projection_lag(request, position)
+        result = CommandResult(None, position, user.account_id, result.touched_accounts, caught_up=False)
+    with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(pid) for pid in targets]) as conn:
         found = get_signals(conn, sorted(new_ids))
     signals = [found[sid] for sid in sorted(new_ids) if sid in found]
     _homes(request).learn(signals)
-    return {"portfolios": [int(p["id"]) for p in targets], "days": sorted(days), "signals": signals}
+    return {"portfolios": targets, "days": sorted(days), "signals": signals}
 
 
 # ------------------------------------------------------------------ signals and the cart
@@ -276,20 +295,38 @@ def _decide(action: str, signal_id: int, request: Request, user: Principal, plat
     homes = _homes(request)
     home = homes.get(signal_id)
     if home is None:
-        sig = _owned_signal(platform, signal_id, user.account_id)
-        home = (int(sig["portfolio_id"]), int(sig["account_id"]))
+        home = _signal_home(platform, signal_id, user.account_id)
     elif home[1] != user.account_id:
         raise NotFound(f"Signal {signal_id} not found")
     try:
-        dispatch(request, platform, m.DecideSignal(user.account_id, home[0], signal_id, action, reason), user)
+        result = dispatch(request, platform, m.DecideSignal(user.account_id, home[0], signal_id, action, reason),
+                          user)
     except NotFound:
         if homes.get(signal_id) is None:
             raise
         homes.forget(signal_id)  # remembered wrongly (a store restored from a backup): ask the read model
         return _decide(action, signal_id, request, user, platform, reason)
-    row = _owned_signal(platform, signal_id, user.account_id)
+    with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(home[0])]) as conn:
+        row = get_signal(conn, signal_id)
+    if row is None or row["account_id"] != user.account_id:
+        raise NotFound(f"Signal {signal_id} not found")
     homes.learn([row])
     return row
+
+
+def _signal_home(platform: Platform, signal_id: int, account_id: int) -> tuple[int, int]:
+    """(portfolio, account) of the caller's signal: the read model, else the account's stored portfolios
+    (a signal generated while the projections are behind)."""
+    with platform.db.read() as conn:
+        row = get_signal(conn, signal_id)
+    if row is not None:
+        if row["account_id"] != account_id:
+            raise NotFound(f"Signal {signal_id} not found")
+        return int(row["portfolio_id"]), account_id
+    for pid, _, signal_ids, _ in _stored_portfolios(platform, account_id):
+        if signal_id in signal_ids:
+            return pid, account_id
+    raise NotFound(f"Signal {signal_id} not found")
 
 
 @router.post("/signals/{signal_id}/approve", summary="pending_approval -> in_cart (risk rules checked)")
@@ -312,16 +349,13 @@ def expire(signal_id: IdPath, request: Request, user: SessionUser, platform: Pla
 @router.post("/cart/place", summary="Place every in-cart signal (paper: simulated GTT; live: queued for the agent)")
 def place(request: Request, user: SessionUser, platform: PlatformDep, body: CartBody | None = None) -> dict[str, Any]:
     portfolio_id = body.portfolio_id if body else None
-    with platform.db.read() as conn:  # only the caller's signals; the command checks the portfolios again
-        items = in_cart_signal_ids(conn, user.account_id, portfolio_id)
-    if not items:
-        if portfolio_id is not None:
-            owned_portfolio(platform, portfolio_id, user.account_id)  # another user's portfolio: 404
-        return {"placed": [], "refused": []}
-    result = dispatch(request, platform, m.PlaceCart(user.account_id, tuple(items)), user,
+    # the command finds the in-cart signals in the portfolios themselves (never in a read model that may
+    # not show the latest approvals); another user's portfolio is a 404
+    result = dispatch(request, platform, m.PlaceCart(user.account_id, (), portfolio_id), user,
                       serial=("riskbook", user.account_id))
     outcome: dict[str, list[dict[str, Any]]] = result.value
-    with platform.db.read() as conn:
+    placed_in = sorted({int(p["portfolio_id"]) for p in outcome["placed"]})
+    with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(pid) for pid in placed_in]) as conn:
         rows = get_signals(conn, [int(p["signal_id"]) for p in outcome["placed"]])
     return {"placed": [rows.get(int(p["signal_id"]), p) for p in outcome["placed"]], "refused": outcome["refused"]}
 
@@ -347,8 +381,27 @@ def close(position_id: IdPath, request: Request, user: SessionUser, platform: Pl
     of their own; live: the agent sells N and re-arms the stop/target for the rest). A live position's
     working stop/target GTT is cancelled at Kite before the close order is placed (`outcome`:
     `closed`, `reduced` or `exit_queued`)."""
-    pos = _owned_position(platform, position_id, user.account_id)
+    portfolio_id = _position_home(platform, position_id, user.account_id)
     quantity = None if body is None else body.quantity
     result = dispatch(request, platform,
-                      m.ClosePosition(user.account_id, int(pos["portfolio_id"]), position_id, quantity), user)
-    return {**_owned_position(platform, position_id, user.account_id), "outcome": result.value}
+                      m.ClosePosition(user.account_id, portfolio_id, position_id, quantity), user)
+    with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(portfolio_id)]) as conn:
+        row = get_position(conn, position_id)
+    if row is None or row["account_id"] != user.account_id:
+        raise NotFound(f"Position {position_id} not found")
+    return {**row, "outcome": result.value}
+
+
+def _position_home(platform: Platform, position_id: int, account_id: int) -> int:
+    """The portfolio of the caller's position: the read model, else the account's stored portfolios (a
+    position opened while the projections are behind)."""
+    with platform.db.read() as conn:
+        row = get_position(conn, position_id)
+    if row is not None:
+        if row["account_id"] != account_id:
+            raise NotFound(f"Position {position_id} not found")
+        return int(row["portfolio_id"])
+    for pid, _, _, position_ids in _stored_portfolios(platform, account_id):
+        if position_id in position_ids:
+            return pid
+    raise NotFound(f"Position {position_id} not found")

@@ -9,14 +9,15 @@ from zoneinfo import ZoneInfo
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import IdPath, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from api.deps import IdPath, PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
 from api.guards import MAX_ID
 from commands import messages as m
+from commands.bus import CommandResult
 from domain.errors import NotFound
-from domain.risk import RULE_TYPES
+from domain.risk import RULE_TYPES, RiskBook
 from infra.bootstrap import Platform
 from projections.portfolios import list_portfolios, list_positions
-from projections.risk import get_risk_rule, list_risk_rules, orders_on, risk_breaches
+from projections.risk import RiskProjection, get_risk_rule, list_risk_rules, orders_on, risk_breaches
 
 router = resource_router("/api/risk", ["risk"])
 IST = ZoneInfo("Asia/Kolkata")
@@ -39,8 +40,10 @@ class RuleBody(BaseModel):
                               self.note)
 
 
-def _owned_rule(platform: Platform, rule_id: int, account_id: int) -> dict[str, Any]:
-    with platform.db.read() as conn:
+def _rule_answer(platform: Platform, result: CommandResult, rule_id: int, account_id: int) -> dict[str, Any]:
+    """The rule as the command left it: the read model once it applied the command, else the account's
+    RiskBook events replayed."""
+    with answer_rows(platform, result, RiskProjection, [RiskBook.uuid_for(account_id)]) as conn:
         row = get_risk_rule(conn, rule_id)
     if row is None or row["account_id"] != account_id:
         raise NotFound(f"Risk rule {rule_id} not found")
@@ -56,20 +59,19 @@ def rules(user: Reader, platform: PlatformDep) -> list[dict[str, Any]]:
 @router.post("/rules", status_code=201)
 def create_rule(body: RuleBody, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
     result = dispatch(request, platform, m.CreateRiskRule(user.account_id, body.to_command_body()), user)
-    return _owned_rule(platform, int(result.value), user.account_id)
+    return _rule_answer(platform, result, int(result.value), user.account_id)
 
 
 @router.put("/rules/{rule_id}", summary="Replace a rule (full body)")
 def update_rule(rule_id: IdPath, body: RuleBody, request: Request, user: SessionUser,
                 platform: PlatformDep) -> dict[str, Any]:
-    _owned_rule(platform, rule_id, user.account_id)
-    dispatch(request, platform, m.UpdateRiskRule(user.account_id, rule_id, body.to_command_body()), user)
-    return _owned_rule(platform, rule_id, user.account_id)
+    # (the command finds the rule in the caller's RiskBook, or it is a 404)
+    result = dispatch(request, platform, m.UpdateRiskRule(user.account_id, rule_id, body.to_command_body()), user)
+    return _rule_answer(platform, result, rule_id, user.account_id)
 
 
 @router.delete("/rules/{rule_id}", status_code=204, summary="Delete a rule (a kill_switch rule: release it)")
 def delete_rule(rule_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
-    _owned_rule(platform, rule_id, user.account_id)
     dispatch(request, platform, m.DeleteRiskRule(user.account_id, rule_id), user)
     return Response(status_code=204)
 

@@ -248,12 +248,15 @@ def place_cart(cmd: m.PlaceCart, uow: UnitOfWork) -> dict[str, list[dict[str, An
     """Place the given in-cart signals: each passes the risk rules again or is refused (and stays in the
     cart). Returns {"placed": [...], "refused": [...]}."""
     at = now_of(uow).isoformat()
+    portfolios: dict[int, Portfolio] = {}
+    items = cmd.items or _in_cart(uow, cmd.account_id, cmd.portfolio_id, portfolios)
+    if not items:
+        return {"placed": [], "refused": []}
     book = load_book(uow, cmd.account_id)
     placed: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
-    portfolios: dict[int, Portfolio] = {}
     stored: dict[int, Exposure | None] = {}
-    for portfolio_id, signal_id in cmd.items:
+    for portfolio_id, signal_id in items:
         pf = portfolios.get(portfolio_id) or _load(uow, portfolio_id, cmd.account_id)
         portfolios[portfolio_id] = pf
         sig = pf.signals.get(signal_id)
@@ -277,6 +280,23 @@ def place_cart(cmd: m.PlaceCart, uow: UnitOfWork) -> dict[str, list[dict[str, An
                        "gtt_id": gtt_id, "order_id": order_id, "queued_for_agent": pf.mode == "live"})
     uow.save(book, *portfolios.values())
     return {"placed": placed, "refused": refused}
+
+
+def _in_cart(uow: UnitOfWork, account_id: int, portfolio_id: int | None,
+             loaded: dict[int, Portfolio]) -> tuple[tuple[int, int], ...]:
+    """(portfolio, signal) of every in-cart signal of the account's portfolios (or of `portfolio_id`,
+    which must be the account's), by signal id; the portfolios loaded go into `loaded`."""
+    if portfolio_id is not None:
+        ids = [portfolio_id]
+    else:
+        book = uow.load(RiskBook, RiskBook.uuid_for(account_id))
+        ids = list(book.portfolios) if book is not None else []
+    items: list[tuple[int, int]] = []
+    for pid in ids:
+        pf = _load(uow, pid, account_id)
+        loaded[pid] = pf
+        items.extend((pid, sid) for sid, sig in pf.signals.items() if sig.status == "in_cart")
+    return tuple(sorted(items, key=lambda item: item[1]))
 
 
 def close_position(cmd: m.ClosePosition, uow: UnitOfWork) -> str:

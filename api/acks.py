@@ -1,0 +1,172 @@
+"""Acknowledgements a client can trust: `X-Projection-Lag` on answers given before the read models caught
+up, and `Idempotency-Key` on every unsafe authenticated route (a repeat gets the first answer)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any
+
+from fastapi import HTTPException, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import current_principal
+from infra.idempotency import IdempotencyStore, StoredAnswer
+
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+KEY_HEADER = b"idempotency-key"
+MAX_KEY = 255
+BUSY_WAIT_SECONDS = 30.0  # a duplicate waits this long for the first request to finish, then 409
+# Not stored or replayed: hop-by-hop and per-request headers (the outer middleware adds its own id).
+_NOT_STORED = frozenset({"x-request-id", "content-length", "transfer-encoding", "connection", "date", "server"})
+
+
+def _with_lag_header(scope: Scope, send: Send) -> Send:
+    """Adds `X-Projection-Lag: <position>` when the request's command answered before the read models
+    applied its events up to that store position (`api.deps.note_projection_lag`)."""
+    state = scope.setdefault("state", {})
+
+    async def send_with_lag(message: Message) -> None:
+        if message["type"] == "http.response.start" and state.get("projection_lag"):
+            message.setdefault("headers", []).append((b"x-projection-lag", str(state["projection_lag"]).encode()))
+        await send(message)
+
+    return send_with_lag
+
+
+def _json(status: int, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    return status, [(b"content-type", b"application/json")], json.dumps({"detail": detail}).encode()
+
+
+class CommandAcks:
+    """Answers of unsafe requests get `X-Projection-Lag` when their command answered ahead of the read
+    models (see `_with_lag_header`). And an unsafe request (POST, PUT, PATCH, DELETE) under /api/ with
+    an `Idempotency-Key` header, from a signed-in user or an agent key, runs once per (account, key)
+    for 24 hours:
+
+    - the first request runs; its answer (status, headers, body) is stored with the key;
+    - a repeat with the same method, path, query and body gets that answer again (same status, plus
+      `Idempotent-Replayed: true`), without running the command again;
+    - the same key with a different request is a 422;
+    - a repeat while the first is still running waits for it (up to 30 s; then 409).
+
+    Unauthenticated requests (sign-in) pass through: their answers hand out sessions, which a replay
+    must never do."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE:
+            await self.app(scope, receive, send)
+            return
+        send = _with_lag_header(scope, send)
+        if not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        raw = next((v for k, v in scope.get("headers") or [] if k == KEY_HEADER), None)
+        if raw is None:
+            await self.app(scope, receive, send)
+            return
+        key = raw.decode("latin-1").strip()
+        if not key or len(key) > MAX_KEY or not key.isascii() or not key.isprintable():
+            await _send(send, *_json(400, f"Idempotency-Key must be 1 to {MAX_KEY} printable ASCII characters"))
+            return
+        account_id = await _account(scope)
+        if account_id is None:  # not signed in: the route answers 401 itself (or signs in: never replayed)
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read_body(receive)
+        digest = hashlib.sha256()
+        for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string") or b"", body):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        fingerprint = digest.hexdigest()
+        store: IdempotencyStore = scope["app"].state.idempotency
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while True:
+            claim = await run_in_threadpool(store.claim, account_id, key, fingerprint, time.time())
+            if claim.outcome != "busy" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        if claim.outcome == "mismatch":
+            await _send(send, *_json(422, "This Idempotency-Key was used for a different request; "
+                                          "use a new key for a new request"))
+            return
+        if claim.outcome == "busy":
+            await _send(send, *_json(409, "A request with this Idempotency-Key is still running; retry later"))
+            return
+        if claim.outcome == "answer":
+            assert claim.answer is not None
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in claim.answer.headers]
+            await _send(send, claim.answer.status, [*headers, (b"idempotent-replayed", b"true")], claim.answer.body)
+            return
+        await self._run(scope, body, more, receive, send, store, account_id, key)
+
+    async def _run(self, scope: Scope, body: bytes, more: bool, receive: Receive, send: Send,
+                   store: IdempotencyStore, account_id: int, key: str) -> None:
+        sent_body = False
+
+        async def replay() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            return await receive()
+
+        status = 500
+        headers: list[tuple[str, str]] = []
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers.extend((k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers") or []
+                               if k.decode("latin-1").lower() not in _NOT_STORED)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay, capture)
+        except BaseException:
+            # The command may have committed before the error: a retry must not run it again.
+            rid = str(scope.get("state", {}).get("request_id", ""))
+            _, hdrs, err = _json(500, f"Internal server error in the first request with this Idempotency-Key "
+                                      f"(request id {rid})")
+            await run_in_threadpool(store.finish, account_id, key,
+                                    StoredAnswer(500, [(k.decode(), v.decode()) for k, v in hdrs], err))
+            raise
+        await run_in_threadpool(store.finish, account_id, key, StoredAnswer(status, headers, b"".join(chunks)))
+
+
+async def _account(scope: Scope) -> int | None:
+    try:
+        principal = await current_principal(Request(scope), Response())
+    except HTTPException:
+        return None
+    return principal.account_id
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The whole request body (a disconnect ends it early: the app then sees the disconnect)."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(parts), False
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts), False
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    out: list[Any] = [h for h in headers if h[0].lower() != b"content-length"]
+    out.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,35 @@
+"""Read-model rows rebuilt from the event store, for a command's answer while the projections are behind.
+
+A command's answer must show what the command did. When read-your-writes times out (projector down,
+rebuild running) the shared read model may not hold the command's events yet, so the answer is built
+from a throwaway in-memory read model instead: the same projection applied to every stored event of the
+aggregates the answer is about (their own events say everything their rows hold). The same query
+functions then read it, so the answer has exactly the shape the caught-up read model would give.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
+
+from infra.eventstore import SqlEventStore
+from projections.base import Projection
+
+
+@contextmanager
+def replayed(store: SqlEventStore, projection: Projection, aggregate_ids: Iterable[uuid.UUID]) -> Iterator[Connection]:
+    """A connection to an in-memory database holding `projection`'s rows for these aggregates only."""
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    try:
+        with engine.begin() as conn:
+            projection.create(conn)
+            envelopes = store.envelopes_of(list(aggregate_ids))
+            projection.apply_many(conn, envelopes)
+            yield conn
+    finally:
+        engine.dispose()

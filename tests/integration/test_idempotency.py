@@ -1,0 +1,74 @@
+"""`Idempotency-Key` on unsafe routes: a retry gets the first answer and never runs the command twice."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from tests.conftest import unique_email
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"name": name, "base_model": "sma_crossover", "params": {"fast": 10, "slow": 30}}
+
+
+def _mine(client: Any, name: str) -> list[dict[str, Any]]:
+    return [s for s in client.get("/api/strategies", params={"q": name}).json() if s["name"] == name]
+
+
+def test_a_retry_with_the_same_key_gets_the_first_answer_and_creates_nothing(api: Any) -> None:
+    api.login()
+    first = api.post("/api/strategies", json=_body("once"), headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == 201, first.text
+    assert "X-Projection-Lag" not in first.headers  # the projector kept up: nothing to warn about
+    again = api.post("/api/strategies", json=_body("once"), headers={"Idempotency-Key": "k-1"})
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert [s["id"] for s in _mine(api, "once")] == [first.json()["id"]]
+
+    other = api.post("/api/strategies", json=_body("twice"), headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 422 and "different request" in other.json()["detail"]
+    assert _mine(api, "twice") == []
+
+    # a refusal is an answer too: the repeat gets the same 404, and a new key runs again
+    gone = api.post("/api/model/portfolios/999999/pause", headers={"Idempotency-Key": "k-2"})
+    assert gone.status_code == 404
+    assert api.post("/api/model/portfolios/999999/pause", headers={"Idempotency-Key": "k-2"}).json() == gone.json()
+    assert api.post("/api/strategies", json=_body("once"), headers={"Idempotency-Key": "k-3"}).status_code == 201
+    assert len(_mine(api, "once")) == 2
+
+    bad = api.post("/api/strategies", json=_body("x"), headers={"Idempotency-Key": "k" * 256})
+    assert bad.status_code == 400
+
+
+def test_keys_are_per_account(api_factory: Any) -> None:
+    alice, bob = api_factory(), api_factory()
+    alice.login(unique_email("alice"))
+    bob.login(unique_email("bob"))
+    a = alice.post("/api/strategies", json=_body("shared-key"), headers={"Idempotency-Key": "same"})
+    b = bob.post("/api/strategies", json=_body("shared-key"), headers={"Idempotency-Key": "same"})
+    assert a.status_code == b.status_code == 201 and a.json()["id"] != b.json()["id"]
+    assert b.json()["owner_id"] != a.json()["owner_id"] and "Idempotent-Replayed" not in b.headers
+
+
+def test_concurrent_duplicates_run_once(api_factory: Any, database_url: str) -> None:
+    first = api_factory(database_url)
+    first.login()
+    clients = [first] + [api_factory() for _ in range(3)]
+    for c in clients[1:]:
+        c.cookies.update(first.cookies)
+    answers: list[Any] = []
+    start = threading.Barrier(len(clients))
+
+    def go(c: Any) -> None:
+        start.wait()
+        answers.append(c.post("/api/strategies", json=_body("raced"), headers={"Idempotency-Key": "race"}))
+
+    threads = [threading.Thread(target=go, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.status_code for r in answers] == [201] * len(clients)
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert len(_mine(first, "raced")) == 1
