@@ -20,6 +20,8 @@ from api.guards import MAX_ID, MAX_OFFSET, StrictJsonRoute
 from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.accounts import Account
+from domain.errors import DomainError
+from infra import telemetry
 from infra.bootstrap import Platform
 from infra.shadow import replayed
 from infra.workgate import WORK_GATE
@@ -240,8 +242,14 @@ def dispatch(request: Request, platform: Platform, command: Any, principal: Prin
     so that the reads right after it (the analytics summary) see all of it. `serial`: commands that
     certainly save the same aggregate (the carts of one account all save its RiskBook) take turns in
     this process rather than clash and retry (other processes: the store's version check)."""
-    with _one_at_a_time(serial):
-        result = platform.bus.handle(command, request_meta(request, principal, actor))
+    started, name = time.perf_counter(), type(command).__name__
+    try:
+        with _one_at_a_time(serial):
+            result = platform.bus.handle(command, request_meta(request, principal, actor))
+    except Exception as exc:
+        telemetry.command_done(name, "refused" if isinstance(exc, DomainError) else "error", started)
+        raise
+    telemetry.command_done(name, "ok", started)
     waiter: ReadYourWrites = request.app.state.read_your_writes
     timeout = platform.settings.read_your_writes_timeout + min(events_hint / 1000.0, 120.0)
     caught_up = waiter.wait(result.touched_accounts, result.position, timeout)

@@ -42,20 +42,26 @@ def pipeline_status(platform: Platform, runner: ProjectionRunner | None = None) 
     kafka = not s.embedded_transport
     with platform.db.read() as conn:
         tracking = conn.execute(sa.select(projection_tracking)).all()
-        dead_count = int(conn.execute(sa.select(sa.func.count()).select_from(projection_dead_letters)).scalar_one())
+        dl = projection_dead_letters
+        dead_by = {str(r[0]): int(r[1]) for r in conn.execute(
+            sa.select(dl.c.projection, sa.func.count()).group_by(dl.c.projection))}
+        dead_count = sum(dead_by.values())
         dead = conn.execute(sa.select(projection_dead_letters).order_by(projection_dead_letters.c.position)
                             .limit(50)).all()
         relay_pos, published = None, {}
         workers: dict[str, dict[str, Any]] = {}
-        try:
-            if kafka:
+        if kafka:
+            try:
                 relay_pos = conn.execute(sa.select(relay_positions.c.position)
                                          .where(relay_positions.c.name == "kafka")).scalar_one_or_none()
                 published = {int(r.partition): (int(r.kafka_offset), int(r.position)) for r in conn.execute(
                     sa.select(relay_partitions).where(relay_partitions.c.name == "kafka"))}
+            except sa.exc.DBAPIError:  # no relay ever ran
+                pass
+        try:
             workers = {r.name: {"failures": int(r.failures), "last_error": r.last_error,
                                 "last_error_at": r.last_error_at} for r in conn.execute(sa.select(worker_status))}
-        except sa.exc.DBAPIError:  # tables not created yet (no relay/projector ever ran)
+        except sa.exc.DBAPIError:  # no worker ever ran
             pass
     if runner is not None:  # the in-process projector knows better than its last written row
         loop = runner.loop
@@ -110,6 +116,7 @@ def pipeline_status(platform: Platform, runner: ProjectionRunner | None = None) 
         if w["failures"] >= s.health_max_failures:
             reasons.append(f"the {name} failed {w['failures']} steps in a row: {w['last_error']}")
     out["dead_letter_count"] = dead_count
+    out["dead_letters_by_projection"] = dead_by
     out["dead_letters"] = [
         {"projection": d.projection, "position": int(d.position), "shard": d.shard, "event_id": d.event_id,
          "event_type": d.event_type, "account_id": d.account_id, "error": d.error, "attempts": int(d.attempts),

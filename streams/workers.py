@@ -14,6 +14,7 @@ from kafka.partitioner.default import murmur2
 from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
 from infra.db import PROJECTED_CHANNEL, Listener
+from infra.telemetry import READ_YOUR_WRITES_TIMEOUTS
 from infra.workgate import WORK_GATE
 from projections.base import projection_tracking
 from projections.registry import all_projections
@@ -242,7 +243,10 @@ class ReadYourWrites:
         if position is None or self._reached_now(accounts, position):
             return True  # the common embedded case: the request keeps its turn (infra/workgate.py)
         with WORK_GATE.released():  # waiting for the projector is not this request's work
-            return self._wait(accounts, position, timeout)
+            reached = self._wait(accounts, position, timeout)
+        if not reached:
+            READ_YOUR_WRITES_TIMEOUTS.inc()
+        return reached
 
     def _reached_now(self, accounts: Iterable[int], position: int) -> bool:
         """What this process already knows, without a query."""
