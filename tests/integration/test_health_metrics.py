@@ -146,7 +146,7 @@ def test_a_worker_failing_repeatedly_turns_health_degraded(kplatform: Platform) 
         t.join(10)
 
 
-def test_read_your_writes_timeouts_are_counted(tmp_path: Path, pg_url: str, kafka: KafkaBroker, api_factory: Any) -> None:
+def test_read_your_writes_timeouts_are_counted(pg_url: str, kafka: KafkaBroker, api_factory: Any) -> None:
     client = api_factory(pg_url, kafka_bootstrap=kafka.bootstrap, kafka_topic=f"tt.{uuid.uuid4().hex[:8]}",
                          read_your_writes_timeout=0.2, metrics_token=TOKEN)  # no relay, no projector
     client.login()
