@@ -339,11 +339,19 @@ def _print_backtest(result: dict[str, Any], name: str, params: dict[str, Any], s
     diag = result["diagnostics"]
     console.print(f"{diag.get('trading_days')} trading days, {diag.get('bars_processed'):,} bars, "
                   f"engine {diag.get('elapsed_ms')} ms; {len(result['open_positions'])} positions open at the end")
+    for warning in diag.get("warnings") or []:
+        console.print(f"[yellow]Warning:[/] {warning}")
+    if diag.get("refused_entries"):
+        by_reason = (diag.get("refused_by_reason") or {}).items()
+        reasons = ", ".join(f"{n} {code.replace('_', ' ')}" for code, n in by_reason)
+        console.print(f"{diag['refused_entries']} entries refused at the fill ({reasons})")
     if show_trades:
         trades = Table("symbol", "entry", "price", "exit", "price", "qty", "P&L", "reason")
         for t in result["trades"]:
             trades.add_row(t["symbol"], t["entry_date"], fmt(t["entry_price"]), t["exit_date"], fmt(t["exit_price"]),
                            str(t["quantity"]), fmt(t["pnl"], "INR"), t["exit_reason"])
+        for r in result.get("refused_entries") or []:
+            trades.add_row(r["symbol"], r["date"], "-", "-", "-", str(r["quantity"]), "-", f"refused: {r['reason']}")
         console.print(trades)
 
 

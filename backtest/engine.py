@@ -45,7 +45,7 @@ from domain.evaluate import evaluate_rules
 from domain.events import DomainEvent
 from domain.indicators import IndicatorCache
 from domain.metrics import drawdowns, monthly_returns, summarize
-from domain.portfolio import Portfolio, PositionState
+from domain.portfolio import EntryExpired, OrderFailed, Portfolio, PositionState
 from domain.rules import parse_rules
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
@@ -80,12 +80,14 @@ class BacktestResult:
     strategy: dict[str, Any]
     config: dict[str, Any]
     domain_events: list[DomainEvent] = field(default_factory=list, repr=False)
+    refused_entries: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "summary": self.summary,
             "equity_curve": self.equity_curve,
             "trades": self.trades,
+            "refused_entries": self.refused_entries,
             "open_positions": self.open_positions,
             "monthly_returns": self.monthly_returns,
             "diagnostics": self.diagnostics,
@@ -184,6 +186,35 @@ def _trade_row(pos: PositionState, symbol_sector: str) -> dict[str, Any]:
     }
 
 
+def sizing_warnings(config: BacktestConfig) -> list[str]:
+    """Configurations that can never fill their slots, said in the answer instead of discovered later."""
+    total = config.max_positions * config.position_size_pct
+    if total > 100.0 + 1e-9:
+        fit = int(100.0 // config.position_size_pct) if config.position_size_pct > 0 else 0
+        return [f"max_positions x position_size_pct = {config.max_positions} x {config.position_size_pct:g} % = "
+                f"{total:g} % of capital: at most {fit} position(s) can be paid for from cash, so entries past "
+                f"that are refused for insufficient cash"]
+    return []
+
+
+def _refused_entries(pf: Portfolio, events: list[Any]) -> list[dict[str, Any]]:
+    """Entries whose order was placed but never filled, with the day and the reason: refused at the next
+    open for cash (the quantity is fixed at the signal's close, as a broker's fixed-quantity order is), or
+    expired unfilled."""
+    out: list[dict[str, Any]] = []
+    for ev in events:
+        if isinstance(ev, OrderFailed | EntryExpired):
+            sig = pf.signals[ev.signal_id]
+            failed = isinstance(ev, OrderFailed)
+            reason = ev.reason if isinstance(ev, OrderFailed) else "entry order not filled within its validity"
+            code = ("insufficient_cash" if reason.startswith("insufficient cash") else "order_failed") if failed \
+                else "expired"
+            out.append({"symbol": sig.symbol, "sector": sig.sector, "signal_date": sig.day, "date": ev.day,
+                        "quantity": sig.quantity, "reference_price": sig.reference_price,
+                        "conviction": sig.conviction, "reason_code": code, "reason": reason})
+    return out
+
+
 def run_backtest(
     bars: BarMatrix,
     strategy: dict[str, Any],
@@ -277,6 +308,7 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
 
     events = pf.collect_events()
     trades = [_trade_row(p, p.sector) for p in pf.closed_positions]
+    refused = _refused_entries(pf, events)
     open_rows = [{
         "symbol": p.symbol, "sector": p.sector, "entry_date": p.entry_day, "entry_price": p.entry_price,
         "quantity": p.quantity, "last_price": p.last_price, "unrealized_pnl": p.unrealized_pnl,
@@ -310,6 +342,9 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         "trading_days": len(day_str),
         "warmup_days": s,
         "bars_processed": valid_bars,
+        "refused_entries": len(refused),
+        "refused_by_reason": dict(sorted(Counter(r["reason_code"] for r in refused).items())),
+        "warnings": sizing_warnings(config),
         "elapsed_ms": round((time.perf_counter() - t_start) * 1000.0, 2),
     }
     by_type = Counter(ev.type for ev in events)
@@ -317,6 +352,7 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         summary=summary,
         equity_curve=curve,
         trades=trades,
+        refused_entries=refused,
         open_positions=open_rows,
         monthly_returns=monthly_returns(day_str, eq_curve, config.starting_capital),
         diagnostics=diagnostics,

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_PARTS = ("trades", "equity_curve")
+_PARTS = ("trades", "equity_curve", "refused_entries")
 
 
 class BacktestArchive:
@@ -24,14 +24,15 @@ class BacktestArchive:
             raise ValueError(f"bad detail reference {ref!r}")
         return self.root / ref
 
-    def write(self, trades: list[dict[str, Any]], equity_curve: list[dict[str, Any]]) -> str:
+    def write(self, trades: list[dict[str, Any]], equity_curve: list[dict[str, Any]],
+              refused_entries: list[dict[str, Any]] | None = None) -> str:
         """Store one run's detail; returns its reference. Written to a temporary folder and renamed, so a
         reader never sees half a run."""
         ref = uuid.uuid4().hex
         final = self._dir(ref)
         tmp = self.root / f".tmp-{ref}"
         tmp.mkdir(parents=True)
-        for name, rows in zip(_PARTS, (trades, equity_curve), strict=True):
+        for name, rows in zip(_PARTS, (trades, equity_curve, refused_entries or []), strict=True):
             if rows:  # an empty part has no file: it reads back as []
                 table = pa.Table.from_pylist([{"_row": i, **r} for i, r in enumerate(rows)])
                 pq.write_table(table, tmp / f"{name}.parquet")

@@ -134,7 +134,7 @@ def _shutdown_pool() -> None:
 
 def _record(request: Request, platform: Platform, user: Principal, params: dict[str, Any],
             out: dict[str, Any]) -> dict[str, Any]:
-    ref = platform.backtests.write(out["trades"], out["equity_curve"])
+    ref = platform.backtests.write(out["trades"], out["equity_curve"], out.get("refused_entries"))
     try:
         result = dispatch(request, platform, m.RecordBacktestRun(
             user.account_id, params, out["summary"], out["diagnostics"], out["monthly_returns"],
@@ -150,7 +150,8 @@ def _record(request: Request, platform: Platform, user: Principal, params: dict[
     return {"id": run_id, "params": params, "status": "completed", "summary": out["summary"],
             "data_fingerprint": out["data_fingerprint"], "created_at": created_at,
             "diagnostics": out["diagnostics"], "monthly_returns": out["monthly_returns"],
-            "open_positions": out["open_positions"], "trades": out["trades"], "equity_curve": out["equity_curve"]}
+            "open_positions": out["open_positions"], "trades": out["trades"],
+            "refused_entries": out.get("refused_entries", []), "equity_curve": out["equity_curve"]}
 
 
 def _detail(platform: Platform, run_id: int, account_id: int) -> dict[str, Any]:

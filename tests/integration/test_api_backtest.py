@@ -183,3 +183,21 @@ def test_a_run_is_an_event_its_detail_reads_back_exactly_and_the_list_rebuilds(b
     assert [e.type for e in bt.platform.store.read(0, 10_000)][-1] == "BacktestRunDeleted"
     assert not any(p.name == events[0].data["detail_ref"]
                    for p in (bt.platform.settings.analytics_dir / "backtests").iterdir())
+
+
+def test_an_all_in_run_reports_refused_entries_and_warns_about_slots_it_cannot_fill(bt: Any) -> None:
+    body = _request(_template_id(bt), position_size_pct=100, max_positions=3, max_per_sector=None)
+    r = bt.post("/api/backtest/run", json=body)
+    assert r.status_code == 200, r.text
+    run = r.json()
+    d = run["diagnostics"]
+    assert any("3 x 100 % = 300 %" in w for w in d["warnings"])
+    # sized at the signal's close, an all-in order is refused whenever the next open is higher
+    assert d["refused_entries"] == len(run["refused_entries"]) > 0
+    assert d["refused_entries"] == sum(d["refused_by_reason"].values())
+    first = run["refused_entries"][0]
+    assert {"symbol", "signal_date", "date", "quantity", "reason_code", "reason"} <= set(first)
+    assert first["reason_code"] in ("insufficient_cash", "expired") and first["reason"]
+    # the stored detail reads back the same list
+    detail = bt.get(f"/api/backtest/runs/{run['id']}").json()
+    assert detail["refused_entries"] == run["refused_entries"]
