@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,78 @@ def test_backup_and_restore_as_documented(kind: str, tmp_path: Path, request: py
     finally:
         if server:
             server.drop_database(settings.database_url)
+
+
+def test_kafka_restore_as_documented(tmp_path: Path, postgres: Any, kafka: Any,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from commands import messages as m
+    from commands.ports import CommandMeta
+    from infra.bootstrap import bootstrap, seed
+    from projections.base import projection_dead_letters
+    from projections.registry import all_projections
+    from projections.strategies import strategies
+    from streams.audit import replay_and_compare
+    from streams.workers import make_projector, make_relay
+
+    def platform_on(url: str, topic: str) -> Any:
+        s = make_settings(tmp_path, url, kafka_bootstrap=kafka.bootstrap, kafka_topic=topic, kafka_partitions=3)
+        return bootstrap(s)
+
+    def write(p: Any, tag: str) -> None:
+        for acct in (101, 102, 103, 104):
+            body = m.StrategyBody(f"{tag}-{acct}", "", "sma_crossover", None, None, None, True)
+            p.bus.handle(m.CreateStrategy(acct, body), CommandMeta(actor="test"))
+
+    def publish_and_project(p: Any) -> None:
+        relay = make_relay(p)
+        while relay.step():
+            pass
+        runner = make_projector(p, "kafka")
+        deadline, idle = time.monotonic() + 60, 0
+        while runner.applied_position < p.store.max_position() or idle < 3:
+            idle = 0 if runner.step() else idle + 1
+            assert time.monotonic() < deadline, "the projector did not catch up"
+
+    def names(p: Any) -> set[str]:
+        with p.db.read() as conn:
+            return {r.name for r in conn.execute(sa.select(strategies.c.name))}
+
+    url = postgres.create_database()
+    p = platform_on(url, f"tt.{uuid.uuid4().hex[:8]}")
+    seed(p)
+    write(p, "kept")
+    publish_and_project(p)
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for folder in (p.settings.duckdb_path.parent / "analytics", p.settings.data_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    _run("backup-postgres", p.settings, backup, tmp_path)
+    write(p, "lost")  # after the backup: published and projected, then the database is lost
+    publish_and_project(p)
+    p.close()
+    postgres.drop_database(url)
+
+    url = postgres.create_database()
+    try:
+        settings = make_settings(tmp_path, url)
+        _run("restore-postgres", settings, backup, tmp_path)
+        p = platform_on(url, f"tt.{uuid.uuid4().hex[:8]}")  # the new topic
+        _run("restore-kafka", p.settings, backup, tmp_path)
+        publish_and_project(p)
+        write(p, "after")
+        publish_and_project(p)
+        got = names(p)
+        accounts = (101, 102, 103, 104)
+        assert {f"kept-{a}" for a in accounts} <= got and {f"after-{a}" for a in accounts} <= got
+        assert not any(n.startswith("lost-") for n in got)
+        with p.db.read() as conn:
+            assert conn.execute(sa.select(projection_dead_letters)).all() == []
+        live, replayed, _ = replay_and_compare(p, all_projections(), "store")
+        assert live == replayed
+        p.close()
+    finally:
+        postgres.drop_database(url)
