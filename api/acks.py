@@ -97,6 +97,15 @@ class CommandAcks:
             await _send(send, *_json(422, "This Idempotency-Key was used for a different request; "
                                           "use a new key for a new request"))
             return
+        if claim.outcome == "lost":
+            rid = str(scope.get("state", {}).get("request_id", ""))
+            answer = StoredAnswer(409, [("content-type", "application/json")], json.dumps({"detail": (
+                f"The first request with this Idempotency-Key was recorded (store position {claim.position}) "
+                f"but its server stopped before answering; read the current state instead of retrying "
+                f"(request id {rid})")}).encode())
+            await run_in_threadpool(store.finish, account_id, key, answer)
+            await _send(send, answer.status, [(b"content-type", b"application/json")], answer.body)
+            return
         if claim.outcome == "busy":
             await _send(send, *_json(409, "A request with this Idempotency-Key is still running; retry later"))
             return
@@ -105,6 +114,7 @@ class CommandAcks:
             headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in claim.answer.headers]
             await _send(send, claim.answer.status, [*headers, (b"idempotent-replayed", b"true")], claim.answer.body)
             return
+        scope.setdefault("state", {})["idempotency_key"] = key  # recorded in the command's event meta
         await self._run(scope, body, more, receive, send, store, account_id, key)
 
     async def _run(self, scope: Scope, body: bytes, more: bool, receive: Receive, send: Send,

@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.read_your_writes = ReadYourWrites(plat, runner)
         app.state.stop = stop
         app.state.principals = PrincipalCache()
-        app.state.idempotency = IdempotencyStore(plat.db)
+        app.state.idempotency = IdempotencyStore(plat.db, plat.store)
         app.state.signal_homes = model.SignalHomes()
         seed(plat)
         plat.attach_market(BarStoreMarket(plat.settings.data_dir))

@@ -213,6 +213,7 @@ def request_meta(request: Request, principal: Principal | None = None, actor: st
         request_id=request_id,
         account_id=principal.account_id if principal else None,
         correlation_id=correlation,
+        idempotency_key=getattr(request.state, "idempotency_key", None),  # set by api.acks.CommandAcks
     )
 
 

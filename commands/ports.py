@@ -22,6 +22,7 @@ class CommandMeta:
     request_id: str | None = None
     account_id: int | None = None
     correlation_id: str | None = None
+    idempotency_key: str | None = None  # the request's Idempotency-Key (a retry looks for its events)
 
 
 class ConcurrencyConflict(Exception):

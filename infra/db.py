@@ -77,6 +77,7 @@ idempotency_keys = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),  # sha256 of method, path, query and body
     sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("after_position", sa.BigInteger, nullable=False),  # the store head when it was claimed
     sa.Column("status", sa.Integer),
     sa.Column("headers", sa.JSON),
     sa.Column("body", sa.LargeBinary),

@@ -281,6 +281,8 @@ class SqlEventStore:
             meta_doc["request_id"] = meta.request_id
         if meta.correlation_id:
             meta_doc["correlation_id"] = meta.correlation_id
+        if meta.idempotency_key:
+            meta_doc["idempotency_key"] = meta.idempotency_key
         records: list[StoredEvent] = []
         saving: list[tuple[Aggregate, list[DomainEvent]]] = []
         for agg in aggregates:

@@ -72,3 +72,39 @@ def test_concurrent_duplicates_run_once(api_factory: Any, database_url: str) -> 
     assert [r.status_code for r in answers] == [201] * len(clients)
     assert len({r.json()["id"] for r in answers}) == 1
     assert len(_mine(first, "raced")) == 1
+
+
+def _process_died_before_answering(client: Any, key: str) -> None:
+    """What a server killed after the command but before it stored the answer leaves: a claim with no
+    answer, older than the lease."""
+    import sqlalchemy as sa
+
+    from infra.db import idempotency_keys
+    from infra.idempotency import LEASE_SECONDS
+
+    t = idempotency_keys.c
+    with client.platform.db.write() as conn:
+        conn.execute(sa.update(idempotency_keys).where(t.key == key).values(
+            status=None, headers=None, body=None, created_at=t.created_at - LEASE_SECONDS - 1))
+
+
+def test_a_retry_after_the_server_died_never_runs_a_recorded_command_again(api: Any) -> None:
+    api.login()
+    first = api.post("/api/strategies", json=_body("orphan"), headers={"Idempotency-Key": "died-1"})
+    assert first.status_code == 201
+    _process_died_before_answering(api, "died-1")
+    retry = api.post("/api/strategies", json=_body("orphan"), headers={"Idempotency-Key": "died-1"})
+    assert retry.status_code == 409 and "was recorded" in retry.json()["detail"], retry.text
+    assert [s["id"] for s in _mine(api, "orphan")] == [first.json()["id"]]  # not created twice
+    assert api.post("/api/strategies", json=_body("orphan"),
+                    headers={"Idempotency-Key": "died-1"}).json() == retry.json()
+
+    # a request that died before recording anything is run by the retry
+    gone = api.post("/api/model/portfolios/999999/pause", headers={"Idempotency-Key": "died-2"})
+    assert gone.status_code == 404
+    _process_died_before_answering(api, "died-2")
+    again = api.post("/api/model/portfolios/999999/pause", headers={"Idempotency-Key": "died-2"})
+    assert again.status_code == 404 and "Idempotent-Replayed" not in again.headers
+    # while unanswered but inside the lease, a repeat waits for the first (here: it has an answer now)
+    assert api.post("/api/model/portfolios/999999/pause",
+                    headers={"Idempotency-Key": "died-2"}).headers["Idempotent-Replayed"] == "true"
