@@ -73,9 +73,28 @@ class Broker(Protocol):
 
     def delete_gtt(self, trigger_id: str) -> None: ...
 
+    def modify_gtt(self, trigger_id: str, exchange: str, symbol: str, last_price: float, legs: Sequence[GttLeg],
+                   product: str = "CNC") -> None:
+        """Change an active GTT's triggers and orders (Kite refuses a triggered one)."""
+        ...
+
     def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,
-                    price: float | None, tag: str, product: str = "CNC") -> str:
-        """A regular order; returns the order id."""
+                    price: float | None, tag: str, product: str = "CNC", market_protection: float | None = None,
+                    algo_id: str | None = None) -> str:
+        """A regular order; returns the order id. A MARKET order needs `market_protection` (Kite refuses
+        API market orders without it: 0-100 percent, or -1 for automatic)."""
+        ...
+
+    def order_history(self, order_id: str) -> list[dict[str, Any]]:
+        """An order's states, oldest first (Kite `GET /orders/{id}`)."""
+        ...
+
+    def order_trades(self, order_id: str) -> list[dict[str, Any]]:
+        """An order's trades (Kite `GET /orders/{id}/trades`)."""
+        ...
+
+    def ltp(self, instruments: Sequence[str]) -> dict[str, float]:
+        """Last prices by "EXCHANGE:SYMBOL" (Kite `GET /quote/ltp`); unknown instruments are left out."""
         ...
 
 

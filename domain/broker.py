@@ -198,28 +198,57 @@ class Drift:
                 "difference": self.broker_quantity - self.model_quantity}
 
 
-def broker_quantities(holdings: Iterable[Mapping[str, Any]],
-                      net_positions: Iterable[Mapping[str, Any]] = ()) -> dict[tuple[str, str], int]:
-    """Delivery quantity per (exchange, symbol): holdings' quantity plus today's CNC net positions (bought
-    today, not yet in holdings)."""
-    out: dict[tuple[str, str], int] = {}
+def held_quantity(holding: Mapping[str, Any]) -> int:
+    """Shares a Kite holding row holds: settled `quantity` plus `t1_quantity` (bought, delivery pending);
+    today's sales show as negative CNC net positions, so `used_quantity` is not subtracted here."""
+    return int(holding.get("quantity") or 0) + int(holding.get("t1_quantity") or 0)
+
+
+def reconcile(model: Mapping[tuple[str, str], int], holdings: Iterable[Mapping[str, Any]],
+              net_positions: Iterable[Mapping[str, Any]] = (),
+              isins: Mapping[str, str] | None = None) -> list[Drift]:
+    """Compare model quantities per (exchange, symbol), summed over the account's live portfolios, with
+    the broker's delivery quantity: holdings (`held_quantity`) plus today's CNC net positions.
+
+    Rows are matched by ISIN, then by symbol, never by exchange: Kite may report shares bought on NSE
+    under BSE (`exchange: "BSE"`, same ISIN). A model symbol's ISIN comes from `isins` (symbol -> ISIN,
+    e.g. the universes' constituent lists) or from a holding row of the same symbol. Symbols neither side
+    holds are ignored; a drift names the model's exchange and symbol (the broker's for an `extra`); the
+    result is sorted by symbol."""
+    holdings = list(holdings)
+    by_symbol: dict[str, str] = {}
     for h in holdings:
-        key = (str(h.get("exchange") or "NSE"), str(h.get("tradingsymbol")))
-        out[key] = out.get(key, 0) + int(h.get("quantity") or 0)
+        isin = str(h.get("isin") or "").strip().upper()
+        if isin:
+            by_symbol.setdefault(str(h.get("tradingsymbol")), isin)
+    known = isins or {}
+
+    def key(symbol: str, isin: str = "") -> str:
+        isin = isin or by_symbol.get(symbol) or known.get(symbol, "")
+        return f"isin:{isin.strip().upper()}" if isin else f"symbol:{symbol}"
+
+    broker: dict[str, int] = {}
+    names: dict[str, tuple[str, str]] = {}
+    for h in holdings:
+        symbol = str(h.get("tradingsymbol"))
+        k = key(symbol, str(h.get("isin") or ""))
+        broker[k] = broker.get(k, 0) + held_quantity(h)
+        names.setdefault(k, (str(h.get("exchange") or "NSE"), symbol))
     for p in net_positions:
         if str(p.get("product") or "CNC") != "CNC":
             continue
-        key = (str(p.get("exchange") or "NSE"), str(p.get("tradingsymbol")))
-        out[key] = out.get(key, 0) + int(p.get("quantity") or 0)
-    return out
-
-
-def reconcile(model: Mapping[tuple[str, str], int], broker: Mapping[tuple[str, str], int]) -> list[Drift]:
-    """Compare model quantities (summed over the account's live portfolios) with the broker's, per
-    (exchange, symbol). Symbols neither side holds are ignored; the result is sorted by symbol."""
+        symbol = str(p.get("tradingsymbol"))
+        k = key(symbol)
+        broker[k] = broker.get(k, 0) + int(p.get("quantity") or 0)
+        names.setdefault(k, (str(p.get("exchange") or "NSE"), symbol))
+    mine: dict[str, int] = {}
+    for (exchange, symbol), qty in model.items():
+        k = key(symbol)
+        mine[k] = mine.get(k, 0) + int(qty)
+        names[k] = (exchange, symbol)
     drifts: list[Drift] = []
-    for key in sorted(set(model) | set(broker), key=lambda k: (k[1], k[0])):
-        m, b = int(model.get(key, 0)), int(broker.get(key, 0))
+    for k in sorted(set(mine) | set(broker), key=lambda k: (names[k][1], names[k][0])):
+        m, b = mine.get(k, 0), broker.get(k, 0)
         if m == b:
             continue
         if m > 0 and b <= 0:
@@ -228,5 +257,5 @@ def reconcile(model: Mapping[tuple[str, str], int], broker: Mapping[tuple[str, s
             kind = "extra"
         else:
             kind = "quantity"
-        drifts.append(Drift(kind, key[0], key[1], m, b))
+        drifts.append(Drift(kind, names[k][0], names[k][1], m, b))
     return drifts

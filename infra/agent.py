@@ -7,9 +7,13 @@ Each cycle it
   3. places the pending signals of live portfolios: entries as single-leg BUY GTTs at the limit price
      (entries without a limit as regular MARKET orders), protective exits as two-leg OCO SELL GTTs
      (stop, target), other exits (exit rules, manual closes) as regular MARKET SELL orders for the
-     signal's quantity. An exit that `replaces` a working protective OCO (a manual close) is placed only
-     after that GTT is deleted at Kite and the deletion reported; if the GTT triggered first, its fill
-     is reported instead and the close is never sent (the server then fails it): never two sales;
+     signal's quantity. Every MARKET order carries `market_protection` (default -1, automatic: Kite
+     refuses API market orders without it) and, when configured, `algo_id`. An exit that `replaces` a
+     working protective OCO (a manual close, a re-armed stop) never leaves the shares unprotected: the
+     new order is placed first and the old GTT deleted only once Kite accepted it; if Kite refuses the
+     new order the old GTT stays. If the old GTT triggered first, its fill is reported instead and the
+     new order is never sent (the server then fails it); for delivery (CNC) shares Kite refuses a second
+     sale of the same shares, so the two can never both sell;
   4. checks the working signals' GTTs and orders and reports fills and failures;
   5. pushes holdings and positions snapshots every `sync_every` seconds.
 
@@ -32,8 +36,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -46,13 +52,27 @@ from commands.brokers import (
     GttLeg,
 )
 from domain.portfolio import PROTECTIVE_REASON
-from domain.ticks import to_tick
+from domain.ticks import round_to_tick, tick_size
 from infra.brokers import PaperBroker
 from infra.kite import KiteBroker
 
 log = logging.getLogger("tradertape.agent")
+IST = ZoneInfo("Asia/Kolkata")
 FAILED_GTT = ("cancelled", "deleted", "expired", "rejected", "disabled")
 STOP_LIMIT_SLACK = 0.005  # a stop leg's limit price sits 0.5% under its trigger so the sell fills
+
+
+def on_grid(price: float, last: float = 0.0, mode: str = "nearest") -> float:
+    """`price` on the tick grid Kite enforces today (NSE's price bands; the coarser of the price's and the
+    last price's band, so it is valid whichever band Kite puts the instrument in)."""
+    today = datetime.now(IST).date().isoformat()
+    tick = max(tick_size(price, today), tick_size(last, today) if last > 0 else 0.0)
+    return round_to_tick(price, tick, mode)
+
+
+def trigger_gap(last: float) -> float:
+    """How far Kite wants a GTT trigger from the last price: 0.25%, at least 9 paise under Rs 50."""
+    return 0.09 if last < 50 else last * 0.0025
 
 
 class ServerUnavailable(Exception):
@@ -193,6 +213,8 @@ class AgentConfig:
     poll_seconds: float = 2.0
     sync_every: float = 60.0
     orders_per_second: int = 8
+    market_protection: float = -1.0  # sent with every MARKET order: 0 < percent <= 100, or -1 (Kite decides)
+    algo_id: str | None = None  # sent with every regular order when set (SEBI retail-algo registration)
 
 
 class Agent:
@@ -207,7 +229,9 @@ class Agent:
         self._lists: dict[str, list[dict[str, Any]]] = {}  # Kite's GTT and order lists, this step
         self.last_sync = 0.0
         self.backoff = 0.0
-        self.stats = {"placed": 0, "reported": 0, "fills": 0, "failures": 0}
+        self.stats = {"placed": 0, "reported": 0, "fills": 0, "failures": 0, "unresolved": 0}
+        self._retry_at: dict[str, float] = {}  # order id -> when to look for it again (not in today's book)
+        self._unresolved: set[str] = set()  # order ids reported unresolved (logged once)
 
     # ------------------------------------------------------------------ the loop
 
@@ -296,13 +320,12 @@ class Agent:
     # ------------------------------------------------------------------ placing
 
     def _order_params(self, sig: dict[str, Any]) -> dict[str, Any]:
-        day = str(sig.get("day") or "")
         symbol, exchange = sig["symbol"], sig.get("exchange") or "NSE"
         ref = float(sig.get("reference_price") or 0)
         if sig["kind"] == "entry":
             qty = int(sig["quantity"])
             if sig.get("limit_price"):
-                price = float(sig["limit_price"])
+                price = on_grid(float(sig["limit_price"]), ref, "down")  # never above the model's limit
                 return {"type": "gtt", "exchange": exchange, "symbol": symbol, "last_price": ref or price,
                         "legs": [[price, "BUY", qty, price]]}
             return {"type": "order", "exchange": exchange, "symbol": symbol, "side": "BUY", "quantity": qty,
@@ -312,12 +335,14 @@ class Agent:
         if sig.get("reason") == PROTECTIVE_REASON and (stop or target):
             qty = int(pos.get("quantity") or sig["quantity"])  # the OCO covers every share held
             legs: list[list[Any]] = []
-            if stop:
-                limit = to_tick(float(stop) * (1 - STOP_LIMIT_SLACK), day or "2026-01-01", "down")
-                legs.append([float(stop), "SELL", qty, limit])
+            last = ref or float(pos.get("avg_price") or stop or target or 0)
+            band = max(last, float(target or 0))  # one grid for both legs: the coarsest band they touch
+            if stop:  # Kite refuses prices off the tick size: triggers and limits on the grid
+                trigger = on_grid(float(stop), band)
+                legs.append([trigger, "SELL", qty, on_grid(trigger * (1 - STOP_LIMIT_SLACK), band, "down")])
             if target:
-                legs.append([float(target), "SELL", qty, float(target)])
-            last = ref or float(pos.get("avg_price") or legs[0][0])
+                trigger = on_grid(float(target), band)
+                legs.append([trigger, "SELL", qty, trigger])
             return {"type": "gtt", "exchange": exchange, "symbol": symbol, "last_price": last, "legs": legs}
         qty = int(sig.get("quantity") or pos.get("quantity") or 0)  # a partial close sells only its shares
         return {"type": "order", "exchange": exchange, "symbol": symbol, "side": "SELL", "quantity": qty,
@@ -355,8 +380,9 @@ class Agent:
                                                         float(params["last_price"]), legs)
                 if isinstance(self.broker, PaperBroker) and params.get("price"):
                     self.broker.set_last_price(params["symbol"], float(params["price"]))
-                return "order", self.broker.place_order(params["exchange"], params["symbol"], params["side"],
-                                                        int(params["quantity"]), "MARKET", None, f"tt{signal_id}")
+                return "order", self.broker.place_order(
+                    params["exchange"], params["symbol"], params["side"], int(params["quantity"]), "MARKET", None,
+                    f"tt{signal_id}", market_protection=self.config.market_protection, algo_id=self.config.algo_id)
             except BrokerRateLimited:
                 log.warning("Kite rate limit while placing signal %s; retrying in %.1fs", signal_id, delay)
                 time.sleep(delay)  # a 429 placed nothing: retrying is safe
@@ -365,6 +391,7 @@ class Agent:
     def place(self, sig: dict[str, Any]) -> None:
         assert self.broker is not None
         sid = int(sig["id"])
+        replaces = sig.get("replaces") or []
         entry = self.journal.get(sid)
         if entry is not None and entry["ref"] is None:
             found = self._find_existing(sid, entry["params"])
@@ -373,12 +400,13 @@ class Agent:
                 self.journal.set_ref(sid, *found)
                 entry = self.journal.get(sid)
         if entry is not None and entry["ref"] is not None:
+            self._retire_replaced(sid, replaces)  # accepted before a crash: the old protection goes now
             if not entry["placed_reported"]:
                 self.report_placed(entry)
             return
-        for replaced in sig.get("replaces") or []:
-            outcome = self._cancel_replaced(replaced)
-            if outcome != "cancelled":
+        for replaced in replaces:
+            outcome = self._check_replaced(replaced)
+            if outcome not in ("cancelled", "active"):
                 log.info("signal %s: not placed: the protective order of signal %s is %s", sid,
                          replaced["signal_id"], outcome)
                 return
@@ -388,6 +416,7 @@ class Agent:
         try:
             ref_type, ref = self._submit(sid, params)
         except BrokerInputError as exc:
+            # refused: nothing changed at Kite, so a protective GTT this order would replace still stands
             log.error("signal %s: Kite refused the order: %s", sid, exc.message)
             self._report({"signal_id": sid, "status": "failed", "error": f"Kite: {exc.message}"})
             self.journal.mark(sid, "result_reported")
@@ -404,63 +433,91 @@ class Agent:
         legs = params.get("legs") or [[params.get("price"), params.get("side"), params.get("quantity")]]
         log.info("signal %s: placed %s %s (%s %s %s, %s)", sid, ref_type.upper(), ref, params["symbol"],
                  "/".join(str(leg[1]) for leg in legs), legs[0][2], ", ".join(str(leg[0]) for leg in legs))
+        self._retire_replaced(sid, replaces)
         entry = self.journal.get(sid)
         assert entry is not None
         self.report_placed(entry)
         _crash_point("after_report")
 
-    def _cancel_replaced(self, replaced: dict[str, Any]) -> str:
-        """Cancel a working exit order a manual close replaced (a protective OCO GTT) and report it:
-        "cancelled" (deleted, or never reached Kite), "filled" (it triggered first: its fill is reported
-        and the close must not be placed) or "waiting" (its order is still in progress at Kite)."""
-        assert self.broker is not None
+    def _replaced_ids(self, replaced: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any] | None]:
+        """The Kite ids of a replaced exit (from the server, else from the journal: placed just before a
+        crash?) and its journal entry."""
         rid = int(replaced["signal_id"])
         gtt_id, order_id = replaced.get("gtt_id"), replaced.get("order_id")
         entry = self.journal.get(rid)
         if not gtt_id and not order_id and entry is not None:
             if entry["ref"] is None and entry["params"].get("type") in ("gtt", "order"):
-                found = self._find_existing(rid, entry["params"])  # placed just before a crash?
+                found = self._find_existing(rid, entry["params"])
                 if found is not None:
                     self.journal.set_ref(rid, *found)
                     entry = self.journal.get(rid)
             if entry is not None and entry["ref"] is not None:
                 gtt_id, order_id = (entry["ref"], None) if entry["ref_type"] == "gtt" else (None, entry["ref"])
+        return (str(gtt_id) if gtt_id else None), (str(order_id) if order_id else None), entry
+
+    def _check_replaced(self, replaced: dict[str, Any]) -> str:
+        """Before placing the order that replaces a working exit (a protective OCO GTT): "active" (it still
+        protects the shares; it is deleted only once the new order is accepted), "cancelled" (it never
+        reached Kite, or is gone there: reported), "filled" (it triggered and sold first: its fill is
+        reported and the new order must not be placed) or "waiting" (its order is in progress at Kite)."""
+        rid = int(replaced["signal_id"])
+        gtt_id, order_id, entry = self._replaced_ids(replaced)
         if not gtt_id and not order_id:
             if entry is None:  # never placed: make sure it never will be
                 self.journal.intend(rid, "exit", {"type": "cancelled"})
-            self._report({"signal_id": rid, "status": "failed", "error": "never placed: replaced by a manual close",
+            self._report({"signal_id": rid, "status": "failed", "error": "never placed: replaced by a new exit order",
                           "idempotency_key": f"cancel-{rid}"})
             self.journal.mark(rid, "result_reported")
             return "cancelled"
-        deleted = False
-        if gtt_id:
-            self.limiter.acquire()
-            self._changed_at_kite()
-            try:
-                self.broker.delete_gtt(str(gtt_id))
-                deleted = True
-                log.info("signal %s: deleted GTT %s (replaced by a manual close)", rid, gtt_id)
-            except BrokerInputError as exc:  # no longer active: triggered, expired or deleted already
-                log.info("signal %s: GTT %s not deleted (%s); checking it", rid, gtt_id, exc.message)
+        gtt = {str(g.get("id")): g for g in self._kite_list("gtts")}.get(gtt_id) if gtt_id else None
+        if gtt_id and gtt is not None and gtt.get("status") == "active":
+            return "active"
+        return self._settle_replaced(rid, gtt_id, order_id, deleted=False)
+
+    def _settle_replaced(self, rid: int, gtt_id: str | None, order_id: str | None, deleted: bool) -> str:
+        """Report what became of a replaced exit whose GTT is no longer active (or was just deleted)."""
         gtts = {str(g.get("id")): g for g in self._kite_list("gtts")}
         orders = {str(o.get("order_id")): o for o in self._kite_list("orders")}
-        ids = {"gtt_id": str(gtt_id)} if gtt_id else {"order_id": str(order_id)}
+        ids = {"gtt_id": gtt_id} if gtt_id else {"order_id": str(order_id)}
         gtt = gtts.get(str(gtt_id)) if gtt_id else None
         triggered = gtt is not None and (gtt.get("status") == "triggered" or any(
             ((leg.get("result") or {}).get("order_result") or {}).get("order_id") for leg in gtt.get("orders") or []))
         if order_id or triggered:
             result = self._outcome({**ids, "id": rid}, gtts, orders)
-            if result is None or result["status"] != "executed":
+            if result is None:
                 return "waiting"
-            self._report({"signal_id": rid, **result, "idempotency_key": f"result-{rid}"})
-            self.stats["fills"] += 1
-            return "filled"
-        if deleted or gtt is None or str(gtt.get("status")) in FAILED_GTT:
-            self._report({"signal_id": rid, "status": "failed", "gtt_id": str(gtt_id),
-                          "error": f"GTT {gtt_id} deleted: replaced by a manual close",
-                          "idempotency_key": f"cancel-{rid}"})
-            return "cancelled"
-        return "waiting"
+            if result["status"] == "executed":
+                self._report({"signal_id": rid, **result, "idempotency_key": f"result-{rid}"})
+                self.stats["fills"] += 1
+                return "filled"
+            # its triggered order was refused (e.g. the shares were sold by the new order): nothing sold
+        self._report({"signal_id": rid, "status": "failed", **ids,
+                      "error": f"GTT {gtt_id} deleted: replaced by a new exit order" if deleted or not triggered
+                      else f"GTT {gtt_id} triggered but its order did not fill",
+                      "idempotency_key": f"cancel-{rid}"})
+        if self.journal.get(rid) is not None:
+            self.journal.mark(rid, "result_reported")
+        return "cancelled"
+
+    def _retire_replaced(self, sid: int, replaces: list[dict[str, Any]]) -> None:
+        """The order replacing these exits is accepted at Kite: delete their GTTs and report them."""
+        assert self.broker is not None
+        for replaced in replaces:
+            rid = int(replaced["signal_id"])
+            gtt_id, order_id, _ = self._replaced_ids(replaced)
+            if not gtt_id and not order_id:
+                continue
+            deleted = False
+            if gtt_id:
+                self.limiter.acquire()
+                self._changed_at_kite()
+                try:
+                    self.broker.delete_gtt(gtt_id)
+                    deleted = True
+                    log.info("signal %s: deleted GTT %s (replaced by signal %s, accepted at Kite)", rid, gtt_id, sid)
+                except BrokerInputError as exc:  # no longer active: triggered, expired or deleted already
+                    log.info("signal %s: GTT %s not deleted (%s); checking it", rid, gtt_id, exc.message)
+            self._settle_replaced(rid, gtt_id, order_id, deleted)
 
     def _report(self, body: dict[str, Any]) -> dict[str, Any] | None:
         try:
@@ -497,6 +554,10 @@ class Agent:
             sid = int(sig["id"])
             result = self._outcome(sig, gtts, orders)
             if result is None:
+                gtt = gtts.get(str(sig.get("gtt_id")))
+                if gtt is not None and gtt.get("status") == "active" and not sig.get("replaced") \
+                        and sig.get("reason") == PROTECTIVE_REASON:
+                    self._keep_in_step(sig, gtt)
                 continue
             out = self._report({"signal_id": sid, **result, "idempotency_key": f"result-{sid}"})
             if out is not None and out.get("recorded"):
@@ -509,6 +570,49 @@ class Agent:
                     log.info("signal %s: failed (%s)", sid, result.get("error"))
             if self.journal.get(sid) is not None:
                 self.journal.mark(sid, "result_reported")
+
+    def _keep_in_step(self, sig: dict[str, Any], gtt: dict[str, Any]) -> None:
+        """Keep a working protective GTT equal to the position's stop and target (a trailing stop moves
+        up, a partial sale changes the quantity): modify it at Kite when they differ. Kite refuses a
+        trigger within 0.25% of the last price (9 paise under Rs 50) and an OCO whose stop is not under
+        and target not over it; such a change waits for the next cycle (the GTT keeps its old levels)."""
+        assert self.broker is not None
+        want = self._order_params(sig)
+        if want["type"] != "gtt":
+            return
+        cond, legs_now = gtt.get("condition") or {}, gtt.get("orders") or []
+        have = [[float(t), o.get("transaction_type"), int(o.get("quantity") or 0), float(o.get("price") or 0)]
+                for t, o in zip(cond.get("trigger_values") or [], legs_now, strict=False)]
+        legs = [[float(t), side, int(q), float(p)] for t, side, q, p in want["legs"]]
+        if len(have) == len(legs) and all(
+                a[1:3] == b[1:3] and abs(a[0] - b[0]) < 0.005 and abs(a[3] - b[3]) < 0.005
+                for a, b in zip(have, legs, strict=True)):
+            return
+        sid, gtt_id, key = int(sig["id"]), str(gtt.get("id")), f"{want['exchange']}:{want['symbol']}"
+        self.limiter.acquire()
+        last = self.broker.ltp([key]).get(key)
+        if last is None:
+            log.warning("signal %s: no last price for %s; GTT %s keeps its levels for now", sid, key, gtt_id)
+            return
+        gap = trigger_gap(last)
+        pos = sig.get("position") or {}
+        stop = legs[0][0] if pos.get("stop_loss") else None  # the legs: [stop, target], either may be absent
+        target = legs[-1][0] if pos.get("target") else None
+        if (stop is not None and stop > last - gap) or (target is not None and target < last + gap):
+            log.warning("signal %s: GTT %s not moved to %s: the last price %s is too near (Kite wants triggers "
+                        "%.2f away); it keeps %s", sid, gtt_id, [leg[0] for leg in legs], last, gap,
+                        [leg[0] for leg in have])
+            return
+        self.limiter.acquire()
+        self._changed_at_kite()
+        try:
+            self.broker.modify_gtt(gtt_id, want["exchange"], want["symbol"], last,
+                                   [GttLeg(t, side, q, p) for t, side, q, p in legs])
+        except BrokerInputError as exc:
+            log.warning("signal %s: Kite refused to modify GTT %s: %s", sid, gtt_id, exc.message)
+            return
+        log.info("signal %s: GTT %s moved to triggers %s (was %s), %s shares", sid, gtt_id,
+                 [leg[0] for leg in legs], [leg[0] for leg in have], legs[0][2])
 
     @staticmethod
     def _order_outcome(order: dict[str, Any], ids: dict[str, Any]) -> dict[str, Any] | None:
@@ -527,25 +631,76 @@ class Agent:
         return None
 
     def _outcome(self, sig: dict[str, Any], gtts: dict[str, Any], orders: dict[str, Any]) -> dict[str, Any] | None:
+        """What became of a working signal at Kite: an executed/failed result, or None (still working, or
+        not known yet). Kite's order book lists only the day's orders: an order not in it (a GTT that
+        triggered while the agent was offline, a close read the next day) is looked up in its history and
+        trades; one that cannot be found is reported as unresolved, never ignored."""
         if sig.get("order_id"):
-            order = orders.get(str(sig["order_id"]))
-            return None if order is None else self._order_outcome(order, {"order_id": str(sig["order_id"])})
-        gtt = gtts.get(str(sig.get("gtt_id")))
+            oid = str(sig["order_id"])
+            order = orders.get(oid) or self._earlier_order(int(sig["id"]), oid, None)
+            return None if order is None else self._order_outcome(order, {"order_id": oid})
+        gtt_id = str(sig.get("gtt_id"))
+        gtt = gtts.get(gtt_id)
         if gtt is None:
             return None
         status = str(gtt.get("status") or "")
-        if status in FAILED_GTT:
-            return {"status": "failed", "error": f"GTT {status}", "gtt_id": str(sig["gtt_id"])}
-        if status != "triggered":
-            return None
         for leg in gtt.get("orders") or []:
-            result = (leg.get("result") or {}).get("order_result") or {}
-            if result.get("status") == "failed":
-                return {"status": "failed", "error": f"GTT order rejected: {result.get('rejection_reason') or ''}",
-                        "gtt_id": str(sig["gtt_id"])}
-            oid = result.get("order_id")
-            if oid and str(oid) in orders:
-                return self._order_outcome(orders[str(oid)], {"gtt_id": str(sig["gtt_id"])})
+            result = leg.get("result") or {}
+            order_result = result.get("order_result") or {}
+            if order_result.get("status") == "failed":
+                return {"status": "failed", "gtt_id": gtt_id,
+                        "error": f"GTT order rejected: {order_result.get('rejection_reason') or status}"}
+            oid = str(order_result.get("order_id") or "")
+            if oid:
+                order = orders.get(oid) or self._earlier_order(int(sig["id"]), oid, result)
+                return None if order is None else self._order_outcome(order, {"gtt_id": gtt_id})
+        if status in FAILED_GTT:
+            return {"status": "failed", "error": f"GTT {status}", "gtt_id": gtt_id}
+        return None
+
+    def _earlier_order(self, sid: int, oid: str, leg_result: dict[str, Any] | None) -> dict[str, Any] | None:
+        """An order that is not in today's order book: its last state from `GET /orders/{id}`, else its
+        fills from `GET /orders/{id}/trades`. None while neither tells (then reported once as unresolved,
+        and looked up again at most once a minute)."""
+        assert self.broker is not None
+        if self._retry_at.get(oid, 0.0) > time.monotonic():
+            return None
+        final: dict[str, Any] | None = None
+        try:
+            self.limiter.acquire()
+            history = self.broker.order_history(oid)
+            last = history[-1] if history else None
+            if last is not None and str(last.get("status")) in ("COMPLETE", "REJECTED", "CANCELLED"):
+                final = last
+            else:
+                self.limiter.acquire()
+                trades = self.broker.order_trades(oid)
+                qty = sum(int(t.get("quantity") or 0) for t in trades)
+                if qty > 0:
+                    value = sum(int(t.get("quantity") or 0) * float(t.get("average_price") or 0) for t in trades)
+                    final = {"order_id": oid, "status": "COMPLETE", "filled_quantity": qty, "quantity": qty,
+                             "average_price": round(value / qty, 2)}
+        except (BrokerAuthError, BrokerRateLimited):
+            raise
+        except BrokerError as exc:
+            log.debug("order %s: history/trades not available (%s)", oid, exc.message)
+        if final is not None:
+            log.info("signal %s: order %s is not in today's order book; read from Kite's order %s", sid, oid,
+                     "history" if "exchange_order_id" in final else "trades")
+            self._retry_at.pop(oid, None)
+            return final
+        self._retry_at[oid] = time.monotonic() + 60.0
+        if oid not in self._unresolved:
+            self._unresolved.add(oid)
+            detail = ""
+            if leg_result is not None:
+                detail = (f" (GTT leg triggered at {leg_result.get('triggered_at')} on {leg_result.get('timestamp')}:"
+                          f" {leg_result.get('transaction_type')} {leg_result.get('quantity')} LIMIT "
+                          f"{leg_result.get('price')})")
+            log.error("signal %s: UNRESOLVED: Kite order %s%s is neither in today's order book nor in its order "
+                      "history or trades; check Kite (Console tradebook) and report the fill with POST "
+                      "/api/agent/signal-result. The agent keeps looking once a minute", sid, oid, detail)
+            self.stats["unresolved"] = len(self._unresolved)
         return None
 
     # ------------------------------------------------------------------ snapshots

@@ -183,9 +183,38 @@ class PaperBroker:
                                    "only an active GTT can be deleted")
         g["status"] = "deleted"
 
+    def modify_gtt(self, trigger_id: str, exchange: str, symbol: str, last_price: float, legs: Sequence[GttLeg],
+                   product: str = "CNC") -> None:
+        g = self._gtts.get(str(trigger_id))
+        if g is None or g["status"] != "active":
+            raise BrokerInputError(f"paper broker: GTT {trigger_id} is {'unknown' if g is None else g['status']}; "
+                                   "only an active GTT can be modified")
+        g["condition"].update(last_price=last_price, trigger_values=[leg.trigger for leg in legs])
+        g["orders"] = [{"exchange": exchange, "tradingsymbol": symbol, "transaction_type": leg.transaction_type,
+                        "quantity": leg.quantity, "price": leg.price, "order_type": "LIMIT", "product": product,
+                        "result": None} for leg in legs]
+
     def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,
-                    price: float | None, tag: str, product: str = "CNC") -> str:
+                    price: float | None, tag: str, product: str = "CNC", market_protection: float | None = None,
+                    algo_id: str | None = None) -> str:
+        if order_type == "MARKET" and market_protection is None:
+            raise BrokerInputError("paper broker: a MARKET order needs market_protection (as Kite requires)")
         fill = price if price else self.last_prices.get(symbol)
         if not fill:
             raise BrokerError(f"paper broker: no price for {symbol}")
         return self._complete(exchange, symbol, transaction_type, quantity, float(fill), tag)
+
+    def order_history(self, order_id: str) -> list[dict[str, Any]]:
+        order = self._orders.get(order_id)
+        return [] if order is None else [dict(order)]
+
+    def order_trades(self, order_id: str) -> list[dict[str, Any]]:
+        return []
+
+    def ltp(self, instruments: Sequence[str]) -> dict[str, float]:
+        out = {}
+        for key in instruments:
+            price = self.last_prices.get(key.split(":", 1)[-1])
+            if price:
+                out[key] = price
+        return out

@@ -120,14 +120,39 @@ class KiteBroker:
                                                    last_price, orders))
         return str(result["trigger_id"])
 
+    def modify_gtt(self, trigger_id: str, exchange: str, symbol: str, last_price: float, legs: Sequence[GttLeg],
+                   product: str = "CNC") -> None:
+        kind = KiteConnect.GTT_TYPE_SINGLE if len(legs) == 1 else KiteConnect.GTT_TYPE_OCO
+        orders = [{"transaction_type": leg.transaction_type, "quantity": leg.quantity, "order_type": "LIMIT",
+                   "product": product, "price": leg.price} for leg in legs]
+        _call(lambda: self.kite.modify_gtt(int(trigger_id), kind, symbol, exchange, [leg.trigger for leg in legs],
+                                           last_price, orders))
+
     def delete_gtt(self, trigger_id: str) -> None:
         _call(lambda: self.kite.delete_gtt(trigger_id))
 
     def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,
-                    price: float | None, tag: str, product: str = "CNC") -> str:
+                    price: float | None, tag: str, product: str = "CNC", market_protection: float | None = None,
+                    algo_id: str | None = None) -> str:
+        """`market_protection` goes with MARKET orders only (Kite: 0-100 percent, -1 automatic); `algo_id`,
+        when given, with every order."""
+        protection: float | None = None
+        if order_type == KiteConnect.ORDER_TYPE_MARKET and market_protection is not None:
+            protection = int(market_protection) if market_protection == int(market_protection) else market_protection
         return str(_call(lambda: self.kite.place_order(
             KiteConnect.VARIETY_REGULAR, exchange, symbol, transaction_type, quantity, product, order_type,
-            price=price, validity=KiteConnect.VALIDITY_DAY, tag=tag)))
+            price=price, validity=KiteConnect.VALIDITY_DAY, tag=tag, market_protection=protection,
+            algo_id=algo_id or None)))
+
+    def order_history(self, order_id: str) -> list[dict[str, Any]]:
+        return list(_jsonable(_call(lambda: self.kite.order_history(order_id))))
+
+    def order_trades(self, order_id: str) -> list[dict[str, Any]]:
+        return list(_jsonable(_call(lambda: self.kite.order_trades(order_id))))
+
+    def ltp(self, instruments: Sequence[str]) -> dict[str, float]:
+        data = _call(lambda: self.kite.ltp(list(instruments)))
+        return {k: float(v["last_price"]) for k, v in dict(data).items() if v and v.get("last_price") is not None}
 
     # --- login -----------------------------------------------------------------------------------
     def exchange_request_token(self, request_token: str, *, api_secret: str | None = None,

@@ -1,21 +1,23 @@
 """The broker read models: each account's Kite connection (credentials saved, session status), the latest
 holdings/positions snapshots the agent pushed, and the reconciliation of live portfolios against them.
 
-Reconciliation compares, per (exchange, symbol), the open quantity summed over the account's live
-portfolios with the broker's delivery quantity (holdings plus today's CNC net positions) and flags
+Reconciliation compares, per instrument (matched by ISIN, then symbol; not by exchange), the open quantity
+summed over the account's live portfolios with the broker's delivery quantity (holdings' quantity and
+t1_quantity, plus today's CNC net positions) and flags
 `missing`, `extra` and `quantity` drift (`domain.broker.reconcile`). It is computed on read from the
 stored snapshot and the positions read model, so either side changing shows at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from domain.broker import broker_quantities, reconcile
+from domain.broker import reconcile
 from projections.base import Projection
 from projections.envelope import Envelope
 from projections.portfolios import portfolios, positions, signals
@@ -52,6 +54,7 @@ broker_holdings = sa.Table(
     sa.Column("t1_quantity", sa.Integer),
     sa.Column("average_price", sa.Float),
     sa.Column("last_price", sa.Float),
+    sa.Column("isin", sa.String(16)),
 )
 
 broker_net_positions = sa.Table(
@@ -83,6 +86,13 @@ def _float(v: Any) -> float | None:
 class BrokerProjection(Projection):
     name = "broker"
     metadata = metadata
+
+    def create(self, conn: Connection) -> None:
+        super().create(conn)
+        # a database from before the `isin` column: add it (the next holdings snapshot fills it)
+        columns = {c["name"] for c in sa.inspect(conn).get_columns(broker_holdings.name)}
+        if "isin" not in columns:
+            conn.execute(sa.text(f"ALTER TABLE {broker_holdings.name} ADD COLUMN isin VARCHAR(16)"))
 
     def _upsert(self, conn: Connection, env: Envelope, **values: Any) -> None:
         account_id = env.account_id
@@ -116,7 +126,8 @@ class BrokerProjection(Projection):
         rows = [{"account_id": env.account_id, "exchange": h.get("exchange") or "NSE",
                  "symbol": h.get("tradingsymbol") or "", "product": h.get("product"),
                  "quantity": _int(h.get("quantity")), "t1_quantity": _int(h.get("t1_quantity")),
-                 "average_price": _float(h.get("average_price")), "last_price": _float(h.get("last_price"))}
+                 "average_price": _float(h.get("average_price")), "last_price": _float(h.get("last_price")),
+                 "isin": str(h.get("isin") or "")[:16] or None}
                 for h in env.data["holdings"]]
         if rows:
             conn.execute(sa.insert(broker_holdings), rows)
@@ -159,9 +170,11 @@ def live_accounts(conn: Connection) -> list[int]:
     return [int(r[0]) for r in conn.execute(sa.select(c.account_id).where(c.connected.is_(True))).all()]
 
 
-def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None = None) -> dict[str, Any]:
-    """Drift between the account's live portfolios and the last broker snapshot. With `portfolio_id`, only
-    symbols that portfolio holds are reported (plus nothing extra: extras are account-wide)."""
+def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None = None,
+                   isins: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Drift between the account's live portfolios and the last broker snapshot, matched by ISIN then
+    symbol (`isins`: symbol -> ISIN of the model's symbols). With `portfolio_id`, only symbols that
+    portfolio holds are reported (plus nothing extra: extras are account-wide)."""
     row = get_connection(conn, account_id)
     synced_at = row["holdings_synced_at"] if row else None
     p, pf = positions.c, portfolios.c
@@ -180,12 +193,14 @@ def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None =
     if synced_at is None:
         return {"synced_at": None, "positions_synced_at": None, "drift": [], "in_sync": None}
     h, n = broker_holdings.c, broker_net_positions.c
-    hold_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity}
-                 for r in conn.execute(sa.select(h.exchange, h.symbol, h.quantity).where(h.account_id == account_id))]
+    hold_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity,
+                  "t1_quantity": r.t1_quantity, "isin": r.isin}
+                 for r in conn.execute(sa.select(h.exchange, h.symbol, h.quantity, h.t1_quantity, h.isin)
+                                       .where(h.account_id == account_id))]
     net_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity, "product": r.product}
                 for r in conn.execute(sa.select(n.exchange, n.symbol, n.quantity, n.product)
                                       .where(n.account_id == account_id))]
-    drifts = reconcile(model, broker_quantities(hold_rows, net_rows))
+    drifts = reconcile(model, hold_rows, net_rows, isins)
     if portfolio_id is not None:
         drifts = [d for d in drifts if (d.exchange, d.symbol) in mine]
     return {"synced_at": synced_at, "positions_synced_at": row["positions_synced_at"] if row else None,

@@ -5,6 +5,7 @@ with a ~30 s per-user cache)."""
 from __future__ import annotations
 
 import threading
+from functools import cache
 from typing import Any
 
 from fastapi import Query, Request
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
+from backtest.universes import list_universes
 from commands import agent_messages as am
 from commands.bus import CommandResult
 from commands.ports import CommandMeta
@@ -159,8 +161,17 @@ async def margins(request: Request, user: Reader) -> Any:
     return await _proxied(request, user, "margins")
 
 
+@cache
+def known_isins() -> dict[str, str]:
+    """Symbol -> ISIN of every built-in universe's constituents: reconciliation matches by ISIN first."""
+    out: dict[str, str] = {}
+    for universe in list_universes():
+        out.update({m.symbol: m.isin for m in universe.members if m.isin})
+    return out
+
+
 @router.get("/portfolio/reconciliation",
             summary="Drift between your live portfolios' positions and the last broker snapshot the agent pushed")
 def reconciliation_view(user: Reader, platform: PlatformDep) -> dict[str, Any]:
     with platform.db.read() as conn:
-        return reconciliation(conn, user.account_id)
+        return reconciliation(conn, user.account_id, isins=known_isins())

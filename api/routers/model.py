@@ -25,6 +25,7 @@ from api.deps import (
     resource_router,
 )
 from api.guards import MAX_ID
+from api.routers.broker import known_isins
 from api.routers.risk import risk_state
 from commands import messages as m
 from commands.bus import CommandResult
@@ -211,7 +212,7 @@ def live_reconciliation(platform: Platform, account_id: int, pf: dict[str, Any])
     if pf["mode"] != "live":
         return None
     with platform.db.read() as conn:
-        return reconciliation(conn, account_id, int(pf["id"]))
+        return reconciliation(conn, account_id, int(pf["id"]), known_isins())
 
 
 @router.get("/dashboard", summary="One portfolio's dashboard: money, positions, signals, curve, activity, risk")

@@ -1,6 +1,7 @@
 """Live exits through the agent against the Kite stub (the official kiteconnect client on loopback): a
-manual close cancels the working stop/target OCO GTT before the close order is placed (never two sales,
-also when the GTT triggers first), and a partial exit fill reduces the position and re-arms its
+manual close is placed (a MARKET order with market protection) before the working stop/target OCO GTT is
+deleted, so the shares are never unprotected; a close Kite refuses leaves the OCO standing; never two
+sales, also when the GTT triggers first; a partial exit fill reduces the position and re-arms its
 protection for the shares left."""
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Setup:
         return next(s for s in self.api.get("/api/model/signals", params={"portfolio_id": self.pf["id"]}).json()
                     if s["id"] == sid)
 
+    def held(self, symbol: str) -> int:
+        """Delivery shares Kite holds for the account (settled, T+1 and today's net trades)."""
+        return self.kite.held(symbol)
+
     def sells(self) -> list[dict[str, Any]]:
         return [p for p in self.kite.placements if p["kind"] == "order" and p["side"] == "SELL"]
 
@@ -62,12 +67,12 @@ def held(api_factory: Any, tmp_path: Path) -> Iterator[Setup]:
         agent.step()  # its protective OCO is placed
         (pos,) = setup.positions("open")
         ocos = [g for g in kite.gtts.values() if g["type"] == "two-leg"]
-        assert len(ocos) == 1 and ocos[0]["status"] == "active" and kite.holdings[pos["symbol"]]["quantity"] > 0
+        assert len(ocos) == 1 and ocos[0]["status"] == "active" and setup.held(pos["symbol"]) == pos["quantity"]
         setup.position, setup.oco = pos, ocos[0]
         yield setup
 
 
-def test_manual_close_cancels_the_oco_before_the_close_order_is_placed(held: Setup) -> None:
+def test_manual_close_is_placed_with_protection_before_the_oco_is_deleted(held: Setup) -> None:
     s = held
     pos, oco = s.position, s.oco
     before = s.positions("open")[0]
@@ -81,10 +86,14 @@ def test_manual_close_cancels_the_oco_before_the_close_order_is_placed(held: Set
     assert close["reason"] == "manual close requested" and close["quantity"] == pos["quantity"]
     assert [x["gtt_id"] for x in close["replaces"]] == [str(oco["id"])]
     protective_id = close["replaces"][0]["signal_id"]
-    s.agent.step()  # deletes the OCO, reports it cancelled, places the close, sees it complete
+    start = len(s.kite.requests)
+    s.agent.step()  # places the close, then deletes the OCO and reports it cancelled, sees the close complete
     assert s.kite.deletions == [oco["id"]] and oco["status"] == "deleted"
     assert len(s.sells()) == 1 and s.sells()[0]["quantity"] == pos["quantity"]
-    assert pos["symbol"] not in s.kite.holdings  # sold once, all of it
+    sent = s.kite.requests[start:]
+    assert sent.index("POST /orders/regular") < sent.index(f"DELETE /gtt/triggers/{oco['id']}")
+    assert s.sells()[0]["order_type"] == "MARKET" and s.sells()[0]["market_protection"] == "-1"
+    assert s.held(pos["symbol"]) == 0  # sold once, all of it
     s.agent.step()
     (closed,) = s.positions("closed")
     assert closed["id"] == pos["id"] and closed["exit_reason"] == "manual" and not s.positions("open")
@@ -105,12 +114,36 @@ def test_an_oco_that_triggers_before_the_cancel_is_the_only_sale(held: Setup) ->
     s.agent.step()
     s.agent.step()
     assert s.sells() == [] and s.kite.deletions == []  # the delete was refused (triggered); no close order
-    assert pos["symbol"] not in s.kite.holdings
+    assert s.held(pos["symbol"]) == 0
     (closed,) = s.positions("closed")
     assert closed["exit_reason"] == "target" and closed["exit_price"] == pos["target"]
     failed = s.signal(close["id"])
     assert failed["status"] == "failed" and "sold the shares first" in failed["failure_reason"]
     assert s.api.get("/api/agent/pending-signals", headers=s.agent.server.session.headers).json() == []
+
+
+def test_a_close_kite_refuses_leaves_the_oco_standing(held: Setup) -> None:
+    s = held
+    pos, oco = s.position, s.oco
+    s.kite.refuse_symbols.add(pos["symbol"])
+    assert s.api.post(f"/api/model/positions/{pos['id']}/close").status_code == 200
+    (close,) = s.api.get("/api/agent/pending-signals", headers=s.agent.server.session.headers).json()
+    s.agent.step()
+    assert s.kite.refusals == ["Invalid `tradingsymbol`."]
+    assert oco["status"] == "active" and s.kite.deletions == [] and s.sells() == []  # still protected
+    failed = s.signal(close["id"])
+    assert failed["status"] == "failed" and "Invalid `tradingsymbol`" in failed["failure_reason"]
+    (still,) = s.positions("open")
+    assert still["quantity"] == pos["quantity"]
+    # the server re-arms the protection; the new OCO is placed before the old one is deleted
+    s.kite.refuse_symbols.clear()
+    start = len(s.kite.requests)
+    s.agent.step()
+    active = [g for g in s.kite.gtts.values() if g["type"] == "two-leg" and g["status"] == "active"]
+    assert len(active) == 1 and active[0]["id"] != oco["id"] and oco["status"] == "deleted"
+    assert s.kite.placements[-1]["id"] == active[0]["id"]
+    sent = s.kite.requests[start:]
+    assert sent.index("POST /gtt/triggers") < sent.index(f"DELETE /gtt/triggers/{oco['id']}")
 
 
 def test_a_partial_close_sells_only_its_shares_and_rearms_the_stop_for_the_rest(held: Setup) -> None:
@@ -125,7 +158,7 @@ def test_a_partial_close_sells_only_its_shares_and_rearms_the_stop_for_the_rest(
     (lot,) = s.positions("closed")
     (left,) = s.positions("open")
     assert lot["quantity"] == 2 and lot["exit_reason"] == "manual" and left["id"] == pos["id"]
-    assert left["quantity"] == qty - 2 and s.kite.holdings[pos["symbol"]]["quantity"] == qty - 2
+    assert left["quantity"] == qty - 2 and s.held(pos["symbol"]) == qty - 2
     # the rest is protected again: a new OCO for exactly the shares left
     s.agent.step()
     active = [g for g in s.kite.gtts.values() if g["type"] == "two-leg" and g["status"] == "active"]
@@ -172,7 +205,7 @@ def test_every_kite_call_waits_its_turn_and_lists_are_read_once_per_step(held: S
     s.agent.step()  # report the close's fill
     made = {k: v - before.get(k, 0) for k, v in s.kite.calls.items() if v - before.get(k, 0)}
     assert sum(made.values()) == turns["n"]  # reads too: Kite allows about ten requests a second
-    # the delete, one read of each list to see what became of the OCO, the close order, and one read of
-    # each list in the next step to find its fill
+    # one read of the GTTs to see the OCO still stands, the close order, the delete, one read of each list
+    # to see what became of the OCO, which also finds the close's fill (the next step has nothing to read)
     assert made == {f"DELETE /gtt/triggers/{s.oco['id']}": 1, "GET /gtt/triggers": 2,
-                    "GET /orders": 2, "POST /orders/regular": 1}
+                    "GET /orders": 1, "POST /orders/regular": 1}

@@ -39,13 +39,14 @@ class Http:
 def live_portfolio_with_placed_signals(http: Http, slots: int = 4, entry_order: str = "limit",
                                        auto_approve: bool = False, mode: str = "live",
                                        params: dict[str, Any] | None = None,
+                                       exit_rules: dict[str, Any] | None = None,
                                        **deploy: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Create an always-true strategy, deploy it (live unless `mode`; `params` and `deploy` add to the
-    strategy's params and the deploy body), scan, approve every signal and place the cart.
-    Returns (portfolio, placed signals)."""
+    strategy's params and the deploy body; `exit_rules` to its exit rules), scan, approve every signal and
+    place the cart. Returns (portfolio, placed signals)."""
     body = {"name": "Always in", "description": "", "base_model": "v3_dip_buyer", "entry_rules": ALWAYS,
             "exit_rules": {"stop_loss_pct": 5, "target_pct": 10, "trailing_stop_pct": None, "max_hold_days": None,
-                           "exit_when": None},
+                           "exit_when": None, **(exit_rules or {})},
             "params": {"entry_order": entry_order, "entry_validity_days": 5, **(params or {})}, "is_active": True}
     r = http.post("/api/strategies", json=body)
     assert r.status_code == 201, r.text
