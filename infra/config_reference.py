@@ -81,6 +81,27 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# Variables read by command-line tools outside the settings class (the agent runs on the trader's machine).
+TOOL_VARIABLES: dict[str, tuple[str, str]] = {  # name -> (default, description)
+    "TRADERTAPE_AGENT_KEY": ("(none)", "`tradertape agent`: the agent key (`zt_...`, from `POST /api/auth/agent-key`); "
+                             "or `--key`."),
+    "TRADERTAPE_MARKET_PROTECTION": ("`-1`", "`tradertape agent`: `market_protection` sent with every MARKET order: "
+                                     "-1 automatic, or a percentage above 0 up to 100 (Kite refuses API market "
+                                     "orders without it); or `--market-protection`."),
+    "TRADERTAPE_ALGO_ID": ("(none)", "`tradertape agent`: `algo_id` sent with every order, when your algo is "
+                           "registered; or `--algo-id`."),
+    "TRADERTAPE_KITE_API_ROOT": ("`https://api.kite.trade`", "`tradertape agent`: Kite API root; or `--kite-root`."),
+    "TRADERTAPE_AGENT_STATE_DIR": ("`~/.tradertape`", "`tradertape agent`: where its journal lives; or "
+                                   "`--state-dir`."),
+    "TRADERTAPE_KITE_API_KEY": ("(none)", "`tradertape data import-kite`: the Kite app's api_key; or `--api-key`."),
+    "TRADERTAPE_KITE_ACCESS_TOKEN": ("(none)", "`tradertape data import-kite`: a Kite access token (keeps it out of "
+                                     "the shell history); or `--access-token`."),
+    "TRADERTAPE_SERVE_NO_PROJECTOR": ("(unset)", "Internal: `tradertape serve --no-projector` sets it for its "
+                                      "worker processes."),
+    "TRADERTAPE_AGENT_CRASH": ("(unset)", "Tests only: `<point>:<n>` kills the agent at a fault-injection point."),
+}
+
+
 class UndocumentedSetting(RuntimeError):
     """A setting has no description."""
 
@@ -165,6 +186,17 @@ def render() -> str:
     for env, kind, default, allowed, description in settings_rows():
         text = description.replace("|", "\\|")
         lines.append(f"| `{env}` | {kind} | {default} | {allowed} | {text} |")
+    lines += [
+        "",
+        "## Variables of the command-line tools",
+        "",
+        "Read by the tools named, not by the server (`tradertape agent` runs on the trader's own machine).",
+        "",
+        "| Variable | Default | Description |",
+        "|---|---|---|",
+    ]
+    for env, (default, description) in TOOL_VARIABLES.items():
+        lines.append(f"| `{env}` | {default} | {description} |")
     lines.append("")
     return "\n".join(lines)
 

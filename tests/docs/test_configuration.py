@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,16 @@ def test_check_command_flags_a_stale_reference(tmp_path: Path, capsys: pytest.Ca
     assert stale.read_text(encoding="utf-8") == render()
     main(["config", "reference", "--check", "--output", str(ROOT / DEFAULT_OUTPUT)])
     assert "is current" in capsys.readouterr().out
+
+
+def test_every_variable_the_code_reads_is_in_the_reference() -> None:
+    text = read(str(DEFAULT_OUTPUT))
+    documented = set(re.findall(r"^\| `(TRADERTAPE_[A-Z0-9_]+)` \|", text, re.MULTILINE))
+    used = set()
+    for package in ("domain", "commands", "projections", "api", "streams", "backtest", "infra"):
+        for path in (ROOT / package).rglob("*.py"):
+            used |= set(re.findall(r"TRADERTAPE_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8")))
+    missing = sorted(used - documented)
+    assert not missing, (f"{', '.join(missing)} not in docs/CONFIGURATION.md: add a setting with a description, "
+                         "or an entry in infra/config_reference.py TOOL_VARIABLES, then "
+                         "`tradertape config reference --write`")
