@@ -221,6 +221,9 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+REAL_SYMBOLS = "real_symbols"  # meta: symbols whose bars were imported (NSE prices, not synthetic)
+
+
 @dataclass
 class BarStore:
     """Daily bars under ``data_dir/bars``. Cheap to construct: no I/O until the first call."""
@@ -281,6 +284,22 @@ class BarStore:
 
     def meta(self, key: str, default: Any = None) -> Any:
         return copy.deepcopy(self._manifest().get("meta", {}).get(key, default))
+
+    def real_symbols(self) -> set[str] | None:
+        """Symbols whose bars are real (imported), or None when the store holds no synthetic history (so
+        every symbol's bars are real). Synthetic demo bars are never real."""
+        if not self.meta("synthetic"):
+            return None
+        return set(self.meta(REAL_SYMBOLS) or [])
+
+    def mark_real(self, symbols: Iterable[str], real: bool) -> None:
+        """Record that `symbols` now hold imported bars (`real`), or synthetic ones (generate/extend wrote
+        into them): analytics value a user's holdings only with real bars."""
+        known = set(self.meta(REAL_SYMBOLS) or [])
+        names = {str(s) for s in symbols}
+        new = known | names if real else known - names
+        if new != known:
+            self.set_meta(REAL_SYMBOLS, sorted(new))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Record JSON-serialisable metadata (e.g. how synthetic data was generated)."""

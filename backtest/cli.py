@@ -164,10 +164,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_ensure(args: argparse.Namespace) -> int:
     """Generate the default synthetic history once, so a new user can backtest at once."""
     store = BarStore(_data_dir(args))
-    if not store.is_empty():
+    if store.is_empty():
+        code = cmd_generate(args)
+        if code:
+            return code
+    else:
         console.print(f"bar store ready: {len(store.symbols())} symbols up to {store.last_date()}")
-        return 0
-    return cmd_generate(args)
+    if store.meta("synthetic"):
+        console.print(SYNTHETIC_NOTE)
+    return 0
+
+
+SYNTHETIC_NOTE = (
+    "[yellow]Note:[/] the demo price history is SYNTHETIC (generated, not NSE's prices): fine for trying "
+    "backtests and paper trading, never used to value your real holdings. Load real history with "
+    "`tradertape data import-csv FILES` or `tradertape data import-kite --symbols INFY,TCS`.")
 
 
 def cmd_import_csv(args: argparse.Namespace) -> int:

@@ -435,6 +435,7 @@ class _Batch:
             }
         )
         self.report.add_write(result)
+        store.mark_real(columns[0], real=True)
 
 
 def _check(row: _Row, calendar: TradingCalendar) -> str | None:

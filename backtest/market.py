@@ -87,6 +87,12 @@ class BarStoreMarket:
                 out[sym] = row
         return out
 
+    def real_symbols(self, symbols: Sequence[str]) -> set[str]:
+        """Those of `symbols` whose bars are real: imported (`data import-csv` / `import-kite`), or any
+        symbol of a store that holds no synthetic history. Synthetic demo bars are never real."""
+        real = self.store.real_symbols()
+        return set(symbols) if real is None else {s for s in symbols if s in real}
+
     def last_prices(self, symbols: Sequence[str], day: str) -> dict[str, float]:
         nxt = self.calendar.next_trading_day(date.fromisoformat(day))
         return {s: float(bar["close"]) for s, bar in self.store.last_bars(symbols, before=nxt).items()}

@@ -98,6 +98,7 @@ def generate(
         progress("write", 1, 2)
     result = store.write(_rows(model, days, bars)) if days.size else WriteResult()
     store.set_meta("synthetic", {"seed": seed, "universe": universe.name})
+    store.mark_real(model.symbols, real=False)
     if progress:
         progress("done", 2, 2)
     return GenerateResult(
@@ -140,6 +141,7 @@ def extend(
     model = _Model(universe, seed)
     prev = model.previous_closes(store, before=new_days[0])
     store.append_days(_rows(model, days, model.simulate(days, prev_close=prev)))
+    store.mark_real(model.symbols, real=False)  # their history is now partly synthetic
     return new_days
 
 

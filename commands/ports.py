@@ -156,6 +156,11 @@ class MarketData(Protocol):
         """The latest close on or before `day` of each symbol that has one."""
         ...
 
+    def real_symbols(self, symbols: Sequence[str]) -> set[str]:
+        """Those of `symbols` whose stored bars are real prices (imported), not synthetic demo history:
+        only these may value a user's real holdings."""
+        ...
+
     def scan(self, strategy: Mapping[str, Any], universe: str, anchor: str, day: str) -> ScanResult:
         """Evaluate `strategy` over `universe` with bars from `anchor` to `day` (nothing later)."""
         ...

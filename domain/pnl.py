@@ -198,6 +198,18 @@ def trade_charges(fills: Iterable[Fill], schedule: str = "zerodha_delivery") -> 
     return out
 
 
+def price_factor(a: Action) -> float:
+    """What a price before the ex-date is divided by to compare with prices after it: new/old for a split,
+    (old + new)/old for a bonus (1:1 doubles the shares and halves the price)."""
+    if a.ratio_new <= 0 or a.ratio_old <= 0:
+        return 1.0
+    if a.kind == "split":
+        return a.ratio_new / a.ratio_old
+    if a.kind == "bonus":
+        return (a.ratio_old + a.ratio_new) / a.ratio_old
+    return 1.0
+
+
 def _apply_action(lots: list[Lot], a: Action) -> list[Lot]:
     if a.ratio_new <= 0 or a.ratio_old <= 0:
         return lots

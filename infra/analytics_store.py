@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from domain.pnl import Action, Fill, Match, match_fifo
+from domain.pnl import Action, Fill, Match, match_fifo, price_factor
 from domain.xirr import xirr_detail
 from infra.db import Database
 from infra.heap import collector_paused
@@ -54,9 +54,10 @@ from projections.strategies import strategies
 # What a snapshot holds and how it is computed: bump it when either changes, so snapshots built before are
 # not read (they lie in the previous version's folder, and the first read builds the account's anew).
 # 2: the pnl_daily table; intraday charges per order and apart from delivery charges.
-SNAPSHOT_FORMAT = 2
+# 3: charges rounded half-up per component; the unmatched (oversold) sells and the corporate actions.
+SNAPSHOT_FORMAT = 3
 TABLES = ("trades", "realized", "lots", "pnl_daily", "ledger", "mf_transactions", "mf_holdings", "demat_holdings",
-          "equity")
+          "equity", "unmatched", "actions")
 
 _SCHEMAS: dict[str, pa.Schema] = {
     "trades": pa.schema([
@@ -103,6 +104,13 @@ _SCHEMAS: dict[str, pa.Schema] = {
         ("account_id", pa.int64()), ("isin", pa.string()), ("symbol", pa.string()), ("name", pa.string()),
         ("date", pa.date32()), ("quantity", pa.float64()), ("price", pa.float64()), ("value", pa.float64()),
     ]),
+    "unmatched": pa.schema([
+        ("symbol", pa.string()), ("sell_key", pa.string()), ("trade_id", pa.string()), ("sell_date", pa.date32()),
+        ("quantity", pa.float64()),
+    ]),
+    "actions": pa.schema([
+        ("symbol", pa.string()), ("ex_date", pa.date32()), ("kind", pa.string()), ("price_factor", pa.float64()),
+    ]),
     "equity": pa.schema([
         ("account_id", pa.int64()), ("portfolio_id", pa.int64()), ("strategy", pa.string()), ("mode", pa.string()),
         ("day", pa.date32()), ("cash", pa.float64()), ("equity", pa.float64()),
@@ -131,7 +139,7 @@ def _strategy_names(conn: sa.Connection, ids: set[int]) -> dict[int, str]:
     return {int(r.id): str(r.name) for r in rows}
 
 
-def _imported(conn: sa.Connection, account_id: int) -> tuple[pa.Table, pa.Table, pa.Table]:
+def _imported(conn: sa.Connection, account_id: int) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table, pa.Table]:
     """The imported trades, their FIFO matches and open lots, built column by column (a million trades are
     a million tuples, never a million dicts)."""
     t = imported_trades.c
@@ -186,7 +194,13 @@ def _imported(conn: sa.Connection, account_id: int) -> tuple[pa.Table, pa.Table,
                       "buy_date": _day(lot.buy_date), "quantity": lot.quantity, "price": lot.price,
                       "cost": round(lot.quantity * lot.price, 2), "charges": round(lot.charges, 2)}
                      for lot in fifo.lots], _SCHEMAS["lots"])
-    return trades, realized, lots
+    sells = {k: (sym, tid, day) for k, sym, tid, day in zip(keys, symbols, tids, days, strict=True)}
+    unmatched = _columns([{"symbol": sells[k][0], "sell_key": k, "trade_id": sells[k][1],
+                           "sell_date": _day(sells[k][2]), "quantity": q} for k, q in fifo.unmatched],
+                         _SCHEMAS["unmatched"])
+    acts = _columns([{"symbol": a.symbol, "ex_date": _day(a.ex_date), "kind": a.kind,
+                      "price_factor": price_factor(a)} for a in actions], _SCHEMAS["actions"])
+    return trades, realized, lots, unmatched, acts
 
 
 def _pnl_daily(realized: pa.Table) -> pa.Table:
@@ -209,7 +223,7 @@ def _pnl_daily(realized: pa.Table) -> pa.Table:
 
 def build_tables(conn: sa.Connection, account_id: int) -> dict[str, pa.Table]:
     """Every analytics table of one account, from the operational read models."""
-    trades, realized, lots = _imported(conn, account_id)
+    trades, realized, lots, unmatched, acts = _imported(conn, account_id)
     pf_trades: list[dict[str, Any]] = []
     pf_realized: list[dict[str, Any]] = []
     _portfolio_rows(conn, account_id, pf_trades, pf_realized)
@@ -234,6 +248,7 @@ def build_tables(conn: sa.Connection, account_id: int) -> dict[str, pa.Table]:
     # the journal's order: its newest page is read from the last row groups
     trades = trades.sort_by([("trade_date", "ascending"), ("executed_at", "ascending"), ("trade_id", "ascending")])
     return {"trades": trades, "realized": realized, "lots": lots, "pnl_daily": _pnl_daily(realized),
+            "unmatched": unmatched, "actions": acts,
             **{name: _columns(rows, _SCHEMAS[name]) for name, rows in plain.items()}}
 
 
@@ -454,7 +469,7 @@ def _filters(source: str | None, start: date | None, end: date | None, col: str)
     params: list[Any] = []
     if source and source != "all":
         where.append("source = ?")
-        params.append(source)
+        params.append(IMPORTED if source == "broker" else source)
     if start:
         where.append(f"{col} >= ?")
         params.append(start)
@@ -531,9 +546,25 @@ def journal(con: duckdb.DuckDBPyConnection, *, source: str | None, symbol: str |
     return out, int(total[0]) if total else 0
 
 
+MARK_SOURCES = ("imported_bars", "demat_statement", "last_trade")
+
+
 def _marks(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, tuple[float, str, str]]:
-    """symbol -> (price, date, source): the latest of market bars, demat statements, own trades."""
+    """symbol -> (price, date, source): the latest of REAL prices only -- imported market bars
+    (``imported_bars``; the synthetic demo history is never offered), the broker's demat statement
+    (``demat_statement``), the account's own last trade (``last_trade``). A statement's or a trade's price
+    is adjusted by every split and bonus whose ex-date is after it (10 @ 1,000 before a 2:1 split is marked
+    at 500, not 1,000)."""
     best: dict[str, tuple[float, str, str]] = {}
+    factors: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for r in rows(con, "SELECT symbol, ex_date, price_factor FROM actions ORDER BY ex_date"):
+        factors[r["symbol"]].append((r["ex_date"].isoformat(), float(r["price_factor"])))
+
+    def adjusted(sym: str, price: float, day: str) -> float:
+        for ex, f in factors.get(sym, ()):
+            if ex > day and f > 0:
+                price /= f
+        return price
 
     def offer(sym: str, price: Any, day: Any, src: str) -> None:
         if price is None or not sym:
@@ -541,7 +572,8 @@ def _marks(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, tu
         d = str(day)[:10]
         cur = best.get(sym)
         if cur is None or d > cur[1]:
-            best[sym] = (float(price), d, src)
+            p = float(price) if src == "imported_bars" else adjusted(sym, float(price), d)
+            best[sym] = (round(p, 4), d, src)
 
     for r in rows(con, """SELECT symbol, arg_max(price, trade_date || executed_at) AS price, max(trade_date) AS d
                           FROM trades WHERE source = 'imported' GROUP BY symbol"""):
@@ -551,7 +583,7 @@ def _marks(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, tu
     symbols = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM lots").fetchall()]
     if market is not None and symbols:
         for sym, (price, day) in market(symbols).items():
-            offer(sym, price, day, "market")
+            offer(sym, price, day, "imported_bars")
     return best
 
 
@@ -574,6 +606,7 @@ def holdings(con: duckdb.DuckDBPyConnection, market: Marks | None) -> list[dict[
             "asset_class": "equity", "symbol": sym, "exchange": ls[0]["exchange"], "isin": ls[0]["isin"],
             "quantity": qty, "avg_cost": round(invested / qty, 4) if qty else 0.0, "invested": invested,
             "last_price": price, "mark_date": mark[1] if mark else None, "mark_source": mark[2] if mark else None,
+            "marked": mark is not None,  # False: no real price for it (never a synthetic one); not in the totals
             "current_value": value, "unrealized_pnl": round(value - invested, 2) if value is not None else None,
             "unrealized_pct": round(100 * (value - invested) / invested, 2) if value is not None and invested else None,
             "lots": [{"buy_date": x["buy_date"].isoformat(), "quantity": x["quantity"], "price": x["price"],
@@ -597,28 +630,35 @@ def _r2(x: float) -> float:
     return round(x + 0.0, 2)
 
 
-def summary(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, Any]:
-    """The broker account's (imported tradebook, ledger and CAS) totals; model portfolios are not money
-    the broker holds and have their own dashboards."""
+def summary(con: duckdb.DuckDBPyConnection, market: Marks | None, source: str = IMPORTED) -> dict[str, Any]:
+    """Totals. Realized P&L, charges, closed trades, win rate and holding period follow `source` (the same
+    filter and default, ``imported`` = the broker account, as every analytics read); holdings, invested,
+    current value, unrealized P&L and XIRR are the broker account's (imported tradebook, ledger and CAS):
+    model portfolios are not money the broker holds and have their own dashboards."""
     held = holdings(con, market)
     eq = [h for h in held if h["asset_class"] == "equity"]
     mf = [h for h in held if h["asset_class"] == "mutual_fund"]
-    r = rows(con, """SELECT coalesce(sum(gross_pnl), 0) AS realized, coalesce(sum(net_pnl), 0) AS net,
-                            coalesce(sum(quantity * holding_days), 0) AS qd, coalesce(sum(quantity), 0) AS q
-                     FROM realized WHERE source = 'imported'""")[0]
-    sells = rows(con, """SELECT coalesce(sum(trades), 0) AS n, coalesce(sum(wins), 0) AS wins FROM pnl_daily
-                         WHERE source = 'imported'""")[0]
-    charges = con.execute("SELECT coalesce(sum(charges), 0), count(*) FROM trades WHERE source = 'imported'"
+    where, params = _filters(source, None, None, "sell_date")
+    r = rows(con, f"""SELECT coalesce(sum(gross_pnl), 0) AS realized, coalesce(sum(net_pnl), 0) AS net,
+                             coalesce(sum(quantity * holding_days), 0) AS qd, coalesce(sum(quantity), 0) AS q
+                      FROM realized WHERE {where}""", params)[0]
+    sells = rows(con, f"""SELECT coalesce(sum(trades), 0) AS n, coalesce(sum(wins), 0) AS wins FROM pnl_daily
+                          WHERE {where}""", params)[0]
+    twhere, tparams = _filters(source, None, None, "trade_date")
+    charges = con.execute(f"SELECT coalesce(sum(charges), 0), count(*) FROM trades WHERE {twhere}", tparams
                           ).fetchone() or (0.0, 0)
     ledger_charges = con.execute("SELECT coalesce(sum(debit - credit), 0) FROM ledger "
                                  "WHERE category IN ('charges', 'dp_charges')").fetchone() or (0.0,)
+    oversold = unmatched_sells(con)
 
     def part(hs: list[dict[str, Any]]) -> dict[str, Any]:
         known = [h for h in hs if h["current_value"] is not None and h["invested"] is not None]
+        unmarked = [h["symbol"] for h in hs if h["current_value"] is None]
         inv = _r2(sum(h["invested"] or 0 for h in hs))
         cur = _r2(sum(h["current_value"] for h in known))
         return {"invested": inv, "current_value": cur,
-                "unrealized_pnl": _r2(sum(h["current_value"] - h["invested"] for h in known)), "holdings": len(hs)}
+                "unrealized_pnl": _r2(sum(h["current_value"] - h["invested"] for h in known)), "holdings": len(hs),
+                "unmarked": unmarked}
 
     equity, funds = part(eq), part(mf)
     flows, as_of = cash_flows(con, held)
@@ -641,7 +681,20 @@ def summary(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, A
         "avg_holding_days": round(float(r["qd"]) / float(r["q"]), 1) if r["q"] else None,
         "equity": equity,
         "mutual_funds": funds,
+        "source": source,
+        "unmatched_sells": oversold,
     }
+
+
+def unmatched_sells(con: duckdb.DuckDBPyConnection, limit: int = 100) -> dict[str, Any]:
+    """Imported sells FIFO could not match (more sold than held: a short sell, or buys missing from the
+    imported history): they make no P&L, and are reported instead of dropped."""
+    total = con.execute("SELECT count(*), coalesce(sum(quantity), 0) FROM unmatched").fetchone() or (0, 0.0)
+    listed = rows(con, """SELECT symbol, trade_id, sell_date, quantity FROM unmatched
+                          ORDER BY sell_date, symbol, trade_id LIMIT ?""", [limit])
+    for x in listed:
+        x["sell_date"] = x["sell_date"].isoformat()
+    return {"count": int(total[0]), "quantity": float(total[1]), "sells": listed}
 
 
 def cash_flows(con: duckdb.DuckDBPyConnection, held: list[dict[str, Any]]) -> tuple[list[tuple[str, float]],

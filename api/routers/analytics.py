@@ -20,7 +20,9 @@ from infra.bootstrap import Platform
 
 router = resource_router("/api/analytics", ["analytics"])
 
-Source = Literal["all", "imported", "paper", "live"]
+# One scope rule for every analytics read: `source` = imported (alias broker: the broker account's
+# uploaded trades; the default everywhere), paper, live (model portfolios) or all.
+Source = Literal["imported", "broker", "paper", "live", "all"]
 
 
 def analytics_store(request: Request) -> AnalyticsStore:
@@ -38,7 +40,9 @@ def app_analytics_store(app: Any) -> AnalyticsStore:
 
 
 def market_marks(platform: Platform) -> Marks:
-    """Latest closes from the bar store, when one is connected and holds the symbols."""
+    """Latest closes from the bar store, when one is connected and holds REAL bars for the symbols
+    (imported with `data import-csv` / `import-kite`): the synthetic demo history never values a user's
+    real trades."""
 
     def marks(symbols: Sequence[str]) -> dict[str, tuple[float, str]]:
         try:
@@ -46,7 +50,8 @@ def market_marks(platform: Platform) -> Marks:
             day = market.latest_day()
             if not day:
                 return {}
-            prices = market.last_prices(list(symbols), day)
+            real = market.real_symbols(list(symbols))
+            prices = market.last_prices(sorted(real), day) if real else {}
         except (DomainError, OSError, ValueError, KeyError):
             return {}
         return {s: (float(p), day) for s, p in prices.items()}
@@ -60,18 +65,19 @@ def _dates(start: date | None, end: date | None) -> None:
 
 
 @router.get("/summary", summary="Invested, current value, realized and unrealized P&L, charges, XIRR, win rate")
-def get_summary(request: Request, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+def get_summary(request: Request, user: Reader, platform: PlatformDep,
+                source: Source = "imported") -> dict[str, Any]:
     store = analytics_store(request)
     snap = store.snapshot(user.account_id)
     with store.connect([snap]) as con:
-        return summary(con, market_marks(platform))
+        return summary(con, market_marks(platform), source)
 
 
 @router.get("/pnl", summary="Realized P&L grouped by symbol, month, year or strategy")
 def get_pnl(request: Request, user: Reader,
             group_by: Literal["symbol", "month", "year", "strategy"] = "month",
             start: date | None = Query(default=None, alias="from"), end: date | None = Query(default=None, alias="to"),
-            source: Source = "all") -> list[dict[str, Any]]:
+            source: Source = "imported") -> list[dict[str, Any]]:
     _dates(start, end)
     store = analytics_store(request)
     snap = store.snapshot(user.account_id)
@@ -83,7 +89,7 @@ def get_pnl(request: Request, user: Reader,
             responses={200: {"headers": {"X-Total-Count": {"description": "rows matching the filters"}}}})
 def get_trades(request: Request, user: Reader, page: PageDep, response: Response,
                symbol: str | None = Query(default=None, max_length=64), side: Literal["buy", "sell"] | None = None,
-               strategy: str | None = Query(default=None, max_length=200), source: Source = "all",
+               strategy: str | None = Query(default=None, max_length=200), source: Source = "imported",
                start: date | None = Query(default=None, alias="from"),
                end: date | None = Query(default=None, alias="to")) -> list[dict[str, Any]]:
     _dates(start, end)

@@ -31,6 +31,7 @@ from domain.imports import (
     record_uuid,
     trade_key,
 )
+from domain.pnl import Fill, match_fifo
 
 
 def _existing(uow: UnitOfWork, ids: list[uuid.UUID], cls: type[Aggregate]) -> set[uuid.UUID]:
@@ -91,9 +92,25 @@ def import_tradebook(cmd: im.ImportTradebook, uow: UnitOfWork) -> dict[str, Any]
         days.append(agg)
     report = im.ImportReport(batch_id, "tradebook", list(cmd.files), cmd.rows_read, imported,
                              len(cmd.trades) - imported, list(cmd.rejected),
-                             {"per_file": {f: per_file.get(f, 0) for f in cmd.files}}).to_dict()
+                             {"per_file": {f: per_file.get(f, 0) for f in cmd.files},
+                              "unmatched_sells": _oversold(by_day)}).to_dict()
     _save(uow, ImportBatch.record(batch_id, cmd.account_id, "tradebook", list(cmd.files), report, _now(uow)), days)
     return report
+
+
+def _oversold(by_day: dict[str, dict[str, im.ParsedTrade]], limit: int = 100) -> dict[str, Any]:
+    """Sells the uploaded files' own buys cannot cover (FIFO, corporate actions aside): a short sell, or
+    buys that are not in these files -- perhaps in an earlier upload; `GET /api/analytics/summary`'s
+    `unmatched_sells` is over everything imported."""
+    fills = [Fill(k, t.symbol, day, f"{t.executed_at}|{t.trade_id:>24}", t.side, t.quantity, t.price)
+             for day, trades in by_day.items() for k, t in trades.items()]
+    if not any(f.side == "sell" for f in fills):
+        return {"count": 0, "quantity": 0.0, "sells": []}
+    trade = {k: t for trades in by_day.values() for k, t in trades.items()}
+    left = match_fifo(fills).unmatched
+    sells = [{"symbol": trade[k].symbol, "trade_date": trade[k].trade_date, "trade_id": trade[k].trade_id,
+              "quantity": q} for k, q in left]
+    return {"count": len(sells), "quantity": sum(q for _, q in left), "sells": sells[:limit]}
 
 
 def import_ledger(cmd: im.ImportLedger, uow: UnitOfWork) -> dict[str, Any]:

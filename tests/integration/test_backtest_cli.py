@@ -83,3 +83,12 @@ def test_cli_bad_input_exits_2_with_a_message(data_dir: Path, capsys: pytest.Cap
         _run(data_dir, *extra)
     assert exc.value.code == 2
     assert message in capsys.readouterr().out
+
+
+def test_data_ensure_says_the_demo_history_is_synthetic_and_how_to_load_real_history(
+        data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `make run` runs `tradertape data ensure`: its console must not let demo prices pass for NSE's
+    assert main(["data", "ensure", "--data-dir", str(data_dir)]) in (0, None)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "SYNTHETIC" in printed
+    assert "tradertape data import-csv" in printed and "tradertape data import-kite" in printed

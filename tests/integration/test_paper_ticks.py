@@ -156,7 +156,7 @@ def test_paper_manual_close_retires_the_stop_and_a_partial_close_keeps_the_rest(
     assert api.post(f"/api/model/positions/{pos['id']}/close", json={"quantity": 0}).status_code == 422
     assert api.post(f"/api/model/positions/{pos['id']}/close", json={"qty": 1}).status_code == 422
     cash = api.get("/api/model/dashboard", params={"portfolio_id": pf["id"]}).json()["portfolio"]["cash"]
-    assert api.get("/api/analytics/pnl", params={"group_by": "symbol"}).json() == []  # nothing sold yet
+    assert api.get("/api/analytics/pnl", params={"group_by": "symbol", "source": "paper"}).json() == []
     r = api.post(f"/api/model/positions/{pos['id']}/close", json={"quantity": 3})
     assert r.status_code == 200 and r.json()["outcome"] == "reduced" and r.json()["quantity"] == qty - 3
     (lot,) = api.get("/api/model/positions", params={"portfolio_id": pf["id"], "status": "closed"}).json()
@@ -172,7 +172,7 @@ def test_paper_manual_close_retires_the_stop_and_a_partial_close_keeps_the_rest(
     assert after["cash"] == pytest.approx(cash + 3 * lot["exit_price"] - sell_fee, abs=0.011)
     assert after["realized_pnl"] == lot["realized_pnl"]
     # the analytics journal shows the sold lot at once (its snapshot was built before the sale)
-    (row,) = api.get("/api/analytics/pnl", params={"group_by": "symbol"}).json()
+    (row,) = api.get("/api/analytics/pnl", params={"group_by": "symbol", "source": "paper"}).json()
     assert (row["symbol"], row["quantity"], row["net_pnl"]) == (pos["symbol"], 3, lot["realized_pnl"])
     # the rest closed by hand: its stop no longer applies -- a tick under it sells nothing
     r = api.post(f"/api/model/positions/{pos['id']}/close")

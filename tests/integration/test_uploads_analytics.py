@@ -200,7 +200,7 @@ def test_cas_mutual_funds_and_demat_holdings(client: Any) -> None:
     assert (infy["last_price"], infy["mark_source"], infy["current_value"]) == (1650.0, "demat_statement", 1650.0)
     s = client.get("/api/analytics/summary").json()
     assert s["mutual_funds"] == {"invested": 4099.8, "current_value": 4919.76, "unrealized_pnl": 819.96,
-                                 "holdings": 1}
+                                 "holdings": 1, "unmarked": []}
     assert (s["invested"], s["current_value"]) == (5699.8, 6569.76)
 
 
