@@ -131,20 +131,29 @@ class CommandAcks:
         status = 500
         headers: list[tuple[str, str]] = []
         chunks: list[bytes] = []
+        stored = False
 
         async def capture(message: Message) -> None:
-            nonlocal status
+            nonlocal status, stored
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers.extend((k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers") or []
                                if k.decode("latin-1").lower() not in _NOT_STORED)
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # stored before the client has the whole answer: an answer a client received is
+                    # never missing from the store (a server killed in between sent no complete answer)
+                    await run_in_threadpool(store.finish, account_id, key,
+                                            StoredAnswer(status, headers, b"".join(chunks)))
+                    stored = True
             await send(message)
 
         try:
             await self.app(scope, replay, capture)
         except BaseException:
+            if stored:
+                raise
             # The command may have committed before the error: a retry must not run it again.
             rid = str(scope.get("state", {}).get("request_id", ""))
             _, hdrs, err = _json(500, f"Internal server error in the first request with this Idempotency-Key "
@@ -152,7 +161,8 @@ class CommandAcks:
             await run_in_threadpool(store.finish, account_id, key,
                                     StoredAnswer(500, [(k.decode(), v.decode()) for k, v in hdrs], err))
             raise
-        await run_in_threadpool(store.finish, account_id, key, StoredAnswer(status, headers, b"".join(chunks)))
+        if not stored:  # (an app that never ended its body)
+            await run_in_threadpool(store.finish, account_id, key, StoredAnswer(status, headers, b"".join(chunks)))
 
 
 async def _account(scope: Scope) -> int | None:
