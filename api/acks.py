@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import tempfile
 import time
-from typing import Any
+from typing import IO, Any
 
 from fastapi import HTTPException, Response
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +21,8 @@ from infra.idempotency import IdempotencyStore, StoredAnswer
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 KEY_HEADER = b"idempotency-key"
 MAX_KEY = 255
+SPOOL_IN_MEMORY = 1024 * 1024  # a larger body (an upload) is kept in a temporary file while it runs
+REPLAY_CHUNK = 64 * 1024
 BUSY_WAIT_SECONDS = 30.0  # a duplicate waits this long for the first request to finish, then 409
 # Not stored or replayed: hop-by-hop and per-request headers (the outer middleware adds its own id).
 _NOT_STORED = frozenset({"x-request-id", "content-length", "transfer-encoding", "connection", "date", "server"})
@@ -80,12 +83,20 @@ class CommandAcks:
         if account_id is None:  # not signed in: the route answers 401 itself (or signs in: never replayed)
             await self.app(scope, receive, send)
             return
-        body, more = await _read_body(receive)
+        settings = scope["app"].state.platform.settings
+        limit = int((settings.upload_max_mb * settings.upload_max_files + 1) * 1024 * 1024)  # the largest upload
         digest = hashlib.sha256()
-        for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string") or b"", body):
+        for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string") or b""):
             digest.update(len(part).to_bytes(8, "big"))
             digest.update(part)
-        fingerprint = digest.hexdigest()
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as body:
+            if not await _spool_body(receive, body, _BodyHash(digest, _multipart_marker(scope)), limit):
+                await _send(send, *_json(413, "Request body too large"))
+                return
+            await self._keyed(scope, body, digest.hexdigest(), receive, send, account_id, key)
+
+    async def _keyed(self, scope: Scope, body: IO[bytes], fingerprint: str, receive: Receive, send: Send,
+                     account_id: int, key: str) -> None:
         store: IdempotencyStore = scope["app"].state.idempotency
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
         while True:
@@ -115,17 +126,19 @@ class CommandAcks:
             await _send(send, claim.answer.status, [*headers, (b"idempotent-replayed", b"true")], claim.answer.body)
             return
         scope.setdefault("state", {})["idempotency_key"] = key  # recorded in the command's event meta
-        await self._run(scope, body, more, receive, send, store, account_id, key)
+        await self._run(scope, body, receive, send, store, account_id, key)
 
-    async def _run(self, scope: Scope, body: bytes, more: bool, receive: Receive, send: Send,
+    async def _run(self, scope: Scope, body: IO[bytes], receive: Receive, send: Send,
                    store: IdempotencyStore, account_id: int, key: str) -> None:
-        sent_body = False
+        body.seek(0)
+        done = False
 
         async def replay() -> Message:
-            nonlocal sent_body
-            if not sent_body:
-                sent_body = True
-                return {"type": "http.request", "body": body, "more_body": more}
+            nonlocal done
+            if not done:
+                chunk = body.read(REPLAY_CHUNK)
+                done = len(chunk) < REPLAY_CHUNK
+                return {"type": "http.request", "body": chunk, "more_body": not done}
             return await receive()
 
         status = 500
@@ -173,16 +186,59 @@ async def _account(scope: Scope) -> int | None:
     return principal.account_id
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The whole request body (a disconnect ends it early: the app then sees the disconnect)."""
-    parts: list[bytes] = []
+def _multipart_marker(scope: Scope) -> bytes | None:
+    """`--<boundary>` of a multipart body: clients pick a new boundary for each try, so the fingerprint
+    of a retried upload must not depend on it."""
+    ctype = next((v for k, v in scope.get("headers") or [] if k == b"content-type"), b"")
+    if not ctype.lower().startswith(b"multipart/"):
+        return None
+    for param in ctype.split(b";")[1:]:
+        name, _, value = param.strip().partition(b"=")
+        if name.lower() == b"boundary" and value.strip(b'"'):
+            return b"--" + value.strip(b'"')
+    return None
+
+
+class _BodyHash:
+    """Feeds a body to `digest` with every `marker` replaced by a fixed token (also across chunks)."""
+
+    def __init__(self, digest: Any, marker: bytes | None) -> None:
+        self.digest = digest
+        self.marker = marker
+        self.carry = b""
+
+    def update(self, chunk: bytes) -> None:
+        if not self.marker:
+            self.digest.update(chunk)
+            return
+        data = (self.carry + chunk).replace(self.marker, b"--\x00boundary")
+        keep = len(self.marker) - 1  # a marker may start in these last bytes and end in the next chunk
+        self.digest.update(data[:len(data) - keep] if len(data) > keep else b"")
+        self.carry = data[len(data) - keep:] if len(data) > keep else data
+
+    def finish(self) -> None:
+        self.digest.update(self.carry)
+        self.carry = b""
+
+
+async def _spool_body(receive: Receive, out: IO[bytes], digest: _BodyHash, limit: int) -> bool:
+    """Copy the request body into `out` (hashing it); False when it exceeds `limit` bytes. A disconnect
+    ends it early (the app then sees the disconnect)."""
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(parts), False
-        parts.append(message.get("body", b""))
+            digest.finish()
+            return True
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return False
+        out.write(chunk)
+        digest.update(chunk)
         if not message.get("more_body", False):
-            return b"".join(parts), False
+            digest.finish()
+            return True
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

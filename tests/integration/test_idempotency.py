@@ -108,3 +108,21 @@ def test_a_retry_after_the_server_died_never_runs_a_recorded_command_again(api: 
     # while unanswered but inside the lease, a repeat waits for the first (here: it has an answer now)
     assert api.post("/api/model/portfolios/999999/pause",
                     headers={"Idempotency-Key": "died-2"}).headers["Idempotent-Replayed"] == "true"
+
+
+def test_an_upload_retried_with_its_key_imports_once(api: Any) -> None:
+    """A body larger than what is kept in memory (a CSV tradebook of ~2 MB) is spooled and replayed."""
+    from tests.support.brokerfiles import trade, tradebook_csv
+
+    api.login()
+    rows = [trade("INFY", "2024-01-02", "buy", 1, 1500.0 + i / 100, f"T{i:07d}") for i in range(12_000)]
+    data = tradebook_csv(rows)
+    assert len(data) > 1024 * 1024
+    files = [("files[]", ("tb.csv", data))]
+    first = api.post("/api/uploads/tradebook", files=files, headers={"Idempotency-Key": "upload-1"})
+    assert first.status_code == 200, first.text
+    again = api.post("/api/uploads/tradebook", files=files, headers={"Idempotency-Key": "upload-1"})
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    fresh = api.post("/api/uploads/tradebook", files=files, headers={"Idempotency-Key": "upload-2"})
+    assert fresh.status_code == 200
+    assert first.json() != fresh.json()  # run again: every trade is now a duplicate, none imported twice
