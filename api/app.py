@@ -9,17 +9,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.acks import CommandAcks
-from api.deps import PrincipalCache
+from api.csrf import CsrfMiddleware
+from api.deps import SESSION_COOKIE, PrincipalCache
+from api.docs import install_docs
 from api.guards import UrlGuardMiddleware
 from api.routers import agent, auth, backtest, broker, health, market, model, risk, strategies, ws
 from api.routers import analytics as analytics_router
 from api.routers import audit as audit_router
 from api.routers import family as family_router
 from api.routers import uploads as uploads_router
+from api.security_headers import SecurityHeadersMiddleware
+from api.security_log import SecurityLogMiddleware
+from api.textguard import TextGuardMiddleware
+from api.validation import validation_error_handler
 from backtest.market import BarStoreMarket
 from domain.errors import DomainError
 from infra import heap
@@ -121,14 +129,24 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         description="Event-sourced trading platform for Indian equities on Zerodha Kite. "
         "Errors are `{\"detail\": ...}`; another user's private object is 404, an object you can read "
         "but not change is 403.",
-        docs_url="/api/docs",
+        docs_url=None,  # api/docs.py: Swagger UI from local assets, under the CSP
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        max_body_size=settings.body_max_kb * 1024,  # 413 past it (uploads have their own, api/routers/uploads.py)
     )
     app.add_middleware(CommandAcks)
+    # the last added runs first
+    app.add_middleware(CsrfMiddleware, cookie_name=SESSION_COOKIE, base_url=settings.base_url)
+    app.add_middleware(TextGuardMiddleware)
     app.add_middleware(UrlGuardMiddleware)
+    app.add_middleware(SecurityLogMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if settings.trusted_proxy_list:  # client IPs from X-Forwarded-For, only when a trusted proxy sent it
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxy_list))
+
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
 
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -147,6 +165,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     def _root() -> RedirectResponse:
         return RedirectResponse("/api/docs")
 
+    install_docs(app, "/api/openapi.json", "TraderTape API")
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(strategies.router)

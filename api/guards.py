@@ -3,7 +3,7 @@ database or an event (a NUL in an event would stop a Postgres projection for goo
 
 - URLs: a NUL character in the path or the query string is a 400.
 - JSON bodies: NaN/Infinity, numbers too large for a float, and NUL characters in any string are a 422
-  (FastAPI's JSON-decode-error shape).
+  (FastAPI's JSON-decode-error shape); invalid Unicode is a 422 naming the field (api/textguard.py).
 - Sync endpoints run in worker threads a few at a time, first come first served (infra/workgate.py),
   unless marked `outside_io`.
 """
@@ -26,6 +26,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.textguard import check_json_body
 from infra.workgate import WORK_GATE
 
 P = ParamSpec("P")
@@ -123,6 +124,16 @@ def _threaded(endpoint: Callable[..., R]) -> Callable[..., Coroutine[Any, Any, R
     return run
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
 class StrictJsonRoute(APIRoute):
     """Every router uses this route class (see `api.deps.resource_router`). A sync endpoint runs in a
     worker thread when its turn comes (infra/workgate.py)."""
@@ -136,7 +147,12 @@ class StrictJsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict_handler(request: Request) -> Response:
-            return await handler(StrictJsonRequest(request.scope, request.receive))
+            strict = StrictJsonRequest(request.scope, request.receive)
+            if request.method in _BODY_METHODS and _is_json(request.headers.get("content-type")):
+                # read here, bounded by the body limit (api/app.py), so that invalid Unicode is a 422 naming
+                # the field before FastAPI parses it (api/textguard.py)
+                check_json_body(await strict.body())
+            return await handler(strict)
 
         return strict_handler
 

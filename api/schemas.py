@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from zxcvbn import zxcvbn
 
 from domain.strategies import SpecError, normalize_spec
 
@@ -31,9 +32,53 @@ class PasswordLoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
+MIN_PASSWORD = 10
+
+
+def strong_password(password: str) -> str:
+    """At least 10 characters and not easy to guess (zxcvbn score 3 or more: no common password, keyboard
+    walk, repeat or dictionary word with obvious substitutions)."""
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"use at least {MIN_PASSWORD} characters")
+    verdict = zxcvbn(password[:72])
+    if verdict["score"] < 3:
+        hint = verdict["feedback"].get("warning") or "it is easy to guess"
+        raise ValueError(f"choose a harder password: {hint.rstrip('.')}. A few unrelated words work well")
+    return password
+
+
 class SetPasswordRequest(BaseModel):
-    password: str = Field(min_length=8, max_length=1024)
+    password: str = Field(max_length=1024, description="at least 10 characters, not easy to guess")
+    otp: str | None = Field(default=None, pattern=r"^\s*\d{6}\s*$",
+                            description="the code from POST /api/auth/password/code (required)")
     current_password: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("password")
+    @classmethod
+    def _strong(cls, v: str) -> str:
+        return strong_password(v)
+
+
+class PasswordCodeRequest(BaseModel):
+    email: EmailStr
+
+
+class ResetPasswordRequest(BaseModel):
+    email: EmailStr
+    otp: str = Field(pattern=r"^\s*\d{6}\s*$")
+    password: str = Field(max_length=1024, description="at least 10 characters, not easy to guess")
+
+    @field_validator("password")
+    @classmethod
+    def _strong(cls, v: str) -> str:
+        return strong_password(v)
+
+
+class SessionPublic(BaseModel):
+    id: str = Field(description="the session's id (not its token)")
+    created_at: datetime
+    expires_at: datetime
+    current: bool = Field(description="the session of this request")
 
 
 class BrokerStatus(BaseModel):

@@ -14,6 +14,11 @@ from fastapi import FastAPI
 from api.app import create_app
 from infra.settings import Settings
 
+# Client IPs: the app believes X-Forwarded-For only from TRADERTAPE_TRUSTED_PROXIES (api/app.py), never
+# uvicorn's default trust of 127.0.0.1. A WebSocket message is at most this large (a subscribe of 3000 symbols
+# is ~50 KB).
+WS_MAX_BYTES = 1024 * 1024
+
 
 def app_factory() -> FastAPI:
     """Used by uvicorn workers: each builds its own app from the environment."""
@@ -33,8 +38,9 @@ def serve(args: argparse.Namespace) -> None:
     workers = max(1, args.workers or 1)
     if workers > 1:
         uvicorn.run("api.server:app_factory", factory=True, host=host, port=port, workers=workers,
-                    log_level=settings.log_level.lower(), access_log=False, ws_per_message_deflate=False)
+                    log_level=settings.log_level.lower(), access_log=False, ws_per_message_deflate=False,
+                    proxy_headers=False, ws_max_size=WS_MAX_BYTES)
     else:
         # ticks: no per-message deflate (CPU per client per message; see docs/DESIGN.md)
         uvicorn.run(app_factory(), host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
-                    ws_per_message_deflate=False)
+                    ws_per_message_deflate=False, proxy_headers=False, ws_max_size=WS_MAX_BYTES)

@@ -29,9 +29,41 @@ class PasswordLogin:
 
 @dataclass(frozen=True)
 class SetPassword:
+    """Needs a fresh code (`RequestPasswordCode`); signs out every other session of the account."""
+
     account_id: int
     password: str
     current_password: str | None = None
+    otp: str | None = None
+    keep_session_hash: str | None = None  # the caller's own session stays signed in
+
+
+@dataclass(frozen=True)
+class RequestPasswordCode:
+    """Email a 6-digit code that sets or resets the password (the answer never says whether the email is
+    known)."""
+
+    email: str
+    client_ip: str = ""
+
+
+@dataclass(frozen=True)
+class ResetPassword:
+    """Set a new password with the emailed code, signed out; every session of the account is signed out."""
+
+    email: str
+    otp: str
+    password: str
+    client_ip: str = ""
+
+
+@dataclass(frozen=True)
+class RevokeSessions:
+    """Sign out sessions of the account: those whose id starts `session_ids`, or all but `keep_session_hash`."""
+
+    account_id: int
+    session_ids: tuple[str, ...] | None = None
+    keep_session_hash: str | None = None
 
 
 @dataclass(frozen=True)

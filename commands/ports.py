@@ -86,6 +86,10 @@ class SecurityStore(Protocol):
         """Record one attempt under `key`; False when more than `limit` fell in the window."""
         ...
 
+    def rate_count(self, key: str, window_seconds: int, now: datetime) -> int:
+        """How many attempts under `key` fell in the window (recording none)."""
+        ...
+
     def claim_email(self, email: str, account_id: int) -> int:
         """Map `email` to `account_id` unless it is mapped already; returns the mapped id."""
         ...
@@ -108,6 +112,12 @@ class SecurityStore(Protocol):
     def password_hash(self, account_id: int) -> str | None: ...
 
     def set_password_hash(self, account_id: int, password_hash: str, now: datetime) -> None: ...
+
+    def revoke_account_sessions(self, account_id: int, now: datetime, keep_hash: str | None = None,
+                                id_prefixes: Sequence[str] | None = None) -> list[str]:
+        """Revoke the account's live sessions (all but `keep_hash`, or those whose token hash starts with one
+        of `id_prefixes`); returns the revoked token hashes."""
+        ...
 
     def set_agent_key(self, account_id: int, prefix: str, key_hash: str, now: datetime) -> None: ...
 

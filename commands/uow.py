@@ -38,6 +38,8 @@ class AuthPolicy:
     link_requests_per_ip: int = 30
     login_attempts_per_ip: int = 60
     rate_window_seconds: int = 900
+    invitations_per_day: int = 20  # family invitations one account may send in 24 hours
+    otp_failures_per_day: int = 20  # wrong sign-in codes one email may send in 24 hours
     admin_emails: tuple[str, ...] = ()
 
 

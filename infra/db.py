@@ -61,6 +61,14 @@ agent_keys = sa.Table(
     sa.Column("last_used_at", sa.Float),
     sa.Column("revoked_at", sa.Float),
 )
+kite_login_states = sa.Table(  # one-time nonces binding a Kite login to the account that started it
+    "kite_login_states", security_metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float),
+)
 rate_hits = sa.Table(
     "rate_hits", security_metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -92,6 +100,20 @@ def sqlalchemy_url(database_url: str) -> str:
 
 def sqlite_path(database_url: str) -> str:
     return database_url.split("///", 1)[1]
+
+
+def private_sqlite_file(path: str) -> None:
+    """The SQLite file (and its -wal/-shm/-journal companions, which SQLite creates with the file's mode) is
+    readable by its owner only: it holds sessions, password hashes and encrypted broker tokens."""
+    import os
+
+    if path in ("", ":memory:"):
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -159,6 +181,7 @@ class Database:
             from pathlib import Path
 
             Path(sqlite_path(url)).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(sqlite_path(url))
             return cls(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
         engine = sa.create_engine(url, pool_size=20, max_overflow=20)
         _ping_when_idle(engine)

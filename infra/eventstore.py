@@ -35,7 +35,7 @@ from psycopg.sql import SQL, Identifier
 from commands.ports import Clock, CommandMeta, ConcurrencyConflict
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent, event_from_data
-from infra.db import sqlite_path
+from infra.db import private_sqlite_file, sqlite_path
 from projections.envelope import Envelope
 
 A = TypeVar("A", bound=Aggregate)
@@ -146,6 +146,8 @@ def stored_event_ids(recorder: ApplicationRecorder,
 
 
 def make_recorder(database_url: str) -> ApplicationRecorder:
+    if database_url.startswith("sqlite"):
+        private_sqlite_file(sqlite_path(database_url))
     factory = InfrastructureFactory.construct(recorder_env(database_url))
     return factory.application_recorder()
 

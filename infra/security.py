@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +17,7 @@ from infra.db import (
     agent_keys,
     email_accounts,
     epoch,
+    kite_login_states,
     login_codes,
     passwords,
     rate_hits,
@@ -59,6 +60,13 @@ class SessionInfo:
 
 
 @dataclass(frozen=True)
+class SessionRow:
+    token_hash: str
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class AgentKeyInfo:
     prefix: str
     created_at: float
@@ -81,6 +89,14 @@ class SqlSecurityStore:
                 return False
             conn.execute(sa.insert(rate_hits).values(key=key, at=t))
             return True
+
+    def rate_count(self, key: str, window_seconds: int, now: datetime) -> int:
+        t = epoch(now)
+        with self.db.read() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(rate_hits)
+                .where(rate_hits.c.key == key, rate_hits.c.at >= t - window_seconds)
+            ).scalar_one())
 
     # --- accounts by email -----------------------------------------------------------------------
     def claim_email(self, email: str, account_id: int) -> int:
@@ -168,6 +184,31 @@ class SqlSecurityStore:
             conn.execute(sa.update(sessions).where(sessions.c.token_hash == token_hash).values(revoked_at=epoch(now)))
             return int(row.account_id)
 
+    def revoke_account_sessions(self, account_id: int, now: datetime, keep_hash: str | None = None,
+                                id_prefixes: Sequence[str] | None = None) -> list[str]:
+        t = epoch(now)
+        live = sa.and_(sessions.c.account_id == account_id, sessions.c.revoked_at.is_(None),
+                       sessions.c.expires_at > t)
+        with self.db.write() as conn:
+            hashes = [str(h) for h in conn.execute(sa.select(sessions.c.token_hash).where(live)).scalars()]
+            if id_prefixes is not None:
+                hashes = [h for h in hashes if any(h.startswith(p) for p in id_prefixes if len(p) >= 8)]
+            hashes = [h for h in hashes if h != keep_hash]
+            for i in range(0, len(hashes), 500):
+                conn.execute(sa.update(sessions).where(sessions.c.token_hash.in_(hashes[i:i + 500]))
+                             .values(revoked_at=t))
+        return hashes
+
+    def list_sessions(self, account_id: int, now: float) -> list[SessionRow]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(sessions.c.token_hash, sessions.c.created_at, sessions.c.expires_at)
+                .where(sessions.c.account_id == account_id, sessions.c.revoked_at.is_(None),
+                       sessions.c.expires_at > now)
+                .order_by(sessions.c.created_at.desc())
+            ).all()
+        return [SessionRow(r.token_hash, float(r.created_at), float(r.expires_at)) for r in rows]
+
     def live_credentials(self, session_hashes: Iterable[str], key_hashes: Iterable[str],
                          now: float) -> set[str]:
         """Which of these session token hashes and agent key hashes still sign in (one query per kind;
@@ -201,6 +242,23 @@ class SqlSecurityStore:
                              .values(expires_at=new_expiry))
             return SessionInfo(int(row.account_id), new_expiry)
         return SessionInfo(int(row.account_id), float(row.expires_at))
+
+    # --- Kite login states ------------------------------------------------------------------------
+    def create_kite_state(self, account_id: int, state_hash: str, expires_at: datetime, now: datetime) -> None:
+        t = epoch(now)
+        with self.db.write() as conn:
+            conn.execute(sa.delete(kite_login_states).where(kite_login_states.c.expires_at < t - 86400))
+            conn.execute(sa.insert(kite_login_states).values(state_hash=state_hash, account_id=account_id,
+                                                             created_at=t, expires_at=epoch(expires_at)))
+
+    def use_kite_state(self, account_id: int, state_hash: str, now: datetime) -> bool:
+        """Accept a Kite login's state once, for the account that started it, before it expires."""
+        t = epoch(now)
+        with self.db.write() as conn:
+            res = conn.execute(sa.update(kite_login_states).where(
+                kite_login_states.c.state_hash == state_hash, kite_login_states.c.account_id == account_id,
+                kite_login_states.c.used_at.is_(None), kite_login_states.c.expires_at > t).values(used_at=t))
+            return res.rowcount == 1
 
     # --- passwords ------------------------------------------------------------------------------
     def password_hash(self, account_id: int) -> str | None:

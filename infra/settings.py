@@ -6,9 +6,9 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "please-change-me"}
@@ -29,12 +29,18 @@ class Settings(BaseSettings):
     secret_keys: str = ""
     smtp_url: str | None = None  # smtp://user:pass@host:port, smtps://..., ?starttls=1
     mail_from: str = "TraderTape <no-reply@tradertape.local>"
+    # The session cookie's Secure flag: unset = on in production (served over HTTPS), off otherwise
     cookie_secure: bool = False
     session_days: int = 30
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
+    # Comma-separated addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For/-Proto are
+    # believed; empty: the connecting address is the client's (security logs, rate limits)
+    trusted_proxies: str = ""
     port: int = 8000
     admin_emails: str = ""  # comma-separated emails that become admins
+    otp_failures_per_day: int = Field(default=20, ge=1)  # wrong sign-in codes per email in 24 h, then 429
+    invitations_per_day: int = Field(default=20, ge=1)  # family invitations per account in 24 h, then 429
     read_your_writes_timeout: float = 2.0
     # /api/health turns "degraded" when a read model (a Kafka partition, or the store) is more than this
     # many events behind, or a projector/relay step failed this many times in a row
@@ -50,10 +56,13 @@ class Settings(BaseSettings):
     scan_time: str = Field(default="15:45", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # Asia/Kolkata
     expiry_sweep_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
+    # Every request body but the uploads': larger is a 413 (on Content-Length and while streaming)
+    body_max_kb: int = Field(default=1024, ge=16, le=65536)
     # Uploads (tradebook, ledger, CAS): per-file size limit, checked before a file is read
     upload_max_mb: float = Field(default=20.0, gt=0)
     upload_max_files: int = Field(default=10, ge=1, le=100)
     pdf_parse_seconds: float = Field(default=60.0, gt=0)  # wall-clock limit of one CAS parse
+    cas_parses_at_once: int = Field(default=2, ge=1, le=64)  # per API process; one per account (else 429)
     pdf_parse_memory_mb: int = Field(default=1536, ge=256)  # address-space limit of the parser process
     # Kite Connect (the official client's defaults; tests point these at a loopback stub)
     kite_api_root: str = "https://api.kite.trade"
@@ -63,12 +72,20 @@ class Settings(BaseSettings):
     # The tick WebSocket's upstream: "auto" = Kite's ticker while some account has a broker session, else the
     # simulated feed; "simulated" never connects to Kite.
     tick_feed: Literal["auto", "simulated"] = "auto"
+    ws_max_per_account: int = Field(default=20, ge=1, le=1000)  # open tick WebSockets of one account
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between simulated ticks of one symbol
     tick_always_open: bool = False  # the simulated feed moves outside NSE hours too (demos, benchmarks)
     # Paper portfolios fill their GTTs (limit entries, stop/target) on ticks while the tick feed runs (it starts
     # with the first /api/ws/ticks connection); off: paper fills only on daily bars, as in a backtest.
     paper_tick_fills: bool = True
     paper_tick_refresh_seconds: float = Field(default=5.0, gt=0)  # how often the watched orders are reloaded
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secure_cookie_in_production(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("cookie_secure") in (None, ""):
+            data = {**data, "cookie_secure": data.get("env") == "production"}
+        return data
 
     @field_validator("kafka_bootstrap", "smtp_url", mode="before")
     @classmethod
@@ -79,6 +96,10 @@ class Settings(BaseSettings):
     def analytics_dir(self) -> Path:
         """Parquet files of the analytics store (beside the DuckDB file)."""
         return self.duckdb_path.parent / "analytics"
+
+    @property
+    def trusted_proxy_list(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     @property
     def is_sqlite(self) -> bool:

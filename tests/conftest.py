@@ -111,8 +111,15 @@ def unique_email(tag: str = "user") -> str:
 
 
 class ApiClient(TestClient):
+    """The API as the web app calls it: `X-Requested-With: tradertape` on every request (the CSRF rule,
+    api/csrf.py); a test of that rule deletes the header from its client."""
+
     inbox: Inbox
     platform: Platform
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.headers["X-Requested-With"] = "tradertape"
 
     def login(self, email_addr: str | None = None) -> dict[str, Any]:
         """Sign in through the magic-link email (OTP); returns the user."""

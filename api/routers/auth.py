@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Path as PathParam
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import EmailStr
@@ -28,15 +30,19 @@ from api.schemas import (
     AgentKeyPublic,
     BrokerStatus,
     MagicLinkRequest,
+    PasswordCodeRequest,
     PasswordLoginRequest,
+    ResetPasswordRequest,
+    SessionPublic,
     SetPasswordRequest,
     UserPublic,
     VerifyLinkRequest,
 )
+from api.security_log import security_event
 from commands import messages as m
 from commands.bus import CommandResult
 from commands.handlers.auth import LoginResult
-from domain.errors import NotFound
+from domain.errors import DomainError, NotFound
 from infra.bootstrap import Platform
 from projections.accounts import get_account, list_accounts
 from projections.broker import broker_status as read_broker_status
@@ -84,16 +90,28 @@ def magic_link(body: MagicLinkRequest, request: Request, platform: PlatformDep) 
                       "They expire in 15 minutes."}
 
 
+def _login(request: Request, platform: PlatformDep, command: Any, email: str, method: str) -> CommandResult:
+    """Dispatch a sign-in; a refusal is a security event (the email and the method, never what was tried)."""
+    try:
+        return dispatch(request, platform, command)
+    except DomainError as exc:
+        security_event(request, "login_locked" if exc.status_code == 429 or "locked" in exc.detail
+                       else "login_failed", email=email, method=method, status=exc.status_code)
+        raise
+
+
 @router.post("/verify-link", response_model=UserPublic, summary="Sign in with the link's token or the code")
 def verify_link(body: VerifyLinkRequest, request: Request, response: Response, platform: PlatformDep) -> UserPublic:
-    result = dispatch(request, platform, m.VerifyLogin(str(body.email), body.token, body.otp, _client_ip(request)))
+    command = m.VerifyLogin(str(body.email), body.token, body.otp, _client_ip(request))
+    result = _login(request, platform, command, str(body.email), "otp" if body.otp else "link")
     return _signed_in(platform, response, result)
 
 
 @router.get("/verify-link", summary="The link in the email: signs in and redirects to the API docs")
 def verify_link_get(request: Request, platform: PlatformDep, email: EmailStr = Query(),
                     token: str = Query(max_length=200)) -> Response:
-    result = dispatch(request, platform, m.VerifyLogin(str(email), token, None, _client_ip(request)))
+    result = _login(request, platform, m.VerifyLogin(str(email), token, None, _client_ip(request)), str(email),
+                    "link")
     login: LoginResult = result.value
     redirect = RedirectResponse("/api/docs", status_code=303)
     set_session_cookie(redirect, platform, login.session_token, platform.settings.session_days * 86400)
@@ -103,16 +121,91 @@ def verify_link_get(request: Request, platform: PlatformDep, email: EmailStr = Q
 @router.post("/password-login", response_model=UserPublic)
 def password_login(body: PasswordLoginRequest, request: Request, response: Response,
                    platform: PlatformDep) -> UserPublic:
-    result = dispatch(request, platform, m.PasswordLogin(str(body.email), body.password, _client_ip(request)))
+    result = _login(request, platform, m.PasswordLogin(str(body.email), body.password, _client_ip(request)),
+                    str(body.email), "password")
     return _signed_in(platform, response, result)
 
 
-@router.post("/password", summary="Set, or change, the signed-in user's password")
+def _signed_out(request: Request, account_id: int, hashes: list[str], reason: str) -> None:
+    """After sessions were revoked: forget them here, close their tick connections, log it."""
+    request.app.state.principals.forget_account(account_id)
+    for digest in hashes:
+        close_revoked(request.app, ("session", digest), reason)
+    if hashes:
+        security_event(request, "sessions_revoked", account=account_id, count=len(hashes), reason=reason)
+
+
+@router.post("/password/code", summary="Email a 6-digit code to set or change the password (needed by POST "
+                                       "/api/auth/password)")
+@outside_io  # sends the email before it answers
+def password_code(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, str]:
+    dispatch(request, platform, m.RequestPasswordCode(user.email, _client_ip(request)), user)
+    return {"detail": "A 6-digit code is on its way to your email; it expires in 15 minutes"}
+
+
+@router.post("/password", summary="Set, or change, the password: needs the emailed code (and the current "
+                                  "password to change one); signs out every other session")
 def set_password(body: SetPasswordRequest, request: Request, user: SessionUser,
-                 platform: PlatformDep) -> dict[str, str]:
-    dispatch(request, platform, m.SetPassword(user.account_id, body.password, body.current_password), user)
-    request.app.state.principals.forget_account(user.account_id)
-    return {"detail": "Password saved"}
+                 platform: PlatformDep) -> dict[str, Any]:
+    keep = platform.token_hash(user.session_token) if user.session_token else None
+    cmd = m.SetPassword(user.account_id, body.password, body.current_password, body.otp, keep)
+    revoked: list[str] = dispatch(request, platform, cmd, user).value
+    _signed_out(request, user.account_id, revoked, "Password changed")
+    security_event(request, "password_changed", account=user.account_id)
+    return {"detail": "Password saved; your other sessions were signed out", "sessions_signed_out": len(revoked)}
+
+
+@router.post("/password-reset/code", summary="Forgot the password: email a 6-digit code to reset it")
+@outside_io  # sends the email before it answers
+def password_reset_code(body: PasswordCodeRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
+    dispatch(request, platform, m.RequestPasswordCode(str(body.email), _client_ip(request)))
+    return {"detail": "If the address has an account, a 6-digit code is on its way. It expires in 15 minutes."}
+
+
+@router.post("/password-reset", summary="Set a new password with the emailed code; signs out every session")
+def password_reset(body: ResetPasswordRequest, request: Request, platform: PlatformDep) -> dict[str, Any]:
+    cmd = m.ResetPassword(str(body.email), body.otp, body.password, _client_ip(request))
+    try:
+        result = dispatch(request, platform, cmd)
+    except DomainError as exc:
+        security_event(request, "password_reset_failed", email=str(body.email), status=exc.status_code)
+        raise
+    account_id = platform.security.account_id_for_email(str(body.email).strip().lower())
+    if account_id is not None:
+        _signed_out(request, account_id, result.value, "Password reset")
+    security_event(request, "password_reset", email=str(body.email))
+    return {"detail": "Password reset and every session signed out; sign in with the new password",
+            "sessions_signed_out": len(result.value)}
+
+
+@router.get("/sessions", response_model=list[SessionPublic], summary="Your signed-in sessions")
+def list_sessions(user: SessionUser, platform: PlatformDep) -> list[SessionPublic]:
+    current = platform.token_hash(user.session_token) if user.session_token else None
+    rows = platform.security.list_sessions(user.account_id, time.time())
+    return [SessionPublic(id=r.token_hash[:SESSION_ID_CHARS], created_at=datetime.fromtimestamp(r.created_at, UTC),
+                          expires_at=datetime.fromtimestamp(r.expires_at, UTC), current=r.token_hash == current)
+            for r in rows]
+
+
+SESSION_ID_CHARS = 16  # a session's public id: the start of its token's keyed hash (never the token)
+
+
+@router.delete("/sessions/{session_id}", status_code=204, summary="Sign out one of your sessions")
+def revoke_session(request: Request, user: SessionUser, platform: PlatformDep,
+                   session_id: str = PathParam(pattern=r"^[0-9a-f]{16}$")) -> Response:
+    revoked: list[str] = dispatch(request, platform, m.RevokeSessions(user.account_id, (session_id,)), user).value
+    if not revoked:
+        raise NotFound("No such session")
+    _signed_out(request, user.account_id, revoked, "Signed out from another session")
+    return Response(status_code=204)
+
+
+@router.post("/sessions/revoke-others", summary="Sign out everywhere else (every session but this one)")
+def revoke_other_sessions(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, int]:
+    keep = platform.token_hash(user.session_token) if user.session_token else None
+    revoked: list[str] = dispatch(request, platform, m.RevokeSessions(user.account_id, None, keep), user).value
+    _signed_out(request, user.account_id, revoked, "Signed out from another session")
+    return {"sessions_signed_out": len(revoked)}
 
 
 @router.post("/logout")
@@ -120,6 +213,7 @@ def logout(request: Request, response: Response, platform: PlatformDep) -> dict[
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         dispatch(request, platform, m.Logout(token))
+        security_event(request, "session_revoked", reason="sign-out")
         request.app.state.principals.forget_session(token)
         close_revoked(request.app, ("session", platform.token_hash(token)), "Signed out")
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
@@ -157,6 +251,7 @@ def create_agent_key(request: Request, user: SessionUser, platform: PlatformDep)
     issued = dispatch(request, platform, m.IssueAgentKey(user.account_id), user).value
     request.app.state.principals.forget_account(user.account_id)
     close_revoked(request.app, ("agent_key", user.account_id), "Agent key replaced by a new one")
+    security_event(request, "agent_key_replaced", account=user.account_id)
     return AgentKeyCreated(key=issued.key, prefix=issued.prefix, created_at=issued.created_at)
 
 
@@ -165,6 +260,7 @@ def revoke_agent_key(request: Request, user: SessionUser, platform: PlatformDep)
     dispatch(request, platform, m.RevokeAgentKey(user.account_id), user)
     request.app.state.principals.forget_account(user.account_id)
     close_revoked(request.app, ("agent_key", user.account_id), "Agent key revoked")
+    security_event(request, "agent_key_revoked", account=user.account_id)
     return Response(status_code=204)
 
 

@@ -4,15 +4,19 @@ with a ~30 s per-user cache)."""
 
 from __future__ import annotations
 
+import secrets
 import threading
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
+from api.security_log import security_event
 from backtest.universes import list_universes
 from commands import agent_messages as am
 from commands.bus import CommandResult
@@ -111,14 +115,30 @@ def kite_login_url(user: SessionUser, platform: PlatformDep) -> dict[str, str]:
     key = api_key_of(platform, user.account_id)
     if key is None:
         raise DomainError("No Kite credentials saved; POST /api/auth/kite-credentials first")
-    return {"login_url": login_url(key, platform.settings.kite_login_url)}
+    # a one-time state, tied to this account, that Kite echoes back to the callback (`redirect_params`)
+    state = secrets.token_urlsafe(24)
+    now = datetime.now(UTC)
+    platform.security.create_kite_state(user.account_id, platform.token_hash(f"kite-state:{state}"),
+                                        now + timedelta(minutes=KITE_LOGIN_MINUTES), now)
+    url = login_url(key, platform.settings.kite_login_url)
+    return {"login_url": f"{url}&{urlencode({'redirect_params': urlencode({'state': state})})}"}
+
+
+KITE_LOGIN_MINUTES = 15
 
 
 @router.get("/auth/kite/callback",
-            summary="Kite's redirect target: records the request token for your agent to exchange")
+            summary="Kite's redirect target: records the request token for your agent to exchange "
+                    "(only for a login started by GET /api/auth/kite/login-url, once)")
 def kite_callback(request: Request, user: SessionUser, platform: PlatformDep,
                   request_token: str = Query(default="", max_length=128),
-                  status: str = Query(default="success", max_length=32)) -> dict[str, str]:
+                  status: str = Query(default="success", max_length=32),
+                  state: str = Query(default="", max_length=64)) -> dict[str, str]:
+    if not state or not platform.security.use_kite_state(
+            user.account_id, platform.token_hash(f"kite-state:{state}"), datetime.now(UTC)):
+        security_event(request, "kite_callback_refused", account=user.account_id)
+        raise DomainError("This Kite login was not started from your session, has expired or was already used: "
+                          "start again with GET /api/auth/kite/login-url")
     dispatch(request, platform, am.RecordKiteLogin(user.account_id, request_token, status), user)
     return {"detail": "Kite login received; your agent exchanges the request token within a few seconds "
                       "(check GET /api/auth/status)", "status": "pending"}

@@ -22,7 +22,13 @@ FromQ = Annotated[date | None, Query(alias="from", description="first day, YYYY-
 ToQ = Annotated[date | None, Query(alias="to", description="last day, YYYY-MM-DD (inclusive)")]
 
 
+EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)  # beyond these no day can be a trading day
+
+
 def _check_range(start: date | None, end: date | None) -> None:
+    for name, day in (("from", start), ("to", end)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise HTTPException(422, f"'{name}' must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
     if start is not None and end is not None and start > end:
         raise HTTPException(400, f"'from' {start.isoformat()} is after 'to' {end.isoformat()}; swap them")
 
@@ -61,8 +67,9 @@ async def bars(symbol: str, user: Reader, platform: PlatformDep, start: FromQ = 
 
 @router.get("/api/market/calendar", summary="NSE trading days between 'from' and 'to' (default: the last 30 days)")
 def calendar(user: Reader, start: FromQ = None, end: ToQ = None) -> list[str]:
+    _check_range(start, end)
     last = end or datetime.now(ZoneInfo("Asia/Kolkata")).date()
-    first = start or last - timedelta(days=30)
+    first = start or max(EARLIEST, last - timedelta(days=30))
     _check_range(first, last)
     if (last - first).days > MAX_CALENDAR_DAYS:
         raise HTTPException(400, "Ask for at most 30 years of trading days at a time")

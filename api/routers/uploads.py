@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -21,9 +24,10 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request as StarletteRequest
 from starlette.types import Message
 
-from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from api.deps import PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
 from api.routers.analytics import analytics_store
 from commands import imports_messages as im
+from domain.errors import TooManyRequests
 from infra.analytics_store import AnalyticsStore
 from infra.bootstrap import Platform
 from infra.cas import CasLimits, parse_cas
@@ -35,6 +39,9 @@ router = resource_router("/api/uploads", ["uploads"])
 
 MB = 1024 * 1024
 _SLACK = MB  # multipart boundaries and the other fields
+# The upload routes lift the app's body limit (api/app.py) to this ceiling; `_form` applies the configured,
+# smaller limit first.
+UPLOAD_BODY_CEILING = 4 * 1024 * MB
 
 
 def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -98,6 +105,45 @@ async def _form(request: Request, platform: Platform, max_files: int) -> FormDat
     return await bounded.form(max_files=max_files, max_fields=20)
 
 
+class ParseSlots:
+    """CAS parses of this process at once (each can take a minute and over 300 MB): a parse starts only
+    while fewer than `total` run and none of the same account does; otherwise the upload is a 429 at once,
+    before its body is read."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.accounts: set[int] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, account_id: int) -> Iterator[None]:
+        with self._lock:
+            if account_id in self.accounts:
+                raise TooManyRequests("One of your CAS statements is still being read; wait for it to finish")
+            if len(self.accounts) >= self.total:
+                raise TooManyRequests("The server is busy reading other CAS statements; try again in a minute")
+            self.accounts.add(account_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.accounts.discard(account_id)
+
+
+def cas_slots(request: Request) -> ParseSlots:
+    slots: ParseSlots | None = getattr(request.app.state, "cas_slots", None)
+    if slots is None:
+        with _slots_lock:
+            slots = getattr(request.app.state, "cas_slots", None)
+            if slots is None:
+                platform: Platform = request.app.state.platform
+                slots = request.app.state.cas_slots = ParseSlots(platform.settings.cas_parses_at_once)
+    return slots
+
+
+_slots_lock = threading.Lock()
+
+
 def _name(upload: UploadFile, fallback: str) -> str:
     base = os.path.basename((upload.filename or fallback).replace("\\", "/"))
     return re.sub(r"[\x00-\x1f\x7f]", "", base)[:200] or fallback
@@ -122,7 +168,8 @@ def _files(form: FormData, *names: str) -> list[UploadFile]:
     return out
 
 
-@router.post("/tradebook", summary="Import Zerodha Console tradebooks (XLSX or CSV), several files at once",
+@router.post("/tradebook", max_body_size=UPLOAD_BODY_CEILING,
+             summary="Import Zerodha Console tradebooks (XLSX or CSV), several files at once",
              openapi_extra=_multipart({"files[]": {"type": "array", "items": _FILE}}, ["files[]"]))
 async def tradebook(request: Request, user: SessionUser, platform: PlatformDep,
                     background: BackgroundTasks) -> dict[str, Any]:
@@ -145,7 +192,8 @@ async def tradebook(request: Request, user: SessionUser, platform: PlatformDep,
     return dict(result.value)
 
 
-@router.post("/ledger", summary="Import a Zerodha Console ledger (XLSX or CSV)",
+@router.post("/ledger", max_body_size=UPLOAD_BODY_CEILING,
+             summary="Import a Zerodha Console ledger (XLSX or CSV)",
              openapi_extra=_multipart({"file": _FILE}, ["file"]))
 async def ledger(request: Request, user: SessionUser, platform: PlatformDep,
                  background: BackgroundTasks) -> dict[str, Any]:
@@ -162,10 +210,17 @@ async def ledger(request: Request, user: SessionUser, platform: PlatformDep,
     return {**result.value, "opening_balance": f.opening_balance, "closing_balance": f.closing_balance}
 
 
-@router.post("/cas", summary="Import a CAS PDF: CAMS/KFintech mutual funds, or NSDL/CDSL demat holdings",
+@router.post("/cas", max_body_size=UPLOAD_BODY_CEILING,
+             summary="Import a CAS PDF: CAMS/KFintech mutual funds, or NSDL/CDSL demat holdings",
              openapi_extra=_multipart({"file": _FILE, "password": {"type": "string"}}, ["file"]))
 async def cas(request: Request, user: SessionUser, platform: PlatformDep,
               background: BackgroundTasks) -> dict[str, Any]:
+    with cas_slots(request).slot(user.account_id):
+        return await _cas(request, user, platform, background)
+
+
+async def _cas(request: Request, user: Principal, platform: Platform,
+               background: BackgroundTasks) -> dict[str, Any]:
     form = await _form(request, platform, 1)
     uploads = _files(form, "file")
     if len(uploads) != 1:

@@ -15,11 +15,14 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SESSION_COOKIE
+from api.security_log import security_event
+from api.textguard import MAX_DEPTH, UNICODE_MSG, invalid_text_path
 from backtest.barstore import BarStore
 from commands.handlers.agent import ACCESS_TOKEN
 from domain.calendar import nse_calendar
@@ -111,6 +114,7 @@ async def ensure_hub(app: Any) -> TickHub:
     return hub
 
 
+POLICY = 1008  # refused outright: a foreign Origin, too many connections, a frame nested too deeply
 REVOKED = 4401  # the credential that opened the connection was revoked (the WebSocket analogue of 401)
 AGENT_KEY_REVOKED = "Agent key revoked or replaced"  # the reason when the once-a-second check finds it
 
@@ -198,11 +202,48 @@ async def ticks(websocket: WebSocket) -> None:
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else websocket.query_params.get("token")
     if key is not None and not key.startswith("zt_"):
         key = "invalid"
+    if not _same_origin(websocket, platform.settings.base_url):  # a page of another site (cross-site hijack)
+        security_event(websocket, "ws_origin_refused", origin=websocket.headers.get("origin", ""))
+        await websocket.close(code=POLICY, reason="Origin not allowed")
+        return
     found = await run_in_threadpool(_authenticate, platform, key, websocket.cookies.get(SESSION_COOKIE))
     if found is None:
+        security_event(websocket, "ws_unauthorized")
         await websocket.close(code=1008, reason="Not authenticated: sign in, or pass ?token=zt_...")
         return
+    account_id = found[0]
+    counts: dict[int, int] | None = getattr(websocket.app.state, "tick_connections", None)
+    if counts is None:
+        counts = websocket.app.state.tick_connections = {}
+    cap = platform.settings.ws_max_per_account
     await websocket.accept()
+    if counts.get(account_id, 0) >= cap:
+        security_event(websocket, "ws_connection_cap", account=account_id)
+        await websocket.close(code=POLICY, reason=f"Too many tick connections for this account (at most {cap})")
+        return
+    counts[account_id] = counts.get(account_id, 0) + 1
+    try:
+        await _serve(websocket, found)
+    finally:
+        counts[account_id] -= 1
+        if counts[account_id] <= 0:
+            counts.pop(account_id, None)
+
+
+def _same_origin(websocket: WebSocket, base_url: str) -> bool:
+    """No Origin (a program, not a browser page) or the server's own: its base URL or the Host it was
+    reached at."""
+    origin = websocket.headers.get("origin")
+    if not origin:
+        return True
+    own = {urlsplit(base_url)._replace(path="", query="", fragment="").geturl().lower()}
+    host = websocket.headers.get("host")
+    if host:
+        own.update({f"http://{host}".lower(), f"https://{host}".lower()})
+    return origin.lower() in own
+
+
+async def _serve(websocket: WebSocket, found: tuple[int, tuple[str, Any], tuple[str, str]]) -> None:
     hub = await ensure_hub(websocket.app)
     client = hub.attach(found[1])
     watch = next((c for c in hub.companions if isinstance(c, CredentialWatch)), None)
@@ -247,13 +288,21 @@ async def ticks(websocket: WebSocket) -> None:
             watch.untrack(client)
 
 
+
 def _handle(hub: TickHub, client: Any, text: str) -> None:
     try:
         msg = json.loads(text) if len(text) <= 100_000 else None
+    except RecursionError:  # thousands of nested brackets: close, saying why
+        client.close(POLICY, f"Message nested too deeply (JSON of at most {MAX_DEPTH} levels)")
+        return
     except ValueError:
         msg = None
     if not isinstance(msg, dict):
         client.say({"type": "error", "detail": "Malformed message: expected a JSON object with \"action\""})
+        return
+    bad = invalid_text_path(msg)
+    if bad is not None:
+        client.say({"type": "error", "detail": f"{UNICODE_MSG} (field {'.'.join(map(str, bad))})"})
         return
     action = msg.get("action")
     symbols = msg.get("symbols")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from domain.accounts import Account
 from domain.errors import DomainError, NotFound, TooManyRequests, Unauthorized
 
 AGENT_KEY_PREFIX = "zt_"
+log = logging.getLogger("tradertape.security")
 _GENERIC_LOGIN_ERROR = "Invalid email or password"
 _BAD_CODE = "The login link or code is invalid, expired or already used; request a new one"
 
@@ -63,6 +65,27 @@ def request_login_link(cmd: m.RequestLoginLink, uow: UnitOfWork) -> None:
     d.mailer.send(email, f"Your TraderTape sign-in code: {otp}", body)
 
 
+def _use_code(uow: UnitOfWork, email: str, slot: str, otp_hash: str) -> None:
+    """Accept the emailed 6-digit code of `slot` (sign-in: the email; password: "password:" + email), or
+    raise. 5 tries per code, and at most `otp_failures_per_day` wrong codes per email in 24 hours, whatever
+    they were for: a fresh code every few minutes would otherwise allow thousands of guesses a day."""
+    d = uow.deps
+    now = d.clock.now()
+    failures_key = f"otp-fail:{email}"
+    if d.security.rate_count(failures_key, 86400, now) >= d.auth.otp_failures_per_day:
+        log.warning("otp_daily_cap email=%s: emailed codes refused for 24 hours", email)
+        raise TooManyRequests("Too many wrong codes for this address today: sign in with the link in the "
+                              "email, or try a code again tomorrow")
+    outcome = d.security.use_login_otp(slot, otp_hash, now, d.auth.otp_max_attempts)
+    if outcome in ("wrong", "locked"):
+        d.security.rate_hit(failures_key, 86400, 1_000_000, now)
+    if outcome == "locked":
+        log.warning("otp_locked email=%s", email)
+        raise DomainError("Too many wrong codes: this code is locked; request a new one")
+    if outcome != "ok":
+        raise DomainError(_BAD_CODE)
+
+
 def _account_for_login(uow: UnitOfWork, email: str, via: str) -> Account:
     """The account for `email`, registering it on first sign-in (idempotent under races)."""
     d = uow.deps
@@ -100,12 +123,7 @@ def verify_login(cmd: m.VerifyLogin, uow: UnitOfWork) -> LoginResult:
             raise DomainError(_BAD_CODE)
         method = "magic_link"
     elif cmd.otp:
-        outcome = d.security.use_login_otp(email, d.token_hash(f"otp:{email}:{cmd.otp.strip()}"), now,
-                                           d.auth.otp_max_attempts)
-        if outcome == "locked":
-            raise DomainError("Too many wrong codes: this code is locked; request a new one")
-        if outcome != "ok":
-            raise DomainError(_BAD_CODE)
+        _use_code(uow, email, email, d.token_hash(f"otp:{email}:{cmd.otp.strip()}"))
         method = "otp"
     else:
         raise DomainError("Give either the token from the link or the 6-digit code")
@@ -130,8 +148,53 @@ def password_login(cmd: m.PasswordLogin, uow: UnitOfWork) -> LoginResult:
     return _start_session(uow, acc, "password")
 
 
-def set_password(cmd: m.SetPassword, uow: UnitOfWork) -> None:
+MIN_PASSWORD = 10  # the API also refuses guessable ones (api/schemas.py)
+_PASSWORD_SLOT = "password:"  # noqa: S105 (a key prefix, not a password)
+
+
+def _check_length(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise DomainError(f"The password needs at least {MIN_PASSWORD} characters")
+
+
+def request_password_code(cmd: m.RequestPasswordCode, uow: UnitOfWork) -> None:
+    """Email a code that sets (signed in) or resets (signed out) the password; nothing is sent for an email
+    without an account, and the answer is the same."""
     d = uow.deps
+    email = normalize_email(cmd.email)
+    _rate(uow, f"pwcode-ip:{cmd.client_ip}", d.auth.link_requests_per_ip)
+    _rate(uow, f"pwcode-email:{email}", d.auth.link_requests_per_email)
+    if d.security.account_id_for_email(email) is None:
+        return
+    now = d.clock.now()
+    otp = f"{secrets.randbelow(1_000_000):06d}"
+    expires = now + timedelta(minutes=d.auth.login_code_minutes)
+    d.security.create_login_code(_PASSWORD_SLOT + email, d.token_hash(f"pwtoken:{secrets.token_urlsafe(32)}"),
+                                 d.token_hash(f"pwd:{email}:{otp}"), expires, now)
+    d.mailer.send(email, "Your TraderTape password code", (
+        "Someone (hopefully you) asked to set or reset the password of your TraderTape account.\n\n"
+        f"The code: {otp}\n\n"
+        f"It works once and expires in {d.auth.login_code_minutes} minutes. If you did not ask, ignore this "
+        "email: your password stays as it is.\n"))
+
+
+def _new_password(uow: UnitOfWork, acc: Account, password: str, keep_hash: str | None) -> list[str]:
+    """Store the new password; every session but `keep_hash` is signed out (returns their token hashes)."""
+    d = uow.deps
+    account_id = acc.account_id
+    assert account_id is not None
+    now = d.clock.now()
+    d.security.set_password_hash(account_id, d.passwords.hash(password), now)
+    acc.password_changed()
+    uow.save(acc)
+    return d.security.revoke_account_sessions(account_id, now, keep_hash=keep_hash)
+
+
+def set_password(cmd: m.SetPassword, uow: UnitOfWork) -> list[str]:
+    """Set or change the password with a fresh emailed code (a stolen session alone cannot); the other
+    sessions are signed out. Returns the signed-out sessions' token hashes."""
+    d = uow.deps
+    _check_length(cmd.password)
     acc = uow.get(Account, Account.uuid_for(cmd.account_id), "Account")
     stored = d.security.password_hash(cmd.account_id)
     if stored is not None:
@@ -139,9 +202,31 @@ def set_password(cmd: m.SetPassword, uow: UnitOfWork) -> None:
             raise DomainError("current_password is required to change an existing password")
         if not d.passwords.verify(stored, cmd.current_password):
             raise DomainError("current_password is wrong")
-    d.security.set_password_hash(cmd.account_id, d.passwords.hash(cmd.password), d.clock.now())
-    acc.password_changed()
-    uow.save(acc)
+    if not cmd.otp:
+        raise DomainError("Ask for a code with POST /api/auth/password/code and send it as 'otp'")
+    email = normalize_email(acc.email)
+    _use_code(uow, email, _PASSWORD_SLOT + email, d.token_hash(f"pwd:{email}:{cmd.otp.strip()}"))
+    return _new_password(uow, acc, cmd.password, cmd.keep_session_hash)
+
+
+def reset_password(cmd: m.ResetPassword, uow: UnitOfWork) -> list[str]:
+    """A forgotten password: the emailed code sets a new one and signs out every session."""
+    d = uow.deps
+    _check_length(cmd.password)
+    email = normalize_email(cmd.email)
+    _rate(uow, f"verify-ip:{cmd.client_ip}", d.auth.login_attempts_per_ip)
+    _use_code(uow, email, _PASSWORD_SLOT + email, d.token_hash(f"pwd:{email}:{cmd.otp.strip()}"))
+    account_id = d.security.account_id_for_email(email)
+    if account_id is None:  # a code exists only for a known email
+        raise DomainError(_BAD_CODE)
+    acc = uow.get(Account, Account.uuid_for(account_id), "Account")
+    return _new_password(uow, acc, cmd.password, None)
+
+
+def revoke_sessions(cmd: m.RevokeSessions, uow: UnitOfWork) -> list[str]:
+    d = uow.deps
+    return d.security.revoke_account_sessions(cmd.account_id, d.clock.now(), keep_hash=cmd.keep_session_hash,
+                                              id_prefixes=cmd.session_ids)
 
 
 def logout(cmd: m.Logout, uow: UnitOfWork) -> None:

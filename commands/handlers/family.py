@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from email_validator import EmailNotValidError, validate_email
+
 from commands import imports_messages as im
 from commands.uow import UnitOfWork
-from domain.errors import DomainError
+from domain.errors import DomainError, TooManyRequests
 from domain.family import FamilyGroup
 
 INVITATION_DAYS = 7
+log = logging.getLogger(__name__)
 
 
 def _email(raw: str) -> str:
-    email = raw.strip().lower()
-    if "@" not in email or len(email) > 320:
-        raise DomainError("Give a valid email address")
-    return email
+    """One plain address (no display name, no list, no line breaks), lower-cased."""
+    try:
+        valid = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise DomainError("Give one valid email address, e.g. name@example.com") from None
+    return str(valid.normalized).lower()
 
 
 def _group(uow: UnitOfWork, group_id: int) -> FamilyGroup:
@@ -38,6 +44,8 @@ def invite_family_member(cmd: im.InviteFamilyMember, uow: UnitOfWork) -> dict[st
     email = _email(cmd.email)
     group = _group(uow, cmd.group_id)
     now = d.clock.now()
+    if not d.security.rate_hit(f"family-invite:{cmd.account_id}", 86400, d.auth.invitations_per_day, now):
+        raise TooManyRequests(f"At most {d.auth.invitations_per_day} invitations a day; try again tomorrow")
     token = secrets.token_urlsafe(32)
     invitation_id = d.ids.next_id("family_invitation")
     expires = now + timedelta(days=INVITATION_DAYS)
@@ -47,14 +55,21 @@ def invite_family_member(cmd: im.InviteFamilyMember, uow: UnitOfWork) -> dict[st
     link = (f"{d.auth.base_url.rstrip('/')}/api/family/groups/{cmd.group_id}/accept?"
             f"{urlencode({'token': token})}")
     inviter = group.members.get(cmd.account_id, "a TraderTape user")
-    d.mailer.send(email, f"{inviter} invited you to the family group {group.name!r} on TraderTape", (
+    # sent after the invitation is saved; the subject holds no user text (a group name is not a header)
+    mail = (email, "You are invited to a family group on TraderTape", (
         f"{inviter} invited you to join the family group {group.name!r} on TraderTape.\n\n"
         "Members see each other's consolidated totals (invested, current value, P&L, XIRR, top holdings), "
         "never individual trades.\n\n"
         f"To accept, sign in with this email address and POST to this link (or accept the invitation "
         f"from your account):\n{link}\n\nThe invitation expires in {INVITATION_DAYS} days.\n"))
+    try:
+        d.mailer.send(*mail)
+        sent = True
+    except Exception:  # the invitation stands: the invitee sees it under GET /api/family/invitations
+        log.warning("family invitation %s saved but its email could not be sent", invitation_id, exc_info=True)
+        sent = False
     return {"invitation_id": invitation_id, "group_id": cmd.group_id, "email": email, "status": "pending",
-            "expires_at": expires.isoformat()}
+            "expires_at": expires.isoformat(), "email_sent": sent}
 
 
 def accept_family_invitation(cmd: im.AcceptFamilyInvitation, uow: UnitOfWork) -> int:

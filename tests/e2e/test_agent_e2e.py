@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -45,6 +46,7 @@ def test_agent_places_reports_and_survives_sigkill(tmp_path: Path) -> None:
         try:
             base = server.url
             s = requests.Session()
+            s.headers["X-Requested-With"] = "tradertape"  # as the web app sends (CSRF, api/csrf.py)
             s.post(base + "/api/auth/magic-link", json={"email": "trader@example.com"}).raise_for_status()
             s.post(base + "/api/auth/verify-link",
                    json={"email": "trader@example.com", "otp": _otp(tmp_path / "var" / "mail", "trader@example.com")}
@@ -53,8 +55,10 @@ def test_agent_places_reports_and_survives_sigkill(tmp_path: Path) -> None:
                    json={"api_key": kite.api_key, "api_secret": kite.api_secret}).raise_for_status()
             key = s.post(base + "/api/auth/agent-key").json()["key"]
             # the user logs in to Kite; Kite redirects to the callback with a request token
+            login = s.get(base + "/api/auth/kite/login-url").json()["login_url"]
+            state = parse_qs(parse_qs(urlsplit(login).query)["redirect_params"][0])["state"][0]
             r = s.get(base + "/api/auth/kite/callback",
-                      params={"request_token": kite.issue_request_token(), "status": "success"})
+                      params={"request_token": kite.issue_request_token(), "status": "success", "state": state})
             assert r.status_code == 200, r.text
             pf, placed = live_portfolio_with_placed_signals(Http(s, base), slots=SLOTS)
             ids = {p["id"] for p in placed}

@@ -43,6 +43,7 @@ def test_new_user_paper_trades_a_forked_strategy(tmp_path: Path) -> None:
     server = Server(env, tmp_path / "serve.log").start()
     try:
         base, s = server.url, requests.Session()
+        s.headers["X-Requested-With"] = "tradertape"  # as the web app sends (CSRF, api/csrf.py)
         addr = "new.trader@example.com"
         assert s.post(base + "/api/auth/magic-link", json={"email": addr}).status_code == 200
         mail = next((tmp_path / "var" / "mail").glob("*.eml")).read_text()

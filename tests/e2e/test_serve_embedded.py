@@ -28,6 +28,7 @@ def test_new_user_logs_in_with_emailed_otp_and_manages_strategies(tmp_path: Path
     server = Server(tt_env(tmp_path), tmp_path / "serve.log").start()
     try:
         s = requests.Session()
+        s.headers["X-Requested-With"] = "tradertape"  # as the web app sends (CSRF, api/csrf.py)
         base = server.url
         assert s.get(base + "/api/docs").status_code == 200
         assert s.get(base + "/api/openapi.json").json()["info"]["title"] == "TraderTape API"

@@ -76,6 +76,7 @@ def test_separate_processes_read_your_writes_and_survive_sigkill(tmp_path: Path,
         projector.start()
         base = server.url
         s = requests.Session()
+        s.headers["X-Requested-With"] = "tradertape"  # as the web app sends (CSRF, api/csrf.py)
         addr = "kafka.user@example.com"
         assert s.post(base + "/api/auth/magic-link", json={"email": addr}).status_code == 200
         mail = next((tmp_path / "var" / "mail").glob("*.eml")).read_text()

@@ -20,6 +20,7 @@ def test_api_md_tick_subscription_example_with_websocket_client(tmp_path: Path) 
                     tmp_path / "serve.log").start()
     try:
         s = requests.Session()
+        s.headers["X-Requested-With"] = "tradertape"  # as the web app sends (CSRF, api/csrf.py)
         s.post(server.url + "/api/auth/magic-link", json={"email": "ticks@example.com"}).raise_for_status()
         otp = None
         for _ in range(100):

@@ -82,15 +82,23 @@ def test_magic_link_bad_email_is_422(api: Any) -> None:
     assert isinstance(r.json()["detail"], list)
 
 
+def password_code(api: Any, addr: str) -> str:
+    """The emailed code that sets or changes a password (POST /api/auth/password/code)."""
+    assert api.post("/api/auth/password/code").status_code == 200
+    return str(api.inbox.last_otp(addr))
+
+
 def test_password_set_login_change_and_generic_failure(api_factory: Any) -> None:
     api = api_factory()
     addr = unique_email()
     api.login(addr)
     assert api.post("/api/auth/password", json={"password": "short"}).status_code == 422
-    assert api.post("/api/auth/password", json={"password": "correct horse battery"}).status_code == 200
+    r = api.post("/api/auth/password", json={"password": "correct horse battery", "otp": password_code(api, addr)})
+    assert r.status_code == 200
     # changing needs the current password
-    assert api.post("/api/auth/password", json={"password": "another good one"}).status_code == 400
-    r = api.post("/api/auth/password", json={"password": "another good one",
+    r = api.post("/api/auth/password", json={"password": "another good one", "otp": password_code(api, addr)})
+    assert r.status_code == 400
+    r = api.post("/api/auth/password", json={"password": "another good one", "otp": password_code(api, addr),
                                               "current_password": "correct horse battery"})
     assert r.status_code == 200
     fresh = api_factory()

@@ -9,6 +9,7 @@ import subprocess
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -28,6 +29,13 @@ def _dump(platform: Any, database_url: str) -> bytes:
     return subprocess.run([pg_dump, "--no-owner", database_url], check=True, capture_output=True).stdout
 
 
+def kite_state(api_or_url: Any) -> str:
+    """The one-time state of a Kite login started with GET /api/auth/kite/login-url (Kite echoes its
+    `redirect_params` to the callback)."""
+    url = api_or_url if isinstance(api_or_url, str) else api_or_url.get("/api/auth/kite/login-url").json()["login_url"]
+    return parse_qs(parse_qs(urlsplit(url).query)["redirect_params"][0])["state"][0]
+
+
 def _connect(api: Any, root: str, state: KiteState) -> tuple[str, dict[str, Any]]:
     """Save credentials, log in (the stub's request token through the callback), exchange as the agent
     does. Returns (agent key, status)."""
@@ -35,9 +43,10 @@ def _connect(api: Any, root: str, state: KiteState) -> tuple[str, dict[str, Any]
     assert r.status_code == 200, r.text
     assert r.json()["api_secret"].startswith("********") and state.api_secret not in r.text
     url = api.get("/api/auth/kite/login-url").json()["login_url"]
-    assert url == f"https://kite.zerodha.com/connect/login?api_key={state.api_key}&v=3"
+    assert url.startswith(f"https://kite.zerodha.com/connect/login?api_key={state.api_key}&v=3&redirect_params=")
     rt = state.issue_request_token()
-    r = api.get("/api/auth/kite/callback", params={"request_token": rt, "status": "success", "action": "login"})
+    r = api.get("/api/auth/kite/callback", params={"request_token": rt, "status": "success", "action": "login",
+                                                   "state": kite_state(url)})
     assert r.status_code == 200, r.text
     key = api.post("/api/auth/agent-key").json()["key"]
     agent = {"Authorization": f"Bearer {key}"}
@@ -58,7 +67,8 @@ def test_credentials_and_tokens_are_encrypted_at_rest_and_rotate(api_factory: An
         api.login()
         _, session = _connect(api, root, state)
         pending_rt = state.issue_request_token()
-        api.get("/api/auth/kite/callback", params={"request_token": pending_rt, "status": "success"})
+        api.get("/api/auth/kite/callback", params={"request_token": pending_rt, "status": "success",
+                                                   "state": kite_state(api)})
         status = api.get("/api/auth/status").json()
         assert status["connected"] is True and status["user_id"] == "AB1234" and status["broker"] == "kite"
         assert status["source"] == "agent" and status["expires_at"].endswith("T06:00:00+05:30")  # 06:00 IST
@@ -128,9 +138,10 @@ def test_kite_login_refusals(api_factory: Any) -> None:
     assert api.get("/api/auth/kite-credentials").status_code == 404
     assert api.get("/api/auth/kite/login-url").status_code == 400
     r = api.get("/api/auth/kite/callback", params={"request_token": "x", "status": "success"})
-    assert r.status_code == 400 and "credentials" in r.json()["detail"]
+    assert r.status_code == 400 and "login-url" in r.json()["detail"]
     api.post("/api/auth/kite-credentials", json={"api_key": "k1", "api_secret": "s" * 20})
-    r = api.get("/api/auth/kite/callback", params={"request_token": "x", "status": "cancelled"})
+    r = api.get("/api/auth/kite/callback", params={"request_token": "x", "status": "cancelled",
+                                                   "state": kite_state(api)})
     assert r.status_code == 400
     assert api.post("/api/auth/kite-credentials", json={"api_key": "bad key!", "api_secret": "x"}).status_code == 422
     key = api.post("/api/auth/agent-key").json()["key"]
@@ -167,3 +178,26 @@ def test_an_expired_access_token_reads_as_disconnected(api_factory: Any) -> None
         store.put(account_id, "kite_access_token", "old-token", now - timedelta(hours=2), now - timedelta(seconds=1))
         r = api.get("/api/portfolio/holdings")
         assert r.status_code == 400 and "not connected" in r.json()["detail"]
+
+
+def test_a_kite_callback_needs_the_state_of_a_login_this_account_started_and_only_once(api_factory: Any) -> None:
+    """An attacker's request token planted through a link (no state, a guessed one, another account's, or one
+    already used) is refused and nothing is recorded for the agent."""
+    alice, mallory = api_factory(), api_factory()
+    alice.login()
+    mallory.login()
+    for c in (alice, mallory):
+        c.post("/api/auth/kite-credentials", json={"api_key": "k1", "api_secret": "s" * 20})
+    key = alice.post("/api/auth/agent-key").json()["key"]
+    agent = {"Authorization": f"Bearer {key}"}
+    mallorys = kite_state(mallory)
+    for params in ({}, {"state": "guessed"}, {"state": mallorys}):
+        r = alice.get("/api/auth/kite/callback", params={"request_token": "planted", "status": "success", **params})
+        assert r.status_code == 400 and "login-url" in r.json()["detail"]
+    assert alice.get("/api/agent/pending-token", headers=agent).status_code == 204
+    mine = kite_state(alice)
+    ok = alice.get("/api/auth/kite/callback", params={"request_token": "real", "status": "success", "state": mine})
+    assert ok.status_code == 200
+    again = alice.get("/api/auth/kite/callback", params={"request_token": "x2", "status": "success", "state": mine})
+    assert again.status_code == 400
+    assert alice.get("/api/agent/pending-token", headers=agent).json()["request_token"] == "real"

@@ -77,6 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def login(srv: Server, email: str) -> requests.Session:
     s = requests.Session()
+    s.headers["X-Requested-With"] = "tradertape"  # as the web app sends (CSRF, api/csrf.py)
     s.post(srv.url + "/api/auth/magic-link", json={"email": email}).raise_for_status()
     otp = None
     for _ in range(200):
