@@ -103,6 +103,7 @@ def raw_upload(srv: Server, cookie: str, path: str, total: int, chunked: bool) -
     sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
     length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
     sock.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: kite_session={cookie}\r\n"
+                  "X-Requested-With: tradertape\r\n"
                   f"Content-Type: multipart/form-data; boundary=xyz\r\n{length}\r\n\r\n").encode())
     chunk = b"--xyz\r\n" + b"A" * (1024 * 1024)
     sent = 0
