@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -114,8 +115,11 @@ def kite_world(tmp_path: Path) -> Iterator[KiteWorld]:
             s.post(base + "/api/auth/kite-credentials",
                    json={"api_key": kite.api_key, "api_secret": kite.api_secret}).raise_for_status()
             key = s.post(base + "/api/auth/agent-key").json()["key"]
+            # the login starts at login-url: its one-time state comes back to the callback (Kite's redirect_params)
+            login = s.get(base + "/api/auth/kite/login-url").json()["login_url"]
+            state = parse_qs(parse_qs(urlsplit(login).query)["redirect_params"][0])["state"][0]
             r = s.get(base + "/api/auth/kite/callback",
-                      params={"request_token": kite.issue_request_token(), "status": "success"})
+                      params={"request_token": kite.issue_request_token(), "status": "success", "state": state})
             assert r.status_code == 200, r.text
             world = KiteWorld(tmp_path, base, s, key, kite, root, env)
             yield world
