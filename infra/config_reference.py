@@ -42,7 +42,7 @@ DESCRIPTIONS: dict[str, str] = {
     "smtp_url": "Outgoing mail: `smtp://user:pass@host:port`, `smtps://...`, `?starttls=1`. Unset: emails are "
     "printed to the console and saved under `var_dir/mail/`.",
     "mail_from": "The From header of emails.",
-    "cookie_secure": "Mark the session cookie `Secure` (set it when the server is reached over HTTPS).",
+    "cookie_secure": "Mark the session cookie `Secure` (HTTPS only); unset: true when TRADERTAPE_ENV=production.",
     "session_days": "Days a sign-in session lasts.",
     "base_url": "The server's public address, used in links sent by email.",
     "host": "Address `tradertape serve` listens on.",

@@ -36,11 +36,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     # Comma-separated addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For/-Proto are
     # believed; empty: the connecting address is the client's (security logs, rate limits)
-    trusted_proxies: str = ""
+    trusted_proxies: str = Field(default="", description=(
+        "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed; "
+        "empty: the connecting address is the client's (security log, rate limits)"))
     port: int = 8000
     admin_emails: str = ""  # comma-separated emails that become admins
-    otp_failures_per_day: int = Field(default=20, ge=1)  # wrong sign-in codes per email in 24 h, then 429
-    invitations_per_day: int = Field(default=20, ge=1)  # family invitations per account in 24 h, then 429
+    otp_failures_per_day: int = Field(default=20, ge=1, description=(
+        "Wrong emailed 6-digit codes (sign-in or password) one address may send in 24 hours; then codes are "
+        "refused (429) while the emailed link still signs in"))
+    invitations_per_day: int = Field(default=20, ge=1, description=(
+        "Family invitations one account may send in 24 hours (then 429)"))
     read_your_writes_timeout: float = 2.0
     # /api/health turns "degraded" when a read model (a Kafka partition, or the store) is more than this
     # many events behind, or a projector/relay step failed this many times in a row
@@ -57,12 +62,14 @@ class Settings(BaseSettings):
     expiry_sweep_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
     # Every request body but the uploads': larger is a 413 (on Content-Length and while streaming)
-    body_max_kb: int = Field(default=1024, ge=16, le=65536)
+    body_max_kb: int = Field(default=1024, ge=16, le=65536, description=(
+        "Largest request body in KB, uploads excepted (they have their own limit): larger is a 413"))
     # Uploads (tradebook, ledger, CAS): per-file size limit, checked before a file is read
     upload_max_mb: float = Field(default=20.0, gt=0)
     upload_max_files: int = Field(default=10, ge=1, le=100)
     pdf_parse_seconds: float = Field(default=60.0, gt=0)  # wall-clock limit of one CAS parse
-    cas_parses_at_once: int = Field(default=2, ge=1, le=64)  # per API process; one per account (else 429)
+    cas_parses_at_once: int = Field(default=2, ge=1, le=64, description=(
+        "CAS PDF parses one API process runs at a time (one per account); another upload is a 429"))
     pdf_parse_memory_mb: int = Field(default=1536, ge=256)  # address-space limit of the parser process
     # Kite Connect (the official client's defaults; tests point these at a loopback stub)
     kite_api_root: str = "https://api.kite.trade"
@@ -72,7 +79,8 @@ class Settings(BaseSettings):
     # The tick WebSocket's upstream: "auto" = Kite's ticker while some account has a broker session, else the
     # simulated feed; "simulated" never connects to Kite.
     tick_feed: Literal["auto", "simulated"] = "auto"
-    ws_max_per_account: int = Field(default=20, ge=1, le=1000)  # open tick WebSockets of one account
+    ws_max_per_account: int = Field(default=20, ge=1, le=1000, description=(
+        "Open tick WebSockets of one account per API process; another is closed with code 1008"))
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between simulated ticks of one symbol
     tick_always_open: bool = False  # the simulated feed moves outside NSE hours too (demos, benchmarks)
     # Paper portfolios fill their GTTs (limit entries, stop/target) on ticks while the tick feed runs (it starts
