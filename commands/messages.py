@@ -229,6 +229,7 @@ class ApplyTicks:
     portfolio_id: int
     day: str
     prices: tuple[tuple[str, float], ...]
+    tick_time: str | None = None  # when they traded (ISO, with offset); None: no session rules (demo feed)
 
 
 # ------------------------------------------------------------------ risk rules

@@ -36,6 +36,14 @@ A stop fires at the first tick at or under it (at min(tick, stop)), a target at 
 over it (at max(tick, target)). Market orders (next-open entries, max-hold and exit-rule exits) are
 left to the daily bar's open.
 
+NSE's closing session (from 3 Aug 2026, for stocks with derivatives): continuous trading ends at 15:15,
+then a closing auction runs 15:15-15:35 -- no stop-loss orders, one auction price, which is the day's
+close. A tick at or after 15:15 IST on such a day is therefore not a traded price a GTT can fill or
+trigger on: paper tick fills and stop/target triggers stop at 15:15 (`in_closing_auction`), and what the
+rest of the day decides is left to the daily step on the day's bar (whose close is the auction's). The
+platform has no list of F&O stocks, so it applies the cut-off to every stock (conservative: a non-F&O
+stock's 15:15-15:30 ticks also wait for the daily bar). Before 3 Aug 2026 continuous trading ran to 15:30.
+
 Slippage: buys x (1 + bps / 10000), sells x (1 - bps / 10000), then rounded to 2 decimals with
 Python's round() (not to the tick: slippage models the average price obtained).
 """
@@ -43,6 +51,7 @@ Python's round() (not to the tick: slippage models the average price obtained).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, time, timedelta, timezone
 from typing import NamedTuple
 
 from domain.ticks import DateLike, round_to_tick, tick_size
@@ -88,6 +97,25 @@ def entry_fill_price(order_type: str, limit: float | None, bar: BarLike) -> floa
     if bar[2] <= limit:
         return limit
     return None
+
+
+CLOSING_AUCTION_FROM = "2026-08-03"  # NSE: continuous trading to 15:15, closing auction 15:15-15:35
+CONTINUOUS_UNTIL = time(15, 15)
+_IST = timezone(timedelta(hours=5, minutes=30))
+
+
+def in_closing_auction(at: datetime | str) -> bool:
+    """Whether `at` (an aware datetime or ISO text with an offset) falls in NSE's closing auction: on or
+    after 3 Aug 2026, at or after 15:15 IST. Text without an offset, or not a timestamp, is not."""
+    if isinstance(at, str):
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            return False
+    if at.tzinfo is None:
+        return False
+    local = at.astimezone(_IST)
+    return local.date().isoformat() >= CLOSING_AUCTION_FROM and local.time() >= CONTINUOUS_UNTIL
 
 
 def tick_entry_price(limit: float | None, tick: float) -> float | None:

@@ -55,6 +55,7 @@ from domain.fills import (
     effective_stop,
     entry_fill_price,
     exit_decision,
+    in_closing_auction,
     stop_level,
     target_level,
     tick_entry_price,
@@ -924,14 +925,19 @@ class Portfolio(Aggregate):
                 note(sig.symbol, sig.limit_price, None)
         return levels
 
-    def process_ticks(self, day: str, prices: Mapping[str, float], at: str) -> int:
+    def process_ticks(self, day: str, prices: Mapping[str, float], at: str, tick_time: str | None = None) -> int:
         """Paper portfolios while a tick feed runs: the latest tick `prices` of `day` (the next trading day
         `process_bars` will be called for; the caller checks that) against the working GTTs -- armed
         stops/targets first, then placed limit entries, each at the tick's price with the daily model's
-        slippage and charges (`domain.fills.tick_exit` / `tick_entry_price`). Returns how many filled."""
+        slippage and charges (`domain.fills.tick_exit` / `tick_entry_price`). Returns how many filled.
+        `tick_time` (ISO with offset) is when the ticks traded: in NSE's closing auction (from 3 Aug 2026,
+        15:15 IST on) nothing fills or triggers (`domain.fills.in_closing_auction`); None (a demo feed that
+        ignores the session schedule) skips that check."""
         if self.mode != "paper" or self.status in ("new", "retired"):
             return 0
         if self.last_day is not None and day <= self.last_day:
+            return 0
+        if tick_time is not None and in_closing_auction(tick_time):  # no continuous trading nor SL orders
             return 0
         filled = 0
         for pos in list(self.open_positions.values()):

@@ -5,8 +5,9 @@ fill with the daily model's tick rules (`domain.fills`); this module only knows 
 
 - Levels come from the aggregates themselves (`Portfolio.tick_levels`), reloaded when a portfolio's read
   model shows a change (a new activity row or a processed day) and every `refresh_seconds`.
-- Only ticks in NSE trading hours count (unless the feed is `always_open`, a demo setting), and only
-  for the trading day right after the portfolio's last processed day.
+- Only ticks in NSE trading hours count (unless the feed is `always_open`, a demo setting), never in
+  the closing auction (from 3 Aug 2026, 15:15 IST on: `domain.fills.in_closing_auction`), and only for
+  the trading day right after the portfolio's last processed day.
 - The watcher holds hub subscriptions like any client (reference counted), so the upstream streams the
   watched symbols even when no browser is connected, and sees every tick (not a latest-wins mailbox).
 - Commands run one at a time off the event loop; a version clash with the market clock is retried by
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from commands import messages as m
 from commands.handlers.ticks import next_session
 from commands.ports import CommandMeta
+from domain.fills import in_closing_auction
 from domain.portfolio import Portfolio
 from infra.bootstrap import Platform
 from projections.portfolios import active_portfolio_rows, activity_log
@@ -67,9 +69,11 @@ def crosses(price: float, below: float | None, above: float | None) -> bool:
 
 class PaperTickFills:
     def __init__(self, platform: Platform, is_open: Callable[[datetime], bool], refresh_seconds: float = 5.0,
-                 now: Callable[[], datetime] = lambda: datetime.now(IST)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(IST), session_rules: bool = True) -> None:
         self.platform = platform
         self.is_open = is_open
+        self.session_rules = session_rules  # False: a demo feed that ignores NSE's hours (tick_always_open)
+        self.due_at: dict[int, str] = {}  # portfolio -> when its first due tick traded
         self.refresh_seconds = refresh_seconds
         self.now = now
         self.hub: TickHub | None = None
@@ -164,17 +168,22 @@ class PaperTickFills:
         if not entries:
             return
         price = tick.get("ltp")
-        if not isinstance(price, int | float) or not self.is_open(self.now()):
+        now = self.now()
+        if not isinstance(price, int | float) or not self.is_open(now):
+            return
+        if self.session_rules and in_closing_auction(now):
             return
         plain = symbol.split(":", 1)[1]
         for pid, below, above in entries:
             if crosses(float(price), below, above):
                 self.due.setdefault(pid, {}).setdefault(plain, float(price))
+                self.due_at.setdefault(pid, now.isoformat())
                 self.wake.set()
 
-    def _apply(self, portfolio_id: int, day: str, prices: dict[str, float]) -> int:
-        result = self.platform.bus.handle(m.ApplyTicks(portfolio_id, day, tuple(sorted(prices.items()))),
-                                          PAPER_BROKER)
+    def _apply(self, portfolio_id: int, day: str, prices: dict[str, float], at: str | None = None) -> int:
+        tick_time = at if self.session_rules else None
+        result = self.platform.bus.handle(m.ApplyTicks(portfolio_id, day, tuple(sorted(prices.items())),
+                                                       tick_time), PAPER_BROKER)
         return int(result.value)
 
     async def _worker(self) -> None:
@@ -185,9 +194,10 @@ class PaperTickFills:
             while self.due:
                 pid = next(iter(self.due))
                 prices = self.due.pop(pid)
+                at = self.due_at.pop(pid, None)
                 self.watch = {s: [e for e in entries if e[0] != pid] for s, entries in self.watch.items()}
                 try:
-                    n = await asyncio.to_thread(self._apply, pid, self.today(), prices)
+                    n = await asyncio.to_thread(self._apply, pid, self.today(), prices, at)
                 except Exception as exc:
                     log.warning("paper tick fills: portfolio %s at %s failed: %s", pid, prices, exc)
                     n = 0

@@ -100,7 +100,8 @@ def make_tick_hub(platform: Platform) -> TickHub:
         def is_open(now: datetime) -> bool:
             return settings.tick_always_open or nse_open(now, lambda d: calendar.is_trading_day(d.date()))
 
-        hub.companions.append(PaperTickFills(platform, is_open, settings.paper_tick_refresh_seconds))
+        hub.companions.append(PaperTickFills(platform, is_open, settings.paper_tick_refresh_seconds,
+                                             session_rules=not settings.tick_always_open))
     return hub
 
 

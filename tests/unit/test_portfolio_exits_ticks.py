@@ -194,3 +194,62 @@ def test_exit_fill_of_a_closed_position_is_a_conflict() -> None:
     pf.record_exit_fill(close, D1, 104.0, "t", "manual")  # (the agent never does this before the cancel)
     with pytest.raises(Conflict, match="second sale"):
         pf.record_exit_fill(protective, D1, 95.0, "t", "stop_loss")
+
+
+# NSE's closing session from 3 Aug 2026: continuous trading to 15:15, then a closing auction (15:15-15:35,
+# no stop-loss orders, the close from the auction). Ticks in the auction neither fill nor trigger.
+A1, A2 = "2026-08-03", "2026-08-04"
+
+
+def _auction_pf() -> Portfolio:
+    pf = make()
+    pf.process_bars(A1, {}, A1)  # the portfolio's last processed day: the ticks below are of A2
+    return pf
+
+
+@pytest.mark.parametrize(("tick_time", "fills"), [
+    ("2026-08-04T15:14:59+05:30", 1),  # continuous trading
+    ("2026-08-04T15:15:00+05:30", 0),  # the closing auction starts
+    ("2026-08-04T09:50:00Z", 0),       # 15:20 IST
+    ("2026-08-04T15:34:00+05:30", 0),
+    (None, 1),                         # a demo feed without session rules
+])
+def test_no_tick_fill_or_trigger_in_the_closing_auction(tick_time: str | None, fills: int) -> None:
+    entry = _auction_pf()
+    sid = placed(entry)
+    assert entry.process_ticks(A2, {"A": 98.0}, "t", tick_time) == fills
+    assert entry.signals[sid].status == ("executed" if fills else "placed")
+    # a stop/target crossed by a tick in the auction does not fire either: no stop-loss orders there
+    held = _auction_pf()
+    placed(held)
+    held.process_ticks(A2, {"A": 98.0}, "t", "2026-08-04T10:00:00+05:30")
+    held.process_bars(A2, {"A": (98.5, 99.0, 97.5, 98.0)}, "close")
+    pos = held.position_of("A")
+    assert pos is not None and pos.stop_loss is not None
+    day3 = "2026-08-05"
+    next_time = tick_time.replace("08-04", "08-05") if tick_time else None
+    assert held.process_ticks(day3, {"A": pos.stop_loss - 1}, "t", next_time) == fills
+
+
+def test_before_the_closing_auction_rule_ticks_fill_until_the_close() -> None:
+    pf = make()
+    placed(pf)
+    assert pf.process_ticks(D1, {"A": 98.0}, "t", "2023-03-02T15:25:00+05:30") == 1
+
+
+def test_paper_with_tick_fills_and_without_both_paths_as_documented() -> None:
+    """README: paper ≡ backtest holds when tick fills are off (daily bars only: the limit fills at the
+    limit when the day's low reaches it); with tick fills a crossing tick under the limit fills at that
+    tick's price -- the documented difference, tested on the same orders and the same day."""
+    daily, ticked = make(), make()
+    placed(daily)
+    placed(ticked)
+    bar = (100.5, 101.0, 97.0, 99.5)  # opens above the 99.00 limit, trades down to 97
+    ticked.process_ticks(D1, {"A": 98.2}, "t", "2023-03-02T11:00:00+05:30")
+    daily.process_bars(D1, {"A": bar}, "close")
+    ticked.process_bars(D1, {"A": bar}, "close")
+    a, b = daily.position_of("A"), ticked.position_of("A")
+    assert a is not None and b is not None
+    assert a.entry_price == with_slippage(99.0, "buy", 10)   # the daily model: the limit itself
+    assert b.entry_price == with_slippage(98.2, "buy", 10)   # ticks: the crossing tick's price
+    assert a.quantity == b.quantity and a.entry_day == b.entry_day == D1
