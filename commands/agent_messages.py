@@ -48,7 +48,7 @@ class ReportSignalResult:
     account_id: int
     portfolio_id: int
     signal_id: int
-    status: str  # placed | executed | failed
+    status: str  # placed | executed | failed | expired (a live entry withdrawn from the broker)
     order_id: str | None = None
     gtt_id: str | None = None
     fill_price: float | None = None

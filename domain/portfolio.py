@@ -714,6 +714,15 @@ class Portfolio(Aggregate):
             raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can fail")
         self._record(OrderFailed(signal_id=signal_id, day=day, reason=reason, at=at))
 
+    def withdraw_entry(self, signal_id: int, reason: str, at: str) -> None:
+        """Live: a placed entry taken off the broker (its GTT deleted there, or never sent) because its
+        validity passed, a kill switch or a pause: placed -> expired."""
+        sig = self._signal(signal_id)
+        if self.mode != "live" or sig.status != "placed":
+            raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed live entry can be "
+                                    "withdrawn")
+        self._record(SignalExpired(signal_id=signal_id, reason=reason, at=at))
+
     def record_broker_order(self, signal_id: int, order_id: str | None, gtt_id: str | None, at: str) -> bool:
         """The broker's ids for a placed entry or an exit signal (live: the agent placed it). Returns False
         (nothing recorded) when the same ids are recorded already; a different id is a Conflict; a signal

@@ -404,6 +404,13 @@ class Agent:
             if not entry["placed_reported"]:
                 self.report_placed(entry)
             return
+        if sig.get("kind") == "entry" and sig.get("withdraw") and entry is None:
+            self.journal.intend(sid, "entry", {"type": "cancelled"})  # never placed: make sure it never will be
+            self._report({"signal_id": sid, "status": "expired", "error": f"{sig['withdraw']}: never sent to Kite",
+                          "idempotency_key": f"withdraw-{sid}"})
+            self.journal.mark(sid, "result_reported")
+            log.info("signal %s: not placed (%s)", sid, sig["withdraw"])
+            return
         for replaced in replaces:
             outcome = self._check_replaced(replaced)
             if outcome not in ("cancelled", "active"):
@@ -553,6 +560,8 @@ class Agent:
         for sig in working:
             sid = int(sig["id"])
             result = self._outcome(sig, gtts, orders)
+            if sig.get("withdraw") and sig.get("gtt_id") and (result is None or result["status"] == "failed"):
+                result = self._withdraw(sig, gtts.get(str(sig["gtt_id"])), result)
             if result is None:
                 gtt = gtts.get(str(sig.get("gtt_id")))
                 if gtt is not None and gtt.get("status") == "active" and not sig.get("replaced") \
@@ -565,11 +574,38 @@ class Agent:
                     self.stats["fills"] += 1
                     log.info("signal %s: filled %s x %s @ %s", sid, sig["symbol"], result.get("filled_quantity"),
                              result.get("fill_price"))
+                elif result["status"] == "expired":
+                    log.info("signal %s: expired (%s)", sid, result.get("error"))
                 else:
                     self.stats["failures"] += 1
                     log.info("signal %s: failed (%s)", sid, result.get("error"))
             if self.journal.get(sid) is not None:
                 self.journal.mark(sid, "result_reported")
+
+    def _withdraw(self, sig: dict[str, Any], gtt: dict[str, Any] | None,
+                  result: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A working entry the server wants off the broker (`withdraw`: validity passed, kill switch,
+        pause): delete its GTT at Kite first; only a confirmed deletion (or a GTT Kite no longer holds
+        active) becomes an `expired` report. A GTT that triggered meanwhile keeps its fill (`result`)."""
+        assert self.broker is not None
+        sid, gtt_id, reason = int(sig["id"]), str(sig["gtt_id"]), str(sig["withdraw"])
+        status = str((gtt or {}).get("status") or "")
+        if status == "active":
+            self.limiter.acquire()
+            self._changed_at_kite()
+            try:
+                self.broker.delete_gtt(gtt_id)
+            except (BrokerAuthError, BrokerRateLimited):
+                raise
+            except BrokerError as exc:  # not confirmed (triggered meanwhile, Kite down): nothing is recorded
+                log.info("signal %s: GTT %s not deleted (%s); checking it next cycle", sid, gtt_id, exc.message)
+                return None
+            log.info("signal %s: deleted GTT %s at Kite (%s)", sid, gtt_id, reason)
+            return {"status": "expired", "gtt_id": gtt_id, "error": f"{reason}; GTT {gtt_id} deleted at Kite"}
+        if gtt is None or status in ("deleted", "cancelled", "expired", "disabled"):
+            return {"status": "expired", "gtt_id": gtt_id, "error": f"{reason}; GTT {gtt_id} is {status or 'gone'} "
+                    "at Kite"}
+        return result
 
     def _keep_in_step(self, sig: dict[str, Any], gtt: dict[str, Any]) -> None:
         """Keep a working protective GTT equal to the position's stop and target (a trailing stop moves
@@ -590,7 +626,14 @@ class Agent:
             return
         sid, gtt_id, key = int(sig["id"]), str(gtt.get("id")), f"{want['exchange']}:{want['symbol']}"
         self.limiter.acquire()
-        last = self.broker.ltp([key]).get(key)
+        try:
+            last = self.broker.ltp([key]).get(key)
+        except (BrokerAuthError, BrokerRateLimited):
+            raise
+        except BrokerError as exc:
+            log.warning("signal %s: no last price for %s (%s); GTT %s keeps its levels for now", sid, key,
+                        exc.message, gtt_id)
+            return
         if last is None:
             log.warning("signal %s: no last price for %s; GTT %s keeps its levels for now", sid, key, gtt_id)
             return
@@ -608,8 +651,10 @@ class Agent:
         try:
             self.broker.modify_gtt(gtt_id, want["exchange"], want["symbol"], last,
                                    [GttLeg(t, side, q, p) for t, side, q, p in legs])
-        except BrokerInputError as exc:
-            log.warning("signal %s: Kite refused to modify GTT %s: %s", sid, gtt_id, exc.message)
+        except (BrokerAuthError, BrokerRateLimited):
+            raise
+        except BrokerError as exc:
+            log.warning("signal %s: Kite did not modify GTT %s: %s", sid, gtt_id, exc.message)
             return
         log.info("signal %s: GTT %s moved to triggers %s (was %s), %s shares", sid, gtt_id,
                  [leg[0] for leg in legs], [leg[0] for leg in have], legs[0][2])

@@ -10,7 +10,7 @@ stored snapshot and the positions read model, so either side changing shows at o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from domain.broker import reconcile
 from projections.base import Projection
 from projections.envelope import Envelope
 from projections.portfolios import portfolios, positions, signals
+from projections.risk import risk_rules
 from projections.signals import signal_public
 
 metadata = sa.MetaData()
@@ -207,10 +208,27 @@ def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None =
             "drift": [d.to_dict() for d in drifts], "in_sync": not drifts}
 
 
+def _withdraw_reason(r: Any, switches: Sequence[Any]) -> str | None:
+    """Why a placed live entry must come off the broker (its GTT deleted there first, then the expiry
+    recorded by the agent's report), or None: a kill switch covers it, its portfolio is paused or
+    retired, or its validity passed (the portfolio processed the bars of its last valid day)."""
+    for rule in switches:
+        if rule.portfolio_id is None or int(rule.portfolio_id) == int(r.portfolio_id):
+            return f"kill switch engaged (rule {rule.id})"
+    if r.portfolio_status in ("paused", "retired"):
+        return f"portfolio {r.portfolio_status}"
+    last_day, expires = r.portfolio_last_day, str(r.expires_at or "")[:10]
+    if last_day and expires and str(last_day) >= expires:
+        return f"validity passed (valid until {expires})"
+    return None
+
+
 def agent_queue(conn: Connection, account_id: int, state: str = "pending") -> list[dict[str, Any]]:
     """Placed signals of the account's live portfolios, oldest first, for the agent. `pending`: not yet at
     the broker (no gtt_id / order_id); `working`: at the broker, not yet executed or failed. Exit signals
-    carry their position's quantity, stop_loss, target and average price.
+    carry their position's quantity, stop_loss, target and average price. Entry signals carry `withdraw`:
+    None, or why the entry must come off the broker (`_withdraw_reason`): the agent deletes its GTT at
+    Kite (or never places it) and then reports it `expired`.
 
     A protective exit a manual close replaced (its position's pending exit is now another signal) is never
     handed out to place; while it is at the broker it stays `working` until the agent reports it cancelled
@@ -219,15 +237,20 @@ def agent_queue(conn: Connection, account_id: int, state: str = "pending") -> li
     s, pf, p = signals.c, portfolios.c, positions.c
     sent = sa.or_(s.gtt_id.is_not(None), s.order_id.is_not(None))
     rows = conn.execute(
-        sa.select(signals)
+        sa.select(signals, pf.status.label("portfolio_status"), pf.last_day.label("portfolio_last_day"))
         .select_from(signals.join(portfolios, portfolios.c.id == s.portfolio_id))
         .where(s.account_id == account_id, s.status == "placed", pf.mode == "live",
                sa.not_(sent) if state == "pending" else sent)
         .order_by(s.id)
     ).all()
+    rr = risk_rules.c
+    switches = conn.execute(sa.select(rr.id, rr.portfolio_id).where(
+        rr.account_id == account_id, rr.rule_type == "kill_switch")).all()
     out = []
     for r in rows:
         item = signal_public(r)
+        if item["kind"] == "entry":
+            item["withdraw"] = _withdraw_reason(r, switches)
         if item["kind"] == "exit" and item["position_id"] is not None:
             pos = conn.execute(sa.select(p.quantity, p.stop_loss, p.target, p.avg_price, p.status, p.exit_signal_id)
                                .where(p.id == item["position_id"])).first()

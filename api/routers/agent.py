@@ -40,7 +40,7 @@ class SignalResultBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     signal_id: int = Field(ge=1, le=MAX_ID)
-    status: Literal["placed", "executed", "failed"]
+    status: Literal["placed", "executed", "failed", "expired"]
     order_id: str | None = Field(default=None, max_length=64)
     gtt_id: str | None = Field(default=None, max_length=64)
     fill_price: float | None = Field(default=None, gt=0, le=1e9)

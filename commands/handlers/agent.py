@@ -220,8 +220,16 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
         else:
             pf.record_order_failure(cmd.signal_id, day, cmd.error or "refused by the broker", at)
             recorded = True
+    elif cmd.status == "expired":  # withdrawn: its GTT is gone from the broker (the agent deleted it first)
+        if sig.status == "expired":
+            pass
+        elif sig.status != "placed":
+            raise Conflict(f"signal {cmd.signal_id} is {sig.status}; it cannot expire now")
+        else:
+            pf.withdraw_entry(cmd.signal_id, cmd.error or "withdrawn from the broker", at)
+            recorded = True
     else:
-        raise DomainError("status must be placed, executed or failed")
+        raise DomainError("status must be placed, executed, failed or expired")
     out: dict[str, Any] = {"signal_id": cmd.signal_id, "kind": "entry", "status": sig.status, "recorded": recorded,
                            "position_id": sig.position_id}
     if sig.position_id is not None:
@@ -283,7 +291,7 @@ def _exit_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) -
             if cmd.signal_reason != PROTECTIVE_REASON:  # a refused close: the position keeps its protection
                 _protect(pf, pos, day, at)
     else:
-        raise DomainError("status must be placed, executed or failed")
+        raise DomainError("status must be placed, executed or failed (only entries expire)")
     state = pf.exit_state(sid)
     status = {"executed": "executed", "failed": "failed", "cancelled": "failed"}.get(state, "placed")
     out: dict[str, Any] = {"signal_id": sid, "kind": "exit", "status": status, "recorded": recorded,

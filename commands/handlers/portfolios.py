@@ -197,6 +197,8 @@ def check_daily_loss(cmd: m.CheckDailyLoss, uow: UnitOfWork) -> list[int]:
         book.engage_kill_switch(new_id, rule, loss, limit, cmd.day, at)
         created.append(new_id)
         for pf in covered:
+            if pf.mode == "live":  # its placed entries are GTTs at Kite: the agent deletes them, then expires them
+                continue
             if pf.cancel_placed_entries(cmd.day, f"cancelled: kill switch engaged by max_daily_loss rule "
                                                  f"{rule.rule_id}", at) and pf not in touched:
                 touched.append(pf)

@@ -76,8 +76,11 @@ class KiteWorld:
 
     def portfolio(self, slots: int = 1, entry_order: str = "limit", **kw: Any) -> tuple[dict[str, Any],
                                                                                        list[dict[str, Any]]]:
-        return live_portfolio_with_placed_signals(Http(self.s, self.base), slots=slots, entry_order=entry_order,
-                                                  **kw)
+        pf, placed = live_portfolio_with_placed_signals(Http(self.s, self.base), slots=slots,
+                                                        entry_order=entry_order, **kw)
+        for sig in placed:  # Kite's last price: the close the signals were computed on
+            self.kite.last_prices[sig["symbol"]] = float(sig["reference_price"])
+        return pf, placed
 
     def signals(self, pf_id: int) -> dict[int, dict[str, Any]]:
         rows = self.s.get(self.base + "/api/model/signals", params={"portfolio_id": pf_id}).json()

@@ -117,6 +117,7 @@ class KiteState:
         self.refusals: list[str] = []  # every refusal's message, in order
         self.refuse_symbols: set[str] = set()  # placements for these answer InputException
         self.deletions: list[int] = []  # GTTs deleted (DELETE /gtt/triggers/{id}), in order
+        self.fail_deletes = 0  # the next n GTT deletions answer 503 NetworkException (nothing deleted)
 
     # --- test controls ------------------------------------------------------------------------
     def issue_request_token(self) -> str:
@@ -520,6 +521,9 @@ def _handler(state: KiteState) -> type[BaseHTTPRequestHandler]:
                 if method in ("DELETE", "PUT") and g["status"] != "active":
                     raise Refused(f"Trigger is {g['status']}; only an active trigger can be "
                                   f"{'deleted' if method == 'DELETE' else 'modified'}.")
+                if method == "DELETE" and state.fail_deletes > 0:
+                    state.fail_deletes -= 1
+                    raise Refused("Gateway timed out", "NetworkException", 503)
                 if method == "DELETE":
                     g["status"] = "deleted"
                     g["updated_at"] = _now()
