@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck layers unit bench clean
+.PHONY: run test lint typecheck layers unit bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,12 @@ typecheck: $(VENV)/.installed-dev
 layers: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
-test: $(VENV)/.installed-dev lint typecheck layers
+# The browser tests drive Debian's Chromium; install it when missing, or stop naming it (never a silent skip).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium) || \
+	  { echo "make test needs Debian's 'chromium' package (/usr/bin/chromium): apt-get install -y chromium" >&2; exit 1; }
+
+test: $(VENV)/.installed-dev lint typecheck layers chromium
 	$(BIN)/python -m pytest -q tests
 
 bench: $(VENV)/.installed-dev

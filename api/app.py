@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -28,6 +28,7 @@ from api.security_headers import SecurityHeadersMiddleware
 from api.security_log import SecurityLogMiddleware
 from api.textguard import TextGuardMiddleware
 from api.validation import validation_error_handler
+from api.web import mount_web
 from backtest.market import BarStoreMarket
 from domain.errors import DomainError
 from infra import heap
@@ -161,10 +162,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             status_code=500, headers={"X-Request-ID": rid},
         )
 
-    @app.get("/", include_in_schema=False)
-    def _root() -> RedirectResponse:
-        return RedirectResponse("/api/docs")
-
     install_docs(app, "/api/openapi.json", "TraderTape API")
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -180,4 +177,5 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(analytics_router.router)
     app.include_router(family_router.router)
     app.include_router(audit_router.router)
+    mount_web(app)  # `/` and client routes; answers only where no route matched
     return app

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Query
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, Reader, resource_router
@@ -52,6 +53,25 @@ def _bars(data_dir: Any, symbol: str, start: date | None, end: date | None) -> l
         return None
     return [{"date": r["date"].isoformat(), "open": r["open"], "high": r["high"], "low": r["low"],
              "close": r["close"], "volume": r["volume"]} for r in rows]
+
+
+class Coverage(BaseModel):
+    first: date | None = Field(description="first stored trading day (null: no bars yet)")
+    last: date | None = Field(description="last stored trading day; backtests may end here at the latest")
+    symbols: int = Field(description="how many symbols have bars")
+
+
+def _coverage(data_dir: Any) -> Coverage:
+    store = BarStore(data_dir)
+    if store.is_empty():
+        return Coverage(first=None, last=None, symbols=0)
+    return Coverage(first=store.first_date(), last=store.last_date(), symbols=len(store.symbols()))
+
+
+@router.get("/api/market/coverage", response_model=Coverage,
+            summary="The stored bar history: first and last day, symbol count (the dates a backtest may use)")
+async def coverage(user: Reader, platform: PlatformDep) -> Coverage:
+    return await run_in_threadpool(_coverage, platform.settings.data_dir)
 
 
 @router.get("/api/market/bars/{symbol}", summary="Stored daily OHLCV (split/bonus adjusted) of one symbol")

@@ -6,24 +6,18 @@ v3_dip_buyer, backtest it, deploy a paper portfolio, scan, approve two signals, 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.support.processes import Server, health, tt_env
+from tests.support.processes import Server, health, run_cli, tt_env
 
 ROOT = Path(__file__).parents[2]
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, capture_output=True, text=True,
-                         timeout=600, cwd=ROOT)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout
+_cli = run_cli
 
 
 def _caught_up(base: str) -> None:

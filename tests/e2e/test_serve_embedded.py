@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import time
 from pathlib import Path
 
 import requests
 
-from tests.support.processes import Server, health, tt_env
+from tests.support.processes import Server, health, otp_from_mail_dir, tt_env
 
-
-def _otp_from_mail_dir(mail_dir: Path, address: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for f in sorted(mail_dir.glob("*.eml"), reverse=True):
-            text = f.read_text()
-            if f"To: {address}" in text:
-                m = re.search(r"code: (\d{6})", text)
-                if m:
-                    return m.group(1)
-        time.sleep(0.1)
-    raise AssertionError(f"no email to {address} under {mail_dir}")
+_otp_from_mail_dir = otp_from_mail_dir
 
 
 def test_new_user_logs_in_with_emailed_otp_and_manages_strategies(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -96,3 +97,27 @@ class Server(Proc):
         except TimeoutError:
             pass
         raise RuntimeError(f"server did not start; log:\n{self.log.read_text()[-3000:]}")
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> str:
+    """Run `tradertape ARGS` to completion; its stdout (a non-zero exit fails the test with its output)."""
+    out = subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, capture_output=True, text=True,
+                         timeout=timeout, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def otp_from_mail_dir(mail_dir: Path, address: str, timeout: float = 10, skip: int = 0) -> str:
+    """The 6-digit sign-in code of the newest email to `address` in the mail folder (waits for it);
+    `skip`: ignore the `skip` oldest emails (those sent before the request being answered)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mails = sorted(mail_dir.glob("*.eml"), key=lambda p: (p.stat().st_mtime, p.name))[skip:]
+        for f in reversed(mails):
+            text = f.read_text()
+            if f"To: {address}" in text:
+                m = re.search(r"code: (\d{6})", text)
+                if m:
+                    return m.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no email to {address} under {mail_dir}")

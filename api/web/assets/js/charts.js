@@ -1,0 +1,58 @@
+// Chart wrappers around TradingView lightweight-charts (vendored, Apache-2.0).
+import { html, useEffect, useRef } from '../vendor/htm-preact-standalone.module.js';
+import {
+  createChart, LineSeries, AreaSeries, CandlestickSeries, HistogramSeries, createSeriesMarkers,
+} from '../vendor/lightweight-charts.standalone.production.mjs';
+
+function themeColors() {
+  const css = getComputedStyle(document.documentElement);
+  return {
+    text: css.getPropertyValue('--fg').trim() || '#222',
+    grid: css.getPropertyValue('--grid').trim() || '#eee',
+    up: css.getPropertyValue('--up').trim() || '#0a7d38',
+    down: css.getPropertyValue('--down').trim() || '#c62828',
+    accent: css.getPropertyValue('--accent').trim() || '#2962ff',
+    muted: css.getPropertyValue('--muted').trim() || '#888',
+  };
+}
+
+function baseOptions(height) {
+  const c = themeColors();
+  return {
+    height,
+    autoSize: true,
+    layout: { background: { color: 'transparent' }, textColor: c.text, fontFamily: 'inherit' },
+    grid: { vertLines: { color: c.grid }, horzLines: { color: c.grid } },
+    rightPriceScale: { borderVisible: false },
+    timeScale: { borderVisible: false },
+    localization: { locale: 'en-IN' },
+  };
+}
+
+/**
+ * A chart: `series` = [{kind: 'line'|'area'|'candles'|'histogram', data, options, markers}].
+ * `label` names it for screen readers.
+ */
+export function Chart({ series, height = 280, label, id }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    if (!ref.current) return undefined;
+    const c = themeColors();
+    const chart = createChart(ref.current, baseOptions(height));
+    for (const s of series) {
+      const type = { line: LineSeries, area: AreaSeries, candles: CandlestickSeries, histogram: HistogramSeries }[s.kind];
+      const defaults = s.kind === 'line' ? { color: c.accent, lineWidth: 2 }
+        : s.kind === 'area' ? { lineColor: c.down, topColor: 'rgba(198,40,40,0.05)', bottomColor: 'rgba(198,40,40,0.35)' }
+          : s.kind === 'candles' ? { upColor: c.up, downColor: c.down, wickUpColor: c.up, wickDownColor: c.down,
+            borderVisible: false } : {};
+      const ser = chart.addSeries(type, { ...defaults, ...(s.options || {}) });
+      ser.setData(s.data);
+      if (s.markers && s.markers.length) createSeriesMarkers(ser, s.markers);
+    }
+    chart.timeScale().fitContent();
+    ref.current.dataset.ready = '1';
+    return () => chart.remove();
+  }, [series, height]);
+  return html`<figure class="chart" id=${id}><div ref=${ref} class="chart-box" style=${`height:${height}px`}
+    role="img" aria-label=${label}></div><figcaption class="muted">${label}</figcaption></figure>`;
+}

@@ -1,0 +1,178 @@
+// Shared components: layout pieces, tables, confirmations, field errors, data loading.
+import { html, useState, useEffect, useCallback, useRef } from '../vendor/htm-preact-standalone.module.js';
+import * as f from './format.js';
+
+export { html, useState, useEffect, useCallback, useRef };
+
+let navigateFn = (to) => { window.location.href = to; };
+export function setNavigate(fn) { navigateFn = fn; }
+export function navigate(to, replace = false) { navigateFn(to, replace); }
+
+/** Load data with `fn` whenever deps change; returns {data, error, loading, reload}. */
+export function useLoad(fn, deps = []) {
+  const [state, setState] = useState({ data: undefined, error: null, loading: true });
+  const seq = useRef(0);
+  const reload = useCallback(async () => {
+    const mine = ++seq.current;
+    setState((s) => ({ ...s, loading: true }));
+    try {
+      const data = await fn();
+      if (mine === seq.current) setState({ data, error: null, loading: false });
+    } catch (error) {
+      if (mine === seq.current) setState({ data: undefined, error, loading: false });
+    }
+  }, deps);
+  useEffect(() => { reload(); }, [reload]);
+  return { ...state, reload };
+}
+
+export function Page({ title, actions, children }) {
+  useEffect(() => { document.title = `${title} · TraderTape`; }, [title]);
+  return html`<section class="page">
+    <header class="page-head"><h1 tabindex="-1" id="page-title">${title}</h1>
+      ${actions ? html`<div class="actions">${actions}</div>` : null}</header>
+    ${children}
+  </section>`;
+}
+
+export function Loading({ state, children }) {
+  if (state.error) return html`<p class="error" role="alert">${state.error.message}</p>`;
+  if (state.data === undefined) return html`<p class="muted" aria-busy="true">Loading…</p>`;
+  return children(state.data);
+}
+
+export function Card({ label, value, tone, sub, id }) {
+  return html`<div class="card" data-metric=${id || label}>
+    <div class="card-label">${label}</div>
+    <div class=${'card-value ' + (tone || '')}>${value}</div>
+    ${sub ? html`<div class="card-sub muted">${sub}</div>` : null}
+  </div>`;
+}
+
+export function Money({ value, signed = false }) {
+  return html`<span class=${'num ' + (signed ? f.tone(value) : '')}>${signed ? f.pnl(value) : f.inr(value)}</span>`;
+}
+
+export function Alert({ error, kind = 'error' }) {
+  if (!error) return null;
+  const text = typeof error === 'string' ? error : error.message;
+  return html`<p class=${kind} role=${kind === 'error' ? 'alert' : 'status'}>${text}</p>`;
+}
+
+/**
+ * Sortable, filterable table. columns: [{key, label, render?, sort?: (row)=>value, num?: bool}].
+ */
+export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) => r.id ?? i, empty = 'Nothing yet.',
+  id, limit }) {
+  const [sortKey, setSortKey] = useState(null);
+  const [asc, setAsc] = useState(true);
+  const [q, setQ] = useState('');
+  const [all, setAll] = useState(false);
+  let shown = rows;
+  if (q) {
+    const needle = q.toLowerCase();
+    shown = shown.filter((r) => columns.some((c) => String(r[c.key] ?? '').toLowerCase().includes(needle)));
+  }
+  if (sortKey) {
+    const col = columns.find((c) => c.key === sortKey);
+    const val = col.sort || ((r) => r[col.key]);
+    shown = [...shown].sort((a, b) => {
+      const x = val(a); const y = val(b);
+      const cmp = (x === null || x === undefined) ? 1 : (y === null || y === undefined) ? -1
+        : typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+      return asc ? cmp : -cmp;
+    });
+  }
+  const total = shown.length;
+  const cut = !all && limit && shown.length > limit;
+  if (cut) shown = shown.slice(0, limit);
+  const sortBy = (key) => {
+    if (sortKey === key) setAsc(!asc); else { setSortKey(key); setAsc(true); }
+  };
+  return html`<div class="table-wrap" id=${id}>
+    ${filter ? html`<label class="filter">Filter <input type="search" value=${q}
+      onInput=${(e) => setQ(e.target.value)} aria-label=${`Filter ${caption || 'rows'}`} /></label>` : null}
+    <div class="scroll-x"><table>
+      ${caption ? html`<caption>${caption}${filter || limit ? html` <span class="muted">(${total})</span>` : null}</caption>` : null}
+      <thead><tr>${columns.map((c) => html`<th scope="col" class=${c.num ? 'num' : ''}
+        aria-sort=${sortKey === c.key ? (asc ? 'ascending' : 'descending') : 'none'}>
+        ${c.nosort ? c.label : html`<button type="button" class="th-sort" onClick=${() => sortBy(c.key)}>${c.label}${
+          sortKey === c.key ? (asc ? ' ▲' : ' ▼') : ''}</button>`}</th>`)}</tr></thead>
+      <tbody>${shown.length === 0 ? html`<tr><td colspan=${columns.length} class="muted">${empty}</td></tr>`
+        : shown.map((r, i) => html`<tr key=${rowKey(r, i)} data-row=${rowKey(r, i)}>${columns.map((c) => html`<td
+          class=${c.num ? 'num' : ''} data-col=${c.key}>${c.render ? c.render(r) : (r[c.key] ?? '—')}</td>`)}</tr>`)}
+      </tbody></table></div>
+    ${cut ? html`<button type="button" class="show-all" onClick=${() => setAll(true)}>Show all ${total}</button>` : null}</div>`;
+}
+
+/** A confirmation dialog (native <dialog>): confirm({title, body, confirmLabel}) -> Promise<boolean>. */
+let dialogHost = null;
+export function DialogHost() {
+  const [req, setReq] = useState(null);
+  const ref = useRef(null);
+  dialogHost = setReq;
+  useEffect(() => {
+    if (req && ref.current && !ref.current.open) ref.current.showModal();
+  }, [req]);
+  if (!req) return null;
+  const done = (ok) => { ref.current?.close(); setReq(null); req.resolve(ok); };
+  return html`<dialog ref=${ref} class="confirm" aria-labelledby="confirm-title" onCancel=${() => done(false)}>
+    <h2 id="confirm-title">${req.title}</h2>
+    <div>${req.body}</div>
+    <div class="actions">
+      <button type="button" onClick=${() => done(false)}>Cancel</button>
+      <button type="button" class=${req.danger ? 'danger' : 'primary'} onClick=${() => done(true)}>${req.confirmLabel || 'Confirm'}</button>
+    </div>
+  </dialog>`;
+}
+export function confirm(opts) {
+  return new Promise((resolve) => dialogHost({ ...opts, resolve }));
+}
+
+/** Toast messages. */
+let toastFn = () => {};
+export function ToastHost() {
+  const [items, setItems] = useState([]);
+  toastFn = (text, kind = 'info') => {
+    const id = Math.random();
+    setItems((xs) => [...xs, { id, text, kind }]);
+    setTimeout(() => setItems((xs) => xs.filter((x) => x.id !== id)), 6000);
+  };
+  return html`<div class="toasts" role="status" aria-live="polite">${items.map((t) => html`<div
+    class=${'toast ' + t.kind} key=${t.id}>${t.text}</div>`)}</div>`;
+}
+export function toast(text, kind) { toastFn(text, kind); }
+
+/** A labelled form field with the API's error for that field shown under it. */
+export function Field({ label, name, error, hint, children }) {
+  const id = `f-${name}`;
+  return html`<div class=${'field' + (error ? ' invalid' : '')}>
+    <label for=${id}>${label}</label>
+    ${children(id, error ? `${id}-err` : hint ? `${id}-hint` : undefined)}
+    ${hint && !error ? html`<small id=${`${id}-hint`} class="muted">${hint}</small>` : null}
+    ${error ? html`<small id=${`${id}-err`} class="field-error" role="alert" data-error-for=${name}>${error}</small>` : null}
+  </div>`;
+}
+
+export function Badge({ text, kind }) {
+  return html`<span class=${'badge ' + (kind || text || '')}>${text}</span>`;
+}
+
+/** Run an async action with busy state and error toast; returns its result or undefined. */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const run = async (fn) => {
+    setBusy(true); setError(null);
+    try {
+      return await fn();
+    } catch (e) {
+      setError(e);
+      toast(e.message, 'error');
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run, setError };
+}

@@ -1,0 +1,99 @@
+"""Browser tests: Debian's Chromium (/usr/bin/chromium) driven by Playwright for Python against a real
+`tradertape serve` process and one browser for the whole session (each module signs in its own users).
+
+A missing Chromium is a failure naming the package, never a skip (`make test` installs it when it can)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.processes import Server, otp_from_mail_dir, run_cli, tt_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).parents[2]
+
+
+cli = run_cli
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium package is not installed (/usr/bin/chromium missing): "
+                    "run `apt-get install -y chromium` (make test does it when it can)", pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright Python package is missing: pip install -e '.[dev]'", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic nifty_100 history generated once per session; each server copies it (sim advance appends)."""
+    root = tmp_path_factory.mktemp("bars")
+    env = tt_env(root)
+    cli(env, "data", "generate", "--universe", "nifty_100", "--from", "2023-01-01", "--to", "2026-07-31")
+    return root / "var" / "data"
+
+
+@dataclass
+class App:
+    url: str
+    env: dict[str, str]
+    var: Path
+
+    def mail_code(self, address: str, after: int = 0) -> str:
+        """The 6-digit code of the newest sign-in email to `address` sent after the first `after` emails."""
+        return otp_from_mail_dir(self.var / "mail", address, timeout=15, skip=after)
+
+    def mail_count(self) -> int:
+        return len(list((self.var / "mail").glob("*.eml"))) if (self.var / "mail").exists() else 0
+
+    def session(self, address: str) -> requests.Session:
+        """A signed-in API session (email code), for setting up what a test does not click through."""
+        s = requests.Session()
+        s.headers["X-Requested-With"] = "tradertape"
+        n = self.mail_count()
+        assert s.post(self.url + "/api/auth/magic-link", json={"email": address}).status_code == 200
+        r = s.post(self.url + "/api/auth/verify-link", json={"email": address, "otp": self.mail_code(address, n)})
+        assert r.status_code == 200, r.text
+        return s
+
+    def context(self, browser: Any, address: str, **kw: Any) -> Any:
+        """A browser context signed in as `address` (its session cookie from the API)."""
+        s = self.session(address)
+        ctx = browser.new_context(**kw)
+        ctx.add_cookies([{"name": c.name, "value": c.value or "", "url": self.url} for c in s.cookies])
+        return ctx
+
+    def caught_up(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not requests.get(self.url + "/api/health", timeout=5).json().get("projection_lag"):
+                return
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory, bars: Path) -> Iterator[App]:
+    root = tmp_path_factory.mktemp("web")
+    env = tt_env(root, expiry_sweep_seconds=3600, paper_tick_fills="false", tick_always_open="true",
+                 tick_interval="0.2")
+    shutil.copytree(bars, root / "var" / "data")
+    server = Server(env, root / "serve.log").start()
+    try:
+        yield App(server.url, server.env, root / "var")
+    finally:
+        server.stop()
