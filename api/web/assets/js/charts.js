@@ -1,5 +1,6 @@
 // Chart wrappers around TradingView lightweight-charts (vendored, Apache-2.0).
 import { html, useEffect, useRef } from '../vendor/htm-preact-standalone.module.js';
+import { number } from './format.js';
 import {
   createChart, LineSeries, AreaSeries, CandlestickSeries, HistogramSeries, createSeriesMarkers,
 } from '../vendor/lightweight-charts.standalone.production.mjs';
@@ -25,7 +26,7 @@ function baseOptions(height) {
     grid: { vertLines: { color: c.grid }, horzLines: { color: c.grid } },
     rightPriceScale: { borderVisible: false },
     timeScale: { borderVisible: false },
-    localization: { locale: 'en-IN' },
+    localization: { locale: 'en-IN', priceFormatter: (p) => number(p, Math.abs(p) >= 1000 ? 0 : 2) },
   };
 }
 

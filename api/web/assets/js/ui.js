@@ -109,19 +109,29 @@ export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) 
 let dialogHost = null;
 export function DialogHost() {
   const [req, setReq] = useState(null);
+  const [value, setValue] = useState('');
   const ref = useRef(null);
-  dialogHost = setReq;
+  dialogHost = (r) => { setValue(r.input ? String(r.input.value ?? '') : ''); setReq(r); };
   useEffect(() => {
     if (req && ref.current && !ref.current.open) ref.current.showModal();
   }, [req]);
   if (!req) return null;
-  const done = (ok) => { ref.current?.close(); setReq(null); req.resolve(ok); };
+  const done = (ok) => {
+    ref.current?.close(); setReq(null);
+    req.resolve(ok && req.input ? Number(value) : ok);
+  };
+  const inp = req.input;
+  const bad = inp && (!(Number(value) >= (inp.min ?? 1)) || (inp.max !== undefined && Number(value) > inp.max)
+    || !Number.isInteger(Number(value)));
   return html`<dialog ref=${ref} class="confirm" aria-labelledby="confirm-title" onCancel=${() => done(false)}>
     <h2 id="confirm-title">${req.title}</h2>
     <div>${req.body}</div>
+    ${inp ? html`<div class="field"><label for="confirm-input">${inp.label}</label>
+      <input id="confirm-input" type="number" inputmode="numeric" step="1" min=${inp.min ?? 1} max=${inp.max} value=${value}
+        onInput=${(e) => setValue(e.target.value)} /></div>` : null}
     <div class="actions">
       <button type="button" onClick=${() => done(false)}>Cancel</button>
-      <button type="button" class=${req.danger ? 'danger' : 'primary'} onClick=${() => done(true)}>${req.confirmLabel || 'Confirm'}</button>
+      <button type="button" class=${req.danger ? 'danger' : 'primary'} disabled=${bad} onClick=${() => done(true)}>${req.confirmLabel || 'Confirm'}</button>
     </div>
   </dialog>`;
 }

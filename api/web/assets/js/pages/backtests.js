@@ -169,7 +169,7 @@ export function BacktestResult({ params }) {
         <a class="button" href=${`/backtests?strategy_id=${p.strategy_id || ''}`}>Run again</a>
         <a class="button" href=${`/market?backtest=${run.id}`}>Trades on chart</a>
         <button type="button" class="danger" onClick=${remove}>Delete</button>`}>
-      <p class="muted">${p.universe || 'custom'} · ${f.day(p.start_date)} – ${f.day(p.end_date)} · capital ${f.inr(p.starting_capital, 0)} ·
+      <p class="muted">${p.universe || 'custom'} · ${f.day(p.start_date)} – ${f.day(p.end_date)} · capital ${f.inr(p.starting_capital, 0)} ·${' '}
         size ${f.pct(p.position_size_pct, 0)} · max ${p.max_positions} positions · slippage ${p.slippage_bps} bps · charges ${p.charges}</p>
       <div class="cards" id="metrics">${METRICS.filter(([k]) => k in s).map(([k, label, fmt, signed]) => html`<${Card} id=${k} label=${label} value=${fmt(s[k])} tone=${signed ? f.tone(s[k]) : ''} />`)}</div>
       <${Chart} id="equity-chart" label=${`Equity (blue) vs ${p.benchmark || 'benchmark'} (grey), rebased to the starting capital`} height=${300}
@@ -206,8 +206,8 @@ export function BacktestResult({ params }) {
           { key: 'unrealized_pnl', label: 'Unrealised', num: true, render: (t) => html`<span class=${f.tone(t.unrealized_pnl)}>${f.pnl(t.unrealized_pnl)}</span>` }]} />` : null}
       <section aria-labelledby="diag-h" id="diagnostics"><h2 id="diag-h">Diagnostics</h2>
         <p>${f.number(d.signals_generated, 0)} signals generated; ${f.number(d.orders_placed, 0)} orders placed; ${f.number(d.entries_filled, 0)} entries filled, ${f.number(d.entries_expired, 0)} expired unfilled.</p>
-        <p><strong>Skipped entries:</strong> ${f.number(d.skipped_max_positions, 0)} because ${p.max_positions} positions were already open (max positions);
-          ${f.number(d.skipped_max_per_sector, 0)} by the per-sector limit; ${f.number(d.skipped_cash, 0)} for lack of cash;
+        <p><strong>Skipped entries:</strong> ${f.number(d.skipped_max_positions, 0)} because ${p.max_positions} positions were already open (max positions);${' '}
+          ${f.number(d.skipped_max_per_sector, 0)} by the per-sector limit; ${f.number(d.skipped_cash, 0)} for lack of cash;${' '}
           ${f.number(d.skipped_zero_quantity, 0)} because the position size bought zero shares.</p>
         <p class="muted">${f.number(d.trading_days, 0)} trading days (${f.number(d.warmup_days, 0)} warm-up), ${f.number(d.bars_processed, 0)} bars in ${f.number(d.elapsed_ms, 0)} ms.</p>
       </section>

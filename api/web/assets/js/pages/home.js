@@ -22,7 +22,8 @@ export function Home({ me }) {
     const activity = dashes.flatMap((d) => (d.activity || []).map((a) => ({ ...a, portfolio: d.portfolio.name })))
       .sort((a, b) => String(b.at).localeCompare(String(a.at)))
       .filter((a) => f.todayIST(new Date(a.at)) === today).slice(0, 20);
-    return { portfolios, pending, risk, broker, agent, activity };
+    const open = Object.fromEntries(dashes.map((d) => [d.portfolio.id, d.positions.length]));
+    return { portfolios: portfolios.map((p) => ({ ...p, open_positions: open[p.id] })), pending, risk, broker, agent, activity };
   });
   return html`<${Page} title="Home">
     <${Loading} state=${state}>${(d) => {
@@ -31,9 +32,9 @@ export function Home({ me }) {
       const total = d.portfolios.reduce((s, p) => s + (p.total_pnl || 0), 0);
       const kill = d.risk.kill_switch && d.risk.kill_switch.engaged;
       return html`
-      ${kill ? html`<div class="banner danger" role="alert"><strong>Kill switch engaged:</strong> new entries are blocked.
+      ${kill ? html`<div class="banner danger" role="alert"><strong>Kill switch engaged:</strong> new entries are blocked.${' '}
         <a href="/risk">Review on Risk</a></div>` : null}
-      ${d.risk.breaches && d.risk.breaches.length ? html`<div class="banner warn" role="status">Risk:
+      ${d.risk.breaches && d.risk.breaches.length ? html`<div class="banner warn" role="status">Risk:${' '}
         ${d.risk.breaches.map((b) => b.message || b.rule_type || JSON.stringify(b)).join('; ')}</div>` : null}
       <div class="cards">
         <${Card} label="Equity (all portfolios)" value=${f.inr(equity)} id="equity" />

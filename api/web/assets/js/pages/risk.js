@@ -1,2 +1,98 @@
-import { html, Page } from '../ui.js';
-export function Risk() { return html`<${Page} title="Risk"><p>Coming soon.</p><//>`; }
+import { html, Page, Table, Card, Field, Badge, useLoad, Loading, useState, confirm, toast } from '../ui.js';
+import * as api from '../api.js';
+import * as f from '../format.js';
+
+const TYPES = {
+  max_daily_loss: 'Max daily loss', max_position_value: 'Max position value (₹)', max_exposure_pct: 'Max exposure (% of capital)',
+  max_open_positions: 'Max open positions', max_per_sector: 'Max positions per sector', max_orders_per_day: 'Max orders per day',
+  blocked_symbols: 'Blocked symbols', kill_switch: 'Kill switch (block all new entries)',
+};
+
+function describe(r) {
+  if (r.rule_type === 'blocked_symbols') return (r.symbols || []).join(', ');
+  if (r.rule_type === 'kill_switch') return r.auto ? 'engaged automatically by a daily-loss breach' : 'engaged';
+  if (r.rule_type === 'max_daily_loss') return r.unit === 'pct' ? f.pct(r.value) : f.inr(r.value);
+  if (r.rule_type === 'max_position_value') return f.inr(r.value);
+  if (r.rule_type === 'max_exposure_pct') return f.pct(r.value);
+  return f.number(r.value, 0);
+}
+
+function RuleForm({ portfolios, initial, onSaved, onCancel }) {
+  const [r, setR] = useState(initial || { rule_type: 'max_daily_loss', portfolio_id: '', value: '', unit: 'inr', symbols: '', note: '' });
+  const [errors, setErrors] = useState({});
+  const [error, setError] = useState(null);
+  const upd = (k) => (e) => setR({ ...r, [k]: e.target.value });
+  const save = async (e) => {
+    e.preventDefault();
+    const body = { rule_type: r.rule_type, portfolio_id: r.portfolio_id ? Number(r.portfolio_id) : null,
+      value: r.rule_type === 'kill_switch' || r.rule_type === 'blocked_symbols' ? null : Number(r.value),
+      unit: r.rule_type === 'max_daily_loss' ? r.unit : null,
+      symbols: r.rule_type === 'blocked_symbols' ? String(r.symbols).split(/[\s,]+/).filter(Boolean).map((s) => s.toUpperCase()) : [],
+      note: r.note || '' };
+    setErrors({}); setError(null);
+    try {
+      if (initial && initial.id) await api.put(`/api/risk/rules/${initial.id}`, body); else await api.post('/api/risk/rules', body);
+      toast('Rule saved.'); onSaved();
+    } catch (err) { setErrors(err.fieldErrors ? err.fieldErrors() : {}); setError(err.message); }
+  };
+  const needsValue = r.rule_type !== 'kill_switch' && r.rule_type !== 'blocked_symbols';
+  return html`<form onSubmit=${save} aria-label="Risk rule"><fieldset><legend>${initial && initial.id ? 'Edit rule' : 'Add a rule'}</legend>
+    ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    <div class="grid-form">
+      <${Field} label="Rule" name="rule_type" error=${errors.rule_type}>${(i, d) => html`<select id=${i} aria-describedby=${d} value=${r.rule_type} onChange=${upd('rule_type')}>
+        ${Object.entries(TYPES).map(([k, label]) => html`<option value=${k}>${label}</option>`)}</select>`}<//>
+      <${Field} label="Applies to" name="portfolio_id" error=${errors.portfolio_id}>${(i, d) => html`<select id=${i} aria-describedby=${d} value=${r.portfolio_id ?? ''} onChange=${upd('portfolio_id')}>
+        <option value="">Whole account</option>${portfolios.map((p) => html`<option value=${p.id}>${p.name}</option>`)}</select>`}<//>
+      ${needsValue ? html`<${Field} label="Limit" name="value" error=${errors.value}>${(i, d) => html`<input id=${i} aria-describedby=${d} type="number" step="any" required value=${r.value ?? ''} onInput=${upd('value')} />`}<//>` : null}
+      ${r.rule_type === 'max_daily_loss' ? html`<${Field} label="Unit" name="unit" error=${errors.unit}>${(i, d) => html`<select id=${i} aria-describedby=${d} value=${r.unit || 'inr'} onChange=${upd('unit')}>
+        <option value="inr">₹</option><option value="pct">% of capital</option></select>`}<//>` : null}
+      ${r.rule_type === 'blocked_symbols' ? html`<${Field} label="Symbols (comma separated)" name="symbols" error=${errors.symbols}>${(i, d) => html`<input id=${i} aria-describedby=${d} value=${r.symbols} onInput=${upd('symbols')} />`}<//>` : null}
+      <${Field} label="Note" name="note" error=${errors.note}>${(i, d) => html`<input id=${i} aria-describedby=${d} maxlength="200" value=${r.note} onInput=${upd('note')} />`}<//>
+    </div>
+    <div class="actions"><button type="submit" class="primary">Save rule</button>${onCancel ? html`<button type="button" onClick=${onCancel}>Cancel</button>` : null}</div>
+  </fieldset></form>`;
+}
+
+export function Risk() {
+  const [editing, setEditing] = useState(null);
+  const state = useLoad(async () => {
+    const [rules, st, portfolios] = await Promise.all([api.get('/api/risk/rules'), api.get('/api/risk/state'), api.get('/api/model/portfolios')]);
+    return { rules, st, portfolios };
+  });
+  const remove = async (r) => {
+    const ks = r.rule_type === 'kill_switch';
+    if (!await confirm({ title: ks ? 'Release the kill switch?' : `Delete the ${TYPES[r.rule_type]} rule?`,
+      body: ks ? 'New entries are allowed again.' : 'The limit stops applying.', confirmLabel: ks ? 'Release' : 'Delete', danger: !ks })) return;
+    try { await api.del(`/api/risk/rules/${r.id}`); toast(ks ? 'Kill switch released.' : 'Rule deleted.'); state.reload(); } catch (e) { toast(e.message, 'error'); }
+  };
+  return html`<${Page} title="Risk">
+    <${Loading} state=${state}>${(d) => {
+      const s = d.st; const names = Object.fromEntries(d.portfolios.map((p) => [p.id, p.name]));
+      const kill = s.kill_switch && s.kill_switch.engaged;
+      return html`
+      ${kill ? html`<div class="banner danger" role="alert" id="kill-banner"><strong>Kill switch engaged.</strong> New entries are blocked.${' '}
+        ${(s.kill_switch.rules || []).map((r) => html` <button type="button" onClick=${() => remove(r)}>Release${r.auto ? ' (automatic)' : ''}</button>`)}</div>` : null}
+      ${(s.breaches || []).map((b) => html`<p class="banner warn">${b.message || b.rule_type}</p>`)}
+      <div class="cards" id="risk-cards">
+        <${Card} label="Day P&L" value=${f.pnl(s.day_pnl)} tone=${f.tone(s.day_pnl)} sub=${`realised ${f.pnl(s.realized_pnl_today)}`} />
+        ${(s.loss_limits || []).map((l) => html`<${Card} label="Loss limit" value=${f.inr(l.limit ?? l.value)} sub=${l.used_pct != null ? `${f.pct(l.used_pct, 0)} used` : ''} />`)}
+        <${Card} label="Gross exposure" value=${f.inr(s.gross_exposure)} sub=${`${f.pct(s.exposure_pct)} of ${f.inr(s.capital, 0)}`} />
+        <${Card} label="Open positions" value=${s.open_positions} />
+        <${Card} label="Orders today" value=${s.orders_today} />
+      </div>
+      <${Table} caption="Sectors" id="sectors" rows=${Object.entries(s.sectors || {}).map(([k, v]) => ({ sector: k, ...v }))} rowKey=${(r) => r.sector}
+        empty="No exposure." columns=${[{ key: 'sector', label: 'Sector' }, { key: 'positions', label: 'Positions', num: true },
+          { key: 'value', label: 'Value', num: true, render: (r) => f.inr(r.value) }]} />
+      <${Table} caption="Rules in force" id="rules" rows=${d.rules} empty="No risk rules: every approval is only limited by cash."
+        columns=${[{ key: 'rule_type', label: 'Rule', render: (r) => html`${TYPES[r.rule_type] || r.rule_type}${r.auto ? html` <${Badge} text="auto" kind="paused" />` : null}` },
+          { key: 'value', label: 'Limit', render: describe },
+          { key: 'portfolio_id', label: 'Scope', render: (r) => (r.portfolio_id ? names[r.portfolio_id] || `#${r.portfolio_id}` : 'account') },
+          { key: 'note', label: 'Note' },
+          { key: 'act', label: '', nosort: true, render: (r) => html`<div class="actions">
+            ${r.rule_type !== 'kill_switch' ? html`<button type="button" onClick=${() => setEditing({ ...r, symbols: (r.symbols || []).join(', '), portfolio_id: r.portfolio_id ?? '' })}>Edit</button>` : null}
+            <button type="button" onClick=${() => remove(r)}>${r.rule_type === 'kill_switch' ? 'Release' : 'Delete'}</button></div>` }]} />
+      <${RuleForm} key=${editing ? editing.id : 'new'} portfolios=${d.portfolios} initial=${editing}
+        onSaved=${() => { setEditing(null); state.reload(); }} onCancel=${editing ? () => setEditing(null) : null} />`;
+    }}<//>
+  <//>`;
+}

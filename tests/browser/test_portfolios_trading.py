@@ -1,0 +1,102 @@
+"""Deploy a paper portfolio, advance the simulated market, approve and place from the approvals page, see the
+position with a live mark from the tick WebSocket, close part of it; a risk breach shown on approval."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import App, cli
+
+USER = "paper.trader@example.com"
+
+
+@pytest.fixture(scope="module")
+def setup(browser: Any, app: App) -> Any:
+    api = app.session(USER)
+    template = next(t for t in api.get(app.url + "/api/strategies", params={"is_template": True}).json()
+                    if t["base_model"] == "v3_dip_buyer")
+    fork = api.post(app.url + f"/api/strategies/{template['id']}/fork", json={"name": "Dips at the open"}).json()
+    fields = ("name", "description", "base_model", "entry_rules", "exit_rules", "params", "is_active")
+    body = {k: fork[k] for k in fields}
+    body["params"] = {**body["params"], "entry_order": "next_open"}  # fills at the next open, whatever the low
+    assert api.put(app.url + f"/api/strategies/{fork['id']}", json=body).status_code == 200
+    ctx = app.context(browser, USER, viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    yield page, api, fork
+    ctx.close()
+
+
+def test_deploy_approve_place_and_see_a_live_mark(setup: Any, app: App) -> None:
+    page, api, fork = setup
+    page.goto(app.url + f"/portfolios?deploy={fork['id']}")
+    page.get_by_label("Portfolio name", exact=True).fill("Paper dips")
+    page.get_by_label("Max positions", exact=True).fill("5")
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.get_by_role("heading", name="Paper dips")).to_be_visible()
+    pid = int(page.url.rsplit("/", 1)[1])
+    pending: list[Any] = []
+    for _ in range(10):  # scan; if nothing waits for approval, let a trading day pass
+        page.get_by_role("button", name="Scan now").click()
+        expect(page.get_by_role("status").filter(has_text="new signal")).to_be_visible()
+        pending = api.get(app.url + "/api/model/signals",
+                          params={"portfolio_id": pid, "status": "pending_approval"}).json()
+        if len(pending) >= 2:
+            break
+        cli(app.env, "sim", "advance", "--days", "1")
+        app.caught_up()
+    assert len(pending) >= 2
+    first = pending[0]["symbol"]
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Approvals").click()
+    page.get_by_role("button", name=f"Approve {first}").click()
+    expect(page.locator("#cart tbody tr")).to_have_count(1)
+    expect(page.locator("#cart-total")).to_have_text(re.compile(r"^₹[\d,]+\.\d\d$"))
+    page.get_by_role("button", name="Place 1 order(s)").click()
+    page.get_by_role("dialog").get_by_role("button", name="Place orders").click()
+    expect(page.locator("#place-result")).to_contain_text(f"{first} (placed)")
+
+    cli(app.env, "sim", "advance", "--days", "1")  # the next open fills the entry
+    app.caught_up()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Positions").click()
+    row = page.locator("#open-positions tbody tr").filter(has_text=first)
+    expect(row).to_have_count(1)
+    # the mark comes from a tick over the WebSocket (its title names the tick time)
+    expect(row.locator("[data-mark]")).to_have_attribute("title", re.compile(r"^tick \d\d:\d\d:\d\d IST$"))
+    expect(row.locator('[data-col="pnl"]')).to_have_text(re.compile(r"^([+\u2212]₹|₹0\.00)"))
+
+
+def test_close_part_of_a_position(setup: Any, app: App) -> None:
+    page = setup[0]
+    row = page.locator("#open-positions tbody tr").first
+    qty = int(row.locator('[data-col="quantity"]').inner_text())
+    assert qty >= 2
+    symbol = row.locator('[data-col="symbol"]').inner_text().split()[0]
+    row.get_by_role("button", name=f"Close {symbol}").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label(re.compile("Shares to sell")).fill(str(qty // 2))
+    dialog.get_by_role("button", name="Close", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text=f"Sold {qty // 2} {symbol}")).to_be_visible()
+    left = page.locator("#open-positions tbody tr").first.locator('[data-col="quantity"]')
+    expect(left).to_have_text(str(qty - qty // 2))
+    page.get_by_role("tab", name="Closed").click()
+    closed = page.locator("#closed-positions tbody tr").filter(has_text=symbol)
+    expect(closed.locator('[data-col="quantity"]')).to_have_text(str(qty // 2))
+    expect(closed.locator('[data-col="exit_reason"]')).to_have_text("manual")
+
+
+def test_a_risk_breach_is_shown_on_approval(setup: Any, app: App) -> None:
+    page, api, _ = setup
+    rule = api.post(app.url + "/api/risk/rules", json={"rule_type": "max_position_value", "value": 1000})
+    assert rule.status_code == 201, rule.text
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Approvals").click()
+    first = page.locator("#pending tbody tr").first
+    symbol = first.locator('[data-col="symbol"] strong').inner_text()
+    first.get_by_role("button", name=f"Approve {symbol}").click()
+    refused = page.locator("#place-result .refused")
+    expect(refused).to_contain_text(symbol)
+    expect(refused).to_contain_text(re.compile("max_position_value|position value", re.I))
+    expect(page.locator("#cart tbody tr").filter(has_text=symbol)).to_have_count(0)
