@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.acks import CommandAcks
+from api.bodylimit import BodyLimitMiddleware
 from api.csrf import CsrfMiddleware
 from api.deps import SESSION_COOKIE, PrincipalCache
 from api.docs import install_docs
@@ -134,7 +135,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
-        max_body_size=settings.body_max_kb * 1024,  # 413 past it (uploads have their own, api/routers/uploads.py)
     )
     app.add_middleware(CommandAcks)
     # the last added runs first
@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.add_middleware(SecurityLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(BodyLimitMiddleware, default_bytes=settings.body_max_kb * 1024)  # before any body read
     if settings.trusted_proxy_list:  # client IPs from X-Forwarded-For, only when a trusted proxy sent it
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxy_list))
 

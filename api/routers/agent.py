@@ -23,8 +23,6 @@ from projections.portfolios import PortfoliosProjection
 from projections.signals import get_signal
 
 router = resource_router("/api/agent", ["agent"])
-# a snapshot of 5000 holdings in Kite's shape is ~4 MB: these two lift the app's 1 MB body limit
-SNAPSHOT_MAX_BYTES = 8 * 1024 * 1024
 
 
 async def agent_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
@@ -92,8 +90,7 @@ def _rows(payload: Any, what: str) -> Any:
     return payload
 
 
-@router.post("/sync-holdings", max_body_size=SNAPSHOT_MAX_BYTES,
-             summary="Holdings snapshot (Kite holdings shape: a list, or Kite's envelope)")
+@router.post("/sync-holdings", summary="Holdings snapshot (Kite holdings shape: a list, or Kite's envelope)")
 def sync_holdings(request: Request, agent: Agent, platform: PlatformDep,
                   payload: Any = Body(...)) -> dict[str, Any]:
     try:
@@ -108,8 +105,7 @@ def sync_holdings(request: Request, agent: Agent, platform: PlatformDep,
     return {"recorded": recorded, "holdings": len(rows)}
 
 
-@router.post("/sync-positions", max_body_size=SNAPSHOT_MAX_BYTES,
-             summary="Positions snapshot (Kite positions shape {net, day}, or Kite's envelope)")
+@router.post("/sync-positions", summary="Positions snapshot (Kite positions shape {net, day}, or Kite's envelope)")
 def sync_positions(request: Request, agent: Agent, platform: PlatformDep,
                    payload: Any = Body(...)) -> dict[str, Any]:
     data = _rows(payload, "positions")

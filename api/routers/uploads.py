@@ -39,9 +39,6 @@ router = resource_router("/api/uploads", ["uploads"])
 
 MB = 1024 * 1024
 _SLACK = MB  # multipart boundaries and the other fields
-# The upload routes lift the app's body limit (api/app.py) to this ceiling; `_form` applies the configured,
-# smaller limit first.
-UPLOAD_BODY_CEILING = 4 * 1024 * MB
 
 
 def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -168,8 +165,7 @@ def _files(form: FormData, *names: str) -> list[UploadFile]:
     return out
 
 
-@router.post("/tradebook", max_body_size=UPLOAD_BODY_CEILING,
-             summary="Import Zerodha Console tradebooks (XLSX or CSV), several files at once",
+@router.post("/tradebook", summary="Import Zerodha Console tradebooks (XLSX or CSV), several files at once",
              openapi_extra=_multipart({"files[]": {"type": "array", "items": _FILE}}, ["files[]"]))
 async def tradebook(request: Request, user: SessionUser, platform: PlatformDep,
                     background: BackgroundTasks) -> dict[str, Any]:
@@ -192,8 +188,7 @@ async def tradebook(request: Request, user: SessionUser, platform: PlatformDep,
     return dict(result.value)
 
 
-@router.post("/ledger", max_body_size=UPLOAD_BODY_CEILING,
-             summary="Import a Zerodha Console ledger (XLSX or CSV)",
+@router.post("/ledger", summary="Import a Zerodha Console ledger (XLSX or CSV)",
              openapi_extra=_multipart({"file": _FILE}, ["file"]))
 async def ledger(request: Request, user: SessionUser, platform: PlatformDep,
                  background: BackgroundTasks) -> dict[str, Any]:
@@ -210,8 +205,7 @@ async def ledger(request: Request, user: SessionUser, platform: PlatformDep,
     return {**result.value, "opening_balance": f.opening_balance, "closing_balance": f.closing_balance}
 
 
-@router.post("/cas", max_body_size=UPLOAD_BODY_CEILING,
-             summary="Import a CAS PDF: CAMS/KFintech mutual funds, or NSDL/CDSL demat holdings",
+@router.post("/cas", summary="Import a CAS PDF: CAMS/KFintech mutual funds, or NSDL/CDSL demat holdings",
              openapi_extra=_multipart({"file": _FILE, "password": {"type": "string"}}, ["file"]))
 async def cas(request: Request, user: SessionUser, platform: PlatformDep,
               background: BackgroundTasks) -> dict[str, Any]:
