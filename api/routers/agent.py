@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api.deps import PlatformDep, Principal, answer_rows, current_principal, dispatch, resource_router
 from api.guards import MAX_ID
 from commands import agent_messages as am
-from commands.brokers import as_dicts
 from commands.bus import CommandResult
 from commands.handlers.agent import ACCESS_TOKEN, PendingToken
 from domain.broker import BrokerConnection
@@ -84,23 +83,75 @@ def signal_result(body: SignalResultBody, request: Request, agent: Agent, platfo
     return outcome
 
 
-def _rows(payload: Any, what: str) -> Any:
+# Kite's holding and position objects, typed: the fields the platform keeps (domain.broker's HOLDING_FIELDS,
+# POSITION_FIELDS) are validated -- printable symbols, bounded integers, finite prices -- and any other
+# field Kite sends is dropped, so a snapshot event holds only what was checked.
+Text = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[\x21-\x7e]+$")]
+Quantity = Annotated[int, Field(ge=-(10**12), le=10**12)]
+Price = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
+
+
+class KiteRow(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tradingsymbol: Text
+    exchange: Text | None = None
+    instrument_token: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    product: Text | None = None
+    quantity: Quantity | None = None
+    average_price: Price | None = None
+    last_price: Price | None = None
+    pnl: Price | None = None
+
+
+class KiteHolding(KiteRow):
+    isin: Annotated[str, Field(max_length=16, pattern=r"^[A-Za-z0-9]*$")] | None = None
+    t1_quantity: Quantity | None = None
+    used_quantity: Quantity | None = None
+    close_price: Price | None = None
+
+
+class KitePosition(KiteRow):
+    overnight_quantity: Quantity | None = None
+    buy_quantity: Quantity | None = None
+    sell_quantity: Quantity | None = None
+
+
+class KitePositions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    net: list[KitePosition] = Field(default_factory=list, max_length=5000)
+    day: list[KitePosition] = Field(default_factory=list, max_length=5000)
+
+
+_HOLDINGS = TypeAdapter(list[KiteHolding])
+
+
+def _unwrap(payload: Any) -> Any:
     if isinstance(payload, dict) and "data" in payload:  # Kite's {"status": "success", "data": ...} envelope
         payload = payload["data"]
     return payload
 
 
+def _invalid(what: str, exc: ValidationError) -> DomainError:
+    """A 400 naming the first bad field (its location, never its value)."""
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"])
+    return DomainError(f"{what}: {where or 'body'}: {err['msg']}")
+
+
 @router.post("/sync-holdings", summary="Holdings snapshot (Kite holdings shape: a list, or Kite's envelope)")
 def sync_holdings(request: Request, agent: Agent, platform: PlatformDep,
                   payload: Any = Body(...)) -> dict[str, Any]:
-    try:
-        rows = as_dicts(_rows(payload, "holdings"))
-    except ValueError:
-        raise DomainError("holdings must be a list of Kite holding objects (or {\"data\": [...]})") from None
-    if any(not isinstance(r.get("tradingsymbol"), str) or not r.get("tradingsymbol") for r in rows):
-        raise DomainError("every holding needs a tradingsymbol")
-    if len(rows) > 5000:
+    data = _unwrap(payload)
+    if not isinstance(data, list):
+        raise DomainError("holdings must be a list of Kite holding objects (or {\"data\": [...]})")
+    if len(data) > 5000:
         raise DomainError("at most 5000 holdings per snapshot")
+    try:
+        rows = [h.model_dump() for h in _HOLDINGS.validate_python(data)]
+    except ValidationError as exc:
+        raise _invalid("holdings", exc) from None
     recorded = dispatch(request, platform, am.SyncBrokerHoldings(agent.account_id, tuple(rows)), agent).value
     return {"recorded": recorded, "holdings": len(rows)}
 
@@ -108,17 +159,18 @@ def sync_holdings(request: Request, agent: Agent, platform: PlatformDep,
 @router.post("/sync-positions", summary="Positions snapshot (Kite positions shape {net, day}, or Kite's envelope)")
 def sync_positions(request: Request, agent: Agent, platform: PlatformDep,
                    payload: Any = Body(...)) -> dict[str, Any]:
-    data = _rows(payload, "positions")
+    data = _unwrap(payload)
     if not isinstance(data, dict):
         raise DomainError("positions must be an object {\"net\": [...], \"day\": [...]}")
     try:
-        net, day = as_dicts(data.get("net", [])), as_dicts(data.get("day", []))
-    except ValueError:
-        raise DomainError("positions.net and positions.day must be lists of Kite position objects") from None
-    if len(net) + len(day) > 5000:
+        positions = KitePositions.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid("positions", exc) from None
+    if len(positions.net) + len(positions.day) > 5000:
         raise DomainError("at most 5000 positions per snapshot")
-    recorded = dispatch(request, platform, am.SyncBrokerPositions(agent.account_id, tuple(net), tuple(day)),
-                        agent).value
+    net = tuple(p.model_dump() for p in positions.net)
+    day = tuple(p.model_dump() for p in positions.day)
+    recorded = dispatch(request, platform, am.SyncBrokerPositions(agent.account_id, net, day), agent).value
     return {"recorded": recorded, "net": len(net), "day": len(day)}
 
 
@@ -166,9 +218,15 @@ def session(agent: Agent, platform: PlatformDep) -> Any:
             "expires_at": row["expires_at"]}
 
 
+class SessionInvalidBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    reason: str | None = Field(default=None, max_length=5000)
+
+
 @router.post("/session-invalid", summary="Kite rejected the access token (TokenException): disconnect")
 def session_invalid(request: Request, agent: Agent, platform: PlatformDep,
-                    body: dict[str, str] | None = None) -> dict[str, Any]:
-    reason = (body or {}).get("reason", "Kite rejected the access token")[:500]
+                    body: SessionInvalidBody | None = None) -> dict[str, Any]:
+    reason = ((body.reason if body else None) or "Kite rejected the access token")[:500]
     result = dispatch(request, platform, am.DisconnectBrokerSession(agent.account_id, reason), agent)
     return _status_answer(platform, result, agent.account_id)
