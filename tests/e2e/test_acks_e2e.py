@@ -41,6 +41,7 @@ def test_answers_with_the_projector_process_down(tmp_path: Path, postgres: Postg
         relay.start()
         base = server.url
         s = requests.Session()
+        s.headers["X-Requested-With"] = "tradertape"  # as the web app sends (CSRF, api/csrf.py)
         addr = "acks.user@example.com"
         assert s.post(base + "/api/auth/magic-link", json={"email": addr}).status_code == 200
         otp = re.search(r"code: (\d{6})", next((tmp_path / "var" / "mail").glob("*.eml")).read_text())
