@@ -118,6 +118,7 @@ class KiteState:
         self.refuse_symbols: set[str] = set()  # placements for these answer InputException
         self.deletions: list[int] = []  # GTTs deleted (DELETE /gtt/triggers/{id}), in order
         self.fail_deletes = 0  # the next n GTT deletions answer 503 NetworkException (nothing deleted)
+        self.holdings_exchange = "NSE"  # the exchange end_day's holdings are listed under (Kite may say BSE)
 
     # --- test controls ------------------------------------------------------------------------
     def issue_request_token(self) -> str:
@@ -233,7 +234,7 @@ class KiteState:
                     self.holdings.pop(symbol, None)
                 else:
                     self.holdings[symbol] = _holding(self, symbol, total - fresh, avg, t1=fresh,
-                                                     exchange="NSE" if h is None else h["exchange"])
+                                                     exchange=self.holdings_exchange if h is None else h["exchange"])
             self.positions.clear()
 
     def forget_history(self) -> None:
