@@ -574,7 +574,9 @@ class Portfolio(Aggregate):
         self._record(PortfolioResumed(at=at))
 
     def retire(self, at: str) -> None:
-        """Retire for good; refused (409) while positions are open. Live signals expire."""
+        """Retire for good; refused (409) while positions are open. Live signals expire -- except a live
+        portfolio's placed entries, whose GTTs are at the broker: the agent deletes them there first and
+        then reports them expired (`withdraw_entry`)."""
         if self.status == "retired":
             raise InvalidTransition("portfolio is already retired")
         if self.open_positions:
@@ -582,6 +584,8 @@ class Portfolio(Aggregate):
                 f"portfolio has {len(self.open_positions)} open position(s); close them before retiring it"
             )
         for sig in list(self._live.values()):
+            if self.mode == "live" and sig.status == "placed":
+                continue
             self._record(SignalExpired(signal_id=sig.signal_id, reason="portfolio retired", at=at))
         self._record(PortfolioRetired(at=at))
 

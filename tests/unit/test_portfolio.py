@@ -223,6 +223,24 @@ def test_retire_refused_with_open_positions_and_reset_refused_for_live() -> None
         live.reset(D1)
 
 
+def test_retiring_a_live_portfolio_leaves_its_placed_entries_for_the_agent_to_withdraw() -> None:
+    live = make(mode="live", auto=False)
+    placed, waiting = live.record_signals(D0, [cand("A", 90), cand("B", 80)], D0).signal_ids
+    live.approve_signal(placed, D0)
+    live.place_signal(placed, D0, gtt_id="1001")
+    live.retire(D1)
+    assert live.signals[waiting].status == "expired"  # never at the broker
+    assert live.signals[placed].status == "placed"  # its GTT is at Kite until the agent deletes it
+    live.withdraw_entry(placed, "portfolio retired; GTT 1001 deleted at Kite", D1)
+    assert live.signals[placed].status == "expired" and live.free_slots == 3
+    with pytest.raises(InvalidTransition, match="only a placed live entry"):
+        live.withdraw_entry(placed, "again", D1)
+    paper = make(auto=True)
+    (sid,) = paper.record_signals(D0, [cand("A", 90)], D0).signal_ids
+    with pytest.raises(InvalidTransition, match="only a placed live entry"):
+        paper.withdraw_entry(sid, "no broker", D0)
+
+
 def test_unplaced_signal_expires_after_validity() -> None:
     pf = make(auto=False)
     (sid,) = pf.record_signals(D0, [cand("A", 90)], D0).signal_ids
