@@ -11,7 +11,7 @@ function Proxy({ title, res, children }) {
 export function Broker({ me }) {
   const [creds, setCreds] = useState({ api_key: '', api_secret: '' });
   const [newKey, setNewKey] = useState(null);
-  const [pw, setPw] = useState({ current: '', password: '' });
+  const [pw, setPw] = useState({ current: '', password: '', otp: '' });
   const state = useLoad(async () => {
     const [status, saved, key, holdings, positions, orders, margins, recon] = await Promise.all([
       api.get('/api/auth/status'), settle(api.get('/api/auth/kite-credentials')), settle(api.get('/api/auth/agent-key')),
@@ -57,10 +57,12 @@ export function Broker({ me }) {
         <div class="actions"><button type="button" onClick=${async () => { if (d.key.data && !await confirm({ title: 'Replace the agent key?', body: 'The running agent stops working until you give it the new key.', confirmLabel: 'Generate', danger: true })) return; const r = await run(() => api.post('/api/auth/agent-key'), 'New agent key generated.'); if (r) setNewKey(r.key); }}>${d.key.data ? 'Regenerate' : 'Generate'} key</button>
           ${d.key.data ? html`<button type="button" class="danger" onClick=${async () => { if (await confirm({ title: 'Revoke the agent key?', body: 'Your agent is disconnected at once.', confirmLabel: 'Revoke', danger: true })) { setNewKey(null); run(() => api.del('/api/auth/agent-key'), 'Agent key revoked.'); } }}>Revoke</button>` : null}</div>
       </fieldset>
-      <form aria-label="Password" onSubmit=${(e) => { e.preventDefault(); run(() => api.post('/api/auth/password', me.has_password ? { current_password: pw.current, password: pw.password } : { password: pw.password }), 'Password saved.'); setPw({ current: '', password: '' }); }}>
+      <form aria-label="Password" onSubmit=${(e) => { e.preventDefault(); run(() => api.post('/api/auth/password', me.has_password ? { current_password: pw.current, password: pw.password, otp: pw.otp } : { password: pw.password, otp: pw.otp }), 'Password saved; your other sessions were signed out.'); setPw({ current: '', password: '', otp: '' }); }}>
         <fieldset><legend>Account password</legend><input type="email" name="username" autocomplete="username" value=${me.email} hidden readOnly />
+          <p class="muted">A password needs a code sent to ${me.email}: <button type="button" onClick=${() => run(() => api.post('/api/auth/password/code'), 'Code sent: check your email.')}>Email me a code</button></p>
+          <${Field} label="Code from the email" name="otp">${(i) => html`<input id=${i} inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required value=${pw.otp} onInput=${(e) => setPw({ ...pw, otp: e.target.value })} />`}<//>
           ${me.has_password ? html`<${Field} label="Current password" name="current_password">${(i) => html`<input id=${i} type="password" autocomplete="current-password" required value=${pw.current} onInput=${(e) => setPw({ ...pw, current: e.target.value })} />`}<//>` : null}
-          <${Field} label="New password" name="password">${(i) => html`<input id=${i} type="password" autocomplete="new-password" minlength="8" required value=${pw.password} onInput=${(e) => setPw({ ...pw, password: e.target.value })} />`}<//>
+          <${Field} label="New password" name="password">${(i) => html`<input id=${i} type="password" autocomplete="new-password" minlength="10" required value=${pw.password} onInput=${(e) => setPw({ ...pw, password: e.target.value })} />`}<//>
           <button type="submit">Save password</button></fieldset></form>`}<//>
   <//>`;
 }
