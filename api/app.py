@@ -20,7 +20,7 @@ from api.csrf import CsrfMiddleware
 from api.deps import SESSION_COOKIE, PrincipalCache
 from api.docs import install_docs
 from api.guards import UrlGuardMiddleware
-from api.routers import agent, auth, backtest, broker, health, market, model, risk, strategies, ws
+from api.routers import agent, auth, backtest, broker, health, links, market, model, risk, strategies, ws
 from api.routers import analytics as analytics_router
 from api.routers import audit as audit_router
 from api.routers import family as family_router
@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.add_middleware(CommandAcks)
     # the last added runs first
-    app.add_middleware(CsrfMiddleware, cookie_name=SESSION_COOKIE, base_url=settings.base_url)
+    app.add_middleware(CsrfMiddleware, cookie_name=SESSION_COOKIE, base_url=settings.public_base_url)
     app.add_middleware(TextGuardMiddleware)
     app.add_middleware(UrlGuardMiddleware)
     app.add_middleware(SecurityLogMiddleware)
@@ -178,5 +178,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(analytics_router.router)
     app.include_router(family_router.router)
     app.include_router(audit_router.router)
+    app.include_router(links.router)  # pages opened from emails
+    app.include_router(links.legacy)
     mount_web(app)  # `/` and client routes; answers only where no route matched
     return app

@@ -243,16 +243,19 @@ def dispatch(request: Request, platform: Platform, command: Any, principal: Prin
     so that the reads right after it (the analytics summary) see all of it. `serial`: commands that
     certainly save the same aggregate (the carts of one account all save its RiskBook) take turns in
     this process rather than clash and retry (other processes: the store's version check)."""
+    waiter: ReadYourWrites = request.app.state.read_your_writes
+    timeout = platform.settings.read_your_writes_timeout + min(events_hint / 1000.0, 120.0)
     started, name = time.perf_counter(), type(command).__name__
     try:
         with _one_at_a_time(serial):
             result = platform.bus.handle(command, request_meta(request, principal, actor))
     except Exception as exc:
         telemetry.command_done(name, "refused" if isinstance(exc, DomainError) else "error", started)
+        if isinstance(exc, DomainError) and exc.saved_position is not None:
+            # a refusal that recorded events (a risk breach): the reads right after it show them
+            waiter.wait(exc.saved_accounts, exc.saved_position, timeout)
         raise
     telemetry.command_done(name, "ok", started)
-    waiter: ReadYourWrites = request.app.state.read_your_writes
-    timeout = platform.settings.read_your_writes_timeout + min(events_hint / 1000.0, 120.0)
     caught_up = waiter.wait(result.touched_accounts, result.position, timeout)
     if caught_up:
         return result

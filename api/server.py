@@ -28,11 +28,17 @@ def app_factory() -> FastAPI:
 
 
 def serve(args: argparse.Namespace) -> None:
+    # --host/--port become the settings every worker reads: emailed links follow the listening address
+    if args.host:
+        os.environ["TRADERTAPE_HOST"] = args.host
+    if args.port is not None:
+        os.environ["TRADERTAPE_PORT"] = str(args.port)
     settings = Settings()
-    host = args.host or settings.host
-    port = args.port or settings.port
+    host, port = settings.host, settings.port
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"TraderTape API on http://{host}:{port}  (docs: http://{host}:{port}/api/docs)", flush=True)
+    print(f"TraderTape API on http://{host}:{port}  (docs: http://{host}:{port}/api/docs)\n"
+          f"Links in emails point at {settings.public_base_url} "
+          f"({'TRADERTAPE_BASE_URL' if settings.base_url else 'set TRADERTAPE_BASE_URL to change'})", flush=True)
     if args.no_projector:
         os.environ["TRADERTAPE_SERVE_NO_PROJECTOR"] = "1"
     workers = max(1, args.workers or 1)

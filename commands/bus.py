@@ -11,7 +11,7 @@ from typing import Any
 
 from commands.ports import CommandMeta, ConcurrencyConflict
 from commands.uow import Deps, UnitOfWork
-from domain.errors import Conflict
+from domain.errors import Conflict, DomainError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,13 @@ class MessageBus:
                 log.info("version conflict on %s, attempt %d; retrying", type(command).__name__, attempt)
                 time.sleep(random.uniform(1, 2) * 2 ** (attempt - 1) / 1000)
                 continue
+            except DomainError as refused:
+                if uow.position is not None:  # refused after recording something (e.g. a RiskBreached)
+                    refused.saved_position = uow.position
+                    refused.saved_accounts = frozenset(uow.touched_accounts)
+                    if self._on_saved is not None:
+                        self._on_saved(uow.position)
+                raise
             uow.release()  # only after a handler that finished: a failed one may have left them half-changed
             if uow.position is not None and self._on_saved is not None:
                 self._on_saved(uow.position)

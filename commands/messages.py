@@ -127,6 +127,7 @@ class ForkStrategy:
 class ToggleShareStrategy:
     account_id: int
     strategy_id: int
+    is_public: bool | None = None  # None: toggle
 
 
 @dataclass(frozen=True)

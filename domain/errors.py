@@ -7,6 +7,11 @@ class DomainError(Exception):
     """A business-rule violation: the request was understood but cannot be carried out (400)."""
 
     status_code = 400
+    # Set by the message bus when the command saved events before it refused (a risk breach is recorded,
+    # then the approval refused): the store position and the accounts, so the API can wait for the read
+    # models to show that record before it answers (read-your-writes holds for refusals too).
+    saved_position: int | None = None
+    saved_accounts: frozenset[int] = frozenset()
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

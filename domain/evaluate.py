@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from domain.bars import BarMatrix
 from domain.indicators import BoolMatrix, FloatMatrix, IndicatorCache, shift
+from domain.money import format_number, format_price
 from domain.rules import Condition, Indicator, Operand, RuleSet
 
 
@@ -92,7 +93,7 @@ def evaluate_rules(rules: RuleSet, source: IndicatorCache | BarMatrix) -> BoolMa
 
 def describe_conditions(rules: RuleSet, cache: IndicatorCache, row: int, column: int) -> str:
     """Human-readable values of each condition for one symbol (row) at one day (original column),
-    e.g. ``close=101.2 > sma(200)=98.4; rsi(14)=31.0 < 35`` -- the `reason` a live signal carries."""
+    e.g. ``close=14,720.50 > sma(200)=13,980.40; rsi(14)=31.00 < 35`` -- the `reason` a live signal carries."""
     restore_col = _aligned_column(cache, row, column)
     parts: list[str] = []
     for cond in rules.conditions():
@@ -100,11 +101,26 @@ def describe_conditions(rules: RuleSet, cache: IndicatorCache, row: int, column:
         for op in (cond.left, cond.right):
             if isinstance(op, Indicator):
                 value = float("nan") if restore_col < 0 else float(cache.series(op)[row, restore_col])
-                sides.append(f"{_label(op)}={value:.4g}")
+                sides.append(f"{_label(op)}={_value_text(op.name, value)}")
             else:
-                sides.append(f"{op:g}")
+                sides.append(_constant_text(float(op)))
         parts.append(f"{sides[0]} {cond.op} {sides[1]}")
     return "; ".join(parts)
+
+
+_COUNTS = frozenset({"volume", "avg_volume"})
+_RATIOS = frozenset({"rsi", "roc"})  # 0-100 scores and percent changes
+
+
+def _value_text(name: str, value: float) -> str:
+    """Prices as prices (14,720.50, never 1.472e+04), volumes as whole numbers, RSI/ROC to 2 places."""
+    if name in _COUNTS:
+        return format_number(value, 0)
+    return format_number(value, 2) if name in _RATIOS else format_price(value)
+
+
+def _constant_text(value: float) -> str:
+    return format_number(value, 0) if value == int(value) else format_number(value, 2)
 
 
 def _aligned_column(cache: IndicatorCache, row: int, column: int) -> int:

@@ -215,9 +215,12 @@ class Strategy(Aggregate):
         self.spec = StrategySpec(e.base_model, e.entry_rules, e.exit_rules, e.params)
         self.is_active = e.is_active
 
-    def toggle_share(self, account_id: int) -> None:
+    def toggle_share(self, account_id: int, is_public: bool | None = None) -> None:
+        """Set `is_public` (None: flip it). Setting the value it already has records nothing (idempotent)."""
         self.check_owner(account_id)
-        self._record(StrategyShared(not self.is_public))
+        target = (not self.is_public) if is_public is None else is_public
+        if target != self.is_public:
+            self._record(StrategyShared(target))
 
     def when_StrategyShared(self, e: StrategyShared) -> None:
         self.is_public = e.is_public

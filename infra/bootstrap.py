@@ -105,7 +105,7 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
     deps = Deps(
         store=store, ids=SqlIdAllocator(db), clock=clock, security=security, mailer=mail,
         passwords=Argon2Passwords(), token_hash=token_hash,
-        auth=AuthPolicy(base_url=settings.base_url, session_days=settings.session_days,
+        auth=AuthPolicy(base_url=settings.public_base_url, session_days=settings.session_days,
                         admin_emails=settings.admin_email_list, otp_failures_per_day=settings.otp_failures_per_day,
                         invitations_per_day=settings.invitations_per_day),
         portfolio_usage=ReadModelPortfolioUsage(db),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 import uuid
@@ -22,8 +23,23 @@ def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     msg["Subject"] = subject
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain="tradertape.local")
-    msg.set_content(body)
+    # 7bit/8bit, never quoted-printable or base64: a link copied out of the raw message (a saved .eml, a
+    # mail log) must be the link, not one broken by "=" soft line breaks. Lines stay far below 998 bytes.
+    msg.set_content(body, charset="utf-8", cte="7bit" if body.isascii() else "8bit")
     return msg
+
+
+_LINK = re.compile(r"https?://\S+")
+_CODE = re.compile(r"\bcode:?\s*(\d{6})\b")
+
+
+def console_summary(subject: str, body: str) -> str:
+    """The link(s) and the code of an email, one per line, for a terminal (nothing else to copy around)."""
+    lines = [f"  link: {url}" for url in _LINK.findall(body)]
+    code = _CODE.search(subject) or _CODE.search(body)
+    if code:
+        lines.append(f"  code: {code.group(1)}")
+    return "\n".join(lines)
 
 
 class SmtpMailer:
@@ -70,6 +86,7 @@ class ConsoleMailer:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         path = self.mail_dir / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
         path.write_bytes(bytes(msg))
-        print(f"\n--- email to {to} (saved to {path}) ---\nSubject: {subject}\n\n{body}--- end of email ---\n",
-              flush=True)
+        summary = console_summary(subject, body)
+        print(f"\n--- email to {to} (saved to {path}) ---\nSubject: {subject}\n\n{body}--- end of email ---\n"
+              + (f"{summary}\n" if summary else ""), flush=True)
         log.info("email to %s saved to %s", to, path)

@@ -32,14 +32,16 @@ class Settings(BaseSettings):
     # The session cookie's Secure flag: unset = on in production (served over HTTPS), off otherwise
     cookie_secure: bool = False
     session_days: int = 30
-    base_url: str = "http://127.0.0.1:8000"
+    # The address emailed links point at (https://trade.example.com behind a proxy). Unset: derived from the
+    # listening address, http://HOST:PORT (127.0.0.1 when HOST is a wildcard); see `public_base_url`.
+    base_url: str | None = None
     host: str = "127.0.0.1"
     # Comma-separated addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For/-Proto are
     # believed; empty: the connecting address is the client's (security logs, rate limits)
     trusted_proxies: str = Field(default="", description=(
         "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed; "
         "empty: the connecting address is the client's (security log, rate limits)"))
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)
     admin_emails: str = ""  # comma-separated emails that become admins
     otp_failures_per_day: int = Field(default=20, ge=1, description=(
         "Wrong emailed 6-digit codes (sign-in or password) one address may send in 24 hours; then codes are "
@@ -83,6 +85,8 @@ class Settings(BaseSettings):
         "Open tick WebSockets of one account per API process; another is closed with code 1008"))
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between simulated ticks of one symbol
     tick_always_open: bool = False  # the simulated feed moves outside NSE hours too (demos, benchmarks)
+    # a `status` message (market_open, next_open) to every tick client this often, ticks or not
+    tick_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15)
     # Paper portfolios fill their GTTs (limit entries, stop/target) on ticks while the tick feed runs (it starts
     # with the first /api/ws/ticks connection); off: paper fills only on daily bars, as in a backtest.
     paper_tick_fills: bool = True
@@ -95,10 +99,22 @@ class Settings(BaseSettings):
             data = {**data, "cookie_secure": data.get("env") == "production"}
         return data
 
-    @field_validator("kafka_bootstrap", "smtp_url", mode="before")
+    @field_validator("kafka_bootstrap", "smtp_url", "base_url", mode="before")
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if v == "" else v
+
+    @property
+    def public_base_url(self) -> str:
+        """Where a person's browser reaches this server: TRADERTAPE_BASE_URL, else the listening address."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        host = self.host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):  # listening everywhere: loopback is the one address sure to work here
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def analytics_dir(self) -> Path:

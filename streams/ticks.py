@@ -149,6 +149,8 @@ class TickHub:
         self.published = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.companions: list[Companion] = []
+        # extra fields of every `status` message (the API adds market_open and next_open)
+        self.status_info: Callable[[], dict[str, Any]] = dict
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -183,8 +185,11 @@ class TickHub:
     def attach(self, credential: tuple[str, Any] | None = None) -> Client:
         client = Client(credential=credential)
         self.clients.add(client)
-        client.say({"type": "status", "connected": self.connected})
+        client.say(self.status_message())
         return client
+
+    def status_message(self) -> dict[str, Any]:
+        return {"type": "status", "connected": self.connected, **self.status_info()}
 
     def close_clients(self, credential: tuple[str, Any], code: int, reason: str) -> int:
         """Close every client authenticated by `credential` (call on the hub's loop)."""
@@ -259,8 +264,41 @@ class TickHub:
         if connected == self.connected:
             return
         self.connected = connected
+        message = self.status_message()
         for client in self.clients:
-            client.say({"type": "status", "connected": connected})
+            client.say(message)
+
+
+class Heartbeat:
+    """A `status` message to every client each `interval` seconds: outside market hours no tick moves,
+    and a client's read loop must still hear from the server (and learn when the market opens)."""
+
+    def __init__(self, interval: float = 15.0) -> None:
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, hub: TickHub) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(hub))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, hub: TickHub) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if not hub.clients:
+                continue
+            try:
+                message = hub.status_message()
+            except Exception:  # a status that cannot be worked out this time: try at the next beat
+                log.warning("tick status unavailable", exc_info=True)
+                continue
+            for client in list(hub.clients):
+                client.say(message)
 
 
 # ---------------------------------------------------------------------------------------------- simulated feed
@@ -269,6 +307,16 @@ class TickHub:
 def nse_open(now: datetime, is_trading_day: Callable[[datetime], bool]) -> bool:
     local = now.astimezone(IST)
     return is_trading_day(local) and time(9, 15) <= local.time() <= time(15, 30)
+
+
+def next_nse_open(now: datetime, is_trading_day: Callable[[datetime], bool]) -> datetime | None:
+    """The next session's 09:15 IST strictly after `now` (None if no trading day in the next 30 days)."""
+    local = now.astimezone(IST)
+    for ahead in range(31):
+        start = datetime.combine(local.date() + timedelta(days=ahead), time(9, 15), IST)
+        if start > local and is_trading_day(start):
+            return start
+    return None
 
 
 class SimulatedFeed:

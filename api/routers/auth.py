@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Path as PathParam
-from fastapi import Query, Request, Response
-from fastapi.responses import RedirectResponse
-from pydantic import EmailStr
+from fastapi import Request, Response
 
 from api.deps import (
     SESSION_COOKIE,
@@ -105,17 +103,6 @@ def verify_link(body: VerifyLinkRequest, request: Request, response: Response, p
     command = m.VerifyLogin(str(body.email), body.token, body.otp, _client_ip(request))
     result = _login(request, platform, command, str(body.email), "otp" if body.otp else "link")
     return _signed_in(platform, response, result)
-
-
-@router.get("/verify-link", summary="The link in the email: signs in and redirects to the API docs")
-def verify_link_get(request: Request, platform: PlatformDep, email: EmailStr = Query(),
-                    token: str = Query(max_length=200)) -> Response:
-    result = _login(request, platform, m.VerifyLogin(str(email), token, None, _client_ip(request)), str(email),
-                    "link")
-    login: LoginResult = result.value
-    redirect = RedirectResponse("/api/docs", status_code=303)
-    set_session_cookie(redirect, platform, login.session_token, platform.settings.session_days * 86400)
-    return redirect
 
 
 @router.post("/password-login", response_model=UserPublic)

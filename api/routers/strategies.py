@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import IdPath, PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
 from api.schemas import StrategyCreate, StrategyFork, StrategyPublic, StrategyUpdate
@@ -108,7 +109,16 @@ def fork(strategy_id: IdPath, request: Request, user: SessionUser, platform: Pla
     return _written(platform, result, result.value, user.account_id, 201)
 
 
-@router.post("/{strategy_id}/share", response_model=StrategyPublic, summary="Toggle is_public")
-def share(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Any:
-    result = dispatch(request, platform, m.ToggleShareStrategy(user.account_id, strategy_id), user)
+class ShareBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    is_public: bool = Field(strict=True)
+
+
+@router.post("/{strategy_id}/share", response_model=StrategyPublic,
+             summary="Set is_public with {\"is_public\": true|false} (idempotent); without a body, toggle it")
+def share(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
+          body: ShareBody | None = None) -> Any:
+    cmd = m.ToggleShareStrategy(user.account_id, strategy_id, None if body is None else body.is_public)
+    result = dispatch(request, platform, cmd, user)
     return _written(platform, result, strategy_id, user.account_id)

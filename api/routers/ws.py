@@ -31,7 +31,17 @@ from infra.kite import KiteBroker
 from projections.broker import get_connection, live_accounts
 from streams.kite_ticker import KiteTickerFeed
 from streams.paper_ticks import PaperTickFills
-from streams.ticks import MODES, Client, ClientClosed, SimulatedFeed, TickHub, Upstream, nse_open
+from streams.ticks import (
+    MODES,
+    Client,
+    ClientClosed,
+    Heartbeat,
+    SimulatedFeed,
+    TickHub,
+    Upstream,
+    next_nse_open,
+    nse_open,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ticks"])
@@ -95,7 +105,9 @@ def make_tick_hub(platform: Platform) -> TickHub:
                              is_trading_day=lambda d: calendar.is_trading_day(d.date()))
 
     hub = TickHub(names, make_upstream)
+    hub.status_info = lambda: market_status(settings.tick_always_open, calendar, datetime.now(UTC))
     hub.companions.append(CredentialWatch(platform))
+    hub.companions.append(Heartbeat(settings.tick_heartbeat_seconds))
     if settings.paper_tick_fills:
         def is_open(now: datetime) -> bool:
             return settings.tick_always_open or nse_open(now, lambda d: calendar.is_trading_day(d.date()))
@@ -103,6 +115,16 @@ def make_tick_hub(platform: Platform) -> TickHub:
         hub.companions.append(PaperTickFills(platform, is_open, settings.paper_tick_refresh_seconds,
                                              session_rules=not settings.tick_always_open))
     return hub
+
+
+def market_status(always_open: bool, calendar: Any, now: datetime) -> dict[str, Any]:
+    """`market_open` (NSE hours on a trading day, or the demo setting) and `next_open` (ISO, IST)."""
+    def trading(d: datetime) -> bool:
+        return bool(calendar.is_trading_day(d.date()))
+
+    upcoming = next_nse_open(now, trading)
+    return {"market_open": always_open or nse_open(now, trading),
+            "next_open": upcoming.isoformat() if upcoming else None}
 
 
 async def ensure_hub(app: Any) -> TickHub:
@@ -203,11 +225,12 @@ async def ticks(websocket: WebSocket) -> None:
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else websocket.query_params.get("token")
     if key is not None and not key.startswith("zt_"):
         key = "invalid"
-    if not _same_origin(websocket, platform.settings.base_url):  # a page of another site (cross-site hijack)
+    if not _same_origin(websocket, platform.settings.public_base_url):  # a page of another site (cross-site hijack)
         security_event(websocket, "ws_origin_refused", origin=websocket.headers.get("origin", ""))
         await websocket.close(code=POLICY, reason="Origin not allowed")
         return
     found = await run_in_threadpool(_authenticate, platform, key, websocket.cookies.get(SESSION_COOKIE))
+    await websocket.accept()  # then refuse with a close frame a client can read (before accept: a bare 403)
     if found is None:
         security_event(websocket, "ws_unauthorized")
         await websocket.close(code=1008, reason="Not authenticated: sign in, or pass ?token=zt_...")
@@ -217,7 +240,6 @@ async def ticks(websocket: WebSocket) -> None:
     if counts is None:
         counts = websocket.app.state.tick_connections = {}
     cap = platform.settings.ws_max_per_account
-    await websocket.accept()
     if counts.get(account_id, 0) >= cap:
         security_event(websocket, "ws_connection_cap", account=account_id)
         await websocket.close(code=POLICY, reason=f"Too many tick connections for this account (at most {cap})")

@@ -54,7 +54,7 @@ def request_login_link(cmd: m.RequestLoginLink, uow: UnitOfWork) -> None:
     otp = f"{secrets.randbelow(1_000_000):06d}"
     expires = now + timedelta(minutes=d.auth.login_code_minutes)
     d.security.create_login_code(email, d.token_hash(token), d.token_hash(f"otp:{email}:{otp}"), expires, now)
-    link = f"{d.auth.base_url.rstrip('/')}/api/auth/verify-link?{urlencode({'email': email, 'token': token})}"
+    link = f"{d.auth.base_url.rstrip('/')}/link/sign-in?{urlencode({'email': email, 'token': token})}"
     body = (
         "Sign in to TraderTape\n\n"
         f"Open this link to sign in:\n{link}\n\n"

@@ -52,16 +52,15 @@ def invite_family_member(cmd: im.InviteFamilyMember, uow: UnitOfWork) -> dict[st
     group.invite(invitation_id, email, d.token_hash(f"family:{token}"), cmd.account_id, expires.isoformat(),
                  now.isoformat())
     uow.save(group)
-    link = (f"{d.auth.base_url.rstrip('/')}/api/family/groups/{cmd.group_id}/accept?"
-            f"{urlencode({'token': token})}")
+    link = f"{d.auth.base_url.rstrip('/')}/link/family-invite?{urlencode({'group': cmd.group_id, 'token': token})}"
     inviter = group.members.get(cmd.account_id, "a TraderTape user")
     # sent after the invitation is saved; the subject holds no user text (a group name is not a header)
     mail = (email, "You are invited to a family group on TraderTape", (
         f"{inviter} invited you to join the family group {group.name!r} on TraderTape.\n\n"
         "Members see each other's consolidated totals (invested, current value, P&L, XIRR, top holdings), "
         "never individual trades.\n\n"
-        f"To accept, sign in with this email address and POST to this link (or accept the invitation "
-        f"from your account):\n{link}\n\nThe invitation expires in {INVITATION_DAYS} days.\n"))
+        f"To accept, open this link (it asks you to sign in with this email address first):\n{link}\n\n"
+        f"The invitation expires in {INVITATION_DAYS} days.\n"))
     try:
         d.mailer.send(*mail)
         sent = True

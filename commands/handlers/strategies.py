@@ -54,7 +54,7 @@ def fork_strategy(cmd: m.ForkStrategy, uow: UnitOfWork) -> int:
 
 def toggle_share_strategy(cmd: m.ToggleShareStrategy, uow: UnitOfWork) -> int:
     s = uow.get(Strategy, Strategy.uuid_for(cmd.strategy_id), f"Strategy {cmd.strategy_id}")
-    s.toggle_share(cmd.account_id)
+    s.toggle_share(cmd.account_id, cmd.is_public)
     uow.save(s)
     return cmd.strategy_id
 

@@ -40,13 +40,30 @@ def test_magic_link_token_is_single_use(api_factory: Any) -> None:
     assert "request a new one" in r.json()["detail"]
 
 
-def test_link_click_get_signs_in_and_redirects(api: Any) -> None:
-    addr = unique_email()
-    api.post("/api/auth/magic-link", json={"email": addr})
-    token = api.inbox.last_token(addr)
-    r = api.get("/api/auth/verify-link", params={"email": addr, "token": token}, follow_redirects=False)
-    assert r.status_code == 303
-    assert api.get("/api/auth/me").json()["email"] == addr
+def test_opening_a_sign_in_link_never_signs_in_by_itself(api_factory: Any) -> None:
+    """Login CSRF: an attacker's link opened in the victim's browser must not sign it in to the attacker's
+    account. Opening the link (old or new form) shows a page naming the account; only the page's own
+    same-origin form POST signs in, and a cross-site POST of the same form is refused."""
+    attacker, victim = api_factory(), api_factory()
+    addr = unique_email("attacker")
+    attacker.post("/api/auth/magic-link", json={"email": addr})
+    token = attacker.inbox.last_token(addr)
+    assert f"/link/sign-in?email={addr.replace('@', '%40')}&token={token}" in attacker.inbox.last_body(addr)
+    old = victim.get("/api/auth/verify-link", params={"email": addr, "token": token}, follow_redirects=False)
+    assert old.status_code == 303 and old.headers["location"].startswith("/link/sign-in?")
+    page = victim.get(old.headers["location"])
+    assert page.status_code == 200 and addr in page.text and 'method="post"' in page.text
+    assert "set-cookie" not in page.headers and victim.get("/api/auth/me").status_code == 401
+    form = {"email": addr, "token": token}
+    for hostile in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {}):
+        r = victim.post("/link/sign-in", data=form, headers=hostile, follow_redirects=False)
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+    assert victim.get("/api/auth/me").status_code == 401
+    r = victim.post("/link/sign-in", data=form, headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    assert victim.get("/api/auth/me").json()["email"] == addr
+    again = victim.post("/link/sign-in", data=form, headers={"Sec-Fetch-Site": "same-origin"})
+    assert again.status_code == 400 and "request a new one" in again.text  # single use, an HTML answer
 
 
 def test_wrong_otps_lock_the_code(api: Any) -> None:

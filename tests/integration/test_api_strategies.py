@@ -129,6 +129,23 @@ def test_shared_strategy_is_readable_forkable_not_writable(api_factory: Any) -> 
     assert bob.get(f"/api/strategies/{sid}").status_code == 404
 
 
+def test_share_body_sets_is_public_idempotently_and_no_body_toggles(api: Any) -> None:
+    api.login()
+    sid = api.post("/api/strategies", json=BODY).json()["id"]
+    for _ in range(2):  # the same call twice leaves it public (a retry never unshares)
+        r = api.post(f"/api/strategies/{sid}/share", json={"is_public": True})
+        assert r.status_code == 200 and r.json()["is_public"] is True
+    assert api.get(f"/api/strategies/{sid}").json()["is_public"] is True
+    for _ in range(2):
+        assert api.post(f"/api/strategies/{sid}/share", json={"is_public": False}).json()["is_public"] is False
+    events = api.get("/api/audit/events", params={"aggregate_type": "Strategy", "aggregate_id": sid,
+                                                   "type": "StrategyShared", "order": "oldest"}).json()
+    assert [e["data"]["is_public"] for e in events] == [True, False]  # the repeats recorded nothing
+    assert api.post(f"/api/strategies/{sid}/share").json()["is_public"] is True  # body-less: toggle (API.md)
+    for bad in ({"is_public": "yes"}, {"is_public": None}, {"public": True}):
+        assert api.post(f"/api/strategies/{sid}/share", json=bad).status_code == 422
+
+
 def test_templates_are_seeded_readable_and_forkable_but_not_editable(api: Any) -> None:
     api.login()
     templates = api.get("/api/strategies", params={"is_template": True}).json()

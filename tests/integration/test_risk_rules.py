@@ -73,6 +73,20 @@ def test_rule_crud_validation_and_ownership(market: Any, api_factory: Any) -> No
     assert [x["id"] for x in market.get("/api/risk/rules").json()] == [loss["id"]]
 
 
+def test_risk_state_right_after_a_refused_approval_shows_the_breach(market: Any) -> None:
+    """Read-your-writes holds for a refusal that recorded something: the 400 goes out only once the read
+    models show the RiskBreached it recorded."""
+    pf = deploy(market, crossover(market), max_positions=8, max_per_sector=8)
+    signals = scan_with_signals(market, pf["id"], minimum=3)
+    for sig in signals[:3]:
+        block = rule(market, rule_type="blocked_symbols", symbols=[sig["symbol"]])
+        assert market.post(f"/api/model/signals/{sig['id']}/approve").status_code == 400
+        state = market.get("/api/risk/state").json()  # at once, no waiting
+        assert (block["id"], "approve") in {(b["rule_id"], b["action"]) for b in state["breaches"]}, state
+        dash = market.get("/api/model/dashboard", params={"portfolio_id": pf["id"]}).json()
+        assert any(a["type"] == "RiskBreached" and str(block["id"]) in a["summary"] for a in dash["activity"])
+
+
 def test_breaches_are_400_naming_the_rule_and_recorded(market: Any) -> None:
     pf = deploy(market, crossover(market), max_positions=8, max_per_sector=8)
     signals = scan_with_signals(market, pf["id"], minimum=3)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime
+from datetime import time as dtime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +17,12 @@ import sqlalchemy as sa
 from kiteconnect import KiteTicker
 from starlette.websockets import WebSocketDisconnect
 
-from api.routers.ws import AGENT_KEY_REVOKED
+from api.routers.ws import AGENT_KEY_REVOKED, market_status
+from domain.calendar import nse_calendar
 from infra.db import agent_keys, sessions
+from infra.settings import Settings
 from streams.kite_ticker import KiteTickerFeed, parse_frame, to_wire
-from streams.ticks import SimulatedFeed, TickHub
+from streams.ticks import IST, SimulatedFeed, TickHub
 from tests.support.kite_stub import TickerStub, frame, full_packet, ltp_packet, quote_packet
 from tests.support.live import make_bars
 
@@ -38,9 +43,35 @@ def _until(ws: Any, kind: str, limit: int = 200) -> dict[str, Any]:
     raise AssertionError(f"no {kind} message")
 
 
+def test_status_on_connect_and_a_heartbeat_while_the_market_is_shut(api_factory: Any) -> None:
+    """Outside market hours nothing ticks: the API.md read loop must still hear from the server."""
+    api = api_factory(tick_feed="simulated", tick_always_open=False, tick_heartbeat_seconds=0.2)
+    make_bars(api.platform.settings.data_dir)
+    api.login()
+    with api.websocket_connect("/api/ws/ticks") as ws:
+        first = json.loads(ws.receive_text())
+        assert first["type"] == "status" and isinstance(first["market_open"], bool)
+        next_open = datetime.fromisoformat(first["next_open"])
+        assert next_open > datetime.now(UTC) and next_open.astimezone(IST).time() == dtime(9, 15)
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:INFY"], "mode": "ltp"}))
+        beats = [m for m in (json.loads(ws.receive_text()) for _ in range(6)) if m["type"] == "status"]
+        assert len(beats) >= 3 and all({"market_open", "next_open", "connected"} <= set(b) for b in beats)
+
+
+def test_market_status_names_the_next_session() -> None:
+    cal = nse_calendar()
+    saturday = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)  # 11:30 IST on a Saturday
+    assert market_status(False, cal, saturday) == {"market_open": False, "next_open": "2025-03-03T09:15:00+05:30"}
+    in_session = datetime(2025, 3, 3, 5, 0, tzinfo=UTC)  # Monday 10:30 IST
+    assert market_status(False, cal, in_session) == {"market_open": True, "next_open": "2025-03-04T09:15:00+05:30"}
+    assert market_status(True, cal, saturday)["market_open"] is True
+    assert Settings(var_dir=Path("var")).tick_heartbeat_seconds <= 15  # the default beats often enough
+
+
 def test_subscribe_receive_errors_and_unsubscribe(ticks_api: Any) -> None:
     with ticks_api.websocket_connect("/api/ws/ticks") as ws:
-        assert json.loads(ws.receive_text()) == {"type": "status", "connected": True}
+        status = json.loads(ws.receive_text())
+        assert status["type"] == "status" and status["connected"] is True and status["market_open"] is True
         ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:RELIANCE", "NSE:INFY"], "mode": "quote"}))
         assert _until(ws, "subscribed")["symbols"] == ["NSE:RELIANCE", "NSE:INFY"]
         seen: dict[str, Any] = {}

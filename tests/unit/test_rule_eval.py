@@ -141,4 +141,19 @@ def test_describe_conditions_names_values() -> None:
     b = bars_from([[1, 2, 3, 4, 5]])
     rules = parse_rules(cond({"ind": "close"}, ">", {"ind": "sma", "period": 2}))
     text = describe_conditions(rules, IndicatorCache(b), 0, 4)
-    assert text == "close=5 > sma(2)=4.5"
+    assert text == "close=5.00 > sma(2)=4.50"
+
+
+def test_reasons_print_prices_as_prices_volumes_whole_and_big_thresholds_plainly() -> None:
+    b = bars_from([[14650.0, 14700.25, 14719.8, 14720.5]], volume=np.array([[1.0, 2.0, 3.0, 1_250_000.0]]))
+    rules = parse_rules({"all": [
+        {"left": {"ind": "close"}, "op": ">", "right": {"ind": "sma", "period": 3}},
+        {"left": {"ind": "volume"}, "op": ">", "right": 1_000_000},
+        {"left": {"ind": "rsi", "period": 2}, "op": ">", "right": 52.5},
+    ]})
+    text = describe_conditions(rules, IndicatorCache(b), 0, 3)
+    assert "e+" not in text, text
+    parts = text.split("; ")
+    assert parts[0] == "close=14,720.50 > sma(3)=14,713.52"
+    assert parts[1] == "volume=12,50,000 > 10,00,000"
+    assert parts[2].startswith("rsi(2)=") and parts[2].endswith(" > 52.50")

@@ -33,3 +33,11 @@ def test_placeholder_secret_is_refused(tmp_path: Path) -> None:
 def test_rotation_keeps_older_keys_after_the_current_one(tmp_path: Path) -> None:
     s = Settings(env="production", var_dir=tmp_path, secret_keys="a" * 40 + "," + "b" * 40)
     assert s.secret_key_list == ["a" * 40, "b" * 40]
+
+
+def test_emailed_links_follow_the_listening_address_unless_base_url_is_set(tmp_path: Path) -> None:
+    assert Settings(var_dir=tmp_path, port=8731, base_url="").public_base_url == "http://127.0.0.1:8731"
+    assert Settings(var_dir=tmp_path, host="0.0.0.0", port=9000, base_url="").public_base_url == "http://127.0.0.1:9000"
+    assert Settings(var_dir=tmp_path, host="::1", port=9000, base_url="").public_base_url == "http://[::1]:9000"
+    pinned = Settings(var_dir=tmp_path, port=8731, base_url="https://trade.example.com/")
+    assert pinned.public_base_url == "https://trade.example.com"
