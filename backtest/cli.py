@@ -224,7 +224,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     size = sum((store.manifest_path.parent / f["path"]).stat().st_size for f in files.values())
     summary = Table(show_header=False, box=None)
     summary.add_row("data dir", str(store.data_dir))
-    summary.add_row("bars", f"{manifest['rows']:,}")
+    summary.add_row("bars", fmt(manifest["rows"]))
     summary.add_row("symbols", str(len(manifest["symbols"])))
     summary.add_row("dates", f"{manifest['first_date']} .. {manifest['last_date']}")
     summary.add_row("files", f"{len(files)} Parquet files, {size / 1e6:.1f} MB")
@@ -237,7 +237,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.symbols:
         table = Table("symbol", "first", "last", "bars")
         for symbol, entry in sorted(manifest["symbols"].items()):
-            table.add_row(symbol, entry["first"], entry["last"], f"{entry['rows']:,}")
+            table.add_row(symbol, entry["first"], entry["last"], fmt(entry["rows"]))
         console.print(table)
     return 0
 
@@ -267,7 +267,11 @@ def cmd_backtest_run(args: argparse.Namespace) -> int:
     _print_backtest(result, name, params, show_trades=args.trades)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(render_html(result, f"Backtest: {name}", params), encoding="utf-8")
+        closes = None
+        if plan.benchmark:
+            closes = {b["date"].isoformat(): float(b["close"])
+                      for b in store.read_symbol(plan.benchmark, args.start, end)}
+        args.report.write_text(render_html(result, f"Backtest: {name}", params, closes), encoding="utf-8")
         console.print(f"HTML report saved to {args.report}")
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +352,7 @@ def _print_backtest(result: dict[str, Any], name: str, params: dict[str, Any], s
             table.add_row(label, fmt(summary[key], unit))
     console.print(table)
     diag = result["diagnostics"]
-    console.print(f"{diag.get('trading_days')} trading days, {diag.get('bars_processed'):,} bars, "
+    console.print(f"{diag.get('trading_days')} trading days, {fmt(diag.get('bars_processed'))} bars, "
                   f"engine {diag.get('elapsed_ms')} ms; {len(result['open_positions'])} positions open at the end")
     for warning in diag.get("warnings") or []:
         console.print(f"[yellow]Warning:[/] {warning}")
@@ -357,12 +361,13 @@ def _print_backtest(result: dict[str, Any], name: str, params: dict[str, Any], s
         reasons = ", ".join(f"{n} {code.replace('_', ' ')}" for code, n in by_reason)
         console.print(f"{diag['refused_entries']} entries refused at the fill ({reasons})")
     if show_trades:
-        trades = Table("symbol", "entry", "price", "exit", "price", "qty", "P&L", "reason")
+        trades = Table("symbol", "entry date", "entry price", "exit date", "exit price", "quantity", "P&L",
+                       "exit reason")
         for t in result["trades"]:
             trades.add_row(t["symbol"], t["entry_date"], fmt(t["entry_price"]), t["exit_date"], fmt(t["exit_price"]),
-                           str(t["quantity"]), fmt(t["pnl"], "INR"), t["exit_reason"])
+                           fmt(t["quantity"]), fmt(t["pnl"], "INR"), t["exit_reason"])
         for r in result.get("refused_entries") or []:
-            trades.add_row(r["symbol"], r["date"], "-", "-", "-", str(r["quantity"]), "-", f"refused: {r['reason']}")
+            trades.add_row(r["symbol"], r["date"], "-", "-", "-", fmt(r["quantity"]), "-", f"refused: {r['reason']}")
         console.print(trades)
 
 

@@ -63,6 +63,7 @@ from domain.fills import (
     trail_level,
     with_slippage,
 )
+from domain.money import format_inr
 from domain.risk import Exposure
 from domain.sizing import Candidate, check_limits, rank_candidates, select_candidates
 
@@ -1028,7 +1029,7 @@ class Portfolio(Aggregate):
         if cost > self.cash + 1e-9:
             self._record(OrderFailed(
                 signal_id=sig.signal_id, day=day,
-                reason=f"insufficient cash: the fill needs {cost:.2f}, cash is {self.cash:.2f}", at=at,
+                reason=f"insufficient cash: the fill needs {format_inr(cost)}, cash is {format_inr(self.cash)}", at=at,
             ))
             return False
         self._open(sig, day, price, sig.quantity, at)

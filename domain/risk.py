@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from domain.aggregate import Aggregate, aggregate_uuid
 from domain.errors import DomainError, NotFound
 from domain.events import DomainEvent
+from domain.money import format_inr
 
 RULE_TYPES = (
     "max_daily_loss", "max_position_value", "max_exposure_pct", "max_open_positions", "max_per_sector",
@@ -242,7 +243,7 @@ def check_entry(rules: Iterable[RiskRule], req: EntryRequest, scopes: Mapping[st
             continue
         elif rt == "max_position_value" and req.value > v:
             out.append(Breach(rule, v, round(req.value, 2), f"max_position_value rule {rule.rule_id}: the "
-                              f"position would be worth {req.value:,.2f}, above the limit {v:,.2f}"))
+                              f"position would be worth {format_inr(req.value)}, above the limit {format_inr(v)}"))
         elif rt == "max_exposure_pct" and x.capital > 0:
             pct = (x.invested + x.committed + add_value) / x.capital * 100.0
             if pct > v + 1e-9:
@@ -263,7 +264,8 @@ def check_entry(rules: Iterable[RiskRule], req: EntryRequest, scopes: Mapping[st
             limit = daily_loss_limit(rule, x.capital)
             if -x.day_pnl >= limit > 0:
                 out.append(Breach(rule, round(limit, 2), round(-x.day_pnl, 2), f"max_daily_loss rule "
-                                  f"{rule.rule_id}: {where} lost {-x.day_pnl:,.2f} today, the limit is {limit:,.2f}"))
+                                  f"{rule.rule_id}: {where} lost {format_inr(-x.day_pnl)} today, "
+                                  f"the limit is {format_inr(limit)}"))
     return out
 
 
@@ -353,8 +355,8 @@ class RiskBook(Aggregate):
         where = "account" if trigger.portfolio_id is None else f"portfolio {trigger.portfolio_id}"
         self._record(RiskBreached(trigger.rule_id, trigger.rule_type, trigger.portfolio_id, None, None,
                                   "daily_loss", round(limit, 2), round(loss, 2),
-                                  f"max_daily_loss rule {trigger.rule_id}: {where} lost {loss:,.2f} today, the "
-                                  f"limit is {limit:,.2f}; kill switch engaged", day, at))
+                                  f"max_daily_loss rule {trigger.rule_id}: {where} lost {format_inr(loss)} today, the "
+                                  f"limit is {format_inr(limit)}; kill switch engaged", day, at))
         self._record(KillSwitchEngaged(new_rule_id, trigger.rule_id, round(loss, 2), round(limit, 2), day, at))
 
     def _check_scope(self, portfolio_id: int | None) -> None:
@@ -392,7 +394,7 @@ class RiskBook(Aggregate):
         trigger = self.rules.get(e.trigger_rule_id)
         self.rules[e.rule_id] = RiskRule(e.rule_id, "kill_switch", trigger.portfolio_id if trigger else None,
                                          note=f"engaged automatically by max_daily_loss rule {e.trigger_rule_id} "
-                                              f"on {e.day} (loss {e.loss:,.2f}, limit {e.limit:,.2f})")
+                                              f"on {e.day} (loss {format_inr(e.loss)}, limit {format_inr(e.limit)})")
         self.engaged_for[e.rule_id] = e.trigger_rule_id
 
     def when_OrderCounted(self, e: OrderCounted) -> None:

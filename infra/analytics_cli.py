@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from decimal import Decimal
 
 import duckdb
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from domain.money import format_number
 from infra.analytics_store import TABLES, AnalyticsStore
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
@@ -38,6 +40,16 @@ def run_query(store: AnalyticsStore, sql: str, account_id: int | None = None) ->
         return cols, cur.fetchall()
 
 
+def cell(value: object) -> str:
+    """A table cell for people: fractional numbers (amounts, prices) with two places in Indian grouping
+    (1,30,13,928.67); whole numbers (ids, years, counts) as they are; JSON output keeps raw values."""
+    if value is None:
+        return ""
+    if isinstance(value, float | Decimal):
+        return format_number(value, 2)
+    return str(value)
+
+
 def query(args: argparse.Namespace) -> int:
     platform = bootstrap(Settings())
     store = AnalyticsStore(platform.db, platform.settings.analytics_dir / "accounts")
@@ -52,7 +64,7 @@ def query(args: argparse.Namespace) -> int:
         return 0
     table = Table(*cols)
     for r in rows[: args.max_rows]:
-        table.add_row(*("" if v is None else str(v) for v in r))
+        table.add_row(*(cell(v) for v in r))
     console = Console()
     console.print(table)
     if len(rows) > args.max_rows:

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.calendar import nse_calendar
+from domain.money import format_number
 from projections.base import Projection, page, row_by, update_by
 from projections.envelope import Envelope
 
@@ -196,7 +197,8 @@ def money(x: float | None) -> float | None:
 
 
 def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.2f}"
+    """Prices and amounts in activity summaries: Indian grouping (14,720.50; 1,30,13,928.67)."""
+    return "-" if x is None else format_number(x, 2)
 
 
 # ---------------------------------------------------------------------------------------------- projection

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from domain.money import format_inr
 from projections.base import Projection
 from projections.envelope import Envelope
 
@@ -97,7 +98,7 @@ class RiskProjection(Projection):
                                   .where(risk_rules.c.id == d["trigger_rule_id"])).first()
         portfolio_id = None if trigger_pf is None else trigger_pf.portfolio_id
         note = (f"engaged automatically by max_daily_loss rule {d['trigger_rule_id']} on {d['day']} "
-                f"(loss {float(d['loss']):,.2f}, limit {float(d['limit']):,.2f})")
+                f"(loss {format_inr(float(d['loss']))}, limit {format_inr(float(d['limit']))})")
         conn.execute(sa.insert(risk_rules), dict(
             id=d["rule_id"], account_id=env.account_id, rule_type="kill_switch", scope=_scope(portfolio_id),
             portfolio_id=portfolio_id, value=None, unit=None, symbols=[], note=note, auto=True,

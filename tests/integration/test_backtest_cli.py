@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from backtest.barstore import BarStore
+from backtest.report import fmt
 from backtest.synthetic import generate
 from backtest.universes import load_universe
+from domain.money import format_inr
 from infra.cli import main
 
 
@@ -49,8 +51,9 @@ def test_cli_run_matches_the_api_and_writes_a_report(api_factory: Any, tmp_path:
     assert cli["trades"] == run["trades"] and cli["trades"]
     assert cli["summary"] == run["summary"]
     assert cli["equity_curve"] == run["equity_curve"]
-    # the printed table shows the same final equity the API returned
-    assert f"{run['summary']['final_equity']:,.2f}" in printed
+    # the printed table shows the same final equity the API returned, in Indian grouping (₹10,xx,xxx.xx)
+    final = run["summary"]["final_equity"]
+    assert format_inr(final) in printed and re.search(r"₹\d{1,2},\d\d,\d{3}\.\d\d", format_inr(final))
 
     html = report.read_text()
     assert html.startswith("<!doctype html>") and html.count("<svg") == 2  # equity and drawdown charts
@@ -59,6 +62,40 @@ def test_cli_run_matches_the_api_and_writes_a_report(api_factory: Any, tmp_path:
     assert points and len(points.group(1).split()) == len(run["equity_curve"])
     first_trade = run["trades"][0]
     assert f"<td>{first_trade['symbol']}</td><td>{first_trade['entry_date']}</td>" in html
+    assert f"<td>{format_inr(final)}</td>" in html
+
+
+def test_html_report_has_benchmark_axes_month_grid_and_distinct_columns(tmp_path: Path, data_dir: Path) -> None:
+    report, out_json = tmp_path / "report.html", tmp_path / "run.json"
+    _run(data_dir, "--report", str(report), "--json", str(out_json))
+    run, html = json.loads(out_json.read_text()), report.read_text()
+    equity_svg = re.search(r'<svg[^>]*aria-label="Equity".*?</svg>', html, re.S)
+    assert equity_svg
+    lines = re.findall(r'<polyline[^>]*points="([^"]+)"', equity_svg.group(0))
+    assert len(lines) == 2, "strategy and benchmark lines"
+    assert all(len(p.split()) == len(run["equity_curve"]) for p in lines)
+    bench = BarStore(data_dir).read_symbol("NIFTY50", "2020-01-01", "2021-12-31")
+    # the benchmark starts with the strategy at the starting capital and moves with the index
+    start, end = (float(p.split(",")[1]) for p in (lines[1].split()[0], lines[1].split()[-1]))
+    assert float(lines[0].split()[0].split(",")[1]) == start
+    assert (end < start) == (bench[-1]["close"] > bench[0]["close"])  # SVG y grows downwards
+    assert "Benchmark NIFTY50" in html
+    # labelled axes on both charts
+    assert html.count(">Date</text>") == 2 and ">Equity (₹)</text>" in html and "Drawdown from the peak (%)" in html
+    # year x month grid: a row per year, a column per month
+    grid = re.search(r"<h2>Monthly returns</h2><table>.*?</table>", html, re.S)
+    assert grid
+    heads = re.findall(r'<th scope="col">([^<]+)</th>', grid.group(0))
+    assert heads == ["year", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+                     "year total"]
+    assert re.findall(r"<tr><td>(\d{4})</td>", grid.group(0)) == ["2020", "2021"]
+    jan_2020 = run["monthly_returns"]["2020-01"]
+    assert f"<tr><td>2020</td><td>{fmt(jan_2020, '%')}</td>" in grid.group(0)
+    # distinct trade column names
+    trades = re.search(r"<h2>Trades.*?</thead>", html, re.S)
+    assert trades
+    columns = re.findall(r'<th scope="col">([^<]+)</th>', trades.group(0))
+    assert len(columns) == len(set(columns)) == 10 and "entry price" in columns and "exit price" in columns
 
 
 def test_cli_param_override_changes_the_run(tmp_path: Path, data_dir: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from domain.aggregate import Aggregate
+from domain.money import format_number
 from domain.portfolio import Portfolio
 from domain.risk import EntryRequest, Exposure, RiskBook, check_entry
 from domain.sizing import Candidate
@@ -339,14 +340,14 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
     assert all(a["type"] != "DayClosed" for a in feed)
     summaries = [a["summary"] for a in feed]
     infy_pos, tcs_pos = closed[p_infy], closed[p_tcs]
-    assert summaries[0] == (f"Position {p_tcs} closed: TCS at {tcs_pos.exit_price:,.2f} (signal), "
-                            f"P&L {tcs_pos.realized_pnl:,.2f}")  # closed after INFY on the same open
-    assert (f"Position {p_infy} closed: INFY at {infy_pos.exit_price:,.2f} (target), "
-            f"P&L {infy_pos.realized_pnl:,.2f}") == summaries[1]
+    assert summaries[0] == (f"Position {p_tcs} closed: TCS at {format_number(tcs_pos.exit_price)} (signal), "
+                            f"P&L {format_number(tcs_pos.realized_pnl)}")  # closed after INFY on the same open
+    assert (f"Position {p_infy} closed: INFY at {format_number(infy_pos.exit_price)} (target), "
+            f"P&L {format_number(infy_pos.realized_pnl)}") == summaries[1]
     assert (f"Signal {infy} generated: BUY {pf.signals[infy].quantity} INFY @ 1,520.50 (conviction 71.2)"
             in summaries)
     assert f"Signal {hdfc} rejected: HDFCBANK (too close to results)" in summaries
-    assert any(x.startswith(f"Risk limit reached: max_daily_loss rule {r_loss}: portfolio 41 lost 16,000.00")
+    assert any(x.startswith(f"Risk limit reached: max_daily_loss rule {r_loss}: portfolio 41 lost ₹16,000.00")
                for x in summaries)
     assert f"Risk rule {r_block} refused the approve of signal {itc}: blocked_symbols rule {r_block}: ITC is " \
            "blocked" in summaries
@@ -391,7 +392,7 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
     assert w.q(portfolio_ids_using_strategy, 3) == 1
     assert w.q(active_portfolio_rows) == [{"id": 41, "account_id": ACCOUNT, "status": "active", "last_day": D4,
                                           "mode": "paper"}]
-    assert w.q(activity, 41, 2)[0]["summary"].startswith("Portfolio reset to its capital 1,000,000.00")
+    assert w.q(activity, 41, 2)[0]["summary"].startswith("Portfolio reset to its capital 10,00,000.00")
 
     pf.process_bars(D5, {}, w.at(D5, "16:00"))
     w.sync(pf)
