@@ -19,6 +19,7 @@ from api.bodylimit import BodyLimitMiddleware
 from api.csrf import CsrfMiddleware
 from api.deps import SESSION_COOKIE, PrincipalCache
 from api.docs import install_docs
+from api.errors import document_errors
 from api.guards import UrlGuardMiddleware
 from api.routers import agent, auth, backtest, broker, health, links, market, model, risk, strategies, ws
 from api.routers import analytics as analytics_router
@@ -181,4 +182,5 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(links.router)  # pages opened from emails
     app.include_router(links.legacy)
     mount_web(app)  # `/` and client routes; answers only where no route matched
+    app.openapi = document_errors(app.openapi)  # type: ignore[method-assign]
     return app

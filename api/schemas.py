@@ -12,10 +12,14 @@ from domain.strategies import SpecError, normalize_spec
 
 
 class MagicLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a schema violation (422)
+
     email: EmailStr
 
 
 class VerifyLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a schema violation (422)
+
     email: EmailStr
     token: str | None = Field(default=None, max_length=200)
     otp: str | None = Field(default=None, pattern=r"^\s*\d{6}\s*$")
@@ -28,6 +32,8 @@ class VerifyLinkRequest(BaseModel):
 
 
 class PasswordLoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a schema violation (422)
+
     email: EmailStr
     password: str = Field(min_length=1, max_length=1024)
 
@@ -48,6 +54,8 @@ def strong_password(password: str) -> str:
 
 
 class SetPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a schema violation (422)
+
     password: str = Field(max_length=1024, description="at least 10 characters, not easy to guess")
     otp: str | None = Field(default=None, pattern=r"^\s*\d{6}\s*$",
                             description="the code from POST /api/auth/password/code (required)")
@@ -60,10 +68,14 @@ class SetPasswordRequest(BaseModel):
 
 
 class PasswordCodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: EmailStr
 
 
 class ResetPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: EmailStr
     otp: str = Field(pattern=r"^\s*\d{6}\s*$")
     password: str = Field(max_length=1024, description="at least 10 characters, not easy to guess")
@@ -111,10 +123,23 @@ class AgentKeyCreated(BaseModel):
     created_at: datetime
 
 
-class StrategyCreate(BaseModel):
-    """Create body. `entry_rules`/`exit_rules` default to the base model's; `params` fill defaults."""
+READ_ONLY_STRATEGY_FIELDS = frozenset({"id", "owner_id", "is_template", "is_public", "forked_from",
+                                       "created_at", "updated_at"})
 
-    model_config = ConfigDict(extra="ignore")
+
+class StrategyCreate(BaseModel):
+    """Create body. `entry_rules`/`exit_rules` default to the base model's; `params` fill defaults.
+    The read-only fields of a strategy read back (`id`, `owner_id`, ...) are ignored, so a document from
+    GET can be PUT back; any other unknown field is a schema violation (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in READ_ONLY_STRATEGY_FIELDS}
+        return data
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
@@ -147,6 +172,8 @@ class StrategyUpdate(StrategyCreate):
 
 
 class StrategyFork(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 

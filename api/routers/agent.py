@@ -6,15 +6,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from api.deps import PlatformDep, Principal, answer_rows, current_principal, dispatch, resource_router
+from api.errors import schema_error
 from api.guards import MAX_ID
 from commands import agent_messages as am
 from commands.bus import CommandResult
 from commands.handlers.agent import ACCESS_TOKEN, PendingToken
 from domain.broker import BrokerConnection
-from domain.errors import DomainError, NotFound
+from domain.errors import NotFound
 from domain.portfolio import Portfolio
 from infra.bootstrap import Platform
 from projections.broker import BrokerProjection, agent_queue, broker_status, get_connection
@@ -45,6 +46,15 @@ class SignalResultBody(BaseModel):
     error: str | None = Field(default=None, max_length=1000)
     idempotency_key: str | None = Field(default=None, max_length=128)
 
+    @model_validator(mode="after")
+    def _fields_for_the_status(self) -> SignalResultBody:
+        """Fields a status needs are part of the schema (a 422, api/errors.py)."""
+        if self.status == "executed" and self.fill_price is None:
+            raise ValueError("an executed result needs fill_price")
+        if self.status == "placed" and not (self.order_id or self.gtt_id):
+            raise ValueError("a placed result needs an order_id or a gtt_id")
+        return self
+
 
 class AccessTokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -71,8 +81,6 @@ def signal_result(body: SignalResultBody, request: Request, agent: Agent, platfo
         sig = get_signal(conn, body.signal_id)
     if sig is None or sig["account_id"] != agent.account_id:
         raise NotFound(f"Signal {body.signal_id} not found")
-    if body.status == "executed" and body.fill_price is None:
-        raise DomainError("an executed result needs fill_price")
     cmd = am.ReportSignalResult(
         agent.account_id, int(sig["portfolio_id"]), body.signal_id, body.status, body.order_id, body.gtt_id,
         body.fill_price, body.filled_quantity, body.error, body.idempotency_key, sig["reason"] or "")
@@ -133,11 +141,12 @@ def _unwrap(payload: Any) -> Any:
     return payload
 
 
-def _invalid(what: str, exc: ValidationError) -> DomainError:
-    """A 400 naming the first bad field (its location, never its value)."""
+def _invalid(what: str, exc: ValidationError) -> Exception:
+    """A 422 naming the first bad field (its location, never its value): a snapshot not in Kite's shape
+    is a schema violation (api/errors.py)."""
     err = exc.errors()[0]
     where = ".".join(str(x) for x in err["loc"])
-    return DomainError(f"{what}: {where or 'body'}: {err['msg']}")
+    return schema_error(("body", what, *err["loc"]), f"{what}: {where or 'body'}: {err['msg']}")
 
 
 @router.post("/sync-holdings", summary="Holdings snapshot (Kite holdings shape: a list, or Kite's envelope)")
@@ -145,9 +154,9 @@ def sync_holdings(request: Request, agent: Agent, platform: PlatformDep,
                   payload: Any = Body(...)) -> dict[str, Any]:
     data = _unwrap(payload)
     if not isinstance(data, list):
-        raise DomainError("holdings must be a list of Kite holding objects (or {\"data\": [...]})")
+        raise schema_error(("body",), "holdings must be a list of Kite holding objects (or {\"data\": [...]})")
     if len(data) > 5000:
-        raise DomainError("at most 5000 holdings per snapshot")
+        raise schema_error(("body",), "at most 5000 holdings per snapshot")
     try:
         rows = [h.model_dump() for h in _HOLDINGS.validate_python(data)]
     except ValidationError as exc:
@@ -161,13 +170,15 @@ def sync_positions(request: Request, agent: Agent, platform: PlatformDep,
                    payload: Any = Body(...)) -> dict[str, Any]:
     data = _unwrap(payload)
     if not isinstance(data, dict):
-        raise DomainError("positions must be an object {\"net\": [...], \"day\": [...]}")
+        raise schema_error(("body",), "positions must be an object {\"net\": [...], \"day\": [...]}")
+    if not data or set(data) - {"net", "day"}:
+        raise schema_error(("body",), "positions has the fields net and day only (Kite's positions shape)")
     try:
         positions = KitePositions.model_validate(data)
     except ValidationError as exc:
         raise _invalid("positions", exc) from None
     if len(positions.net) + len(positions.day) > 5000:
-        raise DomainError("at most 5000 positions per snapshot")
+        raise schema_error(("body",), "at most 5000 positions per snapshot")
     net = tuple(p.model_dump() for p in positions.net)
     day = tuple(p.model_dump() for p in positions.day)
     recorded = dispatch(request, platform, am.SyncBrokerPositions(agent.account_id, net, day), agent).value

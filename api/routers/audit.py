@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fastapi import HTTPException, Query, Response
 
 from api.deps import PageDep, PlatformDep, Reader, resource_router
+from api.errors import schema_error
 from api.guards import MAX_ID
 from api.routers.model import owned_portfolio
 from domain.aggregate import aggregate_uuid
@@ -35,22 +36,24 @@ STEPS = {
 }
 
 
-def _moment(text: str, end_of_day: bool = False) -> str:
+def _moment(text: str, end_of_day: bool = False, field: str = "from") -> str:
     try:
         return utc_moment(text, end_of_day)
     except ValueError as exc:
-        raise DomainError(str(exc)) from None
+        raise schema_error(("query", field), str(exc)) from None
 
 
 def _aggregate_id(aggregate_type: str | None, value: str) -> str:
     if value.isascii() and value.isdigit():  # not "²": str.isdigit accepts it, int() does not
         if aggregate_type not in KINDS:
-            raise DomainError("an integer aggregate_id needs aggregate_type, one of: " + ", ".join(KINDS))
+            raise schema_error(("query", "aggregate_type"),
+                               "an integer aggregate_id needs aggregate_type, one of: " + ", ".join(KINDS))
         return str(aggregate_uuid(KINDS[aggregate_type], int(value)))
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise DomainError(f"aggregate_id {value!r} is neither an integer id nor an aggregate UUID") from None
+        raise schema_error(("query", "aggregate_id"), "aggregate_id is neither an integer id nor an aggregate UUID") \
+            from None
 
 
 def _with_hashes(platform: Platform, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -83,7 +86,8 @@ def events(
         account_id=user.account_id if account_id is None else account_id,
         aggregate_type=aggregate_type,
         aggregate_id=_aggregate_id(aggregate_type, aggregate_id) if aggregate_id else None,
-        type=type, since=_moment(from_) if from_ else None, until=_moment(to, end_of_day=True) if to else None,
+        type=type, since=_moment(from_) if from_ else None,
+        until=_moment(to, end_of_day=True, field="to") if to else None,
         newest_first=order in ("newest", "desc"),
     )
     with platform.db.read() as conn:
@@ -164,7 +168,7 @@ def as_of(portfolio_id: int, user: Reader, platform: PlatformDep,
           at: str = Query(max_length=40, description="ISO 8601 timestamp (or a date: its end, UTC)")) -> dict[str, Any]:
     if not 1 <= portfolio_id <= MAX_ID:
         raise NotFound(f"Portfolio {portfolio_id} not found")
-    moment = _moment(at, end_of_day=True)
+    moment = _moment(at, end_of_day=True, field="at")
     agg_id = aggregate_uuid("portfolio", portfolio_id)
     history = platform.store.history(agg_id, until=moment)
     full = history or platform.store.history(agg_id)

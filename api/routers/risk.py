@@ -7,14 +7,14 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import IdPath, PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
 from api.guards import MAX_ID
 from commands import messages as m
 from commands.bus import CommandResult
-from domain.errors import NotFound
-from domain.risk import RULE_TYPES, RiskBook
+from domain.errors import DomainError, NotFound
+from domain.risk import RULE_TYPES, RiskBook, normalize_rule
 from infra.bootstrap import Platform
 from projections.portfolios import list_portfolios, list_positions
 from projections.risk import RiskProjection, get_risk_rule, list_risk_rules, orders_on, risk_breaches
@@ -34,6 +34,15 @@ class RuleBody(BaseModel):
     unit: Literal["inr", "pct"] | None = Field(default=None, description="max_daily_loss only (default inr)")
     symbols: list[str] = Field(default_factory=list, max_length=500, description="blocked_symbols only")
     note: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _fields_for_the_type(self) -> RuleBody:
+        """Which fields a rule type needs is part of the schema: a rule without them is a 422 (api/errors.py)."""
+        try:
+            normalize_rule(self.rule_type, self.value, self.unit, self.symbols)
+        except DomainError as exc:
+            raise ValueError(exc.detail) from None
+        return self
 
     def to_command_body(self) -> m.RiskRuleBody:
         return m.RiskRuleBody(self.rule_type, self.portfolio_id, self.value, self.unit, tuple(self.symbols),

@@ -75,9 +75,9 @@ def test_agent_reports_place_fill_protect_and_exit_idempotently(live: Any) -> No
     assert r.json()["signal"]["failure_reason"] == "Kite: Insufficient funds"
     assert _result(api, signal_id=second["id"], status="failed", error="again").json()["recorded"] is False
     # bad input
-    assert _result(api, signal_id=third["id"], status="executed").status_code == 400  # no fill price
+    assert _result(api, signal_id=third["id"], status="executed").status_code == 422  # no fill price
     assert _result(api, signal_id=third["id"], status="done").status_code == 422
-    assert _result(api, signal_id=third["id"], status="placed").status_code == 400  # no ids
+    assert _result(api, signal_id=third["id"], status="placed").status_code == 422  # no ids
     activity = api.get("/api/model/dashboard", params={"portfolio_id": pf["id"]}).json()["activity"]
     assert any(a["type"] == "BrokerOrderRecorded" for a in activity)
 
@@ -139,6 +139,6 @@ def test_snapshots_are_events_and_reconciliation_flags_drift(live: Any) -> None:
     assert sum(e.type == "HoldingsSynced" for e in events) == 2
     assert sum(e.type == "PositionsSynced" for e in events) == 1
     # malformed snapshots
-    assert api.post("/api/agent/sync-holdings", headers=api.agent, json={"x": 1}).status_code == 400
-    assert api.post("/api/agent/sync-holdings", headers=api.agent, json=[{"quantity": 1}]).status_code == 400
-    assert api.post("/api/agent/sync-positions", headers=api.agent, json=[1]).status_code == 400
+    assert api.post("/api/agent/sync-holdings", headers=api.agent, json={"x": 1}).status_code == 422
+    assert api.post("/api/agent/sync-holdings", headers=api.agent, json=[{"quantity": 1}]).status_code == 422
+    assert api.post("/api/agent/sync-positions", headers=api.agent, json=[1]).status_code == 422
