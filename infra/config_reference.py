@@ -44,9 +44,10 @@ DESCRIPTIONS: dict[str, str] = {
     "mail_from": "The From header of emails.",
     "cookie_secure": "Mark the session cookie `Secure` (HTTPS only); unset: true when TRADERTAPE_ENV=production.",
     "session_days": "Days a sign-in session lasts.",
-    "base_url": "The server's public address, used in links sent by email.",
-    "host": "Address `tradertape serve` listens on.",
-    "port": "Port `tradertape serve` listens on.",
+    "base_url": "The address links in emails point at (e.g. `https://trade.example.com` behind a proxy). "
+                "Unset: the listening address, `http://HOST:PORT` (127.0.0.1 for a wildcard host).",
+    "host": "Address `tradertape serve` listens on (also `serve --host`); emailed links follow it.",
+    "port": "Port `tradertape serve` listens on (also `serve --port`); emailed links follow it.",
     "admin_emails": "Comma-separated emails that are admins when they sign in.",
     "read_your_writes_timeout": "Seconds a command's answer waits for the read models to apply its events "
     "before it is built from the event store instead.",
@@ -75,6 +76,8 @@ DESCRIPTIONS: dict[str, str] = {
     "`simulated`: never connect to Kite.",
     "tick_interval": "Seconds between simulated ticks of one symbol.",
     "tick_always_open": "The simulated feed moves outside NSE hours too (demos, benchmarks).",
+    "tick_heartbeat_seconds": "Seconds between `status` messages (market_open, next_open) to every tick "
+                              "WebSocket client, ticks or not (at most 15).",
     "paper_tick_fills": "Paper portfolios fill their GTTs (limit entries, stop/target) on ticks while the tick "
     "feed runs; off: paper fills only on daily bars, exactly as a backtest.",
     "paper_tick_refresh_seconds": "Seconds between reloads of the orders the paper tick feed watches.",
