@@ -46,7 +46,7 @@ def test_an_all_in_entry_refused_at_the_next_open_is_in_the_answer_with_its_reas
     assert (refused["symbol"], refused["signal_date"], refused["date"], refused["quantity"]) == (
         "A", "2023-01-03", "2023-01-04", 1063)
     assert refused["reason_code"] == "insufficient_cash"
-    assert "102048.00" in refused["reason"] and "100000.00" in refused["reason"]
+    assert "₹1,02,048.00" in refused["reason"] and "₹1,00,000.00" in refused["reason"]  # Indian grouping
     d = out["diagnostics"]
     assert d["refused_entries"] == 1 and d["refused_by_reason"] == {"insufficient_cash": 1}
     assert d["warnings"] == []  # 1 x 100 % fits the capital: the refusal is the gap, not the configuration
