@@ -36,10 +36,13 @@ RULE: dict[int, str] = {
 # Routes anyone may call (no credential): every other route answers 401 without one.
 PUBLIC = frozenset({
     ("get", "/api/health"), ("post", "/api/auth/magic-link"), ("post", "/api/auth/verify-link"),
-    ("post", "/api/auth/password-login"), ("post", "/api/auth/logout"),
+    ("post", "/api/auth/password-login"), ("post", "/api/auth/logout"), ("post", "/api/auth/password-reset/code"),
+    ("post", "/api/auth/password-reset"),
 })
 RATE_LIMITED = frozenset({("post", "/api/auth/magic-link"), ("post", "/api/auth/verify-link"),
-                          ("post", "/api/auth/password-login")})
+                          ("post", "/api/auth/password-login"), ("post", "/api/auth/password-reset/code"),
+                          ("post", "/api/auth/password-reset"), ("post", "/api/auth/password/code"),
+                          ("post", "/api/family/groups/{group_id}/invite")})
 # Reads that take a date range (`to` before `from` is a 400) or otherwise refuse well-formed queries.
 READS_WITH_RULES = frozenset({"/api/market/bars/{symbol}", "/api/market/calendar", "/api/analytics/pnl",
                               "/api/analytics/trades", "/api/audit/events", "/api/audit/portfolios/{id}/as-of",
@@ -47,7 +50,8 @@ READS_WITH_RULES = frozenset({"/api/market/bars/{symbol}", "/api/market/calendar
                               "/api/portfolio/orders", "/api/portfolio/margins", "/api/auth/kite/login-url"})
 # Unsafe routes that never meet another object's state (nothing to conflict with).
 NO_CONFLICT = frozenset({("post", "/api/auth/magic-link"), ("post", "/api/auth/verify-link"),
-                         ("post", "/api/auth/password-login"), ("post", "/api/auth/logout")})
+                         ("post", "/api/auth/password-login"), ("post", "/api/auth/logout"),
+                         ("post", "/api/auth/password-reset/code")})
 
 
 def _generic(path: str) -> str:

@@ -133,9 +133,9 @@ async def sign_in(request: Request, email: Annotated[EmailStr, Form()],
         result = await run_in_threadpool(login, request, platform, cmd, str(email), "otp" if code else "link")
     except DomainError as exc:
         return _error(exc.detail, exc.status_code)
-    login: LoginResult = result.value
+    signed_in: LoginResult = result.value
     redirect = RedirectResponse(_safe_next(next_), status_code=303)
-    set_session_cookie(redirect, platform, login.session_token, platform.settings.session_days * 86400)
+    set_session_cookie(redirect, platform, signed_in.session_token, platform.settings.session_days * 86400)
     return redirect
 
 
