@@ -230,7 +230,7 @@ def session(agent: Agent, platform: PlatformDep) -> Any:
 
 
 class SessionInvalidBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")  # the agent sends {"reason"} only; anything else is a 422
 
     reason: str | None = Field(default=None, max_length=5000)
 

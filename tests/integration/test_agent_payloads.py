@@ -1,5 +1,5 @@
 """Agent payloads are validated models: a Kite holdings/positions snapshot keeps only the typed, checked
-fields in its event (Kite's other fields are dropped), and a malformed field is a 400 naming where it
+fields in its event (Kite's other fields are dropped), and a malformed field is a 422 naming where it
 is -- never an event a projection cannot apply."""
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ def test_a_kite_snapshot_is_stored_as_its_checked_fields(live: Any) -> None:  # 
     ("/api/agent/sync-positions", {"net": [{"quantity": 1}], "day": []}, "positions: net.0.tradingsymbol"),
     ("/api/agent/sync-positions", {"net": [], "day": "x"}, "positions: day"),
 ])
-def test_a_malformed_snapshot_is_a_400_naming_the_field(live: Any, path: str, body: Any,  # noqa: F811
+def test_a_malformed_snapshot_is_a_422_naming_the_field(live: Any, path: str, body: Any,  # noqa: F811
                                                          where: str) -> None:
-    api = live
+    api = live  # a snapshot not in Kite's shape is a schema violation (docs/API-NOTES.md, Status codes)
     r = api.post(path, headers=api.agent, json=body)
-    assert r.status_code == 400 and r.json()["detail"].startswith(where), r.text
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"].startswith(where), r.text
     assert "lots" not in r.text  # the value is not echoed
     assert not _events(api, "HoldingsSynced") and not _events(api, "PositionsSynced")
 
