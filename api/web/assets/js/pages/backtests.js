@@ -209,6 +209,12 @@ export function BacktestResult({ params }) {
         <p><strong>Skipped entries:</strong> ${f.number(d.skipped_max_positions, 0)} because ${p.max_positions} positions were already open (max positions);${' '}
           ${f.number(d.skipped_max_per_sector, 0)} by the per-sector limit; ${f.number(d.skipped_cash, 0)} for lack of cash;${' '}
           ${f.number(d.skipped_zero_quantity, 0)} because the position size bought zero shares.</p>
+        ${(d.warnings || []).map((w) => html`<p class="banner warn">${w}</p>`)}
+        ${run.refused_entries && run.refused_entries.length ? html`<${Table} caption="Entries placed but never filled" id="refused-entries"
+          rows=${run.refused_entries} rowKey=${(r, i) => i} limit=${20} filter
+          columns=${[{ key: 'symbol', label: 'Symbol' }, { key: 'signal_date', label: 'Signal', render: (r) => f.day(r.signal_date) },
+            { key: 'date', label: 'Refused on', render: (r) => f.day(r.date) }, { key: 'quantity', label: 'Qty', num: true },
+            { key: 'reason', label: 'Why', render: (r) => r.reason || r.reason_code }]} />` : null}
         <p class="muted">${f.number(d.trading_days, 0)} trading days (${f.number(d.warmup_days, 0)} warm-up), ${f.number(d.bars_processed, 0)} bars in ${f.number(d.elapsed_ms, 0)} ms.</p>
       </section>
     <//>`;

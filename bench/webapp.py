@@ -1,0 +1,195 @@
+"""The web app's budgets (issue 19), measured in Debian's Chromium against a real `tradertape serve` on loopback,
+and the README screenshots regenerated from the same scene.
+
+    .venv/bin/python bench/webapp.py                      # figures
+    .venv/bin/python bench/webapp.py --screenshots docs/img  # also write desktop and 390-px screenshots
+
+Budgets: Home and the portfolio dashboard interactive <= 500 ms with 20 open positions; a tick reaches the
+positions table <= 100 ms after the server stamped it; the app's own JS+CSS <= 150 KB gzipped (vendored
+libraries listed separately); a backtest result page with 400 trades rendered <= 300 ms after the answer arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.processes import Server, otp_from_mail_dir, run_cli, tt_env  # noqa: E402
+
+WEB = ROOT / "api" / "web"
+USER = "bench.trader@example.com"
+
+
+def sizes() -> None:
+    def gz(paths: list[Path]) -> tuple[int, int]:
+        raw = sum(p.stat().st_size for p in paths)
+        return raw, sum(len(gzip.compress(p.read_bytes(), 9)) for p in paths)
+    own = [WEB / "index.html", WEB / "assets" / "app.css", *sorted((WEB / "assets" / "js").rglob("*.js"))]
+    raw, packed = gz(own)
+    print(f"app's own JS+CSS+HTML: {len(own)} files, {raw / 1024:.1f} KB raw, {packed / 1024:.1f} KB gzipped "
+          f"(budget 150 KB)")
+    for p in sorted((WEB / "assets" / "vendor").glob("*.*js")):
+        r, g = gz([p])
+        print(f"  vendored {p.name}: {r / 1024:.1f} KB raw, {g / 1024:.1f} KB gzipped")
+
+
+def sign_in(base: str, var: Path) -> requests.Session:
+    s = requests.Session()
+    s.headers["X-Requested-With"] = "tradertape"
+    s.post(base + "/api/auth/magic-link", json={"email": USER}).raise_for_status()
+    otp = otp_from_mail_dir(var / "mail", USER, timeout=15)
+    s.post(base + "/api/auth/verify-link", json={"email": USER, "otp": otp}).raise_for_status()
+    return s
+
+
+def caught_up(base: str) -> None:
+    for _ in range(300):
+        if not requests.get(base + "/api/health", timeout=5).json().get("projection_lag"):
+            return
+        time.sleep(0.1)
+
+
+def scene(base: str, env: dict[str, str], s: requests.Session, want: int = 20) -> int:
+    """A paper portfolio with `want` open positions (entries at the next open); returns its id."""
+    templates = s.get(base + "/api/strategies", params={"is_template": True}).json()
+    t = next(x for x in templates if x["base_model"] == "v3_dip_buyer")
+    fork = s.post(base + f"/api/strategies/{t['id']}/fork", json={"name": "Dips at the open"}).json()
+    fields = ("name", "description", "base_model", "entry_rules", "exit_rules", "params", "is_active")
+    body = {k: fork[k] for k in fields}
+    body["params"]["entry_order"] = "next_open"
+    body["entry_rules"]["all"][1]["right"] = 55  # RSI under 55: enough candidates to fill 20 slots in a few days
+    body["exit_rules"] = {**body["exit_rules"], "max_hold_days": 60, "stop_loss_pct": 25, "target_pct": 40}
+    s.put(base + f"/api/strategies/{fork['id']}", json=body).raise_for_status()
+    pf = s.post(base + "/api/model/portfolios/deploy", json={
+        "strategy_id": fork["id"], "name": "Dips, 20 slots", "mode": "paper", "capital": 5_000_000,
+        "universe": "nifty_100", "position_size_pct": 4.5, "max_positions": want, "max_per_sector": 6}).json()
+    for _ in range(40):
+        s.post(base + "/api/model/scan", json={"portfolio_id": pf["id"]}).raise_for_status()
+        pending = s.get(base + "/api/model/signals", params={"portfolio_id": pf["id"], "status": "pending_approval"})
+        for sig in pending.json():
+            s.post(base + f"/api/model/signals/{sig['id']}/approve")
+        s.post(base + "/api/model/cart/place", json={"portfolio_id": pf["id"]})
+        run_cli(env, "sim", "advance", "--days", "1")
+        caught_up(base)
+        n = len(s.get(base + "/api/model/positions", params={"portfolio_id": pf["id"], "status": "open"}).json())
+        if n >= want:
+            break
+    print(f"scene: portfolio {pf['id']} with {n} open positions")
+    return int(pf["id"])
+
+
+TICK_PROBE = """async () => {
+  const ticks = await import('/assets/js/ticks.js');
+  window.__lat = [];
+  const seen = new WeakMap();
+  new MutationObserver((records) => {
+    const now = performance.timeOrigin + performance.now();
+    for (const r of records) {
+      const cell = (r.target.nodeType === 1 ? r.target : r.target.parentElement).closest('[data-mark]');
+      if (!cell) continue;
+      const sym = cell.closest('tr').querySelector('[data-col=symbol] a').textContent.trim();
+      const t = ticks.last.get('NSE:' + sym);
+      if (t && seen.get(cell) !== t.timestamp) {
+        seen.set(cell, t.timestamp);
+        window.__lat.push(now - Date.parse(t.timestamp));
+      }
+    }
+  }).observe(document.querySelector('#open-positions'), { subtree: true, characterData: true, childList: true });
+}"""
+
+
+def measure(base: str, cookie: dict[str, Any], pid: int, shots: Path | None) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        ctx.add_cookies([cookie])
+        page = ctx.new_page()
+        for name, path, ready in (("home", "/", "#home-portfolios tbody tr[data-row]"),
+                                  ("portfolio dashboard", f"/portfolios/{pid}", "#open-positions tbody tr[data-row]")):
+            times = []
+            for _ in range(7):
+                t0 = time.perf_counter()
+                page.goto(base + path, wait_until="commit")
+                page.wait_for_selector(ready)
+                times.append((time.perf_counter() - t0) * 1000)
+            rows = page.locator(ready).count()
+            print(f"{name} interactive (navigation to rows shown, {rows} rows): "
+                  f"median {statistics.median(times[1:]):.0f} ms, first {times[0]:.0f} ms (budget 500 ms)")
+        page.evaluate(TICK_PROBE)
+        page.wait_for_timeout(8000)
+        lat = sorted(page.evaluate("window.__lat"))
+        if lat:
+            print(f"tick -> positions table: {len(lat)} updates, p50 {lat[len(lat) // 2]:.0f} ms, "
+                  f"p95 {lat[int(len(lat) * 0.95)]:.0f} ms, max {lat[-1]:.0f} ms (budget 100 ms)")
+        else:
+            print("tick -> positions table: no tick updates seen (is the simulated feed moving?)")
+
+        page.goto(base + "/backtests")
+        page.get_by_label("Strategy", exact=True).select_option(label="SMA Crossover 10/30 (template)")
+        page.get_by_label("From", exact=True).fill("2023-06-01")
+        page.get_by_label("Max positions", exact=True).fill("40")
+        page.get_by_label("Position size %", exact=True).fill("2.5")
+        page.get_by_role("button", name="Run backtest").click()
+        page.wait_for_selector("#metrics", timeout=300_000)
+        page.wait_for_function("window.__ttResultRendered !== undefined")
+        arrived, rendered = page.evaluate("[window.__ttResultArrived, window.__ttResultRendered]")
+        trades = page.locator('[data-metric="total_trades"] .card-value').inner_text()
+        print(f"backtest result page ({trades} trades): rendered {rendered - arrived:.0f} ms after the answer "
+              f"arrived (budget 300 ms, 400 trades)")
+        if shots is not None:
+            shots.mkdir(parents=True, exist_ok=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.screenshot(path=str(shots / "backtest-desktop.png"))
+            pages = (("home", "/", "#home-portfolios"), ("portfolio", f"/portfolios/{pid}", "#open-positions"),
+                     ("approvals", "/approvals", "#pending"))
+            for name, path, ready in pages:
+                for label, width in (("desktop", 1280), ("phone", 390)):
+                    page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
+                    page.goto(base + path)
+                    page.wait_for_selector(ready)
+                    page.wait_for_timeout(600)
+                    page.screenshot(path=str(shots / f"{name}-{label}.png"))
+            print(f"screenshots written to {shots}")
+        browser.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--screenshots", type=Path, help="write README screenshots into this folder")
+    args = ap.parse_args()
+    sizes()
+    (ROOT / "var").mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="webbench-", dir=ROOT / "var"))
+    env = tt_env(tmp, expiry_sweep_seconds=3600, paper_tick_fills="false", tick_always_open="true", tick_interval="0.5")
+    run_cli(env, "data", "generate", "--universe", "nifty_100", "--from", "2022-01-01", "--to", "2026-07-31")
+    server = Server(env, tmp / "serve.log").start()
+    try:
+        s = sign_in(server.url, tmp / "var")
+        pid = scene(server.url, server.env, s)
+        cookie = next(c for c in s.cookies if c.name == "kite_session")
+        jar = {"name": cookie.name, "value": cookie.value or "", "url": server.url}
+        measure(server.url, jar, pid, args.screenshots)
+    except Exception:
+        print((tmp / "serve.log").read_text()[-4000:], file=sys.stderr)
+        raise
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
