@@ -41,8 +41,9 @@ async def is_operator(request: Request, response: Response) -> bool:
 @router.get("/api/health", summary="Status for everyone; detail (lags, errors, set-aside events) for admins")
 async def health(request: Request, response: Response, platform: PlatformDep) -> dict[str, Any]:
     runner = getattr(request.app.state, "projector", None)
-    out = await run_in_threadpool(pipeline_status, platform, runner)
-    if not await is_operator(request, response):
+    operator = await is_operator(request, response)
+    out = await run_in_threadpool(pipeline_status, platform, runner, operator)
+    if not operator:
         return {"status": out["status"], "version": VERSION}
     out = {"status": out["status"], "version": VERSION, **out}
     scheduler = getattr(request.app.state, "scheduler", None)

@@ -86,10 +86,10 @@ class Server(Proc):
         super().start()
         try:
             wait_port(self.port, timeout=60)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90  # a loaded machine (restarted under load: requests queue)
             while time.monotonic() < deadline:
                 try:
-                    if requests.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    if requests.get(self.url + "/api/health", timeout=10).status_code == 200:
                         return self
                 except requests.RequestException:
                     pass
