@@ -110,7 +110,14 @@ def private_sqlite_file(path: str) -> None:
     if path in ("", ":memory:"):
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    # Never open() a database file that may already be open: closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, SQLite's included (another process then takes the "last
+    # connection" path and deletes the -wal/-shm under us: "disk I/O error", "database disk image is
+    # malformed"). Only a file that does not exist yet is created here; existing ones are only chmod-ed.
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     for name in (path, path + "-wal", path + "-shm", path + "-journal"):
         if os.path.exists(name):
             os.chmod(name, 0o600)
