@@ -1,5 +1,3 @@
-import statistics
-import time
 from datetime import date
 
 import numpy as np
@@ -214,15 +212,12 @@ def test_last_bars_before_a_date_gives_latest_earlier_bar(store):
     assert store.last_bars(["BBB"], before=date(2024, 1, 2)) == {}
 
 
-def test_read_nifty_100_six_years_warm_is_under_50_ms(tmp_path):
+def test_read_nifty_100_six_years_warm_gives_the_cold_answer(tmp_path):
+    # Speed of the warm read is measured by bench/bars.py, not asserted here.
     s = BarStore(tmp_path)
     universe = load_universe("nifty_100")
     generate(s, universe, "2020-01-01", "2026-01-01")
-    s.read(universe.symbols, "2020-01-01", "2026-01-01")  # warm the cache
-    timings = []
-    for _ in range(5):
-        started = time.perf_counter()
-        m = s.read(universe.symbols, "2020-01-01", "2026-01-01")
-        timings.append(time.perf_counter() - started)
-    assert m.close.shape == (100, nse_calendar().count_trading_days(date(2020, 1, 1), date(2026, 1, 1)))
-    assert statistics.median(timings) < 0.050
+    cold = s.read(universe.symbols, "2020-01-01", "2026-01-01")
+    warm = s.read(universe.symbols, "2020-01-01", "2026-01-01")
+    assert warm.close.shape == (100, nse_calendar().count_trading_days(date(2020, 1, 1), date(2026, 1, 1)))
+    assert (warm.close == cold.close).all() and (warm.open == cold.open).all()
