@@ -187,7 +187,8 @@ def _exact_rates(rates: ChargeRates) -> _Exact:
 
 
 def _half_up(tn: int, td: int, rn: int, rd: int) -> int:
-    """(tn / td) x (rn / rd) paise, non-negative, rounded half-up to a whole paisa (integers only)."""
+    """(tn / td) x (rn / rd) paise, non-negative, rounded half-up to a whole paisa (integers only):
+    (2n + d) // 2d is n / d rounded half-up, for n, d >= 0."""
     n, d = tn * rn, td * rd
     return (2 * n + d) // (2 * d)
 
@@ -209,21 +210,15 @@ def _components(side: str, quantity: float, price: float,
     x = _exact_rates(rates)
     tn, td = _turnover_paise(quantity, price)
     if rates.brokerage_pct:  # min(pct of turnover, cap): compare exactly before rounding
-        bn, bd = tn * x.brokerage_pct[0], td * x.brokerage_pct[1]
-        brokerage = x.brokerage if bn >= x.brokerage * bd else (2 * bn + bd) // (2 * bd)
+        capped = tn * x.brokerage_pct[0] >= x.brokerage * td * x.brokerage_pct[1]
+        brokerage = x.brokerage if capped else _half_up(tn, td, *x.brokerage_pct)
     else:
         brokerage = x.brokerage
-    # (2n + d) // 2d is n / d rounded half-up, for n, d >= 0
-    n, d = tn * x.stt[0], td * x.stt[1]
-    stt = 0 if rates.stt_sell_only and side == "buy" else (2 * n + d) // (2 * d)
-    n, d = tn * x.exchange[0], td * x.exchange[1]
-    exchange = (2 * n + d) // (2 * d)
-    n, d = tn * x.sebi[0], td * x.sebi[1]
-    sebi = (2 * n + d) // (2 * d)
-    n, d = tn * x.stamp[0], td * x.stamp[1]
-    stamp = (2 * n + d) // (2 * d) if side == "buy" else 0
-    n, d = (brokerage + exchange + sebi) * x.gst[0], x.gst[1]
-    gst = (2 * n + d) // (2 * d)
+    stt = 0 if rates.stt_sell_only and side == "buy" else _half_up(tn, td, *x.stt)
+    exchange = _half_up(tn, td, *x.exchange)
+    sebi = _half_up(tn, td, *x.sebi)
+    stamp = _half_up(tn, td, *x.stamp) if side == "buy" else 0
+    gst = _half_up(brokerage + exchange + sebi, 1, *x.gst)
     dp = x.dp if side == "sell" else 0
     total = brokerage + stt + exchange + sebi + stamp + gst + dp
     return (brokerage / 100, stt / 100, exchange / 100, sebi / 100, stamp / 100, gst / 100, dp / 100,
