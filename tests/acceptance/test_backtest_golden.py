@@ -265,3 +265,38 @@ def test_parity_with_backtesting_py_sma_crossover_next_open() -> None:
     assert len(mine) >= 5
     assert mine == theirs
     assert all(t["exit_reason"] == "signal" for t in ours.trades)
+
+
+# Sizing (issue 16 item 10): entries refused at the fill are reported with their reason, and a
+# configuration that can never pay for its slots is warned about in the answer.
+# Closes below 95 on 01-03 (signal); the next open gaps up to 96, so 100 % of equity sized at the 94
+# close costs more than the cash: the broker refuses a fixed-quantity order it cannot pay for
+GAP_UP = [(100.0, 101.0, 99.0, 100.0), (100.0, 100.0, 93.0, 94.0), (96.0, 97.0, 95.0, 96.0),
+          (96.0, 97.0, 95.0, 96.0), (96.0, 97.0, 95.0, 96.0)]
+
+
+def all_in(**kw: Any) -> BacktestConfig:
+    return config(**{"end_date": "2023-01-06", "position_size_pct": 100, "max_positions": 1, **kw})
+
+
+def test_an_all_in_entry_refused_at_the_next_open_is_in_the_answer_with_its_reason() -> None:
+    out = run_backtest(matrix({"A": GAP_UP}, dates=DATES[:5]), DIP_STRATEGY, all_in()).to_dict()
+    assert out["trades"] == []
+    [refused] = out["refused_entries"]
+    # 100,000 / 94 -> 1,063 shares; at the 96 open they cost 1,02,048 > 1,00,000 of cash
+    assert (refused["symbol"], refused["signal_date"], refused["date"], refused["quantity"]) == (
+        "A", "2023-01-03", "2023-01-04", 1063)
+    assert refused["reason_code"] == "insufficient_cash"
+    assert "₹1,02,048.00" in refused["reason"] and "₹1,00,000.00" in refused["reason"]  # Indian grouping
+    d = out["diagnostics"]
+    assert d["refused_entries"] == 1 and d["refused_by_reason"] == {"insufficient_cash": 1}
+    assert d["warnings"] == []  # 1 x 100 % fits the capital: the refusal is the gap, not the configuration
+
+
+def test_a_configuration_that_can_never_fill_its_slots_is_warned_about() -> None:
+    bars = matrix({"A": GAP_UP}, dates=DATES[:5])
+    d = run_backtest(bars, DIP_STRATEGY, all_in(max_positions=5, position_size_pct=30)).diagnostics
+    [warning] = d["warnings"]
+    assert "5 x 30 % = 150 %" in warning and "at most 3 position(s)" in warning
+    ok = run_backtest(bars, DIP_STRATEGY, all_in(max_positions=5, position_size_pct=20)).diagnostics
+    assert ok["warnings"] == []
