@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+import numpy.typing as npt
 
 DateLike = str | date
+Vector = npt.NDArray[np.float64]
 
 # rates scanned for sign changes of NPV: fine near the usual range, geometric above it
 _GRID = np.unique(np.concatenate([
@@ -46,63 +48,60 @@ def _day(d: DateLike) -> date:
     return d if isinstance(d, date) else date.fromisoformat(str(d)[:10])
 
 
-def _prepared(flows: Sequence[tuple[DateLike, float]]) -> list[tuple[float, float]]:
+def _prepared(flows: Sequence[tuple[DateLike, float]]) -> tuple[Vector, Vector]:
+    """(t, cf): each non-zero flow's years from the first flow (days / 365) and its amount, by date."""
     pts = sorted((_day(d), float(cf)) for d, cf in flows if cf)
     if not pts:
-        return []
+        return np.zeros(0), np.zeros(0)
     d0 = pts[0][0]
-    return [((d - d0).days / 365.0, cf) for d, cf in pts]
+    return np.array([(d - d0).days / 365.0 for d, _ in pts]), np.array([cf for _, cf in pts])
 
 
-def _npv(rate: float, pts: list[tuple[float, float]]) -> float:
-    base = 1.0 + rate
-    return sum(cf / base ** t for t, cf in pts)
+def _npv(rates: Vector | float, t: Vector, cf: Vector) -> Vector:
+    """NPV at each of `rates` (one numpy pass over the flows per rate); inf or NaN where it overflows."""
+    r = np.atleast_1d(np.asarray(rates, dtype=np.float64))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        npv: Vector = (cf[None, :] * np.power(1.0 + r[:, None], -t[None, :])).sum(axis=1)
+    return npv
 
 
-def _safe_npv(rate: float, pts: list[tuple[float, float]]) -> float | None:
-    try:
-        v = _npv(rate, pts)
-    except (OverflowError, ZeroDivisionError):
-        return None
+def _safe_npv(rate: float, t: Vector, cf: Vector) -> float | None:
+    v = float(_npv(rate, t, cf)[0])
     return v if math.isfinite(v) else None
 
 
-def simple_annualized(pts: list[tuple[float, float]]) -> float | None:
+def simple_annualized(t: Vector, cf: Vector) -> float | None:
     """(money out / money in) ** (1 / years) - 1 over the span of the flows (None over a zero span)."""
-    out = sum(cf for _, cf in pts if cf > 0)
-    inv = -sum(cf for _, cf in pts if cf < 0)
-    years = pts[-1][0] - pts[0][0] if pts else 0.0
+    out = float(cf[cf > 0].sum())
+    inv = -float(cf[cf < 0].sum())
+    years = float(t[-1] - t[0]) if t.size else 0.0
     if inv <= 0 or out <= 0 or years <= 0:
         return None
     return float((out / inv) ** (1.0 / years) - 1.0)
 
 
-def _roots(pts: list[tuple[float, float]], tol: float) -> list[float]:
-    t = np.array([p[0] for p in pts])
-    cf = np.array([p[1] for p in pts])
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        npv = (cf[None, :] * np.power(1.0 + _GRID[:, None], -t[None, :])).sum(axis=1)
+def _roots(t: Vector, cf: Vector, tol: float) -> list[float]:
     roots: list[float] = []
     prev_r: float | None = None
     prev_v: float | None = None
-    for r, v in zip(_GRID.tolist(), npv.tolist(), strict=True):
+    for r, v in zip(_GRID.tolist(), _npv(_GRID, t, cf).tolist(), strict=True):
         if not math.isfinite(v):
             prev_r = prev_v = None
             continue
         if v == 0:
             roots.append(r)
         elif prev_v is not None and prev_r is not None and prev_v != 0 and (prev_v < 0) != (v < 0):
-            root = _bisect(pts, prev_r, r, prev_v, tol)
+            root = _bisect(t, cf, prev_r, r, prev_v, tol)
             if root is not None:
                 roots.append(root)
         prev_r, prev_v = r, v
     return roots
 
 
-def _bisect(pts: list[tuple[float, float]], lo: float, hi: float, flo: float, tol: float) -> float | None:
+def _bisect(t: Vector, cf: Vector, lo: float, hi: float, flo: float, tol: float) -> float | None:
     for _ in range(300):
         mid = (lo + hi) / 2
-        fm = _safe_npv(mid, pts)
+        fm = _safe_npv(mid, t, cf)
         if fm is None:
             return None
         if abs(hi - lo) < tol or fm == 0:
@@ -114,16 +113,15 @@ def _bisect(pts: list[tuple[float, float]], lo: float, hi: float, flo: float, to
     return (lo + hi) / 2
 
 
-def _newton(pts: list[tuple[float, float]], rate: float, tol: float) -> float:
+def _newton(t: Vector, cf: Vector, rate: float, tol: float) -> float:
     """Polish a bracketed root with a few Newton steps (kept only if it stays a root nearby)."""
     start = rate
     for _ in range(20):
         base = 1.0 + rate
-        try:
-            f = sum(cf / base ** t for t, cf in pts)
-            df = sum(-t * cf / base ** (t + 1.0) for t, cf in pts)
-        except (OverflowError, ZeroDivisionError):
-            return start
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            disc = np.power(base, -t)
+            f = float((cf * disc).sum())
+            df = float((-t * cf * disc / base).sum())
         if df == 0 or not math.isfinite(f) or not math.isfinite(df):
             return start
         nxt = rate - f / df
@@ -137,13 +135,13 @@ def _newton(pts: list[tuple[float, float]], rate: float, tol: float) -> float:
 
 def xirr_detail(flows: Sequence[tuple[DateLike, float]], tol: float = 1e-10) -> XirrResult:
     """Every root of NPV in -99.99 % .. 10^6 % a year, and the one nearest the simple annualized return."""
-    pts = _prepared(flows)
-    if not pts:
+    t, cf = _prepared(flows)
+    if not t.size:
         return XirrResult(None, reason="no_flows")
-    simple = simple_annualized(pts)
-    if all(cf > 0 for _, cf in pts) or all(cf < 0 for _, cf in pts):
+    simple = simple_annualized(t, cf)
+    if bool(np.all(cf > 0)) or bool(np.all(cf < 0)):
         return XirrResult(None, reason="one_sign", simple_annualized=simple)
-    roots = tuple(_newton(pts, r, tol) for r in _roots(pts, tol))
+    roots = tuple(_newton(t, cf, r, tol) for r in _roots(t, cf, tol))
     if not roots:
         return XirrResult(None, reason="no_root", simple_annualized=simple)
     target = simple if simple is not None else 0.0
