@@ -393,6 +393,10 @@ class Agent:
         sid = int(sig["id"])
         replaces = sig.get("replaces") or []
         entry = self.journal.get(sid)
+        if entry is not None and entry["params"].get("type") == "cancelled":
+            if sig.get("kind") == "entry":  # withdrawn before, its report not taken: report it again
+                self._withdrawn(sid, str(sig.get("withdraw") or "withdrawn earlier"))
+            return  # decided never to place it
         if entry is not None and entry["ref"] is None:
             found = self._find_existing(sid, entry["params"])
             if found is not None:
@@ -404,12 +408,9 @@ class Agent:
             if not entry["placed_reported"]:
                 self.report_placed(entry)
             return
-        if sig.get("kind") == "entry" and sig.get("withdraw") and entry is None:
-            self.journal.intend(sid, "entry", {"type": "cancelled"})  # never placed: make sure it never will be
-            self._report({"signal_id": sid, "status": "expired", "error": f"{sig['withdraw']}: never sent to Kite",
-                          "idempotency_key": f"withdraw-{sid}"})
-            self.journal.mark(sid, "result_reported")
-            log.info("signal %s: not placed (%s)", sid, sig["withdraw"])
+        if sig.get("kind") == "entry" and sig.get("withdraw"):  # not at Kite (never sent, or sending failed)
+            self.journal.intend(sid, "entry", {"type": "cancelled"})  # make sure it never will be
+            self._withdrawn(sid, str(sig["withdraw"]))
             return
         for replaced in replaces:
             outcome = self._check_replaced(replaced)
@@ -445,6 +446,13 @@ class Agent:
         assert entry is not None
         self.report_placed(entry)
         _crash_point("after_report")
+
+    def _withdrawn(self, sid: int, reason: str) -> None:
+        """Report an entry the agent will never place (journalled `cancelled`) as expired."""
+        self._report({"signal_id": sid, "status": "expired", "error": f"{reason}: never sent to Kite",
+                      "idempotency_key": f"withdraw-{sid}"})
+        self.journal.mark(sid, "result_reported")
+        log.info("signal %s: not placed (%s)", sid, reason)
 
     def _replaced_ids(self, replaced: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any] | None]:
         """The Kite ids of a replaced exit (from the server, else from the journal: placed just before a

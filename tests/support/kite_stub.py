@@ -18,7 +18,7 @@ by `GET /orders/{id}` and `/orders/{id}/trades` while `keep_history`), trades, G
 for the situations the agent must survive: `move` (the price crosses GTT triggers), `trigger` (one GTT,
 optionally `days_ago`, a `rejected` leg or a partial fill), `fill_partially`, `end_day` (today's orders
 become yesterday's: gone from the order book), `trigger_all`. Faults: `rate_limit_next` (429s),
-`revoke()` (TokenException), `delay` per request.
+`revoke()` (TokenException), `fail_places` / `fail_deletes` (503s), `delay` per request.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ class KiteState:
         self.refuse_symbols: set[str] = set()  # placements for these answer InputException
         self.deletions: list[int] = []  # GTTs deleted (DELETE /gtt/triggers/{id}), in order
         self.fail_deletes = 0  # the next n GTT deletions answer 503 NetworkException (nothing deleted)
+        self.fail_places = 0  # the next n placements (orders, GTTs) answer 503 NetworkException (nothing placed)
         self.holdings_exchange = "NSE"  # the exchange end_day's holdings are listed under (Kite may say BSE)
 
     # --- test controls ------------------------------------------------------------------------
@@ -513,6 +514,9 @@ def _handler(state: KiteState) -> type[BaseHTTPRequestHandler]:
                 if state.auto_trigger:
                     state.trigger_all()
                 return self._send(200, envelope(list(state.gtts.values())))
+            if method == "POST" and (path == "/gtt/triggers" or parts[0] == "orders") and state.fail_places > 0:
+                state.fail_places -= 1
+                raise Refused("Gateway timed out", "NetworkException", 503)
             if path == "/gtt/triggers" and method == "POST":
                 return self._place_gtt(form)
             if parts[:2] == ["gtt", "triggers"] and len(parts) == 3:
