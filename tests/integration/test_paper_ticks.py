@@ -174,6 +174,12 @@ def test_paper_manual_close_retires_the_stop_and_a_partial_close_keeps_the_rest(
     # the analytics journal shows the sold lot at once (its snapshot was built before the sale)
     (row,) = api.get("/api/analytics/pnl", params={"group_by": "symbol", "source": "paper"}).json()
     assert (row["symbol"], row["quantity"], row["net_pnl"]) == (pos["symbol"], 3, lot["realized_pnl"])
+    # one scope for every analytics read (issue 16 item 5): the default is the broker account, so the paper
+    # lot is in neither the P&L groupings nor the summary; with source=paper it is in both, alike
+    assert api.get("/api/analytics/pnl", params={"group_by": "strategy"}).json() == []
+    assert api.get("/api/analytics/summary").json()["net_realized_pnl"] == 0.0
+    paper_summary = api.get("/api/analytics/summary", params={"source": "paper"}).json()
+    assert (paper_summary["net_realized_pnl"], paper_summary["closed_trades"]) == (lot["realized_pnl"], 1)
     # the rest closed by hand: its stop no longer applies -- a tick under it sells nothing
     r = api.post(f"/api/model/positions/{pos['id']}/close")
     assert r.status_code == 200 and r.json()["outcome"] == "closed" and r.json()["status"] == "closed"
