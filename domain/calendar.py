@@ -113,7 +113,7 @@ NSE_SPECIAL_SESSIONS: frozenset[date] = _dates(
 
 # NSE holidays on fixed dates, closed every year (when a weekday); applied past the table's last year
 NSE_ANNUAL_HOLIDAYS: frozenset[tuple[int, int]] = frozenset({(1, 26), (5, 1), (8, 15), (10, 2), (12, 25)})
-NSE_TABLE_LAST_YEAR = 2026
+NSE_TABLE_LAST_YEAR = max(d.year for d in NSE_HOLIDAYS)  # 2026: adding a year to the table moves it
 
 _ONE_DAY = timedelta(days=1)
 _EPOCH = date(1970, 1, 1)
