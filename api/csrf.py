@@ -34,6 +34,32 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def own_origin(origin: str, scope: Scope, base_url: str) -> bool:
+    """`origin` (an `Origin` header) is this server's own: its configured base URL, or the scheme and Host
+    it was reached at (a WebSocket's ws/wss count as http/https). No Origin, or "null", is not."""
+    origin = origin.strip().lower()
+    if not origin or origin == "null":
+        return False
+    own = {_origin(base_url)}
+    host = Headers(scope=scope).get("host")
+    if host:
+        scheme = str(scope.get("scheme", "http"))
+        own.add(f"{_HTTP_SCHEME.get(scheme, scheme)}://{host}".lower())
+    return origin in own
+
+
+def from_this_site(scope: Scope, base_url: str) -> bool:
+    """The browser says this request came from one of our own pages: `Sec-Fetch-Site: same-origin` or
+    `none`, or an `Origin` of ours. (What another site's form or script cannot make a browser send.)"""
+    headers = Headers(scope=scope)
+    if headers.get("sec-fetch-site", "").lower() in ("same-origin", "none"):
+        return True
+    return own_origin(headers.get("origin", ""), scope, base_url)
+
+
+_HTTP_SCHEME = {"ws": "http", "wss": "https"}
+
+
 def _json(content_type: str) -> bool:
     kind = content_type.split(";", 1)[0].strip().lower()
     return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
@@ -43,7 +69,7 @@ class CsrfMiddleware:
     def __init__(self, app: ASGIApp, cookie_name: str, base_url: str) -> None:
         self.app = app
         self.cookie_name = cookie_name
-        self.base_origin = _origin(base_url)
+        self.base_url = base_url
 
     def allowed(self, scope: Scope) -> bool:
         headers = Headers(scope=scope)
@@ -53,16 +79,7 @@ class CsrfMiddleware:
             return True  # authenticated by the key alone (api/deps.py ignores the cookie then)
         if headers.get("x-requested-with") or _json(headers.get("content-type", "")):
             return True
-        if headers.get("sec-fetch-site", "").lower() in ("same-origin", "none"):
-            return True
-        origin = headers.get("origin", "").lower()
-        if origin and origin != "null":
-            own = {self.base_origin}
-            host = headers.get("host")
-            if host:
-                own.add(f"{scope.get('scheme', 'http')}://{host}".lower())
-            return origin in own
-        return False
+        return from_this_site(scope, self.base_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in UNSAFE and not self.allowed(scope):

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import EmailStr
 from starlette.concurrency import run_in_threadpool
 
+from api.csrf import from_this_site
 from api.deps import SESSION_COOKIE, Principal, current_principal, dispatch, set_session_cookie
 from api.routers.auth import _client_ip as client_ip
 from api.routers.auth import _login as login
@@ -67,13 +68,9 @@ def _error(detail: str, status_code: int) -> HTMLResponse:
 
 
 def _same_origin(request: Request, platform: Platform) -> bool:
-    """A form POSTed from one of our own pages (not a cross-site form auto-submitted by another site)."""
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        return site in ("same-origin", "none")
-    origin = (request.headers.get("origin") or "").rstrip("/")
-    own = {f"{request.url.scheme}://{request.headers.get('host', '')}", platform.settings.public_base_url}
-    return bool(origin) and origin in own
+    """A form POSTed from one of our own pages (not a cross-site form auto-submitted by another site): the
+    CSRF rule's browser signals only (a signed-out browser's sign-in has no cookie for that rule to guard)."""
+    return from_this_site(request.scope, platform.settings.public_base_url)
 
 
 def _cross_site() -> HTMLResponse:

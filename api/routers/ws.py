@@ -15,11 +15,11 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from api.csrf import own_origin
 from api.deps import SESSION_COOKIE
 from api.security_log import security_event
 from api.textguard import MAX_DEPTH, UNICODE_MSG, invalid_text_path
@@ -254,16 +254,9 @@ async def ticks(websocket: WebSocket) -> None:
 
 
 def _same_origin(websocket: WebSocket, base_url: str) -> bool:
-    """No Origin (a program, not a browser page) or the server's own: its base URL or the Host it was
-    reached at."""
+    """No Origin (a program, not a browser page) or the server's own (the CSRF rule's, api/csrf.py)."""
     origin = websocket.headers.get("origin")
-    if not origin:
-        return True
-    own = {urlsplit(base_url)._replace(path="", query="", fragment="").geturl().lower()}
-    host = websocket.headers.get("host")
-    if host:
-        own.update({f"http://{host}".lower(), f"https://{host}".lower()})
-    return origin.lower() in own
+    return not origin or own_origin(origin, websocket.scope, base_url)
 
 
 async def _serve(websocket: WebSocket, found: tuple[int, tuple[str, Any], tuple[str, str]]) -> None:

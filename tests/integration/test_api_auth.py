@@ -66,6 +66,22 @@ def test_opening_a_sign_in_link_never_signs_in_by_itself(api_factory: Any) -> No
     assert again.status_code == 400 and "request a new one" in again.text  # single use, an HTML answer
 
 
+def test_the_sign_in_button_works_behind_a_proxy_at_the_configured_base_url(api_factory: Any) -> None:
+    """Behind a reverse proxy the Host the server sees is not the browser's: the button's form POST is ours
+    by the configured base URL's origin (a browser sends its host lower-cased, without a trailing slash).
+    The same rule as the CSRF check's (api/csrf.py), so both accept the same requests."""
+    victim = api_factory(base_url="https://Trade.Example.com/")
+    addr = unique_email()
+    victim.post("/api/auth/magic-link", json={"email": addr})
+    form = {"email": addr, "token": victim.inbox.last_token(addr)}
+    r = victim.post("/link/sign-in", data=form, headers={"Origin": "https://evil.example.com"}, follow_redirects=False)
+    assert r.status_code == 403
+    r = victim.post("/link/sign-in", data=form, headers={"Origin": "https://trade.example.com"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    assert victim.get("/api/auth/me").json()["email"] == addr
+
+
 def test_wrong_otps_lock_the_code(api: Any) -> None:
     addr = unique_email()
     api.post("/api/auth/magic-link", json={"email": addr})

@@ -343,3 +343,17 @@ async def _ticks_for(client: Any, symbols: set[str]) -> dict[str, Any]:
         if symbols <= set(seen):
             return seen
     raise AssertionError("no ticks")
+
+
+def test_the_websocket_origin_rule_is_the_csrf_rule(ticks_api: Any) -> None:
+    """A browser page's Origin must be the server's own with its scheme (ws counts as http): the configured
+    base URL, or the Host it was reached at; the same Host over another scheme is another origin."""
+    for origin in ("https://testserver", "http://testserver.evil.example"):
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with ticks_api.websocket_connect("/api/ws/ticks", headers={"origin": origin}) as ws:
+                ws.receive_text()
+        assert refused.value.code == 1008 and refused.value.reason == "Origin not allowed"
+    base = ticks_api.platform.settings.public_base_url
+    for origin in ("http://TestServer", base):
+        with ticks_api.websocket_connect("/api/ws/ticks", headers={"origin": origin}) as ws:
+            assert json.loads(ws.receive_text())["type"] == "status"
