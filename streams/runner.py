@@ -337,13 +337,29 @@ class RebuildStalled(RuntimeError):
 
 
 def set_aside(conn: sa.Connection, projection: str, shard: str, env: Envelope, error: str) -> None:
-    """Record (or count again) a dead letter: the event `env` could not be applied to `projection`."""
+    """Record (or count again) a dead letter: the event `env` could not be applied to `projection`.
+    Never fails for the event's sake (that would stop the projector at it): when its fields do not fit
+    the row (an account id beyond 64 bits, an over-long event id), it is recorded without them -- the
+    position, the error and the whole event (for retry-failed) always fit."""
+    try:
+        with conn.begin_nested():
+            _record_dead_letter(conn, projection, shard, env, error, env.event_id, env.account_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        note = f"{error} (recorded without its event id and account: {error_text(exc)})"
+        _record_dead_letter(conn, projection, shard, env, note[:2000], str(env.event_id)[:36], None)
+
+
+def _record_dead_letter(conn: sa.Connection, projection: str, shard: str, env: Envelope, error: str,
+                        event_id: str, account_id: int | None) -> None:
     now = time.time()
     t = projection_dead_letters
     hit = conn.execute(sa.update(t).where(t.c.projection == projection, t.c.position == env.position).values(
         error=error, attempts=t.c.attempts + 1, last_failed_at=now)).rowcount
     if not hit:
         conn.execute(sa.insert(t).values(
-            projection=projection, position=env.position, shard=shard, event_id=env.event_id,
-            event_type=env.type[:100], account_id=env.account_id, occurred_at=env.occurred_at[:40], error=error,
-            attempts=1, first_failed_at=now, last_failed_at=now, envelope=env.to_json().decode("ascii")))
+            projection=projection, position=env.position, shard=shard, event_id=event_id,
+            event_type=str(env.type)[:100], account_id=account_id, occurred_at=str(env.occurred_at)[:40],
+            error=error, attempts=1, first_failed_at=now, last_failed_at=now,
+            envelope=env.to_json().decode("ascii")))

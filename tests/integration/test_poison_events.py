@@ -6,6 +6,7 @@ every other account and every later event is still projected; `/api/health` turn
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -28,6 +29,7 @@ from projections.registry import all_projections
 from projections.strategies import StrategiesProjection, strategies
 from streams.audit import verify_topic
 from streams.runner import ProjectionRunner
+from streams.sources import Item
 from streams.workers import make_projector, make_relay
 from tests.conftest import make_settings
 from tests.support.services import KafkaBroker
@@ -202,3 +204,44 @@ def test_kafka_pipeline_survives_a_poisonous_event(tmp_path: Path, pg_url: str, 
         assert problems == [] and figures["events"] == p.store.max_position()
     finally:
         p.close()
+
+
+class _ListSource:
+    """A source handing out given envelopes once (as a topic written by another producer could)."""
+
+    def __init__(self, envs: list[Envelope]) -> None:
+        self.envs = envs
+
+    def shards(self) -> list[str]:
+        return ["store"]
+
+    def fetch(self, tracking: Any, max_items: int) -> list[Item]:
+        after = tracking().get("store", (0, None))[0]
+        return [Item("store", None, e) for e in self.envs if e.position > after][:max_items]
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_event_whose_dead_letter_cannot_be_recorded_in_full_still_never_halts_the_projector(
+        platform: Platform) -> None:
+    """An event a projection cannot apply and whose fields do not fit the dead-letter row either (an
+    account id beyond 64 bits, an event id longer than a UUID): it is set aside with what fits, and the
+    projector moves on to the next event (it stopped there: the dead-letter insert failed in turn)."""
+    for name in ("template", "unrecordable", "later"):
+        _create(platform, 7, name)
+    good, stored, later = platform.store.read_plain(0, 1000)[-3:]
+    bad = dataclasses.replace(stored, event_id="x" * 40, account_id=2**63)
+    runner = ProjectionRunner(platform.db, all_projections(), _ListSource([good, bad, later]))
+    runner.create_tables()
+    _run_until_idle(runner)
+    assert _names(platform) == {7: {"template", "unrecordable", "later"}}  # (owned by the data's account)
+    assert _applied(platform, runner.names) == {"store": later.position}
+    dead = _dead(platform)
+    assert [(d.projection, d.position, d.account_id, d.event_id) for d in dead] == [
+        ("audit_log", bad.position, None, "x" * 36)]
+    assert dead[0].error.startswith(("OverflowError", "DataError", "StatementError")), dead[0].error
+    assert Envelope.from_json(dead[0].envelope) == bad  # the whole event is kept for retry-failed
