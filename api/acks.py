@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import current_principal
+from api.guards import UNSAFE_METHODS
 from infra.idempotency import IdempotencyStore, StoredAnswer
 
-UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 KEY_HEADER = b"idempotency-key"
 MAX_KEY = 255
 SPOOL_IN_MEMORY = 1024 * 1024  # a larger body (an upload) is kept in a temporary file while it runs
@@ -64,7 +64,7 @@ class CommandAcks:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in UNSAFE:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
             await self.app(scope, receive, send)
             return
         send = _with_lag_header(scope, send)

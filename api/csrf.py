@@ -22,9 +22,10 @@ from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.guards import UNSAFE_METHODS, is_json_type
+
 log = logging.getLogger("tradertape.security")
 
-UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSED = ("Cross-site request refused: send the header 'X-Requested-With: tradertape' (or a JSON body) "
            "with requests authenticated by the session cookie")
 
@@ -60,11 +61,6 @@ def from_this_site(scope: Scope, base_url: str) -> bool:
 _HTTP_SCHEME = {"ws": "http", "wss": "https"}
 
 
-def _json(content_type: str) -> bool:
-    kind = content_type.split(";", 1)[0].strip().lower()
-    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
-
-
 class CsrfMiddleware:
     def __init__(self, app: ASGIApp, cookie_name: str, base_url: str) -> None:
         self.app = app
@@ -77,12 +73,12 @@ class CsrfMiddleware:
             return True
         if headers.get("authorization", "").lower().startswith("bearer "):
             return True  # authenticated by the key alone (api/deps.py ignores the cookie then)
-        if headers.get("x-requested-with") or _json(headers.get("content-type", "")):
+        if headers.get("x-requested-with") or is_json_type(headers.get("content-type")):
             return True
         return from_this_site(scope, self.base_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in UNSAFE and not self.allowed(scope):
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS and not self.allowed(scope):
             client = scope.get("client") or ("unknown", 0)
             log.warning("csrf_refused method=%s path=%s ip=%s origin=%r", scope["method"], scope["path"],
                         client[0], Headers(scope=scope).get("origin", "")[:100])

@@ -124,13 +124,12 @@ def _threaded(endpoint: Callable[..., R]) -> Callable[..., Coroutine[Any, Any, R
     return run
 
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # the ones that change something (and carry bodies)
 
 
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    kind = content_type.split(";", 1)[0].strip().lower()
+def is_json_type(content_type: str | None) -> bool:
+    """`application/json` or `application/*+json` (any parameters)."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
     return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
@@ -148,7 +147,7 @@ class StrictJsonRoute(APIRoute):
 
         async def strict_handler(request: Request) -> Response:
             strict = StrictJsonRequest(request.scope, request.receive)
-            if request.method in _BODY_METHODS and _is_json(request.headers.get("content-type")):
+            if request.method in UNSAFE_METHODS and is_json_type(request.headers.get("content-type")):
                 # read here, bounded by the body limit (api/app.py), so that invalid Unicode is a 422 naming
                 # the field before FastAPI parses it (api/textguard.py)
                 check_json_body(await strict.body())
