@@ -57,8 +57,9 @@ class CommandAcks:
     - the same key with a different request is a 422;
     - a repeat while the first is still running waits for it (up to 30 s; then 409).
 
-    Unauthenticated requests (sign-in) pass through: their answers hand out sessions, which a replay
-    must never do."""
+    Unauthenticated requests (sign-in) pass through, and an answer that hands out a credential (one that
+    sets a cookie, or that its route marks `Cache-Control: no-store`) is never stored: a secret must not
+    sit in the database in the clear, nor be handed out again. Its key is released, so a retry runs again."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -144,15 +145,18 @@ class CommandAcks:
         status = 500
         headers: list[tuple[str, str]] = []
         chunks: list[bytes] = []
-        stored = False
+        stored = secret = False
 
         async def capture(message: Message) -> None:
-            nonlocal status, stored
+            nonlocal status, stored, secret
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers.extend((k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers") or []
-                               if k.decode("latin-1").lower() not in _NOT_STORED)
-            elif message["type"] == "http.response.body":
+                headers.extend((k.decode("latin-1").lower(), v.decode("latin-1"))
+                               for k, v in message.get("headers") or [])
+                secret = any(k == "set-cookie" or (k == "cache-control" and "no-store" in v.lower())
+                             for k, v in headers)
+                headers[:] = [(k, v) for k, v in headers if k not in _NOT_STORED]
+            elif message["type"] == "http.response.body" and not secret:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     # stored before the client has the whole answer: an answer a client received is
@@ -165,16 +169,18 @@ class CommandAcks:
         try:
             await self.app(scope, replay, capture)
         except BaseException:
-            if stored:
-                raise
-            # The command may have committed before the error: a retry must not run it again.
-            rid = str(scope.get("state", {}).get("request_id", ""))
-            _, hdrs, err = _json(500, f"Internal server error in the first request with this Idempotency-Key "
-                                      f"(request id {rid})")
-            await run_in_threadpool(store.finish, account_id, key,
-                                    StoredAnswer(500, [(k.decode(), v.decode()) for k, v in hdrs], err))
+            if not stored and not secret:
+                # The command may have committed before the error: a retry must not run it again.
+                rid = str(scope.get("state", {}).get("request_id", ""))
+                _, hdrs, err = _json(500, f"Internal server error in the first request with this Idempotency-Key "
+                                          f"(request id {rid})")
+                await run_in_threadpool(store.finish, account_id, key,
+                                        StoredAnswer(500, [(k.decode(), v.decode()) for k, v in hdrs], err))
             raise
-        if not stored:  # (an app that never ended its body)
+        finally:
+            if secret:
+                await run_in_threadpool(store.release, account_id, key)
+        if not stored and not secret:  # (an app that never ended its body)
             await run_in_threadpool(store.finish, account_id, key, StoredAnswer(status, headers, b"".join(chunks)))
 
 

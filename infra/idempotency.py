@@ -109,8 +109,8 @@ class IdempotencyStore:
             conn.execute(sa.update(idempotency_keys).where(t.account_id == account_id, t.key == key).values(
                 status=answer.status, headers=[list(h) for h in answer.headers], body=answer.body))
 
-    def abandon(self, account_id: int, key: str) -> None:
-        """The request ended without an answer (an error escaped): a retry may run it again."""
+    def release(self, account_id: int, key: str) -> None:
+        """The request's answer is not kept (it handed out a credential): a retry runs it again."""
         t = idempotency_keys.c
         with self.db.write() as conn:
             conn.execute(sa.delete(idempotency_keys).where(t.account_id == account_id, t.key == key,

@@ -126,3 +126,29 @@ def test_an_upload_retried_with_its_key_imports_once(api: Any) -> None:
     fresh = api.post("/api/uploads/tradebook", files=files, headers={"Idempotency-Key": "upload-2"})
     assert fresh.status_code == 200
     assert first.json() != fresh.json()  # run again: every trade is now a duplicate, none imported twice
+
+
+def test_an_answer_handing_out_a_session_is_never_stored_nor_replayed(api: Any) -> None:
+    """A signed-in browser signing in again with a key: the new session's token (in Set-Cookie) is never
+    kept in the idempotency store, and a retry runs again instead of handing that session out twice."""
+    import sqlalchemy as sa
+
+    from infra.db import idempotency_keys
+
+    user = api.login()
+    email = user["email"]
+
+    def sign_in() -> Any:
+        assert api.post("/api/auth/magic-link", json={"email": email}).status_code == 200
+        return api.post("/api/auth/verify-link", json={"email": email, "otp": api.inbox.last_otp(email)},
+                        headers={"Idempotency-Key": "sign-in"})
+
+    first = sign_in()
+    token = first.cookies.get("kite_session")
+    assert first.status_code == 200 and token
+    with api.platform.db.read() as conn:
+        rows = conn.execute(sa.select(idempotency_keys).where(idempotency_keys.c.key == "sign-in")).all()
+    assert rows == []  # nothing kept: neither the answer nor a claim that would block the retry
+    again = sign_in()
+    assert again.status_code == 200 and "Idempotent-Replayed" not in again.headers
+    assert again.cookies.get("kite_session") not in (None, token)  # a session of its own
