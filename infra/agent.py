@@ -217,6 +217,23 @@ class AgentConfig:
     algo_id: str | None = None  # sent with every regular order when set (SEBI retail-algo registration)
 
 
+@dataclass
+class GttMove:
+    """A protective GTT that differs from its position's stop and target: its legs now and wanted
+    ([trigger, side, quantity, price] each)."""
+
+    sig: dict[str, Any]
+    gtt_id: str
+    exchange: str
+    symbol: str
+    have: list[list[Any]]
+    legs: list[list[Any]]
+
+    @property
+    def key(self) -> str:
+        return f"{self.exchange}:{self.symbol}"
+
+
 class Agent:
     def __init__(self, config: AgentConfig, broker: Broker | None = None) -> None:
         self.config = config
@@ -565,6 +582,7 @@ class Agent:
             return
         gtts = {str(g.get("id")): g for g in self._kite_list("gtts")}
         orders = {str(o.get("order_id")): o for o in self._kite_list("orders")}
+        protective: list[tuple[dict[str, Any], dict[str, Any]]] = []  # working OCOs: kept in step below
         for sig in working:
             sid = int(sig["id"])
             result = self._outcome(sig, gtts, orders)
@@ -574,7 +592,7 @@ class Agent:
                 gtt = gtts.get(str(sig.get("gtt_id")))
                 if gtt is not None and gtt.get("status") == "active" and not sig.get("replaced") \
                         and sig.get("reason") == PROTECTIVE_REASON:
-                    self._keep_in_step(sig, gtt)
+                    protective.append((sig, gtt))
                 continue
             out = self._report({"signal_id": sid, **result, "idempotency_key": f"result-{sid}"})
             if out is not None and out.get("recorded"):
@@ -589,6 +607,7 @@ class Agent:
                     log.info("signal %s: failed (%s)", sid, result.get("error"))
             if self.journal.get(sid) is not None:
                 self.journal.mark(sid, "result_reported")
+        self._keep_in_step(protective)
 
     def _withdraw(self, sig: dict[str, Any], gtt: dict[str, Any] | None,
                   result: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -615,15 +634,35 @@ class Agent:
                     "at Kite"}
         return result
 
-    def _keep_in_step(self, sig: dict[str, Any], gtt: dict[str, Any]) -> None:
-        """Keep a working protective GTT equal to the position's stop and target (a trailing stop moves
-        up, a partial sale changes the quantity): modify it at Kite when they differ. Kite refuses a
-        trigger within 0.25% of the last price (9 paise under Rs 50) and an OCO whose stop is not under
-        and target not over it; such a change waits for the next cycle (the GTT keeps its old levels)."""
+    def _keep_in_step(self, protective: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Keep working protective GTTs (signal, its active GTT) equal to their positions' stop and target
+        (a trailing stop moves up, a partial sale changes the quantity): modify each at Kite where they
+        differ, after one read of the last prices of them all (Kite allows about one quote request a
+        second). Kite refuses a trigger within 0.25% of the last price (9 paise under Rs 50) and an OCO
+        whose stop is not under and target not over it; such a change waits for the next cycle (the GTT
+        keeps its old levels)."""
         assert self.broker is not None
+        moves = [move for sig, gtt in protective if (move := self._gtt_drift(sig, gtt)) is not None]
+        if not moves:
+            return
+        keys = sorted({move.key for move in moves})
+        self.limiter.acquire()
+        try:
+            lasts = self.broker.ltp(keys)
+        except (BrokerAuthError, BrokerRateLimited):
+            raise
+        except BrokerError as exc:
+            log.warning("no last price for %s (%s); their GTTs keep their levels for now", ", ".join(keys),
+                        exc.message)
+            return
+        for move in moves:
+            self._move_gtt(move, lasts.get(move.key))
+
+    def _gtt_drift(self, sig: dict[str, Any], gtt: dict[str, Any]) -> GttMove | None:
+        """How a protective GTT differs from its position's stop and target (None: it does not)."""
         want = self._order_params(sig)
         if want["type"] != "gtt":
-            return
+            return None
         cond, legs_now = gtt.get("condition") or {}, gtt.get("orders") or []
         have = [[float(t), o.get("transaction_type"), int(o.get("quantity") or 0), float(o.get("price") or 0)]
                 for t, o in zip(cond.get("trigger_values") or [], legs_now, strict=False)]
@@ -631,22 +670,17 @@ class Agent:
         if len(have) == len(legs) and all(
                 a[1:3] == b[1:3] and abs(a[0] - b[0]) < 0.005 and abs(a[3] - b[3]) < 0.005
                 for a, b in zip(have, legs, strict=True)):
-            return
-        sid, gtt_id, key = int(sig["id"]), str(gtt.get("id")), f"{want['exchange']}:{want['symbol']}"
-        self.limiter.acquire()
-        try:
-            last = self.broker.ltp([key]).get(key)
-        except (BrokerAuthError, BrokerRateLimited):
-            raise
-        except BrokerError as exc:
-            log.warning("signal %s: no last price for %s (%s); GTT %s keeps its levels for now", sid, key,
-                        exc.message, gtt_id)
-            return
+            return None
+        return GttMove(sig, str(gtt.get("id")), want["exchange"], want["symbol"], have, legs)
+
+    def _move_gtt(self, move: GttMove, last: float | None) -> None:
+        assert self.broker is not None
+        sid, gtt_id, legs, have = int(move.sig["id"]), move.gtt_id, move.legs, move.have
         if last is None:
-            log.warning("signal %s: no last price for %s; GTT %s keeps its levels for now", sid, key, gtt_id)
+            log.warning("signal %s: no last price for %s; GTT %s keeps its levels for now", sid, move.key, gtt_id)
             return
         gap = trigger_gap(last)
-        pos = sig.get("position") or {}
+        pos = move.sig.get("position") or {}
         stop = legs[0][0] if pos.get("stop_loss") else None  # the legs: [stop, target], either may be absent
         target = legs[-1][0] if pos.get("target") else None
         if (stop is not None and stop > last - gap) or (target is not None and target < last + gap):
@@ -657,7 +691,7 @@ class Agent:
         self.limiter.acquire()
         self._changed_at_kite()
         try:
-            self.broker.modify_gtt(gtt_id, want["exchange"], want["symbol"], last,
+            self.broker.modify_gtt(gtt_id, move.exchange, move.symbol, last,
                                    [GttLeg(t, side, q, p) for t, side, q, p in legs])
         except (BrokerAuthError, BrokerRateLimited):
             raise

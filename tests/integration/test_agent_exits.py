@@ -7,6 +7,7 @@ protection for the shares left."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,13 @@ class Setup:
         return [p for p in self.kite.placements if p["kind"] == "order" and p["side"] == "SELL"]
 
 
-@pytest.fixture
-def held(api_factory: Any, tmp_path: Path) -> Iterator[Setup]:
-    """A live position bought through the agent at the stub, protected by its OCO GTT there."""
+@contextmanager
+def _protected(api_factory: Any, tmp_path: Path, slots: int) -> Iterator[Setup]:
+    """`slots` live positions bought through the agent at the stub, each protected by its OCO GTT there."""
     api = api_factory()
     make_bars(api.platform.settings.data_dir)
     api.login()
-    pf, _ = live_portfolio_with_placed_signals(Http(api), slots=1)
+    pf, _ = live_portfolio_with_placed_signals(Http(api), slots=slots)
     key = api.post("/api/auth/agent-key").json()["key"]
     with kite_stub(KiteState()) as (root, kite):
         token = kite.grant()
@@ -61,14 +62,22 @@ def held(api_factory: Any, tmp_path: Path) -> Iterator[Setup]:
         agent.server.session = api_factory()
         agent.server.session.headers["Authorization"] = f"Bearer {key}"
         setup = Setup(api, kite, agent, pf)
-        agent.step()  # the entry GTT
-        assert kite.trigger_all() == 1  # it fills at the stub
-        agent.step()  # the fill is reported, the position opens
-        agent.step()  # its protective OCO is placed
-        (pos,) = setup.positions("open")
+        agent.step()  # the entry GTTs
+        assert kite.trigger_all() == slots  # they fill at the stub
+        agent.step()  # the fills are reported, the positions open
+        agent.step()  # their protective OCOs are placed
+        positions = setup.positions("open")
         ocos = [g for g in kite.gtts.values() if g["type"] == "two-leg"]
-        assert len(ocos) == 1 and ocos[0]["status"] == "active" and setup.held(pos["symbol"]) == pos["quantity"]
-        setup.position, setup.oco = pos, ocos[0]
+        assert len(positions) == len(ocos) == slots and all(g["status"] == "active" for g in ocos)
+        assert all(setup.held(pos["symbol"]) == pos["quantity"] for pos in positions)
+        setup.position, setup.oco = positions[0], ocos[0]
+        yield setup
+
+
+@pytest.fixture
+def held(api_factory: Any, tmp_path: Path) -> Iterator[Setup]:
+    """A live position bought through the agent at the stub, protected by its OCO GTT there."""
+    with _protected(api_factory, tmp_path, 1) as setup:
         yield setup
 
 
@@ -209,3 +218,20 @@ def test_every_kite_call_waits_its_turn_and_lists_are_read_once_per_step(held: S
     # to see what became of the OCO, which also finds the close's fill (the next step has nothing to read)
     assert made == {f"DELETE /gtt/triggers/{s.oco['id']}": 1, "GET /gtt/triggers": 2,
                     "GET /orders": 1, "POST /orders/regular": 1}
+
+
+def test_drifted_protective_gtts_are_put_back_after_one_read_of_the_last_prices(api_factory: Any,
+                                                                                 tmp_path: Path) -> None:
+    with _protected(api_factory, tmp_path, 2) as s:
+        ocos = [g for g in s.kite.gtts.values() if g["type"] == "two-leg"]
+        wanted = {g["id"]: list(g["condition"]["trigger_values"]) for g in ocos}
+        for g in ocos:  # the stops were moved at Kite (Kite's web app): the broker no longer holds the model's
+            g["condition"]["trigger_values"][0] -= 10
+        before = s.kite.count("GET /quote/ltp")
+        s.agent.step()
+        assert s.kite.count("GET /quote/ltp") - before == 1  # one quote read for both (Kite: ~1 a second)
+        assert sorted(m["id"] for m in s.kite.modifications) == sorted(wanted)
+        assert {g["id"]: g["condition"]["trigger_values"] for g in ocos} == wanted
+        before = s.kite.count("GET /quote/ltp")
+        s.agent.step()  # in step: nothing to read, nothing to modify
+        assert s.kite.count("GET /quote/ltp") == before and len(s.kite.modifications) == 2
