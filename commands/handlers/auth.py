@@ -192,19 +192,21 @@ def _new_password(uow: UnitOfWork, acc: Account, password: str, keep_hash: str |
 
 def set_password(cmd: m.SetPassword, uow: UnitOfWork) -> list[str]:
     """Set or change the password with a fresh emailed code (a stolen session alone cannot); the other
-    sessions are signed out. Returns the signed-out sessions' token hashes."""
+    sessions are signed out. Returns the signed-out sessions' token hashes. Guesses of the current
+    password share the password sign-in's budget of the address (a stolen session guesses no faster)."""
     d = uow.deps
     _check_length(cmd.password)
     acc = uow.get(Account, Account.uuid_for(cmd.account_id), "Account")
+    email = normalize_email(acc.email)
     stored = d.security.password_hash(cmd.account_id)
     if stored is not None:
         if not cmd.current_password:
             raise DomainError("current_password is required to change an existing password")
+        _rate(uow, f"login-email:{email}", d.auth.login_attempts_per_ip)
         if not d.passwords.verify(stored, cmd.current_password):
             raise DomainError("current_password is wrong")
     if not cmd.otp:
         raise DomainError("Ask for a code with POST /api/auth/password/code and send it as 'otp'")
-    email = normalize_email(acc.email)
     _use_code(uow, email, _PASSWORD_SLOT + email, d.token_hash(f"pwd:{email}:{cmd.otp.strip()}"))
     return _new_password(uow, acc, cmd.password, cmd.keep_session_hash)
 

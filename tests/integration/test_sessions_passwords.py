@@ -27,6 +27,22 @@ def test_a_password_needs_a_fresh_emailed_code(api: Any) -> None:
     assert again.status_code == 400  # a code works once
 
 
+def test_a_stolen_session_guesses_the_current_password_no_faster_than_sign_in(api: Any) -> None:
+    """Without a code, POST /api/auth/password still says whether current_password is right: its guesses
+    count against the address's password sign-in budget (then 429, for both)."""
+    addr = unique_email()
+    api.login(addr)
+    assert api.post("/api/auth/password", json={"password": "velvet otter maple",
+                                                 "otp": password_code(api, addr)}).status_code == 200
+    api.platform.bus.deps.auth.login_attempts_per_ip = 3
+    guesses = [api.post("/api/auth/password", json={"password": "quiet harbor lantern",
+                                                    "current_password": f"guess number {i}"}).status_code
+               for i in range(4)]
+    assert guesses == [400, 400, 400, 429]
+    r = api.post("/api/auth/password-login", json={"email": addr, "password": "velvet otter maple"})
+    assert r.status_code == 429  # one budget per address, whichever way it is guessed
+
+
 @pytest.mark.parametrize("weak", ["short1", "password1234", "qwertyuiop12", "aaaaaaaaaaaaaa", "1234567890"])
 def test_weak_passwords_are_refused(api: Any, weak: str) -> None:
     addr = unique_email()
