@@ -4,9 +4,7 @@ completes, and helpers to run the agent and read what the server recorded."""
 
 from __future__ import annotations
 
-import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,17 +16,7 @@ import requests
 
 from tests.support.kite_stub import KiteState, kite_stub
 from tests.support.live import Http, live_portfolio_with_placed_signals, make_bars, wait_until
-from tests.support.processes import Proc, Server, tt_env
-
-
-def _otp(mail_dir: Path, address: str) -> str:
-    for _ in range(400):
-        for f in sorted(mail_dir.glob("*.eml"), reverse=True):
-            text = f.read_text()
-            if f"To: {address}" in text and (m := re.search(r"code: (\d{6})", text)):
-                return m.group(1)
-        time.sleep(0.05)
-    raise AssertionError("no sign-in email")
+from tests.support.processes import Proc, Server, otp_from_mail_dir, tt_env
 
 
 @dataclass
@@ -111,9 +99,8 @@ def kite_world(tmp_path: Path) -> Iterator[KiteWorld]:
             base = server.url
             s = requests.Session()
             s.post(base + "/api/auth/magic-link", json={"email": "trader@example.com"}).raise_for_status()
-            s.post(base + "/api/auth/verify-link",
-                   json={"email": "trader@example.com", "otp": _otp(tmp_path / "var" / "mail", "trader@example.com")}
-                   ).raise_for_status()
+            otp = otp_from_mail_dir(tmp_path / "var" / "mail", "trader@example.com", timeout=20)
+            s.post(base + "/api/auth/verify-link", json={"email": "trader@example.com", "otp": otp}).raise_for_status()
             s.headers["X-Requested-With"] = "tradertape"
             s.post(base + "/api/auth/kite-credentials",
                    json={"api_key": kite.api_key, "api_secret": kite.api_secret}).raise_for_status()
