@@ -546,9 +546,6 @@ def journal(con: duckdb.DuckDBPyConnection, *, source: str | None, symbol: str |
     return out, int(total[0]) if total else 0
 
 
-MARK_SOURCES = ("imported_bars", "demat_statement", "last_trade")
-
-
 def _marks(con: duckdb.DuckDBPyConnection, market: Marks | None) -> dict[str, tuple[float, str, str]]:
     """symbol -> (price, date, source): the latest of REAL prices only -- imported market bars
     (``imported_bars``; the synthetic demo history is never offered), the broker's demat statement
@@ -619,7 +616,7 @@ def holdings(con: duckdb.DuckDBPyConnection, market: Marks | None) -> list[dict[
                     "amc": r["amc"], "quantity": r["units"], "avg_cost": round(cost / r["units"], 4)
                     if cost is not None and r["units"] else None, "invested": cost, "last_price": r["nav"],
                     "mark_date": r["date"].isoformat() if r["date"] else None, "mark_source": "cas_valuation",
-                    "current_value": value,
+                    "marked": value is not None, "current_value": value,
                     "unrealized_pnl": round(value - cost, 2) if value is not None and cost is not None else None,
                     "unrealized_pct": round(100 * (value - cost) / cost, 2) if value is not None and cost else None,
                     "lots": []})

@@ -195,6 +195,7 @@ def test_cas_mutual_funds_and_demat_holdings(client: Any) -> None:
     fund = next(h for h in held if h["asset_class"] == "mutual_fund")
     assert (fund["quantity"], fund["invested"], fund["current_value"], fund["unrealized_pnl"]) == (
         40.998, 4099.8, 4919.76, 819.96)
+    assert (fund["mark_source"], fund["marked"]) == ("cas_valuation", True)  # every row has the same shape
     infy = next(h for h in held if h["symbol"] == "INFY")
     # the demat statement (2025-03-31) is a newer mark than the last trade (2024-05-20)
     assert (infy["last_price"], infy["mark_source"], infy["current_value"]) == (1650.0, "demat_statement", 1650.0)
