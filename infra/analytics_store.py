@@ -194,10 +194,11 @@ def _imported(conn: sa.Connection, account_id: int) -> tuple[pa.Table, pa.Table,
                       "buy_date": _day(lot.buy_date), "quantity": lot.quantity, "price": lot.price,
                       "cost": round(lot.quantity * lot.price, 2), "charges": round(lot.charges, 2)}
                      for lot in fifo.lots], _SCHEMAS["lots"])
-    sells = {k: (sym, tid, day) for k, sym, tid, day in zip(keys, symbols, tids, days, strict=True)}
-    unmatched = _columns([{"symbol": sells[k][0], "sell_key": k, "trade_id": sells[k][1],
-                           "sell_date": _day(sells[k][2]), "quantity": q} for k, q in fifo.unmatched],
-                         _SCHEMAS["unmatched"])
+    left = dict(fifo.unmatched)  # sell key -> the quantity FIFO could not match (usually none)
+    unmatched = _columns([{"symbol": sym, "sell_key": k, "trade_id": tid, "sell_date": _day(day),
+                           "quantity": left[k]}
+                          for k, sym, tid, day in zip(keys, symbols, tids, days, strict=True) if k in left]
+                         if left else [], _SCHEMAS["unmatched"])
     acts = _columns([{"symbol": a.symbol, "ex_date": _day(a.ex_date), "kind": a.kind,
                       "price_factor": price_factor(a)} for a in actions], _SCHEMAS["actions"])
     return trades, realized, lots, unmatched, acts
