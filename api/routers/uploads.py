@@ -24,7 +24,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request as StarletteRequest
 from starlette.types import Message
 
-from api.deps import PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
+from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
 from api.routers.analytics import analytics_store
 from commands import imports_messages as im
 from domain.errors import TooManyRequests
@@ -104,8 +104,8 @@ async def _form(request: Request, platform: Platform, max_files: int) -> FormDat
 
 class ParseSlots:
     """CAS parses of this process at once (each can take a minute and over 300 MB): a parse starts only
-    while fewer than `total` run and none of the same account does; otherwise the upload is a 429 at once,
-    before its body is read."""
+    while fewer than `total` run and none of the same account does; otherwise the upload is a 429. Only the
+    parse holds a slot: an upload still arriving (however slowly) keeps no one else waiting."""
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -209,12 +209,6 @@ async def ledger(request: Request, user: SessionUser, platform: PlatformDep,
              openapi_extra=_multipart({"file": _FILE, "password": {"type": "string"}}, ["file"]))
 async def cas(request: Request, user: SessionUser, platform: PlatformDep,
               background: BackgroundTasks) -> dict[str, Any]:
-    with cas_slots(request).slot(user.account_id):
-        return await _cas(request, user, platform, background)
-
-
-async def _cas(request: Request, user: Principal, platform: Platform,
-               background: BackgroundTasks) -> dict[str, Any]:
     form = await _form(request, platform, 1)
     uploads = _files(form, "file")
     if len(uploads) != 1:
@@ -227,7 +221,8 @@ async def _cas(request: Request, user: Principal, platform: Platform,
     data = await _read(uploads[0], platform)
     s = platform.settings
     limits = CasLimits(seconds=s.pdf_parse_seconds, memory_mb=s.pdf_parse_memory_mb)
-    parsed = await run_in_threadpool(parse_cas, name, data, password, limits)
+    with cas_slots(request).slot(user.account_id):
+        parsed = await run_in_threadpool(parse_cas, name, data, password, limits)
     cmd = im.ImportCas(user.account_id, name, parsed.file_type, parsed.period_from, parsed.period_to,
                        tuple(parsed.transactions), tuple(parsed.valuations), tuple(parsed.holdings), parsed.pages)
     result = await run_in_threadpool(dispatch, request, platform, cmd, user)

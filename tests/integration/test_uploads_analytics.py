@@ -3,8 +3,11 @@ numbers worked out by hand below (on SQLite and on Postgres)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from api.routers.analytics import app_analytics_store
@@ -314,3 +317,39 @@ def test_a_file_of_rejected_rows_lists_the_first_thousand_and_counts_all(client:
     rep = upload(client, [("fo.csv", tradebook_csv([*fo, *INFY[:1]]))]).json()
     assert (rep["rows_read"], rep["imported"], rep["rejected_count"], len(rep["rejected"])) == (1201, 1, 1200, 1000)
     assert rep["rejected"][0] == {"file": "fo.csv", "row": 2, "reason": "segment FO: only equity trades are imported"}
+
+
+def test_a_cas_upload_still_arriving_holds_no_parse_slot(api_factory: Any) -> None:
+    """The parse slots (TRADERTAPE_CAS_PARSES_AT_ONCE) bound the parses, not the uploads: a statement whose
+    body is still trickling in (a slow line, or someone holding it open on purpose) keeps nobody waiting."""
+    alice, bob = api_factory(cas_parses_at_once=1), api_factory()
+    alice.login(), bob.login()
+    boundary = "slowcas"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cas.pdf\"\r\n"
+            "Content-Type: application/pdf\r\n\r\n%PDF-1.4 ").encode()
+    tail = f"not really\r\n--{boundary}--\r\n".encode()
+
+    async def scenario() -> tuple[int, int]:
+        arrived, finish = asyncio.Event(), asyncio.Event()
+
+        async def trickle() -> AsyncIterator[bytes]:
+            yield head
+            arrived.set()
+            await finish.wait()
+            yield tail
+
+        def client(c: Any) -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=httpx.ASGITransport(app=c.app), base_url="http://testserver",
+                                     cookies=dict(c.cookies), headers={"X-Requested-With": "tradertape"})
+
+        async with client(alice) as a, client(bob) as b:
+            slow = asyncio.create_task(a.post("/api/uploads/cas", content=trickle(), headers={
+                "content-type": f"multipart/form-data; boundary={boundary}"}))
+            await arrived.wait()
+            await asyncio.sleep(0.2)  # alice's request is in the endpoint, reading her body
+            quick = await b.post("/api/uploads/cas", files=[("file", ("cas.pdf", b"%PDF-1.4 not really"))])
+            finish.set()
+            return quick.status_code, (await slow).status_code
+
+    assert asyncio.run(scenario()) == (400, 400)  # both read (and found to be no CAS); neither a 429 "busy"
+    assert alice.app.state.cas_slots.accounts == set()
