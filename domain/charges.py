@@ -245,19 +245,13 @@ def charges(
     rounding rules.
     """
     rates = _rates_for(side, trade_date, schedule)
-    turnover = quantity * price
-    if turnover <= 0:
-        zero = ChargeBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        return zero
+    if quantity * price <= 0:
+        return ChargeBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     return ChargeBreakdown(*_components(side, quantity, price, rates))
 
 
 def total_charges(
     side: str, quantity: int, price: float, trade_date: DateLike, schedule: str | ChargeRates = "zerodha_delivery"
 ) -> float:
-    """Only the total of `charges(...)` (the figure cash and P&L use), without the breakdown."""
-    rates = _rates_for(side, trade_date, schedule)
-    turnover = quantity * price
-    if turnover <= 0:
-        return 0.0
-    return _components(side, quantity, price, rates)[7]
+    """Only the total of `charges(...)` (the figure cash and P&L use)."""
+    return charges(side, quantity, price, trade_date, schedule).total
