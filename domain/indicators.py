@@ -114,15 +114,17 @@ _PAISE = 100.0
 _GRID_TOL = 1e-6  # of a paisa: a price read from "1234.55" is within ~1e-10 paise of the grid
 
 
-def _on_paise_grid(x: FloatMatrix) -> npt.NDArray[np.bool_]:
+def _on_paise_grid(x: FloatMatrix) -> tuple[npt.NDArray[np.bool_], FloatMatrix]:
     """Per row: every finite value is a whole number of paise (prices on NSE's tick grid, volumes)
-    small enough that its paise and their window sums are exact in int64 and float64."""
+    small enough that its paise and their window sums are exact in int64 and float64; and `x` in
+    whole paise (rounded; NaN stays NaN)."""
     scaled = x * _PAISE
+    paise = np.rint(scaled)
     fin = np.isfinite(scaled)
-    near = np.abs(scaled - np.rint(scaled)) <= _GRID_TOL
+    near = np.abs(scaled - paise) <= _GRID_TOL
     small = np.abs(scaled) < 2.0 ** 43
     ok: npt.NDArray[np.bool_] = np.all(~fin | (near & small), axis=1)
-    return ok
+    return ok, paise
 
 
 def _sma(x: FloatMatrix, period: int) -> FloatMatrix:
@@ -146,10 +148,10 @@ def _sma(x: FloatMatrix, period: int) -> FloatMatrix:
     np.cumsum(valid, axis=1, out=cnt[:, 1:])
     wcnt = cnt[:, period:] - cnt[:, :-period]
     full = wcnt == period
-    grid = _on_paise_grid(x)
+    grid, whole = _on_paise_grid(x)
     if grid.any():
         rows = np.flatnonzero(grid)
-        paise = np.where(valid[rows], np.rint(x[rows] * _PAISE), 0.0).astype(np.int64)
+        paise = np.where(valid[rows], whole[rows], 0.0).astype(np.int64)
         cs = np.zeros((rows.size, n + 1), dtype=np.int64)
         np.cumsum(paise, axis=1, out=cs[:, 1:])
         wsum = cs[:, period:] - cs[:, :-period]
