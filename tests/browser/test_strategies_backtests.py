@@ -73,6 +73,14 @@ def test_fork_a_template_and_see_a_validation_error_on_its_field(page: Any, app:
     expect(err).to_have_count(0)
 
 
+def test_share_sends_the_state_wanted_not_a_toggle(page: Any) -> None:
+    for wanted, label, after in ((True, "Share", "Unshare"), (False, "Unshare", "Share")):
+        with page.expect_request(lambda r: r.url.endswith("/share") and r.method == "POST") as sent:
+            page.get_by_role("button", name=label, exact=True).click()
+        assert sent.value.post_data_json == {"is_public": wanted}
+        expect(page.get_by_role("button", name=after, exact=True)).to_be_visible()
+
+
 def test_run_a_backtest_and_read_the_result(page: Any, app: App) -> None:
     page.get_by_role("link", name="Backtest", exact=True).click()
     expect(page.get_by_role("heading", name="Backtests")).to_be_visible()

@@ -142,7 +142,8 @@ function StrategyForm({ models, initial, id, me }) {
         const made = await api.post(`/api/strategies/${id}/fork`, { name: `${s.name} (my copy)` });
         toast(`Forked into “${made.name}”.`); navigate(`/strategies/${made.id}`);
       } else if (what === 'share') {
-        const r = await api.post(`/api/strategies/${id}/share`); setS(r);
+        // the state wanted, not a toggle: a retried or doubled click cannot undo itself
+        const r = await api.post(`/api/strategies/${id}/share`, { is_public: !s.is_public }); setS(r);
         toast(r.is_public ? 'Shared: everyone can now read and fork it.' : 'No longer public.');
       } else if (what === 'delete') {
         if (!await confirm({ title: `Delete “${s.name}”?`, body: 'Its backtests stay in your history.', confirmLabel: 'Delete', danger: true })) return;
