@@ -9,6 +9,7 @@ COPY api api
 COPY streams streams
 COPY backtest backtest
 COPY infra infra
+COPY docs docs
 RUN pip install --no-cache-dir .
 RUN useradd --create-home tradertape && mkdir -p /app/var && chown tradertape /app/var
 USER tradertape

@@ -5,17 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from api.web.guides import slug as _slug  # the anchors the Help pages give their headings
 from tests.docs.guides import ROOT, guides
 
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 _FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
-
-
-def _slug(heading: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
-    text = re.sub(r"[^\w\- ]", "", text)
-    return text.replace(" ", "-")
 
 
 def _anchors(path: Path) -> set[str]:

@@ -52,6 +52,19 @@ function applyTheme(theme) {
 applyTheme(localStorage.getItem(THEME_KEY)
   || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'));
 
+/** The guides (docs/*.md, served read-only under /help), listed when the menu is first opened. */
+function HelpMenu() {
+  const [items, setItems] = useState(null);
+  const [error, setError] = useState(null);
+  const load = (e) => {
+    if (!e.currentTarget.open || items) return;
+    api.get('/help/guides.json').then(setItems, setError);
+  };
+  return html`<details class="help-menu" onToggle=${load}><summary>Help</summary>
+    <ul>${error ? html`<li class="error">${error.message}</li>` : !items ? html`<li class="muted">Loading…</li>`
+      : items.map((g) => html`<li><a href=${g.href}>${g.title}</a></li>`)}</ul></details>`;
+}
+
 function App() {
   const [loc, setLoc] = useState(currentLocation());
   const [me, setMe] = useState(undefined); // undefined: checking; null: signed out
@@ -73,7 +86,7 @@ function App() {
       const a = e.target.closest && e.target.closest('a[href]');
       if (!a || a.target || a.hasAttribute('download') || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
       const url = new URL(a.href, location.href);
-      if (url.origin !== location.origin || /^\/(api|link|assets|metrics)(\/|$)/.test(url.pathname)) return;
+      if (url.origin !== location.origin || /^\/(api|link|assets|metrics|help)(\/|$)/.test(url.pathname)) return;
       e.preventDefault();
       go(url.pathname + url.search);
     };
@@ -131,6 +144,7 @@ function App() {
       ${me ? html`<button type="button" class="menu-btn" aria-expanded=${menuOpen} aria-controls="nav"
         onClick=${() => setMenuOpen(!menuOpen)}>Menu</button>` : null}
       <div class="spacer"></div>
+      <${HelpMenu} />
       <button type="button" class="theme-btn" onClick=${toggleTheme} aria-label="Toggle dark and light theme">◐</button>
       ${me ? html`<span class="who muted" title=${me.email}>${me.email}</span>
         <button type="button" onClick=${signOut}>Sign out</button>` : null}
