@@ -45,7 +45,7 @@ from domain.evaluate import evaluate_rules
 from domain.events import DomainEvent
 from domain.indicators import IndicatorCache
 from domain.metrics import drawdowns, monthly_returns, summarize
-from domain.portfolio import EntryExpired, OrderFailed, Portfolio, PositionState
+from domain.portfolio import INSUFFICIENT_CASH, NOT_FILLED, EntryExpired, OrderFailed, Portfolio, PositionState
 from domain.rules import parse_rules
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
@@ -205,10 +205,11 @@ def _refused_entries(pf: Portfolio, events: list[Any]) -> list[dict[str, Any]]:
     for ev in events:
         if isinstance(ev, OrderFailed | EntryExpired):
             sig = pf.signals[ev.signal_id]
-            failed = isinstance(ev, OrderFailed)
-            reason = ev.reason if isinstance(ev, OrderFailed) else "entry order not filled within its validity"
-            code = ("insufficient_cash" if reason.startswith("insufficient cash") else "order_failed") if failed \
-                else "expired"
+            if isinstance(ev, EntryExpired):
+                reason, code = NOT_FILLED, "expired"
+            else:
+                reason = ev.reason
+                code = "insufficient_cash" if reason.startswith(INSUFFICIENT_CASH) else "order_failed"
             out.append({"symbol": sig.symbol, "sector": sig.sector, "signal_date": sig.day, "date": ev.day,
                         "quantity": sig.quantity, "reference_price": sig.reference_price,
                         "conviction": sig.conviction, "reason_code": code, "reason": reason})

@@ -71,6 +71,8 @@ EXCHANGE = "NSE"
 MODES = ("paper", "live", "backtest")
 LIVE_SIGNAL_STATUSES = ("pending_approval", "in_cart", "placed")
 PROTECTIVE_REASON = "protective stop/target (OCO GTT)"  # the reason of a live position's protective exit
+INSUFFICIENT_CASH = "insufficient cash"  # how an entry refused at the fill for cash starts its reason
+NOT_FILLED = "entry order not filled within its validity"  # an expired entry's reason
 
 # ---------------------------------------------------------------------------------------------
 # events
@@ -1029,7 +1031,8 @@ class Portfolio(Aggregate):
         if cost > self.cash + 1e-9:
             self._record(OrderFailed(
                 signal_id=sig.signal_id, day=day,
-                reason=f"insufficient cash: the fill needs {format_inr(cost)}, cash is {format_inr(self.cash)}", at=at,
+                reason=f"{INSUFFICIENT_CASH}: the fill needs {format_inr(cost)}, cash is {format_inr(self.cash)}",
+                at=at,
             ))
             return False
         self._open(sig, day, price, sig.quantity, at)
@@ -1182,14 +1185,14 @@ class Portfolio(Aggregate):
         sig.status = "failed"
         sig.failure_reason = e.reason
         self.stats["orders_failed"] += 1
-        if e.reason.startswith("insufficient cash"):
+        if e.reason.startswith(INSUFFICIENT_CASH):
             self.stats["skipped_cash"] += 1
 
     def when_EntryExpired(self, e: EntryExpired) -> None:
         sig = self.signals[e.signal_id]
         self._release_signal(sig)
         sig.status = "expired"
-        sig.failure_reason = "entry order not filled within its validity"
+        sig.failure_reason = NOT_FILLED
         self.stats["entries_expired"] += 1
 
     def when_FillRecorded(self, e: FillRecorded) -> None:
