@@ -25,6 +25,7 @@ from api.routers import agent, auth, backtest, broker, health, links, market, mo
 from api.routers import analytics as analytics_router
 from api.routers import audit as audit_router
 from api.routers import family as family_router
+from api.routers import hooks as hooks_router
 from api.routers import uploads as uploads_router
 from api.security_headers import SecurityHeadersMiddleware
 from api.security_log import SecurityLogMiddleware
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(analytics_router.router)
     app.include_router(family_router.router)
     app.include_router(audit_router.router)
+    app.include_router(hooks_router.router)
     app.include_router(links.router)  # pages opened from emails
     app.include_router(links.legacy)
     mount_web(app)  # `/` and client routes; answers only where no route matched

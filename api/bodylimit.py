@@ -1,8 +1,8 @@
 """Every request body is bounded before anything reads it (Starlette's RequestBodyLimitMiddleware: a 413 on
 the declared Content-Length, or as soon as a streamed body passes the limit). The limit depends on the path,
 so that middleware reading bodies early (api/acks.py spools keyed bodies) sees the right one: uploads
-(api/routers/uploads.py applies the configured, smaller per-file limit itself), the agent's snapshots, and
-`TRADERTAPE_BODY_MAX_KB` for everything else."""
+(api/routers/uploads.py applies the configured, smaller per-file limit itself), the agent's snapshots, inbound
+alerts (64 KB), and `TRADERTAPE_BODY_MAX_KB` for everything else."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 MB = 1024 * 1024
 UPLOAD_CEILING = 4 * 1024 * MB  # uploads: their route reads at most upload_max_mb x upload_max_files
 SNAPSHOT_MAX = 8 * MB  # a snapshot of 5000 holdings in Kite's shape is ~3 MB
+WEBHOOK_MAX = 64 * 1024  # an inbound alert (a Chartink alert of 200 stocks is ~4 KB)
 
 
 class BodyLimitMiddleware:
@@ -19,6 +20,7 @@ class BodyLimitMiddleware:
         self.limits = [
             ("/api/uploads/", RequestBodyLimitMiddleware(app, UPLOAD_CEILING)),
             ("/api/agent/sync-", RequestBodyLimitMiddleware(app, SNAPSHOT_MAX)),
+            ("/api/webhooks/", RequestBodyLimitMiddleware(app, WEBHOOK_MAX)),
         ]
         self.default = RequestBodyLimitMiddleware(app, default_bytes)
 

@@ -9,7 +9,8 @@ PATCH, DELETE) is accepted only with one of:
 - an `Origin` equal to the server's own (its configured base URL, or the Host it was reached at).
 
 Requests without the session cookie (sign-in, the agent's `Authorization: Bearer zt_...`) are not at risk
-and pass. A refused request is a 403 that says what to send.
+and pass, and so do inbound alerts (`/api/webhooks/{token}`: the token is the credential, no cookie is read).
+A refused request is a 403 that says what to send.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def from_this_site(scope: Scope, base_url: str) -> bool:
 
 
 _HTTP_SCHEME = {"ws": "http", "wss": "https"}
+WEBHOOKS = "/api/webhooks/"  # inbound alerts (api/routers/hooks.py): authenticated by the token in the URL
 
 
 class CsrfMiddleware:
@@ -68,6 +70,8 @@ class CsrfMiddleware:
         self.base_url = base_url
 
     def allowed(self, scope: Scope) -> bool:
+        if str(scope.get("path", "")).startswith(WEBHOOKS):
+            return True  # the hook's token in the URL is the credential; the route never reads a cookie
         headers = Headers(scope=scope)
         if not cookie_parser(headers.get("cookie", "")).get(self.cookie_name):
             return True

@@ -38,11 +38,12 @@ PUBLIC = frozenset({
     ("get", "/api/health"), ("post", "/api/auth/magic-link"), ("post", "/api/auth/verify-link"),
     ("post", "/api/auth/password-login"), ("post", "/api/auth/logout"), ("post", "/api/auth/password-reset/code"),
     ("post", "/api/auth/password-reset"),
+    ("post", "/api/webhooks/{hook_token}"),  # inbound alerts: the token in the URL is the credential
 })
 RATE_LIMITED = frozenset({("post", "/api/auth/magic-link"), ("post", "/api/auth/verify-link"),
                           ("post", "/api/auth/password-login"), ("post", "/api/auth/password-reset/code"),
                           ("post", "/api/auth/password-reset"), ("post", "/api/auth/password/code"),
-                          ("post", "/api/family/groups/{group_id}/invite")})
+                          ("post", "/api/family/groups/{group_id}/invite"), ("post", "/api/webhooks/{hook_token}")})
 # Reads that take a date range (`to` before `from` is a 400) or otherwise refuse well-formed queries.
 READS_WITH_RULES = frozenset({"/api/market/bars/{symbol}", "/api/market/calendar", "/api/analytics/pnl",
                               "/api/analytics/trades", "/api/audit/events", "/api/audit/portfolios/{id}/as-of",

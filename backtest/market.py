@@ -97,6 +97,10 @@ class BarStoreMarket:
         nxt = self.calendar.next_trading_day(date.fromisoformat(day))
         return {s: float(bar["close"]) for s, bar in self.store.last_bars(symbols, before=nxt).items()}
 
+    def sectors(self, universe: str, symbols: Sequence[str]) -> dict[str, str]:
+        members = {m.symbol: m.sector for m in self._universe(universe).members}
+        return {s: members[s] for s in symbols if s in members}
+
     def scan(self, strategy: Mapping[str, Any], universe: str, anchor: str, day: str) -> ScanResult:
         members = self._universe(universe)
         bars = self.store.read(list(members.symbols), anchor, day, sectors=list(members.sectors), missing="nan")

@@ -171,6 +171,10 @@ class MarketData(Protocol):
         only these may value a user's real holdings."""
         ...
 
+    def sectors(self, universe: str, symbols: Sequence[str]) -> dict[str, str]:
+        """The sector of each of `symbols` that is a member of `universe` (others are absent)."""
+        ...
+
     def scan(self, strategy: Mapping[str, Any], universe: str, anchor: str, day: str) -> ScanResult:
         """Evaluate `strategy` over `universe` with bars from `anchor` to `day` (nothing later)."""
         ...

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # with the first /api/ws/ticks connection); off: paper fills only on daily bars, as in a backtest.
     paper_tick_fills: bool = True
     paper_tick_refresh_seconds: float = Field(default=5.0, gt=0)  # how often the watched orders are reloaded
+    # Inbound alert hooks (POST /api/webhooks/{token}: TradingView, Chartink)
+    webhook_alerts_per_minute: int = Field(default=120, ge=1, le=100_000, description=(
+        "Alerts one hook accepts in a minute (then 429, until the minute passes)"))
+    webhook_dedupe_seconds: float = Field(default=3600.0, ge=0, le=86_400, description=(
+        "An alert with the same id (or, without one, the same content) within this many seconds of an earlier "
+        "one to the same hook is a repeat: answered again, never a second signal"))
 
     @model_validator(mode="before")
     @classmethod

@@ -12,9 +12,10 @@ from projections.imports import ImportsProjection
 from projections.portfolios import PortfoliosProjection
 from projections.risk import RiskProjection
 from projections.strategies import StrategiesProjection
+from projections.webhooks import WebhooksProjection
 
 
 def all_projections() -> list[Projection]:
     return [AccountsProjection(), StrategiesProjection(), BacktestRunsProjection(), PortfoliosProjection(),
             RiskProjection(), BrokerProjection(), ImportsProjection(), FamilyProjection(),
-            AuditLogProjection()]
+            WebhooksProjection(), AuditLogProjection()]

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 from commands import messages as m
 from commands.uow import UnitOfWork
 from domain.errors import DomainError, NotFound
-from domain.portfolio import Portfolio, SignalState
+from domain.portfolio import Portfolio, ScanOutcome, SignalState
 from domain.risk import Breach, EntryRequest, Exposure, RiskBook, check_entry, daily_loss_limit
+from domain.sizing import Candidate
 from domain.strategies import Strategy
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -150,22 +151,32 @@ def run_portfolio_day(cmd: m.RunPortfolioDay, uow: UnitOfWork) -> list[int]:
         pf.record_exit_signals(cmd.day, list(result.exits), at, reasons=result.exits)
     book: RiskBook | None = None
     if result.candidates and pf.status == "active":
-        gate = None
-        if pf.auto_approve:
-            book = load_book(uow, pf.account_id or 0)
-            ctx = RiskContext(uow, book, pf)
-
-            def gate(sig: SignalState) -> bool:
-                breaches = ctx.check(sig, placing=True, committed=False)
-                if breaches:
-                    ctx.refuse(breaches, sig, "auto_approve", at)
-                    return False
-                ctx.book.count_order(pf.portfolio_id, sig.signal_id, ctx.today, at)
-                return True
-
-        pf.record_signals(cmd.day, result.candidates, at, gate=gate)
+        _, book = record_candidates(uow, pf, cmd.day, result.candidates, at)
     uow.save(pf, *([book] if book is not None and book.has_changes else []))
     return sorted((set(pf.signals) - before) | (_exit_signal_ids(pf) - exit_ids_before))
+
+
+def record_candidates(uow: UnitOfWork, pf: Portfolio, day: str, candidates: list[Candidate],
+                      at: str) -> tuple[ScanOutcome, RiskBook | None]:
+    """A scan's (or an inbound alert's) candidates become signals of `pf`: ranked, limited and sized by
+    the portfolio; with auto-approve each is placed at once if the account's risk rules pass it (a breach
+    is recorded on the RiskBook and the signal waits for a person). Returns the outcome and the RiskBook
+    when auto-approve loaded it (save it with the portfolio when it has changes)."""
+    gate = None
+    book: RiskBook | None = None
+    if pf.auto_approve and pf.status == "active":
+        book = load_book(uow, pf.account_id or 0)
+        ctx = RiskContext(uow, book, pf)
+
+        def gate(sig: SignalState) -> bool:
+            breaches = ctx.check(sig, placing=True, committed=False)
+            if breaches:
+                ctx.refuse(breaches, sig, "auto_approve", at)
+                return False
+            ctx.book.count_order(pf.portfolio_id, sig.signal_id, ctx.today, at)
+            return True
+
+    return pf.record_signals(day, candidates, at, gate=gate), book
 
 
 def _exit_signal_ids(pf: Portfolio) -> set[int]:

@@ -1,6 +1,7 @@
 import { html, Page, Table, Card, Badge, Field, useLoad, Loading, useState, navigate, confirm, toast } from '../ui.js';
 import { Chart } from '../charts.js';
 import { OpenPositions } from './positions.js';
+import { HookPanel } from './hooks.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
 
@@ -132,6 +133,7 @@ export function PortfolioDashboard({ params }) {
           { key: 'quantity', label: 'Qty', num: true }, { key: 'created_at', label: 'At', render: (s) => f.dateTime(s.created_at) },
           { key: 'failure_reason', label: 'Note', render: (s) => s.failure_reason || '' }]} />
       <${RiskPanel} risk=${d.risk} />
+      <${HookPanel} portfolio=${p} />
       <section aria-labelledby="pa-h"><h2 id="pa-h">Activity</h2>
         <ol class="timeline" id="activity">${(d.activity || []).slice(0, 40).map((a) => html`<li><time>${f.dateTime(a.at)}</time> ${a.summary}</li>`)}</ol></section>
     <//>`;
