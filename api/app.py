@@ -26,6 +26,7 @@ from api.routers import analytics as analytics_router
 from api.routers import audit as audit_router
 from api.routers import family as family_router
 from api.routers import hooks as hooks_router
+from api.routers import notifications as notifications_router
 from api.routers import uploads as uploads_router
 from api.security_headers import SecurityHeadersMiddleware
 from api.security_log import SecurityLogMiddleware
@@ -41,7 +42,9 @@ from infra.market_clock import MarketClock, Scheduler
 from infra.settings import Settings
 from infra.version import VERSION
 from infra.workgate import WORK_GATE
+from streams.notifier import Notifier
 from streams.runner import ProjectionRunner
+from streams.sources import StoreSource
 from streams.workers import ReadYourWrites, make_projector
 
 log = logging.getLogger("tradertape.api")
@@ -92,6 +95,12 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             runner = make_projector(plat, "store")
             plat.listeners.append(runner.notify)
             runner.start_thread(stop)
+        notifier: Notifier | None = None
+        if plat.settings.notifier if plat.settings.notifier is not None else embedded:
+            notifier = Notifier(plat, StoreSource(plat.store))
+            plat.listeners.append(notifier.notify)
+            notifier.start(stop)
+        app.state.notifier = notifier
         app.state.platform = plat
         app.state.projector = runner
         app.state.read_your_writes = ReadYourWrites(plat, runner)
@@ -124,6 +133,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             stop.set()
             if runner is not None:
                 runner.notify()
+            if notifier is not None:
+                notifier.notify()
+                notifier.wake_dispatchers()
             if platform is None:
                 plat.close()
 
@@ -181,6 +193,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(family_router.router)
     app.include_router(audit_router.router)
     app.include_router(hooks_router.router)
+    app.include_router(notifications_router.router)
     app.include_router(links.router)  # pages opened from emails
     app.include_router(links.legacy)
     mount_web(app)  # `/` and client routes; answers only where no route matched

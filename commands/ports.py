@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -196,3 +196,67 @@ class PaperAndAgentRouter:
         if mode == "live":
             return None, None
         return None, f"paper-gtt-{signal_id}"
+
+
+# --------------------------------------------------------------------------------------- notifications
+
+
+@dataclass(frozen=True)
+class OutgoingNotification:
+    """One message a notification channel sends: a single notification, or several of one account merged
+    into one message (batching, the per-user rate limit). Built by the notifier's dispatcher
+    (streams/notifier.py) from the recorded notifications (projections/notifications.py)."""
+
+    account_id: int
+    channel: str
+    delivery_ids: tuple[int, ...]  # the (notification, channel) deliveries this message carries
+    notification_ids: tuple[int, ...]
+    kinds: tuple[str, ...]
+    subject: str
+    text: str  # plain text (email's text part, a chat message)
+    html: str  # an HTML document (email's HTML part)
+    link: str  # absolute URL into the web app
+    message_id: str  # stable for these deliveries: a resend carries the same identity
+    items: tuple[dict[str, Any], ...] = ()  # the notifications' items (e.g. signal ids, for action buttons)
+
+
+class NotDelivered(Exception):
+    """Raised by a channel when it KNOWS the message did not reach the recipient (the server refused it,
+    the connection failed before the point of no return). `retry`: worth trying again later (with
+    backoff); False: give up at once (e.g. the chat blocked the bot). The delivery stays visible in the
+    notification list with this reason."""
+
+    def __init__(self, reason: str, retry: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
+class NotificationChannel(Protocol):
+    """A way to reach a user (email, Telegram, ...). How to add one:
+
+    1. Implement this protocol (an adapter in `infra/`, e.g. `infra/notify_channels.py`'s EmailChannel):
+       `name` (also the key in the user's preferences: add it to `domain.notifications.CHANNELS`),
+       `address(account_id)` and `send(message, address, commit)`.
+    2. Register it where the notifier is built (`streams.notifier.make_channels`), usually only when its
+       settings are present. From then on the notifier records a delivery for that channel for every
+       notification whose kind the user switched on for it, and one dispatcher thread per channel sends
+       them: a slow or failing channel delays neither the others nor commands and projections.
+
+    Delivery guarantee (each (event, channel) at most once, never lost): `send` must call `commit()`
+    exactly once, immediately before the step that cannot be taken back (SMTP: before the final "."
+    that makes the server accept the message; an HTTP API: before the request that posts the message),
+    and must abort without delivering when `commit()` returns False (another dispatcher took the
+    delivery over). `commit()` records the delivery as sent in the database; a process killed before it
+    leaves the delivery to be sent again, one killed after it has sent it. Raise `NotDelivered` for a
+    known failure before or after `commit()` (it is retried with backoff); any other exception after
+    `commit()` leaves the delivery recorded as sent ("in doubt", with the error shown)."""
+
+    name: str
+
+    def address(self, account_id: int) -> str | None:
+        """Where `account_id` receives this channel (an email address, a chat id), or None when the
+        account has not set it up (the delivery is then skipped, shown as such)."""
+        ...
+
+    def send(self, message: OutgoingNotification, address: str, commit: Callable[[], bool]) -> None: ...

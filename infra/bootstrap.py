@@ -24,6 +24,7 @@ from infra.secrets import SecretBox, SqlBrokerSecrets
 from infra.security import Argon2Passwords, HmacTokenHasher, SqlSecurityStore
 from infra.settings import Settings
 from projections.base import tracking_metadata
+from projections.notifications import metadata as notifications_metadata
 from projections.portfolios import portfolio_ids_using_strategy
 from projections.registry import all_projections
 
@@ -99,6 +100,7 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
             tracking_metadata.create_all(conn)
             for p in all_projections():
                 p.create(conn)
+            notifications_metadata.create_all(conn)  # the notifier's (it may run in another process)
     security = SqlSecurityStore(db)
     token_hash = HmacTokenHasher(settings.secret_key_list[0])
     mail = mailer or make_mailer(settings)

@@ -7,9 +7,10 @@ import re
 import smtplib
 import ssl
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -27,6 +28,31 @@ def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     # mail log) must be the link, not one broken by "=" soft line breaks. Lines stay far below 998 bytes.
     msg.set_content(body, charset="utf-8", cte="7bit" if body.isascii() else "8bit")
     return msg
+
+
+def rich_message(sender: str, to: str, subject: str, text: str, html: str, message_id: str | None = None,
+                 headers: dict[str, str] | None = None) -> EmailMessage:
+    """A text part and an HTML alternative (notifications). `message_id`: a stable identity (a message
+    sent again carries the same one, which mail clients show once)."""
+    msg = _message(sender, to, subject, text)
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="8bit")
+    if message_id:
+        msg.replace_header("Message-ID", message_id)
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    return msg
+
+
+def _wire(msg: EmailMessage) -> bytes:
+    """The message as DATA carries it: CRLF line ends, leading dots doubled, ending with CRLF (the
+    final "." is sent separately)."""
+    raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    raw = re.sub(rb"(?m)^\.", b"..", raw)
+    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+
+
+class MailRefused(Exception):
+    """The SMTP server answered an error: the message was not accepted."""
 
 
 _LINK = re.compile(r"https?://\S+")
@@ -73,6 +99,50 @@ class SmtpMailer:
             smtp.send_message(msg)
 
 
+    def open(self) -> smtplib.SMTP:
+        smtp: smtplib.SMTP
+        if self.implicit_tls:
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        smtp.ehlo()
+        if self.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if self.username:
+            smtp.login(self.username, self.password or "")
+        return smtp
+
+    def send_committed(self, smtp: smtplib.SMTP, msg: EmailMessage, commit: Callable[[], bool]) -> bool:
+        """Send `msg` over an open connection, calling `commit()` after the whole message went out but
+        before the final "." that makes the server accept it. If `commit()` returns False the
+        transaction is abandoned (RSET: nothing is delivered) and False returned. A process killed
+        before `commit()` leaves an unfinished transaction the server discards; one killed after it has
+        already handed the "." to the kernel. Raises MailRefused when the server refuses."""
+        to = str(msg["To"])
+        code, resp = smtp.mail(parseaddr(self.sender)[1] or self.sender)
+        if code != 250:
+            smtp.rset()
+            raise MailRefused(f"MAIL FROM refused: {code}")
+        code, resp = smtp.rcpt(to)
+        if code not in (250, 251):
+            smtp.rset()
+            raise MailRefused(f"recipient refused: {code}")
+        code, resp = smtp.docmd("DATA")
+        if code != 354:
+            smtp.rset()
+            raise MailRefused(f"DATA refused: {code}")
+        smtp.send(_wire(msg))
+        if not commit():
+            smtp.close()  # no final ".": the server drops the transaction
+            return False
+        smtp.send(b".\r\n")
+        code, resp = smtp.getreply()
+        if code != 250:
+            raise MailRefused(f"message refused: {code} {resp[:200]!r}")
+        return True
+
+
 class ConsoleMailer:
     """Development: prints each email and keeps a copy as an .eml file under `mail_dir`."""
 
@@ -90,3 +160,14 @@ class ConsoleMailer:
         print(f"\n--- email to {to} (saved to {path}) ---\nSubject: {subject}\n\n{body}--- end of email ---\n"
               + (f"{summary}\n" if summary else ""), flush=True)
         log.info("email to %s saved to %s", to, path)
+
+    def save_committed(self, msg: EmailMessage, commit: Callable[[], bool]) -> bool:
+        """Development: record it sent, then keep the message as an .eml file."""
+        if not commit():
+            return False
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        path = self.mail_dir / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+        path.write_bytes(bytes(msg))
+        print(f"\n--- notification email to {msg['To']} (saved to {path}): {msg['Subject']}", flush=True)
+        return True

@@ -97,6 +97,30 @@ class Settings(BaseSettings):
     webhook_dedupe_seconds: float = Field(default=3600.0, ge=0, le=86_400, description=(
         "An alert with the same id (or, without one, the same content) within this many seconds of an earlier "
         "one to the same hook is a repeat: answered again, never a second signal"))
+    # Notifications (streams/notifier.py). None = the notifier runs inside `serve` in the embedded default;
+    # with Kafka run `tradertape notifier` instead.
+    notifier: bool | None = Field(default=None, description=(
+        "Run the notifier inside `serve` (unset: yes in the embedded default, no with Kafka, where "
+        "`tradertape notifier` runs it)"))
+    notify_rate_per_minute: int = Field(default=10, ge=1, le=1000, description=(
+        "Messages one user receives per channel per minute; more due at once are merged into one message, "
+        "and past the limit they wait"))
+    notify_max_attempts: int = Field(default=8, ge=1, le=100, description=(
+        "Sends tried per delivery before it is shown as failed"))
+    notify_retry_seconds: float = Field(default=30.0, gt=0, description=(
+        "First retry delay of a failed send; doubled per attempt, at most an hour"))
+    notify_lease_seconds: float = Field(default=30.0, gt=0, description=(
+        "How long a dispatcher holds deliveries it is sending; a stopped notifier's are sent again after it"))
+    notify_expiry_reminder_minutes: int = Field(default=60, ge=1, le=1440, description=(
+        "Remind of a signal still pending approval this many minutes before it expires"))
+    notify_agent_offline_minutes: int = Field(default=10, ge=1, le=1440, description=(
+        "Tell a live trader when their agent has not called for this many minutes during market hours"))
+    notify_kite_reminder_time: str = Field(default="08:45", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description=(
+        "IST time on trading days to remind a live trader whose Kite session ended (06:00 IST) to log in"))
+    notify_digest_time: str = Field(default="16:15", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description=(
+        "IST time on trading days of the daily digest (after the close and the market clock's scan)"))
+    notify_check_seconds: float = Field(default=30.0, gt=0, description=(
+        "How often the notifier's timed checks run (expiry reminders, agent offline, Kite session, digest)"))
 
     @model_validator(mode="before")
     @classmethod

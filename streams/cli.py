@@ -12,8 +12,9 @@ from rich.console import Console
 from infra import heap
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
+from streams.notifier import Notifier
 from streams.runner import RebuildStalled
-from streams.workers import make_projector, make_relay, rebuild_read_models
+from streams.workers import make_projector, make_relay, make_source, rebuild_read_models
 
 console = Console()
 
@@ -45,6 +46,21 @@ def projector(args: argparse.Namespace) -> None:
     console.print(f"projector: source {args.source or ('store' if settings.embedded_transport else 'kafka')}")
     heap.settle()
     runner.run(_stop_on_signals())
+
+
+def notifier(args: argparse.Namespace) -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = bootstrap(settings)
+    kind = args.source or ("store" if settings.embedded_transport else "kafka")
+    wake = platform.store.insert_channel if kind == "kafka" else None
+    n = Notifier(platform, make_source(platform, kind), wake_channel=wake)
+    console.print(f"notifier: source {kind}; channels {', '.join(c.name for c in n.channels) or 'in-app only'}")
+    heap.settle()
+    stop = _stop_on_signals()
+    n.start(stop)
+    stop.wait()
+    n.join()
 
 
 def rebuild(args: argparse.Namespace) -> int:
@@ -93,6 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--source", choices=["store", "kafka"], default=None)
     p.add_argument("--partitions", help="comma-separated partitions to own (default: all)")
     p.set_defaults(func=projector)
+    p = sub.add_parser("notifier", help="record notifications from the events and send them (email, ...)")
+    p.add_argument("--source", choices=["store", "kafka"], default=None)
+    p.set_defaults(func=notifier)
     p = sub.add_parser("projections", help="read-model maintenance")
     psub = p.add_subparsers(dest="projections_cmd", required=True)
     r = psub.add_parser("rebuild", help="drop every read model and replay the events into it (stop projectors "

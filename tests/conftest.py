@@ -55,7 +55,8 @@ class Inbox:
         return out
 
     def last_body(self, address: str) -> str:
-        msgs = self.messages_to(address)
+        """The text of the newest sign-in/account email (notification emails are left out)."""
+        msgs = [m for m in self.messages_to(address) if m["X-TraderTape-Notifications"] is None]
         assert msgs, f"no email to {address}"
         msg = msgs[-1]
         part = msg.get_payload(decode=True) if not msg.is_multipart() else msg.get_payload(0).get_payload(decode=True)

@@ -1,0 +1,236 @@
+"""Notifications end to end in the embedded default: the in-process notifier records what the events
+say and sends it by email (real SMTP on loopback) and to the in-app list."""
+
+from __future__ import annotations
+
+import email.message
+import email.policy
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from infra.mail import SmtpMailer
+from infra.notify_channels import EmailChannel
+from projections.notifications import notification_deliveries, record
+from streams.notifier import Dispatcher
+from tests.conftest import unique_email
+from tests.integration.test_api_model import deploy, scan_with_signals, template_id
+from tests.support.services import free_port
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
+    """Wait for `probe` to answer something (the notifier works in its own threads)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def notification_mails(client: Any, address: str) -> list[email.message.Message]:
+    return [m for m in client.inbox.messages_to(address) if m["X-TraderTape-Notifications"]]
+
+
+def parts(msg: email.message.Message) -> tuple[str, str]:
+    """The text and HTML parts, decoded."""
+    full = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    text = full.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    page = full.get_body(("html",)).get_content()  # type: ignore[attr-defined]
+    return str(text), str(page)
+
+
+def test_a_scan_is_one_message_with_a_list_and_the_cart_another(market: Any) -> None:
+    me = market.get("/api/auth/me").json()
+    pf = deploy(market, market.post(f"/api/strategies/{template_id(market)}/fork", json={"name": "N"}).json()["id"])
+    signals = scan_with_signals(market, pf["id"], minimum=2)
+    pending_ids = {s["id"] for s in signals}
+
+    def pending_listed() -> list[dict[str, Any]] | None:
+        rows = market.get("/api/notifications").json()
+        got = [n for n in rows if n["kind"] == "signal_pending"]
+        listed = {i["signal_id"] for n in got for i in n["items"]}
+        return got if pending_ids <= listed else None
+
+    listed = eventually(pending_listed, "the pending signals in the notification list")
+    # a scan's signals are one notification with a list, not one each
+    assert any(len(n["items"]) >= 2 for n in listed)
+    assert all(n["title"].endswith("waiting for your approval") and n["read"] is False for n in listed)
+    ids = {n["id"] for n in listed}
+
+    def mailed() -> list[email.message.Message] | None:
+        mails = notification_mails(market, me["email"])
+        carried = {int(x) for m in mails for x in m["X-TraderTape-Notifications"].split(",")}
+        return mails if ids <= carried else None
+
+    mails = eventually(mailed, "an email per pending-signal notification")
+    carried = [int(x) for m in mails for x in m["X-TraderTape-Notifications"].split(",")]
+    assert sorted(set(carried)) == sorted(carried), "a notification was emailed twice"
+    big = next(n for n in listed if len(n["items"]) >= 2)
+    msg = next(m for m in mails if str(big["id"]) in m["X-TraderTape-Notifications"].split(","))
+    text, page = parts(msg)
+    for item in big["items"]:
+        assert item["symbol"] in text and item["symbol"] in page
+    assert "\u20b9" in text and " IST" in text  # money in rupees, times in IST
+    base = market.platform.settings.public_base_url
+    assert f"{base}/approvals" in text and f'href="{base}/approvals"' in page
+    assert msg.get_content_type() == "multipart/alternative"
+
+    # the delivery is shown in the list, sent
+    one = next(n for n in market.get("/api/notifications").json() if n["id"] == big["id"])
+    assert [(d["channel"], d["status"], d["attempts"]) for d in one["deliveries"]] == [("email", "sent", 1)]
+
+    # approve two and place the cart: one "cart placed" notification listing both
+    chosen = signals[:2]
+    for s in chosen:
+        assert market.post(f"/api/model/signals/{s['id']}/approve").status_code == 200
+    placed = market.post("/api/model/cart/place", json={"portfolio_id": pf["id"]})
+    assert placed.status_code == 200, placed.text
+
+    def cart() -> dict[str, Any] | None:
+        return next((n for n in market.get("/api/notifications").json() if n["kind"] == "cart_placed"), None)
+
+    cart_n = eventually(cart, "the cart notification")
+    assert sorted(i["signal_id"] for i in cart_n["items"]) == sorted(s["id"] for s in chosen)
+    assert cart_n["title"] == "Cart placed: 2 orders"
+
+    # read / unread
+    r = market.get("/api/notifications", params={"unread": True})
+    unread_before = int(r.headers["X-Unread-Count"])
+    assert unread_before == len(r.json()) >= 2
+    assert market.post(f"/api/notifications/{cart_n['id']}/read").json()["read"] is True
+    after = market.get("/api/notifications", params={"unread": True})
+    assert int(after.headers["X-Unread-Count"]) == unread_before - 1
+    assert cart_n["id"] not in [n["id"] for n in after.json()]
+    assert [n["id"] for n in market.get("/api/notifications", params={"unread": False}).json()] == [cart_n["id"]]
+    assert market.get("/api/notifications/unread-count").json() == {"unread": unread_before - 1}
+    newest_first = [n["id"] for n in market.get("/api/notifications").json()]
+    assert newest_first == sorted(newest_first, reverse=True)
+    page2 = market.get("/api/notifications", params={"limit": 1, "offset": 1})
+    assert [n["id"] for n in page2.json()] == newest_first[1:2]
+    assert page2.headers["X-Total-Count"] == str(len(newest_first))
+
+
+def test_another_users_notifications_are_invisible(market: Any, api_factory: Any) -> None:
+    me = market.get("/api/auth/me").json()
+    with market.platform.db.write() as conn:
+        nid = record(conn, ["email"], me["id"], "import_finished",
+                     {"batch_id": 1, "import_kind": "tradebook", "imported": 1234567, "rejected": 2, "duplicates": 0},
+                     "2026-03-02T10:00:00+00:00")
+    assert nid is not None
+    other = api_factory()
+    other.login(unique_email("other"))
+    assert other.get("/api/notifications").json() == []
+    assert other.post(f"/api/notifications/{nid}/read").status_code == 404
+    assert market.post(f"/api/notifications/{nid}/read").status_code == 200
+    assert market.post("/api/notifications/999999/read").status_code == 404
+    mail = eventually(lambda: [m for m in notification_mails(market, me["email"])
+                               if str(nid) in m["X-TraderTape-Notifications"].split(",")], "the import email")
+    text, _ = parts(mail[0])
+    assert "12,34,567 rows imported" in text  # Indian grouping
+
+
+def test_preferences_switch_channels_and_refuse_nonsense(market: Any) -> None:
+    prefs = market.get("/api/notifications/preferences").json()
+    assert prefs["kinds"]["signal_pending"] == {"in_app": True, "email": True, "telegram": True}
+    assert prefs["quiet_hours"] is None and prefs["timezone"] == "Asia/Kolkata"
+    whole = {"kinds": prefs["kinds"], "quiet_hours": {"start": "22:30", "end": "07:00"}}
+    whole["kinds"]["import_finished"]["email"] = False
+    r = market.put("/api/notifications/preferences", json=whole)
+    assert r.status_code == 200, r.text
+    assert r.json()["kinds"]["import_finished"] == {"in_app": True, "email": False, "telegram": False}
+    got = market.get("/api/notifications/preferences").json()
+    assert got["quiet_hours"] == {"start": "22:30", "end": "07:00"}
+    assert got["kinds"]["import_finished"]["email"] is False
+
+    def changed(**change: Any) -> dict[str, Any]:
+        doc = json.loads(json.dumps(whole))
+        doc.update(change)
+        return doc
+
+    for bad in (changed(kinds={**whole["kinds"], "nope": {"email": True}}),
+                changed(kinds={**whole["kinds"], "fill_entry": {"in_app": True, "email": True, "telegram": True,
+                                                                "pigeon": True}}),
+                changed(kinds={k: v for k, v in whole["kinds"].items() if k != "fill_entry"}),  # partial: 422
+                changed(quiet_hours={"start": "25:00", "end": "07:00"}),
+                changed(quiet_hours={"start": "07:00", "end": "07:00"}),
+                changed(kinds={**whole["kinds"], "fill_entry": {"in_app": True, "email": "yes", "telegram": True}}),
+                changed(extra=1), {"kinds": whole["kinds"]}):
+        r = market.put("/api/notifications/preferences", json=bad)
+        assert r.status_code in (400, 422) and "detail" in r.json(), (bad, r.text)
+        assert "pigeon" not in r.text and "nope" not in r.text  # errors never echo input
+    # email off for imports: an import notification is listed in the app but not emailed
+    me = market.get("/api/auth/me").json()
+    with market.platform.db.write() as conn:
+        nid = record(conn, ["email"], me["id"], "import_finished",
+                     {"batch_id": 2, "import_kind": "ledger", "imported": 1, "rejected": 0, "duplicates": 0},
+                     "2026-03-02T10:00:00+00:00")
+        rows = conn.execute(sa.select(notification_deliveries).where(
+            notification_deliveries.c.notification_id == nid)).all()
+    assert nid is not None and rows == []
+    assert any(n["id"] == nid for n in market.get("/api/notifications").json())
+
+
+def test_a_refused_send_is_retried_with_backoff_and_visible(api_factory: Any) -> None:
+    """A real SMTP server that refuses the first two attempts (451), then accepts. (No notifier in the
+    app: this test drives a dispatcher step by step with its own clock.)"""
+    from aiosmtpd.controller import Controller
+
+    received: list[Any] = []
+    refusals = [2]
+
+    class Flaky:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            if refusals[0] > 0:
+                refusals[0] -= 1
+                return "451 Try again later"
+            received.append(envelope)
+            return "250 OK"
+
+    client = api_factory(notifier=False)
+    me = client.login()
+    port = free_port()
+    controller = Controller(Flaky(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        platform = client.platform
+        now = [time.time()]
+        channel = EmailChannel(platform.db, SmtpMailer(f"smtp://127.0.0.1:{port}", platform.settings.mail_from))
+        dispatcher = Dispatcher(platform, channel, clock=lambda: now[0])
+        with platform.db.write() as conn:
+            nid = record(conn, ["email"], me["id"], "import_finished",
+                         {"batch_id": 3, "import_kind": "cas", "imported": 5, "rejected": 1, "duplicates": 0},
+                         "2026-03-02T10:00:00+00:00", now=now[0])
+        assert nid is not None
+
+        def delivery() -> dict[str, Any]:
+            n = next(n for n in client.get("/api/notifications").json() if n["id"] == nid)
+            return dict(n["deliveries"][0])
+
+        assert dispatcher.step() == 1
+        first = delivery()
+        assert first["status"] == "pending" and first["attempts"] == 1 and "451" in first["error"]
+        assert dispatcher.step() == 0  # not due before the backoff
+        now[0] += platform.settings.notify_retry_seconds + 1
+        assert dispatcher.step() == 1
+        second = delivery()
+        assert second["attempts"] == 2 and second["status"] == "pending"
+        wait2 = datetime.fromisoformat(second["next_attempt_at"]).timestamp() - now[0]
+        assert wait2 > platform.settings.notify_retry_seconds  # doubled
+        now[0] += wait2 + 1
+        assert dispatcher.step() == 1
+        third = delivery()
+        assert third["status"] == "sent" and third["attempts"] == 3 and third["error"] is None
+        assert len(received) == 1
+        now[0] += 3600
+        assert dispatcher.step() == 0 and len(received) == 1  # never again
+    finally:
+        controller.stop()
+        channel.close()
