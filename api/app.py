@@ -27,6 +27,7 @@ from api.routers import audit as audit_router
 from api.routers import family as family_router
 from api.routers import hooks as hooks_router
 from api.routers import notifications as notifications_router
+from api.routers import research as research_router
 from api.routers import uploads as uploads_router
 from api.security_headers import SecurityHeadersMiddleware
 from api.security_log import SecurityLogMiddleware
@@ -34,6 +35,7 @@ from api.textguard import TextGuardMiddleware
 from api.validation import validation_error_handler
 from api.web import mount_web
 from backtest.market import BarStoreMarket
+from backtest.research.service import ResearchService
 from domain.errors import DomainError
 from infra import heap
 from infra.bootstrap import Platform, bootstrap, seed
@@ -108,6 +110,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.principals = PrincipalCache()
         app.state.idempotency = IdempotencyStore(plat.db, plat.store)
         app.state.signal_homes = model.SignalHomes()
+        app.state.research = ResearchService(plat)
+        app.state.research.recover()
         seed(plat)
         plat.attach_market(BarStoreMarket(plat.settings.data_dir))
         app.state.market_clock = MarketClock(plat)
@@ -130,6 +134,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                 await app.state.tick_hub.stop()
             if scheduler is not None:
                 scheduler.stop()
+            app.state.research.shutdown()
             stop.set()
             if runner is not None:
                 runner.notify()
@@ -194,6 +199,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(audit_router.router)
     app.include_router(hooks_router.router)
     app.include_router(notifications_router.router)
+    app.include_router(research_router.router)
     app.include_router(links.router)  # pages opened from emails
     app.include_router(links.legacy)
     mount_web(app)  # `/` and client routes; answers only where no route matched

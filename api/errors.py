@@ -48,7 +48,8 @@ RATE_LIMITED = frozenset({("post", "/api/auth/magic-link"), ("post", "/api/auth/
 READS_WITH_RULES = frozenset({"/api/market/bars/{symbol}", "/api/market/calendar", "/api/analytics/pnl",
                               "/api/analytics/trades", "/api/audit/events", "/api/audit/portfolios/{id}/as-of",
                               "/api/family/consolidated", "/api/portfolio/holdings", "/api/portfolio/positions",
-                              "/api/portfolio/orders", "/api/portfolio/margins", "/api/auth/kite/login-url"})
+                              "/api/portfolio/orders", "/api/portfolio/margins", "/api/auth/kite/login-url",
+                              "/api/research/sweeps/{id}/heatmap"})
 # Unsafe routes that never meet another object's state (nothing to conflict with).
 NO_CONFLICT = frozenset({("post", "/api/auth/magic-link"), ("post", "/api/auth/verify-link"),
                          ("post", "/api/auth/password-login"), ("post", "/api/auth/logout"),

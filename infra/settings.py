@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         "IST time on trading days of the daily digest (after the close and the market clock's scan)"))
     notify_check_seconds: float = Field(default=30.0, gt=0, description=(
         "How often the notifier's timed checks run (expiry reminders, agent offline, Kite session, digest)"))
+    # Research jobs (sweeps, walk-forward, ...): where their backtests run and how big one may be
+    dask_scheduler: str | None = Field(default=None, description=(
+        "Address of a Dask distributed scheduler (tcp://host:8786) that runs research jobs' backtests; "
+        "unset: a local process pool"))
+    research_workers: int = Field(default=0, ge=0, le=256, description=(
+        "Processes of the local research pool; 0: one per CPU"))
+    research_max_combinations: int = Field(default=5000, ge=1, le=1_000_000, description=(
+        "Most backtests one research job may run (combinations, or windows x combinations); more is a 400"))
 
     @model_validator(mode="before")
     @classmethod
@@ -129,7 +137,7 @@ class Settings(BaseSettings):
             data = {**data, "cookie_secure": data.get("env") == "production"}
         return data
 
-    @field_validator("kafka_bootstrap", "smtp_url", "base_url", mode="before")
+    @field_validator("kafka_bootstrap", "smtp_url", "base_url", "dask_scheduler", mode="before")
     @classmethod
     def _empty_is_none(cls, v: object) -> object:
         return None if v == "" else v

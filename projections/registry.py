@@ -10,6 +10,7 @@ from projections.broker import BrokerProjection
 from projections.family import FamilyProjection
 from projections.imports import ImportsProjection
 from projections.portfolios import PortfoliosProjection
+from projections.research import ResearchJobsProjection
 from projections.risk import RiskProjection
 from projections.strategies import StrategiesProjection
 from projections.webhooks import WebhooksProjection
@@ -18,4 +19,4 @@ from projections.webhooks import WebhooksProjection
 def all_projections() -> list[Projection]:
     return [AccountsProjection(), StrategiesProjection(), BacktestRunsProjection(), PortfoliosProjection(),
             RiskProjection(), BrokerProjection(), ImportsProjection(), FamilyProjection(),
-            WebhooksProjection(), AuditLogProjection()]
+            WebhooksProjection(), AuditLogProjection(), ResearchJobsProjection()]

@@ -15,82 +15,27 @@ import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
-from api.guards import MAX_ID
 from backtest.barstore import MissingSymbolsError
-from backtest.runner import execute_run, plan_run
-from backtest.universes import Universe, custom_universe, load_universe
+from backtest.requests import BacktestRequest, InlineStrategy, StrategyLookup, prepare_run
+from backtest.runner import execute_run
 from commands import messages as m
 from domain.backtests import BacktestRun
-from domain.errors import DomainError, NotFound
-from domain.strategies import SpecError, normalize_spec
+from domain.errors import NotFound
 from infra.bootstrap import Platform
 from projections.backtests import get_backtest_run, list_backtest_runs
 from projections.strategies import get_strategy
 
+__all__ = ["BacktestRequest", "InlineStrategy", "router", "strategy_lookup"]
+
 router = resource_router("/api/backtest", ["backtest"])
 
 POOL_WORKERS = 2
-
-# ---------------------------------------------------------------- request schema
-
-
-class InlineStrategy(BaseModel):
-    """A strategy body used only for this run (validated like a saved strategy)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    base_model: str
-    entry_rules: dict[str, Any] | None = None
-    exit_rules: dict[str, Any] | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _valid(self) -> InlineStrategy:
-        try:
-            spec = normalize_spec(self.base_model, self.entry_rules, self.exit_rules, self.params)
-        except SpecError as exc:
-            raise ValueError(f"strategy.{exc}") from None
-        self.entry_rules, self.exit_rules, self.params = spec.entry_rules, spec.exit_rules, spec.params
-        return self
-
-
-class BacktestRequest(BaseModel):
-    """`strategy_id` or an inline `strategy`; `universe` or `symbols` (a custom universe)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    strategy_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    strategy: InlineStrategy | None = None
-    universe: str | None = Field(default=None, max_length=64, description="nifty_50 or nifty_100")
-    symbols: list[str] | None = Field(default=None, min_length=1, max_length=500)
-    start_date: date
-    end_date: date
-    starting_capital: float = Field(gt=0, le=1e12)
-    position_size_pct: float = Field(default=10.0, gt=0, le=100)
-    max_positions: int = Field(default=20, ge=1, le=500)
-    max_per_sector: int | None = Field(default=None, ge=1, le=500)
-    slippage_bps: float = Field(default=0.0, ge=0, le=1000)
-    charges: Literal["zerodha_delivery", "none"] = "zerodha_delivery"
-    benchmark: str | None = Field(default=None, max_length=64, description="default: the universe's index")
-
-    @model_validator(mode="after")
-    def _one_of_each(self) -> BacktestRequest:
-        if (self.strategy_id is None) == (self.strategy is None):
-            raise ValueError("give exactly one of strategy_id or strategy (an inline strategy body)")
-        if self.universe is None and self.symbols is None:
-            raise ValueError("give a universe (nifty_50, nifty_100) or a list of symbols")
-        if self.universe is not None and self.symbols is not None:
-            raise ValueError("give either universe or symbols, not both")
-        return self
-
 
 # ---------------------------------------------------------------- the worker process
 
@@ -166,46 +111,18 @@ def _detail(platform: Platform, run_id: int, account_id: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- preparing a run
 
 
-def _strategy_body(platform: Platform, req: BacktestRequest, account_id: int) -> tuple[dict[str, Any], str | None]:
-    if req.strategy is not None:
-        return req.strategy.model_dump(), None
-    with platform.db.read() as conn:
-        row = get_strategy(conn, int(req.strategy_id or 0))
-    if row is None or not (row["is_template"] or row["is_public"] or row["owner_id"] == account_id):
-        raise NotFound(f"Strategy {req.strategy_id} not found")
-    body = {k: row[k] for k in ("base_model", "entry_rules", "exit_rules", "params")}
-    return body, str(row["name"])
+def strategy_lookup(platform: Platform) -> StrategyLookup:
+    """A saved strategy's row by id, from the strategies read model."""
 
+    def lookup(strategy_id: int) -> dict[str, Any] | None:
+        with platform.db.read() as conn:
+            return get_strategy(conn, strategy_id)
 
-def _universe(req: BacktestRequest) -> Universe:
-    try:
-        if req.symbols is not None:
-            return custom_universe(req.symbols)
-        return load_universe(str(req.universe))
-    except ValueError as exc:
-        raise DomainError(str(exc)) from None
+    return lookup
 
 
 def _prepare(platform: Platform, req: BacktestRequest, account_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate everything the worker will need (`plan_run` checks the dates); returns (worker kwargs,
-    normalised params)."""
-    strategy, strategy_name = _strategy_body(platform, req, account_id)
-    universe = _universe(req)
-    config = {
-        "start_date": req.start_date.isoformat(), "end_date": req.end_date.isoformat(),
-        "starting_capital": float(req.starting_capital), "position_size_pct": float(req.position_size_pct),
-        "max_positions": req.max_positions, "max_per_sector": req.max_per_sector,
-        "slippage_bps": float(req.slippage_bps), "charges": req.charges,
-    }
-    plan = plan_run(platform.settings.data_dir, universe, req.start_date, req.end_date, strategy, config,
-                    req.benchmark)
-    params = {
-        "strategy_id": req.strategy_id, "strategy_name": strategy_name, "strategy": strategy,
-        "universe": universe.name if req.symbols is None else None,
-        "symbols": list(universe.symbols) if req.symbols is not None else None,
-        "benchmark": plan.benchmark, **config,
-    }
-    return plan.kwargs, params
+    return prepare_run(platform.settings.data_dir, req, strategy_lookup(platform), account_id)
 
 
 # ---------------------------------------------------------------- endpoints

@@ -1,0 +1,134 @@
+"""Research jobs under /api/research: sweeps, walk-forward (and any other registered kind).
+
+For each kind (`backtest/research/kinds.py`) at `/api/research/<route>`: `POST` validates the body and
+queues a job (202 `{"id"}`), `GET /{id}` answers its status, progress and -- once done -- its results,
+`DELETE /{id}` cancels a queued or running job and deletes a finished one. `GET /api/research/jobs` lists
+the caller's jobs of every kind. Another user's job is a 404. One queued or running job per user (409),
+at most `TRADERTAPE_RESEARCH_MAX_COMBINATIONS` backtests per job (400).
+"""
+
+# no `from __future__ import annotations`: the routes are built per kind, with the kind's body model as a
+# real annotation FastAPI reads
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
+from api.routers.backtest import strategy_lookup
+from backtest.research.jobs import JobKind, PlanContext, ResultQuery
+from backtest.research.kinds import KINDS
+from backtest.research.service import ResearchService
+from backtest.research.sweeps import SWEEP
+from commands import research_messages as rm
+from domain.errors import DomainError, NotFound
+from infra.bootstrap import Platform
+
+router = resource_router("/api/research", ["research"])
+
+
+def service(request: Request) -> ResearchService:
+    found: ResearchService | None = getattr(request.app.state, "research", None)
+    if found is None:
+        raise RuntimeError("the research service starts with the app")
+    return found
+
+
+def _public(job: dict[str, Any]) -> dict[str, Any]:
+    out = dict(job)
+    out.pop("results_ref", None)
+    return out
+
+
+def _job(request: Request, kind: JobKind | None, job_id: int, account_id: int) -> dict[str, Any]:
+    job = service(request).get(job_id, account_id)
+    if job is None or (kind is not None and job["kind"] != kind.name):
+        raise NotFound(f"Research job {job_id} not found")
+    return job
+
+
+def _submit(request: Request, platform: Platform, user: Principal, kind: JobKind, body: Any) -> dict[str, Any]:
+    settings = platform.settings
+    ctx = PlanContext(settings.data_dir, user.account_id, strategy_lookup(platform), settings.research_max_combinations)
+    plan = kind.plan(ctx, body)
+    if plan.total > settings.research_max_combinations:
+        raise DomainError(f"this job would run {plan.total:,} backtests; at most "
+                          f"{settings.research_max_combinations:,} per job: narrow it")
+    job_id = int(dispatch(request, platform, rm.SubmitResearchJob(user.account_id, kind.name, plan.params, plan.total),
+                          user).value)
+    service(request).start(kind, user.account_id, job_id, plan)
+    return {"id": job_id, "status": "queued"}
+
+
+def _routes(r: APIRouter, kind: JobKind) -> None:
+    model = kind.request_model
+    path = f"/{kind.route}"
+
+    async def submit(req: model, request: Request, response: Response, user: SessionUser,  # type: ignore[valid-type]
+                     platform: PlatformDep) -> dict[str, Any]:
+        response.status_code = 202
+        return await run_in_threadpool(_submit, request, platform, user, kind, req)
+
+    def read(job_id: IdPath, request: Request, user: Reader,
+             limit: int | None = Query(default=None, ge=1, le=1_000_000, description="results on this page"),
+             offset: int = Query(default=0, ge=0, le=1_000_000)) -> dict[str, Any]:
+        job = _job(request, kind, job_id, user.account_id)
+        extra: dict[str, Any] = {"results": []}
+        if job["status"] == "done" and job["results_ref"]:
+            extra = kind.present(service(request).tables, job["results_ref"], ResultQuery(limit, offset))
+        return {**_public(job), **extra}
+
+    def delete(job_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+        _job(request, kind, job_id, user.account_id)
+        outcome = dispatch(request, platform, rm.CancelOrDeleteResearchJob(user.account_id, job_id), user).value
+        service(request).cancel_or_delete(outcome, job_id)
+        return Response(status_code=204)
+
+    r.add_api_route(path, submit, methods=["POST"], status_code=202, name=f"submit_{kind.name}",
+                    summary=f"Queue a {kind.name.replace('_', '-')} job: 202 with its id")
+    r.add_api_route(f"{path}/{{job_id}}", read, methods=["GET"], name=f"get_{kind.name}",
+                    summary=f"A {kind.name.replace('_', '-')} job: status, progress 0-1, results when done")
+    r.add_api_route(f"{path}/{{job_id}}", delete, methods=["DELETE"], status_code=204, name=f"delete_{kind.name}",
+                    summary="Cancel the job (queued or running) or delete it (finished)")
+
+
+@router.get("/jobs", summary="Your research jobs of every kind, newest first",
+            responses={200: {"headers": {"X-Total-Count": {"description": "your jobs in total"}}}})
+def list_jobs(request: Request, user: Reader, page: PageDep, response: Response) -> list[dict[str, Any]]:
+    rows, total = service(request).list(user.account_id, page.limit, page.offset)
+    response.headers["X-Total-Count"] = str(total)
+    return [_public(r) for r in rows]
+
+
+@router.get("/sweeps/{job_id}/heatmap", summary="Heatmap data of a finished sweep for two of its parameters")
+def sweep_heatmap(job_id: IdPath, request: Request, user: Reader,
+                  x: str = Query(max_length=200, description="a swept parameter (columns)"),
+                  y: str = Query(max_length=200, description="another swept parameter (rows)"),
+                  metric: str | None = Query(default=None, max_length=64,
+                                             description="a metric of the best combination per cell; "
+                                                         "default: the objective")) -> dict[str, Any]:
+    job = _job(request, SWEEP, job_id, user.account_id)
+    if job["status"] != "done":
+        raise DomainError(f"Research job {job_id} is {job['status']}; its heatmap is ready when it is done")
+    swept = list(job["params"].get("grid") or job["params"].get("random") or {})
+    names = [n for n in swept if n not in ("samples", "seed")]
+    for axis in (x, y):
+        if axis not in names:
+            raise DomainError(f"{axis[:60]!r} is not a parameter of this sweep; choose from {', '.join(names)}")
+    if x == y:
+        raise DomainError("x and y must be two different parameters")
+    if metric is not None and metric not in SUMMARY_METRICS:
+        raise DomainError(f"unknown metric; choose from {', '.join(SUMMARY_METRICS)}")
+    return service(request).tables.heatmap(job["results_ref"], "results", x, y, metric)
+
+
+SUMMARY_METRICS = (
+    "cagr", "total_return", "final_equity", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",
+    "volatility", "win_rate", "profit_factor", "expectancy", "avg_win", "avg_loss", "best_trade", "worst_trade",
+    "max_consecutive_wins", "max_consecutive_losses", "total_trades", "avg_holding_days", "exposure_pct",
+    "total_charges", "benchmark_return", "alpha", "beta",
+)
+
+for _kind in KINDS.values():
+    _routes(router, _kind)

@@ -1,0 +1,185 @@
+"""Research sweeps over HTTP: queue, progress, results best first, heatmap, the best run recorded as an ordinary
+backtest (and identical when re-run alone), limits, cancellation, deletion, privacy."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import pytest
+
+from backtest.barstore import BarStore
+from backtest.synthetic import generate
+from backtest.universes import load_universe
+
+SYMBOLS = ["RELIANCE", "TCS", "INFY", "HDFCBANK", "ICICIBANK", "ITC", "SBIN", "LT", "AXISBANK", "MARUTI"]
+
+
+@pytest.fixture
+def lab(api: Any) -> Any:
+    generate(BarStore(api.platform.settings.data_dir), load_universe("nifty_50"), date(2019, 1, 1),
+             date(2021, 12, 31))
+    api.login()
+    return api
+
+
+def _sweep(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "strategy": {"base_model": "v3_dip_buyer"}, "symbols": SYMBOLS, "start_date": "2020-01-01",
+        "end_date": "2021-12-31", "starting_capital": 1_000_000, "position_size_pct": 10, "max_positions": 10,
+        "slippage_bps": 5,
+        "grid": {"stop_loss_pct": [5, 8], "entry_rules.all.1.right": [30, 40], "max_positions": [3, 10]},
+        "objective": "sharpe", "top_n": 2,
+    }
+    body.update(changes)
+    return body
+
+
+def _wait(client: Any, route: str, job_id: int, statuses: tuple[str, ...] = ("done", "failed", "cancelled"),
+          limit_s: float = 240.0) -> dict[str, Any]:
+    deadline = time.monotonic() + limit_s
+    while True:
+        job = client.get(f"/api/research/{route}/{job_id}").json()
+        if job["status"] in statuses or time.monotonic() > deadline:
+            return dict(job)
+        time.sleep(0.2)
+
+
+def test_sweep_ranks_every_combination_and_records_the_best_as_ordinary_runs(lab: Any) -> None:
+    r = lab.post("/api/research/sweeps", json=_sweep())
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert isinstance(job_id, int)
+
+    job = _wait(lab, "sweeps", job_id)
+    assert job["status"] == "done", job
+    assert job["progress"] == 1.0 and job["kind"] == "sweep"
+    rows = job["results"]
+    assert len(rows) == 8 == job["results_total"]
+    combos = {(r["params"]["stop_loss_pct"], r["params"]["entry_rules.all.1.right"], r["params"]["max_positions"])
+              for r in rows}
+    assert len(combos) == 8
+    eligible = [r for r in rows if r["eligible"]]
+    assert eligible and rows[: len(eligible)] == eligible
+    objectives = [r["objective"] for r in eligible]
+    assert objectives == sorted(objectives, reverse=True)
+    assert all(r["objective"] == r["metrics"]["sharpe"] for r in eligible)
+    assert [r["rank"] for r in rows] == list(range(1, 9))
+
+    # the best two combinations are ordinary backtest runs, the first is best_run_id
+    assert len(job["run_ids"]) == 2 and job["best_run_id"] == job["run_ids"][0]
+    best = lab.get(f"/api/backtest/runs/{job['best_run_id']}").json()
+    assert best["summary"] == rows[0]["metrics"]
+    assert best["params"]["research_job_id"] == job_id
+    second = lab.get(f"/api/backtest/runs/{job['run_ids'][1]}").json()
+    assert second["summary"] == rows[1]["metrics"]
+
+    # the best combination re-run alone through the ordinary endpoint gives identical numbers
+    p = rows[0]["params"]
+    strategy = {"base_model": "v3_dip_buyer", "exit_rules": {**best["params"]["strategy"]["exit_rules"]},
+                "entry_rules": best["params"]["strategy"]["entry_rules"]}
+    assert strategy["exit_rules"]["stop_loss_pct"] == p["stop_loss_pct"]
+    assert strategy["entry_rules"]["all"][1]["right"] == p["entry_rules.all.1.right"]
+    alone = lab.post("/api/backtest/run", json={
+        "strategy": strategy, "symbols": SYMBOLS, "start_date": "2020-01-01", "end_date": "2021-12-31",
+        "starting_capital": 1_000_000, "position_size_pct": 10, "max_positions": p["max_positions"],
+        "slippage_bps": 5})
+    assert alone.status_code == 200, alone.text
+    assert alone.json()["summary"] == rows[0]["metrics"]
+    assert alone.json()["trades"] == best["trades"]
+
+    # heatmap of two parameters: the best objective over the third, per cell
+    h = lab.get(f"/api/research/sweeps/{job_id}/heatmap",
+                params={"x": "stop_loss_pct", "y": "max_positions"})
+    assert h.status_code == 200, h.text
+    heat = h.json()
+    assert heat["x_values"] == [5, 8] and heat["y_values"] == [3, 10]
+    for yi, y in enumerate(heat["y_values"]):
+        for xi, x in enumerate(heat["x_values"]):
+            cell = [r["objective"] for r in eligible
+                    if r["params"]["stop_loss_pct"] == x and r["params"]["max_positions"] == y]
+            assert heat["values"][yi][xi] == (max(cell) if cell else None)
+    trades = lab.get(f"/api/research/sweeps/{job_id}/heatmap",
+                     params={"x": "stop_loss_pct", "y": "max_positions", "metric": "total_trades"}).json()
+    top = max((r for r in eligible if r["params"]["stop_loss_pct"] == 5 and r["params"]["max_positions"] == 3),
+              key=lambda r: (r["objective"], -r["index"]), default=None)
+    assert trades["values"][0][0] == (top["metrics"]["total_trades"] if top else None)
+    bad = lab.get(f"/api/research/sweeps/{job_id}/heatmap", params={"x": "stop_loss_pct", "y": "nope"})
+    assert bad.status_code == 400 and "not a parameter of this sweep" in bad.json()["detail"]
+
+    listed = lab.get("/api/research/jobs").json()
+    assert [j["id"] for j in listed] == [job_id] and listed[0]["status"] == "done"
+
+    # paging of the results
+    page = lab.get(f"/api/research/sweeps/{job_id}", params={"limit": 3, "offset": 2}).json()
+    assert page["results"] == rows[2:5]
+
+
+def test_another_users_job_is_404_and_a_finished_job_is_deleted(lab: Any, api_factory: Any) -> None:
+    job_id = lab.post("/api/research/sweeps", json=_sweep(grid={"stop_loss_pct": [5, 8]}, top_n=0)).json()["id"]
+    job = _wait(lab, "sweeps", job_id)
+    assert job["status"] == "done" and job["best_run_id"] is None and job["run_ids"] == []
+
+    other = api_factory()
+    other.login()
+    assert other.get(f"/api/research/sweeps/{job_id}").status_code == 404
+    assert other.get(f"/api/research/sweeps/{job_id}/heatmap", params={"x": "a", "y": "b"}).status_code == 404
+    assert other.delete(f"/api/research/sweeps/{job_id}").status_code == 404
+    assert other.get("/api/research/jobs").json() == []
+    # the same id under another kind's route is not that kind's job
+    assert lab.get(f"/api/research/walk-forward/{job_id}").status_code == 404
+
+    assert lab.delete(f"/api/research/sweeps/{job_id}").status_code == 204
+    assert lab.get(f"/api/research/sweeps/{job_id}").status_code == 404
+    assert lab.get("/api/research/jobs").json() == []
+    assert not any(p.is_dir() and not p.name.startswith(".")
+                   for p in (lab.platform.settings.analytics_dir / "research").iterdir())
+
+
+def test_one_running_job_per_user_and_cancellation(lab: Any) -> None:
+    big = _sweep(grid={"stop_loss_pct": list(range(1, 41)), "target_pct": list(range(5, 55))}, top_n=0)
+    first = lab.post("/api/research/sweeps", json=big)
+    assert first.status_code == 202, first.text
+    job_id = first.json()["id"]
+    again = lab.post("/api/research/sweeps", json=_sweep())
+    assert again.status_code == 409
+    assert f"Research job {job_id} is still" in again.json()["detail"]
+
+    assert lab.delete(f"/api/research/sweeps/{job_id}").status_code == 204
+    job = lab.get(f"/api/research/sweeps/{job_id}").json()
+    assert job["status"] == "cancelled" and job["results"] == []
+    assert lab.app.state.research.wait(job_id, 120)
+    assert lab.get(f"/api/research/sweeps/{job_id}").json()["status"] == "cancelled"
+
+    # with the first one cancelled, the next is accepted
+    nxt = lab.post("/api/research/sweeps", json=_sweep(grid={"stop_loss_pct": [5]}, top_n=0))
+    assert nxt.status_code == 202
+    assert _wait(lab, "sweeps", nxt.json()["id"])["status"] == "done"
+
+
+def test_bounded_combinations_and_clear_errors(api_factory: Any) -> None:
+    client = api_factory(research_max_combinations=6)
+    generate(BarStore(client.platform.settings.data_dir), load_universe("nifty_50"), date(2019, 1, 1),
+             date(2021, 12, 31))
+    client.login()
+    r = client.post("/api/research/sweeps", json=_sweep())  # 8 combinations
+    assert r.status_code == 400
+    assert r.json()["detail"] == "the sweep has 8 combinations after constraints; at most 6 per job"
+    # constraints bring it under the bound
+    ok = client.post("/api/research/sweeps", json=_sweep(constraints=["max_positions > 3"]))
+    assert ok.status_code == 202, ok.text
+    assert _wait(client, "sweeps", ok.json()["id"])["results_total"] == 4
+
+    r = client.post("/api/research/sweeps", json=_sweep(grid={"nonsense": [1, 2]}))
+    assert r.status_code == 400 and "unknown sweep parameter 'nonsense'" in r.json()["detail"]
+    r = client.post("/api/research/sweeps", json=_sweep(grid={"stop_loss_pct": [5, 150]}))
+    assert r.status_code == 400 and "stop_loss_pct=150" in r.json()["detail"]
+    r = client.post("/api/research/sweeps", json=_sweep(random={"stop_loss_pct": [3, 9], "samples": 4, "seed": 1}))
+    assert r.status_code == 422  # grid and random
+    r = client.post("/api/research/sweeps", json=_sweep(objective="luck"))
+    assert r.status_code == 422
+    r = client.post("/api/research/sweeps", json=_sweep(constraints=["import os"]))
+    assert r.status_code == 422
+    r = client.post("/api/research/sweeps", json=_sweep(start_date="2030-01-01", end_date="2030-06-30"))
+    assert r.status_code == 400 and "outside the available history" in r.json()["detail"]

@@ -1,0 +1,151 @@
+"""Sweep spaces, constraints, objectives and ranking; the shared indicator cache gives a standalone run's
+numbers while computing each indicator once per window; the research desk's life cycle."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backtest.barstore import BarStore
+from backtest.engine import BacktestConfig, run_backtest
+from backtest.research import worker
+from backtest.research.jobs import DataSpec, PlanContext, base_plan, load_shared
+from backtest.research.sweeps import Combination, Space, SweepRequest, expand, rank_rows, score
+from backtest.runner import execute_run
+from backtest.synthetic import generate
+from backtest.universes import custom_universe, load_universe
+from domain.errors import Conflict, DomainError, InvalidTransition, NotFound
+from domain.research import ResearchDesk
+
+SYMBOLS = ["RELIANCE", "TCS", "INFY", "HDFCBANK", "ICICIBANK", "ITC"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bars")
+    generate(BarStore(root), load_universe("nifty_50"), date(2019, 1, 1), date(2021, 6, 30))
+    return root
+
+
+def _ctx(data_dir: Path, limit: int = 1000) -> PlanContext:
+    return PlanContext(data_dir, 1, lambda _id: None, limit)
+
+
+def _req(**changes: Any) -> SweepRequest:
+    body: dict[str, Any] = {"strategy": {"base_model": "v3_dip_buyer"}, "symbols": SYMBOLS,
+                            "start_date": "2020-01-01", "end_date": "2021-06-30", "starting_capital": 1_000_000}
+    body.update(changes)
+    return SweepRequest(**body)
+
+
+def test_grid_with_constraints_in_order(data_dir: Path) -> None:
+    req = _req(grid={"stop_loss_pct": [4, 6, 8], "target_pct": [5, 10]}, constraints=["stop_loss_pct < target_pct"])
+    space = Space(base_plan(_ctx(data_dir), req))
+    values = expand(req, space, 100)
+    assert values == [{"stop_loss_pct": 4, "target_pct": 5}, {"stop_loss_pct": 4, "target_pct": 10},
+                      {"stop_loss_pct": 6, "target_pct": 10}, {"stop_loss_pct": 8, "target_pct": 10}]
+    combo = space.build(0, {"stop_loss_pct": 4, "target_pct": 5, "max_positions": 3,
+                            "entry_rules.all.0.right.period": 50, "rsi_period": 9})
+    assert combo.strategy["exit_rules"]["stop_loss_pct"] == 4 and combo.strategy["exit_rules"]["target_pct"] == 5
+    assert combo.config["max_positions"] == 3
+    assert combo.strategy["entry_rules"]["all"][0]["right"]["period"] == 50
+    assert combo.strategy["params"]["rsi_period"] == 9
+    # the plan's own strategy body is untouched by a combination
+    assert space.base.strategy["entry_rules"]["all"][0]["right"]["period"] == 200
+
+
+def test_random_sample_is_seeded_and_typed(data_dir: Path) -> None:
+    spec = {"stop_loss_pct": [3, 9.5], "max_positions": [2, 12], "entry_rules.all.1.right": [25, 45],
+            "samples": 20, "seed": 7}
+    space = Space(base_plan(_ctx(data_dir), _req(random=spec)))
+    a = expand(_req(random=spec), space, 100)
+    b = expand(_req(random=spec), space, 100)
+    c = expand(_req(random={**spec, "seed": 8}), space, 100)
+    assert a == b and a != c and len(a) == 20
+    assert all(isinstance(v["max_positions"], int) and 2 <= v["max_positions"] <= 12 for v in a)
+    assert all(isinstance(v["stop_loss_pct"], float) and 3 <= v["stop_loss_pct"] <= 9.5 for v in a)
+    assert len({tuple(v.values()) for v in a}) == 20
+
+
+def test_space_errors_name_the_parameter(data_dir: Path) -> None:
+    space = Space(base_plan(_ctx(data_dir), _req(grid={"stop_loss_pct": [5]})))
+    with pytest.raises(DomainError, match="unknown sweep parameter 'sharpe'"):
+        space.where("sharpe")
+    with pytest.raises(DomainError, match="has no item 7"):
+        space.build(0, {"entry_rules.all.7.right": 3})
+    with pytest.raises(DomainError, match="combination max_positions=0"):
+        space.build(0, {"max_positions": 0})
+    with pytest.raises(DomainError, match="at most 3 per job"):
+        expand(_req(grid={"stop_loss_pct": [4, 5, 6, 7]}), space, 3)
+    with pytest.raises(DomainError, match="not a swept parameter"):
+        expand(_req(grid={"stop_loss_pct": [4]}, constraints=["stop_loss_pct < target_pct"]), space, 3)
+    with pytest.raises(DomainError, match="no combination satisfies"):
+        expand(_req(grid={"stop_loss_pct": [4]}, constraints=["stop_loss_pct > 10"]), space, 3)
+
+
+def test_objectives_and_ranking() -> None:
+    m = {"sharpe": 1.2, "calmar": 0.5, "max_drawdown": 10.0, "total_trades": 12}
+    assert score(m, "sharpe") == 1.2
+    assert score(m, {"sharpe": 1, "calmar": 2, "max_drawdown": -0.1}) == pytest.approx(1.2)
+    assert score({**m, "calmar": None}, {"sharpe": 1, "calmar": 1}) is None
+    combos = [Combination(i, {"x": i}, {}, {}) for i in range(5)]
+    metrics = [{"sharpe": 1.0, "total_trades": 10}, {"sharpe": 2.0, "total_trades": 3},
+               {"sharpe": None, "total_trades": 0}, {"sharpe": 1.0, "total_trades": 10},
+               {"sharpe": 0.5, "total_trades": 20}]
+    rows = rank_rows(combos, metrics, "sharpe", min_trades=5)
+    assert [r["index"] for r in rows] == [0, 3, 4, 1, 2]  # ties by order; too few trades and undefined last
+    assert [r["eligible"] for r in rows] == [True, True, True, False, False]
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_shared_indicator_cache_matches_a_standalone_run_and_computes_each_series_once(data_dir: Path) -> None:
+    universe = custom_universe(SYMBOLS)
+    spec = DataSpec(str(data_dir), universe.symbols, universe.sectors, None, "2020-01-01", "2021-06-30")
+    shared = load_shared(spec)
+    config = {"start_date": "2020-01-01", "end_date": "2021-06-30", "starting_capital": 1_000_000.0,
+              "position_size_pct": 10.0, "max_positions": 5, "max_per_sector": None, "slippage_bps": 5.0,
+              "charges": "zerodha_delivery"}
+    strategy = {"base_model": "v3_dip_buyer"}
+    first = worker.run_window(shared, strategy, config)
+    key = next(k for k in worker._CACHES if k[0] == shared.key)
+    computed = worker._CACHES[key].computed
+    assert computed > 0
+    for stop in (4, 6, 9):
+        worker.run_window(shared, {**strategy, "exit_rules": {"stop_loss_pct": stop, "target_pct": 12,
+                                                              "max_hold_days": 20}}, {**config, "max_positions": 8})
+    assert worker._CACHES[key].computed == computed  # no indicator computed again for other settings
+    worker.run_window(shared, {**strategy, "params": {"rsi_period": 9}}, config)
+    assert worker._CACHES[key].computed == computed + 1  # RSI(9): the one new series
+
+    alone = execute_run(str(data_dir), SYMBOLS, list(universe.sectors), None, worker.warm_start_for(
+        "2020-01-01", shared.first_stored), strategy, config)
+    assert alone["summary"] == worker.run_combination(shared, (strategy, config))
+    assert first.trades == alone["trades"]
+    # and the engine without a shared cache agrees with the engine given one
+    plain = run_backtest(shared.bars, strategy, BacktestConfig(**config))
+    assert plain.summary == first.summary
+
+
+def test_desk_one_active_job_and_its_life_cycle() -> None:
+    desk = ResearchDesk.open(5)
+    desk.submit(1, "sweep", {}, 10)
+    with pytest.raises(Conflict, match="Research job 1 is still queued"):
+        desk.submit(2, "sweep", {}, 10)
+    desk.start(1, "local:2")
+    desk.progress(1, 4, 10)
+    assert desk.job(1).done == 4
+    desk.complete(1, {"best": None}, "ab", None, [])
+    with pytest.raises(InvalidTransition):
+        desk.progress(1, 5, 10)
+    desk.submit(2, "sweep", {}, 3)
+    assert desk.cancel_or_delete(2) == "cancelled"
+    with pytest.raises(InvalidTransition):
+        desk.start(2, "local:2")
+    assert desk.cancel_or_delete(1) == "deleted"
+    with pytest.raises(NotFound):
+        desk.job(1)
+    rebuilt = ResearchDesk.rehydrate(desk.aggregate_id, desk.collect_events())
+    assert {j: s.status for j, s in rebuilt.jobs.items()} == {2: "cancelled"}
