@@ -69,3 +69,12 @@ class SyncBrokerPositions:
     account_id: int
     net: tuple[dict[str, Any], ...]
     day: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class SyncBrokerOrders:
+    """The agent's view of the broker's GTTs (Kite's GTT objects) and the fills it could not resolve."""
+
+    account_id: int
+    gtts: tuple[dict[str, Any], ...]
+    unresolved: tuple[dict[str, Any], ...]

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from domain.aggregate import Aggregate, aggregate_uuid
 from domain.events import DomainEvent
+from domain.ticks import tick_size
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,17 @@ class PositionsSynced(DomainEvent):
     at: str
 
 
+@dataclass(frozen=True)
+class BrokerOrdersSynced(DomainEvent):
+    """What the agent last saw of the account's GTTs at the broker (reduced by `reduce_gtts`) and the fills
+    it could not resolve (a triggered GTT's order found nowhere at Kite: `unresolved`)."""
+
+    gtts: list[dict[str, Any]]
+    unresolved: list[dict[str, Any]]
+    digest: str
+    at: str
+
+
 HOLDING_FIELDS = ("tradingsymbol", "exchange", "instrument_token", "isin", "product", "quantity", "t1_quantity",
                   "used_quantity", "average_price", "last_price", "close_price", "pnl")
 POSITION_FIELDS = ("tradingsymbol", "exchange", "instrument_token", "product", "quantity", "overnight_quantity",
@@ -82,6 +94,23 @@ def reduce_rows(rows: Iterable[Mapping[str, Any]], fields: tuple[str, ...]) -> l
         item["exchange"] = str(row.get("exchange") or "NSE")
         out.append(item)
     return sorted(out, key=lambda r: (r["exchange"], r["tradingsymbol"], str(r.get("product"))))
+
+
+def reduce_gtts(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Kite GTT objects reduced to what reconciliation needs: id, status, instrument, the GTT's last price
+    when set, its triggers and each leg's side, quantity and limit price; sorted by id."""
+    out = []
+    for g in rows:
+        cond = g.get("condition") or {}
+        out.append({"id": str(g.get("id")), "status": str(g.get("status") or ""),
+                    "exchange": str(cond.get("exchange") or "NSE"),
+                    "tradingsymbol": str(cond.get("tradingsymbol") or ""),
+                    "last_price": float(cond.get("last_price") or 0),
+                    "trigger_values": [float(t) for t in cond.get("trigger_values") or []],
+                    "orders": [{"transaction_type": str(o.get("transaction_type") or ""),
+                                "quantity": int(o.get("quantity") or 0), "price": float(o.get("price") or 0)}
+                               for o in g.get("orders") or []]})
+    return sorted(out, key=lambda g: (len(g["id"]), g["id"]))
 
 
 def digest_of(*parts: Any) -> str:
@@ -107,6 +136,7 @@ class BrokerConnection(Aggregate):
         self.expires_at: str | None = None
         self.holdings_digest: str | None = None
         self.positions_digest: str | None = None
+        self.orders_digest: str | None = None
 
     @staticmethod
     def uuid_for(account_id: int) -> uuid.UUID:
@@ -157,6 +187,19 @@ class BrokerConnection(Aggregate):
         self._record(PositionsSynced(net=n, day=d, digest=digest, at=at))
         return True
 
+    def sync_orders(self, gtts: Iterable[Mapping[str, Any]], unresolved: Iterable[Mapping[str, Any]],
+                    at: str) -> bool:
+        """Record the agent's view of the broker's GTTs and its unresolved fills if it differs from the
+        last one; True when recorded."""
+        reduced = reduce_gtts(gtts)
+        pending = sorted((dict(u) for u in unresolved), key=lambda u: (int(u.get("signal_id") or 0),
+                                                                       str(u.get("order_id") or "")))
+        digest = digest_of(reduced, [{k: v for k, v in u.items() if k != "since"} for u in pending])
+        if digest == self.orders_digest:
+            return False
+        self._record(BrokerOrdersSynced(gtts=reduced, unresolved=pending, digest=digest, at=at))
+        return True
+
     # mutators
     def when_KiteCredentialsSaved(self, e: KiteCredentialsSaved) -> None:
         self.api_key = e.api_key
@@ -177,6 +220,9 @@ class BrokerConnection(Aggregate):
 
     def when_PositionsSynced(self, e: PositionsSynced) -> None:
         self.positions_digest = e.digest
+
+    def when_BrokerOrdersSynced(self, e: BrokerOrdersSynced) -> None:
+        self.orders_digest = e.digest
 
 
 # ---------------------------------------------------------------------------------------------- reconciliation
@@ -259,3 +305,90 @@ def reconcile(model: Mapping[tuple[str, str], int], holdings: Iterable[Mapping[s
             kind = "quantity"
         drifts.append(Drift(kind, names[k][0], names[k][1], m, b))
     return drifts
+
+
+# ---------------------------------------------------------------------------------------------- protection
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What the model wants at the broker for one open live position: its stop and target (either may be
+    None), its quantity, and the exit signal that protects it -- `gtt_id` is that signal's GTT when the
+    agent placed it (None: not at the broker yet)."""
+
+    exchange: str
+    symbol: str
+    position_id: int
+    signal_id: int | None
+    quantity: int
+    stop: float | None
+    target: float | None
+    gtt_id: str | None
+
+
+@dataclass(frozen=True)
+class ProtectionDrift:
+    """One difference between a position's protection in the model and the protective GTT at the broker:
+    `gtt_missing` (not placed, or no longer active there: `broker_status`), `stop_drift`, `target_drift`
+    (the GTT's trigger is more than half a tick from the model's level), `gtt_quantity`."""
+
+    kind: str
+    exchange: str
+    symbol: str
+    position_id: int
+    signal_id: int | None
+    gtt_id: str | None
+    values: tuple[tuple[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "exchange": self.exchange, "symbol": self.symbol, "position_id": self.position_id,
+                "signal_id": self.signal_id, "gtt_id": self.gtt_id, **dict(self.values)}
+
+
+def _gtt_levels(p: Protection, gtt: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(stop, target) triggers of a protective GTT: an OCO's are [stop, target]; a single leg is the one
+    level the model has (with both, the side of the GTT's last price tells)."""
+    triggers = [float(t) for t in gtt.get("trigger_values") or []]
+    if len(triggers) >= 2:
+        return triggers[0], triggers[-1]
+    if not triggers:
+        return None, None
+    only = triggers[0]
+    if p.stop is not None and p.target is not None:
+        last = float(gtt.get("last_price") or 0)
+        return (only, None) if last and only < last else (None, only)
+    return (only, None) if p.stop is not None else (None, only)
+
+
+def protection_drift(protections: Iterable[Protection], gtts: Iterable[Mapping[str, Any]],
+                     on_date: str) -> list[ProtectionDrift]:
+    """Compare each open live position's stop, target and quantity with its protective GTT at the broker
+    (`gtts`: reduced Kite GTTs, `reduce_gtts`). Triggers sit on the tick grid the agent rounds to: a level
+    within half a tick (the coarsest tick of the levels compared, on `on_date`) is in step. A position with
+    neither a stop nor a target needs no GTT. Sorted by symbol, then position."""
+    by_id = {str(g.get("id")): g for g in gtts}
+    out: list[ProtectionDrift] = []
+    for p in sorted(protections, key=lambda p: (p.symbol, p.position_id)):
+        if p.stop is None and p.target is None:
+            continue
+        base = (p.exchange, p.symbol, p.position_id, p.signal_id, p.gtt_id)
+        gtt = by_id.get(p.gtt_id) if p.gtt_id else None
+        status = "not placed" if not p.gtt_id else "not found" if gtt is None else str(gtt.get("status") or "")
+        if gtt is None or status != "active":
+            out.append(ProtectionDrift("gtt_missing", *base, (("broker_status", status), ("model_stop", p.stop),
+                                                               ("model_target", p.target))))
+            continue
+        stop, target = _gtt_levels(p, gtt)
+        levels = [v for v in (p.stop, p.target, stop, target) if v is not None]
+        half = max(tick_size(v, on_date) for v in levels) / 2 + 1e-6
+        for kind, model, broker in (("stop", p.stop, stop), ("target", p.target, target)):
+            if model is None and broker is None:
+                continue
+            if model is None or broker is None or abs(model - broker) > half:
+                out.append(ProtectionDrift(f"{kind}_drift", *base, ((f"model_{kind}", model),
+                                                                     (f"broker_{kind}", broker))))
+        quantities = {int(o.get("quantity") or 0) for o in gtt.get("orders") or []}
+        if quantities != {p.quantity}:
+            out.append(ProtectionDrift("gtt_quantity", *base, (("model_quantity", p.quantity),
+                                                                ("broker_quantity", max(quantities, default=0)))))
+    return out

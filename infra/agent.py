@@ -248,7 +248,9 @@ class Agent:
         self.backoff = 0.0
         self.stats = {"placed": 0, "reported": 0, "fills": 0, "failures": 0, "unresolved": 0}
         self._retry_at: dict[str, float] = {}  # order id -> when to look for it again (not in today's book)
-        self._unresolved: set[str] = set()  # order ids reported unresolved (logged once)
+        self._unresolved: dict[str, dict[str, Any]] = {}  # order id -> the unresolved fill (logged once)
+        self._working = False  # orders were working at Kite this step
+        self._pushed: str | None = None  # digest of the broker state last pushed to the server
 
     # ------------------------------------------------------------------ the loop
 
@@ -295,8 +297,10 @@ class Agent:
             self.report_unreported()
             for sig in self.server.call("GET", "/api/agent/pending-signals") or []:
                 self.place(sig)
+            due = time.monotonic() - self.last_sync >= self.config.sync_every
             self.check_fills()
-            if time.monotonic() - self.last_sync >= self.config.sync_every:
+            self.push_broker_orders(due)
+            if due:
                 self.sync_snapshots()
         except BrokerAuthError as exc:
             log.error("Kite rejected the access token (%s); waiting for a new Kite login", exc.message)
@@ -578,6 +582,9 @@ class Agent:
     def check_fills(self) -> None:
         assert self.broker is not None
         working = self.server.call("GET", "/api/agent/pending-signals", params={"state": "working"}) or []
+        self._working = bool(working)
+        ids = {int(sig["id"]) for sig in working}  # a fill reported by hand is no longer unresolved
+        self._unresolved = {oid: u for oid, u in self._unresolved.items() if u["signal_id"] in ids}
         if not working:
             return
         gtts = {str(g.get("id")): g for g in self._kite_list("gtts")}
@@ -724,7 +731,7 @@ class Agent:
         trades; one that cannot be found is reported as unresolved, never ignored."""
         if sig.get("order_id"):
             oid = str(sig["order_id"])
-            order = orders.get(oid) or self._earlier_order(int(sig["id"]), oid, None)
+            order = orders.get(oid) or self._earlier_order(int(sig["id"]), oid, None, None)
             return None if order is None else self._order_outcome(order, {"order_id": oid})
         gtt_id = str(sig.get("gtt_id"))
         gtt = gtts.get(gtt_id)
@@ -739,16 +746,18 @@ class Agent:
                         "error": f"GTT order rejected: {order_result.get('rejection_reason') or status}"}
             oid = str(order_result.get("order_id") or "")
             if oid:
-                order = orders.get(oid) or self._earlier_order(int(sig["id"]), oid, result)
+                order = orders.get(oid) or self._earlier_order(int(sig["id"]), oid, result, gtt_id)
                 return None if order is None else self._order_outcome(order, {"gtt_id": gtt_id})
         if status in FAILED_GTT:
             return {"status": "failed", "error": f"GTT {status}", "gtt_id": gtt_id}
         return None
 
-    def _earlier_order(self, sid: int, oid: str, leg_result: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _earlier_order(self, sid: int, oid: str, leg_result: dict[str, Any] | None,
+                       gtt_id: str | None) -> dict[str, Any] | None:
         """An order that is not in today's order book: its last state from `GET /orders/{id}`, else its
-        fills from `GET /orders/{id}/trades`. None while neither tells (then reported once as unresolved,
-        and looked up again at most once a minute)."""
+        fills from `GET /orders/{id}/trades`. None while neither tells: then logged once as unresolved,
+        pushed to the server with the GTTs (`push_broker_orders`) until it resolves, and looked up again
+        at most once a minute."""
         assert self.broker is not None
         if self._retry_at.get(oid, 0.0) > time.monotonic():
             return None
@@ -775,22 +784,51 @@ class Agent:
             log.info("signal %s: order %s is not in today's order book; read from Kite's order %s", sid, oid,
                      "history" if "exchange_order_id" in final else "trades")
             self._retry_at.pop(oid, None)
+            self._unresolved.pop(oid, None)
+            self.stats["unresolved"] = len(self._unresolved)
             return final
         self._retry_at[oid] = time.monotonic() + 60.0
         if oid not in self._unresolved:
-            self._unresolved.add(oid)
             detail = ""
             if leg_result is not None:
-                detail = (f" (GTT leg triggered at {leg_result.get('triggered_at')} on {leg_result.get('timestamp')}:"
+                detail = (f"GTT leg triggered at {leg_result.get('triggered_at')} on {leg_result.get('timestamp')}:"
                           f" {leg_result.get('transaction_type')} {leg_result.get('quantity')} LIMIT "
-                          f"{leg_result.get('price')})")
+                          f"{leg_result.get('price')}")
+            self._unresolved[oid] = {"signal_id": sid, "order_id": oid, "gtt_id": gtt_id, "detail": detail,
+                                     "since": datetime.now(IST).isoformat(timespec="seconds")}
             log.error("signal %s: UNRESOLVED: Kite order %s%s is neither in today's order book nor in its order "
                       "history or trades; check Kite (Console tradebook) and report the fill with POST "
-                      "/api/agent/signal-result. The agent keeps looking once a minute", sid, oid, detail)
+                      "/api/agent/signal-result. The agent keeps looking once a minute", sid, oid,
+                      f" ({detail})" if detail else "")
             self.stats["unresolved"] = len(self._unresolved)
         return None
 
     # ------------------------------------------------------------------ snapshots
+
+    def push_broker_orders(self, due: bool) -> None:
+        """Push Kite's GTTs (the fields reconciliation reads) and the unresolved fills to the server when
+        they changed since the last push (while orders are working) or every `sync_every` seconds: the
+        reconciliation then shows a protective GTT whose triggers differ from the model's stop and target,
+        one that is missing, and each unresolved fill."""
+        if not (due or self._working or self._unresolved):
+            return
+        gtts = [{"id": g.get("id"), "status": g.get("status"),
+                 "condition": {k: (g.get("condition") or {}).get(k)
+                               for k in ("exchange", "tradingsymbol", "last_price", "trigger_values")},
+                 "orders": [{k: o.get(k) for k in ("transaction_type", "quantity", "price")}
+                            for o in g.get("orders") or []]}
+                for g in self._kite_list("gtts")]
+        body = {"gtts": gtts, "unresolved": sorted(self._unresolved.values(), key=lambda u: u["order_id"])}
+        digest = hashlib.sha256(json.dumps([gtts, [{k: v for k, v in u.items() if k != "since"}
+                                                   for u in body["unresolved"]]], sort_keys=True,
+                                           default=str).encode()).hexdigest()
+        if digest == self._pushed and not due:
+            return
+        try:
+            self.server.call("POST", "/api/agent/sync-gtts", body)
+        except ServerRefused as exc:  # never in the way of fills and snapshots; tried again when it changes
+            log.warning("the server did not take the GTT state: %s", exc)
+        self._pushed = digest
 
     def sync_snapshots(self) -> None:
         assert self.broker is not None

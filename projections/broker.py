@@ -10,20 +10,24 @@ stored snapshot and the positions read model, so either side changing shows at o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from domain.broker import reconcile
+from domain.broker import Protection, protection_drift, reconcile
+from domain.portfolio import PROTECTIVE_REASON
 from projections.base import Projection
 from projections.envelope import Envelope
 from projections.portfolios import portfolios, positions, signals
 from projections.risk import risk_rules
 from projections.signals import signal_public
 
+IST = ZoneInfo("Asia/Kolkata")
 metadata = sa.MetaData()
 
 connections = sa.Table(
@@ -67,6 +71,15 @@ broker_net_positions = sa.Table(
     sa.Column("product", sa.String(16)),
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("average_price", sa.Float),
+)
+
+
+broker_orders = sa.Table(
+    "rm_broker_orders", metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True),
+    sa.Column("gtts", sa.Text, nullable=False),  # JSON: domain.broker.reduce_gtts
+    sa.Column("unresolved", sa.Text, nullable=False),  # JSON: [{signal_id, order_id, gtt_id, detail, since}]
+    sa.Column("synced_at", sa.String(40), nullable=False),
 )
 
 
@@ -145,6 +158,14 @@ class BrokerProjection(Projection):
         self._upsert(conn, env, positions_synced_at=env.data["at"])
 
 
+    def on_BrokerOrdersSynced(self, conn: Connection, env: Envelope) -> None:
+        d = env.data
+        values = {"gtts": json.dumps(d["gtts"]), "unresolved": json.dumps(d["unresolved"]), "synced_at": d["at"]}
+        c = broker_orders.c
+        if not conn.execute(sa.update(broker_orders).where(c.account_id == env.account_id).values(**values)).rowcount:
+            conn.execute(sa.insert(broker_orders), {"account_id": env.account_id, **values})
+
+
 # ---------------------------------------------------------------------------------------------- queries
 
 
@@ -171,11 +192,65 @@ def live_accounts(conn: Connection) -> list[int]:
     return [int(r[0]) for r in conn.execute(sa.select(c.account_id).where(c.connected.is_(True))).all()]
 
 
+def _broker_orders(conn: Connection, account_id: int) -> tuple[str | None, list[dict[str, Any]],
+                                                              list[dict[str, Any]]]:
+    """(synced_at, gtts, unresolved) the agent last pushed (None, [], []: never)."""
+    c = broker_orders.c
+    row = conn.execute(sa.select(c.synced_at, c.gtts, c.unresolved).where(c.account_id == account_id)).first()
+    if row is None:
+        return None, [], []
+    return str(row.synced_at), list(json.loads(row.gtts)), list(json.loads(row.unresolved))
+
+
+def unresolved_fills(conn: Connection, account_id: int) -> dict[int, dict[str, Any]]:
+    """Signal id -> {order_id, gtt_id, detail, since, reported_at} of the placed signals whose broker order
+    the agent could not find at Kite (its GTT triggered, the order is in neither the order book nor its
+    history or trades), as of the agent's last push."""
+    synced_at, _, unresolved = _broker_orders(conn, account_id)
+    if not unresolved:
+        return {}
+    s = signals.c
+    ids = [int(u["signal_id"]) for u in unresolved]
+    placed = {int(r.id) for r in conn.execute(sa.select(s.id).where(
+        s.account_id == account_id, s.status == "placed", s.id.in_(ids)))}
+    return {int(u["signal_id"]): {"order_id": u.get("order_id"), "gtt_id": u.get("gtt_id"),
+                                  "detail": u.get("detail") or "", "since": u.get("since"), "reported_at": synced_at}
+            for u in unresolved if int(u["signal_id"]) in placed}
+
+
+def _protections(conn: Connection, account_id: int, portfolio_id: int | None) -> list[Protection]:
+    """The protection each open live position wants at the broker (`domain.broker.Protection`): its
+    protective exit's GTT. A position whose pending exit is a market order (an exit rule, a manual close)
+    wants none."""
+    p, pf, s = positions.c, portfolios.c, signals.c
+    conds = [p.account_id == account_id, p.status == "open", pf.mode == "live"]
+    if portfolio_id is not None:
+        conds.append(p.portfolio_id == portfolio_id)
+    rows = conn.execute(
+        sa.select(p.id, p.exchange, p.symbol, p.quantity, p.stop_loss, p.target, p.exit_signal_id,
+                  s.reason.label("exit_reason"), s.status.label("exit_status"), s.gtt_id)
+        .select_from(positions.join(portfolios, portfolios.c.id == p.portfolio_id)
+                     .outerjoin(signals, signals.c.id == p.exit_signal_id))
+        .where(*conds).order_by(p.id)).all()
+    out = []
+    for r in rows:
+        if r.exit_signal_id is not None and (r.exit_reason != PROTECTIVE_REASON or r.exit_status != "placed"):
+            continue
+        out.append(Protection(str(r.exchange), str(r.symbol), int(r.id), None if r.exit_signal_id is None
+                              else int(r.exit_signal_id), int(r.quantity), r.stop_loss, r.target,
+                              None if r.gtt_id is None else str(r.gtt_id)))
+    return out
+
+
 def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None = None,
-                   isins: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Drift between the account's live portfolios and the last broker snapshot, matched by ISIN then
-    symbol (`isins`: symbol -> ISIN of the model's symbols). With `portfolio_id`, only symbols that
-    portfolio holds are reported (plus nothing extra: extras are account-wide)."""
+                   isins: Mapping[str, str] | None = None, today: str | None = None) -> dict[str, Any]:
+    """Drift between the account's live portfolios and what the agent last pushed of the broker:
+    quantities against the holdings/positions snapshot, matched by ISIN then symbol (`isins`: symbol ->
+    ISIN of the model's symbols; kinds `missing`, `extra`, `quantity`); each open position's stop,
+    target and quantity against its protective GTT (`gtt_missing`, `stop_drift`, `target_drift`,
+    `gtt_quantity`; tick sizes of `today`, default today in IST); and the fills the agent could not
+    resolve (`fill_unresolved`). With `portfolio_id`, only that portfolio's positions and signals are
+    reported (extras are account-wide, so none)."""
     row = get_connection(conn, account_id)
     synced_at = row["holdings_synced_at"] if row else None
     p, pf = positions.c, portfolios.c
@@ -191,21 +266,35 @@ def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None =
         model[key] = model.get(key, 0) + int(r.quantity)
         if portfolio_id is not None and int(r.portfolio_id) == portfolio_id:
             mine.add(key)
-    if synced_at is None:
-        return {"synced_at": None, "positions_synced_at": None, "drift": [], "in_sync": None}
-    h, n = broker_holdings.c, broker_net_positions.c
-    hold_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity,
-                  "t1_quantity": r.t1_quantity, "isin": r.isin}
-                 for r in conn.execute(sa.select(h.exchange, h.symbol, h.quantity, h.t1_quantity, h.isin)
-                                       .where(h.account_id == account_id))]
-    net_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity, "product": r.product}
-                for r in conn.execute(sa.select(n.exchange, n.symbol, n.quantity, n.product)
-                                      .where(n.account_id == account_id))]
-    drifts = reconcile(model, hold_rows, net_rows, isins)
-    if portfolio_id is not None:
-        drifts = [d for d in drifts if (d.exchange, d.symbol) in mine]
+    drift: list[dict[str, Any]] = []
+    if synced_at is not None:
+        h, n = broker_holdings.c, broker_net_positions.c
+        hold_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity,
+                      "t1_quantity": r.t1_quantity, "isin": r.isin}
+                     for r in conn.execute(sa.select(h.exchange, h.symbol, h.quantity, h.t1_quantity, h.isin)
+                                           .where(h.account_id == account_id))]
+        net_rows = [{"exchange": r.exchange, "tradingsymbol": r.symbol, "quantity": r.quantity,
+                     "product": r.product}
+                    for r in conn.execute(sa.select(n.exchange, n.symbol, n.quantity, n.product)
+                                          .where(n.account_id == account_id))]
+        drifts = reconcile(model, hold_rows, net_rows, isins)
+        if portfolio_id is not None:
+            drifts = [d for d in drifts if (d.exchange, d.symbol) in mine]
+        drift += [d.to_dict() for d in drifts]
+    gtts_synced_at, gtts, _ = _broker_orders(conn, account_id)
+    if gtts_synced_at is not None:
+        day = today or datetime.now(IST).date().isoformat()
+        drift += [d.to_dict() for d in protection_drift(_protections(conn, account_id, portfolio_id), gtts, day)]
+        unresolved = unresolved_fills(conn, account_id)
+        s = signals.c
+        for r in conn.execute(sa.select(s.id, s.portfolio_id, s.exchange, s.symbol)
+                              .where(s.id.in_(sorted(unresolved))).order_by(s.id)):
+            if portfolio_id is None or int(r.portfolio_id) == portfolio_id:
+                drift.append({"kind": "fill_unresolved", "exchange": r.exchange, "symbol": r.symbol,
+                              "signal_id": int(r.id), **unresolved[int(r.id)]})
+    known = synced_at is not None or gtts_synced_at is not None
     return {"synced_at": synced_at, "positions_synced_at": row["positions_synced_at"] if row else None,
-            "drift": [d.to_dict() for d in drifts], "in_sync": not drifts}
+            "gtts_synced_at": gtts_synced_at, "drift": drift, "in_sync": (not drift) if known else None}
 
 
 def _withdraw_reason(r: Any, switches: Sequence[Any]) -> str | None:

@@ -185,6 +185,63 @@ def sync_positions(request: Request, agent: Agent, platform: PlatformDep,
     return {"recorded": recorded, "net": len(net), "day": len(day)}
 
 
+class KiteGttCondition(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    exchange: Text | None = None
+    tradingsymbol: Text
+    last_price: Price | None = None
+    trigger_values: list[Price] = Field(default_factory=list, max_length=2)
+
+
+class KiteGttOrder(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    transaction_type: Text | None = None
+    quantity: Quantity | None = None
+    price: Price | None = None
+
+
+class KiteGtt(BaseModel):
+    """A Kite GTT object (`GET /gtt/triggers`): the fields reconciliation reads; the rest is dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    status: Text | None = None
+    condition: KiteGttCondition
+    orders: list[KiteGttOrder] = Field(default_factory=list, max_length=2)
+
+
+class UnresolvedFill(BaseModel):
+    """A working signal whose broker order the agent found nowhere at Kite (its GTT triggered)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signal_id: int = Field(ge=1, le=MAX_ID)
+    order_id: str | None = Field(default=None, max_length=64)
+    gtt_id: str | None = Field(default=None, max_length=64)
+    detail: str = Field(default="", max_length=1000)
+    since: str | None = Field(default=None, max_length=40)
+
+
+class BrokerOrdersBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gtts: list[KiteGtt] = Field(default_factory=list, max_length=5000)
+    unresolved: list[UnresolvedFill] = Field(default_factory=list, max_length=1000)
+
+
+@router.post("/sync-gtts", summary="The broker's GTTs (Kite's GTT objects) and the fills the agent cannot resolve")
+def sync_gtts(body: BrokerOrdersBody, request: Request, agent: Agent, platform: PlatformDep) -> dict[str, Any]:
+    """Recorded when it differs from the last push; the reconciliation compares each open live position's
+    stop, target and quantity with its protective GTT and lists the unresolved fills."""
+    gtts = tuple(g.model_dump() for g in body.gtts)
+    unresolved = tuple(u.model_dump() for u in body.unresolved)
+    recorded = dispatch(request, platform, am.SyncBrokerOrders(agent.account_id, gtts, unresolved), agent).value
+    return {"recorded": recorded, "gtts": len(gtts), "unresolved": len(unresolved)}
+
+
 @router.get("/pending-token", summary="A pending Kite request_token to exchange (204 when none)",
             responses={204: {"description": "nothing pending"}})
 def pending_token(request: Request, agent: Agent, platform: PlatformDep) -> Any:

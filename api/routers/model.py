@@ -34,7 +34,7 @@ from domain.portfolio import Portfolio
 from domain.risk import RiskBook
 from infra.bootstrap import Platform
 from infra.market_clock import MarketClock
-from projections.broker import reconciliation
+from projections.broker import reconciliation, unresolved_fills
 from projections.portfolios import (
     PortfoliosProjection,
     activity,
@@ -286,6 +286,9 @@ def signals(request: Request, user: Reader, page: SignalPageDep, response: Respo
         rows, total = list_signals(conn, user.account_id, portfolio_id=portfolio_id, status=status,
                                    symbol=symbol.strip().upper() if symbol else None, limit=page.limit,
                                    offset=page.offset)
+        unresolved = unresolved_fills(conn, user.account_id)
+    for row in rows:  # a live signal whose triggered GTT's order the agent cannot find at Kite
+        row["fill_unresolved"] = unresolved.get(int(row["id"]))
     response.headers["X-Total-Count"] = str(total)
     _homes(request).learn(rows)
     return rows

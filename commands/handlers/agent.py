@@ -155,6 +155,14 @@ def sync_broker_positions(cmd: am.SyncBrokerPositions, uow: UnitOfWork) -> bool:
     return False
 
 
+def sync_broker_orders(cmd: am.SyncBrokerOrders, uow: UnitOfWork) -> bool:
+    conn = _conn(uow, cmd.account_id)
+    if conn.sync_orders(cmd.gtts, cmd.unresolved, _now(uow).isoformat()):
+        uow.save(conn)
+        return True
+    return False
+
+
 # ------------------------------------------------------------------ the agent's order results
 
 
@@ -311,5 +319,6 @@ HANDLERS: dict[type, Callable[[Any, UnitOfWork], Any]] = {
     am.DisconnectBrokerSession: disconnect_broker_session,
     am.SyncBrokerHoldings: sync_broker_holdings,
     am.SyncBrokerPositions: sync_broker_positions,
+    am.SyncBrokerOrders: sync_broker_orders,
     am.ReportSignalResult: report_signal_result,
 }
