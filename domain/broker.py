@@ -13,7 +13,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from domain.aggregate import Aggregate, aggregate_uuid
@@ -371,6 +371,8 @@ def protection_drift(protections: Iterable[Protection], gtts: Iterable[Mapping[s
     for p in sorted(protections, key=lambda p: (p.symbol, p.position_id)):
         if p.stop is None and p.target is None:
             continue
+        p = replace(p, stop=None if p.stop is None else round(p.stop, 2),
+                    target=None if p.target is None else round(p.target, 2))  # in rupees and paise
         base = (p.exchange, p.symbol, p.position_id, p.signal_id, p.gtt_id)
         gtt = by_id.get(p.gtt_id) if p.gtt_id else None
         status = "not placed" if not p.gtt_id else "not found" if gtt is None else str(gtt.get("status") or "")

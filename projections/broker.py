@@ -220,8 +220,9 @@ def unresolved_fills(conn: Connection, account_id: int) -> dict[int, dict[str, A
 
 def _protections(conn: Connection, account_id: int, portfolio_id: int | None) -> list[Protection]:
     """The protection each open live position wants at the broker (`domain.broker.Protection`): its
-    protective exit's GTT. A position whose pending exit is a market order (an exit rule, a manual close)
-    wants none."""
+    protective exit's GTT. A position without a pending exit names its latest protective exit's GTT (one
+    Kite deleted or rejected: the drift says so). A position whose pending exit is a market order (an exit
+    rule, a manual close) wants none."""
     p, pf, s = positions.c, portfolios.c, signals.c
     conds = [p.account_id == account_id, p.status == "open", pf.mode == "live"]
     if portfolio_id is not None:
@@ -232,13 +233,21 @@ def _protections(conn: Connection, account_id: int, portfolio_id: int | None) ->
         .select_from(positions.join(portfolios, portfolios.c.id == p.portfolio_id)
                      .outerjoin(signals, signals.c.id == p.exit_signal_id))
         .where(*conds).order_by(p.id)).all()
+    unarmed = [int(r.id) for r in rows if r.exit_signal_id is None]
+    last: dict[int, tuple[int, str | None]] = {}  # position -> its latest protective exit (failed at Kite?)
+    for x in conn.execute(sa.select(s.position_id, s.id, s.gtt_id).where(
+            s.position_id.in_(unarmed), s.kind == "exit", s.reason == PROTECTIVE_REASON).order_by(s.id)):
+        last[int(x.position_id)] = (int(x.id), None if x.gtt_id is None else str(x.gtt_id))
     out = []
     for r in rows:
-        if r.exit_signal_id is not None and (r.exit_reason != PROTECTIVE_REASON or r.exit_status != "placed"):
-            continue
-        out.append(Protection(str(r.exchange), str(r.symbol), int(r.id), None if r.exit_signal_id is None
-                              else int(r.exit_signal_id), int(r.quantity), r.stop_loss, r.target,
-                              None if r.gtt_id is None else str(r.gtt_id)))
+        if r.exit_signal_id is None:
+            signal_id, gtt_id = last.get(int(r.id), (None, None))
+        elif r.exit_reason == PROTECTIVE_REASON:
+            signal_id, gtt_id = int(r.exit_signal_id), None if r.gtt_id is None else str(r.gtt_id)
+        else:
+            continue  # a market exit (an exit rule, a manual close) is on its way
+        out.append(Protection(str(r.exchange), str(r.symbol), int(r.id), signal_id, int(r.quantity), r.stop_loss,
+                              r.target, gtt_id))
     return out
 
 

@@ -31,6 +31,9 @@ def test_the_broker_stop_follows_the_trailing_stop(tmp_path: Path) -> None:
         placed_levels = oco["condition"]["trigger_values"]
         assert [round(abs(a - b), 2) <= w.kite.tick_of(symbol) / 2 for a, b in
                 zip(placed_levels, [pos["stop_loss"], pos["target"]], strict=True)] == [True, True]
+        protection = ("gtt_missing", "stop_drift", "target_drift", "gtt_quantity")
+        w.until("the OCO pushed to the server", lambda: w.reconciliation()["gtts_synced_at"] is not None
+                and not w.drift(*protection))
 
         # the next day closes 10% higher: the trailing stop (3% under the close) rises over the fixed stop
         store = BarStore(tmp_path / "var" / "data")
@@ -48,6 +51,13 @@ def test_the_broker_stop_follows_the_trailing_stop(tmp_path: Path) -> None:
         w.until("the agent to hold the change back", lambda: "too near" in w.log)
         assert w.kite.modifications == [] and w.kite.refusals == []  # nothing Kite would refuse was sent
         assert oco["condition"]["trigger_values"] == placed_levels
+        # the difference shows in the reconciliation: the account's and the live dashboard's
+        for pf_id in (None, pf["id"]):
+            (drift,) = w.drift(*protection, pf_id=pf_id)
+            assert drift == {"kind": "stop_drift", "exchange": "NSE", "symbol": symbol, "position_id": pos["id"],
+                             "signal_id": drift["signal_id"], "gtt_id": str(oco["id"]),
+                             "model_stop": round(stop, 2), "broker_stop": placed_levels[0]}
+        assert w.reconciliation(pf["id"])["in_sync"] is False
 
         w.kite.last_prices[symbol] = close  # the price moves away: the change goes through
         (change,) = w.until("the OCO modified", lambda: w.kite.modifications)
@@ -59,6 +69,7 @@ def test_the_broker_stop_follows_the_trailing_stop(tmp_path: Path) -> None:
         assert oco["status"] == "active" and oco["condition"]["trigger_values"] == change["triggers"]
         assert new_stop * 0.995 - tick < oco["orders"][0]["price"] <= new_stop * 0.995
         assert [g["id"] for g in w.kite.gtts.values() if g["status"] == "active"] == [oco["id"]]
+        w.until("the broker's stop back in step", lambda: not w.drift(*protection))
 
         # the price falls to the new stop: Kite's OCO sells at the model's stop
         assert w.kite.move(symbol, change["triggers"][0]) == 1

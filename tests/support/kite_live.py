@@ -78,6 +78,18 @@ class KiteWorld:
         return list(self.s.get(self.base + "/api/model/positions",
                                params={"portfolio_id": pf_id, "status": status}).json())
 
+    def reconciliation(self, pf_id: int | None = None) -> dict[str, Any]:
+        """The account's reconciliation (`GET /api/portfolio/reconciliation`), or one live portfolio's as
+        its dashboard shows it."""
+        if pf_id is None:
+            return dict(self.s.get(self.base + "/api/portfolio/reconciliation").json())
+        return dict(self.s.get(self.base + "/api/model/dashboard", params={"portfolio_id": pf_id})
+                    .json()["reconciliation"])
+
+    def drift(self, *kinds: str, pf_id: int | None = None) -> list[dict[str, Any]]:
+        """The reconciliation's drift rows of these kinds."""
+        return [d for d in self.reconciliation(pf_id)["drift"] if d["kind"] in kinds]
+
     def working(self) -> list[dict[str, Any]]:
         return list(requests.get(self.base + "/api/agent/pending-signals", headers=self.agent_headers,
                                  params={"state": "working"}).json())
