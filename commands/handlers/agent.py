@@ -139,28 +139,25 @@ def disconnect_broker_session(cmd: am.DisconnectBrokerSession, uow: UnitOfWork) 
 # ------------------------------------------------------------------ snapshots
 
 
-def sync_broker_holdings(cmd: am.SyncBrokerHoldings, uow: UnitOfWork) -> bool:
-    conn = _conn(uow, cmd.account_id)
-    if conn.sync_holdings(cmd.holdings, _now(uow).isoformat()):
+def _sync(uow: UnitOfWork, account_id: int, record: Callable[[BrokerConnection, str], bool]) -> bool:
+    """Record a snapshot the agent pushed when it differs from the last one; True when recorded."""
+    conn = _conn(uow, account_id)
+    if record(conn, _now(uow).isoformat()):
         uow.save(conn)
         return True
     return False
+
+
+def sync_broker_holdings(cmd: am.SyncBrokerHoldings, uow: UnitOfWork) -> bool:
+    return _sync(uow, cmd.account_id, lambda conn, at: conn.sync_holdings(cmd.holdings, at))
 
 
 def sync_broker_positions(cmd: am.SyncBrokerPositions, uow: UnitOfWork) -> bool:
-    conn = _conn(uow, cmd.account_id)
-    if conn.sync_positions(cmd.net, cmd.day, _now(uow).isoformat()):
-        uow.save(conn)
-        return True
-    return False
+    return _sync(uow, cmd.account_id, lambda conn, at: conn.sync_positions(cmd.net, cmd.day, at))
 
 
 def sync_broker_orders(cmd: am.SyncBrokerOrders, uow: UnitOfWork) -> bool:
-    conn = _conn(uow, cmd.account_id)
-    if conn.sync_orders(cmd.gtts, cmd.unresolved, _now(uow).isoformat()):
-        uow.save(conn)
-        return True
-    return False
+    return _sync(uow, cmd.account_id, lambda conn, at: conn.sync_orders(cmd.gtts, cmd.unresolved, at))
 
 
 # ------------------------------------------------------------------ the agent's order results
