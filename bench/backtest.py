@@ -1,12 +1,21 @@
 """Benchmark of the backtest engine.
 
-    .venv/bin/python bench/backtest.py [--runs 15] [--symbols 100] [--skip-backtesting-py]
+    .venv/bin/python bench/backtest.py [--runs 15] [--symbols 100] [--skip-backtesting-py] [--skip-vectorbt]
+
+vectorbt is the anchor of item 2's second comparison; it is not a runtime dependency. Install it with the
+`bench` extra: `.venv/bin/pip install -e '.[bench]'` (without it that comparison is skipped, saying so).
 
 Prints:
 1. v3_dip_buyer defaults on N symbols x 2020-01-01..2026-01-01 (+300 warm-up days), max_positions 20,
    max_per_sector 2: median / p95 time inside run_backtest (target: median <= 0.15 s);
-2. sma_crossover 10/30, next_open, no portfolio limits: engine time vs backtesting.py looping the
-   same symbols with the same rules, and the speed-up (target: >= 10x);
+2. sma_crossover 10/30, next_open, no portfolio limits: engine time (median wall and CPU time) vs
+   - vectorbt, warm (numba compiled by a first call), one `Portfolio.from_signals` over all symbols with
+     shared cash, on the same bars in this process: its SMAs (`vbt.MA`), the crossovers from the window's
+     start, entries and exits at the next day's open, 0.5 % of the starting capital per entry; median
+     wall and CPU time over the same number of runs, its trade count next to the engine's, and the ratio
+     engine / vectorbt (target: <= 2x, on CPU time: the wall-clock ratio on a busy machine measures the
+     neighbours, so both are printed);
+   - backtesting.py looping the same symbols with the same rules, and the speed-up (target: >= 10x);
 3. peak memory: RSS growth per run and the tracemalloc peak of one run.
 
 Bars come from `backtest.synthetic.generate` (NIFTY 100, written to a temporary BarStore) when that
@@ -89,14 +98,50 @@ def rss_mb() -> float:
 
 
 def time_runs(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig, runs: int,
-              bench: np.ndarray | None = None) -> list[float]:
+              bench: np.ndarray | None = None, cpu: list[float] | None = None) -> list[float]:
+    """Wall times of `runs` runs (and their CPU times appended to `cpu`)."""
+    return timed(lambda: run_backtest(bars, strategy, config, bench), runs, cpu)
+
+
+def timed(fn: Any, runs: int, cpu: list[float] | None = None) -> list[float]:
     times = []
     for _ in range(runs):
         gc.collect()
-        t0 = time.perf_counter()
-        run_backtest(bars, strategy, config, bench)
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
         times.append(time.perf_counter() - t0)
+        if cpu is not None:
+            cpu.append(time.process_time() - c0)
     return times
+
+
+def vectorbt_sma(bars: BarMatrix, start: str, fast: int, slow: int, capital: float,
+                 size_pct: float) -> Any:
+    """A function running the SMA crossover in vectorbt on `bars` (one call = one warm run)."""
+    import pandas as pd
+    import vectorbt as vbt
+
+    index = pd.DatetimeIndex(bars.dates.astype("datetime64[ns]"))
+    close = pd.DataFrame(bars.close.T, index=index, columns=list(bars.symbols))
+    open_ = pd.DataFrame(bars.open.T, index=index, columns=list(bars.symbols))
+    first = int(index.searchsorted(pd.Timestamp(start)))
+
+    def run() -> Any:
+        f = vbt.MA.run(close, fast).ma.to_numpy()
+        s = vbt.MA.run(close, slow).ma.to_numpy()
+        up = f > s
+        down = f < s
+        up[1:] &= f[:-1] <= s[:-1]
+        down[1:] &= f[:-1] >= s[:-1]
+        up[:max(first, 1)] = down[:max(first, 1)] = False  # signals from the window's start...
+        up[-1] = down[-1] = False  # ...and none at the last close (never filled), as the engine
+        entries = np.zeros_like(up)
+        exits = np.zeros_like(down)
+        entries[1:], exits[1:] = up[:-1], down[:-1]  # act at the next day's open
+        return vbt.Portfolio.from_signals(close, entries, exits, price=open_, size=capital * size_pct / 100.0,
+                                          size_type="value", fees=0.0012, init_cash=capital,
+                                          cash_sharing=True, group_by=True, freq="1D")
+    return run
 
 
 def backtesting_py_time(bars: BarMatrix, start: str, fast: int, slow: int) -> tuple[float, int]:
@@ -137,11 +182,31 @@ def backtesting_py_time(bars: BarMatrix, start: str, fast: int, slow: int) -> tu
     return total, n_trades
 
 
+def compare_vectorbt(bars: BarMatrix, start: str, cfg: BacktestConfig, runs: int, engine_wall: list[float],
+                     engine_cpu: list[float]) -> None:
+    try:
+        vbt_run = vectorbt_sma(bars, start, 10, 30, cfg.starting_capital, cfg.position_size_pct)
+    except ImportError:
+        print("vectorbt: not installed (pip install -e '.[bench]'); comparison skipped")
+        return
+    pf = vbt_run()  # compiles numba's functions: the runs below are warm
+    cpu: list[float] = []
+    wall = statistics.median(timed(vbt_run, runs, cpu))
+    cpu_med = statistics.median(cpu)
+    wall_ratio = statistics.median(engine_wall) / wall
+    cpu_ratio = statistics.median(engine_cpu) / cpu_med
+    print(f"vectorbt (warm) over the same bars: median {wall * 1000:.1f} ms (CPU {cpu_med * 1000:.1f} ms), "
+          f"{int(pf.trades.closed.count())} closed trades + {int(pf.trades.open.count())} open\n"
+          f"  -> engine / vectorbt = {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU "
+          f"(target <= 2x: {'OK' if cpu_ratio <= 2 else 'MISSED'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--symbols", type=int, default=100)
     ap.add_argument("--skip-backtesting-py", action="store_true")
+    ap.add_argument("--skip-vectorbt", action="store_true")
     ap.add_argument("--random-walk", action="store_true", help="use the bench's own random walk")
     args = ap.parse_args()
 
@@ -177,11 +242,14 @@ def main() -> None:
     sma_cfg = BacktestConfig(start_date=start, end_date=end, starting_capital=10_000_000,
                              position_size_pct=0.5, max_positions=10_000, max_per_sector=None)
     run_backtest(bars, sma_strategy, sma_cfg)
-    sma_times = time_runs(bars, sma_strategy, sma_cfg, max(3, args.runs // 3))
+    sma_cpu: list[float] = []
+    sma_times = time_runs(bars, sma_strategy, sma_cfg, args.runs, cpu=sma_cpu)
     sma_med = statistics.median(sma_times)
     sma_res = run_backtest(bars, sma_strategy, sma_cfg)
-    print(f"\nsma_crossover engine: median {sma_med * 1000:.1f} ms, {len(sma_res.trades)} closed trades "
-          f"+ {len(sma_res.open_positions)} open")
+    print(f"\nsma_crossover engine: median {sma_med * 1000:.1f} ms (CPU {statistics.median(sma_cpu) * 1000:.1f} "
+          f"ms) over {args.runs} runs, {len(sma_res.trades)} closed trades + {len(sma_res.open_positions)} open")
+    if not args.skip_vectorbt:
+        compare_vectorbt(bars, start, sma_cfg, args.runs, sma_times, sma_cpu)
     if not args.skip_backtesting_py:
         bt_time, bt_trades = backtesting_py_time(bars, start, 10, 30)
         ratio = bt_time / sma_med
