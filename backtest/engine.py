@@ -197,13 +197,16 @@ def sizing_warnings(config: BacktestConfig) -> list[str]:
     return []
 
 
+_REFUSALS = (OrderFailed, EntryExpired)
+
+
 def _refused_entries(pf: Portfolio, events: list[Any]) -> list[dict[str, Any]]:
     """Entries whose order was placed but never filled, with the day and the reason: refused at the next
     open for cash (the quantity is fixed at the signal's close, as a broker's fixed-quantity order is), or
     expired unfilled."""
     out: list[dict[str, Any]] = []
     for ev in events:
-        if isinstance(ev, OrderFailed | EntryExpired):
+        if type(ev) in _REFUSALS and isinstance(ev, OrderFailed | EntryExpired):
             sig = pf.signals[ev.signal_id]
             if isinstance(ev, EntryExpired):
                 reason, code = NOT_FILLED, "expired"
@@ -364,7 +367,7 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         "warnings": sizing_warnings(config),
         "elapsed_ms": round((time.perf_counter() - t_start) * 1000.0, 2),
     }
-    by_type = Counter(ev.type for ev in events)
+    by_type = Counter({cls.__name__: n for cls, n in Counter(map(type, events)).items()})
     return BacktestResult(
         summary=summary,
         equity_curve=curve,

@@ -207,7 +207,11 @@ def _components(side: str, quantity: float, price: float,
                 rates: ChargeRates) -> tuple[float, float, float, float, float, float, float, float]:
     """(brokerage, stt, exchange, sebi, stamp, gst, dp, total) in rupees: each component computed on exact
     decimals and rounded half-up to the paisa, the total their sum (see the module docstring)."""
-    x = _exact_rates(rates)
+    return _paise_components(side, quantity, price, rates, _exact_rates(rates))
+
+
+def _paise_components(side: str, quantity: float, price: float, rates: ChargeRates,
+                      x: _Exact) -> tuple[float, float, float, float, float, float, float, float]:
     tn, td = _turnover_paise(quantity, price)
     if rates.brokerage_pct:  # min(pct of turnover, cap): compare exactly before rounding
         capped = tn * x.brokerage_pct[0] >= x.brokerage * td * x.brokerage_pct[1]
@@ -223,6 +227,13 @@ def _components(side: str, quantity: float, price: float,
     total = brokerage + stt + exchange + sebi + stamp + gst + dp
     return (brokerage / 100, stt / 100, exchange / 100, sebi / 100, stamp / 100, gst / 100, dp / 100,
             total / 100)
+
+
+@functools.lru_cache(maxsize=8192)
+def _schedule_on(day: str, schedule: str) -> tuple[ChargeRates, _Exact]:
+    """A named schedule's rates on `day` with their exact ratios (the per-trade hot path's lookup)."""
+    rates = rates_on(day, schedule)
+    return rates, _exact_rates(rates)
 
 
 def _rates_for(side: str, trade_date: DateLike, schedule: str | ChargeRates) -> ChargeRates:
@@ -254,4 +265,9 @@ def total_charges(
     side: str, quantity: int, price: float, trade_date: DateLike, schedule: str | ChargeRates = "zerodha_delivery"
 ) -> float:
     """Only the total of `charges(...)` (the figure cash and P&L use)."""
-    return charges(side, quantity, price, trade_date, schedule).total
+    if isinstance(schedule, ChargeRates) or not isinstance(trade_date, str) or side not in SIDES:
+        return charges(side, quantity, price, trade_date, schedule).total
+    rates, x = _schedule_on(trade_date[:10], schedule)
+    if quantity * price <= 0:
+        return 0.0
+    return _paise_components(side, quantity, price, rates, x)[7]

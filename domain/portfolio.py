@@ -983,9 +983,10 @@ class Portfolio(Aggregate):
             raise InvalidTransition(f"portfolio is {self.status}; it cannot process bars")
         if self.last_day is not None and day <= self.last_day:
             raise DomainError(f"bars for {day} arrive after {self.last_day}; process each day once, in order")
-        for sig in [s for s in self._live.values() if s.status != "placed"]:
-            if sig.days_waiting >= sig.validity_days:
-                self._record(SignalExpired(signal_id=sig.signal_id, reason="not placed in time", at=at))
+        if len(self._live) > len(self._placed):  # signals not placed yet (every placed one is live)
+            for sig in [s for s in self._live.values() if s.status != "placed"]:
+                if sig.days_waiting >= sig.validity_days:
+                    self._record(SignalExpired(signal_id=sig.signal_id, reason="not placed in time", at=at))
         if self.mode != "live":
             self._simulate_exits(day, bars, at)
             self._simulate_entries(day, bars, at)
@@ -1005,6 +1006,8 @@ class Portfolio(Aggregate):
     def _simulate_exits(self, day: str, bars: Mapping[str, BarLike], at: str) -> None:
         max_hold = self.max_hold_days
         for pos in list(self.open_positions.values()):
+            if not pos.exit_pending and max_hold is None and pos.stop_loss is None and pos.target is None:
+                continue  # nothing could exit it today (`exit_decision` would say None): skip the lookups
             bar = bars.get(pos.symbol)
             if bar is None or pos.entry_day >= day:  # no trade today, or bought today at a tick: it waits
                 continue
@@ -1027,7 +1030,8 @@ class Portfolio(Aggregate):
         """Fill a placed entry at `raw` (before slippage) -- a bar's or a tick's price -- or fail it when the
         cash does not cover the fill and its charges. True if filled."""
         price = with_slippage(raw, "buy", self.slippage_bps)
-        cost = sig.quantity * price + total_charges("buy", sig.quantity, price, day, self.charges)
+        fee = total_charges("buy", sig.quantity, price, day, self.charges)
+        cost = sig.quantity * price + fee
         if cost > self.cash + 1e-9:
             self._record(OrderFailed(
                 signal_id=sig.signal_id, day=day,
@@ -1035,7 +1039,7 @@ class Portfolio(Aggregate):
                 at=at,
             ))
             return False
-        self._open(sig, day, price, sig.quantity, at)
+        self._open(sig, day, price, sig.quantity, at, fee)
         return True
 
     def _ratchet_trailing(self, day: str, at: str) -> None:
@@ -1068,8 +1072,9 @@ class Portfolio(Aggregate):
             return self.id_source(kind)
         return self._next_signal_id if kind == "signal" else self._next_position_id
 
-    def _open(self, sig: SignalState, day: str, price: float, qty: int, at: str) -> int:
-        fee = total_charges("buy", qty, price, day, self.charges)
+    def _open(self, sig: SignalState, day: str, price: float, qty: int, at: str, fee: float | None = None) -> int:
+        if fee is None:
+            fee = total_charges("buy", qty, price, day, self.charges)
         self._record(FillRecorded(signal_id=sig.signal_id, day=day, side="buy", symbol=sig.symbol, quantity=qty,
                                   price=price, charges=fee, at=at))
         pid = self._new_id("position")
