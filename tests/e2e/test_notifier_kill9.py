@@ -1,0 +1,115 @@
+"""`tradertape notifier` killed with SIGKILL in the middle of a burst of 500 notified events: after a
+restart every notification is emailed, none twice (real SMTP on loopback, counted exactly)."""
+
+from __future__ import annotations
+
+import email
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from commands import imports_messages as im
+from commands.ports import CommandMeta
+from domain.accounts import Account
+from infra.bootstrap import bootstrap
+from infra.settings import Settings
+from projections.notifications import notifications
+from streams.workers import make_projector
+from tests.support.processes import Proc, tt_env
+from tests.support.services import smtp_server
+
+ACCOUNTS = 10
+EVENTS = 500
+
+
+def carried(received: list[Any]) -> Counter[int]:
+    """How many times each notification id arrived by email."""
+    seen: Counter[int] = Counter()
+    for env in list(received):
+        msg = email.message_from_bytes(env.original_content)
+        for x in (msg["X-TraderTape-Notifications"] or "").split(","):
+            if x:
+                seen[int(x)] += 1
+    return seen
+
+
+def wait_for(probe: Any, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
+    with smtp_server() as (port, received):
+        env = tt_env(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}", notify_lease_seconds=2,
+                     notify_rate_per_minute=1000, notifier="false")
+        settings = Settings(**{k[len("TRADERTAPE_"):].lower(): v for k, v in env.items()
+                               if k.startswith("TRADERTAPE_")})
+        platform = bootstrap(settings)
+        meta = CommandMeta(actor="system")
+        for i in range(1, ACCOUNTS + 1):  # the accounts (their emails come from the accounts read model)
+            platform.store.save([Account.register(i, f"trader{i}@example.com", f"trader{i}", False, "test")], meta)
+        projector = make_projector(platform, "store")
+        while projector.step():
+            pass
+        log = tmp_path / "notifier.log"
+        notifier = Proc(["notifier", "--source", "store"], env, log).start()
+        try:
+            wait_for(lambda: _started(platform), "the notifier's first position", 60)
+
+            def burst() -> None:  # ~200 events/s
+                for n in range(EVENTS):
+                    account = n % ACCOUNTS + 1
+                    platform.bus.handle(im.ImportLedger(account, f"ledger-{n}.csv", 0, ()), meta)
+                    time.sleep(0.005)
+
+            writer = threading.Thread(target=burst)
+            writer.start()
+            wait_for(lambda: len(carried(received)) >= 60, "the first emails")
+            notifier.kill9()
+            at_kill = len(carried(received))
+            assert writer.is_alive(), "the burst was over before the kill: nothing was tested mid-burst"
+            writer.join()
+            assert at_kill < EVENTS
+            notifier = Proc(["notifier", "--source", "store"], env, log).start()
+            wait_for(lambda: _recorded(platform) == EVENTS, "every event recorded")
+            ids = _ids(platform)
+            wait_for(lambda: set(carried(received)) >= ids, "every notification emailed")
+            time.sleep(settings.notify_lease_seconds + 2)  # anything claimed twice would have gone out by now
+            notifier.stop()
+        finally:
+            notifier.stop()
+            platform.close()
+        got = carried(received)
+        assert len(ids) == EVENTS
+        assert set(got) == ids, "a notification was never emailed (or one that does not exist was)"
+        assert [i for i, n in got.items() if n > 1] == [], "a notification was emailed twice"
+        assert sum(got.values()) == EVENTS
+
+
+def _started(platform: Any) -> bool:
+    try:
+        with platform.db.read() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM projection_tracking WHERE projection = 'notifier'"))\
+                .scalar_one() > 0 or conn.execute(sa.text("SELECT count(*) FROM notifier_state")).scalar_one() > 0
+    except sa.exc.DBAPIError:
+        return False
+
+
+def _recorded(platform: Any) -> int:
+    with platform.db.read() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(notifications)
+                                .where(notifications.c.kind == "import_finished")).scalar_one())
+
+
+def _ids(platform: Any) -> set[int]:
+    with platform.db.read() as conn:
+        return {int(r[0]) for r in conn.execute(sa.select(notifications.c.id)
+                                                .where(notifications.c.kind == "import_finished"))}
