@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.csrf import own_origin
 from api.deps import SESSION_COOKIE
+from api.notify_push import NotificationPush
 from api.security_log import security_event
 from api.textguard import MAX_DEPTH, UNICODE_MSG, invalid_text_path
 from backtest.barstore import BarStore
@@ -107,6 +108,7 @@ def make_tick_hub(platform: Platform) -> TickHub:
     hub = TickHub(names, make_upstream)
     hub.status_info = lambda: market_status(settings.tick_always_open, calendar, datetime.now(UTC))
     hub.companions.append(CredentialWatch(platform))
+    hub.companions.append(NotificationPush(platform))
     hub.companions.append(Heartbeat(settings.tick_heartbeat_seconds))
     if settings.paper_tick_fills:
         def is_open(now: datetime) -> bool:
@@ -265,6 +267,9 @@ async def _serve(websocket: WebSocket, found: tuple[int, tuple[str, Any], tuple[
     watch = next((c for c in hub.companions if isinstance(c, CredentialWatch)), None)
     if watch is not None:
         watch.track(client, found[2])
+    push = next((c for c in hub.companions if isinstance(c, NotificationPush)), None)
+    if push is not None and found[1][0] == "session":  # the web app's pages (not an agent's connection)
+        push.track(client, found[0])
 
     async def sender() -> None:
         try:
@@ -302,6 +307,8 @@ async def _serve(websocket: WebSocket, found: tuple[int, tuple[str, Any], tuple[
         hub.detach(client)
         if watch is not None:
             watch.untrack(client)
+        if push is not None:
+            push.untrack(client)
 
 
 

@@ -234,3 +234,37 @@ def test_a_refused_send_is_retried_with_backoff_and_visible(api_factory: Any) ->
     finally:
         controller.stop()
         channel.close()
+
+
+def test_open_pages_get_their_own_notifications_live(api_factory: Any) -> None:
+    from tests.support.live import make_bars
+
+    mine = api_factory(tick_feed="simulated", tick_heartbeat_seconds=0.2)
+    make_bars(mine.platform.settings.data_dir)
+    me = mine.login()
+    other = api_factory()
+    them = other.login(unique_email("them"))
+    with mine.websocket_connect("/api/ws/ticks") as ws, other.websocket_connect("/api/ws/ticks") as ws2:
+        assert json.loads(ws.receive_text())["type"] == "status"
+        assert json.loads(ws2.receive_text())["type"] == "status"
+        with mine.platform.db.write() as conn:
+            nid = record(conn, [], me["id"], "kill_switch", {"rule_id": 1, "loss": 250000.5, "limit": 200000,
+                                                             "day": "2026-03-02"}, "2026-03-02T10:00:00+00:00")
+            theirs = record(conn, [], them["id"], "kill_switch", {"rule_id": 2, "loss": 1, "limit": 1,
+                                                                  "day": "2026-03-02"}, "2026-03-02T10:00:00+00:00")
+        got = None
+        for _ in range(200):
+            msg = json.loads(ws.receive_text())
+            if msg["type"] == "notification":
+                got = msg
+                break
+        assert got is not None, "no notification pushed"
+        assert got["notification"]["id"] == nid and got["notification"]["kind"] == "kill_switch"
+        assert got["unread"] >= 1
+        seen = []
+        for _ in range(200):
+            msg = json.loads(ws2.receive_text())
+            if msg["type"] == "notification":
+                seen.append(msg["notification"]["id"])
+                break
+        assert seen == [theirs]  # each page gets its own account's, never another's
