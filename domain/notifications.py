@@ -209,6 +209,8 @@ def title_of(kind: str, items: list[dict[str, Any]]) -> str:
 
 
 def lines_of(kind: str, items: list[dict[str, Any]]) -> list[str]:
+    if kind == "daily_digest":  # one item holding the digest's lines
+        return [str(line.get("line", "")) for i in items for line in i.get("lines", [])]
     return [_item_line(kind, i) for i in items]
 
 

@@ -24,16 +24,21 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from datetime import time as dtime
 from typing import Any
 
 import sqlalchemy as sa
 
 from commands.ports import NotDelivered, NotificationChannel, OutgoingNotification
-from domain.notifications import channel_on, quiet_until, render_many
+from domain.calendar import nse_calendar
+from domain.money import format_inr
+from domain.notifications import IST, channel_on, ist, quiet_until, render_many
 from infra.bootstrap import Platform, schema_lock
+from infra.db import agent_keys
 from infra.mail import ConsoleMailer, SmtpMailer
 from infra.notify_channels import EmailChannel
 from projections.base import projection_tracking, read_tracking
+from projections.broker import connections
 from projections.notifications import (
     FAILED,
     PENDING,
@@ -44,9 +49,11 @@ from projections.notifications import (
     get_preferences,
     notification_deliveries,
     notifications,
+    notifier_portfolios,
     notifier_signals,
     record,
 )
+from projections.portfolios import get_portfolio, list_portfolios, utc_epoch
 from streams.loop import StepLoop, status_reporter
 from streams.runner import ProjectionRunner
 from streams.sources import EventSource
@@ -270,7 +277,8 @@ class Dispatcher:
 
 
 class TimedChecks:
-    """Notifications no single event causes; each at most once per key (`dedupe_key`)."""
+    """Notifications no single event causes; each at most once per key (`dedupe_key`), so a check that
+    runs again (or in two notifier processes) records nothing twice."""
 
     def __init__(self, platform: Platform, channels: Sequence[str], clock: Callable[[], float] = time.time) -> None:
         self.platform = platform
@@ -278,21 +286,33 @@ class TimedChecks:
         self.clock = clock
         s = platform.settings
         self.reminder = s.notify_expiry_reminder_minutes * 60
+        self.offline = s.notify_agent_offline_minutes * 60
+        self.kite_time = dtime.fromisoformat(s.notify_kite_reminder_time)
+        self.digest_time = dtime.fromisoformat(s.notify_digest_time)
+        self.calendar = nse_calendar()
         self.loop = StepLoop("notifier-checks", self.step, idle_wait=s.notify_check_seconds)
         self.on_recorded: Callable[[], None] = lambda: None
 
     def step(self) -> int:
         now = self.clock()
-        n = self.expiry_reminders(now)
+        n = self.expiry_reminders(now) + self.agent_offline(now) + self.kite_session(now) + self.daily_digest(now)
         if n:
             self.on_recorded()
         return 0  # (always wait the interval)
+
+    def _trading(self, local: datetime) -> bool:
+        return bool(self.calendar.is_trading_day(local.date()))
+
+    def _record(self, conn: Any, account_id: int, kind: str, item: dict[str, Any], now: float, dedupe: str,
+                group: str | None = None) -> int:
+        iso = datetime.fromtimestamp(now, UTC).isoformat()
+        return 0 if record(conn, self.channels, account_id, kind, item, iso, None, group_key=group,
+                           dedupe_key=dedupe, now=now) is None else 1
 
     def expiry_reminders(self, now: float) -> int:
         """Signals still pending approval that expire within the reminder window: one reminder each
         account per run (a list), each signal reminded once."""
         s = notifier_signals
-        iso = datetime.fromtimestamp(now, UTC).isoformat()
         made = 0
         with self.platform.db.write() as conn:
             rows = conn.execute(sa.select(s).where(s.c.pending.is_(True), s.c.expires_epoch > now,
@@ -301,13 +321,91 @@ class TimedChecks:
             for r in rows:
                 if r.account_id is None:
                     continue
-                nid = record(conn, self.channels, int(r.account_id), "signal_expiring",
-                             {"signal_id": int(r.signal_id), "symbol": r.symbol, "portfolio": r.portfolio,
-                              "expires_at": r.expires_at}, iso, None,
-                             group_key=f"signal_expiring:{r.account_id}:{int(now // max(self.reminder, 1))}",
-                             dedupe_key=f"signal_expiring:{r.signal_id}:{r.account_id}", now=now)
-                if nid is not None:
-                    made += 1
+                made += self._record(conn, int(r.account_id), "signal_expiring",
+                                     {"signal_id": int(r.signal_id), "symbol": r.symbol, "portfolio": r.portfolio,
+                                      "expires_at": r.expires_at}, now,
+                                     dedupe=f"signal_expiring:{r.signal_id}:{r.account_id}",
+                                     group=f"signal_expiring:{r.account_id}:{int(now // max(self.reminder, 1))}")
+        return made
+
+    def _live_accounts(self, conn: Any) -> list[int]:
+        p = notifier_portfolios
+        return sorted({int(r[0]) for r in conn.execute(sa.select(p.c.account_id).where(
+            p.c.mode == "live", p.c.account_id.is_not(None))).all()})
+
+    def _live_accounts_now(self) -> list[int]:
+        with self.platform.db.read() as conn:
+            return self._live_accounts(conn)
+
+    def agent_offline(self, now: float) -> int:
+        """During NSE hours on a trading day: accounts with a live portfolio and an agent key whose agent
+        has not called for `notify_agent_offline_minutes` (or never did) -- once per outage."""
+        local = datetime.fromtimestamp(now, IST)
+        if not (self._trading(local) and dtime(9, 15) <= local.time() <= dtime(15, 30)):
+            return 0
+        made = 0
+        with self.platform.db.write() as conn:
+            for account in self._live_accounts(conn):
+                key = conn.execute(sa.select(agent_keys.c.last_used_at, agent_keys.c.created_at).where(
+                    agent_keys.c.account_id == account, agent_keys.c.revoked_at.is_(None))).first()
+                if key is None:
+                    continue
+                last = key.last_used_at
+                if last is not None and now - float(last) < self.offline:
+                    continue
+                since = "never" if last is None else ist(datetime.fromtimestamp(float(last), UTC).isoformat())
+                made += self._record(conn, account, "agent_offline", {
+                    "title": "Your agent is offline",
+                    "text": f"The agent has not called since {since} and the market is open: live orders are not "
+                            "reaching Kite. Start the agent (tradertape agent run)."},
+                    now, dedupe=f"agent_offline:{account}:{local.date()}:{last}")
+        return made
+
+    def kite_session(self, now: float) -> int:
+        """On a trading day from `notify_kite_reminder_time` IST until the open: accounts with a live
+        portfolio whose Kite session has ended (sessions end at 06:00 IST) -- once a day."""
+        local = datetime.fromtimestamp(now, IST)
+        if not (self._trading(local) and self.kite_time <= local.time() < dtime(9, 15)):
+            return 0
+        made = 0
+        c = connections.c
+        with self.platform.db.write() as conn:
+            for account in self._live_accounts(conn):
+                row = conn.execute(sa.select(c.connected, c.expires_at).where(c.account_id == account)).first()
+                if row is not None and row.connected and row.expires_at and utc_epoch(row.expires_at) > now:
+                    continue
+                made += self._record(conn, account, "kite_session", {
+                    "title": "Log in to Kite before the open",
+                    "text": "Your Kite session ended at 06:00 IST: log in from the Broker page before 09:15 IST so "
+                            "today's live orders reach Kite."}, now, dedupe=f"kite_session:{account}:{local.date()}")
+        return made
+
+    def daily_digest(self, now: float) -> int:
+        """After `notify_digest_time` IST on a trading day: per account with portfolios, each portfolio's
+        equity, day P&L, open positions and pending signals -- once a day."""
+        local = datetime.fromtimestamp(now, IST)
+        if not (self._trading(local) and local.time() >= self.digest_time):
+            return 0
+        made = 0
+        with self.platform.db.write() as conn:
+            p = notifier_portfolios
+            accounts = sorted({int(r[0]) for r in conn.execute(sa.select(p.c.account_id).where(
+                p.c.account_id.is_not(None))).all()})
+            for account in accounts:
+                rows, _ = list_portfolios(conn, account, None, 100, 0)
+                if not rows:
+                    continue
+                items: list[dict[str, Any]] = [{"title": f"Daily digest for {local.day} {local:%b %Y}"}]
+                for pf in rows:
+                    one = get_portfolio(conn, int(pf["id"])) or pf
+                    items.append({"line": f"{pf['name']} ({pf['mode']}): equity {format_inr(pf['equity'])}, "
+                                          f"today {format_inr(pf['day_pnl'], sign=True)}, "
+                                          f"{one.get('open_positions', 0)} open positions, "
+                                          f"{one.get('pending_signals', 0)} signals pending approval"})
+                items[0]["line"] = (f"Today's P&L {format_inr(sum(float(x['day_pnl']) for x in rows), sign=True)} "
+                                    f"over {len(rows)} portfolio{'s' if len(rows) != 1 else ''}")
+                made += self._record(conn, account, "daily_digest", {"title": items[0]["title"], "lines": items},
+                                     now, dedupe=f"daily_digest:{account}:{local.date()}")
         return made
 
 

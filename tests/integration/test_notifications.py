@@ -268,3 +268,45 @@ def test_open_pages_get_their_own_notifications_live(api_factory: Any) -> None:
                 seen.append(msg["notification"]["id"])
                 break
         assert seen == [theirs]  # each page gets its own account's, never another's
+
+
+def test_timed_checks_agent_offline_kite_session_and_the_digest(market: Any) -> None:
+    """The checks at chosen IST moments (their own clock) over a live portfolio deployed through the API."""
+    from datetime import date, timedelta
+    from zoneinfo import ZoneInfo
+
+    from domain.calendar import nse_calendar
+    from streams.notifier import TimedChecks
+
+    ist = ZoneInfo("Asia/Kolkata")
+    me = market.get("/api/auth/me").json()
+    deploy(market, template_id(market), mode="live", name="Live one")
+    assert market.post("/api/auth/agent-key").status_code in (200, 201)
+    platform = market.platform
+    cal = nse_calendar()
+    day = date(2026, 3, 2)
+    while not cal.is_trading_day(day):
+        day += timedelta(days=1)
+
+    def at(hh: int, mm: int) -> float:
+        return datetime(day.year, day.month, day.day, hh, mm, tzinfo=ist).timestamp()
+
+    checks = TimedChecks(platform, [])
+    eventually(lambda: checks._live_accounts_now() == [me["id"]], "the notifier mapped the live portfolio")
+    assert checks.agent_offline(at(8, 0)) == 0  # market shut
+    assert checks.agent_offline(at(10, 0)) == 1  # never called, market open
+    assert checks.agent_offline(at(10, 5)) == 0  # once per outage
+    assert checks.kite_session(at(8, 0)) == 0  # before the reminder time
+    assert checks.kite_session(at(8, 50)) == 1  # no Kite session: remind before the open
+    assert checks.kite_session(at(9, 0)) == 0  # once a day
+    assert checks.daily_digest(at(15, 0)) == 0
+    assert checks.daily_digest(at(16, 30)) == 1
+    assert checks.daily_digest(at(17, 0)) == 0
+    rows = market.get("/api/notifications").json()
+    kinds = {n["kind"]: n for n in rows}
+    assert {"agent_offline", "kite_session", "daily_digest"} <= set(kinds)
+    digest = kinds["daily_digest"]
+    assert digest["title"].startswith("Daily digest for") and digest["link"] == "/"
+    lines = [x["line"] for x in digest["items"][0]["lines"]]
+    assert any("Live one (live): equity \u20b910,00,000.00" in x for x in lines), lines  # Indian grouping
+    assert kinds["kite_session"]["link"] == "/broker"
