@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backtest.research import sweeps
+from backtest.research import sweeps, walkforward
 from backtest.research.jobs import KINDS
 
-__all__ = ["KINDS", "sweeps"]
+__all__ = ["KINDS", "sweeps", "walkforward"]

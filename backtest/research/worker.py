@@ -26,7 +26,7 @@ from domain.bars import BarMatrix
 from domain.calendar import nse_calendar
 from domain.indicators import IndicatorCache
 
-__all__ = ["SharedBars", "cache_stats", "run_combination", "run_window", "warm_start_for"]
+__all__ = ["SharedBars", "cache_stats", "run_combination", "run_curve", "run_window", "warm_start_for"]
 
 # the per-process caches: (bars key, first column, last column) -> cache / view
 _CACHES: dict[tuple[str, int, int], IndicatorCache] = {}
@@ -86,6 +86,16 @@ def run_combination(shared: SharedBars, item: tuple[dict[str, Any], dict[str, An
     strategy, config = item
     result = run_window(shared, strategy, config)
     return dict(json_safe(result.summary))
+
+
+def run_curve(shared: SharedBars, item: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
+    """A task: one run's summary, daily equity `[(date, equity)]`, closed trades and invested days."""
+    strategy, config = item
+    result = run_window(shared, strategy, config)
+    days = int(result.diagnostics["trading_days"])
+    invested = round(float(result.summary.get("exposure_pct") or 0.0) * days / 100.0)
+    return dict(json_safe({"summary": result.summary, "trades": result.trades, "invested_days": invested,
+                           "curve": [(p["date"], p["equity"]) for p in result.equity_curve]}))
 
 
 def cache_stats() -> dict[str, int]:

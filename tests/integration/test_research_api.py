@@ -183,3 +183,72 @@ def test_bounded_combinations_and_clear_errors(api_factory: Any) -> None:
     assert r.status_code == 422
     r = client.post("/api/research/sweeps", json=_sweep(start_date="2030-01-01", end_date="2030-06-30"))
     assert r.status_code == 400 and "outside the available history" in r.json()["detail"]
+
+
+def _dip(stop: float, rsi: float) -> dict[str, Any]:
+    """v3_dip_buyer's body with a stop and an RSI threshold."""
+    return {"base_model": "v3_dip_buyer",
+            "exit_rules": {"stop_loss_pct": stop, "target_pct": 12, "max_hold_days": 20},
+            "entry_rules": {"all": [{"left": {"ind": "close"}, "op": ">", "right": {"ind": "sma", "period": 200}},
+                                    {"left": {"ind": "rsi", "period": 14}, "op": "<", "right": rsi}]}}
+
+
+def test_walk_forward_refits_per_window_and_each_oos_run_stands_alone(lab: Any) -> None:
+    body = _sweep(grid={"stop_loss_pct": [4, 9], "entry_rules.all.1.right": [30, 45]}, windows=3,
+                  mode="anchored", in_sample_ratio=0.6, start_date="2019-06-01", min_trades=1)
+    del body["top_n"]
+    r = lab.post("/api/research/walk-forward", json=body)
+    assert r.status_code == 202, r.text
+    job = _wait(lab, "walk-forward", r.json()["id"])
+    assert job["status"] == "done", job
+    assert job["kind"] == "walk_forward" and job["total"] == 3 * (4 + 1) and job["progress"] == 1.0
+    windows = job["windows"]
+    assert [w["window"] for w in windows] == [0, 1, 2]
+    assert {w["in_sample"]["start"] for w in windows} == {"2019-06-03"}  # anchored
+    curve = job["oos_equity"]
+    assert curve[0]["date"] == windows[0]["out_of_sample"]["start"]
+    assert curve[-1]["date"] == windows[-1]["out_of_sample"]["end"] <= "2021-12-31"
+    level = 1_000_000.0
+    for w in windows:
+        assert w["params"] is not None, w
+        # the chosen parameters' OOS run equals a standalone backtest of that window
+        strategy = _dip(w["params"]["stop_loss_pct"], w["params"]["entry_rules.all.1.right"])
+        alone = lab.post("/api/backtest/run", json={
+            "strategy": strategy, "symbols": SYMBOLS, "start_date": w["out_of_sample"]["start"],
+            "end_date": w["out_of_sample"]["end"], "starting_capital": 1_000_000, "position_size_pct": 10,
+            "max_positions": 10, "slippage_bps": 5})
+        assert alone.status_code == 200, alone.text
+        assert alone.json()["summary"] == w["out_of_sample_metrics"]
+        # stitched: this window's part of the curve is its own curve scaled to start where the last ended
+        own = alone.json()["equity_curve"]
+        part = [p for p in curve if w["out_of_sample"]["start"] <= p["date"] <= w["out_of_sample"]["end"]]
+        assert [p["date"] for p in part] == [p["date"] for p in own]
+        assert part[-1]["equity"] == pytest.approx(own[-1]["equity"] * level / 1_000_000, abs=0.01)
+        level = own[-1]["equity"] * level / 1_000_000
+        # the chosen parameters are the in-sample best
+        sweep = lab.post("/api/backtest/run", json={
+            "strategy": strategy, "symbols": SYMBOLS, "start_date": w["in_sample"]["start"],
+            "end_date": w["in_sample"]["end"], "starting_capital": 1_000_000, "position_size_pct": 10,
+            "max_positions": 10, "slippage_bps": 5}).json()
+        assert sweep["summary"] == w["in_sample_metrics"]
+        assert w["in_sample_objective"] == w["in_sample_metrics"]["sharpe"]
+    assert job["summary"]["out_of_sample"]["final_equity"] == pytest.approx(level, abs=0.05)
+    # window 0's choice has the best in-sample Sharpe of the four combinations (ties: the first)
+    w0 = windows[0]
+    sharpes = []
+    for stop in (4, 9):
+        for rsi in (30, 45):
+            s = lab.post("/api/backtest/run", json={
+                "strategy": _dip(stop, rsi), "symbols": SYMBOLS, "start_date": w0["in_sample"]["start"],
+                "end_date": w0["in_sample"]["end"], "starting_capital": 1_000_000, "position_size_pct": 10,
+                "max_positions": 10, "slippage_bps": 5}).json()["summary"]
+            if s["sharpe"] is not None and s["total_trades"] >= 1:
+                sharpes.append((-s["sharpe"], len(sharpes), stop, rsi))
+    best = min(sharpes)
+    assert (w0["params"]["stop_loss_pct"], w0["params"]["entry_rules.all.1.right"]) == (best[2], best[3])
+    wfe = job["summary"]["walk_forward_efficiency"]
+    mean_is = job["summary"]["in_sample_mean_cagr"]
+    if mean_is > 0:
+        assert wfe == pytest.approx(job["summary"]["out_of_sample"]["cagr"] / mean_is, abs=1e-3)
+    else:
+        assert wfe is None

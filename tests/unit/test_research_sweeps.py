@@ -3,6 +3,7 @@ numbers while computing each indicator once per window; the research desk's life
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,25 @@ def test_desk_one_active_job_and_its_life_cycle() -> None:
         desk.job(1)
     rebuilt = ResearchDesk.rehydrate(desk.aggregate_id, desk.collect_events())
     assert {j: s.status for j, s in rebuilt.jobs.items()} == {2: "cancelled"}
+
+
+def test_walk_forward_windows_rolling_and_anchored() -> None:
+    from backtest.research.walkforward import split_windows, stitch
+    from domain.calendar import nse_calendar
+
+    days = nse_calendar().trading_days(date(2020, 1, 1), date(2021, 12, 31))
+    rolling = split_windows(days, 4, "rolling", 0.75)
+    oos = len(days) // (4 + 3)
+    ins = len(days) - 4 * oos  # about 3 OOS lengths, and the days left over
+    assert [w.oos_start for w in rolling] == [days[ins + k * oos].isoformat() for k in range(4)]
+    assert rolling[0].is_start == days[0].isoformat() and rolling[1].is_start == days[oos].isoformat()
+    assert rolling[-1].oos_end == days[-1].isoformat()
+    assert all(w.is_end < w.oos_start for w in rolling)
+    assert all(a.oos_end < b.oos_start for a, b in itertools.pairwise(rolling))
+    anchored = split_windows(days, 4, "anchored", 0.75)
+    assert {w.is_start for w in anchored} == {days[0].isoformat()}
+    assert [w.oos_start for w in anchored] == [w.oos_start for w in rolling]
+    with pytest.raises(DomainError, match="cannot hold 40 out-of-sample windows"):
+        split_windows(days, 40, "rolling", 0.75)
+    assert stitch([[("a", 100.0), ("b", 110.0)], [("c", 100.0), ("d", 90.0)]], 100.0) == [
+        ("a", 100.0), ("b", 110.0), ("c", 110.0), ("d", 99.0)]
