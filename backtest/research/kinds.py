@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backtest.research import sweeps, walkforward
+from backtest.research import robustness, sweeps, walkforward
 from backtest.research.jobs import KINDS
 
-__all__ = ["KINDS", "sweeps", "walkforward"]
+__all__ = ["KINDS", "robustness", "sweeps", "walkforward"]

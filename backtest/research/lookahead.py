@@ -47,7 +47,7 @@ from domain.rules import Indicator, RuleSet, parse_rules
 from domain.strategies import SpecError, normalize_spec
 
 __all__ = ["CacheFactory", "LookaheadSettings", "Reference", "check_cut", "check_recursion", "cut_days",
-           "lookahead_check", "reference", "summarize"]
+           "describe", "lookahead_check", "reference", "summarize", "window_columns"]
 
 CacheFactory = Callable[[BarMatrix], IndicatorCache]
 RTOL = 1e-9
@@ -130,12 +130,14 @@ def _truncate(bars: BarMatrix, first: int, last: int) -> BarMatrix:
                      low=bars.low[:, cut], close=bars.close[:, cut], volume=bars.volume[:, cut], sectors=bars.sectors)
 
 
-def _window(bars: BarMatrix, config: BacktestConfig) -> tuple[int, int]:
+def window_columns(bars: BarMatrix, config: BacktestConfig) -> tuple[int, int]:
+    """(first, last) column of the window; at least 3 trading days (a cut must fall inside)."""
+    config = validate_config(config)
     dates = bars.dates.astype("datetime64[D]")
     s = int(np.searchsorted(dates, np.datetime64(config.start_date), side="left"))
     e = int(np.searchsorted(dates, np.datetime64(config.end_date), side="right")) - 1
-    if s > e:
-        raise DomainError(f"no trading days between {config.start_date} and {config.end_date} in the bars")
+    if e - s < 2:
+        raise DomainError("the window needs at least 3 trading days to cut it inside")
     return s, e
 
 
@@ -168,17 +170,15 @@ def reference(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     """Run the whole window once (the reference every cut is compared with)."""
     config = validate_config(config)
     spec = _spec(strategy)
-    s, e = _window(bars, config)
-    if e - s < 2:
-        raise DomainError("the window needs at least 3 trading days to cut it inside")
+    s, e = window_columns(bars, config)
     signals, result = _run(bars, strategy, config, e, benchmark, cache_factory)
     days = bars.dates[:e + 1].astype("datetime64[D]").astype(str).tolist()
     return Reference(spec, config, s, e, days, signals, result)
 
 
-def cut_days(ref: Reference, cuts: int, seed: int) -> list[int]:
-    """`cuts` distinct columns strictly inside the window (seeded), in time order."""
-    inside = np.arange(ref.start + 1, ref.end)
+def cut_days(start: int, end: int, cuts: int, seed: int) -> list[int]:
+    """`cuts` distinct columns strictly inside the window [start, end] (seeded), in time order."""
+    inside = np.arange(start + 1, end)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(inside, size=min(cuts, inside.size), replace=False)
     return sorted(int(c) for c in chosen)
@@ -310,7 +310,14 @@ def check_recursion(bars: BarMatrix, ref: Reference, warmup: int,
     return {"warmup_days": ref.start - first, "indicators": rows, "entry_signals_changed": changed}
 
 
-def summarize(ref: Reference, cut_results: Sequence[dict[str, Any]], recursion: Sequence[dict[str, Any]],
+def describe(ref: Reference) -> dict[str, Any]:
+    """The reference's window and the indicators its rules read (the report's header)."""
+    return {"window": {"start_date": ref.config.start_date, "end_date": ref.config.end_date,
+                       "trading_days": ref.end - ref.start + 1, "warmup_days": ref.start},
+            "indicators": list(ref.signals.indicators)}
+
+
+def summarize(header: dict[str, Any], cut_results: Sequence[dict[str, Any]], recursion: Sequence[dict[str, Any]],
               max_findings: int) -> dict[str, Any]:
     """The report: `clean` (no look-ahead finding), the cuts, counts per kind, findings earliest first."""
     counts: dict[str, int] = {k: 0 for k in ("indicator", "entry_signal", "exit_signal", "conviction", "entry",
@@ -323,10 +330,8 @@ def summarize(ref: Reference, cut_results: Sequence[dict[str, Any]], recursion: 
     findings.sort(key=lambda f: (f["date"], f["cut"], f["what"], f["symbol"] or ""))
     return {
         "clean": not any(counts.values()),
-        "window": {"start_date": ref.config.start_date, "end_date": ref.config.end_date,
-                   "trading_days": ref.end - ref.start + 1, "warmup_days": ref.start},
+        **header,
         "cuts": [cr["cut"] for cr in cut_results],
-        "indicators": list(ref.signals.indicators),
         "differences": counts,
         "findings": findings[:max_findings],
         "findings_total": sum(counts.values()),
@@ -342,7 +347,7 @@ def lookahead_check(bars: BarMatrix, strategy: dict[str, Any], config: BacktestC
     """The whole check in this process (see the module docstring); `progress(done, total)` after each run."""
     settings = settings.validate()
     ref = reference(bars, strategy, config, benchmark, cache_factory)
-    cuts = cut_days(ref, settings.cuts, settings.seed)
+    cuts = cut_days(ref.start, ref.end, settings.cuts, settings.seed)
     total = 1 + len(cuts) + len(settings.warmup_days)
     done = 1
     results = []
@@ -357,4 +362,4 @@ def lookahead_check(bars: BarMatrix, strategy: dict[str, Any], config: BacktestC
         done += 1
         if progress is not None:
             progress(done, total)
-    return summarize(ref, results, recursion, settings.max_findings)
+    return summarize(describe(ref), results, recursion, settings.max_findings)

@@ -1,0 +1,237 @@
+"""Monte Carlo and look-ahead checks as research job kinds (`/api/research/monte-carlo`,
+`/api/research/lookahead`): a backtest body plus the check's settings; the work runs in the job's executor
+(the local pool or Dask) through the same worker code as a sweep's combinations.
+
+- Monte Carlo: the backtest runs once (one task), then each chosen method (`trades`, `returns`) simulates in
+  the job (numpy, seeded: `montecarlo.py`). Work units: the backtest, then one per method. The backtest is
+  recorded as an ordinary run (`best_run_id`), so its trades and curve are at hand next to the simulation.
+- Look-ahead: one task for the full-window reference, one per cut day, one per recursion warm-up
+  (`lookahead.py`). Each worker computes the reference once per job and reuses it for its cuts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from backtest.engine import BacktestConfig
+from backtest.requests import BacktestRequest
+from backtest.research.jobs import (
+    BasePlan,
+    JobOutcome,
+    JobPlan,
+    PlanContext,
+    ResultQuery,
+    RunContext,
+    base_plan,
+    register,
+)
+from backtest.research.lookahead import (
+    MAX_CUTS,
+    LookaheadSettings,
+    Reference,
+    check_cut,
+    check_recursion,
+    cut_days,
+    describe,
+    reference,
+    summarize,
+    window_columns,
+)
+from backtest.research.montecarlo import DEFAULT_PERCENTILES, MAX_SIMULATIONS, MonteCarloSettings, monte_carlo
+from backtest.research.store import ResultTables
+from backtest.research.worker import SharedBars, _view, run_window
+from backtest.runner import json_safe
+
+__all__ = ["LOOKAHEAD", "MONTE_CARLO", "LookaheadRequest", "MonteCarloRequest"]
+
+
+# ---------------------------------------------------------------- Monte Carlo
+
+
+Method = Literal["trades", "returns"]
+
+
+def _all_methods() -> list[Method]:
+    return ["trades", "returns"]
+
+
+class MonteCarloRequest(BacktestRequest):
+    """A backtest body plus the simulation's settings."""
+
+    methods: list[Method] = Field(
+        default_factory=_all_methods, min_length=1, max_length=2,
+        description="trades: reshuffled trade order; returns: bootstrapped daily returns")
+    simulations: int = Field(default=1000, ge=1, le=MAX_SIMULATIONS)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    ruin_drawdown_pct: float = Field(default=30.0, gt=0, le=100,
+                                     description="a path whose max drawdown reaches this is ruined")
+    block_days: int = Field(default=1, ge=1, le=250, description="returns: bootstrap block length in trading days")
+    percentiles: list[float] = Field(default_factory=lambda: list(DEFAULT_PERCENTILES), min_length=1, max_length=20)
+    bins: int = Field(default=20, ge=1, le=200, description="histogram bins per metric")
+
+    @field_validator("methods")
+    @classmethod
+    def _distinct(cls, v: list[Method]) -> list[Method]:
+        if len(set(v)) != len(v):
+            raise ValueError("methods: name each method once")
+        return v
+
+    @field_validator("percentiles")
+    @classmethod
+    def _percentiles(cls, v: list[float]) -> list[float]:
+        if any(not 0 <= p <= 100 for p in v):
+            raise ValueError("percentiles must be numbers from 0 to 100")
+        return v
+
+    def settings(self) -> MonteCarloSettings:
+        return MonteCarloSettings(simulations=self.simulations, seed=self.seed,
+                                  ruin_drawdown_pct=float(self.ruin_drawdown_pct),
+                                  percentiles=tuple(float(p) for p in self.percentiles), block_days=self.block_days,
+                                  bins=self.bins).validate()
+
+
+def backtest_task(shared: SharedBars, item: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
+    """A task: one backtest's trades, equity curve and summary (what a Monte Carlo resamples)."""
+    strategy, config = item
+    out = run_window(shared, strategy, config).to_dict()
+    return dict(json_safe({"summary": out["summary"], "trades": [{"pnl": t["pnl"]} for t in out["trades"]],
+                           "equity_curve": out["equity_curve"], "config": out["config"]}))
+
+
+def _mc_summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {"original": result["original"], "probability_of_ruin": result["probability_of_ruin"],
+            **{k: result[k]["percentiles"] for k in ("final_equity", "cagr", "max_drawdown")}}
+
+
+class MonteCarlo:
+    name = "monte_carlo"
+    route = "monte-carlo"
+    request_model = MonteCarloRequest
+
+    def plan(self, ctx: PlanContext, req: MonteCarloRequest) -> JobPlan:
+        base = base_plan(ctx, req)
+        settings = req.settings()
+        params = {**base.params, "methods": req.methods, "simulations": settings.simulations, "seed": settings.seed,
+                  "ruin_drawdown_pct": settings.ruin_drawdown_pct, "block_days": settings.block_days,
+                  "percentiles": list(settings.percentiles), "bins": settings.bins}
+        return JobPlan(params, 1 + len(req.methods), (base, list(req.methods), settings), base.data)
+
+    def run(self, ctx: RunContext, plan: JobPlan) -> JobOutcome:
+        base, methods, settings = plan.payload
+        assert isinstance(base, BasePlan)
+        shared = ctx.data(base.data)
+        [run] = ctx.map(backtest_task, shared, [(base.strategy, base.config)])
+        rows = []
+        for method in methods:
+            ctx.check()
+            out = monte_carlo(run, method, settings)
+            rows.append({**out, "block_days": out.get("block_days")})
+            ctx.advance(1)
+        summary = {"total_trades": len(run["trades"]), "final_equity": run["summary"].get("final_equity"),
+                   "max_drawdown": run["summary"].get("max_drawdown"),
+                   "methods": {r["method"]: _mc_summary(r) for r in rows}}
+        return JobOutcome(summary, {"results": rows}, [(base.strategy, base.config)])
+
+    def present(self, tables: ResultTables, ref: str, query: ResultQuery) -> dict[str, Any]:
+        return {"results": tables.rows(ref, "results", query.limit, query.offset),
+                "results_total": tables.count(ref, "results")}
+
+
+MONTE_CARLO = register(MonteCarlo())
+
+
+# ---------------------------------------------------------------- look-ahead
+
+
+class LookaheadRequest(BacktestRequest):
+    """A backtest body plus where to cut and which warm-ups to try."""
+
+    cuts: int = Field(default=5, ge=1, le=MAX_CUTS, description="cut days sampled inside the window")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    warmup_days: list[int] = Field(default_factory=lambda: [30, 100], max_length=5,
+                                   description="recursion: trading days of history before start_date to try")
+    max_findings: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("warmup_days")
+    @classmethod
+    def _warmups(cls, v: list[int]) -> list[int]:
+        if any(not 0 <= w <= 2000 for w in v):
+            raise ValueError("warmup_days must be whole numbers of trading days from 0 to 2000")
+        return v
+
+    def settings(self) -> LookaheadSettings:
+        return LookaheadSettings(cuts=self.cuts, seed=self.seed, warmup_days=tuple(self.warmup_days),
+                                 max_findings=self.max_findings).validate()
+
+
+_REFERENCES: dict[str, Reference] = {}  # per worker process: the full-window run of the jobs it serves
+
+
+def lookahead_task(shared: SharedBars, item: tuple[dict[str, Any], dict[str, Any], str, int]) -> dict[str, Any]:
+    """A task: the reference's header ("reference"), one cut ("cut", column) or one warm-up ("recursion", days)."""
+    strategy, config, what, value = item
+    cfg = BacktestConfig(**config)
+    _, bars, bench = _view(shared, cfg.start_date, cfg.end_date)
+    key = json.dumps([shared.key, strategy, config], sort_keys=True, default=str)
+    ref = _REFERENCES.get(key)
+    if ref is None:
+        if len(_REFERENCES) >= 4:
+            _REFERENCES.clear()
+        ref = _REFERENCES[key] = reference(bars, strategy, cfg, bench)
+    if what == "reference":
+        return dict(json_safe(describe(ref)))
+    if what == "cut":
+        return dict(json_safe(check_cut(bars, strategy, ref, value, bench)))
+    return dict(json_safe(check_recursion(bars, ref, value)))
+
+
+class Lookahead:
+    name = "lookahead"
+    route = "lookahead"
+    request_model = LookaheadRequest
+
+    def plan(self, ctx: PlanContext, req: LookaheadRequest) -> JobPlan:
+        base = base_plan(ctx, req)
+        settings = req.settings()
+        params = {**base.params, "cuts": settings.cuts, "seed": settings.seed,
+                  "warmup_days": list(settings.warmup_days), "max_findings": settings.max_findings}
+        total = 1 + settings.cuts + len(settings.warmup_days)
+        return JobPlan(params, total, (base, settings), base.data)
+
+    def run(self, ctx: RunContext, plan: JobPlan) -> JobOutcome:
+        base, settings = plan.payload
+        assert isinstance(base, BasePlan) and isinstance(settings, LookaheadSettings)
+        shared = ctx.data(base.data)
+        cfg = BacktestConfig(**base.config)
+        _, bars, _ = _view(shared, cfg.start_date, cfg.end_date)
+        s, e = window_columns(bars, cfg)
+        cuts = cut_days(s, e, settings.cuts, settings.seed)
+        items: list[tuple[dict[str, Any], dict[str, Any], str, int]] = [
+            (base.strategy, base.config, "reference", 0),
+            *[(base.strategy, base.config, "cut", c) for c in cuts],
+            *[(base.strategy, base.config, "recursion", w) for w in settings.warmup_days],
+        ]
+        ctx.total = len(items)  # fewer cuts than asked when the window is short
+        out = ctx.map(lookahead_task, shared, items)
+        report = summarize(out[0], out[1:1 + len(cuts)], out[1 + len(cuts):], settings.max_findings)
+        summary = {k: report[k] for k in ("clean", "window", "cuts", "indicators", "differences", "findings_total")}
+        recursion = [{"warmup_days": r["warmup_days"], "entry_signals_changed": r["entry_signals_changed"],
+                      **ind} for r in report["recursion"] for ind in r["indicators"]]
+        # a finding's values are a number, a yes/no or a trade's fields: kept as JSON text in the table
+        findings = [{**f, "full": json.dumps(f["full"]), "cut_value": json.dumps(f["cut_value"])}
+                    for f in report["findings"]]
+        return JobOutcome(summary, {"findings": findings, "recursion": recursion})
+
+    def present(self, tables: ResultTables, ref: str, query: ResultQuery) -> dict[str, Any]:
+        total = tables.count(ref, "findings")  # an empty table has no columns to select
+        rows = tables.rows(ref, "findings", query.limit, query.offset) if total else []
+        return {"results": [{**f, "full": json.loads(f["full"]), "cut_value": json.loads(f["cut_value"])}
+                            for f in rows],
+                "results_total": total,
+                "recursion": tables.rows(ref, "recursion") if tables.count(ref, "recursion") else []}
+
+
+LOOKAHEAD = register(Lookahead())
