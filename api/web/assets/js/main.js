@@ -15,6 +15,7 @@ import { Broker } from './pages/broker.js';
 import { Imports } from './pages/imports.js';
 import { Family } from './pages/family.js';
 import { Audit } from './pages/audit.js';
+import { NotificationBell, Notifications, NotificationSettings } from './pages/notifications.js';
 
 const NAV = [
   ['/', 'Home'], ['/strategies', 'Strategies'], ['/backtests', 'Backtests'], ['/portfolios', 'Portfolios'],
@@ -39,6 +40,8 @@ const ROUTES = [
   [/^\/imports$/, Imports],
   [/^\/family$/, Family],
   [/^\/audit$/, Audit],
+  [/^\/notifications$/, Notifications],
+  [/^\/settings\/notifications$/, NotificationSettings],
 ];
 
 function currentLocation() {
@@ -146,6 +149,7 @@ function App() {
       <div class="spacer"></div>
       <${HelpMenu} />
       <button type="button" class="theme-btn" onClick=${toggleTheme} aria-label="Toggle dark and light theme">◐</button>
+      ${me ? html`<${NotificationBell} />` : null}
       ${me ? html`<span class="who muted" title=${me.email}>${me.email}</span>
         <button type="button" onClick=${signOut}>Sign out</button>` : null}
     </header>

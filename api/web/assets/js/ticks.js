@@ -3,6 +3,7 @@ import { useEffect, useState } from '../vendor/htm-preact-standalone.module.js';
 
 const listeners = new Set(); // (data) => void, data: {"NSE:X": tick}
 const statusListeners = new Set();
+const notificationListeners = new Set(); // (msg) => void, msg: {"type": "notification", notification, unread}
 const wanted = new Map(); // symbol -> refcount
 let ws = null;
 let retry = 0;
@@ -19,7 +20,7 @@ function send(msg) {
 }
 
 function connect() {
-  if (ws || wanted.size === 0) return;
+  if (ws || (wanted.size === 0 && notificationListeners.size === 0)) return;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/ws/ticks`;
   ws = new WebSocket(url);
   setStatus({ socket: 'connecting' });
@@ -34,6 +35,8 @@ function connect() {
     if (msg.type === 'ticks') {
       for (const [sym, t] of Object.entries(msg.data)) last.set(sym, t);
       listeners.forEach((fn) => fn(msg.data));
+    } else if (msg.type === 'notification') {
+      notificationListeners.forEach((fn) => fn(msg));
     } else if (msg.type === 'status') {
       setStatus({ connected: !!msg.connected });
     }
@@ -42,8 +45,15 @@ function connect() {
     ws = null;
     setStatus({ socket: 'closed', reason: ev.reason || '' });
     if (ev.code === 1008) return; // not signed in: do not hammer
-    if (wanted.size) setTimeout(connect, Math.min(10000, 500 * 2 ** retry++));
+    if (wanted.size || notificationListeners.size) setTimeout(connect, Math.min(10000, 500 * 2 ** retry++));
   };
+}
+
+/** Live notifications (the server pushes them on this socket); keeps the socket open. Returns an unsubscribe. */
+export function onNotification(fn) {
+  notificationListeners.add(fn);
+  if (!ws) connect();
+  return () => { notificationListeners.delete(fn); };
 }
 
 export function subscribe(symbols, onTicks) {

@@ -1,0 +1,61 @@
+"""The bell, the notification list (live push, mark read) and Settings → Notifications in Chromium,
+against a real `tradertape serve` (the notifier runs in it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import App
+from tests.support.brokerfiles import trade, tradebook_xlsx
+
+USER = "meera.notify@example.com"
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, app: App) -> Any:
+    ctx = app.context(browser, USER, viewport={"width": 1280, "height": 900})
+    p = ctx.new_page()
+    yield p
+    ctx.close()
+
+
+def test_an_import_rings_the_bell_live_and_is_read_from_the_list(page: Any, app: App, tmp_path: Path) -> None:
+    page.goto(app.url + "/notifications")
+    expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
+    expect(page.locator(".bell-count")).to_have_count(0)
+    book = tmp_path / "tradebook.xlsx"
+    book.write_bytes(tradebook_xlsx([trade("INFY", "2024-01-10", "buy", 100, 1500.0, "N1")]))
+    s = app.session(USER)  # the same account, through the API: the page hears of it by the push
+    with book.open("rb") as fh:
+        r = s.post(app.url + "/api/uploads/tradebook", files={"files[]": ("tradebook.xlsx", fh)})
+    assert r.status_code == 200, r.text
+    expect(page.locator(".bell-count")).to_have_text("1", timeout=20_000)
+    item = page.locator("#notification-list > li").first
+    expect(item).to_contain_text("Import finished")
+    expect(item).to_contain_text("1 imported")
+    expect(item).to_have_class("unread")
+    item.get_by_role("button", name="Mark read").click()
+    expect(page.locator(".bell-count")).to_have_count(0)
+    expect(page.locator("#notification-list > li").first).to_have_class("read")
+    page.get_by_role("link", name="Unread").click()
+    expect(page.get_by_text("No notifications unread.")).to_be_visible()
+
+
+def test_settings_switch_a_channel_and_quiet_hours(page: Any, app: App) -> None:
+    page.goto(app.url + "/settings/notifications")
+    box = page.get_by_label("Import finished: email")
+    expect(box).to_be_checked()
+    box.uncheck()
+    page.get_by_label("Hold email and Telegram messages during quiet hours", exact=False).check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Notification settings saved.")).to_be_visible()
+    s = app.session(USER)
+    prefs = s.get(app.url + "/api/notifications/preferences").json()
+    assert prefs["kinds"]["import_finished"]["email"] is False
+    assert prefs["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+    page.reload()
+    expect(page.get_by_label("Import finished: email")).not_to_be_checked()
