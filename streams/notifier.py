@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ import sqlalchemy as sa
 from commands.ports import NotDelivered, NotificationChannel, OutgoingNotification
 from domain.calendar import nse_calendar
 from domain.money import format_inr
-from domain.notifications import IST, channel_on, ist, quiet_until, render_many
+from domain.notifications import IST, channel_on, default_preferences, ist, quiet_until, render_many
 from infra.bootstrap import Platform, schema_lock
 from infra.db import agent_keys
 from infra.mail import ConsoleMailer, SmtpMailer
@@ -46,8 +47,8 @@ from projections.notifications import (
     SENT,
     SKIPPED,
     NotifierProjection,
-    get_preferences,
     notification_deliveries,
+    notification_preferences,
     notifications,
     notifier_portfolios,
     notifier_signals,
@@ -143,14 +144,22 @@ class Dispatcher:
             conn.execute(sa.update(d).where(d.c.id.in_(list(ids)), d.c.claim == token, d.c.status == SENDING)
                          .values(claim=None, claimed_until=None, **values))
 
-    def _recent(self, account_id: int, now: float) -> tuple[int, float]:
-        """Messages sent to the account on this channel in the last minute, and the oldest one's time."""
+    def _recent(self, accounts: list[int], now: float) -> dict[int, tuple[int, float]]:
+        """Per account: messages sent on this channel in the last minute, and the oldest one's time."""
         d = notification_deliveries
         with self.db.read() as conn:
-            row = conn.execute(sa.select(sa.func.count(sa.distinct(d.c.message_ref)), sa.func.min(d.c.sent_at)).where(
-                d.c.account_id == account_id, d.c.channel == self.channel.name, d.c.status == SENT,
-                d.c.sent_at > now - 60)).first()
-        return (int(row[0] or 0), float(row[1] or now)) if row is not None else (0, now)
+            rows = conn.execute(sa.select(d.c.account_id, sa.func.count(sa.distinct(d.c.message_ref)),
+                                          sa.func.min(d.c.sent_at)).where(
+                d.c.account_id.in_(accounts), d.c.channel == self.channel.name, d.c.status == SENT,
+                d.c.sent_at > now - 60).group_by(d.c.account_id)).all()
+        return {int(r[0]): (int(r[1] or 0), float(r[2] or now)) for r in rows}
+
+    def _preferences(self, accounts: list[int]) -> dict[int, dict[str, Any]]:
+        p = notification_preferences
+        with self.db.read() as conn:
+            found = {int(r.account_id): json.loads(r.doc) for r in conn.execute(
+                sa.select(p.c.account_id, p.c.doc).where(p.c.account_id.in_(accounts)))}
+        return {a: found.get(a) or default_preferences() for a in accounts}
 
     def step(self) -> int:
         now = self.clock()
@@ -161,17 +170,18 @@ class Dispatcher:
         by_account: dict[int, list[Any]] = {}
         for r in rows:
             by_account.setdefault(int(r.account_id), []).append(r)
+        accounts = sorted(by_account)
+        prefs, recent = self._preferences(accounts), self._recent(accounts, now)
         for account_id, group in by_account.items():
             try:
-                self._account(account_id, group, token, now)
+                self._account(account_id, group, token, now, prefs[account_id], recent.get(account_id, (0, now)))
             except Exception:  # one account's trouble never stops the others'
                 log.exception("notifier %s: deliveries of account %d failed", self.channel.name, account_id)
                 self._release([r.id for r in group], token, status=PENDING, not_before=now + self.retry)
         return len(rows)
 
-    def _account(self, account_id: int, group: list[Any], token: str, now: float) -> None:
-        with self.db.read() as conn:
-            prefs = get_preferences(conn, account_id)
+    def _account(self, account_id: int, group: list[Any], token: str, now: float, prefs: dict[str, Any],
+                 recent: tuple[int, float]) -> None:
         off = [r for r in group if not channel_on(prefs, r.kind, self.channel.name)]
         if off:
             self._release([r.id for r in off], token, status=SKIPPED, last_error="switched off in preferences")
@@ -182,7 +192,7 @@ class Dispatcher:
         if quiet is not None:
             self._release([r.id for r in group], token, status=PENDING, not_before=quiet.timestamp())
             return
-        sent, oldest = self._recent(account_id, now)
+        sent, oldest = recent
         allowance = self.rate - sent
         if allowance <= 0:
             self._release([r.id for r in group], token, status=PENDING, not_before=oldest + 60.0)
@@ -197,8 +207,6 @@ class Dispatcher:
             self._send(account_id, batch, address, token)
 
     def _message(self, account_id: int, batch: list[Any]) -> OutgoingNotification:
-        import json
-
         parts = []
         items: list[dict[str, Any]] = []
         for r in batch:

@@ -1,0 +1,133 @@
+"""Notifications (issue 20): event to email sent, p99 <= 2 s at 200 events/s.
+
+The store and the commands run in this process (SQLite by default; `--db postgres`: a Postgres of the
+test support on loopback); `tradertape notifier` runs as its own process (as in production) and emails
+through a real SMTP server (aiosmtpd) on loopback, here. Events (an import finished: one notification
+each) are recorded open-loop at `--rate` per second across `--accounts` accounts, each at its planned
+time. The latency of an event is from its command's commit to the SMTP server receiving the message
+that carries its notification. The per-user rate limit is raised so every notification is its own
+message (`--user-rate` to measure with merging).
+
+    .venv/bin/python bench/notifications.py                      # 200 events/s for 30 s, SQLite
+    .venv/bin/python bench/notifications.py --db postgres --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from _harness import percentile  # type: ignore[import-not-found]
+from aiosmtpd.controller import Controller
+
+from commands import imports_messages as im
+from commands.ports import CommandMeta
+from domain.accounts import Account
+from infra.bootstrap import bootstrap
+from infra.settings import Settings
+from projections.notifications import notifications
+from streams.workers import make_projector
+from tests.support.processes import Proc, tt_env
+from tests.support.services import PostgresServer, free_port
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=200.0, help="events per second")
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--accounts", type=int, default=50)
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--user-rate", type=int, default=1000, help="TRADERTAPE_NOTIFY_RATE_PER_MINUTE")
+    args = ap.parse_args()
+
+    received: dict[int, float] = {}  # notification id -> when the SMTP server had it
+    messages = [0]
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            now = time.time()
+            messages[0] += 1
+            msg = email.message_from_bytes(envelope.original_content)
+            for x in (msg["X-TraderTape-Notifications"] or "").split(","):
+                if x:
+                    received.setdefault(int(x), now)
+            return "250 OK"
+
+    port = free_port()
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    tmp = Path(tempfile.mkdtemp(prefix="tt-bench-notify-"))
+    pg = url = None
+    extra: dict[str, Any] = {}
+    if args.db == "postgres":
+        pg = PostgresServer().start()
+        url = pg.create_database()
+        extra["database_url"] = url
+    env = tt_env(tmp, smtp_url=f"smtp://127.0.0.1:{port}", notify_rate_per_minute=args.user_rate, notifier="false",
+                 **extra)
+    settings = Settings(**{k[len("TRADERTAPE_"):].lower(): v for k, v in env.items() if k.startswith("TRADERTAPE_")})
+    platform = bootstrap(settings)
+    notifier: Proc | None = None
+    try:
+        meta = CommandMeta(actor="system")
+        for i in range(1, args.accounts + 1):
+            platform.store.save([Account.register(i, f"bench{i}@example.com", f"bench{i}", False, "bench")], meta)
+        projector = make_projector(platform, "store")
+        while projector.step():
+            pass
+        notifier = Proc(["notifier", "--source", "store"], env, tmp / "notifier.log").start()
+        time.sleep(3.0)  # started: its first position recorded
+        committed: dict[int, float] = {}  # event position -> commit time
+        total = int(args.rate * args.seconds)
+        lag = [0.0]
+
+        def load() -> None:
+            start = time.monotonic()
+            for n in range(total):
+                due = start + n / args.rate
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                else:
+                    lag[0] = max(lag[0], -wait)
+                result = platform.bus.handle(im.ImportLedger(n % args.accounts + 1, f"b{n}.csv", 0, ()), meta)
+                committed[int(result.position or 0)] = time.time()
+
+        t0 = time.time()
+        writer = threading.Thread(target=load)
+        writer.start()
+        writer.join()
+        wrote = time.time() - t0
+        deadline = time.monotonic() + 120
+        while len(received) < total and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with platform.db.read() as conn:
+            n = notifications.c
+            by_id = {int(r.id): int(r.position) for r in conn.execute(
+                sa.select(n.id, n.position).where(n.kind == "import_finished"))}
+        lat = sorted(received[nid] - committed[pos] for nid, pos in by_id.items()
+                     if nid in received and pos in committed)
+    finally:
+        if notifier is not None:
+            notifier.stop()
+        platform.close()
+        smtp.stop()
+        if pg is not None and url is not None:
+            pg.drop_database(url)
+            pg.stop()
+    print(f"notifications bench ({args.db}): {total} events at {args.rate:.0f}/s over {args.accounts} accounts "
+          f"(written in {wrote:.1f} s, the writer at most {lag[0] * 1e3:.0f} ms behind schedule)")
+    print(f"  emailed: {len(received)} of {total} notifications in {messages[0]} messages")
+    if lat:
+        print(f"  event -> email sent: p50 {percentile(lat, 50):.3f} s, p95 {percentile(lat, 95):.3f} s, "
+              f"p99 {percentile(lat, 99):.3f} s, max {lat[-1]:.3f} s (target p99 <= 2 s)")
+
+
+if __name__ == "__main__":
+    main()
