@@ -17,8 +17,8 @@ from infra.bootstrap import bootstrap, seed
 from infra.settings import Settings
 
 # Modules that add subcommands through a `register(subparsers)` function.
-PLUGINS = ("streams.cli", "streams.audit", "backtest.cli", "infra.agent_cli", "infra.analytics_cli",
-           "infra.config_reference")
+PLUGINS = ("streams.cli", "streams.audit", "backtest.cli", "backtest.research.cli", "infra.agent_cli",
+           "infra.analytics_cli", "infra.config_reference")
 
 
 def _init(args: argparse.Namespace) -> None:

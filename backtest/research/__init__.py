@@ -17,7 +17,8 @@ The pieces:
 - `service.py`: the job life cycle for the API: events on the account's `ResearchDesk` (submitted,
   started, progressed, completed/failed/cancelled, deleted), one background thread per job, the best
   combinations re-run and recorded as ordinary backtest runs.
-- `sweeps.py`: the sweep kind; `kinds.py` imports every kind (registering it).
+- `sweeps.py`, `walkforward.py`: the sweep and walk-forward kinds; `kinds.py` imports every kind
+  (registering it); `cli.py`: `tradertape research <route> BODY.json`.
 - `montecarlo.py`: the Monte Carlo library (reshuffled trades, bootstrapped returns), to become a kind.
 
 How a job kind plugs in (Monte Carlo and look-ahead follow this)::

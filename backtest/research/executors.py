@@ -142,8 +142,6 @@ class DaskExecutor:
 
     def map(self, fn: Task, shared: SharedBars, items: Sequence[Any], on_batch: Callable[[int], None],
             cancelled: Callable[[], bool]) -> list[Any]:
-        from distributed import as_completed
-
         out: list[Any] = [None] * len(items)
         parts = batches(len(items), self.workers)
         if not parts:
@@ -152,11 +150,17 @@ class DaskExecutor:
         futures = {self.client.submit(_dask_batch, fn, data, [items[i] for i in r], pure=False): r for r in parts}
         done = 0
         try:
-            for fut in as_completed(list(futures)):
+            for fut, r in futures.items():  # in submission order: the cluster runs them meanwhile
+                while True:
+                    try:
+                        batch = fut.result(timeout=0.5)
+                        break
+                    except TimeoutError:
+                        if cancelled():
+                            raise JobCancelled() from None
                 if cancelled():
                     raise JobCancelled()
-                r = futures[fut]
-                for i, value in zip(r, fut.result(), strict=True):
+                for i, value in zip(r, batch, strict=True):
                     out[i] = value
                 done += len(r)
                 on_batch(done)

@@ -1,0 +1,146 @@
+"""``tradertape research ...``: run a sweep or a walk-forward from the command line, with a progress bar.
+
+The body is the API's (a JSON file, `-` for standard input), with an inline `strategy` (the CLI reads no
+saved strategies). The job runs in this process's pool (`--workers`, default one per CPU) or on a Dask
+cluster (`--dask tcp://host:8786`, default `TRADERTAPE_DASK_SCHEDULER`); nothing is recorded. The best
+rows are printed as a table; `--out FILE.json` saves the whole outcome (summary and tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from backtest.report import fmt
+from backtest.research.executors import make_executor
+from backtest.research.jobs import JobKind, PlanContext, RunContext
+from backtest.research.kinds import KINDS
+from domain.errors import DomainError
+from infra.settings import Settings
+
+__all__ = ["register"]
+
+console = Console()
+_SHOWN = ("cagr", "sharpe", "max_drawdown", "profit_factor", "total_trades")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``research`` command group to the main CLI's subparsers."""
+    research = subparsers.add_parser("research", help="parameter sweeps and walk-forward analysis")
+    commands = research.add_subparsers(dest="research_command", metavar="COMMAND", required=True)
+    for kind in KINDS.values():
+        p = commands.add_parser(kind.route, help=f"run a {kind.route} job from a JSON body (as the API takes)")
+        p.add_argument("body", help="the request body: a JSON file, or - for standard input")
+        p.add_argument("--workers", type=int, default=None, help="local pool processes (default: one per CPU)")
+        p.add_argument("--dask", default=None, metavar="ADDRESS",
+                       help="a Dask scheduler, tcp://host:8786 (default: TRADERTAPE_DASK_SCHEDULER, else local)")
+        p.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
+        p.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="save the whole outcome")
+        p.add_argument("--data-dir", type=Path, default=None, help="default: TRADERTAPE_DATA_DIR or ./var/data")
+        p.set_defaults(func=_command(kind))
+
+
+def _command(kind: JobKind) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        return cmd_run(kind, args)
+
+    return run
+
+
+def _read_body(source: str) -> Any:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def cmd_run(kind: JobKind, args: argparse.Namespace) -> int:
+    settings = Settings()
+    try:
+        raw = _read_body(args.body)
+        if isinstance(raw, dict) and raw.get("strategy_id") is not None:
+            raise DomainError("the CLI takes an inline strategy: replace strategy_id with "
+                              "\"strategy\": {\"base_model\": ...} (GET /api/strategies/{id} shows its body)")
+        req = kind.request_model.model_validate(raw)
+        data_dir = args.data_dir or settings.data_dir
+        ctx = PlanContext(data_dir, 0, lambda _id: None, settings.research_max_combinations)
+        plan = kind.plan(ctx, req)
+    except (OSError, json.JSONDecodeError) as exc:
+        console.print(f"[red]Cannot read the body:[/red] {exc}")
+        return 2
+    except ValidationError as exc:
+        for err in exc.errors():
+            console.print(f"[red]{'.'.join(str(p) for p in err['loc']) or 'body'}:[/red] {err['msg']}")
+        return 2
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        return 2
+    executor = make_executor(args.dask or settings.dask_scheduler, args.workers)
+    started = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(f"{kind.route} on {executor.name}", total=plan.total)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        ctx_run = RunContext(executor, progress)
+        ctx_run.total = plan.total
+        try:
+            outcome = kind.run(ctx_run, plan)
+        except DomainError as exc:
+            console.print(f"[red]{exc.detail}[/red]")
+            return 1
+        finally:
+            executor.close()
+        bar.update(task, completed=plan.total)
+    elapsed = time.perf_counter() - started
+    console.print(f"{plan.total:,} backtests in {elapsed:.1f} s ({plan.total / elapsed:.1f} a second)")
+    _print(kind, outcome.summary, outcome.tables.get("results", []), args.top)
+    if args.out is not None:
+        args.out.write_text(json.dumps({"kind": kind.name, "params": plan.params, "summary": outcome.summary,
+                                        "tables": outcome.tables}, indent=1, default=str), encoding="utf-8")
+        console.print(f"saved {args.out}")
+    return 0
+
+
+def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], top: int) -> None:
+    if kind.name == "walk_forward":
+        table = Table(title="Walk-forward windows")
+        for col in ("window", "in sample", "out of sample", "chosen parameters", "IS CAGR %", "OOS CAGR %",
+                    "efficiency"):
+            table.add_column(col)
+        for r in rows:
+            params = ", ".join(f"{k}={v}" for k, v in (r["params"] or {}).items()) or "(none eligible)"
+            table.add_row(str(r["window"]), f"{r['in_sample']['start']} … {r['in_sample']['end']}",
+                          f"{r['out_of_sample']['start']} … {r['out_of_sample']['end']}", params,
+                          fmt((r["in_sample_metrics"] or {}).get("cagr")),
+                          fmt((r["out_of_sample_metrics"] or {}).get("cagr")), fmt(r["efficiency"]))
+        console.print(table)
+        oos = summary["out_of_sample"]
+        console.print(f"Out of sample (stitched): CAGR {fmt(oos.get('cagr'), '%')}, Sharpe {fmt(oos.get('sharpe'))}, "
+                      f"max drawdown {fmt(oos.get('max_drawdown'), '%')}, final equity "
+                      f"{fmt(oos.get('final_equity'), 'INR')}; walk-forward efficiency "
+                      f"{fmt(summary.get('walk_forward_efficiency'))}")
+        return
+    table = Table(title=f"Best {min(top, len(rows))} of {len(rows)} combinations "
+                        f"({summary.get('eligible', 0)} eligible)")
+    names = list(rows[0]["params"]) if rows else []
+    table.add_column("rank", justify="right")
+    for name in names:
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_column("objective", justify="right")
+    for name in _SHOWN:
+        table.add_column(name, justify="right", overflow="fold")
+    for r in rows[:top]:
+        m = r["metrics"]
+        table.add_row(str(r["rank"]), *[str(r["params"][n]) for n in names],
+                      fmt(r["objective"]) if r["eligible"] else "not eligible", *[fmt(m.get(name)) for name in _SHOWN])
+    console.print(table)
