@@ -130,6 +130,9 @@ def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], t
                       f"{fmt(oos.get('final_equity'), 'INR')}; walk-forward efficiency "
                       f"{fmt(summary.get('walk_forward_efficiency'))}")
         return
+    if kind.name != "sweep":
+        console.print_json(json.dumps(summary, default=str))
+        return
     table = Table(title=f"Best {min(top, len(rows))} of {len(rows)} combinations "
                         f"({summary.get('eligible', 0)} eligible)")
     names = list(rows[0]["params"]) if rows else []
