@@ -44,6 +44,7 @@ from backtest.research.montecarlo import DEFAULT_PERCENTILES, MAX_SIMULATIONS, M
 from backtest.research.store import ResultTables
 from backtest.research.worker import SharedBars, _view, run_window
 from backtest.runner import json_safe
+from domain.money import format_inr
 
 __all__ = ["LOOKAHEAD", "MONTE_CARLO", "LookaheadRequest", "MonteCarloRequest"]
 
@@ -140,6 +141,23 @@ class MonteCarlo:
                 "results_total": tables.count(ref, "results")}
 
 
+    def render(self, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> list[str]:
+        """The outcome as lines of text (the CLI prints them)."""
+        lines = [f"Backtest: {summary['total_trades']} closed trades, final equity "
+                 f"{format_inr(summary['final_equity'] or 0)}, max drawdown {summary['max_drawdown']} %"]
+        for row in tables.get("results", []):
+            keys = list(row["final_equity"]["percentiles"])
+            lines.append(f"{row['method']} ({row['simulations']:,} paths, seed {row['seed']}): percentiles "
+                         f"{' / '.join(keys)}")
+            for metric, unit in (("final_equity", "INR"), ("cagr", "%"), ("max_drawdown", "%")):
+                pct = row[metric]["percentiles"]
+                shown = " / ".join(format_inr(pct[k]) if unit == "INR" else f"{pct[k]:.2f}" for k in keys)
+                lines.append(f"  {metric:<13} {shown}{'' if unit == 'INR' else ' %'}")
+            lines.append(f"  probability of a {row['ruin_drawdown_pct']:g} % drawdown: "
+                         f"{row['probability_of_ruin'] * 100:.1f} %")
+        return lines
+
+
 MONTE_CARLO = register(MonteCarlo())
 
 
@@ -232,6 +250,21 @@ class Lookahead:
                             for f in rows],
                 "results_total": total,
                 "recursion": tables.rows(ref, "recursion") if tables.count(ref, "recursion") else []}
+
+
+    def render(self, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> list[str]:
+        """The outcome as lines of text (the CLI prints them)."""
+        d = summary["differences"]
+        lines = [f"Look-ahead: {'clean' if summary['clean'] else 'FOUND DIFFERENCES'} over cuts "
+                 f"{', '.join(summary['cuts'])} ({', '.join(f'{k} {v}' for k, v in d.items() if v) or 'none'})"]
+        for f in tables.get("findings", [])[:20]:
+            lines.append(f"  cut {f['cut']}: {f['what']} {f['name'] or ''} {f['symbol'] or ''} on {f['date']}: "
+                         f"{f['full']} with all the data, {f['cut_value']} without the days after the cut")
+        for r in tables.get("recursion", []):
+            diff = "no value in one run" if r["max_diff_pct"] is None else f"up to {r['max_diff_pct']:.4f} %"
+            lines.append(f"  recursion, {r['warmup_days']} days of warm-up: {r['name']} {diff} "
+                         f"({r['entry_signals_changed']} entry signals change)")
+        return lines
 
 
 LOOKAHEAD = register(Lookahead())

@@ -126,3 +126,22 @@ def test_a_window_too_short_to_cut_is_refused() -> None:
     short = BacktestConfig(start_date="2022-06-28", end_date="2022-06-29", starting_capital=100_000)
     with pytest.raises(DomainError, match="at least 3 trading days"):
         lookahead_check(BARS, {"base_model": "sma_crossover"}, short)
+
+
+def test_the_cli_text_names_each_finding_and_recursion_row() -> None:
+    import json
+
+    from backtest.research.robustness import LOOKAHEAD
+
+    report = lookahead_check(BARS, {"base_model": "sma_crossover"}, CFG,
+                             LookaheadSettings(cuts=2, seed=2, warmup_days=(40,)), cache_factory=PeekingCache)
+    findings = [{**f, "full": json.dumps(f["full"]), "cut_value": json.dumps(f["cut_value"])}
+                for f in report["findings"]]
+    recursion = [{"warmup_days": r["warmup_days"], "entry_signals_changed": r["entry_signals_changed"], **ind}
+                 for r in report["recursion"] for ind in r["indicators"]]
+    lines = LOOKAHEAD.render(report, {"findings": findings, "recursion": recursion})
+    assert lines[0].startswith(f"Look-ahead: FOUND DIFFERENCES over cuts {', '.join(report['cuts'])} (indicator ")
+    first = report["findings"][0]
+    assert lines[1].startswith(f"  cut {first['cut']}: {first['what']} ")
+    assert len([ln for ln in lines if ln.startswith("  cut ")]) == min(20, len(findings))
+    assert lines[-1].startswith("  recursion, 40 days of warm-up: sma(30) ")

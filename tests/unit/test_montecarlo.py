@@ -159,3 +159,16 @@ def test_monte_carlo_of_a_real_backtest_reads_its_trades_and_curve() -> None:
     assert daily["samples"] == len(res["equity_curve"])
     with pytest.raises(DomainError, match="method"):
         monte_carlo(res, "bogus")
+
+
+def test_the_cli_text_shows_percentiles_in_indian_money_and_the_ruin_probability() -> None:
+    from backtest.research.robustness import MONTE_CARLO
+
+    row = reshuffle_trades([150_000.0, -90_000.0, 60_000.0], 10_000_000, 1.0,
+                           MonteCarloSettings(simulations=100, seed=1, ruin_drawdown_pct=0.5))
+    lines = MONTE_CARLO.render({"total_trades": 3, "final_equity": 10_120_000.0, "max_drawdown": 0.9},
+                               {"results": [row]})
+    assert lines[0] == "Backtest: 3 closed trades, final equity ₹1,01,20,000.00, max drawdown 0.9 %"
+    assert "trades (100 paths, seed 1): percentiles 5 / 25 / 50 / 75 / 95" in lines
+    assert "  final_equity  " + " / ".join(["₹1,01,20,000.00"] * 5) in lines
+    assert lines[-1] == f"  probability of a 0.5 % drawdown: {row['probability_of_ruin'] * 100:.1f} %"
