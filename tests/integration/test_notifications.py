@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from domain.notifications import IST as IST_ZONE
 from infra.mail import SmtpMailer
 from infra.notify_channels import EmailChannel
 from projections.notifications import notification_deliveries, record
@@ -310,3 +311,51 @@ def test_timed_checks_agent_offline_kite_session_and_the_digest(market: Any) -> 
     lines = [x["line"] for x in digest["items"][0]["lines"]]
     assert any("Live one (live): equity \u20b910,00,000.00" in x for x in lines), lines  # Indian grouping
     assert kinds["kite_session"]["link"] == "/broker"
+
+
+def test_rate_limit_merges_what_is_due_and_quiet_hours_hold_email(api_factory: Any) -> None:
+    """Per user at most N messages a minute: more due at once go as one message with a list; past the
+    limit they wait for the minute. In quiet hours email waits for their end (the list shows it at once)."""
+    client = api_factory(notifier=False, notify_rate_per_minute=2)
+    me = client.login(unique_email("rate"))
+    platform = client.platform
+    now = [datetime(2026, 3, 2, 11, 0, tzinfo=IST_ZONE).timestamp()]
+    channel = EmailChannel(platform.db, SmtpMailer(platform.settings.smtp_url or "", platform.settings.mail_from))
+    dispatcher = Dispatcher(platform, channel, clock=lambda: now[0])
+
+    def burst(n: int) -> list[int]:
+        with platform.db.write() as conn:
+            return [int(record(conn, ["email"], me["id"], "import_finished",
+                               {"batch_id": i, "import_kind": "ledger", "imported": i, "rejected": 0, "duplicates": 0},
+                               "2026-03-02T05:30:00+00:00", now=now[0]) or 0) for i in range(n)]
+
+    def mails() -> list[list[int]]:
+        return [[int(x) for x in m["X-TraderTape-Notifications"].split(",")]
+                for m in notification_mails(client, me["email"])]
+
+    try:
+        first = burst(5)
+        assert dispatcher.step() == 5
+        assert mails() == [first]  # 5 due, allowance 2: one message listing all five
+        second = burst(1)
+        assert dispatcher.step() == 1
+        assert mails() == [first, second]  # the allowance's second message
+        third = burst(3)
+        assert dispatcher.step() == 3 and len(mails()) == 2  # past the limit: they wait
+        assert dispatcher.step() == 0
+        now[0] += 61
+        assert dispatcher.step() == 3 and mails()[-1] == third  # the minute passed: one message with three
+        # quiet hours 10:00-12:00 IST hold email until 12:00; the list shows it at once
+        prefs = client.get("/api/notifications/preferences").json()
+        assert client.put("/api/notifications/preferences", json={
+            "kinds": prefs["kinds"], "quiet_hours": {"start": "10:00", "end": "12:00"}}).status_code == 200
+        now[0] += 120
+        held = burst(1)
+        assert dispatcher.step() == 1 and len(mails()) == 3
+        listed = next(n for n in client.get("/api/notifications").json() if n["id"] == held[0])
+        assert listed["deliveries"][0]["status"] == "pending"
+        assert listed["deliveries"][0]["next_attempt_at"].startswith("2026-03-02T06:30:00")  # 12:00 IST
+        now[0] = datetime(2026, 3, 2, 12, 0, 1, tzinfo=IST_ZONE).timestamp()
+        assert dispatcher.step() == 1 and mails()[-1] == held
+    finally:
+        channel.close()
