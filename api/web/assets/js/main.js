@@ -15,10 +15,12 @@ import { Broker } from './pages/broker.js';
 import { Imports } from './pages/imports.js';
 import { Family } from './pages/family.js';
 import { Audit } from './pages/audit.js';
+import { Research, ResearchJob } from './pages/research.js';
 import { NotificationBell, Notifications, NotificationSettings } from './pages/notifications.js';
 
 const NAV = [
-  ['/', 'Home'], ['/strategies', 'Strategies'], ['/backtests', 'Backtests'], ['/portfolios', 'Portfolios'],
+  ['/', 'Home'], ['/strategies', 'Strategies'], ['/backtests', 'Backtests'], ['/research', 'Research'],
+  ['/portfolios', 'Portfolios'],
   ['/approvals', 'Approvals'], ['/positions', 'Positions'], ['/risk', 'Risk'], ['/market', 'Market'],
   ['/broker', 'Broker'], ['/imports', 'Imports'], ['/family', 'Family'], ['/audit', 'Audit'],
 ];
@@ -30,6 +32,8 @@ const ROUTES = [
   [/^\/backtests$/, Backtests],
   [/^\/backtests\/compare$/, BacktestCompare],
   [/^\/backtests\/(\d+)$/, BacktestResult],
+  [/^\/research$/, Research],
+  [/^\/research\/(sweeps|walk-forward|monte-carlo|lookahead)\/(\d+)$/, ResearchJob],
   [/^\/portfolios$/, Portfolios],
   [/^\/portfolios\/(\d+)$/, PortfolioDashboard],
   [/^\/approvals$/, Approvals],

@@ -1,0 +1,186 @@
+// Research: start a sweep or a walk-forward, follow its progress, read a sweep's heatmap and a
+// walk-forward's windows and stitched out-of-sample equity.
+import { html, Page, Table, Card, Field, useLoad, Loading, useState, useEffect, navigate, confirm, toast, Badge } from '../ui.js';
+import { Chart } from '../charts.js';
+import * as api from '../api.js';
+import * as f from '../format.js';
+
+const ROUTE = { sweep: 'sweeps', walk_forward: 'walk-forward' };
+const OBJECTIVES = ['sharpe', 'sortino', 'cagr', 'calmar', 'profit_factor', 'total_return'];
+
+function parseValues(text) {
+  return text.split(',').map((v) => v.trim()).filter((v) => v !== '').map((v) => (Number.isNaN(Number(v)) ? v : Number(v)));
+}
+
+function StartForm({ strategies }) {
+  const [form, setForm] = useState({
+    kind: 'sweep', strategy_id: (strategies.find((s) => s.base_model === 'v3_dip_buyer') || strategies[0] || {}).id || '',
+    universe: 'nifty_50', start_date: '2020-01-01', end_date: f.todayIST(), starting_capital: 1000000,
+    position_size_pct: 10, max_positions: 10, p1: 'stop_loss_pct', v1: '5, 7, 10', p2: 'entry_rules.all.1.right',
+    v2: '30, 35, 40', objective: 'sharpe', min_trades: 0, windows: 4, mode: 'rolling',
+  });
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const upd = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true); setError(null);
+    const grid = { [form.p1]: parseValues(form.v1) };
+    if (form.p2.trim()) grid[form.p2.trim()] = parseValues(form.v2);
+    const body = { strategy_id: Number(form.strategy_id), universe: form.universe, start_date: form.start_date,
+      end_date: form.end_date, starting_capital: Number(form.starting_capital), position_size_pct: Number(form.position_size_pct),
+      max_positions: Number(form.max_positions), grid, objective: form.objective, min_trades: Number(form.min_trades) };
+    if (form.kind === 'walk_forward') Object.assign(body, { windows: Number(form.windows), mode: form.mode });
+    try {
+      const r = await api.post(`/api/research/${ROUTE[form.kind]}`, body);
+      navigate(`/research/${ROUTE[form.kind]}/${r.id}`);
+    } catch (err) { setError(err.message); } finally { setBusy(false); }
+  };
+  const input = (k, label, type = 'text', extra = {}) => html`<${Field} label=${label} name=${k}>${(i, d) => html`
+    <input id=${i} aria-describedby=${d} type=${type} step="any" value=${form[k]} onInput=${upd(k)} ...${extra} />`}<//>`;
+  return html`<form onSubmit=${submit} aria-label="Start a research job"><fieldset><legend>Start a research job</legend>
+    ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    <div class="grid-form">
+      <${Field} label="Kind" name="kind">${(i) => html`<select id=${i} value=${form.kind} onChange=${upd('kind')}>
+        <option value="sweep">Sweep</option><option value="walk_forward">Walk-forward</option></select>`}<//>
+      <${Field} label="Strategy" name="strategy_id">${(i) => html`<select id=${i} value=${form.strategy_id} onChange=${upd('strategy_id')}>
+        ${strategies.map((s) => html`<option value=${s.id}>${s.name}${s.is_template ? ' (template)' : ''}</option>`)}</select>`}<//>
+      <${Field} label="Universe" name="universe">${(i) => html`<select id=${i} value=${form.universe} onChange=${upd('universe')}>
+        <option value="nifty_50">NIFTY 50</option><option value="nifty_100">NIFTY 100</option></select>`}<//>
+      ${input('start_date', 'From', 'date')}${input('end_date', 'To', 'date')}
+      ${input('starting_capital', 'Capital (₹)', 'number')}${input('position_size_pct', 'Position size %', 'number')}
+      ${input('max_positions', 'Max positions', 'number')}
+      ${input('p1', 'Parameter 1')}${input('v1', 'Values 1 (comma-separated)')}
+      ${input('p2', 'Parameter 2 (optional)')}${input('v2', 'Values 2')}
+      <${Field} label="Objective" name="objective">${(i) => html`<select id=${i} value=${form.objective} onChange=${upd('objective')}>
+        ${OBJECTIVES.map((o) => html`<option value=${o}>${o}</option>`)}</select>`}<//>
+      ${input('min_trades', 'Minimum trades', 'number')}
+      ${form.kind === 'walk_forward' ? html`${input('windows', 'Windows', 'number')}
+        <${Field} label="Windows are" name="mode">${(i) => html`<select id=${i} value=${form.mode} onChange=${upd('mode')}>
+          <option value="rolling">rolling</option><option value="anchored">anchored</option></select>`}<//>` : null}
+    </div>
+    <button type="submit" disabled=${busy}>${busy ? 'Starting…' : 'Start'}</button></fieldset></form>`;
+}
+
+export function Research() {
+  const state = useLoad(async () => ({
+    jobs: await api.get('/api/research/jobs', { limit: 100 }),
+    strategies: await api.get('/api/strategies', { limit: 500 }),
+  }), []);
+  return html`<${Page} title="Research">
+    <${Loading} state=${state}>${(d) => html`
+      <p class="muted">Many backtests at once: a sweep ranks every combination of the parameters you give; a
+        walk-forward re-fits them window by window and tests each choice on the next, unseen window.</p>
+      <${StartForm} strategies=${d.strategies} />
+      <${Table} caption="Your research jobs" id="research-jobs" rows=${d.jobs} columns=${[
+        { key: 'id', label: 'Job', render: (j) => html`<a href=${`/research/${ROUTE[j.kind] || j.kind}/${j.id}`}>#${j.id}</a>` },
+        { key: 'kind', label: 'Kind' },
+        { key: 'status', label: 'Status', render: (j) => html`<${Badge} text=${j.status} />` },
+        { key: 'progress', label: 'Progress', num: true, render: (j) => f.pct(j.progress * 100, 0) },
+        { key: 'total', label: 'Backtests', num: true },
+        { key: 'created_at', label: 'Started', render: (j) => f.dateTime(j.created_at) },
+      ]} empty="No research jobs yet." />`}<//>
+  <//>`;
+}
+
+function colour(value, lo, hi) {
+  if (value === null || value === undefined) return '';
+  const t = hi > lo ? (value - lo) / (hi - lo) : 0.5;
+  const hue = Math.round(t * 120); // red (worst) .. green (best)
+  return `background: hsl(${hue} 65% 80%)`;
+}
+
+function SweepHeatmap({ job }) {
+  const names = Object.keys(job.params.grid || job.params.random || {}).filter((n) => n !== 'samples' && n !== 'seed');
+  const [x, setX] = useState(names[0]);
+  const [y, setY] = useState(names[1] || names[0]);
+  const [heat, setHeat] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    if (names.length < 2 || x === y) { setHeat(null); return; }
+    api.get(`/api/research/sweeps/${job.id}/heatmap`, { x, y }).then(setHeat, (e) => setError(e.message));
+  }, [x, y]);
+  if (names.length < 2) return html`<p class="muted">A heatmap needs two swept parameters.</p>`;
+  const values = heat ? heat.values.flat().filter((v) => v !== null) : [];
+  const lo = Math.min(...values); const hi = Math.max(...values);
+  const pick = (label, value, set, id) => html`<label for=${id}>${label} </label><select id=${id} value=${value}
+    onChange=${(e) => set(e.target.value)}>${names.map((n) => html`<option value=${n}>${n}</option>`)}</select>`;
+  return html`<section aria-label="Heatmap"><h2>Heatmap: best ${job.params.objective && typeof job.params.objective === 'string' ? job.params.objective : 'objective'} per cell</h2>
+    <div class="actions">${pick('Columns', x, setX, 'heat-x')} ${pick('Rows', y, setY, 'heat-y')}</div>
+    ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    ${heat ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead><tr><th scope="col">${y} \\ ${x}</th>
+      ${heat.x_values.map((v) => html`<th scope="col" class="num">${v}</th>`)}</tr></thead>
+      <tbody>${heat.y_values.map((yv, i) => html`<tr><th scope="row" class="num">${yv}</th>${heat.values[i].map((v) => html`
+        <td class="num" style=${colour(v, lo, hi)} data-value=${v === null ? '' : v}>${v === null ? '—' : f.number(v, 2)}</td>`)}</tr>`)}</tbody>
+      </table></div>` : null}</section>`;
+}
+
+function SweepResults({ job }) {
+  const names = job.results.length ? Object.keys(job.results[0].params) : [];
+  return html`
+    ${job.best_run_id ? html`<p>Best combination as a backtest run: <a id="best-run" href=${`/backtests/${job.best_run_id}`}>#${job.best_run_id}</a></p>` : null}
+    <${SweepHeatmap} job=${job} />
+    <${Table} caption="Every combination, best first" id="sweep-results" rows=${job.results} limit=${50} rowKey=${(r) => r.index}
+      columns=${[
+        { key: 'rank', label: 'Rank', num: true },
+        ...names.map((n) => ({ key: `p:${n}`, label: n, num: true, render: (r) => String(r.params[n]), sort: (r) => r.params[n] })),
+        { key: 'objective', label: 'Objective', num: true, render: (r) => (r.eligible ? f.number(r.objective, 3) : 'not eligible') },
+        { key: 'cagr', label: 'CAGR', num: true, render: (r) => f.pct(r.metrics.cagr), sort: (r) => r.metrics.cagr },
+        { key: 'max_drawdown', label: 'Max DD', num: true, render: (r) => f.pct(r.metrics.max_drawdown), sort: (r) => r.metrics.max_drawdown },
+        { key: 'total_trades', label: 'Trades', num: true, render: (r) => r.metrics.total_trades, sort: (r) => r.metrics.total_trades },
+      ]} />`;
+}
+
+function WalkForwardResults({ job }) {
+  const s = job.summary || {}; const oos = s.out_of_sample || {};
+  const equity = (job.oos_equity || []).map((p) => ({ time: p.date, value: p.equity }));
+  return html`
+    <div class="cards" id="wf-summary">
+      <${Card} id="wfe" label="Walk-forward efficiency" value=${s.walk_forward_efficiency === null ? '—' : f.number(s.walk_forward_efficiency, 2)} />
+      <${Card} id="oos-cagr" label="Out-of-sample CAGR" value=${f.pct(oos.cagr)} tone=${f.tone(oos.cagr)} />
+      <${Card} id="oos-dd" label="Out-of-sample max drawdown" value=${f.pct(oos.max_drawdown)} />
+      <${Card} id="oos-final" label="Final equity" value=${f.inr(oos.final_equity)} />
+    </div>
+    ${equity.length ? html`<${Chart} id="wf-equity" label="Stitched out-of-sample equity" height=${280} series=${[{ kind: 'line', data: equity }]} />` : null}
+    <${Table} caption="Windows: parameters chosen in sample, tested out of sample" id="wf-windows" rows=${job.windows || []} rowKey=${(w) => w.window}
+      columns=${[
+        { key: 'window', label: 'Window', num: true, render: (w) => w.window + 1 },
+        { key: 'is', label: 'In sample', render: (w) => `${f.day(w.in_sample.start)} – ${f.day(w.in_sample.end)}` },
+        { key: 'oos', label: 'Out of sample', render: (w) => `${f.day(w.out_of_sample.start)} – ${f.day(w.out_of_sample.end)}` },
+        { key: 'params', label: 'Chosen', render: (w) => (w.params ? Object.entries(w.params).map(([k, v]) => `${k}=${v}`).join(', ') : 'none eligible (cash)') },
+        { key: 'is_cagr', label: 'IS CAGR', num: true, render: (w) => f.pct((w.in_sample_metrics || {}).cagr) },
+        { key: 'oos_cagr', label: 'OOS CAGR', num: true, render: (w) => f.pct((w.out_of_sample_metrics || {}).cagr) },
+        { key: 'efficiency', label: 'Efficiency', num: true, render: (w) => (w.efficiency === null ? '—' : f.number(w.efficiency, 2)) },
+      ]} />`;
+}
+
+export function ResearchJob({ params }) {
+  const [route, id] = params;
+  const [tick, setTick] = useState(0);
+  const state = useLoad(() => api.get(`/api/research/${route}/${id}`), [route, id, tick]);
+  const job = state.data;
+  useEffect(() => {
+    if (!job || !['queued', 'running'].includes(job.status)) return undefined;
+    const t = setTimeout(() => setTick(tick + 1), 1000);
+    return () => clearTimeout(t);
+  }, [job, tick]);
+  const remove = async () => {
+    const active = ['queued', 'running'].includes(job.status);
+    if (!(await confirm({ title: active ? 'Cancel this job?' : 'Delete this job?', confirmLabel: active ? 'Cancel job' : 'Delete' }))) return;
+    await api.del(`/api/research/${route}/${id}`);
+    toast(active ? 'Cancelled' : 'Deleted');
+    if (active) setTick(tick + 1); else navigate('/research');
+  };
+  return html`<${Page} title=${`Research job #${id}`} actions=${job ? html`<button type="button" class="danger" onClick=${remove}>
+      ${['queued', 'running'].includes(job.status) ? 'Cancel' : 'Delete'}</button>` : null}>
+    <${Loading} state=${state}>${(j) => html`
+      <p><${Badge} text=${j.status} /> ${j.kind.replace('_', '-')} · ${j.params.universe || 'custom'} ·
+        ${f.day(j.params.start_date)} – ${f.day(j.params.end_date)} · ${j.total} backtests${j.executor ? ` on ${j.executor}` : ''}</p>
+      ${['queued', 'running'].includes(j.status) ? html`<progress id="research-progress" max="1" value=${j.progress}
+        aria-label="Progress">${f.pct(j.progress * 100, 0)}</progress> <span>${f.pct(j.progress * 100, 0)}</span>` : null}
+      ${j.status === 'failed' ? html`<p class="error" role="alert">${j.error}</p>` : null}
+      ${j.status === 'done' && j.kind === 'sweep' ? html`<${SweepResults} job=${j} />` : null}
+      ${j.status === 'done' && j.kind === 'walk_forward' ? html`<${WalkForwardResults} job=${j} />` : null}
+      ${j.status === 'done' && !['sweep', 'walk_forward'].includes(j.kind) ? html`<pre class="json">${JSON.stringify(j.summary, null, 2)}</pre>` : null}`}<//>
+  <//>`;
+}
