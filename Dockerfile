@@ -1,7 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY domain domain
 COPY commands commands
 COPY projections projections
@@ -10,7 +10,8 @@ COPY streams streams
 COPY backtest backtest
 COPY infra infra
 COPY docs docs
-RUN pip install --no-cache-dir .
+# the exact versions of requirements.lock (`make lock` refreshes it)
+RUN pip install --no-cache-dir -c requirements.lock .
 RUN useradd --create-home tradertape && mkdir -p /app/var && chown tradertape /app/var
 USER tradertape
 EXPOSE 8000
