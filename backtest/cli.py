@@ -14,10 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from datetime import time as clock
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,14 +29,13 @@ from backtest.synthetic import DEFAULT_SEED, extend, generate
 from backtest.universes import custom_universe, list_universes, load_universe, normalize_symbol
 from domain.calendar import NSE_TABLE_LAST_YEAR, TradingCalendar, nse_calendar
 from domain.errors import DomainError
+from domain.market_hours import IST, SESSION_CLOSE
 from domain.strategies import SpecError, normalize_spec
 from infra.settings import Settings
 
 __all__ = ["last_completed_session", "register"]
 
 DEFAULT_START = date(2015, 1, 1)
-IST = ZoneInfo("Asia/Kolkata")
-MARKET_CLOSE = clock(15, 30)
 _SHOWN_REJECTIONS = 20
 
 console = Console()
@@ -433,7 +430,7 @@ def last_completed_session(now: datetime, calendar: TradingCalendar) -> date:
     """The latest trading day whose session has closed at `now` (IST)."""
     local = now.astimezone(IST)
     today = local.date()
-    if calendar.is_trading_day(today) and local.time() >= MARKET_CLOSE:
+    if calendar.is_trading_day(today) and local.time() >= SESSION_CLOSE:
         return today
     return calendar.previous_trading_day(today)
 

@@ -8,12 +8,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from domain.market_hours import IST
 from domain.money import MISSING, format_inr, format_number
 
 __all__ = ["SUMMARY_ROWS", "TRADE_COLUMNS", "benchmark_equity", "fmt", "monthly_grid", "render_html"]
-IST = ZoneInfo("Asia/Kolkata")
 
 # (key, label, unit) in the order a reader scans them
 SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (

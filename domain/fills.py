@@ -51,9 +51,10 @@ Python's round() (not to the tick: slippage models the average price obtained).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime
 from typing import NamedTuple
 
+from domain.market_hours import CLOSING_AUCTION_FROM, CONTINUOUS_UNTIL, IST
 from domain.ticks import DateLike, round_to_tick, tick_size
 
 ENTRY_ORDERS = ("next_open", "limit")
@@ -99,11 +100,6 @@ def entry_fill_price(order_type: str, limit: float | None, bar: BarLike) -> floa
     return None
 
 
-CLOSING_AUCTION_FROM = "2026-08-03"  # NSE: continuous trading to 15:15, closing auction 15:15-15:35
-CONTINUOUS_UNTIL = time(15, 15)
-_IST = timezone(timedelta(hours=5, minutes=30))
-
-
 def in_closing_auction(at: datetime | str) -> bool:
     """Whether `at` (an aware datetime or ISO text with an offset) falls in NSE's closing auction: on or
     after 3 Aug 2026, at or after 15:15 IST. Text without an offset, or not a timestamp, is not."""
@@ -114,7 +110,7 @@ def in_closing_auction(at: datetime | str) -> bool:
             return False
     if at.tzinfo is None:
         return False
-    local = at.astimezone(_IST)
+    local = at.astimezone(IST)
     return local.date().isoformat() >= CLOSING_AUCTION_FROM and local.time() >= CONTINUOUS_UNTIL
 
 

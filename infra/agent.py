@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import requests
 
@@ -51,13 +50,13 @@ from commands.brokers import (
     BrokerRateLimited,
     GttLeg,
 )
+from domain.market_hours import IST
 from domain.portfolio import PROTECTIVE_REASON
 from domain.ticks import round_to_tick, tick_size
 from infra.brokers import PaperBroker
 from infra.kite import KiteBroker
 
 log = logging.getLogger("tradertape.agent")
-IST = ZoneInfo("Asia/Kolkata")
 FAILED_GTT = ("cancelled", "deleted", "expired", "rejected", "disabled")
 STOP_LIMIT_SLACK = 0.005  # a stop leg's limit price sits 0.5% under its trigger so the sell fills
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import requests
 from kiteconnect import KiteConnect
@@ -29,20 +28,12 @@ from commands.brokers import (
 )
 
 log = logging.getLogger(__name__)
-IST = ZoneInfo("Asia/Kolkata")
 T = TypeVar("T")
 
 
 def login_url(api_key: str, login_root: str = "https://kite.zerodha.com/connect/login") -> str:
     """Where the user signs in to Kite (`KiteConnect.login_url()` for the default root)."""
     return f"{login_root}?{urlencode({'api_key': api_key, 'v': 3})}"
-
-
-def token_expiry(now: datetime) -> datetime:
-    """A Kite access token expires at 06:00 IST on the next day (regulatory); before 06:00 IST, today."""
-    local = now.astimezone(IST)
-    six = local.replace(hour=6, minute=0, second=0, microsecond=0)
-    return (six if local < six else six + timedelta(days=1)).astimezone(UTC)
 
 
 def map_error(exc: Exception) -> BrokerError:

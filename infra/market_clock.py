@@ -18,19 +18,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from commands import messages as m
 from commands.ports import CommandMeta, MarketData
 from domain.calendar import nse_calendar
 from domain.errors import DomainError
+from domain.market_hours import IST
 from domain.portfolio import Portfolio
 from infra.bootstrap import Platform
 from projections.portfolios import active_portfolio_rows
 from projections.signals import overdue_signal_ids
 
 log = logging.getLogger(__name__)
-IST = ZoneInfo("Asia/Kolkata")
 SCHEDULER = CommandMeta(actor="scheduler")
 
 

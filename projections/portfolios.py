@@ -21,19 +21,18 @@ position, read newest first through the (portfolio_id, position) index.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.calendar import nse_calendar
+from domain.market_hours import IST, SESSION_CLOSE
 from domain.money import format_number
 from projections.base import Projection, page, row_by, update_by
 from projections.envelope import Envelope
 
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
-MARKET_CLOSE = time(15, 30)
 LIVE_STATUSES = ("pending_approval", "in_cart", "placed")
 _CALENDAR = nse_calendar()
 
@@ -173,7 +172,7 @@ def expiry(day: str, validity_days: int) -> tuple[str, float]:
     """The market close (15:30 Asia/Kolkata) of the trading day `validity_days` trading days after
     `day`: as an ISO string with +05:30 and as UTC epoch seconds (what comparisons use)."""
     last = _CALENDAR.add_trading_days(date.fromisoformat(day), max(int(validity_days), 0))
-    close = datetime.combine(last, MARKET_CLOSE, IST)
+    close = datetime.combine(last, SESSION_CLOSE, IST)
     return close.isoformat(), close.timestamp()
 
 

@@ -11,13 +11,13 @@ import json
 import logging
 import struct
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
+from domain.market_hours import IST
 from streams.ticks import TickHub
 
 log = logging.getLogger(__name__)
-IST = timezone(timedelta(hours=5, minutes=30))
 
 
 def _divisor(token: int) -> float:

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,13 +29,13 @@ from commands import messages as m
 from commands.handlers.ticks import next_session
 from commands.ports import CommandMeta
 from domain.fills import in_closing_auction
+from domain.market_hours import IST
 from domain.portfolio import Portfolio
 from infra.bootstrap import Platform
 from projections.portfolios import active_portfolio_rows, activity_log
 from streams.ticks import Client, Encoded, TickHub
 
 log = logging.getLogger(__name__)
-IST = timezone(timedelta(hours=5, minutes=30))
 PAPER_BROKER = CommandMeta(actor="paper_broker")
 
 Levels = dict[str, tuple[float | None, float | None]]

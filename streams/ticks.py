@@ -15,11 +15,12 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from domain.market_hours import IST, SESSION_CLOSE, SESSION_OPEN
+
 log = logging.getLogger(__name__)
-IST = timezone(timedelta(hours=5, minutes=30))
 MODES = ("ltp", "quote", "full")
 QUOTE_KEYS = ("ltp", "open", "high", "low", "close", "volume", "change", "timestamp")
 
@@ -306,14 +307,14 @@ class Heartbeat:
 
 def nse_open(now: datetime, is_trading_day: Callable[[datetime], bool]) -> bool:
     local = now.astimezone(IST)
-    return is_trading_day(local) and time(9, 15) <= local.time() <= time(15, 30)
+    return is_trading_day(local) and SESSION_OPEN <= local.time() <= SESSION_CLOSE
 
 
 def next_nse_open(now: datetime, is_trading_day: Callable[[datetime], bool]) -> datetime | None:
     """The next session's 09:15 IST strictly after `now` (None if no trading day in the next 30 days)."""
     local = now.astimezone(IST)
     for ahead in range(31):
-        start = datetime.combine(local.date() + timedelta(days=ahead), time(9, 15), IST)
+        start = datetime.combine(local.date() + timedelta(days=ahead), SESSION_OPEN, IST)
         if start > local and is_trading_day(start):
             return start
     return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Query
 from pydantic import BaseModel, Field
@@ -14,6 +13,7 @@ from api.deps import PlatformDep, Reader, resource_router
 from backtest.barstore import BarStore
 from backtest.universes import list_universes, normalize_symbol
 from domain.calendar import nse_calendar
+from domain.market_hours import IST
 
 router = resource_router(tags=["market data"])
 
@@ -88,7 +88,7 @@ async def bars(symbol: str, user: Reader, platform: PlatformDep, start: FromQ = 
 @router.get("/api/market/calendar", summary="NSE trading days between 'from' and 'to' (default: the last 30 days)")
 def calendar(user: Reader, start: FromQ = None, end: ToQ = None) -> list[str]:
     _check_range(start, end)
-    last = end or datetime.now(ZoneInfo("Asia/Kolkata")).date()
+    last = end or datetime.now(IST).date()
     first = start or max(EARLIEST, last - timedelta(days=30))
     _check_range(first, last)
     if (last - first).days > MAX_CALENDAR_DAYS:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -14,13 +13,13 @@ from api.guards import MAX_ID
 from commands import messages as m
 from commands.bus import CommandResult
 from domain.errors import DomainError, NotFound
+from domain.market_hours import IST
 from domain.risk import RULE_TYPES, RiskBook, normalize_rule
 from infra.bootstrap import Platform
 from projections.portfolios import list_portfolios, list_positions
 from projections.risk import RiskProjection, get_risk_rule, list_risk_rules, orders_on, risk_breaches
 
 router = resource_router("/api/risk", ["risk"])
-IST = ZoneInfo("Asia/Kolkata")
 RuleType = Literal[RULE_TYPES]  # type: ignore[valid-type]
 
 

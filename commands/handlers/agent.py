@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from commands import agent_messages as am
 from commands.brokers import kite_checksum
@@ -15,9 +14,9 @@ from commands.handlers.portfolios import _load
 from commands.uow import UnitOfWork
 from domain.broker import BrokerConnection
 from domain.errors import Conflict, DomainError, InvalidTransition
+from domain.market_hours import IST, kite_token_expiry
 from domain.portfolio import PROTECTIVE_REASON, Portfolio, PositionState
 
-IST = ZoneInfo("Asia/Kolkata")
 # kinds of rows in the encrypted secret store (names, not secrets)
 API_SECRET = "kite_api_secret"  # noqa: S105
 REQUEST_TOKEN = "kite_request_token"  # noqa: S105
@@ -42,13 +41,6 @@ def _conn(uow: UnitOfWork, account_id: int) -> BrokerConnection:
 
 def _now(uow: UnitOfWork) -> datetime:
     return uow.deps.clock.now()
-
-
-def kite_token_expiry(now: datetime) -> datetime:
-    """06:00 IST on the next day (before 06:00 IST: today)."""
-    local = now.astimezone(IST)
-    six = local.replace(hour=6, minute=0, second=0, microsecond=0)
-    return six if local < six else six + timedelta(days=1)
 
 
 # ------------------------------------------------------------------ credentials, login, session

@@ -11,17 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from commands import messages as m
 from commands.uow import UnitOfWork
 from domain.errors import DomainError, NotFound
+from domain.market_hours import IST
 from domain.portfolio import Portfolio, ScanOutcome, SignalState
 from domain.risk import Breach, EntryRequest, Exposure, RiskBook, check_entry, daily_loss_limit
 from domain.sizing import Candidate
 from domain.strategies import Strategy
-
-IST = ZoneInfo("Asia/Kolkata")
 
 
 def now_of(uow: UnitOfWork) -> datetime:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from backtest.barstore import BarStore
+from domain.market_hours import IST
 from infra.cli import main
-from infra.market_clock import IST, MarketClock, Scheduler, next_run
+from infra.market_clock import MarketClock, Scheduler, next_run
 from tests.integration.test_api_model import deploy, scan_with_signals, template_id, wait_projected
 
 

@@ -19,7 +19,8 @@ from commands import messages as m
 from commands.ports import CommandMeta
 from domain.calendar import nse_calendar
 from domain.fills import with_slippage
-from infra.market_clock import IST, MarketClock
+from domain.market_hours import IST
+from infra.market_clock import MarketClock
 from streams.paper_ticks import PaperTickFills
 from streams.ticks import TickHub
 from tests.support.live import UNIVERSE, live_portfolio_with_placed_signals, make_bars, wait_until

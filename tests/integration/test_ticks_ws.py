@@ -19,10 +19,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.routers.ws import AGENT_KEY_REVOKED, market_status
 from domain.calendar import nse_calendar
+from domain.market_hours import IST
 from infra.db import agent_keys, sessions
 from infra.settings import Settings
 from streams.kite_ticker import KiteTickerFeed, parse_frame, to_wire
-from streams.ticks import IST, SimulatedFeed, TickHub
+from streams.ticks import SimulatedFeed, TickHub
 from tests.support.kite_stub import TickerStub, frame, full_packet, ltp_packet, quote_packet
 from tests.support.live import make_bars
 
