@@ -39,14 +39,12 @@ import numpy.typing as npt
 
 from domain.bars import BarMatrix
 from domain.charges import SCHEDULES
-from domain.conviction import conviction
 from domain.errors import DomainError
-from domain.evaluate import evaluate_rules
+from domain.evaluate import evaluate_strategy
 from domain.events import DomainEvent
 from domain.indicators import IndicatorCache
 from domain.metrics import drawdowns, monthly_returns, summarize
 from domain.portfolio import INSUFFICIENT_CASH, NOT_FILLED, EntryExpired, OrderFailed, Portfolio, PositionState
-from domain.rules import parse_rules
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
 from infra.heap import collector_paused
@@ -260,11 +258,8 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
 
     if indicators is not None and (indicators.bars.n_days != bars.n_days or indicators.bars.symbols != bars.symbols):
         raise ValueError("the shared indicator cache was built over other bars or another window end")
-    cache = indicators if indicators is not None else IndicatorCache(bars)
-    entry = evaluate_rules(parse_rules(spec["entry_rules"], "entry_rules"), cache)
-    exit_when = spec["exit_rules"].get("exit_when")
-    exit_sig = evaluate_rules(parse_rules(exit_when, "exit_rules.exit_when"), cache) if exit_when else None
-    conv = conviction(spec["base_model"], spec["params"], cache)
+    signals = evaluate_strategy(spec, indicators if indicators is not None else IndicatorCache(bars))
+    entry, exit_sig, conv = signals.entry, signals.exit, signals.conviction
 
     symbols = bars.symbols
     sectors = [bars.sector_of(i) for i in range(bars.n_symbols)]

@@ -1,5 +1,5 @@
 """The live side's view of the bar store (the `MarketData` port): latest day, a day's bars, and the
-after-close scan -- the same rule evaluation and conviction the backtest engine runs.
+after-close scan -- the same evaluation (`domain.evaluate.evaluate_strategy`) the backtest engine runs.
 
 The scan reads bars from the portfolio's warm-up anchor (where a backtest starting on the deployment
 day would start its warm-up) up to the scanned day and nothing later, so a paper portfolio sees at each
@@ -20,11 +20,9 @@ from backtest.runner import WARMUP_TRADING_DAYS
 from backtest.universes import Universe, load_universe
 from commands.ports import ScanResult
 from domain.calendar import TradingCalendar, nse_calendar
-from domain.conviction import conviction
 from domain.errors import DomainError
-from domain.evaluate import describe_conditions, evaluate_rules
+from domain.evaluate import describe_conditions, evaluate_strategy
 from domain.indicators import IndicatorCache
-from domain.rules import parse_rules
 from domain.sizing import Candidate
 
 __all__ = ["BarStoreMarket"]
@@ -108,20 +106,16 @@ class BarStoreMarket:
             return ScanResult(day, [], {})
         col = bars.dates.size - 1
         cache = IndicatorCache(bars)
-        entry_rules = parse_rules(strategy["entry_rules"], "entry_rules")
-        entry = evaluate_rules(entry_rules, cache)[:, col]
-        conv = conviction(strategy["base_model"], strategy["params"], cache)[:, col]
+        signals = evaluate_strategy(strategy, cache)
+        entry, conv = signals.entry[:, col], signals.conviction[:, col]
         close = bars.close[:, col]
         candidates = [
             Candidate(bars.symbols[i], bars.sector_of(i), float(conv[i]), float(close[i]),
-                      describe_conditions(entry_rules, cache, i, col))
+                      describe_conditions(signals.entry_rules, cache, i, col))
             for i in np.flatnonzero(entry & np.isfinite(close)).tolist()
         ]
         exits: dict[str, str] = {}
-        exit_when = strategy["exit_rules"].get("exit_when")
-        if exit_when:
-            exit_rules = parse_rules(exit_when, "exit_rules.exit_when")
-            fired = evaluate_rules(exit_rules, cache)[:, col]
-            for i in np.flatnonzero(fired).tolist():
-                exits[bars.symbols[i]] = describe_conditions(exit_rules, cache, i, col)
+        if signals.exit_rules is not None and signals.exit is not None:
+            for i in np.flatnonzero(signals.exit[:, col]).tolist():
+                exits[bars.symbols[i]] = describe_conditions(signals.exit_rules, cache, i, col)
         return ScanResult(day, candidates, exits)

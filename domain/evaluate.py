@@ -15,13 +15,18 @@ Each distinct indicator series is computed once per `IndicatorCache`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
 from domain.bars import BarMatrix
+from domain.conviction import conviction
 from domain.indicators import BoolMatrix, FloatMatrix, IndicatorCache, shift
 from domain.money import format_number, format_price
-from domain.rules import Condition, Indicator, Operand, RuleSet
+from domain.rules import Condition, Indicator, Operand, RuleSet, parse_rules
 
 
 def _operand(cache: IndicatorCache, op: Operand) -> FloatMatrix | float:
@@ -89,6 +94,34 @@ def evaluate_rules(rules: RuleSet, source: IndicatorCache | BarMatrix) -> BoolMa
     aligned = evaluate_aligned(rules, cache) & cache.valid
     out: BoolMatrix = cache.restore(aligned, False)
     return out
+
+
+@dataclass(frozen=True)
+class StrategySignals:
+    """A strategy evaluated over a bar matrix: where its entry rules hold, where its exit rules hold
+    (None without `exit_when`), and each cell's conviction (symbols x days, the bars' columns)."""
+
+    entry_rules: RuleSet
+    entry: BoolMatrix
+    exit_rules: RuleSet | None
+    exit: BoolMatrix | None
+    conviction: FloatMatrix
+
+
+def evaluate_strategy(strategy: Mapping[str, Any], cache: IndicatorCache) -> StrategySignals:
+    """The one evaluation of a strategy (base_model, entry_rules, exit_rules, params as normalized by
+    `domain.strategies.normalize_spec`) that the backtest engine and the live after-close scan both run:
+    paper trades equal backtest trades because they read these very matrices."""
+    entry_rules = parse_rules(strategy["entry_rules"], "entry_rules")
+    exit_when = strategy["exit_rules"].get("exit_when")
+    exit_rules = parse_rules(exit_when, "exit_rules.exit_when") if exit_when else None
+    return StrategySignals(
+        entry_rules=entry_rules,
+        entry=evaluate_rules(entry_rules, cache),
+        exit_rules=exit_rules,
+        exit=evaluate_rules(exit_rules, cache) if exit_rules is not None else None,
+        conviction=conviction(strategy["base_model"], strategy["params"], cache),
+    )
 
 
 def describe_conditions(rules: RuleSet, cache: IndicatorCache, row: int, column: int) -> str:
