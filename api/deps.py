@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 import uuid
 from collections.abc import Hashable, Iterable, Iterator
@@ -17,6 +16,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from api.guards import MAX_ID, MAX_OFFSET, StrictJsonRoute
+from api.serial import SERIAL
 from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.accounts import Account
@@ -24,7 +24,6 @@ from domain.errors import DomainError
 from infra import telemetry
 from infra.bootstrap import Platform
 from infra.shadow import replayed
-from infra.workgate import WORK_GATE
 from projections.accounts import get_account
 from projections.base import Projection
 from streams.workers import ReadYourWrites
@@ -217,25 +216,6 @@ def request_meta(request: Request, principal: Principal | None = None, actor: st
     )
 
 
-_STRIPES = [threading.Lock() for _ in range(64)]
-
-
-@contextmanager
-def _one_at_a_time(key: Hashable | None) -> Iterator[None]:
-    """Commands of this process with the same key run one after the other (None: no waiting)."""
-    if key is None:
-        yield
-        return
-    lock = _STRIPES[hash(key) % len(_STRIPES)]
-    if not lock.acquire(blocking=False):
-        with WORK_GATE.released():  # waiting on another request's work: give the turn back meanwhile
-            lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def dispatch(request: Request, platform: Platform, command: Any, principal: Principal | None = None,
              actor: str | None = None, events_hint: int = 0, serial: Hashable | None = None) -> CommandResult:
     """Run a command and wait (bounded) until the projections show its effect (read-your-writes).
@@ -247,7 +227,7 @@ def dispatch(request: Request, platform: Platform, command: Any, principal: Prin
     timeout = platform.settings.read_your_writes_timeout + min(events_hint / 1000.0, 120.0)
     started, name = time.perf_counter(), type(command).__name__
     try:
-        with _one_at_a_time(serial):
+        with SERIAL.one_at_a_time(serial):
             result = platform.bus.handle(command, request_meta(request, principal, actor))
     except Exception as exc:
         telemetry.command_done(name, "refused" if isinstance(exc, DomainError) else "error", started)

@@ -1,12 +1,14 @@
-"""Commands with the same `serial` key take turns in one API process (api.deps._one_at_a_time)."""
+"""Commands with the same `serial` key take turns in one API process (api/serial.py)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from api.deps import _one_at_a_time
+from api.serial import SERIAL
 from infra.workgate import WORK_GATE
+
+_one_at_a_time = SERIAL.one_at_a_time
 
 
 def test_same_key_never_overlaps_and_a_waiter_gives_its_turn_back() -> None:
