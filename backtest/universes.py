@@ -170,3 +170,12 @@ def _parse_constituents(text: str) -> tuple[Member, ...]:
             )
         )
     return tuple(members)
+
+
+@cache
+def known_isins() -> dict[str, str]:
+    """Symbol -> ISIN of every built-in universe's constituents: reconciliation matches by ISIN first."""
+    out: dict[str, str] = {}
+    for universe in list_universes():
+        out.update({m.symbol: m.isin for m in universe.members if m.isin})
+    return out

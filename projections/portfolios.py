@@ -512,7 +512,7 @@ class PortfoliosProjection(Projection):
         self._symbols[signal_id] = symbol
         return symbol
 
-    def _summary(self, conn: Connection, env: Envelope) -> str:
+    def _summary(self, conn: Connection, env: Envelope) -> str:  # noqa: C901 (known debt: docs/DESIGN.md)
         d, t = env.data, env.type
         sym = d.get("symbol")
         if not sym and d.get("signal_id") is not None:

@@ -4,7 +4,6 @@ adjust lots (splits, bonuses)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 
@@ -12,51 +11,17 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.analytics_access import analytics_store, market_marks
 from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
 from commands import imports_messages as im
 from domain.errors import DomainError
-from infra.analytics_store import AnalyticsStore, Marks, holdings, journal, pnl, summary
-from infra.bootstrap import Platform
+from infra.analytics_store import holdings, journal, pnl, summary
 
 router = resource_router("/api/analytics", ["analytics"])
 
 # One scope rule for every analytics read: `source` = imported (alias broker: the broker account's
 # uploaded trades; the default everywhere), paper, live (model portfolios) or all.
 Source = Literal["imported", "broker", "paper", "live", "all"]
-
-
-def analytics_store(request: Request) -> AnalyticsStore:
-    return app_analytics_store(request.app)
-
-
-def app_analytics_store(app: Any) -> AnalyticsStore:
-    """One store per app (created at first use)."""
-    store: AnalyticsStore | None = getattr(app.state, "analytics_store", None)
-    if store is None:
-        platform: Platform = app.state.platform
-        store = AnalyticsStore(platform.db, platform.settings.analytics_dir / "accounts")
-        app.state.analytics_store = store
-    return store
-
-
-def market_marks(platform: Platform) -> Marks:
-    """Latest closes from the bar store, when one is connected and holds REAL bars for the symbols
-    (imported with `data import-csv` / `import-kite`): the synthetic demo history never values a user's
-    real trades."""
-
-    def marks(symbols: Sequence[str]) -> dict[str, tuple[float, str]]:
-        try:
-            market = platform.bus.deps.market
-            day = market.latest_day()
-            if not day:
-                return {}
-            real = market.real_symbols(list(symbols))
-            prices = market.last_prices(sorted(real), day) if real else {}
-        except (DomainError, OSError, ValueError, KeyError):
-            return {}
-        return {s: (float(p), day) for s, p in prices.items()}
-
-    return marks
 
 
 def _dates(start: date | None, end: date | None) -> None:

@@ -11,7 +11,7 @@ from fastapi import HTTPException, Query, Response
 from api.deps import PageDep, PlatformDep, Reader, resource_router
 from api.errors import schema_error
 from api.guards import MAX_ID
-from api.routers.model import owned_portfolio
+from api.ownership import owned_portfolio
 from domain.aggregate import aggregate_uuid
 from domain.errors import DomainError, NotFound
 from domain.portfolio import Portfolio

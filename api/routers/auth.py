@@ -22,7 +22,7 @@ from api.deps import (
     set_session_cookie,
 )
 from api.guards import outside_io
-from api.routers.ws import close_revoked
+from api.revocation import close_revoked
 from api.schemas import (
     AgentKeyCreated,
     AgentKeyPublic,
@@ -37,6 +37,7 @@ from api.schemas import (
     VerifyLinkRequest,
 )
 from api.security_log import security_event
+from api.signin import client_ip, login
 from commands import messages as m
 from commands.bus import CommandResult
 from commands.handlers.auth import LoginResult
@@ -46,10 +47,6 @@ from projections.accounts import get_account, list_accounts
 from projections.broker import broker_status as read_broker_status
 
 router = resource_router("/api/auth", ["auth"])
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _broker_status(platform: Platform, account_id: int) -> BrokerStatus:
@@ -83,33 +80,23 @@ def _signed_in(platform: Platform, response: Response, result: CommandResult) ->
 @router.post("/magic-link", summary="Email a one-time sign-in link and 6-digit code")
 @outside_io  # sends the email before it answers
 def magic_link(body: MagicLinkRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
-    dispatch(request, platform, m.RequestLoginLink(str(body.email), _client_ip(request)))
+    dispatch(request, platform, m.RequestLoginLink(str(body.email), client_ip(request)))
     return {"detail": "If the address can receive email, a sign-in link and code are on their way. "
                       "They expire in 15 minutes."}
 
 
-def _login(request: Request, platform: PlatformDep, command: Any, email: str, method: str) -> CommandResult:
-    """Dispatch a sign-in; a refusal is a security event (the email and the method, never what was tried)."""
-    try:
-        return dispatch(request, platform, command)
-    except DomainError as exc:
-        security_event(request, "login_locked" if exc.status_code == 429 or "locked" in exc.detail
-                       else "login_failed", email=email, method=method, status=exc.status_code)
-        raise
-
-
 @router.post("/verify-link", response_model=UserPublic, summary="Sign in with the link's token or the code")
 def verify_link(body: VerifyLinkRequest, request: Request, response: Response, platform: PlatformDep) -> UserPublic:
-    command = m.VerifyLogin(str(body.email), body.token, body.otp, _client_ip(request))
-    result = _login(request, platform, command, str(body.email), "otp" if body.otp else "link")
+    command = m.VerifyLogin(str(body.email), body.token, body.otp, client_ip(request))
+    result = login(request, platform, command, str(body.email), "otp" if body.otp else "link")
     return _signed_in(platform, response, result)
 
 
 @router.post("/password-login", response_model=UserPublic)
 def password_login(body: PasswordLoginRequest, request: Request, response: Response,
                    platform: PlatformDep) -> UserPublic:
-    result = _login(request, platform, m.PasswordLogin(str(body.email), body.password, _client_ip(request)),
-                    str(body.email), "password")
+    result = login(request, platform, m.PasswordLogin(str(body.email), body.password, client_ip(request)),
+                   str(body.email), "password")
     return _signed_in(platform, response, result)
 
 
@@ -126,7 +113,7 @@ def _signed_out(request: Request, account_id: int, hashes: list[str], reason: st
                                        "/api/auth/password)")
 @outside_io  # sends the email before it answers
 def password_code(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, str]:
-    dispatch(request, platform, m.RequestPasswordCode(user.email, _client_ip(request)), user)
+    dispatch(request, platform, m.RequestPasswordCode(user.email, client_ip(request)), user)
     return {"detail": "A 6-digit code is on its way to your email; it expires in 15 minutes"}
 
 
@@ -145,13 +132,13 @@ def set_password(body: SetPasswordRequest, request: Request, user: SessionUser,
 @router.post("/password-reset/code", summary="Forgot the password: email a 6-digit code to reset it")
 @outside_io  # sends the email before it answers
 def password_reset_code(body: PasswordCodeRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
-    dispatch(request, platform, m.RequestPasswordCode(str(body.email), _client_ip(request)))
+    dispatch(request, platform, m.RequestPasswordCode(str(body.email), client_ip(request)))
     return {"detail": "If the address has an account, a 6-digit code is on its way. It expires in 15 minutes."}
 
 
 @router.post("/password-reset", summary="Set a new password with the emailed code; signs out every session")
 def password_reset(body: ResetPasswordRequest, request: Request, platform: PlatformDep) -> dict[str, Any]:
-    cmd = m.ResetPassword(str(body.email), body.otp, body.password, _client_ip(request))
+    cmd = m.ResetPassword(str(body.email), body.otp, body.password, client_ip(request))
     try:
         result = dispatch(request, platform, cmd)
     except DomainError as exc:

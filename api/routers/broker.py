@@ -7,7 +7,6 @@ from __future__ import annotations
 import secrets
 import threading
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
 from api.security_log import security_event
-from backtest.universes import list_universes
+from backtest.universes import known_isins
 from commands import agent_messages as am
 from commands.bus import CommandResult
 from commands.ports import CommandMeta
@@ -179,15 +178,6 @@ async def orders(request: Request, user: Reader) -> Any:
 @router.get("/portfolio/margins", summary="Available cash and margin (Kite's shape), cached ~30 s")
 async def margins(request: Request, user: Reader) -> Any:
     return await _proxied(request, user, "margins")
-
-
-@cache
-def known_isins() -> dict[str, str]:
-    """Symbol -> ISIN of every built-in universe's constituents: reconciliation matches by ISIN first."""
-    out: dict[str, str] = {}
-    for universe in list_universes():
-        out.update({m.symbol: m.isin for m in universe.members if m.isin})
-    return out
 
 
 @router.get("/portfolio/reconciliation",

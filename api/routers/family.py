@@ -13,8 +13,8 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.analytics_access import analytics_store, market_marks
 from api.deps import IdPath, PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
-from api.routers.analytics import analytics_store, market_marks
 from commands import imports_messages as im
 from commands.bus import CommandResult
 from domain.errors import DomainError, NotFound

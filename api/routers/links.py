@@ -25,8 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.csrf import from_this_site
 from api.deps import SESSION_COOKIE, Principal, current_principal, dispatch, set_session_cookie
-from api.routers.auth import _client_ip as client_ip
-from api.routers.auth import _login as login
+from api.signin import client_ip, login
 from commands import imports_messages as im
 from commands import messages as m
 from commands.handlers.auth import LoginResult

@@ -25,8 +25,9 @@ from api.deps import (
     resource_router,
 )
 from api.guards import MAX_ID
-from api.routers.broker import known_isins
-from api.routers.risk import risk_state
+from api.ownership import owned_portfolio
+from api.risk_state import risk_state
+from backtest.universes import known_isins
 from commands import messages as m
 from commands.bus import CommandResult
 from domain.errors import NotFound
@@ -94,14 +95,6 @@ class CloseBody(BaseModel):
 
 
 # ------------------------------------------------------------------ lookups (ownership on every object)
-
-
-def owned_portfolio(platform: Platform, portfolio_id: int, account_id: int) -> dict[str, Any]:
-    with platform.db.read() as conn:
-        row = get_portfolio(conn, portfolio_id)
-    if row is None or row["account_id"] != account_id:
-        raise NotFound(f"Portfolio {portfolio_id} not found")
-    return row
 
 
 def _portfolio_answer(platform: Platform, result: CommandResult, portfolio_id: int,

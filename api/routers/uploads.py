@@ -24,8 +24,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request as StarletteRequest
 from starlette.types import Message
 
+from api.analytics_access import analytics_store
 from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
-from api.routers.analytics import analytics_store
 from commands import imports_messages as im
 from domain.errors import TooManyRequests
 from infra.analytics_store import AnalyticsStore

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api.csrf import own_origin
 from api.deps import SESSION_COOKIE
 from api.notify_push import NotificationPush
+from api.revocation import REVOKED
 from api.security_log import security_event
 from api.textguard import MAX_DEPTH, UNICODE_MSG, invalid_text_path
 from backtest.barstore import BarStore
@@ -140,7 +141,6 @@ async def ensure_hub(app: Any) -> TickHub:
 
 
 POLICY = 1008  # refused outright: a foreign Origin, too many connections, a frame nested too deeply
-REVOKED = 4401  # the credential that opened the connection was revoked (the WebSocket analogue of 401)
 AGENT_KEY_REVOKED = "Agent key revoked or replaced"  # the reason when the once-a-second check finds it
 
 
@@ -210,14 +210,6 @@ class CredentialWatch:
                 self.untrack(client)
                 closed += 1
         return closed
-
-
-def close_revoked(app: Any, credential: tuple[str, Any], reason: str) -> None:
-    """Close the tick connections a revoked credential opened (agent key revoked or regenerated, session
-    signed out): close code 4401 with `reason`. Safe to call from any thread; a no-op without a hub."""
-    hub: TickHub | None = getattr(app.state, "tick_hub", None)
-    if hub is not None:
-        hub.revoke(credential, REVOKED, reason)
 
 
 @router.websocket("/api/ws/ticks")

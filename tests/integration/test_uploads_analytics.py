@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.routers.analytics import app_analytics_store
+from api.analytics_access import app_analytics_store
 from tests.support.brokerfiles import cams_pdf, ledger_xlsx, nsdl_pdf, trade, tradebook_csv, tradebook_xlsx
 
 # INFY: two buys, a sell executed as two fills of one order (split rows), a later partial sell.

@@ -1,0 +1,49 @@
+"""The analytics store of an API app and the marks it values holdings with: what the analytics, family and
+uploads routers share (routers never import each other)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import Request
+
+from domain.errors import DomainError
+from infra.analytics_store import AnalyticsStore, Marks
+from infra.bootstrap import Platform
+
+__all__ = ["analytics_store", "app_analytics_store", "market_marks"]
+
+
+def analytics_store(request: Request) -> AnalyticsStore:
+    return app_analytics_store(request.app)
+
+
+def app_analytics_store(app: Any) -> AnalyticsStore:
+    """One store per app (created at first use)."""
+    store: AnalyticsStore | None = getattr(app.state, "analytics_store", None)
+    if store is None:
+        platform: Platform = app.state.platform
+        store = AnalyticsStore(platform.db, platform.settings.analytics_dir / "accounts")
+        app.state.analytics_store = store
+    return store
+
+
+def market_marks(platform: Platform) -> Marks:
+    """Latest closes from the bar store, when one is connected and holds REAL bars for the symbols
+    (imported with `data import-csv` / `import-kite`): the synthetic demo history never values a user's
+    real trades."""
+
+    def marks(symbols: Sequence[str]) -> dict[str, tuple[float, str]]:
+        try:
+            market = platform.bus.deps.market
+            day = market.latest_day()
+            if not day:
+                return {}
+            real = market.real_symbols(list(symbols))
+            prices = market.last_prices(sorted(real), day) if real else {}
+        except (DomainError, OSError, ValueError, KeyError):
+            return {}
+        return {s: (float(p), day) for s, p in prices.items()}
+
+    return marks
