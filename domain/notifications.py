@@ -12,12 +12,10 @@ import html
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from domain.errors import DomainError
+from domain.market_hours import IST
 from domain.money import format_inr, format_number, format_price
-
-IST = ZoneInfo("Asia/Kolkata")
 
 # Every channel a preference can name. A channel the server has not configured (Telegram without a bot
 # token, an account that has not linked a chat) simply sends nothing.

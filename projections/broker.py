@@ -14,12 +14,12 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.broker import Protection, protection_drift, reconcile
+from domain.market_hours import IST
 from domain.portfolio import PROTECTIVE_REASON
 from projections.base import Projection
 from projections.envelope import Envelope
@@ -27,7 +27,6 @@ from projections.portfolios import portfolios, positions, signals
 from projections.risk import risk_rules
 from projections.signals import signal_public
 
-IST = ZoneInfo("Asia/Kolkata")
 metadata = sa.MetaData()
 
 connections = sa.Table(
