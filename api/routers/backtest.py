@@ -21,17 +21,17 @@ from fastapi import HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
+from api.strategy_lookup import strategy_lookup
 from backtest.barstore import MissingSymbolsError
-from backtest.requests import BacktestRequest, InlineStrategy, StrategyLookup, prepare_run
+from backtest.requests import BacktestRequest, InlineStrategy, prepare_run
 from backtest.runner import execute_run
 from commands import messages as m
 from domain.backtests import BacktestRun
 from domain.errors import NotFound
 from infra.bootstrap import Platform
 from projections.backtests import get_backtest_run, list_backtest_runs
-from projections.strategies import get_strategy
 
-__all__ = ["BacktestRequest", "InlineStrategy", "router", "strategy_lookup"]
+__all__ = ["BacktestRequest", "InlineStrategy", "router"]
 
 router = resource_router("/api/backtest", ["backtest"])
 
@@ -109,16 +109,6 @@ def _detail(platform: Platform, run_id: int, account_id: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- preparing a run
-
-
-def strategy_lookup(platform: Platform) -> StrategyLookup:
-    """A saved strategy's row by id, from the strategies read model."""
-
-    def lookup(strategy_id: int) -> dict[str, Any] | None:
-        with platform.db.read() as conn:
-            return get_strategy(conn, strategy_id)
-
-    return lookup
 
 
 def _prepare(platform: Platform, req: BacktestRequest, account_id: int) -> tuple[dict[str, Any], dict[str, Any]]:

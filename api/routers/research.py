@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
-from api.routers.backtest import strategy_lookup
+from api.strategy_lookup import strategy_lookup
 from backtest.research.jobs import JobKind, PlanContext, ResultQuery
 from backtest.research.kinds import KINDS
 from backtest.research.service import ResearchService
