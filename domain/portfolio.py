@@ -66,10 +66,10 @@ from domain.fills import (
 from domain.money import format_inr
 from domain.risk import Exposure
 from domain.sizing import Candidate, check_limits, rank_candidates, select_candidates
+from domain.status import PortfolioStatus, PositionStatus, SignalStatus
 
 EXCHANGE = "NSE"
 MODES = ("paper", "live", "backtest")
-LIVE_SIGNAL_STATUSES = ("pending_approval", "in_cart", "placed")
 PROTECTIVE_REASON = "protective stop/target (OCO GTT)"  # the reason of a live position's protective exit
 INSUFFICIENT_CASH = "insufficient cash"  # how an entry refused at the fill for cash starts its reason
 NOT_FILLED = "entry order not filled within its validity"  # an expired entry's reason
@@ -338,7 +338,7 @@ class SignalState:
         self.target = e.target
         self.validity_days = e.validity_days
         self.reason = e.reason
-        self.status = "pending_approval"
+        self.status = SignalStatus.PENDING_APPROVAL
         self.days_waiting = 0  # closes since generation (or since placement, once placed)
         self.order_id: str | None = None
         self.gtt_id: str | None = None
@@ -380,7 +380,7 @@ class PositionState:
         self.exit_signal_id: int | None = None
         self.exit_quantity: int | None = None  # the pending exit's shares (None: all of them)
         self.exit_signal_reason = ""
-        self.status = "open"
+        self.status = PositionStatus.OPEN
         self.exit_price: float | None = None
         self.exit_day: str | None = None
         self.exit_reason: str | None = None
@@ -399,7 +399,7 @@ class PositionState:
         lot.exit_pending = False
         lot.exit_signal_id = e.signal_id
         lot.exit_quantity = None
-        lot.status = "closed"
+        lot.status = PositionStatus.CLOSED
         lot.exit_price = e.exit_price
         lot.exit_day = e.day
         lot.exit_reason = e.exit_reason
@@ -438,7 +438,7 @@ class Portfolio(Aggregate):
     def __init__(self, aggregate_id: uuid.UUID) -> None:
         super().__init__(aggregate_id)
         self.portfolio_id = 0
-        self.status = "new"
+        self.status = PortfolioStatus.NEW
         self.cash = 0.0
         self.signals: dict[int, SignalState] = {}
         self.positions: dict[int, PositionState] = {}
@@ -538,7 +538,7 @@ class Portfolio(Aggregate):
         """What this portfolio holds and has committed, for the risk rules."""
         sectors: dict[str, int] = {k: v for k, v in self._sector_occupied.items() if v}
         committed = sum(s.quantity * (s.limit_price or s.reference_price) for s in self._live.values()
-                        if s.status in ("in_cart", "placed"))
+                        if s.status in (SignalStatus.IN_CART, SignalStatus.PLACED))
         invested = sum(p.quantity * p.last_price for p in self.open_positions.values())
         return Exposure(capital=self.capital, invested=round(invested, 2), committed=round(committed, 2),
                         open_positions=self._occupied, sectors=sectors, orders_today=orders_today,
@@ -567,12 +567,12 @@ class Portfolio(Aggregate):
 
     def pause(self, at: str) -> None:
         """Stop new entries; exits are still managed."""
-        if self.status != "active":
+        if self.status != PortfolioStatus.ACTIVE:
             raise InvalidTransition(f"portfolio is {self.status}; only an active portfolio can be paused")
         self._record(PortfolioPaused(at=at))
 
     def resume(self, at: str) -> None:
-        if self.status != "paused":
+        if self.status != PortfolioStatus.PAUSED:
             raise InvalidTransition(f"portfolio is {self.status}; only a paused portfolio can be resumed")
         self._record(PortfolioResumed(at=at))
 
@@ -580,14 +580,14 @@ class Portfolio(Aggregate):
         """Retire for good; refused (409) while positions are open. Live signals expire -- except a live
         portfolio's placed entries, whose GTTs are at the broker: the agent deletes them there first and
         then reports them expired (`withdraw_entry`)."""
-        if self.status == "retired":
+        if self.status == PortfolioStatus.RETIRED:
             raise InvalidTransition("portfolio is already retired")
         if self.open_positions:
             raise Conflict(
                 f"portfolio has {len(self.open_positions)} open position(s); close them before retiring it"
             )
         for sig in list(self._live.values()):
-            if self.mode == "live" and sig.status == "placed":
+            if self.mode == "live" and sig.status == SignalStatus.PLACED:
                 continue
             self._record(SignalExpired(signal_id=sig.signal_id, reason="portfolio retired", at=at))
         self._record(PortfolioRetired(at=at))
@@ -596,7 +596,7 @@ class Portfolio(Aggregate):
         """Paper only: back to the initial capital with no positions or signals (history stays)."""
         if self.mode == "live":
             raise DomainError("only paper portfolios can be reset; a live portfolio holds real positions")
-        if self.status == "retired":
+        if self.status == PortfolioStatus.RETIRED:
             raise InvalidTransition("portfolio is retired; deploy a new one instead")
         self._record(PortfolioReset(capital=self.capital, at=at))
 
@@ -614,7 +614,7 @@ class Portfolio(Aggregate):
         nothing.
         """
         fresh = [c for c in candidates if c.symbol not in self._engaged]
-        if self.status != "active":
+        if self.status != PortfolioStatus.ACTIVE:
             return ScanOutcome((), len(fresh), 0, 0, 0, paused=True)
         free = self.free_slots
         if free <= 0:  # nothing can fit: skip the ranking work
@@ -654,11 +654,11 @@ class Portfolio(Aggregate):
     def approve_signal(self, signal_id: int, at: str) -> None:
         """pending_approval -> in_cart; refused when it would exceed max_positions or max_per_sector."""
         sig = self._signal(signal_id)
-        if sig.status != "pending_approval":
+        if sig.status != SignalStatus.PENDING_APPROVAL:
             raise InvalidTransition(
                 f"signal {signal_id} is {sig.status}; only a pending_approval signal can be approved"
             )
-        if self.status != "active":
+        if self.status != PortfolioStatus.ACTIVE:
             raise DomainError(f"portfolio is {self.status}; resume it before approving signals")
         if self._occupied >= self.max_positions:
             raise DomainError(
@@ -675,7 +675,7 @@ class Portfolio(Aggregate):
     def reject_signal(self, signal_id: int, at: str, reason: str = "rejected by user") -> None:
         """pending_approval or in_cart -> rejected."""
         sig = self._signal(signal_id)
-        if sig.status not in ("pending_approval", "in_cart"):
+        if sig.status not in (SignalStatus.PENDING_APPROVAL, SignalStatus.IN_CART):
             raise InvalidTransition(f"signal {signal_id} is {sig.status}; only pending or in-cart signals "
                                     "can be rejected")
         self._record(SignalRejected(signal_id=signal_id, reason=reason, at=at))
@@ -683,7 +683,7 @@ class Portfolio(Aggregate):
     def expire_signal(self, signal_id: int, at: str, reason: str = "expired by user") -> None:
         """pending_approval or in_cart -> expired."""
         sig = self._signal(signal_id)
-        if sig.status not in ("pending_approval", "in_cart"):
+        if sig.status not in (SignalStatus.PENDING_APPROVAL, SignalStatus.IN_CART):
             raise InvalidTransition(f"signal {signal_id} is {sig.status}; only pending or in-cart signals "
                                     "can be expired")
         self._record(SignalExpired(signal_id=signal_id, reason=reason, at=at))
@@ -694,7 +694,7 @@ class Portfolio(Aggregate):
     ) -> None:
         """in_cart -> placed (the GTT/market order exists); its validity counts from here."""
         sig = self._signal(signal_id)
-        if sig.status != "in_cart":
+        if sig.status != SignalStatus.IN_CART:
             raise InvalidTransition(f"signal {signal_id} is {sig.status}; only an in_cart signal can be placed")
         self._record(OrderPlaced(
             signal_id=signal_id, day=day or sig.day, order_type=sig.entry_order, limit_price=sig.limit_price,
@@ -707,7 +707,7 @@ class Portfolio(Aggregate):
         """A reported entry fill (live agent, or a broker adapter): placed -> executed, position
         opened at `price` (no slippage added: it is what the broker reported). Returns the position id."""
         sig = self._signal(signal_id)
-        if sig.status != "placed":
+        if sig.status != SignalStatus.PLACED:
             raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can be filled")
         qty = sig.quantity if quantity is None else quantity
         if qty < 1:
@@ -717,7 +717,7 @@ class Portfolio(Aggregate):
     def record_order_failure(self, signal_id: int, day: str, reason: str, at: str) -> None:
         """A placed order the broker refused or cancelled: placed -> failed."""
         sig = self._signal(signal_id)
-        if sig.status != "placed":
+        if sig.status != SignalStatus.PLACED:
             raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can fail")
         self._record(OrderFailed(signal_id=signal_id, day=day, reason=reason, at=at))
 
@@ -725,7 +725,7 @@ class Portfolio(Aggregate):
         """Live: a placed entry taken off the broker (its GTT deleted there, or never sent) because its
         validity passed, a kill switch or a pause: placed -> expired."""
         sig = self._signal(signal_id)
-        if self.mode != "live" or sig.status != "placed":
+        if self.mode != "live" or sig.status != SignalStatus.PLACED:
             raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed live entry can be "
                                     "withdrawn")
         self._record(SignalExpired(signal_id=signal_id, reason=reason, at=at))
@@ -740,7 +740,7 @@ class Portfolio(Aggregate):
         sig = self.signals.get(signal_id)
         if sig is not None:
             current: tuple[str | None, str | None] = (sig.order_id, sig.gtt_id)
-            if sig.status != "placed" and current == (None, None):
+            if sig.status != SignalStatus.PLACED and current == (None, None):
                 raise InvalidTransition(f"signal {signal_id} is {sig.status}; only a placed signal can be sent "
                                         "to the broker")
         else:
@@ -777,9 +777,9 @@ class Portfolio(Aggregate):
         if signal_id in self.replaced_exits:
             return "replaced"
         if pos.exit_signal_id == signal_id:
-            if pos.status == "open":
+            if pos.status == PositionStatus.OPEN:
                 return "pending"
-            if pos.status == "closed":  # closed before exit fills named their signal
+            if pos.status == PositionStatus.CLOSED:  # closed before exit fills named their signal
                 return "executed"
         return "stale"
 
@@ -840,7 +840,7 @@ class Portfolio(Aggregate):
         state = self.exit_state(signal_id)
         if state not in ("pending", "replaced"):
             raise InvalidTransition(f"exit signal {signal_id} is {state}; it cannot be executed now")
-        if pos.status != "open":
+        if pos.status != PositionStatus.OPEN:
             raise Conflict(f"position {pos.position_id} is already {pos.status}; a fill of exit signal {signal_id} "
                            "would be a second sale: check the broker's holdings")
         if quantity is None:
@@ -920,7 +920,7 @@ class Portfolio(Aggregate):
     def tick_levels(self, day: str) -> dict[str, tuple[float | None, float | None]]:
         """Paper: per symbol, (the highest level a tick at or under fires, the lowest a tick at or over
         fires) among placed limit entries and armed stops/targets -- what a tick source watches for."""
-        if self.mode != "paper" or self.status in ("new", "retired"):
+        if self.mode != "paper" or self.status in (PortfolioStatus.NEW, PortfolioStatus.RETIRED):
             return {}
         levels: dict[str, tuple[float | None, float | None]] = {}
 
@@ -949,7 +949,7 @@ class Portfolio(Aggregate):
         `tick_time` (ISO with offset) is when the ticks traded: in NSE's closing auction (from 3 Aug 2026,
         15:15 IST on) nothing fills or triggers (`domain.fills.in_closing_auction`); None (a demo feed that
         ignores the session schedule) skips that check."""
-        if self.mode != "paper" or self.status in ("new", "retired"):
+        if self.mode != "paper" or self.status in (PortfolioStatus.NEW, PortfolioStatus.RETIRED):
             return 0
         if self.last_day is not None and day <= self.last_day:
             return 0
@@ -979,12 +979,12 @@ class Portfolio(Aggregate):
         """Apply `day`'s bars ((open, high, low, close) per symbol; symbols without a bar today are
         left out): expire stale unplaced signals, simulate exits then entry fills (not in live
         mode), mark the close, ratchet trailing stops. Call once per trading day, in order."""
-        if self.status in ("new", "retired"):
+        if self.status in (PortfolioStatus.NEW, PortfolioStatus.RETIRED):
             raise InvalidTransition(f"portfolio is {self.status}; it cannot process bars")
         if self.last_day is not None and day <= self.last_day:
             raise DomainError(f"bars for {day} arrive after {self.last_day}; process each day once, in order")
         if len(self._live) > len(self._placed):  # signals not placed yet (every placed one is live)
-            for sig in [s for s in self._live.values() if s.status != "placed"]:
+            for sig in [s for s in self._live.values() if s.status != SignalStatus.PLACED]:
                 if sig.days_waiting >= sig.validity_days:
                     self._record(SignalExpired(signal_id=sig.signal_id, reason="not placed in time", at=at))
         if self.mode != "live":
@@ -1113,7 +1113,7 @@ class Portfolio(Aggregate):
         self._placed.pop(sig.signal_id, None)
         self._engaged.discard(sig.symbol)
         self._sector_engaged[sig.sector] -= 1
-        if sig.status in ("in_cart", "placed"):
+        if sig.status in (SignalStatus.IN_CART, SignalStatus.PLACED):
             self._occupied -= 1
             self._sector_occupied[sig.sector] -= 1
 
@@ -1124,7 +1124,7 @@ class Portfolio(Aggregate):
         self.account_id = e.account_id
         self.name = e.name
         self.mode = e.mode
-        self.status = "active"
+        self.status = PortfolioStatus.ACTIVE
         self.strategy_id = e.strategy_id
         self.strategy = e.strategy
         self.capital = e.capital
@@ -1160,25 +1160,25 @@ class Portfolio(Aggregate):
 
     def when_SignalApproved(self, e: SignalApproved) -> None:
         sig = self.signals[e.signal_id]
-        sig.status = "in_cart"
+        sig.status = SignalStatus.IN_CART
         self._occupied += 1
         self._sector_occupied[sig.sector] = self._sector_occupied.get(sig.sector, 0) + 1
 
     def when_SignalRejected(self, e: SignalRejected) -> None:
         sig = self.signals[e.signal_id]
         self._release_signal(sig)
-        sig.status = "rejected"
+        sig.status = SignalStatus.REJECTED
         sig.failure_reason = e.reason
 
     def when_SignalExpired(self, e: SignalExpired) -> None:
         sig = self.signals[e.signal_id]
         self._release_signal(sig)
-        sig.status = "expired"
+        sig.status = SignalStatus.EXPIRED
         sig.failure_reason = e.reason
 
     def when_OrderPlaced(self, e: OrderPlaced) -> None:
         sig = self.signals[e.signal_id]
-        sig.status = "placed"
+        sig.status = SignalStatus.PLACED
         sig.order_id = e.order_id
         sig.gtt_id = e.gtt_id
         sig.days_waiting = 0
@@ -1187,7 +1187,7 @@ class Portfolio(Aggregate):
     def when_OrderFailed(self, e: OrderFailed) -> None:
         sig = self.signals[e.signal_id]
         self._release_signal(sig)
-        sig.status = "failed"
+        sig.status = SignalStatus.FAILED
         sig.failure_reason = e.reason
         self.stats["orders_failed"] += 1
         if e.reason.startswith(INSUFFICIENT_CASH):
@@ -1196,7 +1196,7 @@ class Portfolio(Aggregate):
     def when_EntryExpired(self, e: EntryExpired) -> None:
         sig = self.signals[e.signal_id]
         self._release_signal(sig)
-        sig.status = "expired"
+        sig.status = SignalStatus.EXPIRED
         sig.failure_reason = NOT_FILLED
         self.stats["entries_expired"] += 1
 
@@ -1204,7 +1204,7 @@ class Portfolio(Aggregate):
         sig = self.signals[e.signal_id]
         self._live.pop(e.signal_id, None)
         self._placed.pop(e.signal_id, None)
-        sig.status = "executed"
+        sig.status = SignalStatus.EXECUTED
         sig.fill_price = e.price
         sig.filled_quantity = e.quantity
         self.cash = round(self.cash - e.quantity * e.price - e.charges, 2)
@@ -1242,7 +1242,7 @@ class Portfolio(Aggregate):
     def when_PositionClosed(self, e: PositionClosed) -> None:
         pos = self.open_positions.pop(e.position_id)
         del self._open_by_symbol[pos.symbol]
-        pos.status = "closed"
+        pos.status = PositionStatus.CLOSED
         pos.exit_price = e.exit_price
         pos.exit_day = e.day
         pos.exit_reason = e.exit_reason
@@ -1295,21 +1295,21 @@ class Portfolio(Aggregate):
         self.close_equity = e.equity
 
     def when_PortfolioPaused(self, e: PortfolioPaused) -> None:
-        self.status = "paused"
+        self.status = PortfolioStatus.PAUSED
 
     def when_PortfolioResumed(self, e: PortfolioResumed) -> None:
-        self.status = "active"
+        self.status = PortfolioStatus.ACTIVE
 
     def when_PortfolioRetired(self, e: PortfolioRetired) -> None:
-        self.status = "retired"
+        self.status = PortfolioStatus.RETIRED
 
     def when_PortfolioReset(self, e: PortfolioReset) -> None:
         # history stays in the event log; the working state starts over (ids keep increasing)
         for sig in self._live.values():
-            sig.status = "expired"
+            sig.status = SignalStatus.EXPIRED
             sig.failure_reason = "portfolio reset"
         for pos in self.open_positions.values():
-            pos.status = "reset"
+            pos.status = PositionStatus.RESET
         self.cash = e.capital
         self.close_equity = self.prev_close_equity = e.capital
         self.open_positions = {}
@@ -1321,7 +1321,7 @@ class Portfolio(Aggregate):
         self._occupied = 0
         self._sector_occupied = {}
         self._sector_engaged = {}
-        self.status = "active"
+        self.status = PortfolioStatus.ACTIVE
 
     def when_BrokerOrderRecorded(self, e: BrokerOrderRecorded) -> None:
         sig = self.signals.get(e.signal_id)

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from domain.pnl import Action, Fill, Match, match_fifo, price_factor
+from domain.status import PositionStatus
 from domain.xirr import xirr_detail
 from infra.db import Database
 from infra.heap import collector_paused
@@ -273,7 +274,7 @@ def _portfolio_rows(conn: sa.Connection, account_id: int, trades: list[dict[str,
                        "trade_date": _day(r.entry_date), "executed_at": "", "side": "buy", "quantity": qty,
                        "price": float(r.avg_price), "value": round(qty * float(r.avg_price), 2),
                        "charges": float(r.entry_charges)})
-        if r.status != "closed" or r.exit_price is None or r.exit_date is None:
+        if r.status != PositionStatus.CLOSED or r.exit_price is None or r.exit_date is None:
             continue
         exit_price = float(r.exit_price)
         sell_key = f"position:{r.id}:sell"

@@ -25,6 +25,7 @@ from domain.calendar import nse_calendar
 from domain.errors import DomainError
 from domain.market_hours import IST
 from domain.portfolio import Portfolio
+from domain.status import PortfolioStatus
 from infra.bootstrap import Platform
 from projections.portfolios import active_portfolio_rows
 from projections.signals import overdue_signal_ids
@@ -125,7 +126,7 @@ class MarketClock:
                 if row["last_day"] is not None and row["last_day"] >= latest:
                     continue  # up to date (the read model may lag the aggregate, never lead it)
                 pf = self._portfolio(int(row["id"]))
-                if pf.status == "retired":
+                if pf.status == PortfolioStatus.RETIRED:
                     continue
                 plans[pf.portfolio_id] = self._days_for(pf.last_day, pf.deployed_on, latest)
                 accounts[pf.portfolio_id] = pf.account_id

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from domain.broker import Protection, protection_drift, reconcile
 from domain.market_hours import IST
 from domain.portfolio import PROTECTIVE_REASON
+from domain.status import PositionStatus, SignalStatus
 from projections.base import Projection
 from projections.envelope import Envelope
 from projections.portfolios import portfolios, positions, signals
@@ -211,7 +212,7 @@ def unresolved_fills(conn: Connection, account_id: int) -> dict[int, dict[str, A
     s = signals.c
     ids = [int(u["signal_id"]) for u in unresolved]
     placed = {int(r.id) for r in conn.execute(sa.select(s.id).where(
-        s.account_id == account_id, s.status == "placed", s.id.in_(ids)))}
+        s.account_id == account_id, s.status == SignalStatus.PLACED, s.id.in_(ids)))}
     return {int(u["signal_id"]): {"order_id": u.get("order_id"), "gtt_id": u.get("gtt_id"),
                                   "detail": u.get("detail") or "", "since": u.get("since"), "reported_at": synced_at}
             for u in unresolved if int(u["signal_id"]) in placed}
@@ -223,7 +224,7 @@ def _protections(conn: Connection, account_id: int, portfolio_id: int | None) ->
     Kite deleted or rejected: the drift says so). A position whose pending exit is a market order (an exit
     rule, a manual close) wants none."""
     p, pf, s = positions.c, portfolios.c, signals.c
-    conds = [p.account_id == account_id, p.status == "open", pf.mode == "live"]
+    conds = [p.account_id == account_id, p.status == PositionStatus.OPEN, pf.mode == "live"]
     if portfolio_id is not None:
         conds.append(p.portfolio_id == portfolio_id)
     rows = conn.execute(
@@ -265,7 +266,7 @@ def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None =
     held = conn.execute(
         sa.select(p.portfolio_id, p.exchange, p.symbol, p.quantity)
         .select_from(positions.join(portfolios, portfolios.c.id == p.portfolio_id))
-        .where(p.account_id == account_id, p.status == "open", pf.mode == "live")
+        .where(p.account_id == account_id, p.status == PositionStatus.OPEN, pf.mode == "live")
     ).all()
     model: dict[tuple[str, str], int] = {}
     mine: set[tuple[str, str]] = set()
@@ -336,7 +337,7 @@ def agent_queue(conn: Connection, account_id: int, state: str = "pending") -> li
     rows = conn.execute(
         sa.select(signals, pf.status.label("portfolio_status"), pf.last_day.label("portfolio_last_day"))
         .select_from(signals.join(portfolios, portfolios.c.id == s.portfolio_id))
-        .where(s.account_id == account_id, s.status == "placed", pf.mode == "live",
+        .where(s.account_id == account_id, s.status == SignalStatus.PLACED, pf.mode == "live",
                sa.not_(sent) if state == "pending" else sent)
         .order_by(s.id)
     ).all()
@@ -354,9 +355,9 @@ def agent_queue(conn: Connection, account_id: int, state: str = "pending") -> li
             if pos is None:
                 continue
             replaced = pos.exit_signal_id != item["id"]
-            if state == "pending" and (replaced or pos.status != "open"):
+            if state == "pending" and (replaced or pos.status != PositionStatus.OPEN):
                 continue
-            if state == "working" and pos.status != "open" and not replaced:
+            if state == "working" and pos.status != PositionStatus.OPEN and not replaced:
                 continue
             item["position"] = {"quantity": int(pos.quantity), "stop_loss": pos.stop_loss, "target": pos.target,
                                 "avg_price": pos.avg_price}
@@ -365,7 +366,7 @@ def agent_queue(conn: Connection, account_id: int, state: str = "pending") -> li
                 item["replaces"] = [
                     {"signal_id": int(x.id), "gtt_id": x.gtt_id, "order_id": x.order_id}
                     for x in conn.execute(sa.select(s.id, s.gtt_id, s.order_id).where(
-                        s.position_id == item["position_id"], s.kind == "exit", s.status == "placed",
+                        s.position_id == item["position_id"], s.kind == "exit", s.status == SignalStatus.PLACED,
                         s.id != item["id"]).order_by(s.id))]
         out.append(item)
     return out

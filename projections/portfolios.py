@@ -30,10 +30,10 @@ from sqlalchemy.engine import Connection
 from domain.calendar import nse_calendar
 from domain.market_hours import IST, SESSION_CLOSE
 from domain.money import format_number
+from domain.status import LIVE_SIGNAL_STATUSES, PortfolioStatus, PositionStatus, SignalStatus
 from projections.base import Projection, page, row_by, update_by
 from projections.envelope import Envelope
 
-LIVE_STATUSES = ("pending_approval", "in_cart", "placed")
 _CALENDAR = nse_calendar()
 
 metadata = sa.MetaData()
@@ -265,7 +265,7 @@ class PortfoliosProjection(Projection):
         prev_close = float(values.get("prev_close_equity", pf.prev_close_equity))
         p = positions.c
         marks = conn.execute(sa.select(p.quantity, p.last_price)
-                             .where(p.portfolio_id == pf.id, p.status == "open").order_by(p.id)).all()
+                             .where(p.portfolio_id == pf.id, p.status == PositionStatus.OPEN).order_by(p.id)).all()
         invested = sum(int(r.quantity) * float(r.last_price) for r in marks)
         eq = round(cash + invested, 2) if equity is None else float(equity)
         update_by(conn, portfolios, "id", pf.id, invested=round(invested, 2), equity=eq,
@@ -279,7 +279,8 @@ class PortfoliosProjection(Projection):
         conn.execute(sa.insert(portfolios), dict(
             id=d["portfolio_id"], aggregate_id=env.aggregate_id,
             account_id=d["account_id"] if d.get("account_id") is not None else env.account_id,
-            name=d["name"], mode=d["mode"], status="active", strategy_id=d["strategy_id"], strategy=d["strategy"],
+            name=d["name"], mode=d["mode"], status=PortfolioStatus.ACTIVE, strategy_id=d["strategy_id"],
+            strategy=d["strategy"],
             universe=d["universe"], capital=capital, cash=capital, invested=0.0, equity=capital, realized_pnl=0.0,
             day_pnl=0.0, close_equity=capital, prev_close_equity=capital,
             position_size_pct=d["position_size_pct"], max_positions=d["max_positions"],
@@ -304,12 +305,13 @@ class PortfoliosProjection(Projection):
         pf = self._pf_required(conn, env)
         capital = float(env.data["capital"])
         s, p = signals.c, positions.c
-        conn.execute(sa.update(signals).where(s.portfolio_id == pf.id, s.status.in_(LIVE_STATUSES))
-                     .values(status="expired", failure_reason="portfolio reset", updated_at=env.occurred_at))
-        conn.execute(sa.update(positions).where(p.portfolio_id == pf.id, p.status == "open")
-                     .values(status="reset", unrealized_pnl=None, exit_pending=False, updated_at=env.occurred_at))
+        conn.execute(sa.update(signals).where(s.portfolio_id == pf.id, s.status.in_(LIVE_SIGNAL_STATUSES))
+                     .values(status=SignalStatus.EXPIRED, failure_reason="portfolio reset", updated_at=env.occurred_at))
+        conn.execute(sa.update(positions).where(p.portfolio_id == pf.id, p.status == PositionStatus.OPEN)
+                     .values(status=PositionStatus.RESET, unrealized_pnl=None, exit_pending=False,
+                             updated_at=env.occurred_at))
         self._revalue(conn, env, pf, cash=capital, close_equity=capital, prev_close_equity=capital,
-                      realized_pnl=0.0, status="active", reset_seq=int(pf.reset_seq) + 1)
+                      realized_pnl=0.0, status=PortfolioStatus.ACTIVE, reset_seq=int(pf.reset_seq) + 1)
 
     # ------------------------------------------------------------------ signals
 
@@ -321,7 +323,7 @@ class PortfoliosProjection(Projection):
             id=d["signal_id"], portfolio_id=pf.id, account_id=pf.account_id, strategy_id=pf.strategy_id,
             exchange=d["exchange"], symbol=d["symbol"], sector=d["sector"], side="buy", kind="entry",
             conviction=d["conviction"], reference_price=d["reference_price"], limit_price=d["limit_price"],
-            stop_loss=d["stop_loss"], target=d["target"], quantity=d["quantity"], status="pending_approval",
+            stop_loss=d["stop_loss"], target=d["target"], quantity=d["quantity"], status=SignalStatus.PENDING_APPROVAL,
             reason=d["reason"], day=d["day"], entry_order=d["entry_order"], validity_days=d["validity_days"],
             created_at=env.occurred_at, expires_at=expires_at, expires_epoch=expires_epoch,
             updated_at=env.occurred_at,
@@ -329,13 +331,15 @@ class PortfoliosProjection(Projection):
         self._remember_symbol(d["signal_id"], d["symbol"])
 
     def on_SignalApproved(self, conn: Connection, env: Envelope) -> None:
-        self._set_signal(conn, env, env.data["signal_id"], status="in_cart")
+        self._set_signal(conn, env, env.data["signal_id"], status=SignalStatus.IN_CART)
 
     def on_SignalRejected(self, conn: Connection, env: Envelope) -> None:
-        self._set_signal(conn, env, env.data["signal_id"], status="rejected", failure_reason=env.data["reason"])
+        self._set_signal(conn, env, env.data["signal_id"], status=SignalStatus.REJECTED,
+                         failure_reason=env.data["reason"])
 
     def on_SignalExpired(self, conn: Connection, env: Envelope) -> None:
-        self._set_signal(conn, env, env.data["signal_id"], status="expired", failure_reason=env.data["reason"])
+        self._set_signal(conn, env, env.data["signal_id"], status=SignalStatus.EXPIRED,
+                         failure_reason=env.data["reason"])
 
     def on_OrderPlaced(self, conn: Connection, env: Envelope) -> None:
         d = env.data
@@ -343,19 +347,21 @@ class PortfoliosProjection(Projection):
         values: dict[str, Any] = {}
         if sig is not None:  # the order is live on the trading days after its placement day
             values["expires_at"], values["expires_epoch"] = expiry(d["day"], int(sig.validity_days))
-        self._set_signal(conn, env, d["signal_id"], status="placed", order_id=d["order_id"], gtt_id=d["gtt_id"],
+        self._set_signal(conn, env, d["signal_id"], status=SignalStatus.PLACED, order_id=d["order_id"],
+                         gtt_id=d["gtt_id"],
                          **values)
 
     def on_OrderFailed(self, conn: Connection, env: Envelope) -> None:
-        self._set_signal(conn, env, env.data["signal_id"], status="failed", failure_reason=env.data["reason"])
+        self._set_signal(conn, env, env.data["signal_id"], status=SignalStatus.FAILED,
+                         failure_reason=env.data["reason"])
 
     def on_EntryExpired(self, conn: Connection, env: Envelope) -> None:
-        self._set_signal(conn, env, env.data["signal_id"], status="expired",
+        self._set_signal(conn, env, env.data["signal_id"], status=SignalStatus.EXPIRED,
                          failure_reason="entry order not filled within its validity")
 
     def on_FillRecorded(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        self._set_signal(conn, env, d["signal_id"], status="executed", fill_price=d["price"],
+        self._set_signal(conn, env, d["signal_id"], status=SignalStatus.EXECUTED, fill_price=d["price"],
                          filled_quantity=d["quantity"])
         pf = self._pf_required(conn, env)
         cash = round(float(pf.cash) - int(d["quantity"]) * float(d["price"]) - float(d["charges"]), 2)
@@ -371,7 +377,7 @@ class PortfoliosProjection(Projection):
             id=d["position_id"], portfolio_id=pf.id, account_id=pf.account_id, signal_id=d["signal_id"],
             exchange=d["exchange"], symbol=d["symbol"], sector=d["sector"], quantity=qty, avg_price=entry,
             entry_date=d["day"], entry_charges=fee, stop_loss=d["stop_loss"], stop_reason="stop_loss", trail=None,
-            target=d["target"], status="open", last_price=entry, unrealized_pnl=round(-fee, 2),
+            target=d["target"], status=PositionStatus.OPEN, last_price=entry, unrealized_pnl=round(-fee, 2),
             exit_charges=0.0, charges=fee, conviction=d["conviction"], exit_pending=False,
             updated_at=env.occurred_at,
         ))
@@ -400,7 +406,7 @@ class PortfoliosProjection(Projection):
             sector=pos.sector if pos is not None else "", side="sell", kind="exit",
             conviction=pos.conviction if pos is not None else None, reference_price=d.get("reference_price"),
             limit_price=None, stop_loss=None, target=None,
-            quantity=d.get("quantity") or (pos.quantity if pos is not None else 0), status="placed",
+            quantity=d.get("quantity") or (pos.quantity if pos is not None else 0), status=SignalStatus.PLACED,
             reason=d.get("reason") or "", day=d["day"], entry_order="next_open", validity_days=1,
             created_at=env.occurred_at, expires_at=expires_at, expires_epoch=expires_epoch,
             updated_at=env.occurred_at, position_id=d["position_id"],
@@ -412,13 +418,14 @@ class PortfoliosProjection(Projection):
         if pos is None:
             return
         exit_price, fee, pnl = float(d["exit_price"]), float(d["exit_charges"]), float(d["realized_pnl"])
-        self._set_position(conn, env, pos.id, status="closed", exit_price=exit_price, exit_date=d["day"],
+        self._set_position(conn, env, pos.id, status=PositionStatus.CLOSED, exit_price=exit_price, exit_date=d["day"],
                            exit_reason=d["exit_reason"], exit_charges=fee, realized_pnl=pnl,
                            charges=round(float(pos.entry_charges) + fee, 2), last_price=exit_price,
                            unrealized_pnl=None, exit_pending=False)
         by = d.get("signal_id") or pos.exit_signal_id  # the exit fill that closed it, else the pending exit
         if by is not None:
-            self._set_signal(conn, env, by, status="executed", fill_price=exit_price, filled_quantity=pos.quantity)
+            self._set_signal(conn, env, by, status=SignalStatus.EXECUTED, fill_price=exit_price,
+                             filled_quantity=pos.quantity)
         pf = self._pf_required(conn, env)
         cash = round(float(pf.cash) + int(pos.quantity) * exit_price - fee, 2)
         self._revalue(conn, env, pf, cash=cash, realized_pnl=round(float(pf.realized_pnl) + pnl, 2))
@@ -433,7 +440,7 @@ class PortfoliosProjection(Projection):
         qty, price = int(d["quantity"]), float(d["exit_price"])
         part, fee, pnl = float(d["entry_charges"]), float(d["exit_charges"]), float(d["realized_pnl"])
         row = dict(pos._mapping)
-        row.update(id=d["lot_id"], quantity=qty, entry_charges=part, status="closed", last_price=price,
+        row.update(id=d["lot_id"], quantity=qty, entry_charges=part, status=PositionStatus.CLOSED, last_price=price,
                    unrealized_pnl=None, exit_price=price, exit_date=d["day"], exit_reason=d["exit_reason"],
                    exit_charges=fee, realized_pnl=pnl, charges=round(part + fee, 2), exit_pending=False,
                    exit_signal_id=d["signal_id"], updated_at=env.occurred_at)
@@ -447,7 +454,8 @@ class PortfoliosProjection(Projection):
             values.update(exit_pending=False, exit_signal_id=None)
         self._set_position(conn, env, pos.id, **values)
         if d["signal_id"] is not None:
-            self._set_signal(conn, env, d["signal_id"], status="executed", fill_price=price, filled_quantity=qty,
+            self._set_signal(conn, env, d["signal_id"], status=SignalStatus.EXECUTED, fill_price=price,
+                             filled_quantity=qty,
                              position_id=pos.id)
         pf = self._pf_required(conn, env)
         cash = round(float(pf.cash) + qty * price - fee, 2)
@@ -459,14 +467,14 @@ class PortfoliosProjection(Projection):
 
     def on_ExitOrderFailed(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        self._set_signal(conn, env, d["signal_id"], status="failed", failure_reason=d["reason"])
+        self._set_signal(conn, env, d["signal_id"], status=SignalStatus.FAILED, failure_reason=d["reason"])
         p = positions.c
         conn.execute(sa.update(positions).where(p.id == d["position_id"], p.exit_signal_id == d["signal_id"])
                      .values(exit_pending=False, exit_signal_id=None, updated_at=env.occurred_at))
 
     def on_ExitOrderCancelled(self, conn: Connection, env: Envelope) -> None:
         d = env.data
-        self._set_signal(conn, env, d["signal_id"], status="failed",
+        self._set_signal(conn, env, d["signal_id"], status=SignalStatus.FAILED,
                          failure_reason=f"replaced by a manual close; cancelled at the broker ({d['reason']})")
 
     def on_DayClosed(self, conn: Connection, env: Envelope) -> None:
@@ -476,7 +484,7 @@ class PortfoliosProjection(Projection):
         p = positions.c
         if marks:
             held = conn.execute(sa.select(p.id, p.symbol, p.quantity, p.avg_price, p.entry_charges)
-                                .where(p.portfolio_id == pf.id, p.status == "open")).all()
+                                .where(p.portfolio_id == pf.id, p.status == PositionStatus.OPEN)).all()
             for r in held:
                 mark = marks.get(r.symbol)
                 if mark is not None:
@@ -620,7 +628,7 @@ def list_portfolios(conn: Connection, account_id: int, status: str | None, limit
                     offset: int) -> tuple[list[dict[str, Any]], int]:
     """The account's portfolios, newest first: with `status` None the active and paused ones."""
     p = portfolios.c
-    cond = p.status.in_(("active", "paused")) if status is None else p.status == status
+    cond = p.status.in_((PortfolioStatus.ACTIVE, PortfolioStatus.PAUSED)) if status is None else p.status == status
     rows, total = page(sa.select(portfolios).where(p.account_id == account_id, cond).order_by(p.id.desc()),
                        conn, limit, offset)
     return [portfolio_public(r) for r in rows], total
@@ -635,9 +643,10 @@ def get_portfolio(conn: Connection, portfolio_id: int) -> dict[str, Any] | None:
     out = portfolio_public(row)
     p, s = positions.c, signals.c
     out["open_positions"] = int(conn.execute(sa.select(sa.func.count()).select_from(positions).where(
-        p.portfolio_id == portfolio_id, p.status == "open")).scalar_one())
+        p.portfolio_id == portfolio_id, p.status == PositionStatus.OPEN)).scalar_one())
     counted = conn.execute(sa.select(s.status, sa.func.count()).where(
-        s.portfolio_id == portfolio_id, s.status.in_(("pending_approval", "in_cart"))).group_by(s.status)).all()
+        s.portfolio_id == portfolio_id, s.status.in_((SignalStatus.PENDING_APPROVAL,
+                                                      SignalStatus.IN_CART))).group_by(s.status)).all()
     counts = {str(r[0]): int(r[1]) for r in counted}
     out["pending_signals"] = int(counts.get("pending_approval", 0))
     out["in_cart_signals"] = int(counts.get("in_cart", 0))
@@ -648,14 +657,14 @@ def portfolio_ids_using_strategy(conn: Connection, strategy_id: int) -> int:
     """How many active or paused portfolios were deployed from `strategy_id`."""
     p = portfolios.c
     return int(conn.execute(sa.select(sa.func.count()).select_from(portfolios).where(
-        p.strategy_id == strategy_id, p.status.in_(("active", "paused")))).scalar_one())
+        p.strategy_id == strategy_id, p.status.in_((PortfolioStatus.ACTIVE, PortfolioStatus.PAUSED)))).scalar_one())
 
 
 def active_portfolio_rows(conn: Connection) -> list[dict[str, Any]]:
     """Active and paused portfolios, by id: {id, account_id, status, last_day, mode} (for the scheduler)."""
     p = portfolios.c
     rows = conn.execute(sa.select(p.id, p.account_id, p.status, p.last_day, p.mode)
-                        .where(p.status.in_(("active", "paused"))).order_by(p.id)).all()
+                        .where(p.status.in_((PortfolioStatus.ACTIVE, PortfolioStatus.PAUSED))).order_by(p.id)).all()
     return [{"id": int(r.id), "account_id": r.account_id, "status": r.status, "last_day": r.last_day,
              "mode": r.mode} for r in rows]
 

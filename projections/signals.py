@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from domain.status import SignalStatus
 from projections.base import page, row_by
 from projections.portfolios import money, signals, utc_epoch, wire_ts
 
@@ -69,7 +70,7 @@ def get_signals(conn: Connection, signal_ids: list[int]) -> dict[int, dict[str, 
 def in_cart_signal_ids(conn: Connection, account_id: int, portfolio_id: int | None = None) -> list[tuple[int, int]]:
     """(portfolio_id, signal_id) of the account's in-cart signals, by signal id."""
     s = signals.c
-    conds: list[Any] = [s.account_id == account_id, s.status == "in_cart"]
+    conds: list[Any] = [s.account_id == account_id, s.status == SignalStatus.IN_CART]
     if portfolio_id is not None:
         conds.append(s.portfolio_id == portfolio_id)
     rows = conn.execute(sa.select(s.portfolio_id, s.id).where(*conds).order_by(s.id)).all()
@@ -81,5 +82,6 @@ def overdue_signal_ids(conn: Connection, now_iso: str) -> list[tuple[int | None,
     lies before `now_iso` (any offset; compared as instants), by signal id."""
     s = signals.c
     rows = conn.execute(sa.select(s.account_id, s.portfolio_id, s.id).where(
-        s.status.in_(("pending_approval", "in_cart")), s.expires_epoch < utc_epoch(now_iso)).order_by(s.id)).all()
+        s.status.in_((SignalStatus.PENDING_APPROVAL,
+                      SignalStatus.IN_CART)), s.expires_epoch < utc_epoch(now_iso)).order_by(s.id)).all()
     return [(None if r.account_id is None else int(r.account_id), int(r.portfolio_id), int(r.id)) for r in rows]

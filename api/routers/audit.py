@@ -16,6 +16,7 @@ from domain.aggregate import aggregate_uuid
 from domain.errors import DomainError, NotFound
 from domain.portfolio import Portfolio
 from domain.risk import RiskBook
+from domain.status import PositionStatus
 from infra.bootstrap import Platform
 from projections.audit import AuditFilters, activity_summaries, list_audit_events, portfolio_events, utc_moment
 
@@ -160,7 +161,7 @@ def _position_json(p: Any) -> dict[str, Any]:
             "avg_price": p.entry_price, "entry_date": p.entry_day, "stop_loss": p.stop_loss, "target": p.target,
             "status": p.status, "last_price": p.last_price, "exit_price": p.exit_price, "exit_date": p.exit_day,
             "exit_reason": p.exit_reason, "realized_pnl": p.realized_pnl,
-            "unrealized_pnl": p.unrealized_pnl if p.status == "open" else None}
+            "unrealized_pnl": p.unrealized_pnl if p.status == PositionStatus.OPEN else None}
 
 
 @router.get("/portfolios/{portfolio_id}/as-of", summary="The portfolio rebuilt from its events up to `at`")

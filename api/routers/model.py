@@ -113,7 +113,7 @@ def _stored_portfolios(platform: Platform, account_id: int) -> list[tuple[int, s
     newest first: for requests naming an object the read model may not show yet."""
     with platform.store.borrowed(RiskBook, RiskBook.uuid_for(account_id)) as book:
         ids = sorted(book.portfolios, reverse=True) if book is not None else []
-    out = []
+    out: list[tuple[int, str, set[int], set[int]]] = []
     for pid in ids:
         with platform.store.borrowed(Portfolio, Portfolio.uuid_for(pid)) as pf:
             if pf is not None and pf.account_id == account_id:

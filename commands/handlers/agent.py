@@ -16,6 +16,7 @@ from domain.broker import BrokerConnection
 from domain.errors import Conflict, DomainError, InvalidTransition
 from domain.market_hours import IST, kite_token_expiry
 from domain.portfolio import PROTECTIVE_REASON, Portfolio, PositionState
+from domain.status import PositionStatus, SignalStatus
 
 # kinds of rows in the encrypted secret store (names, not secrets)
 API_SECRET = "kite_api_secret"  # noqa: S105
@@ -194,12 +195,12 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
     elif cmd.status == "executed":
         if cmd.fill_price is None or cmd.fill_price <= 0:
             raise DomainError("an executed result needs a positive fill_price")
-        if sig.status == "executed":
+        if sig.status == SignalStatus.EXECUTED:
             qty = cmd.filled_quantity if cmd.filled_quantity is not None else sig.filled_quantity
             if not (_same_price(sig.fill_price, cmd.fill_price) and qty == sig.filled_quantity):
                 raise Conflict(f"signal {cmd.signal_id} was already reported executed at {sig.fill_price} x "
                                f"{sig.filled_quantity}")
-        elif sig.status != "placed":
+        elif sig.status != SignalStatus.PLACED:
             raise Conflict(f"signal {cmd.signal_id} is {sig.status}; it cannot be executed now")
         else:
             if (cmd.order_id or cmd.gtt_id) and (sig.order_id, sig.gtt_id) == (None, None):
@@ -210,17 +211,17 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
             if pos is not None:
                 _protect(pf, pos, day, at)
     elif cmd.status == "failed":
-        if sig.status == "failed":
+        if sig.status == SignalStatus.FAILED:
             pass
-        elif sig.status != "placed":
+        elif sig.status != SignalStatus.PLACED:
             raise Conflict(f"signal {cmd.signal_id} is {sig.status}; it cannot fail now")
         else:
             pf.record_order_failure(cmd.signal_id, day, cmd.error or "refused by the broker", at)
             recorded = True
     elif cmd.status == "expired":  # withdrawn: its GTT is gone from the broker (the agent deleted it first)
-        if sig.status == "expired":
+        if sig.status == SignalStatus.EXPIRED:
             pass
-        elif sig.status != "placed":
+        elif sig.status != SignalStatus.PLACED:
             raise Conflict(f"signal {cmd.signal_id} is {sig.status}; it cannot expire now")
         else:
             pf.withdraw_entry(cmd.signal_id, cmd.error or "withdrawn from the broker", at)
@@ -238,7 +239,7 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
 def _protect(pf: Portfolio, pos: PositionState, day: str, at: str) -> None:
     """(Re-)arm a live position's protective stop/target exit (one OCO GTT for the shares it holds) when it
     has levels and no exit pending."""
-    if pos.status != "open" or pos.exit_pending or (pos.stop_loss is None and pos.target is None):
+    if pos.status != PositionStatus.OPEN or pos.exit_pending or (pos.stop_loss is None and pos.target is None):
         return
     pf.record_exit_signals(day, [pos.symbol], at, reasons={pos.symbol: PROTECTIVE_REASON})
 
@@ -295,7 +296,7 @@ def _exit_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) -
                            "position_id": pos.position_id}
     if state == "executed" and sid in pf.exit_results:
         out["closed_position_id"] = pf.exit_results[sid][2]
-    if pos.status == "open":
+    if pos.status == PositionStatus.OPEN:
         out["exit_signal_id"] = pos.exit_signal_id
     return out
 

@@ -19,6 +19,7 @@ from domain.market_hours import IST
 from domain.portfolio import Portfolio, ScanOutcome, SignalState
 from domain.risk import Breach, EntryRequest, Exposure, RiskBook, check_entry, daily_loss_limit
 from domain.sizing import Candidate
+from domain.status import PortfolioStatus, PositionStatus, SignalStatus
 from domain.strategies import Strategy
 
 
@@ -58,7 +59,8 @@ class RiskContext:
                 continue
             if pid not in stored:
                 other = uow.load(Portfolio, Portfolio.uuid_for(pid))
-                stored[pid] = other.exposure() if other is not None and other.status != "retired" else None
+                stored[pid] = (other.exposure() if other is not None and other.status != PortfolioStatus.RETIRED
+                               else None)
             if (exposure := stored[pid]) is not None:
                 self.others.add(exposure)
 
@@ -130,7 +132,7 @@ def run_portfolio_day(cmd: m.RunPortfolioDay, uow: UnitOfWork) -> list[int]:
     Idempotent per day: bars already processed are not processed again; a second scan of the same
     day only adds candidates that fit slots freed since."""
     pf = _load(uow, cmd.portfolio_id, None)
-    if pf.status == "retired":
+    if pf.status == PortfolioStatus.RETIRED:
         return []
     market = uow.deps.market
     at = now_of(uow).isoformat()
@@ -148,7 +150,7 @@ def run_portfolio_day(cmd: m.RunPortfolioDay, uow: UnitOfWork) -> list[int]:
     if result.exits and pf.open_positions:
         pf.record_exit_signals(cmd.day, list(result.exits), at, reasons=result.exits)
     book: RiskBook | None = None
-    if result.candidates and pf.status == "active":
+    if result.candidates and pf.status == PortfolioStatus.ACTIVE:
         _, book = record_candidates(uow, pf, cmd.day, result.candidates, at)
     uow.save(pf, *([book] if book is not None and book.has_changes else []))
     return sorted((set(pf.signals) - before) | (_exit_signal_ids(pf) - exit_ids_before))
@@ -162,7 +164,7 @@ def record_candidates(uow: UnitOfWork, pf: Portfolio, day: str, candidates: list
     when auto-approve loaded it (save it with the portfolio when it has changes)."""
     gate = None
     book: RiskBook | None = None
-    if pf.auto_approve and pf.status == "active":
+    if pf.auto_approve and pf.status == PortfolioStatus.ACTIVE:
         book = load_book(uow, pf.account_id or 0)
         ctx = RiskContext(uow, book, pf)
 
@@ -191,7 +193,8 @@ def check_daily_loss(cmd: m.CheckDailyLoss, uow: UnitOfWork) -> list[int]:
     if not loss_rules:
         return []
     portfolios = {pid: pf for pid in book.portfolios
-                  if (pf := uow.load(Portfolio, Portfolio.uuid_for(pid))) is not None and pf.status != "retired"}
+                  if (pf := uow.load(Portfolio, Portfolio.uuid_for(pid))) is not None
+                  and pf.status != PortfolioStatus.RETIRED}
     at = now_of(uow).isoformat()
     created: list[int] = []
     touched: list[Portfolio] = []
@@ -237,7 +240,7 @@ def _approve(pf: Portfolio, signal_id: int, at: str, uow: UnitOfWork) -> str:
     sig = pf.signals.get(signal_id)
     if sig is None:
         raise NotFound(f"Signal {signal_id} not found")
-    if sig.status != "pending_approval" or pf.status != "active":
+    if sig.status != SignalStatus.PENDING_APPROVAL or pf.status != PortfolioStatus.ACTIVE:
         pf.approve_signal(signal_id, at)  # raises, naming the status
     book = load_book(uow, pf.account_id or 0)
     ctx = RiskContext(uow, book, pf)
@@ -273,7 +276,7 @@ def place_cart(cmd: m.PlaceCart, uow: UnitOfWork) -> dict[str, list[dict[str, An
         sig = pf.signals.get(signal_id)
         if sig is None:
             raise NotFound(f"Signal {signal_id} not found")
-        if sig.status != "in_cart":
+        if sig.status != SignalStatus.IN_CART:
             refused.append({"signal_id": signal_id, "portfolio_id": portfolio_id, "symbol": sig.symbol,
                             "reason": f"signal is {sig.status}, not in_cart"})
             continue
@@ -306,7 +309,7 @@ def _in_cart(uow: UnitOfWork, account_id: int, portfolio_id: int | None,
     for pid in ids:
         pf = _load(uow, pid, account_id)
         loaded[pid] = pf
-        items.extend((pid, sid) for sid, sig in pf.signals.items() if sig.status == "in_cart")
+        items.extend((pid, sid) for sid, sig in pf.signals.items() if sig.status == SignalStatus.IN_CART)
     return tuple(sorted(items, key=lambda item: item[1]))
 
 
@@ -318,7 +321,7 @@ def close_position(cmd: m.ClosePosition, uow: UnitOfWork) -> str:
     pos = pf.positions.get(cmd.position_id)
     if pos is None:
         raise NotFound(f"Position {cmd.position_id} not found")
-    if pos.status != "open":
+    if pos.status != PositionStatus.OPEN:
         raise DomainError(f"position {cmd.position_id} is {pos.status}; only an open position can be closed")
     at = now_of(uow).isoformat()
     market = uow.deps.market
@@ -330,4 +333,4 @@ def close_position(cmd: m.ClosePosition, uow: UnitOfWork) -> str:
     price = market.last_prices([pos.symbol], day).get(pos.symbol, pos.last_price)
     pf.close_position(cmd.position_id, day, price, at, reason="manual", quantity=cmd.quantity)
     uow.save(pf)
-    return "closed" if pos.status == "closed" else "reduced"
+    return "closed" if pos.status == PositionStatus.CLOSED else "reduced"

@@ -11,6 +11,7 @@ from commands import messages as m
 from commands.handlers.portfolios import _load, now_of
 from commands.uow import UnitOfWork
 from domain.calendar import nse_calendar
+from domain.status import PortfolioStatus
 
 
 def next_session(last_day: str | None, day: str) -> bool:
@@ -25,7 +26,7 @@ def next_session(last_day: str | None, day: str) -> bool:
 def apply_ticks(cmd: m.ApplyTicks, uow: UnitOfWork) -> int:
     """Returns how many orders filled (0 for a live or retired portfolio, or a day out of sequence)."""
     pf = _load(uow, cmd.portfolio_id, None)
-    if pf.mode != "paper" or pf.status == "retired" or not next_session(pf.last_day, cmd.day):
+    if pf.mode != "paper" or pf.status == PortfolioStatus.RETIRED or not next_session(pf.last_day, cmd.day):
         return 0
     filled = pf.process_ticks(cmd.day, dict(cmd.prices), now_of(uow).isoformat(), cmd.tick_time)
     if pf.has_changes:
