@@ -31,7 +31,7 @@ from commands.ports import CommandMeta
 from domain.accounts import Account
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
-from projections.notifications import notifications
+from projections.notifications import notifications, notifier_state
 from streams.workers import make_projector
 from tests.support.processes import Proc, tt_env
 from tests.support.services import PostgresServer, free_port
@@ -82,7 +82,12 @@ def main() -> None:
         while projector.step():
             pass
         notifier = Proc(["notifier", "--source", "store"], env, tmp / "notifier.log").start()
-        time.sleep(3.0)  # started: its first position recorded
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # started: it has taken the store's head as its start
+            with platform.db.read() as conn:
+                if conn.execute(sa.select(notifier_state.c.value)).first() is not None:
+                    break
+            time.sleep(0.1)
         committed: dict[int, float] = {}  # event position -> commit time
         total = int(args.rate * args.seconds)
         lag = [0.0]

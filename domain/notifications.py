@@ -186,6 +186,8 @@ def _title(kind: str, items: list[dict[str, Any]]) -> str:
     if kind == "cart_placed":
         refused = sum(1 for i in items if i.get("refused"))
         placed = n - refused
+        if not placed:  # (a kill switch cancelling placed entries, a cart the rules refused whole)
+            return f"{refused} order{'s' if refused != 1 else ''} refused or cancelled"
         return f"Cart placed: {placed} order{'s' if placed != 1 else ''}" + (f", {refused} refused" if refused else "")
     if kind == "fill_entry":
         return f"Entry filled: {items[0].get('symbol')}" if n == 1 else f"{n} entries filled"

@@ -298,7 +298,7 @@ class NotifierProjection(Projection):
     def on_OrderPlaced(self, conn: Connection, env: Envelope) -> None:
         d = env.data
         sig = self._signal(conn, d["signal_id"])
-        if sig is None or sig.pending is None or not _is_entry(conn, sig):
+        if sig is None or not _is_entry(sig):
             return
         self._notify(conn, env, env.account_id, "cart_placed", {
             "signal_id": d["signal_id"], "symbol": sig.symbol, "quantity": d["quantity"],
@@ -387,7 +387,7 @@ class NotifierProjection(Projection):
         self._notify(conn, env, env.account_id, "research_finished", item, group=False)
 
 
-def _is_entry(conn: Connection, sig: Any) -> bool:
+def _is_entry(sig: Any) -> bool:
     return bool(sig.expires_at is not None)  # entry signals carry an expiry; exit signals do not
 
 
