@@ -1,9 +1,11 @@
-"""``tradertape research ...``: run a sweep or a walk-forward from the command line, with a progress bar.
+"""``tradertape research ...``: run a sweep, a walk-forward, a Monte Carlo or a look-ahead check from the command
+line, with a progress bar.
 
 The body is the API's (a JSON file, `-` for standard input), with an inline `strategy` (the CLI reads no
 saved strategies). The job runs in this process's pool (`--workers`, default one per CPU) or on a Dask
 cluster (`--dask tcp://host:8786`, default `TRADERTAPE_DASK_SCHEDULER`); nothing is recorded. The best
-rows are printed as a table; `--out FILE.json` saves the whole outcome (summary and tables).
+rows are printed as a table (Monte Carlo and look-ahead print their own lines: `render`); `--out FILE.json`
+saves the whole outcome (summary and tables).
 """
 
 from __future__ import annotations
@@ -103,7 +105,12 @@ def cmd_run(kind: JobKind, args: argparse.Namespace) -> int:
         bar.update(task, completed=plan.total)
     elapsed = time.perf_counter() - started
     console.print(f"{plan.total:,} backtests in {elapsed:.1f} s ({plan.total / elapsed:.1f} a second)")
-    _print(kind, outcome.summary, outcome.tables.get("results", []), args.top)
+    render = getattr(kind, "render", None)  # a kind that words its own outcome (Monte Carlo, look-ahead)
+    if render is not None:
+        for line in render(outcome.summary, outcome.tables):
+            console.print(line, markup=False, highlight=False)
+    else:
+        _print(kind, outcome.summary, outcome.tables.get("results", []), args.top)
     if args.out is not None:
         args.out.write_text(json.dumps({"kind": kind.name, "params": plan.params, "summary": outcome.summary,
                                         "tables": outcome.tables}, indent=1, default=str), encoding="utf-8")

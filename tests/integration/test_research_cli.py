@@ -62,3 +62,24 @@ def test_bad_bodies_are_refused_with_the_reason(data_dir: Path, tmp_path: Path, 
     with pytest.raises(SystemExit):
         main(["research", "walk-forward", _write(tmp_path, {**BODY, "strategy_id": 3}), "--data-dir", str(data_dir)])
     assert "inline strategy" in capsys.readouterr().out
+
+
+def test_monte_carlo_and_lookahead_from_the_command_line(data_dir: Path, tmp_path: Path, capsys: Any) -> None:
+    base = {k: v for k, v in BODY.items() if k not in ("grid", "objective")}
+    out = tmp_path / "mc.json"
+    main(["research", "monte-carlo", _write(tmp_path, {**base, "simulations": 200, "seed": 4}),
+          "--data-dir", str(data_dir), "--workers", "1", "--out", str(out)])
+    printed = capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert saved["kind"] == "monte_carlo" and [r["method"] for r in saved["tables"]["results"]] == ["trades",
+                                                                                                    "returns"]
+    trades = saved["tables"]["results"][0]
+    assert "trades (200 paths, seed 4): percentiles 5 / 25 / 50 / 75 / 95" in printed
+    assert f"probability of a 30 % drawdown: {trades['probability_of_ruin'] * 100:.1f} %" in printed
+    assert "₹" in printed  # money in Indian grouping
+
+    main(["research", "lookahead", _write(tmp_path, {**base, "cuts": 2, "warmup_days": [40]}),
+          "--data-dir", str(data_dir), "--workers", "1"])
+    printed = capsys.readouterr().out
+    assert "Look-ahead: clean over cuts " in printed
+    assert "recursion, 40 days of warm-up: rsi(14) up to " in printed
