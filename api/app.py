@@ -28,6 +28,7 @@ from api.routers import family as family_router
 from api.routers import hooks as hooks_router
 from api.routers import notifications as notifications_router
 from api.routers import research as research_router
+from api.routers import telegram as telegram_router
 from api.routers import uploads as uploads_router
 from api.security_headers import SecurityHeadersMiddleware
 from api.security_log import SecurityLogMiddleware
@@ -47,6 +48,7 @@ from infra.workgate import WORK_GATE
 from streams.notifier import Notifier
 from streams.runner import ProjectionRunner
 from streams.sources import StoreSource
+from streams.telegram_bot import TelegramBot
 from streams.workers import ReadYourWrites, make_projector
 
 log = logging.getLogger("tradertape.api")
@@ -121,6 +123,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                                   plat.settings.expiry_sweep_seconds)
             scheduler.start()
         app.state.scheduler = scheduler
+        if scheduler is not None and plat.settings.telegram_bot_token:
+            # one bot per deployment, where the one scheduler runs (else: `tradertape telegram`)
+            TelegramBot(plat).start_thread(stop)
         if scheduler is not None and plat.settings.paper_tick_fills:
             # the feed runs from the start, so placed paper GTTs fill on ticks in market hours even
             # while nobody watches the tick stream
@@ -200,6 +205,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(hooks_router.router)
     app.include_router(notifications_router.router)
     app.include_router(research_router.router)
+    app.include_router(telegram_router.router)
     app.include_router(links.router)  # pages opened from emails
     app.include_router(links.legacy)
     mount_web(app)  # `/` and client routes; answers only where no route matched

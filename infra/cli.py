@@ -18,7 +18,7 @@ from infra.settings import Settings
 
 # Modules that add subcommands through a `register(subparsers)` function.
 PLUGINS = ("streams.cli", "streams.audit", "backtest.cli", "backtest.research.cli", "infra.agent_cli",
-           "infra.analytics_cli", "infra.config_reference")
+           "infra.analytics_cli", "infra.config_reference", "streams.telegram_bot")
 
 
 def _init(args: argparse.Namespace) -> None:

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # with the first /api/ws/ticks connection); off: paper fills only on daily bars, as in a backtest.
     paper_tick_fills: bool = True
     paper_tick_refresh_seconds: float = Field(default=5.0, gt=0)  # how often the watched orders are reloaded
+    # Telegram: the bot people link to their account (Settings), with Approve/Reject buttons and commands
+    telegram_bot_token: str = Field(default="", description=(
+        "The Telegram bot's token from @BotFather; empty: no Telegram (linking answers 400)"))
+    telegram_api_url: str = Field(default="https://api.telegram.org", description=(
+        "The Bot API's base URL (a self-hosted Bot API server, or a test stub); the bot calls "
+        "<url>/bot<token>/<method>"))
     # Inbound alert hooks (POST /api/webhooks/{token}: TradingView, Chartink)
     webhook_alerts_per_minute: int = Field(default=120, ge=1, le=100_000, description=(
         "Alerts one hook accepts in a minute (then 429, until the minute passes)"))

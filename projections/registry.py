@@ -13,10 +13,11 @@ from projections.portfolios import PortfoliosProjection
 from projections.research import ResearchJobsProjection
 from projections.risk import RiskProjection
 from projections.strategies import StrategiesProjection
+from projections.telegram import TelegramLinksProjection
 from projections.webhooks import WebhooksProjection
 
 
 def all_projections() -> list[Projection]:
     return [AccountsProjection(), StrategiesProjection(), BacktestRunsProjection(), PortfoliosProjection(),
             RiskProjection(), BrokerProjection(), ImportsProjection(), FamilyProjection(),
-            WebhooksProjection(), AuditLogProjection(), ResearchJobsProjection()]
+            WebhooksProjection(), TelegramLinksProjection(), AuditLogProjection(), ResearchJobsProjection()]

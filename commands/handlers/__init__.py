@@ -5,7 +5,7 @@ from __future__ import annotations
 from commands import imports_messages as im
 from commands import messages as m
 from commands.bus import Handler
-from commands.handlers import agent, auth, backtests, hooks, portfolios, research, risk, strategies, ticks
+from commands.handlers import agent, auth, backtests, hooks, portfolios, research, risk, strategies, telegram, ticks
 from commands.handlers import family as family_handlers
 from commands.handlers import imports as import_handlers
 
@@ -53,3 +53,4 @@ HANDLERS: dict[type, Handler] = {
 HANDLERS.update(agent.HANDLERS)  # broker connection and agent results (commands.agent_messages)
 HANDLERS.update(hooks.HANDLERS)  # inbound alert hooks (commands.hooks_messages)
 HANDLERS.update(research.HANDLERS)  # research jobs (commands.research_messages)
+HANDLERS.update(telegram.HANDLERS)  # the Telegram link and its buttons (commands.telegram_messages)

@@ -17,12 +17,13 @@ import { Family } from './pages/family.js';
 import { Audit } from './pages/audit.js';
 import { Research, ResearchJob } from './pages/research.js';
 import { NotificationBell, Notifications, NotificationSettings } from './pages/notifications.js';
+import { Settings } from './pages/settings.js';
 
 const NAV = [
   ['/', 'Home'], ['/strategies', 'Strategies'], ['/backtests', 'Backtests'], ['/research', 'Research'],
   ['/portfolios', 'Portfolios'],
   ['/approvals', 'Approvals'], ['/positions', 'Positions'], ['/risk', 'Risk'], ['/market', 'Market'],
-  ['/broker', 'Broker'], ['/imports', 'Imports'], ['/family', 'Family'], ['/audit', 'Audit'],
+  ['/broker', 'Broker'], ['/imports', 'Imports'], ['/family', 'Family'], ['/audit', 'Audit'], ['/settings', 'Settings'],
 ];
 
 const ROUTES = [
@@ -46,6 +47,7 @@ const ROUTES = [
   [/^\/audit$/, Audit],
   [/^\/notifications$/, Notifications],
   [/^\/settings\/notifications$/, NotificationSettings],
+  [/^\/settings$/, Settings],
 ];
 
 function currentLocation() {

@@ -1,0 +1,148 @@
+"""The Telegram bot (python-telegram-bot) against a stub Bot API server on loopback: linking with a one-time
+code, the commands, and Approve/Reject buttons acting through the API's own decision code and risk rules."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+
+from backtest.barstore import BarStore
+from backtest.synthetic import generate
+from backtest.universes import load_universe
+from streams.telegram_bot import NOT_LINKED, TelegramBot
+from tests.integration.test_api_model import deploy, template_id
+from tests.integration.test_webhooks import hook, path_of, post_alert
+from tests.support.telegram_stub import BOT_USERNAME, TelegramStub, telegram_stub
+
+CHAT = 777001
+
+
+@pytest.fixture
+def bot(api_factory: Any) -> Iterator[tuple[Any, TelegramStub]]:
+    """A signed-in user over synthetic history, the stub Bot API, and the bot polling it."""
+    with telegram_stub() as stub:
+        client = api_factory(telegram_bot_token=stub.token, telegram_api_url=stub.url)
+        generate(BarStore(client.platform.settings.data_dir), load_universe("nifty_50"), date(2020, 1, 1),
+                 date(2020, 12, 31))
+        client.login()
+        stop = threading.Event()
+        thread = TelegramBot(client.platform).start_thread(stop)
+        try:
+            yield client, stub
+        finally:
+            stop.set()
+            thread.join(timeout=15)
+
+
+def link(client: Any, stub: TelegramStub, chat: int = CHAT) -> str:
+    r = client.post("/api/notifications/telegram/link")
+    assert r.status_code == 200, r.text
+    assert r.headers["Cache-Control"] == "no-store"
+    code = r.json()["code"]
+    assert r.json()["url"] == f"https://t.me/{BOT_USERNAME}?start={code}"
+    before = len(stub.messages_to(chat))
+    stub.send_text(chat, f"/start {code}")
+    stub.wait_for(chat, "Linked to your TraderTape account", after=before)
+    return str(code)
+
+
+def say(stub: TelegramStub, text: str, expect: str, chat: int = CHAT) -> dict[str, Any]:
+    before = len(stub.messages_to(chat))
+    stub.send_text(chat, text)
+    return stub.wait_for(chat, expect, after=before)
+
+
+def press(stub: TelegramStub, data: str, expect: str, chat: int = CHAT) -> str:
+    before = len(stub.messages_to(chat))
+    stub.press(chat, data)
+    return str(stub.wait_for(chat, expect, after=before)["text"])
+
+
+def buttons(message: dict[str, Any]) -> dict[str, str]:
+    """{button text: callback data} of a message's inline keyboard."""
+    rows = (message["reply_markup"] or {}).get("inline_keyboard", [])
+    return {b["text"] if b["text"] != "Reject" else f"Reject {row[0]['text'].split()[1]}": b["callback_data"]
+            for row in rows for b in row}
+
+
+def test_linking_is_one_code_once_from_one_chat_and_unlinking_stops_it(bot: Any) -> None:
+    client, stub = bot
+    assert client.get("/api/notifications/telegram").json()["linked"] is False
+    say(stub, "/status", NOT_LINKED)
+    code = link(client, stub)
+    state = client.get("/api/notifications/telegram").json()
+    assert state["linked"] is True and state["configured"] is True and state["username"] == "trader"
+    # the code was single-use: another chat cannot take it over
+    say(stub, f"/start {code}", "unknown, used or expired", chat=CHAT + 1)
+    say(stub, "/status", NOT_LINKED, chat=CHAT + 1)
+    say(stub, "/start Lbogus", "unknown, used or expired", chat=CHAT + 1)
+    assert client.delete("/api/notifications/telegram").status_code == 204
+    assert client.get("/api/notifications/telegram").json()["linked"] is False
+    say(stub, "/status", NOT_LINKED)
+
+
+def test_commands_read_and_act_like_the_api(bot: Any) -> None:
+    client, stub = bot
+    pf = deploy(client, template_id(client))
+    link(client, stub)
+    status = say(stub, "/status", "Today's P&L")["text"]
+    assert f"#{pf['id']} {pf['name']}" in status and "₹10,00,000.00" in status  # Indian grouping
+    say(stub, "/positions", "No open positions.")
+    say(stub, f"/pause {pf['id']}", f"Portfolio {pf['id']} is paused.")
+    assert client.get("/api/model/portfolios", params={"status": "paused"}).json()[0]["id"] == pf["id"]
+    say(stub, f"/pause {pf['id']}", "only an active portfolio can be paused")
+    say(stub, f"/resume {pf['id']}", f"Portfolio {pf['id']} is active.")
+    say(stub, "/pause 999999", "not found")
+    say(stub, "/pause", "Usage: /pause PORTFOLIO_ID")
+    say(stub, "/kill", "Kill switch engaged")
+    rules = client.get("/api/risk/rules").json()
+    assert [r["rule_type"] for r in rules] == ["kill_switch"]
+    events = client.get("/api/audit/events", params={"limit": 20}).json()
+    assert any(e["type"] == "RiskRuleCreated" and e["meta"]["actor"] == f"telegram:{CHAT}" for e in events)
+    assert any(e["type"] == "PortfolioPaused" and e["meta"]["actor"] == f"telegram:{CHAT}" for e in events)
+
+
+def test_tradingview_alert_to_pending_signal_and_buttons_that_act_once(bot: Any) -> None:
+    client, stub = bot
+    pf = deploy(client, template_id(client), max_positions=10, max_per_sector=None)
+    link(client, stub)
+    tv = path_of(hook(client, pf["id"]))
+    for symbol in ("INFY", "TCS", "ITC"):
+        r = post_alert(client, tv, f'{{"symbol": "NSE:{symbol}", "action": "buy", "price": 1500}}')
+        assert r.status_code == 200 and r.json()["signals"][0]["status"] == "pending_approval", r.text
+    r = client.post("/api/risk/rules", json={"rule_type": "blocked_symbols", "symbols": ["ITC"]})
+    assert r.status_code == 201, r.text
+    message = say(stub, "/pending", "3 signal(s) waiting for your approval")
+    keys = buttons(message)
+    by_symbol = {s["symbol"]: s for s in client.get("/api/model/signals", params={"portfolio_id": pf["id"]}).json()}
+    approve_infy = keys[f"Approve INFY #{by_symbol['INFY']['id']}"]
+    assert len(approve_infy.encode()) <= 64
+
+    assert "Approved: INFY" in press(stub, approve_infy, "INFY")
+    assert client.get("/api/model/signals", params={"symbol": "INFY"}).json()[0]["status"] == "in_cart"
+    assert "used already" in press(stub, approve_infy, "INFY")  # single use
+    assert "Rejected: TCS" in press(stub, keys["Reject TCS"], "TCS")
+    assert client.get("/api/model/signals", params={"symbol": "TCS"}).json()[0]["status"] == "rejected"
+    refused = press(stub, keys[f"Approve ITC #{by_symbol['ITC']['id']}"], "ITC")
+    assert "Risk rule breached" in refused and "blocked" in refused.lower()  # the rule that refused it
+    assert client.get("/api/model/signals", params={"symbol": "ITC"}).json()[0]["status"] == "pending_approval"
+    assert stub.wait_answer("Risk rule breached")
+
+    forged = approve_infy.rsplit(":", 1)[0] + ":0000000000000000"
+    assert "not valid" in press(stub, forged, "not valid")
+    fresh = buttons(say(stub, "/pending", "waiting for your approval"))[f"Approve ITC #{by_symbol['ITC']['id']}"]
+    press(stub, fresh, NOT_LINKED, chat=CHAT + 5)  # only the linked chat may act
+    assert client.delete("/api/notifications/telegram").status_code == 204
+    press(stub, fresh, NOT_LINKED)
+
+
+def test_linking_needs_a_configured_bot(api: Any) -> None:
+    api.login()
+    r = api.post("/api/notifications/telegram/link")
+    assert r.status_code == 400 and "TRADERTAPE_TELEGRAM_BOT_TOKEN" in r.json()["detail"]
+    assert api.get("/api/notifications/telegram").json() == {"configured": False, "linked": False,
+                                                             "username": None, "linked_at": None}
