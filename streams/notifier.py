@@ -58,12 +58,13 @@ from projections.portfolios import get_portfolio, list_portfolios, utc_epoch
 from streams.loop import StepLoop, status_reporter
 from streams.runner import ProjectionRunner
 from streams.sources import EventSource
+from streams.telegram_channel import telegram_channel
 
 log = logging.getLogger(__name__)
 
 ChannelFactory = Callable[[Platform], NotificationChannel | None]
 # Outer layers (the Telegram adapter) add theirs here; each returns None when its settings are absent.
-CHANNEL_FACTORIES: list[ChannelFactory] = []
+CHANNEL_FACTORIES: list[ChannelFactory] = [telegram_channel]
 
 
 def make_channels(platform: Platform) -> list[NotificationChannel]:

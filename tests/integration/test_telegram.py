@@ -13,6 +13,7 @@ import pytest
 from backtest.barstore import BarStore
 from backtest.synthetic import generate
 from backtest.universes import load_universe
+from domain.money import format_inr
 from streams.telegram_bot import NOT_LINKED, TelegramBot
 from tests.integration.test_api_model import deploy, template_id
 from tests.integration.test_webhooks import hook, path_of, post_alert
@@ -146,3 +147,26 @@ def test_linking_needs_a_configured_bot(api: Any) -> None:
     assert r.status_code == 400 and "TRADERTAPE_TELEGRAM_BOT_TOKEN" in r.json()["detail"]
     assert api.get("/api/notifications/telegram").json() == {"configured": False, "linked": False,
                                                              "username": None, "linked_at": None}
+
+
+def test_a_tradingview_alert_end_to_end_to_a_telegram_message_whose_buttons_work(bot: Any) -> None:
+    client, stub = bot
+    pf = deploy(client, template_id(client), max_positions=10, max_per_sector=None)
+    link(client, stub)
+    tv = path_of(hook(client, pf["id"]))
+    r = post_alert(client, tv, '{"symbol": "NSE:INFY", "action": "buy", "price": 1510.35, "alert_id": "e2e-1"}')
+    assert r.status_code == 200, r.text
+    [signal] = r.json()["signals"]
+    assert signal["status"] == "pending_approval"
+    # the notifier sends the pending signal to the linked chat, with its buttons
+    message = stub.wait_for(CHAT, "waiting for your approval", timeout=60)
+    price = format_inr(signal["limit_price"] or signal["reference_price"])  # Indian grouping: ₹1,502.75
+    assert f"BUY {signal['quantity']} INFY at {price}" in message["text"]
+    keys = buttons(message)
+    assert set(keys) == {f"Approve INFY #{signal['id']}", "Reject INFY"}
+    assert "Approved: INFY" in press(stub, keys[f"Approve INFY #{signal['id']}"], "INFY")
+    assert client.get("/api/model/signals", params={"symbol": "INFY"}).json()[0]["status"] == "in_cart"
+    # the notification list shows it delivered on Telegram
+    rows = client.get("/api/notifications").json()
+    pending = next(n for n in rows if n["kind"] == "signal_pending")
+    assert any(d["channel"] == "telegram" and d["status"] == "sent" for d in pending["deliveries"]), pending

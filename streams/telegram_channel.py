@@ -1,0 +1,71 @@
+"""The Telegram notification channel (the `NotificationChannel` port, commands/ports.py): the notifier's
+messages to the account's linked chat, pending signals with Approve / Reject buttons (streams/telegram_bot.py
+acts on them). Registered in `streams.notifier.CHANNEL_FACTORIES` when a bot token is set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from commands.ports import NotDelivered, OutgoingNotification
+from domain.telegram import TelegramLink
+from infra.bootstrap import Platform
+from projections.telegram import link_of
+from streams.telegram_bot import signal_buttons
+
+log = logging.getLogger("tradertape.telegram")
+
+BUTTON_KINDS = ("signal_pending", "signal_expiring")
+
+
+class TelegramChannel:
+    name = "telegram"
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        settings = platform.settings
+        api = settings.telegram_api_url.rstrip("/")
+        self.bot = Bot(settings.telegram_bot_token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot")
+        self._loop = asyncio.new_event_loop()  # the dispatcher's one thread sends through this loop
+
+    def address(self, account_id: int) -> str | None:
+        with self.platform.db.read() as conn:
+            row = link_of(conn, account_id)
+        if row is None:
+            return None
+        with self.platform.store.borrowed(TelegramLink, TelegramLink.uuid_for(account_id)) as link:
+            if link is None or not link.speaks_for(int(row["chat_id"])):
+                return None  # unlinked since: the read model is behind
+        return str(row["chat_id"])
+
+    def send(self, message: OutgoingNotification, address: str, commit: Callable[[], bool]) -> None:
+        chat_id = int(address)
+        signals: list[tuple[int, str]] = []
+        if any(k in BUTTON_KINDS for k in message.kinds):
+            signals = [(int(i["signal_id"]), str(i.get("symbol") or "?")) for i in message.items
+                       if i.get("signal_id") is not None and "expires_at" in i]
+        markup = signal_buttons(self.platform, chat_id, message.account_id, signals)
+        text = message.text.strip()[:4000]
+        if not commit():
+            return
+        try:
+            self._loop.run_until_complete(self._send(chat_id, text, markup))
+        except Forbidden as exc:  # the person blocked the bot: no use retrying
+            raise NotDelivered(f"Telegram refused: {exc.message}"[:300], retry=False) from None
+        except (BadRequest, RetryAfter) as exc:  # answered: not delivered
+            raise NotDelivered(f"Telegram refused: {exc.message}"[:300]) from None
+        except (TimedOut, NetworkError):
+            raise  # in doubt: it may have been delivered
+
+    async def _send(self, chat_id: int, text: str, markup: Any) -> None:
+        await self.bot.initialize()  # (once: later calls return at once)
+        await self.bot.send_message(chat_id, text, reply_markup=markup)
+
+
+def telegram_channel(platform: Platform) -> TelegramChannel | None:
+    return TelegramChannel(platform) if platform.settings.telegram_bot_token else None
