@@ -170,3 +170,21 @@ def test_a_tradingview_alert_end_to_end_to_a_telegram_message_whose_buttons_work
     rows = client.get("/api/notifications").json()
     pending = next(n for n in rows if n["kind"] == "signal_pending")
     assert any(d["channel"] == "telegram" and d["status"] == "sent" for d in pending["deliveries"]), pending
+
+
+def test_a_chartink_alert_is_one_telegram_message_with_a_row_of_buttons_per_stock(bot: Any) -> None:
+    client, stub = bot
+    pf = deploy(client, template_id(client), max_positions=10, max_per_sector=None)
+    link(client, stub)
+    ck = path_of(hook(client, pf["id"], "chartink", "breakouts"))
+    r = client.post(ck, data={"stocks": "RELIANCE,SBIN", "trigger_prices": "2400,600", "triggered_at": "2:34 pm",
+                              "scan_name": "Breakouts", "alert_name": "Alert for Breakouts"})
+    assert r.status_code == 200, r.text
+    ids = {s["symbol"]: s["id"] for s in r.json()["signals"]}
+    assert set(ids) == {"RELIANCE", "SBIN"}
+    message = stub.wait_for(CHAT, "2 signals waiting for your approval", timeout=60)
+    keys = buttons(message)
+    assert set(keys) == {f"Approve RELIANCE #{ids['RELIANCE']}", "Reject RELIANCE", f"Approve SBIN #{ids['SBIN']}",
+                         "Reject SBIN"}
+    assert "Rejected: SBIN" in press(stub, keys["Reject SBIN"], "SBIN")
+    assert client.get("/api/model/signals", params={"symbol": "SBIN"}).json()[0]["status"] == "rejected"
