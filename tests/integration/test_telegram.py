@@ -15,7 +15,7 @@ from backtest.synthetic import generate
 from backtest.universes import load_universe
 from domain.money import format_inr
 from streams.telegram_bot import NOT_LINKED, TelegramBot
-from tests.integration.test_api_model import deploy, template_id
+from tests.integration.test_api_model import deploy, template_id, wait_projected
 from tests.integration.test_webhooks import hook, path_of, post_alert
 from tests.support.telegram_stub import BOT_USERNAME, TelegramStub, telegram_stub
 
@@ -72,6 +72,7 @@ def buttons(message: dict[str, Any]) -> dict[str, str]:
 
 def test_linking_is_one_code_once_from_one_chat_and_unlinking_stops_it(bot: Any) -> None:
     client, stub = bot
+    wait_projected(client)  # the bot's commands answer at once; the read models follow
     assert client.get("/api/notifications/telegram").json()["linked"] is False
     say(stub, "/status", NOT_LINKED)
     code = link(client, stub)
@@ -82,6 +83,7 @@ def test_linking_is_one_code_once_from_one_chat_and_unlinking_stops_it(bot: Any)
     say(stub, "/status", NOT_LINKED, chat=CHAT + 1)
     say(stub, "/start Lbogus", "unknown, used or expired", chat=CHAT + 1)
     assert client.delete("/api/notifications/telegram").status_code == 204
+    wait_projected(client)
     assert client.get("/api/notifications/telegram").json()["linked"] is False
     say(stub, "/status", NOT_LINKED)
 
@@ -94,14 +96,17 @@ def test_commands_read_and_act_like_the_api(bot: Any) -> None:
     assert f"#{pf['id']} {pf['name']}" in status and "₹10,00,000.00" in status  # Indian grouping
     say(stub, "/positions", "No open positions.")
     say(stub, f"/pause {pf['id']}", f"Portfolio {pf['id']} is paused.")
+    wait_projected(client)
     assert client.get("/api/model/portfolios", params={"status": "paused"}).json()[0]["id"] == pf["id"]
     say(stub, f"/pause {pf['id']}", "only an active portfolio can be paused")
     say(stub, f"/resume {pf['id']}", f"Portfolio {pf['id']} is active.")
     say(stub, "/pause 999999", "not found")
     say(stub, "/pause", "Usage: /pause PORTFOLIO_ID")
     say(stub, "/kill", "Kill switch engaged")
+    wait_projected(client)
     rules = client.get("/api/risk/rules").json()
     assert [r["rule_type"] for r in rules] == ["kill_switch"]
+    wait_projected(client)
     events = client.get("/api/audit/events", params={"limit": 20}).json()
     assert any(e["type"] == "RiskRuleCreated" and e["meta"]["actor"] == f"telegram:{CHAT}" for e in events)
     assert any(e["type"] == "PortfolioPaused" and e["meta"]["actor"] == f"telegram:{CHAT}" for e in events)
@@ -124,12 +129,15 @@ def test_tradingview_alert_to_pending_signal_and_buttons_that_act_once(bot: Any)
     assert len(approve_infy.encode()) <= 64
 
     assert "Approved: INFY" in press(stub, approve_infy, "INFY")
+    wait_projected(client)
     assert client.get("/api/model/signals", params={"symbol": "INFY"}).json()[0]["status"] == "in_cart"
     assert "used already" in press(stub, approve_infy, "INFY")  # single use
     assert "Rejected: TCS" in press(stub, keys["Reject TCS"], "TCS")
+    wait_projected(client)
     assert client.get("/api/model/signals", params={"symbol": "TCS"}).json()[0]["status"] == "rejected"
     refused = press(stub, keys[f"Approve ITC #{by_symbol['ITC']['id']}"], "ITC")
     assert "Risk rule breached" in refused and "blocked" in refused.lower()  # the rule that refused it
+    wait_projected(client)
     assert client.get("/api/model/signals", params={"symbol": "ITC"}).json()[0]["status"] == "pending_approval"
     assert stub.wait_answer("Risk rule breached")
 
@@ -165,8 +173,10 @@ def test_a_tradingview_alert_end_to_end_to_a_telegram_message_whose_buttons_work
     keys = buttons(message)
     assert set(keys) == {f"Approve INFY #{signal['id']}", "Reject INFY"}
     assert "Approved: INFY" in press(stub, keys[f"Approve INFY #{signal['id']}"], "INFY")
+    wait_projected(client)
     assert client.get("/api/model/signals", params={"symbol": "INFY"}).json()[0]["status"] == "in_cart"
     # the notification list shows it delivered on Telegram
+    wait_projected(client)
     rows = client.get("/api/notifications").json()
     pending = next(n for n in rows if n["kind"] == "signal_pending")
     assert any(d["channel"] == "telegram" and d["status"] == "sent" for d in pending["deliveries"]), pending
@@ -187,4 +197,5 @@ def test_a_chartink_alert_is_one_telegram_message_with_a_row_of_buttons_per_stoc
     assert set(keys) == {f"Approve RELIANCE #{ids['RELIANCE']}", "Reject RELIANCE", f"Approve SBIN #{ids['SBIN']}",
                          "Reject SBIN"}
     assert "Rejected: SBIN" in press(stub, keys["Reject SBIN"], "SBIN")
+    wait_projected(client)
     assert client.get("/api/model/signals", params={"symbol": "SBIN"}).json()[0]["status"] == "rejected"
