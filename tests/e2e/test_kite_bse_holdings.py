@@ -26,6 +26,7 @@ def test_bse_listed_t1_holdings_reconcile_without_drift(tmp_path: Path) -> None:
         qty = gtt["orders"][0]["quantity"]
         assert (holding["exchange"], holding["quantity"], holding["t1_quantity"]) == ("BSE", 0, qty)
         assert w.once().returncode == 0, w.log  # reports the fill (from the order history) and the snapshot
+        assert w.once().returncode == 0, w.log  # places the position's protective OCO (else: `gtt_missing`)
 
         def recon() -> dict:
             got = w.s.get(w.base + "/api/model/dashboard", params={"portfolio_id": pf["id"]}).json()

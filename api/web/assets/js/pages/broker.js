@@ -1,6 +1,7 @@
 import { html, Page, Table, Card, Field, useLoad, Loading, useState, confirm, toast } from '../ui.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
+import { Reconciliation } from '../recon.js';
 
 const settle = (p) => p.then((data) => ({ data }), (error) => ({ error }));
 
@@ -42,9 +43,7 @@ export function Broker({ me }) {
         columns=${[{ key: 'order_timestamp', label: 'At' }, { key: 'tradingsymbol', label: 'Symbol' }, { key: 'transaction_type', label: 'Side' },
           { key: 'quantity', label: 'Qty', num: true }, { key: 'status', label: 'Status' }]} />`}<//>
       <${Proxy} title="Margins" res=${d.margins}>${(m) => html`<div class="cards"><${Card} label="Equity available" value=${f.inr(m.equity && m.equity.net)} /></div>`}<//>
-      <${Proxy} title="Reconciliation (live portfolios vs Kite)" res=${d.recon}>${(r) => html`<p>${r.in_sync == null ? 'No broker snapshot yet.' : r.in_sync ? 'In sync.' : 'Drift found:'}
-        ${r.synced_at ? html` <span class="muted">(snapshot ${f.dateTime(r.synced_at)})</span>` : null}</p>
-        ${(r.drift || []).length ? html`<${Table} id="drift" rows=${r.drift} rowKey=${(x, i) => i} columns=${Object.keys(r.drift[0]).map((k) => ({ key: k, label: k }))} />` : null}`}<//>
+      <${Proxy} title="Reconciliation (live portfolios vs Kite)" res=${d.recon}>${(r) => html`<${Reconciliation} recon=${r} />`}<//>
       <form aria-label="Kite app credentials" onSubmit=${(e) => { e.preventDefault(); run(() => api.post('/api/auth/kite-credentials', creds), 'Kite credentials saved (encrypted).'); }}>
         <fieldset><legend>Kite Connect app</legend>
           ${d.saved.data ? html`<p class="muted">Saved: api_key ${d.saved.data.api_key}, secret ${d.saved.data.api_secret}</p>` : null}

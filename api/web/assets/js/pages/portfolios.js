@@ -4,6 +4,7 @@ import { OpenPositions } from './positions.js';
 import { HookPanel } from './hooks.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
+import { Reconciliation } from '../recon.js';
 
 function DeployForm({ strategies, universes, preselect, onDeployed }) {
   const first = strategies.find((s) => String(s.id) === String(preselect)) || strategies[0];
@@ -131,7 +132,9 @@ export function PortfolioDashboard({ params }) {
         columns=${[{ key: 'symbol', label: 'Symbol' }, { key: 'kind', label: 'Kind' }, { key: 'status', label: 'Status', render: (s) => html`<${Badge} text=${s.status} />` },
           { key: 'conviction', label: 'Conviction', num: true, render: (s) => f.number(s.conviction, 0) },
           { key: 'quantity', label: 'Qty', num: true }, { key: 'created_at', label: 'At', render: (s) => f.dateTime(s.created_at) },
-          { key: 'failure_reason', label: 'Note', render: (s) => s.failure_reason || '' }]} />
+          { key: 'failure_reason', label: 'Note', render: (s) => (s.fill_unresolved ? html`<span class="down">Fill unresolved: GTT ${s.fill_unresolved.gtt_id || '—'}, Kite order ${s.fill_unresolved.order_id || '—'} found nowhere</span>` : s.failure_reason || '') }]} />
+      ${d.reconciliation ? html`<section aria-labelledby="recon-h"><h2 id="recon-h">Reconciliation with Kite</h2>
+        <${Reconciliation} recon=${d.reconciliation} id="portfolio-drift" /></section>` : null}
       <${RiskPanel} risk=${d.risk} />
       <${HookPanel} portfolio=${p} />
       <section aria-labelledby="pa-h"><h2 id="pa-h">Activity</h2>
