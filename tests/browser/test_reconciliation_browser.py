@@ -18,12 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout'
 
 def test_unresolved_fill_and_missing_protection_are_shown(browser: Any, tmp_path: Path) -> None:
     with kite_world(tmp_path) as w:
-        pf, (entry,) = w.portfolio(slots=1)
-        assert w.once().returncode == 0, w.log
-        (gtt,) = w.kite.gtts.values()
-        w.kite.trigger(gtt["id"], days_ago=3)
-        w.kite.forget_history()
-        oid = gtt["orders"][0]["result"]["order_result"]["order_id"]
+        pf, entry, gtt, oid = w.fill_kite_forgot()
         assert w.once().returncode == 0, w.log
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
         ctx.add_cookies([{"name": c.name, "value": c.value or "", "url": w.base} for c in w.s.cookies])

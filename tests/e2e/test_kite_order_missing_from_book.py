@@ -17,12 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout'
 
 def test_an_unfindable_order_is_reported_unresolved_never_ignored(tmp_path: Path) -> None:
     with kite_world(tmp_path) as w:
-        pf, (entry,) = w.portfolio(slots=1)
-        assert w.once().returncode == 0, w.log
-        (gtt,) = w.kite.gtts.values()
-        w.kite.trigger(gtt["id"], days_ago=3)
-        w.kite.forget_history()
-        oid = gtt["orders"][0]["result"]["order_result"]["order_id"]
+        pf, entry, gtt, oid = w.fill_kite_forgot()
         proc = w.start_agent()
         w.until("the unresolved report", lambda: "UNRESOLVED" in w.log)
         w.until("a few more cycles", lambda: w.kite.count("GET /gtt/triggers") >= 6)

@@ -70,6 +70,16 @@ class KiteWorld:
             self.kite.last_prices[sig["symbol"]] = float(sig["reference_price"])
         return pf, placed
 
+    def fill_kite_forgot(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
+        """A live portfolio whose entry GTT (placed by one agent cycle) fired three days ago while the agent
+        was offline, and Kite no longer answers for its order: (portfolio, entry signal, GTT, order id)."""
+        pf, (entry,) = self.portfolio(slots=1)
+        assert self.once().returncode == 0, self.log
+        (gtt,) = self.kite.gtts.values()
+        self.kite.trigger(gtt["id"], days_ago=3)
+        self.kite.forget_history()
+        return pf, entry, gtt, gtt["orders"][0]["result"]["order_result"]["order_id"]
+
     def signals(self, pf_id: int) -> dict[int, dict[str, Any]]:
         rows = self.s.get(self.base + "/api/model/signals", params={"portfolio_id": pf_id}).json()
         return {int(r["id"]): r for r in rows}
