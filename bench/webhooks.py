@@ -65,7 +65,8 @@ async def _run(base: str, cookies: dict[str, str], per_minute: int, seconds: flo
     every = max(1, round(1 / retry_share)) if retry_share > 0 else 0
     sends = [(t, *plan[t]) for t in range(count)]
     if every:  # a retry of an earlier alert, sent a little later, in place of nothing (the rate includes it)
-        sends += [(t + 0.5, *plan[t]) for t in range(0, count, every)]
+        # every `every`-th round over the hooks is sent twice: each hook gets the same share of retries
+        sends += [(t + 0.5, *plan[t]) for t in range(count) if (t // len(hooks)) % every == 0]
     sends.sort(key=lambda s: s[0])
     interval = 60.0 / per_minute
     latencies: list[float] = []  # request sent -> answer

@@ -290,7 +290,8 @@ def receive(hook_token: Annotated[str, Path(max_length=200)], raw: Annotated[Raw
                               "wait a minute")
     items, key, label = parse_alert(source, raw, name)
     cmd = hm.ReceiveAlert(hook_id, token_hash, key, items, label, settings.webhook_dedupe_seconds)
-    result = dispatch(request, platform, cmd, actor=f"webhook:{hook_id}")
+    # alerts to one hook all save its aggregate: in this process they take turns instead of clashing
+    result = dispatch(request, platform, cmd, actor=f"webhook:{hook_id}", serial=("webhook", hook_id))
     outcome: hm.AlertOutcome = result.value
     ids = [*outcome.signal_ids, *outcome.exit_signal_ids]
     home = [Portfolio.uuid_for(outcome.portfolio_id)]
