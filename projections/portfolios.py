@@ -631,7 +631,29 @@ def list_portfolios(conn: Connection, account_id: int, status: str | None, limit
     cond = p.status.in_((PortfolioStatus.ACTIVE, PortfolioStatus.PAUSED)) if status is None else p.status == status
     rows, total = page(sa.select(portfolios).where(p.account_id == account_id, cond).order_by(p.id.desc()),
                        conn, limit, offset)
-    return [portfolio_public(r) for r in rows], total
+    out = [portfolio_public(r) for r in rows]
+    _with_counts(conn, out)
+    return out, total
+
+
+def _with_counts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Adds each portfolio's open-position and pending/in-cart signal counts (two grouped queries)."""
+    ids = [int(r["id"]) for r in rows]
+    if not ids:
+        return
+    p, s = positions.c, signals.c
+    open_n: dict[int, int] = {int(r[0]): int(r[1]) for r in conn.execute(
+        sa.select(p.portfolio_id, sa.func.count()).where(p.portfolio_id.in_(ids), p.status == PositionStatus.OPEN)
+        .group_by(p.portfolio_id)).all()}
+    waiting: dict[tuple[int, str], int] = {
+        (int(r[0]), str(r[1])): int(r[2]) for r in conn.execute(sa.select(s.portfolio_id, s.status, sa.func.count())
+        .where(s.portfolio_id.in_(ids), s.status.in_((SignalStatus.PENDING_APPROVAL, SignalStatus.IN_CART)))
+        .group_by(s.portfolio_id, s.status)).all()}
+    for r in rows:
+        pid = int(r["id"])
+        r["open_positions"] = int(open_n.get(pid, 0))
+        r["pending_signals"] = waiting.get((pid, "pending_approval"), 0)
+        r["in_cart_signals"] = waiting.get((pid, "in_cart"), 0)
 
 
 def get_portfolio(conn: Connection, portfolio_id: int) -> dict[str, Any] | None:
@@ -641,15 +663,7 @@ def get_portfolio(conn: Connection, portfolio_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     out = portfolio_public(row)
-    p, s = positions.c, signals.c
-    out["open_positions"] = int(conn.execute(sa.select(sa.func.count()).select_from(positions).where(
-        p.portfolio_id == portfolio_id, p.status == PositionStatus.OPEN)).scalar_one())
-    counted = conn.execute(sa.select(s.status, sa.func.count()).where(
-        s.portfolio_id == portfolio_id, s.status.in_((SignalStatus.PENDING_APPROVAL,
-                                                      SignalStatus.IN_CART))).group_by(s.status)).all()
-    counts = {str(r[0]): int(r[1]) for r in counted}
-    out["pending_signals"] = int(counts.get("pending_approval", 0))
-    out["in_cart_signals"] = int(counts.get("in_cart", 0))
+    _with_counts(conn, [out])
     return out
 
 
@@ -686,6 +700,19 @@ def activity(conn: Connection, portfolio_id: int, limit: int = 50) -> list[dict[
     rows = conn.execute(sa.select(a.type, a.at, a.summary, a.data).where(a.portfolio_id == portfolio_id)
                         .order_by(a.position.desc()).limit(limit)).all()
     return [{"type": r.type, "at": wire_ts(r.at), "summary": r.summary,
+             "data": json.loads(r.data) if isinstance(r.data, str) else r.data} for r in rows]
+
+
+def account_activity(conn: Connection, account_id: int, since: str | None, limit: int) -> list[dict[str, Any]]:
+    """Every portfolio's timeline of one account merged, newest first: {portfolio_id, type, at, summary, data};
+    `since` (an ISO timestamp) keeps what happened at or after it."""
+    a, p = activity_log.c, portfolios.c
+    mine = sa.select(p.id).where(p.account_id == account_id).scalar_subquery()
+    q = sa.select(a.portfolio_id, a.type, a.at, a.summary, a.data).where(a.portfolio_id.in_(mine))
+    if since is not None:
+        q = q.where(a.at >= since)
+    rows = conn.execute(q.order_by(a.position.desc()).limit(limit)).all()
+    return [{"portfolio_id": int(r.portfolio_id), "type": r.type, "at": wire_ts(r.at), "summary": r.summary,
              "data": json.loads(r.data) if isinstance(r.data, str) else r.data} for r in rows]
 
 

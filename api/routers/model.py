@@ -24,6 +24,7 @@ from api.deps import (
     request_meta,
     resource_router,
 )
+from api.errors import schema_error
 from api.guards import MAX_ID
 from api.ownership import owned_portfolio
 from api.risk_state import risk_state
@@ -35,9 +36,11 @@ from domain.portfolio import Portfolio
 from domain.risk import RiskBook
 from infra.bootstrap import Platform
 from infra.market_clock import MarketClock
+from projections.audit import utc_moment
 from projections.broker import reconciliation, unresolved_fills
 from projections.portfolios import (
     PortfoliosProjection,
+    account_activity,
     activity,
     equity_curve,
     get_portfolio,
@@ -236,6 +239,23 @@ def dashboard(user: Reader, platform: PlatformDep,
         "risk": risk_state(platform, user.account_id, portfolio_id),
         "reconciliation": live_reconciliation(platform, user.account_id, pf),
     }
+
+
+@router.get("/activity", summary="What happened in all your portfolios, newest first (optionally since a moment)")
+def account_activity_feed(user: Reader, page: PageDep, platform: PlatformDep,
+                          since: str | None = Query(default=None, max_length=40,
+                                                    description="ISO 8601 timestamp (no offset: UTC) or a date")
+                          ) -> list[dict[str, Any]]:
+    """The activity of every portfolio of yours merged (each entry names its `portfolio_id`): Home's "today"."""
+    moment = None
+    if since is not None:
+        try:
+            moment = utc_moment(since)
+        except ValueError:
+            raise schema_error(("query", "since"), "since must be a date (YYYY-MM-DD) or an ISO 8601 timestamp") \
+                from None
+    with platform.db.read() as conn:
+        return account_activity(conn, user.account_id, moment, page.limit)
 
 
 @router.post("/scan", summary="Scan now on the latest bars; returns the new signals")

@@ -106,6 +106,10 @@ def test_deploy_scan_approve_place_and_watch_the_paper_market(market: Any) -> No
     assert all(s["fill_price"] > 0 and s["filled_quantity"] == s["quantity"] for s in filled)
     positions = market.get("/api/model/positions", params={"portfolio_id": pf["id"], "status": "open"}).json()
     assert {p["symbol"] for p in positions} == {s["symbol"] for s in filled}
+    row = market.get("/api/model/portfolios").json()[0]  # the list carries the counts a dashboard shows
+    assert (row["open_positions"], row["in_cart_signals"]) == (len(positions), 0)
+    assert row["pending_signals"] == len(market.get("/api/model/signals", params={
+        "portfolio_id": pf["id"], "status": "pending_approval"}).json())
 
     advance(market, 20)
     wait_projected(market)
@@ -125,6 +129,16 @@ def test_deploy_scan_approve_place_and_watch_the_paper_market(market: Any) -> No
     assert dash["activity"][0]["at"] >= dash["activity"][-1]["at"]  # newest first
     assert dash["risk"]["open_positions"] == len(dash["positions"])
 
+    # every portfolio's activity merged (one portfolio here: the dashboard's, each entry naming it)
+    feed = market.get("/api/model/activity", params={"limit": 50}).json()
+    assert [(a["type"], a["at"]) for a in feed] == [(a["type"], a["at"]) for a in dash["activity"]]
+    assert {a["portfolio_id"] for a in feed} == {pf["id"]}
+    newest = feed[0]["at"]
+    since = market.get("/api/model/activity", params={"since": newest}).json()
+    assert since and all(a["at"] >= newest for a in since) and len(since) < len(feed)
+    bad = market.get("/api/model/activity", params={"since": "yesterday<script>"})
+    assert bad.status_code == 422 and "<script>" not in bad.text
+
 
 def test_refusals_and_lifecycle(market: Any, api_factory: Any) -> None:
     strategy = market.post(f"/api/strategies/{template_id(market)}/fork", json={"name": "Mine"}).json()
@@ -137,6 +151,7 @@ def test_refusals_and_lifecycle(market: Any, api_factory: Any) -> None:
     assert other.get("/api/model/dashboard", params={"portfolio_id": pf["id"]}).status_code == 404
     assert other.post(f"/api/model/portfolios/{pf['id']}/pause").status_code == 404
     assert other.get("/api/model/signals").json() == []
+    assert other.get("/api/model/activity").json() == []  # another user's activity is never merged in
     assert market.post("/api/model/signals/999999/approve").status_code == 404
     assert market.post("/api/model/portfolios/999999/retire").status_code == 404
 

@@ -85,7 +85,7 @@ class Server(Proc):
     def start(self) -> Server:
         super().start()
         try:
-            wait_port(self.port, timeout=60)
+            wait_port(self.port, timeout=180)  # a cold start (imports, projections, notifier) on a loaded box
             deadline = time.monotonic() + 90  # a loaded machine (restarted under load: requests queue)
             while time.monotonic() < deadline:
                 try:

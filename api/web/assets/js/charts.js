@@ -1,9 +1,14 @@
 // Chart wrappers around TradingView lightweight-charts (vendored, Apache-2.0).
 import { html, useEffect, useRef } from '../vendor/htm-preact-standalone.module.js';
 import { number } from './format.js';
-import {
-  createChart, LineSeries, AreaSeries, CandlestickSeries, HistogramSeries, createSeriesMarkers,
-} from '../vendor/lightweight-charts.standalone.production.mjs';
+
+// The library (178 KB) is loaded when the first chart mounts, not with the app: pages without a chart (Home,
+// Approvals, Positions...) never parse it, and a page with one shows its tables while it loads.
+let library = null;
+export function loadChartLibrary() {
+  library = library || import('../vendor/lightweight-charts.standalone.production.mjs');
+  return library;
+}
 
 function themeColors() {
   const css = getComputedStyle(document.documentElement);
@@ -34,26 +39,47 @@ function baseOptions(height) {
  * A chart: `series` = [{kind: 'line'|'area'|'candles'|'histogram', data, options, markers}].
  * `label` names it for screen readers.
  */
+/**
+ * What a chart shows, cheaply: each series' kind, options, length, first and last points, markers, and the
+ * theme. Parents rebuild their `series` arrays on every render; the chart is redrawn only when this changes.
+ */
+function signature(series, height) {
+  return JSON.stringify([height, document.documentElement.dataset.theme, series.map((s) => [s.kind, s.options,
+    s.data.length, s.data[0], s.data[s.data.length - 1], s.markers ? s.markers.length : 0])]);
+}
+
 export function Chart({ series, height = 280, label, id }) {
   const ref = useRef(null);
+  const sig = signature(series, height);
   useEffect(() => {
     if (!ref.current) return undefined;
-    const c = themeColors();
-    const chart = createChart(ref.current, baseOptions(height));
-    for (const s of series) {
-      const type = { line: LineSeries, area: AreaSeries, candles: CandlestickSeries, histogram: HistogramSeries }[s.kind];
-      const defaults = s.kind === 'line' ? { color: c.accent, lineWidth: 2 }
-        : s.kind === 'area' ? { lineColor: c.down, topColor: 'rgba(198,40,40,0.05)', bottomColor: 'rgba(198,40,40,0.35)' }
-          : s.kind === 'candles' ? { upColor: c.up, downColor: c.down, wickUpColor: c.up, wickDownColor: c.down,
-            borderVisible: false } : {};
-      const ser = chart.addSeries(type, { ...defaults, ...(s.options || {}) });
-      ser.setData(s.data);
-      if (s.markers && s.markers.length) createSeriesMarkers(ser, s.markers);
-    }
-    chart.timeScale().fitContent();
-    ref.current.dataset.ready = '1';
-    return () => chart.remove();
-  }, [series, height]);
+    let chart = null;
+    let gone = false;
+    loadChartLibrary().then((lib) => {
+      if (gone || !ref.current) return;
+      chart = draw(lib, ref.current, series, height);
+    });
+    return () => { gone = true; if (chart) chart.remove(); };
+  }, [sig]);
   return html`<figure class="chart" id=${id}><div ref=${ref} class="chart-box" style=${`height:${height}px`}
     role="img" aria-label=${label}></div><figcaption class="muted">${label}</figcaption></figure>`;
+}
+
+function draw(lib, box, series, height) {
+  const { createChart, LineSeries, AreaSeries, CandlestickSeries, HistogramSeries, createSeriesMarkers } = lib;
+  const c = themeColors();
+  const chart = createChart(box, baseOptions(height));
+  for (const s of series) {
+    const type = { line: LineSeries, area: AreaSeries, candles: CandlestickSeries, histogram: HistogramSeries }[s.kind];
+    const defaults = s.kind === 'line' ? { color: c.accent, lineWidth: 2 }
+      : s.kind === 'area' ? { lineColor: c.down, topColor: 'rgba(198,40,40,0.05)', bottomColor: 'rgba(198,40,40,0.35)' }
+        : s.kind === 'candles' ? { upColor: c.up, downColor: c.down, wickUpColor: c.up, wickDownColor: c.down,
+          borderVisible: false } : {};
+    const ser = chart.addSeries(type, { ...defaults, ...(s.options || {}) });
+    ser.setData(s.data);
+    if (s.markers && s.markers.length) createSeriesMarkers(ser, s.markers);
+  }
+  chart.timeScale().fitContent();
+  box.dataset.ready = '1';
+  return chart;
 }

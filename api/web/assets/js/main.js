@@ -1,5 +1,5 @@
 // The app shell: session, routing (History API), navigation, theme.
-import { html, render, useState, useEffect } from '../vendor/htm-preact-standalone.module.js';
+import { html, render, useState, useEffect, useRef } from '../vendor/htm-preact-standalone.module.js';
 import * as api from './api.js';
 import { DialogHost, ToastHost, setNavigate, toast } from './ui.js';
 import { SignIn } from './pages/signin.js';
@@ -50,6 +50,11 @@ const ROUTES = [
   [/^\/settings$/, Settings],
 ];
 
+// Pages that may render (and start their requests) while the session check is still in flight: they do
+// not read `me`. A signed-out visitor's first 401 sends them to sign-in like the check would. Others wait.
+const EARLY = new Set([Home, Backtests, BacktestResult, BacktestCompare, Portfolios, PortfolioDashboard, Approvals,
+  Positions, Risk, Market, Imports, Audit]);
+
 function currentLocation() {
   return { path: location.pathname, query: new URLSearchParams(location.search) };
 }
@@ -78,6 +83,7 @@ function App() {
   const [loc, setLoc] = useState(currentLocation());
   const [me, setMe] = useState(undefined); // undefined: checking; null: signed out
   const [menuOpen, setMenuOpen] = useState(false);
+  const signedInRef = useRef(false);
 
   const go = (to, replace = false) => {
     if (replace) history.replaceState(null, '', to); else history.pushState(null, '', to);
@@ -95,20 +101,22 @@ function App() {
       const a = e.target.closest && e.target.closest('a[href]');
       if (!a || a.target || a.hasAttribute('download') || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
       const url = new URL(a.href, location.href);
+      if (url.hash && url.pathname === location.pathname && url.search === location.search) return; // in-page
       if (url.origin !== location.origin || /^\/(api|link|assets|metrics|help)(\/|$)/.test(url.pathname)) return;
       e.preventDefault();
       go(url.pathname + url.search);
     };
     document.addEventListener('click', onClick);
     api.setUnauthorizedHandler(() => {
+      const ended = signedInRef.current; // a session we saw ended; a first-time visitor was never signed in
       setMe(null);
       const here = location.pathname + location.search;
       if (location.pathname !== '/signin') {
-        toast('Your session ended; sign in again to continue.', 'info');
+        if (ended) toast('Your session ended; sign in again to continue.', 'info');
         go(`/signin?next=${encodeURIComponent(here)}`, true);
       }
     });
-    api.get('/api/auth/me', undefined, { quiet401: true }).then(setMe).catch(() => {
+    api.get('/api/auth/me', undefined, { quiet401: true }).then((u) => { signedInRef.current = true; setMe(u); }).catch(() => {
       setMe(null);
       if (location.pathname !== '/signin') {
         go(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`, true);
@@ -118,12 +126,14 @@ function App() {
   }, []);
 
   const signedIn = (user) => {
+    signedInRef.current = true;
     setMe(user);
     const next = loc.query.get('next');
     go(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
   };
   const signOut = async () => {
     try { await api.post('/api/auth/logout'); } catch (_) { /* already out */ }
+    signedInRef.current = false;
     setMe(null);
     go('/signin', true);
   };
@@ -137,11 +147,10 @@ function App() {
   let page;
   if (loc.path === '/signin' || me === null) {
     page = html`<${SignIn} onSignedIn=${signedIn} query=${loc.query} />`;
-  } else if (me === undefined) {
-    page = html`<p class="muted" aria-busy="true">Loading…</p>`;
   } else {
     const hit = ROUTES.map(([re, C]) => [re.exec(loc.path), C]).find(([m]) => m);
-    page = hit ? html`<${hit[1]} params=${hit[0].slice(1)} query=${loc.query} me=${me} key=${loc.path} />`
+    page = me === undefined && !(hit && EARLY.has(hit[1])) ? html`<p class="muted" aria-busy="true">Loading…</p>`
+      : hit ? html`<${hit[1]} params=${hit[0].slice(1)} query=${loc.query} me=${me} key=${loc.path} />`
       : html`<section class="page"><h1 id="page-title" tabindex="-1">Not found</h1><p>No page at ${loc.path}.
         <a href="/">Home</a></p></section>`;
   }

@@ -145,16 +145,15 @@ async function loadBenchmark(run) {
 
 export function BacktestResult({ params }) {
   const id = Number(params[0]);
-  const state = useLoad(async () => {
-    const run = resultCache.get(id) || await api.get(`/api/backtest/runs/${id}`);
-    resultCache.delete(id);
-    return run;
-  }, [id]);
+  // a run just answered by the form renders in the first pass (no load round); a visit fetches it
+  const state = useLoad(() => api.get(`/api/backtest/runs/${id}`), [id], resultCache.get(id));
+  useEffect(() => { resultCache.delete(id); }, [id]);
   const [bench, setBench] = useState([]);
   useEffect(() => { if (state.data) loadBenchmark(state.data).then(setBench); }, [state.data]);
   useEffect(() => {
     if (state.data && window.__ttResultArrived) {
-      requestAnimationFrame(() => { window.__ttResultRendered = performance.now(); });
+      // the frame after the commit has been painted (bench/webapp.py reads it)
+      requestAnimationFrame(() => setTimeout(() => { window.__ttResultRendered = performance.now(); }, 0));
     }
   }, [state.data]);
   const remove = async () => {
@@ -176,7 +175,7 @@ export function BacktestResult({ params }) {
         series=${[{ kind: 'line', data: equity }, ...(bench.length ? [{ kind: 'line', data: bench, options: { color: '#8a94a6', lineWidth: 1 } }] : [])]} />
       <${Chart} id="drawdown-chart" label="Drawdown (%)" height=${160} series=${[{ kind: 'area', data: dd }]} />
       <${Heatmap} monthly=${run.monthly_returns || {}} />
-      <${Table} caption="Trades" id="trades" rows=${run.trades} filter rowKey=${(t, i) => i} limit=${100}
+      <${Table} caption="Trades" id="trades" rows=${run.trades} filter rowKey=${(t, i) => i} limit=${50}
         columns=${[
           { key: 'symbol', label: 'Symbol' }, { key: 'sector', label: 'Sector' },
           { key: 'entry_date', label: 'Entry', render: (t) => f.day(t.entry_date) },
@@ -190,7 +189,7 @@ export function BacktestResult({ params }) {
           { key: 'holding_days', label: 'Days', num: true },
         ]} />
       <div class="two-col">
-        <${Table} caption="By symbol" id="by-symbol" rows=${groupBy(run.trades, 'symbol')} rowKey=${(g) => g.key} limit=${50}
+        <${Table} caption="By symbol" id="by-symbol" rows=${groupBy(run.trades, 'symbol')} rowKey=${(g) => g.key} limit=${25}
           columns=${[{ key: 'key', label: 'Symbol' }, { key: 'trades', label: 'Trades', num: true },
             { key: 'win_rate', label: 'Win %', num: true, render: (g) => f.number(g.win_rate, 0) },
             { key: 'pnl', label: 'P&L', num: true, render: (g) => html`<span class=${f.tone(g.pnl)}>${f.pnl(g.pnl)}</span>` }]} />

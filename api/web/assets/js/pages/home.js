@@ -9,21 +9,21 @@ function Countdown({ at }) {
 }
 
 export function Home({ me }) {
+  // One round of requests, all at once (no request waits for another): the portfolio list carries the
+  // open-position counts and /api/model/activity merges every portfolio's timeline since IST midnight.
   const state = useLoad(async () => {
-    const [portfolios, pending, risk, broker, agent] = await Promise.all([
+    const since = `${f.todayIST()}T00:00:00+05:30`;
+    const [portfolios, pending, risk, broker, agent, activity] = await Promise.all([
       api.get('/api/model/portfolios'),
       api.get('/api/model/signals', { status: 'pending_approval', limit: 20 }),
       api.get('/api/risk/state'),
       api.get('/api/auth/status'),
       api.get('/api/auth/agent-key').catch(() => null),
+      api.get('/api/model/activity', { since, limit: 20 }),
     ]);
-    const dashes = await Promise.all(portfolios.slice(0, 6).map((p) => api.get('/api/model/dashboard', { portfolio_id: p.id })));
-    const today = f.todayIST();
-    const activity = dashes.flatMap((d) => (d.activity || []).map((a) => ({ ...a, portfolio: d.portfolio.name })))
-      .sort((a, b) => String(b.at).localeCompare(String(a.at)))
-      .filter((a) => f.todayIST(new Date(a.at)) === today).slice(0, 20);
-    const open = Object.fromEntries(dashes.map((d) => [d.portfolio.id, d.positions.length]));
-    return { portfolios: portfolios.map((p) => ({ ...p, open_positions: open[p.id] })), pending, risk, broker, agent, activity };
+    const names = Object.fromEntries(portfolios.map((p) => [p.id, p.name]));
+    return { portfolios, pending, risk, broker, agent,
+      activity: activity.map((a) => ({ ...a, portfolio: names[a.portfolio_id] || `#${a.portfolio_id}` })) };
   });
   return html`<${Page} title="Home">
     <${Loading} state=${state}>${(d) => {
@@ -31,11 +31,12 @@ export function Home({ me }) {
       const day = d.portfolios.reduce((s, p) => s + (p.day_pnl || 0), 0);
       const total = d.portfolios.reduce((s, p) => s + (p.total_pnl || 0), 0);
       const kill = d.risk.kill_switch && d.risk.kill_switch.engaged;
+      const today = (d.risk.breaches || []).filter((b) => b.day === d.risk.day); // older ones are on Risk
       return html`
       ${kill ? html`<div class="banner danger" role="alert"><strong>Kill switch engaged:</strong> new entries are blocked.${' '}
         <a href="/risk">Review on Risk</a></div>` : null}
-      ${d.risk.breaches && d.risk.breaches.length ? html`<div class="banner warn" role="status">Risk:${' '}
-        ${d.risk.breaches.map((b) => b.message || b.rule_type || JSON.stringify(b)).join('; ')}</div>` : null}
+      ${today.length ? html`<div class="banner warn" role="status" id="home-breaches">Risk today:${' '}
+        ${today.map((b) => b.message || b.rule_type).join('; ')} <a href="/risk">Risk</a></div>` : null}
       <div class="cards">
         <${Card} label="Equity (all portfolios)" value=${f.inr(equity)} id="equity" />
         <${Card} label="Day P&L" value=${f.pnl(day)} tone=${f.tone(day)} id="day-pnl" />
@@ -47,7 +48,7 @@ export function Home({ me }) {
         <${Card} label="Agent" id="agent" value=${d.agent ? (d.agent.last_used_at ? 'Seen' : 'Key issued') : 'No key'}
           sub=${d.agent && d.agent.last_used_at ? `last call ${f.dateTime(d.agent.last_used_at)}` : html`<a href="/broker">Agent key</a>`} />
       </div>
-      <${Table} caption="Portfolios" id="home-portfolios" rows=${d.portfolios} empty=${html`No portfolios yet. <a href="/strategies">Pick a strategy</a> and deploy it.`}
+      <${Table} caption="Portfolios" id="home-portfolios" stack rows=${d.portfolios} empty=${html`No portfolios yet. <a href="/strategies">Pick a strategy</a> and deploy it.`}
         columns=${[
           { key: 'name', label: 'Portfolio', render: (p) => html`<a href=${`/portfolios/${p.id}`}>${p.name}</a> <${Badge} text=${p.mode} />` },
           { key: 'status', label: 'Status', render: (p) => html`<${Badge} text=${p.status} />` },
@@ -56,7 +57,7 @@ export function Home({ me }) {
           { key: 'total_pnl', label: 'Total P&L', num: true, render: (p) => html`<${Money} value=${p.total_pnl} signed />` },
           { key: 'open_positions', label: 'Open', num: true },
         ]} />
-      <${Table} caption="Pending approvals" id="home-pending" rows=${d.pending} empty="No signals waiting for you."
+      <${Table} caption="Pending approvals" id="home-pending" stack rows=${d.pending} empty="No signals waiting for you."
         columns=${[
           { key: 'symbol', label: 'Symbol', render: (s) => html`<a href="/approvals">${s.symbol}</a>` },
           { key: 'conviction', label: 'Conviction', num: true, render: (s) => f.number(s.conviction, 0) },
