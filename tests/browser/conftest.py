@@ -78,6 +78,46 @@ class App:
         ctx.add_cookies([{"name": c.name, "value": c.value or "", "url": self.url} for c in s.cookies])
         return ctx
 
+    def page(self, browser: Any, address: str) -> Iterator[Any]:
+        """A desktop-sized page signed in as `address`, for a module fixture to `yield from` (closes after)."""
+        ctx = self.context(browser, address, viewport={"width": 1280, "height": 900})
+        try:
+            yield ctx.new_page()
+        finally:
+            ctx.close()
+
+    def dip_buyer(self, api: requests.Session, name: str) -> dict[str, Any]:
+        """`api`'s fork of the V3 Dip Buyer template entering at the next open (fills whatever the day's low)."""
+        template = next(t for t in api.get(self.url + "/api/strategies", params={"is_template": True}).json()
+                        if t["base_model"] == "v3_dip_buyer")
+        fork = api.post(self.url + f"/api/strategies/{template['id']}/fork", json={"name": name}).json()
+        fields = ("name", "description", "base_model", "entry_rules", "exit_rules", "params", "is_active")
+        body = {k: fork[k] for k in fields}
+        body["params"] = {**body["params"], "entry_order": "next_open"}
+        r = api.put(self.url + f"/api/strategies/{fork['id']}", json=body)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def paper_portfolio(self, api: requests.Session, name: str, positions: int = 2) -> dict[str, Any]:
+        """A paper portfolio of the dip buyer holding at least `positions` open positions: scans, approves
+        and places through the API, letting simulated trading days pass until the entries fill."""
+        fork = self.dip_buyer(api, f"{name} strategy")
+        pf = api.post(self.url + "/api/model/portfolios/deploy", json={
+            "strategy_id": fork["id"], "name": name, "mode": "paper", "capital": 1_000_000,
+            "universe": "nifty_100", "position_size_pct": 10, "max_positions": 5}).json()
+        for _ in range(12):
+            api.post(self.url + "/api/model/scan", json={"portfolio_id": pf["id"]}).raise_for_status()
+            for sig in api.get(self.url + "/api/model/signals",
+                               params={"portfolio_id": pf["id"], "status": "pending_approval"}).json():
+                api.post(self.url + f"/api/model/signals/{sig['id']}/approve")
+            api.post(self.url + "/api/model/cart/place", json={"portfolio_id": pf["id"]})
+            cli(self.env, "sim", "advance", "--days", "1")
+            self.caught_up()
+            held = api.get(self.url + "/api/model/positions", params={"portfolio_id": pf["id"], "status": "open"})
+            if len(held.json()) >= positions:
+                return dict(pf)
+        raise AssertionError(f"{name}: fewer than {positions} positions opened in 12 simulated days")
+
     def caught_up(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -43,6 +43,8 @@ CASES: list[tuple[str, str]] = [
     ("f.dateTime('2026-08-03T15:30:00+05:30')", "03 Aug 2026, 15:30 IST"),
     ("f.dateTime('not a date')", "—"),
     ("f.timeIST('2026-08-03T18:45:05Z')", "00:15:05"),
+    ("f.dateTimeSeconds('2026-08-03T18:45:05Z')", "04 Aug 2026, 00:15:05 IST"),
+    ("f.dateTimeSeconds('')", "—"),
     ("f.day('2026-08-03')", "03 Aug 2026"),
     ("f.todayIST(new Date('2026-08-03T19:00:00Z'))", "2026-08-04"),
     ("f.countdown('2026-08-03T10:00:00Z', Date.parse('2026-08-03T09:15:00Z'))", "45 min"),

@@ -18,10 +18,7 @@ MEMBER = "ravi.family@example.com"
 
 @pytest.fixture(scope="module")
 def owner(browser: Any, app: App) -> Any:
-    ctx = app.context(browser, OWNER, viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    yield page
-    ctx.close()
+    yield from app.page(browser, OWNER)
 
 
 def test_upload_a_tradebook_and_see_its_pnl(owner: Any, app: App, tmp_path: Path) -> None:

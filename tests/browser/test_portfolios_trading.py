@@ -17,13 +17,7 @@ USER = "paper.trader@example.com"
 @pytest.fixture(scope="module")
 def setup(browser: Any, app: App) -> Any:
     api = app.session(USER)
-    template = next(t for t in api.get(app.url + "/api/strategies", params={"is_template": True}).json()
-                    if t["base_model"] == "v3_dip_buyer")
-    fork = api.post(app.url + f"/api/strategies/{template['id']}/fork", json={"name": "Dips at the open"}).json()
-    fields = ("name", "description", "base_model", "entry_rules", "exit_rules", "params", "is_active")
-    body = {k: fork[k] for k in fields}
-    body["params"] = {**body["params"], "entry_order": "next_open"}  # fills at the next open, whatever the low
-    assert api.put(app.url + f"/api/strategies/{fork['id']}", json=body).status_code == 200
+    fork = app.dip_buyer(api, "Dips at the open")
     ctx = app.context(browser, USER, viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     yield page, api, fork

@@ -96,6 +96,14 @@ export function dateTime(value) {
   return `${p.day} ${p.month} ${p.year}, ${p.hour}:${p.minute} IST`;
 }
 
+/** A timestamp in IST to the second: "03 Aug 2026, 15:30:05 IST" (audit trails). */
+export function dateTimeSeconds(value) {
+  if (!value) return '—';
+  const d = toDate(value);
+  if (Number.isNaN(d.getTime())) return '—';
+  return `${dateTime(d).slice(0, -11)}, ${timeIST(d)} IST`;
+}
+
 /** A time of day in IST: "15:30:05". */
 export function timeIST(value) {
   const d = toDate(value);

@@ -8,10 +8,14 @@ let navigateFn = (to) => { window.location.href = to; };
 export function setNavigate(fn) { navigateFn = fn; }
 export function navigate(to, replace = false) { navigateFn(to, replace); }
 
-/** Load data with `fn` whenever deps change; returns {data, error, loading, reload}. */
-export function useLoad(fn, deps = []) {
-  const [state, setState] = useState({ data: undefined, error: null, loading: true });
+/**
+ * Load data with `fn` whenever deps change; returns {data, error, loading, reload}. With `initial` (data the
+ * page already holds) the first render shows it at once and the first load is skipped.
+ */
+export function useLoad(fn, deps = [], initial = undefined) {
+  const [state, setState] = useState({ data: initial, error: null, loading: initial === undefined });
   const seq = useRef(0);
+  const skip = useRef(initial !== undefined);
   const reload = useCallback(async () => {
     const mine = ++seq.current;
     setState((s) => ({ ...s, loading: true }));
@@ -22,7 +26,7 @@ export function useLoad(fn, deps = []) {
       if (mine === seq.current) setState({ data: undefined, error, loading: false });
     }
   }, deps);
-  useEffect(() => { reload(); }, [reload]);
+  useEffect(() => { if (skip.current) skip.current = false; else reload(); }, [reload]);
   return { ...state, reload };
 }
 
@@ -63,7 +67,7 @@ export function Alert({ error, kind = 'error' }) {
  * Sortable, filterable table. columns: [{key, label, render?, sort?: (row)=>value, num?: bool}].
  */
 export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) => r.id ?? i, empty = 'Nothing yet.',
-  id, limit }) {
+  id, limit, stack = false }) {
   const [sortKey, setSortKey] = useState(null);
   const [asc, setAsc] = useState(true);
   const [q, setQ] = useState('');
@@ -89,7 +93,8 @@ export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) 
   const sortBy = (key) => {
     if (sortKey === key) setAsc(!asc); else { setSortKey(key); setAsc(true); }
   };
-  return html`<div class="table-wrap" id=${id}>
+  // stack: on a phone each row becomes a card of "label: value" lines (no sideways scrolling to reach buttons)
+  return html`<div class=${stack ? 'table-wrap phone-cards' : 'table-wrap'} id=${id}>
     ${filter ? html`<label class="filter">Filter <input type="search" value=${q}
       onInput=${(e) => setQ(e.target.value)} aria-label=${`Filter ${caption || 'rows'}`} /></label>` : null}
     <div class="scroll-x"><table>
@@ -100,7 +105,7 @@ export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) 
           sortKey === c.key ? (asc ? ' ▲' : ' ▼') : ''}</button>`}</th>`)}</tr></thead>
       <tbody>${shown.length === 0 ? html`<tr><td colspan=${columns.length} class="muted">${empty}</td></tr>`
         : shown.map((r, i) => html`<tr key=${rowKey(r, i)} data-row=${rowKey(r, i)}>${columns.map((c) => html`<td
-          class=${c.num ? 'num' : ''} data-col=${c.key}>${c.render ? c.render(r) : (r[c.key] ?? '—')}</td>`)}</tr>`)}
+          class=${c.num ? 'num' : ''} data-col=${c.key} data-label=${stack ? c.label : undefined}>${c.render ? c.render(r) : (r[c.key] ?? '—')}</td>`)}</tr>`)}
       </tbody></table></div>
     ${cut ? html`<button type="button" class="show-all" onClick=${() => setAll(true)}>Show all ${total}</button>` : null}</div>`;
 }

@@ -62,7 +62,7 @@ export function Approvals() {
     <${Loading} state=${state}>${(d) => {
       const total = d.cart.reduce((a, s) => a + exposure(s), 0);
       return html`
-      <${Table} caption="Waiting for approval" id="pending" rows=${d.pending} empty="No signals are waiting for you."
+      <${Table} caption="Waiting for approval" id="pending" stack rows=${d.pending} empty="No signals are waiting for you."
         columns=${[...common(d.names),
           { key: 'reason', label: 'Rules that fired', nosort: true, render: (s) => html`<span class="small">${s.reason}</span>` },
           { key: 'expires_at', label: 'Expires in', render: (s) => html`<${Expiry} at=${s.expires_at} />` },
@@ -73,7 +73,7 @@ export function Approvals() {
         ]} />
       <section aria-labelledby="cart-h"><h2 id="cart-h">Cart <${Badge} text=${`${d.cart.length}`} /></h2>
         <p>Total exposure <strong id="cart-total" class="num">${f.inr(total)}</strong></p>
-        <${Table} caption="In the cart" id="cart" rows=${d.cart} empty="The cart is empty: approve signals to add them."
+        <${Table} caption="In the cart" id="cart" stack rows=${d.cart} empty="The cart is empty: approve signals to add them."
           columns=${[...common(d.names), { key: 'act', label: '', nosort: true, render: (s) => html`<button type="button"
             onClick=${() => act(s, 'reject')} aria-label=${`Remove ${s.symbol} from the cart`}>Remove</button>` }]} />
         <button type="button" class="primary" disabled=${busy || !d.cart.length} onClick=${() => place(d.cart)}>Place ${d.cart.length} order(s)</button>

@@ -29,24 +29,35 @@ export function Broker({ me }) {
           sub=${d.status.connected ? `${d.status.user_id || ''} until ${f.dateTime(d.status.expires_at)}` : 'Log in to Kite; your agent completes it'} />
         <${Card} id="agent" label="Agent key" value=${d.key.data ? `${d.key.data.prefix}…` : 'None'} sub=${d.key.data && d.key.data.last_used_at ? `last used ${f.dateTime(d.key.data.last_used_at)}` : ''} />
       </div>
-      ${!d.status.connected ? html`<p class="banner info">Kite is not connected: live holdings, positions, orders and margins appear here once you log in to Kite
-        and your agent exchanges the token. Paper portfolios work without Kite.</p>` : null}
-      <div class="actions"><button type="button" class="primary" onClick=${login} disabled=${!!d.saved.error}>Log in to Kite</button></div>
+      ${!d.status.connected ? html`<section class="banner info" id="kite-not-connected" aria-labelledby="kite-steps-h">
+        <h2 id="kite-steps-h">Kite is not connected</h2>
+        <p>Your holdings, positions, orders and margins at Zerodha appear here once Kite is connected. Paper portfolios,
+          backtests and imports work without it.</p>
+        <ol class="steps">
+          <li data-done=${!d.saved.error}>${!d.saved.error ? '✓ ' : ''}Save your Kite Connect app's api_key and api_secret (below).</li>
+          <li data-done=${!!d.key.data}>${d.key.data ? '✓ ' : ''}Generate an agent key and start the agent on your computer with it.</li>
+          <li data-done="false">Log in to Kite: the agent completes the login with the token Kite hands back.</li>
+        </ol></section>` : null}
+      <div class="actions"><button type="button" class="primary" onClick=${login} disabled=${!!d.saved.error}
+        aria-describedby=${d.saved.error ? 'login-needs' : undefined}>Log in to Kite</button>
+        ${d.saved.error ? html`<small id="login-needs" class="muted">Save your Kite app credentials first.</small>` : null}</div>
+      ${d.status.connected ? html`
       <${Proxy} title="Holdings" res=${d.holdings}>${(rows) => html`<${Table} id="kite-holdings" rows=${rows} rowKey=${(r) => r.tradingsymbol}
         columns=${[{ key: 'tradingsymbol', label: 'Symbol' }, { key: 'quantity', label: 'Qty', num: true },
           { key: 'average_price', label: 'Avg', num: true, render: (r) => f.price(r.average_price) }, { key: 'last_price', label: 'LTP', num: true, render: (r) => f.price(r.last_price) },
           { key: 'pnl', label: 'P&L', num: true, render: (r) => html`<span class=${f.tone(r.pnl)}>${f.pnl(r.pnl)}</span>` }]} />`}<//>
       <${Proxy} title="Positions" res=${d.positions}>${(p) => html`<${Table} id="kite-positions" rows=${p.net || []} rowKey=${(r) => r.tradingsymbol}
         columns=${[{ key: 'tradingsymbol', label: 'Symbol' }, { key: 'product', label: 'Product' }, { key: 'quantity', label: 'Qty', num: true },
-          { key: 'pnl', label: 'P&L', num: true, render: (r) => f.pnl(r.pnl) }]} />`}<//>
+          { key: 'pnl', label: 'P&L', num: true, render: (r) => html`<span class=${f.tone(r.pnl)}>${f.pnl(r.pnl)}</span>` }]} />`}<//>
       <${Proxy} title="Orders today" res=${d.orders}>${(rows) => html`<${Table} id="kite-orders" rows=${rows} rowKey=${(r) => r.order_id}
-        columns=${[{ key: 'order_timestamp', label: 'At' }, { key: 'tradingsymbol', label: 'Symbol' }, { key: 'transaction_type', label: 'Side' },
-          { key: 'quantity', label: 'Qty', num: true }, { key: 'status', label: 'Status' }]} />`}<//>
-      <${Proxy} title="Margins" res=${d.margins}>${(m) => html`<div class="cards"><${Card} label="Equity available" value=${f.inr(m.equity && m.equity.net)} /></div>`}<//>
+        columns=${[{ key: 'order_timestamp', label: 'At (IST)' }, { key: 'tradingsymbol', label: 'Symbol' }, { key: 'transaction_type', label: 'Side' },
+          { key: 'quantity', label: 'Qty', num: true }, { key: 'price', label: 'Price', num: true, render: (r) => f.price(r.average_price || r.price) }, { key: 'status', label: 'Status' }]} />`}<//>
+      <${Proxy} title="Margins" res=${d.margins}>${(m) => html`<div class="cards"><${Card} label="Equity available" value=${f.inr(m.equity && m.equity.net)} />
+        <${Card} label="Used" value=${f.inr(m.equity && m.equity.utilised && m.equity.utilised.debits)} /></div>`}<//>` : null}
       <${Proxy} title="Reconciliation (live portfolios vs Kite)" res=${d.recon}>${(r) => html`<${Reconciliation} recon=${r} />`}<//>
-      <form aria-label="Kite app credentials" onSubmit=${(e) => { e.preventDefault(); run(() => api.post('/api/auth/kite-credentials', creds), 'Kite credentials saved (encrypted).'); }}>
+      <form aria-label="Kite app credentials" onSubmit=${(e) => { e.preventDefault(); run(() => api.post('/api/auth/kite-credentials', creds), 'Kite credentials saved (encrypted).').then((r) => { if (r) setCreds({ api_key: '', api_secret: '' }); }); }}>
         <fieldset><legend>Kite Connect app</legend>
-          ${d.saved.data ? html`<p class="muted">Saved: api_key ${d.saved.data.api_key}, secret ${d.saved.data.api_secret}</p>` : null}
+          ${d.saved.data ? html`<p class="muted" id="kite-saved">Saved ${f.dateTime(d.saved.data.saved_at)}: api_key <code>${d.saved.data.api_key}</code>, secret <code>${d.saved.data.api_secret}</code>. Saving again replaces them.</p>` : null}
           <div class="grid-form">
             <${Field} label="api_key" name="api_key">${(i) => html`<input id=${i} autocomplete="off" required value=${creds.api_key} onInput=${(e) => setCreds({ ...creds, api_key: e.target.value })} />`}<//>
             <${Field} label="api_secret" name="api_secret">${(i) => html`<input id=${i} type="password" autocomplete="off" required value=${creds.api_secret} onInput=${(e) => setCreds({ ...creds, api_secret: e.target.value })} />`}<//>

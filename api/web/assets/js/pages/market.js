@@ -48,7 +48,7 @@ export function Market({ query }) {
       ...(t.exit_date ? [{ time: t.exit_date, position: 'aboveBar', color: '#e07b00', shape: 'arrowDown', text: `S ${f.price(t.exit_price)}` }] : []),
     ]).filter((m) => m.time).sort((a, b) => a.time.localeCompare(b.time));
     const symbols = [...new Set(trades.map((t) => t.symbol))].sort();
-    return { symbol, bars, markers, symbols };
+    return { symbol, bars, markers, symbols, mine };
   }, [backtest, portfolio, query.get('symbol')]);
   const go = (s) => {
     const q = new URLSearchParams(); if (backtest) q.set('backtest', backtest); if (portfolio) q.set('portfolio', portfolio); q.set('symbol', s);
@@ -61,8 +61,15 @@ export function Market({ query }) {
     <${Loading} state=${state}>${(d) => html`
       ${d.symbols.length ? html`<p class="small">${backtest ? `Backtest #${backtest}` : `Portfolio #${portfolio}`} traded:${' '}
         ${d.symbols.map((s) => html` <a href="#" onClick=${(e) => { e.preventDefault(); go(s); }} aria-current=${s === d.symbol ? 'true' : undefined}>${s}</a>`)}</p>` : null}
+      <div id="candles-wrap" data-bars=${d.bars.length} data-markers=${d.markers.length}>
       <${Chart} id="candles" label=${`${d.symbol} daily candles${d.markers.length ? ' with entries (B) and exits (S)' : ''}`} height=${360}
-        series=${[{ kind: 'candles', data: d.bars.map((b) => ({ time: b.date, open: b.open, high: b.high, low: b.low, close: b.close })), markers: d.markers }]} />`}<//>
+        series=${[{ kind: 'candles', data: d.bars.map((b) => ({ time: b.date, open: b.open, high: b.high, low: b.low, close: b.close })), markers: d.markers }]} /></div>
+      ${backtest || portfolio ? html`<${Table} caption=${`${d.symbol}: entries and exits`} id="chart-trades" rows=${d.mine} rowKey=${(t, i) => i}
+        empty=${`No ${backtest ? 'trades' : 'positions'} in ${d.symbol}.`} columns=${[
+          { key: 'entry_date', label: 'Bought', render: (t) => f.day(t.entry_date) },
+          { key: 'entry_price', label: 'At', num: true, render: (t) => f.price(t.entry_price) },
+          { key: 'exit_date', label: 'Sold', render: (t) => (t.exit_date ? f.day(t.exit_date) : 'open') },
+          { key: 'exit_price', label: 'At', num: true, render: (t) => (t.exit_date ? f.price(t.exit_price) : '—') }]} />` : null}`}<//>
     <${Watchlist} />
   <//>`;
 }

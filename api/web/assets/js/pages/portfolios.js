@@ -117,6 +117,7 @@ export function PortfolioDashboard({ params }) {
         ${p.status === 'paused' ? html`<button type="button" onClick=${() => act(p, 'resume')}>Resume</button>` : null}
         ${p.status !== 'retired' ? html`<button type="button" class="danger" onClick=${() => act(p, 'retire')}>Retire</button>` : null}
         ${p.mode === 'paper' && p.status !== 'retired' ? html`<button type="button" class="danger" onClick=${() => act(p, 'reset')}>Reset</button>` : null}
+        <a class="button" href=${`/market?portfolio=${p.id}`}>Trades on chart</a>
         <a class="button" href=${`/audit?portfolio_id=${p.id}`}>Audit</a>`}>
       <div class="cards" id="portfolio-cards">
         <${Card} id="equity" label="Equity" value=${f.inr(d.equity)} />

@@ -30,9 +30,9 @@ export async function closePosition(p, onDone) {
 export function OpenPositions({ positions, onChanged, caption = 'Open positions', id = 'open-positions', portfolioNames }) {
   const ticks = useTicks(positions.map((p) => `${p.exchange}:${p.symbol}`));
   const rows = positions.map((p) => ({ ...p, ...live(p, ticks) }));
-  return html`<${Table} caption=${caption} id=${id} rows=${rows} filter=${rows.length > 8} empty="No open positions."
+  return html`<${Table} caption=${caption} id=${id} stack rows=${rows} filter=${rows.length > 8} empty="No open positions."
     columns=${[
-      { key: 'symbol', label: 'Symbol', render: (p) => html`<a href=${`/market?symbol=${p.symbol}`}>${p.symbol}</a>${p.exit_pending ? html` <${Badge} text="exit pending" kind="paused" />` : null}` },
+      { key: 'symbol', label: 'Symbol', render: (p) => html`<a href=${`/market?portfolio=${p.portfolio_id}&symbol=${p.symbol}`}>${p.symbol}</a>${p.exit_pending ? html` <${Badge} text="exit pending" kind="paused" />` : null}` },
       ...(portfolioNames ? [{ key: 'portfolio_id', label: 'Portfolio', render: (p) => html`<a href=${`/portfolios/${p.portfolio_id}`}>${portfolioNames[p.portfolio_id] || `#${p.portfolio_id}`}</a>` }] : []),
       { key: 'quantity', label: 'Qty', num: true },
       { key: 'avg_price', label: 'Avg', num: true, render: (p) => f.price(p.avg_price) },
@@ -47,7 +47,7 @@ export function OpenPositions({ positions, onChanged, caption = 'Open positions'
 }
 
 export function ClosedPositions({ positions, caption = 'Closed positions', id = 'closed-positions' }) {
-  return html`<${Table} caption=${caption} id=${id} rows=${positions} filter empty="Nothing closed yet."
+  return html`<${Table} caption=${caption} id=${id} stack rows=${positions} filter empty="Nothing closed yet."
     columns=${[
       { key: 'symbol', label: 'Symbol' }, { key: 'quantity', label: 'Qty', num: true },
       { key: 'avg_price', label: 'Entry', num: true, render: (p) => f.price(p.avg_price) },

@@ -70,20 +70,28 @@ export function Risk() {
       const s = d.st; const names = Object.fromEntries(d.portfolios.map((p) => [p.id, p.name]));
       const kill = s.kill_switch && s.kill_switch.engaged;
       return html`
-      ${kill ? html`<div class="banner danger" role="alert" id="kill-banner"><strong>Kill switch engaged.</strong> New entries are blocked.${' '}
-        ${(s.kill_switch.rules || []).map((r) => html` <button type="button" onClick=${() => remove(r)}>Release${r.auto ? ' (automatic)' : ''}</button>`)}</div>` : null}
-      ${(s.breaches || []).map((b) => html`<p class="banner warn">${b.message || b.rule_type}</p>`)}
+      ${kill ? html`<div class="banner danger" role="alert" id="kill-banner"><strong>Kill switch engaged.</strong> New entries are blocked.
+        ${(s.kill_switch.rules || []).map((r) => html`<div class="kill-rule">${r.note || (r.auto ? 'engaged automatically' : 'engaged by you')}${' '}
+          <button type="button" onClick=${() => remove(r)}>${r.auto ? 'Release the automatic kill switch' : 'Release the kill switch'}</button></div>`)}</div>` : null}
+      ${(s.breaches || []).length ? html`<section aria-labelledby="breach-h" id="breaches"><h2 id="breach-h">Recent breaches</h2><ul class="plain">
+        ${s.breaches.map((b) => html`<li class="banner warn"><time>${b.at ? f.dateTime(b.at) : f.day(b.day)}</time> ${b.message || b.rule_type}</li>`)}</ul></section>` : null}
       <div class="cards" id="risk-cards">
-        <${Card} label="Day P&L" value=${f.pnl(s.day_pnl)} tone=${f.tone(s.day_pnl)} sub=${`realised ${f.pnl(s.realized_pnl_today)}`} />
-        ${(s.loss_limits || []).map((l) => html`<${Card} label="Loss limit" value=${f.inr(l.limit ?? l.value)} sub=${l.used_pct != null ? `${f.pct(l.used_pct, 0)} used` : ''} />`)}
-        <${Card} label="Gross exposure" value=${f.inr(s.gross_exposure)} sub=${`${f.pct(s.exposure_pct)} of ${f.inr(s.capital, 0)}`} />
-        <${Card} label="Open positions" value=${s.open_positions} />
-        <${Card} label="Orders today" value=${s.orders_today} />
+        ${(s.loss_limits || []).length ? s.loss_limits.map((l) => html`<div class="card" data-metric=${`loss-limit-${l.rule_id}`}>
+          <div class="card-label">Today's loss vs limit (${l.portfolio_id ? names[l.portfolio_id] || `#${l.portfolio_id}` : 'account'})</div>
+          <div class=${'card-value ' + (l.loss > 0 ? 'down' : '')}><span data-loss>${f.inr(l.loss)}</span> <span class="muted small">of</span> <span data-limit>${f.inr(l.limit)}</span></div>
+          <meter min="0" max="100" low="60" high="90" optimum="0" value=${Math.min(l.used_pct ?? 0, 100)}
+            aria-label=${`Share of the daily loss limit used: ${f.pct(l.used_pct, 0)}`}></meter>
+          <div class="card-sub muted">${f.pct(l.used_pct, 0)} used${l.used_pct >= 100 ? ' — limit reached' : ''}</div></div>`)
+          : html`<${Card} id="loss-limit-none" label="Today's loss vs limit" value=${f.inr(Math.max(-(s.day_pnl || 0), 0))} sub="No daily-loss limit set: add one below" />`}
+        <${Card} id="day-pnl" label="Day P&L" value=${f.pnl(s.day_pnl)} tone=${f.tone(s.day_pnl)} sub=${`realised ${f.pnl(s.realized_pnl_today)}`} />
+        <${Card} id="exposure" label="Gross exposure" value=${f.inr(s.gross_exposure)} sub=${`${f.pct(s.exposure_pct)} of ${f.inr(s.capital, 0)}`} />
+        <${Card} id="open-positions" label="Open positions" value=${s.open_positions} />
+        <${Card} id="orders-today" label="Orders today" value=${s.orders_today} />
       </div>
       <${Table} caption="Sectors" id="sectors" rows=${Object.entries(s.sectors || {}).map(([k, v]) => ({ sector: k, ...v }))} rowKey=${(r) => r.sector}
         empty="No exposure." columns=${[{ key: 'sector', label: 'Sector' }, { key: 'positions', label: 'Positions', num: true },
           { key: 'value', label: 'Value', num: true, render: (r) => f.inr(r.value) }]} />
-      <${Table} caption="Rules in force" id="rules" rows=${d.rules} empty="No risk rules: every approval is only limited by cash."
+      <${Table} caption="Rules in force" id="rules" stack rows=${d.rules} empty="No risk rules: every approval is only limited by cash."
         columns=${[{ key: 'rule_type', label: 'Rule', render: (r) => html`${TYPES[r.rule_type] || r.rule_type}${r.auto ? html` <${Badge} text="auto" kind="paused" />` : null}` },
           { key: 'value', label: 'Limit', render: describe },
           { key: 'portfolio_id', label: 'Scope', render: (r) => (r.portfolio_id ? names[r.portfolio_id] || `#${r.portfolio_id}` : 'account') },
