@@ -39,11 +39,10 @@ import numpy.typing as npt
 
 from backtest.engine import BacktestConfig, BacktestResult, run_backtest, validate_config
 from domain.bars import BarMatrix
-from domain.conviction import conviction
 from domain.errors import DomainError
-from domain.evaluate import evaluate_rules
+from domain.evaluate import evaluate_strategy
 from domain.indicators import IndicatorCache
-from domain.rules import Indicator, RuleSet, parse_rules
+from domain.rules import Indicator
 from domain.strategies import SpecError, normalize_spec
 
 __all__ = ["CacheFactory", "LookaheadSettings", "Reference", "check_cut", "check_recursion", "cut_days",
@@ -103,25 +102,16 @@ def _label(ind: Indicator) -> str:
     return text + (f"[-{ind.offset}]" if ind.offset else "")
 
 
-def _rules(spec: dict[str, Any]) -> tuple[RuleSet, RuleSet | None]:
-    exit_when = spec["exit_rules"].get("exit_when")
-    return (parse_rules(spec["entry_rules"], "entry_rules"),
-            parse_rules(exit_when, "exit_rules.exit_when") if exit_when else None)
-
-
 def _signals(spec: dict[str, Any], cache: IndicatorCache) -> _Signals:
-    entry_rules, exit_rules = _rules(spec)
+    """The engine's own evaluation (`domain.evaluate.evaluate_strategy`) plus the value of every indicator
+    its rules read, so a cut is compared on exactly what the backtest and the live scan compute."""
+    evaluated = evaluate_strategy(spec, cache)
     inds: dict[str, npt.NDArray[np.float64]] = {}
-    for rules in (entry_rules, exit_rules):
+    for rules in (evaluated.entry_rules, evaluated.exit_rules):
         for ind in rules.indicators() if rules is not None else []:
             if ind.name not in ("open", "high", "low", "close", "volume"):
                 inds[_label(ind)] = cache.restore(cache.series(ind), np.nan)
-    return _Signals(
-        entry=evaluate_rules(entry_rules, cache),
-        exit=evaluate_rules(exit_rules, cache) if exit_rules is not None else None,
-        conviction=conviction(spec["base_model"], spec["params"], cache),
-        indicators=inds,
-    )
+    return _Signals(entry=evaluated.entry, exit=evaluated.exit, conviction=evaluated.conviction, indicators=inds)
 
 
 def _truncate(bars: BarMatrix, first: int, last: int) -> BarMatrix:
