@@ -63,8 +63,11 @@ chromium:
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium) || \
 	  { echo "make test needs Debian's 'chromium' package (/usr/bin/chromium): apt-get install -y chromium" >&2; exit 1; }
 
+# Two workers (pytest-xdist), a test file per worker at a time: each file keeps its module fixtures, and every
+# test already owns its database, ports and folders. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev lint typecheck layers chromium
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 bench: $(VENV)/.installed-dev
 	@echo "run the scripts under bench/ by hand, e.g. $(BIN)/python bench/commands.py"

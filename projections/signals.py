@@ -32,6 +32,10 @@ def signal_public(row: Any) -> dict[str, Any]:
     for k in _SIGNAL_PRICES:
         out[k] = money(out[k])
     out["created_at"], out["updated_at"] = wire_ts(out["created_at"]), wire_ts(out["updated_at"])
+    # The agent's report of a triggered GTT whose fill Kite cannot show lives in the broker read model;
+    # GET /api/model/signals lays it over this null (projections.broker.unresolved_fills). One shape for
+    # every signal row, so a command's answer equals the listed row.
+    out["fill_unresolved"] = None
     return out
 
 
