@@ -113,9 +113,9 @@ def sweep_heatmap(job_id: IdPath, request: Request, user: Reader,
         raise DomainError(f"Research job {job_id} is {job['status']}; its heatmap is ready when it is done")
     swept = list(job["params"].get("grid") or job["params"].get("random") or {})
     names = [n for n in swept if n not in ("samples", "seed")]
-    for axis in (x, y):
-        if axis not in names:
-            raise DomainError(f"{axis[:60]!r} is not a parameter of this sweep; choose from {', '.join(names)}")
+    for field, axis in (("x", x), ("y", y)):
+        if axis not in names:  # the field is named, its value not echoed
+            raise DomainError(f"{field} is not a parameter of this sweep; choose from {', '.join(names)}")
     if x == y:
         raise DomainError("x and y must be two different parameters")
     if metric is not None and metric not in SUMMARY_METRICS:

@@ -107,6 +107,7 @@ def test_sweep_ranks_every_combination_and_records_the_best_as_ordinary_runs(lab
     assert trades["values"][0][0] == (top["metrics"]["total_trades"] if top else None)
     bad = lab.get(f"/api/research/sweeps/{job_id}/heatmap", params={"x": "stop_loss_pct", "y": "nope"})
     assert bad.status_code == 400 and "not a parameter of this sweep" in bad.json()["detail"]
+    assert bad.json()["detail"].startswith("y ") and "nope" not in bad.json()["detail"]  # named, not echoed
 
     listed = lab.get("/api/research/jobs").json()
     assert [j["id"] for j in listed] == [job_id] and listed[0]["status"] == "done"
