@@ -6,22 +6,24 @@ Connections opened with a session cookie get them (the web app); agent-key conne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from infra.bootstrap import Platform
 from projections.notifications import max_notification_id, notification_public, notifications_after, unread_count
+from streams.ticks import PeriodicCompanion, TickHub
 
 log = logging.getLogger(__name__)
 
 
-class NotificationPush:
+class NotificationPush(PeriodicCompanion):
+    step_first = True
+    failure = "notification push failed"
+
     def __init__(self, platform: Platform, interval: float = 0.5) -> None:
         self.platform = platform
         self.interval = interval
         self.accounts: dict[Any, int] = {}  # client -> account id
-        self._task: asyncio.Task[None] | None = None
         self._last: int | None = None
 
     def track(self, client: Any, account_id: int) -> None:
@@ -30,27 +32,14 @@ class NotificationPush:
     def untrack(self, client: Any) -> None:
         self.accounts.pop(client, None)
 
-    def start(self, hub: Any) -> None:
+    def prepare(self, hub: TickHub) -> None:
         try:
             self._last = self._max()  # (once, at the hub's start: what exists now is not news)
         except Exception:
             log.warning("notification push: could not read the newest notification", exc_info=True)
-        self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:  # the database is briefly away: look again at the next interval
-                log.warning("notification push failed", exc_info=True)
-            await asyncio.sleep(self.interval)
+    async def step(self, hub: TickHub) -> None:
+        await self.sweep()
 
     async def sweep(self) -> int:
         """Push what was recorded since the last look; returns how many messages went out."""

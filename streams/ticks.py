@@ -33,6 +33,44 @@ class Companion(Protocol):
     async def stop(self) -> None: ...
 
 
+class PeriodicCompanion:
+    """A companion that runs one `step` every `interval` seconds until the hub stops it. A failing step is
+    logged with `failure` and tried again at the next interval (the database may be briefly away).
+    `step_first` runs a step before the first sleep; `prepare` runs once when the hub starts."""
+
+    interval: float = 1.0
+    step_first = False
+    failure = "periodic companion step failed"
+    _task: asyncio.Task[None] | None = None
+
+    def prepare(self, hub: TickHub) -> None:
+        return None
+
+    async def step(self, hub: TickHub) -> None:
+        raise NotImplementedError
+
+    def start(self, hub: TickHub) -> None:
+        self.prepare(hub)
+        self._task = asyncio.get_running_loop().create_task(self._run(hub))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, hub: TickHub) -> None:
+        if not self.step_first:
+            await asyncio.sleep(self.interval)
+        while True:
+            try:
+                await self.step(hub)
+            except Exception:
+                log.warning(self.failure, exc_info=True)
+            await asyncio.sleep(self.interval)
+
+
 class Upstream(Protocol):
     def start(self, hub: TickHub) -> None: ...
 
@@ -270,36 +308,21 @@ class TickHub:
             client.say(message)
 
 
-class Heartbeat:
+class Heartbeat(PeriodicCompanion):
     """A `status` message to every client each `interval` seconds: outside market hours no tick moves,
     and a client's read loop must still hear from the server (and learn when the market opens)."""
 
+    failure = "tick status unavailable"  # a status that cannot be worked out this time: try at the next beat
+
     def __init__(self, interval: float = 15.0) -> None:
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self, hub: TickHub) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(hub))
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self, hub: TickHub) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            if not hub.clients:
-                continue
-            try:
-                message = hub.status_message()
-            except Exception:  # a status that cannot be worked out this time: try at the next beat
-                log.warning("tick status unavailable", exc_info=True)
-                continue
-            for client in list(hub.clients):
-                client.say(message)
+    async def step(self, hub: TickHub) -> None:
+        if not hub.clients:
+            return
+        message = hub.status_message()
+        for client in list(hub.clients):
+            client.say(message)
 
 
 # ---------------------------------------------------------------------------------------------- simulated feed

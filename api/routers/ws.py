@@ -9,7 +9,6 @@ Authenticated by the session cookie, `?token=zt_...` or `Authorization: Bearer z
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -38,6 +37,7 @@ from streams.ticks import (
     Client,
     ClientClosed,
     Heartbeat,
+    PeriodicCompanion,
     SimulatedFeed,
     TickHub,
     Upstream,
@@ -160,16 +160,17 @@ def _authenticate(platform: Platform, key: str | None,
     return None
 
 
-class CredentialWatch:
+class CredentialWatch(PeriodicCompanion):
     """Closes tick connections whose credential stopped signing in -- revoked, regenerated or signed out
     through another API process (the process that handles a revocation closes its own connections at
     once, see `close_revoked`). Every `interval` seconds: one query for all distinct credentials."""
+
+    failure = "tick credential check failed"
 
     def __init__(self, platform: Platform, interval: float = 1.0) -> None:
         self.platform = platform
         self.interval = interval
         self.checks: dict[Client, tuple[str, str]] = {}
-        self._task: asyncio.Task[None] | None = None
 
     def track(self, client: Client, check: tuple[str, str]) -> None:
         self.checks[client] = check
@@ -177,23 +178,8 @@ class CredentialWatch:
     def untrack(self, client: Client) -> None:
         self.checks.pop(client, None)
 
-    def start(self, hub: TickHub) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep()
-            except Exception:  # the database is briefly away: look again at the next interval
-                log.warning("tick credential check failed", exc_info=True)
+    async def step(self, hub: TickHub) -> None:
+        await self.sweep()
 
     async def sweep(self) -> int:
         """Close the tracked connections whose credential no longer signs in; returns how many."""
