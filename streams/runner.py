@@ -282,8 +282,14 @@ class ProjectionRunner:
                         and (expected is None or len(positions) >= expected))
             return top >= cutoff
 
+        def read_so_far() -> dict[str, tuple[int, int | None]]:
+            # Where this rebuild has read to -- not the shared tracking, which a live projector beside it
+            # moves on (it sees its tracking dropped, applies from the start and writes it again). A Kafka
+            # source positions itself once, from nothing: every partition from its beginning.
+            return {} if kafka else {STORE_SHARD: (top, None)}
+
         while not done():
-            items = self.source.fetch(self._combined, self.batch_size)
+            items = self.source.fetch(read_so_far, self.batch_size)
             if not items:
                 if time.monotonic() - progress_at > stall:
                     raise RebuildStalled(self._stall_text(cutoff, kafka, ends, seen, top, len(positions), expected))

@@ -153,3 +153,30 @@ def test_audit_verify_and_replay_from_kafka_over_several_partitions(kplatform: P
     assert f"up to position {kplatform.store.max_position()}" in out and "DIFFERENT" not in out
     main(["projections", "rebuild", "--source", "kafka"])
     assert f"up to position {kplatform.store.max_position()} " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["store", "kafka"])
+def test_a_rebuild_completes_beside_a_live_projector_that_reapplies_first(kplatform: Platform, kind: str) -> None:
+    """A projector running beside a rebuild sees its tracking dropped with the tables, applies every event
+    again and writes tracking at the head before the rebuild reads anything: the rebuild still reads the
+    whole source (it follows its own progress) and the read models come out the same, each event once."""
+    accounts = _accounts()
+    _write(kplatform, accounts, 3, "before")
+    _relay(kplatform)
+    head = kplatform.store.max_position()
+    live = make_projector(kplatform, kind)
+    _until_idle(live, head)
+    expected = snapshot(kplatform.db)
+    runner = make_projector(kplatform, kind)
+    reset = runner.source.reset
+
+    def reset_while_the_live_projector_catches_up() -> None:  # called right after the tables are dropped
+        reset()
+        _until_idle(live, head)
+
+    runner.source.reset = reset_while_the_live_projector_catches_up  # type: ignore[method-assign]
+    _, covered, _ = rebuild_read_models(kplatform, runner, kind)
+    assert covered == head
+    assert snapshot(kplatform.db) == expected
+    _no_dead_letters(kplatform)
+    _agrees_with_a_rebuild(kplatform)
