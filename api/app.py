@@ -16,6 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.acks import CommandAcks
 from api.bodylimit import BodyLimitMiddleware
+from api.contract import describe_contract
 from api.csrf import CsrfMiddleware
 from api.deps import SESSION_COOKIE, PrincipalCache
 from api.docs import install_docs
@@ -188,26 +189,14 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         )
 
     install_docs(app, "/api/openapi.json", "TraderTape API")
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(strategies.router)
-    app.include_router(market.router)
-    app.include_router(backtest.router)
-    app.include_router(model.router)
-    app.include_router(risk.router)
-    app.include_router(broker.router)
-    app.include_router(agent.router)
-    app.include_router(ws.router)
-    app.include_router(uploads_router.router)
-    app.include_router(analytics_router.router)
-    app.include_router(family_router.router)
-    app.include_router(audit_router.router)
-    app.include_router(hooks_router.router)
-    app.include_router(notifications_router.router)
-    app.include_router(research_router.router)
-    app.include_router(telegram_router.router)
-    app.include_router(links.router)  # pages opened from emails
-    app.include_router(links.legacy)
+    routers = [health.router, auth.router, strategies.router, market.router, backtest.router, model.router,
+               risk.router, broker.router, agent.router, ws.router, uploads_router.router, analytics_router.router,
+               family_router.router, audit_router.router, hooks_router.router, notifications_router.router,
+               research_router.router, telegram_router.router,
+               links.router, links.legacy]  # (links: pages opened from emails)
+    for router in routers:
+        app.include_router(router)
     mount_web(app)  # `/` and client routes; answers only where no route matched
     app.openapi = document_errors(app.openapi)  # type: ignore[method-assign]
+    describe_contract(app, routers, agent.agent_principal)
     return app

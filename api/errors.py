@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 RULE: dict[int, str] = {
     400: "Business rule refused a well-formed request (illegal state transition, risk-rule breach, "
@@ -56,6 +57,18 @@ NO_CONFLICT = frozenset({("post", "/api/auth/magic-link"), ("post", "/api/auth/v
                          ("post", "/api/auth/password-reset/code")})
 
 
+class ErrorDetail(BaseModel):
+    """The body of every error but a schema violation (422: FastAPI's list of validation errors)."""
+
+    model_config = ConfigDict(extra="allow")  # a 500 adds `request_id`
+
+    detail: str = Field(description="what went wrong, in words (never echoing the request)")
+
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorDetail"}
+VALIDATION_REF = {"$ref": "#/components/schemas/HTTPValidationError"}  # FastAPI's
+
+
 def _generic(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "{id}", path)
 
@@ -88,15 +101,14 @@ def document_errors(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[st
         spec = build()
         if spec.get("x-errors-documented"):
             return spec
+        spec.setdefault("components", {}).setdefault("schemas", {})["ErrorDetail"] = ErrorDetail.model_json_schema()
         for path, ops in spec.get("paths", {}).items():
             for method, op in ops.items():
                 responses = op.setdefault("responses", {})
                 for code in sorted(expected_errors(method, path, op)):
                     entry = responses.setdefault(str(code), {})
                     entry["description"] = RULE[code]
-                    if code != 422:
-                        entry.setdefault("content", {"application/json": {"schema": {
-                            "type": "object", "properties": {"detail": {"type": "string"}}}}})
+                    entry["content"] = {"application/json": {"schema": ERROR_REF if code != 422 else VALIDATION_REF}}
         spec["x-errors-documented"] = True
         return spec
 

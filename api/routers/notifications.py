@@ -11,6 +11,8 @@ from fastapi import Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api.deps import IdPath, PageDep, PlatformDep, Reader, SessionUser, resource_router
+from api.public.base import answers
+from api.public.notifications import NotificationPublic, PreferencesPublic, UnreadPublic
 from domain.errors import NotFound
 from domain.notifications import CHANNELS, KINDS, normalize_preferences
 from projections.notifications import (
@@ -25,7 +27,7 @@ from projections.notifications import (
 router = resource_router("/api/notifications", ["notifications"])
 
 
-@router.get("", summary="Your notifications, newest first")
+@router.get("", **answers(list[NotificationPublic]), summary="Your notifications, newest first")
 def notifications(user: Reader, platform: PlatformDep, response: Response, page: PageDep,
                   unread: Annotated[bool | None, Query(description="true: only unread; false: only read")] = None,
                   ) -> list[dict[str, Any]]:
@@ -39,14 +41,16 @@ def notifications(user: Reader, platform: PlatformDep, response: Response, page:
     return rows
 
 
-@router.get("/unread-count", summary="How many notifications are unread (the bell)")
+@router.get("/unread-count", **answers(UnreadPublic), summary="How many notifications are unread (the bell)")
 def unread(user: Reader, platform: PlatformDep) -> dict[str, int]:
+    """The count the bell shows (the same as the list's `X-Unread-Count`)."""
     with platform.db.read() as conn:
         return {"unread": unread_count(conn, user.account_id)}
 
 
-@router.post("/{notification_id}/read", summary="Mark a notification read")
+@router.post("/{notification_id}/read", **answers(NotificationPublic), summary="Mark a notification read")
 def read(notification_id: IdPath, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """Answers the notification, now `read`; marking it again changes nothing."""
     with platform.db.write() as conn:
         if not mark_read(conn, user.account_id, notification_id, time.time()):
             raise NotFound(f"Notification {notification_id} not found")
@@ -96,14 +100,16 @@ def _preferences_answer(prefs: dict[str, Any]) -> dict[str, Any]:
             "timezone": "Asia/Kolkata"}
 
 
-@router.get("/preferences", summary="What you are told, and where")
+@router.get("/preferences", **answers(PreferencesPublic), summary="What you are told, and where")
 def preferences(user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    """Every kind with every channel on or off, the quiet hours (IST) and each kind's label."""
     with platform.db.read() as conn:
         return _preferences_answer(get_preferences(conn, user.account_id))
 
 
-@router.put("/preferences", summary="Replace your notification preferences")
+@router.put("/preferences", **answers(PreferencesPublic), summary="Replace your notification preferences")
 def put_preferences(body: PreferencesBody, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """A PUT replaces the whole document: every kind must name every channel (else a 422)."""
     prefs = normalize_preferences(body.model_dump())
     with platform.db.write() as conn:
         save_preferences(conn, user.account_id, prefs)

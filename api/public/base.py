@@ -1,0 +1,31 @@
+"""Shared pieces of the response models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
+
+# A JSON number the code may make as an int or a float: kept as it was made (pydantic would turn an int into a
+# float for a `float` field), documented as a number.
+Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
+# An open JSON object (an event's data, Kite's payloads): documented as an object of any values.
+OpenObject = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "additionalProperties": {}})]
+
+
+class Public(BaseModel):
+    """A response model: the keys the route answers, in its types."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenPublic(BaseModel):
+    """A response model whose payload is genuinely open: the named keys are typed, others pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def answers(model: Any) -> dict[str, Any]:
+    """A route's response model, keeping the answer's keys as the route built them (a key the route leaves out
+    stays out instead of appearing as its default)."""
+    return {"response_model": model, "response_model_exclude_unset": True}
