@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, Reader, resource_router
+from api.errors import schema_error
+from api.public.base import answers
+from api.public.market import BarPublic, UniversePublic
 from backtest.barstore import BarStore
 from backtest.universes import list_universes, normalize_symbol
 from domain.calendar import nse_calendar
@@ -29,13 +32,17 @@ EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)  # beyond these no day c
 def _check_range(start: date | None, end: date | None) -> None:
     for name, day in (("from", start), ("to", end)):
         if day is not None and not EARLIEST <= day <= LATEST:
-            raise HTTPException(422, f"'{name}' must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+            raise schema_error(("query", name), f"'{name}' must be between {EARLIEST.isoformat()} and "
+                                                 f"{LATEST.isoformat()}")
     if start is not None and end is not None and start > end:
         raise HTTPException(400, f"'from' {start.isoformat()} is after 'to' {end.isoformat()}; swap them")
 
 
-@router.get("/api/universes", summary="Built-in universes with their members and sectors")
+@router.get("/api/universes", **answers(list[UniversePublic]),
+            summary="Built-in universes with their members and sectors")
 def universes(user: Reader) -> list[dict[str, Any]]:
+    """Each universe's name (what backtests and portfolios take as `universe`), its index and its members with
+    company, sector and ISIN."""
     return [{
         "name": u.name,
         "index_symbol": u.index_symbol,
@@ -71,12 +78,16 @@ def _coverage(data_dir: Any) -> Coverage:
 @router.get("/api/market/coverage", response_model=Coverage,
             summary="The stored bar history: first and last day, symbol count (the dates a backtest may use)")
 async def coverage(user: Reader, platform: PlatformDep) -> Coverage:
+    """What the bar store holds: a backtest or scan can use the days between `first` and `last`."""
     return await run_in_threadpool(_coverage, platform.settings.data_dir)
 
 
-@router.get("/api/market/bars/{symbol}", summary="Stored daily OHLCV (split/bonus adjusted) of one symbol")
+@router.get("/api/market/bars/{symbol}", **answers(list[BarPublic]),
+            summary="Stored daily OHLCV (split/bonus adjusted) of one symbol")
 async def bars(symbol: str, user: Reader, platform: PlatformDep, start: FromQ = None,
                end: ToQ = None) -> list[dict[str, Any]]:
+    """Oldest first, between `from` and `to` (inclusive; both optional). `symbol` is `INFY` or `NSE:INFY`;
+    a symbol with no stored bars is a 404."""
     _check_range(start, end)
     name = normalize_symbol(symbol)
     rows = await run_in_threadpool(_bars, platform.settings.data_dir, name, start, end)
@@ -87,6 +98,7 @@ async def bars(symbol: str, user: Reader, platform: PlatformDep, start: FromQ = 
 
 @router.get("/api/market/calendar", summary="NSE trading days between 'from' and 'to' (default: the last 30 days)")
 def calendar(user: Reader, start: FromQ = None, end: ToQ = None) -> list[str]:
+    """Trading days (YYYY-MM-DD, oldest first), weekends and NSE holidays left out; at most 30 years at once."""
     _check_range(start, end)
     last = end or datetime.now(IST).date()
     first = start or max(EARLIEST, last - timedelta(days=30))

@@ -19,7 +19,7 @@ NOT_JSON = {("get", "/api/health/metrics")}
 # Routers whose answers are not typed yet (issue 18 item 6): path prefixes, emptied router by router.
 PENDING: tuple[str, ...] = (
     "/api/agent", "/api/analytics", "/api/audit", "/api/auth", "/api/backtest", "/api/family",
-    "/api/hooks", "/api/webhooks", "/api/health", "/api/market", "/api/universes", "/api/model",
+    "/api/hooks", "/api/webhooks", "/api/health", "/api/model",
     "/api/notifications/telegram",
     "/api/research", "/api/risk", "/api/strategies", "/api/uploads", "/api/portfolio",
 )
