@@ -2,11 +2,12 @@
 
 The store and the commands run in this process (SQLite by default; `--db postgres`: a Postgres of the
 test support on loopback); `tradertape notifier` runs as its own process (as in production) and emails
-through a real SMTP server (aiosmtpd) on loopback, here. Events (an import finished: one notification
-each) are recorded open-loop at `--rate` per second across `--accounts` accounts, each at its planned
-time. The latency of an event is from its command's commit to the SMTP server receiving the message
-that carries its notification. The per-user rate limit is raised so every notification is its own
-message (`--user-rate` to measure with merging).
+through a real SMTP server (aiosmtpd) on loopback, in a third process (as a mail server would be: not
+sharing this process's interpreter with the writer), which logs when each message arrived. Events (an
+import finished: one notification each) are recorded open-loop at `--rate` per second across
+`--accounts` accounts, each at its planned time. The latency of an event is from its command's commit
+to the SMTP server receiving the message that carries its notification. The per-user rate limit is
+raised so every notification is its own message (`--user-rate` to measure with merging).
 
     .venv/bin/python bench/notifications.py                      # 200 events/s for 30 s, SQLite
     .venv/bin/python bench/notifications.py --db postgres --seconds 60
@@ -16,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import email
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -46,23 +50,28 @@ def main() -> None:
     ap.add_argument("--user-rate", type=int, default=1000, help="TRADERTAPE_NOTIFY_RATE_PER_MINUTE")
     args = ap.parse_args()
 
-    received: dict[int, float] = {}  # notification id -> when the SMTP server had it
-    messages = [0]
-
-    class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-            now = time.time()
-            messages[0] += 1
-            msg = email.message_from_bytes(envelope.original_content)
-            for x in (msg["X-TraderTape-Notifications"] or "").split(","):
-                if x:
-                    received.setdefault(int(x), now)
-            return "250 OK"
-
-    port = free_port()
-    smtp = Controller(Handler(), hostname="127.0.0.1", port=port)
-    smtp.start()
     tmp = Path(tempfile.mkdtemp(prefix="tt-bench-notify-"))
+    port = free_port()
+    arrivals = tmp / "arrivals.log"  # one line per message: "<epoch> <notification ids>"
+    smtp = subprocess.Popen([sys.executable, __file__, "--smtp-sink", str(port), str(arrivals)])
+    messages = [0]
+    received: dict[int, float] = {}  # notification id -> when the SMTP server had it
+    read_at = [0]
+
+    def collect() -> None:
+        if not arrivals.exists():
+            return
+        with arrivals.open() as f:
+            f.seek(read_at[0])
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                read_at[0] += len(line)
+                at, _, ids = line.strip().partition(" ")
+                messages[0] += 1
+                for x in ids.split(","):
+                    if x:
+                        received.setdefault(int(x), float(at))
     pg = url = None
     extra: dict[str, Any] = {}
     if args.db == "postgres":
@@ -110,8 +119,10 @@ def main() -> None:
         writer.join()
         wrote = time.time() - t0
         deadline = time.monotonic() + 120
+        collect()
         while len(received) < total and time.monotonic() < deadline:
             time.sleep(0.2)
+            collect()
         with platform.db.read() as conn:
             n = notifications.c
             rows = conn.execute(sa.select(n.id, n.position, n.created_at).where(n.kind == "import_finished")).all()
@@ -123,7 +134,8 @@ def main() -> None:
         if notifier is not None:
             notifier.stop()
         platform.close()
-        smtp.stop()
+        smtp.terminate()
+        smtp.wait(10)
         if pg is not None and url is not None:
             pg.drop_database(url)
             pg.stop()
@@ -138,5 +150,28 @@ def main() -> None:
               f"p99 {percentile(rec, 99):.3f} s")
 
 
+def smtp_sink(port: int, log: Path) -> None:
+    """The SMTP server of the bench (its own process): appends "<arrival epoch> <notification ids>" per message."""
+    out = log.open("a", buffering=1)
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            now = time.time()
+            msg = email.message_from_bytes(envelope.original_content)
+            out.write(f"{now:.6f} {msg['X-TraderTape-Notifications'] or ''}\n")
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    finally:
+        controller.stop()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--smtp-sink"]:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        smtp_sink(int(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        main()

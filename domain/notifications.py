@@ -214,17 +214,40 @@ def lines_of(kind: str, items: list[dict[str, Any]]) -> list[str]:
     return [_item_line(kind, i) for i in items]
 
 
+def sections_of(kind: str, items: list[dict[str, Any]]) -> list[tuple[str | None, list[str]]]:
+    """The lines in sections: (heading or None, lines). The digest's lines marked `heading` start one."""
+    if kind != "daily_digest":
+        return [(None, lines_of(kind, items))]
+    out: list[tuple[str | None, list[str]]] = [(None, [])]
+    for line in (x for i in items for x in i.get("lines", [])):
+        if line.get("heading"):
+            out.append((str(line.get("line", "")), []))
+        else:
+            out[-1][1].append(str(line.get("line", "")))
+    return [s for s in out if s[0] is not None or s[1]]
+
+
+def _text_sections(sections: list[tuple[str | None, list[str]]]) -> str:
+    return "\n".join((f"{head}:\n" if head else "") + "".join(f"- {line}\n" for line in lines)
+                     for head, lines in sections)
+
+
+def _html_sections(sections: list[tuple[str | None, list[str]]], level: str = "h3") -> str:
+    return "".join((f"<{level}>{html.escape(head)}</{level}>" if head else "")
+                   + ("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>" if lines else "")
+                   for head, lines in sections)
+
+
 def render(kind: str, items: list[dict[str, Any]], link_path: str, base_url: str, when: str) -> Rendered:
     """The email of one notification (or several merged): subject, text part, HTML part, and the link."""
     link = base_url.rstrip("/") + (link_path if link_path.startswith("/") else "/" + link_path)
     title = _title(kind, items)
-    lines = lines_of(kind, items)
-    text = (f"{title}\n\n" + "".join(f"- {line}\n" for line in lines)
+    sections = sections_of(kind, items)
+    text = (f"{title}\n\n" + _text_sections(sections)
             + f"\nOpen TraderTape: {link}\n\n({ist(when)}. Change what you are told in Settings > Notifications: "
             + f"{base_url.rstrip('/')}/settings/notifications)\n")
-    li = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
     page = (f"<!doctype html><html><body style=\"font-family:sans-serif\"><h2>{html.escape(title)}</h2>"
-            f"<ul>{li}</ul><p><a href=\"{html.escape(link)}\">Open TraderTape</a></p>"
+            f"{_html_sections(sections)}<p><a href=\"{html.escape(link)}\">Open TraderTape</a></p>"
             f"<p style=\"color:#666;font-size:small\">{html.escape(ist(when))}. "
             f"<a href=\"{html.escape(base_url.rstrip('/'))}/settings/notifications\">Notification settings</a></p>"
             "</body></html>")
@@ -240,10 +263,10 @@ def render_many(parts: list[tuple[str, list[dict[str, Any]], str]], base_url: st
     text_parts, html_parts = [], []
     for kind, items, path in parts:
         t = _title(kind, items)
-        lines = lines_of(kind, items)
-        text_parts.append(f"{t}\n" + "".join(f"- {line}\n" for line in lines) + f"{base}{path}\n")
-        html_parts.append(f"<h3><a href=\"{html.escape(base + path)}\">{html.escape(t)}</a></h3><ul>"
-                          + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+        sections = sections_of(kind, items)
+        text_parts.append(f"{t}\n" + _text_sections(sections) + f"{base}{path}\n")
+        html_parts.append(f"<h3><a href=\"{html.escape(base + path)}\">{html.escape(t)}</a></h3>"
+                          + _html_sections(sections, "h4"))
     text = f"{title}\n\n" + "\n".join(text_parts) + f"\n({ist(when)}. Settings: {base}/settings/notifications)\n"
     page = (f"<!doctype html><html><body style=\"font-family:sans-serif\"><h2>{html.escape(title)}</h2>"
             + "".join(html_parts) + f"<p><a href=\"{html.escape(base)}/notifications\">All notifications</a></p>"

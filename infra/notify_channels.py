@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import smtplib
+import threading
 import time
 from collections.abc import Callable
 
@@ -20,17 +21,23 @@ from projections.accounts import accounts
 log = logging.getLogger(__name__)
 
 
+class _Connection(threading.local):
+    smtp: smtplib.SMTP | None = None
+    used = 0.0  # when the open connection last carried a message
+
+
 class EmailChannel:
-    """Email with a text and an HTML part. Over SMTP one connection is kept open between messages (the
-    dispatcher's thread alone uses it); the message is committed as sent right before the final "."."""
+    """Email with a text and an HTML part. Over SMTP each sending thread of the dispatcher keeps its own
+    connection open between messages; the message is committed as sent right before the final "."."""
 
     name = "email"
 
     def __init__(self, db: Database, mailer: SmtpMailer | ConsoleMailer) -> None:
         self.db = db
         self.mailer = mailer
-        self._smtp: smtplib.SMTP | None = None
-        self._used = 0.0  # when the open connection last carried a message
+        self._local = _Connection()
+        self._open: set[smtplib.SMTP] = set()  # every thread's connection (closed at the end)
+        self._lock = threading.Lock()
         self._addresses: dict[int, tuple[str, float]] = {}
 
     def address(self, account_id: int) -> str | None:
@@ -59,14 +66,14 @@ class EmailChannel:
                 return commit()
 
             try:
-                reused = self._smtp is not None and not fresh
+                reused = self._local.smtp is not None and not fresh
                 smtp = self._connection() if not fresh else self._reconnect()
                 self.mailer.send_committed(smtp, msg, once)
                 return
             except MailRefused as exc:
                 raise NotDelivered(str(exc)) from None
             except (OSError, smtplib.SMTPException) as exc:
-                self.close()
+                self._drop()
                 if committed:
                     raise
                 if not reused or fresh:  # the server never got the final ".": nothing was delivered
@@ -75,27 +82,42 @@ class EmailChannel:
 
     def _connection(self) -> smtplib.SMTP:
         assert isinstance(self.mailer, SmtpMailer)
-        if self._smtp is not None:
-            if time.monotonic() - self._used < 5.0:  # in steady use: no NOOP round trip per message
-                self._used = time.monotonic()
-                return self._smtp
+        local = self._local
+        if local.smtp is not None:
+            if time.monotonic() - local.used < 5.0:  # in steady use: no NOOP round trip per message
+                local.used = time.monotonic()
+                return local.smtp
             try:
-                if self._smtp.noop()[0] == 250:
-                    self._used = time.monotonic()
-                    return self._smtp
+                if local.smtp.noop()[0] == 250:
+                    local.used = time.monotonic()
+                    return local.smtp
             except (OSError, smtplib.SMTPException):
                 pass
-            self.close()
-        self._smtp = self.mailer.open()
-        self._used = time.monotonic()
-        return self._smtp
+            self._drop()
+        smtp = self.mailer.open()
+        with self._lock:
+            self._open.add(smtp)
+        local.smtp, local.used = smtp, time.monotonic()
+        return smtp
 
     def _reconnect(self) -> smtplib.SMTP:
-        self.close()
+        self._drop()
         return self._connection()
 
-    def close(self) -> None:
-        if self._smtp is not None:
+    def _drop(self) -> None:
+        """Close this thread's connection."""
+        smtp, self._local.smtp = self._local.smtp, None
+        if smtp is not None:
+            with self._lock:
+                self._open.discard(smtp)
             with contextlib.suppress(Exception):
-                self._smtp.close()
-            self._smtp = None
+                smtp.close()
+
+    def close(self) -> None:
+        """Close every thread's connection (the dispatcher has stopped sending)."""
+        with self._lock:
+            found, self._open = list(self._open), set()
+        self._local.smtp = None
+        for smtp in found:
+            with contextlib.suppress(Exception):
+                smtp.close()

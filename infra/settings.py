@@ -115,6 +115,9 @@ class Settings(BaseSettings):
         "Sends tried per delivery before it is shown as failed"))
     notify_retry_seconds: float = Field(default=30.0, gt=0, description=(
         "First retry delay of a failed send; doubled per attempt, at most an hour"))
+    notify_senders: int = Field(default=16, ge=1, le=64, description=(
+        "Messages each channel sends at once (SMTP connections, Telegram requests); one user's messages still "
+        "go one after the other, in order. Lower it if the mail server limits connections per client"))
     notify_lease_seconds: float = Field(default=30.0, gt=0, description=(
         "How long a dispatcher holds deliveries it is sending; a stopped notifier's are sent again after it"))
     notify_expiry_reminder_minutes: int = Field(default=60, ge=1, le=1440, description=(

@@ -5,10 +5,11 @@
   tracking row ("notifier") in the same transaction as the notifications and their deliveries (the
   outbox). A restart resumes after the last recorded event: nothing is recorded twice or skipped.
 - One dispatcher thread per channel claims due deliveries (a lease, so two notifier processes never
-  send the same one), and sends them. A send records the delivery as sent right before its point of no
-  return (`NotificationChannel`, commands/ports.py): killed before, it is sent again (the server never
-  completed it); killed after, it is not. A failed send is retried with exponential backoff and, after
-  `notify_max_attempts`, shown as failed in the notification list.
+  send the same one), and sends them through `notify_senders` sending threads (one connection each): the
+  accounts of a claimed batch in parallel, one account's messages in order. A send records the delivery
+  as sent right before its point of no return (`NotificationChannel`, commands/ports.py): killed before,
+  it is sent again (the server never completed it); killed after, it is not. A failed send is retried
+  with exponential backoff and, after `notify_max_attempts`, shown as failed in the notification list.
 - Per user and channel, at most `notify_rate_per_minute` messages a minute: when more are due than the
   allowance left, they go as one message with a list; past the limit they wait. Quiet hours (IST) hold
   email and chat messages until they end; the in-app list shows them at once.
@@ -24,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from datetime import time as dtime
 from typing import Any
@@ -32,8 +34,9 @@ import sqlalchemy as sa
 
 from commands.ports import NotDelivered, NotificationChannel, OutgoingNotification
 from domain.calendar import nse_calendar
-from domain.money import format_inr
+from domain.money import format_inr, format_price
 from domain.notifications import IST, channel_on, default_preferences, ist, quiet_until, render_many
+from domain.status import PositionStatus, SignalStatus
 from infra.bootstrap import Platform, schema_lock
 from infra.db import agent_keys
 from infra.mail import ConsoleMailer, SmtpMailer
@@ -54,7 +57,8 @@ from projections.notifications import (
     notifier_signals,
     record,
 )
-from projections.portfolios import get_portfolio, list_portfolios, utc_epoch
+from projections.portfolios import list_portfolios, list_positions, utc_epoch
+from projections.signals import list_signals
 from streams.loop import StepLoop, status_reporter
 from streams.runner import ProjectionRunner
 from streams.sources import EventSource
@@ -101,7 +105,9 @@ def _backoff(base: float, attempts: int) -> float:
 
 
 class Dispatcher:
-    """Sends one channel's due deliveries (its own thread)."""
+    """Sends one channel's due deliveries (its own thread, claiming), through `notify_senders` sending
+    threads: the accounts of a claimed batch in parallel, each account's messages in order by one of
+    them. A channel keeps one connection per sending thread."""
 
     BATCH = 200
 
@@ -118,6 +124,9 @@ class Dispatcher:
         self.base_url = s.public_base_url
         self.clock = clock
         self.sent_messages = 0
+        self._count_lock = threading.Lock()
+        self.senders = s.notify_senders
+        self._pool = ThreadPoolExecutor(self.senders, thread_name_prefix=f"notifier-{channel.name}-send")
         self.loop = StepLoop(f"notifier-{channel.name}", self.step, idle_wait=0.5,
                              report=status_reporter(self.db, f"notifier-{channel.name}"))
 
@@ -173,13 +182,19 @@ class Dispatcher:
             by_account.setdefault(int(r.account_id), []).append(r)
         accounts = sorted(by_account)
         prefs, recent = self._preferences(accounts), self._recent(accounts, now)
-        for account_id, group in by_account.items():
-            try:
-                self._account(account_id, group, token, now, prefs[account_id], recent.get(account_id, (0, now)))
-            except Exception:  # one account's trouble never stops the others'
-                log.exception("notifier %s: deliveries of account %d failed", self.channel.name, account_id)
-                self._release([r.id for r in group], token, status=PENDING, not_before=now + self.retry)
+        # Each account's messages go in order by one sender; accounts are sent in parallel (`notify_senders`).
+        work = [(account_id, group) for account_id, group in by_account.items()]
+        list(self._pool.map(lambda job: self._account_safely(job[0], job[1], token, now, prefs[job[0]],
+                                                             recent.get(job[0], (0, now))), work))
         return len(rows)
+
+    def _account_safely(self, account_id: int, group: list[Any], token: str, now: float, prefs: dict[str, Any],
+                        recent: tuple[int, float]) -> None:
+        try:
+            self._account(account_id, group, token, now, prefs, recent)
+        except Exception:  # one account's trouble never stops the others'
+            log.exception("notifier %s: deliveries of account %d failed", self.channel.name, account_id)
+            self._release([r.id for r in group], token, status=PENDING, not_before=now + self.retry)
 
     def _account(self, account_id: int, group: list[Any], token: str, now: float, prefs: dict[str, Any],
                  recent: tuple[int, float]) -> None:
@@ -259,7 +274,8 @@ class Dispatcher:
             self._failed(ids, token, msg.message_id, text, True, max(int(r.attempts) for r in batch))
             return
         if committed:
-            self.sent_messages += 1
+            with self._count_lock:
+                self.sent_messages += 1
 
     def _failed(self, ids: list[int], token: str, message_id: str, reason: str, retry: bool, attempts: int) -> None:
         """Back to pending with backoff (or failed for good): from our claim, or from `sent` when the
@@ -280,6 +296,7 @@ class Dispatcher:
 
     def run(self, stop: threading.Event) -> None:
         self.loop.run(stop)
+        self._pool.shutdown(wait=True)
         close = getattr(self.channel, "close", None)
         if callable(close):
             close()
@@ -390,8 +407,9 @@ class TimedChecks:
         return made
 
     def daily_digest(self, now: float) -> int:
-        """After `notify_digest_time` IST on a trading day: per account with portfolios, each portfolio's
-        equity, day P&L, open positions and pending signals -- once a day."""
+        """After `notify_digest_time` IST on a trading day: per account with portfolios, the day's and the
+        total P&L (each portfolio's too), the open positions, and what is pending for tomorrow (signals
+        waiting for approval, the cart, entries placed to fill at the open, exits signalled) -- once a day."""
         local = datetime.fromtimestamp(now, IST)
         if not (self._trading(local) and local.time() >= self.digest_time):
             return 0
@@ -401,21 +419,76 @@ class TimedChecks:
             accounts = sorted({int(r[0]) for r in conn.execute(sa.select(p.c.account_id).where(
                 p.c.account_id.is_not(None))).all()})
             for account in accounts:
-                rows, _ = list_portfolios(conn, account, None, 100, 0)
-                if not rows:
+                lines = digest_lines(conn, account)
+                if not lines:
                     continue
-                items: list[dict[str, Any]] = [{"title": f"Daily digest for {local.day} {local:%b %Y}"}]
-                for pf in rows:
-                    one = get_portfolio(conn, int(pf["id"])) or pf
-                    items.append({"line": f"{pf['name']} ({pf['mode']}): equity {format_inr(pf['equity'])}, "
-                                          f"today {format_inr(pf['day_pnl'], sign=True)}, "
-                                          f"{one.get('open_positions', 0)} open positions, "
-                                          f"{one.get('pending_signals', 0)} signals pending approval"})
-                items[0]["line"] = (f"Today's P&L {format_inr(sum(float(x['day_pnl']) for x in rows), sign=True)} "
-                                    f"over {len(rows)} portfolio{'s' if len(rows) != 1 else ''}")
-                made += self._record(conn, account, "daily_digest", {"title": items[0]["title"], "lines": items},
+                made += self._record(conn, account, "daily_digest",
+                                     {"title": f"Daily digest for {local.day} {local:%b %Y}", "lines": lines},
                                      now, dedupe=f"daily_digest:{account}:{local.date()}")
         return made
+
+
+DIGEST_ROWS = 30  # positions and pending items listed each; more are counted
+
+
+def _more(total: int, shown: int, what: str) -> list[dict[str, Any]]:
+    return [{"line": f"\u2026 and {total - shown} more {what} in the web app"}] if total > shown else []
+
+
+def digest_lines(conn: Any, account: int) -> list[dict[str, Any]]:
+    """The digest of one account's active and paused portfolios: lines, some of them headings
+    (`"heading": true`); none when the account has no such portfolio."""
+    rows, _ = list_portfolios(conn, account, None, 100, 0)
+    if not rows:
+        return []
+    names = {int(pf["id"]): str(pf["name"]) for pf in rows}
+    day = sum(float(pf["day_pnl"] or 0) for pf in rows)
+    total = sum(float(pf["total_pnl"] or 0) for pf in rows)
+    n = len(rows)
+    lines: list[dict[str, Any]] = [
+        {"line": f"P&L today {format_inr(day, sign=True)}, in total {format_inr(total, sign=True)} "
+                 f"({n} portfolio{'s' if n != 1 else ''})"}]
+    lines += [{"line": f"{pf['name']} ({pf['mode']}{', paused' if pf['status'] == 'paused' else ''}): "
+                       f"equity {format_inr(pf['equity'])}, today {format_inr(pf['day_pnl'], sign=True)}, "
+                       f"in total {format_inr(pf['total_pnl'], sign=True)} ({pf['return_pct']:+.2f}%)"}
+              for pf in rows]
+    held, held_n = list_positions(conn, account, None, PositionStatus.OPEN, DIGEST_ROWS, 0)
+    held = [x for x in held if int(x["portfolio_id"]) in names]
+    lines.append({"line": f"Open positions ({held_n})", "heading": True})
+    lines += [{"line": f"{x['quantity']} {x['symbol']} at \u20b9{format_price(x['avg_price'])}, last "
+                       f"\u20b9{format_price(x['last_price'])}: P&L {format_inr(x['unrealized_pnl'], sign=True)}; "
+                       f"stop \u20b9{format_price(x['stop_loss'])}, target \u20b9{format_price(x['target'])}"
+                       f"{' (exit at the open)' if x['exit_pending'] else ''} ({names[int(x['portfolio_id'])]})"}
+              for x in held]
+    lines += _more(held_n, len(held), "open positions")
+    if not held_n:
+        lines.append({"line": "No open positions."})
+    waiting: list[dict[str, Any]] = []
+    count = 0
+    for status in (SignalStatus.PENDING_APPROVAL, SignalStatus.IN_CART, SignalStatus.PLACED):
+        found, n_found = list_signals(conn, account, status=status, limit=DIGEST_ROWS)
+        found = [x for x in found if int(x["portfolio_id"]) in names]
+        count += n_found
+        waiting += [{"line": _pending_line(x, names[int(x["portfolio_id"])])} for x in found]
+    lines.append({"line": f"Pending for tomorrow ({count})", "heading": True})
+    lines += waiting[:DIGEST_ROWS * 3]
+    lines += _more(count, len(waiting), "pending items")
+    if not count:
+        lines.append({"line": "Nothing pending for tomorrow."})
+    return lines
+
+
+def _pending_line(sig: dict[str, Any], portfolio: str) -> str:
+    what = f"{str(sig['side']).upper()} {sig['quantity']} {sig['symbol']}"
+    price = sig.get("limit_price") or sig.get("reference_price")
+    at = f" at \u20b9{format_price(price)}" if price else ""
+    if sig["status"] == SignalStatus.PENDING_APPROVAL:
+        return f"approve or reject: {what}{at}, expires {ist(sig.get('expires_at'))} ({portfolio})"
+    if sig["status"] == SignalStatus.IN_CART:
+        return f"in the cart, not placed yet: {what}{at} ({portfolio})"
+    if sig["kind"] == "exit":
+        return f"exit at the open: {what} ({portfolio})"
+    return f"placed, to fill at the open: {what}{at} ({portfolio})"
 
 
 class Notifier:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +30,8 @@ class TelegramChannel:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         settings = platform.settings
-        api = settings.telegram_api_url.rstrip("/")
-        self.bot = Bot(settings.telegram_bot_token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot")
-        self._loop = asyncio.new_event_loop()  # the dispatcher's one thread sends through this loop
+        self._api = settings.telegram_api_url.rstrip("/")
+        self._local = threading.local()  # each sending thread of the dispatcher: its own event loop and Bot
 
     def address(self, account_id: int) -> str | None:
         with self.platform.db.read() as conn:
@@ -53,8 +53,9 @@ class TelegramChannel:
         text = message.text.strip()[:4000]
         if not commit():
             return
+        loop, bot = self._sender()
         try:
-            self._loop.run_until_complete(self._send(chat_id, text, markup))
+            loop.run_until_complete(self._send(bot, chat_id, text, markup))
         except Forbidden as exc:  # the person blocked the bot: no use retrying
             raise NotDelivered(f"Telegram refused: {exc.message}"[:300], retry=False) from None
         except (BadRequest, RetryAfter) as exc:  # answered: not delivered
@@ -62,9 +63,18 @@ class TelegramChannel:
         except (TimedOut, NetworkError):
             raise  # in doubt: it may have been delivered
 
-    async def _send(self, chat_id: int, text: str, markup: Any) -> None:
-        await self.bot.initialize()  # (once: later calls return at once)
-        await self.bot.send_message(chat_id, text, reply_markup=markup)
+    def _sender(self) -> tuple[asyncio.AbstractEventLoop, Bot]:
+        local = self._local
+        if getattr(local, "bot", None) is None:
+            local.loop = asyncio.new_event_loop()
+            local.bot = Bot(self.platform.settings.telegram_bot_token or "", base_url=f"{self._api}/bot",
+                            base_file_url=f"{self._api}/file/bot")
+        return local.loop, local.bot
+
+    @staticmethod
+    async def _send(bot: Bot, chat_id: int, text: str, markup: Any) -> None:
+        await bot.initialize()  # (once: later calls return at once)
+        await bot.send_message(chat_id, text, reply_markup=markup)
 
 
 def telegram_channel(platform: Platform) -> TelegramChannel | None:

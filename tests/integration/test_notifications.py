@@ -359,3 +359,67 @@ def test_rate_limit_merges_what_is_due_and_quiet_hours_hold_email(api_factory: A
         assert dispatcher.step() == 1 and mails()[-1] == held
     finally:
         channel.close()
+
+
+def test_the_daily_digest_shows_pnl_open_positions_and_tomorrows_pending_items(market: Any) -> None:
+    """The digest after the close: the day's and the total P&L in Indian money, each open position, and
+    what waits for tomorrow (signals to approve, the cart), in the list and by email (text and HTML)."""
+    from datetime import date, timedelta
+
+    from domain.calendar import nse_calendar
+    from domain.money import format_inr, format_price
+    from streams.notifier import TimedChecks
+    from tests.integration.test_api_model import advance, wait_projected
+
+    me = market.get("/api/auth/me").json()
+    pf = deploy(market, template_id(market), name="Digest one")
+    chosen = scan_with_signals(market, pf["id"], minimum=2)[:2]
+    for s in chosen:
+        assert market.post(f"/api/model/signals/{s['id']}/approve").status_code == 200
+    assert market.post("/api/model/cart/place", json={"portfolio_id": pf["id"]}).status_code == 200
+    advance(market, 1)
+    waiting = scan_with_signals(market, pf["id"], minimum=2)
+    assert market.post(f"/api/model/signals/{waiting[0]['id']}/approve").status_code == 200
+    wait_projected(market)
+    held = market.get("/api/model/positions", params={"portfolio_id": pf["id"], "status": "open"}).json()
+    assert held, "the placed cart filled at the next open"
+    pending = market.get("/api/model/signals", params={"portfolio_id": pf["id"], "status": "pending_approval"}).json()
+    placed = market.get("/api/model/signals", params={"portfolio_id": pf["id"], "status": "placed"}).json()
+    tomorrow = len(pending) + 1 + len(placed)  # (an entry whose limit was not reached still waits at the broker)
+    row = next(r for r in market.get("/api/model/portfolios").json() if r["id"] == pf["id"])
+
+    cal = nse_calendar()
+    day = date(2026, 3, 2)
+    while not cal.is_trading_day(day):
+        day += timedelta(days=1)
+    at = datetime(day.year, day.month, day.day, 16, 30, tzinfo=IST_ZONE).timestamp()
+    assert TimedChecks(market.platform, ["email"]).daily_digest(at) == 1
+
+    digest = eventually(lambda: next((n for n in market.get("/api/notifications").json()
+                                      if n["kind"] == "daily_digest"), None), "the digest in the list")
+    lines = digest["items"][0]["lines"]
+    text_lines = [x["line"] for x in lines]
+    assert text_lines[0] == (f"P&L today {format_inr(row['day_pnl'], sign=True)}, in total "
+                             f"{format_inr(row['total_pnl'], sign=True)} (1 portfolio)")
+    assert [x["line"] for x in lines if x.get("heading")] == [
+        f"Open positions ({len(held)})", f"Pending for tomorrow ({tomorrow})"]
+    for p in held:
+        assert any(x.startswith(f"{p['quantity']} {p['symbol']} at \u20b9{format_price(p['avg_price'])}, last ")
+                   and x.endswith("(Digest one)") for x in text_lines), (p, text_lines)
+    for s in pending:
+        assert any(x.startswith(f"approve or reject: BUY {s['quantity']} {s['symbol']} at ") for x in text_lines)
+    cart = waiting[0]
+    assert (f"in the cart, not placed yet: BUY {cart['quantity']} {cart['symbol']} at "
+            f"\u20b9{format_price(cart['limit_price'] or cart['reference_price'])} (Digest one)") in text_lines
+
+    def mailed() -> email.message.Message | None:
+        return next((m for m in notification_mails(market, me["email"])
+                     if str(digest["id"]) in m["X-TraderTape-Notifications"].split(",")), None)
+
+    text, page = parts(eventually(mailed, "the digest by email"))
+    assert f"Open positions ({len(held)}):\n- {held[0]['quantity']} {held[0]['symbol']} at " in text
+    assert f"Pending for tomorrow ({tomorrow}):\n- " in text
+    assert all(f"- {line}\n" in text for line in text_lines if not any(x["line"] == line for x in lines
+                                                                        if x.get("heading")))
+    assert f"<h3>Open positions ({len(held)})</h3><ul><li>{held[0]['quantity']} {held[0]['symbol']} at " in page
+    assert f"<h3>Pending for tomorrow ({tomorrow})</h3><ul><li>" in page
