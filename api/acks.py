@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import current_principal
 from api.guards import UNSAFE_METHODS
-from infra.idempotency import IdempotencyStore, StoredAnswer
+from infra.store.idempotency import IdempotencyStore, StoredAnswer
 
 KEY_HEADER = b"idempotency-key"
 MAX_KEY = 255

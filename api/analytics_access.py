@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 
 from domain.errors import DomainError
-from infra.analytics_store import AnalyticsStore, Marks
+from infra.analytics.store import AnalyticsStore, Marks
 from infra.bootstrap import Platform
 
 __all__ = ["analytics_store", "app_analytics_store", "market_marks"]

@@ -39,13 +39,13 @@ from api.web import mount_web
 from backtest.market import BarStoreMarket
 from backtest.research.service import ResearchService
 from domain.errors import DomainError
-from infra import heap
+from infra.runtime import heap
 from infra.bootstrap import Platform, bootstrap, seed
-from infra.idempotency import IdempotencyStore
+from infra.store.idempotency import IdempotencyStore
 from infra.market_clock import MarketClock, Scheduler
-from infra.settings import Settings
-from infra.version import VERSION
-from infra.workgate import WORK_GATE
+from infra.config.settings import Settings
+from infra.config.version import VERSION
+from infra.runtime.workgate import WORK_GATE
 from streams.notifier import Notifier
 from streams.runner import ProjectionRunner
 from streams.sources import StoreSource
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     """Build the app. With the embedded transport the projector runs in this process (unless
     `run_projector` is False); with Kafka, separate `tradertape relay`/`projector` processes do.
     `settle_heap`: the server process (not tests building many apps) freezes its start-up heap
-    (infra/heap.py)."""
+    (infra/runtime/heap.py)."""
     settings = settings or Settings()
 
     @asynccontextmanager

@@ -4,7 +4,7 @@ database or an event (a NUL in an event would stop a Postgres projection for goo
 - URLs: a NUL character in the path or the query string is a 400.
 - JSON bodies: NaN/Infinity, numbers too large for a float, and NUL characters in any string are a 422
   (FastAPI's JSON-decode-error shape); invalid Unicode is a 422 naming the field (api/textguard.py).
-- Sync endpoints run in worker threads a few at a time, first come first served (infra/workgate.py),
+- Sync endpoints run in worker threads a few at a time, first come first served (infra/runtime/workgate.py),
   unless marked `outside_io`.
 """
 
@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.textguard import check_json_body
-from infra.workgate import WORK_GATE
+from infra.runtime.workgate import WORK_GATE
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -90,7 +90,7 @@ _TURNS: RunVar[anyio.CapacityLimiter] = RunVar("tradertape_endpoint_turns")
 
 
 def _turns() -> anyio.CapacityLimiter:
-    """The endpoint threads' turns of this event loop (infra/workgate.py), created at first use."""
+    """The endpoint threads' turns of this event loop (infra/runtime/workgate.py), created at first use."""
     try:
         return _TURNS.get()
     except LookupError:
@@ -135,7 +135,7 @@ def is_json_type(content_type: str | None) -> bool:
 
 class StrictJsonRoute(APIRoute):
     """Every router uses this route class (see `api.deps.resource_router`). A sync endpoint runs in a
-    worker thread when its turn comes (infra/workgate.py)."""
+    worker thread when its turn comes (infra/runtime/workgate.py)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint) and not getattr(endpoint, "__outside_io__", False):

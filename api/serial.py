@@ -3,7 +3,7 @@
 The carts of one account all save its RiskBook: run at once they would meet the store's version check
 and retry (then 409). `dispatch(serial=key)` runs them one after the other in this process, on 64 striped
 locks (other processes still meet the version check). A waiter gives its work-gate turn back while it
-waits (infra/workgate.py), so requests queued behind it are not held up.
+waits (infra/runtime/workgate.py), so requests queued behind it are not held up.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
-from infra.workgate import WORK_GATE, WorkGate
+from infra.runtime.workgate import WORK_GATE, WorkGate
 
 __all__ = ["SERIAL", "SerialKeys"]
 

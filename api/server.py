@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 # Client IPs: the app believes X-Forwarded-For only from TRADERTAPE_TRUSTED_PROXIES (api/app.py), never
 # uvicorn's default trust of 127.0.0.1. A WebSocket message is at most this large (a subscribe of 3000 symbols

@@ -31,7 +31,7 @@ from domain.calendar import NSE_TABLE_LAST_YEAR, TradingCalendar, nse_calendar
 from domain.errors import DomainError
 from domain.market_hours import IST, SESSION_CLOSE
 from domain.strategies import SpecError, normalize_spec
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 __all__ = ["last_completed_session", "register"]
 
@@ -308,7 +308,7 @@ def _cli_strategy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 def _saved_strategy(strategy_id: int) -> tuple[dict[str, Any], str]:
     """A template or public strategy from the read model (the CLI acts for nobody in particular)."""
-    from infra.db import Database
+    from infra.store.db import Database
     from projections.strategies import get_strategy
 
     db = Database.from_settings(Settings())

@@ -47,7 +47,7 @@ from domain.metrics import drawdowns, monthly_returns, summarize
 from domain.portfolio import INSUFFICIENT_CASH, NOT_FILLED, EntryExpired, OrderFailed, Portfolio, PositionState
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
-from infra.heap import collector_paused
+from infra.runtime.heap import collector_paused
 
 
 @dataclass(frozen=True)

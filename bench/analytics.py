@@ -22,7 +22,7 @@ from _harness import login, percentile, platform  # type: ignore[import-not-foun
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from imports import rows  # type: ignore[import-not-found]
 
-from infra.db import Database
+from infra.store.db import Database
 from projections.imports import analytics_changes, imported_trades
 
 

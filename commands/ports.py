@@ -235,7 +235,7 @@ class NotDelivered(Exception):
 class NotificationChannel(Protocol):
     """A way to reach a user (email, Telegram, ...). How to add one:
 
-    1. Implement this protocol (an adapter in `infra/`, e.g. `infra/notify_channels.py`'s EmailChannel):
+    1. Implement this protocol (an adapter in `infra/`, e.g. `infra/mail/channels.py`'s EmailChannel):
        `name` (also the key in the user's preferences: add it to `domain.notifications.CHANNELS`),
        `address(account_id)` and `send(message, address, commit)`.
     2. Register it where the notifier is built (`streams.notifier.make_channels`), usually only when its

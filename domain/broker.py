@@ -3,7 +3,7 @@
 reconciliation of live portfolio positions against the broker's holdings.
 
 Secrets never enter these events: the api_secret, request tokens and access tokens live encrypted in
-a plain table (`infra.secrets`); the events record that something happened and its public parts
+a plain table (`infra.auth.secrets`); the events record that something happened and its public parts
 (api_key, a masked secret, Kite user id, expiry).
 """
 

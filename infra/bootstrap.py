@@ -14,15 +14,15 @@ from commands.handlers import HANDLERS
 from commands.messages import SeedTemplates
 from commands.ports import CommandMeta, Mailer, MarketData
 from commands.uow import AuthPolicy, Deps
-from infra.analytics import BacktestArchive
-from infra.chain import HashChain
-from infra.db import Database, SqlIdAllocator
-from infra.eventstore import SqlEventStore, SystemClock, make_recorder
-from infra.mail import ConsoleMailer, SmtpMailer
-from infra.record_index import SqlRecordIndex
-from infra.secrets import SecretBox, SqlBrokerSecrets
-from infra.security import Argon2Passwords, HmacTokenHasher, SqlSecurityStore
-from infra.settings import Settings
+from infra.analytics.backtests import BacktestArchive
+from infra.store.chain import HashChain
+from infra.store.db import Database, SqlIdAllocator
+from infra.store.eventstore import SqlEventStore, SystemClock, make_recorder
+from infra.mail.mailers import ConsoleMailer, SmtpMailer
+from infra.store.record_index import SqlRecordIndex
+from infra.auth.secrets import SecretBox, SqlBrokerSecrets
+from infra.auth.security import Argon2Passwords, HmacTokenHasher, SqlSecurityStore
+from infra.config.settings import Settings
 from projections.base import tracking_metadata
 from projections.notifications import metadata as notifications_metadata
 from projections.portfolios import portfolio_ids_using_strategy

@@ -14,11 +14,11 @@ from commands.handlers.auth import normalize_email
 from commands.messages import GrantAdmin
 from commands.ports import CommandMeta
 from infra.bootstrap import bootstrap, seed
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 # Modules that add subcommands through a `register(subparsers)` function.
-PLUGINS = ("streams.cli", "streams.audit", "backtest.cli", "backtest.research.cli", "infra.agent_cli",
-           "infra.analytics_cli", "infra.config_reference", "streams.telegram_bot")
+PLUGINS = ("streams.cli", "streams.audit", "backtest.cli", "backtest.research.cli", "infra.kite.cli",
+           "infra.analytics.cli", "infra.config.reference", "streams.telegram_bot")
 
 
 def _init(args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
 """The audit log: every event with its full envelope, indexed for the audit API (filters by account,
 aggregate, type and time; either order). Hashes are not copied here: the API joins them from the
-chain the store seals (infra/chain.py), so this table can be rebuilt without touching the chain."""
+chain the store seals (infra/store/chain.py), so this table can be rebuilt without touching the chain."""
 
 from __future__ import annotations
 

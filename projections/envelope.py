@@ -22,7 +22,7 @@ class Envelope:
     position: int  # the store's notification id
     data: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
-    prev_hash: str = ""  # the account's hash chain (infra/chain.py); empty until sealed
+    prev_hash: str = ""  # the account's hash chain (infra/store/chain.py); empty until sealed
     hash: str = ""
 
     def to_json(self) -> bytes:

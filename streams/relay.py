@@ -20,9 +20,9 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from infra.chain import RunningSeal
-from infra.db import Database, Listener
-from infra.eventstore import SqlEventStore
+from infra.store.chain import RunningSeal
+from infra.store.db import Database, Listener
+from infra.store.eventstore import SqlEventStore
 from streams.loop import StepLoop, status_metadata, status_reporter
 
 log = logging.getLogger(__name__)

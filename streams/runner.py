@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
-from infra.db import PROJECTED_CHANNEL, Database, Listener, notify
+from infra.store.db import PROJECTED_CHANNEL, Database, Listener, notify
 from projections.base import (
     Projection,
     projection_dead_letters,

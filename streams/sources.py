@@ -15,7 +15,7 @@ from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 
-from infra.eventstore import SqlEventStore
+from infra.store.eventstore import SqlEventStore
 from projections.envelope import Envelope
 
 log = logging.getLogger(__name__)

@@ -332,7 +332,7 @@ class TelegramBot:
 
 def run_bot(args: argparse.Namespace) -> None:
     from infra.bootstrap import bootstrap
-    from infra.settings import Settings
+    from infra.config.settings import Settings
 
     logging.basicConfig(level=logging.INFO)
     platform = bootstrap(Settings())

@@ -13,9 +13,9 @@ from kafka.partitioner.default import murmur2
 
 from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
-from infra.db import PROJECTED_CHANNEL, Listener
-from infra.telemetry import READ_YOUR_WRITES_TIMEOUTS
-from infra.workgate import WORK_GATE
+from infra.store.db import PROJECTED_CHANNEL, Listener
+from infra.runtime.telemetry import READ_YOUR_WRITES_TIMEOUTS
+from infra.runtime.workgate import WORK_GATE
 from projections.base import projection_tracking
 from projections.registry import all_projections
 from streams.relay import KafkaRelay, ensure_topic, relay_positions
@@ -241,7 +241,7 @@ class ReadYourWrites:
         """True once every projection applied `position` on the shards of `accounts` (the owners of
         what the command saved); False after the timeout (the response then goes out anyway)."""
         if position is None or self._reached_now(accounts, position):
-            return True  # the common embedded case: the request keeps its turn (infra/workgate.py)
+            return True  # the common embedded case: the request keeps its turn (infra/runtime/workgate.py)
         with WORK_GATE.released():  # waiting for the projector is not this request's work
             reached = self._wait(accounts, position, timeout)
         if not reached:

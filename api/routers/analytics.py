@@ -1,4 +1,4 @@
-"""Analytics over the DuckDB/Parquet snapshots (see `infra.analytics_store`): P&L by symbol, month, year or
+"""Analytics over the DuckDB/Parquet snapshots (see `infra.analytics.store`): P&L by symbol, month, year or
 strategy, the trade journal, holdings (open FIFO lots with marks), the summary; corporate actions that
 adjust lots (splits, bonuses)."""
 
@@ -15,7 +15,7 @@ from api.analytics_access import analytics_store, market_marks
 from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
 from commands import imports_messages as im
 from domain.errors import DomainError
-from infra.analytics_store import holdings, journal, pnl, summary
+from infra.analytics.store import holdings, journal, pnl, summary
 
 router = resource_router("/api/analytics", ["analytics"])
 

@@ -23,8 +23,8 @@ from commands.ports import CommandMeta
 from domain.broker import BrokerConnection
 from domain.errors import DomainError, NotFound
 from infra.bootstrap import Platform
-from infra.brokers import BrokerDataProxy, BrokerProxyError
-from infra.kite import KiteBroker, login_url
+from infra.kite.brokers import BrokerDataProxy, BrokerProxyError
+from infra.kite.client import KiteBroker, login_url
 from projections.broker import BrokerProjection, get_connection, reconciliation
 
 router = resource_router("/api", ["broker"])

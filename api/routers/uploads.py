@@ -28,10 +28,10 @@ from api.analytics_access import analytics_store
 from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
 from commands import imports_messages as im
 from domain.errors import TooManyRequests
-from infra.analytics_store import AnalyticsStore
+from infra.analytics.store import AnalyticsStore
 from infra.bootstrap import Platform
-from infra.cas import CasLimits, parse_cas
-from infra.uploads import UploadError, parse_ledger, parse_tradebook
+from infra.imports.cas import CasLimits, parse_cas
+from infra.imports.console import UploadError, parse_ledger, parse_tradebook
 from projections.imports import list_batches
 
 log = logging.getLogger(__name__)

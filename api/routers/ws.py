@@ -28,7 +28,7 @@ from backtest.barstore import BarStore
 from commands.handlers.agent import ACCESS_TOKEN
 from domain.calendar import nse_calendar
 from infra.bootstrap import Platform
-from infra.kite import KiteBroker
+from infra.kite.client import KiteBroker
 from projections.broker import get_connection, live_accounts
 from streams.kite_ticker import KiteTickerFeed
 from streams.paper_ticks import PaperTickFills

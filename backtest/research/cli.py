@@ -27,7 +27,7 @@ from backtest.research.executors import make_executor
 from backtest.research.jobs import JobKind, PlanContext, RunContext
 from backtest.research.kinds import KINDS
 from domain.errors import DomainError
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 __all__ = ["register"]
 

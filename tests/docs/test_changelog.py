@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from infra.version import VERSION
+from infra.config.version import VERSION
 from tests.docs.guides import read
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from infra.cli import main
-from infra.config_reference import DEFAULT_OUTPUT, env_name, render
-from infra.settings import Settings
+from infra.config.reference import DEFAULT_OUTPUT, env_name, render
+from infra.config.settings import Settings
 from tests.docs.guides import ROOT, read
 
 
@@ -50,5 +50,5 @@ def test_every_variable_the_code_reads_is_in_the_reference() -> None:
             used |= set(re.findall(r"TRADERTAPE_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8")))
     missing = sorted(used - documented)
     assert not missing, (f"{', '.join(missing)} not in docs/CONFIGURATION.md: add a setting with a description, "
-                         "or an entry in infra/config_reference.py TOOL_VARIABLES, then "
+                         "or an entry in infra/config/reference.py TOOL_VARIABLES, then "
                          "`tradertape config reference --write`")

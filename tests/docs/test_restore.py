@@ -21,7 +21,7 @@ from api.app import create_app
 from backtest.barstore import BarStore
 from backtest.synthetic import generate
 from backtest.universes import load_universe
-from infra.settings import Settings
+from infra.config.settings import Settings
 from tests.conftest import make_settings
 from tests.docs.guides import blocks
 

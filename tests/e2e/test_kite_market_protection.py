@@ -10,7 +10,7 @@ import pytest
 
 from commands.brokers import BrokerInputError
 from infra.cli import main
-from infra.kite import KiteBroker
+from infra.kite.client import KiteBroker
 from tests.support.kite_live import KiteWorld, kite_world
 
 pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.kite import KiteBroker
+from infra.kite.client import KiteBroker
 from tests.support.kite_live import kite_world
 
 pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")

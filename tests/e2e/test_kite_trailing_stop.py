@@ -12,7 +12,7 @@ import pytest
 
 from backtest.barstore import BarStore
 from commands.brokers import BrokerInputError, GttLeg
-from infra.kite import KiteBroker
+from infra.kite.client import KiteBroker
 from tests.support.kite_live import kite_world
 
 pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")

@@ -16,7 +16,7 @@ from commands import imports_messages as im
 from commands.ports import CommandMeta
 from domain.accounts import Account
 from infra.bootstrap import bootstrap
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.notifications import notifications
 from streams.workers import make_projector
 from tests.support.processes import Proc, tt_env

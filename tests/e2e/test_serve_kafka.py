@@ -16,8 +16,8 @@ from typing import Any
 import requests
 from kafka import KafkaConsumer, TopicPartition
 
-from infra.db import Database
-from infra.eventstore import SqlEventStore, SystemClock, make_recorder
+from infra.store.db import Database
+from infra.store.eventstore import SqlEventStore, SystemClock, make_recorder
 from projections.registry import all_projections
 from streams.runner import ProjectionRunner
 from streams.sources import StoreSource

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra.mail import SmtpMailer
+from infra.mail.mailers import SmtpMailer
 from tests.conftest import unique_email
 
 

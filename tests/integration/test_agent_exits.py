@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from infra.agent import Agent, AgentConfig
-from infra.kite import KiteBroker
+from infra.kite.agent import Agent, AgentConfig
+from infra.kite.client import KiteBroker
 from tests.support.kite_stub import KiteState, kite_stub
 from tests.support.live import Http, live_portfolio_with_placed_signals, make_bars
 

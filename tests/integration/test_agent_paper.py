@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra.agent import Agent, AgentConfig, RateLimiter
-from infra.brokers import PaperBroker
+from infra.kite.agent import Agent, AgentConfig, RateLimiter
+from infra.kite.brokers import PaperBroker
 from tests.support.live import Http, live_portfolio_with_placed_signals, make_bars
 
 

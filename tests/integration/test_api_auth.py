@@ -210,7 +210,7 @@ def test_magic_link_rate_limited_per_ip_across_emails(api: Any) -> None:
 def test_only_hashes_of_tokens_codes_and_sessions_are_stored(api: Any) -> None:
     import sqlalchemy as sa
 
-    from infra.db import login_codes, sessions
+    from infra.store.db import login_codes, sessions
 
     addr = unique_email()
     api.post("/api/auth/magic-link", json={"email": addr})

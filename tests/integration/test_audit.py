@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from backtest.barstore import BarStore
 from backtest.synthetic import generate
 from backtest.universes import load_universe
-from infra.chain import GENESIS, chain_hash
+from infra.store.chain import GENESIS, chain_hash
 from infra.cli import main
 from tests.conftest import unique_email
 from tests.integration.test_api_model import UNIVERSE, advance, deploy, scan_with_signals, template_id, wait_projected

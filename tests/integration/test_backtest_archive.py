@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.analytics import BacktestArchive
+from infra.analytics.backtests import BacktestArchive
 
 
 def test_detail_round_trips_in_order_with_types(tmp_path: Path) -> None:

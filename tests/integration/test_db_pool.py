@@ -9,8 +9,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from infra import db as db_module
-from infra.db import Database
+from infra.store import db as db_module
+from infra.store.db import Database
 
 
 def _drop_other_connections(url: str) -> int:

@@ -11,7 +11,7 @@ from commands.messages import CreateStrategy, StrategyBody, UpdateStrategy
 from commands.ports import CommandMeta, ConcurrencyConflict
 from domain.strategies import Strategy, normalize_spec
 from infra.bootstrap import bootstrap
-from infra.db import SqlIdAllocator
+from infra.store.db import SqlIdAllocator
 from tests.conftest import make_settings
 
 META = CommandMeta(actor="test", request_id="req-1")

@@ -18,7 +18,7 @@ from backtest.barstore import BarStore
 from backtest.synthetic import extend, generate
 from backtest.universes import load_universe
 from infra.bootstrap import bootstrap
-from infra.mail import SmtpMailer
+from infra.mail.mailers import SmtpMailer
 from streams.workers import make_projector
 from tests.conftest import ApiClient, Inbox, make_settings, unique_email
 

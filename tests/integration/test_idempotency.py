@@ -79,8 +79,8 @@ def _process_died_before_answering(client: Any, key: str) -> None:
     answer, older than the lease."""
     import sqlalchemy as sa
 
-    from infra.db import idempotency_keys
-    from infra.idempotency import LEASE_SECONDS
+    from infra.store.db import idempotency_keys
+    from infra.store.idempotency import LEASE_SECONDS
 
     t = idempotency_keys.c
     with client.platform.db.write() as conn:
@@ -133,7 +133,7 @@ def test_an_answer_handing_out_a_session_is_never_stored_nor_replayed(api: Any) 
     kept in the idempotency store, and a retry runs again instead of handing that session out twice."""
     import sqlalchemy as sa
 
-    from infra.db import idempotency_keys
+    from infra.store.db import idempotency_keys
 
     user = api.login()
     email = user["email"]

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from commands import messages as m
 from commands.ports import CommandMeta
 from infra.bootstrap import Platform, bootstrap
-from infra.chain import canonical
+from infra.store.chain import canonical
 from infra.cli import main
-from infra.version import VERSION
+from infra.config.version import VERSION
 from projections.audit import audit_events
 from projections.base import projection_dead_letters, projection_tracking
 from projections.envelope import Envelope

@@ -18,7 +18,7 @@ from domain.money import format_number
 from domain.portfolio import Portfolio
 from domain.risk import EntryRequest, Exposure, RiskBook, check_entry
 from domain.sizing import Candidate
-from infra.db import Database
+from infra.store.db import Database
 from projections.envelope import Envelope
 from projections.portfolios import (
     PortfoliosProjection,

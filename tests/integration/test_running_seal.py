@@ -11,7 +11,7 @@ import pytest
 from commands.ports import CommandMeta
 from domain.strategies import Strategy, normalize_spec
 from infra.bootstrap import bootstrap
-from infra.chain import GENESIS, HashChain, RunningSeal, chain_hash
+from infra.store.chain import GENESIS, HashChain, RunningSeal, chain_hash
 from tests.conftest import make_settings
 
 META = CommandMeta(actor="test")

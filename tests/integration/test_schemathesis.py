@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.app import create_app
 from infra.bootstrap import bootstrap
-from infra.mail import SmtpMailer
+from infra.mail.mailers import SmtpMailer
 from tests.conftest import Inbox, make_settings
 
 EXAMPLES = 3  # per operation: ~110 operations, a few hundred calls

@@ -15,7 +15,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from api.security_headers import CSP
-from infra.settings import Settings
+from infra.config.settings import Settings
 from tests.support.live import make_bars
 
 

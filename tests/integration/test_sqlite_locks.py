@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 
-from infra.db import Database, private_sqlite_file
+from infra.store.db import Database, private_sqlite_file
 
 
 def _other_process_writes_and_closes(path: str) -> None:

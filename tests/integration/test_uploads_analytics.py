@@ -69,7 +69,7 @@ def test_an_import_builds_the_analytics_snapshot_before_anyone_asks(client: Any)
 def test_snapshots_of_an_older_format_are_rebuilt_not_read(client: Any, monkeypatch: Any) -> None:
     """After an upgrade that changes what a snapshot holds (a new table, charges computed differently),
     the snapshots built before are not served: the first read builds the account's anew."""
-    from infra import analytics_store
+    from infra.analytics.backtests import store as analytics_store
 
     store = app_analytics_store(client.app)
     account = client.get("/api/auth/me").json()["id"]
@@ -235,8 +235,8 @@ def test_other_users_see_nothing_of_mine(api_factory: Any, database_url: str) ->
 
 
 def test_analytics_query_is_read_only_sql_over_the_tables(client: Any) -> None:
-    from infra.analytics_cli import run_query
-    from infra.analytics_store import AnalyticsStore
+    from infra.analytics.cli import run_query
+    from infra.analytics.store import AnalyticsStore
 
     upload(client, [("tb.xlsx", tradebook_xlsx(INFY + TCS))])
     store = AnalyticsStore(client.platform.db, client.platform.settings.analytics_dir / "accounts")
@@ -255,7 +255,7 @@ def test_racing_uploads_import_each_trade_once(client: Any) -> None:
 
     from commands import imports_messages as im
     from commands.ports import CommandMeta
-    from infra.uploads import parse_tradebook
+    from infra.imports.console import parse_tradebook
 
     me = client.get("/api/auth/me").json()["id"]
     bus = client.platform.bus

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from api.routers import strategies as strategies_router
-from infra.workgate import WORK_GATE
+from infra.runtime.workgate import WORK_GATE
 
 
 def test_only_api_threads_endpoint_calls_run_at_once(api_factory: Any, monkeypatch: Any) -> None:

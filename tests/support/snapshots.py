@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from infra.db import Database
+from infra.store.db import Database
 from projections.registry import all_projections
 
 

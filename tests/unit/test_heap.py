@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_settle_freezes_the_start_up_heap_and_still_collects_later_cycles() -> None:
     code = (
         "import gc, weakref\n"
-        "from infra import heap\n"
+        "from infra.runtime import heap\n"
         "import fastapi, sqlalchemy\n"
         "heap.settle()\n"
         "frozen = gc.get_freeze_count()\n"
@@ -32,7 +32,7 @@ def test_settle_freezes_the_start_up_heap_and_still_collects_later_cycles() -> N
 def test_overlapping_pauses_turn_the_collector_back_on_only_when_the_last_ends() -> None:
     import gc
 
-    from infra.heap import collector_paused
+    from infra.runtime.heap import collector_paused
 
     assert gc.isenabled()
     first, second = collector_paused(), collector_paused()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.mail import ConsoleMailer
+from infra.mail.mailers import ConsoleMailer
 
 LINK = ("http://127.0.0.1:8731/link/sign-in?email=someone.with.a.long.address%40example.com"
         "&token=Qm9vZ2llIHdvb2dpZSB0b2tlbiB0aGF0IGlzIGxvbmcgZW5vdWdo_-x")

@@ -51,7 +51,7 @@ def test_paise_are_exact(d: Decimal) -> None:
 
 
 def test_analytics_query_table_prints_amounts_in_indian_grouping() -> None:
-    from infra.analytics_cli import cell
+    from infra.analytics.cli import cell
 
     assert [cell(v) for v in (13013928.67, Decimal("-67372.355"), 2024, None, "INFY")] == [
         "1,30,13,928.67", MINUS + "67,372.36", "2024", "", "INFY"]

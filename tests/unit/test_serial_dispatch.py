@@ -6,7 +6,7 @@ import threading
 import time
 
 from api.serial import SERIAL
-from infra.workgate import WORK_GATE
+from infra.runtime.workgate import WORK_GATE
 
 _one_at_a_time = SERIAL.one_at_a_time
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 
 def test_development_generates_a_private_secret_key_file_once(tmp_path: Path) -> None:

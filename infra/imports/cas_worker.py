@@ -1,4 +1,4 @@
-"""The CAS parser's child process (see `infra.cas`): reads {"path", "password", "max_pages"} as JSON on
+"""The CAS parser's child process (see `infra.imports.cas`): reads {"path", "password", "max_pages"} as JSON on
 stdin and writes the parsed statement, or {"ok": false, "error", "detail"}, as JSON on stdout.
 
 Statement layouts (CAMS/KFintech detailed CAS; NSDL/CDSL consolidated account statements):

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _agent(args: argparse.Namespace) -> int:
-    from infra.agent import Agent, AgentConfig
+    from infra.kite.agent import Agent, AgentConfig
 
     key = args.key or os.environ.get("TRADERTAPE_AGENT_KEY", "")
     if not key.startswith("zt_"):
@@ -75,9 +75,9 @@ def market_protection(raw: object) -> float | None:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from infra.db import Database
-    from infra.secrets import SecretBox, SqlBrokerSecrets
-    from infra.settings import Settings
+    from infra.store.db import Database
+    from infra.auth.secrets import SecretBox, SqlBrokerSecrets
+    from infra.config.settings import Settings
 
     settings = Settings()
     store = SqlBrokerSecrets(Database.from_settings(settings), SecretBox(settings.secret_key_list))

@@ -53,8 +53,8 @@ from commands.brokers import (
 from domain.market_hours import IST
 from domain.portfolio import PROTECTIVE_REASON
 from domain.ticks import round_to_tick, tick_size
-from infra.brokers import PaperBroker
-from infra.kite import KiteBroker
+from infra.kite.brokers import PaperBroker
+from infra.kite.client import KiteBroker
 
 log = logging.getLogger("tradertape.agent")
 FAILED_GTT = ("cancelled", "deleted", "expired", "rejected", "disabled")

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from infra.eventstore import SqlEventStore
+from infra.store.eventstore import SqlEventStore
 from projections.base import Projection
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 security_metadata = sa.MetaData()
 

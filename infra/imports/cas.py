@@ -1,6 +1,6 @@
 """CAS PDFs: CAMS/KFintech mutual-fund statements and NSDL/CDSL demat statements.
 
-Parsing runs in a child process (`python -m infra.cas_worker`) with an address-space limit, a CPU-time
+Parsing runs in a child process (`python -m infra.imports.cas_worker`) with an address-space limit, a CPU-time
 limit and a wall-clock timeout, so a hostile PDF (a decompression bomb, a pathological page) costs at
 most those and cannot take the server down; the child gets the file through a private temporary file
 and answers with JSON. The worker decrypts with pypdf (a wrong password is reported as such), reads
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from commands.imports_messages import ParsedMfTransaction
-from infra.uploads import UploadError, sniff
+from infra.imports.console import UploadError, sniff
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def parse_cas(name: str, data: bytes, password: str, limits: CasLimits | None = 
         request = json.dumps({"path": path, "password": password, "max_pages": limits.max_pages})
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "infra.cas_worker"], input=request.encode(), capture_output=True,
+                [sys.executable, "-m", "infra.imports.cas_worker"], input=request.encode(), capture_output=True,
                 timeout=limits.seconds, env=env, cwd=tmp, preexec_fn=_limit(limits.memory_mb, limits.seconds),
                 check=False,
             )

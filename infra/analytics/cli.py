@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from domain.money import format_number
-from infra.analytics_store import TABLES, AnalyticsStore
+from infra.analytics.store import TABLES, AnalyticsStore
 from infra.bootstrap import bootstrap
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.imports import analytics_changes
 
 

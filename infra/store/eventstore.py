@@ -35,7 +35,7 @@ from psycopg.sql import SQL, Identifier
 from commands.ports import Clock, CommandMeta, ConcurrencyConflict
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent, event_from_data
-from infra.db import private_sqlite_file, sqlite_path
+from infra.store.db import private_sqlite_file, sqlite_path
 from projections.envelope import Envelope
 
 A = TypeVar("A", bound=Aggregate)
@@ -197,7 +197,7 @@ class SqlEventStore:
         self.cache_size = cache_size
         self._cache: OrderedDict[uuid.UUID, _Cached] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self.chain: Any = None  # infra.chain.HashChain, attached by the composition root
+        self.chain: Any = None  # infra.store.chain.HashChain, attached by the composition root
 
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
         found = self.load_with_times(cls, aggregate_id)

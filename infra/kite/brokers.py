@@ -1,4 +1,4 @@
-"""Broker adapters beside `infra.kite.KiteBroker`: the live-data proxy the API serves
+"""Broker adapters beside `infra.kite.client.KiteBroker`: the live-data proxy the API serves
 `/api/portfolio/*` from (per-user cache with single flight), and `PaperBroker`, the agent's local
 simulated broker for `tradertape agent --paper`."""
 

@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from infra.db import Database
+from infra.store.db import Database
 from projections.envelope import Envelope
 
 GENESIS = "0" * 64

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from infra.db import (
+from infra.store.db import (
     Database,
     agent_keys,
     email_accounts,

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from infra.db import Database, epoch
+from infra.store.db import Database, epoch
 
 metadata = sa.MetaData()
 broker_secrets = sa.Table(

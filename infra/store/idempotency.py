@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from infra.db import Database, idempotency_keys
-from infra.eventstore import SqlEventStore
+from infra.store.db import Database, idempotency_keys
+from infra.store.eventstore import SqlEventStore
 
 RETENTION_SECONDS = 24 * 3600
 # A claim still unanswered after this long belongs to a request whose process died (killed, crashed):

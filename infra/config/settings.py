@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     health_max_failures: int = Field(default=3, ge=1)
     # Bearer token an operator's monitoring sends to /metrics and /api/health (detail); empty: admins only
     metrics_token: str = ""
-    # request threads of one API process that run at the same time (infra/workgate.py); 0 = no limit
+    # request threads of one API process that run at the same time (infra/runtime/workgate.py); 0 = no limit
     api_threads: int = Field(default=4, ge=0, le=64)
     # The market clock: after the close on trading days, step every portfolio (fills, exits, the scan).
     # None = on in the embedded default (serve runs it); with Kafka run `tradertape scheduler` instead.

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from infra.db import Database
+from infra.store.db import Database
 
 _CHUNK = 900  # below SQLite's default limit on bound parameters
 

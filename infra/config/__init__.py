@@ -1,0 +1,1 @@
+"""Configuration: typed settings (TRADERTAPE_* variables), the generated configuration reference, and the release version."""

@@ -1,0 +1,1 @@
+"""Mail: SMTP and console mailers, and the email notification channel."""
