@@ -36,16 +36,15 @@ from api.security_log import SecurityLogMiddleware
 from api.textguard import TextGuardMiddleware
 from api.validation import validation_error_handler
 from api.web import mount_web
-from backtest.market import BarStoreMarket
 from backtest.research.service import ResearchService
 from domain.errors import DomainError
-from infra.runtime import heap
 from infra.bootstrap import Platform, bootstrap, seed
-from infra.store.idempotency import IdempotencyStore
-from infra.market_clock import MarketClock, Scheduler
 from infra.config.settings import Settings
 from infra.config.version import VERSION
+from infra.runtime import heap
+from infra.runtime.scheduler import Scheduler
 from infra.runtime.workgate import WORK_GATE
+from infra.store.idempotency import IdempotencyStore
 from streams.notifier import Notifier
 from streams.runner import ProjectionRunner
 from streams.sources import StoreSource
@@ -116,8 +115,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.research = ResearchService(plat)
         app.state.research.recover()
         seed(plat)
-        plat.attach_market(BarStoreMarket(plat.settings.data_dir))
-        app.state.market_clock = MarketClock(plat)
+        app.state.market_clock = plat.market_clock
         scheduler: Scheduler | None = None
         if plat.settings.scheduler if plat.settings.scheduler is not None else embedded:
             scheduler = Scheduler(app.state.market_clock, plat.settings.scan_time,

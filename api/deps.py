@@ -21,8 +21,8 @@ from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.accounts import Account
 from domain.errors import DomainError
-from infra.runtime import telemetry
 from infra.bootstrap import Platform
+from infra.runtime import telemetry
 from infra.store.shadow import replayed
 from projections.accounts import get_account
 from projections.base import Projection

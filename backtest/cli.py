@@ -21,16 +21,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from backtest.barstore import BarStore, MissingSymbolsError
-from backtest.importers import ImportFormatError, ImportReport, KiteImportError, import_csv, import_kite
 from backtest.report import SUMMARY_ROWS, fmt, render_html
 from backtest.runner import execute_run, plan_run
-from backtest.synthetic import DEFAULT_SEED, extend, generate
-from backtest.universes import custom_universe, list_universes, load_universe, normalize_symbol
 from domain.calendar import NSE_TABLE_LAST_YEAR, TradingCalendar, nse_calendar
 from domain.errors import DomainError
 from domain.market_hours import IST, SESSION_CLOSE
 from domain.strategies import SpecError, normalize_spec
+from infra.bars.importers import ImportFormatError, ImportReport, KiteImportError, import_csv, import_kite
+from infra.bars.store import BarStore, MissingSymbolsError
+from infra.bars.synthetic import DEFAULT_SEED, extend, generate
+from infra.bars.universes import custom_universe, list_universes, load_universe, normalize_symbol
 from infra.config.settings import Settings
 
 __all__ = ["last_completed_session", "register"]
@@ -369,14 +369,11 @@ def _print_backtest(result: dict[str, Any], name: str, params: dict[str, Any], s
 
 
 def _clock(args: argparse.Namespace) -> tuple[Any, Any]:
-    from backtest.market import BarStoreMarket
+    from infra.bars.market import BarStoreMarket
     from infra.bootstrap import bootstrap
-    from infra.market_clock import MarketClock
 
-    settings = Settings()
-    platform = bootstrap(settings)
-    platform.attach_market(BarStoreMarket(_data_dir(args)))
-    return platform, MarketClock(platform)
+    platform = bootstrap(Settings(), market=BarStoreMarket(_data_dir(args)))
+    return platform, platform.market_clock
 
 
 def cmd_sim_advance(args: argparse.Namespace) -> int:
@@ -407,7 +404,7 @@ def cmd_sim_advance(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from infra.market_clock import Scheduler
+    from infra.runtime.scheduler import Scheduler
 
     platform, clock = _clock(args)
     scheduler = Scheduler(clock, platform.settings.scan_time, platform.settings.expiry_sweep_seconds)

@@ -12,9 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backtest.runner import plan_run
-from backtest.universes import Universe, custom_universe, load_universe
 from domain.errors import DomainError, NotFound
 from domain.strategies import SpecError, normalize_spec
+from infra.bars.universes import Universe, custom_universe, load_universe
 
 __all__ = ["BacktestRequest", "InlineStrategy", "StrategyLookup", "prepare_run", "resolve_universe",
            "strategy_body"]

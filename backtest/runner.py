@@ -13,15 +13,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from backtest.barstore import BarStore
 from backtest.engine import BacktestConfig, run_backtest
-from backtest.universes import Universe, normalize_symbol
+from domain.bars import WARMUP_TRADING_DAYS
 from domain.calendar import nse_calendar
 from domain.errors import DomainError
+from infra.bars.store import BarStore
+from infra.bars.universes import Universe, normalize_symbol
 
-__all__ = ["WARMUP_TRADING_DAYS", "RunPlan", "execute_run", "json_safe", "plan_run"]
-
-WARMUP_TRADING_DAYS = 300
+__all__ = ["RunPlan", "execute_run", "json_safe", "plan_run"]
 
 
 @dataclass(frozen=True)

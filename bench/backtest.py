@@ -18,7 +18,7 @@ Prints:
    - backtesting.py looping the same symbols with the same rules, and the speed-up (target: >= 10x);
 3. peak memory: RSS growth per run and the tracemalloc peak of one run.
 
-Bars come from `backtest.synthetic.generate` (NIFTY 100, written to a temporary BarStore) when that
+Bars come from `infra.bars.synthetic.generate` (NIFTY 100, written to a temporary BarStore) when that
 works, else (or with --random-walk) from a seeded random walk built here.
 """
 
@@ -73,9 +73,9 @@ def random_walk_bars(n_symbols: int, start: str, end: str, seed: int = 7) -> Bar
 def load_bars(n_symbols: int, start: str, end: str) -> tuple[BarMatrix, np.ndarray | None, str]:
     """(bars, benchmark closes or None, description of the source)."""
     try:
-        from backtest.barstore import BarStore
-        from backtest.synthetic import generate
-        from backtest.universes import load_universe
+        from infra.bars.store import BarStore
+        from infra.bars.synthetic import generate
+        from infra.bars.universes import load_universe
     except ImportError:
         return random_walk_bars(n_symbols, start, end), None, "seeded random walk (bench)"
     try:
@@ -87,7 +87,7 @@ def load_bars(n_symbols: int, start: str, end: str) -> tuple[BarMatrix, np.ndarr
             bars = store.read(members, start, end, sectors=universe.sectors[:n_symbols])
             index = store.read([universe.index_symbol], start, end, missing="nan")
         bench = index.close[0] if index.n_days == bars.n_days else None
-        return bars, bench, "backtest.synthetic (nifty_100) via BarStore"
+        return bars, bench, "infra.bars.synthetic (nifty_100) via BarStore"
     except Exception as exc:  # an interface still in flux: fall back rather than fail the bench
         print(f"(synthetic/BarStore not usable: {exc!r}; using the bench's random walk)")
         return random_walk_bars(n_symbols, start, end), None, "seeded random walk (bench)"

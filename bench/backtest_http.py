@@ -14,9 +14,9 @@ from datetime import date
 import requests
 from _harness import login, platform  # type: ignore[import-not-found]
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 
 def main() -> None:

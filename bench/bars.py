@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backtest.barstore import BarStore, clear_cache
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore, clear_cache
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 GENERATE_RANGE = ("2015-01-01", "2026-11-24")
 READ_RANGE = ("2020-01-01", "2026-01-01")

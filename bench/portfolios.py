@@ -28,14 +28,13 @@ from pathlib import Path
 import httpx
 from _harness import login, percentile, platform, wrk_figures  # type: ignore[import-not-found]
 
-from backtest.barstore import BarStore
-from backtest.market import BarStoreMarket
-from backtest.synthetic import extend, generate
-from backtest.universes import load_universe
 from commands import messages as m
 from commands.ports import CommandMeta
+from infra.bars.market import BarStoreMarket
+from infra.bars.store import BarStore
+from infra.bars.synthetic import extend, generate
+from infra.bars.universes import load_universe
 from infra.bootstrap import bootstrap, seed
-from infra.market_clock import MarketClock
 from tests.conftest import make_settings
 from tests.support.processes import tt_env
 
@@ -66,11 +65,10 @@ def bench_scan() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tt-bench-scan-"))
     settings = make_settings(tmp)
     generate(BarStore(settings.data_dir), load_universe("nifty_100"), date(2019, 1, 1), date(2026, 1, 1))
-    plat = bootstrap(settings)
+    market = BarStoreMarket(settings.data_dir)
+    plat = bootstrap(settings, market=market)
     seed(plat)
     _project(plat)
-    market = BarStoreMarket(settings.data_dir)
-    plat.attach_market(market)
     account = 1
     sid = _template(plat, "v3_dip_buyer")
     pid = plat.bus.handle(m.DeployPortfolio(account, sid, "bench", "paper", 10_000_000, "nifty_100", 5, 20, 2,
@@ -109,19 +107,18 @@ def bench_sim(days: int) -> None:
     plat = bootstrap(settings)
     seed(plat)
     _project(plat)
-    plat.attach_market(BarStoreMarket(settings.data_dir))
     models = ["v3_dip_buyer", "sma_crossover", "momentum_breakout", "bollinger_reversion", "v3_dip_buyer"]
     for i, model in enumerate(models):
         plat.bus.handle(m.DeployPortfolio(1, _template(plat, model), f"p{i}", "paper", 5_000_000, "nifty_100", 10,
                                           10, 3, auto_approve=True, slippage_bps=5), SYSTEM)
     _project(plat)  # the market clock finds portfolios in the read model
-    MarketClock(plat).run_due()
+    plat.market_clock.run_due()
     _project(plat)
     plat.close()
     env = tt_env(tmp)
     env["TRADERTAPE_DATABASE_URL"] = settings.database_url
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "infra.cli", "sim", "advance", "--days", str(days)], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "api.cli", "sim", "advance", "--days", str(days)], env=env, check=True,
                    stdout=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1])
     elapsed = time.perf_counter() - t
     print(f"sim advance --days {days} with 5 active paper portfolios (subprocess, end to end): {elapsed:.1f} s")

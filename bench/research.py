@@ -14,7 +14,7 @@ Prints:
 3. walk-forward of `--wf-windows` windows x `--wf-combinations` combinations on the local pool (target:
    10 x 200 in <= 2 minutes).
 
-The bars are the synthetic NIFTY 100 history (`backtest.synthetic.generate`) written to a temporary bar
+The bars are the synthetic NIFTY 100 history (`infra.bars.synthetic.generate`) written to a temporary bar
 store. Run it on a quiet machine: every figure is wall-clock time, and a busy neighbour's load is in it
 (the load average is printed before and after).
 """
@@ -36,13 +36,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backtest.barstore import BarStore
 from backtest.research.executors import DaskExecutor, Executor, LocalExecutor
 from backtest.research.jobs import JobOutcome, PlanContext, RunContext
 from backtest.research.sweeps import SWEEP, SweepRequest
 from backtest.research.walkforward import WALK_FORWARD, WalkForwardRequest
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 DASK = str(Path(sys.executable).with_name("dask"))
 

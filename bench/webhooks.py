@@ -22,9 +22,9 @@ from datetime import date
 import httpx
 from _harness import login, percentile, platform  # type: ignore[import-not-found]
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 PORTFOLIOS = 10
 

@@ -23,9 +23,9 @@ from _harness import login, percentile  # type: ignore[import-not-found]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 from tests.support.processes import Server, tt_env
 
 COMPRESSION: str | None = "deflate"

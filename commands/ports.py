@@ -130,6 +130,20 @@ class PortfolioUsage(Protocol):
     def active_portfolios_using(self, strategy_id: int) -> int: ...
 
 
+class ClockReads(Protocol):
+    """Where the market clock finds its work (the read models; each answer is checked against the aggregate
+    or by the command before anything is done)."""
+
+    def active_portfolios(self) -> list[tuple[int, str | None]]:
+        """(portfolio_id, last processed day) of every active or paused portfolio, by id."""
+        ...
+
+    def overdue_signals(self, moment: str) -> list[tuple[int, int]]:
+        """(portfolio_id, signal_id) of pending or in-cart signals whose `expires_at` lies before `moment`
+        (an ISO instant), by signal id."""
+        ...
+
+
 @dataclass(frozen=True)
 class ScanResult:
     """A strategy evaluated at one day's close: entry candidates and the held symbols whose exit rules fired."""

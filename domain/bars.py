@@ -9,6 +9,10 @@ import numpy.typing as npt
 
 FloatMatrix = npt.NDArray[np.float64]
 
+# Trading days of history read before a run's first day (a backtest's start, a paper portfolio's deployment),
+# so indicators are warm on that day: the backtest and the live scan both start here, which parity depends on.
+WARMUP_TRADING_DAYS = 300
+
 
 @dataclass(frozen=True)
 class BarMatrix:

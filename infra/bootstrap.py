@@ -11,22 +11,25 @@ import sqlalchemy as sa
 
 from commands.bus import MessageBus
 from commands.handlers import HANDLERS
+from commands.market_clock import MarketClock
 from commands.messages import SeedTemplates
 from commands.ports import CommandMeta, Mailer, MarketData
 from commands.uow import AuthPolicy, Deps
 from infra.analytics.backtests import BacktestArchive
+from infra.auth.secrets import SecretBox, SqlBrokerSecrets
+from infra.auth.security import Argon2Passwords, HmacTokenHasher, SqlSecurityStore
+from infra.bars.market import BarStoreMarket
+from infra.config.settings import Settings
+from infra.mail.mailers import ConsoleMailer, SmtpMailer
 from infra.store.chain import HashChain
 from infra.store.db import Database, SqlIdAllocator
 from infra.store.eventstore import SqlEventStore, SystemClock, make_recorder
-from infra.mail.mailers import ConsoleMailer, SmtpMailer
 from infra.store.record_index import SqlRecordIndex
-from infra.auth.secrets import SecretBox, SqlBrokerSecrets
-from infra.auth.security import Argon2Passwords, HmacTokenHasher, SqlSecurityStore
-from infra.config.settings import Settings
 from projections.base import tracking_metadata
 from projections.notifications import metadata as notifications_metadata
-from projections.portfolios import portfolio_ids_using_strategy
+from projections.portfolios import active_portfolio_rows, portfolio_ids_using_strategy
 from projections.registry import all_projections
+from projections.signals import overdue_signal_ids
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +44,11 @@ class Platform:
     mailer: Mailer
     token_hash: HmacTokenHasher
     backtests: BacktestArchive
+    market_clock: MarketClock  # one per process: its lock keeps one clock run at a time
     listeners: list[Callable[[int], None]] = field(default_factory=list)  # told each saved position
 
     def close(self) -> None:
         self.db.dispose()
-
-    def attach_market(self, market: MarketData) -> None:
-        """Connect the bar store (built by an outer layer: it lives in `backtest`)."""
-        self.bus.deps.market = market
 
 
 class ReadModelPortfolioUsage:
@@ -60,6 +60,21 @@ class ReadModelPortfolioUsage:
     def active_portfolios_using(self, strategy_id: int) -> int:
         with self.db.read() as conn:
             return portfolio_ids_using_strategy(conn, strategy_id)
+
+
+class ReadModelClockReads:
+    """The market clock's work, from the portfolio and signal read models (`ClockReads`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def active_portfolios(self) -> list[tuple[int, str | None]]:
+        with self.db.read() as conn:
+            return [(int(row["id"]), row["last_day"]) for row in active_portfolio_rows(conn)]
+
+    def overdue_signals(self, moment: str) -> list[tuple[int, int]]:
+        with self.db.read() as conn:
+            return [(portfolio_id, signal_id) for _account, portfolio_id, signal_id in overdue_signal_ids(conn, moment)]
 
 
 def make_mailer(settings: Settings) -> Mailer:
@@ -83,7 +98,9 @@ def schema_lock(db: Database) -> Iterator[None]:
             conn.commit()
 
 
-def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
+def bootstrap(settings: Settings, mailer: Mailer | None = None, market: MarketData | None = None) -> Platform:
+    """Every adapter from the settings; `mailer` and `market` (the bar store under another data dir) replace
+    the configured ones."""
     settings.check()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     db = Database.from_settings(settings)
@@ -113,6 +130,7 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
         portfolio_usage=ReadModelPortfolioUsage(db),
         records=SqlRecordIndex(db),
         secrets=broker_secrets,
+        market=market or BarStoreMarket(settings.data_dir),
     )
     listeners: list[Callable[[int], None]] = []
 
@@ -122,7 +140,8 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None) -> Platform:
 
     bus = MessageBus(deps, HANDLERS, on_saved=on_saved)
     archive = BacktestArchive(settings.analytics_dir / "backtests")
-    return Platform(settings, db, store, security, bus, mail, token_hash, archive, listeners)
+    clock_runs = MarketClock(bus, ReadModelClockReads(db))
+    return Platform(settings, db, store, security, bus, mail, token_hash, archive, clock_runs, listeners)
 
 
 def seed(platform: Platform) -> None:

@@ -29,9 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.bootstrap import Platform, bootstrap
+from infra.config.settings import Settings
 from infra.store.chain import GENESIS, Break, verify_envelopes
 from infra.store.db import Database
-from infra.config.settings import Settings
 from projections.audit import utc_moment
 from projections.base import Projection, projection_tracking
 from projections.envelope import Envelope

@@ -9,9 +9,9 @@ import threading
 
 from rich.console import Console
 
-from infra.runtime import heap
 from infra.bootstrap import bootstrap
 from infra.config.settings import Settings
+from infra.runtime import heap
 from streams.notifier import Notifier
 from streams.runner import RebuildStalled
 from streams.workers import make_projector, make_relay, make_source, rebuild_read_models

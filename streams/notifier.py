@@ -38,9 +38,9 @@ from domain.money import format_inr, format_price
 from domain.notifications import IST, channel_on, default_preferences, ist, quiet_until, render_many
 from domain.status import PositionStatus, SignalStatus
 from infra.bootstrap import Platform, schema_lock
-from infra.store.db import agent_keys
-from infra.mail.mailers import ConsoleMailer, SmtpMailer
 from infra.mail.channels import EmailChannel
+from infra.mail.mailers import ConsoleMailer, SmtpMailer
+from infra.store.db import agent_keys
 from projections.base import projection_tracking, read_tracking
 from projections.broker import connections
 from projections.notifications import (

@@ -3,7 +3,7 @@ subscriptions, and per-client mailboxes where the latest tick of each symbol win
 never stalls the others, and its memory is bounded by the symbols it subscribed).
 
 Upstreams: `SimulatedFeed` (a random walk around the bar store's last close, moving only in NSE
-trading hours unless `always_open`) or `KiteTickerFeed` (streams.kite_ticker, Kite's binary ticker)
+trading hours unless `always_open`) or `KiteTickerFeed` (infra.kite.ticker, Kite's binary ticker)
 while some account has a broker session. Both call `hub.publish(ticks)` and `hub.set_status(bool)`.
 """
 

@@ -13,9 +13,9 @@ from kafka.partitioner.default import murmur2
 
 from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
-from infra.store.db import PROJECTED_CHANNEL, Listener
 from infra.runtime.telemetry import READ_YOUR_WRITES_TIMEOUTS
 from infra.runtime.workgate import WORK_GATE
+from infra.store.db import PROJECTED_CHANNEL, Listener
 from projections.base import projection_tracking
 from projections.registry import all_projections
 from streams.relay import KafkaRelay, ensure_topic, relay_positions

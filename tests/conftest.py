@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from infra.bootstrap import Platform, bootstrap
-from infra.mail.mailers import SmtpMailer
 from infra.config.settings import Settings
+from infra.mail.mailers import SmtpMailer
 from tests.support.services import KafkaBroker, PostgresServer, smtp_server
 
 

@@ -22,12 +22,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
 from api.strategy_lookup import strategy_lookup
-from backtest.barstore import MissingSymbolsError
 from backtest.requests import BacktestRequest, InlineStrategy, prepare_run
 from backtest.runner import execute_run
 from commands import messages as m
 from domain.backtests import BacktestRun
 from domain.errors import NotFound
+from infra.bars.store import MissingSymbolsError
 from infra.bootstrap import Platform
 from projections.backtests import get_backtest_run, list_backtest_runs
 

@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
 from api.security_log import security_event
-from backtest.universes import known_isins
 from commands import agent_messages as am
 from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.broker import BrokerConnection
 from domain.errors import DomainError, NotFound
+from infra.bars.universes import known_isins
 from infra.bootstrap import Platform
 from infra.kite.brokers import BrokerDataProxy, BrokerProxyError
 from infra.kite.client import KiteBroker, login_url

@@ -17,9 +17,9 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, current_principal, resource_router
-from infra.runtime import telemetry
 from infra.bootstrap import Platform
 from infra.config.version import VERSION
+from infra.runtime import telemetry
 from streams.status import pipeline_status
 
 router = resource_router("", ["health"])

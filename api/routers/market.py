@@ -13,10 +13,10 @@ from api.deps import PlatformDep, Reader, resource_router
 from api.errors import schema_error
 from api.public.base import answers
 from api.public.market import BarPublic, UniversePublic
-from backtest.barstore import BarStore
-from backtest.universes import list_universes, normalize_symbol
 from domain.calendar import nse_calendar
 from domain.market_hours import IST
+from infra.bars.store import BarStore
+from infra.bars.universes import list_universes, normalize_symbol
 
 router = resource_router(tags=["market data"])
 

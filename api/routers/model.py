@@ -28,14 +28,14 @@ from api.errors import schema_error
 from api.guards import MAX_ID
 from api.ownership import owned_portfolio
 from api.risk_state import risk_state
-from backtest.universes import known_isins
 from commands import messages as m
 from commands.bus import CommandResult
+from commands.market_clock import MarketClock
 from domain.errors import NotFound
 from domain.portfolio import Portfolio
 from domain.risk import RiskBook
+from infra.bars.universes import known_isins
 from infra.bootstrap import Platform
-from infra.market_clock import MarketClock
 from projections.audit import utc_moment
 from projections.broker import reconciliation, unresolved_fills
 from projections.portfolios import (

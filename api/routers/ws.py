@@ -24,13 +24,13 @@ from api.notify_push import NotificationPush
 from api.revocation import REVOKED
 from api.security_log import security_event
 from api.textguard import MAX_DEPTH, UNICODE_MSG, invalid_text_path
-from backtest.barstore import BarStore
 from commands.handlers.agent import ACCESS_TOKEN
 from domain.calendar import nse_calendar
+from infra.bars.store import BarStore
 from infra.bootstrap import Platform
 from infra.kite.client import KiteBroker
+from infra.kite.ticker import KiteTickerFeed
 from projections.broker import get_connection, live_accounts
-from streams.kite_ticker import KiteTickerFeed
 from streams.paper_ticks import PaperTickFills
 from streams.ticks import (
     MODES,

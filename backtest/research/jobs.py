@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from backtest.barstore import BarStore
 from backtest.requests import BacktestRequest, StrategyLookup, resolve_universe, strategy_body
 from backtest.research.executors import Executor, JobCancelled, Task
 from backtest.research.store import ResultTables
 from backtest.research.worker import SharedBars, warm_start_for
 from backtest.runner import plan_run
 from domain.errors import DomainError
+from infra.bars.store import BarStore
 
 __all__ = ["KINDS", "DataSpec", "JobCancelled", "JobKind", "JobOutcome", "JobPlan", "PlanContext",
            "ResultQuery", "RunContext", "base_plan", "kind_for_route", "load_shared", "register"]

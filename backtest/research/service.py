@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backtest.barstore import BarStore
 from backtest.research.executors import JobCancelled, make_executor
 from backtest.research.jobs import JobKind, JobOutcome, JobPlan, RunContext
 from backtest.research.store import ResultTables
@@ -30,6 +29,7 @@ from commands import messages as m
 from commands import research_messages as rm
 from commands.ports import CommandMeta
 from domain.errors import DomainError, InvalidTransition, NotFound
+from infra.bars.store import BarStore
 from infra.bootstrap import Platform
 from projections.research import get_research_job, list_research_jobs, research_jobs
 

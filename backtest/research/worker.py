@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from backtest.engine import BacktestConfig, BacktestResult, indicator_cache, run_backtest
-from backtest.runner import WARMUP_TRADING_DAYS, json_safe
-from domain.bars import BarMatrix
+from backtest.runner import json_safe
+from domain.bars import WARMUP_TRADING_DAYS, BarMatrix
 from domain.calendar import nse_calendar
 from domain.indicators import IndicatorCache
 

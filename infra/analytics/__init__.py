@@ -1,1 +1,2 @@
-"""Analytics: the backtest archive (Parquet per run) and the per-account DuckDB store over imported and model data, with its read-only `tradertape analytics` CLI."""
+"""Analytics: the backtest archive (Parquet per run) and the per-account DuckDB store over imported and model
+data, with its read-only `tradertape analytics` CLI."""

@@ -38,9 +38,9 @@ import sqlalchemy as sa
 from domain.pnl import Action, Fill, Match, match_fifo, price_factor
 from domain.status import PositionStatus
 from domain.xirr import xirr_detail
-from infra.store.db import Database
 from infra.runtime.heap import collector_paused
 from infra.runtime.workgate import WORK_GATE
+from infra.store.db import Database
 from projections.imports import (
     cas_statements,
     change_position,

@@ -1,1 +1,2 @@
-"""Configuration: typed settings (TRADERTAPE_* variables), the generated configuration reference, and the release version."""
+"""Configuration: typed settings (TRADERTAPE_* variables), the generated configuration reference, and the
+release version."""

@@ -1,1 +1,2 @@
-"""Imports of account exports: Zerodha Console tradebooks and ledgers, and CAS PDFs (parsed in a limited child process)."""
+"""Imports of account exports: Zerodha Console tradebooks and ledgers, and CAS PDFs (parsed in a limited child
+process)."""

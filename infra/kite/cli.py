@@ -75,9 +75,9 @@ def market_protection(raw: object) -> float | None:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from infra.store.db import Database
     from infra.auth.secrets import SecretBox, SqlBrokerSecrets
     from infra.config.settings import Settings
+    from infra.store.db import Database
 
     settings = Settings()
     store = SqlBrokerSecrets(Database.from_settings(settings), SecretBox(settings.secret_key_list))

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from commands.ports import NotDelivered, OutgoingNotification
-from infra.store.db import Database
 from infra.mail.mailers import ConsoleMailer, MailRefused, SmtpMailer, rich_message
+from infra.store.db import Database
 from projections.accounts import accounts
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,2 @@
-"""Storage: database engines and security tables, the event store, its hash chain, the record index, stored command answers (idempotency), and the shadow rows a command answer falls back on."""
+"""Storage: database engines and security tables, the event store and its hash chain, the record index, stored
+command answers (idempotency), and the rows a command's answer falls back on while projections lag (shadow)."""

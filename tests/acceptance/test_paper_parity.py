@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
-from backtest.synthetic import extend, generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import extend, generate
+from infra.bars.universes import load_universe
 
 UNIVERSE = "nifty_50"
 DAYS = 90

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from infra.cli import build_parser
+from api.cli import build_parser
 from tests.docs.guides import ROOT, guides
 
 _COMMAND = re.compile(r"tradertape((?: +(?:[a-z][a-z-]*|--[a-z][a-z-]*))+)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.cli import main
+from api.cli import main
 from infra.config.reference import DEFAULT_OUTPUT, env_name, render
 from infra.config.settings import Settings
 from tests.docs.guides import ROOT, read

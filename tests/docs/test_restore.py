@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 from infra.config.settings import Settings
 from tests.conftest import make_settings
 from tests.docs.guides import blocks

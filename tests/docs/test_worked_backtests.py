@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 from tests.docs.guides import Block, blocks, read
 
 GUIDES = ("docs/STRATEGIES.md", "docs/BACKTESTING.md")

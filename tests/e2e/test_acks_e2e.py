@@ -14,9 +14,9 @@ from typing import Any
 
 import requests
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 from tests.support.processes import Proc, Server, health, tt_env
 from tests.support.services import KafkaBroker, PostgresServer
 

@@ -41,7 +41,7 @@ def _otp(mail_dir: Path, address: str) -> str:
 
 
 def _cli(env: dict[str, str], *args: str, timeout: float = 600) -> str:
-    out = subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, cwd=REPO, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, cwd=REPO, capture_output=True,
                          text=True, timeout=timeout)
     assert out.returncode == 0, f"tradertape {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}"
     return out.stdout

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
+from infra.bars.store import BarStore
 from tests.support.kite_live import KiteWorld, kite_world
 
 pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")

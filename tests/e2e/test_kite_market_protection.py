@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from api.cli import main
 from commands.brokers import BrokerInputError
-from infra.cli import main
 from infra.kite.client import KiteBroker
 from tests.support.kite_live import KiteWorld, kite_world
 

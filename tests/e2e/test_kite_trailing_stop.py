@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from backtest.barstore import BarStore
 from commands.brokers import BrokerInputError, GttLeg
+from infra.bars.store import BarStore
 from infra.kite.client import KiteBroker
 from tests.support.kite_live import kite_world
 

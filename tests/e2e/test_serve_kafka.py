@@ -147,13 +147,13 @@ def test_separate_processes_read_your_writes_and_survive_sigkill(tmp_path: Path,
 
         # `tradertape audit verify`: chains on the store and the topic, every event on the topic in
         # order, every projection equal to a rebuild from the topic
-        ok = subprocess.run([sys.executable, "-m", "infra.cli", "audit", "verify"], env=env, capture_output=True,
+        ok = subprocess.run([sys.executable, "-m", "api.cli", "audit", "verify"], env=env, capture_output=True,
                             text=True, timeout=300, cwd=Path(__file__).parents[2])
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert "audit verify passed" in ok.stdout and "0 of" in ok.stdout
         with db.write() as conn:  # a read-model row goes missing
             conn.exec_driver_sql("DELETE FROM rm_strategies WHERE id = %s", (created[0],))
-        bad = subprocess.run([sys.executable, "-m", "infra.cli", "audit", "verify", "--no-topic"], env=env,
+        bad = subprocess.run([sys.executable, "-m", "api.cli", "audit", "verify", "--no-topic"], env=env,
                              capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2])
         assert bad.returncode == 1 and "read model rm_strategies differs from a rebuild" in bad.stdout
         db.dispose()

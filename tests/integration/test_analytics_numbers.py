@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
-from backtest.importers import import_csv
-from backtest.synthetic import generate
-from backtest.universes import custom_universe, load_universe
+from infra.bars.importers import import_csv
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import custom_universe, load_universe
 from tests.support.brokerfiles import trade, tradebook_csv
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 SUMMARY_KEYS = {
     "cagr", "total_return", "final_equity", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
-from backtest.synthetic import extend
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import extend
+from infra.bars.universes import load_universe
 from tests.conftest import unique_email
 
 UNIVERSE = "nifty_50"

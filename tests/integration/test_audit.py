@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from api.cli import main
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 from infra.store.chain import GENESIS, chain_hash
-from infra.cli import main
 from tests.conftest import unique_email
 from tests.integration.test_api_model import UNIVERSE, advance, deploy, scan_with_signals, template_id, wait_projected
 from tests.integration.test_uploads_analytics import INFY, TCS, upload

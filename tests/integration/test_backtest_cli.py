@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
+from api.cli import main
 from backtest.report import fmt
-from backtest.synthetic import generate
-from backtest.universes import load_universe
 from domain.money import format_inr
-from infra.cli import main
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from backtest.barstore import BarStore, MissingSymbolsError, clear_cache
-from backtest.synthetic import generate
-from backtest.universes import load_universe
 from domain.calendar import nse_calendar
+from infra.bars.store import BarStore, MissingSymbolsError, clear_cache
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 
 def bar(symbol, day, close, volume=1000, **extra):

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from infra.kite.client import KiteBroker
 from infra.auth.secrets import SecretBox, SqlBrokerSecrets
+from infra.kite.client import KiteBroker
 from tests.support.kite_stub import KiteState, kite_stub
 
 SECRET = "stub-secret-0123456789abcdef"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from api.app import create_app
-from backtest.barstore import BarStore
-from backtest.synthetic import extend, generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import extend, generate
+from infra.bars.universes import load_universe
 from infra.bootstrap import bootstrap
 from infra.mail.mailers import SmtpMailer
 from streams.workers import make_projector

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from kiteconnect import KiteConnect
 
-from backtest.barstore import BarStore
-from backtest.importers import KiteImportError, import_kite
 from domain.calendar import nse_calendar
+from infra.bars.importers import KiteImportError, import_kite
+from infra.bars.store import BarStore
 
 API_KEY, ACCESS_TOKEN = "stubkey", "stubtoken"
 INSTRUMENTS_CSV = (

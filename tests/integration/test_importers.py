@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from backtest.barstore import BarStore
 from backtest.cli import register
-from backtest.importers import ImportFormatError, Rejection, import_csv
+from infra.bars.importers import ImportFormatError, Rejection, import_csv
+from infra.bars.store import BarStore
 
 LONG_CSV = """symbol,date,open,high,low,close,volume
 INFY,2024-01-01,1500,1520,1490,1510.5,100000

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
+from api.cli import main
+from commands.market_clock import MarketClock
 from domain.market_hours import IST
-from infra.cli import main
-from infra.market_clock import MarketClock, Scheduler, next_run
+from infra.bars.store import BarStore
+from infra.runtime.scheduler import Scheduler, next_run
 from tests.integration.test_api_model import deploy, scan_with_signals, template_id, wait_projected
 
 

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from domain.notifications import IST as IST_ZONE
-from infra.mail.mailers import SmtpMailer
 from infra.mail.channels import EmailChannel
+from infra.mail.mailers import SmtpMailer
 from projections.notifications import notification_deliveries, record
 from streams.notifier import Dispatcher
 from tests.conftest import unique_email

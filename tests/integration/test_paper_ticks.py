@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
-from backtest.synthetic import extend
-from backtest.universes import load_universe
 from commands import messages as m
+from commands.market_clock import MarketClock
 from commands.ports import CommandMeta
 from domain.calendar import nse_calendar
 from domain.fills import with_slippage
 from domain.market_hours import IST
-from infra.market_clock import MarketClock
+from infra.bars.store import BarStore
+from infra.bars.synthetic import extend
+from infra.bars.universes import load_universe
 from streams.paper_ticks import PaperTickFills
 from streams.ticks import TickHub
 from tests.support.live import UNIVERSE, live_portfolio_with_placed_signals, make_bars, wait_until

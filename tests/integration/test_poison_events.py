@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from api.cli import main
 from commands import messages as m
 from commands.ports import CommandMeta
 from infra.bootstrap import Platform, bootstrap
-from infra.store.chain import canonical
-from infra.cli import main
 from infra.config.version import VERSION
+from infra.store.chain import canonical
 from projections.audit import audit_events
 from projections.base import projection_dead_letters, projection_tracking
 from projections.envelope import Envelope

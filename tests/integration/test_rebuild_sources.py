@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from api.cli import main
 from commands import messages as m
 from commands.ports import CommandMeta
 from infra.bootstrap import Platform, bootstrap, seed
-from infra.cli import main
 from projections.base import projection_dead_letters
 from projections.registry import all_projections
 from streams.audit import replay_and_compare

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
+from api.cli import main
 from backtest.engine import BacktestConfig, run_backtest
-from backtest.synthetic import generate
-from backtest.universes import load_universe
-from infra.cli import main
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 SYMBOLS = ["RELIANCE", "TCS", "INFY", "HDFCBANK", "ICICIBANK", "ITC"]
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
 from backtest.research.executors import DaskExecutor, LocalExecutor
 from backtest.research.jobs import PlanContext, RunContext
 from backtest.research.sweeps import SWEEP, SweepRequest
 from backtest.research.walkforward import WALK_FORWARD, WalkForwardRequest
 from backtest.research.worker import cache_stats
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 SYMBOLS = ["RELIANCE", "TCS", "INFY", "HDFCBANK", "ICICIBANK", "ITC", "SBIN", "LT"]
 DASK = str(Path(sys.executable).with_name("dask"))

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 from tests.conftest import unique_email
 from tests.integration.test_api_model import UNIVERSE, advance, deploy, scan_with_signals, template_id, wait_projected
 

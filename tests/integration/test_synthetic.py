@@ -4,11 +4,11 @@ from datetime import date
 import numpy as np
 import pytest
 
-from backtest.barstore import BarStore
 from backtest.cli import register
-from backtest.synthetic import extend, generate
-from backtest.universes import custom_universe, load_universe
 from domain.calendar import nse_calendar
+from infra.bars.store import BarStore
+from infra.bars.synthetic import extend, generate
+from infra.bars.universes import custom_universe, load_universe
 
 NIFTY_50 = load_universe("nifty_50")
 CAL = nse_calendar()

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
 from domain.money import format_inr
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 from streams.telegram_bot import NOT_LINKED, TelegramBot
 from tests.integration.test_api_model import deploy, template_id, wait_projected
 from tests.integration.test_webhooks import hook, path_of, post_alert

@@ -20,9 +20,9 @@ from starlette.websockets import WebSocketDisconnect
 from api.routers.ws import AGENT_KEY_REVOKED, market_status
 from domain.calendar import nse_calendar
 from domain.market_hours import IST
-from infra.store.db import agent_keys, sessions
 from infra.config.settings import Settings
-from streams.kite_ticker import KiteTickerFeed, parse_frame, to_wire
+from infra.kite.ticker import KiteTickerFeed, parse_frame, to_wire
+from infra.store.db import agent_keys, sessions
 from streams.ticks import SimulatedFeed, TickHub
 from tests.support.kite_stub import TickerStub, frame, full_packet, ltp_packet, quote_packet
 from tests.support.live import make_bars

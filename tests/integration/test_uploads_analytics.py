@@ -69,7 +69,7 @@ def test_an_import_builds_the_analytics_snapshot_before_anyone_asks(client: Any)
 def test_snapshots_of_an_older_format_are_rebuilt_not_read(client: Any, monkeypatch: Any) -> None:
     """After an upgrade that changes what a snapshot holds (a new table, charges computed differently),
     the snapshots built before are not served: the first read builds the account's anew."""
-    from infra.analytics.backtests import store as analytics_store
+    from infra.analytics import store as analytics_store
 
     store = app_analytics_store(client.app)
     account = client.get("/api/auth/me").json()["id"]

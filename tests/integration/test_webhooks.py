@@ -10,9 +10,9 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 from tests.integration.test_api_model import advance, deploy, template_id, wait_projected
 
 

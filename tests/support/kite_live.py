@@ -50,7 +50,7 @@ class KiteWorld:
         """One agent cycle as a process (`tradertape agent --once`)."""
         import sys
 
-        out = subprocess.run([sys.executable, "-m", "infra.cli", *self.agent_args("--once", *extra)],
+        out = subprocess.run([sys.executable, "-m", "api.cli", *self.agent_args("--once", *extra)],
                              env=self.agent_env(**env), capture_output=True, text=True, timeout=120,
                              cwd=Path(__file__).parents[2])
         with open(self.tmp / "agent.log", "a") as fh:

@@ -9,9 +9,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from backtest.barstore import BarStore
-from backtest.synthetic import generate
-from backtest.universes import load_universe
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import load_universe
 
 UNIVERSE = "nifty_50"
 # every stock is a candidate at every close: a scan fills the portfolio's slots at once

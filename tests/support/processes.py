@@ -50,7 +50,7 @@ class Proc:
 
     def start(self) -> Proc:
         fh = open(self.log, "ab")
-        self.p = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args], env=self.env,
+        self.p = subprocess.Popen([sys.executable, "-m", "api.cli", *self.args], env=self.env,
                                   stdout=fh, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
         return self
 
@@ -101,7 +101,7 @@ class Server(Proc):
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     """Run `tradertape ARGS` to completion; its stdout (a non-zero exit fails the test with its output)."""
-    out = subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, text=True,
                          timeout=timeout, cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout

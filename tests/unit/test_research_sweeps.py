@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from backtest.barstore import BarStore
 from backtest.engine import BacktestConfig, run_backtest
 from backtest.research import worker
 from backtest.research.jobs import DataSpec, PlanContext, base_plan, load_shared
 from backtest.research.sweeps import Combination, Space, SweepRequest, expand, rank_rows, score
 from backtest.runner import execute_run
-from backtest.synthetic import generate
-from backtest.universes import custom_universe, load_universe
 from domain.errors import Conflict, DomainError, InvalidTransition, NotFound
 from domain.research import ResearchDesk
+from infra.bars.store import BarStore
+from infra.bars.synthetic import generate
+from infra.bars.universes import custom_universe, load_universe
 
 SYMBOLS = ["RELIANCE", "TCS", "INFY", "HDFCBANK", "ICICIBANK", "ITC"]
 

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from backtest.universes import Member, custom_universe, list_universes, load_universe
+from infra.bars.universes import Member, custom_universe, list_universes, load_universe
 
 
 def test_load_nifty_50_has_50_members_with_sector_and_isin():

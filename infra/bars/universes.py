@@ -1,7 +1,7 @@
 """Stock universes: the NSE index constituent lists the product ships, and user-chosen symbol lists.
 
 The lists are NSE Indices' ``ind_nifty50list.csv`` / ``ind_nifty100list.csv`` snapshots, packaged
-under ``backtest/data/universes/`` (the product never reads the shared reference copies at run
+under ``infra/bars/data/universes/`` (the product never reads the shared reference copies at run
 time). ``Industry`` is the sector every sector limit and sector factor uses.
 
 Index series live in the bar store under space-free symbols, ``NIFTY50`` and ``NIFTY100``, so
@@ -97,7 +97,7 @@ def load_universe(name: str) -> Universe:
     except KeyError:
         known = ", ".join(_BUILT_IN)
         raise ValueError(f"Unknown universe {name!r}; choose one of: {known}") from None
-    text = resources.files("backtest").joinpath("data", "universes", filename).read_text(encoding="utf-8")
+    text = resources.files("infra.bars").joinpath("data", "universes", filename).read_text(encoding="utf-8")
     return Universe(name=name, members=_parse_constituents(text), index_symbol=index_symbol, index_name=index_name)
 
 

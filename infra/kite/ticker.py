@@ -12,12 +12,19 @@ import logging
 import struct
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from domain.market_hours import IST
-from streams.ticks import TickHub
 
 log = logging.getLogger(__name__)
+
+
+class TickSink(Protocol):
+    """Where the feed delivers (the tick hub, `streams.ticks.TickHub`)."""
+
+    def set_status(self, connected: bool) -> None: ...
+
+    def publish(self, ticks: dict[str, dict[str, Any]]) -> None: ...
 
 
 def _divisor(token: int) -> float:
@@ -107,12 +114,12 @@ class KiteTickerFeed:
         self.max_backoff = max_backoff
         self.on_auth_failure = on_auth_failure
         self.wanted: set[int] = set()
-        self.hub: TickHub | None = None
+        self.hub: TickSink | None = None
         self.ws: Any = None
         self.task: asyncio.Task[None] | None = None
         self.connects = 0
 
-    def start(self, hub: TickHub) -> None:
+    def start(self, hub: TickSink) -> None:
         self.hub = hub
         self.task = asyncio.get_running_loop().create_task(self._run())
 

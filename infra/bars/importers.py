@@ -42,9 +42,9 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import pyarrow.parquet as pq
 
-from backtest.barstore import BarStore, WriteResult
-from backtest.universes import INDEX_NAMES, normalize_symbol
 from domain.calendar import TradingCalendar, nse_calendar
+from infra.bars.store import BarStore, WriteResult
+from infra.bars.universes import INDEX_NAMES, normalize_symbol
 
 __all__ = [
     "ImportFormatError",

@@ -32,9 +32,9 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from backtest.barstore import BarStore, DateLike, WriteResult, as_date
-from backtest.universes import Universe, list_universes
 from domain.calendar import TradingCalendar, nse_calendar
+from infra.bars.store import BarStore, DateLike, WriteResult, as_date
+from infra.bars.universes import Universe, list_universes
 
 __all__ = ["GenerateResult", "Progress", "extend", "generate"]
 

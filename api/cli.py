@@ -1,31 +1,47 @@
-"""The `tradertape` command line.
+"""The `tradertape` command line (the `tradertape` console script in pyproject.toml).
 
-The CLI sits in infra but its subcommands live in the outer layers (api, streams, backtest); they are
-looked up by module name at run time so the layer contract (outer -> inner only) holds statically.
+It sits in `api`, the top layer, because its subcommands come from every component: `serve` (api), the
+projector, relay, notifier, audit and Telegram bot (streams), bar data, backtests and research (backtest),
+the agent, analytics and the configuration reference (infra). Each component adds its subcommands through
+a `register(subparsers)` function, imported here by name like any other import.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from backtest import cli as backtest_cli
+from backtest.research import cli as research_cli
 from commands.handlers.auth import normalize_email
 from commands.messages import GrantAdmin
 from commands.ports import CommandMeta
+from infra.analytics import cli as analytics_cli
 from infra.bootstrap import bootstrap, seed
+from infra.config import reference as config_reference
 from infra.config.settings import Settings
+from infra.kite import cli as kite_cli
+from streams import audit as streams_audit
+from streams import cli as streams_cli
+from streams import telegram_bot
+from streams.workers import make_projector
 
-# Modules that add subcommands through a `register(subparsers)` function.
-PLUGINS = ("streams.cli", "streams.audit", "backtest.cli", "backtest.research.cli", "infra.kite.cli",
-           "infra.analytics.cli", "infra.config.reference", "streams.telegram_bot")
+# What adds subcommands through a `register(subparsers)` function, in the order `--help` lists them.
+PLUGINS = (streams_cli, streams_audit, backtest_cli, research_cli, kite_cli, analytics_cli, config_reference,
+           telegram_bot)
 
 
 def _init(args: argparse.Namespace) -> None:
     platform = bootstrap(Settings())
-    importlib.import_module("streams.workers").make_projector(platform, "store").create_tables()
+    make_projector(platform, "store").create_tables()
     seed(platform)
     print("database ready")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from api.server import serve  # imported when serving: the other commands need not load the web app
+
+    serve(args)
 
 
 def _grant_admin(args: argparse.Namespace) -> None:
@@ -45,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--no-projector", action="store_true", help="do not run projectors in this process")
     p.add_argument("--workers", type=int, default=1, help="API worker processes (default 1)")
-    p.set_defaults(func=lambda a: importlib.import_module("api.server").serve(a))
+    p.set_defaults(func=_serve)
     p = sub.add_parser("db", help="database maintenance")
     dsub = p.add_subparsers(dest="db_cmd", required=True)
     dsub.add_parser("init", help="create tables and seed templates").set_defaults(func=_init)
@@ -54,14 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = usub.add_parser("grant-admin", help="make an existing user an admin")
     g.add_argument("email")
     g.set_defaults(func=_grant_admin)
-    for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+    for plugin in PLUGINS:
+        plugin.register(sub)
     return parser
 
 

@@ -6,7 +6,10 @@ per account `CheckDailyLoss` (the kill switch). The scheduler calls `run_due` af
 `tradertape sim advance` calls it after appending synthetic days; `POST /api/model/scan` calls
 `advance_portfolio` for one portfolio. `expire_overdue` expires signals past their `expires_at`.
 
-Every step is a command (recorded as events with the actor `scheduler`), idempotent per day.
+Every step is a command (recorded as events with the actor `scheduler`), idempotent per day. The clock is an
+application service: it drives the bus, reads each portfolio from the event store, and finds its work
+through the `ClockReads` port (the read models, implemented in infra). The composition root builds one per
+process (`Platform.market_clock`); `infra.runtime.scheduler` runs it on a timer.
 """
 
 from __future__ import annotations
@@ -17,18 +20,14 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 
 from commands import messages as m
-from commands.ports import CommandMeta, MarketData
-from domain.calendar import nse_calendar
+from commands.bus import MessageBus
+from commands.ports import ClockReads, CommandMeta, MarketData
 from domain.errors import DomainError
-from domain.market_hours import IST
 from domain.portfolio import Portfolio
 from domain.status import PortfolioStatus
-from infra.bootstrap import Platform
-from projections.portfolios import active_portfolio_rows
-from projections.signals import overdue_signal_ids
 
 log = logging.getLogger(__name__)
 SCHEDULER = CommandMeta(actor="scheduler")
@@ -56,13 +55,14 @@ class DayReport:
 
 
 class MarketClock:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(self, bus: MessageBus, reads: ClockReads) -> None:
+        self.bus = bus
+        self.reads = reads
         self.lock = threading.Lock()  # one clock run at a time per process
 
     @property
     def market(self) -> MarketData:
-        return self.platform.bus.deps.market
+        return self.bus.deps.market
 
     def _days_for(self, last_day: str | None, deployed_on: str, until: str) -> list[str]:
         if last_day is None:
@@ -70,13 +70,13 @@ class MarketClock:
         return self.market.trading_days(last_day, until)
 
     def _step(self, portfolio_id: int, day: str, meta: CommandMeta, report: DayReport) -> None:
-        result = self.platform.bus.handle(m.RunPortfolioDay(portfolio_id, day), meta)
+        result = self.bus.handle(m.RunPortfolioDay(portfolio_id, day), meta)
         report.note(result.position)
         report.steps += 1
         report.signals.extend(result.value)
 
     def _check_daily_loss(self, account_id: int, day: str, meta: CommandMeta, report: DayReport) -> None:
-        report.note(self.platform.bus.handle(m.CheckDailyLoss(account_id, day), meta).position)
+        report.note(self.bus.handle(m.CheckDailyLoss(account_id, day), meta).position)
 
     def advance_portfolio(self, portfolio_id: int, meta: CommandMeta) -> DayReport:
         """Bring one portfolio up to the latest stored day (the last step is the scan on that day's close;
@@ -97,10 +97,14 @@ class MarketClock:
     def _portfolio(self, portfolio_id: int) -> _Where:
         """Where the portfolio stands, from the aggregate itself: its last processed day must not come
         from a lagging read model."""
-        with self.platform.store.borrowed(Portfolio, Portfolio.uuid_for(portfolio_id)) as pf:
-            if pf is None:
-                raise DomainError(f"Portfolio {portfolio_id} not found")
+        store = self.bus.deps.store
+        pf = store.load(Portfolio, Portfolio.uuid_for(portfolio_id))
+        if pf is None:
+            raise DomainError(f"Portfolio {portfolio_id} not found")
+        try:
             return _Where(pf.portfolio_id, pf.account_id or 0, pf.status, pf.last_day, pf.deployed_on)
+        finally:
+            store.release([pf])  # read only: the store may hand it to the next load
 
     def run_due(self, until: str | None = None,
                 progress: Callable[[str, int, int], None] | None = None) -> DayReport:
@@ -118,14 +122,12 @@ class MarketClock:
         if latest is None:
             return report
         with self.lock:
-            with self.platform.db.read() as conn:
-                rows = active_portfolio_rows(conn)
             plans: dict[int, list[str]] = {}
             accounts: dict[int, int] = {}
-            for row in rows:
-                if row["last_day"] is not None and row["last_day"] >= latest:
+            for portfolio_id, last_day in self.reads.active_portfolios():
+                if last_day is not None and last_day >= latest:
                     continue  # up to date (the read model may lag the aggregate, never lead it)
-                pf = self._portfolio(int(row["id"]))
+                pf = self._portfolio(portfolio_id)
                 if pf.status == PortfolioStatus.RETIRED:
                     continue
                 plans[pf.portfolio_id] = self._days_for(pf.last_day, pf.deployed_on, latest)
@@ -147,63 +149,12 @@ class MarketClock:
     def expire_overdue(self, now: datetime | None = None) -> int:
         """Expire pending and in-cart signals whose `expires_at` has passed."""
         moment = (now or datetime.now(UTC)).isoformat()
-        with self.platform.db.read() as conn:
-            overdue = overdue_signal_ids(conn, moment)
         done = 0
-        for _account_id, portfolio_id, signal_id in overdue:
+        for portfolio_id, signal_id in self.reads.overdue_signals(moment):
             try:
-                self.platform.bus.handle(m.DecideSignal(None, portfolio_id, signal_id, "expire",
+                self.bus.handle(m.DecideSignal(None, portfolio_id, signal_id, "expire",
                                                         "not acted on before expires_at"), SCHEDULER)
                 done += 1
             except DomainError:  # acted on meanwhile (the projection lagged): nothing to expire
                 continue
         return done
-
-
-def next_run(now: datetime, scan_time: str) -> datetime:
-    """The next trading day's `scan_time` (Asia/Kolkata) strictly after `now`."""
-    hh, mm = (int(x) for x in scan_time.split(":"))
-    cal = nse_calendar()
-    local = now.astimezone(IST)
-    day = local.date()
-    while True:
-        at = datetime.combine(day, time(hh, mm), IST)
-        if at > local and cal.is_trading_day(day):
-            return at
-        day += timedelta(days=1)
-
-
-class Scheduler:
-    """A daemon thread: the after-close run on trading days and a periodic expiry sweep."""
-
-    def __init__(self, clock: MarketClock, scan_time: str, sweep_seconds: float) -> None:
-        self.clock = clock
-        self.scan_time = scan_time
-        self.sweep_seconds = sweep_seconds
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="market-clock", daemon=True)
-        self.last_run: str | None = None
-        self.last_error: str | None = None
-        self.due = next_run(datetime.now(UTC), scan_time)  # missed days are caught up at the next run
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self.stop_event.wait(self.sweep_seconds):
-            try:
-                self.clock.expire_overdue()
-                if datetime.now(UTC) >= self.due:
-                    report = self.clock.run_due()
-                    self.last_run = datetime.now(UTC).isoformat()
-                    log.info("market clock: %d steps over %s, %d signals", report.steps, report.days,
-                             len(report.signals))
-                    self.due = next_run(datetime.now(UTC), self.scan_time)
-                self.last_error = None
-            except Exception as exc:  # keep the thread alive; health shows the error
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("market clock run failed")

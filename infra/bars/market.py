@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from backtest.barstore import BarStore
-from backtest.runner import WARMUP_TRADING_DAYS
-from backtest.universes import Universe, load_universe
 from commands.ports import ScanResult
+from domain.bars import WARMUP_TRADING_DAYS
 from domain.calendar import TradingCalendar, nse_calendar
 from domain.errors import DomainError
 from domain.evaluate import describe_conditions, evaluate_strategy
 from domain.indicators import IndicatorCache
 from domain.sizing import Candidate
+from infra.bars.store import BarStore
+from infra.bars.universes import Universe, load_universe
 
 __all__ = ["BarStoreMarket"]
 
