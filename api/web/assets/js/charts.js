@@ -10,6 +10,8 @@ export function loadChartLibrary() {
   return library;
 }
 
+const whenIdle = (fn) => (window.requestIdleCallback ? requestIdleCallback(fn, { timeout: 400 }) : setTimeout(fn, 1));
+
 function themeColors() {
   const css = getComputedStyle(document.documentElement);
   return {
@@ -55,10 +57,11 @@ export function Chart({ series, height = 280, label, id }) {
     if (!ref.current) return undefined;
     let chart = null;
     let gone = false;
-    loadChartLibrary().then((lib) => {
+    // drawn when the browser is idle: the tables around it are painted (and usable) first
+    whenIdle(() => loadChartLibrary().then((lib) => {
       if (gone || !ref.current) return;
       chart = draw(lib, ref.current, series, height);
-    });
+    }));
     return () => { gone = true; if (chart) chart.remove(); };
   }, [sig]);
   return html`<figure class="chart" id=${id}><div ref=${ref} class="chart-box" style=${`height:${height}px`}

@@ -72,9 +72,17 @@ export function price(value) {
   return number(value, 2);
 }
 
+// Building an Intl.DateTimeFormat costs far more than formatting with one: one per set of options, kept.
+const formatters = new Map();
 function parts(date, options) {
+  const key = JSON.stringify(options);
+  let fmt = formatters.get(key);
+  if (!fmt) {
+    fmt = new Intl.DateTimeFormat('en-IN', { timeZone: IST, ...options });
+    formatters.set(key, fmt);
+  }
   const out = {};
-  for (const p of new Intl.DateTimeFormat('en-IN', { timeZone: IST, ...options }).formatToParts(date)) {
+  for (const p of fmt.formatToParts(date)) {
     out[p.type] = p.value;
   }
   return out;

@@ -1,6 +1,7 @@
 // The app shell: session, routing (History API), navigation, theme.
 import { html, render, useState, useEffect, useRef } from '../vendor/htm-preact-standalone.module.js';
 import * as api from './api.js';
+import { load } from './loads.js';
 import { DialogHost, ToastHost, setNavigate, toast } from './ui.js';
 import { SignIn } from './pages/signin.js';
 import { Home } from './pages/home.js';
@@ -116,7 +117,7 @@ function App() {
         go(`/signin?next=${encodeURIComponent(here)}`, true);
       }
     });
-    api.get('/api/auth/me', undefined, { quiet401: true }).then((u) => { signedInRef.current = true; setMe(u); }).catch(() => {
+    load('me').then((u) => { signedInRef.current = true; setMe(u); }).catch(() => {
       setMe(null);
       if (location.pathname !== '/signin') {
         go(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`, true);

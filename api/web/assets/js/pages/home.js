@@ -1,5 +1,5 @@
 import { html, Page, Card, Money, Table, Badge, useLoad, Loading, useState, useEffect } from '../ui.js';
-import * as api from '../api.js';
+import { load } from '../loads.js';
 import * as f from '../format.js';
 
 function Countdown({ at }) {
@@ -9,21 +9,10 @@ function Countdown({ at }) {
 }
 
 export function Home({ me }) {
-  // One round of requests, all at once (no request waits for another): the portfolio list carries the
-  // open-position counts and /api/model/activity merges every portfolio's timeline since IST midnight.
   const state = useLoad(async () => {
-    const since = `${f.todayIST()}T00:00:00+05:30`;
-    const [portfolios, pending, risk, broker, agent, activity] = await Promise.all([
-      api.get('/api/model/portfolios'),
-      api.get('/api/model/signals', { status: 'pending_approval', limit: 20 }),
-      api.get('/api/risk/state'),
-      api.get('/api/auth/status'),
-      api.get('/api/auth/agent-key').catch(() => null),
-      api.get('/api/model/activity', { since, limit: 20 }),
-    ]);
-    const names = Object.fromEntries(portfolios.map((p) => [p.id, p.name]));
-    return { portfolios, pending, risk, broker, agent,
-      activity: activity.map((a) => ({ ...a, portfolio: names[a.portfolio_id] || `#${a.portfolio_id}` })) };
+    const d = await load('home'); // loads.js: one round of requests, started by early.js on a first visit
+    const names = Object.fromEntries(d.portfolios.map((p) => [p.id, p.name]));
+    return { ...d, activity: d.activity.map((a) => ({ ...a, portfolio: names[a.portfolio_id] || `#${a.portfolio_id}` })) };
   });
   return html`<${Page} title="Home">
     <${Loading} state=${state}>${(d) => {

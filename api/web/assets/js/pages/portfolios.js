@@ -3,6 +3,7 @@ import { Chart } from '../charts.js';
 import { OpenPositions } from './positions.js';
 import { HookPanel } from './hooks.js';
 import * as api from '../api.js';
+import { load } from '../loads.js';
 import * as f from '../format.js';
 import { Reconciliation } from '../recon.js';
 
@@ -91,11 +92,7 @@ function RiskPanel({ risk }) {
 
 export function PortfolioDashboard({ params }) {
   const id = Number(params[0]);
-  const state = useLoad(async () => {
-    const [dash, signals] = await Promise.all([api.get('/api/model/dashboard', { portfolio_id: id }),
-      api.get('/api/model/signals', { portfolio_id: id, limit: 50 })]);
-    return { ...dash, signalList: signals };
-  }, [id]);
+  const state = useLoad(() => load('dashboard', id), [id]); // loads.js (started by early.js on a first visit)
   const act = async (p, what) => {
     const texts = {
       pause: ['Pause', 'No new entries; open positions keep their exits.'],
