@@ -71,7 +71,7 @@ def test_a_portfolios_open_position_on_the_chart(setup: Any, app: App) -> None:
 def test_the_watchlist_shows_live_ticks_and_remembers_its_symbols(setup: Any, app: App) -> None:
     page = setup[0]
     page.goto(app.url + "/market")
-    page.evaluate("localStorage.removeItem('tt-watchlist')")
+    page.evaluate("localStorage.clear()")  # (the watchlist is kept per user in localStorage)
     page.reload()
     watch = page.locator("#watchlist tbody tr")
     expect(watch).to_have_count(3)  # the starting three

@@ -63,11 +63,39 @@ export function Alert({ error, kind = 'error' }) {
   return html`<p class=${kind} role=${kind === 'error' ? 'alert' : 'status'}>${text}</p>`;
 }
 
+/** One CSV field: quoted when needed; text a spreadsheet would run as a formula (=, +, -, @) is prefixed with '. */
+export function csvField(v) {
+  if (v === null || v === undefined) return '';
+  let s = String(v);
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** CSV text (a header line, then a line per row) of `columns` [{label, value: (row) => raw value}]. */
+export function toCsv(columns, rows) {
+  const lines = [columns.map((c) => csvField(c.label)), ...rows.map((r) => columns.map((c) => csvField(c.value(r))))];
+  return lines.map((l) => l.join(',')).join('\r\n') + '\r\n';
+}
+
+/** Saves `text` as a file named `name` (a download; nothing leaves the browser). */
+export function download(name, text, type = 'text/csv;charset=utf-8') {
+  const url = URL.createObjectURL(new Blob(['\ufeff', text], { type })); // (the BOM: Excel reads UTF-8, e.g. ₹)
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 /**
- * Sortable, filterable table. columns: [{key, label, render?, sort?: (row)=>value, num?: bool}].
+ * Sortable, filterable table. columns: [{key, label, render?, sort?: (row)=>value, num?: bool, csv?: (row)=>value
+ * or false}]. With `csv` (a file name) an "Export CSV" button saves the rows as filtered and sorted (all of them,
+ * not only those shown): raw values (numbers without grouping, dates as ISO), not the formatted text.
  */
 export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) => r.id ?? i, empty = 'Nothing yet.',
-  id, limit, stack = false }) {
+  id, limit, stack = false, csv }) {
   const [sortKey, setSortKey] = useState(null);
   const [asc, setAsc] = useState(true);
   const [q, setQ] = useState('');
@@ -87,6 +115,12 @@ export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) 
       return asc ? cmp : -cmp;
     });
   }
+  const matching = shown; // (before the cut to `limit`: the export has every matching row)
+  const exportCsv = () => {
+    const cols = columns.filter((c) => c.csv !== false && c.label).map((c) => ({ label: c.label,
+      value: typeof c.csv === 'function' ? c.csv : (r) => r[c.key] }));
+    download(csv, toCsv(cols, matching));
+  };
   const total = shown.length;
   const cut = !all && limit && shown.length > limit;
   if (cut) shown = shown.slice(0, limit);
@@ -95,8 +129,10 @@ export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) 
   };
   // stack: on a phone each row becomes a card of "label: value" lines (no sideways scrolling to reach buttons)
   return html`<div class=${stack ? 'table-wrap phone-cards' : 'table-wrap'} id=${id}>
-    ${filter ? html`<label class="filter">Filter <input type="search" value=${q}
+    ${filter || csv ? html`<div class="table-tools">${filter ? html`<label class="filter">Filter <input type="search" value=${q}
       onInput=${(e) => setQ(e.target.value)} aria-label=${`Filter ${caption || 'rows'}`} /></label>` : null}
+      ${csv ? html`<button type="button" class="csv" disabled=${!total} onClick=${exportCsv}
+        aria-label=${`Export ${caption || 'rows'} as CSV`}>Export CSV</button>` : null}</div>` : null}
     <div class="scroll-x"><table>
       ${caption ? html`<caption>${caption}${filter || limit ? html` <span class="muted">(${total})</span>` : null}</caption>` : null}
       <thead><tr>${columns.map((c) => html`<th scope="col" class=${c.num ? 'num' : ''}

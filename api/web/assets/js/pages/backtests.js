@@ -175,7 +175,7 @@ export function BacktestResult({ params }) {
         series=${[{ kind: 'line', data: equity }, ...(bench.length ? [{ kind: 'line', data: bench, options: { color: '#8a94a6', lineWidth: 1 } }] : [])]} />
       <${Chart} id="drawdown-chart" label="Drawdown (%)" height=${160} series=${[{ kind: 'area', data: dd }]} />
       <${Heatmap} monthly=${run.monthly_returns || {}} />
-      <${Table} caption="Trades" id="trades" rows=${run.trades} filter rowKey=${(t, i) => i} limit=${50}
+      <${Table} caption="Trades" id="trades" rows=${run.trades} filter rowKey=${(t, i) => i} limit=${50} csv=${`backtest-${id}-trades.csv`}
         columns=${[
           { key: 'symbol', label: 'Symbol' }, { key: 'sector', label: 'Sector' },
           { key: 'entry_date', label: 'Entry', render: (t) => f.day(t.entry_date) },

@@ -99,7 +99,7 @@ export function Imports() {
             : html`<span class="badge failed" data-no-mark title="No real market price is stored for this holding: its value is unknown">no real mark</span>`) },
           { key: 'current_value', label: 'Value', num: true, render: (h) => f.inr(h.current_value) },
           { key: 'unrealized_pnl', label: 'Unrealised', num: true, render: (h) => html`<span class=${f.tone(h.unrealized_pnl)}>${f.pnl(h.unrealized_pnl)}</span>` }]} />
-      <${Table} caption="Trade journal" id="journal" rows=${d.trades} filter limit=${50} rowKey=${(t, i) => `${t.source}:${t.trade_id}:${i}`}
+      <${Table} caption="Trade journal" id="journal" rows=${d.trades} filter limit=${50} csv="trade-journal.csv" rowKey=${(t, i) => `${t.source}:${t.trade_id}:${i}`}
         columns=${[{ key: 'trade_date', label: 'Date', render: (t) => f.day(t.trade_date) }, { key: 'symbol', label: 'Symbol' },
           { key: 'side', label: 'Side' }, { key: 'quantity', label: 'Qty', num: true }, { key: 'price', label: 'Price', num: true, render: (t) => f.price(t.price) },
           { key: 'source', label: 'Source', render: (t) => t.source + (t.strategy ? ` (${t.strategy})` : '') },

@@ -4,14 +4,25 @@ import { useTicks, useTickStatus } from '../ticks.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
 
-const WATCH_KEY = 'tt-watchlist';
+// The watchlist is kept in this browser's localStorage, one list per signed-in user (the API has no watchlist
+// endpoint): two people sharing a browser each see their own.
+const STARTER = ['NSE:RELIANCE', 'NSE:INFY', 'NSE:HDFCBANK'];
+const watchKey = (me) => `tt-watchlist:${me.id}`;
 
-function Watchlist() {
-  const [symbols, setSymbols] = useState(() => JSON.parse(localStorage.getItem(WATCH_KEY) || '["NSE:RELIANCE","NSE:INFY","NSE:HDFCBANK"]'));
+function readWatchlist(me) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(watchKey(me)) || 'null');
+    if (Array.isArray(saved)) return saved.filter((s) => typeof s === 'string');
+  } catch (_) { /* unreadable: start again */ }
+  return STARTER;
+}
+
+function Watchlist({ me }) {
+  const [symbols, setSymbols] = useState(() => readWatchlist(me));
   const [add, setAdd] = useState('');
   const ticks = useTicks(symbols);
   const status = useTickStatus();
-  const save = (xs) => { setSymbols(xs); localStorage.setItem(WATCH_KEY, JSON.stringify(xs)); };
+  const save = (xs) => { setSymbols(xs); localStorage.setItem(watchKey(me), JSON.stringify(xs)); };
   const rows = symbols.map((s) => ({ id: s, symbol: s, ...(ticks[s] || {}) }));
   return html`<section aria-labelledby="wl-h"><h2 id="wl-h">Watchlist <span class="muted small" id="feed-status">${status.socket === 'open'
     ? (status.connected ? 'live' : 'feed disconnected') : status.socket}${status.reason ? ` — ${status.reason}` : ''}</span></h2>
@@ -27,10 +38,74 @@ function Watchlist() {
   </section>`;
 }
 
-export function Market({ query }) {
+/** Simple moving average of `closes` over `n` bars: one value per bar from the n-th on. */
+export function sma(closes, n) {
+  const out = [];
+  let sum = 0;
+  closes.forEach((c, i) => {
+    sum += c;
+    if (i >= n) sum -= closes[i - n];
+    if (i >= n - 1) out.push([i, sum / n]);
+  });
+  return out;
+}
+
+/** Exponential moving average (k = 2 / (n + 1)), seeded with the SMA of the first n bars. */
+export function ema(closes, n) {
+  const out = [];
+  if (closes.length < n) return out;
+  const k = 2 / (n + 1);
+  let v = closes.slice(0, n).reduce((a, b) => a + b, 0) / n;
+  out.push([n - 1, v]);
+  for (let i = n; i < closes.length; i += 1) {
+    v = closes[i] * k + v * (1 - k);
+    out.push([i, v]);
+  }
+  return out;
+}
+
+const OVERLAYS = [['sma', 'SMA', sma, '#e07b00'], ['ema', 'EMA', ema, '#8e44ad']];
+const OVERLAY_KEY = 'tt-overlays';
+
+function readOverlays() {
+  try {
+    const o = JSON.parse(localStorage.getItem(OVERLAY_KEY) || 'null');
+    if (o && typeof o === 'object') return { sma: { on: !!o.sma?.on, n: Number(o.sma?.n) || 20 }, ema: { on: !!o.ema?.on, n: Number(o.ema?.n) || 50 } };
+  } catch (_) { /* start again */ }
+  return { sma: { on: false, n: 20 }, ema: { on: false, n: 50 } };
+}
+
+/** The overlay lines of `bars` for the chart, and a legend entry each (its last value). */
+function overlaySeries(bars, overlays) {
+  const closes = bars.map((b) => b.close);
+  const lines = [];
+  for (const [k, label, fn, color] of OVERLAYS) {
+    const o = overlays[k];
+    if (!o.on || !(o.n >= 2 && o.n <= 500)) continue;
+    const pts = fn(closes, o.n).map(([i, v]) => ({ time: bars[i].date, value: v }));
+    lines.push({ key: k, name: `${label} ${o.n}`, color, last: pts.length ? pts[pts.length - 1].value : null,
+      series: { kind: 'line', data: pts, options: { color, lineWidth: 2, priceLineVisible: false, lastValueVisible: false } } });
+  }
+  return lines;
+}
+
+function OverlayControls({ overlays, onChange }) {
+  const set = (k, patch) => onChange({ ...overlays, [k]: { ...overlays[k], ...patch } });
+  return html`<fieldset class="overlays"><legend>Indicators</legend><div class="actions">
+    ${OVERLAYS.map(([k, label]) => html`<span class="overlay">
+      <label><input type="checkbox" checked=${overlays[k].on} onChange=${(e) => set(k, { on: e.target.checked })} /> ${label}</label>
+      <label for=${`ov-${k}`} class="visually-hidden">${label} period (bars)</label>
+      <input id=${`ov-${k}`} type="number" min="2" max="500" step="1" inputmode="numeric" value=${overlays[k].n}
+        onChange=${(e) => set(k, { n: Math.round(Number(e.target.value)) || overlays[k].n })} /></span>`)}
+  </div></fieldset>`;
+}
+
+export function Market({ query, me }) {
   const backtest = query.get('backtest');
   const portfolio = query.get('portfolio');
   const [sym, setSym] = useState(query.get('symbol') || '');
+  const [overlays, setOverlays] = useState(readOverlays);
+  const changeOverlays = (o) => { setOverlays(o); localStorage.setItem(OVERLAY_KEY, JSON.stringify(o)); };
   const state = useLoad(async () => {
     const source = backtest ? await api.get(`/api/backtest/runs/${backtest}`) : null;
     const positions = portfolio ? await api.get('/api/model/positions', { portfolio_id: portfolio, limit: 500 }) : null;
@@ -58,18 +133,22 @@ export function Market({ query }) {
     <form class="actions" aria-label="Show a symbol" onSubmit=${(e) => { e.preventDefault(); if (sym.trim()) go(sym.trim().toUpperCase()); }}>
       <label for="mk-sym">Symbol</label><input id="mk-sym" value=${sym} onInput=${(e) => setSym(e.target.value)} autocomplete="off" placeholder="RELIANCE" />
       <button type="submit">Show</button></form>
-    <${Loading} state=${state}>${(d) => html`
+    <${OverlayControls} overlays=${overlays} onChange=${changeOverlays} />
+    <${Loading} state=${state}>${(d) => { const lines = overlaySeries(d.bars, overlays); return html`
       ${d.symbols.length ? html`<p class="small">${backtest ? `Backtest #${backtest}` : `Portfolio #${portfolio}`} traded:${' '}
         ${d.symbols.map((s) => html` <a href="#" onClick=${(e) => { e.preventDefault(); go(s); }} aria-current=${s === d.symbol ? 'true' : undefined}>${s}</a>`)}</p>` : null}
       <div id="candles-wrap" data-bars=${d.bars.length} data-markers=${d.markers.length}>
       <${Chart} id="candles" label=${`${d.symbol} daily candles${d.markers.length ? ' with entries (B) and exits (S)' : ''}`} height=${360}
-        series=${[{ kind: 'candles', data: d.bars.map((b) => ({ time: b.date, open: b.open, high: b.high, low: b.low, close: b.close })), markers: d.markers }]} /></div>
+        series=${[{ kind: 'candles', data: d.bars.map((b) => ({ time: b.date, open: b.open, high: b.high, low: b.low, close: b.close })), markers: d.markers },
+          ...lines.map((l) => l.series)]} />
+      ${lines.length ? html`<ul class="legend" id="overlay-legend">${lines.map((l) => html`<li data-overlay=${l.key}>
+        <span class="swatch" style=${`background:${l.color}`}></span>${l.name}: <span class="num">${f.price(l.last)}</span></li>`)}</ul>` : null}</div>
       ${backtest || portfolio ? html`<${Table} caption=${`${d.symbol}: entries and exits`} id="chart-trades" rows=${d.mine} rowKey=${(t, i) => i}
         empty=${`No ${backtest ? 'trades' : 'positions'} in ${d.symbol}.`} columns=${[
           { key: 'entry_date', label: 'Bought', render: (t) => f.day(t.entry_date) },
           { key: 'entry_price', label: 'At', num: true, render: (t) => f.price(t.entry_price) },
           { key: 'exit_date', label: 'Sold', render: (t) => (t.exit_date ? f.day(t.exit_date) : 'open') },
-          { key: 'exit_price', label: 'At', num: true, render: (t) => (t.exit_date ? f.price(t.exit_price) : '—') }]} />` : null}`}<//>
-    <${Watchlist} />
+          { key: 'exit_price', label: 'At', num: true, render: (t) => (t.exit_date ? f.price(t.exit_price) : '—') }]} />` : null}`; }}<//>
+    ${me ? html`<${Watchlist} me=${me} key=${me.id} />` : null}
   <//>`;
 }

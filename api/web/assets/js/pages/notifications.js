@@ -7,6 +7,12 @@ import { onNotification } from '../ticks.js';
 
 const STATUS = { sent: 'sent', pending: 'waiting', failed: 'failed', skipped: 'skipped' };
 
+// Drawn, not a character: an emoji bell shows as an empty box where no emoji font is installed (headless
+// Chromium, many Linux desktops).
+const BELL = html`<svg class="bell-icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"
+  fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+  <path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9" /><path d="M10.3 21a1.94 1.94 0 0 0 3.4 0" /></svg>`;
+
 /** The bell in the top bar: unread count, kept live by the WebSocket push. */
 export function NotificationBell() {
   const [unread, setUnread] = useState(null);
@@ -23,7 +29,7 @@ export function NotificationBell() {
     return () => { gone = true; off(); removeEventListener('tt-unread', onRead); };
   }, []);
   const label = unread ? `Notifications: ${unread} unread` : 'Notifications';
-  return html`<a class="bell" href="/notifications" aria-label=${label} title=${label}>🔔${unread
+  return html`<a class="bell" href="/notifications" aria-label=${label} title=${label}>${BELL}${unread
     ? html`<span class="bell-count" data-unread=${unread}>${unread > 99 ? '99+' : unread}</span>` : null}</a>`;
 }
 
@@ -97,11 +103,11 @@ export function NotificationSettings() {
   };
   return html`<${Page} title="Notification settings">
     <${Loading} state=${state}>${(p) => (!doc ? null : html`<form onSubmit=${save} id="notification-settings">
-      <table class="prefs"><caption>What you are told, and where</caption>
+      <div class="scroll-x"><table class="prefs"><caption>What you are told, and where</caption>
         <thead><tr><th scope="col">Notification</th>${p.channels.map((c) => html`<th scope="col">${c === 'in_app' ? 'In the app' : c === 'email' ? 'Email' : 'Telegram'}</th>`)}</tr></thead>
         <tbody>${Object.keys(p.labels).map((k) => html`<tr><th scope="row">${p.labels[k]}</th>${p.channels.map((c) => html`
           <td><input type="checkbox" name=${`${k}.${c}`} aria-label=${`${p.labels[k]}: ${c}`} checked=${doc.kinds[k][c]}
-            onChange=${() => toggle(k, c)} /></td>`)}</tr>`)}</tbody></table>
+            onChange=${() => toggle(k, c)} /></td>`)}</tr>`)}</tbody></table></div>
       <fieldset><legend>Quiet hours (IST)</legend>
         <label><input type="checkbox" name="quiet" checked=${!!doc.quiet_hours}
           onChange=${(e) => setDoc({ ...doc, quiet_hours: e.target.checked ? { start: '22:00', end: '07:00' } : null })} />

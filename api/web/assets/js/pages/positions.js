@@ -30,10 +30,11 @@ export async function closePosition(p, onDone) {
 export function OpenPositions({ positions, onChanged, caption = 'Open positions', id = 'open-positions', portfolioNames }) {
   const ticks = useTicks(positions.map((p) => `${p.exchange}:${p.symbol}`));
   const rows = positions.map((p) => ({ ...p, ...live(p, ticks) }));
-  return html`<${Table} caption=${caption} id=${id} stack rows=${rows} filter=${rows.length > 8} empty="No open positions."
+  return html`<${Table} caption=${caption} id=${id} stack rows=${rows} filter=${rows.length > 8} empty="No open positions." csv="open-positions.csv"
     columns=${[
       { key: 'symbol', label: 'Symbol', render: (p) => html`<a href=${`/market?portfolio=${p.portfolio_id}&symbol=${p.symbol}`}>${p.symbol}</a>${p.exit_pending ? html` <${Badge} text="exit pending" kind="paused" />` : null}` },
-      ...(portfolioNames ? [{ key: 'portfolio_id', label: 'Portfolio', render: (p) => html`<a href=${`/portfolios/${p.portfolio_id}`}>${portfolioNames[p.portfolio_id] || `#${p.portfolio_id}`}</a>` }] : []),
+      ...(portfolioNames ? [{ key: 'portfolio_id', label: 'Portfolio', render: (p) => html`<a href=${`/portfolios/${p.portfolio_id}`}>${portfolioNames[p.portfolio_id] || `#${p.portfolio_id}`}</a>`,
+        csv: (p) => portfolioNames[p.portfolio_id] || p.portfolio_id }] : []),
       { key: 'quantity', label: 'Qty', num: true },
       { key: 'avg_price', label: 'Avg', num: true, render: (p) => f.price(p.avg_price) },
       { key: 'mark', label: 'Mark', num: true, render: (p) => html`<span data-mark title=${p.at ? `tick ${f.timeIST(p.at)} IST` : 'last close'}>${f.price(p.mark)}</span>` },
@@ -47,7 +48,7 @@ export function OpenPositions({ positions, onChanged, caption = 'Open positions'
 }
 
 export function ClosedPositions({ positions, caption = 'Closed positions', id = 'closed-positions' }) {
-  return html`<${Table} caption=${caption} id=${id} stack rows=${positions} filter empty="Nothing closed yet."
+  return html`<${Table} caption=${caption} id=${id} stack rows=${positions} filter empty="Nothing closed yet." csv="closed-positions.csv"
     columns=${[
       { key: 'symbol', label: 'Symbol' }, { key: 'quantity', label: 'Qty', num: true },
       { key: 'avg_price', label: 'Entry', num: true, render: (p) => f.price(p.avg_price) },
