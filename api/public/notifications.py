@@ -20,7 +20,8 @@ class NotificationItem(OpenPublic):
 
 class DeliveryPublic(Public):
     channel: str = Field(description="email or telegram (in_app is the list itself)")
-    status: Literal["pending", "sent", "failed", "skipped"]
+    status: Literal["pending", "sending", "sent", "failed", "skipped"] = Field(
+        description="sending: a notifier is sending it now (pending again if it stops before the server took it)")
     attempts: int
     sent_at: str | None = Field(description="UTC ISO 8601")
     next_attempt_at: str | None = Field(description="while pending")
