@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, WithJsonSchema
 # A JSON number the code may make as an int or a float: kept as it was made (pydantic would turn an int into a
 # float for a `float` field), documented as a number.
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
-# An open JSON object (an event's data, Kite's payloads): documented as an object of any values.
-OpenObject = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "additionalProperties": {}})]
+# A genuinely open JSON object (an event's data, a strategy's rules, Kite's payloads): documented as an object of
+# any values, marked `x-open` (the contract test accepts no other untyped object).
+OpenObject = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "additionalProperties": True,
+                                                       "x-open": True})]
 
 
 class Public(BaseModel):

@@ -27,6 +27,17 @@ from api.deps import (
 from api.errors import schema_error
 from api.guards import MAX_ID
 from api.ownership import owned_portfolio
+from api.public.base import answers
+from api.public.portfolios import (
+    ActivityPublic,
+    CartPlacedPublic,
+    ClosedPositionPublic,
+    DashboardPublic,
+    PortfolioPublic,
+    PositionPublic,
+    ScanPublic,
+    SignalPublic,
+)
 from api.risk_state import risk_state
 from commands import messages as m
 from commands.bus import CommandResult
@@ -157,18 +168,24 @@ def _homes(request: Request) -> SignalHomes:
 # ------------------------------------------------------------------ portfolios
 
 
-@router.get("/portfolios", summary="Your active and paused portfolios (or those with `status`)",
+@router.get("/portfolios", **answers(list[PortfolioPublic]),
+            summary="Your active and paused portfolios (or those with `status`)",
             responses={200: {"headers": {"X-Total-Count": {"description": "rows matching the filter"}}}})
 def portfolios(user: Reader, page: PageDep, response: Response, platform: PlatformDep,
                status: PortfolioStatus | None = None) -> list[dict[str, Any]]:
+    """Newest first, each with its money (capital, cash, invested, equity, P&L) and counts of open positions,
+    pending and in-cart signals."""
     with platform.db.read() as conn:
         rows, total = list_portfolios(conn, user.account_id, status, page.limit, page.offset)
     response.headers["X-Total-Count"] = str(total)
     return rows
 
 
-@router.post("/portfolios/deploy", status_code=201, summary="Deploy a strategy as a paper or live portfolio")
+@router.post("/portfolios/deploy", status_code=201, **answers(PortfolioPublic),
+             summary="Deploy a strategy as a paper or live portfolio")
 def deploy(body: DeployBody, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """The strategy (yours, a template or a shared one) is copied into the portfolio as it is now; the
+    portfolio answers as the command left it."""
     cmd = m.DeployPortfolio(user.account_id, body.strategy_id, body.name, body.mode, body.capital, body.universe,
                             body.position_size_pct, body.max_positions, body.max_per_sector, body.auto_approve,
                             body.slippage_bps, body.charges)
@@ -183,23 +200,31 @@ def _status_change(action: str, portfolio_id: int, request: Request, user: Princ
     return _portfolio_answer(platform, result, portfolio_id, user.account_id)
 
 
-@router.post("/portfolios/{portfolio_id}/pause", summary="Stop new entries (exits are still managed)")
+@router.post("/portfolios/{portfolio_id}/pause", **answers(PortfolioPublic),
+             summary="Stop new entries (exits are still managed)")
 def pause(portfolio_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """active -> paused; pausing a paused portfolio is a 400."""
     return _status_change("pause", portfolio_id, request, user, platform)
 
 
-@router.post("/portfolios/{portfolio_id}/resume")
+@router.post("/portfolios/{portfolio_id}/resume", **answers(PortfolioPublic), summary="Take new entries again")
 def resume(portfolio_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """paused -> active; the next scan steps it through the days it missed."""
     return _status_change("resume", portfolio_id, request, user, platform)
 
 
-@router.post("/portfolios/{portfolio_id}/retire", summary="Retire (409 while positions are open)")
+@router.post("/portfolios/{portfolio_id}/retire", **answers(PortfolioPublic),
+             summary="Retire (409 while positions are open)")
 def retire(portfolio_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """For good: a retired portfolio is listed only with `status=retired`."""
     return _status_change("retire", portfolio_id, request, user, platform)
 
 
-@router.post("/portfolios/{portfolio_id}/reset", summary="Paper only: back to the initial capital")
+@router.post("/portfolios/{portfolio_id}/reset", **answers(PortfolioPublic),
+             summary="Paper only: back to the initial capital")
 def reset(portfolio_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """Open positions and waiting signals are set aside, the equity curve starts again; a live portfolio is a
+    400."""
     return _status_change("reset", portfolio_id, request, user, platform)
 
 
@@ -211,9 +236,13 @@ def live_reconciliation(platform: Platform, account_id: int, pf: dict[str, Any])
         return reconciliation(conn, account_id, int(pf["id"]), known_isins())
 
 
-@router.get("/dashboard", summary="One portfolio's dashboard: money, positions, signals, curve, activity, risk")
+@router.get("/dashboard", **answers(DashboardPublic),
+            summary="One portfolio's dashboard: money, positions, signals, curve, activity, risk")
 def dashboard(user: Reader, platform: PlatformDep,
               portfolio_id: int = Query(ge=1, le=MAX_ID)) -> dict[str, Any]:
+    """Everything the portfolio page shows in one answer: the money, open positions with their last price,
+    waiting signals, the daily equity curve, the latest 50 activity entries, today's risk state and, for a
+    live portfolio, its drift against the broker."""
     pf = owned_portfolio(platform, portfolio_id, user.account_id)
     with platform.db.read() as conn:
         positions, _ = list_positions(conn, user.account_id, portfolio_id, "open", 500, 0)
@@ -241,7 +270,8 @@ def dashboard(user: Reader, platform: PlatformDep,
     }
 
 
-@router.get("/activity", summary="What happened in all your portfolios, newest first (optionally since a moment)")
+@router.get("/activity", **answers(list[ActivityPublic]),
+            summary="What happened in all your portfolios, newest first (optionally since a moment)")
 def account_activity_feed(user: Reader, page: PageDep, platform: PlatformDep,
                           since: str | None = Query(default=None, max_length=40,
                                                     description="ISO 8601 timestamp (no offset: UTC) or a date")
@@ -258,8 +288,10 @@ def account_activity_feed(user: Reader, page: PageDep, platform: PlatformDep,
         return account_activity(conn, user.account_id, moment, page.limit)
 
 
-@router.post("/scan", summary="Scan now on the latest bars; returns the new signals")
+@router.post("/scan", **answers(ScanPublic), summary="Scan now on the latest bars; returns the new signals")
 def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanBody | None = None) -> dict[str, Any]:
+    """Every active portfolio (or `portfolio_id`) is first stepped through the stored days it missed (fills,
+    exits, expiries), then scanned on the latest day."""
     clock: MarketClock = request.app.state.market_clock
     stored = _stored_portfolios(platform, user.account_id)  # (the read model may not show a new one yet)
     if body is not None and body.portfolio_id is not None:
@@ -291,10 +323,13 @@ def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanB
 # ------------------------------------------------------------------ signals and the cart
 
 
-@router.get("/signals", responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
+@router.get("/signals", **answers(list[SignalPublic]), summary="Your signals, newest first (entries and exits)",
+            responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
 def signals(request: Request, user: Reader, page: SignalPageDep, response: Response, platform: PlatformDep,
             portfolio_id: int | None = Query(default=None, ge=1, le=MAX_ID), status: SignalStatus | None = None,
             symbol: str | None = Query(default=None, max_length=32)) -> list[dict[str, Any]]:
+    """Filtered by portfolio, status and symbol; a live signal whose triggered order the agent cannot find at
+    Kite carries `fill_unresolved`."""
     with platform.db.read() as conn:
         rows, total = list_signals(conn, user.account_id, portfolio_id=portfolio_id, status=status,
                                    symbol=symbol.strip().upper() if symbol else None, limit=page.limit,
@@ -346,25 +381,34 @@ def _signal_home(platform: Platform, signal_id: int, account_id: int) -> tuple[i
     raise NotFound(f"Signal {signal_id} not found")
 
 
-@router.post("/signals/{signal_id}/approve", summary="pending_approval -> in_cart (risk rules checked)")
+@router.post("/signals/{signal_id}/approve", **answers(SignalPublic),
+             summary="pending_approval -> in_cart (risk rules checked)")
 def approve(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """A risk rule that refuses it is a 400 naming the rule; the signal answers as the command left it."""
     return _decide("approve", signal_id, request, user, platform)
 
 
-@router.post("/signals/{signal_id}/reject", summary="pending_approval or in_cart -> rejected")
+@router.post("/signals/{signal_id}/reject", **answers(SignalPublic),
+             summary="pending_approval or in_cart -> rejected")
 def reject(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
            body: DecisionBody | None = None) -> dict[str, Any]:
+    """Optional body `{"reason"}`; the signal answers as the command left it."""
     return _decide("reject", signal_id, request, user, platform, body.reason if body else "")
 
 
-@router.post("/signals/{signal_id}/expire", summary="pending_approval or in_cart -> expired")
+@router.post("/signals/{signal_id}/expire", **answers(SignalPublic),
+             summary="pending_approval or in_cart -> expired")
 def expire(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
            body: DecisionBody | None = None) -> dict[str, Any]:
+    """Optional body `{"reason"}`; the signal answers as the command left it."""
     return _decide("expire", signal_id, request, user, platform, body.reason if body else "")
 
 
-@router.post("/cart/place", summary="Place every in-cart signal (paper: simulated GTT; live: queued for the agent)")
+@router.post("/cart/place", **answers(CartPlacedPublic),
+             summary="Place every in-cart signal (paper: simulated GTT; live: queued for the agent)")
 def place(request: Request, user: SessionUser, platform: PlatformDep, body: CartBody | None = None) -> dict[str, Any]:
+    """Of every portfolio, or of `portfolio_id`; risk rules are checked again and a refused signal stays
+    in_cart (`refused`, with the reason)."""
     portfolio_id = body.portfolio_id if body else None
     # the command finds the in-cart signals in the portfolios themselves (never in a read model that may
     # not show the latest approvals); another user's portfolio is a 404
@@ -380,17 +424,20 @@ def place(request: Request, user: SessionUser, platform: PlatformDep, body: Cart
 # ------------------------------------------------------------------ positions
 
 
-@router.get("/positions", responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
+@router.get("/positions", **answers(list[PositionPublic]), summary="Your positions, newest first",
+            responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
 def positions(user: Reader, page: PageDep, response: Response, platform: PlatformDep,
               portfolio_id: int | None = Query(default=None, ge=1, le=MAX_ID),
               status: Literal["open", "closed"] | None = None) -> list[dict[str, Any]]:
+    """Open ones with their last price and unrealized P&L, closed ones with exit price, reason and realized
+    P&L net of charges; filtered by portfolio and status."""
     with platform.db.read() as conn:
         rows, total = list_positions(conn, user.account_id, portfolio_id, status, page.limit, page.offset)
     response.headers["X-Total-Count"] = str(total)
     return rows
 
 
-@router.post("/positions/{position_id}/close",
+@router.post("/positions/{position_id}/close", **answers(ClosedPositionPublic),
              summary="Paper: close at the latest price now; live: queue an exit for the agent")
 def close(position_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
           body: CloseBody | None = None) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import IdPath, PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
 from api.guards import MAX_ID
+from api.public.base import answers
+from api.public.risk import RiskRulePublic, RiskStatePublic
 from api.risk_state import risk_state
 from commands import messages as m
 from commands.bus import CommandResult
@@ -56,21 +58,26 @@ def _rule_answer(platform: Platform, result: CommandResult, rule_id: int, accoun
     return row
 
 
-@router.get("/rules", summary="Your risk rules in force")
+@router.get("/rules", **answers(list[RiskRulePublic]), summary="Your risk rules in force")
 def rules(user: Reader, platform: PlatformDep) -> list[dict[str, Any]]:
+    """By id: account-wide rules (`portfolio_id` null) and those of one portfolio; `auto` marks a kill switch a
+    max_daily_loss breach engaged."""
     with platform.db.read() as conn:
         return list_risk_rules(conn, user.account_id)
 
 
-@router.post("/rules", status_code=201)
+@router.post("/rules", status_code=201, **answers(RiskRulePublic), summary="Add a risk rule")
 def create_rule(body: RuleBody, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """The fields a rule type needs are part of the schema (a max_daily_loss rule without `value` is a 422);
+    the rule answers as the command left it."""
     result = dispatch(request, platform, m.CreateRiskRule(user.account_id, body.to_command_body()), user)
     return _rule_answer(platform, result, int(result.value), user.account_id)
 
 
-@router.put("/rules/{rule_id}", summary="Replace a rule (full body)")
+@router.put("/rules/{rule_id}", **answers(RiskRulePublic), summary="Replace a rule (full body)")
 def update_rule(rule_id: IdPath, body: RuleBody, request: Request, user: SessionUser,
                 platform: PlatformDep) -> dict[str, Any]:
+    """The whole rule body, as for POST; another user's rule is a 404."""
     # (the command finds the rule in the caller's RiskBook, or it is a 404)
     result = dispatch(request, platform, m.UpdateRiskRule(user.account_id, rule_id, body.to_command_body()), user)
     return _rule_answer(platform, result, rule_id, user.account_id)
@@ -78,10 +85,15 @@ def update_rule(rule_id: IdPath, body: RuleBody, request: Request, user: Session
 
 @router.delete("/rules/{rule_id}", status_code=204, summary="Delete a rule (a kill_switch rule: release it)")
 def delete_rule(rule_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    """Deleting an engaged kill switch releases it."""
     dispatch(request, platform, m.DeleteRiskRule(user.account_id, rule_id), user)
     return Response(status_code=204)
 
 
-@router.get("/state", summary="Today's P&L vs limits, exposure, positions, orders, sectors, breaches, kill switch")
+@router.get("/state", **answers(RiskStatePublic),
+            summary="Today's P&L vs limits, exposure, positions, orders, sectors, breaches, kill switch")
 def state(user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    """The account's risk picture for the latest market day: P&L against each max_daily_loss limit, gross
+    exposure and its share of capital, open positions and orders today, exposure per sector, the latest
+    breaches and whether a kill switch is engaged."""
     return risk_state(platform, user.account_id)

@@ -19,9 +19,9 @@ NOT_JSON = {("get", "/api/health/metrics")}
 # Routers whose answers are not typed yet (issue 18 item 6): path prefixes, emptied router by router.
 PENDING: tuple[str, ...] = (
     "/api/agent", "/api/analytics", "/api/audit", "/api/auth", "/api/backtest", "/api/family",
-    "/api/hooks", "/api/webhooks", "/api/health", "/api/model",
+    "/api/hooks", "/api/webhooks", "/api/health",
     "/api/notifications/telegram",
-    "/api/research", "/api/risk", "/api/strategies", "/api/uploads", "/api/portfolio",
+    "/api/research", "/api/strategies", "/api/uploads", "/api/portfolio",
 )
 
 
@@ -45,7 +45,10 @@ def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 def _untyped(spec: dict[str, Any], schema: dict[str, Any], where: str, seen: frozenset[str] = frozenset()) -> list[str]:
     """Places in `schema` that say nothing about their content: an object without properties (or typed
-    additional properties), a list of such, or no schema at all."""
+    additional properties), a list of such, or no schema at all. A genuinely open payload (an event's data,
+    Kite's own shapes) says so with `x-open` (api/public/base.py, OpenObject)."""
+    if schema.get("x-open") is True:
+        return []
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[1]
         if name in seen:
