@@ -78,7 +78,7 @@ class Broker(Protocol):
         """Change an active GTT's triggers and orders (Kite refuses a triggered one)."""
         ...
 
-    def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,
+    def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,  # noqa: PLR0913
                     price: float | None, tag: str, product: str = "CNC", market_protection: float | None = None,
                     algo_id: str | None = None) -> str:
         """A regular order; returns the order id. A MARKET order needs `market_protection` (Kite refuses

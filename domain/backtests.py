@@ -46,7 +46,7 @@ class BacktestRun(Aggregate):
         return aggregate_uuid("backtest_run", run_id)
 
     @classmethod
-    def complete(cls, run_id: int, account_id: int, params: dict[str, Any], summary: dict[str, Any],
+    def complete(cls, run_id: int, account_id: int, params: dict[str, Any], summary: dict[str, Any],  # noqa: PLR0913
                  diagnostics: dict[str, Any], monthly_returns: dict[str, Any], open_positions: list[dict[str, Any]],
                  data_fingerprint: str, detail_ref: str) -> BacktestRun:
         run = cls(cls.uuid_for(run_id))

@@ -476,7 +476,7 @@ class Portfolio(Aggregate):
         return aggregate_uuid("portfolio", portfolio_id)
 
     @classmethod
-    def deploy(
+    def deploy(  # noqa: PLR0913
         cls,
         portfolio_id: int,
         *,
@@ -908,7 +908,7 @@ class Portfolio(Aggregate):
             self._record(OrderFailed(signal_id=sid, day=day, reason=reason, at=at))
         return ids
 
-    # ----------------------------------------------------------------------------- ticks (paper)
+    # ----------------------------------------------------------------------------- paper fills from ticks
 
     def _tick_armed(self, pos: PositionState, day: str) -> bool:
         """Whether an open position's stop/target may fire at a tick of `day`: not on its entry day (as

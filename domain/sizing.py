@@ -74,7 +74,7 @@ def expected_entry_price(
     return close, None
 
 
-def select_candidates(
+def select_candidates(  # noqa: PLR0913
     ranked: Iterable[Candidate],
     *,
     free_slots: int,

@@ -135,7 +135,7 @@ def save_preferences(conn: Connection, account_id: int, prefs: dict[str, Any]) -
 # ------------------------------------------------------------------------------------------ recording
 
 
-def record(conn: Connection, channels: Sequence[str], account_id: int, kind: str, item: dict[str, Any],
+def record(conn: Connection, channels: Sequence[str], account_id: int, kind: str, item: dict[str, Any],  # noqa: PLR0913
            occurred_at: str, position: int | None = None, group_key: str | None = None,
            dedupe_key: str | None = None, now: float | None = None) -> int | None:
     """Record one notification item for `account_id` and a pending delivery per channel of `channels`

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.message
 import re
 import uuid
 from collections.abc import Iterator
@@ -59,8 +60,11 @@ class Inbox:
         msgs = [m for m in self.messages_to(address) if m["X-TraderTape-Notifications"] is None]
         assert msgs, f"no email to {address}"
         msg = msgs[-1]
-        part = msg.get_payload(decode=True) if not msg.is_multipart() else msg.get_payload(0).get_payload(decode=True)
-        return part.decode()
+        part = msg.get_payload(0) if msg.is_multipart() else msg
+        assert isinstance(part, email.message.Message)
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        return payload.decode()
 
     def last_otp(self, address: str) -> str:
         m = re.search(r"code: (\d{6})", self.last_body(address))

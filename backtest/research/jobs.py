@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -173,7 +173,10 @@ class JobKind(Protocol):
 KINDS: dict[str, JobKind] = {}
 
 
-def register(kind: JobKind) -> JobKind:
+K = TypeVar("K", bound="JobKind")
+
+
+def register(kind: K) -> K:
     if kind.name in KINDS and KINDS[kind.name] is not kind:
         raise ValueError(f"research job kind {kind.name!r} registered twice")
     KINDS[kind.name] = kind

@@ -181,7 +181,7 @@ def _num(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 6)
 
 
-def _matrix_findings(what: str, name: str | None, full: npt.NDArray[Any], cut: npt.NDArray[Any], last: int,
+def _matrix_findings(what: str, name: str | None, full: npt.NDArray[Any], cut: npt.NDArray[Any], last: int,  # noqa: PLR0913
                      ref: Reference, day: str, symbols: Sequence[str], exact: bool) -> tuple[int, list[Finding]]:
     a, b = full[:, :last + 1], cut[:, :last + 1]
     if exact:

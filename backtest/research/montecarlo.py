@@ -129,7 +129,7 @@ def _pct_key(p: float) -> str:
     return f"{p:g}"
 
 
-def _simulate(method: str, steps: int, draw: Callable[[int, int], FloatArray], starting_capital: float,
+def _simulate(method: str, steps: int, draw: Callable[[int, int], FloatArray], starting_capital: float,  # noqa: PLR0913
               years: float, settings: MonteCarloSettings, original: dict[str, float | None],
               extra: Mapping[str, Any], progress: Progress | None) -> dict[str, Any]:
     """Run `settings.simulations` paths -- `draw(group, n)` gives n equity paths of group k, each `steps`

@@ -511,7 +511,7 @@ def pnl(con: duckdb.DuckDBPyConnection, group_by: str, source: str | None, start
     return out
 
 
-def journal(con: duckdb.DuckDBPyConnection, *, source: str | None, symbol: str | None, side: str | None,
+def journal(con: duckdb.DuckDBPyConnection, *, source: str | None, symbol: str | None, side: str | None,  # noqa: PLR0913
             strategy: str | None, start: date | None, end: date | None, limit: int,
             offset: int) -> tuple[list[dict[str, Any]], int]:
     where, params = _filters(source, start, end, "t.trade_date")

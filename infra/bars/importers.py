@@ -515,7 +515,7 @@ def _chunks(start: date, end: date, max_days: int) -> Iterator[tuple[date, date]
         cursor = stop + timedelta(days=1)
 
 
-def import_kite(
+def import_kite(  # noqa: PLR0913
     store: BarStore,
     kite_client: KiteHistoricalClient,
     symbols: Iterable[str],

@@ -833,7 +833,7 @@ def _frame_from_table(table: pa.Table, *, validate: bool) -> _Frame:
     return frame
 
 
-def _validate(
+def _validate(  # noqa: PLR0913
     symbols: npt.NDArray[np.str_], codes: I32, day: I32, o: F64, h: F64, lo: F64, c: F64, v: F64, adj: F64
 ) -> None:
     if any(not str(s).strip() for s in symbols):

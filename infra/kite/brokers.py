@@ -194,7 +194,7 @@ class PaperBroker:
                         "quantity": leg.quantity, "price": leg.price, "order_type": "LIMIT", "product": product,
                         "result": None} for leg in legs]
 
-    def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,
+    def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,  # noqa: PLR0913
                     price: float | None, tag: str, product: str = "CNC", market_protection: float | None = None,
                     algo_id: str | None = None) -> str:
         if order_type == "MARKET" and market_protection is None:

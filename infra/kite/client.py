@@ -122,7 +122,7 @@ class KiteBroker:
     def delete_gtt(self, trigger_id: str) -> None:
         _call(lambda: self.kite.delete_gtt(trigger_id))
 
-    def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,
+    def place_order(self, exchange: str, symbol: str, transaction_type: str, quantity: int, order_type: str,  # noqa: PLR0913
                     price: float | None, tag: str, product: str = "CNC", market_protection: float | None = None,
                     algo_id: str | None = None) -> str:
         """`market_protection` goes with MARKET orders only (Kite: 0-100 percent, -1 automatic); `algo_id`,

@@ -4,6 +4,7 @@ the embedded SQLite file: what a user had is back, their session still signs the
 from __future__ import annotations
 
 import email
+import email.message
 import os
 import re
 import shutil
@@ -55,7 +56,10 @@ def _sign_in(client: TestClient, settings: Settings, address: str) -> None:
     newest = max((settings.var_dir / "mail").glob("*.eml"), key=lambda p: p.stat().st_mtime)
     msg = email.message_from_bytes(newest.read_bytes())
     part = msg.get_payload(0) if msg.is_multipart() else msg
-    otp = re.search(r"code: (\d{6})", part.get_payload(decode=True).decode())
+    assert isinstance(part, email.message.Message)
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    otp = re.search(r"code: (\d{6})", payload.decode())
     assert otp, "no sign-in code in the email"
     r = client.post("/api/auth/verify-link", json={"email": address, "otp": otp.group(1)})
     assert r.status_code == 200, r.text

@@ -80,7 +80,7 @@ def test_an_entry_past_its_validity_is_deleted_at_kite(world: KiteWorld) -> None
     store = BarStore(w.tmp / "var" / "data")
     last = store.last_date()
     assert last is not None
-    rows = []
+    rows: list[Any] = []
     day = last
     while len(rows) < 8:  # eight trading days without a fill: past the 5-day validity
         day += timedelta(days=1)

@@ -50,8 +50,9 @@ def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(tmp_path: Path)
     with smtp_server() as (port, received):
         env = tt_env(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}", notify_lease_seconds=2,
                      notify_rate_per_minute=1000, notifier="false")
-        settings = Settings(**{k[len("TRADERTAPE_"):].lower(): v for k, v in env.items()
-                               if k.startswith("TRADERTAPE_")})
+        fields: dict[str, Any] = {k[len("TRADERTAPE_"):].lower(): v for k, v in env.items()
+                                  if k.startswith("TRADERTAPE_")}
+        settings = Settings(**fields)
         platform = bootstrap(settings)
         meta = CommandMeta(actor="system")
         for i in range(1, ACCOUNTS + 1):  # the accounts (their emails come from the accounts read model)

@@ -24,6 +24,11 @@ def platform(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
     p.close()
 
 
+
+def must(found: Strategy | None) -> Strategy:
+    assert found is not None, "the aggregate is not in the store"
+    return found
+
 def _strategy(sid: int, owner: int = 1) -> Strategy:
     return Strategy.create(sid, owner, f"s{sid}", "", normalize_spec("sma_crossover", None, None, None))
 
@@ -182,7 +187,7 @@ def test_a_released_aggregate_goes_to_one_later_load_and_catches_up_with_other_w
     store.release([again])
     elsewhere = bootstrap(make_settings(tmp_path, database_url))  # another process on the same store
     try:
-        theirs = elsewhere.store.load(Strategy, sid)
+        theirs = must(elsewhere.store.load(Strategy, sid))
         theirs.toggle_share(1)
         elsewhere.store.save([theirs], META)
         caught_up = store.load(Strategy, sid)
@@ -193,7 +198,7 @@ def test_a_released_aggregate_goes_to_one_later_load_and_catches_up_with_other_w
         assert fresh is not caught_up and fresh.version == 3 and not fresh.is_public
         store.release([fresh])
         mine = store.load(Strategy, sid)
-        theirs = elsewhere.store.load(Strategy, sid)
+        theirs = must(elsewhere.store.load(Strategy, sid))
         theirs.toggle_share(1)
         elsewhere.store.save([theirs], META)
         mine.toggle_share(1)
@@ -265,10 +270,10 @@ def test_a_commit_whose_reply_was_lost_is_not_run_again(tmp_path: Path, pg_url: 
         created = [e for e in p.store.read_plain(0, 1000) if e.type == "StrategyCreated"]
         assert [(e.data["name"], e.aggregate_id) for e in created] == [(name, str(Strategy.uuid_for(result.value)))]
         assert result.position == created[0].position
-        assert p.store.load(Strategy, Strategy.uuid_for(result.value)).name == name
+        assert must(p.store.load(Strategy, Strategy.uuid_for(result.value))).name == name
         # a real clash is still a conflict (the stored event at that version is another command's)
-        a = p.store.load(Strategy, Strategy.uuid_for(result.value))
-        b = p.store.load(Strategy, Strategy.uuid_for(result.value))
+        a = must(p.store.load(Strategy, Strategy.uuid_for(result.value)))
+        b = must(p.store.load(Strategy, Strategy.uuid_for(result.value)))
         a.toggle_share(1)
         b.toggle_share(1)
         p.store.save([a], META)

@@ -110,7 +110,8 @@ def test_portfolio_signal_cart_and_position_answers_come_from_the_commands_event
     opened: list[dict[str, Any]] = []
     for _ in range(40):
         c.post("/api/model/scan", json={"portfolio_id": auto["id"]})
-        c.app.state.market_clock.run_due(extend(store, load_universe(UNIVERSE), 1)[0].isoformat())
+        c.app.state.market_clock.run_due(  # type: ignore[attr-defined]
+            extend(store, load_universe(UNIVERSE), 1)[0].isoformat())
         stalled.catch_up()
         opened = c.get("/api/model/positions", params={"portfolio_id": auto["id"], "status": "open"}).json()
         if opened:

@@ -149,6 +149,7 @@ def test_hostile_files_are_refused_and_the_server_keeps_serving(server: Server) 
     assert "too large" in refused("ledger", "big.xlsx", b"PK\x03\x04" + b"\x00" * (21 * 1024 * 1024), field="file")
 
     cookie = attacker.cookies["kite_session"]
+    assert cookie is not None
     assert raw_upload(server, cookie, "/api/uploads/tradebook", 1024**3, chunked=False) == 400
     assert raw_upload(server, cookie, "/api/uploads/ledger", 1024**3, chunked=True) == 400
 

@@ -19,8 +19,8 @@ from tests.integration.test_api_model import deploy, scan_with_signals, template
 
 
 def test_next_run_is_the_next_trading_days_scan_time() -> None:
-    def ist(*a: int) -> datetime:
-        return datetime(*a, tzinfo=IST)
+    def ist(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+        return datetime(year, month, day, hour, minute, tzinfo=IST)
     # Friday before the scan time -> the same day; after it -> Monday (weekend skipped)
     assert next_run(ist(2026, 11, 20, 10, 0), "15:45") == ist(2026, 11, 20, 15, 45)
     assert next_run(ist(2026, 11, 20, 16, 0), "15:45") == ist(2026, 11, 23, 15, 45)

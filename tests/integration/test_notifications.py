@@ -43,8 +43,9 @@ def notification_mails(client: Any, address: str) -> list[email.message.Message]
 def parts(msg: email.message.Message) -> tuple[str, str]:
     """The text and HTML parts, decoded."""
     full = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
-    text = full.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
-    page = full.get_body(("html",)).get_content()  # type: ignore[attr-defined]
+    plain, html = full.get_body(("plain",)), full.get_body(("html",))  # type: ignore[attr-defined]
+    assert plain is not None and html is not None
+    text, page = plain.get_content(), html.get_content()
     return str(text), str(page)
 
 

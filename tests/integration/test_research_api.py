@@ -236,7 +236,7 @@ def test_walk_forward_refits_per_window_and_each_oos_run_stands_alone(lab: Any) 
     assert job["summary"]["out_of_sample"]["final_equity"] == pytest.approx(level, abs=0.05)
     # window 0's choice has the best in-sample Sharpe of the four combinations (ties: the first)
     w0 = windows[0]
-    sharpes = []
+    sharpes: list[Any] = []
     for stop in (4, 9):
         for rsi in (30, 45):
             s = lab.post("/api/backtest/run", json={

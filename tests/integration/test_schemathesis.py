@@ -36,7 +36,7 @@ def signed_in(tmp_path_factory: pytest.TempPathFactory, inbox: Inbox) -> Iterato
     settings_ = make_settings(tmp, smtp_url=f"smtp://127.0.0.1:{inbox.port}")
     platform = bootstrap(settings_, mailer=SmtpMailer(settings_.smtp_url or "", settings_.mail_from))
     app = create_app(settings_, platform=platform)
-    client = get_client(app)
+    client = get_client(app)  # type: ignore[arg-type]
     client.__enter__()
     client.headers["X-Requested-With"] = "tradertape"
     email = "fuzz@example.com"
@@ -59,7 +59,7 @@ def test_no_input_is_a_server_error_and_every_answer_matches_its_schema(signed_i
     statuses: Counter[int] = Counter()
     tried = 0
     for result in api_schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

@@ -298,7 +298,13 @@ def test_kite_upstream_streams_binary_ticks_and_reconnects_after_a_drop() -> Non
     async def main() -> None:
         statuses: list[bool] = []
         hub = TickHub(lambda s: s in ("NSE:INFY", "NSE:SBIN"), _kite_feed(stub))
-        hub.set_status = lambda c, _orig=hub.set_status: (statuses.append(c), _orig(c))  # type: ignore[method-assign]
+        original = hub.set_status
+
+        def set_status(connected: bool) -> None:
+            statuses.append(connected)
+            original(connected)
+
+        hub.set_status = set_status  # type: ignore[method-assign]
         await hub.start()
         client = hub.attach()
         hub.subscribe(client, ["NSE:INFY", "NSE:SBIN"], "full")

@@ -19,7 +19,7 @@ from tests.support.brokerfiles import cams_pdf, ledger_xlsx, nsdl_pdf, trade, tr
 #   S2 2024-05-20 sell 2 @ 1550.50    -> 2 from B2: 2 x -49.50 = -99.00;  open: 1 @ 1600.00
 # TCS: an old lot, then a same-day buy and sell (intraday: matched with each other, not the old lot)
 #   2023-01-05 buy 2 @ 3300.00; 2024-04-02 buy 3 @ 3800.00 and sell 3 @ 3850.25 -> +150.75 intraday
-#   open: 2 @ 3300.00
+#   left open, 2 @ 3300.00
 # RELIANCE: bought 10 @ 2500.00 on 2024-01-05, split 2:1 ex 2024-02-01 (20 @ 1250.00), sold 20 @ 1300.00 on
 #   2024-02-10 -> +1000.00
 INFY = [

@@ -86,7 +86,7 @@ class KiteWorld:
 
     def positions(self, pf_id: int, status: str) -> list[dict[str, Any]]:
         return list(self.s.get(self.base + "/api/model/positions",
-                               params={"portfolio_id": pf_id, "status": status}).json())
+                               params={"portfolio_id": str(pf_id), "status": status}).json())
 
     def reconciliation(self, pf_id: int | None = None) -> dict[str, Any]:
         """The account's reconciliation (`GET /api/portfolio/reconciliation`), or one live portfolio's as

@@ -23,6 +23,7 @@ def test_saved_email_keeps_the_link_on_one_line_and_the_console_prints_it(
     raw = eml.read_bytes()
     assert LINK.encode() in raw.split(b"\n")[raw.split(b"\n").index(b"Open this link to sign in:") + 1]
     assert b"quoted-printable" not in raw.lower() and b"base64" not in raw.lower()
-    assert email.message_from_bytes(raw).get_payload(decode=True).decode() == body
+    payload = email.message_from_bytes(raw).get_payload(decode=True)
+    assert isinstance(payload, bytes) and payload.decode() == body
     out = capsys.readouterr().out
     assert f"link: {LINK}\n" in out and "code: 042917\n" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,7 @@ def test_preferences_keep_defaults_and_refuse_unknowns() -> None:
     prefs = normalize_preferences({"kinds": {"fill_entry": {"email": False}}})
     assert channel_on(prefs, "fill_entry", "in_app") and not channel_on(prefs, "fill_entry", "email")
     assert channel_on(prefs, "signal_pending", "email") and not channel_on(prefs, "import_finished", "telegram")
+    bad: dict[str, Any]
     for bad in ({"kinds": {"nope": {}}}, {"kinds": {"fill_entry": {"fax": True}}},
                 {"kinds": {"fill_entry": {"email": 1}}},
                 {"quiet_hours": {"start": "9", "end": "10:00"}}, {"quiet_hours": {"start": "10:00", "end": "10:00"}},

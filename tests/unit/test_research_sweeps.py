@@ -93,7 +93,7 @@ def test_objectives_and_ranking() -> None:
     assert score(m, {"sharpe": 1, "calmar": 2, "max_drawdown": -0.1}) == pytest.approx(1.2)
     assert score({**m, "calmar": None}, {"sharpe": 1, "calmar": 1}) is None
     combos = [Combination(i, {"x": i}, {}, {}) for i in range(5)]
-    metrics = [{"sharpe": 1.0, "total_trades": 10}, {"sharpe": 2.0, "total_trades": 3},
+    metrics: list[dict[str, Any]] = [{"sharpe": 1.0, "total_trades": 10}, {"sharpe": 2.0, "total_trades": 3},
                {"sharpe": None, "total_trades": 0}, {"sharpe": 1.0, "total_trades": 10},
                {"sharpe": 0.5, "total_trades": 20}]
     rows = rank_rows(combos, metrics, "sharpe", min_trades=5)
@@ -126,7 +126,7 @@ def test_shared_indicator_cache_matches_a_standalone_run_and_computes_each_serie
     assert alone["summary"] == worker.run_combination(shared, (strategy, config))
     assert first.trades == alone["trades"]
     # and the engine without a shared cache agrees with the engine given one
-    plain = run_backtest(shared.bars, strategy, BacktestConfig(**config))
+    plain = run_backtest(shared.bars, strategy, BacktestConfig(**config))  # type: ignore[arg-type]
     assert plain.summary == first.summary
 
 
