@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Request
 
+from api.guards import WORK_GATE
 from domain.errors import DomainError
 from infra.analytics.store import AnalyticsStore, Marks
 from infra.bootstrap import Platform
@@ -24,7 +25,7 @@ def app_analytics_store(app: Any) -> AnalyticsStore:
     store: AnalyticsStore | None = getattr(app.state, "analytics_store", None)
     if store is None:
         platform: Platform = app.state.platform
-        store = AnalyticsStore(platform.db, platform.settings.analytics_dir / "accounts")
+        store = AnalyticsStore(platform.db, platform.settings.analytics_dir / "accounts", gate=WORK_GATE)
         app.state.analytics_store = store
     return store
 

@@ -21,7 +21,7 @@ from api.csrf import CsrfMiddleware
 from api.deps import SESSION_COOKIE, PrincipalCache
 from api.docs import install_docs
 from api.errors import document_errors
-from api.guards import UrlGuardMiddleware
+from api.guards import WORK_GATE, UrlGuardMiddleware
 from api.routers import agent, auth, backtest, broker, health, links, market, model, risk, strategies, ws
 from api.routers import analytics as analytics_router
 from api.routers import audit as audit_router
@@ -43,7 +43,6 @@ from infra.config.settings import Settings
 from infra.config.version import VERSION
 from infra.runtime import heap
 from infra.runtime.scheduler import Scheduler
-from infra.runtime.workgate import WORK_GATE
 from infra.store.idempotency import IdempotencyStore
 from streams.notifier import Notifier
 from streams.runner import ProjectionRunner
@@ -107,7 +106,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.notifier = notifier
         app.state.platform = plat
         app.state.projector = runner
-        app.state.read_your_writes = ReadYourWrites(plat, runner)
+        app.state.read_your_writes = ReadYourWrites(plat, runner, gate=WORK_GATE)
         app.state.stop = stop
         app.state.principals = PrincipalCache()
         app.state.idempotency = IdempotencyStore(plat.db, plat.store)

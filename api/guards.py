@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.textguard import check_json_body
-from infra.runtime.workgate import WORK_GATE
+from infra.runtime.workgate import WorkGate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -85,6 +85,9 @@ def outside_io(endpoint: Callable[P, R]) -> Callable[P, R]:
     endpoint.__outside_io__ = True  # type: ignore[attr-defined]
     return endpoint
 
+
+# This process's gate: endpoint threads are admitted here; `configure` sets its slots at start-up.
+WORK_GATE = WorkGate()
 
 _TURNS: RunVar[anyio.CapacityLimiter] = RunVar("tradertape_endpoint_turns")
 

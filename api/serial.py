@@ -12,7 +12,8 @@ import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
-from infra.runtime.workgate import WORK_GATE, WorkGate
+from api.guards import WORK_GATE
+from infra.runtime.workgate import WorkGate
 
 __all__ = ["SERIAL", "SerialKeys"]
 

@@ -14,7 +14,7 @@ from kafka.partitioner.default import murmur2
 from domain.aggregate import SYSTEM_ACCOUNT_ID
 from infra.bootstrap import Platform, schema_lock
 from infra.runtime.telemetry import READ_YOUR_WRITES_TIMEOUTS
-from infra.runtime.workgate import WORK_GATE
+from infra.runtime.workgate import WorkGate
 from infra.store.db import PROJECTED_CHANNEL, Listener
 from projections.base import projection_tracking
 from projections.registry import all_projections
@@ -127,9 +127,11 @@ class ReadYourWrites:
     DB_CHECK = 0.1
     POLL = 0.004
 
-    def __init__(self, platform: Platform, runner: ProjectionRunner | None) -> None:
+    def __init__(self, platform: Platform, runner: ProjectionRunner | None, gate: WorkGate | None = None) -> None:
+        """`gate`: the API's work gate, whose turn a request gives back while it waits for the projector."""
         self.platform = platform
         self.runner = runner
+        self.gate = gate or WorkGate()
         self.names = [p.name for p in all_projections()]
         self._cond = threading.Condition()
         self._known: dict[str, int] = {}  # shard -> position every projection has applied there
@@ -242,7 +244,7 @@ class ReadYourWrites:
         what the command saved); False after the timeout (the response then goes out anyway)."""
         if position is None or self._reached_now(accounts, position):
             return True  # the common embedded case: the request keeps its turn (infra/runtime/workgate.py)
-        with WORK_GATE.released():  # waiting for the projector is not this request's work
+        with self.gate.released():  # waiting for the projector is not this request's work
             reached = self._wait(accounts, position, timeout)
         if not reached:
             READ_YOUR_WRITES_TIMEOUTS.inc()

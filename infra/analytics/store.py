@@ -39,7 +39,7 @@ from domain.pnl import Action, Fill, Match, match_fifo, price_factor
 from domain.status import PositionStatus
 from domain.xirr import xirr_detail
 from infra.runtime.heap import collector_paused
-from infra.runtime.workgate import WORK_GATE
+from infra.runtime.workgate import WorkGate
 from infra.store.db import Database
 from projections.imports import (
     cas_statements,
@@ -343,9 +343,11 @@ class Snapshot:
 
 
 class AnalyticsStore:
-    def __init__(self, db: Database, root: Path) -> None:
+    def __init__(self, db: Database, root: Path, gate: WorkGate | None = None) -> None:
+        """`gate`: the API's work gate, whose turn a request gives back while it waits for another builder."""
         self.db = db
         self.root = root
+        self.gate = gate or WorkGate()
         self._locks: dict[int, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
         self._duck: duckdb.DuckDBPyConnection | None = None
@@ -374,7 +376,7 @@ class AnalyticsStore:
         d = self._account_dir(account_id)
         d.mkdir(parents=True, exist_ok=True)
         with ExitStack() as held:
-            with WORK_GATE.released():  # another thread or process may be building for seconds
+            with self.gate.released():  # another thread or process may be building for seconds
                 held.enter_context(lock)
                 fh = held.enter_context(open(d / ".lock", "a+"))
                 fcntl.flock(fh, fcntl.LOCK_EX)

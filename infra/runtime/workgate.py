@@ -10,8 +10,12 @@ come first served, on the event loop, where waiting costs nothing.
 A thread gives its turn back while it waits for something that is not its own work: read-your-writes
 (the projector), an analytics snapshot another thread is building. That is what this module is for:
 whoever admitted the thread says how to give the turn back and take it again, and the code that waits
-says when (`with WORK_GATE.released(): ...`). A thread nobody admitted (background tasks, the projector,
+says when (`with gate.released(): ...`). A thread nobody admitted (background tasks, the projector,
 the CLI, tests calling code directly) passes straight through.
+
+The API process's gate is `api.guards.WORK_GATE`; the code that waits (`streams.workers.ReadYourWrites`,
+`infra.analytics.store.AnalyticsStore`) is handed it when the API builds it, and otherwise has a gate of
+its own that nobody is admitted to.
 """
 
 from __future__ import annotations
@@ -55,5 +59,3 @@ class WorkGate:
             take_again()
             self._local.turn = turn
 
-
-WORK_GATE = WorkGate()

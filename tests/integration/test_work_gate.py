@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from api.guards import WORK_GATE
 from api.routers import strategies as strategies_router
-from infra.runtime.workgate import WORK_GATE
 
 
 def test_only_api_threads_endpoint_calls_run_at_once(api_factory: Any, monkeypatch: Any) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from api.guards import WORK_GATE
 from api.serial import SERIAL
-from infra.runtime.workgate import WORK_GATE
 
 _one_at_a_time = SERIAL.one_at_a_time
 
