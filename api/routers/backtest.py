@@ -21,6 +21,8 @@ from fastapi import HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
+from api.public.backtests import BacktestRunPublic, BacktestRunSummaryPublic
+from api.public.base import answers
 from api.strategy_lookup import strategy_lookup
 from backtest.requests import BacktestRequest, InlineStrategy, prepare_run
 from backtest.runner import execute_run
@@ -118,8 +120,12 @@ def _prepare(platform: Platform, req: BacktestRequest, account_id: int) -> tuple
 # ---------------------------------------------------------------- endpoints
 
 
-@router.post("/run", summary="Run a backtest synchronously, record it, return the full result")
+@router.post("/run", **answers(BacktestRunPublic),
+             summary="Run a backtest synchronously, record it, return the full result")
 async def run(req: BacktestRequest, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """A saved strategy (`strategy_id`) or an inline one over a universe or a symbol list, between two stored
+    days; runs in a worker process and answers the recorded run: summary metrics, trades, open positions,
+    refused entries, equity curve, monthly returns and diagnostics. Symbols with no stored bars are a 400."""
     try:
         kwargs, params = await run_in_threadpool(_prepare, platform, req, user.account_id)
         loop = asyncio.get_running_loop()
@@ -133,22 +139,27 @@ def _call_execute(kwargs: dict[str, Any]) -> dict[str, Any]:
     return execute_run(**kwargs)
 
 
-@router.get("/runs", summary="Your backtest runs, newest first (summaries only)",
+@router.get("/runs", **answers(list[BacktestRunSummaryPublic]),
+            summary="Your backtest runs, newest first (summaries only)",
             responses={200: {"headers": {"X-Total-Count": {"description": "your runs in total"}}}})
 def list_runs(user: Reader, page: PageDep, response: Response, platform: PlatformDep) -> list[dict[str, Any]]:
+    """Each run's parameters and summary metrics, without trades or curve (GET /api/backtest/runs/{id})."""
     with platform.db.read() as conn:
         rows, total = list_backtest_runs(conn, user.account_id, page.limit, page.offset)
     response.headers["X-Total-Count"] = str(total)
     return rows
 
 
-@router.get("/runs/{run_id}", summary="One run with its equity curve and per-trade detail")
+@router.get("/runs/{run_id}", **answers(BacktestRunPublic),
+            summary="One run with its equity curve and per-trade detail")
 def get_run(run_id: IdPath, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    """The run as POST /api/backtest/run answered it; another user's run is a 404."""
     return _detail(platform, run_id, user.account_id)
 
 
-@router.delete("/runs/{run_id}", status_code=204)
+@router.delete("/runs/{run_id}", status_code=204, summary="Delete one of your runs")
 def delete_run(run_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    """The run leaves the list and its trades and curve are removed from the analytics store."""
     ref = dispatch(request, platform, m.DeleteBacktestRun(user.account_id, run_id), user).value
     platform.backtests.delete(ref)
     return Response(status_code=204)
