@@ -11,7 +11,7 @@ from typing import Any
 
 from commands.ports import CommandMeta, ConcurrencyConflict
 from commands.uow import Deps, UnitOfWork
-from domain.errors import Conflict, DomainError
+from domain.errors import ConcurrentChange, DomainError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class MessageBus:
                 value = handler(command, uow)
             except ConcurrencyConflict:
                 if attempt == ATTEMPTS:
-                    raise Conflict("The object was changed by other requests at the same time; try again") from None
+                    raise ConcurrentChange(
+                        "The object was changed by other requests at the same time; try again") from None
                 log.info("version conflict on %s, attempt %d; retrying", type(command).__name__, attempt)
                 time.sleep(random.uniform(1, 2) * 2 ** (attempt - 1) / 1000)
                 continue

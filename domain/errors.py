@@ -40,6 +40,11 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class ConcurrentChange(Conflict):
+    """Other commands kept changing the same object while this one ran, beyond the bus's retries (409).
+    Nothing of the command was recorded: sending it again is safe."""
+
+
 class Unauthorized(DomainError):
     """Not authenticated, or the credentials were wrong (401)."""
 

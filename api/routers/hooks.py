@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -28,7 +30,7 @@ from api.errors import schema_error
 from api.guards import MAX_ID, strict_json_loads
 from commands import hooks_messages as hm
 from commands.bus import CommandResult
-from domain.errors import NotFound, TooManyRequests
+from domain.errors import ConcurrentChange, NotFound, TooManyRequests
 from domain.portfolio import Portfolio
 from domain.webhooks import Webhook, content_key, hook_id_of
 from infra.bootstrap import Platform
@@ -269,6 +271,26 @@ def parse_alert(source: str, raw: RawAlert, hook_name: str) -> tuple[tuple[hm.Al
 # ------------------------------------------------------------------ receiving
 
 
+ALERT_ATTEMPTS = 6  # dispatches of one alert that other commands' changes to its portfolio may refuse
+
+
+def _receive(request: Request, platform: Platform, cmd: hm.ReceiveAlert, portfolio_id: int) -> CommandResult:
+    """Run the alert's command. Alerts to one portfolio (from any of its hooks) take turns in this process
+    instead of clashing; a change that still comes between (the scheduler expiring that portfolio's
+    signals, a scan, another API process) is outlasted with a few more tries after the bus's own, with
+    growing random pauses: a refused try recorded nothing, and a repeat of an alert is answered, not
+    recorded twice. An alert service retries rarely or never, so a clash must not cost the signal."""
+    for attempt in range(1, ALERT_ATTEMPTS + 1):
+        try:
+            return dispatch(request, platform, cmd, actor=f"webhook:{cmd.hook_id}",
+                            serial=("portfolio", portfolio_id))
+        except ConcurrentChange:
+            if attempt == ALERT_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(5, 10) * 2 ** (attempt - 1) / 1000)
+    raise AssertionError("unreachable")
+
+
 @router.post("/webhooks/{hook_token}", summary="Receive a TradingView or Chartink alert (no session: the token is "
              "the credential)")
 def receive(hook_token: Annotated[str, Path(max_length=200)], raw: Annotated[RawAlert, Depends(raw_alert)],
@@ -282,7 +304,7 @@ def receive(hook_token: Annotated[str, Path(max_length=200)], raw: Annotated[Raw
     with platform.store.borrowed(Webhook, Webhook.uuid_for(hook_id)) as hook:
         if hook is None or not hook.accepts(token_hash):
             raise NotFound(UNKNOWN)
-        source, name = hook.source, hook.name
+        source, name, portfolio_id = hook.source, hook.name, hook.portfolio_id
     settings = platform.settings
     if not platform.security.rate_hit(f"webhook:{hook_id}", 60, settings.webhook_alerts_per_minute,
                                       datetime.now().astimezone()):
@@ -290,8 +312,7 @@ def receive(hook_token: Annotated[str, Path(max_length=200)], raw: Annotated[Raw
                               "wait a minute")
     items, key, label = parse_alert(source, raw, name)
     cmd = hm.ReceiveAlert(hook_id, token_hash, key, items, label, settings.webhook_dedupe_seconds)
-    # alerts to one hook all save its aggregate: in this process they take turns instead of clashing
-    result = dispatch(request, platform, cmd, actor=f"webhook:{hook_id}", serial=("webhook", hook_id))
+    result = _receive(request, platform, cmd, portfolio_id)
     outcome: hm.AlertOutcome = result.value
     ids = [*outcome.signal_ids, *outcome.exit_signal_ids]
     home = [Portfolio.uuid_for(outcome.portfolio_id)]

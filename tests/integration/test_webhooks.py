@@ -256,3 +256,40 @@ def test_webhook_needs_no_csrf_header_even_with_a_session_cookie(market: Any) ->
     r = post_alert(market, path_of(created), '{"symbol": "INFY", "action": "buy", "price": 1500}')
     assert r.status_code == 200, r.text
     assert market.post("/api/hooks", content="x", headers={"Content-Type": "text/plain"}).status_code == 403
+
+
+def test_an_alert_outlasts_other_changes_to_its_portfolio_and_is_never_refused(market: Any, monkeypatch: Any) -> None:
+    """Two hooks on one portfolio: while one alert is being recorded, six alerts to the other hook are saved
+    in between (more clashes than the bus retries). The alert is still answered with its signal, once."""
+    from commands import hooks_messages as hm
+    from commands.handlers import hooks as handlers
+    from commands.ports import CommandMeta
+
+    pf = deploy(market, template_id(market), max_positions=20, max_per_sector=None)
+    first, other = hook(market, pf["id"]), hook(market, pf["id"], source="chartink", name="scan")
+    platform = market.platform
+    real = handlers.record_candidates
+    between: list[str] = ["HDFCBANK", "ICICIBANK", "SBIN", "TCS", "ITC", "LT"]
+    saved: list[int] = []
+
+    def clashing(uow: Any, pf_: Any, *args: Any) -> Any:
+        if between and pf_.portfolio_id == pf["id"] and not getattr(clashing, "inside", False):
+            symbol = between.pop(0)
+            clashing.inside = True  # type: ignore[attr-defined]
+            try:  # another alert to the portfolio is saved after this one loaded it: this save will clash
+                done = platform.bus.handle(hm.ReceiveAlert(
+                    other["id"], platform.token_hash(other["token"]), f"k-{symbol}",
+                    (hm.AlertItem(symbol, "buy", 500.0),), "between", 600), CommandMeta(actor="test"))
+                saved.extend(done.value.signal_ids)
+            finally:
+                clashing.inside = False  # type: ignore[attr-defined]
+        return real(uow, pf_, *args)
+
+    monkeypatch.setattr(handlers, "record_candidates", clashing)
+    r = post_alert(market, path_of(first), {"symbol": "NSE:INFY", "action": "buy", "price": 1500, "alert_id": "i-1"})
+    assert r.status_code == 200, r.text
+    assert between == [] and len(saved) == 6  # every clash happened
+    assert [s["symbol"] for s in r.json()["signals"]] == ["INFY"]
+    wait_projected(market)
+    symbols = sorted(s["symbol"] for s in pending(market, pf["id"]))
+    assert symbols == sorted(["INFY", "HDFCBANK", "ICICIBANK", "SBIN", "TCS", "ITC", "LT"])
