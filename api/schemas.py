@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 from zxcvbn import zxcvbn
 
+from api.public.base import OpenObject
 from domain.strategies import SpecError, normalize_spec
 
 
@@ -183,9 +184,9 @@ class StrategyPublic(BaseModel):
     name: str
     description: str
     base_model: str
-    entry_rules: dict[str, Any]
-    exit_rules: dict[str, Any]
-    params: dict[str, Any]
+    entry_rules: OpenObject = Field(description="the entry rule tree (docs/STRATEGIES.md)")
+    exit_rules: OpenObject = Field(description="stop, target, trailing stop, hold days and the exit rule tree")
+    params: OpenObject = Field(description="the base model's parameters")
     is_active: bool
     is_template: bool
     is_public: bool

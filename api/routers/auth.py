@@ -22,6 +22,8 @@ from api.deps import (
     set_session_cookie,
 )
 from api.guards import outside_io
+from api.public.accounts import MessagePublic, SignedOutPublic
+from api.public.base import answers
 from api.revocation import close_revoked
 from api.schemas import (
     AgentKeyCreated,
@@ -77,9 +79,11 @@ def _signed_in(platform: Platform, response: Response, result: CommandResult) ->
     return _user(platform, account)
 
 
-@router.post("/magic-link", summary="Email a one-time sign-in link and 6-digit code")
+@router.post("/magic-link", **answers(MessagePublic), summary="Email a one-time sign-in link and 6-digit code")
 @outside_io  # sends the email before it answers
 def magic_link(body: MagicLinkRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
+    """The same answer whether or not the address has an account (an account is made at first sign-in);
+    rate-limited per address and client."""
     dispatch(request, platform, m.RequestLoginLink(str(body.email), client_ip(request)))
     return {"detail": "If the address can receive email, a sign-in link and code are on their way. "
                       "They expire in 15 minutes."}
@@ -87,14 +91,17 @@ def magic_link(body: MagicLinkRequest, request: Request, platform: PlatformDep) 
 
 @router.post("/verify-link", response_model=UserPublic, summary="Sign in with the link's token or the code")
 def verify_link(body: VerifyLinkRequest, request: Request, response: Response, platform: PlatformDep) -> UserPublic:
+    """`token` (from the link) or `otp` (the code); sets the `kite_session` cookie and answers the user. A wrong
+    or used code is a 400; rate-limited."""
     command = m.VerifyLogin(str(body.email), body.token, body.otp, client_ip(request))
     result = login(request, platform, command, str(body.email), "otp" if body.otp else "link")
     return _signed_in(platform, response, result)
 
 
-@router.post("/password-login", response_model=UserPublic)
+@router.post("/password-login", response_model=UserPublic, summary="Sign in with email and password")
 def password_login(body: PasswordLoginRequest, request: Request, response: Response,
                    platform: PlatformDep) -> UserPublic:
+    """Sets the `kite_session` cookie; a wrong password (or an account without one) is a 401; rate-limited."""
     result = login(request, platform, m.PasswordLogin(str(body.email), body.password, client_ip(request)),
                    str(body.email), "password")
     return _signed_in(platform, response, result)
@@ -109,18 +116,22 @@ def _signed_out(request: Request, account_id: int, hashes: list[str], reason: st
         security_event(request, "sessions_revoked", account=account_id, count=len(hashes), reason=reason)
 
 
-@router.post("/password/code", summary="Email a 6-digit code to set or change the password (needed by POST "
-                                       "/api/auth/password)")
+@router.post("/password/code", **answers(MessagePublic),
+             summary="Email a 6-digit code to set or change the password (needed by POST /api/auth/password)")
 @outside_io  # sends the email before it answers
 def password_code(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, str]:
+    """To your account's email; the code expires in 15 minutes."""
     dispatch(request, platform, m.RequestPasswordCode(user.email, client_ip(request)), user)
     return {"detail": "A 6-digit code is on its way to your email; it expires in 15 minutes"}
 
 
-@router.post("/password", summary="Set, or change, the password: needs the emailed code (and the current "
-                                  "password to change one); signs out every other session")
+@router.post("/password", **answers(SignedOutPublic),
+             summary="Set, or change, the password: needs the emailed code (and the current password to change "
+                     "one); signs out every other session")
 def set_password(body: SetPasswordRequest, request: Request, user: SessionUser,
                  platform: PlatformDep) -> dict[str, Any]:
+    """At least 10 characters and not easy to guess (else a 422 saying why); answers how many other sessions
+    were signed out."""
     keep = platform.token_hash(user.session_token) if user.session_token else None
     cmd = m.SetPassword(user.account_id, body.password, body.current_password, body.otp, keep)
     revoked: list[str] = dispatch(request, platform, cmd, user).value
@@ -129,15 +140,19 @@ def set_password(body: SetPasswordRequest, request: Request, user: SessionUser,
     return {"detail": "Password saved; your other sessions were signed out", "sessions_signed_out": len(revoked)}
 
 
-@router.post("/password-reset/code", summary="Forgot the password: email a 6-digit code to reset it")
+@router.post("/password-reset/code", **answers(MessagePublic),
+             summary="Forgot the password: email a 6-digit code to reset it")
 @outside_io  # sends the email before it answers
 def password_reset_code(body: PasswordCodeRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
+    """The same answer whether or not the address has an account; rate-limited."""
     dispatch(request, platform, m.RequestPasswordCode(str(body.email), client_ip(request)))
     return {"detail": "If the address has an account, a 6-digit code is on its way. It expires in 15 minutes."}
 
 
-@router.post("/password-reset", summary="Set a new password with the emailed code; signs out every session")
+@router.post("/password-reset", **answers(SignedOutPublic),
+             summary="Set a new password with the emailed code; signs out every session")
 def password_reset(body: ResetPasswordRequest, request: Request, platform: PlatformDep) -> dict[str, Any]:
+    """A wrong or expired code is a 400; rate-limited."""
     cmd = m.ResetPassword(str(body.email), body.otp, body.password, client_ip(request))
     try:
         result = dispatch(request, platform, cmd)
@@ -154,6 +169,7 @@ def password_reset(body: ResetPasswordRequest, request: Request, platform: Platf
 
 @router.get("/sessions", response_model=list[SessionPublic], summary="Your signed-in sessions")
 def list_sessions(user: SessionUser, platform: PlatformDep) -> list[SessionPublic]:
+    """Each with its public id (never its token), when it started and expires, and which is this one."""
     current = platform.token_hash(user.session_token) if user.session_token else None
     rows = platform.security.list_sessions(user.account_id, time.time())
     return [SessionPublic(id=r.token_hash[:SESSION_ID_CHARS], created_at=datetime.fromtimestamp(r.created_at, UTC),
@@ -167,6 +183,7 @@ SESSION_ID_CHARS = 16  # a session's public id: the start of its token's keyed h
 @router.delete("/sessions/{session_id}", status_code=204, summary="Sign out one of your sessions")
 def revoke_session(request: Request, user: SessionUser, platform: PlatformDep,
                    session_id: str = PathParam(pattern=r"^[0-9a-f]{16}$")) -> Response:
+    """Its tick connections close at once (4401 "Signed out from another session")."""
     revoked: list[str] = dispatch(request, platform, m.RevokeSessions(user.account_id, (session_id,)), user).value
     if not revoked:
         raise NotFound("No such session")
@@ -174,16 +191,19 @@ def revoke_session(request: Request, user: SessionUser, platform: PlatformDep,
     return Response(status_code=204)
 
 
-@router.post("/sessions/revoke-others", summary="Sign out everywhere else (every session but this one)")
+@router.post("/sessions/revoke-others", **answers(SignedOutPublic),
+             summary="Sign out everywhere else (every session but this one)")
 def revoke_other_sessions(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, int]:
+    """Answers how many sessions were signed out."""
     keep = platform.token_hash(user.session_token) if user.session_token else None
     revoked: list[str] = dispatch(request, platform, m.RevokeSessions(user.account_id, None, keep), user).value
     _signed_out(request, user.account_id, revoked, "Signed out from another session")
     return {"sessions_signed_out": len(revoked)}
 
 
-@router.post("/logout")
+@router.post("/logout", **answers(MessagePublic), summary="Sign out this session")
 def logout(request: Request, response: Response, platform: PlatformDep) -> dict[str, str]:
+    """Clears the cookie and closes this session's tick connections; without a session it just answers."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         dispatch(request, platform, m.Logout(token))
@@ -195,13 +215,15 @@ def logout(request: Request, response: Response, platform: PlatformDep) -> dict[
     return {"detail": "Signed out"}
 
 
-@router.get("/me", response_model=UserPublic)
+@router.get("/me", response_model=UserPublic, summary="Who is signed in")
 def me(user: Reader, platform: PlatformDep) -> UserPublic:
+    """The account, whether it has a password, and its broker connection."""
     return _user(platform, user.account)
 
 
 @router.get("/status", response_model=BrokerStatus, summary="Broker (Kite) session status")
 def broker_status(user: Reader, platform: PlatformDep) -> BrokerStatus:
+    """Whether a Kite session is connected, for which Kite user, until when, and how it was obtained."""
     return _broker_status(platform, user.account_id)
 
 
@@ -209,8 +231,9 @@ def _ts(v: float | None) -> datetime | None:
     return None if v is None else datetime.fromtimestamp(v, UTC)
 
 
-@router.get("/agent-key", response_model=AgentKeyPublic)
+@router.get("/agent-key", response_model=AgentKeyPublic, summary="Your agent key's prefix and use (never the key)")
 def get_agent_key(user: SessionUser, platform: PlatformDep) -> AgentKeyPublic:
+    """No key yet is a 404."""
     info = platform.security.agent_key_info(user.account_id)
     if info is None:
         raise NotFound("No agent key; POST /api/auth/agent-key to generate one")
@@ -222,6 +245,8 @@ def get_agent_key(user: SessionUser, platform: PlatformDep) -> AgentKeyPublic:
 @router.post("/agent-key", response_model=AgentKeyCreated, status_code=201,
              summary="Generate or regenerate the agent key (the old one stops working); shown once")
 def create_agent_key(request: Request, user: SessionUser, platform: PlatformDep) -> AgentKeyCreated:
+    """The full key is in this answer only; a previous key stops working at once (its tick connections close
+    with 4401)."""
     issued = dispatch(request, platform, m.IssueAgentKey(user.account_id), user).value
     request.app.state.principals.forget_account(user.account_id)
     close_revoked(request.app, ("agent_key", user.account_id), "Agent key replaced by a new one")
@@ -229,8 +254,9 @@ def create_agent_key(request: Request, user: SessionUser, platform: PlatformDep)
     return AgentKeyCreated(key=issued.key, prefix=issued.prefix, created_at=issued.created_at)
 
 
-@router.delete("/agent-key", status_code=204)
+@router.delete("/agent-key", status_code=204, summary="Revoke your agent key")
 def revoke_agent_key(request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    """It stops working at once, and its tick connections close (4401 "Agent key revoked")."""
     dispatch(request, platform, m.RevokeAgentKey(user.account_id), user)
     request.app.state.principals.forget_account(user.account_id)
     close_revoked(request.app, ("agent_key", user.account_id), "Agent key revoked")

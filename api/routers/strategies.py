@@ -12,6 +12,8 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import IdPath, PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from api.public.base import answers
+from api.public.strategies import BaseModelPublic
 from api.schemas import StrategyCreate, StrategyFork, StrategyPublic, StrategyUpdate
 from commands import messages as m
 from commands.bus import CommandResult
@@ -59,51 +61,62 @@ def _readable(platform: Platform, strategy_id: int, account_id: int, status_code
     return Response(row.doc, status_code=status_code, media_type="application/json")
 
 
-@router.get("/base-models", summary="Base models with their parameter schemas and defaults")
+@router.get("/base-models", **answers(list[BaseModelPublic]),
+            summary="Base models with their parameter schemas and defaults")
 def base_models(user: Reader) -> list[dict[str, Any]]:
+    """Each base model a strategy builds on: its parameters (type, default, range) and its default rules."""
     return [model.describe() for model in BASE_MODELS.values()]
 
 
-@router.get("", response_model=list[StrategyPublic],
+@router.get("", response_model=list[StrategyPublic], summary="Strategies you can see: yours, templates, shared ones",
             responses={200: {"headers": {"X-Total-Count": {"description": "rows matching the filters"}}}})
 def list_(
     user: Reader, page: PageDep, response: Response, platform: PlatformDep,
     is_active: bool | None = None, is_template: bool | None = None, is_public: bool | None = None,
     base_model: str | None = Query(default=None, max_length=64), q: str | None = Query(default=None, max_length=200),
 ) -> Response:
+    """Filtered by flags, base model and a name search `q`."""
     filters = StrategyFilters(is_active, is_template, is_public, base_model, q)
     with platform.db.read() as conn:
         body, total = list_strategy_docs(conn, user.account_id, filters, page.limit, page.offset)
     return Response(body, media_type="application/json", headers={"X-Total-Count": str(total)})
 
 
-@router.post("", response_model=StrategyPublic, status_code=201)
+@router.post("", response_model=StrategyPublic, status_code=201, summary="Create a strategy")
 def create(body: StrategyCreate, request: Request, user: SessionUser, platform: PlatformDep) -> Any:
+    """Rules and parameters are checked against the base model (a bad spec is a 422); omitted rules take the
+    base model's defaults."""
     result = dispatch(request, platform, m.CreateStrategy(user.account_id, _body(body)), user)
     return _written(platform, result, result.value, user.account_id, 201)
 
 
-@router.get("/{strategy_id}", response_model=StrategyPublic)
+@router.get("/{strategy_id}", response_model=StrategyPublic, summary="One strategy")
 def get(strategy_id: IdPath, user: Reader, platform: PlatformDep) -> Response:
+    """Yours, a template or a shared one; another user's private strategy is a 404."""
     return _readable(platform, strategy_id, user.account_id)
 
 
-@router.put("/{strategy_id}", response_model=StrategyPublic)
+@router.put("/{strategy_id}", response_model=StrategyPublic, summary="Replace a strategy (full body)")
 def replace(strategy_id: IdPath, body: StrategyUpdate, request: Request, user: SessionUser,
             platform: PlatformDep) -> Any:
+    """Every field is required; a GET document may be PUT back (its read-only fields are ignored). A template
+    or another user's shared strategy is a 403."""
     result = dispatch(request, platform, m.UpdateStrategy(user.account_id, strategy_id, _body(body)), user)
     return _written(platform, result, strategy_id, user.account_id)
 
 
-@router.delete("/{strategy_id}", status_code=204)
+@router.delete("/{strategy_id}", status_code=204, summary="Delete a strategy")
 def delete(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    """A strategy that active or paused portfolios use is a 409."""
     dispatch(request, platform, m.DeleteStrategy(user.account_id, strategy_id), user)
     return Response(status_code=204)
 
 
-@router.post("/{strategy_id}/fork", response_model=StrategyPublic, status_code=201)
+@router.post("/{strategy_id}/fork", response_model=StrategyPublic, status_code=201,
+             summary="Copy a strategy you can see into your own")
 def fork(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
          body: StrategyFork | None = None) -> Any:
+    """Optional body `{"name"}`; the copy records `forked_from`."""
     result = dispatch(request, platform, m.ForkStrategy(user.account_id, strategy_id, body.name if body else None),
                       user)
     return _written(platform, result, result.value, user.account_id, 201)
@@ -119,6 +132,7 @@ class ShareBody(BaseModel):
              summary="Set is_public with {\"is_public\": true|false} (idempotent); without a body, toggle it")
 def share(strategy_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
           body: ShareBody | None = None) -> Any:
+    """A shared strategy is visible (read-only) to every user."""
     cmd = m.ToggleShareStrategy(user.account_id, strategy_id, None if body is None else body.is_public)
     result = dispatch(request, platform, cmd, user)
     return _written(platform, result, strategy_id, user.account_id)
