@@ -37,6 +37,8 @@ from api.textguard import TextGuardMiddleware
 from api.validation import validation_error_handler
 from api.web import mount_web
 from backtest.research.service import ResearchService
+from backtest.runner import ProcessPoolRunner
+from commands.backtest_runs import RunBacktest
 from domain.errors import DomainError
 from infra.bootstrap import Platform, bootstrap, seed
 from infra.config.settings import Settings
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.principals = PrincipalCache()
         app.state.idempotency = IdempotencyStore(plat.db, plat.store)
         app.state.signal_homes = model.SignalHomes()
+        app.state.backtest_runs = RunBacktest(ProcessPoolRunner(), plat.backtests)
         app.state.research = ResearchService(plat)
         app.state.research.recover()
         seed(plat)

@@ -2,12 +2,20 @@
 
 `plan_run` validates everything a run needs (dates inside the stored history, every symbol stored, the
 benchmark) and returns plain arguments; `execute_run` reads the bars (warm-up included) and runs the
-engine. Only plain values cross a process boundary, never bar matrices.
+engine. Only plain values cross a process boundary, never bar matrices. `ProcessPoolRunner` is the
+`BacktestRunner` port the API runs them through: a shared pool of spawned worker processes.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,7 +28,7 @@ from domain.errors import DomainError
 from infra.bars.store import BarStore
 from infra.bars.universes import Universe, normalize_symbol
 
-__all__ = ["RunPlan", "execute_run", "json_safe", "plan_run"]
+__all__ = ["ProcessPoolRunner", "RunPlan", "execute_run", "json_safe", "plan_run"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +100,52 @@ def execute_run(data_dir: str, symbols: list[str], sectors: list[str], benchmark
     out = result.to_dict()
     out["data_fingerprint"] = store.fingerprint()
     return dict(json_safe(out))
+
+
+# ---------------------------------------------------------------- the worker processes
+
+
+POOL_WORKERS = 2
+_POOL: dict[str, ProcessPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ProcessPoolExecutor:
+    """The process's one worker pool, created at first use (spawned children: no forked threads or sockets)."""
+    with _POOL_LOCK:
+        pool = _POOL.get("pool")
+        if pool is None:
+            pool = ProcessPoolExecutor(POOL_WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_exit_with_parent, initargs=(os.getpid(),))
+            _POOL["pool"] = pool
+        return pool
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each worker: leave when the server process is gone (killed without a chance to shut the pool
+    down), instead of lingering as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+@atexit.register
+def _shutdown_pool() -> None:
+    pool = _POOL.pop("pool", None)
+    if pool is not None:  # wait: idle workers exit at once, and none is left behind as an orphan
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _execute_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    return execute_run(**plan)
+
+
+class ProcessPoolRunner:
+    """The `BacktestRunner` port over the process's shared pool of `POOL_WORKERS` spawned workers."""
+
+    def submit(self, plan: Mapping[str, Any]) -> Future[dict[str, Any]]:
+        return _pool().submit(_execute_plan, dict(plan))

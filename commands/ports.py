@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -128,6 +129,28 @@ class PortfolioUsage(Protocol):
     """How many active (not retired) portfolios use a strategy."""
 
     def active_portfolios_using(self, strategy_id: int) -> int: ...
+
+
+class BacktestRunner(Protocol):
+    """Runs one prepared backtest (`backtest.runner.plan_run`'s plain arguments) away from the caller's thread,
+    in a worker process: only plain values cross, never bar matrices."""
+
+    def submit(self, plan: Mapping[str, Any]) -> Future[dict[str, Any]]:
+        """The run's result (summary, trades, equity curve, ...) when it is done."""
+        ...
+
+
+class BacktestArchive(Protocol):
+    """Where a run's detail (per-trade rows, equity curve, refused entries) is kept, apart from its event."""
+
+    def write(self, trades: list[dict[str, Any]], equity_curve: list[dict[str, Any]],
+              refused_entries: list[dict[str, Any]] | None = None) -> str:
+        """Store one run's detail whole (a reader never sees half of it); returns its reference."""
+        ...
+
+    def read(self, ref: str) -> dict[str, list[dict[str, Any]]]: ...
+
+    def delete(self, ref: str) -> None: ...
 
 
 class ClockReads(Protocol):

@@ -14,6 +14,7 @@ A job still queued or running when its server stops is marked failed at the next
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -25,8 +26,9 @@ from backtest.research.jobs import JobKind, JobOutcome, JobPlan, RunContext
 from backtest.research.store import ResultTables
 from backtest.research.worker import warm_start_for
 from backtest.runner import execute_run
-from commands import messages as m
 from commands import research_messages as rm
+from commands.backtest_runs import record_run
+from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.errors import DomainError, InvalidTransition, NotFound
 from infra.bars.store import BarStore
@@ -54,7 +56,10 @@ class ResearchService:
         return CommandMeta(actor=f"user:{account_id}", account_id=account_id)
 
     def _handle(self, command: Any, account_id: int) -> Any:
-        return self.platform.bus.handle(command, self._meta(account_id)).value
+        return self._send(command, account_id).value
+
+    def _send(self, command: Any, account_id: int) -> CommandResult:
+        return self.platform.bus.handle(command, self._meta(account_id))
 
     def start(self, kind: JobKind, account_id: int, job_id: int, plan: JobPlan) -> None:
         """Run a submitted job in a background thread."""
@@ -128,14 +133,8 @@ class ResearchService:
         params = {"strategy_id": p.get("strategy_id"), "strategy_name": p.get("strategy_name"), "strategy": strategy,
                   "universe": p.get("universe"), "symbols": p.get("symbols"), "benchmark": p.get("benchmark"),
                   **config, "research_job_id": job_id}
-        ref = self.platform.backtests.write(out["trades"], out["equity_curve"], out.get("refused_entries"))
-        try:
-            return int(self._handle(m.RecordBacktestRun(
-                account_id, params, out["summary"], out["diagnostics"], out["monthly_returns"],
-                out["open_positions"], out["data_fingerprint"], ref), account_id))
-        except Exception:
-            self.platform.backtests.delete(ref)
-            raise
+        send = functools.partial(self._send, account_id=account_id)
+        return int(record_run(self.platform.backtests, send, account_id, params, out).value)
 
     def cancel_or_delete(self, outcome: dict[str, Any], job_id: int) -> None:
         """After the DELETE command: stop a running job here; drop a deleted job's result tables."""
