@@ -13,6 +13,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.analytics_access import analytics_store, market_marks
 from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from api.public.analytics import (
+    CorporateActionPublic,
+    HoldingPublic,
+    JournalRowPublic,
+    PnlRowPublic,
+    SummaryPublic,
+)
+from api.public.base import answers
 from commands import imports_messages as im
 from domain.errors import DomainError
 from infra.analytics.store import holdings, journal, pnl, summary
@@ -29,20 +37,25 @@ def _dates(start: date | None, end: date | None) -> None:
         raise DomainError("'to' is before 'from'")
 
 
-@router.get("/summary", summary="Invested, current value, realized and unrealized P&L, charges, XIRR, win rate")
+@router.get("/summary", **answers(SummaryPublic),
+            summary="Invested, current value, realized and unrealized P&L, charges, XIRR, win rate")
 def get_summary(request: Request, user: Reader, platform: PlatformDep,
                 source: Source = "imported") -> dict[str, Any]:
+    """Of `source`: imported (broker) trades, paper or live model portfolios, or all. Holdings without a real
+    price are listed as `unmarked` and left out of the values; unmatched sells are reported."""
     store = analytics_store(request)
     snap = store.snapshot(user.account_id)
     with store.connect([snap]) as con:
         return summary(con, market_marks(platform), source)
 
 
-@router.get("/pnl", summary="Realized P&L grouped by symbol, month, year or strategy")
+@router.get("/pnl", **answers(list[PnlRowPublic]), summary="Realized P&L grouped by symbol, month, year or strategy")
 def get_pnl(request: Request, user: Reader,
             group_by: Literal["symbol", "month", "year", "strategy"] = "month",
             start: date | None = Query(default=None, alias="from"), end: date | None = Query(default=None, alias="to"),
             source: Source = "imported") -> list[dict[str, Any]]:
+    """FIFO-matched sells between `from` and `to` (sell dates): trades, wins, values, P&L before and after
+    charges."""
     _dates(start, end)
     store = analytics_store(request)
     snap = store.snapshot(user.account_id)
@@ -50,13 +63,15 @@ def get_pnl(request: Request, user: Reader,
         return pnl(con, group_by, source, start, end)
 
 
-@router.get("/trades", summary="The trade journal: imported trades and model-portfolio fills",
+@router.get("/trades", **answers(list[JournalRowPublic]),
+            summary="The trade journal: imported trades and model-portfolio fills",
             responses={200: {"headers": {"X-Total-Count": {"description": "rows matching the filters"}}}})
 def get_trades(request: Request, user: Reader, page: PageDep, response: Response,
                symbol: str | None = Query(default=None, max_length=64), side: Literal["buy", "sell"] | None = None,
                strategy: str | None = Query(default=None, max_length=200), source: Source = "imported",
                start: date | None = Query(default=None, alias="from"),
                end: date | None = Query(default=None, alias="to")) -> list[dict[str, Any]]:
+    """Newest first, filtered; a sell carries its FIFO P&L and holding days."""
     _dates(start, end)
     store = analytics_store(request)
     snap = store.snapshot(user.account_id)
@@ -67,8 +82,11 @@ def get_trades(request: Request, user: Reader, page: PageDep, response: Response
     return out
 
 
-@router.get("/holdings", summary="Open FIFO lots per symbol with marks, and mutual-fund holdings")
+@router.get("/holdings", **answers(list[HoldingPublic]),
+            summary="Open FIFO lots per symbol with marks, and mutual-fund holdings")
 def get_holdings(request: Request, user: Reader, platform: PlatformDep) -> list[dict[str, Any]]:
+    """Equity marked at the latest real price (imported bars or the broker's), never a synthetic one; mutual
+    funds at the CAS valuation."""
     store = analytics_store(request)
     snap = store.snapshot(user.account_id)
     with store.connect([snap]) as con:
@@ -85,10 +103,11 @@ class CorporateActionBody(BaseModel):
     ratio_old: float = Field(gt=0, le=1e6)
 
 
-@router.post("/corporate-actions", status_code=201,
+@router.post("/corporate-actions", status_code=201, **answers(CorporateActionPublic),
              summary="Record a split or bonus so FIFO lots are adjusted (the tradebook does not carry them)")
 async def corporate_action(body: CorporateActionBody, request: Request, user: SessionUser,
                            platform: PlatformDep) -> dict[str, Any]:
+    """Lots bought before `ex_date` are adjusted by the ratio; the same action twice is recorded once."""
     cmd = im.RecordCorporateAction(user.account_id, body.symbol, body.ex_date.isoformat(), body.kind,
                                    body.ratio_new, body.ratio_old)
     result = await run_in_threadpool(dispatch, request, platform, cmd, user)

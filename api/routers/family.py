@@ -15,6 +15,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.analytics_access import analytics_store, market_marks
 from api.deps import IdPath, PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
+from api.public.analytics import (
+    ConsolidatedPublic,
+    FamilyGroupPublic,
+    InvitationPublic,
+    InvitedPublic,
+)
+from api.public.base import answers
 from commands import imports_messages as im
 from commands.bus import CommandResult
 from domain.errors import DomainError, NotFound
@@ -56,31 +63,38 @@ def _group_doc(platform: Platform, result: CommandResult, group_id: int, account
     raise NotFound(f"Family group {group_id} not found")
 
 
-@router.get("/groups", summary="The groups you belong to, with members and pending invitations")
+@router.get("/groups", **answers(list[FamilyGroupPublic]),
+            summary="The groups you belong to, with members and pending invitations")
 def list_groups(user: Reader, platform: PlatformDep) -> list[dict[str, Any]]:
+    """Each group with your role, its members and (for the owner) its pending invitations."""
     with platform.db.read() as conn:
         return groups_of(conn, user.account_id)
 
 
-@router.post("/groups", status_code=201, summary="Create a group (you are its owner)")
+@router.post("/groups", status_code=201, **answers(FamilyGroupPublic), summary="Create a group (you are its owner)")
 async def create_group(body: GroupCreate, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """The group answers as the command left it."""
     cmd = im.CreateFamilyGroup(user.account_id, user.email, body.name)
     result = await run_in_threadpool(dispatch, request, platform, cmd, user)
     return _group_doc(platform, result, int(result.value), user.account_id)
 
 
-@router.post("/groups/{group_id}/invite", status_code=201, summary="Invite by email (owner only)")
+@router.post("/groups/{group_id}/invite", status_code=201, **answers(InvitedPublic),
+             summary="Invite by email (owner only)")
 async def invite(group_id: IdPath, body: InviteBody, request: Request, user: SessionUser,
                  platform: PlatformDep) -> dict[str, Any]:
+    """Emails a link with a one-time token (`email_sent` says whether it went out); rate-limited."""
     result = await run_in_threadpool(dispatch, request, platform, im.InviteFamilyMember(user.account_id, group_id,
                                                                                          body.email), user)
     return dict(result.value)
 
 
-@router.post("/groups/{group_id}/accept", summary="Accept your invitation (the emailed token, or as the invited email)")
+@router.post("/groups/{group_id}/accept", **answers(FamilyGroupPublic),
+             summary="Accept your invitation (the emailed token, or as the invited email)")
 async def accept(group_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
                  token: str | None = Query(default=None, max_length=200), body: AcceptBody | None = None,
                  ) -> dict[str, Any]:
+    """The token in the body or the query; without one, signed in as the invited email. Answers the group."""
     tok = (body.token if body and body.token else None) or token
     cmd = im.AcceptFamilyInvitation(user.account_id, user.email, group_id, tok)
     result = await run_in_threadpool(dispatch, request, platform, cmd, user)
@@ -89,6 +103,7 @@ async def accept(group_id: IdPath, request: Request, user: SessionUser, platform
 
 @router.post("/groups/{group_id}/leave", status_code=204, summary="Leave a group (members other than the owner)")
 async def leave(group_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    """The owner cannot leave (a 400): remove the others, or keep the group."""
     await run_in_threadpool(dispatch, request, platform, im.LeaveFamilyGroup(user.account_id, group_id), user)
     return Response(status_code=204)
 
@@ -96,13 +111,15 @@ async def leave(group_id: IdPath, request: Request, user: SessionUser, platform:
 @router.delete("/groups/{group_id}/members/{account_id}", status_code=204, summary="Remove a member (owner only)")
 async def remove(group_id: IdPath, account_id: IdPath, request: Request, user: SessionUser,
                  platform: PlatformDep) -> Response:
+    """The member no longer sees the group or is counted in its totals."""
     cmd = im.RemoveFamilyMember(user.account_id, group_id, account_id)
     await run_in_threadpool(dispatch, request, platform, cmd, user)
     return Response(status_code=204)
 
 
-@router.get("/invitations", summary="Pending invitations to your email")
+@router.get("/invitations", **answers(list[InvitationPublic]), summary="Pending invitations to your email")
 def my_invitations(user: Reader, platform: PlatformDep) -> list[dict[str, Any]]:
+    """Accept one with POST /api/family/groups/{group_id}/accept."""
     with platform.db.read() as conn:
         return invitations_for(conn, user.email.lower())
 
@@ -110,9 +127,13 @@ def my_invitations(user: Reader, platform: PlatformDep) -> list[dict[str, Any]]:
 _TOTALS = ("invested", "current_value", "realized_pnl", "unrealized_pnl")
 
 
-@router.get("/consolidated", summary="Family-wide totals: per member and total, top holdings across members")
+@router.get("/consolidated", **answers(ConsolidatedPublic),
+            summary="Family-wide totals: per member and total, top holdings across members")
 def consolidated(request: Request, user: Reader, platform: PlatformDep,
                  group_id: int | None = Query(default=None, ge=1, le=2**63 - 1)) -> dict[str, Any]:
+    """Each member's invested, current value, P&L and XIRR (imported trades and CAS holdings), the family's
+    totals and XIRR over every member's cash flows, and the largest holdings across members. In several groups,
+    name `group_id` (else a 400)."""
     with platform.db.read() as conn:
         mine = groups_of(conn, user.account_id)
         if group_id is None:
