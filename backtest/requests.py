@@ -66,6 +66,9 @@ class BacktestRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_of_each(self) -> BacktestRequest:
+        return self._check_body()
+
+    def _check_body(self) -> BacktestRequest:
         if (self.strategy_id is None) == (self.strategy is None):
             raise ValueError("give exactly one of strategy_id or strategy (an inline strategy body)")
         if self.universe is None and self.symbols is None:

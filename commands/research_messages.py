@@ -12,6 +12,7 @@ class SubmitResearchJob:
     kind: str
     params: dict[str, Any]
     total: int
+    runner: str = ""  # the process that will run it
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class CompleteResearchJob:
     results_ref: str
     best_run_id: int | None = None
     run_ids: list[int] = field(default_factory=list)
+    notify_after: float | None = None  # seconds: a job that ran this long records ResearchJobFinished
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,11 @@ class FailResearchJob:
     account_id: int
     job_id: int
     reason: str
+    notify_after: float | None = None
 
 
 @dataclass(frozen=True)
 class CancelOrDeleteResearchJob:
     account_id: int
     job_id: int
+    notify_after: float | None = None

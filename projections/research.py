@@ -26,6 +26,7 @@ research_jobs = sa.Table(
     sa.Column("best_run_id", sa.BigInteger, nullable=True),
     sa.Column("run_ids", sa.JSON, nullable=True),
     sa.Column("error", sa.String(600), nullable=True),
+    sa.Column("runner", sa.String(120), nullable=True),  # the process running it (research_runners)
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
@@ -35,6 +36,13 @@ class ResearchJobsProjection(Projection):
     name = "research_jobs"
     metadata = metadata
 
+    def create(self, conn: Connection) -> None:
+        super().create(conn)
+        # a database from before the `runner` column: add it (older jobs have none: any runner may fail them)
+        columns = {c["name"] for c in sa.inspect(conn).get_columns(research_jobs.name)}
+        if "runner" not in columns:
+            conn.execute(sa.text(f"ALTER TABLE {research_jobs.name} ADD COLUMN runner VARCHAR(120)"))
+
     def _update(self, conn: Connection, env: Envelope, **values: Any) -> None:
         t = research_jobs
         conn.execute(sa.update(t).where(t.c.id == env.data["job_id"]).values(updated_at=env.occurred_at, **values))
@@ -43,7 +51,8 @@ class ResearchJobsProjection(Projection):
         d = env.data
         conn.execute(sa.insert(research_jobs), dict(
             id=d["job_id"], account_id=d["account_id"], kind=d["kind"], status="queued", params=d["params"],
-            done=0, total=d["total"], created_at=env.occurred_at, updated_at=env.occurred_at,
+            done=0, total=d["total"], runner=d.get("runner") or None, created_at=env.occurred_at,
+            updated_at=env.occurred_at,
         ))
 
     def on_ResearchJobStarted(self, conn: Connection, env: Envelope) -> None:
@@ -77,6 +86,13 @@ def _public(row: Any) -> dict[str, Any]:
             "summary": row.summary, "best_run_id": row.best_run_id, "run_ids": row.run_ids or [],
             "error": row.error, "created_at": row.created_at, "updated_at": row.updated_at,
             "results_ref": row.results_ref}
+
+
+def active_research_jobs(conn: Connection) -> list[tuple[int, int, str | None]]:
+    """Every queued or running job: (account id, job id, runner)."""
+    t = research_jobs
+    rows = conn.execute(sa.select(t.c.account_id, t.c.id, t.c.runner).where(t.c.status.in_(("queued", "running"))))
+    return [(int(r.account_id), int(r.id), r.runner) for r in rows]
 
 
 def list_research_jobs(conn: Connection, account_id: int, limit: int, offset: int,

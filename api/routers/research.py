@@ -10,6 +10,7 @@ at most `TRADERTAPE_RESEARCH_MAX_COMBINATIONS` backtests per job (400).
 # no `from __future__ import annotations`: the routes are built per kind, with the kind's body model as a
 # real annotation FastAPI reads
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -24,6 +25,7 @@ from backtest.research.sweeps import SWEEP
 from commands import research_messages as rm
 from domain.errors import DomainError, NotFound
 from infra.bootstrap import Platform
+from projections.backtests import get_backtest_run
 
 router = resource_router("/api/research", ["research"])
 
@@ -48,15 +50,30 @@ def _job(request: Request, kind: JobKind | None, job_id: int, account_id: int) -
     return job
 
 
+def _run_loader(platform: Platform, account_id: int) -> Callable[[int], dict[str, Any] | None]:
+    """The caller's recorded backtest run with its trades and equity curve (None for another's)."""
+
+    def load(run_id: int) -> dict[str, Any] | None:
+        with platform.db.read() as conn:
+            run = get_backtest_run(conn, run_id, account_id)
+        if run is not None:
+            run.update(platform.backtests.read(run.pop("detail_ref")))
+        return run
+
+    return load
+
+
 def _submit(request: Request, platform: Platform, user: Principal, kind: JobKind, body: Any) -> dict[str, Any]:
     settings = platform.settings
-    ctx = PlanContext(settings.data_dir, user.account_id, strategy_lookup(platform), settings.research_max_combinations)
+    ctx = PlanContext(settings.data_dir, user.account_id, strategy_lookup(platform), settings.research_max_combinations,
+                      _run_loader(platform, user.account_id))
     plan = kind.plan(ctx, body)
     if plan.total > settings.research_max_combinations:
         raise DomainError(f"this job would run {plan.total:,} backtests; at most "
                           f"{settings.research_max_combinations:,} per job: narrow it")
-    job_id = int(dispatch(request, platform, rm.SubmitResearchJob(user.account_id, kind.name, plan.params, plan.total),
-                          user).value)
+    runner = service(request).runner  # this process runs it; its heartbeat keeps other processes off it
+    job_id = int(dispatch(request, platform, rm.SubmitResearchJob(user.account_id, kind.name, plan.params, plan.total,
+                                                                  runner), user).value)
     service(request).start(kind, user.account_id, job_id, plan)
     return {"id": job_id, "status": "queued"}
 
@@ -74,14 +91,19 @@ def _routes(r: APIRouter, kind: JobKind) -> None:
              limit: int | None = Query(default=None, ge=1, le=1_000_000, description="results on this page"),
              offset: int = Query(default=0, ge=0, le=1_000_000)) -> dict[str, Any]:
         job = _job(request, kind, job_id, user.account_id)
-        extra: dict[str, Any] = {"results": []}
+        tables = service(request).tables
+        extra: dict[str, Any] = {"results": [], "results_total": 0}
         if job["status"] == "done" and job["results_ref"]:
-            extra = kind.present(service(request).tables, job["results_ref"], ResultQuery(limit, offset))
-        return {**_public(job), **extra}
+            extra = kind.present(tables, job["results_ref"], ResultQuery(limit, offset))
+        elif job["status"] == "running" and tables.path(tables.partial_ref(job_id), "results") is not None:
+            # the results finished so far, best first (a snapshot taken every few seconds)
+            extra = kind.present(tables, tables.partial_ref(job_id), ResultQuery(limit, offset))
+        return {**_public(job), **extra, "partial": job["status"] == "running"}
 
     def delete(job_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
         _job(request, kind, job_id, user.account_id)
-        outcome = dispatch(request, platform, rm.CancelOrDeleteResearchJob(user.account_id, job_id), user).value
+        outcome = dispatch(request, platform, rm.CancelOrDeleteResearchJob(
+            user.account_id, job_id, platform.settings.research_notify_after), user).value
         service(request).cancel_or_delete(outcome, job_id)
         return Response(status_code=204)
 

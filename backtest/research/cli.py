@@ -1,11 +1,13 @@
 """``tradertape research ...``: run a sweep, a walk-forward, a Monte Carlo or a look-ahead check from the command
 line, with a progress bar.
 
-The body is the API's (a JSON file, `-` for standard input), with an inline `strategy` (the CLI reads no
-saved strategies). The job runs in this process's pool (`--workers`, default one per CPU) or on a Dask
-cluster (`--dask tcp://host:8786`, default `TRADERTAPE_DASK_SCHEDULER`); nothing is recorded. The best
-rows are printed as a table (Monte Carlo and look-ahead print their own lines: `render`); `--out FILE.json`
-saves the whole outcome (summary and tables).
+The body is the API's (a JSON file, `-` for standard input). The strategy is the body's (`strategy` inline,
+or `strategy_id`), or `--strategy FILE` (a JSON strategy body) or `--strategy-id N` (a saved template or
+public strategy, read from the database of `TRADERTAPE_DATABASE_URL`), which replace the body's. The job
+runs in this process's pool (`--workers`, default one per CPU) or on a Dask cluster (`--dask
+tcp://host:8786`, default `TRADERTAPE_DASK_SCHEDULER`); nothing is recorded. The best rows are printed as a
+table (Monte Carlo and look-ahead print their own lines: `render`); `--out FILE.json` saves the whole
+outcome (summary and tables).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from backtest.report import fmt
+from backtest.requests import StrategyLookup
 from backtest.research.executors import make_executor
 from backtest.research.jobs import JobKind, PlanContext, RunContext
 from backtest.research.kinds import KINDS
@@ -45,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("--workers", type=int, default=None, help="local pool processes (default: one per CPU)")
         p.add_argument("--dask", default=None, metavar="ADDRESS",
                        help="a Dask scheduler, tcp://host:8786 (default: TRADERTAPE_DASK_SCHEDULER, else local)")
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--strategy", type=Path, default=None, metavar="FILE",
+                           help="a JSON strategy body (base_model, entry_rules, exit_rules, params): "
+                                "replaces the body's")
+        which.add_argument("--strategy-id", type=int, default=None, metavar="N",
+                           help="a saved template or public strategy, replacing the body's")
         p.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
         p.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="save the whole outcome")
         p.add_argument("--data-dir", type=Path, default=None, help="default: TRADERTAPE_DATA_DIR or ./var/data")
@@ -63,16 +73,45 @@ def _read_body(source: str) -> Any:
     return json.loads(text)
 
 
+def _with_strategy(raw: Any, args: argparse.Namespace) -> Any:
+    """The body with the strategy the options name, if any."""
+    if not isinstance(raw, dict) or (args.strategy is None and args.strategy_id is None):
+        return raw
+    out = {k: v for k, v in raw.items() if k not in ("strategy", "strategy_id")}
+    if args.strategy is not None:
+        out["strategy"] = json.loads(args.strategy.read_text(encoding="utf-8"))
+    else:
+        out["strategy_id"] = args.strategy_id
+    return out
+
+
+def _saved_strategies(settings: Settings) -> StrategyLookup:
+    """Saved strategies from the database; the CLI acts for nobody in particular, so templates and public
+    strategies only (another is "not found", as to any other user)."""
+
+    def lookup(strategy_id: int) -> dict[str, Any] | None:
+        from infra.db import Database
+        from projections.strategies import get_strategy
+
+        db = Database.from_settings(settings)
+        try:
+            with db.read() as conn:
+                return get_strategy(conn, strategy_id)
+        except SQLAlchemyError:
+            return None  # no database here (yet): no saved strategy either
+        finally:
+            db.dispose()
+
+    return lookup
+
+
 def cmd_run(kind: JobKind, args: argparse.Namespace) -> int:
     settings = Settings()
     try:
-        raw = _read_body(args.body)
-        if isinstance(raw, dict) and raw.get("strategy_id") is not None:
-            raise DomainError("the CLI takes an inline strategy: replace strategy_id with "
-                              "\"strategy\": {\"base_model\": ...} (GET /api/strategies/{id} shows its body)")
+        raw = _with_strategy(_read_body(args.body), args)
         req = kind.request_model.model_validate(raw)
         data_dir = args.data_dir or settings.data_dir
-        ctx = PlanContext(data_dir, 0, lambda _id: None, settings.research_max_combinations)
+        ctx = PlanContext(data_dir, 0, _saved_strategies(settings), settings.research_max_combinations)
         plan = kind.plan(ctx, req)
     except (OSError, json.JSONDecodeError) as exc:
         console.print(f"[red]Cannot read the body:[/red] {exc}")

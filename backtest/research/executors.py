@@ -3,7 +3,8 @@
 Both take a task function `fn(shared, item)`, the job's `SharedBars` and the items, ship the bars once per
 worker (the local pool's initializer; Dask's `scatter(..., broadcast=True)`), send the items in batches,
 and return the results in item order -- so the answer does not depend on where, or in which order, the
-batches ran. `on_batch(done)` is told after each batch; `cancelled()` is asked between batches, and a
+batches ran. `on_batch(done, finished)` is told after each batch: the items done so far and the batch's
+`(index, result)` pairs (partial results); `cancelled()` is asked between batches, and a
 cancelled map stops its pending batches and raises `JobCancelled`.
 """
 
@@ -20,9 +21,10 @@ from typing import Any, Protocol
 
 from backtest.research.worker import SharedBars
 
-__all__ = ["DaskExecutor", "Executor", "JobCancelled", "LocalExecutor", "batches", "make_executor"]
+__all__ = ["DaskExecutor", "Executor", "JobCancelled", "LocalExecutor", "OnBatch", "batches", "make_executor"]
 
 Task = Callable[[SharedBars, Any], Any]
+OnBatch = Callable[[int, list[tuple[int, Any]]], None]  # (items done so far, the batch's (index, result) pairs)
 MAX_BATCH = 16
 
 
@@ -36,7 +38,7 @@ class Executor(Protocol):
     @property
     def workers(self) -> int: ...
 
-    def map(self, fn: Task, shared: SharedBars, items: Sequence[Any], on_batch: Callable[[int], None],
+    def map(self, fn: Task, shared: SharedBars, items: Sequence[Any], on_batch: OnBatch,
             cancelled: Callable[[], bool]) -> list[Any]: ...
 
     def close(self) -> None: ...
@@ -87,7 +89,7 @@ class LocalExecutor:
     def workers(self) -> int:
         return self._workers
 
-    def map(self, fn: Task, shared: SharedBars, items: Sequence[Any], on_batch: Callable[[int], None],
+    def map(self, fn: Task, shared: SharedBars, items: Sequence[Any], on_batch: OnBatch,
             cancelled: Callable[[], bool]) -> list[Any]:
         out: list[Any] = [None] * len(items)
         parts = batches(len(items), self._workers)
@@ -106,10 +108,11 @@ class LocalExecutor:
                     raise JobCancelled()
                 for fut in finished:
                     r = pending.pop(fut)
-                    for i, value in zip(r, fut.result(), strict=True):
+                    pairs = list(zip(r, fut.result(), strict=True))
+                    for i, value in pairs:
                         out[i] = value
                     done += len(r)
-                    on_batch(done)
+                    on_batch(done, pairs)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return out
@@ -140,7 +143,7 @@ class DaskExecutor:
     def workers(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
 
-    def map(self, fn: Task, shared: SharedBars, items: Sequence[Any], on_batch: Callable[[int], None],
+    def map(self, fn: Task, shared: SharedBars, items: Sequence[Any], on_batch: OnBatch,
             cancelled: Callable[[], bool]) -> list[Any]:
         out: list[Any] = [None] * len(items)
         parts = batches(len(items), self.workers)
@@ -160,10 +163,11 @@ class DaskExecutor:
                             raise JobCancelled() from None
                 if cancelled():
                     raise JobCancelled()
-                for i, value in zip(r, batch, strict=True):
+                pairs = list(zip(r, batch, strict=True))
+                for i, value in pairs:
                     out[i] = value
                 done += len(r)
-                on_batch(done)
+                on_batch(done, pairs)
         finally:
             self.client.cancel(list(futures))
             self.client.cancel([data])

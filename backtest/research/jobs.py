@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,14 @@ from backtest.runner import plan_run
 from domain.errors import DomainError
 from infra.bars.store import BarStore
 
-__all__ = ["KINDS", "DataSpec", "JobCancelled", "JobKind", "JobOutcome", "JobPlan", "PlanContext",
-           "ResultQuery", "RunContext", "base_plan", "kind_for_route", "load_shared", "register"]
+__all__ = ["KINDS", "PARTIAL_EVERY", "DataSpec", "JobCancelled", "JobKind", "JobOutcome", "JobPlan", "PartialSink",
+           "PlanContext", "ResultQuery", "ResultsTable", "RunContext", "Tables", "base_plan", "kind_for_route",
+           "load_shared", "register"]
+
+PARTIAL_EVERY = 2.0  # seconds between two snapshots of a running job's partial results
+
+Tables = dict[str, list[dict[str, Any]]]
+PartialSink = Callable[[Tables], None]
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,8 @@ class PlanContext:
     account_id: int
     lookup: StrategyLookup
     max_combinations: int
+    # the caller's recorded backtest run by id, with its trades and equity curve (None: not theirs, or none)
+    load_run: Callable[[int], dict[str, Any] | None] | None = None
 
 
 @dataclass
@@ -93,11 +102,12 @@ class JobOutcome:
     """What a finished job leaves: `summary` (recorded in `ResearchJobCompleted`), `tables` (written to
     the analytics store; `results` is the main table, best first) and `record`: combinations
     (strategy body, engine config) to re-run and record as ordinary backtest runs, best first (the first
-    is the job's `best_run_id`)."""
+    is the job's `best_run_id`, unless `runs` names runs already recorded, which come first)."""
 
     summary: dict[str, Any]
     tables: dict[str, list[dict[str, Any]]]
     record: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    runs: list[int] = field(default_factory=list)  # recorded runs the job is about (before `record`'s)
 
 
 @dataclass(frozen=True)
@@ -112,13 +122,19 @@ class RunContext:
     """Hands a running job its bars and executor, counts its progress, notices cancellation.
 
     `progress(done, total)` is called with the units done so far (a sink the service throttles into
-    events, the CLI draws as a bar); `partial(rows)` offers partial results as they come."""
+    events, the CLI draws as a bar); `partial(tables)`, when given, receives snapshots of the results
+    finished so far (at most every `partial_every` seconds), built by the `partial` function a kind
+    passes to `map`."""
 
     def __init__(self, executor: Executor, progress: Callable[[int, int], None],
-                 cancelled: Callable[[], bool] = lambda: False) -> None:
+                 cancelled: Callable[[], bool] = lambda: False, partial: PartialSink | None = None,
+                 partial_every: float | None = None) -> None:
         self.executor = executor
         self._progress = progress
         self._cancelled = cancelled
+        self._partial = partial
+        self._partial_every = PARTIAL_EVERY if partial_every is None else partial_every
+        self._partial_at = float("-inf")
         self.total = 0
         self.done = 0
         self._shared: dict[DataSpec, SharedBars] = {}
@@ -140,15 +156,28 @@ class RunContext:
         self.done += n
         self._progress(self.done, self.total)
 
-    def map(self, fn: Task, shared: SharedBars, items: Sequence[Any]) -> list[Any]:
+    def publish(self, tables: Tables) -> None:
+        """Offer a snapshot of partial results now (a kind between two maps)."""
+        if self._partial is not None:
+            self._partial_at = time.monotonic()
+            self._partial(tables)
+
+    def map(self, fn: Task, shared: SharedBars, items: Sequence[Any],
+            partial: Callable[[dict[int, Any]], Tables] | None = None) -> list[Any]:
         """`fn(shared, item)` for every item, in the executor; results in item order. Each finished item
-        advances the progress by one unit."""
+        advances the progress by one unit. `partial({index: result})` turns the items finished so far
+        into result tables (best first), offered as partial results while the map runs."""
         self.check()
         start = self.done
+        got: dict[int, Any] = {}
 
-        def on_batch(finished: int) -> None:
+        def on_batch(finished: int, pairs: list[tuple[int, Any]]) -> None:
             self.done = start + finished
             self._progress(self.done, self.total)
+            if partial is not None and self._partial is not None:
+                got.update(pairs)
+                if finished < len(items) and time.monotonic() - self._partial_at >= self._partial_every:
+                    self.publish(partial(dict(got)))
 
         return self.executor.map(fn, shared, items, on_batch, self._cancelled)
 
@@ -168,6 +197,14 @@ class JobKind(Protocol):
     def run(self, ctx: RunContext, plan: JobPlan) -> JobOutcome: ...
 
     def present(self, tables: ResultTables, ref: str, query: ResultQuery) -> dict[str, Any]: ...
+
+
+class ResultsTable:
+    """`present` of a kind whose answer is its `results` table, paged (sweeps, Monte Carlo)."""
+
+    def present(self, tables: ResultTables, ref: str, query: ResultQuery) -> dict[str, Any]:
+        return {"results": tables.rows(ref, "results", query.limit, query.offset),
+                "results_total": tables.count(ref, "results")}
 
 
 KINDS: dict[str, JobKind] = {}

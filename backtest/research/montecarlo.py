@@ -247,7 +247,7 @@ def monte_carlo(result: Mapping[str, Any], method: str, settings: MonteCarloSett
     """Monte Carlo of a finished backtest's answer (`BacktestResult.to_dict()` or a stored run: needs
     `equity_curve`, `trades` and `config.starting_capital`) by `method`: "trades" or "returns"."""
     if method not in METHODS:
-        raise DomainError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise DomainError(f"method must be one of {', '.join(METHODS)}")
     curve = result.get("equity_curve") or []
     if len(curve) < 2:
         raise DomainError("the run's equity curve must have at least 2 trading days")

@@ -12,22 +12,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from datetime import date
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from backtest.engine import BacktestConfig
-from backtest.requests import BacktestRequest
-from backtest.research.jobs import (
-    BasePlan,
-    JobOutcome,
-    JobPlan,
-    PlanContext,
-    ResultQuery,
-    RunContext,
-    base_plan,
-    register,
-)
+from backtest.requests import MAX_ID, BacktestRequest
+from backtest.research.jobs import BasePlan, JobOutcome, JobPlan, PlanContext, ResultQuery, ResultsTable, RunContext
+from backtest.research.jobs import base_plan as resolve_base
+from backtest.research.jobs import register as register_kind
 from backtest.research.lookahead import (
     MAX_CUTS,
     LookaheadSettings,
@@ -44,6 +38,7 @@ from backtest.research.montecarlo import DEFAULT_PERCENTILES, MAX_SIMULATIONS, M
 from backtest.research.store import ResultTables
 from backtest.research.worker import SharedBars, _view, run_window
 from backtest.runner import json_safe
+from domain.errors import NotFound
 from domain.money import format_inr
 
 __all__ = ["LOOKAHEAD", "MONTE_CARLO", "LookaheadRequest", "MonteCarloRequest"]
@@ -52,19 +47,27 @@ __all__ = ["LOOKAHEAD", "MONTE_CARLO", "LookaheadRequest", "MonteCarloRequest"]
 # ---------------------------------------------------------------- Monte Carlo
 
 
-Method = Literal["trades", "returns"]
+METHODS = ("trades", "returns")
 
 
-def _all_methods() -> list[Method]:
-    return ["trades", "returns"]
+def _all_methods() -> list[str]:
+    return list(METHODS)
 
 
 class MonteCarloRequest(BacktestRequest):
-    """A backtest body plus the simulation's settings."""
+    """A backtest body plus the simulation's settings; or `run_id`, a recorded run of the caller's, instead of
+    the body (its trades and equity curve are resampled, nothing is re-run)."""
 
-    methods: list[Method] = Field(
+    run_id: int | None = Field(default=None, ge=1, le=MAX_ID,
+                               description="one of your recorded backtest runs, instead of a backtest body")
+    start_date: date | None = None  # type: ignore[assignment]  # not with run_id
+    end_date: date | None = None  # type: ignore[assignment]
+    starting_capital: float | None = Field(default=None, gt=0, le=1e12)  # type: ignore[assignment]
+
+    methods: list[str] = Field(
         default_factory=_all_methods, min_length=1, max_length=2,
-        description="trades: reshuffled trade order; returns: bootstrapped daily returns")
+        description="trades: reshuffled trade order; returns: bootstrapped daily returns",
+        json_schema_extra={"items": {"enum": list(METHODS)}})
     simulations: int = Field(default=1000, ge=1, le=MAX_SIMULATIONS)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     ruin_drawdown_pct: float = Field(default=30.0, gt=0, le=100,
@@ -75,10 +78,25 @@ class MonteCarloRequest(BacktestRequest):
 
     @field_validator("methods")
     @classmethod
-    def _distinct(cls, v: list[Method]) -> list[Method]:
+    def _methods(cls, v: list[str]) -> list[str]:
+        # checked here, not by a Literal, so a 422 names the field without showing the value back
+        if any(m not in METHODS for m in v):
+            raise ValueError(f"methods: each method is one of {', '.join(METHODS)}")
         if len(set(v)) != len(v):
             raise ValueError("methods: name each method once")
         return v
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> MonteCarloRequest:
+        if self.run_id is not None:
+            if any(getattr(self, n) is not None for n in _BODY_FIELDS):
+                raise ValueError("give run_id or a backtest body (strategy, universe or symbols, dates, capital), "
+                                 "not both")
+            return self
+        if self.start_date is None or self.end_date is None or self.starting_capital is None:
+            raise ValueError("give run_id, or a backtest body with start_date, end_date and starting_capital")
+        self._check_body()
+        return self
 
     @field_validator("percentiles")
     @classmethod
@@ -94,6 +112,24 @@ class MonteCarloRequest(BacktestRequest):
                                   bins=self.bins).validate()
 
 
+_BODY_FIELDS = ("strategy_id", "strategy", "universe", "symbols", "start_date", "end_date", "starting_capital",
+                "max_per_sector", "benchmark")
+
+
+def _recorded_run(ctx: PlanContext, run_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what a Monte Carlo resamples, the params to record) of one of the caller's runs; 404 for another's."""
+    run = ctx.load_run(run_id) if ctx.load_run is not None else None
+    if run is None:
+        raise NotFound(f"Backtest run {run_id} not found")
+    p = run["params"]
+    result = {"summary": run["summary"], "trades": [{"pnl": t["pnl"]} for t in run.get("trades") or []],
+              "equity_curve": run.get("equity_curve") or [], "config": {"starting_capital": p["starting_capital"]}}
+    params = {"run_id": run_id, **{k: p.get(k) for k in ("strategy_id", "strategy_name", "strategy", "universe",
+                                                        "symbols", "benchmark", "start_date", "end_date",
+                                                        "starting_capital")}}
+    return dict(json_safe(result)), params
+
+
 def backtest_task(shared: SharedBars, item: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
     """A task: one backtest's trades, equity curve and summary (what a Monte Carlo resamples)."""
     strategy, config = item
@@ -107,24 +143,30 @@ def _mc_summary(result: dict[str, Any]) -> dict[str, Any]:
             **{k: result[k]["percentiles"] for k in ("final_equity", "cagr", "max_drawdown")}}
 
 
-class MonteCarlo:
+class MonteCarlo(ResultsTable):
     name = "monte_carlo"
     route = "monte-carlo"
     request_model = MonteCarloRequest
 
     def plan(self, ctx: PlanContext, req: MonteCarloRequest) -> JobPlan:
-        base = base_plan(ctx, req)
         settings = req.settings()
-        params = {**base.params, "methods": req.methods, "simulations": settings.simulations, "seed": settings.seed,
+        chosen = {"methods": req.methods, "simulations": settings.simulations, "seed": settings.seed,
                   "ruin_drawdown_pct": settings.ruin_drawdown_pct, "block_days": settings.block_days,
                   "percentiles": list(settings.percentiles), "bins": settings.bins}
-        return JobPlan(params, 1 + len(req.methods), (base, list(req.methods), settings), base.data)
+        if req.run_id is not None:  # a recorded run: read now, resampled as it is
+            result, params = _recorded_run(ctx, req.run_id)
+            return JobPlan({**params, **chosen}, 1 + len(req.methods), (result, list(req.methods), settings))
+        base = resolve_base(ctx, req)
+        return JobPlan({**base.params, **chosen}, 1 + len(req.methods), (base, list(req.methods), settings), base.data)
 
     def run(self, ctx: RunContext, plan: JobPlan) -> JobOutcome:
-        base, methods, settings = plan.payload
-        assert isinstance(base, BasePlan)
-        shared = ctx.data(base.data)
-        [run] = ctx.map(backtest_task, shared, [(base.strategy, base.config)])
+        source, methods, settings = plan.payload
+        if isinstance(source, BasePlan):  # run the backtest once (recorded after as an ordinary run)
+            [run] = ctx.map(backtest_task, ctx.data(source.data), [(source.strategy, source.config)])
+            record, runs = [(source.strategy, source.config)], []
+        else:
+            run, record, runs = source, [], [int(plan.params["run_id"])]
+            ctx.advance(1)
         rows = []
         for method in methods:
             ctx.check()
@@ -134,11 +176,7 @@ class MonteCarlo:
         summary = {"total_trades": len(run["trades"]), "final_equity": run["summary"].get("final_equity"),
                    "max_drawdown": run["summary"].get("max_drawdown"),
                    "methods": {r["method"]: _mc_summary(r) for r in rows}}
-        return JobOutcome(summary, {"results": rows}, [(base.strategy, base.config)])
-
-    def present(self, tables: ResultTables, ref: str, query: ResultQuery) -> dict[str, Any]:
-        return {"results": tables.rows(ref, "results", query.limit, query.offset),
-                "results_total": tables.count(ref, "results")}
+        return JobOutcome(summary, {"results": rows}, record, runs)
 
 
     def render(self, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -158,7 +196,7 @@ class MonteCarlo:
         return lines
 
 
-MONTE_CARLO = register(MonteCarlo())
+MONTE_CARLO = register_kind(MonteCarlo())
 
 
 # ---------------------------------------------------------------- look-ahead
@@ -212,7 +250,7 @@ class Lookahead:
     request_model = LookaheadRequest
 
     def plan(self, ctx: PlanContext, req: LookaheadRequest) -> JobPlan:
-        base = base_plan(ctx, req)
+        base = resolve_base(ctx, req)
         settings = req.settings()
         params = {**base.params, "cuts": settings.cuts, "seed": settings.seed,
                   "warmup_days": list(settings.warmup_days), "max_findings": settings.max_findings}
@@ -267,4 +305,4 @@ class Lookahead:
         return lines
 
 
-LOOKAHEAD = register(Lookahead())
+LOOKAHEAD = register_kind(Lookahead())

@@ -6,23 +6,35 @@ the `rm_research_jobs` projection, the result tables from the analytics store (`
 
 Each job runs in its own thread of the API process; its tasks run in the executor (the local process pool,
 or Dask when `TRADERTAPE_DASK_SCHEDULER` is set). Progress is recorded at most every
-`PROGRESS_EVERY` seconds (and at the end); partial results are not kept -- a job's results appear when it
-is done. After the work, the best combinations are re-run by the ordinary backtest path (`execute_run`)
+`PROGRESS_EVERY` seconds (and at the end); the results finished so far are kept as a partial snapshot in
+the analytics store (at most every `jobs.PARTIAL_EVERY` seconds), which GET answers while the job runs.
+After the work, the best combinations are re-run by the ordinary backtest path (`execute_run`)
 and recorded as backtest runs (`BacktestCompleted`), so `best_run_id` is a run like any other.
-A job still queued or running when its server stops is marked failed at the next start.
+
+Ownership: every service (one per API process) is a *runner* with its own id, recorded on the jobs it
+submits, and a heartbeat row in `research_runners` renewed every `HEARTBEAT_EVERY` seconds. A runner
+fails only jobs whose runner is gone: its own at shutdown, and -- at start and with every heartbeat --
+any job whose runner has not beaten for `STALE_AFTER` seconds (a crashed or killed process). A job of
+another live API process is never touched. A job that ran at least `research_notify_after` seconds records
+`ResearchJobFinished` when it ends (done, failed or cancelled), which the notifier turns into a message.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from backtest.research.executors import JobCancelled, make_executor
-from backtest.research.jobs import JobKind, JobOutcome, JobPlan, RunContext
+from backtest.research.jobs import JobKind, JobOutcome, JobPlan, RunContext, Tables
 from backtest.research.store import ResultTables
 from backtest.research.worker import warm_start_for
 from backtest.runner import execute_run
@@ -32,23 +44,47 @@ from commands.bus import CommandResult
 from commands.ports import CommandMeta
 from domain.errors import DomainError, InvalidTransition, NotFound
 from infra.bars.store import BarStore
-from infra.bootstrap import Platform
-from projections.research import get_research_job, list_research_jobs, research_jobs
+from infra.bootstrap import Platform, schema_lock
+from projections.research import active_research_jobs, get_research_job, list_research_jobs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROGRESS_EVERY", "ResearchService"]
+__all__ = ["HEARTBEAT_EVERY", "PROGRESS_EVERY", "STALE_AFTER", "ResearchService", "research_runners"]
 
 PROGRESS_EVERY = 1.0
+HEARTBEAT_EVERY = 5.0  # seconds between a runner's heartbeats
+STALE_AFTER = 30.0  # a runner silent this long is gone: its unfinished jobs fail
+
+runners_metadata = sa.MetaData()
+# Plain table (not events): which research runners (API processes) are alive, by their last heartbeat.
+research_runners = sa.Table(
+    "research_runners", runners_metadata,
+    sa.Column("runner", sa.String(120), primary_key=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),  # epoch seconds
+)
+
+STOPPED = "the server running the job stopped before it finished; submit it again"
+
+
+def new_runner_id() -> str:
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class ResearchService:
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, runner: str | None = None) -> None:
         self.platform = platform
         self.tables = ResultTables(platform.settings.analytics_dir / "research")
+        self.runner = runner or new_runner_id()
         self._cancel: dict[int, threading.Event] = {}
         self._threads: dict[int, threading.Thread] = {}
+        self._accounts: dict[int, int] = {}  # job id -> account, for the jobs running here
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beater: threading.Thread | None = None
+        with schema_lock(platform.db):
+            runners_metadata.create_all(platform.db.writer)
 
     # ------------------------------------------------------------ commands
 
@@ -69,6 +105,7 @@ class ResearchService:
         with self._lock:
             self._cancel[job_id] = cancel
             self._threads[job_id] = thread
+            self._accounts[job_id] = account_id
         thread.start()
 
     def _run(self, kind: JobKind, account_id: int, job_id: int, plan: JobPlan, cancel: threading.Event) -> None:
@@ -85,7 +122,11 @@ class ResearchService:
                     last[0] = now
                     self._handle(rm.RecordResearchProgress(account_id, job_id, done, total), account_id)
 
-            ctx = RunContext(executor, progress, cancel.is_set)
+            def partial(tables: Tables) -> None:
+                if not cancel.is_set():
+                    self.tables.write_partial(job_id, tables)
+
+            ctx = RunContext(executor, progress, cancel.is_set, partial)
             ctx.total = plan.total
             outcome = kind.run(ctx, plan)
             if cancel.is_set():
@@ -99,25 +140,33 @@ class ResearchService:
             reason = exc.detail if isinstance(exc, DomainError) else f"internal error ({type(exc).__name__})"
             if not isinstance(exc, DomainError):
                 log.exception("research job %s failed", job_id)
-            try:
-                self._handle(rm.FailResearchJob(account_id, job_id, reason), account_id)
-            except (InvalidTransition, NotFound):
-                pass
+            if not cancel.is_set():  # a stopping server fails its jobs itself (shutdown)
+                self._fail(account_id, job_id, reason)
         finally:
             if executor is not None:
                 executor.close()
+            self.tables.delete_partial(job_id)
             with self._lock:
                 self._cancel.pop(job_id, None)
                 self._threads.pop(job_id, None)
+                self._accounts.pop(job_id, None)
+
+    def _fail(self, account_id: int, job_id: int, reason: str) -> None:
+        try:
+            self._handle(rm.FailResearchJob(account_id, job_id, reason, self.platform.settings.research_notify_after),
+                         account_id)
+        except (InvalidTransition, NotFound):
+            pass  # finished, cancelled or deleted meanwhile
 
     def _finish(self, account_id: int, job_id: int, plan: JobPlan, outcome: JobOutcome) -> None:
         ref = self.tables.write(outcome.tables)
-        run_ids: list[int] = []
+        run_ids: list[int] = list(outcome.runs)
         try:
             for strategy, config in outcome.record:
                 run_ids.append(self._record_run(account_id, job_id, plan, strategy, config))
             self._handle(rm.CompleteResearchJob(account_id, job_id, outcome.summary, ref,
-                                                run_ids[0] if run_ids else None, run_ids), account_id)
+                                                run_ids[0] if run_ids else None, run_ids,
+                                                self.platform.settings.research_notify_after), account_id)
         except Exception:
             self.tables.delete(ref)
             raise
@@ -145,6 +194,7 @@ class ResearchService:
                 event.set()
         else:
             self.tables.delete(outcome["results_ref"])
+        self.tables.delete_partial(job_id)
 
     def wait(self, job_id: int, timeout: float) -> bool:
         """Wait for a job's thread (tests and the CLI); True when it is not running here any more."""
@@ -156,31 +206,66 @@ class ResearchService:
         return True
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """The app stops: cancel the jobs running here (they stay `running` until the next start marks them
-        failed) and wait a little for their threads."""
+        """The app stops: cancel the jobs running here, wait a little for their threads, fail them (they
+        cannot finish now: submit again) and leave the runners (so nobody waits for this one's heartbeat)."""
+        self._stop.set()
         with self._lock:
             events = list(self._cancel.values())
             threads = list(self._threads.values())
+            mine = dict(self._accounts)
         for event in events:
             event.set()
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self._beater is not None:
+            self._beater.join(max(0.0, deadline - time.monotonic()))
+        for job_id, account_id in mine.items():
+            self._fail(account_id, job_id, STOPPED)
+        with self.platform.db.write() as conn:
+            conn.execute(sa.delete(research_runners).where(research_runners.c.runner == self.runner))
+
+    def heartbeat(self) -> None:
+        """Say this runner is alive (its jobs are not to be failed by another process)."""
+        t = research_runners
+        now = time.time()
+        with self.platform.db.write() as conn:
+            if not conn.execute(sa.update(t).where(t.c.runner == self.runner).values(heartbeat_at=now)).rowcount:
+                conn.execute(sa.insert(t).values(runner=self.runner, host=socket.gethostname()[:200],
+                                                 pid=os.getpid(), heartbeat_at=now))
+
+    def reap(self) -> list[int]:
+        """Fail the unfinished jobs whose runner is gone (no heartbeat for STALE_AFTER seconds, or none at
+        all); never this runner's, never a live runner's. Returns the jobs failed."""
+        t = research_runners
+        with self.platform.db.read() as conn:
+            alive = {r.runner for r in conn.execute(sa.select(t.c.runner).where(
+                t.c.heartbeat_at >= time.time() - STALE_AFTER))}
+            active = active_research_jobs(conn)
+        failed = []
+        for account_id, job_id, runner in active:
+            if runner == self.runner or runner in alive:
+                continue
+            self._fail(account_id, job_id, STOPPED)
+            failed.append(job_id)
+        return failed
 
     def recover(self) -> None:
-        """At start-up: jobs left queued or running by a stopped server fail with a reason that says so."""
-        with self.platform.db.read() as conn:
-            rows = conn.execute(research_jobs.select().where(research_jobs.c.status.in_(("queued", "running"))))
-            stale = [(int(r.account_id), int(r.id)) for r in rows]
-        for account_id, job_id in stale:
-            with self._lock:
-                if job_id in self._threads:
-                    continue
+        """At start-up: beat once, fail the jobs of gone runners (a restarted server's own earlier jobs
+        among them) and keep beating and reaping every HEARTBEAT_EVERY seconds in the background."""
+        self.heartbeat()
+        self.reap()
+        if self._beater is None:
+            self._beater = threading.Thread(target=self._beat_loop, name="research-heartbeat", daemon=True)
+            self._beater.start()
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_EVERY):
             try:
-                self._handle(rm.FailResearchJob(account_id, job_id, "the server stopped while the job ran; "
-                                                                    "submit it again"), account_id)
-            except (InvalidTransition, NotFound):
-                pass
+                self.heartbeat()
+                self.reap()
+            except Exception:  # a database hiccup: beat again next time
+                log.exception("research heartbeat failed")
 
     # ------------------------------------------------------------ reads
 

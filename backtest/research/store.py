@@ -9,6 +9,7 @@ and renamed, so a reader never sees half a job; deleting a job removes its folde
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -30,9 +31,29 @@ class ResultTables:
         self.root = root
 
     def _dir(self, ref: str) -> Path:
-        if not ref or not all(c in "0123456789abcdef" for c in ref):
-            raise ValueError(f"bad results reference {ref!r}")
+        name = ref.removeprefix("partial-") if ref.startswith("partial-") else ref
+        digits = "0123456789" if name != ref else "0123456789abcdef"
+        if not name or not all(c in digits for c in name):
+            raise ValueError("bad results reference")
         return self.root / ref
+
+    @staticmethod
+    def partial_ref(job_id: int) -> str:
+        """Where a running job's partial results live (replaced at each snapshot, dropped when it ends)."""
+        return f"partial-{int(job_id)}"
+
+    def write_partial(self, job_id: int, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Replace a running job's partial tables: each file is written aside and renamed over the last, so
+        a reader sees one whole snapshot of a table or the one before."""
+        folder = self._dir(self.partial_ref(job_id))
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, rows in tables.items():
+            tmp = folder / f".{name}-{uuid.uuid4().hex}.parquet"
+            pq.write_table(_arrow(name, rows), tmp)
+            os.replace(tmp, folder / f"{name}.parquet")
+
+    def delete_partial(self, job_id: int) -> None:
+        shutil.rmtree(self._dir(self.partial_ref(job_id)), ignore_errors=True)
 
     def write(self, tables: dict[str, list[dict[str, Any]]]) -> str:
         """Store a job's tables; returns their reference."""
@@ -40,13 +61,7 @@ class ResultTables:
         tmp = self.root / f".tmp-{ref}"
         tmp.mkdir(parents=True)
         for name, rows in tables.items():
-            if not name.isidentifier():
-                raise ValueError(f"bad table name {name!r}")
-            if rows:
-                table = pa.Table.from_pylist([{"_row": i, **r} for i, r in enumerate(rows)])
-            else:
-                table = pa.table({"_row": pa.array([], pa.int64())})
-            pq.write_table(table, tmp / f"{name}.parquet")
+            pq.write_table(_arrow(name, rows), tmp / f"{name}.parquet")
         tmp.rename(self._dir(ref))
         return ref
 
@@ -72,6 +87,11 @@ class ResultTables:
         path = self.path(ref, table)
         if path is None:
             return []
+        if ref.startswith("partial-"):  # replaced while it is read: one read of the whole (small) file
+            rows = pq.read_table(path).drop(["_row"]).to_pylist()  # written in order
+            return rows[offset:] if limit is None else rows[offset:offset + limit]
+        if pq.read_schema(path).names == ["_row"]:  # written empty
+            return []
         sql = "SELECT * EXCLUDE (_row) FROM read_parquet(?) ORDER BY _row"
         params: list[Any] = [str(path)]
         if limit is not None:
@@ -83,6 +103,8 @@ class ResultTables:
         path = self.path(ref, table)
         if path is None:
             return 0
+        if ref.startswith("partial-"):
+            return int(pq.read_table(path, columns=["_row"]).num_rows)
         return int(self._query("SELECT count(*) AS n FROM read_parquet(?)", [str(path)])[0]["n"])
 
     def heatmap(self, ref: str, table: str, x: str, y: str, metric: str | None) -> dict[str, Any]:
@@ -104,6 +126,14 @@ class ResultTables:
         for c in cells:
             grid[yi[json.dumps(c["y"])]][xi[json.dumps(c["x"])]] = c["v"]
         return {"x": x, "y": y, "metric": metric or "objective", "x_values": xs, "y_values": ys, "values": grid}
+
+
+def _arrow(name: str, rows: list[dict[str, Any]]) -> pa.Table:
+    if not name.isidentifier():
+        raise ValueError("bad table name")
+    if rows:
+        return pa.Table.from_pylist([{"_row": i, **r} for i, r in enumerate(rows)])
+    return pa.table({"_row": pa.array([], pa.int64())})
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:

@@ -32,17 +32,7 @@ from pydantic import Field, field_validator, model_validator
 
 from backtest.engine import BacktestConfig, validate_config
 from backtest.requests import BacktestRequest
-from backtest.research.jobs import (
-    BasePlan,
-    JobOutcome,
-    JobPlan,
-    PlanContext,
-    ResultQuery,
-    RunContext,
-    base_plan,
-    register,
-)
-from backtest.research.store import ResultTables
+from backtest.research import jobs
 from backtest.research.worker import run_combination
 from domain.base_models import get_base_model
 from domain.errors import DomainError
@@ -81,9 +71,9 @@ class SweepRequest(BacktestRequest):
     @classmethod
     def _grid(cls, v: dict[str, list[Scalar]] | None) -> dict[str, list[Scalar]] | None:
         if v is not None:
-            for name, values in v.items():
+            for values in v.values():
                 if not values or len(values) > 1000:
-                    raise ValueError(f"grid.{name}: give 1 to 1000 values")
+                    raise ValueError("grid: give each parameter 1 to 1000 values")
         return v
 
     @field_validator("constraints")
@@ -95,24 +85,25 @@ class SweepRequest(BacktestRequest):
                                  "like 'stop_loss_pct < target_pct' (operators < <= > >= == !=)")
         return v
 
-    @field_validator("objective")
-    @classmethod
-    def _objective(cls, v: str | dict[str, float]) -> str | dict[str, float]:
+    @staticmethod
+    def _objective(v: str | dict[str, float]) -> str | dict[str, float]:
         if isinstance(v, str):
             if v not in OBJECTIVES:
-                raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)} or a weighted mix")
+                raise ValueError(f"objective: one of {', '.join(OBJECTIVES)} or a weighted mix")
         else:
             if not v or len(v) > len(MIX_METRICS):
                 raise ValueError("a weighted objective needs at least one {metric: weight}")
             for name, weight in v.items():
                 if name not in MIX_METRICS:
-                    raise ValueError(f"objective: {name!r} is not a metric; use {', '.join(MIX_METRICS)}")
+                    raise ValueError(f"objective: a weighted objective's keys are metrics: {', '.join(MIX_METRICS)}")
                 if not math.isfinite(weight):
                     raise ValueError("objective: weights must be finite numbers")
         return v
 
     @model_validator(mode="after")
     def _space(self) -> SweepRequest:
+        # checked on the whole body, not as a field: a 422 then names the field without showing the value
+        self._objective(self.objective)
         if (self.grid is None) == (self.random is None):
             raise ValueError("give exactly one of grid ({param: [values]}) or random ({param: [low, high], "
                              "samples, seed})")
@@ -134,7 +125,7 @@ def _parse_random(spec: dict[str, Any]) -> tuple[dict[str, tuple[float, float, b
         ok = (isinstance(bounds, list) and len(bounds) == 2
               and all(isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in bounds))
         if not ok or bounds[0] > bounds[1]:
-            raise ValueError(f"random.{name}: give [low, high] numbers with low <= high")
+            raise ValueError("random: give each parameter [low, high] numbers with low <= high")
         ranges[name] = (float(bounds[0]), float(bounds[1]), all(isinstance(b, int) for b in bounds))
     if not ranges:
         raise ValueError("random: give at least one {param: [low, high]}")
@@ -146,27 +137,24 @@ def _parse_random(spec: dict[str, Any]) -> tuple[dict[str, tuple[float, float, b
 # ---------------------------------------------------------------- the space
 
 
-def _set_path(body: dict[str, Any], path: str, value: Any) -> None:
+def _set_path(body: dict[str, Any], path: str, value: Any, label: str) -> None:
+    """Set the number at a dotted path of the strategy body; `label` names the parameter in an error
+    (its place in the request: the path is the caller's text, never echoed)."""
     parts = path.split(".")
     node: Any = body
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise DomainError(f"parameter {path!r}: {'.'.join(parts[:i])} has no item {part}")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if part not in node:
-                raise DomainError(f"parameter {path!r}: no {part!r} in {'.'.join(parts[:i]) or 'the strategy'}")
-            if last:
-                node[part] = value
-            else:
-                node = node[part]
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            key: Any = int(part)
+        elif isinstance(node, dict) and part in node:
+            key = part
         else:
-            raise DomainError(f"parameter {path!r}: {'.'.join(parts[:i])} is a value, not an object or a list")
+            raise DomainError(f"{label}: its dotted path does not lead to a value of the strategy (step {i + 1} "
+                              f"is not there)")
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
 
 
 @dataclass(frozen=True)
@@ -180,13 +168,17 @@ class Combination:
 class Space:
     """Turns parameter values into (strategy body, engine config) pairs, checked like a backtest's."""
 
-    def __init__(self, base: BasePlan) -> None:
+    def __init__(self, base: jobs.BasePlan, field: str = "grid") -> None:
         self.base = base
+        self.field = field  # grid or random: where the parameters are named in the request
         model = get_base_model(base.strategy["base_model"])
         self.model_params = {p.name for p in model.params}
         self.integer_params = {p.name for p in model.params if p.type == "integer"}
 
-    def where(self, name: str) -> str:
+    def label(self, position: int) -> str:
+        return f"{self.field}: parameter {position + 1}"
+
+    def where(self, name: str, position: int = 0) -> str:
         if name in CONFIG_PARAMS:
             return "config"
         if name in EXIT_PARAMS:
@@ -195,7 +187,8 @@ class Space:
             return "param"
         if "." in name and name.split(".", 1)[0] in ("entry_rules", "exit_rules", "params"):
             return "path"
-        raise DomainError(f"unknown sweep parameter {name!r}: use a portfolio setting ({', '.join(CONFIG_PARAMS)}), "
+        raise DomainError(f"{self.label(position)} is not a sweep parameter: use a portfolio setting "
+                          f"({', '.join(CONFIG_PARAMS)}), "
                           f"an exit ({', '.join(EXIT_PARAMS)}), a parameter of {self.base.strategy['base_model']} "
                           f"({', '.join(sorted(self.model_params))}) or a dotted path into the strategy such as "
                           f"entry_rules.all.1.right")
@@ -210,8 +203,8 @@ class Space:
         strategy["exit_rules"] = dict(strategy.get("exit_rules") or {})
         strategy["params"] = dict(strategy.get("params") or {})
         config = dict(self.base.config)
-        for name, value in values.items():
-            where = self.where(name)
+        for position, (name, value) in enumerate(values.items()):
+            where = self.where(name, position)
             if where == "config":
                 config[name] = value
             elif where == "exit":
@@ -219,14 +212,14 @@ class Space:
             elif where == "param":
                 strategy["params"][name] = value
             else:
-                _set_path(strategy, name, value)
+                _set_path(strategy, name, value, self.label(position))
         try:
             spec = normalize_spec(strategy["base_model"], strategy["entry_rules"], strategy["exit_rules"],
                                   strategy["params"])
             validate_config(BacktestConfig(**config))
         except (SpecError, DomainError, TypeError) as exc:
             detail = exc.detail if isinstance(exc, DomainError) else str(exc)
-            raise DomainError(f"combination {_describe(values)}: {detail}") from None
+            raise DomainError(f"combination {index + 1} (in {self.field} order): {detail}") from None
         return Combination(index, dict(values), spec.to_json(), config)
 
 
@@ -236,10 +229,6 @@ def _copy(v: Any) -> Any:
     if isinstance(v, list):
         return [_copy(x) for x in v]
     return v
-
-
-def _describe(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items())[:300]
 
 
 def _constraint_fn(text: str) -> tuple[set[str], Callable[[dict[str, Any]], bool]]:
@@ -267,14 +256,14 @@ def expand(req: SweepRequest, space: Space, limit: int) -> list[dict[str, Any]]:
     """The parameter values of every combination, constraints applied, in a reproducible order."""
     names = list(req.grid or {}) if req.grid is not None else [n for n in (req.random or {}) if n not in
                                                                    ("samples", "seed")]
-    for name in names:
-        space.where(name)
+    for position, name in enumerate(names):
+        space.where(name, position)
     checks = []
-    for text in req.constraints:
+    for position, text in enumerate(req.constraints):
         used, fn = _constraint_fn(text)
-        unknown = sorted(used - set(names) - set(CONFIG_PARAMS))
-        if unknown:
-            raise DomainError(f"constraint {text!r} names {unknown[0]!r}, which is not a swept parameter")
+        if used - set(names) - set(CONFIG_PARAMS):
+            raise DomainError(f"constraints: constraint {position + 1} names something that is neither a swept "
+                              f"parameter nor a portfolio setting")
         checks.append(fn)
 
     def fixed(values: dict[str, Any]) -> dict[str, Any]:
@@ -355,44 +344,46 @@ def rank_rows(combos: Sequence[Combination], metrics: Sequence[dict[str, Any]], 
 
 @dataclass
 class SweepPayload:
-    base: BasePlan
+    base: jobs.BasePlan
     combos: list[Combination]
     objective: str | dict[str, float]
     min_trades: int
     top_n: int
 
 
-class Sweep:
+class Sweep(jobs.ResultsTable):
     name = "sweep"
     route = "sweeps"
     request_model = SweepRequest
 
-    def plan(self, ctx: PlanContext, req: SweepRequest) -> JobPlan:
-        base = base_plan(ctx, req)
-        space = Space(base)
+    def plan(self, ctx: jobs.PlanContext, req: SweepRequest) -> jobs.JobPlan:
+        base = jobs.base_plan(ctx, req)
+        space = Space(base, "grid" if req.grid is not None else "random")
         values = expand(req, space, ctx.max_combinations)
         combos = [space.build(i, v) for i, v in enumerate(values)]
         params = {**base.params, "grid": req.grid, "random": req.random, "constraints": req.constraints,
                   "objective": req.objective, "min_trades": req.min_trades, "top_n": req.top_n,
                   "combinations": len(combos)}
         payload = SweepPayload(base, combos, req.objective, req.min_trades, req.top_n)
-        return JobPlan(params, len(combos), payload, base.data)
+        return jobs.JobPlan(params, len(combos), payload, base.data)
 
-    def run(self, ctx: RunContext, plan: JobPlan) -> JobOutcome:
+    def run(self, ctx: jobs.RunContext, plan: jobs.JobPlan) -> jobs.JobOutcome:
         p: SweepPayload = plan.payload
         shared = ctx.data(p.base.data)
-        metrics = ctx.map(run_combination, shared, [(c.strategy, c.config) for c in p.combos])
+
+        def partial(got: dict[int, Any]) -> jobs.Tables:
+            done = sorted(got)
+            return {"results": rank_rows([p.combos[i] for i in done], [got[i] for i in done], p.objective,
+                                         p.min_trades)}
+
+        metrics = ctx.map(run_combination, shared, [(c.strategy, c.config) for c in p.combos], partial)
         rows = rank_rows(p.combos, metrics, p.objective, p.min_trades)
         best = [r for r in rows if r["eligible"]][:p.top_n]
         by_index = {c.index: c for c in p.combos}
         summary = {"combinations": len(rows), "eligible": sum(1 for r in rows if r["eligible"]),
                    "objective": p.objective, "best": rows[0] if rows and rows[0]["eligible"] else None}
-        return JobOutcome(summary, {"results": rows},
+        return jobs.JobOutcome(summary, {"results": rows},
                           [(by_index[r["index"]].strategy, by_index[r["index"]].config) for r in best])
 
-    def present(self, tables: ResultTables, ref: str, query: ResultQuery) -> dict[str, Any]:
-        return {"results": tables.rows(ref, "results", query.limit, query.offset),
-                "results_total": tables.count(ref, "results")}
 
-
-SWEEP = register(Sweep())
+SWEEP = jobs.register(Sweep())

@@ -30,7 +30,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from backtest.research.jobs import BasePlan, JobOutcome, JobPlan, PlanContext, ResultQuery, RunContext, base_plan
+from backtest.research.jobs import BasePlan, JobOutcome, JobPlan, PlanContext, ResultQuery, RunContext, Tables
+from backtest.research.jobs import base_plan as resolve_base
 from backtest.research.jobs import register as register_kind
 from backtest.research.store import ResultTables
 from backtest.research.sweeps import Combination, Space, SweepRequest, expand, rank_rows
@@ -118,11 +119,11 @@ class WalkForward:
     request_model = WalkForwardRequest
 
     def plan(self, ctx: PlanContext, req: WalkForwardRequest) -> JobPlan:
-        base = base_plan(ctx, req)  # checks the strategy, universe and dates first
+        base = resolve_base(ctx, req)  # checks the strategy, universe and dates first
         days = nse_calendar().trading_days(req.start_date, req.end_date)
         windows = split_windows(days, req.windows, req.mode, req.in_sample_ratio)
         base = dataclasses.replace(base, data=dataclasses.replace(base.data, first_start=windows[0].is_start))
-        space = Space(base)
+        space = Space(base, "grid" if req.grid is not None else "random")
         per_window = max(1, ctx.max_combinations // max(1, len(windows)))
         values = expand(req, space, per_window)
         combos = [space.build(i, v) for i, v in enumerate(values)]
@@ -140,17 +141,30 @@ class WalkForward:
         shared = ctx.data(p.base.data)
         items = [(c.strategy, {**c.config, "start_date": w.is_start, "end_date": w.is_end})
                  for w in p.windows for c in p.combos]
-        metrics = ctx.map(run_combination, shared, items)
         n = len(p.combos)
-        chosen: list[dict[str, Any] | None] = []
-        for k in range(len(p.windows)):
-            rows = rank_rows(p.combos, metrics[k * n:(k + 1) * n], p.req.objective, p.req.min_trades)
-            chosen.append(rows[0] if rows and rows[0]["eligible"] else None)
+
+        def choice(k: int, got: dict[int, Any]) -> dict[str, Any] | None:
+            rows = rank_rows(p.combos, [got[k * n + i] for i in range(n)], p.req.objective, p.req.min_trades)
+            return rows[0] if rows and rows[0]["eligible"] else None
+
+        def in_sample_done(got: dict[int, Any]) -> Tables:
+            """Partial results: the windows whose in-sample runs are all done (out of sample still to run)."""
+            return {"results": [_window_row(w, choice(k, got), None) for k, w in enumerate(p.windows)
+                                if all(k * n + i in got for i in range(n))]}
+
+        metrics = dict(enumerate(ctx.map(run_combination, shared, items, in_sample_done)))
+        chosen = [choice(k, metrics) for k in range(len(p.windows))]
         by_index = {c.index: c for c in p.combos}
         runs = [(k, by_index[row["index"]]) for k, row in enumerate(chosen) if row is not None]
         oos_items = [(c.strategy, {**c.config, "start_date": p.windows[k].oos_start, "end_date": p.windows[k].oos_end})
                      for k, c in runs]
-        oos = dict(zip([k for k, _ in runs], ctx.map(run_curve, shared, oos_items), strict=True))
+
+        def out_of_sample_done(got: dict[int, Any]) -> Tables:
+            found = {runs[i][0]: v for i, v in got.items()}
+            return {"results": [_window_row(w, chosen[k], found.get(k)) for k, w in enumerate(p.windows)]}
+
+        ctx.publish(out_of_sample_done({}))
+        oos = dict(zip([k for k, _ in runs], ctx.map(run_curve, shared, oos_items, out_of_sample_done), strict=True))
         ctx.advance(len(p.windows) - len(runs))
 
         capital = float(p.base.config["starting_capital"])
@@ -165,14 +179,7 @@ class WalkForward:
                 trades.extend(got["trades"])
                 invested += got["invested_days"]
                 charges += float(got["summary"].get("total_charges") or 0.0)
-            is_metrics = row["metrics"] if row else None
-            oos_metrics = got["summary"] if got else None
-            rows_out.append({
-                **w.to_json(), "params": row["params"] if row else None,
-                "in_sample_objective": row["objective"] if row else None,
-                "in_sample_metrics": is_metrics, "out_of_sample_metrics": oos_metrics,
-                "efficiency": _efficiency((oos_metrics or {}).get("cagr"), (is_metrics or {}).get("cagr")),
-            })
+            rows_out.append(_window_row(w, row, got))
         stitched = stitch(curves, capital)
         dates = [d for d, _ in stitched]
         equity = [v for _, v in stitched]
@@ -187,12 +194,27 @@ class WalkForward:
                    "out_of_sample": _finite(oos_summary),
                    "windows_without_choice": sum(1 for r in chosen if r is None)}
         equity_rows = [{"date": d, "equity": v} for d, v in stitched]
-        return JobOutcome(summary, {"results": rows_out, "oos_equity": equity_rows})
+        # best_run_id: the parameters the latest window chose -- what walk-forward would trade next -- run
+        # over the whole span as an ordinary backtest (a trader opens it, reads its trades, saves it)
+        latest = [c for _, c in runs][-1:]
+        return JobOutcome(summary, {"results": rows_out, "oos_equity": equity_rows},
+                          [(c.strategy, c.config) for c in latest])
 
     def present(self, tables: ResultTables, ref: str, query: ResultQuery) -> dict[str, Any]:
         windows = tables.rows(ref, "results")
         return {"results": windows, "windows": windows, "oos_equity": tables.rows(ref, "oos_equity"),
                 "results_total": len(windows)}
+
+
+def _window_row(w: Window, row: dict[str, Any] | None, oos: dict[str, Any] | None) -> dict[str, Any]:
+    """A window's result: the chosen combination (None: none eligible) and its out-of-sample run (None: not
+    run, or not yet)."""
+    is_metrics = row["metrics"] if row else None
+    oos_metrics = oos["summary"] if oos else None
+    return {**w.to_json(), "params": row["params"] if row else None,
+            "in_sample_objective": row["objective"] if row else None,
+            "in_sample_metrics": is_metrics, "out_of_sample_metrics": oos_metrics,
+            "efficiency": _efficiency((oos_metrics or {}).get("cagr"), (is_metrics or {}).get("cagr"))}
 
 
 def _finite(d: dict[str, Any]) -> dict[str, Any]:

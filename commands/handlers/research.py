@@ -19,14 +19,14 @@ def submit_research_job(cmd: rm.SubmitResearchJob, uow: UnitOfWork) -> int:
     desk = _desk(uow, cmd.account_id)
     desk.check_free()  # refused (409) before taking an id
     job_id = uow.deps.ids.next_id("research_job")
-    desk.submit(job_id, cmd.kind, cmd.params, cmd.total)
+    desk.submit(job_id, cmd.kind, cmd.params, cmd.total, cmd.runner)
     uow.save(desk)
     return job_id
 
 
 def start_research_job(cmd: rm.StartResearchJob, uow: UnitOfWork) -> None:
     desk = _desk(uow, cmd.account_id)
-    desk.start(cmd.job_id, cmd.executor)
+    desk.start(cmd.job_id, cmd.executor, uow.deps.clock.now())
     uow.save(desk)
 
 
@@ -38,13 +38,14 @@ def record_research_progress(cmd: rm.RecordResearchProgress, uow: UnitOfWork) ->
 
 def complete_research_job(cmd: rm.CompleteResearchJob, uow: UnitOfWork) -> None:
     desk = _desk(uow, cmd.account_id)
-    desk.complete(cmd.job_id, cmd.summary, cmd.results_ref, cmd.best_run_id, cmd.run_ids)
+    desk.complete(cmd.job_id, cmd.summary, cmd.results_ref, cmd.best_run_id, cmd.run_ids, uow.deps.clock.now(),
+                  cmd.notify_after)
     uow.save(desk)
 
 
 def fail_research_job(cmd: rm.FailResearchJob, uow: UnitOfWork) -> None:
     desk = _desk(uow, cmd.account_id)
-    desk.fail(cmd.job_id, cmd.reason)
+    desk.fail(cmd.job_id, cmd.reason, uow.deps.clock.now(), cmd.notify_after)
     uow.save(desk)
 
 
@@ -53,7 +54,7 @@ def cancel_or_delete_research_job(cmd: rm.CancelOrDeleteResearchJob, uow: UnitOf
     desk = _desk(uow, cmd.account_id)
     job = desk.job(cmd.job_id)
     ref, runs = job.results_ref, list(job.run_ids)
-    outcome = desk.cancel_or_delete(cmd.job_id)
+    outcome = desk.cancel_or_delete(cmd.job_id, uow.deps.clock.now(), cmd.notify_after)
     uow.save(desk)
     return {"outcome": outcome, "results_ref": ref if outcome == "deleted" else "", "run_ids": runs}
 

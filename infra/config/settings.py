@@ -138,6 +138,8 @@ class Settings(BaseSettings):
         "Processes of the local research pool; 0: one per CPU"))
     research_max_combinations: int = Field(default=5000, ge=1, le=1_000_000, description=(
         "Most backtests one research job may run (combinations, or windows x combinations); more is a 400"))
+    research_notify_after: float = Field(default=60.0, ge=0, le=86_400, description=(
+        "Seconds a research job must have run for its end (done, failed, cancelled) to be notified"))
 
     @model_validator(mode="before")
     @classmethod

@@ -21,11 +21,15 @@ def signed_in(browser: Any, app: App) -> Any:
     ctx.close()
 
 
-def _fill(page: Any, kind: str) -> None:
+def _fill_backtest(page: Any, kind: str) -> None:
     page.get_by_label("Kind", exact=True).select_option(kind)
     page.get_by_label("Universe", exact=True).select_option("nifty_50")
     page.get_by_label("From", exact=True).fill("2024-01-01")
     page.get_by_label("To", exact=True).fill("2025-12-31")
+
+
+def _fill(page: Any, kind: str) -> None:
+    _fill_backtest(page, kind)
     page.get_by_label("Parameter 1", exact=True).fill("stop_loss_pct")
     page.get_by_label("Values 1 (comma-separated)", exact=True).fill("5, 8")
     page.get_by_label("Parameter 2 (optional)", exact=True).fill("max_positions")
@@ -67,3 +71,60 @@ def test_walk_forward_windows_and_equity(signed_in: Any, app: App) -> None:
     expect(page.locator("[data-metric='wfe']")).to_be_visible()
     page.goto(app.url + "/research")
     expect(page.locator("#research-jobs tbody tr")).to_have_count(2)
+
+
+def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App) -> None:
+    page = signed_in.new_page()
+    page.goto(app.url + "/research")
+    _fill_backtest(page, "monte_carlo")
+    expect(page.get_by_label("Parameter 1", exact=True)).to_have_count(0)  # no grid for a Monte Carlo
+    page.get_by_label("Simulations", exact=True).fill("300")
+    page.get_by_label("Seed", exact=True).fill("7")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/research/monte-carlo/\d+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    table = page.locator("#mc-returns-percentiles")
+    expect(table).to_be_visible(timeout=SLOW)
+    job = app.session("researcher@example.com").get(f"{app.url}/api/research/monte-carlo/{job_id}").json()
+    returns = next(r for r in job["results"] if r["method"] == "returns")
+    assert returns["simulations"] == 300 and returns["seed"] == 7
+    # the table shows the API's percentiles of each metric, in the order asked (5th .. 95th)
+    for metric in ("final_equity", "cagr", "max_drawdown"):
+        cells = table.locator(f"tr[data-metric='{metric}'] td[data-value]")
+        shown = [float(v) for v in cells.evaluate_all("els => els.map(e => e.dataset.value)")]
+        assert shown == pytest.approx(list(returns[metric]["percentiles"].values()))
+    expect(table.locator("thead th")).to_have_text(["Metric", "Backtest", "5th", "25th", "50th", "75th", "95th",
+                                                    "Mean"])
+    # the distribution: one bar per histogram bin, the counts adding up to the paths
+    bars = page.locator("#mc-returns-hist-final_equity .bar")
+    expect(bars).to_have_count(len(returns["final_equity"]["histogram"]["counts"]))
+    counts = [int(c) for c in bars.evaluate_all("els => els.map(e => e.dataset.count)")]
+    assert counts == returns["final_equity"]["histogram"]["counts"] and sum(counts) == 300
+    ruin = page.locator("[data-metric='mc-returns-ruin'] .card-value")
+    expect(ruin).to_have_text(f"{returns['probability_of_ruin'] * 100:.1f} %")
+    page.locator("#best-run").click()
+    expect(page).to_have_url(re.compile(rf"/backtests/{job['best_run_id']}$"))
+
+
+def test_lookahead_check_verdict_findings_and_recursion(signed_in: Any, app: App) -> None:
+    page = signed_in.new_page()
+    page.goto(app.url + "/research")
+    _fill_backtest(page, "lookahead")
+    page.get_by_label("Cut days", exact=True).fill("2")
+    page.get_by_label("Warm-ups to try (trading days, comma-separated)", exact=True).fill("40")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/research/lookahead/\d+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("[data-metric='lookahead-verdict']")).to_be_visible(timeout=SLOW)
+    job = app.session("researcher@example.com").get(f"{app.url}/api/research/lookahead/{job_id}").json()
+    assert job["status"] == "done"
+    verdict = "Clean: nothing changed" if job["summary"]["clean"] else "Look-ahead found"
+    expect(page.locator("[data-metric='lookahead-verdict'] .card-value")).to_have_text(verdict)
+    rows = page.locator("#lookahead-recursion tbody tr")
+    expect(rows).to_have_count(len(job["recursion"]))
+    assert job["recursion"] and all(r["warmup_days"] <= 40 for r in job["recursion"])
+    expect(rows.first.locator("td").nth(1)).to_have_text(job["recursion"][0]["name"])
+    if job["results"]:
+        expect(page.locator("#lookahead-findings tbody tr")).to_have_count(len(job["results"]))
+    else:
+        expect(page.locator("#lookahead-findings")).to_contain_text("No findings")

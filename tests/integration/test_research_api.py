@@ -16,12 +16,18 @@ from infra.bars.universes import load_universe
 SYMBOLS = ["RELIANCE", "TCS", "INFY", "HDFCBANK", "ICICIBANK", "ITC", "SBIN", "LT", "AXISBANK", "MARUTI"]
 
 
-@pytest.fixture
-def lab(api: Any) -> Any:
-    generate(BarStore(api.platform.settings.data_dir), load_universe("nifty_50"), date(2019, 1, 1),
+def _generate(client: Any) -> Any:
+    generate(BarStore(client.platform.settings.data_dir), load_universe("nifty_50"), date(2019, 1, 1),
              date(2021, 12, 31))
-    api.login()
-    return api
+    return client
+
+
+@pytest.fixture
+def lab(api_factory: Any, database_url: str) -> Any:
+    """Generated NIFTY 50 bars, signed in; on SQLite and on Postgres."""
+    client = _generate(api_factory(database_url))
+    client.login()
+    return client
 
 
 def _sweep(**changes: Any) -> dict[str, Any]:
@@ -173,9 +179,9 @@ def test_bounded_combinations_and_clear_errors(api_factory: Any) -> None:
     assert _wait(client, "sweeps", ok.json()["id"])["results_total"] == 4
 
     r = client.post("/api/research/sweeps", json=_sweep(grid={"nonsense": [1, 2]}))
-    assert r.status_code == 400 and "unknown sweep parameter 'nonsense'" in r.json()["detail"]
+    assert r.status_code == 400 and r.json()["detail"].startswith("grid: parameter 1 is not a sweep parameter")
     r = client.post("/api/research/sweeps", json=_sweep(grid={"stop_loss_pct": [5, 150]}))
-    assert r.status_code == 400 and "stop_loss_pct=150" in r.json()["detail"]
+    assert r.status_code == 400 and "combination 2 (in grid order): exit_rules.stop_loss_pct" in r.json()["detail"]
     r = client.post("/api/research/sweeps", json=_sweep(random={"stop_loss_pct": [3, 9], "samples": 4, "seed": 1}))
     assert r.status_code == 422  # grid and random
     r = client.post("/api/research/sweeps", json=_sweep(objective="luck"))
@@ -247,6 +253,18 @@ def test_walk_forward_refits_per_window_and_each_oos_run_stands_alone(lab: Any) 
                 sharpes.append((-s["sharpe"], len(sharpes), stop, rsi))
     best = min(sharpes)
     assert (w0["params"]["stop_loss_pct"], w0["params"]["entry_rules.all.1.right"]) == (best[2], best[3])
+    # best_run_id: the latest window's choice, run over the whole span as an ordinary backtest
+    run = lab.get(f"/api/backtest/runs/{job['best_run_id']}").json()
+    assert job["run_ids"] == [job["best_run_id"]] and run["params"]["research_job_id"] == job["id"]
+    assert (run["params"]["start_date"], run["params"]["end_date"]) == ("2019-06-01", "2021-12-31")
+    latest = windows[-1]["params"]
+    assert run["params"]["strategy"]["exit_rules"]["stop_loss_pct"] == latest["stop_loss_pct"]
+    assert run["params"]["strategy"]["entry_rules"]["all"][1]["right"] == latest["entry_rules.all.1.right"]
+    alone = lab.post("/api/backtest/run", json={
+        "strategy": _dip(latest["stop_loss_pct"], latest["entry_rules.all.1.right"]), "symbols": SYMBOLS,
+        "start_date": "2019-06-01", "end_date": "2021-12-31", "starting_capital": 1_000_000,
+        "position_size_pct": 10, "max_positions": 10, "slippage_bps": 5}).json()
+    assert alone["summary"] == run["summary"]
     wfe = job["summary"]["walk_forward_efficiency"]
     mean_is = job["summary"]["in_sample_mean_cagr"]
     if mean_is > 0:

@@ -58,10 +58,33 @@ def test_sweep_from_the_command_line(data_dir: Path, tmp_path: Path, capsys: Any
 def test_bad_bodies_are_refused_with_the_reason(data_dir: Path, tmp_path: Path, capsys: Any) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["research", "sweeps", _write(tmp_path, {**BODY, "grid": {"bogus": [1]}}), "--data-dir", str(data_dir)])
-    assert exc.value.code == 2 and "unknown sweep parameter 'bogus'" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["research", "walk-forward", _write(tmp_path, {**BODY, "strategy_id": 3}), "--data-dir", str(data_dir)])
-    assert "inline strategy" in capsys.readouterr().out
+    assert exc.value.code == 2 and "grid: parameter 1 is not a sweep parameter" in capsys.readouterr().out
+
+
+def test_a_saved_strategy_by_id_or_a_strategy_file(data_dir: Path, tmp_path: Path, capsys: Any, api: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    api.login()  # the app seeded the templates into its database; the CLI reads them from there
+    template = next(s for s in api.get("/api/strategies", params={"limit": 100}).json()
+                    if s["base_model"] == "v3_dip_buyer" and s["is_template"])
+    monkeypatch.setenv("TRADERTAPE_DATABASE_URL", api.platform.settings.database_url)
+    body = {k: v for k, v in BODY.items() if k != "strategy"}
+    out_id, out_file = tmp_path / "by_id.json", tmp_path / "by_file.json"
+    main(["research", "sweeps", _write(tmp_path, {**body, "strategy": {"base_model": "sma_crossover"}}),
+          "--strategy-id", str(template["id"]), "--data-dir", str(data_dir), "--workers", "1", "--out", str(out_id)])
+    by_id = json.loads(out_id.read_text())
+    assert by_id["params"]["strategy_name"] == template["name"]
+    strategy_file = tmp_path / "strategy.json"
+    strategy_file.write_text(json.dumps({k: template[k] for k in ("base_model", "entry_rules", "exit_rules",
+                                                                  "params")}))
+    main(["research", "sweeps", _write(tmp_path, body), "--strategy", str(strategy_file), "--data-dir",
+          str(data_dir), "--workers", "1", "--out", str(out_file)])
+    by_file = json.loads(out_file.read_text())
+    assert by_id["tables"]["results"] == by_file["tables"]["results"]  # the same strategy either way
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # a strategy nobody may read from the command line is not found
+        main(["research", "sweeps", _write(tmp_path, body), "--strategy-id", "999999", "--data-dir",
+              str(data_dir)])
+    assert exc.value.code == 2 and "Strategy 999999 not found" in capsys.readouterr().out
 
 
 def test_monte_carlo_and_lookahead_from_the_command_line(data_dir: Path, tmp_path: Path, capsys: Any) -> None:

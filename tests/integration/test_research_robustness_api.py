@@ -57,6 +57,33 @@ def test_monte_carlo_of_a_backtest_reads_back_distributions_and_records_the_run(
     assert _wait(lab, "monte-carlo", again)["results"] == job["results"]
 
 
+def test_monte_carlo_of_a_recorded_run_by_its_id(lab: Any, api_factory: Any) -> None:
+    body = _body()
+    run = lab.post("/api/backtest/run", json=body).json()
+    settings = {"simulations": 300, "seed": 9, "ruin_drawdown_pct": 20, "block_days": 3}
+    r = lab.post("/api/research/monte-carlo", json={"run_id": run["id"], **settings})
+    assert r.status_code == 202, r.text
+    job = _wait(lab, "monte-carlo", r.json()["id"])
+    assert job["status"] == "done", job
+    # nothing is re-run: the job is about that run, and resamples its own trades and curve
+    assert job["best_run_id"] == run["id"] and job["run_ids"] == [run["id"]]
+    assert job["params"]["run_id"] == run["id"] and job["params"]["start_date"] == "2020-01-01"
+    rows = {row["method"]: row for row in job["results"]}
+    assert rows["trades"]["samples"] == len(run["trades"]) and rows["returns"]["samples"] == len(run["equity_curve"])
+    # ... and gives the numbers the same backtest body would
+    from_body = lab.post("/api/research/monte-carlo", json={**body, **settings}).json()["id"]
+    assert _wait(lab, "monte-carlo", from_body)["results"] == job["results"]
+
+    both = lab.post("/api/research/monte-carlo", json={**body, "run_id": run["id"]})
+    assert both.status_code == 422 and "run_id or a backtest body" in both.text
+    neither = lab.post("/api/research/monte-carlo", json={"simulations": 10})
+    assert neither.status_code == 422
+    other = api_factory()
+    other.login()
+    theirs = other.post("/api/research/monte-carlo", json={"run_id": run["id"]})
+    assert theirs.status_code == 404 and theirs.json()["detail"] == f"Backtest run {run['id']} not found"
+
+
 def test_lookahead_reports_a_template_clean_with_recursion_figures(lab: Any) -> None:
     r = lab.post("/api/research/lookahead", json=_body(strategy={"base_model": "v3_dip_buyer"}, cuts=3, seed=5,
                                                        warmup_days=[20, 220]))

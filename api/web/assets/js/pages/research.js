@@ -1,11 +1,14 @@
-// Research: start a sweep or a walk-forward, follow its progress, read a sweep's heatmap and a
-// walk-forward's windows and stitched out-of-sample equity.
+// Research: start a sweep, a walk-forward, a Monte Carlo or a look-ahead check, follow its progress (and the
+// results finished so far), read a sweep's heatmap, a walk-forward's windows and stitched out-of-sample
+// equity, a Monte Carlo's percentiles and distributions, a look-ahead check's findings.
 import { html, Page, Table, Card, Field, useLoad, Loading, useState, useEffect, navigate, confirm, toast, Badge } from '../ui.js';
 import { Chart } from '../charts.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
 
-const ROUTE = { sweep: 'sweeps', walk_forward: 'walk-forward' };
+const ROUTE = { sweep: 'sweeps', walk_forward: 'walk-forward', monte_carlo: 'monte-carlo', lookahead: 'lookahead' };
+const KIND_NAMES = { sweep: 'Sweep', walk_forward: 'Walk-forward', monte_carlo: 'Monte Carlo', lookahead: 'Look-ahead check' };
+const GRID_KINDS = ['sweep', 'walk_forward'];
 const OBJECTIVES = ['sharpe', 'sortino', 'cagr', 'calmar', 'profit_factor', 'total_return'];
 
 function parseValues(text) {
@@ -18,6 +21,7 @@ function StartForm({ strategies }) {
     universe: 'nifty_50', start_date: '2020-01-01', end_date: f.todayIST(), starting_capital: 1000000,
     position_size_pct: 10, max_positions: 10, p1: 'stop_loss_pct', v1: '5, 7, 10', p2: 'entry_rules.all.1.right',
     v2: '30, 35, 40', objective: 'sharpe', min_trades: 0, windows: 4, mode: 'rolling',
+    simulations: 1000, seed: 0, ruin_drawdown_pct: 30, block_days: 1, cuts: 5, warmup_days: '30, 100',
   });
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -25,12 +29,23 @@ function StartForm({ strategies }) {
   const submit = async (e) => {
     e.preventDefault();
     setBusy(true); setError(null);
-    const grid = { [form.p1]: parseValues(form.v1) };
-    if (form.p2.trim()) grid[form.p2.trim()] = parseValues(form.v2);
     const body = { strategy_id: Number(form.strategy_id), universe: form.universe, start_date: form.start_date,
       end_date: form.end_date, starting_capital: Number(form.starting_capital), position_size_pct: Number(form.position_size_pct),
-      max_positions: Number(form.max_positions), grid, objective: form.objective, min_trades: Number(form.min_trades) };
+      max_positions: Number(form.max_positions) };
+    if (GRID_KINDS.includes(form.kind)) {
+      const grid = { [form.p1]: parseValues(form.v1) };
+      if (form.p2.trim()) grid[form.p2.trim()] = parseValues(form.v2);
+      Object.assign(body, { grid, objective: form.objective, min_trades: Number(form.min_trades) });
+    }
     if (form.kind === 'walk_forward') Object.assign(body, { windows: Number(form.windows), mode: form.mode });
+    if (form.kind === 'monte_carlo') {
+      Object.assign(body, { simulations: Number(form.simulations), seed: Number(form.seed),
+        ruin_drawdown_pct: Number(form.ruin_drawdown_pct), block_days: Number(form.block_days) });
+    }
+    if (form.kind === 'lookahead') {
+      Object.assign(body, { cuts: Number(form.cuts), seed: Number(form.seed),
+        warmup_days: parseValues(form.warmup_days).map(Number) });
+    }
     try {
       const r = await api.post(`/api/research/${ROUTE[form.kind]}`, body);
       navigate(`/research/${ROUTE[form.kind]}/${r.id}`);
@@ -42,7 +57,7 @@ function StartForm({ strategies }) {
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
     <div class="grid-form">
       <${Field} label="Kind" name="kind">${(i) => html`<select id=${i} value=${form.kind} onChange=${upd('kind')}>
-        <option value="sweep">Sweep</option><option value="walk_forward">Walk-forward</option></select>`}<//>
+        ${Object.entries(KIND_NAMES).map(([k, name]) => html`<option value=${k}>${name}</option>`)}</select>`}<//>
       <${Field} label="Strategy" name="strategy_id">${(i) => html`<select id=${i} value=${form.strategy_id} onChange=${upd('strategy_id')}>
         ${strategies.map((s) => html`<option value=${s.id}>${s.name}${s.is_template ? ' (template)' : ''}</option>`)}</select>`}<//>
       <${Field} label="Universe" name="universe">${(i) => html`<select id=${i} value=${form.universe} onChange=${upd('universe')}>
@@ -50,11 +65,16 @@ function StartForm({ strategies }) {
       ${input('start_date', 'From', 'date')}${input('end_date', 'To', 'date')}
       ${input('starting_capital', 'Capital (₹)', 'number')}${input('position_size_pct', 'Position size %', 'number')}
       ${input('max_positions', 'Max positions', 'number')}
+      ${GRID_KINDS.includes(form.kind) ? html`
       ${input('p1', 'Parameter 1')}${input('v1', 'Values 1 (comma-separated)')}
       ${input('p2', 'Parameter 2 (optional)')}${input('v2', 'Values 2')}
       <${Field} label="Objective" name="objective">${(i) => html`<select id=${i} value=${form.objective} onChange=${upd('objective')}>
         ${OBJECTIVES.map((o) => html`<option value=${o}>${o}</option>`)}</select>`}<//>
-      ${input('min_trades', 'Minimum trades', 'number')}
+      ${input('min_trades', 'Minimum trades', 'number')}` : null}
+      ${form.kind === 'monte_carlo' ? html`${input('simulations', 'Simulations', 'number')}${input('seed', 'Seed', 'number')}
+        ${input('ruin_drawdown_pct', 'Ruin at drawdown %', 'number')}${input('block_days', 'Bootstrap block (days)', 'number')}` : null}
+      ${form.kind === 'lookahead' ? html`${input('cuts', 'Cut days', 'number')}${input('seed', 'Seed', 'number')}
+        ${input('warmup_days', 'Warm-ups to try (trading days, comma-separated)')}` : null}
       ${form.kind === 'walk_forward' ? html`${input('windows', 'Windows', 'number')}
         <${Field} label="Windows are" name="mode">${(i) => html`<select id=${i} value=${form.mode} onChange=${upd('mode')}>
           <option value="rolling">rolling</option><option value="anchored">anchored</option></select>`}<//>` : null}
@@ -70,7 +90,9 @@ export function Research() {
   return html`<${Page} title="Research">
     <${Loading} state=${state}>${(d) => html`
       <p class="muted">Many backtests at once: a sweep ranks every combination of the parameters you give; a
-        walk-forward re-fits them window by window and tests each choice on the next, unseen window.</p>
+        walk-forward re-fits them window by window and tests each choice on the next, unseen window; a Monte
+        Carlo reshuffles a backtest's trades and resamples its daily returns to show how bad it could have
+        gone; a look-ahead check re-runs with the data cut at sampled days to catch a strategy that peeks.</p>
       <${StartForm} strategies=${d.strategies} />
       <${Table} caption="Your research jobs" id="research-jobs" rows=${d.jobs} columns=${[
         { key: 'id', label: 'Job', render: (j) => html`<a href=${`/research/${ROUTE[j.kind] || j.kind}/${j.id}`}>#${j.id}</a>` },
@@ -115,12 +137,22 @@ function SweepHeatmap({ job }) {
       </table></div>` : null}</section>`;
 }
 
+function PartialSweep({ job }) {
+  return html`<${SweepTable} job=${job} id="sweep-partial"
+    caption=${`Finished so far: ${job.results_total} of ${job.total} combinations, best first`} />`;
+}
+
 function SweepResults({ job }) {
-  const names = job.results.length ? Object.keys(job.results[0].params) : [];
   return html`
     ${job.best_run_id ? html`<p>Best combination as a backtest run: <a id="best-run" href=${`/backtests/${job.best_run_id}`}>#${job.best_run_id}</a></p>` : null}
     <${SweepHeatmap} job=${job} />
-    <${Table} caption="Every combination, best first" id="sweep-results" rows=${job.results} limit=${50} rowKey=${(r) => r.index}
+    <${SweepTable} job=${job} id="sweep-results" caption="Every combination, best first" />`;
+}
+
+function SweepTable({ job, id, caption }) {
+  const names = job.results.length ? Object.keys(job.results[0].params) : [];
+  return html`
+    <${Table} caption=${caption} id=${id} rows=${job.results} limit=${50} rowKey=${(r) => r.index}
       columns=${[
         { key: 'rank', label: 'Rank', num: true },
         ...names.map((n) => ({ key: `p:${n}`, label: n, num: true, render: (r) => String(r.params[n]), sort: (r) => r.params[n] })),
@@ -141,8 +173,15 @@ function WalkForwardResults({ job }) {
       <${Card} id="oos-dd" label="Out-of-sample max drawdown" value=${f.pct(oos.max_drawdown)} />
       <${Card} id="oos-final" label="Final equity" value=${f.inr(oos.final_equity)} />
     </div>
+    ${job.best_run_id ? html`<p>The latest window's choice over the whole span, as a backtest run:
+      <a id="best-run" href=${`/backtests/${job.best_run_id}`}>#${job.best_run_id}</a></p>` : null}
     ${equity.length ? html`<${Chart} id="wf-equity" label="Stitched out-of-sample equity" height=${280} series=${[{ kind: 'line', data: equity }]} />` : null}
-    <${Table} caption="Windows: parameters chosen in sample, tested out of sample" id="wf-windows" rows=${job.windows || []} rowKey=${(w) => w.window}
+    <${WalkForwardWindows} job=${job} caption="Windows: parameters chosen in sample, tested out of sample" />`;
+}
+
+function WalkForwardWindows({ job, caption }) {
+  return html`
+    <${Table} caption=${caption} id=${job.partial ? 'wf-partial' : 'wf-windows'} rows=${job.windows || job.results || []} rowKey=${(w) => w.window}
       columns=${[
         { key: 'window', label: 'Window', num: true, render: (w) => w.window + 1 },
         { key: 'is', label: 'In sample', render: (w) => `${f.day(w.in_sample.start)} – ${f.day(w.in_sample.end)}` },
@@ -151,6 +190,85 @@ function WalkForwardResults({ job }) {
         { key: 'is_cagr', label: 'IS CAGR', num: true, render: (w) => f.pct((w.in_sample_metrics || {}).cagr) },
         { key: 'oos_cagr', label: 'OOS CAGR', num: true, render: (w) => f.pct((w.out_of_sample_metrics || {}).cagr) },
         { key: 'efficiency', label: 'Efficiency', num: true, render: (w) => (w.efficiency === null ? '—' : f.number(w.efficiency, 2)) },
+      ]} />`;
+}
+
+const MC_METHODS = { trades: 'Reshuffled trade order', returns: 'Bootstrapped daily returns' };
+const MC_METRICS = [
+  ['final_equity', 'Final equity', (v) => f.inr(v)],
+  ['cagr', 'CAGR', (v) => f.pct(v)],
+  ['max_drawdown', 'Max drawdown', (v) => f.pct(v)],
+];
+
+function Histogram({ id, label, hist, show }) {
+  const top = Math.max(1, ...hist.counts);
+  return html`<figure class="histogram" id=${id} aria-label=${label}><figcaption>${label}</figcaption>
+    <div class="bars" style="display:flex;align-items:flex-end;gap:2px;height:120px">${hist.counts.map((c, i) => html`
+      <div class="bar" data-count=${c} title=${`${show(hist.edges[i])} – ${show(hist.edges[i + 1])}: ${c} paths`}
+        style=${`flex:1;background:var(--accent, #4a78c2);height:${Math.round((c / top) * 100)}%;min-height:${c ? 1 : 0}px`}></div>`)}</div>
+    <div class="muted" style="display:flex;justify-content:space-between"><span>${show(hist.edges[0])}</span>
+      <span>${show(hist.edges[hist.edges.length - 1])}</span></div></figure>`;
+}
+
+function MonteCarloResults({ job }) {
+  return html`
+    ${job.best_run_id ? html`<p>The backtest it resampled: <a id="best-run" href=${`/backtests/${job.best_run_id}`}>#${job.best_run_id}</a></p>` : null}
+    ${job.results.map((r) => {
+      const keys = Object.keys(r.final_equity.percentiles);
+      return html`<section aria-label=${MC_METHODS[r.method] || r.method} id=${`mc-${r.method}`}>
+        <h2>${MC_METHODS[r.method] || r.method}: ${f.number(r.simulations, 0)} paths (seed ${r.seed})</h2>
+        <div class="cards">
+          <${Card} id=${`mc-${r.method}-ruin`} label=${`Probability of a ${f.number(r.ruin_drawdown_pct, 0)} % drawdown`}
+            value=${f.pct(r.probability_of_ruin * 100, 1)} />
+          <${Card} label="Resampled" value=${`${f.number(r.samples, 0)} ${r.method === 'trades' ? 'trades' : 'days'}`} />
+        </div>
+        <div class="scroll-x"><table id=${`mc-${r.method}-percentiles`} class="data">
+          <caption>Percentiles over the paths, and the backtest's own figure</caption>
+          <thead><tr><th scope="col">Metric</th><th scope="col" class="num">Backtest</th>
+            ${keys.map((k) => html`<th scope="col" class="num">${k}th</th>`)}<th scope="col" class="num">Mean</th></tr></thead>
+          <tbody>${MC_METRICS.map(([m, label, show]) => html`<tr data-metric=${m}><th scope="row">${label}</th>
+            <td class="num">${show(r.original[m])}</td>
+            ${keys.map((k) => html`<td class="num" data-value=${r[m].percentiles[k]}>${show(r[m].percentiles[k])}</td>`)}
+            <td class="num">${show(r[m].mean)}</td></tr>`)}</tbody></table></div>
+        <div class="cards">${MC_METRICS.map(([m, label, show]) => html`<${Histogram} id=${`mc-${r.method}-hist-${m}`}
+          label=${`${label}: distribution`} hist=${r[m].histogram} show=${show} />`)}</div>
+      </section>`;
+    })}`;
+}
+
+const WHAT = { indicator: 'Indicator value', entry_signal: 'Entry signal', exit_signal: 'Exit signal', conviction: 'Conviction',
+  entry: 'Entry', exit: 'Exit', equity: 'Equity' };
+
+function LookaheadResults({ job }) {
+  const s = job.summary || {};
+  const diffs = Object.entries(s.differences || {}).filter(([, n]) => n);
+  const show = (v) => (v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  return html`
+    <div class="cards" id="lookahead-summary">
+      <${Card} id="lookahead-verdict" label="Verdict" value=${s.clean ? 'Clean: nothing changed' : 'Look-ahead found'}
+        tone=${s.clean ? 'up' : 'down'} />
+      <${Card} label="Cut days" value=${(s.cuts || []).map((c) => f.day(c)).join(', ') || '—'} />
+      <${Card} label="Differences" value=${diffs.length ? diffs.map(([k, n]) => `${WHAT[k] || k}: ${n}`).join(', ') : 'none'} />
+    </div>
+    <${Table} caption="Findings: what changed before a cut when the later days were removed" id="lookahead-findings"
+      rows=${job.results} rowKey=${(r, i) => i} empty="No findings: every value on or before each cut matched."
+      columns=${[
+        { key: 'cut', label: 'Cut', render: (r) => f.day(r.cut) },
+        { key: 'what', label: 'What', render: (r) => WHAT[r.what] || r.what },
+        { key: 'name', label: 'Name', render: (r) => r.name || '—' },
+        { key: 'symbol', label: 'Symbol', render: (r) => r.symbol || '—' },
+        { key: 'date', label: 'Day', render: (r) => f.day(r.date) },
+        { key: 'full', label: 'With all the data', render: (r) => show(r.full) },
+        { key: 'cut_value', label: 'Without the later days', render: (r) => show(r.cut_value) },
+      ]} />
+    <${Table} caption="Recursion: indicators again with only a short warm-up" id="lookahead-recursion"
+      rows=${job.recursion || []} rowKey=${(r, i) => i} empty="No warm-ups tried."
+      columns=${[
+        { key: 'warmup_days', label: 'Warm-up (days)', num: true },
+        { key: 'name', label: 'Indicator' },
+        { key: 'max_diff_pct', label: 'Largest difference', num: true, render: (r) => (r.max_diff_pct === null ? 'missing in one run' : `${f.number(r.max_diff_pct, 4)} %`) },
+        { key: 'missing_values', label: 'Missing values', num: true },
+        { key: 'entry_signals_changed', label: 'Entry signals changed', num: true },
       ]} />`;
 }
 
@@ -179,8 +297,12 @@ export function ResearchJob({ params }) {
       ${['queued', 'running'].includes(j.status) ? html`<progress id="research-progress" max="1" value=${j.progress}
         aria-label="Progress">${f.pct(j.progress * 100, 0)}</progress> <span>${f.pct(j.progress * 100, 0)}</span>` : null}
       ${j.status === 'failed' ? html`<p class="error" role="alert">${j.error}</p>` : null}
+      ${j.partial && j.results.length && j.kind === 'sweep' ? html`<${PartialSweep} job=${j} />` : null}
+      ${j.partial && j.results.length && j.kind === 'walk_forward' ? html`<${WalkForwardWindows} job=${j}
+        caption="Windows finished so far (out of sample still running)" />` : null}
       ${j.status === 'done' && j.kind === 'sweep' ? html`<${SweepResults} job=${j} />` : null}
       ${j.status === 'done' && j.kind === 'walk_forward' ? html`<${WalkForwardResults} job=${j} />` : null}
-      ${j.status === 'done' && !['sweep', 'walk_forward'].includes(j.kind) ? html`<pre class="json">${JSON.stringify(j.summary, null, 2)}</pre>` : null}`}<//>
+      ${j.status === 'done' && j.kind === 'monte_carlo' ? html`<${MonteCarloResults} job=${j} />` : null}
+      ${j.status === 'done' && j.kind === 'lookahead' ? html`<${LookaheadResults} job=${j} />` : null}`}<//>
   <//>`;
 }
