@@ -1,7 +1,10 @@
 """Benchmark of research jobs (issue 21's figures).
 
     .venv/bin/python bench/research.py [--combinations 1000] [--wf-windows 10] [--wf-combinations 200]
-                                       [--workers 2] [--skip-dask] [--skip-walk-forward]
+                                       [--workers 2] [--skip-dask] [--skip-walk-forward] [--quick]
+
+`--quick` checks that every part runs (40 combinations, walk-forward 3 x 10): its figures say nothing
+about the targets. Progress goes to standard error every 15 seconds, so a long run shows it is alive.
 
 Prints:
 1. a sweep of `v3_dip_buyer` over NIFTY 100, 2020-01-01..2026-01-01, with `--combinations` combinations
@@ -56,9 +59,26 @@ def _body(samples: int, seed: int = 21) -> dict[str, Any]:
             "objective": "sharpe", "min_trades": 20}
 
 
+def _progress(label: str) -> Any:
+    last = [time.monotonic()]
+    start = last[0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 15:
+            last[0] = now
+            print(f"   … {label}: {done}/{total} in {now - start:.0f} s (load {_load()})", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def _run(kind: Any, req: Any, data_dir: Path, executor: Executor) -> tuple[JobOutcome, float, int]:
     plan = kind.plan(PlanContext(data_dir, 0, lambda _id: None, 1_000_000), req)
-    ctx = RunContext(executor, lambda done, total: None)
+    ctx = RunContext(executor, _progress(f"{kind.name} on {executor.name}"))
     ctx.total = plan.total
     t0 = time.perf_counter()
     try:
@@ -112,7 +132,11 @@ def main() -> None:
     ap.add_argument("--wf-combinations", type=int, default=200)
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-walk-forward", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="small sizes: check that it runs, not the targets")
     args = ap.parse_args()
+    if args.quick:
+        args.combinations, args.wf_windows, args.wf_combinations = 40, 3, 10
+    full = (args.combinations, args.wf_windows, args.wf_combinations) == (1000, 10, 200)
 
     tmp = Path(tempfile.mkdtemp(prefix="tt-bench-research-"))
     data_dir = tmp / "data"
@@ -123,9 +147,9 @@ def main() -> None:
 
     req = SweepRequest(**_body(args.combinations))
     local, secs, n = _run(SWEEP, req, data_dir, LocalExecutor(args.workers))
+    target = f"target 1,000 in <= 60 s on 2 cores: {_mark(secs <= 60)}" if full else "not the full size"
     print(f"1. sweep, {n} combinations, local pool of {args.workers}: {secs:.1f} s ({n / secs:.1f} backtests/s; "
-          f"target 1,000 in <= 60 s on 2 cores); best {local.tables['results'][0]['params']} "
-          f"sharpe {local.tables['results'][0]['objective']}")
+          f"{target}); best {local.tables['results'][0]['params']} sharpe {local.tables['results'][0]['objective']}")
 
     if not args.skip_dask:
         times = {}
@@ -140,15 +164,18 @@ def main() -> None:
             same = remote.tables == local.tables and remote.summary == local.summary
             mem = ", ".join(f"{v / 2**20:.0f} MB" for v in rss.values())
             print(f"2. sweep on Dask, {workers} single-threaded worker(s): {secs:.1f} s; results equal the local "
-                  f"run's: {same}; peak RSS per worker: {mem} (target <= 1 GB)")
-        print(f"   speed-up 2 workers vs 1: {times[1] / times[2]:.2f}x (target >= 1.8x)")
+                  f"run's: {same}; peak RSS per worker: {mem} (target <= 1 GB: "
+                  f"{_mark(max(rss.values()) <= 2**30)})")
+        speedup = times[1] / times[2]
+        print(f"   speed-up 2 workers vs 1: {speedup:.2f}x (target >= 1.8x: {_mark(speedup >= 1.8)})")
 
     if not args.skip_walk_forward:
         wf = WalkForwardRequest(**{**_body(args.wf_combinations, seed=5), "start_date": "2018-06-01",
                                    "windows": args.wf_windows, "mode": "rolling", "in_sample_ratio": 0.75})
         out, secs, n = _run(WALK_FORWARD, wf, data_dir, LocalExecutor(args.workers))
         print(f"3. walk-forward, {args.wf_windows} windows x {args.wf_combinations} combinations ({n} backtests), "
-              f"local pool of {args.workers}: {secs:.1f} s (target <= 120 s); walk-forward efficiency "
+              f"local pool of {args.workers}: {secs:.1f} s "
+              f"({f'target <= 120 s: {_mark(secs <= 120)}' if full else 'not the full size'}); walk-forward efficiency "
               f"{out.summary['walk_forward_efficiency']}, OOS CAGR {out.summary['out_of_sample']['cagr']}")
     print(f"load after: {_load()}")
 

@@ -220,10 +220,13 @@ class ResearchService:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self._beater is not None:
             self._beater.join(max(0.0, deadline - time.monotonic()))
-        for job_id, account_id in mine.items():
-            self._fail(account_id, job_id, STOPPED)
-        with self.platform.db.write() as conn:
-            conn.execute(sa.delete(research_runners).where(research_runners.c.runner == self.runner))
+        try:
+            for job_id, account_id in mine.items():
+                self._fail(account_id, job_id, STOPPED)
+            with self.platform.db.write() as conn:
+                conn.execute(sa.delete(research_runners).where(research_runners.c.runner == self.runner))
+        except Exception:  # the database is gone first: the jobs fail once this runner's heartbeat is stale
+            log.exception("research shutdown could not record its jobs' end")
 
     def heartbeat(self) -> None:
         """Say this runner is alive (its jobs are not to be failed by another process)."""

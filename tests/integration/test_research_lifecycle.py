@@ -40,6 +40,16 @@ def paused(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.
     return shown, gate
 
 
+def _settled(client: Any, path: str) -> dict[str, Any]:
+    """The paused job once the read model has its progress (projected in the background, on Postgres later)."""
+    deadline = time.monotonic() + 30
+    while True:
+        job: dict[str, Any] = client.get(path).json()
+        if (job["status"] == "running" and job["done"] > 0) or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
 def test_a_running_sweep_answers_the_combinations_finished_so_far_best_first(
         lab: Any, paused: tuple[threading.Event, threading.Event]) -> None:
     shown, gate = paused
@@ -47,7 +57,7 @@ def test_a_running_sweep_answers_the_combinations_finished_so_far_best_first(
     job_id = lab.post("/api/research/sweeps", json=_sweep(grid=grid, top_n=0)).json()["id"]
     try:
         assert shown.wait(180), "no partial results offered"
-        job = lab.get(f"/api/research/sweeps/{job_id}").json()
+        job = _settled(lab, f"/api/research/sweeps/{job_id}")
         assert job["status"] == "running" and job["partial"] is True
         rows = job["results"]
         assert 0 < len(rows) == job["results_total"] == job["done"] < job["total"] == 30
@@ -77,7 +87,7 @@ def test_a_running_walk_forward_answers_its_windows_chosen_so_far(
     job_id = lab.post("/api/research/walk-forward", json=body).json()["id"]
     try:
         assert shown.wait(180), "no partial results offered"
-        job = lab.get(f"/api/research/walk-forward/{job_id}").json()
+        job = _settled(lab, f"/api/research/walk-forward/{job_id}")
         assert job["status"] == "running" and job["partial"] is True and job["progress"] < 1
         windows = job["results"]
         assert windows and [w["window"] for w in windows] == list(range(len(windows)))
@@ -91,8 +101,8 @@ def test_a_running_walk_forward_answers_its_windows_chosen_so_far(
         assert (final["params"], final["in_sample_metrics"]) == (w["params"], w["in_sample_metrics"])
 
 
-def test_a_finished_job_records_research_job_finished_and_notifies_its_owner(api_factory: Any,
-                                                                           database_url: str) -> None:
+def test_a_finished_job_records_research_job_finished_and_notifies_its_owner(database_url: str,
+                                                                           api_factory: Any) -> None:
     client = _generate(api_factory(database_url, research_notify_after=0))
     client.login()
     job_id = client.post("/api/research/sweeps", json=_sweep(grid={"stop_loss_pct": [5, 8]}, top_n=0)).json()["id"]
@@ -136,11 +146,19 @@ def _submit_as(client: Any, runner: str, account_id: int) -> int:
     meta = CommandMeta(actor=f"user:{account_id}", account_id=account_id)
     job_id = int(bus.handle(rm.SubmitResearchJob(account_id, "sweep", {"strategy_name": "x"}, 4, runner), meta).value)
     bus.handle(rm.StartResearchJob(account_id, job_id, "local:1"), meta)
-    deadline = time.monotonic() + 30
-    while client.get(f"/api/research/sweeps/{job_id}").json().get("status") != "running":  # the read model
-        assert time.monotonic() < deadline, "the job never showed as running"
-        time.sleep(0.05)
+    assert _job_once(client, job_id, "running")["status"] == "running"  # in the read model
     return job_id
+
+
+def _job_once(client: Any, job_id: int, status: str) -> dict[str, Any]:
+    """The job once the read model says `status` (it follows the events in the background), or as it is
+    after 30 seconds."""
+    deadline = time.monotonic() + 30
+    while True:
+        job: dict[str, Any] = client.get(f"/api/research/sweeps/{job_id}").json()
+        if job.get("status") == status or time.monotonic() > deadline:
+            return job
+        time.sleep(0.05)
 
 
 def _beat(client: Any, runner: str, age: float) -> None:
@@ -163,7 +181,7 @@ def test_a_job_is_failed_only_when_its_runner_is_gone(lab: Any) -> None:
     # that process stops beating (killed): after STALE_AFTER its job fails, with the reason
     _beat(lab, "other:1", age=service_module.STALE_AFTER + 5)
     assert mine.reap() in ([theirs], [])  # [] when this process's own heartbeat thread got there first
-    job = lab.get(f"/api/research/sweeps/{theirs}").json()
+    job = _job_once(lab, theirs, "failed")
     assert job["status"] == "failed" and "stopped before it finished" in job["error"]
 
     # a restarted server (a new runner) fails the jobs its earlier self left running, not a live one's
@@ -171,7 +189,7 @@ def test_a_job_is_failed_only_when_its_runner_is_gone(lab: Any) -> None:
     restarted = ResearchService(lab.platform, runner="new-self")
     restarted.recover()
     try:
-        assert lab.get(f"/api/research/sweeps/{gone}").json()["status"] == "failed"
+        assert _job_once(lab, gone, "failed")["status"] == "failed"
         live = _submit_as(lab, mine.runner, me["id"])  # this (running) process's job
         assert restarted.reap() == []
         assert lab.get(f"/api/research/sweeps/{live}").json()["status"] == "running"
@@ -182,7 +200,7 @@ def test_a_job_is_failed_only_when_its_runner_is_gone(lab: Any) -> None:
         assert "new-self" not in {r.runner for r in conn.execute(research_runners.select())}
     mine._accounts[live] = me["id"]  # as if its thread were running it
     mine.shutdown(timeout=5)
-    assert lab.get(f"/api/research/sweeps/{live}").json()["status"] == "failed"
+    assert _job_once(lab, live, "failed")["status"] == "failed"
 
 
 def test_errors_name_the_field_without_echoing_the_value(lab: Any) -> None:

@@ -21,7 +21,7 @@ function StartForm({ strategies }) {
     universe: 'nifty_50', start_date: '2020-01-01', end_date: f.todayIST(), starting_capital: 1000000,
     position_size_pct: 10, max_positions: 10, p1: 'stop_loss_pct', v1: '5, 7, 10', p2: 'entry_rules.all.1.right',
     v2: '30, 35, 40', objective: 'sharpe', min_trades: 0, windows: 4, mode: 'rolling',
-    simulations: 1000, seed: 0, ruin_drawdown_pct: 30, block_days: 1, cuts: 5, warmup_days: '30, 100',
+    simulations: 1000, seed: 0, ruin_drawdown_pct: 30, block_days: 1, cuts: 5, warmup_days: '30, 100', run_id: '',
   });
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -39,8 +39,14 @@ function StartForm({ strategies }) {
     }
     if (form.kind === 'walk_forward') Object.assign(body, { windows: Number(form.windows), mode: form.mode });
     if (form.kind === 'monte_carlo') {
-      Object.assign(body, { simulations: Number(form.simulations), seed: Number(form.seed),
-        ruin_drawdown_pct: Number(form.ruin_drawdown_pct), block_days: Number(form.block_days) });
+      const settings = { simulations: Number(form.simulations), seed: Number(form.seed),
+        ruin_drawdown_pct: Number(form.ruin_drawdown_pct), block_days: Number(form.block_days) };
+      // a recorded backtest run instead of the strategy, universe and dates above
+      if (String(form.run_id).trim()) {
+        for (const k of Object.keys(body)) delete body[k];
+        body.run_id = Number(form.run_id);
+      }
+      Object.assign(body, settings);
     }
     if (form.kind === 'lookahead') {
       Object.assign(body, { cuts: Number(form.cuts), seed: Number(form.seed),
@@ -71,7 +77,8 @@ function StartForm({ strategies }) {
       <${Field} label="Objective" name="objective">${(i) => html`<select id=${i} value=${form.objective} onChange=${upd('objective')}>
         ${OBJECTIVES.map((o) => html`<option value=${o}>${o}</option>`)}</select>`}<//>
       ${input('min_trades', 'Minimum trades', 'number')}` : null}
-      ${form.kind === 'monte_carlo' ? html`${input('simulations', 'Simulations', 'number')}${input('seed', 'Seed', 'number')}
+      ${form.kind === 'monte_carlo' ? html`${input('run_id', 'Or a backtest run # (instead of the above)', 'number')}
+        ${input('simulations', 'Simulations', 'number')}${input('seed', 'Seed', 'number')}
         ${input('ruin_drawdown_pct', 'Ruin at drawdown %', 'number')}${input('block_days', 'Bootstrap block (days)', 'number')}` : null}
       ${form.kind === 'lookahead' ? html`${input('cuts', 'Cut days', 'number')}${input('seed', 'Seed', 'number')}
         ${input('warmup_days', 'Warm-ups to try (trading days, comma-separated)')}` : null}
