@@ -90,7 +90,7 @@ def _saved_strategies(settings: Settings) -> StrategyLookup:
     strategies only (another is "not found", as to any other user)."""
 
     def lookup(strategy_id: int) -> dict[str, Any] | None:
-        from infra.db import Database
+        from infra.store.db import Database
         from projections.strategies import get_strategy
 
         db = Database.from_settings(settings)
