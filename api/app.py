@@ -22,6 +22,7 @@ from api.deps import SESSION_COOKIE, PrincipalCache
 from api.docs import install_docs
 from api.errors import document_errors
 from api.guards import WORK_GATE, UrlGuardMiddleware
+from api.ownership import SignalHomes
 from api.routers import agent, auth, backtest, broker, health, links, market, model, risk, strategies, ws
 from api.routers import analytics as analytics_router
 from api.routers import audit as audit_router
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.stop = stop
         app.state.principals = PrincipalCache()
         app.state.idempotency = IdempotencyStore(plat.db, plat.store)
-        app.state.signal_homes = model.SignalHomes()
+        app.state.signal_homes = SignalHomes()
         app.state.backtest_runs = RunBacktest(ProcessPoolRunner(), plat.backtests)
         app.state.research = ResearchService(plat)
         app.state.research.recover()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
 from typing import Any, Literal
 
 from fastapi import Query, Request, Response
@@ -26,7 +24,7 @@ from api.deps import (
 )
 from api.errors import schema_error
 from api.guards import MAX_ID
-from api.ownership import owned_portfolio
+from api.ownership import Homes, OwnedPortfolio, PositionHome, SignalHomes, signal_home, stored_portfolios
 from api.public.base import answers
 from api.public.portfolios import (
     ActivityPublic,
@@ -44,7 +42,6 @@ from commands.bus import CommandResult
 from commands.market_clock import MarketClock
 from domain.errors import NotFound
 from domain.portfolio import Portfolio
-from domain.risk import RiskBook
 from infra.bars.universes import known_isins
 from infra.bootstrap import Platform
 from projections.audit import utc_moment
@@ -122,49 +119,6 @@ def _portfolio_answer(platform: Platform, result: CommandResult, portfolio_id: i
     return row
 
 
-def _stored_portfolios(platform: Platform, account_id: int) -> list[tuple[int, str, set[int], set[int]]]:
-    """(id, status, entry signal ids, position ids) of the account's portfolios as their events say,
-    newest first: for requests naming an object the read model may not show yet."""
-    with platform.store.borrowed(RiskBook, RiskBook.uuid_for(account_id)) as book:
-        ids = sorted(book.portfolios, reverse=True) if book is not None else []
-    out: list[tuple[int, str, set[int], set[int]]] = []
-    for pid in ids:
-        with platform.store.borrowed(Portfolio, Portfolio.uuid_for(pid)) as pf:
-            if pf is not None and pf.account_id == account_id:
-                out.append((pid, pf.status, set(pf.signals), set(pf.positions)))
-    return out
-
-
-class SignalHomes:
-    """The portfolio and account of each signal read before (a signal never moves): spares approve,
-    reject and expire the read-model query that finds the portfolio. Only a routing hint: the command
-    still loads that portfolio as the caller's and finds the signal in it, or it is a 404."""
-
-    def __init__(self, size: int = 200_000) -> None:
-        self.size = size
-        self._homes: dict[int, tuple[int, int]] = {}
-        self._lock = threading.Lock()
-
-    def learn(self, rows: Iterable[dict[str, Any]]) -> None:
-        with self._lock:
-            if len(self._homes) >= self.size:
-                self._homes.clear()
-            for r in rows:
-                self._homes[int(r["id"])] = (int(r["portfolio_id"]), int(r["account_id"]))
-
-    def get(self, signal_id: int) -> tuple[int, int] | None:
-        return self._homes.get(signal_id)
-
-    def forget(self, signal_id: int) -> None:
-        with self._lock:
-            self._homes.pop(signal_id, None)
-
-
-def _homes(request: Request) -> SignalHomes:
-    homes: SignalHomes = request.app.state.signal_homes
-    return homes
-
-
 # ------------------------------------------------------------------ portfolios
 
 
@@ -238,12 +192,11 @@ def live_reconciliation(platform: Platform, account_id: int, pf: dict[str, Any])
 
 @router.get("/dashboard", **answers(DashboardPublic),
             summary="One portfolio's dashboard: money, positions, signals, curve, activity, risk")
-def dashboard(user: Reader, platform: PlatformDep,
-              portfolio_id: int = Query(ge=1, le=MAX_ID)) -> dict[str, Any]:
+def dashboard(user: Reader, platform: PlatformDep, pf: OwnedPortfolio) -> dict[str, Any]:
     """Everything the portfolio page shows in one answer: the money, open positions with their last price,
     waiting signals, the daily equity curve, the latest 50 activity entries, today's risk state and, for a
     live portfolio, its drift against the broker."""
-    pf = owned_portfolio(platform, portfolio_id, user.account_id)
+    portfolio_id = int(pf["id"])
     with platform.db.read() as conn:
         positions, _ = list_positions(conn, user.account_id, portfolio_id, "open", 500, 0)
         curve = equity_curve(conn, portfolio_id)
@@ -289,11 +242,12 @@ def account_activity_feed(user: Reader, page: PageDep, platform: PlatformDep,
 
 
 @router.post("/scan", **answers(ScanPublic), summary="Scan now on the latest bars; returns the new signals")
-def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanBody | None = None) -> dict[str, Any]:
+def scan(request: Request, user: SessionUser, platform: PlatformDep, homes: Homes,
+         body: ScanBody | None = None) -> dict[str, Any]:
     """Every active portfolio (or `portfolio_id`) is first stepped through the stored days it missed (fills,
     exits, expiries), then scanned on the latest day."""
     clock: MarketClock = request.app.state.market_clock
-    stored = _stored_portfolios(platform, user.account_id)  # (the read model may not show a new one yet)
+    stored = stored_portfolios(platform, user.account_id)  # (the read model may not show a new one yet)
     if body is not None and body.portfolio_id is not None:
         if body.portfolio_id not in {pid for pid, *_ in stored}:
             raise NotFound(f"Portfolio {body.portfolio_id} not found")
@@ -316,7 +270,7 @@ def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanB
     with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(pid) for pid in targets]) as conn:
         found = get_signals(conn, sorted(new_ids))
     signals = [found[sid] for sid in sorted(new_ids) if sid in found]
-    _homes(request).learn(signals)
+    homes.learn(signals)
     return {"portfolios": targets, "days": sorted(days), "signals": signals}
 
 
@@ -325,7 +279,7 @@ def scan(request: Request, user: SessionUser, platform: PlatformDep, body: ScanB
 
 @router.get("/signals", **answers(list[SignalPublic]), summary="Your signals, newest first (entries and exits)",
             responses={200: {"headers": {"X-Total-Count": {"description": "rows matching"}}}})
-def signals(request: Request, user: Reader, page: SignalPageDep, response: Response, platform: PlatformDep,
+def signals(homes: Homes, user: Reader, page: SignalPageDep, response: Response, platform: PlatformDep,
             portfolio_id: int | None = Query(default=None, ge=1, le=MAX_ID), status: SignalStatus | None = None,
             symbol: str | None = Query(default=None, max_length=32)) -> list[dict[str, Any]]:
     """Filtered by portfolio, status and symbol; a live signal whose triggered order the agent cannot find at
@@ -338,27 +292,16 @@ def signals(request: Request, user: Reader, page: SignalPageDep, response: Respo
     for row in rows:  # a live signal whose triggered GTT's order the agent cannot find at Kite
         row["fill_unresolved"] = unresolved.get(int(row["id"]))
     response.headers["X-Total-Count"] = str(total)
-    _homes(request).learn(rows)
+    homes.learn(rows)
     return rows
 
 
-def _decide(action: str, signal_id: int, request: Request, user: Principal, platform: Platform,
+def _decide(action: str, signal_id: int, request: Request, user: Principal, platform: Platform, homes: SignalHomes,
             reason: str = "") -> dict[str, Any]:
-    homes = _homes(request)
-    home = homes.get(signal_id)
-    if home is None:
-        home = _signal_home(platform, signal_id, user.account_id)
-    elif home[1] != user.account_id:
-        raise NotFound(f"Signal {signal_id} not found")
-    try:
-        result = dispatch(request, platform, m.DecideSignal(user.account_id, home[0], signal_id, action, reason),
-                          user)
-    except NotFound:
-        if homes.get(signal_id) is None:
-            raise
-        homes.forget(signal_id)  # remembered wrongly (a store restored from a backup): ask the read model
-        return _decide(action, signal_id, request, user, platform, reason)
-    with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(home[0])]) as conn:
+    portfolio_id, result = homes.send(
+        signal_id, user.account_id, lambda: signal_home(platform, signal_id, user.account_id),
+        lambda pid: dispatch(request, platform, m.DecideSignal(user.account_id, pid, signal_id, action, reason), user))
+    with answer_rows(platform, result, PortfoliosProjection, [Portfolio.uuid_for(portfolio_id)]) as conn:
         row = get_signal(conn, signal_id)
     if row is None or row["account_id"] != user.account_id:
         raise NotFound(f"Signal {signal_id} not found")
@@ -366,42 +309,28 @@ def _decide(action: str, signal_id: int, request: Request, user: Principal, plat
     return row
 
 
-def _signal_home(platform: Platform, signal_id: int, account_id: int) -> tuple[int, int]:
-    """(portfolio, account) of the caller's signal: the read model, else the account's stored portfolios
-    (a signal generated while the projections are behind)."""
-    with platform.db.read() as conn:
-        row = get_signal(conn, signal_id)
-    if row is not None:
-        if row["account_id"] != account_id:
-            raise NotFound(f"Signal {signal_id} not found")
-        return int(row["portfolio_id"]), account_id
-    for pid, _, signal_ids, _ in _stored_portfolios(platform, account_id):
-        if signal_id in signal_ids:
-            return pid, account_id
-    raise NotFound(f"Signal {signal_id} not found")
-
-
 @router.post("/signals/{signal_id}/approve", **answers(SignalPublic),
              summary="pending_approval -> in_cart (risk rules checked)")
-def approve(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+def approve(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
+            homes: Homes) -> dict[str, Any]:
     """A risk rule that refuses it is a 400 naming the rule; the signal answers as the command left it."""
-    return _decide("approve", signal_id, request, user, platform)
+    return _decide("approve", signal_id, request, user, platform, homes)
 
 
 @router.post("/signals/{signal_id}/reject", **answers(SignalPublic),
              summary="pending_approval or in_cart -> rejected")
-def reject(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
+def reject(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep, homes: Homes,
            body: DecisionBody | None = None) -> dict[str, Any]:
     """Optional body `{"reason"}`; the signal answers as the command left it."""
-    return _decide("reject", signal_id, request, user, platform, body.reason if body else "")
+    return _decide("reject", signal_id, request, user, platform, homes, body.reason if body else "")
 
 
 @router.post("/signals/{signal_id}/expire", **answers(SignalPublic),
              summary="pending_approval or in_cart -> expired")
-def expire(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
+def expire(signal_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep, homes: Homes,
            body: DecisionBody | None = None) -> dict[str, Any]:
     """Optional body `{"reason"}`; the signal answers as the command left it."""
-    return _decide("expire", signal_id, request, user, platform, body.reason if body else "")
+    return _decide("expire", signal_id, request, user, platform, homes, body.reason if body else "")
 
 
 @router.post("/cart/place", **answers(CartPlacedPublic),
@@ -440,12 +369,11 @@ def positions(user: Reader, page: PageDep, response: Response, platform: Platfor
 @router.post("/positions/{position_id}/close", **answers(ClosedPositionPublic),
              summary="Paper: close at the latest price now; live: queue an exit for the agent")
 def close(position_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep,
-          body: CloseBody | None = None) -> dict[str, Any]:
+          portfolio_id: PositionHome, body: CloseBody | None = None) -> dict[str, Any]:
     """Optional body `{"quantity": N}` closes N shares only (paper: the sold shares become a closed position
     of their own; live: the agent sells N and re-arms the stop/target for the rest). A live position's
     working stop/target GTT is cancelled at Kite before the close order is placed (`outcome`:
     `closed`, `reduced` or `exit_queued`)."""
-    portfolio_id = _position_home(platform, position_id, user.account_id)
     quantity = None if body is None else body.quantity
     result = dispatch(request, platform,
                       m.ClosePosition(user.account_id, portfolio_id, position_id, quantity), user)
@@ -454,18 +382,3 @@ def close(position_id: IdPath, request: Request, user: SessionUser, platform: Pl
     if row is None or row["account_id"] != user.account_id:
         raise NotFound(f"Position {position_id} not found")
     return {**row, "outcome": result.value}
-
-
-def _position_home(platform: Platform, position_id: int, account_id: int) -> int:
-    """The portfolio of the caller's position: the read model, else the account's stored portfolios (a
-    position opened while the projections are behind)."""
-    with platform.db.read() as conn:
-        row = get_position(conn, position_id)
-    if row is not None:
-        if row["account_id"] != account_id:
-            raise NotFound(f"Position {position_id} not found")
-        return int(row["portfolio_id"])
-    for pid, _, _, position_ids in _stored_portfolios(platform, account_id):
-        if position_id in position_ids:
-            return pid
-    raise NotFound(f"Position {position_id} not found")
