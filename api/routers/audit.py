@@ -12,6 +12,8 @@ from api.deps import PageDep, PlatformDep, Reader, resource_router
 from api.errors import schema_error
 from api.guards import MAX_ID
 from api.ownership import owned_portfolio
+from api.public.audit import AsOfPublic, AuditEventPublic, TimelinePublic
+from api.public.base import answers
 from domain.aggregate import aggregate_uuid
 from domain.errors import DomainError, NotFound
 from domain.portfolio import Portfolio
@@ -68,7 +70,8 @@ def _with_hashes(platform: Platform, rows: list[dict[str, Any]]) -> list[dict[st
     return rows
 
 
-@router.get("/events", summary="Your events, full envelopes with their hash chain (admins: any account)",
+@router.get("/events", **answers(list[AuditEventPublic]),
+            summary="Your events, full envelopes with their hash chain (admins: any account)",
             responses={200: {"headers": {"X-Total-Count": {"description": "events matching the filters"}}}})
 def events(
     user: Reader, page: PageDep, response: Response, platform: PlatformDep,
@@ -81,6 +84,8 @@ def events(
     order: Literal["newest", "oldest", "desc", "asc"] = "newest",
     account_id: int | None = Query(default=None, ge=0, le=MAX_ID, description="admins only: another account"),
 ) -> list[dict[str, Any]]:
+    """Envelopes (type, aggregate, version, time, actor and request, data) with `prev_hash` and `hash`, the
+    account's SHA-256 chain, filtered by aggregate, type and time; admins may name `account_id`."""
     if account_id is not None and account_id != user.account_id and not user.is_admin:
         raise HTTPException(403, "Only admins may read another account's events")
     filters = AuditFilters(
@@ -108,8 +113,11 @@ def _cause(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@router.get("/timeline", summary="One portfolio's story: scan, signal, approval, order, fill, position, exit")
+@router.get("/timeline", **answers(TimelinePublic),
+            summary="One portfolio's story: scan, signal, approval, order, fill, position, exit")
 def timeline(user: Reader, platform: PlatformDep, portfolio_id: int = Query(ge=1, le=MAX_ID)) -> dict[str, Any]:
+    """Each step with what caused it (user, agent key, scheduler; request and correlation ids) and the steps it
+    follows, so a signal can be traced from the scan that proposed it to its exit."""
     pf = owned_portfolio(platform, portfolio_id, user.account_id) if not user.is_admin else None
     agg_id = str(aggregate_uuid("portfolio", portfolio_id))
     with platform.db.read() as conn:
@@ -164,9 +172,11 @@ def _position_json(p: Any) -> dict[str, Any]:
             "unrealized_pnl": p.unrealized_pnl if p.status == PositionStatus.OPEN else None}
 
 
-@router.get("/portfolios/{portfolio_id}/as-of", summary="The portfolio rebuilt from its events up to `at`")
+@router.get("/portfolios/{portfolio_id}/as-of", **answers(AsOfPublic),
+            summary="The portfolio rebuilt from its events up to `at`")
 def as_of(portfolio_id: int, user: Reader, platform: PlatformDep,
           at: str = Query(max_length=40, description="ISO 8601 timestamp (or a date: its end, UTC)")) -> dict[str, Any]:
+    """Money, positions, signals and the risk rules in force then; before the portfolio existed is a 400."""
     if not 1 <= portfolio_id <= MAX_ID:
         raise NotFound(f"Portfolio {portfolio_id} not found")
     moment = _moment(at, end_of_day=True, field="at")

@@ -17,6 +17,8 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, current_principal, resource_router
+from api.public.base import answers
+from api.public.operations import HealthPublic
 from infra.bootstrap import Platform
 from infra.config.version import VERSION
 from infra.runtime import telemetry
@@ -38,8 +40,11 @@ async def is_operator(request: Request, response: Response) -> bool:
     return principal.is_admin and principal.via == "session"
 
 
-@router.get("/api/health", summary="Status for everyone; detail (lags, errors, set-aside events) for admins")
+@router.get("/api/health", **answers(HealthPublic),
+            summary="Status for everyone; detail (lags, errors, set-aside events) for admins")
 async def health(request: Request, response: Response, platform: PlatformDep) -> dict[str, Any]:
+    """`status` is ok or degraded (the store does not answer, a projection or the relay lags or keeps failing,
+    events were set aside); an admin's session or the metrics token also gets why, and the pipeline's figures."""
     runner = getattr(request.app.state, "projector", None)
     operator = await is_operator(request, response)
     out = await run_in_threadpool(pipeline_status, platform, runner, operator)

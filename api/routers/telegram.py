@@ -12,6 +12,8 @@ from telegram import Bot
 
 from api.deps import PlatformDep, Reader, SessionUser, dispatch, resource_router
 from api.guards import outside_io
+from api.public.base import answers
+from api.public.operations import TelegramCodePublic, TelegramLinkPublic
 from commands import telegram_messages as tm
 from domain.errors import DomainError
 from infra.bootstrap import Platform
@@ -47,17 +49,20 @@ def bot_username(platform: Platform) -> str:
     return name
 
 
-@router.get("", summary="Is a Telegram chat linked to your account?")
+@router.get("", **answers(TelegramLinkPublic), summary="Is a Telegram chat linked to your account?")
 def telegram_link(user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    """Whether the server has a bot (`configured`), and the linked chat's username and when it was linked."""
     with platform.db.read() as conn:
         row = link_of(conn, user.account_id)
     return {"configured": bool(platform.settings.telegram_bot_token), "linked": row is not None,
             "username": row["username"] if row else None, "linked_at": row["linked_at"] if row else None}
 
 
-@router.post("/link", summary="A one-time code (15 minutes) and the bot's deep link: open it and press Start")
+@router.post("/link", **answers(TelegramCodePublic),
+             summary="A one-time code (15 minutes) and the bot's deep link: open it and press Start")
 @outside_io  # asks the Bot API for the bot's name (once per process)
 def link(request: Request, response: Response, user: SessionUser, platform: PlatformDep) -> dict[str, Any]:
+    """A server without a bot token, or a Bot API that does not answer, is a 400."""
     name = bot_username(platform)
     issued: tm.IssuedCode = dispatch(request, platform, tm.IssueTelegramLinkCode(user.account_id), user).value
     response.headers["Cache-Control"] = "no-store"  # a credential: never kept for Idempotency-Key replays
@@ -67,5 +72,6 @@ def link(request: Request, response: Response, user: SessionUser, platform: Plat
 
 @router.delete("", status_code=204, summary="Unlink Telegram: the chat can no longer act for you")
 def unlink(request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    """Its buttons and commands stop working at once."""
     dispatch(request, platform, tm.UnlinkTelegram(user.account_id), user)
     return Response(status_code=204)
