@@ -199,3 +199,33 @@ def test_a_chartink_alert_is_one_telegram_message_with_a_row_of_buttons_per_stoc
     assert "Rejected: SBIN" in press(stub, keys["Reject SBIN"], "SBIN")
     wait_projected(client)
     assert client.get("/api/model/signals", params={"symbol": "SBIN"}).json()[0]["status"] == "rejected"
+
+
+def test_the_daily_digest_reaches_the_linked_chat_with_pnl_positions_and_pending_items(bot: Any) -> None:
+    from datetime import datetime, timedelta
+
+    from domain.calendar import nse_calendar
+    from domain.notifications import IST
+    from streams.notifier import TimedChecks
+
+    client, stub = bot
+    pf = deploy(client, template_id(client), name="Chat paper", max_positions=10, max_per_sector=None)
+    link(client, stub)
+    prefs = client.get("/api/notifications/preferences").json()
+    prefs["kinds"]["daily_digest"]["telegram"] = True  # (by default the digest goes to the list and by email)
+    assert client.put("/api/notifications/preferences", json={"kinds": prefs["kinds"],
+                                                               "quiet_hours": None}).status_code == 200
+    r = post_alert(client, path_of(hook(client, pf["id"])), {"symbol": "NSE:INFY", "action": "buy", "price": 1500})
+    [signal] = r.json()["signals"]
+    wait_projected(client)
+    day = date(2026, 3, 2)
+    while not nse_calendar().is_trading_day(day):
+        day += timedelta(days=1)
+    at = datetime(day.year, day.month, day.day, 16, 30, tzinfo=IST).timestamp()
+    assert TimedChecks(client.platform, ["telegram"]).daily_digest(at) == 1
+    text = stub.wait_for(CHAT, "Daily digest for", timeout=60)["text"]
+    assert f"- P&L today {format_inr(0, sign=True)}, in total {format_inr(0, sign=True)} (1 portfolio)" in text
+    assert "- Chat paper (paper): equity \u20b910,00,000.00" in text
+    assert "Open positions (0):\n- No open positions." in text
+    price = format_inr(signal["limit_price"] or signal["reference_price"])
+    assert f"Pending for tomorrow (1):\n- approve or reject: BUY {signal['quantity']} INFY at {price}, expires " in text
