@@ -11,6 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from api.deps import PlatformDep, Principal, answer_rows, current_principal, dispatch, resource_router
 from api.errors import schema_error
 from api.guards import MAX_ID
+from api.public.agent import (
+    AgentSessionPublic,
+    AgentSignalPublic,
+    HoldingsSynced,
+    OrdersSynced,
+    PendingTokenPublic,
+    PositionsSynced,
+    SignalResultPublic,
+)
+from api.public.base import answers
+from api.schemas import BrokerStatus
 from commands import agent_messages as am
 from commands.bus import CommandResult
 from commands.handlers.agent import ACCESS_TOKEN, PendingToken
@@ -64,7 +75,8 @@ class AccessTokenBody(BaseModel):
     expires_at: str | None = Field(default=None, max_length=40)
 
 
-@router.get("/pending-signals", summary="Placed signals of live portfolios waiting for the agent (entries and exits)")
+@router.get("/pending-signals", **answers(list[AgentSignalPublic]),
+            summary="Placed signals of live portfolios waiting for the agent (entries and exits)")
 def pending_signals(agent: Agent, platform: PlatformDep, response: Response,
                     state: Literal["pending", "working"] = "pending") -> list[dict[str, Any]]:
     """`state=pending` (default): not yet at the broker. `state=working`: at the broker (gtt_id or order_id
@@ -75,8 +87,12 @@ def pending_signals(agent: Agent, platform: PlatformDep, response: Response,
     return rows
 
 
-@router.post("/signal-result", summary="Report a placement, fill or failure (idempotent)")
+@router.post("/signal-result", **answers(SignalResultPublic),
+             summary="Report a placement, fill or failure (idempotent)")
 def signal_result(body: SignalResultBody, request: Request, agent: Agent, platform: PlatformDep) -> dict[str, Any]:
+    """`placed` (with order_id or gtt_id), `executed` (with fill_price; `filled_quantity` for a partial exit),
+    `failed` or `expired` (with `error`). The same report again answers `recorded: false`; an executed exit for
+    a position already closed is a 409."""
     with platform.db.read() as conn:
         sig = get_signal(conn, body.signal_id)
     if sig is None or sig["account_id"] != agent.account_id:
@@ -149,9 +165,12 @@ def _invalid(what: str, exc: ValidationError) -> Exception:
     return schema_error(("body", what, *err["loc"]), f"{what}: {where or 'body'}: {err['msg']}")
 
 
-@router.post("/sync-holdings", summary="Holdings snapshot (Kite holdings shape: a list, or Kite's envelope)")
+@router.post("/sync-holdings", **answers(HoldingsSynced),
+             summary="Holdings snapshot (Kite holdings shape: a list, or Kite's envelope)")
 def sync_holdings(request: Request, agent: Agent, platform: PlatformDep,
                   payload: Any = Body(...)) -> dict[str, Any]:
+    """Kite's holding objects; the fields the platform keeps are validated (a bad row is a 422 naming it) and
+    others dropped. Recorded when it differs from the last snapshot (`recorded`)."""
     data = _unwrap(payload)
     if not isinstance(data, list):
         raise schema_error(("body",), "holdings must be a list of Kite holding objects (or {\"data\": [...]})")
@@ -165,9 +184,11 @@ def sync_holdings(request: Request, agent: Agent, platform: PlatformDep,
     return {"recorded": recorded, "holdings": len(rows)}
 
 
-@router.post("/sync-positions", summary="Positions snapshot (Kite positions shape {net, day}, or Kite's envelope)")
+@router.post("/sync-positions", **answers(PositionsSynced),
+             summary="Positions snapshot (Kite positions shape {net, day}, or Kite's envelope)")
 def sync_positions(request: Request, agent: Agent, platform: PlatformDep,
                    payload: Any = Body(...)) -> dict[str, Any]:
+    """Kite's `{net, day}` positions, validated as the holdings are; recorded when it differs from the last."""
     data = _unwrap(payload)
     if not isinstance(data, dict):
         raise schema_error(("body",), "positions must be an object {\"net\": [...], \"day\": [...]}")
@@ -232,7 +253,8 @@ class BrokerOrdersBody(BaseModel):
     unresolved: list[UnresolvedFill] = Field(default_factory=list, max_length=1000)
 
 
-@router.post("/sync-gtts", summary="The broker's GTTs (Kite's GTT objects) and the fills the agent cannot resolve")
+@router.post("/sync-gtts", **answers(OrdersSynced),
+             summary="The broker's GTTs (Kite's GTT objects) and the fills the agent cannot resolve")
 def sync_gtts(body: BrokerOrdersBody, request: Request, agent: Agent, platform: PlatformDep) -> dict[str, Any]:
     """Recorded when it differs from the last push; the reconciliation compares each open live position's
     stop, target and quantity with its protective GTT and lists the unresolved fills."""
@@ -242,7 +264,8 @@ def sync_gtts(body: BrokerOrdersBody, request: Request, agent: Agent, platform: 
     return {"recorded": recorded, "gtts": len(gtts), "unresolved": len(unresolved)}
 
 
-@router.get("/pending-token", summary="A pending Kite request_token to exchange (204 when none)",
+@router.get("/pending-token", **answers(PendingTokenPublic),
+            summary="A pending Kite request_token to exchange (204 when none)",
             responses={204: {"description": "nothing pending"}})
 def pending_token(request: Request, agent: Agent, platform: PlatformDep) -> Any:
     """Single use: the token is handed out once. `checksum` = sha256(api_key + request_token + api_secret),
@@ -253,8 +276,10 @@ def pending_token(request: Request, agent: Agent, platform: PlatformDep) -> Any:
     return {"request_token": pending.request_token, "api_key": pending.api_key, "checksum": pending.checksum}
 
 
-@router.post("/access-token", summary="The freshly exchanged Kite access token (stored encrypted)")
+@router.post("/access-token", **answers(BrokerStatus),
+             summary="The freshly exchanged Kite access token (stored encrypted)")
 def access_token(body: AccessTokenBody, request: Request, agent: Agent, platform: PlatformDep) -> dict[str, Any]:
+    """Connects the account's broker session (the tick feed switches to Kite); answers the broker status."""
     result = dispatch(request, platform, am.ConnectBrokerSession(agent.account_id, body.access_token, body.user_id,
                                                                  body.expires_at), agent)
     proxy = getattr(request.app.state, "broker_proxy", None)
@@ -271,7 +296,8 @@ def _status_answer(platform: Platform, result: CommandResult, account_id: int) -
         return broker_status(conn, account_id)
 
 
-@router.get("/session", summary="The account's live Kite session for the agent: api_key and access token (204 when "
+@router.get("/session", **answers(AgentSessionPublic),
+            summary="The account's live Kite session for the agent: api_key and access token (204 when "
                                 "none)", responses={204: {"description": "no live broker session"}})
 def session(agent: Agent, platform: PlatformDep) -> Any:
     """Lets a restarted agent resume without a new login. Not part of the public contract (an extension)."""
@@ -292,9 +318,11 @@ class SessionInvalidBody(BaseModel):
     reason: str | None = Field(default=None, max_length=5000)
 
 
-@router.post("/session-invalid", summary="Kite rejected the access token (TokenException): disconnect")
+@router.post("/session-invalid", **answers(BrokerStatus),
+             summary="Kite rejected the access token (TokenException): disconnect")
 def session_invalid(request: Request, agent: Agent, platform: PlatformDep,
                     body: SessionInvalidBody | None = None) -> dict[str, Any]:
+    """Optional body `{"reason"}`; the user is told to log in to Kite again. Answers the broker status."""
     reason = ((body.reason if body else None) or "Kite rejected the access token")[:500]
     result = dispatch(request, platform, am.DisconnectBrokerSession(agent.account_id, reason), agent)
     return _status_answer(platform, result, agent.account_id)
