@@ -22,7 +22,7 @@ from domain.errors import NotFound
 from domain.portfolio import Portfolio
 from domain.risk import RiskBook
 from infra.bootstrap import Platform
-from projections.portfolios import get_portfolio, get_position
+from projections.portfolios.queries import get_portfolio, get_position
 from projections.signals import get_signal
 
 __all__ = ["Homes", "OwnedPortfolio", "PositionHome", "SignalHomes", "owned_portfolio", "signal_home",

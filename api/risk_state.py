@@ -8,7 +8,7 @@ from typing import Any
 
 from domain.market_hours import IST
 from infra.bootstrap import Platform
-from projections.portfolios import list_portfolios, list_positions
+from projections.portfolios.queries import list_portfolios, list_positions
 from projections.risk import list_risk_rules, orders_on, risk_breaches
 
 __all__ = ["risk_state"]

@@ -142,7 +142,7 @@ def portfolio_events(conn: Connection, aggregate_id: str, portfolio_id: int) -> 
 
 def activity_summaries(conn: Connection, positions: list[int]) -> dict[int, str]:
     """The portfolio activity log's readable sentence for each of these store positions."""
-    from projections.portfolios import activity_log
+    from projections.portfolios.tables import activity_log
 
     if not positions:
         return {}

@@ -24,7 +24,7 @@ from domain.portfolio import PROTECTIVE_REASON
 from domain.status import PositionStatus, SignalStatus
 from projections.base import Projection
 from projections.envelope import Envelope
-from projections.portfolios import portfolios, positions, signals
+from projections.portfolios.tables import portfolios, positions, signals
 from projections.risk import risk_rules
 from projections.signals import signal_public
 

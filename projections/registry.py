@@ -9,7 +9,7 @@ from projections.base import Projection
 from projections.broker import BrokerProjection
 from projections.family import FamilyProjection
 from projections.imports import ImportsProjection
-from projections.portfolios import PortfoliosProjection
+from projections.portfolios.projector import PortfoliosProjection
 from projections.research import ResearchJobsProjection
 from projections.risk import RiskProjection
 from projections.strategies import StrategiesProjection

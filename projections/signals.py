@@ -1,4 +1,4 @@
-"""Signal queries over `rm_signals` (the table and its projection live in `projections.portfolios`).
+"""Signal queries over `rm_signals` (its table and projector live in `projections.portfolios`).
 
 Entry signals are `buy`/`entry`; an exit the exit rules signalled is a `sell`/`exit` signal, `placed`
 at once (it executes at the next open) and `executed` when its position closes. `expires_at` is the
@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from domain.status import SignalStatus
 from projections.base import page, row_by
-from projections.portfolios import money, signals, utc_epoch, wire_ts
+from projections.portfolios.tables import money, signals, utc_epoch, wire_ts
 
 _SIGNAL_PUBLIC = (
     "id", "portfolio_id", "account_id", "strategy_id", "exchange", "symbol", "sector", "side", "kind", "conviction",

@@ -57,7 +57,8 @@ from projections.notifications import (
     notifier_signals,
     record,
 )
-from projections.portfolios import list_portfolios, list_positions, utc_epoch
+from projections.portfolios.queries import list_portfolios, list_positions
+from projections.portfolios.tables import utc_epoch
 from projections.signals import list_signals
 from streams.loop import StepLoop, status_reporter
 from streams.runner import ProjectionRunner

@@ -32,7 +32,8 @@ from domain.fills import in_closing_auction
 from domain.market_hours import IST
 from domain.portfolio import Portfolio
 from infra.bootstrap import Platform
-from projections.portfolios import active_portfolio_rows, activity_log
+from projections.portfolios.queries import active_portfolio_rows
+from projections.portfolios.tables import activity_log
 from streams.ticks import Client, Encoded, TickHub
 
 log = logging.getLogger(__name__)

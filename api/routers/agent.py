@@ -30,7 +30,7 @@ from domain.errors import NotFound
 from domain.portfolio import Portfolio
 from infra.bootstrap import Platform
 from projections.broker import BrokerProjection, agent_queue, broker_status, get_connection
-from projections.portfolios import PortfoliosProjection
+from projections.portfolios.projector import PortfoliosProjection
 from projections.signals import get_signal
 
 router = resource_router("/api/agent", ["agent"])

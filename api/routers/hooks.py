@@ -34,7 +34,7 @@ from domain.errors import ConcurrentChange, NotFound, TooManyRequests
 from domain.portfolio import Portfolio
 from domain.webhooks import Webhook, content_key, hook_id_of
 from infra.bootstrap import Platform
-from projections.portfolios import PortfoliosProjection
+from projections.portfolios.projector import PortfoliosProjection
 from projections.signals import get_signals
 from projections.webhooks import WebhooksProjection, get_webhook, list_webhooks
 

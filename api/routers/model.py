@@ -46,8 +46,8 @@ from infra.bars.universes import known_isins
 from infra.bootstrap import Platform
 from projections.audit import utc_moment
 from projections.broker import reconciliation, unresolved_fills
-from projections.portfolios import (
-    PortfoliosProjection,
+from projections.portfolios.projector import PortfoliosProjection
+from projections.portfolios.queries import (
     account_activity,
     activity,
     equity_curve,

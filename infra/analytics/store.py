@@ -49,7 +49,7 @@ from projections.imports import (
     ledger_entries,
     mf_transactions,
 )
-from projections.portfolios import portfolio_equity, portfolios, positions
+from projections.portfolios.tables import portfolio_equity, portfolios, positions
 from projections.strategies import strategies
 
 # What a snapshot holds and how it is computed: bump it when either changes, so snapshots built before are

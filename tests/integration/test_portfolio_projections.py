@@ -20,8 +20,8 @@ from domain.risk import EntryRequest, Exposure, RiskBook, check_entry
 from domain.sizing import Candidate
 from infra.store.db import Database
 from projections.envelope import Envelope
-from projections.portfolios import (
-    PortfoliosProjection,
+from projections.portfolios.projector import PortfoliosProjection
+from projections.portfolios.queries import (
     active_portfolio_rows,
     activity,
     equity_curve,
