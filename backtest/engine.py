@@ -265,9 +265,11 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     sectors = [bars.sector_of(i) for i in range(bars.n_symbols)]
     sym_index = {sym: i for i, sym in enumerate(symbols)}
     day_str: list[str] = bars.dates[s:e + 1].astype("datetime64[D]").astype(str).tolist()
-    # (days, symbols, 4) so one fancy index fetches a day's bars for the held symbols
+    # (days, symbols, 4) so one take fetches a day's bars for the held and pending symbols
     ohlc = np.stack([bars.open[:, s:e + 1], bars.high[:, s:e + 1], bars.low[:, s:e + 1],
                      bars.close[:, s:e + 1]], axis=-1).transpose(1, 0, 2).copy()
+    # the days on which every symbol traded (no NaN bar to leave out)
+    complete: list[bool] = np.isfinite(bars.close[:, s:e + 1]).all(axis=0).tolist()  # type: ignore[assignment]
 
     e_off, e_rows, e_days = _by_day(entry, s, e)
     e_conv = conv[e_rows, e_days].tolist()
@@ -296,9 +298,11 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     for k, day in enumerate(day_str):
         need = pf.symbols_needing_bars()
         if need:
-            rows = ohlc[k, [sym_index[x] for x in need]].tolist()
-            # a NaN close means no bar today (x == x is False only for NaN)
-            today = {sym: row for sym, row in zip(need, rows, strict=True) if row[3] == row[3]}
+            rows = ohlc[k].take(np.fromiter(map(sym_index.__getitem__, need), np.intp, len(need)), axis=0).tolist()
+            if complete[k]:
+                today = dict(zip(need, rows, strict=True))
+            else:  # a NaN close means no bar today (x == x is False only for NaN)
+                today = {sym: row for sym, row in zip(need, rows, strict=True) if row[3] == row[3]}
         else:
             today = {}
         pf.process_bars(day, today, day)

@@ -218,11 +218,24 @@ def _paise_components(side: str, quantity: float, price: float, rates: ChargeRat
         brokerage = x.brokerage if capped else _half_up(tn, td, *x.brokerage_pct)
     else:
         brokerage = x.brokerage
-    stt = 0 if rates.stt_sell_only and side == "buy" else _half_up(tn, td, *x.stt)
-    exchange = _half_up(tn, td, *x.exchange)
-    sebi = _half_up(tn, td, *x.sebi)
-    stamp = _half_up(tn, td, *x.stamp) if side == "buy" else 0
-    gst = _half_up(brokerage + exchange + sebi, 1, *x.gst)
+    # _half_up(tn, td, rn, rd) written out: this runs twice per simulated trade
+    tn2 = 2 * tn
+    if rates.stt_sell_only and side == "buy":
+        stt = 0
+    else:
+        rn, rd = x.stt
+        stt = (tn2 * rn + td * rd) // (2 * td * rd)
+    rn, rd = x.exchange
+    exchange = (tn2 * rn + td * rd) // (2 * td * rd)
+    rn, rd = x.sebi
+    sebi = (tn2 * rn + td * rd) // (2 * td * rd)
+    if side == "buy":
+        rn, rd = x.stamp
+        stamp = (tn2 * rn + td * rd) // (2 * td * rd)
+    else:
+        stamp = 0
+    rn, rd = x.gst
+    gst = (2 * (brokerage + exchange + sebi) * rn + rd) // (2 * rd)
     dp = x.dp if side == "sell" else 0
     total = brokerage + stt + exchange + sebi + stamp + gst + dp
     return (brokerage / 100, stt / 100, exchange / 100, sebi / 100, stamp / 100, gst / 100, dp / 100,

@@ -8,7 +8,7 @@ dicts of those; dates as ISO strings), so serialisation is `dataclasses.asdict` 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 _REGISTRY: dict[str, type[DomainEvent]] = {}
 
@@ -33,6 +33,42 @@ class DomainEvent:
     def to_data(self) -> dict[str, Any]:
         """The event's fields as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+
+_T = TypeVar("_T")
+_set_attr = object.__setattr__
+
+
+def fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen dataclass event an `__init__` that stores all its fields in one step -- one dict built
+    in C, set as the instance's `__dict__` -- instead of one `object.__setattr__` call per field, as the
+    dataclass's own `__init__` does. Same signature, defaults, equality, hash, repr and frozenness, about
+    twice as fast to build: it matters for events recorded by the ten thousand in one backtest. Apply it
+    above `@dataclass(frozen=True)`. Classes it cannot mirror exactly (default factories, `__post_init__`,
+    keyword-only or init=False fields, slots) keep the dataclass's `__init__`."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = [f.name for f in fields]
+    if (any(f.default_factory is not dataclasses.MISSING or not f.init or f.kw_only for f in fields)
+            or hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__
+            or any(n in ("self", "_set_attr") or n.startswith("_default_") for n in names)):
+        return cls
+    namespace: dict[str, Any] = {"_set_attr": _set_attr}
+    params = []
+    for f in fields:
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+    items = ", ".join(f"{n!r}: {n}" for n in names)
+    source = f"def __init__(self, {', '.join(params)}):\n    _set_attr(self, '__dict__', {{{items}}})\n"
+    # code generated from the class's own field names, as dataclasses itself does
+    exec(source, namespace)  # noqa: S102
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 
 def event_class(type_name: str) -> type[DomainEvent]:

@@ -43,13 +43,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import reduce
+from operator import add, attrgetter, itemgetter, mul
 from typing import Any, ClassVar
 
 from domain.aggregate import Aggregate, aggregate_uuid
 from domain.base_models import get_base_model
 from domain.charges import SCHEDULES, total_charges
 from domain.errors import Conflict, DomainError, InvalidTransition, NotFound
-from domain.events import DomainEvent
+from domain.events import DomainEvent, fast_init
 from domain.fills import (
     BarLike,
     effective_stop,
@@ -74,10 +76,15 @@ PROTECTIVE_REASON = "protective stop/target (OCO GTT)"  # the reason of a live p
 INSUFFICIENT_CASH = "insufficient cash"  # how an entry refused at the fill for cash starts its reason
 NOT_FILLED = "entry order not filled within its validity"  # an expired entry's reason
 
+_CLOSE = itemgetter(3)  # a bar's close
+_QUANTITY = attrgetter("quantity")
+_SEQ = attrgetter("seq")
+
 # ---------------------------------------------------------------------------------------------
 # events
 
 
+@fast_init
 @dataclass(frozen=True)
 class PortfolioDeployed(DomainEvent):
     portfolio_id: int
@@ -98,6 +105,7 @@ class PortfolioDeployed(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class SignalGenerated(DomainEvent):
     signal_id: int
@@ -117,12 +125,14 @@ class SignalGenerated(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class SignalApproved(DomainEvent):
     signal_id: int
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class SignalRejected(DomainEvent):
     signal_id: int
@@ -130,6 +140,7 @@ class SignalRejected(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class SignalExpired(DomainEvent):
     signal_id: int
@@ -137,6 +148,7 @@ class SignalExpired(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class OrderPlaced(DomainEvent):
     signal_id: int
@@ -149,6 +161,7 @@ class OrderPlaced(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class OrderFailed(DomainEvent):
     signal_id: int
@@ -157,6 +170,7 @@ class OrderFailed(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class EntryExpired(DomainEvent):
     signal_id: int
@@ -164,6 +178,7 @@ class EntryExpired(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class FillRecorded(DomainEvent):
     signal_id: int
@@ -176,6 +191,7 @@ class FillRecorded(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class PositionOpened(DomainEvent):
     position_id: int
@@ -193,6 +209,7 @@ class PositionOpened(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class StopUpdated(DomainEvent):
     position_id: int
@@ -203,6 +220,7 @@ class StopUpdated(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class ExitSignalled(DomainEvent):
     """Exit rules held at `day`'s close: the position exits at the next open. Live and paper portfolios
@@ -219,6 +237,7 @@ class ExitSignalled(DomainEvent):
     replaces: int | None = None  # the working exit order (its signal id) this one replaces: cancel that first
 
 
+@fast_init
 @dataclass(frozen=True)
 class PositionClosed(DomainEvent):
     position_id: int
@@ -231,6 +250,7 @@ class PositionClosed(DomainEvent):
     signal_id: int | None = None  # the exit signal whose fill closed it (a broker-reported exit)
 
 
+@fast_init
 @dataclass(frozen=True)
 class PositionReduced(DomainEvent):
     """An exit fill for part of an open position: the sold shares become a closed lot with its own
@@ -249,6 +269,7 @@ class PositionReduced(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class DayClosed(DomainEvent):
     day: str
@@ -258,27 +279,32 @@ class DayClosed(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class PortfolioPaused(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class PortfolioResumed(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class PortfolioRetired(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class PortfolioReset(DomainEvent):
     capital: float
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class BrokerOrderRecorded(DomainEvent):
     """The broker accepted the order of an already-placed signal (entry or exit): its GTT trigger id
@@ -290,6 +316,7 @@ class BrokerOrderRecorded(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class ExitOrderCancelled(DomainEvent):
     """A replaced exit order (a live position's protective OCO) is confirmed cancelled at the broker."""
@@ -300,6 +327,7 @@ class ExitOrderCancelled(DomainEvent):
     at: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class ExitOrderFailed(DomainEvent):
     """The broker refused or cancelled a live exit order: the position stays open, without a pending exit."""
@@ -348,17 +376,31 @@ class SignalState:
         self.position_id: int | None = None
 
 
+class MarkBook:
+    """What every open position of a portfolio shares: the number of closes marked so far and each held
+    symbol's latest mark (its entry price until a close marks it). `DayClosed` updates it in one step
+    instead of touching each open position; an open position reads its `bars_held` and `last_price`
+    from it, and keeps its own once closed."""
+
+    __slots__ = ("closes", "price")
+
+    def __init__(self) -> None:
+        self.closes = 0
+        self.price: dict[str, float] = {}
+
+
 class PositionState:
     """An open or closed position."""
 
     __slots__ = (
-        "bars_held", "conviction", "entry_charges", "entry_day", "entry_price", "exit_charges",
-        "exit_day", "exit_pending", "exit_price", "exit_quantity", "exit_reason", "exit_signal_id",
-        "exit_signal_reason", "fixed_stop", "highest_close", "last_price", "position_id", "quantity",
-        "realized_pnl", "sector", "signal_id", "status", "stop_loss", "stop_reason", "symbol", "target", "trail",
+        "_bars_held", "_book", "_last_price", "_opened_at", "conviction", "entry_charges", "entry_day",
+        "entry_price", "exit_charges", "exit_day", "exit_pending", "exit_price", "exit_quantity", "exit_reason",
+        "exit_signal_id", "exit_signal_reason", "fixed_stop", "highest_close", "position_id", "quantity",
+        "realized_pnl", "sector", "seq", "signal_id", "status", "stop_loss", "stop_reason", "symbol", "target",
+        "trail",
     )
 
-    def __init__(self, e: PositionOpened) -> None:
+    def __init__(self, e: PositionOpened, book: MarkBook | None = None, seq: int = 0) -> None:
         self.position_id = e.position_id
         self.signal_id = e.signal_id
         self.symbol = e.symbol
@@ -373,9 +415,15 @@ class PositionState:
         self.trail: float | None = None
         self.target = e.target
         self.conviction = e.conviction
-        self.highest_close: float | None = None
-        self.last_price = e.entry_price
-        self.bars_held = 0
+        self.highest_close: float | None = None  # tracked for portfolios with a trailing stop (its only reader)
+        self.seq = seq  # the order the portfolio opened it in
+        # open: marked through the portfolio's book; closed (or without a book): its own figures
+        self._book = book
+        self._opened_at = 0 if book is None else book.closes
+        self._bars_held = 0
+        self._last_price = e.entry_price
+        if book is not None:
+            book.price[e.symbol] = e.entry_price
         self.exit_pending = False
         self.exit_signal_id: int | None = None
         self.exit_quantity: int | None = None  # the pending exit's shares (None: all of them)
@@ -393,6 +441,8 @@ class PositionState:
         lot = cls.__new__(cls)
         for name in cls.__slots__:
             setattr(lot, name, getattr(parent, name))
+        lot._book = None
+        lot._bars_held = parent.bars_held
         lot.position_id = e.lot_id
         lot.quantity = e.quantity
         lot.entry_charges = e.entry_charges
@@ -407,6 +457,31 @@ class PositionState:
         lot.realized_pnl = e.realized_pnl
         lot.last_price = e.exit_price
         return lot
+
+    @property
+    def bars_held(self) -> int:
+        """Closes since entry, the entry day's included (frozen at the exit)."""
+        book = self._book
+        return self._bars_held if book is None else book.closes - self._opened_at
+
+    @property
+    def last_price(self) -> float:
+        """The latest close marked while open (the entry price before the first); the exit price once closed."""
+        book = self._book
+        return self._last_price if book is None else book.price[self.symbol]
+
+    @last_price.setter
+    def last_price(self, price: float) -> None:
+        self.detach()
+        self._last_price = price
+
+    def detach(self) -> None:
+        """Stop following the portfolio's marks (closed, reset): keep the figures reached so far."""
+        book = self._book
+        if book is not None:
+            self._bars_held = book.closes - self._opened_at
+            self._last_price = book.price[self.symbol]
+            self._book = None
 
     @property
     def unrealized_pnl(self) -> float:
@@ -444,7 +519,11 @@ class Portfolio(Aggregate):
         self.positions: dict[int, PositionState] = {}
         self.open_positions: dict[int, PositionState] = {}  # position_id -> open position, in entry order
         self.closed_positions: list[PositionState] = []  # in exit order
-        self._open_by_symbol: dict[str, PositionState] = {}
+        self._open_by_symbol: dict[str, PositionState] = {}  # in entry order, as open_positions
+        self._marks = MarkBook()  # the open positions' closes counter and latest marks
+        self._exiting: dict[int, PositionState] = {}  # open positions with an exit pending
+        self._opened = 0  # positions opened so far (their `seq`)
+        self._at_close = False  # no cash or position changed since the last DayClosed
         self._live: dict[int, SignalState] = {}  # pending_approval, in_cart, placed
         self._placed: dict[int, SignalState] = {}  # placed, in placement order
         self._engaged: set[str] = set()  # symbols held or with a live signal
@@ -527,7 +606,17 @@ class Portfolio(Aggregate):
     @property
     def equity(self) -> float:
         """Cash plus open positions at their last marks."""
-        return round(self.cash + sum(p.quantity * p.last_price for p in self.open_positions.values()), 2)
+        if self._at_close:  # nothing moved since the close: the figure DayClosed recorded
+            return self.close_equity
+        return round(self.cash + self._open_value(), 2)
+
+    def _open_value(self, closes: Iterable[float] | None = None) -> float:
+        """Sum of quantity x price over the open positions, in entry order, added one by one from 0.0 --
+        at their marks, or at `closes` (one per open position, in that order)."""
+        if closes is None:
+            closes = map(self._marks.price.__getitem__, self._open_by_symbol)
+        value: float = reduce(add, map(mul, map(_QUANTITY, self.open_positions.values()), closes), 0.0)
+        return value
 
     @property
     def day_pnl(self) -> float:
@@ -539,7 +628,7 @@ class Portfolio(Aggregate):
         sectors: dict[str, int] = {k: v for k, v in self._sector_occupied.items() if v}
         committed = sum(s.quantity * (s.limit_price or s.reference_price) for s in self._live.values()
                         if s.status in (SignalStatus.IN_CART, SignalStatus.PLACED))
-        invested = sum(p.quantity * p.last_price for p in self.open_positions.values())
+        invested = self._open_value() if self.open_positions else 0
         return Exposure(capital=self.capital, invested=round(invested, 2), committed=round(committed, 2),
                         open_positions=self._occupied, sectors=sectors, orders_today=orders_today,
                         day_pnl=self.day_pnl)
@@ -990,22 +1079,30 @@ class Portfolio(Aggregate):
         if self.mode != "live":
             self._simulate_exits(day, bars, at)
             self._simulate_entries(day, bars, at)
-        marks: dict[str, float] = {}
-        value = 0.0
-        for pos in self.open_positions.values():
-            bar = bars.get(pos.symbol)
-            if bar is not None:
-                marks[pos.symbol] = bar[3]
-                value += pos.quantity * bar[3]
-            else:
-                value += pos.quantity * pos.last_price
+        held = self._open_by_symbol
+        if all(map(bars.__contains__, held)):  # every held symbol traded today (the usual day)
+            closes = list(map(_CLOSE, map(bars.__getitem__, held)))
+            marks = dict(zip(held, closes, strict=True))
+        else:  # the ones without a bar keep their last mark
+            marks = {sym: bars[sym][3] for sym in held if sym in bars}
+            last = self._marks.price
+            closes = [marks[sym] if sym in marks else last[sym] for sym in held]
+        value = self._open_value(closes)
         self._record(DayClosed(day=day, marks=marks, cash=self.cash, equity=round(self.cash + value, 2), at=at))
         if self.trailing_stop_pct is not None:
             self._ratchet_trailing(day, at)
 
     def _simulate_exits(self, day: str, bars: Mapping[str, BarLike], at: str) -> None:
         max_hold = self.max_hold_days
-        for pos in list(self.open_positions.values()):
+        if max_hold is None and self.stop_loss_pct is None and self.target_pct is None \
+                and self.trailing_stop_pct is None:
+            # no position has a stop, a target or a holding limit: only a pending exit can fire (the
+            # loop below would skip every other one), in entry order as there
+            candidates = sorted(self._exiting.values(), key=_SEQ) if len(self._exiting) > 1 \
+                else list(self._exiting.values())
+        else:
+            candidates = list(self.open_positions.values())
+        for pos in candidates:
             if not pos.exit_pending and max_hold is None and pos.stop_loss is None and pos.target is None:
                 continue  # nothing could exit it today (`exit_decision` would say None): skip the lookups
             bar = bars.get(pos.symbol)
@@ -1120,6 +1217,7 @@ class Portfolio(Aggregate):
     # ----------------------------------------------------------------------------- mutators
 
     def when_PortfolioDeployed(self, e: PortfolioDeployed) -> None:
+        self._at_close = False
         self.portfolio_id = e.portfolio_id
         self.account_id = e.account_id
         self.name = e.name
@@ -1201,6 +1299,7 @@ class Portfolio(Aggregate):
         self.stats["entries_expired"] += 1
 
     def when_FillRecorded(self, e: FillRecorded) -> None:
+        self._at_close = False
         sig = self.signals[e.signal_id]
         self._live.pop(e.signal_id, None)
         self._placed.pop(e.signal_id, None)
@@ -1212,7 +1311,9 @@ class Portfolio(Aggregate):
         # the slot, sector place and symbol pass from the signal to the position (PositionOpened)
 
     def when_PositionOpened(self, e: PositionOpened) -> None:
-        pos = PositionState(e)
+        self._at_close = False
+        pos = PositionState(e, self._marks, self._opened)
+        self._opened += 1
         self.positions[e.position_id] = pos
         self.open_positions[e.position_id] = pos
         self._open_by_symbol[e.symbol] = pos
@@ -1230,6 +1331,7 @@ class Portfolio(Aggregate):
     def when_ExitSignalled(self, e: ExitSignalled) -> None:
         pos = self.positions[e.position_id]
         pos.exit_pending = True
+        self._exiting[pos.position_id] = pos
         pos.exit_signal_id = e.signal_id
         pos.exit_signal_reason = e.reason
         pos.exit_quantity = e.quantity if 0 < e.quantity < pos.quantity else None
@@ -1240,8 +1342,10 @@ class Portfolio(Aggregate):
             self.replaced_exits[e.replaces] = e.position_id
 
     def when_PositionClosed(self, e: PositionClosed) -> None:
+        self._at_close = False
         pos = self.open_positions.pop(e.position_id)
         del self._open_by_symbol[pos.symbol]
+        self._exiting.pop(e.position_id, None)
         pos.status = PositionStatus.CLOSED
         pos.exit_price = e.exit_price
         pos.exit_day = e.day
@@ -1260,12 +1364,14 @@ class Portfolio(Aggregate):
         self.stats["exits"] += 1
 
     def when_PositionReduced(self, e: PositionReduced) -> None:
+        self._at_close = False
         pos = self.open_positions[e.position_id]
         lot = PositionState.sold_lot(pos, e)
         pos.quantity -= e.quantity
         pos.entry_charges = round(pos.entry_charges - e.entry_charges, 2)
         if e.signal_id is not None and pos.exit_signal_id == e.signal_id:
             pos.exit_pending = False
+            self._exiting.pop(pos.position_id, None)
             pos.exit_signal_id = None
             pos.exit_signal_reason = ""
             pos.exit_quantity = None
@@ -1281,13 +1387,15 @@ class Portfolio(Aggregate):
 
     def when_DayClosed(self, e: DayClosed) -> None:
         marks = e.marks
-        for pos in self.open_positions.values():
-            mark = marks.get(pos.symbol)
-            if mark is not None:
-                pos.last_price = mark
-                if pos.highest_close is None or mark > pos.highest_close:
+        book = self._marks
+        book.price.update(marks)  # the open positions' last_price
+        book.closes += 1  # and their bars_held
+        self._at_close = True
+        if self.trailing_stop_pct is not None:
+            for pos in self.open_positions.values():
+                mark = marks.get(pos.symbol)
+                if mark is not None and (pos.highest_close is None or mark > pos.highest_close):
                     pos.highest_close = mark
-            pos.bars_held += 1
         for sig in self._live.values():
             sig.days_waiting += 1
         self.last_day = e.day
@@ -1304,12 +1412,16 @@ class Portfolio(Aggregate):
         self.status = PortfolioStatus.RETIRED
 
     def when_PortfolioReset(self, e: PortfolioReset) -> None:
+        self._at_close = False
         # history stays in the event log; the working state starts over (ids keep increasing)
         for sig in self._live.values():
             sig.status = SignalStatus.EXPIRED
             sig.failure_reason = "portfolio reset"
         for pos in self.open_positions.values():
             pos.status = PositionStatus.RESET
+            pos.detach()
+        self._marks = MarkBook()
+        self._exiting = {}
         self.cash = e.capital
         self.close_equity = self.prev_close_equity = e.capital
         self.open_positions = {}
@@ -1335,6 +1447,7 @@ class Portfolio(Aggregate):
         pos = self.positions[e.position_id]
         if pos.exit_signal_id == e.signal_id:
             pos.exit_pending = False
+            self._exiting.pop(pos.position_id, None)
             pos.exit_signal_id = None
             pos.exit_signal_reason = ""
             pos.exit_quantity = None
