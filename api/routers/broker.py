@@ -15,6 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
+from api.public.base import answers
+from api.public.broker import (
+    KiteLoginReceived,
+    KiteMarginsPublic,
+    KiteOrderPublic,
+    KitePositionsPublic,
+    KiteRowPublic,
+    LoginUrlPublic,
+)
+from api.public.portfolios import ReconciliationPublic
 from api.security_log import security_event
 from commands import agent_messages as am
 from commands.bus import CommandResult
@@ -94,6 +104,7 @@ def _credentials(platform: Platform, account_id: int, result: CommandResult | No
 @router.get("/auth/kite-credentials", response_model=KiteCredentialsPublic,
             summary="The stored Kite app credentials: api_key and a masked api_secret")
 def get_kite_credentials(user: Reader, platform: PlatformDep) -> KiteCredentialsPublic:
+    """None saved is a 404."""
     return _credentials(platform, user.account_id)
 
 
@@ -101,6 +112,7 @@ def get_kite_credentials(user: Reader, platform: PlatformDep) -> KiteCredentials
              summary="Save the Kite app's api_key and api_secret (the secret is encrypted at rest)")
 def save_kite_credentials(body: KiteCredentialsBody, request: Request, user: SessionUser,
                           platform: PlatformDep) -> KiteCredentialsPublic:
+    """Replaces any saved before; answers them with the secret masked."""
     result = dispatch(request, platform, am.SaveKiteCredentials(user.account_id, body.api_key, body.api_secret),
                       user)
     proxy = getattr(request.app.state, "broker_proxy", None)
@@ -109,8 +121,9 @@ def save_kite_credentials(body: KiteCredentialsBody, request: Request, user: Ses
     return _credentials(platform, user.account_id, result)
 
 
-@router.get("/auth/kite/login-url", summary="The Kite login URL for the stored api_key")
+@router.get("/auth/kite/login-url", **answers(LoginUrlPublic), summary="The Kite login URL for the stored api_key")
 def kite_login_url(user: SessionUser, platform: PlatformDep) -> dict[str, str]:
+    """With a one-time state (15 minutes) Kite echoes back to the callback; no saved credentials is a 400."""
     key = api_key_of(platform, user.account_id)
     if key is None:
         raise DomainError("No Kite credentials saved; POST /api/auth/kite-credentials first")
@@ -126,13 +139,14 @@ def kite_login_url(user: SessionUser, platform: PlatformDep) -> dict[str, str]:
 KITE_LOGIN_MINUTES = 15
 
 
-@router.get("/auth/kite/callback",
+@router.get("/auth/kite/callback", **answers(KiteLoginReceived),
             summary="Kite's redirect target: records the request token for your agent to exchange "
                     "(only for a login started by GET /api/auth/kite/login-url, once)")
 def kite_callback(request: Request, user: SessionUser, platform: PlatformDep,
                   request_token: str = Query(default="", max_length=128),
                   status: str = Query(default="success", max_length=32),
                   state: str = Query(default="", max_length=64)) -> dict[str, str]:
+    """A state this session did not start, an expired or a used one is a 400."""
     if not state or not platform.security.use_kite_state(
             user.account_id, platform.token_hash(f"kite-state:{state}"), datetime.now(UTC)):
         security_event(request, "kite_callback_refused", account=user.account_id)
@@ -160,28 +174,39 @@ class _ProxyHttpError(DomainError):
         self.status_code = status
 
 
-@router.get("/portfolio/holdings", summary="Live broker holdings (Kite's shape), cached ~30 s")
+@router.get("/portfolio/holdings", **answers(list[KiteRowPublic]),
+            summary="Live broker holdings (Kite's shape), cached ~30 s")
 async def holdings(request: Request, user: Reader) -> Any:
+    """Read from Kite with the account's session; no session is a 400, Kite refusing it a 401 or 403 as Kite
+    says."""
     return await _proxied(request, user, "holdings")
 
 
-@router.get("/portfolio/positions", summary="Live positions {net, day} (Kite's shape), cached ~30 s")
+@router.get("/portfolio/positions", **answers(KitePositionsPublic),
+            summary="Live positions {net, day} (Kite's shape), cached ~30 s")
 async def positions(request: Request, user: Reader) -> Any:
+    """As the holdings: read from Kite with the account's session."""
     return await _proxied(request, user, "positions")
 
 
-@router.get("/portfolio/orders", summary="Today's orders (Kite's shape), cached ~30 s")
+@router.get("/portfolio/orders", **answers(list[KiteOrderPublic]),
+            summary="Today's orders (Kite's shape), cached ~30 s")
 async def orders(request: Request, user: Reader) -> Any:
+    """As the holdings: read from Kite with the account's session."""
     return await _proxied(request, user, "orders")
 
 
-@router.get("/portfolio/margins", summary="Available cash and margin (Kite's shape), cached ~30 s")
+@router.get("/portfolio/margins", **answers(KiteMarginsPublic),
+            summary="Available cash and margin (Kite's shape), cached ~30 s")
 async def margins(request: Request, user: Reader) -> Any:
+    """As the holdings: read from Kite with the account's session."""
     return await _proxied(request, user, "margins")
 
 
-@router.get("/portfolio/reconciliation",
+@router.get("/portfolio/reconciliation", **answers(ReconciliationPublic),
             summary="Drift between your live portfolios' positions and the last broker snapshot the agent pushed")
 def reconciliation_view(user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    """Quantities against the holdings and positions snapshot (missing, extra, quantity), each open position's
+    stop, target and quantity against its protective GTT, and the fills the agent could not resolve."""
     with platform.db.read() as conn:
         return reconciliation(conn, user.account_id, isins=known_isins())
