@@ -10,7 +10,8 @@ from fastapi import Request
 
 from api.guards import WORK_GATE
 from domain.errors import DomainError
-from infra.analytics.store import AnalyticsStore, Marks
+from infra.analytics.queries import Marks
+from infra.analytics.store import AnalyticsStore
 from infra.bootstrap import Platform
 
 __all__ = ["analytics_store", "app_analytics_store", "market_marks"]

@@ -23,7 +23,7 @@ from api.public.analytics import (
 from api.public.base import answers
 from commands import imports_messages as im
 from domain.errors import DomainError
-from infra.analytics.store import holdings, journal, pnl, summary
+from infra.analytics.queries import holdings, journal, pnl, summary
 
 router = resource_router("/api/analytics", ["analytics"])
 

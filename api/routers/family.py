@@ -27,7 +27,7 @@ from commands.bus import CommandResult
 from domain.errors import DomainError, NotFound
 from domain.family import FamilyGroup
 from domain.xirr import xirr
-from infra.analytics.store import cash_flows, holdings, summary
+from infra.analytics.queries import cash_flows, holdings, summary
 from infra.bootstrap import Platform
 from projections.family import FamilyProjection, group_members, group_name, groups_of, invitations_for
 
