@@ -9,7 +9,7 @@ LOCK   := requirements.lock
 EXTRAS  = $(shell $(PYTHON) -c "import tomllib; print(','.join(tomllib.load(open('pyproject.toml', 'rb'))['project'].get('optional-dependencies', {})))")
 
 # The product's packages (what lint, typecheck and vulture read). Vulture's false positives: a cache key
-# argument (api/web/guides.py) and the Protocol of kiteconnect's historical_data (infra/bars/importers.py).
+# argument (api/web/guides.py) and the Protocol of kiteconnect's historical_data (infra/kite/historical.py).
 PACKAGES := domain commands projections api streams backtest infra
 VULTURE_IGNORE := mtime_ns,instrument_token,from_date,continuous
 

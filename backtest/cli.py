@@ -27,11 +27,12 @@ from domain.calendar import NSE_TABLE_LAST_YEAR, TradingCalendar, nse_calendar
 from domain.errors import DomainError
 from domain.market_hours import IST, SESSION_CLOSE
 from domain.strategies import SpecError, normalize_spec
-from infra.bars.importers import ImportFormatError, ImportReport, KiteImportError, import_csv, import_kite
+from infra.bars.importers import ImportFormatError, ImportReport, import_csv
 from infra.bars.store import BarStore, MissingSymbolsError
 from infra.bars.synthetic import DEFAULT_SEED, extend, generate
 from infra.bars.universes import custom_universe, list_universes, load_universe, normalize_symbol
 from infra.config.settings import Settings
+from infra.kite.historical import KiteImportError, import_kite
 
 __all__ = ["last_completed_session", "register"]
 

@@ -10,8 +10,8 @@ import pytest
 from kiteconnect import KiteConnect
 
 from domain.calendar import nse_calendar
-from infra.bars.importers import KiteImportError, import_kite
 from infra.bars.store import BarStore
+from infra.kite.historical import KiteImportError, import_kite
 
 API_KEY, ACCESS_TOKEN = "stubkey", "stubtoken"
 INSTRUMENTS_CSV = (
