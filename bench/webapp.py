@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import shutil
 import statistics
 import sys
@@ -110,6 +111,27 @@ TICK_PROBE = """async () => {
 }"""
 
 
+# Installed in every document before the app's scripts: resolves when the page's rows are in the DOM and
+# painted, in the page's own clock (performance.now(): 0 is the start of the navigation). Timing from Python
+# around `wait_for_selector` measured Playwright's polling instead: it looks again after 0, 20, 50, 100, 100
+# and then every 500 ms, so rows shown at 280 ms were "seen" at about 770 ms.
+INTERACTIVE = """(() => {
+  const wanted = %s;
+  window.__ttInteractive = new Promise((done) => {
+    const found = () => wanted.find((sel) => document.querySelector(sel));
+    const watch = new MutationObserver(() => {
+      const sel = found();
+      if (!sel) return;
+      watch.disconnect();
+      const shown = performance.now();
+      // the frame with the rows painted, then the main thread free again: the page answers input
+      requestAnimationFrame(() => setTimeout(() => done({ sel, shown, painted: performance.now() }), 0));
+    });
+    watch.observe(document, { subtree: true, childList: true });
+  });
+})()"""
+
+
 ARM = """() => {
   // resolves when the page stamps __ttResultRendered: no polling in the page while it renders
   window.__ttRendered = new Promise((done) => {
@@ -183,18 +205,25 @@ def measure(base: str, cookie: dict[str, Any], pid: int, shots: Path | None) -> 
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
         ctx.add_cookies([cookie])
+        screens = (("home", "/", "#home-portfolios tbody tr[data-row]"),
+                   ("portfolio dashboard", f"/portfolios/{pid}", "#open-positions tbody tr[data-row]"))
+        ctx.add_init_script(INTERACTIVE % json.dumps([ready for *_, ready in screens]))
         page = ctx.new_page()
-        for name, path, ready in (("home", "/", "#home-portfolios tbody tr[data-row]"),
-                                  ("portfolio dashboard", f"/portfolios/{pid}", "#open-positions tbody tr[data-row]")):
-            times = []
-            for _ in range(7):
+        for name, path, ready in screens:
+            painted, shown, wall = [], [], []
+            for _ in range(15):
                 t0 = time.perf_counter()
                 page.goto(base + path, wait_until="commit")
-                page.wait_for_selector(ready)
-                times.append((time.perf_counter() - t0) * 1000)
+                seen = page.evaluate("window.__ttInteractive")
+                wall.append((time.perf_counter() - t0) * 1000)
+                assert seen["sel"] == ready, seen
+                painted.append(seen["painted"])
+                shown.append(seen["shown"])
             rows = page.locator(ready).count()
-            print(f"{name} interactive (navigation to rows shown, {rows} rows): "
-                  f"median {statistics.median(times[1:]):.0f} ms, first {times[0]:.0f} ms (budget 500 ms)")
+            print(f"{name} interactive (navigation start to its {rows} rows painted, in the page): median "
+                  f"{statistics.median(painted[1:]):.0f} ms, p90 {sorted(painted[1:])[int(len(painted[1:]) * 0.9)]:.0f}"
+                  f" ms, first {painted[0]:.0f} ms (budget 500 ms); rows in the DOM at "
+                  f"{statistics.median(shown[1:]):.0f} ms; seen from Python {statistics.median(wall[1:]):.0f} ms")
         page.evaluate(TICK_PROBE)
         page.wait_for_timeout(8000)
         lat = sorted(page.evaluate("window.__lat"))

@@ -1,33 +1,20 @@
-// The first round of requests of the pages that must be quick (Home, a portfolio's dashboard) and the session
+// The first requests of the pages that must be quick (Home, a portfolio's dashboard) and the session
 // check, defined once. early.js starts them while the rest of the app is still loading (it is a small async
 // module of its own); the page's first load takes the request already in flight, and every later load
 // (reload, coming back to the page) asks the server again.
 import * as api from './api.js';
-import { todayIST } from './format.js';
 
 const FRESH_MS = 10000; // a request started longer ago than this is not reused
 const primed = new Map(); // key -> {at, promise}
 
 export const loaders = {
   me: () => api.get('/api/auth/me', undefined, { quiet401: true }),
-  home: async () => {
-    // one round, all at once: the portfolio rows carry their open-position counts, and /api/model/activity
-    // merges every portfolio's timeline since IST midnight
-    const since = `${todayIST()}T00:00:00+05:30`;
-    const [portfolios, pending, risk, broker, agent, activity] = await Promise.all([
-      api.get('/api/model/portfolios'),
-      api.get('/api/model/signals', { status: 'pending_approval', limit: 20 }),
-      api.get('/api/risk/state'),
-      api.get('/api/auth/status'),
-      api.get('/api/auth/agent-key', undefined, { quiet401: true }).catch(() => null),
-      api.get('/api/model/activity', { since, limit: 20 }),
-    ]);
-    return { portfolios, pending, risk, broker, agent, activity };
-  },
+  // Home and the dashboard each in one request (GET /api/overview/..., docs/API-NOTES.md): one round trip and
+  // one pass of the server's per-request work instead of six (or two)
+  home: () => api.get('/api/overview/home', { pending_limit: 20, activity_limit: 20 }),
   dashboard: async (id) => {
-    const [dash, signals] = await Promise.all([api.get('/api/model/dashboard', { portfolio_id: id }),
-      api.get('/api/model/signals', { portfolio_id: id, limit: 50 })]);
-    return { ...dash, signalList: signals };
+    const d = await api.get(`/api/overview/portfolios/${id}`, { signals_limit: 50 });
+    return { ...d.dashboard, signalList: d.signals };
   },
 };
 

@@ -30,7 +30,7 @@ export function Home({ me }) {
         <${Card} label="Equity (all portfolios)" value=${f.inr(equity)} id="equity" />
         <${Card} label="Day P&L" value=${f.pnl(day)} tone=${f.tone(day)} id="day-pnl" />
         <${Card} label="Total P&L" value=${f.pnl(total)} tone=${f.tone(total)} id="total-pnl" />
-        <${Card} label="Pending approvals" value=${d.pending.length} id="pending" sub=${html`<a href="/approvals">Review</a>`} />
+        <${Card} label="Pending approvals" value=${d.pending_total} id="pending" sub=${html`<a href="/approvals">Review</a>`} />
         <${Card} label="Broker (Kite)" value=${d.broker.connected ? 'Connected' : 'Not connected'}
           tone=${d.broker.connected ? 'up' : 'muted'} id="broker"
           sub=${d.broker.connected ? `until ${f.dateTime(d.broker.expires_at)}` : html`<a href="/broker">Connect</a>`} />
