@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.dashboard import portfolio_dashboard
 from api.deps import (
     IdPath,
     PageDep,
@@ -36,21 +37,17 @@ from api.public.portfolios import (
     ScanPublic,
     SignalPublic,
 )
-from api.risk_state import risk_state
 from commands import messages as m
 from commands.bus import CommandResult
 from commands.market_clock import MarketClock
 from domain.errors import NotFound
 from domain.portfolio import Portfolio
-from infra.bars.universes import known_isins
 from infra.bootstrap import Platform
 from projections.audit import utc_moment
-from projections.broker import reconciliation, unresolved_fills
+from projections.broker import unresolved_fills
 from projections.portfolios.projector import PortfoliosProjection
 from projections.portfolios.queries import (
     account_activity,
-    activity,
-    equity_curve,
     get_portfolio,
     get_position,
     list_portfolios,
@@ -182,45 +179,13 @@ def reset(portfolio_id: IdPath, request: Request, user: SessionUser, platform: P
     return _status_change("reset", portfolio_id, request, user, platform)
 
 
-def live_reconciliation(platform: Platform, account_id: int, pf: dict[str, Any]) -> dict[str, Any] | None:
-    """Live portfolios: drift of this portfolio's positions against the broker's last snapshot."""
-    if pf["mode"] != "live":
-        return None
-    with platform.db.read() as conn:
-        return reconciliation(conn, account_id, int(pf["id"]), known_isins())
-
-
 @router.get("/dashboard", **answers(DashboardPublic),
             summary="One portfolio's dashboard: money, positions, signals, curve, activity, risk")
 def dashboard(user: Reader, platform: PlatformDep, pf: OwnedPortfolio) -> dict[str, Any]:
     """Everything the portfolio page shows in one answer: the money, open positions with their last price,
     waiting signals, the daily equity curve, the latest 50 activity entries, today's risk state and, for a
     live portfolio, its drift against the broker."""
-    portfolio_id = int(pf["id"])
-    with platform.db.read() as conn:
-        positions, _ = list_positions(conn, user.account_id, portfolio_id, "open", 500, 0)
-        curve = equity_curve(conn, portfolio_id)
-        recent = activity(conn, portfolio_id, 50)
-    capital, equity = float(pf["capital"]), float(pf["equity"])
-    total_pnl = round(equity - capital, 2)
-    return {
-        "portfolio": pf,
-        "capital": capital,
-        "cash": pf["cash"],
-        "invested": pf["invested"],
-        "equity": equity,
-        "day_pnl": pf["day_pnl"],
-        "total_pnl": total_pnl,
-        "realized_pnl": pf["realized_pnl"],
-        "unrealized_pnl": round(sum(float(p["unrealized_pnl"] or 0) for p in positions), 2),
-        "return_pct": round(total_pnl / capital * 100.0, 4) if capital else 0.0,
-        "positions": positions,
-        "signals": {"pending_approval": pf["pending_signals"], "in_cart": pf["in_cart_signals"]},
-        "equity_curve": curve,
-        "activity": recent,
-        "risk": risk_state(platform, user.account_id, portfolio_id),
-        "reconciliation": live_reconciliation(platform, user.account_id, pf),
-    }
+    return portfolio_dashboard(platform, user.account_id, pf)
 
 
 @router.get("/activity", **answers(list[ActivityPublic]),

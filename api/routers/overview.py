@@ -15,16 +15,17 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from api.dashboard import portfolio_dashboard
 from api.deps import IdPath, PlatformDep, Reader, resource_router
+from api.ownership import owned_portfolio
 from api.public.base import Public, answers
 from api.public.portfolios import ActivityPublic, DashboardPublic, PortfolioPublic, SignalPublic
 from api.public.risk import RiskStatePublic
 from api.risk_state import risk_state
-from api.routers.model import dashboard
 from api.schemas import AgentKeyPublic, BrokerStatus
 from domain.market_hours import IST
 from projections.broker import broker_status, unresolved_fills
-from projections.portfolios import account_activity, list_portfolios
+from projections.portfolios.queries import account_activity, list_portfolios
 from projections.signals import list_signals
 
 router = resource_router("/api/overview", ["overview"])
@@ -108,7 +109,8 @@ def portfolio(portfolio_id: IdPath, user: Reader, platform: PlatformDep,
               signals_limit: int = Query(default=50, ge=1, le=200)) -> Response:
     """A portfolio's dashboard (as `GET /api/model/dashboard`) and its newest signals (as
     `GET /api/model/signals?portfolio_id=`) in one answer; another user's portfolio is a 404."""
-    board = dashboard(user, platform, portfolio_id)  # (404 when the portfolio is not yours)
+    pf = owned_portfolio(platform, portfolio_id, user.account_id)  # (404 when it is not yours)
+    board = portfolio_dashboard(platform, user.account_id, pf)
     with platform.db.read() as conn:
         signals, _ = list_signals(conn, user.account_id, portfolio_id=portfolio_id, status=None, symbol=None,
                                   limit=signals_limit, offset=0)
