@@ -28,6 +28,8 @@ from starlette.datastructures import UploadFile
 from api.deps import IdPath, PageDep, PlatformDep, Reader, SessionUser, answer_rows, dispatch, resource_router
 from api.errors import schema_error
 from api.guards import MAX_ID, strict_json_loads
+from api.public.base import answers
+from api.public.hooks import AlertAnswerPublic, HookPublic, IssuedHookPublic
 from commands import hooks_messages as hm
 from commands.bus import CommandResult
 from domain.errors import ConcurrentChange, NotFound, TooManyRequests
@@ -85,10 +87,12 @@ def _hook_answer(platform: Platform, result: CommandResult, hook_id: int, accoun
     return {**row, "token": issued.token, "url": url, **_setup(str(row["source"]), url)}
 
 
-@router.post("/hooks", status_code=201,
+@router.post("/hooks", status_code=201, **answers(IssuedHookPublic),
              summary="Create an alert hook for a portfolio; its token and URL are shown once")
 def create_hook(body: HookBody, request: Request, response: Response, user: SessionUser,
                 platform: PlatformDep) -> dict[str, Any]:
+    """For one of your portfolios; the answer carries the token, the URL and what to paste into the alert
+    service (never stored for Idempotency-Key replays)."""
     result = dispatch(request, platform, hm.CreateWebhook(user.account_id, body.portfolio_id, body.source,
                                                           body.name), user)
     issued: hm.IssuedHook = result.value
@@ -96,9 +100,10 @@ def create_hook(body: HookBody, request: Request, response: Response, user: Sess
     return _hook_answer(platform, result, issued.hook_id, user.account_id, issued)
 
 
-@router.get("/hooks", summary="Your alert hooks (never their tokens)",
+@router.get("/hooks", **answers(list[HookPublic]), summary="Your alert hooks (never their tokens)",
             responses={200: {"headers": {"X-Total-Count": {"description": "hooks"}}}})
 def hooks(user: Reader, page: PageDep, response: Response, platform: PlatformDep) -> list[dict[str, Any]]:
+    """Each with its token's prefix, how many alerts it received and signals they became, and the last alert."""
     with platform.db.read() as conn:
         rows, total = list_webhooks(conn, user.account_id, page.limit, page.offset)
     response.headers["X-Total-Count"] = str(total)
@@ -107,13 +112,16 @@ def hooks(user: Reader, page: PageDep, response: Response, platform: PlatformDep
 
 @router.delete("/hooks/{hook_id}", status_code=204, summary="Delete a hook: its URL stops working at once")
 def delete_hook(hook_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:
+    """Signals it made stay."""
     dispatch(request, platform, hm.DeleteWebhook(user.account_id, hook_id), user)
     return Response(status_code=204)
 
 
-@router.post("/hooks/{hook_id}/rotate", summary="A new token (and URL) for the hook; the old one stops working")
+@router.post("/hooks/{hook_id}/rotate", **answers(IssuedHookPublic),
+             summary="A new token (and URL) for the hook; the old one stops working")
 def rotate_hook(hook_id: IdPath, request: Request, response: Response, user: SessionUser,
                 platform: PlatformDep) -> dict[str, Any]:
+    """The new token and URL are shown once, as at creation."""
     result = dispatch(request, platform, hm.RotateWebhookToken(user.account_id, hook_id), user)
     response.headers["Cache-Control"] = "no-store"
     return _hook_answer(platform, result, hook_id, user.account_id, result.value)
@@ -291,7 +299,8 @@ def _receive(request: Request, platform: Platform, cmd: hm.ReceiveAlert, portfol
     raise AssertionError("unreachable")
 
 
-@router.post("/webhooks/{hook_token}", summary="Receive a TradingView or Chartink alert (no session: the token is "
+@router.post("/webhooks/{hook_token}", **answers(AlertAnswerPublic),
+             summary="Receive a TradingView or Chartink alert (no session: the token is "
              "the credential)")
 def receive(hook_token: Annotated[str, Path(max_length=200)], raw: Annotated[RawAlert, Depends(raw_alert)],
             request: Request, platform: PlatformDep) -> dict[str, Any]:
