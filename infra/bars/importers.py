@@ -41,7 +41,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from domain.calendar import TradingCalendar, nse_calendar
-from infra.bars.store import BarStore, WriteResult
+from infra.bars.frames import WriteResult
+from infra.bars.store import BarStore
 from infra.bars.universes import normalize_symbol
 
 __all__ = [

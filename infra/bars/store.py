@@ -23,6 +23,10 @@ raced a writer and finds a file gone re-reads the manifest. Merging is an idempo
 Reads are served from a process-level cache of the whole dataset as numpy arrays sorted by
 (symbol, date), checked against the manifest's stat on every call; building a `BarMatrix` is then
 one vectorised gather/scatter (NIFTY 100 x 6 years in a few milliseconds).
+
+The bars in memory (the columnar frame, its checks and merge, the adjusted view) are `infra.bars.frames`.
+Over 500 lines because `BarStore` is one class (about 400 lines): the manifest, the atomic writes, the
+corporate-action adjustments and the reads share the writer's lock and the cache's invariants.
 """
 
 from __future__ import annotations
@@ -43,55 +47,48 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from domain.bars import BarMatrix
 from domain.calendar import TradingCalendar
+from infra.bars.frames import (
+    DAY_OFFSET,
+    EPOCH,
+    F64,
+    SCHEMA,
+    DateLike,
+    Frame,
+    View,
+    WriteResult,
+    build_view,
+    frame_from_input,
+    frame_from_table,
+    from_day,
+    merge_frames,
+    pack_one,
+    sector_tuple,
+    select_rows,
+    to_day,
+    years_of,
+)
 
 __all__ = [
-    "SCHEMA",
     "BarStore",
     "Coverage",
-    "DateLike",
     "MissingSymbolsError",
-    "WriteResult",
-    "as_date",
     "clear_cache",
 ]
 
-DateLike = date | datetime | str | np.datetime64
 
-SCHEMA = pa.schema(
-    [
-        ("symbol", pa.string()),
-        ("date", pa.date32()),
-        ("open", pa.float64()),
-        ("high", pa.float64()),
-        ("low", pa.float64()),
-        ("close", pa.float64()),
-        ("volume", pa.int64()),
-        ("adj_factor", pa.float64()),
-    ]
-)
 _READ_SCHEMA = SCHEMA.set(0, pa.field("symbol", pa.dictionary(pa.int32(), pa.string())))
 _READ_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=["symbol"]))
-PRICE_COLUMNS = ("open", "high", "low", "close")
 FORMAT_VERSION = 1
 INTERVAL = "daily"
 ADJUSTMENT = "adjusted price = raw price x adj_factor; adjusted volume = raw volume / adj_factor"
 
-_EPOCH = date(1970, 1, 1)
-# (symbol code, day) packed in one sortable int64; the offset keeps pre-1970 days non-negative
-_DAY_OFFSET = 1 << 31
 _CACHE_SIZE = 4
-
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
 
 
 class MissingSymbolsError(ValueError):
@@ -113,102 +110,12 @@ class Coverage:
     rows: int
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.inserted or self.updated or self.deleted)
-
-
-@dataclass
-class _Frame:
-    """Columnar bars sorted by (symbol code, day); `symbols` is the sorted code -> name table."""
-
-    symbols: npt.NDArray[np.str_]
-    code: I32
-    day: I32
-    open: F64
-    high: F64
-    low: F64
-    close: F64
-    volume: I64
-    adj: F64
-
-    def __len__(self) -> int:
-        return int(self.code.size)
-
-    @classmethod
-    def empty(cls) -> _Frame:
-        f = np.empty(0, dtype=np.float64)
-        return cls(
-            symbols=np.empty(0, dtype=np.str_),
-            code=np.empty(0, dtype=np.int32),
-            day=np.empty(0, dtype=np.int32),
-            open=f,
-            high=f,
-            low=f,
-            close=f,
-            volume=np.empty(0, dtype=np.int64),
-            adj=f,
-        )
-
-    def keys(self) -> I64:
-        return _pack(self.code, self.day)
-
-    def take(self, idx: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> _Frame:
-        return _Frame(
-            symbols=self.symbols,
-            code=self.code[idx],
-            day=self.day[idx],
-            open=self.open[idx],
-            high=self.high[idx],
-            low=self.low[idx],
-            close=self.close[idx],
-            volume=self.volume[idx],
-            adj=self.adj[idx],
-        )
-
-    def recode(self, symbols: npt.NDArray[np.str_]) -> _Frame:
-        """The same rows against a larger sorted symbol table."""
-        if len(self.symbols) == len(symbols) and bool(np.all(self.symbols == symbols)):
-            return self
-        mapping = np.searchsorted(symbols, self.symbols).astype(np.int32)
-        out = self.take(np.arange(len(self)))
-        out.symbols = symbols
-        out.code = mapping[self.code] if len(self) else self.code
-        return out
-
-    def sorted(self) -> _Frame:
-        order = np.argsort(self.keys(), kind="stable")
-        return self.take(order)
-
-
-@dataclass
-class _View:
-    """What reads need, derived once per dataset version: adjusted float arrays and an index."""
-
-    frame: _Frame
-    key: I64
-    index: dict[str, int]
-    adj_open: F64
-    adj_high: F64
-    adj_low: F64
-    adj_close: F64
-    adj_volume: F64
-    raw_volume: F64
-
-
 @dataclass
 class _Cached:
     signature: tuple[int, int, int]
     manifest: dict[str, Any]
-    frame: _Frame
-    view: _View | None = None
+    frame: Frame
+    view: View | None = None
 
 
 _CACHE: OrderedDict[str, _Cached] = OrderedDict()
@@ -337,10 +244,10 @@ class BarStore:
         absent = [s for s, c in zip(names, codes, strict=True) if c < 0]
         if absent and missing == "raise":
             raise MissingSymbolsError(absent)
-        lo_day = _to_day(start) if start is not None else None
-        hi_day = _to_day(end) if end is not None else None
+        lo_day = to_day(start) if start is not None else None
+        hi_day = to_day(end) if end is not None else None
 
-        idx, row_of = _select(view.key, codes, lo_day, hi_day)
+        idx, row_of = select_rows(view.key, codes, lo_day, hi_day)
         days = view.frame.day[idx].astype(np.int64)
         if calendar is not None:
             first = lo_day if lo_day is not None else (int(days.min()) if days.size else None)
@@ -348,7 +255,7 @@ class BarStore:
             if first is None or last is None:
                 axis = np.empty(0, dtype=np.int64)
             else:
-                axis = calendar.trading_days_array(_from_day(first), _from_day(last)).astype(np.int64)
+                axis = calendar.trading_days_array(from_day(first), from_day(last)).astype(np.int64)
             col = np.searchsorted(axis, days)
             ok = col < axis.size
             ok[ok] = axis[col[ok]] == days[ok]
@@ -384,7 +291,7 @@ class BarStore:
             low=matrices[2],
             close=matrices[3],
             volume=matrices[4],
-            sectors=_sector_tuple(names, sectors),
+            sectors=sector_tuple(names, sectors),
         )
 
     def read_symbol(
@@ -398,11 +305,11 @@ class BarStore:
         code = view.index.get(symbol)
         if code is None:
             raise KeyError(f"No bars stored for {symbol}")
-        idx, _ = _select(
+        idx, _ = select_rows(
             view.key,
             np.array([code], dtype=np.int64),
-            _to_day(start) if start is not None else None,
-            _to_day(end) if end is not None else None,
+            to_day(start) if start is not None else None,
+            to_day(end) if end is not None else None,
         )
         f = view.frame
         src = (
@@ -415,7 +322,7 @@ class BarStore:
         adj = f.adj[idx].tolist()
         return [
             {
-                "date": _EPOCH + timedelta(days=days[i]),
+                "date": EPOCH + timedelta(days=days[i]),
                 "open": o[i],
                 "high": h[i],
                 "low": lo[i],
@@ -433,17 +340,17 @@ class BarStore:
         """
         view = self._view()
         f = view.frame
-        limit = _to_day(before) if before is not None else _DAY_OFFSET - 1
+        limit = to_day(before) if before is not None else DAY_OFFSET - 1
         out: dict[str, dict[str, Any]] = {}
         for s in symbols:
             code = view.index.get(s)
             if code is None:
                 continue
-            i = int(np.searchsorted(view.key, _pack_one(code, limit))) - 1
+            i = int(np.searchsorted(view.key, pack_one(code, limit))) - 1
             if i < 0 or int(f.code[i]) != code:
                 continue
             out[s] = {
-                "date": _from_day(int(f.day[i])),
+                "date": from_day(int(f.day[i])),
                 "open": float(f.open[i]),
                 "high": float(f.high[i]),
                 "low": float(f.low[i]),
@@ -469,10 +376,10 @@ class BarStore:
         """
         if mode not in ("merge", "replace"):
             raise ValueError(f"mode must be 'merge' or 'replace', not {mode!r}")
-        incoming = _frame_from_input(data)
+        incoming = frame_from_input(data)
         with self._write_lock():
             cached = self._cached()
-            merged, result, years = _merge(cached.frame, incoming, replace=mode == "replace")
+            merged, result, years = merge_frames(cached.frame, incoming, replace=mode == "replace")
             if result.changed:
                 self._commit(cached.manifest, merged, years)
             return result
@@ -483,20 +390,20 @@ class BarStore:
         A row on or before its symbol's last stored date is a ValueError naming it: corrections
         to history go through `write`.
         """
-        incoming = _frame_from_input(data)
+        incoming = frame_from_input(data)
         with self._write_lock():
             cached = self._cached()
             coverage = cached.manifest["symbols"]
             for i in range(len(incoming)):
                 symbol = str(incoming.symbols[incoming.code[i]])
                 entry = coverage.get(symbol)
-                day = _from_day(int(incoming.day[i]))
+                day = from_day(int(incoming.day[i]))
                 if entry is not None and day <= date.fromisoformat(entry["last"]):
                     raise ValueError(
                         f"append_days: {symbol} {day.isoformat()} is not after its last stored day "
                         f"{entry['last']}; use write() to correct history"
                     )
-            merged, result, years = _merge(cached.frame, incoming, replace=False)
+            merged, result, years = merge_frames(cached.frame, incoming, replace=False)
             if result.changed:
                 self._commit(cached.manifest, merged, years)
             return result
@@ -509,7 +416,7 @@ class BarStore:
         """
         if not ratio > 0 or not np.isfinite(ratio):
             raise ValueError("ratio must be a positive number of new shares per old share")
-        ex_day = _to_day(ex_date)
+        ex_day = to_day(ex_date)
         with self._write_lock():
             cached = self._cached()
             frame = cached.frame
@@ -522,7 +429,7 @@ class BarStore:
                 adjusted = frame.take(np.arange(len(frame)))
                 adjusted.adj = frame.adj.copy()
                 adjusted.adj[rows] /= ratio
-                self._commit(cached.manifest, adjusted, set(_years(frame.day[rows]).tolist()))
+                self._commit(cached.manifest, adjusted, set(years_of(frame.day[rows]).tolist()))
             return n
 
     # ---------------------------------------------------------------- internals
@@ -557,7 +464,7 @@ class BarStore:
                     _CACHE.move_to_end(key)
                     return hit
             if signature is None:
-                return _Cached(signature=(0, 0, 0), manifest=_empty_manifest(), frame=_Frame.empty())
+                return _Cached(signature=(0, 0, 0), manifest=_empty_manifest(), frame=Frame.empty())
             try:
                 manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
                 frame = self._load(manifest)
@@ -577,26 +484,26 @@ class BarStore:
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
 
-    def _load(self, manifest: Mapping[str, Any]) -> _Frame:
+    def _load(self, manifest: Mapping[str, Any]) -> Frame:
         files = [str(self._root / info["path"]) for _, info in sorted(manifest["files"].items())]
         if not files:
-            return _Frame.empty()
+            return Frame.empty()
         # one scan over all year files (parallel), symbols kept dictionary-encoded: ~3x faster
         # than reading the files one by one and re-encoding the strings
         table = ds.dataset(files, schema=_READ_SCHEMA, format=_READ_FORMAT).to_table()
-        return _frame_from_table(table, validate=False)
+        return frame_from_table(table, validate=False)
 
-    def _view(self) -> _View:
+    def _view(self) -> View:
         cached = self._cached()
         if cached.view is None:
-            cached.view = _build_view(cached.frame)
+            cached.view = build_view(cached.frame)
         return cached.view
 
-    def _commit(self, old_manifest: Mapping[str, Any], frame: _Frame, years: set[int]) -> None:
+    def _commit(self, old_manifest: Mapping[str, Any], frame: Frame, years: set[int]) -> None:
         """Write the changed year files, then swap the manifest, then drop replaced files."""
         files: dict[str, dict[str, Any]] = dict(old_manifest.get("files", {}))
         obsolete: list[str] = []
-        all_years = _years(frame.day)
+        all_years = years_of(frame.day)
         self.dataset_dir.mkdir(parents=True, exist_ok=True)
         for year in sorted(years):
             previous = files.pop(str(year), None)
@@ -615,7 +522,7 @@ class BarStore:
         manifest = {**old_manifest, "files": dict(sorted(files.items(), key=lambda kv: int(kv[0])))}
         self._publish(manifest, frame, obsolete=obsolete)
 
-    def _publish(self, manifest: dict[str, Any], frame: _Frame, obsolete: Iterable[str]) -> None:
+    def _publish(self, manifest: dict[str, Any], frame: Frame, obsolete: Iterable[str]) -> None:
         manifest = {**manifest, **_summary(frame, manifest["files"])}
         manifest["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         _atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
@@ -631,316 +538,7 @@ class BarStore:
 # -------------------------------------------------------------------- helpers
 
 
-def _pack(code: npt.NDArray[Any], day: npt.NDArray[Any]) -> I64:
-    return (code.astype(np.int64) << 32) + (day.astype(np.int64) + _DAY_OFFSET)
-
-
-def _pack_one(code: int, day: int) -> int:
-    return (code << 32) + day + _DAY_OFFSET
-
-
-def _to_day(value: DateLike) -> int:
-    if isinstance(value, datetime):
-        value = value.date()
-    if isinstance(value, date):
-        return (value - _EPOCH).days
-    if isinstance(value, str):
-        return (date.fromisoformat(value.strip()[:10]) - _EPOCH).days
-    if isinstance(value, np.datetime64):
-        return int(value.astype("datetime64[D]").astype(np.int64))
-    raise TypeError(f"Not a date: {value!r}")
-
-
-def _from_day(day: int) -> date:
-    return _EPOCH + timedelta(days=day)
-
-
-def as_date(value: DateLike) -> date:
-    """A date from a `date`, `datetime`, ISO string or numpy datetime64."""
-    return _from_day(_to_day(value))
-
-
-def _years(days: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
-    return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
-
-
-def _select(
-    key: I64, codes: npt.NDArray[np.int64], lo_day: int | None, hi_day: int | None
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Row indices of `codes` within [lo_day, hi_day], and the output row each belongs to."""
-    lo_off = (lo_day if lo_day is not None else -_DAY_OFFSET) + _DAY_OFFSET
-    hi_off = (hi_day if hi_day is not None else _DAY_OFFSET - 1) + _DAY_OFFSET
-    valid = codes >= 0
-    base = np.where(valid, codes, 0) << 32
-    lo = np.searchsorted(key, base + lo_off, side="left")
-    hi = np.searchsorted(key, base + hi_off, side="right")
-    lengths = np.where(valid, hi - lo, 0).astype(np.int64)
-    total = int(lengths.sum())
-    row_of = np.repeat(np.arange(codes.size, dtype=np.int64), lengths)
-    # consecutive runs lo[i] .. hi[i]-1, concatenated without a Python loop
-    run_start = np.cumsum(lengths) - lengths
-    idx = np.arange(total, dtype=np.int64) + np.repeat(lo.astype(np.int64) - run_start, lengths)
-    return idx, row_of
-
-
-def _sector_tuple(names: Sequence[str], sectors: Mapping[str, str] | Sequence[str] | None) -> tuple[str, ...]:
-    if sectors is None:
-        return ()
-    if isinstance(sectors, Mapping):
-        return tuple(sectors.get(s, "Unknown") for s in names)
-    out = tuple(sectors)
-    if len(out) != len(names):
-        raise ValueError("sectors must have one entry per symbol")
-    return out
-
-
-def _build_view(frame: _Frame) -> _View:
-    raw_volume = frame.volume.astype(np.float64)
-    if bool(np.all(frame.adj == 1.0)):
-        adj = (frame.open, frame.high, frame.low, frame.close, raw_volume)
-    else:
-        adj = (
-            frame.open * frame.adj,
-            frame.high * frame.adj,
-            frame.low * frame.adj,
-            frame.close * frame.adj,
-            raw_volume / frame.adj,
-        )
-    return _View(
-        frame=frame,
-        key=frame.keys(),
-        index={str(s): i for i, s in enumerate(frame.symbols.tolist())},
-        adj_open=adj[0],
-        adj_high=adj[1],
-        adj_low=adj[2],
-        adj_close=adj[3],
-        adj_volume=adj[4],
-        raw_volume=raw_volume,
-    )
-
-
-def _frame_from_input(data: Any) -> _Frame:
-    if isinstance(data, pa.RecordBatch):
-        table = pa.Table.from_batches([data])
-    elif isinstance(data, pa.Table):
-        table = data
-    elif isinstance(data, Mapping):
-        table = pa.table({k: _column(v) for k, v in data.items()})
-    else:
-        table = _rows_to_table(data)
-    return _frame_from_table(table, validate=True)
-
-
-def _rows_to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    columns: dict[str, list[Any]] = {}
-    for n, row in enumerate(rows):
-        for key, value in row.items():
-            name = key.lower()
-            if name == "date" and value is not None:
-                value = _from_day(_to_day(value))
-            columns.setdefault(name, [None] * n).append(value)
-        for values in columns.values():
-            if len(values) <= n:
-                values.append(None)
-    typed = {
-        name: pa.array(values, pa.date32() if name == "date" else (pa.string() if name == "symbol" else None))
-        for name, values in columns.items()
-    }
-    if not typed:
-        return SCHEMA.empty_table()
-    return pa.table(typed)
-
-
-def _column(values: Any) -> pa.Array:
-    if isinstance(values, pa.Array | pa.ChunkedArray):
-        return values
-    if isinstance(values, np.ndarray):
-        if values.dtype.kind in "US":
-            return pa.array(values.astype(str).tolist(), pa.string())
-        return pa.array(values)
-    return pa.array(list(values))
-
-
-def _frame_from_table(table: pa.Table, *, validate: bool) -> _Frame:
-    """Columns -> a sorted `_Frame`; adj_factor NaN marks "not given" (see `_merge`)."""
-    names = {n.lower(): n for n in table.column_names}
-    required = ("symbol", "date", *PRICE_COLUMNS, "volume")
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise ValueError(f"Bars need columns {', '.join(required)}; missing {', '.join(missing)}")
-    n = table.num_rows
-    if n == 0:
-        return _Frame.empty()
-
-    def col(name: str) -> pa.Array:
-        c = table.column(names[name]).combine_chunks()
-        if validate and c.null_count and name != "adj_factor":
-            raise ValueError(f"Column {name} has {c.null_count} empty value(s)")
-        return c
-
-    symbol_col = col("symbol")
-    if pa.types.is_dictionary(symbol_col.type):
-        encoded = symbol_col.dictionary_decode() if not pa.types.is_string(symbol_col.type.value_type) else symbol_col
-        if encoded is not symbol_col:
-            encoded = pc.dictionary_encode(encoded.cast(pa.string()))
-    else:
-        encoded = pc.dictionary_encode(symbol_col.cast(pa.string()))
-    dictionary = np.array(encoded.dictionary.to_pylist(), dtype=np.str_)
-    order = np.argsort(dictionary, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)].astype(np.int32)
-    symbols = dictionary[order]
-
-    date_col = col("date")
-    if not pa.types.is_date32(date_col.type):
-        if pa.types.is_timestamp(date_col.type) and date_col.type.tz is not None:
-            # the trading day is the exchange-local date: 00:00+05:30 is still that day in India
-            date_col = pc.local_timestamp(date_col).cast(pa.date32())
-        elif pa.types.is_timestamp(date_col.type) or pa.types.is_date64(date_col.type):
-            date_col = date_col.cast(pa.date32())
-        else:
-            date_col = pc.cast(pc.utf8_slice_codeunits(date_col.cast(pa.string()), 0, 10), pa.date32())
-    day = date_col.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int32)
-
-    def floats(name: str) -> F64:
-        return np.asarray(col(name).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-
-    o, h, lo, c = (floats(name) for name in PRICE_COLUMNS)
-    vol_f = floats("volume")
-    adj = floats("adj_factor") if "adj_factor" in names else np.full(n, np.nan)
-    if validate:
-        _validate(symbols, codes, day, o, h, lo, c, vol_f, adj)
-    frame = _Frame(
-        symbols=symbols,
-        code=codes,
-        day=day,
-        open=o,
-        high=h,
-        low=lo,
-        close=c,
-        volume=np.rint(vol_f).astype(np.int64),
-        adj=adj,
-    ).sorted()
-    if validate:
-        keys = frame.keys()
-        dup = np.flatnonzero(keys[1:] == keys[:-1])
-        if dup.size:
-            i = int(dup[0])
-            raise ValueError(
-                f"Duplicate bar for {frame.symbols[frame.code[i]]} on {_from_day(int(frame.day[i])).isoformat()}"
-            )
-    return frame
-
-
-def _validate(  # noqa: PLR0913
-    symbols: npt.NDArray[np.str_], codes: I32, day: I32, o: F64, h: F64, lo: F64, c: F64, v: F64, adj: F64
-) -> None:
-    if any(not str(s).strip() for s in symbols):
-        raise ValueError("Empty symbol in bars")
-    problems = (
-        (~np.isfinite(o) | ~np.isfinite(h) | ~np.isfinite(lo) | ~np.isfinite(c), "non-numeric price"),
-        ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "non-positive price"),
-        ((lo > np.minimum(o, c)) | (h < np.maximum(o, c)) | (lo > h), "low/high inconsistent with open/close"),
-        (~np.isfinite(v) | (v < 0), "negative or missing volume"),
-        (~np.isnan(adj) & (~np.isfinite(adj) | (adj <= 0)), "adj_factor must be positive"),
-    )
-    for bad, reason in problems:
-        hits = np.flatnonzero(bad)
-        if hits.size:
-            i = int(hits[0])
-            raise ValueError(
-                f"Invalid bar for {symbols[codes[i]]} on {_from_day(int(day[i])).isoformat()}: {reason} "
-                f"({hits.size} row(s) affected)"
-            )
-
-
-def _merge(existing: _Frame, incoming: _Frame, *, replace: bool) -> tuple[_Frame, WriteResult, set[int]]:
-    if len(incoming) == 0:
-        return existing, WriteResult(), set()
-    symbols = np.union1d(existing.symbols, incoming.symbols).astype(np.str_)
-    ex = existing.recode(symbols)
-    new = incoming.recode(symbols)
-    ex_key, new_key = ex.keys(), new.keys()
-    n_ex = len(ex)
-    pos = np.searchsorted(ex_key, new_key)
-    pos_c = np.minimum(pos, max(n_ex - 1, 0))
-    found = (ex_key[pos_c] == new_key) if n_ex else np.zeros(len(new), dtype=np.bool_)
-    # an adj_factor that was not given keeps the stored one (re-imports never undo a split)
-    kept = np.where(found, ex.adj[pos_c], 1.0) if n_ex else np.ones(len(new))
-    adj = np.where(np.isnan(new.adj), kept, new.adj)
-    if n_ex:
-        same = (
-            found
-            & (ex.open[pos_c] == new.open)
-            & (ex.high[pos_c] == new.high)
-            & (ex.low[pos_c] == new.low)
-            & (ex.close[pos_c] == new.close)
-            & (ex.volume[pos_c] == new.volume)
-            & (ex.adj[pos_c] == adj)
-        )
-    else:
-        same = np.zeros(len(new), dtype=np.bool_)
-    updated = found & ~same
-    inserted = ~found
-    new.adj = adj
-
-    merged = ex
-    if updated.any():
-        merged = ex.take(np.arange(n_ex))
-        at = pos_c[updated]
-        for name in ("open", "high", "low", "close", "volume", "adj"):
-            column = getattr(merged, name).copy()
-            column[at] = getattr(new, name)[updated]
-            setattr(merged, name, column)
-    deleted = np.zeros(n_ex, dtype=np.bool_)
-    if replace and n_ex:
-        matched = np.zeros(n_ex, dtype=np.bool_)
-        matched[pos_c[found]] = True
-        deleted = np.isin(ex.code, np.unique(new.code)) & ~matched
-        if deleted.any():
-            merged = merged.take(~deleted)
-    if inserted.any():
-        add = new.take(inserted)
-        merged = _concat(merged, add).sorted()
-    touched = set(_years(new.day[updated | inserted]).tolist()) | set(_years(ex.day[deleted]).tolist())
-    result = WriteResult(
-        inserted=int(inserted.sum()),
-        updated=int(updated.sum()),
-        unchanged=int(same.sum()),
-        deleted=int(deleted.sum()),
-    )
-    if result.changed:
-        merged = _compact_symbols(merged)
-    return merged, result, touched
-
-
-def _concat(a: _Frame, b: _Frame) -> _Frame:
-    return _Frame(
-        symbols=a.symbols,
-        code=np.concatenate([a.code, b.code]),
-        day=np.concatenate([a.day, b.day]),
-        open=np.concatenate([a.open, b.open]),
-        high=np.concatenate([a.high, b.high]),
-        low=np.concatenate([a.low, b.low]),
-        close=np.concatenate([a.close, b.close]),
-        volume=np.concatenate([a.volume, b.volume]),
-        adj=np.concatenate([a.adj, b.adj]),
-    )
-
-
-def _compact_symbols(frame: _Frame) -> _Frame:
-    """Drop symbol-table entries that no longer have rows (after a replace)."""
-    used = np.unique(frame.code)
-    if used.size == len(frame.symbols):
-        return frame
-    out = frame.take(np.arange(len(frame)))
-    out.symbols = frame.symbols[used]
-    out.code = np.searchsorted(used, frame.code).astype(np.int32)
-    return out
-
-
-def _content_hash(part: _Frame) -> str:
+def _content_hash(part: Frame) -> str:
     """A hash of one year's bars that depends only on their values (not on Parquet encoding)."""
     used = np.unique(part.code)
     local = np.searchsorted(used, part.code).astype("<i4")
@@ -960,7 +558,7 @@ def _content_hash(part: _Frame) -> str:
     return h.hexdigest()
 
 
-def _table_of(part: _Frame) -> pa.Table:
+def _table_of(part: Frame) -> pa.Table:
     symbol = pa.DictionaryArray.from_arrays(
         pa.array(part.code, pa.int32()), pa.array(part.symbols.tolist(), pa.string())
     ).cast(pa.string())
@@ -979,7 +577,7 @@ def _table_of(part: _Frame) -> pa.Table:
     )
 
 
-def _summary(frame: _Frame, files: Mapping[str, Any]) -> dict[str, Any]:
+def _summary(frame: Frame, files: Mapping[str, Any]) -> dict[str, Any]:
     symbols: dict[str, dict[str, Any]] = {}
     if len(frame):
         bounds = np.searchsorted(frame.code, np.arange(len(frame.symbols) + 1))
@@ -987,8 +585,8 @@ def _summary(frame: _Frame, files: Mapping[str, Any]) -> dict[str, Any]:
             a, b = int(bounds[i]), int(bounds[i + 1])
             if b > a:
                 symbols[str(name)] = {
-                    "first": _from_day(int(frame.day[a])).isoformat(),
-                    "last": _from_day(int(frame.day[b - 1])).isoformat(),
+                    "first": from_day(int(frame.day[a])).isoformat(),
+                    "last": from_day(int(frame.day[b - 1])).isoformat(),
                     "rows": b - a,
                 }
     hashes = {year: info["sha256"] for year, info in files.items()}
@@ -998,15 +596,15 @@ def _summary(frame: _Frame, files: Mapping[str, Any]) -> dict[str, Any]:
         "interval": INTERVAL,
         "adjustment": ADJUSTMENT,
         "rows": len(frame),
-        "first_date": _from_day(int(frame.day.min())).isoformat() if len(frame) else None,
-        "last_date": _from_day(int(frame.day.max())).isoformat() if len(frame) else None,
+        "first_date": from_day(int(frame.day.min())).isoformat() if len(frame) else None,
+        "last_date": from_day(int(frame.day.max())).isoformat() if len(frame) else None,
         "symbols": symbols,
         "fingerprint": fingerprint,
     }
 
 
 def _empty_manifest() -> dict[str, Any]:
-    return {"files": {}, "meta": {}, **_summary(_Frame.empty(), {})}
+    return {"files": {}, "meta": {}, **_summary(Frame.empty(), {})}
 
 
 def _atomic_write_parquet(path: Path, table: pa.Table) -> None:

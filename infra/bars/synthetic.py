@@ -33,7 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.calendar import TradingCalendar, nse_calendar
-from infra.bars.store import BarStore, DateLike, WriteResult, as_date
+from infra.bars.frames import DateLike, WriteResult, as_date
+from infra.bars.store import BarStore
 from infra.bars.universes import Universe, list_universes
 
 __all__ = ["GenerateResult", "Progress", "extend", "generate"]
