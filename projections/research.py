@@ -26,7 +26,7 @@ research_jobs = sa.Table(
     sa.Column("best_run_id", sa.BigInteger, nullable=True),
     sa.Column("run_ids", sa.JSON, nullable=True),
     sa.Column("error", sa.String(600), nullable=True),
-    sa.Column("runner", sa.String(120), nullable=True),  # the process running it (research_runners)
+    sa.Column("runner", sa.String(120), nullable=True),  # the process running it (research_heartbeats)
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
 )

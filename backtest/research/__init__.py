@@ -19,7 +19,11 @@ The pieces:
   combinations re-run and recorded as ordinary backtest runs.
 - `sweeps.py`, `walkforward.py`: the sweep and walk-forward kinds; `kinds.py` imports every kind
   (registering it); `cli.py`: `tradertape research <route> BODY.json`.
-- `montecarlo.py`: the Monte Carlo library (reshuffled trades, bootstrapped returns), to become a kind.
+- `montecarlo.py`, `lookahead.py`: the Monte Carlo and look-ahead libraries; `robustness.py` their kinds.
+
+A kind may offer partial results while it runs: `ctx.map(fn, shared, items, partial)` calls
+`partial({index: result})` for the items finished so far (at most every `PARTIAL_EVERY` seconds) and the
+service keeps the tables it returns as the job's snapshot, which GET answers until the job ends.
 
 How a job kind plugs in (Monte Carlo and look-ahead follow this)::
 

@@ -5,6 +5,7 @@
 - Monte Carlo: the backtest runs once (one task), then each chosen method (`trades`, `returns`) simulates in
   the job (numpy, seeded: `montecarlo.py`). Work units: the backtest, then one per method. The backtest is
   recorded as an ordinary run (`best_run_id`), so its trades and curve are at hand next to the simulation.
+  With `run_id` instead of a backtest body, a recorded run of the caller's is resampled as it is.
 - Look-ahead: one task for the full-window reference, one per cut day, one per recursion warm-up
   (`lookahead.py`). Each worker computes the reference once per job and reuses it for its cuts.
 """

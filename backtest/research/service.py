@@ -12,7 +12,7 @@ After the work, the best combinations are re-run by the ordinary backtest path (
 and recorded as backtest runs (`BacktestCompleted`), so `best_run_id` is a run like any other.
 
 Ownership: every service (one per API process) is a *runner* with its own id, recorded on the jobs it
-submits, and a heartbeat row in `research_runners` renewed every `HEARTBEAT_EVERY` seconds. A runner
+submits, and a heartbeat row in `research_heartbeats` renewed every `HEARTBEAT_EVERY` seconds. A runner
 fails only jobs whose runner is gone: its own at shutdown, and -- at start and with every heartbeat --
 any job whose runner has not beaten for `STALE_AFTER` seconds (a crashed or killed process). A job of
 another live API process is never touched. A job that ran at least `research_notify_after` seconds records
@@ -49,7 +49,7 @@ from projections.research import active_research_jobs, get_research_job, list_re
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HEARTBEAT_EVERY", "PROGRESS_EVERY", "STALE_AFTER", "ResearchService", "research_runners"]
+__all__ = ["HEARTBEAT_EVERY", "PROGRESS_EVERY", "STALE_AFTER", "ResearchService", "research_heartbeats"]
 
 PROGRESS_EVERY = 1.0
 HEARTBEAT_EVERY = 5.0  # seconds between a runner's heartbeats
@@ -57,11 +57,9 @@ STALE_AFTER = 30.0  # a runner silent this long is gone: its unfinished jobs fai
 
 runners_metadata = sa.MetaData()
 # Plain table (not events): which research runners (API processes) are alive, by their last heartbeat.
-research_runners = sa.Table(
-    "research_runners", runners_metadata,
-    sa.Column("runner", sa.String(120), primary_key=True),
-    sa.Column("host", sa.String(200), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
+research_heartbeats = sa.Table(
+    "research_heartbeats", runners_metadata,
+    sa.Column("runner", sa.String(120), primary_key=True),  # host:pid:random (new_runner_id)
     sa.Column("heartbeat_at", sa.Float, nullable=False),  # epoch seconds
 )
 
@@ -224,23 +222,22 @@ class ResearchService:
             for job_id, account_id in mine.items():
                 self._fail(account_id, job_id, STOPPED)
             with self.platform.db.write() as conn:
-                conn.execute(sa.delete(research_runners).where(research_runners.c.runner == self.runner))
+                conn.execute(sa.delete(research_heartbeats).where(research_heartbeats.c.runner == self.runner))
         except Exception:  # the database is gone first: the jobs fail once this runner's heartbeat is stale
             log.exception("research shutdown could not record its jobs' end")
 
     def heartbeat(self) -> None:
         """Say this runner is alive (its jobs are not to be failed by another process)."""
-        t = research_runners
+        t = research_heartbeats
         now = time.time()
         with self.platform.db.write() as conn:
             if not conn.execute(sa.update(t).where(t.c.runner == self.runner).values(heartbeat_at=now)).rowcount:
-                conn.execute(sa.insert(t).values(runner=self.runner, host=socket.gethostname()[:200],
-                                                 pid=os.getpid(), heartbeat_at=now))
+                conn.execute(sa.insert(t).values(runner=self.runner, heartbeat_at=now))
 
     def reap(self) -> list[int]:
         """Fail the unfinished jobs whose runner is gone (no heartbeat for STALE_AFTER seconds, or none at
         all); never this runner's, never a live runner's. Returns the jobs failed."""
-        t = research_runners
+        t = research_heartbeats
         with self.platform.db.read() as conn:
             alive = {r.runner for r in conn.execute(sa.select(t.c.runner).where(
                 t.c.heartbeat_at >= time.time() - STALE_AFTER))}

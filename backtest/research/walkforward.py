@@ -18,6 +18,10 @@ Walk-forward efficiency (Pardo): per window, OOS CAGR / IS CAGR of the chosen co
 IS CAGR is not positive); overall, the stitched OOS CAGR / the mean IS CAGR of the chosen combinations
 (null when that mean is not positive). Around 1 the in-sample edge held out of sample; near 0 or negative
 it did not.
+
+While it runs, the windows whose in-sample runs are all done are offered as partial results. When done,
+the combination the latest window chose (what walk-forward would trade next) is re-run over the whole span
+and recorded as an ordinary backtest run: the job's `best_run_id`.
 """
 
 from __future__ import annotations

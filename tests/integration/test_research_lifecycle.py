@@ -13,7 +13,7 @@ import pytest
 import backtest.research.jobs as jobs_module
 import backtest.research.service as service_module
 from backtest.research.jobs import RunContext, Tables
-from backtest.research.service import ResearchService, research_runners
+from backtest.research.service import ResearchService, research_heartbeats
 from commands import research_messages as rm
 from commands.ports import CommandMeta
 from tests.integration.test_research_api import _generate, _sweep, _wait, lab
@@ -163,10 +163,10 @@ def _job_once(client: Any, job_id: int, status: str) -> dict[str, Any]:
 
 def _beat(client: Any, runner: str, age: float) -> None:
     """Record `runner`'s last heartbeat `age` seconds ago."""
-    t = research_runners
+    t = research_heartbeats
     with client.platform.db.write() as conn:
         conn.execute(t.delete().where(t.c.runner == runner))
-        conn.execute(t.insert().values(runner=runner, host="elsewhere", pid=1, heartbeat_at=time.time() - age))
+        conn.execute(t.insert().values(runner=runner, heartbeat_at=time.time() - age))
 
 
 def test_a_job_is_failed_only_when_its_runner_is_gone(lab: Any) -> None:
@@ -197,7 +197,7 @@ def test_a_job_is_failed_only_when_its_runner_is_gone(lab: Any) -> None:
         restarted.shutdown(timeout=5)
     # a server that stops fails what it was running and leaves the runners
     with lab.platform.db.read() as conn:
-        assert "new-self" not in {r.runner for r in conn.execute(research_runners.select())}
+        assert "new-self" not in {r.runner for r in conn.execute(research_heartbeats.select())}
     mine._accounts[live] = me["id"]  # as if its thread were running it
     mine.shutdown(timeout=5)
     assert _job_once(lab, live, "failed")["status"] == "failed"
