@@ -87,8 +87,8 @@ class ResultTables:
         path = self.path(ref, table)
         if path is None:
             return []
-        if ref.startswith("partial-"):  # replaced while it is read: one read of the whole (small) file
-            rows = pq.read_table(path).drop(["_row"]).to_pylist()  # written in order
+        if ref.startswith("partial-"):
+            rows = _snapshot(path).drop(["_row"]).to_pylist()  # written in order
             return rows[offset:] if limit is None else rows[offset:offset + limit]
         if pq.read_schema(path).names == ["_row"]:  # written empty
             return []
@@ -104,7 +104,7 @@ class ResultTables:
         if path is None:
             return 0
         if ref.startswith("partial-"):
-            return int(pq.read_table(path, columns=["_row"]).num_rows)
+            return int(_snapshot(path).num_rows)
         return int(self._query("SELECT count(*) AS n FROM read_parquet(?)", [str(path)])[0]["n"])
 
     def heatmap(self, ref: str, table: str, x: str, y: str, metric: str | None) -> dict[str, Any]:
@@ -126,6 +126,15 @@ class ResultTables:
         for c in cells:
             grid[yi[json.dumps(c["y"])]][xi[json.dumps(c["x"])]] = c["v"]
         return {"x": x, "y": y, "metric": metric or "objective", "x_values": xs, "y_values": ys, "values": grid}
+
+
+def _snapshot(path: Path) -> pa.Table:
+    """A partial table, which the running job replaces (renames over) while it may be read: its bytes are
+    read through one open file -- one version -- before parsing (a reader opening the path twice could
+    read the footer of one version and the pages of the next)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return pq.read_table(pa.BufferReader(data))
 
 
 def _arrow(name: str, rows: list[dict[str, Any]]) -> pa.Table:
