@@ -17,6 +17,8 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
+from api.public.base import answers
+from api.public.research import HeatmapPublic, JobQueuedPublic, ResearchJobPublic
 from api.strategy_lookup import strategy_lookup
 from backtest.research.jobs import JobKind, PlanContext, ResultQuery
 from backtest.research.kinds import KINDS
@@ -107,29 +109,40 @@ def _routes(r: APIRouter, kind: JobKind) -> None:
         service(request).cancel_or_delete(outcome, job_id)
         return Response(status_code=204)
 
+    label = kind.name.replace("_", "-")
     r.add_api_route(path, submit, methods=["POST"], status_code=202, name=f"submit_{kind.name}",
-                    summary=f"Queue a {kind.name.replace('_', '-')} job: 202 with its id")
+                    summary=f"Queue a {label} job: 202 with its id", **answers(JobQueuedPublic),
+                    description=f"Validates the {label} request and queues it; one queued or running job per user "
+                                "(else a 409), and at most TRADERTAPE_RESEARCH_MAX_COMBINATIONS backtests per job "
+                                "(else a 400).")
     r.add_api_route(f"{path}/{{job_id}}", read, methods=["GET"], name=f"get_{kind.name}",
-                    summary=f"A {kind.name.replace('_', '-')} job: status, progress 0-1, results when done")
+                    summary=f"A {label} job: status, progress 0-1, results when done", **answers(ResearchJobPublic),
+                    description="While it runs, the results finished so far (`partial`: true); paged with `limit` "
+                                "and `offset`. Another user's job is a 404.")
     r.add_api_route(f"{path}/{{job_id}}", delete, methods=["DELETE"], status_code=204, name=f"delete_{kind.name}",
-                    summary="Cancel the job (queued or running) or delete it (finished)")
+                    summary="Cancel the job (queued or running) or delete it (finished)",
+                    description="A cancelled job keeps the backtests it recorded.")
 
 
-@router.get("/jobs", summary="Your research jobs of every kind, newest first",
+@router.get("/jobs", **answers(list[ResearchJobPublic]), summary="Your research jobs of every kind, newest first",
             responses={200: {"headers": {"X-Total-Count": {"description": "your jobs in total"}}}})
 def list_jobs(request: Request, user: Reader, page: PageDep, response: Response) -> list[dict[str, Any]]:
+    """Each with its status, progress and summary (results: GET /api/research/<kind>/{id})."""
     rows, total = service(request).list(user.account_id, page.limit, page.offset)
     response.headers["X-Total-Count"] = str(total)
     return [_public(r) for r in rows]
 
 
-@router.get("/sweeps/{job_id}/heatmap", summary="Heatmap data of a finished sweep for two of its parameters")
+@router.get("/sweeps/{job_id}/heatmap", **answers(HeatmapPublic),
+            summary="Heatmap data of a finished sweep for two of its parameters")
 def sweep_heatmap(job_id: IdPath, request: Request, user: Reader,
                   x: str = Query(max_length=200, description="a swept parameter (columns)"),
                   y: str = Query(max_length=200, description="another swept parameter (rows)"),
                   metric: str | None = Query(default=None, max_length=64,
                                              description="a metric of the best combination per cell; "
                                                          "default: the objective")) -> dict[str, Any]:
+    """For each (x, y) cell, the metric of its best combination; a sweep not done, a parameter it did not sweep
+    or an unknown metric is a 400."""
     job = _job(request, SWEEP, job_id, user.account_id)
     if job["status"] != "done":
         raise DomainError(f"Research job {job_id} is {job['status']}; its heatmap is ready when it is done")
