@@ -210,3 +210,43 @@ def test_the_bell_is_drawn_not_a_missing_glyph(page: Any, app: App) -> None:
     assert drawn > 40
     assert icon.evaluate("(svg) => getComputedStyle(svg).color") == page.evaluate(
         "getComputedStyle(document.body).color")
+
+
+def test_nested_rule_groups_are_edited_in_the_form(page: Any, app: App, api: requests.Session) -> None:
+    template = next(t for t in api.get(app.url + "/api/strategies", params={"is_template": True}).json()
+                    if t["base_model"] == "v3_dip_buyer")
+    fork = api.post(app.url + f"/api/strategies/{template['id']}/fork", json={"name": "Grouped dips"}).json()
+    top = len(fork["entry_rules"]["all"])
+    g = top + 1  # the group's number among the entry rules
+    page.goto(app.url + f"/strategies/{fork['id']}")
+    entry = page.get_by_role("group", name="Entry rules")
+    entry.get_by_role("button", name="Add group", exact=True).click()
+    page.get_by_label(f"Group {g} matches").select_option("any")
+    page.get_by_role("button", name=f"Add a rule to group {g}").click()
+    expect(page.locator(f'[data-rule="{g}.2"]')).to_have_count(1)
+    # RSI(14) < 30, or close below the 20-day lowest low of 5 bars ago
+    page.locator(f"#f-entry_rules\\.all\\.{top}\\.any\\.1\\.left\\.ind").select_option("rsi")
+    page.locator(f"#f-entry_rules\\.all\\.{top}\\.any\\.1\\.left\\.period").fill("0")
+    page.locator(f"#f-entry_rules\\.all\\.{top}\\.any\\.1\\.right\\.ind").select_option("number")
+    page.locator(f"#f-entry_rules\\.all\\.{top}\\.any\\.1\\.right").fill("30")
+    page.get_by_role("button", name="Save").click()
+    # the API's error is shown on the nested field it names
+    err = page.locator(f'[data-error-for="entry_rules.all.{top}.any.1.left.period"]')
+    expect(err).to_contain_text("between 1 and 500")
+    page.locator(f"#f-entry_rules\\.all\\.{top}\\.any\\.1\\.left\\.period").fill("14")
+    page.locator(f"#f-entry_rules\\.all\\.{top}\\.any\\.1\\.op").select_option("<")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved “Grouped dips”.")).to_be_visible()
+    saved = api.get(app.url + f"/api/strategies/{fork['id']}").json()["entry_rules"]["all"]
+    assert saved[:top] == fork["entry_rules"]["all"]
+    assert saved[top] == {"any": [{"left": {"ind": "close"}, "op": ">", "right": {"ind": "sma", "period": 50}},
+                                  {"left": {"ind": "rsi", "period": 14}, "op": "<", "right": 30}]}
+    # read back into the same form after a reload, and a rule removed from the group
+    page.reload()
+    expect(page.get_by_label(f"Group {g} matches")).to_have_value("any")
+    expect(page.get_by_label(f"Rule {g}.2 left")).to_have_value("rsi")
+    page.get_by_role("button", name=f"Remove rule {g}.1").click()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved “Grouped dips”.").last).to_be_visible()
+    saved = api.get(app.url + f"/api/strategies/{fork['id']}").json()["entry_rules"]["all"]
+    assert saved[top] == {"any": [{"left": {"ind": "rsi", "period": 14}, "op": "<", "right": 30}]}

@@ -65,28 +65,53 @@ function Operand({ value, onChange, name, errors, label }) {
   </div>`;
 }
 
-function RuleSet({ rules, onChange, name, errors, legend, readOnly }) {
+const MAX_DEPTH = 5; // the API's limit on nested rule groups (domain/rules.py)
+const newRule = () => ({ left: { ind: 'close' }, op: '>', right: { ind: 'sma', period: 50 } });
+
+/**
+ * A rule group {all: [...]} or {any: [...]}: each item a rule (left op right) or a nested group, edited in place.
+ * `name` is the group's path as the API names it in errors ("entry_rules", "entry_rules.all.2"), `label` the
+ * rule numbering shown ("" at the top, "3." inside the third item), so every field has its own label and id.
+ */
+function RuleGroup({ rules, onChange, name, errors, label, depth, onRemove }) {
   const mode = rules && rules.any ? 'any' : 'all';
   const list = (rules && (rules.any || rules.all)) || [];
-  const nested = list.some((c) => c.all || c.any);
-  if (nested) {
-    return html`<fieldset><legend>${legend}</legend><p class="muted">Nested rule groups are edited as JSON.</p>
-      <pre class="json">${JSON.stringify(rules, null, 2)}</pre></fieldset>`;
-  }
-  const set = (i, cond) => onChange({ [mode]: list.map((c, j) => (j === i ? cond : c)) });
-  return html`<fieldset disabled=${readOnly}><legend>${legend}</legend>
-    <${Field} label="Match" name=${`${name}.mode`}>${(id) => html`<select id=${id} value=${mode}
-      onChange=${(e) => onChange({ [e.target.value]: list })}><option value="all">all of these</option>
+  const set = (i, item) => onChange({ [mode]: list.map((c, j) => (j === i ? item : c)) });
+  const remove = (i) => onChange({ [mode]: list.filter((_, j) => j !== i) });
+  const groupError = errors[`${name}.${mode}`] || errors[name];
+  return html`<div class=${depth ? 'rule-group nested' : 'rule-group'} data-group=${name}>
+    <${Field} label=${depth ? `Group ${label.slice(0, -1)} matches` : 'Match'} name=${`${name}.mode`}>${(id) => html`<select id=${id}
+      value=${mode} onChange=${(e) => onChange({ [e.target.value]: list })}><option value="all">all of these</option>
       <option value="any">any of these</option></select>`}<//>
-    ${errors[`${name}.${mode}`] ? html`<p class="field-error" role="alert" data-error-for=${`${name}.${mode}`}>${errors[`${name}.${mode}`]}</p>` : null}
-    ${list.map((c, i) => { const p = `${name}.${mode}.${i}`; return html`<div class="rule-row" key=${i} data-rule=${i}>
-      <${Operand} label=${`Rule ${i + 1} left`} value=${c.left} name=${`${p}.left`} errors=${errors} onChange=${(v) => set(i, { ...c, left: v })} />
+    ${groupError ? html`<p class="field-error" role="alert" data-error-for=${`${name}.${mode}`}>${groupError}</p>` : null}
+    ${list.map((c, i) => {
+      const p = `${name}.${mode}.${i}`;
+      const n = `${label}${i + 1}`;
+      if (c && (c.all || c.any)) {
+        return html`<${RuleGroup} key=${i} rules=${c} name=${p} errors=${errors} label=${`${n}.`} depth=${depth + 1}
+          onChange=${(g) => set(i, g)} onRemove=${() => remove(i)} />`;
+      }
+      return html`<div class="rule-row" key=${i} data-rule=${n}>
+      <${Operand} label=${`Rule ${n} left`} value=${c.left} name=${`${p}.left`} errors=${errors} onChange=${(v) => set(i, { ...c, left: v })} />
       <${Field} label="Operator" name=${`${p}.op`} error=${errors[`${p}.op`]}>${(id, d) => html`<select id=${id} aria-describedby=${d}
         value=${c.op} onChange=${(e) => set(i, { ...c, op: e.target.value })}>${OPS.map((o) => html`<option value=${o}>${o}</option>`)}</select>`}<//>
-      <${Operand} label=${`Rule ${i + 1} right`} value=${c.right} name=${`${p}.right`} errors=${errors} onChange=${(v) => set(i, { ...c, right: v })} />
-      <button type="button" aria-label=${`Remove rule ${i + 1}`} onClick=${() => onChange({ [mode]: list.filter((_, j) => j !== i) })}>Remove</button>
-    </div>`; })}
-    <button type="button" onClick=${() => onChange({ [mode]: [...list, { left: { ind: 'close' }, op: '>', right: { ind: 'sma', period: 50 } }] })}>Add rule</button>
+      <${Operand} label=${`Rule ${n} right`} value=${c.right} name=${`${p}.right`} errors=${errors} onChange=${(v) => set(i, { ...c, right: v })} />
+      <button type="button" aria-label=${`Remove rule ${n}`} onClick=${() => remove(i)}>Remove</button>
+    </div>`;
+    })}
+    <div class="actions">
+      <button type="button" aria-label=${depth ? `Add a rule to group ${label.slice(0, -1)}` : undefined}
+        onClick=${() => onChange({ [mode]: [...list, newRule()] })}>Add rule</button>
+      ${depth + 1 < MAX_DEPTH ? html`<button type="button" aria-label=${depth ? `Add a group to group ${label.slice(0, -1)}` : undefined}
+        onClick=${() => onChange({ [mode]: [...list, { any: [newRule()] }] })}>Add group</button>` : null}
+      ${onRemove ? html`<button type="button" onClick=${onRemove}>Remove group ${label.slice(0, -1)}</button>` : null}
+    </div>
+  </div>`;
+}
+
+function RuleSet({ rules, onChange, name, errors, legend, readOnly }) {
+  return html`<fieldset disabled=${readOnly}><legend>${legend}</legend>
+    <${RuleGroup} rules=${rules} onChange=${onChange} name=${name} errors=${errors} label="" depth=${0} />
   </fieldset>`;
 }
 
