@@ -23,6 +23,10 @@ and triggers; orders by their tag `tt<signal id>`) before anything is placed aga
 while placing leaves the intent open, so the next cycle checks Kite the same way. The server treats
 repeated results as no-ops, so a result reported twice records once.
 Kite limits: at most `orders_per_second` (8) placements per second; a 429 backs off exponentially.
+
+Over 500 lines because the cycle is one program: its steps share the journal, the rate limiter and the
+Kite client, and the never-twice rule above holds only if every call to Kite goes through the same
+`Agent` (the server client, the journal and the limiter beside it are small classes of their own).
 """
 
 from __future__ import annotations
