@@ -1,7 +1,8 @@
 """Where the caller's objects are, as the routers ask it: another user's object is a 404, exactly as a
 missing one.
 
-- `OwnedPortfolio`: the caller's portfolio named by the `portfolio_id` query parameter (its read-model row).
+- `OwnedPortfolio`, `PathPortfolio`: the caller's portfolio named by the `portfolio_id` query or path parameter
+  (its read-model row).
 - `PositionHome`: the portfolio holding the caller's position named by the `position_id` path parameter.
 - `Homes`: the process's `SignalHomes`, which remembers each signal's portfolio (a signal never moves) and
   sends a signal's command there, looking it up again when the remembered home was wrong.
@@ -25,7 +26,7 @@ from infra.bootstrap import Platform
 from projections.portfolios.queries import get_portfolio, get_position
 from projections.signals import get_signal
 
-__all__ = ["Homes", "OwnedPortfolio", "PositionHome", "SignalHomes", "owned_portfolio", "signal_home",
+__all__ = ["Homes", "OwnedPortfolio", "PathPortfolio", "PositionHome", "SignalHomes", "owned_portfolio", "signal_home",
            "stored_portfolios"]
 
 R = TypeVar("R")
@@ -44,7 +45,12 @@ def _owned_portfolio(user: Reader, platform: PlatformDep,
     return owned_portfolio(platform, portfolio_id, user.account_id)
 
 
+def _path_portfolio(portfolio_id: IdPath, user: Reader, platform: PlatformDep) -> dict[str, Any]:
+    return owned_portfolio(platform, portfolio_id, user.account_id)
+
+
 OwnedPortfolio = Annotated[dict[str, Any], Depends(_owned_portfolio)]
+PathPortfolio = Annotated[dict[str, Any], Depends(_path_portfolio)]
 
 
 def stored_portfolios(platform: Platform, account_id: int) -> list[tuple[int, str, set[int], set[int]]]:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from api.dashboard import portfolio_dashboard
-from api.deps import IdPath, PlatformDep, Reader, resource_router
-from api.ownership import owned_portfolio
+from api.deps import PlatformDep, Reader, resource_router
+from api.ownership import PathPortfolio
 from api.public.base import Public, answers
 from api.public.portfolios import ActivityPublic, DashboardPublic, PortfolioPublic, SignalPublic
 from api.public.risk import RiskStatePublic
@@ -105,11 +105,11 @@ def home(user: Reader, platform: PlatformDep,
 
 @router.get("/portfolios/{portfolio_id}", **answers(PortfolioOverview),
             summary="A portfolio's dashboard and its newest signals in one answer")
-def portfolio(portfolio_id: IdPath, user: Reader, platform: PlatformDep,
+def portfolio(pf: PathPortfolio, user: Reader, platform: PlatformDep,
               signals_limit: int = Query(default=50, ge=1, le=200)) -> Response:
     """A portfolio's dashboard (as `GET /api/model/dashboard`) and its newest signals (as
     `GET /api/model/signals?portfolio_id=`) in one answer; another user's portfolio is a 404."""
-    pf = owned_portfolio(platform, portfolio_id, user.account_id)  # (404 when it is not yours)
+    portfolio_id = int(pf["id"])
     board = portfolio_dashboard(platform, user.account_id, pf)
     with platform.db.read() as conn:
         signals, _ = list_signals(conn, user.account_id, portfolio_id=portfolio_id, status=None, symbol=None,
