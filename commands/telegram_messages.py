@@ -26,6 +26,18 @@ class UnlinkTelegram:
 
 
 @dataclass(frozen=True)
+class PlaceCartFromTelegram:
+    """The Place cart button pressed in `chat_id` (its signature already checked): place the portfolio's
+    cart, once, as `POST /api/model/cart/place` does (each signal passes the risk rules again)."""
+
+    account_id: int
+    chat_id: int
+    portfolio_id: int
+    nonce: str
+    issued_at: str
+
+
+@dataclass(frozen=True)
 class DecideFromTelegram:
     """A button pressed in `chat_id` (its signature already checked): approve or reject a signal, once."""
 

@@ -5,9 +5,9 @@ Linking: the account asks for a one-time code (its HMAC is kept, with an expiry)
 needed), the hash decides, and a used or replaced code never works again. Only the linked chat may act for
 the account; unlinking forgets the chat at once.
 
-Buttons the bot sends (approve / reject a signal) carry a signed nonce; a pressed button's nonce is recorded
-(`TelegramActionUsed`), so each button acts once. Nonces older than `NONCE_SECONDS` are refused anyway, so
-only those younger are remembered.
+Buttons the bot sends (approve / reject a signal, place a portfolio's cart) carry a signed nonce; a pressed
+button's nonce is recorded (`TelegramActionUsed`), so each button acts once. Nonces older than
+`NONCE_SECONDS` are refused anyway, so only those younger are remembered.
 """
 
 from __future__ import annotations
@@ -60,10 +60,11 @@ class TelegramUnlinked(DomainEvent):
 @dataclass(frozen=True)
 class TelegramActionUsed(DomainEvent):
     nonce: str
-    action: str  # approve | reject
-    signal_id: int
+    action: str  # approve | reject | place (the cart of portfolio_id)
+    signal_id: int  # (0 for place)
     issued_at: str  # when the button was made (its nonce's time)
     at: str
+    portfolio_id: int | None = None  # place: whose cart
 
 
 class TelegramLink(Aggregate):
@@ -107,12 +108,13 @@ class TelegramLink(Aggregate):
     def speaks_for(self, chat_id: int) -> bool:
         return self.chat_id is not None and self.chat_id == chat_id
 
-    def use_nonce(self, nonce: str, action: str, signal_id: int, issued_at: str, at: str) -> None:
+    def use_nonce(self, nonce: str, action: str, signal_id: int, issued_at: str, at: str,
+                  portfolio_id: int | None = None) -> None:
         if _epoch(at) - _epoch(issued_at) > NONCE_SECONDS:
             raise DomainError("This button is too old; send /pending for fresh ones")
         if nonce in self.used:
             raise DomainError("This button was used already")
-        self._record(TelegramActionUsed(nonce, action, signal_id, issued_at, at))
+        self._record(TelegramActionUsed(nonce, action, signal_id, issued_at, at, portfolio_id))
 
     # ------------------------------------------------------------------ mutators
 

@@ -47,7 +47,7 @@ HELP = ("Commands: /status (portfolios, today's P&L), /pending (signals waiting,
         "/pause ID, /resume ID, /kill (engage the kill switch)")
 NOT_LINKED = ("This chat is not linked to a TraderTape account. In TraderTape open Settings -> Telegram -> "
               "Link, then press Start here.")
-ACTIONS = {"a": "approve", "r": "reject"}
+ACTIONS = {"a": "approve", "r": "reject", "p": "place"}  # place: the number is a portfolio id, not a signal's
 BUTTONS_PER_MESSAGE = 20
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
@@ -75,8 +75,16 @@ def signal_buttons(platform: Platform, chat_id: int, account_id: int,
     ] for sid, symbol in signals[:BUTTONS_PER_MESSAGE]])
 
 
+def place_button(platform: Platform, chat_id: int, account_id: int, portfolio_id: int) -> InlineKeyboardMarkup:
+    """The Place cart button of one portfolio (signed like the others, single use)."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton(
+        f"Place cart of portfolio {portfolio_id}", callback_data=button_data(platform, chat_id, account_id, "place",
+                                                                           portfolio_id))]])
+
+
 def read_button(platform: Platform, chat_id: int, account_id: int, data: str) -> tuple[str, int, str, int] | None:
-    """(action, signal id, nonce, issued at epoch) of a button made for this chat and account, else None."""
+    """(action, signal id -- for place the portfolio id --, nonce, issued at epoch) of a button made for this
+    chat and account, else None."""
     parts = data.split(":")
     if len(parts) != 5 or parts[0] not in ACTIONS or not parts[1].isdigit():
         return None
@@ -300,34 +308,55 @@ class TelegramBot:
         query = update.callback_query
         chat = update.effective_chat
         assert query is not None and chat is not None
-        text = await asyncio.to_thread(self._decide, chat.id, query.data or "")
+        text, markup = await asyncio.to_thread(self._decide, chat.id, query.data or "")
         await query.answer(text[:190])
-        await context.bot.send_message(chat.id, text[:4000])
+        await context.bot.send_message(chat.id, text[:4000], reply_markup=markup)
 
-    def _decide(self, chat_id: int, data: str) -> str:
+    def _decide(self, chat_id: int, data: str) -> tuple[str, InlineKeyboardMarkup | None]:
         accounts = self.accounts(chat_id)
         if not accounts:
-            return NOT_LINKED
+            return NOT_LINKED, None
         for account_id in accounts:
             found = read_button(self.platform, chat_id, account_id, data)
             if found is not None:
                 break
         else:
-            return "This button is not valid here."
-        action, signal_id, nonce, ts = found
-        with self.platform.db.read() as conn:
-            row = get_signal(conn, signal_id)
-        if row is None or row["account_id"] != account_id:
-            return f"Signal {signal_id} not found."
+            return "This button is not valid here.", None
+        action, number, nonce, ts = found
         issued = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
+        if action == "place":
+            return self._place(chat_id, account_id, number, nonce, issued), None
+        with self.platform.db.read() as conn:
+            row = get_signal(conn, number)
+        if row is None or row["account_id"] != account_id:
+            return f"Signal {number} not found.", None
+        portfolio_id = int(row["portfolio_id"])
         try:
             status = self._dispatch(chat_id, account_id, tm.DecideFromTelegram(
-                account_id, chat_id, int(row["portfolio_id"]), signal_id, action, nonce, issued))
+                account_id, chat_id, portfolio_id, number, action, nonce, issued))
         except DomainError as exc:
-            return f"{row['symbol']} #{signal_id}: {exc.detail}"
+            return f"{row['symbol']} #{number}: {exc.detail}", None
         if action == "approve":
-            return f"Approved: {row['symbol']} #{signal_id} is {status} (place the cart in TraderTape)."
-        return f"Rejected: {row['symbol']} #{signal_id}."
+            return (f"Approved: {row['symbol']} #{number} is {status}. Place the cart here or in TraderTape.",
+                    place_button(self.platform, chat_id, account_id, portfolio_id) if status == "in_cart" else None)
+        return f"Rejected: {row['symbol']} #{number}.", None
+
+    def _place(self, chat_id: int, account_id: int, portfolio_id: int, nonce: str, issued: str) -> str:
+        """The cart of one portfolio placed through the API's own command (the risk rules checked again)."""
+        try:
+            outcome = self._dispatch(chat_id, account_id, tm.PlaceCartFromTelegram(
+                account_id, chat_id, portfolio_id, nonce, issued))
+        except DomainError as exc:
+            return f"Cart of portfolio {portfolio_id}: {exc.detail}"
+        placed, refused = outcome["placed"], outcome["refused"]
+        if not placed and not refused:
+            return f"Nothing is in the cart of portfolio {portfolio_id}."
+        lines = [f"Cart of portfolio {portfolio_id} placed: {len(placed)} order(s)"
+                 + (f", {len(refused)} refused" if refused else "") + "."]
+        lines += [f"placed: BUY {p.get('quantity')} {p.get('symbol', '?')} #{p['signal_id']}" for p in placed]
+        lines += [f"refused: {r.get('symbol', '?')} #{r.get('signal_id')} \u2014 {r.get('reason', '')}"
+                  for r in refused]
+        return "\n".join(lines)
 
 
 def run_bot(args: argparse.Namespace) -> None:

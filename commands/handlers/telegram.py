@@ -1,5 +1,5 @@
 """The Telegram link: codes, linking a chat, unlinking, and decisions from a chat's buttons (the API's own
-`decide_signal`, so the same risk rules refuse the same approvals)."""
+`decide_signal` and `place_cart`, so the same risk rules refuse the same approvals and placements)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from commands import messages as m
 from commands import telegram_messages as tm
-from commands.handlers.portfolios import decide_signal, now_of
+from commands.handlers.portfolios import decide_signal, now_of, place_cart
 from commands.uow import UnitOfWork
 from domain.errors import DomainError, NotFound
 from domain.telegram import CODE_MINUTES, TelegramLink, account_of_code
@@ -71,9 +71,24 @@ def decide_from_telegram(cmd: tm.DecideFromTelegram, uow: UnitOfWork) -> str:
     return status
 
 
+def place_cart_from_telegram(cmd: tm.PlaceCartFromTelegram, uow: UnitOfWork) -> dict[str, list[dict[str, Any]]]:
+    link = _stored(uow, cmd.account_id)
+    if link is None or not link.speaks_for(cmd.chat_id):
+        raise NotFound("This chat is not linked to a TraderTape account")
+    link.use_nonce(cmd.nonce, "place", 0, cmd.issued_at, now_of(uow).isoformat(), portfolio_id=cmd.portfolio_id)
+    try:
+        outcome = place_cart(m.PlaceCart(cmd.account_id, (), cmd.portfolio_id), uow)
+    except DomainError:
+        uow.save(link)  # the button is spent either way
+        raise
+    uow.save(link)
+    return outcome
+
+
 HANDLERS: dict[type, Callable[[Any, UnitOfWork], Any]] = {
     tm.IssueTelegramLinkCode: issue_telegram_link_code,
     tm.LinkTelegramChat: link_telegram_chat,
     tm.UnlinkTelegram: unlink_telegram,
     tm.DecideFromTelegram: decide_from_telegram,
+    tm.PlaceCartFromTelegram: place_cart_from_telegram,
 }

@@ -230,3 +230,40 @@ def test_the_daily_digest_reaches_the_linked_chat_with_pnl_positions_and_pending
     assert "Open positions (0):\n- No open positions." in text
     price = format_inr(signal["limit_price"] or signal["reference_price"])
     assert f"Pending for tomorrow (1):\n- approve or reject: BUY {signal['quantity']} INFY at {price}, expires " in text
+
+
+def test_an_approval_answer_carries_a_place_cart_button_that_places_once_through_the_risk_rules(bot: Any) -> None:
+    client, stub = bot
+    pf = deploy(client, template_id(client), max_positions=10, max_per_sector=None)
+    link(client, stub)
+    tv = path_of(hook(client, pf["id"]))
+    for symbol in ("INFY", "ITC"):
+        r = post_alert(client, tv, {"symbol": f"NSE:{symbol}", "action": "buy", "price": 1500})
+        assert r.status_code == 200, r.text
+    ids = {s["symbol"]: s["id"] for s in client.get("/api/model/signals", params={"portfolio_id": pf["id"]}).json()}
+    keys = buttons(say(stub, "/pending", "2 signal(s) waiting for your approval"))
+    press(stub, keys[f"Approve ITC #{ids['ITC']}"], "Approved: ITC")
+    before = len(stub.messages_to(CHAT))
+    stub.press(CHAT, keys[f"Approve INFY #{ids['INFY']}"])
+    answer = stub.wait_for(CHAT, "Approved: INFY", after=before)
+    place = buttons(answer)[f"Place cart of portfolio {pf['id']}"]
+    assert len(place.encode()) <= 64
+    # a rule made after the approvals: placing checks the risk rules again, as the API does
+    r = client.post("/api/risk/rules", json={"rule_type": "blocked_symbols", "symbols": ["ITC"]})
+    assert r.status_code == 201, r.text
+
+    press(stub, place, NOT_LINKED, chat=CHAT + 5)  # only the linked chat may act
+    placed = press(stub, place, f"Cart of portfolio {pf['id']} placed")
+    assert "placed: 1 order(s), 1 refused" in placed and f"INFY #{ids['INFY']}" in placed
+    assert f"refused: ITC #{ids['ITC']}" in placed and "blocked" in placed.lower()
+    wait_projected(client)
+    states = {s["symbol"]: s["status"] for s in client.get("/api/model/signals",
+                                                            params={"portfolio_id": pf["id"]}).json()}
+    assert states == {"INFY": "placed", "ITC": "in_cart"}
+    assert "used already" in press(stub, place, "used already")  # single use
+    forged = place.rsplit(":", 1)[0] + ":0000000000000000"
+    assert "not valid" in press(stub, forged, "not valid")
+    events = [e for e in client.platform.store.read(0, 100_000) if e.type == "TelegramActionUsed"]
+    assert [(e.data["action"], e.data.get("portfolio_id")) for e in events][-1] == ("place", pf["id"])
+    assert any(e.type == "OrderPlaced" and e.meta.get("actor") == f"telegram:{CHAT}"
+               for e in client.platform.store.read(0, 100_000))
