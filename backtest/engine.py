@@ -153,6 +153,18 @@ def _by_day(mask: npt.NDArray[np.bool_], s: int, e: int) -> tuple[npt.NDArray[np
     return offsets, rows, days + s
 
 
+def _pick(day_bars: npt.NDArray[np.float64], wanted: list[str], index: dict[str, int],
+          complete: bool) -> dict[str, list[float]]:
+    """{symbol: its bar (open, high, low, close) as Python floats} for the `wanted` symbols that traded that
+    day (a NaN close means no bar; `complete`: every symbol traded)."""
+    if not wanted:
+        return {}
+    rows = day_bars.take(np.fromiter(map(index.__getitem__, wanted), np.intp, len(wanted)), axis=0).tolist()
+    if complete:
+        return dict(zip(wanted, rows, strict=True))
+    return {sym: row for sym, row in zip(wanted, rows, strict=True) if row[3] == row[3]}
+
+
 def _strategy_spec(strategy: dict[str, Any]) -> dict[str, Any]:
     try:
         spec = normalize_spec(
@@ -265,7 +277,8 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     sectors = [bars.sector_of(i) for i in range(bars.n_symbols)]
     sym_index = {sym: i for i, sym in enumerate(symbols)}
     day_str: list[str] = bars.dates[s:e + 1].astype("datetime64[D]").astype(str).tolist()
-    # (days, symbols, 4) so one take fetches a day's bars for the held and pending symbols
+    # (days, symbols, 4) and (days, symbols) so one take fetches a day's bars or closes for some symbols
+    close_t = np.ascontiguousarray(bars.close[:, s:e + 1].T)
     ohlc = np.stack([bars.open[:, s:e + 1], bars.high[:, s:e + 1], bars.low[:, s:e + 1],
                      bars.close[:, s:e + 1]], axis=-1).transpose(1, 0, 2).copy()
     # the days on which every symbol traded (no NaN bar to leave out)
@@ -296,16 +309,17 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     invested_days = 0
     last = len(day_str) - 1
     for k, day in enumerate(day_str):
+        # whole bars for what may exit or fill today; the closes of what may be held at the close
+        today = _pick(ohlc[k], pf.bar_symbols(), sym_index, complete[k])
         need = pf.symbols_needing_bars()
-        if need:
-            rows = ohlc[k].take(np.fromiter(map(sym_index.__getitem__, need), np.intp, len(need)), axis=0).tolist()
-            if complete[k]:
-                today = dict(zip(need, rows, strict=True))
-            else:  # a NaN close means no bar today (x == x is False only for NaN)
-                today = {sym: row for sym, row in zip(need, rows, strict=True) if row[3] == row[3]}
+        if need:  # one row of Python floats, then C-level picks: cheaper than numpy calls for a few
+            row = close_t[k].tolist()
+            picked = map(row.__getitem__, map(sym_index.__getitem__, need))
+            closes = dict(zip(need, picked, strict=True)) if complete[k] else \
+                {sym: c for sym, c in zip(need, picked, strict=True) if c == c}  # NaN: no bar today
         else:
-            today = {}
-        pf.process_bars(day, today, day)
+            closes = {}
+        pf.process_bars(day, today, day, closes)
         if exit_sig is not None and pf.open_positions:
             lo, hi = x_off_l[k], x_off_l[k + 1]
             if hi > lo:

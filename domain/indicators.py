@@ -33,7 +33,7 @@ much faster than a day-by-day loop and agrees with it to ~1e-13 relative.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -127,7 +127,35 @@ def _on_paise_grid(x: FloatMatrix) -> tuple[npt.NDArray[np.bool_], FloatMatrix]:
     return ok, paise
 
 
-def _sma(x: FloatMatrix, period: int) -> FloatMatrix:
+class WindowSums(NamedTuple):
+    """What every SMA of one matrix starts from: the count of valid values before each column, which rows
+    are on the paise grid, and those rows' integer prefix sums of paise (see `_sma`)."""
+
+    valid: npt.NDArray[np.bool_]
+    counts: npt.NDArray[np.int64]  # (symbols, days + 1): valid values before each column
+    grid: npt.NDArray[np.bool_]  # per row: on the paise grid
+    paise: npt.NDArray[np.int64] | None  # (grid rows, days + 1): paise before each column
+
+
+def window_sums(x: FloatMatrix) -> WindowSums:
+    n_sym, n = x.shape
+    valid = np.isfinite(x)
+    cnt = np.zeros((n_sym, n + 1), dtype=np.int64)
+    np.cumsum(valid, axis=1, out=cnt[:, 1:])
+    grid, whole = _on_paise_grid(x)
+    cs = None
+    if grid.any():
+        if grid.all():  # the usual case: no row copies
+            paise = np.where(valid, whole, 0.0).astype(np.int64)
+        else:
+            rows = np.flatnonzero(grid)
+            paise = np.where(valid[rows], whole[rows], 0.0).astype(np.int64)
+        cs = np.zeros((paise.shape[0], n + 1), dtype=np.int64)
+        np.cumsum(paise, axis=1, out=cs[:, 1:])
+    return WindowSums(valid, cnt, grid, cs)
+
+
+def _sma(x: FloatMatrix, period: int, sums: WindowSums | None = None) -> FloatMatrix:
     """Mean of the last `period` values, computed so that the result depends only on the window's
     values (never on where the data starts) and exact ties stay ties:
 
@@ -138,32 +166,34 @@ def _sma(x: FloatMatrix, period: int) -> FloatMatrix:
       sma(30)`` fires on the same day whichever date the data window starts on;
     - other rows (prices adjusted by a corporate-action ratio): each window is summed on its own
       (numpy's pairwise sum over the window's values), which is still window-independent.
+
+    `sums`: `window_sums(x)`, shared by every period over the same `x` (else computed here).
     """
-    n_sym, n = x.shape
+    n = x.shape[1]
     out = np.full(x.shape, np.nan)
     if period > n:
         return out
-    valid = np.isfinite(x)
-    cnt = np.zeros((n_sym, n + 1), dtype=np.int64)
-    np.cumsum(valid, axis=1, out=cnt[:, 1:])
-    wcnt = cnt[:, period:] - cnt[:, :-period]
-    full = wcnt == period
-    grid, whole = _on_paise_grid(x)
-    if grid.any():
-        rows = np.flatnonzero(grid)
-        paise = np.where(valid[rows], whole[rows], 0.0).astype(np.int64)
-        cs = np.zeros((rows.size, n + 1), dtype=np.int64)
-        np.cumsum(paise, axis=1, out=cs[:, 1:])
+    if sums is None:
+        sums = window_sums(x)
+    valid, cnt, grid, cs = sums
+    full = (cnt[:, period:] - cnt[:, :-period]) == period
+    if cs is not None:
         wsum = cs[:, period:] - cs[:, :-period]
-        out[rows, period - 1:] = np.where(full[rows], wsum / (_PAISE * period), np.nan)
+        if grid.all():
+            window = out[:, period - 1:]
+            np.divide(wsum, _PAISE * period, out=window)
+            window[~full] = np.nan
+        else:
+            rows = np.flatnonzero(grid)
+            out[rows, period - 1:] = np.where(full[rows], wsum / (_PAISE * period), np.nan)
     if not grid.all():
         rows = np.flatnonzero(~grid)
         windows = np.lib.stride_tricks.sliding_window_view(np.where(valid[rows], x[rows], 0.0), period, axis=1)
         step = max(1, 4_000_000 // max(1, rows.size * period))
         for lo in range(0, n - period + 1, step):
             hi = min(n - period + 1, lo + step)
-            sums = windows[:, lo:hi].sum(axis=-1)
-            out[rows, period - 1 + lo:period - 1 + hi] = np.where(full[rows, lo:hi], sums / period, np.nan)
+            part = windows[:, lo:hi].sum(axis=-1)
+            out[rows, period - 1 + lo:period - 1 + hi] = np.where(full[rows, lo:hi], part / period, np.nan)
     return out
 
 
@@ -380,6 +410,7 @@ class IndicatorCache:
         self.layout = Layout(valid)
         self._fields: dict[str, FloatMatrix] = {}
         self._series: dict[tuple[Any, ...], FloatMatrix] = {}
+        self._sums: dict[str, WindowSums] = {}  # per field, shared by its SMAs
         self.computed = 0  # distinct indicator series computed (tests check the cache works)
 
     @property
@@ -416,8 +447,8 @@ class IndicatorCache:
             return self.field(name)
         src = self.field(ind.source) if ind.source else None
         if name == "sma":
-            assert src is not None
-            return _sma(src, p)
+            assert src is not None and ind.source is not None
+            return _sma(src, p, self._window_sums(ind.source))
         if name == "ema":
             assert src is not None
             return _ema(src, p)
@@ -441,8 +472,15 @@ class IndicatorCache:
             dev = self._std(ind.source or "close", p)
             return mid + k * dev if name == "bb_upper" else mid - k * dev
         if name == "avg_volume":
-            return _sma(self.field("volume"), p)
+            return _sma(self.field("volume"), p, self._window_sums("volume"))
         raise KeyError(f"unknown indicator {name!r}")
+
+    def _window_sums(self, source: str) -> WindowSums:
+        sums = self._sums.get(source)
+        if sums is None:
+            sums = window_sums(self.field(source))
+            self._sums[source] = sums
+        return sums
 
     def _std(self, source: str, period: int) -> FloatMatrix:
         key = ("_std", period, source, None)

@@ -642,6 +642,12 @@ class Portfolio(Aggregate):
         """Symbols whose next bar `process_bars` needs: open positions, then placed entries."""
         return [*self._open_by_symbol, *(s.symbol for s in self._placed.values())]
 
+    def bar_symbols(self) -> list[str]:
+        """The symbols whose whole next bar `process_bars` reads: open positions an exit can fire for
+        (every one, unless only pending exit signals can), then placed entries. The other held symbols
+        need only their close (`process_bars(..., closes=)`)."""
+        return [*(p.symbol for p in self._exit_candidates()), *(s.symbol for s in self._placed.values())]
+
     def holds(self, symbol: str) -> bool:
         return symbol in self._open_by_symbol
 
@@ -1064,10 +1070,16 @@ class Portfolio(Aggregate):
 
     # ----------------------------------------------------------------------------- the daily step
 
-    def process_bars(self, day: str, bars: Mapping[str, BarLike], at: str) -> None:
+    def process_bars(self, day: str, bars: Mapping[str, BarLike], at: str,
+                     closes: Mapping[str, float] | None = None) -> None:
         """Apply `day`'s bars ((open, high, low, close) per symbol; symbols without a bar today are
         left out): expire stale unplaced signals, simulate exits then entry fills (not in live
-        mode), mark the close, ratchet trailing stops. Call once per trading day, in order."""
+        mode), mark the close, ratchet trailing stops. Call once per trading day, in order.
+
+        `closes`: the day's closes of the `symbols_needing_bars()` (held, and placed entries that may be
+        held by the close), for a caller that sends whole bars only for the symbols `bar_symbols()` names:
+        the others' closes are all the day needs of them. The marks are read from it; without it, from
+        the bars."""
         if self.status in (PortfolioStatus.NEW, PortfolioStatus.RETIRED):
             raise InvalidTransition(f"portfolio is {self.status}; it cannot process bars")
         if self.last_day is not None and day <= self.last_day:
@@ -1079,30 +1091,42 @@ class Portfolio(Aggregate):
         if self.mode != "live":
             self._simulate_exits(day, bars, at)
             self._simulate_entries(day, bars, at)
-        held = self._open_by_symbol
-        if all(map(bars.__contains__, held)):  # every held symbol traded today (the usual day)
-            closes = list(map(_CLOSE, map(bars.__getitem__, held)))
-            marks = dict(zip(held, closes, strict=True))
-        else:  # the ones without a bar keep their last mark
-            marks = {sym: bars[sym][3] for sym in held if sym in bars}
-            last = self._marks.price
-            closes = [marks[sym] if sym in marks else last[sym] for sym in held]
-        value = self._open_value(closes)
+        marks, prices = self._day_marks(bars, closes)
+        value = self._open_value(prices)
         self._record(DayClosed(day=day, marks=marks, cash=self.cash, equity=round(self.cash + value, 2), at=at))
         if self.trailing_stop_pct is not None:
             self._ratchet_trailing(day, at)
 
+    def _day_marks(self, bars: Mapping[str, BarLike],
+                   closes: Mapping[str, float] | None) -> tuple[dict[str, float], list[float]]:
+        """(the held symbols' closes today -- DayClosed's marks --, each open position's price at this
+        close in entry order: its mark, or its last mark when its symbol has no bar today)."""
+        held = self._open_by_symbol
+        if closes is not None:
+            if all(map(closes.__contains__, held)):  # every held symbol traded today (the usual day)
+                prices = list(map(closes.__getitem__, held))
+                return dict(zip(held, prices, strict=True)), prices
+            marks = {sym: closes[sym] for sym in held if sym in closes}
+        elif all(map(bars.__contains__, held)):
+            prices = list(map(_CLOSE, map(bars.__getitem__, held)))
+            return dict(zip(held, prices, strict=True)), prices
+        else:
+            marks = {sym: bars[sym][3] for sym in held if sym in bars}
+        last = self._marks.price
+        return marks, [marks[sym] if sym in marks else last[sym] for sym in held]
+
+    def _exit_candidates(self) -> list[PositionState]:
+        """The open positions an exit can fire for at the next bar, in entry order."""
+        if self.max_hold_days is None and self.stop_loss_pct is None and self.target_pct is None \
+                and self.trailing_stop_pct is None:
+            # no position has a stop, a target or a holding limit: only a pending exit can fire
+            return sorted(self._exiting.values(), key=_SEQ) if len(self._exiting) > 1 \
+                else list(self._exiting.values())
+        return list(self.open_positions.values())
+
     def _simulate_exits(self, day: str, bars: Mapping[str, BarLike], at: str) -> None:
         max_hold = self.max_hold_days
-        if max_hold is None and self.stop_loss_pct is None and self.target_pct is None \
-                and self.trailing_stop_pct is None:
-            # no position has a stop, a target or a holding limit: only a pending exit can fire (the
-            # loop below would skip every other one), in entry order as there
-            candidates = sorted(self._exiting.values(), key=_SEQ) if len(self._exiting) > 1 \
-                else list(self._exiting.values())
-        else:
-            candidates = list(self.open_positions.values())
-        for pos in candidates:
+        for pos in self._exit_candidates():
             if not pos.exit_pending and max_hold is None and pos.stop_loss is None and pos.target is None:
                 continue  # nothing could exit it today (`exit_decision` would say None): skip the lookups
             bar = bars.get(pos.symbol)
