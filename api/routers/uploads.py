@@ -26,6 +26,8 @@ from starlette.types import Message
 
 from api.analytics_access import analytics_store
 from api.deps import PageDep, PlatformDep, Reader, SessionUser, dispatch, resource_router
+from api.public.base import answers
+from api.public.imports import ImportBatchPublic, ImportReportPublic
 from commands import imports_messages as im
 from domain.errors import TooManyRequests
 from infra.analytics.store import AnalyticsStore
@@ -165,10 +167,13 @@ def _files(form: FormData, *names: str) -> list[UploadFile]:
     return out
 
 
-@router.post("/tradebook", summary="Import Zerodha Console tradebooks (XLSX or CSV), several files at once",
+@router.post("/tradebook", **answers(ImportReportPublic),
+             summary="Import Zerodha Console tradebooks (XLSX or CSV), several files at once",
              openapi_extra=_multipart({"files[]": {"type": "array", "items": _FILE}}, ["files[]"]))
 async def tradebook(request: Request, user: SessionUser, platform: PlatformDep,
                     background: BackgroundTasks) -> dict[str, Any]:
+    """Multipart field `files[]`; equity trades are imported, each once (a file twice imports once), and FIFO
+    P&L is rebuilt. Rows that cannot be read are reported with the reason, never half-imported."""
     form = await _form(request, platform, platform.settings.upload_max_files)
     uploads = _files(form, "files[]", "files", "file")
     if not uploads:
@@ -188,10 +193,12 @@ async def tradebook(request: Request, user: SessionUser, platform: PlatformDep,
     return dict(result.value)
 
 
-@router.post("/ledger", summary="Import a Zerodha Console ledger (XLSX or CSV)",
+@router.post("/ledger", **answers(ImportReportPublic), summary="Import a Zerodha Console ledger (XLSX or CSV)",
              openapi_extra=_multipart({"file": _FILE}, ["file"]))
 async def ledger(request: Request, user: SessionUser, platform: PlatformDep,
                  background: BackgroundTasks) -> dict[str, Any]:
+    """Multipart field `file`; entries by category (charges, funds added, settlement, ...) with the opening and
+    closing balance; charges count in the analytics summary."""
     form = await _form(request, platform, 1)
     uploads = _files(form, "file", "files[]")
     if len(uploads) != 1:
@@ -205,10 +212,13 @@ async def ledger(request: Request, user: SessionUser, platform: PlatformDep,
     return {**result.value, "opening_balance": f.opening_balance, "closing_balance": f.closing_balance}
 
 
-@router.post("/cas", summary="Import a CAS PDF: CAMS/KFintech mutual funds, or NSDL/CDSL demat holdings",
+@router.post("/cas", **answers(ImportReportPublic),
+             summary="Import a CAS PDF: CAMS/KFintech mutual funds, or NSDL/CDSL demat holdings",
              openapi_extra=_multipart({"file": _FILE, "password": {"type": "string"}}, ["file"]))
 async def cas(request: Request, user: SessionUser, platform: PlatformDep,
               background: BackgroundTasks) -> dict[str, Any]:
+    """Multipart fields `file` and `password` (the PDF's); parsed with time and memory limits. Mutual-fund
+    transactions and valuations, or demat holdings; the same statement twice imports once."""
     form = await _form(request, platform, 1)
     uploads = _files(form, "file")
     if len(uploads) != 1:
@@ -230,8 +240,11 @@ async def cas(request: Request, user: SessionUser, platform: PlatformDep,
     return dict(result.value)
 
 
-@router.get("/batches", summary="Your import batches and their reports, newest first")
+@router.get("/batches", response_model=list[ImportBatchPublic],
+            summary="Your import batches and their reports, newest first",
+            responses={200: {"headers": {"X-Total-Count": {"description": "your batches in total"}}}})
 def batches(user: Reader, page: PageDep, platform: PlatformDep, request: Request) -> Any:
+    """Each batch's report as its import answered it, with when it was imported."""
     from fastapi.responses import JSONResponse
 
     with platform.db.read() as conn:

@@ -16,10 +16,6 @@ from tests.conftest import make_settings
 
 # Answers that are not JSON documents (their media type is declared instead).
 NOT_JSON = {("get", "/api/health/metrics")}
-# Routers whose answers are not typed yet (issue 18 item 6): path prefixes, emptied router by router.
-PENDING: tuple[str, ...] = (
-    "/api/uploads",
-)
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +67,8 @@ def _untyped(spec: dict[str, Any], schema: dict[str, Any], where: str, seen: fro
     return []
 
 
-def _pending(path: str) -> bool:
-    return path.startswith(PENDING)
-
-
 def test_every_operation_is_summarised_and_described(spec: dict[str, Any]) -> None:
-    missing = [f"{m.upper()} {p}: {what}" for m, p, op in _operations(spec) if not _pending(p)
+    missing = [f"{m.upper()} {p}: {what}" for m, p, op in _operations(spec)
                for what in ("summary", "description") if not (op.get(what) or "").strip()]
     assert not missing, "\n".join(missing)
 
@@ -84,7 +76,7 @@ def test_every_operation_is_summarised_and_described(spec: dict[str, Any]) -> No
 def test_every_success_answer_is_typed(spec: dict[str, Any]) -> None:
     problems: list[str] = []
     for method, path, op in _operations(spec):
-        if _pending(path) or (method, path) in NOT_JSON:
+        if (method, path) in NOT_JSON:
             continue
         successes = {code: r for code, r in op["responses"].items() if code.startswith("2")}
         assert successes, f"{method} {path} documents no success answer"
