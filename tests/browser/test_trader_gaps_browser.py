@@ -250,3 +250,20 @@ def test_nested_rule_groups_are_edited_in_the_form(page: Any, app: App, api: req
     expect(page.get_by_text("Saved “Grouped dips”.").last).to_be_visible()
     saved = api.get(app.url + f"/api/strategies/{fork['id']}").json()["entry_rules"]["all"]
     assert saved[top] == {"any": [{"left": {"ind": "rsi", "period": 14}, "op": "<", "right": 30}]}
+
+
+def test_on_a_phone_the_top_bar_is_one_line_and_sign_out_is_in_the_menu(browser: Any, app: App) -> None:
+    ctx = app.context(browser, "gaps.phone@example.com", viewport={"width": 390, "height": 844})
+    pg = ctx.new_page()
+    try:
+        pg.goto(app.url + "/")
+        expect(pg.get_by_role("heading", name="Home")).to_be_visible()
+        bar = pg.locator("header.topbar").bounding_box()
+        menu = pg.get_by_role("button", name="Menu").bounding_box()
+        assert bar and menu and bar["height"] < 60 and bar["width"] <= 390  # brand, Menu, Help, theme, bell
+        expect(pg.get_by_role("button", name="Sign out")).to_have_count(0)  # not in the bar...
+        pg.get_by_role("button", name="Menu").click()
+        pg.get_by_role("navigation", name="Main").get_by_role("button", name="Sign out").click()  # ...in the menu
+        expect(pg).to_have_url(app.url + "/signin")
+    finally:
+        ctx.close()

@@ -167,11 +167,12 @@ function App() {
       <button type="button" class="theme-btn" onClick=${toggleTheme} aria-label="Toggle dark and light theme">◐</button>
       ${me ? html`<${NotificationBell} />` : null}
       ${me ? html`<span class="who muted" title=${me.email}>${me.email}</span>
-        <button type="button" onClick=${signOut}>Sign out</button>` : null}
+        <button type="button" class="signout" onClick=${signOut}>Sign out</button>` : null}
     </header>
     <div class="layout">
       ${me ? html`<nav id="nav" class=${menuOpen ? 'open' : ''} aria-label="Main"><ul>${NAV.map(([href, label]) => html`
-        <li><a href=${href} aria-current=${active(href) ? 'page' : undefined}>${label}</a></li>`)}</ul></nav>` : null}
+        <li><a href=${href} aria-current=${active(href) ? 'page' : undefined}>${label}</a></li>`)}
+        <li class="phone-only"><button type="button" onClick=${signOut}>Sign out</button></li></ul></nav>` : null}
       <main id="main">${page}</main>
     </div>
     <${DialogHost} /><${ToastHost} />`;

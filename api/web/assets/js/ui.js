@@ -30,6 +30,14 @@ export function useLoad(fn, deps = [], initial = undefined) {
   return { ...state, reload };
 }
 
+/** False on the first render, true once that render is painted: a page draws what is below its first screen
+ * (and starts its secondary requests) a frame later, so what the user looks at first paints sooner. */
+export function useAfterPaint() {
+  const [painted, setPainted] = useState(false);
+  useEffect(() => { setPainted(true); }, []); // (Preact runs effects after the frame is painted)
+  return painted;
+}
+
 export function Page({ title, actions, children }) {
   useEffect(() => { document.title = `${title} · TraderTape`; }, [title]);
   return html`<section class="page">

@@ -1,4 +1,4 @@
-import { html, Page, Table, Card, Badge, Field, useLoad, Loading, useState, navigate, confirm, toast } from '../ui.js';
+import { html, Page, Table, Card, Badge, Field, useLoad, Loading, useState, navigate, confirm, toast, useAfterPaint } from '../ui.js';
 import { Chart } from '../charts.js';
 import { OpenPositions } from './positions.js';
 import { HookPanel } from './hooks.js';
@@ -90,6 +90,12 @@ function RiskPanel({ risk }) {
     ${(risk.breaches || []).map((b) => html`<p class="banner warn">${b.message || b.rule_type}</p>`)}</section>`;
 }
 
+/** The dashboard's sections under the positions (signals, reconciliation, risk, hooks, activity): drawn, and
+ * the hooks read, once the cards and positions are painted. */
+function BelowTheFold({ children }) {
+  return useAfterPaint() ? children() : html`<p class="muted" aria-busy="true">Loading…</p>`;
+}
+
 export function PortfolioDashboard({ params }) {
   const id = Number(params[0]);
   const state = useLoad(() => load('dashboard', id), [id]); // loads.js (started by early.js on a first visit)
@@ -126,6 +132,7 @@ export function PortfolioDashboard({ params }) {
       </div>
       <${Chart} id="portfolio-equity" label="Equity curve" height=${220} series=${[{ kind: 'line', data: d.equity_curve.map((e) => ({ time: e.date, value: e.equity })) }]} />
       <${OpenPositions} positions=${d.positions} onChanged=${state.reload} />
+      <${BelowTheFold}>${() => html`
       <${Table} caption="Signals" id="portfolio-signals" rows=${d.signalList} empty="No signals yet." limit=${20}
         columns=${[{ key: 'symbol', label: 'Symbol' }, { key: 'kind', label: 'Kind' }, { key: 'status', label: 'Status', render: (s) => html`<${Badge} text=${s.status} />` },
           { key: 'conviction', label: 'Conviction', num: true, render: (s) => f.number(s.conviction, 0) },
@@ -136,7 +143,7 @@ export function PortfolioDashboard({ params }) {
       <${RiskPanel} risk=${d.risk} />
       <${HookPanel} portfolio=${p} />
       <section aria-labelledby="pa-h"><h2 id="pa-h">Activity</h2>
-        <ol class="timeline" id="activity">${(d.activity || []).slice(0, 40).map((a) => html`<li><time>${f.dateTime(a.at)}</time> ${a.summary}</li>`)}</ol></section>
+        <ol class="timeline" id="activity">${(d.activity || []).slice(0, 40).map((a) => html`<li><time>${f.dateTime(a.at)}</time> ${a.summary}</li>`)}</ol></section>`}<//>
     <//>`;
   }}<//>`;
 }
