@@ -67,35 +67,32 @@ class SummaryPublic(Public):
     beta: Number | None = None
 
 
-class TradePublic(Public):
+class HeldPublic(Public):
+    """What a trade and an open position share: the shares bought, when, at what price."""
+
     symbol: str
     sector: str | None = None
     entry_date: str
     entry_price: Number
+    quantity: int
+    charges: Number
+    holding_days: int
+    conviction: Number | None = None
+
+
+class TradePublic(HeldPublic):
     exit_date: str
     exit_price: Number
     exit_reason: str
-    quantity: int
     pnl: Number = Field(description="net of charges, INR")
     pnl_pct: Number
-    charges: Number
-    holding_days: int
-    conviction: Number | None = None
 
 
-class OpenPositionPublic(Public):
-    symbol: str
-    sector: str | None = None
-    entry_date: str
-    entry_price: Number
-    quantity: int
+class OpenPositionPublic(HeldPublic):
     last_price: Number
     unrealized_pnl: Number
-    charges: Number
-    holding_days: int
     stop_loss: Number | None = None
     target: Number | None = None
-    conviction: Number | None = None
 
 
 class RefusedEntryPublic(Public):
