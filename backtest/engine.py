@@ -32,6 +32,7 @@ import datetime as _dt
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -290,6 +291,8 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     e_syms = [symbols[i] for i in e_rows.tolist()]
     e_secs = [sectors[i] for i in e_rows.tolist()]
     e_off_l = e_off.tolist()
+    # every candidate of the window built at once (a day's are e_cands[e_off_l[k]:e_off_l[k + 1]])
+    e_cands = list(map(Candidate._make, zip(e_syms, e_secs, e_conv, e_close, repeat(""), strict=False)))
     if exit_sig is not None:
         x_off, x_rows, _ = _by_day(exit_sig, s, e)
         x_off_l = x_off.tolist()
@@ -327,8 +330,7 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         if k < last:
             lo, hi = e_off_l[k], e_off_l[k + 1]
             if hi > lo:
-                cands = [Candidate(e_syms[j], e_secs[j], e_conv[j], e_close[j]) for j in range(lo, hi)]
-                out = pf.record_signals(day, cands, day)
+                out = pf.record_signals(day, e_cands[lo:hi], day)
                 diag["signals_generated"] += out.considered
                 diag["orders_placed"] += len(out.signal_ids)
                 diag["skipped_max_positions"] += out.skipped_max_positions
