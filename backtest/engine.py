@@ -6,11 +6,12 @@ is decided by `domain` code that paper portfolios run too. This module only prep
 at a time, in the order a live day happens:
 
   for each trading day t in [start_date, end_date]:
-    Portfolio.process_bars(t, bars of held + pending symbols)   # exits, then entries, then the close
+    Portfolio.process_bars(t, bars of bar_symbols(), closes of held + pending)  # exits, entries, the close
     Portfolio.record_exit_signals(t, symbols whose exit rules hold at t's close)
     Portfolio.record_signals(t, candidates at t's close)        # auto-approved and placed (not on the last day)
 
-The per-day Python work touches only symbols with candidates, open positions or pending orders.
+The per-day Python work touches only symbols with candidates, open positions or pending orders; whole bars
+only for those an exit or an entry may fill on (`Portfolio.bar_symbols`), the close alone for the others.
 
 Choices:
 - Bars before `start_date` are warm-up for indicators only; bars after `end_date` are dropped before

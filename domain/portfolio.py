@@ -1355,7 +1355,8 @@ class Portfolio(Aggregate):
     def when_ExitSignalled(self, e: ExitSignalled) -> None:
         pos = self.positions[e.position_id]
         pos.exit_pending = True
-        self._exiting[pos.position_id] = pos
+        if e.position_id in self.open_positions:
+            self._exiting[e.position_id] = pos
         pos.exit_signal_id = e.signal_id
         pos.exit_signal_reason = e.reason
         pos.exit_quantity = e.quantity if 0 < e.quantity < pos.quantity else None
