@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
 from api.public.backtests import BacktestRunPublic, BacktestRunSummaryPublic
-from api.public.base import answers
+from api.public.base import answers, as_built
 from api.strategy_lookup import strategy_lookup
 from backtest.requests import BacktestRequest, InlineStrategy, prepare_run
 from commands.backtest_runs import RunBacktest, Send
@@ -84,7 +84,7 @@ def _prepare(platform: Platform, req: BacktestRequest, account_id: int) -> tuple
 @router.post("/run", **answers(BacktestRunPublic),
              summary="Run a backtest synchronously, record it, return the full result")
 async def run(req: BacktestRequest, request: Request, user: SessionUser, platform: PlatformDep,
-              runs: BacktestRuns) -> dict[str, Any]:
+              runs: BacktestRuns) -> Response:
     """A saved strategy (`strategy_id`) or an inline one over a universe or a symbol list, between two stored
     days; runs in a worker process and answers the recorded run: summary metrics, trades, open positions,
     refused entries, equity curve, monthly returns and diagnostics. Symbols with no stored bars are a 400."""
@@ -93,7 +93,7 @@ async def run(req: BacktestRequest, request: Request, user: SessionUser, platfor
         out = await runs.execute(kwargs)
     except MissingSymbolsError as exc:
         raise HTTPException(400, str(exc)) from None
-    return await run_in_threadpool(_record, request, platform, runs, user, params, out)
+    return as_built(await run_in_threadpool(_record, request, platform, runs, user, params, out))
 
 
 @router.get("/runs", **answers(list[BacktestRunSummaryPublic]),
@@ -109,9 +109,9 @@ def list_runs(user: Reader, page: PageDep, response: Response, platform: Platfor
 
 @router.get("/runs/{run_id}", **answers(BacktestRunPublic),
             summary="One run with its equity curve and per-trade detail")
-def get_run(run_id: IdPath, user: Reader, platform: PlatformDep, runs: BacktestRuns) -> dict[str, Any]:
+def get_run(run_id: IdPath, user: Reader, platform: PlatformDep, runs: BacktestRuns) -> Response:
     """The run as POST /api/backtest/run answered it; another user's run is a 404."""
-    return _detail(platform, runs, run_id, user.account_id)
+    return as_built(_detail(platform, runs, run_id, user.account_id))
 
 
 @router.delete("/runs/{run_id}", status_code=204, summary="Delete one of your runs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date
 from typing import Any
@@ -45,6 +46,15 @@ def _request(strategy_id: int, /, **changes: Any) -> dict[str, Any]:
     return body
 
 
+def _matches_its_model(run: dict[str, Any]) -> None:
+    """A run is sent as built (api/public/base.py, as_built): it must still be what its response model says,
+    key for key and type for type (an int stays an int)."""
+    from api.public.backtests import BacktestRunPublic
+
+    again = BacktestRunPublic.model_validate(run).model_dump(mode="json", by_alias=True, exclude_unset=True)
+    assert again == run and json.dumps(again, sort_keys=True) == json.dumps(run, sort_keys=True)
+
+
 def test_run_template_returns_full_result_and_is_deterministic(bt: Any) -> None:
     body = _request(_template_id(bt))
     t0 = time.perf_counter()
@@ -64,6 +74,7 @@ def test_run_template_returns_full_result_and_is_deterministic(bt: Any) -> None:
             "bars_processed", "elapsed_ms"} <= set(run["diagnostics"])
     assert run["params"]["universe"] == "nifty_50" and run["params"]["strategy"]["base_model"] == "v3_dip_buyer"
     assert run["params"]["benchmark"] == "NIFTY50"
+    _matches_its_model(run)
 
     t0 = time.perf_counter()
     again = bt.post("/api/backtest/run", json=body).json()
@@ -197,6 +208,7 @@ def test_an_all_in_run_reports_refused_entries_and_warns_about_slots_it_cannot_f
     assert d["refused_entries"] == sum(d["refused_by_reason"].values())
     first = run["refused_entries"][0]
     assert {"symbol", "signal_date", "date", "quantity", "reason_code", "reason"} <= set(first)
+    _matches_its_model(run)
     assert first["reason_code"] in ("insufficient_cash", "expired") and first["reason"]
     # the stored detail reads back the same list
     detail = bt.get(f"/api/backtest/runs/{run['id']}").json()
