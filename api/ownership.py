@@ -20,7 +20,7 @@ from fastapi import Depends, Query, Request
 from api.deps import IdPath, PlatformDep, Reader, SessionUser
 from api.guards import MAX_ID
 from domain.errors import NotFound
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from domain.risk import RiskBook
 from infra.bootstrap import Platform
 from projections.portfolios.queries import get_portfolio, get_position

@@ -46,7 +46,9 @@ from domain.evaluate import evaluate_strategy
 from domain.events import DomainEvent
 from domain.indicators import IndicatorCache
 from domain.metrics import drawdowns, monthly_returns, summarize
-from domain.portfolio import INSUFFICIENT_CASH, NOT_FILLED, EntryExpired, OrderFailed, Portfolio, PositionState
+from domain.portfolio.aggregate import INSUFFICIENT_CASH, NOT_FILLED, Portfolio
+from domain.portfolio.events import EntryExpired, OrderFailed
+from domain.portfolio.state import PositionState
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
 from infra.runtime.heap import collector_paused

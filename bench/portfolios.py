@@ -73,7 +73,7 @@ def bench_scan() -> None:
     sid = _template(plat, "v3_dip_buyer")
     pid = plat.bus.handle(m.DeployPortfolio(account, sid, "bench", "paper", 10_000_000, "nifty_100", 5, 20, 2,
                                             auto_approve=True), SYSTEM).value
-    from domain.portfolio import Portfolio
+    from domain.portfolio.aggregate import Portfolio
     pf = plat.store.load(Portfolio, Portfolio.uuid_for(pid))
     assert pf is not None
     day = market.latest_day() or ""

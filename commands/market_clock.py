@@ -26,7 +26,7 @@ from commands import messages as m
 from commands.bus import MessageBus
 from commands.ports import ClockReads, CommandMeta, MarketData
 from domain.errors import DomainError
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from domain.status import PortfolioStatus
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from domain.broker import Protection, protection_drift, reconcile
 from domain.market_hours import IST
-from domain.portfolio import PROTECTIVE_REASON
+from domain.portfolio.aggregate import PROTECTIVE_REASON
 from domain.status import PositionStatus, SignalStatus
 from projections.base import Projection
 from projections.envelope import Envelope

@@ -30,7 +30,7 @@ from commands.handlers.ticks import next_session
 from commands.ports import CommandMeta
 from domain.fills import in_closing_auction
 from domain.market_hours import IST
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from infra.bootstrap import Platform
 from projections.portfolios.queries import active_portfolio_rows
 from projections.portfolios.tables import activity_log

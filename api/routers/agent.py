@@ -27,7 +27,7 @@ from commands.bus import CommandResult
 from commands.handlers.agent import ACCESS_TOKEN, PendingToken
 from domain.broker import BrokerConnection
 from domain.errors import NotFound
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from infra.bootstrap import Platform
 from projections.broker import BrokerProjection, agent_queue, broker_status, get_connection
 from projections.portfolios.projector import PortfoliosProjection

@@ -16,7 +16,7 @@ from api.public.audit import AsOfPublic, AuditEventPublic, TimelinePublic
 from api.public.base import answers
 from domain.aggregate import aggregate_uuid
 from domain.errors import DomainError, NotFound
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from domain.risk import RiskBook
 from domain.status import PositionStatus
 from infra.bootstrap import Platform

@@ -33,7 +33,7 @@ from api.public.hooks import AlertAnswerPublic, HookPublic, IssuedHookPublic
 from commands import hooks_messages as hm
 from commands.bus import CommandResult
 from domain.errors import ConcurrentChange, NotFound, TooManyRequests
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from domain.webhooks import Webhook, content_key, hook_id_of
 from infra.bootstrap import Platform
 from projections.portfolios.projector import PortfoliosProjection

@@ -41,7 +41,7 @@ from commands import messages as m
 from commands.bus import CommandResult
 from commands.market_clock import MarketClock
 from domain.errors import NotFound
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from infra.bootstrap import Platform
 from projections.audit import utc_moment
 from projections.broker import unresolved_fills

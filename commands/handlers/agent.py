@@ -15,7 +15,8 @@ from commands.uow import UnitOfWork
 from domain.broker import BrokerConnection
 from domain.errors import Conflict, DomainError, InvalidTransition
 from domain.market_hours import IST, kite_token_expiry
-from domain.portfolio import PROTECTIVE_REASON, Portfolio, PositionState
+from domain.portfolio.aggregate import PROTECTIVE_REASON, Portfolio
+from domain.portfolio.state import PositionState
 from domain.status import PositionStatus, SignalStatus
 
 # kinds of rows in the encrypted secret store (names, not secrets)

@@ -13,7 +13,7 @@ from commands import hooks_messages as hm
 from commands.handlers.portfolios import _exit_signal_ids, _load, now_of, record_candidates
 from commands.uow import UnitOfWork
 from domain.errors import DomainError, NotFound
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from domain.sizing import Candidate
 from domain.webhooks import TOKEN_PREFIX, Webhook
 

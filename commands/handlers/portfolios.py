@@ -16,7 +16,8 @@ from commands import messages as m
 from commands.uow import UnitOfWork
 from domain.errors import DomainError, NotFound
 from domain.market_hours import IST
-from domain.portfolio import Portfolio, ScanOutcome, SignalState
+from domain.portfolio.aggregate import Portfolio
+from domain.portfolio.state import ScanOutcome, SignalState
 from domain.risk import Breach, EntryRequest, Exposure, RiskBook, check_entry, daily_loss_limit
 from domain.sizing import Candidate
 from domain.status import PortfolioStatus, PositionStatus, SignalStatus

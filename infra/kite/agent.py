@@ -55,7 +55,7 @@ from commands.brokers import (
     GttLeg,
 )
 from domain.market_hours import IST
-from domain.portfolio import PROTECTIVE_REASON
+from domain.portfolio.aggregate import PROTECTIVE_REASON
 from domain.ticks import round_to_tick, tick_size
 from infra.kite.brokers import PaperBroker
 from infra.kite.client import KiteBroker

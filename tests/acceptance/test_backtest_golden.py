@@ -15,7 +15,7 @@ from domain.charges import total_charges
 from domain.errors import DomainError
 from domain.evaluate import evaluate_rules
 from domain.indicators import IndicatorCache
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from domain.rules import parse_rules
 from domain.sizing import Candidate
 

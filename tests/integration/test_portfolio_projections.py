@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from domain.aggregate import Aggregate
 from domain.money import format_number
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from domain.risk import EntryRequest, Exposure, RiskBook, check_entry
 from domain.sizing import Candidate
 from infra.store.db import Database

@@ -21,7 +21,7 @@ from domain.fills import (
     trail_level,
     with_slippage,
 )
-from domain.portfolio import Portfolio
+from domain.portfolio.aggregate import Portfolio
 from domain.sizing import Candidate
 
 DAYS = ["2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05", "2023-01-06", "2023-01-09", "2023-01-10"]

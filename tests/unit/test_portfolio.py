@@ -9,7 +9,8 @@ import pytest
 
 from domain.errors import Conflict, DomainError, InvalidTransition, NotFound
 from domain.events import event_from_data
-from domain.portfolio import Portfolio, PortfolioDeployed, rebuild
+from domain.portfolio.aggregate import Portfolio, rebuild
+from domain.portfolio.events import PortfolioDeployed
 from domain.sizing import Candidate, position_quantity, rank_candidates
 
 D0, D1, D2, D3 = "2023-03-01", "2023-03-02", "2023-03-03", "2023-03-06"
@@ -264,7 +265,7 @@ def test_deploy_validates_limits_with_actionable_messages() -> None:
 def test_a_kept_portfolio_forgets_the_id_source_its_command_attached() -> None:
     import uuid
 
-    from domain.portfolio import Portfolio
+    from domain.portfolio.aggregate import Portfolio
 
     pf = Portfolio(uuid.uuid4())
     pf.id_source = lambda kind: 1

@@ -10,7 +10,8 @@ import pytest
 from domain.charges import total_charges
 from domain.errors import Conflict, DomainError, InvalidTransition
 from domain.fills import with_slippage
-from domain.portfolio import PROTECTIVE_REASON, Portfolio, PositionReduced, rebuild
+from domain.portfolio.aggregate import PROTECTIVE_REASON, Portfolio, rebuild
+from domain.portfolio.events import PositionReduced
 from domain.sizing import Candidate
 
 D0, D1, D2, D3 = "2023-03-01", "2023-03-02", "2023-03-03", "2023-03-06"

@@ -36,13 +36,17 @@ closed lot (`PositionReduced`, FIFO: they carry their share of the entry charges
 Counting: `bars_held` is the number of closes since entry, the entry day's included, so a position
 entered on day e has bars_held = k on the morning of day e + k and exits at that open when
 k >= max_hold_days. An order placed after day t's close is live on t+1 .. t+entry_validity_days.
+
+Its events are `domain.portfolio.events`, its records of signals and positions `domain.portfolio.state`.
+Over 500 lines because `Portfolio` is one state machine: every method above guards the same invariants
+(cash, the position and sector limits, one live exit per position) through the same `when_*` mutators;
+splitting the class by job (lifecycle, daily steps, ticks, live exits) is left as known debt (docs/DESIGN.md).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import reduce
 from operator import add, attrgetter, itemgetter, mul
 from typing import Any, ClassVar
@@ -51,7 +55,7 @@ from domain.aggregate import Aggregate, aggregate_uuid
 from domain.base_models import get_base_model
 from domain.charges import SCHEDULES, total_charges
 from domain.errors import Conflict, DomainError, InvalidTransition, NotFound
-from domain.events import DomainEvent, fast_init
+from domain.events import DomainEvent
 from domain.fills import (
     BarLike,
     effective_stop,
@@ -66,6 +70,31 @@ from domain.fills import (
     with_slippage,
 )
 from domain.money import format_inr
+from domain.portfolio.events import (
+    BrokerOrderRecorded,
+    DayClosed,
+    EntryExpired,
+    ExitOrderCancelled,
+    ExitOrderFailed,
+    ExitSignalled,
+    FillRecorded,
+    OrderFailed,
+    OrderPlaced,
+    PortfolioDeployed,
+    PortfolioPaused,
+    PortfolioReset,
+    PortfolioResumed,
+    PortfolioRetired,
+    PositionClosed,
+    PositionOpened,
+    PositionReduced,
+    SignalApproved,
+    SignalExpired,
+    SignalGenerated,
+    SignalRejected,
+    StopUpdated,
+)
+from domain.portfolio.state import MarkBook, PositionState, ScanOutcome, SignalState
 from domain.risk import Exposure
 from domain.sizing import Candidate, check_limits, rank_candidates, select_candidates
 from domain.status import PortfolioStatus, PositionStatus, SignalStatus
@@ -84,421 +113,8 @@ _SEQ = attrgetter("seq")
 # events
 
 
-@fast_init
-@dataclass(frozen=True)
-class PortfolioDeployed(DomainEvent):
-    portfolio_id: int
-    name: str
-    mode: str
-    strategy_id: int | None
-    strategy: dict[str, Any]  # base_model, entry_rules, exit_rules, params (normalised)
-    capital: float
-    universe: str
-    position_size_pct: float
-    max_positions: int
-    max_per_sector: int | None
-    auto_approve: bool
-    slippage_bps: float
-    charges: str
-    account_id: int | None
-    day: str
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class SignalGenerated(DomainEvent):
-    signal_id: int
-    day: str
-    symbol: str
-    exchange: str
-    sector: str
-    conviction: float
-    reference_price: float
-    entry_order: str
-    limit_price: float | None
-    quantity: int
-    stop_loss: float | None  # indicative, from the expected price; the position's come from the fill
-    target: float | None
-    validity_days: int
-    reason: str
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class SignalApproved(DomainEvent):
-    signal_id: int
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class SignalRejected(DomainEvent):
-    signal_id: int
-    reason: str
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class SignalExpired(DomainEvent):
-    signal_id: int
-    reason: str
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class OrderPlaced(DomainEvent):
-    signal_id: int
-    day: str
-    order_type: str
-    limit_price: float | None
-    quantity: int
-    order_id: str | None
-    gtt_id: str | None
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class OrderFailed(DomainEvent):
-    signal_id: int
-    day: str
-    reason: str
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class EntryExpired(DomainEvent):
-    signal_id: int
-    day: str
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class FillRecorded(DomainEvent):
-    signal_id: int
-    day: str
-    side: str
-    symbol: str
-    quantity: int
-    price: float
-    charges: float
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class PositionOpened(DomainEvent):
-    position_id: int
-    signal_id: int | None
-    day: str
-    symbol: str
-    exchange: str
-    sector: str
-    quantity: int
-    entry_price: float
-    entry_charges: float
-    stop_loss: float | None
-    target: float | None
-    conviction: float
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class StopUpdated(DomainEvent):
-    position_id: int
-    day: str
-    stop_loss: float | None
-    trail: float | None
-    reason: str  # the exit reason the stop now carries: stop_loss | trailing_stop
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class ExitSignalled(DomainEvent):
-    """Exit rules held at `day`'s close: the position exits at the next open. Live and paper portfolios
-    give the exit its own signal id (shown as a `sell`/`exit` signal); backtests leave it None."""
-
-    position_id: int
-    day: str
-    at: str
-    signal_id: int | None = None
-    symbol: str = ""
-    quantity: int = 0
-    reference_price: float | None = None
-    reason: str = ""
-    replaces: int | None = None  # the working exit order (its signal id) this one replaces: cancel that first
-
-
-@fast_init
-@dataclass(frozen=True)
-class PositionClosed(DomainEvent):
-    position_id: int
-    day: str
-    exit_price: float
-    exit_reason: str
-    exit_charges: float
-    realized_pnl: float
-    at: str
-    signal_id: int | None = None  # the exit signal whose fill closed it (a broker-reported exit)
-
-
-@fast_init
-@dataclass(frozen=True)
-class PositionReduced(DomainEvent):
-    """An exit fill for part of an open position: the sold shares become a closed lot with its own
-    position id (`lot_id`), carrying their share of the entry charges (FIFO); the rest stays open."""
-
-    position_id: int
-    lot_id: int
-    signal_id: int | None
-    day: str
-    quantity: int  # shares sold
-    exit_price: float
-    exit_reason: str
-    entry_charges: float  # the sold shares' part of the position's entry charges
-    exit_charges: float
-    realized_pnl: float
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class DayClosed(DomainEvent):
-    day: str
-    marks: dict[str, float]  # closes of the held symbols that traded today
-    cash: float
-    equity: float
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class PortfolioPaused(DomainEvent):
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class PortfolioResumed(DomainEvent):
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class PortfolioRetired(DomainEvent):
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class PortfolioReset(DomainEvent):
-    capital: float
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class BrokerOrderRecorded(DomainEvent):
-    """The broker accepted the order of an already-placed signal (entry or exit): its GTT trigger id
-    and/or order id, as the agent reported them."""
-
-    signal_id: int
-    order_id: str | None
-    gtt_id: str | None
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class ExitOrderCancelled(DomainEvent):
-    """A replaced exit order (a live position's protective OCO) is confirmed cancelled at the broker."""
-
-    signal_id: int
-    position_id: int
-    reason: str
-    at: str
-
-
-@fast_init
-@dataclass(frozen=True)
-class ExitOrderFailed(DomainEvent):
-    """The broker refused or cancelled a live exit order: the position stays open, without a pending exit."""
-
-    signal_id: int
-    position_id: int
-    reason: str
-    at: str
-
-
 # ---------------------------------------------------------------------------------------------
 # state records (mutated only by the when_* mutators)
-
-
-class SignalState:
-    """A signal and, once placed, its entry order."""
-
-    __slots__ = (
-        "conviction", "day", "days_waiting", "entry_order", "failure_reason", "fill_price",
-        "filled_quantity", "gtt_id", "limit_price", "order_id", "position_id", "quantity", "reason",
-        "reference_price", "sector", "signal_id", "status", "stop_loss", "symbol", "target",
-        "validity_days",
-    )
-
-    def __init__(self, e: SignalGenerated) -> None:
-        self.signal_id = e.signal_id
-        self.day = e.day
-        self.symbol = e.symbol
-        self.sector = e.sector
-        self.conviction = e.conviction
-        self.reference_price = e.reference_price
-        self.entry_order = e.entry_order
-        self.limit_price = e.limit_price
-        self.quantity = e.quantity
-        self.stop_loss = e.stop_loss
-        self.target = e.target
-        self.validity_days = e.validity_days
-        self.reason = e.reason
-        self.status = SignalStatus.PENDING_APPROVAL
-        self.days_waiting = 0  # closes since generation (or since placement, once placed)
-        self.order_id: str | None = None
-        self.gtt_id: str | None = None
-        self.fill_price: float | None = None
-        self.filled_quantity: int | None = None
-        self.failure_reason: str | None = None
-        self.position_id: int | None = None
-
-
-class MarkBook:
-    """What every open position of a portfolio shares: the number of closes marked so far and each held
-    symbol's latest mark (its entry price until a close marks it). `DayClosed` updates it in one step
-    instead of touching each open position; an open position reads its `bars_held` and `last_price`
-    from it, and keeps its own once closed."""
-
-    __slots__ = ("closes", "price")
-
-    def __init__(self) -> None:
-        self.closes = 0
-        self.price: dict[str, float] = {}
-
-
-class PositionState:
-    """An open or closed position."""
-
-    __slots__ = (
-        "_bars_held", "_book", "_last_price", "_opened_at", "conviction", "entry_charges", "entry_day",
-        "entry_price", "exit_charges", "exit_day", "exit_pending", "exit_price", "exit_quantity", "exit_reason",
-        "exit_signal_id", "exit_signal_reason", "fixed_stop", "highest_close", "position_id", "quantity",
-        "realized_pnl", "sector", "seq", "signal_id", "status", "stop_loss", "stop_reason", "symbol", "target",
-        "trail",
-    )
-
-    def __init__(self, e: PositionOpened, book: MarkBook | None = None, seq: int = 0) -> None:
-        self.position_id = e.position_id
-        self.signal_id = e.signal_id
-        self.symbol = e.symbol
-        self.sector = e.sector
-        self.quantity = e.quantity
-        self.entry_price = e.entry_price
-        self.entry_day = e.day
-        self.entry_charges = e.entry_charges
-        self.fixed_stop = e.stop_loss
-        self.stop_loss = e.stop_loss  # the effective stop: max(fixed, trail)
-        self.stop_reason = "stop_loss"
-        self.trail: float | None = None
-        self.target = e.target
-        self.conviction = e.conviction
-        self.highest_close: float | None = None  # tracked for portfolios with a trailing stop (its only reader)
-        self.seq = seq  # the order the portfolio opened it in
-        # open: marked through the portfolio's book; closed (or without a book): its own figures
-        self._book = book
-        self._opened_at = 0 if book is None else book.closes
-        self._bars_held = 0
-        self._last_price = e.entry_price
-        if book is not None:
-            book.price[e.symbol] = e.entry_price
-        self.exit_pending = False
-        self.exit_signal_id: int | None = None
-        self.exit_quantity: int | None = None  # the pending exit's shares (None: all of them)
-        self.exit_signal_reason = ""
-        self.status = PositionStatus.OPEN
-        self.exit_price: float | None = None
-        self.exit_day: str | None = None
-        self.exit_reason: str | None = None
-        self.exit_charges = 0.0
-        self.realized_pnl: float | None = None
-
-    @classmethod
-    def sold_lot(cls, parent: PositionState, e: PositionReduced) -> PositionState:
-        """The closed lot a partial exit splits off `parent`."""
-        lot = cls.__new__(cls)
-        for name in cls.__slots__:
-            setattr(lot, name, getattr(parent, name))
-        lot._book = None
-        lot._bars_held = parent.bars_held
-        lot.position_id = e.lot_id
-        lot.quantity = e.quantity
-        lot.entry_charges = e.entry_charges
-        lot.exit_pending = False
-        lot.exit_signal_id = e.signal_id
-        lot.exit_quantity = None
-        lot.status = PositionStatus.CLOSED
-        lot.exit_price = e.exit_price
-        lot.exit_day = e.day
-        lot.exit_reason = e.exit_reason
-        lot.exit_charges = e.exit_charges
-        lot.realized_pnl = e.realized_pnl
-        lot.last_price = e.exit_price
-        return lot
-
-    @property
-    def bars_held(self) -> int:
-        """Closes since entry, the entry day's included (frozen at the exit)."""
-        book = self._book
-        return self._bars_held if book is None else book.closes - self._opened_at
-
-    @property
-    def last_price(self) -> float:
-        """The latest close marked while open (the entry price before the first); the exit price once closed."""
-        book = self._book
-        return self._last_price if book is None else book.price[self.symbol]
-
-    @last_price.setter
-    def last_price(self, price: float) -> None:
-        self.detach()
-        self._last_price = price
-
-    def detach(self) -> None:
-        """Stop following the portfolio's marks (closed, reset): keep the figures reached so far."""
-        book = self._book
-        if book is not None:
-            self._bars_held = book.closes - self._opened_at
-            self._last_price = book.price[self.symbol]
-            self._book = None
-
-    @property
-    def unrealized_pnl(self) -> float:
-        """Mark-to-market P&L net of the entry charges (exit charges not yet incurred)."""
-        return round((self.last_price - self.entry_price) * self.quantity - self.entry_charges, 2)
-
-
-@dataclass(frozen=True)
-class ScanOutcome:
-    """What `record_signals` did with a day's candidates."""
-
-    signal_ids: tuple[int, ...]
-    considered: int  # candidates not already held or pending
-    skipped_max_positions: int
-    skipped_max_per_sector: int
-    skipped_zero_quantity: int
-    paused: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
