@@ -424,3 +424,50 @@ def test_the_daily_digest_shows_pnl_open_positions_and_tomorrows_pending_items(m
                                                                         if x.get("heading")))
     assert f"<h3>Open positions ({len(held)})</h3><ul><li>{held[0]['quantity']} {held[0]['symbol']} at " in page
     assert f"<h3>Pending for tomorrow ({tomorrow})</h3><ul><li>" in page
+
+
+def test_a_mail_server_holding_one_users_message_does_not_hold_up_anothers(api_factory: Any) -> None:
+    """The dispatcher sends different users' messages at once: the server keeps the first user's message
+    until the second user's has arrived (on another connection), and both are delivered."""
+    import asyncio
+    import threading
+
+    from aiosmtpd.controller import Controller
+
+    slow_client = api_factory(notifier=False)
+    slow = slow_client.login(unique_email("slow"))
+    fast = api_factory().login(unique_email("fast"))
+    platform = slow_client.platform
+    other_arrived = threading.Event()
+    arrived: list[tuple[str, str]] = []
+
+    class Holding:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            to = envelope.rcpt_tos[0]
+            if to == slow["email"]:  # held until the other user's message came in meanwhile
+                came = await asyncio.get_running_loop().run_in_executor(None, other_arrived.wait, 15)
+                arrived.append((to, "250" if came else "451"))
+                return "250 OK" if came else "451 held too long"
+            arrived.append((to, "250"))
+            other_arrived.set()
+            return "250 OK"
+
+    port = free_port()
+    server = Controller(Holding(), hostname="127.0.0.1", port=port)
+    server.start()
+    channel = EmailChannel(platform.db, SmtpMailer(f"smtp://127.0.0.1:{port}", platform.settings.mail_from))
+    dispatcher = Dispatcher(platform, channel)
+    try:
+        with platform.db.write() as conn:  # the held user's first: a single sender would wait on it
+            ids = [record(conn, ["email"], who["id"], "import_finished",
+                          {"batch_id": n, "import_kind": "ledger", "imported": 1, "rejected": 0, "duplicates": 0},
+                          "2026-03-02T05:30:00+00:00") for n, who in enumerate((slow, fast))]
+        assert dispatcher.step() == 2
+    finally:
+        channel.close()
+        server.stop()
+    assert arrived == [(fast["email"], "250"), (slow["email"], "250")]
+    with platform.db.read() as conn:
+        d = notification_deliveries.c
+        states = conn.execute(sa.select(d.notification_id, d.status).where(d.notification_id.in_(ids))).all()
+    assert sorted(s for _, s in states) == ["sent", "sent"]
