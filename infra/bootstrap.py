@@ -1,4 +1,8 @@
-"""The composition root: builds every adapter from the settings. Nothing connects at import time."""
+"""The composition root: builds every adapter from the settings into a `Platform` (stores, bus, mailer, bar data,
+the market clock), which every process starts from: the API, the stream workers, the CLI commands. It is the
+highest module all of them can import (`api`, `streams` and `backtest` sit above `infra`); what only one of
+them adds, it wires itself (the API: its work gate and the backtest worker pool). Nothing connects at import
+time."""
 
 from __future__ import annotations
 
