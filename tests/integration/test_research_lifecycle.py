@@ -209,7 +209,7 @@ def test_errors_name_the_field_without_echoing_the_value(lab: Any) -> None:
     r = lab.post("/api/research/monte-carlo", json={**mc, "methods": [secret]})
     assert r.status_code == 422 and secret not in r.text, r.text
     assert r.json()["detail"][0]["loc"][-1] == "methods" and "each method is one of" in r.text
-    cases = [
+    cases: list[tuple[str, dict[str, Any], int]] = [
         ("sweeps", {"grid": {secret: [1, 2]}}, 400),
         ("sweeps", {"grid": {f"entry_rules.{secret}.x": [1, 2]}}, 400),
         ("sweeps", {"grid": {"stop_loss_pct": [5, 8]}, "objective": secret}, 422),
