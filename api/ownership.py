@@ -3,7 +3,9 @@ missing one.
 
 - `OwnedPortfolio`, `PathPortfolio`: the caller's portfolio named by the `portfolio_id` query or path parameter
   (its read-model row).
-- `PositionHome`: the portfolio holding the caller's position named by the `position_id` path parameter.
+- `PositionHome`: the portfolio holding the caller's position named by the `position_id` path parameter, or
+  None when the caller has no such position: the route answers the 404 itself, after FastAPI has validated the
+  body (a dependency that raised would answer 404 before a malformed body's 422).
 - `Homes`: the process's `SignalHomes`, which remembers each signal's portfolio (a signal never moves) and
   sends a signal's command there, looking it up again when the remembered home was wrong.
 A signal or position the read models do not show yet is found in the account's stored portfolios.
@@ -81,22 +83,20 @@ def signal_home(platform: Platform, signal_id: int, account_id: int) -> int:
     raise NotFound(f"Signal {signal_id} not found")
 
 
-def _position_home(position_id: IdPath, user: SessionUser, platform: PlatformDep) -> int:
+def _position_home(position_id: IdPath, user: SessionUser, platform: PlatformDep) -> int | None:
     """The portfolio of the caller's position: the read model, else the account's stored portfolios (a
-    position opened while the projections are behind)."""
+    position opened while the projections are behind); None if the caller has no such position."""
     with platform.db.read() as conn:
         row = get_position(conn, position_id)
     if row is not None:
-        if row["account_id"] != user.account_id:
-            raise NotFound(f"Position {position_id} not found")
-        return int(row["portfolio_id"])
+        return int(row["portfolio_id"]) if row["account_id"] == user.account_id else None
     for pid, _, _, position_ids in stored_portfolios(platform, user.account_id):
         if position_id in position_ids:
             return pid
-    raise NotFound(f"Position {position_id} not found")
+    return None
 
 
-PositionHome = Annotated[int, Depends(_position_home)]
+PositionHome = Annotated[int | None, Depends(_position_home)]
 
 
 class SignalHomes:

@@ -339,6 +339,8 @@ def close(position_id: IdPath, request: Request, user: SessionUser, platform: Pl
     of their own; live: the agent sells N and re-arms the stop/target for the rest). A live position's
     working stop/target GTT is cancelled at Kite before the close order is placed (`outcome`:
     `closed`, `reduced` or `exit_queued`)."""
+    if portfolio_id is None:  # (after the body's validation: a malformed body is a 422 either way)
+        raise NotFound(f"Position {position_id} not found")
     quantity = None if body is None else body.quantity
     result = dispatch(request, platform,
                       m.ClosePosition(user.account_id, portfolio_id, position_id, quantity), user)
