@@ -46,3 +46,8 @@ export function load(name, ...args) {
   if (hit && performance.now() - hit.at < FRESH_MS) return hit.promise;
   return loaders[name](...args);
 }
+
+/** Drops every primed request (at sign-in and sign-out: what was started for the visitor before is stale). */
+export function forgetPrimed() {
+  primed.clear();
+}

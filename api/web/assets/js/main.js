@@ -1,7 +1,7 @@
 // The app shell: session, routing (History API), navigation, theme.
 import { html, render, useState, useEffect, useRef } from '../vendor/htm-preact-standalone.module.js';
 import * as api from './api.js';
-import { load } from './loads.js';
+import { load, forgetPrimed } from './loads.js';
 import { DialogHost, ToastHost, setNavigate, toast } from './ui.js';
 import { SignIn } from './pages/signin.js';
 import { Home } from './pages/home.js';
@@ -127,6 +127,7 @@ function App() {
   }, []);
 
   const signedIn = (user) => {
+    forgetPrimed(); // (a request started before signing in was answered 401)
     signedInRef.current = true;
     setMe(user);
     const next = loc.query.get('next');
@@ -135,6 +136,7 @@ function App() {
   const signOut = async () => {
     try { await api.post('/api/auth/logout'); } catch (_) { /* already out */ }
     signedInRef.current = false;
+    forgetPrimed();
     setMe(null);
     go('/signin', true);
   };
