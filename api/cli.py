@@ -4,34 +4,40 @@ It sits in `api`, the top layer, because its subcommands come from every compone
 projector, relay, notifier, audit and Telegram bot (streams), bar data, backtests and research (backtest),
 the agent, analytics and the configuration reference (infra). Each component adds its subcommands through
 a `register(subparsers)` function, imported here by name like any other import.
+
+`tradertape agent` is the exception to loading everything: the agent runs on the trader's machine, often
+one cycle at a time (`--once`), and the server's modules take seconds to import; it loads only the Kite
+integration's command line (`infra.kite.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from backtest import cli as backtest_cli
-from backtest.research import cli as research_cli
-from commands.handlers.auth import normalize_email
-from commands.messages import GrantAdmin
-from commands.ports import CommandMeta
-from infra.analytics import cli as analytics_cli
-from infra.bootstrap import bootstrap, seed
-from infra.config import reference as config_reference
-from infra.config.settings import Settings
 from infra.kite import cli as kite_cli
-from streams import audit as streams_audit
-from streams import cli as streams_cli
-from streams import telegram_bot
-from streams.workers import make_projector
 
-# What adds subcommands through a `register(subparsers)` function, in the order `--help` lists them.
-PLUGINS = (streams_cli, streams_audit, backtest_cli, research_cli, kite_cli, analytics_cli, config_reference,
-           telegram_bot)
+
+def plugins() -> tuple[Any, ...]:
+    """What adds subcommands through a `register(subparsers)` function, in the order `--help` lists them."""
+    from backtest import cli as backtest_cli
+    from backtest.research import cli as research_cli
+    from infra.analytics import cli as analytics_cli
+    from infra.config import reference as config_reference
+    from streams import audit as streams_audit
+    from streams import cli as streams_cli
+    from streams import telegram_bot
+
+    return (streams_cli, streams_audit, backtest_cli, research_cli, kite_cli, analytics_cli, config_reference,
+            telegram_bot)
 
 
 def _init(args: argparse.Namespace) -> None:
+    from infra.bootstrap import bootstrap, seed
+    from infra.config.settings import Settings
+    from streams.workers import make_projector
+
     platform = bootstrap(Settings())
     make_projector(platform, "store").create_tables()
     seed(platform)
@@ -45,6 +51,12 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _grant_admin(args: argparse.Namespace) -> None:
+    from commands.handlers.auth import normalize_email
+    from commands.messages import GrantAdmin
+    from commands.ports import CommandMeta
+    from infra.bootstrap import bootstrap
+    from infra.config.settings import Settings
+
     platform = bootstrap(Settings())
     account_id = platform.security.account_id_for_email(normalize_email(args.email))
     if account_id is None:
@@ -70,15 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
     g = usub.add_parser("grant-admin", help="make an existing user an admin")
     g.add_argument("email")
     g.set_defaults(func=_grant_admin)
-    for plugin in PLUGINS:
+    for plugin in plugins():
         plugin.register(sub)
     return parser
 
 
+def agent_parser() -> argparse.ArgumentParser:
+    """`tradertape agent ...` alone (and `tradertape secrets ...`, registered beside it)."""
+    parser = argparse.ArgumentParser(prog="tradertape", description="TraderTape: event-sourced trading platform")
+    kite_cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    parser = agent_parser() if given[:1] == ["agent"] else build_parser()
+    args = parser.parse_args(given)
     if getattr(args, "data_dir", None) is None and hasattr(args, "data_dir"):
+        from infra.config.settings import Settings
+
         args.data_dir = Settings().data_dir  # the configured data dir unless --data-dir was given
     rc = args.func(args)
     if isinstance(rc, int) and rc:
