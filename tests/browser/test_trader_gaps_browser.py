@@ -250,10 +250,13 @@ def test_on_a_phone_the_top_bar_is_one_line_and_sign_out_is_in_the_menu(browser:
     ctx = browser.new_context(viewport={"width": 390, "height": 844})
     ctx.add_cookies([{"name": c.name, "value": c.value or "", "url": app.url} for c in api.cookies])
     pg = ctx.new_page()
-    signed_out = []
-    # (the module's session must live on: the sign-out request is answered here, not by the server)
-    pg.route("**/api/auth/logout", lambda route: (signed_out.append(route.request.method),
-                                                  route.fulfill(status=200, json={"detail": "Signed out"})))
+    signed_out: list[str] = []
+
+    def sign_out(route: Any) -> None:  # (the module's session must live on: answered here, not by the server)
+        signed_out.append(route.request.method)
+        route.fulfill(status=200, json={"detail": "Signed out"})
+
+    pg.route("**/api/auth/logout", sign_out)
     try:
         pg.goto(app.url + "/")
         expect(pg.get_by_role("heading", name="Home")).to_be_visible()
