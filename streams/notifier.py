@@ -15,6 +15,10 @@
   email and chat messages until they end; the in-app list shows them at once.
 - Timed checks (`TimedChecks`): signals about to expire while still pending approval, the agent
   offline in market hours, the Kite session (ends 06:00 IST) before the open, the daily digest.
+
+Over 500 lines because the recorder, the dispatcher and the timed checks share the claim/lease and the
+delivery states this module defines; the messages' wording is in projections/notifications.py and the
+channels in infra/mail/.
 """
 
 from __future__ import annotations
