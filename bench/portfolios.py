@@ -126,8 +126,8 @@ def bench_sim(days: int) -> None:
 
 WRK_STEPS = """
 local steps = {%(steps)s}
-local headers = {["Cookie"] = "%(cookie)s"}
-local json = {["Cookie"] = "%(cookie)s", ["Content-Type"] = "application/json"}
+local headers = {["Cookie"] = "%(cookie)s", ["X-Requested-With"] = "tradertape"}
+local json = {["Cookie"] = "%(cookie)s", ["Content-Type"] = "application/json", ["X-Requested-With"] = "tradertape"}
 local threads = 0
 function setup(thread)
   threads = threads + 1
@@ -208,7 +208,8 @@ def _approve_wrk(base: str, cookies: dict[str, str], per_pf: dict[int, list[int]
 
 async def _approve_and_place(base: str, cookies: dict[str, str], concurrency: int, mode: str,
                              load_from: str = "python", seconds: float = 4.0, cart: int = 5) -> None:
-    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=60,
+    # (the web app's header: a cookie-authenticated POST without a JSON body must say it is not cross-site)
+    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=60, headers={"X-Requested-With": "tradertape"},
                                  limits=httpx.Limits(max_connections=concurrency)) as client:
         for _ in range(200):  # the projector process may still be applying the seeded templates
             r = await client.get("/api/strategies", params={"is_template": True})
