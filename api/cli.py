@@ -65,9 +65,13 @@ def _grant_admin(args: argparse.Namespace) -> None:
     print(f"{args.email} is now an admin")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _root() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="tradertape", description="TraderTape: event-sourced trading platform")
-    sub = parser.add_subparsers(dest="command", required=True)
+    return parser, parser.add_subparsers(dest="command", required=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser, sub = _root()
     p = sub.add_parser("serve", help="serve the API (embedded default: with projectors and scheduler)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
@@ -89,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def agent_parser() -> argparse.ArgumentParser:
     """`tradertape agent ...` alone (and `tradertape secrets ...`, registered beside it)."""
-    parser = argparse.ArgumentParser(prog="tradertape", description="TraderTape: event-sourced trading platform")
-    kite_cli.register(parser.add_subparsers(dest="command", required=True))
+    parser, sub = _root()
+    kite_cli.register(sub)
     return parser
 
 
