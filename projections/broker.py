@@ -26,7 +26,7 @@ from projections.base import Projection
 from projections.envelope import Envelope
 from projections.portfolios.tables import portfolios, positions, signals
 from projections.risk import risk_rules
-from projections.signals import signal_public
+from projections.signals import list_signals, signal_public
 
 metadata = sa.MetaData()
 
@@ -216,6 +216,16 @@ def unresolved_fills(conn: Connection, account_id: int) -> dict[int, dict[str, A
     return {int(u["signal_id"]): {"order_id": u.get("order_id"), "gtt_id": u.get("gtt_id"),
                                   "detail": u.get("detail") or "", "since": u.get("since"), "reported_at": synced_at}
             for u in unresolved if int(u["signal_id"]) in placed}
+
+
+def signals_with_fills(conn: Connection, account_id: int, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+    """`list_signals` (its filters and paging), each row with `fill_unresolved`: null, or what
+    `unresolved_fills` says of a live signal whose triggered GTT's order the agent cannot find at Kite."""
+    rows, total = list_signals(conn, account_id, **filters)
+    unresolved = unresolved_fills(conn, account_id)
+    for row in rows:
+        row["fill_unresolved"] = unresolved.get(int(row["id"]))
+    return rows, total
 
 
 def _protections(conn: Connection, account_id: int, portfolio_id: int | None) -> list[Protection]:

@@ -44,7 +44,7 @@ from domain.errors import NotFound
 from domain.portfolio.aggregate import Portfolio
 from infra.bootstrap import Platform
 from projections.audit import utc_moment
-from projections.broker import unresolved_fills
+from projections.broker import signals_with_fills
 from projections.portfolios.projector import PortfoliosProjection
 from projections.portfolios.queries import (
     account_activity,
@@ -53,7 +53,7 @@ from projections.portfolios.queries import (
     list_portfolios,
     list_positions,
 )
-from projections.signals import get_signal, get_signals, list_signals
+from projections.signals import get_signal, get_signals
 
 router = resource_router("/api/model", ["model portfolios"])
 
@@ -250,12 +250,9 @@ def signals(homes: Homes, user: Reader, page: SignalPageDep, response: Response,
     """Filtered by portfolio, status and symbol; a live signal whose triggered order the agent cannot find at
     Kite carries `fill_unresolved`."""
     with platform.db.read() as conn:
-        rows, total = list_signals(conn, user.account_id, portfolio_id=portfolio_id, status=status,
-                                   symbol=symbol.strip().upper() if symbol else None, limit=page.limit,
-                                   offset=page.offset)
-        unresolved = unresolved_fills(conn, user.account_id)
-    for row in rows:  # a live signal whose triggered GTT's order the agent cannot find at Kite
-        row["fill_unresolved"] = unresolved.get(int(row["id"]))
+        rows, total = signals_with_fills(conn, user.account_id, portfolio_id=portfolio_id, status=status,
+                                         symbol=symbol.strip().upper() if symbol else None, limit=page.limit,
+                                         offset=page.offset)
     response.headers["X-Total-Count"] = str(total)
     homes.learn(rows)
     return rows

@@ -24,9 +24,8 @@ from api.public.risk import RiskStatePublic
 from api.risk_state import risk_state
 from api.schemas import AgentKeyPublic, BrokerStatus
 from domain.market_hours import IST
-from projections.broker import broker_status, unresolved_fills
+from projections.broker import broker_status, signals_with_fills
 from projections.portfolios.queries import account_activity, list_portfolios
-from projections.signals import list_signals
 
 router = resource_router("/api/overview", ["overview"])
 
@@ -86,13 +85,10 @@ def home(user: Reader, platform: PlatformDep,
     risk = risk_state(platform, user.account_id)
     with platform.db.read() as conn:
         portfolios, _ = list_portfolios(conn, user.account_id, None, 500, 0)
-        pending, total = list_signals(conn, user.account_id, portfolio_id=None, status="pending_approval",
-                                      symbol=None, limit=pending_limit, offset=0)
-        unresolved = unresolved_fills(conn, user.account_id)
+        pending, total = signals_with_fills(conn, user.account_id, status="pending_approval", limit=pending_limit,
+                                            offset=0)
         broker = BrokerStatus(**broker_status(conn, user.account_id))
         activity = account_activity(conn, user.account_id, _ist_midnight_utc(), activity_limit)
-    for row in pending:
-        row["fill_unresolved"] = unresolved.get(int(row["id"]))
     agent = None
     info = platform.security.agent_key_info(user.account_id) if user.via == "session" else None
     if info is not None:
@@ -112,9 +108,6 @@ def portfolio(pf: PathPortfolio, user: Reader, platform: PlatformDep,
     portfolio_id = int(pf["id"])
     board = portfolio_dashboard(platform, user.account_id, pf)
     with platform.db.read() as conn:
-        signals, _ = list_signals(conn, user.account_id, portfolio_id=portfolio_id, status=None, symbol=None,
-                                  limit=signals_limit, offset=0)
-        unresolved = unresolved_fills(conn, user.account_id)
-    for row in signals:
-        row["fill_unresolved"] = unresolved.get(int(row["id"]))
+        signals, _ = signals_with_fills(conn, user.account_id, portfolio_id=portfolio_id, limit=signals_limit,
+                                        offset=0)
     return _json({"dashboard": board, "signals": signals})
