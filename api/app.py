@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         app.state.scheduler = scheduler
         if scheduler is not None and plat.settings.telegram_bot_token:
             # one bot per deployment, where the one scheduler runs (else: `tradertape telegram`)
-            TelegramBot(plat).start_thread(stop)
+            TelegramBot(plat, app.state.read_your_writes).start_thread(stop)
         if scheduler is not None and plat.settings.paper_tick_fills:
             # the feed runs from the start, so placed paper GTTs fill on ticks in market hours even
             # while nobody watches the tick stream

@@ -40,6 +40,7 @@ from infra.bootstrap import Platform
 from projections.portfolios.queries import list_portfolios, list_positions
 from projections.signals import get_signal, list_signals
 from projections.telegram import accounts_of_chat
+from streams.workers import ReadYourWrites
 
 log = logging.getLogger("tradertape.telegram")
 
@@ -112,11 +113,15 @@ def pending_text(rows: list[dict[str, Any]], total: int) -> str:
 
 
 class TelegramBot:
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, read_your_writes: ReadYourWrites | None = None) -> None:
+        """`read_your_writes`: the serving process's waiter (its in-process projector); alone, the bot polls
+        the projections' positions. Either way a command's reply waits (bounded) until the read models show
+        it, so that the web app and the bot's next answers agree with what the reply said."""
         settings = platform.settings
         if not settings.telegram_bot_token:
             raise RuntimeError("TRADERTAPE_TELEGRAM_BOT_TOKEN is not set")
         self.platform = platform
+        self.read_your_writes = read_your_writes or ReadYourWrites(platform, None)
         api = settings.telegram_api_url.rstrip("/")
         self.app = (Application.builder().token(settings.telegram_bot_token).base_url(f"{api}/bot")
                     .base_file_url(f"{api}/file/bot").build())
@@ -173,7 +178,15 @@ class TelegramBot:
         return out
 
     def _dispatch(self, chat_id: int, account_id: int | None, command: Any) -> Any:
-        return self.platform.bus.handle(command, self._meta(chat_id, account_id)).value
+        timeout = self.platform.settings.read_your_writes_timeout
+        try:
+            result = self.platform.bus.handle(command, self._meta(chat_id, account_id))
+        except DomainError as exc:
+            if exc.saved_position is not None:  # a refusal that recorded events (a risk breach)
+                self.read_your_writes.wait(exc.saved_accounts, exc.saved_position, timeout)
+            raise
+        self.read_your_writes.wait(result.touched_accounts, result.position, timeout)
+        return result.value
 
     async def _account(self, update: Update) -> int | None:
         chat = update.effective_chat
