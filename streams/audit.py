@@ -37,7 +37,7 @@ from projections.base import Projection, projection_tracking
 from projections.envelope import Envelope
 from projections.registry import all_projections
 from streams.runner import ProjectionRunner, RebuildStalled
-from streams.sources import KafkaSource, StoreSource
+from streams.sources import KAFKA_RETRY, KafkaSource, StoreSource
 from streams.workers import rebuild_read_models
 
 console = Console()
@@ -189,7 +189,8 @@ def read_topic(platform: Platform, expected: set[int] | None = None) -> list[tup
     s = platform.settings
     assert s.kafka_bootstrap
     consumer = KafkaConsumer(bootstrap_servers=s.kafka_bootstrap, enable_auto_commit=False, group_id=None,
-                             fetch_max_wait_ms=50, max_poll_records=5000, request_timeout_ms=30000)
+                             fetch_max_wait_ms=50, max_poll_records=5000, request_timeout_ms=30000,
+                             **KAFKA_RETRY)
     try:
         parts = sorted(consumer.partitions_for_topic(s.kafka_topic) or [])
         tps = [TopicPartition(s.kafka_topic, p) for p in parts]

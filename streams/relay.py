@@ -24,6 +24,7 @@ from infra.store.chain import RunningSeal
 from infra.store.db import Database, Listener
 from infra.store.eventstore import SqlEventStore
 from streams.loop import StepLoop, status_metadata, status_reporter
+from streams.sources import KAFKA_RETRY
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ relay_partitions = sa.Table(
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **KAFKA_RETRY)
     try:
         if topic in admin.list_topics():
             return
@@ -125,7 +126,7 @@ class KafkaRelay:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
                 batch_size=256 * 1024, max_in_flight_requests_per_connection=5, retries=5,
-                request_timeout_ms=15000, max_block_ms=15000,
+                request_timeout_ms=15000, max_block_ms=15000, **KAFKA_RETRY,
             )
         return self._producer
 

@@ -18,6 +18,12 @@ from kafka import KafkaConsumer, TopicPartition
 from infra.store.eventstore import SqlEventStore
 from projections.envelope import Envelope
 
+# Every Kafka client here: while the broker is down, give up a bootstrap after 5 s and wait at most 1 s
+# between reconnects, so that the caller's own loop (streams/loop.py: backoff up to 5 s, the failure shown
+# by /api/health) retries -- kafka-python's defaults (30 s bootstrap, reconnect backoff growing to 30 s)
+# kept a relay or projector away for half a minute after Kafka was back.
+KAFKA_RETRY: dict[str, int] = {"reconnect_backoff_max_ms": 1000, "bootstrap_timeout_ms": 5000}
+
 log = logging.getLogger(__name__)
 
 STORE_SHARD = "store"
@@ -99,7 +105,7 @@ class KafkaSource:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
                 fetch_max_wait_ms=5, max_poll_records=1000, auto_offset_reset="earliest",
-                request_timeout_ms=30000,
+                request_timeout_ms=30000, **KAFKA_RETRY,
             )
             self._positioned = False
         return self._consumer
@@ -160,7 +166,8 @@ def offsets_upto(bootstrap: str, topic: str, cutoff: int, chunk: int = 1000, tim
     restarted relay publishes again from its recorded position, so every message after that offset is of
     a later position.)"""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             fetch_max_wait_ms=50, max_poll_records=chunk, request_timeout_ms=30000)
+                             fetch_max_wait_ms=50, max_poll_records=chunk, request_timeout_ms=30000,
+                             **KAFKA_RETRY)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not tps:

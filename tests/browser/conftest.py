@@ -24,7 +24,7 @@ ROOT = Path(__file__).parents[2]
 cli = run_cli
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium package is not installed (/usr/bin/chromium missing): "
@@ -39,7 +39,7 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic nifty_100 history generated once per session; each server copies it (sim advance appends)."""
     root = tmp_path_factory.mktemp("bars")
@@ -126,7 +126,7 @@ class App:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory, bars: Path) -> Iterator[App]:
     root = tmp_path_factory.mktemp("web")
     env = tt_env(root, expiry_sweep_seconds=3600, paper_tick_fills="false", tick_always_open="true",

@@ -178,5 +178,6 @@ def test_an_idle_relay_and_projector_are_woken_by_the_next_insert(kplatform: Pla
         assert waiter.wait(second.touched_accounts, second.position, timeout=20)
     finally:
         stop.set()
+        kplatform.bus.handle(m.CreateStrategy(7, _body("third")), META)  # wakes both to see the stop
         for t in threads:
             t.join(10)
