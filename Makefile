@@ -71,9 +71,17 @@ chromium:
 
 # Two workers (pytest-xdist), a test file per worker at a time: each file keeps its module fixtures, and every
 # test already owns its database, ports and folders. TEST_WORKERS=0 runs the suite in one process.
+# The type check runs beside the tests (the suite waits on processes and sockets much of the time, leaving a
+# core partly idle); its report follows theirs, and either failing fails `make test`.
 TEST_WORKERS ?= 2
-test: $(VENV)/.installed-dev lint typecheck layers chromium
-	$(BIN)/python -m pytest -q tests $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+test: $(VENV)/.installed-dev lint layers chromium
+	@mkdir -p var
+	@$(BIN)/mypy $(PACKAGES) tests > var/mypy.log 2>&1 & typecheck=$$!; status=0; \
+	  $(BIN)/python -m pytest -q tests $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) \
+	    || status=$$?; \
+	  if wait $$typecheck; then tail -n 1 var/mypy.log; else cat var/mypy.log; echo "make test: mypy failed" >&2; \
+	    [ $$status -ne 0 ] || status=1; fi; \
+	  exit $$status
 
 bench: $(VENV)/.installed-dev
 	@echo "run the scripts under bench/ by hand, e.g. $(BIN)/python bench/commands.py"
