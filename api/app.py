@@ -33,6 +33,7 @@ from api.routers import overview as overview_router
 from api.routers import research as research_router
 from api.routers import telegram as telegram_router
 from api.routers import uploads as uploads_router
+from api.routers import watchlist as watchlist_router
 from api.security_headers import SecurityHeadersMiddleware
 from api.security_log import SecurityLogMiddleware
 from api.textguard import TextGuardMiddleware
@@ -194,7 +195,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     routers = [health.router, auth.router, strategies.router, market.router, backtest.router, model.router,
                risk.router, broker.router, agent.router, ws.router, uploads_router.router, analytics_router.router,
                family_router.router, audit_router.router, hooks_router.router, notifications_router.router,
-               overview_router.router, research_router.router, telegram_router.router,
+               overview_router.router, research_router.router, telegram_router.router, watchlist_router.router,
                links.router, links.legacy]  # (links: pages opened from emails)
     for router in routers:
         app.include_router(router)

@@ -263,3 +263,17 @@ class UpdateRiskRule:
 class DeleteRiskRule:
     account_id: int
     rule_id: int
+
+
+@dataclass(frozen=True)
+class SetWatchlist:
+    """Replace the account's watchlist (domain.watchlist: normalized, at most 50 symbols)."""
+
+    account_id: int
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WatchlistAnswer:
+    symbols: list[str]
+    updated_at: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,13 @@ accounts = sa.Table(
     sa.Column("agent_key_prefix", sa.String(16)),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("last_login_at", sa.String(40)),
+)
+# The Market page's watchlist (domain.watchlist): the symbols as a JSON array, in the trader's order.
+watchlists = sa.Table(
+    "rm_watchlists", metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True),
+    sa.Column("symbols", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
 
@@ -44,6 +52,12 @@ class AccountsProjection(Projection):
     def on_PasswordChanged(self, conn: Connection, env: Envelope) -> None:
         self._update(conn, env, has_password=True)
 
+    def on_WatchlistSet(self, conn: Connection, env: Envelope) -> None:
+        account_id = int(env.account_id or 0)
+        conn.execute(sa.delete(watchlists).where(watchlists.c.account_id == account_id))
+        conn.execute(sa.insert(watchlists), dict(account_id=account_id, symbols=json.dumps(env.data["symbols"]),
+                                                 updated_at=env.data["at"]))
+
     def on_AgentKeyIssued(self, conn: Connection, env: Envelope) -> None:
         self._update(conn, env, agent_key_prefix=env.data["prefix"])
 
@@ -62,3 +76,10 @@ def get_account(conn: Connection, account_id: int) -> dict[str, Any] | None:
 def list_accounts(conn: Connection, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     rows, total = page(sa.select(accounts).order_by(accounts.c.id), conn, limit, offset)
     return [dict(r._mapping) for r in rows], total
+
+
+def watchlist_of(conn: Connection, account_id: int) -> tuple[list[str], str] | None:
+    """The account's saved watchlist and when it was saved; None if it never changed the starter list."""
+    row = conn.execute(sa.select(watchlists.c.symbols, watchlists.c.updated_at)
+                       .where(watchlists.c.account_id == account_id)).first()
+    return None if row is None else ([str(s) for s in json.loads(row.symbols)], str(row.updated_at))

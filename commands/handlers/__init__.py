@@ -8,6 +8,7 @@ from commands.bus import Handler
 from commands.handlers import agent, auth, backtests, hooks, portfolios, research, risk, strategies, telegram, ticks
 from commands.handlers import family as family_handlers
 from commands.handlers import imports as import_handlers
+from commands.handlers import watchlist as watchlist_handlers
 
 HANDLERS: dict[type, Handler] = {
     m.RequestLoginLink: auth.request_login_link,
@@ -40,6 +41,7 @@ HANDLERS: dict[type, Handler] = {
     m.CreateRiskRule: risk.create_risk_rule,
     m.UpdateRiskRule: risk.update_risk_rule,
     m.DeleteRiskRule: risk.delete_risk_rule,
+    m.SetWatchlist: watchlist_handlers.set_watchlist,
     im.ImportTradebook: import_handlers.import_tradebook,
     im.ImportLedger: import_handlers.import_ledger,
     im.ImportCas: import_handlers.import_cas,

@@ -1,5 +1,5 @@
 """Market page: a symbol's candles from stored bars with a backtest's and a portfolio's entries and exits marked
-(and listed), and a live watchlist over the tick WebSocket that remembers its symbols."""
+(and listed), and a live watchlist over the tick WebSocket kept with the account (another device shows it)."""
 
 from __future__ import annotations
 
@@ -68,11 +68,9 @@ def test_a_portfolios_open_position_on_the_chart(setup: Any, app: App) -> None:
     expect(page.locator("#candles-wrap")).to_have_attribute("data-markers", "1")
 
 
-def test_the_watchlist_shows_live_ticks_and_remembers_its_symbols(setup: Any, app: App) -> None:
-    page = setup[0]
+def test_the_watchlist_shows_live_ticks_and_remembers_its_symbols(setup: Any, app: App, browser: Any) -> None:
+    page, api, _ = setup
     page.goto(app.url + "/market")
-    page.evaluate("localStorage.clear()")  # (the watchlist is kept per user in localStorage)
-    page.reload()
     watch = page.locator("#watchlist tbody tr")
     expect(watch).to_have_count(3)  # the starting three
     add = page.get_by_role("form", name="Add to the watchlist")
@@ -88,6 +86,23 @@ def test_the_watchlist_shows_live_ticks_and_remembers_its_symbols(setup: Any, ap
     expect(tcs.locator('[data-col="timestamp"]')).not_to_have_text(first, timeout=10_000)  # and keeps ticking
     page.get_by_role("button", name="Remove NSE:INFY").click()
     expect(watch).to_have_count(3)
+    expect(page.locator("#watch")).to_have_attribute("aria-busy", "false")  # the account has kept it
     page.reload()
     expect(watch.filter(has_text="NSE:TCS")).to_have_count(1)
     expect(watch.filter(has_text="NSE:INFY")).to_have_count(0)
+    kept = api.get(app.url + "/api/watchlist").json()  # kept with the account, not in this browser
+    assert kept["saved"] is True and kept["symbols"] == ["NSE:RELIANCE", "NSE:HDFCBANK", "NSE:TCS"]
+    phone = browser.new_context(viewport={"width": 390, "height": 844})  # another device: no shared storage
+    try:
+        phone.add_cookies([{"name": c.name, "value": c.value or "", "url": app.url} for c in api.cookies])
+        small = phone.new_page()
+        small.goto(app.url + "/market")
+        expect(small.locator("#watchlist tbody tr")).to_have_count(3)
+        expect(small.locator("#watchlist tbody tr").filter(has_text="NSE:TCS")).to_have_count(1)
+        add = small.get_by_role("form", name="Add to the watchlist")
+        add.get_by_label("Symbol", exact=True).fill("NYSE:IBM")
+        add.get_by_role("button", name="Add").click()  # refused by the API: said under the field, list unchanged
+        expect(add.get_by_role("alert")).to_contain_text("not an NSE or BSE symbol")
+        expect(small.locator("#watchlist tbody tr")).to_have_count(3)
+    finally:
+        phone.close()

@@ -1,5 +1,5 @@
 """What traders missed in the last review, as a trader sees it in Chromium: tables that scroll inside their card
-on a 390-px phone, CSV exports (backtest trades, positions, the trade journal), a watchlist kept per user,
+on a 390-px phone, CSV exports (backtest trades, positions, the trade journal), a watchlist kept with the account,
 SMA/EMA lines on the Market chart, and a bell that is drawn rather than a character from a missing font."""
 
 from __future__ import annotations
@@ -132,25 +132,31 @@ def test_positions_and_the_trade_journal_export_as_csv(page: Any, app: App, api:
                                                              ("2024-03-12", "sell", "1650.5")]
 
 
-def test_the_watchlist_belongs_to_the_signed_in_user(page: Any, app: App, api: requests.Session) -> None:
-    # one browser, two people: another account's list saved in this browser is not shown, nor touched
+def test_a_watchlist_kept_in_this_browser_moves_to_the_account_once(page: Any, app: App,
+                                                                     api: requests.Session) -> None:
+    # an older version kept the list in localStorage per user: this user's moves to the account (and leaves the
+    # browser); another person's list saved in the same browser is neither shown nor touched
     # (the browser package signs in close to the API's 30 emailed links per address per hour: no second user)
     me = api.get(app.url + "/api/auth/me").json()
-    theirs = f"tt-watchlist:{me['id'] + 1000}"
+    mine, theirs = f"tt-watchlist:{me['id']}", f"tt-watchlist:{me['id'] + 1000}"
+    assert api.get(app.url + "/api/watchlist").json()["saved"] is False
     page.goto(app.url + "/market")
-    page.evaluate("(key) => { localStorage.clear(); localStorage.setItem(key, JSON.stringify(['NSE:ZOMATO'])); }",
-                  theirs)
+    page.evaluate("([a, b]) => { localStorage.clear(); localStorage.setItem(a, JSON.stringify(['NSE:ZOMATO'])); "
+                  "localStorage.setItem(b, JSON.stringify(['NSE:PAYTM'])); }", [mine, theirs])
     page.reload()
     watch = page.locator("#watchlist tbody tr")
-    expect(watch).to_have_count(3)  # the starting three, not the other person's list
-    expect(watch.filter(has_text="NSE:ZOMATO")).to_have_count(0)
+    expect(watch).to_have_count(1)
+    expect(watch.filter(has_text="NSE:ZOMATO")).to_have_count(1)
+    expect(page.locator("#watch")).to_have_attribute("aria-busy", "false")
+    assert api.get(app.url + "/api/watchlist").json()["symbols"] == ["NSE:ZOMATO"]
+    assert page.evaluate("(key) => localStorage.getItem(key)", mine) is None
+    assert page.evaluate("(key) => JSON.parse(localStorage.getItem(key))", theirs) == ["NSE:PAYTM"]
     add = page.get_by_role("form", name="Add to the watchlist")
     add.get_by_label("Symbol", exact=True).fill("tcs")
     add.get_by_role("button", name="Add").click()
     expect(watch.filter(has_text="NSE:TCS")).to_have_count(1)
-    page.reload()
-    expect(watch.filter(has_text="NSE:TCS")).to_have_count(1)
-    assert page.evaluate("(key) => JSON.parse(localStorage.getItem(key))", theirs) == ["NSE:ZOMATO"]
+    expect(page.locator("#watch")).to_have_attribute("aria-busy", "false")  # the account has kept it
+    assert api.get(app.url + "/api/watchlist").json()["symbols"] == ["NSE:ZOMATO", "NSE:TCS"]
 
 
 def test_sma_and_ema_lines_on_the_candles(page: Any, app: App, api: requests.Session) -> None:

@@ -1,35 +1,61 @@
-import { html, Page, Table, useLoad, Loading, useState, navigate } from '../ui.js';
+import { html, Page, Table, useLoad, Loading, useState, useEffect, navigate } from '../ui.js';
 import { Chart } from '../charts.js';
 import { useTicks, useTickStatus } from '../ticks.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
 
-// The watchlist is kept in this browser's localStorage, one list per signed-in user (the API has no watchlist
-// endpoint): two people sharing a browser each see their own.
-const STARTER = ['NSE:RELIANCE', 'NSE:INFY', 'NSE:HDFCBANK'];
-const watchKey = (me) => `tt-watchlist:${me.id}`;
+// The watchlist is kept with the account (GET/PUT /api/watchlist), so the phone and the desktop show the same
+// list. A list an older version kept in this browser (localStorage, per user) moves to the account once.
+const oldKey = (me) => `tt-watchlist:${me.id}`;
 
-function readWatchlist(me) {
-  try {
-    const saved = JSON.parse(localStorage.getItem(watchKey(me)) || 'null');
-    if (Array.isArray(saved)) return saved.filter((s) => typeof s === 'string');
-  } catch (_) { /* unreadable: start again */ }
-  return STARTER;
+async function loadWatchlist(me) {
+  const kept = await api.get('/api/watchlist');
+  let old = null;
+  try { old = JSON.parse(localStorage.getItem(oldKey(me)) || 'null'); } catch (_) { /* unreadable: ignore */ }
+  if (!kept.saved && Array.isArray(old) && old.length) {
+    try {
+      const moved = await api.put('/api/watchlist', { symbols: old.filter((x) => typeof x === 'string').slice(0, 50) });
+      localStorage.removeItem(oldKey(me));
+      return moved.symbols;
+    } catch (_) { /* not symbols any more: keep the account's list */ }
+  }
+  localStorage.removeItem(oldKey(me));
+  return kept.symbols;
 }
 
 function Watchlist({ me }) {
-  const [symbols, setSymbols] = useState(() => readWatchlist(me));
+  const [symbols, setSymbols] = useState(null);
+  const [error, setError] = useState('');
   const [add, setAdd] = useState('');
-  const ticks = useTicks(symbols);
+  useEffect(() => {
+    let live = true;
+    loadWatchlist(me).then((xs) => { if (live) setSymbols(xs); }).catch((e) => { if (live) { setSymbols([]); setError(e.message); } });
+    return () => { live = false; };
+  }, [me.id]);
+  const ticks = useTicks(symbols || []);
   const status = useTickStatus();
-  const save = (xs) => { setSymbols(xs); localStorage.setItem(watchKey(me), JSON.stringify(xs)); };
-  const rows = symbols.map((s) => ({ id: s, symbol: s, ...(ticks[s] || {}) }));
-  return html`<section aria-labelledby="wl-h"><h2 id="wl-h">Watchlist <span class="muted small" id="feed-status">${status.socket === 'open'
+  const [saving, setSaving] = useState(0);
+  const save = async (xs) => { // shown at once; the account's answer (normalized) replaces it, a refusal undoes it
+    const before = symbols;
+    setSymbols(xs); setError(''); setSaving((n) => n + 1);
+    try {
+      setSymbols((await api.put('/api/watchlist', { symbols: xs })).symbols);
+    } catch (e) {
+      setSymbols(before);
+      setError(Object.values(e.fieldErrors ? e.fieldErrors() : {})[0] || e.message);
+    } finally {
+      setSaving((n) => n - 1);
+    }
+  };
+  const rows = (symbols || []).map((s) => ({ id: s, symbol: s, ...(ticks[s] || {}) }));
+  return html`<section id="watch" aria-labelledby="wl-h" aria-busy=${symbols === null || saving > 0 ? 'true' : 'false'}><h2 id="wl-h">Watchlist <span class="muted small" id="feed-status">${status.socket === 'open'
     ? (status.connected ? 'live' : 'feed disconnected') : status.socket}${status.reason ? ` — ${status.reason}` : ''}</span></h2>
-    <form class="actions" aria-label="Add to the watchlist" onSubmit=${(e) => { e.preventDefault(); const s = add.trim().toUpperCase(); if (s) save([...new Set([...symbols, s.includes(':') ? s : `NSE:${s}`])]); setAdd(''); }}>
-      <label for="wl-add">Symbol</label><input id="wl-add" value=${add} onInput=${(e) => setAdd(e.target.value)} placeholder="NSE:TCS" autocomplete="off" />
-      <button type="submit">Add</button></form>
-    <${Table} caption="Live quotes" id="watchlist" rows=${rows} empty="Add a symbol."
+    <form class="actions" aria-label="Add to the watchlist" onSubmit=${(e) => { e.preventDefault(); const s = add.trim().toUpperCase(); if (s && symbols) save([...new Set([...symbols, s.includes(':') ? s : `NSE:${s}`])]); setAdd(''); }}>
+      <label for="wl-add">Symbol</label><input id="wl-add" value=${add} onInput=${(e) => setAdd(e.target.value)} placeholder="NSE:TCS" autocomplete="off"
+        aria-invalid=${error ? 'true' : 'false'} aria-describedby=${error ? 'wl-add-err' : undefined} />
+      <button type="submit" disabled=${symbols === null}>Add</button>
+      ${error ? html`<small id="wl-add-err" class="field-error" role="alert">${error}</small>` : null}</form>
+    <${Table} caption="Live quotes" id="watchlist" rows=${rows} empty=${symbols === null ? 'Loading…' : 'Add a symbol.'}
       columns=${[{ key: 'symbol', label: 'Symbol', render: (r) => html`<a href=${`/market?symbol=${r.symbol.split(':')[1]}`}>${r.symbol}</a>` },
         { key: 'ltp', label: 'LTP', num: true, render: (r) => html`<span data-ltp>${f.price(r.ltp)}</span>` },
         { key: 'change', label: 'Change', num: true, render: (r) => html`<span class=${f.tone(r.change)}>${f.pct(r.change, 2, true)}</span>` },
