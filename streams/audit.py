@@ -135,14 +135,28 @@ def wait_live_caught_up(platform: Platform, projections: Sequence[Projection], h
             return applied
 
 
+LIVE_READS = 5  # reads of the live read models, each at a still store head, before giving up
+
+
 def replay_and_compare(platform: Platform, projections: Sequence[Projection],
                        source: str) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]], int]:
     """Rebuild `projections` into a scratch database from `source` up to the store head (from Kafka:
     until every partition reached its end offset as of the start); returns the live and replayed
-    checksums and the head. Raises ReplayIncomplete if the source did not hold every event up to it."""
-    head = platform.store.max_position()
-    wait_live_caught_up(platform, projections, head)
-    live = table_checksums(platform.db, projections)
+    checksums and the head. The live checksums are read once the live read models applied the head and while no
+    event arrives. Raises ReplayIncomplete if the source did not hold every event up to it, or the live read
+    models could not be read at a still head (never a difference that is only lag)."""
+    for _ in range(LIVE_READS):
+        head = platform.store.max_position()
+        applied = wait_live_caught_up(platform, projections, head)
+        if applied < head:  # comparing now would report a difference that is only the projector's lag
+            raise ReplayIncomplete(f"the live read models have applied only up to position {applied} of the store "
+                                   f"head {head}: the projector is behind; run this again once it caught up")
+        live = table_checksums(platform.db, projections)
+        if platform.store.max_position() == head:  # nothing arrived while the live tables were read
+            break
+    else:
+        raise ReplayIncomplete(f"events kept arriving while the live read models were read ({LIVE_READS} tries): "
+                               "run this again in a quieter moment")
     with scratch_database(platform.db) as scratch:
         runner = ProjectionRunner(scratch, list(projections), _source(platform, source))
         try:  # creates the tracking and read-model tables in the empty database
