@@ -8,7 +8,7 @@ from typing import Any
 from api.risk_state import risk_state
 from infra.bars.universes import known_isins
 from infra.bootstrap import Platform
-from projections.broker import reconciliation
+from projections.joined import reconciliation
 from projections.portfolios.queries import activity, equity_curve, list_positions
 
 __all__ = ["live_reconciliation", "portfolio_dashboard"]

@@ -25,8 +25,7 @@ from domain.errors import NotFound
 from domain.portfolio.aggregate import Portfolio
 from domain.risk import RiskBook
 from infra.bootstrap import Platform
-from projections.portfolios.queries import get_portfolio, get_position
-from projections.signals import get_signal
+from projections.portfolios.queries import get_portfolio, get_position, get_signal
 
 __all__ = ["Homes", "OwnedPortfolio", "PathPortfolio", "PositionHome", "SignalHomes", "owned_portfolio", "signal_home",
            "stored_portfolios"]

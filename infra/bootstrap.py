@@ -31,9 +31,8 @@ from infra.store.eventstore import SqlEventStore, SystemClock, make_recorder
 from infra.store.record_index import SqlRecordIndex
 from projections.base import tracking_metadata
 from projections.notifications import metadata as notifications_metadata
-from projections.portfolios.queries import active_portfolio_rows, portfolio_ids_using_strategy
+from projections.portfolios.queries import active_portfolio_rows, overdue_signal_ids, portfolio_ids_using_strategy
 from projections.registry import all_projections
-from projections.signals import overdue_signal_ids
 
 log = logging.getLogger(__name__)
 

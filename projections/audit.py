@@ -138,14 +138,3 @@ def portfolio_events(conn: Connection, aggregate_id: str, portfolio_id: int) -> 
         sa.and_(t.c.portfolio_id == portfolio_id, t.c.aggregate_type == "RiskBook"),
     )).order_by(t.c.position)).all()
     return [envelope_row(r) for r in rows]
-
-
-def activity_summaries(conn: Connection, positions: list[int]) -> dict[int, str]:
-    """The portfolio activity log's readable sentence for each of these store positions."""
-    from projections.portfolios.tables import activity_log
-
-    if not positions:
-        return {}
-    rows = conn.execute(sa.select(activity_log.c.position, activity_log.c.summary)
-                        .where(activity_log.c.position.in_(positions))).all()
-    return {int(r.position): str(r.summary) for r in rows}

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from domain.notifications import KINDS, channel_on, default_preferences, title_of
 from projections.base import Projection, page
 from projections.envelope import Envelope
-from projections.portfolios.tables import expiry
+from projections.values import expiry
 
 metadata = sa.MetaData()
 

@@ -171,3 +171,11 @@ def orders_on(conn: Connection, account_id: int, day: str, portfolio_id: int | N
         conds.append(o.portfolio_id == portfolio_id)
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(o.orders), 0)).where(*conds)).scalar_one())
 
+
+
+def kill_switches(conn: Connection, account_id: int) -> list[tuple[int, int | None]]:
+    """(rule id, portfolio id or None: account-wide) of the account's engaged kill switches, by id."""
+    rr = risk_rules.c
+    return [(int(r.id), None if r.portfolio_id is None else int(r.portfolio_id))
+            for r in conn.execute(sa.select(rr.id, rr.portfolio_id).where(
+                rr.account_id == account_id, rr.rule_type == "kill_switch").order_by(rr.id))]

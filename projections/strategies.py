@@ -170,3 +170,11 @@ _GET_DOC = sa.select(strategies.c.doc, strategies.c.owner_id, strategies.c.is_te
 def get_strategy(conn: Connection, strategy_id: int) -> dict[str, Any] | None:
     row = conn.execute(sa.select(strategies).where(strategies.c.id == strategy_id)).first()
     return None if row is None else strategy_public(row)
+
+
+def strategy_names(conn: Connection, ids: set[int]) -> dict[int, str]:
+    """Strategy id -> name for these ids (one query; none for an empty set)."""
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(strategies.c.id, strategies.c.name).where(strategies.c.id.in_(ids))).all()
+    return {int(r.id): str(r.name) for r in rows}

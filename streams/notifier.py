@@ -61,9 +61,8 @@ from projections.notifications import (
     notifier_signals,
     record,
 )
-from projections.portfolios.queries import list_portfolios, list_positions
-from projections.portfolios.tables import utc_epoch
-from projections.signals import list_signals
+from projections.portfolios.queries import list_portfolios, list_positions, list_signals
+from projections.values import utc_epoch
 from streams.loop import StepLoop, status_reporter
 from streams.runner import ProjectionRunner
 from streams.sources import EventSource

@@ -23,8 +23,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from commands import messages as m
 from commands.handlers.ticks import next_session
 from commands.ports import CommandMeta
@@ -32,8 +30,7 @@ from domain.fills import in_closing_auction
 from domain.market_hours import IST
 from domain.portfolio.aggregate import Portfolio
 from infra.bootstrap import Platform
-from projections.portfolios.queries import active_portfolio_rows
-from projections.portfolios.tables import activity_log
+from projections.portfolios.queries import active_portfolio_rows, activity_marks
 from streams.ticks import Client, Encoded, TickHub
 
 log = logging.getLogger(__name__)
@@ -110,10 +107,7 @@ class PaperTickFills:
         """Levels per paper portfolio, reloading aggregates whose read model changed (runs in a thread)."""
         with self.platform.db.read() as conn:
             rows = [r for r in active_portfolio_rows(conn) if r["mode"] == "paper"]
-            a = activity_log.c
-            ids = [r["id"] for r in rows]
-            marks = dict(conn.execute(sa.select(a.portfolio_id, sa.func.max(a.position))
-                                      .where(a.portfolio_id.in_(ids)).group_by(a.portfolio_id)).all()) if ids else {}
+            marks = activity_marks(conn, [r["id"] for r in rows])
         out: dict[int, Levels] = {}
         for r in rows:
             pid = int(r["id"])

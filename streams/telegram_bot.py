@@ -37,8 +37,7 @@ from domain.errors import DomainError
 from domain.money import format_inr
 from domain.telegram import TelegramLink
 from infra.bootstrap import Platform
-from projections.portfolios.queries import list_portfolios, list_positions
-from projections.signals import get_signal, list_signals
+from projections.portfolios.queries import get_signal, list_portfolios, list_positions, list_signals
 from projections.telegram import accounts_of_chat
 from streams.workers import ReadYourWrites
 

@@ -29,9 +29,10 @@ from domain.broker import BrokerConnection
 from domain.errors import NotFound
 from domain.portfolio.aggregate import Portfolio
 from infra.bootstrap import Platform
-from projections.broker import BrokerProjection, agent_queue, broker_status, get_connection
+from projections.broker import BrokerProjection, broker_status, get_connection
+from projections.joined import agent_queue
 from projections.portfolios.projector import PortfoliosProjection
-from projections.signals import get_signal
+from projections.portfolios.queries import get_signal
 
 router = resource_router("/api/agent", ["agent"])
 

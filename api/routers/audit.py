@@ -20,7 +20,8 @@ from domain.portfolio.aggregate import Portfolio
 from domain.risk import RiskBook
 from domain.status import PositionStatus
 from infra.bootstrap import Platform
-from projections.audit import AuditFilters, activity_summaries, list_audit_events, portfolio_events, utc_moment
+from projections.audit import AuditFilters, list_audit_events, portfolio_events, utc_moment
+from projections.portfolios.queries import activity_summaries
 
 router = resource_router("/api/audit", ["audit"])
 

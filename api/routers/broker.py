@@ -35,7 +35,8 @@ from infra.bars.universes import known_isins
 from infra.bootstrap import Platform
 from infra.kite.brokers import BrokerDataProxy, BrokerProxyError
 from infra.kite.client import KiteBroker, login_url
-from projections.broker import BrokerProjection, get_connection, reconciliation
+from projections.broker import BrokerProjection, get_connection
+from projections.joined import reconciliation
 
 router = resource_router("/api", ["broker"])
 _proxy_lock = threading.Lock()

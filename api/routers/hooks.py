@@ -37,7 +37,7 @@ from domain.portfolio.aggregate import Portfolio
 from domain.webhooks import Webhook, content_key, hook_id_of
 from infra.bootstrap import Platform
 from projections.portfolios.projector import PortfoliosProjection
-from projections.signals import get_signals
+from projections.portfolios.queries import get_signals
 from projections.webhooks import WebhooksProjection, get_webhook, list_webhooks
 
 router = resource_router("/api", ["alert hooks"])

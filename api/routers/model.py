@@ -44,16 +44,17 @@ from domain.errors import NotFound
 from domain.portfolio.aggregate import Portfolio
 from infra.bootstrap import Platform
 from projections.audit import utc_moment
-from projections.broker import signals_with_fills
+from projections.joined import signals_with_fills
 from projections.portfolios.projector import PortfoliosProjection
 from projections.portfolios.queries import (
     account_activity,
     get_portfolio,
     get_position,
+    get_signal,
+    get_signals,
     list_portfolios,
     list_positions,
 )
-from projections.signals import get_signal, get_signals
 
 router = resource_router("/api/model", ["model portfolios"])
 

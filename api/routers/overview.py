@@ -24,7 +24,8 @@ from api.public.risk import RiskStatePublic
 from api.risk_state import risk_state
 from api.schemas import AgentKeyPublic, BrokerStatus
 from domain.market_hours import IST
-from projections.broker import broker_status, signals_with_fills
+from projections.broker import broker_status
+from projections.joined import signals_with_fills
 from projections.portfolios.queries import account_activity, list_portfolios
 
 router = resource_router("/api/overview", ["overview"])

@@ -48,8 +48,8 @@ from projections.imports import (
     ledger_entries,
     mf_transactions,
 )
-from projections.portfolios.tables import portfolio_equity, portfolios, positions
-from projections.strategies import strategies
+from projections.portfolios.queries import account_portfolio_rows, equity_rows, position_rows
+from projections.strategies import strategy_names
 
 # What a snapshot holds and how it is computed: bump it when either changes, so snapshots built before are
 # not read (they lie in the previous version's folder, and the first read builds the account's anew).
@@ -130,13 +130,6 @@ def _columns(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 
 # ---------------------------------------------------------------------------------------------- building
-
-
-def _strategy_names(conn: sa.Connection, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = conn.execute(sa.select(strategies.c.id, strategies.c.name).where(strategies.c.id.in_(ids))).all()
-    return {int(r.id): str(r.name) for r in rows}
 
 
 def _imported(conn: sa.Connection, account_id: int) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table, pa.Table]:
@@ -256,14 +249,11 @@ def build_tables(conn: sa.Connection, account_id: int) -> dict[str, pa.Table]:
 def _portfolio_rows(conn: sa.Connection, account_id: int, trades: list[dict[str, Any]],
                     realized: list[dict[str, Any]]) -> None:
     """Model portfolios' positions as journal trades (entry and exit) and closed trades."""
-    pf = portfolios.c
-    pfs = {int(r.id): r for r in conn.execute(sa.select(pf.id, pf.strategy_id, pf.mode, pf.name)
-                                              .where(pf.account_id == account_id)).all()}
+    pfs = {int(r.id): r for r in account_portfolio_rows(conn, account_id)}
     if not pfs:
         return
-    names = _strategy_names(conn, {int(r.strategy_id) for r in pfs.values() if r.strategy_id is not None})
-    p = positions.c
-    for r in conn.execute(sa.select(positions).where(p.portfolio_id.in_(pfs.keys())).order_by(p.id)).all():
+    names = strategy_names(conn, {int(r.strategy_id) for r in pfs.values() if r.strategy_id is not None})
+    for r in position_rows(conn, list(pfs)):
         info = pfs[int(r.portfolio_id)]
         strategy = names.get(int(info.strategy_id), f"strategy {info.strategy_id}") if info.strategy_id else info.name
         qty = float(r.quantity)
@@ -295,11 +285,8 @@ def _portfolio_rows(conn: sa.Connection, account_id: int, trades: list[dict[str,
 
 
 def _equity_rows(conn: sa.Connection, account_id: int) -> list[dict[str, Any]]:
-    pf, eq = portfolios.c, portfolio_equity.c
-    rows = conn.execute(sa.select(eq.portfolio_id, eq.day, eq.cash, eq.equity, pf.strategy_id, pf.mode, pf.reset_seq,
-                                  eq.reset_seq.label("row_seq"))
-                        .join(portfolios, pf.id == eq.portfolio_id).where(pf.account_id == account_id)).all()
-    names = _strategy_names(conn, {int(r.strategy_id) for r in rows if r.strategy_id is not None})
+    rows = equity_rows(conn, account_id)
+    names = strategy_names(conn, {int(r.strategy_id) for r in rows if r.strategy_id is not None})
     return [{"account_id": account_id, "portfolio_id": int(r.portfolio_id),
              "strategy": names.get(int(r.strategy_id), "") if r.strategy_id else "", "mode": r.mode,
              "day": _day(r.day), "cash": float(r.cash), "equity": float(r.equity)}

@@ -1,7 +1,7 @@
 """The model-portfolio read models: portfolios, their signals and positions, the daily equity curve and
-the activity timeline (`tables.py`); the projector that keeps them (`projector.py`), the timeline's text
-(`activity.py`), and the queries the API and the scheduler call (`queries.py`; signal queries are in
-`projections/signals.py`).
+the activity timeline (`tables.py`, private to this package); the projector that keeps them (`projector.py`),
+the timeline's text (`activity.py`), and every query of them the rest of the house calls (`queries.py`,
+signals included; what joins them with the broker or risk read models is `projections/joined.py`).
 
 Every Portfolio event but PortfolioDeployed names its portfolio only through the aggregate id, so
 `rm_portfolios.aggregate_id` is kept (unique) and looked up. The rows follow the aggregate's `when_*`

@@ -14,13 +14,13 @@ from projections.envelope import Envelope
 from projections.portfolios.activity import activity_summary
 from projections.portfolios.tables import (
     activity_log,
-    expiry,
     metadata,
     portfolio_equity,
     portfolios,
     positions,
     signals,
 )
+from projections.values import expiry
 
 # ---------------------------------------------------------------------------------------------- projection
 

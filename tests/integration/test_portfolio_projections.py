@@ -27,12 +27,15 @@ from projections.portfolios.queries import (
     equity_curve,
     get_portfolio,
     get_position,
+    get_signal,
+    in_cart_signal_ids,
     list_portfolios,
     list_positions,
+    list_signals,
+    overdue_signal_ids,
     portfolio_ids_using_strategy,
 )
 from projections.risk import RiskProjection, get_risk_rule, list_risk_rules, orders_on, risk_breaches
-from projections.signals import get_signal, in_cart_signal_ids, list_signals, overdue_signal_ids
 from streams.runner import ProjectionRunner
 from streams.sources import STORE_SHARD, Item, Tracking
 
