@@ -3,6 +3,9 @@ helpers (login URL, request-token exchange) and the error mapping onto `commands
 
 `root` may point at a stub (tests): the client joins routes onto it with `urljoin`, so a stub must
 answer at the host root.
+
+`kiteconnect` is imported when a broker is made, not with this module: its package imports its ticker and
+with it Twisted (a third of a second), which every process serving the paper default would pay for nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import requests
-from kiteconnect import KiteConnect
-from kiteconnect import exceptions as kex
 
 from commands.brokers import (
     BrokerAuthError,
@@ -42,6 +43,8 @@ def map_error(exc: Exception) -> BrokerError:
         return exc
     if isinstance(exc, requests.RequestException):
         return BrokerUnavailable(f"Kite could not be reached: {type(exc).__name__}")
+    from kiteconnect import exceptions as kex  # (loaded already: the exception came from it)
+
     if isinstance(exc, kex.KiteException):
         code = getattr(exc, "code", None)
         message = str(exc) or type(exc).__name__
@@ -56,9 +59,11 @@ def map_error(exc: Exception) -> BrokerError:
 
 
 def _call(fn: Callable[[], T]) -> T:
+    from kiteconnect.exceptions import KiteException  # (loaded already by KiteBroker)
+
     try:
         return fn()
-    except (kex.KiteException, requests.RequestException) as exc:
+    except (KiteException, requests.RequestException) as exc:
         raise map_error(exc) from None
 
 
@@ -77,6 +82,8 @@ class KiteBroker:
     """The `Broker` port on `kiteconnect.KiteConnect` with one account's api_key and access token."""
 
     def __init__(self, api_key: str, access_token: str | None, root: str | None = None, timeout: float = 7.0) -> None:
+        from kiteconnect import KiteConnect
+
         self.kite = KiteConnect(api_key, access_token=access_token, root=root, timeout=timeout)
 
     # --- read -------------------------------------------------------------------------------
@@ -104,7 +111,7 @@ class KiteBroker:
     # --- write (the agent only) ----------------------------------------------------------------
     def place_gtt(self, exchange: str, symbol: str, last_price: float, legs: Sequence[GttLeg],
                   product: str = "CNC") -> str:
-        kind = KiteConnect.GTT_TYPE_SINGLE if len(legs) == 1 else KiteConnect.GTT_TYPE_OCO
+        kind = self.kite.GTT_TYPE_SINGLE if len(legs) == 1 else self.kite.GTT_TYPE_OCO
         orders = [{"transaction_type": leg.transaction_type, "quantity": leg.quantity, "order_type": "LIMIT",
                    "product": product, "price": leg.price} for leg in legs]
         result = _call(lambda: self.kite.place_gtt(kind, symbol, exchange, [leg.trigger for leg in legs],
@@ -113,7 +120,7 @@ class KiteBroker:
 
     def modify_gtt(self, trigger_id: str, exchange: str, symbol: str, last_price: float, legs: Sequence[GttLeg],
                    product: str = "CNC") -> None:
-        kind = KiteConnect.GTT_TYPE_SINGLE if len(legs) == 1 else KiteConnect.GTT_TYPE_OCO
+        kind = self.kite.GTT_TYPE_SINGLE if len(legs) == 1 else self.kite.GTT_TYPE_OCO
         orders = [{"transaction_type": leg.transaction_type, "quantity": leg.quantity, "order_type": "LIMIT",
                    "product": product, "price": leg.price} for leg in legs]
         _call(lambda: self.kite.modify_gtt(int(trigger_id), kind, symbol, exchange, [leg.trigger for leg in legs],
@@ -128,11 +135,11 @@ class KiteBroker:
         """`market_protection` goes with MARKET orders only (Kite: 0-100 percent, -1 automatic); `algo_id`,
         when given, with every order."""
         protection: float | None = None
-        if order_type == KiteConnect.ORDER_TYPE_MARKET and market_protection is not None:
+        if order_type == self.kite.ORDER_TYPE_MARKET and market_protection is not None:
             protection = int(market_protection) if market_protection == int(market_protection) else market_protection
         return str(_call(lambda: self.kite.place_order(
-            KiteConnect.VARIETY_REGULAR, exchange, symbol, transaction_type, quantity, product, order_type,
-            price=price, validity=KiteConnect.VALIDITY_DAY, tag=tag, market_protection=protection,
+            self.kite.VARIETY_REGULAR, exchange, symbol, transaction_type, quantity, product, order_type,
+            price=price, validity=self.kite.VALIDITY_DAY, tag=tag, market_protection=protection,
             algo_id=algo_id or None)))
 
     def order_history(self, order_id: str) -> list[dict[str, Any]]:
