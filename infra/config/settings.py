@@ -48,6 +48,16 @@ class Settings(BaseSettings):
         "refused (429) while the emailed link still signs in"))
     invitations_per_day: int = Field(default=20, ge=1, description=(
         "Family invitations one account may send in 24 hours (then 429)"))
+    sign_in_emails_per_address: int = Field(default=5, ge=1, le=10_000, description=(
+        "Sign-in and password emails one address may ask for per `TRADERTAPE_SIGN_IN_WINDOW_SECONDS` (then 429)"))
+    sign_in_emails_per_ip: int = Field(default=30, ge=1, le=100_000, description=(
+        "Sign-in and password emails one client address may ask for per window (then 429); raise it when many "
+        "people sign in from behind one address (an office's NAT)"))
+    sign_in_attempts_per_ip: int = Field(default=60, ge=1, le=100_000, description=(
+        "Sign-in attempts (code, link or password) from one client address, and password attempts for one "
+        "email, per window (then 429)"))
+    sign_in_window_seconds: int = Field(default=900, ge=60, le=86_400, description=(
+        "The window the three sign-in limits above count in"))
     read_your_writes_timeout: float = 2.0
     # /api/health turns "degraded" when a read model (a Kafka partition, or the store) is more than this
     # many events behind, or a projector/relay step failed this many times in a row

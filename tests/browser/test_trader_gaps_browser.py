@@ -136,7 +136,6 @@ def test_a_watchlist_kept_in_this_browser_moves_to_the_account_once(page: Any, a
                                                                      api: requests.Session) -> None:
     # an older version kept the list in localStorage per user: this user's moves to the account (and leaves the
     # browser); another person's list saved in the same browser is neither shown nor touched
-    # (the browser package signs in close to the API's 30 emailed links per address per hour: no second user)
     me = api.get(app.url + "/api/auth/me").json()
     mine, theirs = f"tt-watchlist:{me['id']}", f"tt-watchlist:{me['id'] + 1000}"
     assert api.get(app.url + "/api/watchlist").json()["saved"] is False

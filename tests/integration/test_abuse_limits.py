@@ -101,3 +101,14 @@ def test_wrong_codes_are_capped_per_account_per_day_and_logged(api_factory: Any,
     # the link in the email still signs in
     r = api.post("/api/auth/verify-link", json={"email": email, "token": api.inbox.last_token(email)})
     assert r.status_code == 200
+
+
+def test_the_sign_in_email_limits_are_settings(api_factory: Any) -> None:
+    """An office signing in from behind one address raises the per-address limits; here they are lowered."""
+    api = api_factory(sign_in_emails_per_address=2, sign_in_emails_per_ip=4)
+    first, second = unique_email("office"), unique_email("office")
+    assert [api.post("/api/auth/magic-link", json={"email": first}).status_code for _ in range(3)] == [200, 200, 429]
+    assert api.post("/api/auth/magic-link", json={"email": second}).status_code == 200  # the client's fourth
+    r = api.post("/api/auth/magic-link", json={"email": unique_email("office")})  # its fifth: over the IP's 4
+    assert r.status_code == 429 and "Too many attempts" in r.json()["detail"]
+    assert len(api.inbox.messages_to(first)) == 2
