@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.guards import MAX_ID, MAX_OFFSET, StrictJsonRoute
 from api.serial import SERIAL
-from commands.bus import CommandResult
+from commands.bus import ATTEMPTS, CommandResult
 from commands.ports import CommandMeta
 from domain.accounts import Account
 from domain.errors import DomainError
@@ -217,18 +217,20 @@ def request_meta(request: Request, principal: Principal | None = None, actor: st
 
 
 def dispatch(request: Request, platform: Platform, command: Any, principal: Principal | None = None,
-             actor: str | None = None, events_hint: int = 0, serial: Hashable | None = None) -> CommandResult:
+             actor: str | None = None, events_hint: int = 0, serial: Hashable | None = None,
+             attempts: int = ATTEMPTS) -> CommandResult:
     """Run a command and wait (bounded) until the projections show its effect (read-your-writes).
     `events_hint`: a command recording many events (a large import) waits longer, up to two minutes,
     so that the reads right after it (the analytics summary) see all of it. `serial`: commands that
     certainly save the same aggregate (the carts of one account all save its RiskBook) take turns in
-    this process rather than clash and retry (other processes: the store's version check)."""
+    this process rather than clash and retry (other processes: the store's version check). `attempts`:
+    the bus's tries on a version conflict (its retry budget for this command)."""
     waiter: ReadYourWrites = request.app.state.read_your_writes
     timeout = platform.settings.read_your_writes_timeout + min(events_hint / 1000.0, 120.0)
     started, name = time.perf_counter(), type(command).__name__
     try:
         with SERIAL.one_at_a_time(serial):
-            result = platform.bus.handle(command, request_meta(request, principal, actor))
+            result = platform.bus.handle(command, request_meta(request, principal, actor), attempts)
     except Exception as exc:
         telemetry.command_done(name, "refused" if isinstance(exc, DomainError) else "error", started)
         if isinstance(exc, DomainError) and exc.saved_position is not None:

@@ -20,6 +20,7 @@ Handler = Callable[[Any, UnitOfWork], Any]
 # A version conflict means another command saved the same aggregate first; the handler runs again on the
 # fresh state. Several carts of one account placed at once all save its RiskBook, so one retry is not
 # enough under load: ATTEMPTS tries with a short random pause (1-2, 2-4, 4-8 ms) to break the lockstep.
+# A dispatch may give itself a larger budget (`attempts`): the pauses keep doubling.
 ATTEMPTS = 4
 
 
@@ -39,14 +40,14 @@ class MessageBus:
         self.handlers = handlers
         self._on_saved = on_saved
 
-    def handle(self, command: Any, meta: CommandMeta) -> CommandResult:
+    def handle(self, command: Any, meta: CommandMeta, attempts: int = ATTEMPTS) -> CommandResult:
         handler = self.handlers[type(command)]
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             uow = UnitOfWork(self.deps, meta)
             try:
                 value = handler(command, uow)
             except ConcurrencyConflict:
-                if attempt == ATTEMPTS:
+                if attempt == attempts:
                     raise ConcurrentChange(
                         "The object was changed by other requests at the same time; try again") from None
                 log.info("version conflict on %s, attempt %d; retrying", type(command).__name__, attempt)

@@ -260,7 +260,7 @@ def test_webhook_needs_no_csrf_header_even_with_a_session_cookie(market: Any) ->
 
 def test_an_alert_outlasts_other_changes_to_its_portfolio_and_is_never_refused(market: Any, monkeypatch: Any) -> None:
     """Two hooks on one portfolio: while one alert is being recorded, six alerts to the other hook are saved
-    in between (more clashes than the bus retries). The alert is still answered with its signal, once."""
+    in between (more clashes than the bus retries by default). The alert is still answered with its signal, once."""
     from commands import hooks_messages as hm
     from commands.handlers import hooks as handlers
     from commands.ports import CommandMeta
