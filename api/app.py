@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             runner.start_thread(stop)
         notifier: Notifier | None = None
         if plat.settings.notifier if plat.settings.notifier is not None else embedded:
-            notifier = Notifier(plat, StoreSource(plat.store))
+            notifier = Notifier(plat, StoreSource(plat.store, seals=runner is None))  # the projector seals
             plat.listeners.append(notifier.notify)
             notifier.start(stop)
         app.state.notifier = notifier

@@ -113,6 +113,7 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None, market: MarketDa
         broker_secrets = SqlBrokerSecrets(db, SecretBox(settings.secret_key_list))
         broker_secrets.create_table()
         store = SqlEventStore(make_recorder(settings.database_url), clock)
+        store.writer_turn = db.writer_turn
         chain = HashChain(db, store.read_plain)
         chain.create_tables()
         store.chain = chain

@@ -61,6 +61,11 @@ class Projection:
             if attr.startswith("on_"):
                 self._handlers[attr[3:]] = getattr(self, attr)
 
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The event types it has a handler for: applying any other is a no-op."""
+        return frozenset(self._handlers)
+
     def apply(self, conn: Connection, env: Envelope) -> None:
         handler = self._handlers.get(env.type)
         if handler is not None:

@@ -65,7 +65,7 @@ from projections.portfolios.queries import list_portfolios, list_positions, list
 from projections.values import utc_epoch
 from streams.loop import StepLoop, status_reporter
 from streams.runner import ProjectionRunner
-from streams.sources import EventSource
+from streams.sources import EventSource, Item
 from streams.telegram_channel import telegram_channel
 
 log = logging.getLogger(__name__)
@@ -88,18 +88,60 @@ def make_channels(platform: Platform) -> list[NotificationChannel]:
 
 
 class RecorderRunner(ProjectionRunner):
-    """The projection runner applying the notifier projection; tells the dispatchers after each batch."""
+    """The projection runner applying the notifier projection; tells the dispatchers after each batch it
+    applied. Most events notify nobody and change none of its maps (strategies, ticks, ledger rows): a
+    batch of only those is read past without a write transaction. Where it was read to is recorded with
+    the next batch that applies something, when the stream is idle, or at the latest every
+    READ_PAST_SECONDS; until then the position is this process's own, so a restart reads those events
+    again and skips them again -- recording them is a no-op (Projection.apply), so nothing is recorded
+    twice or missed."""
+
+    READ_PAST_SECONDS = 2.0
 
     def __init__(self, *args: Any, on_recorded: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_recorded = on_recorded
+        self._applies: frozenset[str] = frozenset().union(*(p.event_types for p in self.projections))
+        self._read_past: dict[str, Item] = {}  # per shard: the last event read past, its position not recorded
+        self._recorded_at = time.monotonic()
+        self._applied = False  # the last step applied something
         self.loop = StepLoop("notifier", self.step, idle_wait=0.2 if self._listener is None else 0.5,
                              idle=None if self._listener is None else self._listener.wait,
                              report=status_reporter(self.db, "notifier"))
 
+    def _combined(self) -> dict[str, tuple[int, int | None]]:
+        combined = super()._combined()
+        for shard, item in self._read_past.items():
+            if item.envelope.position > combined.get(shard, (0, None))[0]:
+                combined[shard] = (item.envelope.position, item.offset)
+        return combined
+
+    def _apply_batch(self, items: list[Item]) -> None:
+        if any(i.envelope.type in self._applies for i in items):
+            super()._apply_batch(items)  # the tracking of the events read past with it, in one transaction
+            for i in items:
+                self._read_past.pop(i.shard, None)
+            self._recorded_at = time.monotonic()
+            self._applied = True
+            return
+        for i in items:  # in order within a shard: the last one stays
+            self._read_past[i.shard] = i
+        if time.monotonic() - self._recorded_at >= self.READ_PAST_SECONDS:
+            self._record_read_past()
+
+    def _record_read_past(self) -> None:
+        """Record the position of the events read past: their last ones applied (a no-op) with the tracking."""
+        if self._read_past:
+            super()._apply_batch(list(self._read_past.values()))
+            self._read_past.clear()
+        self._recorded_at = time.monotonic()
+
     def step(self) -> int:
+        self._applied = False
         n = super().step()
-        if n:
+        if not n:
+            self._record_read_past()  # idle: nothing is held up by one small write now
+        elif self._applied:
             self._on_recorded()
         return n
 
@@ -140,9 +182,12 @@ class Dispatcher:
     def _claim(self, token: str, now: float) -> list[Any]:
         d, n = notification_deliveries, notifications
         takeable = sa.or_(d.c.status == PENDING, sa.and_(d.c.status == SENDING, d.c.claimed_until < now))
+        due = sa.select(d.c.id).where(d.c.channel == self.channel.name, d.c.not_before <= now, takeable)
+        with self.db.read() as conn:  # nothing due (most wake-ups and polls): no write transaction
+            if conn.execute(due.limit(1)).first() is None:
+                return []
         with self.db.write() as conn:
-            ids = [r.id for r in conn.execute(sa.select(d.c.id).where(
-                d.c.channel == self.channel.name, d.c.not_before <= now, takeable).order_by(d.c.id).limit(self.BATCH))]
+            ids = [r.id for r in conn.execute(due.order_by(d.c.id).limit(self.BATCH))]
             if not ids:
                 return []
             conn.execute(sa.update(d).where(d.c.id.in_(ids), takeable).values(

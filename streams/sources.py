@@ -59,9 +59,12 @@ class StoreSource:
     chain is sealed here when the log is idle and at least every `seal_every` seconds under load (one
     transaction for many events, instead of one per batch)."""
 
-    def __init__(self, store: SqlEventStore, seal_every: float = 0.25) -> None:
+    def __init__(self, store: SqlEventStore, seal_every: float = 0.25, seals: bool = True) -> None:
+        """`seals=False`: another reader of the store in this process seals it (the embedded notifier beside
+        the projector), so this one does not contend for the write lock to do it again."""
         self.store = store
         self.seal_every = seal_every
+        self.seals = seals
         self._sealed_at = 0.0
 
     def shards(self) -> Sequence[str]:
@@ -71,7 +74,7 @@ class StoreSource:
         after = tracking().get(STORE_SHARD, (0, None))[0]
         envs = self.store.read_plain(after, max_items)
         now = time.monotonic()
-        if self.store.chain is not None and (not envs or now - self._sealed_at >= self.seal_every):
+        if self.seals and self.store.chain is not None and (not envs or now - self._sealed_at >= self.seal_every):
             self._sealed_at = now
             self.store.chain.seal()
         return [Item(STORE_SHARD, None, env) for env in envs]

@@ -12,8 +12,8 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -198,6 +198,9 @@ class SqlEventStore:
         self._cache: OrderedDict[uuid.UUID, _Cached] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.chain: Any = None  # infra.store.chain.HashChain, attached by the composition root
+        # held around each insert (the composition root attaches `Database.writer_turn`: SQLite's writers of
+        # one process take turns)
+        self.writer_turn: Callable[[], AbstractContextManager[None]] = nullcontext
 
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
         found = self.load_with_times(cls, aggregate_id)
@@ -311,7 +314,8 @@ class SqlEventStore:
         if not records:
             return None
         try:
-            ids: Sequence[int] | None = self.recorder.insert_events(records)
+            with self.writer_turn():
+                ids: Sequence[int] | None = self.recorder.insert_events(records)
         except IntegrityError as exc:
             # Either another command saved these versions first, or the recorder retried an insert whose
             # commit succeeded but whose reply was lost (a dropped connection): then the rows are ours
