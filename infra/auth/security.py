@@ -73,6 +73,14 @@ class AgentKeyInfo:
     last_used_at: float | None
 
 
+# A rate hit's statements, built once: building and cache-keying them per call happened inside the write
+# transaction (an alert's, at 1,000 a minute, holds SQLite's one writer turn for it).
+_RATE_EXPIRE = sa.delete(rate_hits).where(rate_hits.c.key == sa.bindparam("key_"),
+                                          rate_hits.c.at < sa.bindparam("before_"))
+_RATE_COUNT = sa.select(sa.func.count()).select_from(rate_hits).where(rate_hits.c.key == sa.bindparam("key_"))
+_RATE_ADD = sa.insert(rate_hits).values(key=sa.bindparam("key_"), at=sa.bindparam("at_"))
+
+
 class SqlSecurityStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -81,13 +89,10 @@ class SqlSecurityStore:
     def rate_hit(self, key: str, window_seconds: int, limit: int, now: datetime) -> bool:
         t = epoch(now)
         with self.db.write() as conn:
-            conn.execute(sa.delete(rate_hits).where(rate_hits.c.key == key, rate_hits.c.at < t - window_seconds))
-            count = conn.execute(
-                sa.select(sa.func.count()).select_from(rate_hits).where(rate_hits.c.key == key)
-            ).scalar_one()
-            if count >= limit:
+            conn.execute(_RATE_EXPIRE, {"key_": key, "before_": t - window_seconds})
+            if conn.execute(_RATE_COUNT, {"key_": key}).scalar_one() >= limit:
                 return False
-            conn.execute(sa.insert(rate_hits).values(key=key, at=t))
+            conn.execute(_RATE_ADD, {"key_": key, "at_": t})
             return True
 
     def rate_count(self, key: str, window_seconds: int, now: datetime) -> int:

@@ -9,6 +9,7 @@ import pytest
 
 from commands.messages import CreateStrategy, StrategyBody, UpdateStrategy
 from commands.ports import CommandMeta, ConcurrencyConflict
+from domain.errors import Conflict
 from domain.strategies import Strategy, normalize_spec
 from infra.bootstrap import bootstrap
 from infra.store.db import SqlIdAllocator
@@ -125,7 +126,7 @@ def test_concurrent_updates_through_the_bus_never_lose_one(platform) -> None:  #
         t.join()
     s = platform.store.load(Strategy, Strategy.uuid_for(sid))
     assert s.version == 1 + 6 - len(errors)
-    assert all(type(e).__name__ == "Conflict" for e in errors)
+    assert all(isinstance(e, Conflict) for e in errors), errors  # ConcurrentChange: a 409
 
 
 def test_an_insert_waits_for_other_open_inserts_so_positions_follow_commit_order(tmp_path: Path,
