@@ -48,7 +48,7 @@ from domain.indicators import IndicatorCache
 from domain.metrics import drawdowns, monthly_returns, summarize
 from domain.portfolio.aggregate import INSUFFICIENT_CASH, NOT_FILLED, Portfolio
 from domain.portfolio.events import EntryExpired, OrderFailed
-from domain.portfolio.state import PositionState
+from domain.portfolio.state import PositionState, ScanOutcome
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
 from infra.runtime.heap import collector_paused
@@ -219,6 +219,8 @@ def _refused_entries(pf: Portfolio, events: list[Any]) -> list[dict[str, Any]]:
     open for cash (the quantity is fixed at the signal's close, as a broker's fixed-quantity order is), or
     expired unfilled."""
     out: list[dict[str, Any]] = []
+    if not (pf.stats["orders_failed"] or pf.stats["entries_expired"]):  # none of either: skip the events
+        return out
     for ev in events:
         if type(ev) in _REFUSALS and isinstance(ev, OrderFailed | EntryExpired):
             sig = pf.signals[ev.signal_id]
@@ -308,8 +310,7 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         charges=config.charges, day=day_str[0], at=day_str[0],
     )
 
-    diag = Counter({"signals_generated": 0, "orders_placed": 0, "skipped_max_positions": 0,
-                    "skipped_max_per_sector": 0, "skipped_zero_quantity": 0})
+    scans: list[ScanOutcome] = []
     eq_curve: list[float] = []
     cash_curve: list[float] = []
     invested_days = 0
@@ -317,12 +318,10 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     for k, day in enumerate(day_str):
         # whole bars for what may exit or fill today; the closes of what may be held at the close
         today = _pick(ohlc[k], pf.bar_symbols(), sym_index, complete[k])
-        need = pf.symbols_needing_bars()
-        if need:  # one row of Python floats, then C-level picks: cheaper than numpy calls for a few
-            row = close_t[k].tolist()
-            picked = map(row.__getitem__, map(sym_index.__getitem__, need))
-            closes = dict(zip(need, picked, strict=True)) if complete[k] else \
-                {sym: c for sym, c in zip(need, picked, strict=True) if c == c}  # NaN: no bar today
+        if pf.open_positions or today:  # every symbol's close, built in C (cheaper than picking the held)
+            closes = dict(zip(symbols, close_t[k].tolist(), strict=True))
+            if not complete[k]:
+                closes = {sym: c for sym, c in closes.items() if c == c}  # NaN: no bar today
         else:
             closes = {}
         pf.process_bars(day, today, day, closes)
@@ -333,12 +332,7 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         if k < last:
             lo, hi = e_off_l[k], e_off_l[k + 1]
             if hi > lo:
-                out = pf.record_signals(day, e_cands[lo:hi], day)
-                diag["signals_generated"] += out.considered
-                diag["orders_placed"] += len(out.signal_ids)
-                diag["skipped_max_positions"] += out.skipped_max_positions
-                diag["skipped_max_per_sector"] += out.skipped_max_per_sector
-                diag["skipped_zero_quantity"] += out.skipped_zero_quantity
+                scans.append(pf.record_signals(day, e_cands[lo:hi], day))
         eq_curve.append(pf.close_equity)  # equity at this close (DayClosed); signals move no cash
         cash_curve.append(pf.cash)
         if pf.open_positions:
@@ -370,7 +364,11 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     stats = pf.stats
     valid_bars = int(np.isfinite(bars.close[:, s:e + 1]).sum())
     diagnostics: dict[str, Any] = {
-        **dict(diag),
+        "signals_generated": sum(out.considered for out in scans),
+        "orders_placed": sum(len(out.signal_ids) for out in scans),
+        "skipped_max_positions": sum(out.skipped_max_positions for out in scans),
+        "skipped_max_per_sector": sum(out.skipped_max_per_sector for out in scans),
+        "skipped_zero_quantity": sum(out.skipped_zero_quantity for out in scans),
         "entries_filled": stats["entries_filled"],
         "entries_expired": stats["entries_expired"],
         "skipped_cash": stats["skipped_cash"],

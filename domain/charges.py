@@ -207,11 +207,13 @@ def _components(side: str, quantity: float, price: float,
                 rates: ChargeRates) -> tuple[float, float, float, float, float, float, float, float]:
     """(brokerage, stt, exchange, sebi, stamp, gst, dp, total) in rupees: each component computed on exact
     decimals and rounded half-up to the paisa, the total their sum (see the module docstring)."""
-    return _paise_components(side, quantity, price, rates, _exact_rates(rates))
+    b, s, e, sebi, stamp, gst, dp, total = _paise(side, quantity, price, rates, _exact_rates(rates))
+    return b / 100, s / 100, e / 100, sebi / 100, stamp / 100, gst / 100, dp / 100, total / 100
 
 
-def _paise_components(side: str, quantity: float, price: float, rates: ChargeRates,
-                      x: _Exact) -> tuple[float, float, float, float, float, float, float, float]:
+def _paise(side: str, quantity: float, price: float, rates: ChargeRates,
+           x: _Exact) -> tuple[int, int, int, int, int, int, int, int]:
+    """(brokerage, stt, exchange, sebi, stamp, gst, dp, total) in whole paise."""
     tn, td = _turnover_paise(quantity, price)
     if rates.brokerage_pct:  # min(pct of turnover, cap): compare exactly before rounding
         capped = tn * x.brokerage_pct[0] >= x.brokerage * td * x.brokerage_pct[1]
@@ -237,9 +239,7 @@ def _paise_components(side: str, quantity: float, price: float, rates: ChargeRat
     rn, rd = x.gst
     gst = (2 * (brokerage + exchange + sebi) * rn + rd) // (2 * rd)
     dp = x.dp if side == "sell" else 0
-    total = brokerage + stt + exchange + sebi + stamp + gst + dp
-    return (brokerage / 100, stt / 100, exchange / 100, sebi / 100, stamp / 100, gst / 100, dp / 100,
-            total / 100)
+    return brokerage, stt, exchange, sebi, stamp, gst, dp, brokerage + stt + exchange + sebi + stamp + gst + dp
 
 
 @functools.lru_cache(maxsize=8192)
@@ -283,4 +283,4 @@ def total_charges(
     rates, x = _schedule_on(trade_date[:10], schedule)
     if quantity * price <= 0:
         return 0.0
-    return _paise_components(side, quantity, price, rates, x)[7]
+    return _paise(side, quantity, price, rates, x)[7] / 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.events import fast_init
 from domain.portfolio.events import (
     PositionOpened,
     PositionReduced,
@@ -160,6 +161,7 @@ class PositionState:
         return round((self.last_price - self.entry_price) * self.quantity - self.entry_charges, 2)
 
 
+@fast_init  # one per day with candidates in a backtest
 @dataclass(frozen=True)
 class ScanOutcome:
     """What `record_signals` did with a day's candidates."""
