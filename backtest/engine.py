@@ -49,6 +49,7 @@ from domain.metrics import drawdowns, monthly_returns, summarize
 from domain.portfolio.aggregate import INSUFFICIENT_CASH, NOT_FILLED, Portfolio
 from domain.portfolio.events import EntryExpired, OrderFailed
 from domain.portfolio.state import PositionState, ScanOutcome
+from domain.rounding import round2
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
 from infra.runtime.heap import collector_paused
@@ -193,7 +194,7 @@ def _trade_row(pos: PositionState, symbol_sector: str) -> dict[str, Any]:
         "quantity": pos.quantity,
         "pnl": pnl,
         "pnl_pct": round(pnl / value * 100.0, 4) if value else 0.0,
-        "charges": round(pos.entry_charges + pos.exit_charges, 2),
+        "charges": round2(pos.entry_charges + pos.exit_charges),
         "exit_reason": pos.exit_reason,
         "holding_days": pos.bars_held,
         "conviction": pos.conviction,

@@ -55,6 +55,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from domain.market_hours import CLOSING_AUCTION_FROM, CONTINUOUS_UNTIL, IST
+from domain.rounding import round2
 from domain.ticks import DateLike, round_to_tick, tick_size
 
 ENTRY_ORDERS = ("next_open", "limit")
@@ -134,9 +135,9 @@ def tick_exit(tick: float, stop: float | None, stop_reason: str, target: float |
 def with_slippage(price: float, side: str, bps: float) -> float:
     """`price` moved against the trader by `bps` basis points, rounded to 2 decimals."""
     if not bps:
-        return round(price, 2)
+        return round2(price)
     factor = 1.0 + bps / 10_000.0 if side == "buy" else 1.0 - bps / 10_000.0
-    return round(price * factor, 2)
+    return round2(price * factor)
 
 
 def stop_level(fill: float, stop_loss_pct: float | None, on_date: DateLike) -> float | None:

@@ -96,6 +96,7 @@ from domain.portfolio.events import (
 )
 from domain.portfolio.state import MarkBook, PositionState, ScanOutcome, SignalState
 from domain.risk import Exposure
+from domain.rounding import round2
 from domain.sizing import Candidate, check_limits, rank_candidates, select_candidates
 from domain.status import PortfolioStatus, PositionStatus, SignalStatus
 
@@ -359,7 +360,7 @@ class Portfolio(Aggregate):
             sid = self._new_id("signal")
             self._record(_signal_generated(
                 signal_id=sid, day=day, symbol=cand.symbol, exchange=EXCHANGE, sector=cand.sector,
-                conviction=round(float(cand.conviction), 4), reference_price=round(float(cand.close), 2),
+                conviction=round(float(cand.conviction), 4), reference_price=round2(float(cand.close)),
                 entry_order=self.entry_order, limit_price=sized.limit_price, quantity=sized.quantity,
                 stop_loss=stop_level(sized.expected_price, self.stop_loss_pct, day),
                 target=target_level(sized.expected_price, self.target_pct, day),
@@ -728,7 +729,7 @@ class Portfolio(Aggregate):
             self._simulate_entries(day, bars, at)
         marks, prices = self._day_marks(bars, closes)
         value = self._open_value(prices)
-        self._record(_day_closed(day=day, marks=marks, cash=self.cash, equity=round(self.cash + value, 2), at=at))
+        self._record(_day_closed(day=day, marks=marks, cash=self.cash, equity=round2(self.cash + value), at=at))
         if self.trailing_stop_pct is not None:
             self._ratchet_trailing(day, at)
 
@@ -847,7 +848,7 @@ class Portfolio(Aggregate):
     def _close(self, pos: PositionState, day: str, price: float, reason: str, at: str,
                signal_id: int | None = None) -> None:
         fee = total_charges("sell", pos.quantity, price, day, self.charges)
-        pnl = round((price - pos.entry_price) * pos.quantity - pos.entry_charges - fee, 2)
+        pnl = round2((price - pos.entry_price) * pos.quantity - pos.entry_charges - fee)
         self._record(_position_closed(position_id=pos.position_id, day=day, exit_price=price, exit_reason=reason,
                                       exit_charges=fee, realized_pnl=pnl, at=at, signal_id=signal_id))
 
@@ -968,7 +969,7 @@ class Portfolio(Aggregate):
         sig.status = SignalStatus.EXECUTED
         sig.fill_price = e.price
         sig.filled_quantity = e.quantity
-        self.cash = round(self.cash - e.quantity * e.price - e.charges, 2)
+        self.cash = round2(self.cash - e.quantity * e.price - e.charges)
         self.stats["entries_filled"] += 1
         # the slot, sector place and symbol pass from the signal to the position (PositionOpened)
 
@@ -1021,7 +1022,7 @@ class Portfolio(Aggregate):
         if e.signal_id is not None:
             self.exit_results[e.signal_id] = (e.exit_price, pos.quantity, pos.position_id)
         self.closed_positions.append(pos)
-        self.cash = round(self.cash + pos.quantity * e.exit_price - e.exit_charges, 2)
+        self.cash = round2(self.cash + pos.quantity * e.exit_price - e.exit_charges)
         self._engaged.discard(pos.symbol)
         self._occupied -= 1
         self._sector_occupied[pos.sector] -= 1

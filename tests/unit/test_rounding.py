@@ -1,0 +1,44 @@
+"""`domain.rounding.round2` answers exactly `round(x, 2)`: the same float, the sign of zero included."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.rounding import round2
+
+
+def _same(a: float, b: float) -> bool:
+    return struct.pack("<d", a) == struct.pack("<d", b) or (math.isnan(a) and math.isnan(b))
+
+
+@settings(max_examples=3000)
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_any_float(x: float) -> None:
+    assert _same(round2(x), round(x, 2))
+
+
+@settings(max_examples=3000)
+@given(st.integers(-10**12, 10**12), st.integers(-4, 4), st.sampled_from([1.0, 0.5, 0.1, 1e-3, 1e-6]))
+def test_near_hundredths_and_halves(n: int, ulps: int, scale: float) -> None:
+    """Amounts on and beside the paise grid and the half-paise ties, a few ulps either way."""
+    toward = math.inf if ulps >= 0 else -math.inf
+    for x in (n / 100, (n + 0.5) / 100, n / 100 * scale):
+        for _ in range(abs(ulps)):
+            x = math.nextafter(x, toward)
+        assert _same(round2(x), round(x, 2)), x
+
+
+def test_amounts_a_trade_produces() -> None:
+    cash = 10_000_000.0
+    for i in range(1, 20_000):
+        price = round(50 + i * 0.37, 2)
+        qty = 1 + i % 977
+        cash = cash - qty * price - (i % 300) / 100
+        for x in (cash, price * 1.0005, price * 0.9995, qty * price, -cash / 7, 0.005 * i, -0.001 * i):
+            assert _same(round2(x), round(x, 2)), x
+    for x in (0.0, -0.0, 0.004, -0.004, 0.005, -0.005, 0.015, 2.675, 1.005, -2.675, 1e15, -1e15, 123456789012.345):
+        assert _same(round2(x), round(x, 2)), x
