@@ -24,7 +24,10 @@ ROOT = Path(__file__).parents[2]
 cli = run_cli
 
 
-@pytest.fixture(scope="session")
+# Playwright's sync API keeps an asyncio loop running in this thread while it is open: the browser lives for
+# the package only (other packages' tests call asyncio.run in this thread), the server and the bars for the
+# worker's session (xdist's loadfile interleaves packages: at package scope they were rebuilt ~10 times a run).
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium package is not installed (/usr/bin/chromium missing): "
