@@ -57,11 +57,11 @@ PathPortfolio = Annotated[dict[str, Any], Depends(_path_portfolio)]
 def stored_portfolios(platform: Platform, account_id: int) -> list[tuple[int, str, set[int], set[int]]]:
     """(id, status, entry signal ids, position ids) of the account's portfolios as their events say,
     newest first: for requests naming an object the read model may not show yet."""
-    with platform.store.borrowed(RiskBook, RiskBook.uuid_for(account_id)) as book:
+    with platform.store.reading(RiskBook, RiskBook.uuid_for(account_id)) as book:
         ids = sorted(book.portfolios, reverse=True) if book is not None else []
     out: list[tuple[int, str, set[int], set[int]]] = []
     for pid in ids:
-        with platform.store.borrowed(Portfolio, Portfolio.uuid_for(pid)) as pf:
+        with platform.store.reading(Portfolio, Portfolio.uuid_for(pid)) as pf:
             if pf is not None and pf.account_id == account_id:
                 out.append((pid, pf.status, set(pf.signals), set(pf.positions)))
     return out

@@ -43,9 +43,9 @@ class MessageBus:
     def handle(self, command: Any, meta: CommandMeta, attempts: int = ATTEMPTS) -> CommandResult:
         handler = self.handlers[type(command)]
         for attempt in range(1, attempts + 1):
-            uow = UnitOfWork(self.deps, meta)
             try:
-                value = handler(command, uow)
+                with UnitOfWork(self.deps, meta) as uow:  # hands its aggregates back to the store on exit
+                    value = handler(command, uow)
             except ConcurrencyConflict:
                 if attempt == attempts:
                     raise ConcurrentChange(
@@ -60,7 +60,6 @@ class MessageBus:
                     if self._on_saved is not None:
                         self._on_saved(uow.position)
                 raise
-            uow.release()  # only after a handler that finished: a failed one may have left them half-changed
             if uow.position is not None and self._on_saved is not None:
                 self._on_saved(uow.position)
             return CommandResult(value, uow.position, uow.account_id, frozenset(uow.touched_accounts))

@@ -97,14 +97,10 @@ class MarketClock:
     def _portfolio(self, portfolio_id: int) -> _Where:
         """Where the portfolio stands, from the aggregate itself: its last processed day must not come
         from a lagging read model."""
-        store = self.bus.deps.store
-        pf = store.load(Portfolio, Portfolio.uuid_for(portfolio_id))
-        if pf is None:
-            raise DomainError(f"Portfolio {portfolio_id} not found")
-        try:
+        with self.bus.deps.store.reading(Portfolio, Portfolio.uuid_for(portfolio_id)) as pf:
+            if pf is None:
+                raise DomainError(f"Portfolio {portfolio_id} not found")
             return _Where(pf.portfolio_id, pf.account_id or 0, pf.status, pf.last_day, pf.deployed_on)
-        finally:
-            store.release([pf])  # read only: the store may hand it to the next load
 
     def run_due(self, until: str | None = None,
                 progress: Callable[[str, int, int], None] | None = None) -> DayReport:

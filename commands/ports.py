@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -31,20 +32,30 @@ class ConcurrencyConflict(Exception):
 
 
 class EventStore(Protocol):
-    """Loads aggregates from their events and saves new events atomically with optimistic concurrency."""
+    """Loads aggregates from their events and saves new events atomically with optimistic concurrency.
 
-    def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
-        """The aggregate, for the caller alone: no other caller is ever handed the same object."""
+    A store may keep built aggregates between commands, so that a command on a long-lived one replays only
+    the events stored since. It hands them out only through an explicit check-out: `check_out` (the unit of
+    work, which checks them back in when it ends) or `reading` (a reader outside a command, for one block)."""
+
+    def check_out(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        """The aggregate, up to date, for the caller alone (no other caller is handed the same object until
+        it is checked in); maybe one kept from an earlier command."""
+        ...
+
+    def check_in(self, aggregates: Sequence[Aggregate]) -> None:
+        """Hand back checked-out (or saved) aggregates the caller changed only through events it saved: the
+        store may give them to a later `check_out` (it drops any with unsaved events)."""
+        ...
+
+    def reading(self, cls: type[A], aggregate_id: uuid.UUID) -> AbstractContextManager[A | None]:
+        """The aggregate (or None), checked out for reading inside the block and checked in when it ends:
+        for readers outside a command, which change nothing."""
         ...
 
     def save(self, aggregates: Sequence[Aggregate], meta: CommandMeta) -> int | None:
         """Save every pending event of `aggregates` in one transaction; returns the last position
         (None when nothing was pending); raises ConcurrencyConflict on a version clash."""
-        ...
-
-    def release(self, aggregates: Sequence[Aggregate]) -> None:
-        """The caller is done with these loaded (or saved) aggregates and changed them only through
-        events it saved: the store may hand them to a later `load` instead of rebuilding them."""
         ...
 
 

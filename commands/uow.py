@@ -1,10 +1,11 @@
-"""The unit of work a handler runs in: loads aggregates, saves their events, remembers the position."""
+"""The unit of work a handler runs in: loads aggregates, saves their events, remembers the position, and
+hands the aggregates back to the store when it ends."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from commands.brokers import BrokerSecrets, NoBrokerSecrets
 from commands.imports_messages import RecordIndex
@@ -22,7 +23,7 @@ from commands.ports import (
     SecurityStore,
     TokenHasher,
 )
-from domain.aggregate import SYSTEM_ACCOUNT_ID, Aggregate
+from domain.aggregate import SYSTEM_ACCOUNT_ID, Aggregate, IdSource
 from domain.errors import DomainError, NotFound
 
 A = TypeVar("A", bound=Aggregate)
@@ -75,18 +76,45 @@ class Deps:
 
 
 class UnitOfWork:
+    """One command's loads and saves, used as a context manager (the bus opens one per attempt).
+
+    The aggregates it loads are checked out of the store (which may hand over an object kept from an
+    earlier command, brought up to date: no other caller has it meanwhile) and are checked back in when
+    the block ends, whether the handler finished or failed. Only those it can vouch for go back: each
+    at the version it was loaded or last saved at, with nothing recorded since (the store, too, keeps
+    only aggregates with no unsaved events). Everything about keeping aggregates stays between this
+    class and the store: handlers and the domain only load, change and save."""
+
     def __init__(self, deps: Deps, meta: CommandMeta) -> None:
         self.deps = deps
         self.meta = meta
         self.position: int | None = None
         self.account_id: int | None = meta.account_id
         self.touched_accounts: set[int] = set()  # owners of the aggregates saved (Kafka partition keys)
-        self._held: dict[int, Aggregate] = {}  # what this unit loaded or saved (by object identity)
+        # what this unit checked out or saved (by object identity), with the version the store knows it at
+        self._held: dict[int, tuple[Aggregate, int]] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Check in what was loaded or saved, on success and on failure alike: only the aggregates still at
+        the version they were loaded or last saved at. A version that moved means unsaved events, or a
+        mutator that failed half-way (the version is counted before it runs): that object stays out."""
+        clean = [agg for agg, version in self._held.values() if agg.version == version and not agg.has_changes]
+        self._held.clear()
+        if clean:
+            self.deps.store.check_in(clean)
+
+    @property
+    def ids(self) -> IdSource:
+        """The platform's id sequences, for the domain methods that create signals and positions."""
+        return self.deps.ids.next_id
 
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
-        agg = self.deps.store.load(cls, aggregate_id)
+        agg = self.deps.store.check_out(cls, aggregate_id)
         if agg is not None:
-            self._held[id(agg)] = agg
+            self._held[id(agg)] = (agg, agg.version)
         return agg
 
     def get(self, cls: type[A], aggregate_id: uuid.UUID, what: str) -> A:
@@ -95,16 +123,10 @@ class UnitOfWork:
             raise NotFound(f"{what} not found")
         return agg
 
-    def release(self) -> None:
-        """The handler finished: hand what it loaded back to the store (which keeps only those whose
-        every change was saved) so that the next command on them skips their replay."""
-        self.deps.store.release(list(self._held.values()))
-        self._held.clear()
-
     def save(self, *aggregates: Aggregate) -> None:
+        pos = self.deps.store.save(list(aggregates), self.meta)  # a conflict leaves their events unsaved
         for agg in aggregates:
-            self._held[id(agg)] = agg
-        pos = self.deps.store.save(list(aggregates), self.meta)
+            self._held[id(agg)] = (agg, agg.version)
         if pos is not None:
             self.position = pos
             self.touched_accounts.update(

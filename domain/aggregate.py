@@ -18,6 +18,10 @@ _NAMESPACE = uuid.UUID("6f1c2f3e-8a34-4c1b-9a55-2d7f1c0e9b11")
 # Owner of system aggregates (templates, catalogs): their events carry this account id / Kafka key.
 SYSTEM_ACCOUNT_ID = 0
 
+# Allocates a new integer id of a kind ("signal", "position", ...): what a domain method that creates
+# numbered things is handed by its command (the platform's sequences), never kept on the aggregate.
+IdSource = Callable[[str], int]
+
 
 def aggregate_uuid(kind: str, int_id: int) -> uuid.UUID:
     """The aggregate id behind integer id `int_id` of kind `kind` (uuid5 over "kind:id")."""
@@ -72,18 +76,14 @@ class Aggregate:
         mutator = self._mutators.get(type(event))
         if mutator is None:
             mutator = self._mutator(type(event))
+        self.version += 1  # counted first: a mutator that fails half-way leaves a version no event reached
         mutator(self, event)  # as `_apply`, without a call more: thousands of events per backtest
-        self.version += 1
         self._pending.append(event)
 
     @property
     def has_changes(self) -> bool:
         """Events recorded since the last save?"""
         return bool(self._pending)
-
-    def detach(self) -> None:
-        """Drop what a command attached for its own use (an id source, say) before the store keeps this
-        object for later commands: a kept aggregate must be the same as one rebuilt from its events."""
 
     def pending_events(self) -> list[DomainEvent]:
         """The events recorded since the last save (kept until `collect_events`)."""

@@ -116,7 +116,7 @@ class PaperTickFills:
             if hit is None or hit[0] != key:
                 levels: Levels = {}
                 if next_session(r["last_day"], day):
-                    with self.platform.store.borrowed(Portfolio, Portfolio.uuid_for(pid)) as pf:
+                    with self.platform.store.reading(Portfolio, Portfolio.uuid_for(pid)) as pf:
                         if pf is not None and next_session(pf.last_day, day):
                             levels = pf.tick_levels(day)
                 hit = self.cache[pid] = (key, levels)

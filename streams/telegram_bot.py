@@ -171,7 +171,7 @@ class TelegramBot:
             found = accounts_of_chat(conn, chat_id)
         out = []
         for account_id in found:
-            with self.platform.store.borrowed(TelegramLink, TelegramLink.uuid_for(account_id)) as link:
+            with self.platform.store.reading(TelegramLink, TelegramLink.uuid_for(account_id)) as link:
                 if link is not None and link.speaks_for(chat_id):
                     out.append(account_id)
         return out

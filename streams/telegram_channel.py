@@ -38,7 +38,7 @@ class TelegramChannel:
             row = link_of(conn, account_id)
         if row is None:
             return None
-        with self.platform.store.borrowed(TelegramLink, TelegramLink.uuid_for(account_id)) as link:
+        with self.platform.store.reading(TelegramLink, TelegramLink.uuid_for(account_id)) as link:
             if link is None or not link.speaks_for(int(row["chat_id"])):
                 return None  # unlinked since: the read model is behind
         return str(row["chat_id"])

@@ -296,7 +296,7 @@ def receive(hook_token: Annotated[str, Path(max_length=200)], raw: Annotated[Raw
     if hook_id is None:
         raise NotFound(UNKNOWN)
     token_hash = platform.token_hash(hook_token)
-    with platform.store.borrowed(Webhook, Webhook.uuid_for(hook_id)) as hook:
+    with platform.store.reading(Webhook, Webhook.uuid_for(hook_id)) as hook:
         if hook is None or not hook.accepts(token_hash):
             raise NotFound(UNKNOWN)
         source, name, portfolio_id = hook.source, hook.name, hook.portfolio_id

@@ -12,6 +12,7 @@ from commands import agent_messages as am
 from commands.brokers import kite_checksum
 from commands.handlers.portfolios import _load
 from commands.uow import UnitOfWork
+from domain.aggregate import IdSource
 from domain.broker import BrokerConnection
 from domain.errors import Conflict, DomainError, InvalidTransition
 from domain.market_hours import IST, kite_token_expiry
@@ -182,13 +183,13 @@ def report_signal_result(cmd: am.ReportSignalResult, uow: UnitOfWork) -> dict[st
     now = _now(uow)
     at, day = now.isoformat(), now.astimezone(IST).date().isoformat()
     entry = cmd.signal_id in pf.signals
-    out = _entry_result(pf, cmd, at, day) if entry else _exit_result(pf, cmd, at, day)
+    out = _entry_result(pf, cmd, at, day, uow.ids) if entry else _exit_result(pf, cmd, at, day, uow.ids)
     if pf.has_changes:
         uow.save(pf)
     return out
 
 
-def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) -> dict[str, Any]:
+def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str, ids: IdSource) -> dict[str, Any]:
     sig = pf.signals[cmd.signal_id]
     recorded = False
     if cmd.status == "placed":
@@ -206,11 +207,11 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
         else:
             if (cmd.order_id or cmd.gtt_id) and (sig.order_id, sig.gtt_id) == (None, None):
                 pf.record_broker_order(cmd.signal_id, cmd.order_id, cmd.gtt_id, at)
-            pf.record_fill(cmd.signal_id, day, float(cmd.fill_price), at, cmd.filled_quantity)
+            pf.record_fill(cmd.signal_id, day, float(cmd.fill_price), at, cmd.filled_quantity, ids=ids)
             recorded = True
             pos = pf.position_of(sig.symbol)
             if pos is not None:
-                _protect(pf, pos, day, at)
+                _protect(pf, pos, day, at, ids)
     elif cmd.status == "failed":
         if sig.status == SignalStatus.FAILED:
             pass
@@ -237,15 +238,15 @@ def _entry_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) 
     return out
 
 
-def _protect(pf: Portfolio, pos: PositionState, day: str, at: str) -> None:
+def _protect(pf: Portfolio, pos: PositionState, day: str, at: str, ids: IdSource) -> None:
     """(Re-)arm a live position's protective stop/target exit (one OCO GTT for the shares it holds) when it
     has levels and no exit pending."""
     if pos.status != PositionStatus.OPEN or pos.exit_pending or (pos.stop_loss is None and pos.target is None):
         return
-    pf.record_exit_signals(day, [pos.symbol], at, reasons={pos.symbol: PROTECTIVE_REASON})
+    pf.record_exit_signals(day, [pos.symbol], at, reasons={pos.symbol: PROTECTIVE_REASON}, ids=ids)
 
 
-def _exit_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) -> dict[str, Any]:
+def _exit_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str, ids: IdSource) -> dict[str, Any]:
     """An exit's result. A `replaced` exit is a protective OCO a manual close replaced: `failed` confirms
     it cancelled, `executed` means it sold first (the replacing close then fails: it was never sent). An
     executed exit for fewer shares than held reduces the position; the rest keeps (or regains) its
@@ -271,9 +272,9 @@ def _exit_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) -
                 pf.record_broker_order(sid, cmd.order_id, cmd.gtt_id, at)
             price = float(cmd.fill_price)
             reason = _exit_reason(pos, price, cmd.signal_reason)
-            pf.record_exit_fill(sid, day, price, at, reason, cmd.filled_quantity)
+            pf.record_exit_fill(sid, day, price, at, reason, cmd.filled_quantity, ids=ids)
             recorded = True
-            _protect(pf, pos, day, at)
+            _protect(pf, pos, day, at, ids)
     elif cmd.status == "failed":
         if state in ("failed", "cancelled"):
             pass
@@ -288,7 +289,7 @@ def _exit_result(pf: Portfolio, cmd: am.ReportSignalResult, at: str, day: str) -
             pf.record_exit_failure(sid, cmd.error or "refused by the broker", at)
             recorded = True
             if cmd.signal_reason != PROTECTIVE_REASON:  # a refused close: the position keeps its protection
-                _protect(pf, pos, day, at)
+                _protect(pf, pos, day, at, ids)
     else:
         raise DomainError("status must be placed, executed or failed (only entries expire)")
     state = pf.exit_state(sid)

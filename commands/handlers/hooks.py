@@ -83,7 +83,7 @@ def receive_alert(cmd: hm.ReceiveAlert, uow: UnitOfWork) -> hm.AlertOutcome:
     ignored.extend({"symbol": s, "action": "sell", "reason": "no open position in this symbol"}
                    for s in sells if s not in held)
     if held:
-        pf.record_exit_signals(day, held, at, reasons={s: cmd.label for s in held})
+        pf.record_exit_signals(day, held, at, reasons={s: cmd.label for s in held}, ids=uow.ids)
     exit_ids = sorted(_exit_signal_ids(pf) - exits_before)
     exited = {pf.positions[pf.exit_signals[sid]].symbol for sid in exit_ids if sid in pf.exit_signals}
     ignored.extend({"symbol": s, "action": "sell", "reason": "an exit is already pending for this position"}

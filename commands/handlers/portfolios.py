@@ -33,7 +33,6 @@ def _load(uow: UnitOfWork, portfolio_id: int, account_id: int | None) -> Portfol
     pf = uow.load(Portfolio, Portfolio.uuid_for(portfolio_id))
     if pf is None or (account_id is not None and pf.account_id != account_id):
         raise NotFound(f"Portfolio {portfolio_id} not found")
-    pf.id_source = uow.deps.ids.next_id
     return pf
 
 
@@ -138,7 +137,7 @@ def run_portfolio_day(cmd: m.RunPortfolioDay, uow: UnitOfWork) -> list[int]:
     market = uow.deps.market
     at = now_of(uow).isoformat()
     if pf.last_day is None or cmd.day > pf.last_day:
-        pf.process_bars(cmd.day, market.bars_on(cmd.day, pf.symbols_needing_bars()), at)
+        pf.process_bars(cmd.day, market.bars_on(cmd.day, pf.symbols_needing_bars()), at, ids=uow.ids)
     elif cmd.day < pf.last_day:
         raise DomainError(f"portfolio {pf.portfolio_id} has processed {pf.last_day} already; cannot go back to "
                           f"{cmd.day}")
@@ -149,7 +148,7 @@ def run_portfolio_day(cmd: m.RunPortfolioDay, uow: UnitOfWork) -> list[int]:
     exit_ids_before = _exit_signal_ids(pf)
     result = market.scan(pf.strategy, pf.universe, market.warmup_start(pf.deployed_on), cmd.day)
     if result.exits and pf.open_positions:
-        pf.record_exit_signals(cmd.day, list(result.exits), at, reasons=result.exits)
+        pf.record_exit_signals(cmd.day, list(result.exits), at, reasons=result.exits, ids=uow.ids)
     book: RiskBook | None = None
     if result.candidates and pf.status == PortfolioStatus.ACTIVE:
         _, book = record_candidates(uow, pf, cmd.day, result.candidates, at)
@@ -177,7 +176,7 @@ def record_candidates(uow: UnitOfWork, pf: Portfolio, day: str, candidates: list
             ctx.book.count_order(pf.portfolio_id, sig.signal_id, ctx.today, at)
             return True
 
-    return pf.record_signals(day, candidates, at, gate=gate), book
+    return pf.record_signals(day, candidates, at, gate=gate, ids=uow.ids), book
 
 
 def _exit_signal_ids(pf: Portfolio) -> set[int]:
@@ -328,10 +327,10 @@ def close_position(cmd: m.ClosePosition, uow: UnitOfWork) -> str:
     market = uow.deps.market
     day = max(market.latest_day() or pos.entry_day, pf.last_day or pos.entry_day)
     if pf.mode == "live":
-        pf.request_exit(cmd.position_id, day, at, "manual close requested", cmd.quantity)
+        pf.request_exit(cmd.position_id, day, at, "manual close requested", cmd.quantity, ids=uow.ids)
         uow.save(pf)
         return "exit_queued"
     price = market.last_prices([pos.symbol], day).get(pos.symbol, pos.last_price)
-    pf.close_position(cmd.position_id, day, price, at, reason="manual", quantity=cmd.quantity)
+    pf.close_position(cmd.position_id, day, price, at, reason="manual", quantity=cmd.quantity, ids=uow.ids)
     uow.save(pf)
     return "closed" if pos.status == PositionStatus.CLOSED else "reduced"

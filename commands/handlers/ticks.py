@@ -28,7 +28,7 @@ def apply_ticks(cmd: m.ApplyTicks, uow: UnitOfWork) -> int:
     pf = _load(uow, cmd.portfolio_id, None)
     if pf.mode != "paper" or pf.status == PortfolioStatus.RETIRED or not next_session(pf.last_day, cmd.day):
         return 0
-    filled = pf.process_ticks(cmd.day, dict(cmd.prices), now_of(uow).isoformat(), cmd.tick_time)
+    filled = pf.process_ticks(cmd.day, dict(cmd.prices), now_of(uow).isoformat(), cmd.tick_time, ids=uow.ids)
     if pf.has_changes:
         uow.save(pf)
     return filled

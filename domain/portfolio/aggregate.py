@@ -19,7 +19,11 @@ A trading day, for a paper portfolio or a backtest, is three calls after the clo
   3. `record_signals(day, candidates, at)` -- the day's scan: ranked, limited, sized; with
      `auto_approve` each accepted signal is approved and placed at once.
 Live portfolios skip the simulated fills in step 1 (mode ``live``): the agent's reports arrive as
-`place_signal`/`record_fill`/`record_exit_fill`.
+`place_signal`/`record_fill`/`record_exit_fill`. The methods that create signals or positions take
+`ids` (an `IdSource`, `ids("signal")`, `ids("position")`): a live or paper portfolio's command passes the
+platform's sequences (ids unique across portfolios) and each exit becomes a signal of its own; a backtest
+passes nothing (None): the portfolio numbers its signals and positions from 1 and only flags a position
+that is to exit (`record_exit_signals`).
 
 Paper portfolios while a tick feed runs: `process_ticks(day, prices, at)` fills placed limit (GTT)
 entries and fires open positions' stop/target at ticks of `day`, the next day `process_bars` will be
@@ -51,7 +55,7 @@ from functools import reduce
 from operator import add, attrgetter, itemgetter, mul
 from typing import Any, ClassVar
 
-from domain.aggregate import Aggregate, aggregate_uuid
+from domain.aggregate import Aggregate, IdSource, aggregate_uuid
 from domain.base_models import get_base_model
 from domain.charges import SCHEDULES, total_charges
 from domain.errors import Conflict, DomainError, InvalidTransition, NotFound
@@ -172,9 +176,6 @@ class Portfolio(Aggregate):
             "entries_filled": 0, "entries_expired": 0, "orders_failed": 0, "skipped_cash": 0,
             "exits": 0, "stop_updates": 0,
         }
-        # Optional id allocator set by the command handler (global integer ids from a sequence);
-        # not state: events carry the ids it hands out.
-        self.id_source: Callable[[str], int] | None = None
 
     # ----------------------------------------------------------------------------- creation
 
@@ -326,7 +327,8 @@ class Portfolio(Aggregate):
     # ----------------------------------------------------------------------------- signals
 
     def record_signals(self, day: str, candidates: Iterable[Candidate], at: str,
-                       gate: Callable[[SignalState], bool] | None = None) -> ScanOutcome:
+                       gate: Callable[[SignalState], bool] | None = None, *,
+                       ids: IdSource | None = None) -> ScanOutcome:
         """Turn a scan's candidates (entry rules true at `day`'s close) into signals.
 
         Candidates already held or with a live signal are ignored. The rest are ranked by
@@ -353,11 +355,11 @@ class Portfolio(Aggregate):
             limit_offset_pct=self.limit_offset_pct,
             on_date=day,
         )
-        ids: list[int] = []
+        generated: list[int] = []
         auto, signals = self.auto_approve, self.signals
         for sized in selection.accepted:
             cand = sized.candidate
-            sid = self._new_id("signal")
+            sid = self._new_id("signal", ids)
             self._record(_signal_generated(
                 signal_id=sid, day=day, symbol=cand.symbol, exchange=EXCHANGE, sector=cand.sector,
                 conviction=round(float(cand.conviction), 4), reference_price=round2(float(cand.close)),
@@ -366,14 +368,14 @@ class Portfolio(Aggregate):
                 target=target_level(sized.expected_price, self.target_pct, day),
                 validity_days=self.entry_validity_days, reason=cand.reason, at=at,
             ))
-            ids.append(sid)
+            generated.append(sid)
             if auto:
                 sig = signals[sid]
                 if gate is None or gate(sig):
                     self._approve(sig, at)
                     self._place(sig, at, day)
         return ScanOutcome(
-            tuple(ids), len(fresh), selection.skipped_max_positions, selection.skipped_max_per_sector,
+            tuple(generated), len(fresh), selection.skipped_max_positions, selection.skipped_max_per_sector,
             selection.skipped_zero_quantity,
         )
 
@@ -433,7 +435,8 @@ class Portfolio(Aggregate):
         ))
 
     def record_fill(
-        self, signal_id: int, day: str, price: float, at: str, quantity: int | None = None
+        self, signal_id: int, day: str, price: float, at: str, quantity: int | None = None, *,
+        ids: IdSource | None = None,
     ) -> int:
         """A reported entry fill (live agent, or a broker adapter): placed -> executed, position
         opened at `price` (no slippage added: it is what the broker reported). Returns the position id."""
@@ -443,7 +446,7 @@ class Portfolio(Aggregate):
         qty = sig.quantity if quantity is None else quantity
         if qty < 1:
             raise DomainError("filled_quantity must be at least 1")
-        return self._open(sig, day, float(price), qty, at)
+        return self._open(sig, day, float(price), qty, at, None, ids)
 
     def record_order_failure(self, signal_id: int, day: str, reason: str, at: str) -> None:
         """A placed order the broker refused or cancelled: placed -> failed."""
@@ -543,7 +546,8 @@ class Portfolio(Aggregate):
                               f"holds), got {qty}")
         return pos, qty
 
-    def request_exit(self, position_id: int, day: str, at: str, reason: str, quantity: int | None = None) -> int:
+    def request_exit(self, position_id: int, day: str, at: str, reason: str, quantity: int | None = None, *,
+                     ids: IdSource | None = None) -> int:
         """Live: queue a market exit of `quantity` shares (all when None) for the agent; returns its signal
         id. A working protective exit is replaced (cancelled at the broker before the exit is placed);
         any other pending exit refuses a second one."""
@@ -554,7 +558,7 @@ class Portfolio(Aggregate):
                 raise DomainError(f"position {position_id} already has an exit queued for the agent "
                                   f"(signal {pos.exit_signal_id})")
             replaces = pos.exit_signal_id
-        sid = self._new_id("signal")
+        sid = self._new_id("signal", ids)
         self._record(ExitSignalled(
             position_id=position_id, day=day, at=at, signal_id=sid, symbol=pos.symbol, quantity=qty,
             reference_price=pos.last_price, reason=reason, replaces=replaces,
@@ -562,7 +566,7 @@ class Portfolio(Aggregate):
         return sid
 
     def record_exit_fill(self, signal_id: int, day: str, price: float, at: str, reason: str,
-                         quantity: int | None = None) -> int:
+                         quantity: int | None = None, *, ids: IdSource | None = None) -> int:
         """A reported exit fill (live agent): the whole position closes, or -- for fewer shares than it
         holds -- the sold shares split off as a closed lot (`PositionReduced`). A fill of a replaced
         protective order fails the exit that replaced it (it was never sent: the shares are gone).
@@ -586,7 +590,7 @@ class Portfolio(Aggregate):
             self._close(pos, day, float(price), reason, at, signal_id)
             out = pos.position_id
         else:
-            out = self._reduce(pos, day, float(price), quantity, reason, at, signal_id)
+            out = self._reduce(pos, day, float(price), quantity, reason, at, signal_id, ids)
         if other is not None:
             self._record(ExitOrderFailed(signal_id=other, position_id=pos.position_id, at=at,
                                          reason=f"not sent: exit signal {signal_id} sold the shares first"))
@@ -595,21 +599,24 @@ class Portfolio(Aggregate):
     # ----------------------------------------------------------------------------- positions
 
     def close_position(self, position_id: int, day: str, price: float, at: str, reason: str = "manual",
-                       quantity: int | None = None) -> int:
+                       quantity: int | None = None, *, ids: IdSource | None = None) -> int:
         """Close an open position at `price` (a paper manual close at the latest price); sell charges are
         applied. With `quantity` below the shares held, only those are sold (a closed lot splits off).
         Returns the id of the closed position or lot."""
         pos, qty = self._to_close(position_id, quantity)
         if qty < pos.quantity:
-            return self._reduce(pos, day, float(price), qty, reason, at, None)
+            return self._reduce(pos, day, float(price), qty, reason, at, None, ids)
         self._close(pos, day, float(price), reason, at)
         return position_id
 
     def record_exit_signals(self, day: str, symbols: Iterable[str], at: str,
-                            reasons: Mapping[str, str] | None = None) -> int:
+                            reasons: Mapping[str, str] | None = None, *, ids: IdSource | None = None) -> int:
         """Exit rules held at `day`'s close for `symbols`: those held exit at the next open.
-        Symbols not held are ignored. A live position's protective exit is replaced by the new one (see
-        `request_exit`); any other pending exit stands. Returns how many positions were flagged."""
+        Symbols not held are ignored. Returns how many positions were flagged.
+
+        With `ids` (live and paper) each exit is a signal of its own (`ExitSignalled` with a signal id,
+        symbol, quantity and reason) and a position's protective exit is replaced by the new one (see
+        `request_exit`); without (a backtest) the position is only flagged. Any other pending exit stands."""
         flagged = 0
         by_symbol = self._open_by_symbol
         for sym in symbols:
@@ -618,15 +625,15 @@ class Portfolio(Aggregate):
                 continue
             reason = (reasons or {}).get(sym, "")
             if pos.exit_pending:
-                if (self.id_source is None or pos.exit_signal_reason != PROTECTIVE_REASON
+                if (ids is None or pos.exit_signal_reason != PROTECTIVE_REASON
                         or reason == PROTECTIVE_REASON):
                     continue
-                self.request_exit(pos.position_id, day, at, reason)
-            elif self.id_source is None:
+                self.request_exit(pos.position_id, day, at, reason, ids=ids)
+            elif ids is None:
                 self._record(_exit_signalled(position_id=pos.position_id, day=day, at=at))
             else:
                 self._record(ExitSignalled(
-                    position_id=pos.position_id, day=day, at=at, signal_id=self.id_source("signal"),
+                    position_id=pos.position_id, day=day, at=at, signal_id=ids("signal"),
                     symbol=sym, quantity=pos.quantity, reference_price=pos.last_price, reason=reason,
                 ))
             flagged += 1
@@ -672,7 +679,8 @@ class Portfolio(Aggregate):
                 note(sig.symbol, sig.limit_price, None)
         return levels
 
-    def process_ticks(self, day: str, prices: Mapping[str, float], at: str, tick_time: str | None = None) -> int:
+    def process_ticks(self, day: str, prices: Mapping[str, float], at: str, tick_time: str | None = None, *,
+                      ids: IdSource | None = None) -> int:
         """Paper portfolios while a tick feed runs: the latest tick `prices` of `day` (the next trading day
         `process_bars` will be called for; the caller checks that) against the working GTTs -- armed
         stops/targets first, then placed limit entries, each at the tick's price with the daily model's
@@ -700,14 +708,14 @@ class Portfolio(Aggregate):
             if tick is None or sig.entry_order != "limit":
                 continue
             raw = tick_entry_price(sig.limit_price, float(tick))
-            if raw is not None and self._fill_entry(sig, day, raw, at):
+            if raw is not None and self._fill_entry(sig, day, raw, at, ids):
                 filled += 1
         return filled
 
     # ----------------------------------------------------------------------------- the daily step
 
     def process_bars(self, day: str, bars: Mapping[str, BarLike], at: str,
-                     closes: Mapping[str, float] | None = None) -> None:
+                     closes: Mapping[str, float] | None = None, *, ids: IdSource | None = None) -> None:
         """Apply `day`'s bars ((open, high, low, close) per symbol; symbols without a bar today are
         left out): expire stale unplaced signals, simulate exits then entry fills (not in live
         mode), mark the close, ratchet trailing stops. Call once per trading day, in order.
@@ -726,7 +734,7 @@ class Portfolio(Aggregate):
                     self._record(SignalExpired(signal_id=sig.signal_id, reason="not placed in time", at=at))
         if self.mode != "live":
             self._simulate_exits(day, bars, at)
-            self._simulate_entries(day, bars, at)
+            self._simulate_entries(day, bars, at, ids)
         marks, prices = self._day_marks(bars, closes)
         value = self._open_value(prices)
         self._record(_day_closed(day=day, marks=marks, cash=self.cash, equity=round2(self.cash + value), at=at))
@@ -775,7 +783,7 @@ class Portfolio(Aggregate):
             if decision is not None:
                 self._close(pos, day, with_slippage(decision.price, "sell", self.slippage_bps), decision.reason, at)
 
-    def _simulate_entries(self, day: str, bars: Mapping[str, BarLike], at: str) -> None:
+    def _simulate_entries(self, day: str, bars: Mapping[str, BarLike], at: str, ids: IdSource | None) -> None:
         for sig in list(self._placed.values()):
             bar = bars.get(sig.symbol)
             raw = None if bar is None else entry_fill_price(sig.entry_order, sig.limit_price, bar)
@@ -783,9 +791,9 @@ class Portfolio(Aggregate):
                 if sig.days_waiting + 1 >= sig.validity_days:
                     self._record(EntryExpired(signal_id=sig.signal_id, day=day, at=at))
                 continue
-            self._fill_entry(sig, day, raw, at)
+            self._fill_entry(sig, day, raw, at, ids)
 
-    def _fill_entry(self, sig: SignalState, day: str, raw: float, at: str) -> bool:
+    def _fill_entry(self, sig: SignalState, day: str, raw: float, at: str, ids: IdSource | None) -> bool:
         """Fill a placed entry at `raw` (before slippage) -- a bar's or a tick's price -- or fail it when the
         cash does not cover the fill and its charges. True if filled."""
         price = with_slippage(raw, "buy", self.slippage_bps)
@@ -798,7 +806,7 @@ class Portfolio(Aggregate):
                 at=at,
             ))
             return False
-        self._open(sig, day, price, sig.quantity, at, fee)
+        self._open(sig, day, price, sig.quantity, at, fee, ids)
         return True
 
     def _ratchet_trailing(self, day: str, at: str) -> None:
@@ -823,20 +831,18 @@ class Portfolio(Aggregate):
             raise NotFound(f"signal {signal_id} not found in this portfolio")
         return sig
 
-    def detach(self) -> None:
-        self.id_source = None
-
-    def _new_id(self, kind: str) -> int:
-        if self.id_source is not None:
-            return self.id_source(kind)
+    def _new_id(self, kind: str, ids: IdSource | None) -> int:
+        if ids is not None:
+            return ids(kind)
         return self._next_signal_id if kind == "signal" else self._next_position_id
 
-    def _open(self, sig: SignalState, day: str, price: float, qty: int, at: str, fee: float | None = None) -> int:
+    def _open(self, sig: SignalState, day: str, price: float, qty: int, at: str, fee: float | None,
+              ids: IdSource | None) -> int:
         if fee is None:
             fee = total_charges("buy", qty, price, day, self.charges)
         self._record(_fill_recorded(signal_id=sig.signal_id, day=day, side="buy", symbol=sig.symbol, quantity=qty,
                                     price=price, charges=fee, at=at))
-        pid = self._new_id("position")
+        pid = self._new_id("position", ids)
         self._record(_position_opened(
             position_id=pid, signal_id=sig.signal_id, day=day, symbol=sig.symbol, exchange=EXCHANGE,
             sector=sig.sector, quantity=qty, entry_price=price, entry_charges=fee,
@@ -853,13 +859,13 @@ class Portfolio(Aggregate):
                                       exit_charges=fee, realized_pnl=pnl, at=at, signal_id=signal_id))
 
     def _reduce(self, pos: PositionState, day: str, price: float, quantity: int, reason: str, at: str,
-                signal_id: int | None) -> int:
+                signal_id: int | None, ids: IdSource | None) -> int:
         """Sell `quantity` (< held) shares: they take their pro-rata part of the entry charges (one lot,
         so FIFO and pro-rata agree) and pay the sell charges on their own turnover."""
         part = round(pos.entry_charges * quantity / pos.quantity, 2)
         fee = total_charges("sell", quantity, price, day, self.charges)
         pnl = round((price - pos.entry_price) * quantity - part - fee, 2)
-        lot_id = self._new_id("position")
+        lot_id = self._new_id("position", ids)
         self._record(PositionReduced(
             position_id=pos.position_id, lot_id=lot_id, signal_id=signal_id, day=day, quantity=quantity,
             exit_price=price, exit_reason=reason, entry_charges=part, exit_charges=fee, realized_pnl=pnl, at=at,

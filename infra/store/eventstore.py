@@ -182,12 +182,13 @@ class SqlEventStore:
     """Loads read only the events after what this process already decoded: stored events never change,
     so a per-aggregate cache of decoded events (LRU, `cache_size` aggregates) is always a valid prefix.
 
-    The cache also keeps aggregate objects themselves between commands: `load` hands one out (checked
-    out: no other caller gets it until it comes back) and brings it up to date with the events stored
-    since; `release` takes it back only when every change it holds was saved. Up to SPARES objects per
-    aggregate, so that overlapping commands on a busy one (the approvals of one account all read its
-    RiskBook) each find one. A command on a portfolio with hundreds of signals, or on a RiskBook with
-    thousands of counted orders, so replays only what other processes stored since."""
+    The cache also keeps aggregate objects themselves between commands, handed out only by an explicit
+    check-out: `check_out` gives one (no other caller gets it until it comes back) brought up to date with
+    the events stored since, and `check_in` takes it back only when every change it holds was saved; the
+    unit of work does both, readers use `reading`. `load` never hands out a kept object. Up to SPARES
+    objects per aggregate, so that overlapping commands on a busy one (the approvals of one account all
+    read its RiskBook) each find one. A command on a portfolio with hundreds of signals, or on a RiskBook
+    with thousands of counted orders, so replays only what other processes stored since."""
 
     SPARES = 4
 
@@ -203,18 +204,30 @@ class SqlEventStore:
         self.writer_turn: Callable[[], AbstractContextManager[None]] = nullcontext
 
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
-        found = self.load_with_times(cls, aggregate_id)
+        """The aggregate rebuilt from its events: a new object, the caller's own (never a kept one)."""
+        found = self._load(cls, aggregate_id, kept=False)
         return None if found is None else found[0]
 
     def load_with_times(self, cls: type[A], aggregate_id: uuid.UUID) -> tuple[A, str, str] | None:
-        """The aggregate with the times of its first and last events."""
+        """As `load`, with the times of its first and last events."""
+        return self._load(cls, aggregate_id, kept=False)
+
+    def check_out(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        """The aggregate for the caller alone until it is checked in: a kept one brought up to date when
+        there is one, else rebuilt. For the unit of work (readers: `reading`)."""
+        found = self._load(cls, aggregate_id, kept=True)
+        return None if found is None else found[0]
+
+    def _load(self, cls: type[A], aggregate_id: uuid.UUID, kept: bool) -> tuple[A, str, str] | None:
+        """The aggregate with the times of its first and last events; with `kept`, a kept object (the
+        newest) is taken out of the cache when there is one."""
         live: A | None = None
         with self._cache_lock:
             cached = self._cache.get(aggregate_id)
             if cached is not None:
                 self._cache.move_to_end(aggregate_id)
                 events, first_at, last_at = cached.events, cached.first_at, cached.last_at
-                if cached.spares and type(cached.spares[-1]) is cls:
+                if kept and cached.spares and type(cached.spares[-1]) is cls:
                     live = cast(A, cached.spares.pop())  # checked out: the most recent one
             else:
                 events, first_at, last_at = [], "", ""
@@ -252,21 +265,21 @@ class SqlEventStore:
                 self._cache.popitem(last=False)
 
     @contextmanager
-    def borrowed(self, cls: type[A], aggregate_id: uuid.UUID) -> Iterator[A | None]:
-        """The aggregate (or None) to read inside the block, handed back when it ends: for readers that
-        change nothing (a command loads and saves through its unit of work instead)."""
-        agg = self.load(cls, aggregate_id)
+    def reading(self, cls: type[A], aggregate_id: uuid.UUID) -> Iterator[A | None]:
+        """The aggregate (or None) to read inside the block, checked out and checked in when it ends: for
+        readers that change nothing (a command loads and saves through its unit of work instead)."""
+        agg = self.check_out(cls, aggregate_id)
+        version = None if agg is None else agg.version
         try:
             yield agg
         finally:
-            if agg is not None:
-                self.release([agg])
+            if agg is not None and agg.version == version:
+                self.check_in([agg])
 
-    def release(self, aggregates: Sequence[Aggregate]) -> None:
+    def check_in(self, aggregates: Sequence[Aggregate]) -> None:
         for agg in aggregates:
             if agg.has_changes or not agg.cache_events:  # events recorded but not saved: drop it
                 continue
-            agg.detach()
             with self._cache_lock:
                 cur = self._cache.get(agg.aggregate_id)
                 if cur is None or agg.version > len(cur.events):

@@ -164,55 +164,60 @@ def test_an_insert_waits_for_other_open_inserts_so_positions_follow_commit_order
         platform.close()
 
 
-def test_a_released_aggregate_goes_to_one_later_load_and_catches_up_with_other_writers(
+def test_a_checked_in_aggregate_goes_to_one_later_check_out_and_catches_up_with_other_writers(
         platform, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
     store, sid = platform.store, Strategy.uuid_for(1)
     store.save([_strategy(1)], META)
-    first = store.load(Strategy, sid)
-    first.id_source = print  # something a command attached for its own use  # type: ignore[attr-defined]
-    first.detach = lambda: first.__dict__.pop("id_source", None)  # type: ignore[method-assign]
-    store.release([first])
-    assert not hasattr(first, "id_source")  # dropped before it was kept
-    kept = store.load(Strategy, sid)
+    first = must(store.check_out(Strategy, sid))
+    store.check_in([first])
+    assert store.load(Strategy, sid) is not first  # `load` never hands out a kept object
+    assert store.load_with_times(Strategy, sid)[0] is not first  # type: ignore[index]
+    kept = store.check_out(Strategy, sid)
     assert kept is first  # no replay
-    other = store.load(Strategy, sid)
+    other = must(store.check_out(Strategy, sid))
     assert other is not kept and other.version == kept.version == 1  # held by one caller at a time
     kept.toggle_share(1)
     store.save([kept], META)
-    store.release([other, kept])  # the stale one does not replace the newer one
-    again = store.load(Strategy, sid)
+    store.check_in([other, kept])  # the stale one does not replace the newer one
+    again = store.check_out(Strategy, sid)
     assert again is kept and again.version == 2 and again.is_public
-    spare = store.load(Strategy, sid)  # overlapping commands: the other one was kept too, and caught up
+    spare = store.check_out(Strategy, sid)  # overlapping commands: the other one was kept too, and caught up
     assert spare is other and spare.version == 2 and spare.is_public
-    store.release([spare])
-    store.release([again])
+    store.check_in([spare])
+    store.check_in([again])
     elsewhere = bootstrap(make_settings(tmp_path, database_url))  # another process on the same store
     try:
         theirs = must(elsewhere.store.load(Strategy, sid))
         theirs.toggle_share(1)
         elsewhere.store.save([theirs], META)
-        caught_up = store.load(Strategy, sid)
+        caught_up = store.check_out(Strategy, sid)
         assert caught_up is kept and caught_up.version == 3 and not caught_up.is_public
         caught_up.toggle_share(1)  # recorded, never saved: it must not come back
-        store.release([caught_up])
-        fresh = store.load(Strategy, sid)
+        store.check_in([caught_up])
+        fresh = must(store.check_out(Strategy, sid))
         assert fresh is not caught_up and fresh.version == 3 and not fresh.is_public
-        store.release([fresh])
-        mine = store.load(Strategy, sid)
+        store.check_in([fresh])
+        mine = must(store.check_out(Strategy, sid))
         theirs = must(elsewhere.store.load(Strategy, sid))
         theirs.toggle_share(1)
         elsewhere.store.save([theirs], META)
         mine.toggle_share(1)
         with pytest.raises(ConcurrencyConflict):
             store.save([mine], META)
-        store.release([mine])  # lost the race: its change is not the stored one
-        after = store.load(Strategy, sid)
+        store.check_in([mine])  # lost the race: its change is not the stored one
+        after = must(store.check_out(Strategy, sid))
         assert after is not mine and after.version == 4 and after.is_public
-        store.release([after])
-        with store.borrowed(Strategy, sid) as read:  # a reader hands it back when done
+        store.check_in([after])
+        with store.reading(Strategy, sid) as read:  # a reader checks it out for the block
             assert read is after
-        assert store.load(Strategy, sid) is after
-        with store.borrowed(Strategy, Strategy.uuid_for(99)) as none:
+            assert store.check_out(Strategy, sid) is not after
+        assert store.check_out(Strategy, sid) is after  # and hands it back when done
+        store.check_in([after])
+        with store.reading(Strategy, sid) as read:
+            assert read is after
+            read.toggle_share(1)  # a reader that changed it: not handed back
+        assert store.check_out(Strategy, sid) is not after
+        with store.reading(Strategy, Strategy.uuid_for(99)) as none:
             assert none is None
     finally:
         elsewhere.close()
@@ -248,6 +253,43 @@ def test_a_command_that_fails_after_changing_an_aggregate_leaves_no_trace_for_th
     ok.fail = False
     assert bus.handle(ok, META).value is True
     assert bus.handle(object(), META).value == (True, 2)
+
+
+def test_the_unit_of_work_hands_back_on_failure_only_what_it_can_vouch_for(
+        platform, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from commands.bus import MessageBus
+    from domain.errors import DomainError
+    from domain.strategies import StrategyShared
+
+    sid = Strategy.uuid_for(1)
+    seen: list[Strategy] = []
+
+    def act(cmd: str, uow) -> bool:  # type: ignore[no-untyped-def]
+        s = uow.get(Strategy, sid, "Strategy 1")
+        seen.append(s)
+        if cmd == "refuse":
+            raise DomainError("refused before any change")
+        if cmd == "break":
+            s.toggle_share(1)  # its mutator fails half-way: the object changed, no event recorded
+        return bool(s.is_public)
+
+    def broken(self: Strategy, e: StrategyShared) -> None:
+        self.is_public = e.is_public
+        raise RuntimeError("a bug in a mutator")
+
+    bus = MessageBus(platform.bus.deps, {str: act})
+    platform.store.save([_strategy(1)], META)
+    with pytest.raises(DomainError):
+        bus.handle("refuse", META)
+    assert bus.handle("read", META).value is False
+    assert seen[1] is seen[0]  # a refusal that changed nothing hands its aggregates back: no replay
+    monkeypatch.setitem(Strategy._mutators, StrategyShared, broken)
+    with pytest.raises(RuntimeError):
+        bus.handle("break", META)
+    assert seen[2] is seen[0] and seen[2].is_public  # the half-changed object...
+    monkeypatch.undo()
+    assert bus.handle("read", META).value is False  # ...is not the one the next command gets
+    assert seen[3] is not seen[2] and seen[3].version == 1
 
 
 def test_a_commit_whose_reply_was_lost_is_not_run_again(tmp_path: Path, pg_url: str) -> None:

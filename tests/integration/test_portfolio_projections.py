@@ -147,7 +147,6 @@ def deploy(w: World, portfolio_id: int, name: str) -> Portfolio:
                           position_size_pct=10, max_positions=5, max_per_sector=2, auto_approve=False,
                           slippage_bps=5, charges="zerodha_delivery", universe="NIFTY50", strategy_id=3,
                           account_id=ACCOUNT, day=D0, at=w.at(D0, "10:30"))
-    pf.id_source = w.next_id
     return pf
 
 
@@ -201,7 +200,7 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
     # ---- the scan after D0's close: four pending signals
     scan = pf.record_signals(D0, [cand("INFY", "IT", 71.2, 1520.5), cand("TCS", "IT", 65.0, 3800.0),
                                   cand("HDFCBANK", "Bank", 60.0, 1650.0), cand("ITC", "FMCG", 50.0, 450.0)],
-                             w.at(D0, "16:05"))
+                             w.at(D0, "16:05"), ids=w.next_id)
     infy, tcs, hdfc, itc = scan.signal_ids
     w.sync(pf)
     assert statuses(w, 41) == {i: "pending_approval" for i in (infy, tcs, hdfc, itc)}
@@ -255,7 +254,7 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
 
     # ---- D1: both entries fill at the open; the trailing stop ratchets after the close
     pf.process_bars(D1, {"INFY": (1525.0, 1540.0, 1515.0, 1535.0), "TCS": (3810.0, 3850.0, 3790.0, 3840.0)},
-                    w.at(D1, "16:00"))
+                    w.at(D1, "16:00"), ids=w.next_id)
     events_d1 = [e.type for e in pf._pending]
     assert "StopUpdated" in events_d1
     w.sync(pf)
@@ -278,11 +277,12 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
     # ---- D2: the unplaced ITC signal expires; exit rules fire for TCS; a Bank entry is cancelled by the
     # kill switch the daily-loss rule engaged
     pf.process_bars(D2, {"INFY": (1540.0, 1560.0, 1530.0, 1555.0), "TCS": (3850.0, 3900.0, 3800.0, 3880.0)},
-                    w.at(D2, "16:00"))
-    pf.record_exit_signals(D2, ["TCS", "NOTHELD"], w.at(D2, "16:05"), reasons={"TCS": "rsi_14 > 70 (72.40)"})
+                    w.at(D2, "16:00"), ids=w.next_id)
+    pf.record_exit_signals(D2, ["TCS", "NOTHELD"], w.at(D2, "16:05"), reasons={"TCS": "rsi_14 > 70 (72.40)"},
+                           ids=w.next_id)
     exit_sid = pf.positions[p_tcs].exit_signal_id
     assert exit_sid is not None
-    (sbin,) = pf.record_signals(D2, [cand("SBIN", "Bank", 58.0, 620.0)], w.at(D2, "16:06")).signal_ids
+    (sbin,) = pf.record_signals(D2, [cand("SBIN", "Bank", 58.0, 620.0)], w.at(D2, "16:06"), ids=w.next_id).signal_ids
     pf.approve_signal(sbin, w.at(D2, "16:10"))
     pf.place_signal(sbin, w.at(D2, "16:11"), day=D2)
     book.count_order(41, sbin, D2, w.at(D2, "16:11"))
@@ -311,7 +311,7 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
 
     # ---- D3: TCS sold at the open (the exit signal executes), INFY reaches its target
     pf.process_bars(D3, {"INFY": (1600.0, 1700.0, 1590.0, 1690.0), "TCS": (3890.0, 3900.0, 3850.0, 3870.0)},
-                    w.at(D3, "16:00"))
+                    w.at(D3, "16:00"), ids=w.next_id)
     book.delete_rule(ks_rule, w.at(D3, "16:01"))
     book.delete_rule(r_block, w.at(D3, "16:01"))
     w.sync(pf, book)
@@ -360,7 +360,8 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
     assert [a["type"] for a in w.q(activity, 42)] == ["PortfolioDeployed"]
 
     # ---- D3 scan: MARUTI fills on D4; LT waits in the cart; pause and resume on the way
-    (maruti,) = pf.record_signals(D3, [cand("MARUTI", "Auto", 62.0, 10_000.0)], w.at(D3, "16:10")).signal_ids
+    (maruti,) = pf.record_signals(D3, [cand("MARUTI", "Auto", 62.0, 10_000.0)], w.at(D3, "16:10"),
+                                  ids=w.next_id).signal_ids
     pf.approve_signal(maruti, w.at(D3, "16:11"))
     pf.place_signal(maruti, w.at(D3, "16:12"), day=D3, order_id="ORD-9")
     pf.pause(w.at(D3, "16:20"))
@@ -368,8 +369,8 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
     assert w.q(get_portfolio, 41)["status"] == "paused"
     assert [r["id"] for r in w.q(list_portfolios, ACCOUNT, "paused", 50, 0)[0]] == [41]
     pf.resume(w.at(D3, "16:30"))
-    pf.process_bars(D4, {"MARUTI": (10_010.0, 10_100.0, 9_950.0, 10_050.0)}, w.at(D4, "16:00"))
-    (lt,) = pf.record_signals(D4, [cand("LT", "Infra", 57.0, 3500.0)], w.at(D4, "16:05")).signal_ids
+    pf.process_bars(D4, {"MARUTI": (10_010.0, 10_100.0, 9_950.0, 10_050.0)}, w.at(D4, "16:00"), ids=w.next_id)
+    (lt,) = pf.record_signals(D4, [cand("LT", "Infra", 57.0, 3500.0)], w.at(D4, "16:05"), ids=w.next_id).signal_ids
     pf.approve_signal(lt, w.at(D4, "16:06"))
     w.sync(pf)
     p_maruti = pf.signals[maruti].position_id
@@ -397,7 +398,7 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
                                           "mode": "paper"}]
     assert w.q(activity, 41, 2)[0]["summary"].startswith("Portfolio reset to its capital 10,00,000.00")
 
-    pf.process_bars(D5, {}, w.at(D5, "16:00"))
+    pf.process_bars(D5, {}, w.at(D5, "16:00"), ids=w.next_id)
     w.sync(pf)
     assert w.q(equity_curve, 41) == [{"date": D5, "equity": 1_000_000.0, "cash": 1_000_000.0}]
     assert_money_matches(w, pf)
@@ -420,11 +421,11 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
 def test_the_same_events_delivered_twice_are_applied_once(world: World) -> None:
     w = world
     pf = deploy(w, 43, "Twice")
-    pf.record_signals(D0, [cand("INFY", "IT", 71.2, 1520.5)], w.at(D0, "16:05"))
+    pf.record_signals(D0, [cand("INFY", "IT", 71.2, 1520.5)], w.at(D0, "16:05"), ids=w.next_id)
     (sid,) = pf.signals
     pf.approve_signal(sid, w.at(D0, "17:00"))
     pf.place_signal(sid, w.at(D0, "17:01"), day=D0)
-    pf.process_bars(D1, {"INFY": (1525.0, 1540.0, 1515.0, 1535.0)}, w.at(D1, "16:00"))
+    pf.process_bars(D1, {"INFY": (1525.0, 1540.0, 1515.0, 1535.0)}, w.at(D1, "16:00"), ids=w.next_id)
     w.sync(pf)
     first = w.snapshot()
     # a redelivery (e.g. a relay that republished): the tracking position makes the runner skip them

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -37,8 +38,15 @@ class FakeStore:
                 self.log.append((len(self.log) + 1, e.type, meta))
         return len(self.log) if staged and any(p for _, p in staged) else None
 
-    def release(self, aggregates: Sequence[Aggregate]) -> None:
-        pass  # every load replays
+    def check_out(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        return self.load(cls, aggregate_id)  # every load replays: nothing is kept
+
+    def check_in(self, aggregates: Sequence[Aggregate]) -> None:
+        pass
+
+    @contextmanager
+    def reading(self, cls: type[A], aggregate_id: uuid.UUID) -> Iterator[A | None]:
+        yield self.load(cls, aggregate_id)
 
 
 class FakeIds:

@@ -262,12 +262,17 @@ def test_deploy_validates_limits_with_actionable_messages() -> None:
         make(capital=0)
 
 
-def test_a_kept_portfolio_forgets_the_id_source_its_command_attached() -> None:
-    import uuid
-
-    from domain.portfolio.aggregate import Portfolio
-
-    pf = Portfolio(uuid.uuid4())
-    pf.id_source = lambda kind: 1
-    pf.detach()
-    assert pf.id_source is None  # as a portfolio rebuilt from its events
+def test_ids_passed_in_number_the_signals_and_make_exits_signals_of_their_own() -> None:
+    """A live or paper portfolio's command passes the platform's id source; a backtest passes none: the
+    portfolio numbers its own and only flags a position to exit. Nothing of either is kept on it."""
+    backtest, paper = make(), make()
+    numbers = iter(range(500, 600))
+    for pf, ids in ((backtest, None), (paper, lambda kind: next(numbers))):
+        pf.record_signals(D0, [cand("A", 90)], D0, ids=ids)
+        pf.process_bars(D1, {"A": (100.0, 101.0, 99.0, 100.0)}, D1, ids=ids)
+        pf.record_exit_signals(D1, ["A"], D1, reasons={"A": "rule"}, ids=ids)
+    assert list(backtest.signals) == [1] and list(paper.signals) == [500]
+    assert list(backtest.positions) == [1] and list(paper.positions) == [501]
+    assert backtest.exit_signals == {} and paper.exit_signals == {502: 501}
+    fresh = rebuild(paper.portfolio_id, paper.collect_events())
+    assert vars(fresh).keys() == vars(paper).keys()  # nothing attached for the command's own use

@@ -47,8 +47,8 @@ def test_update_by_another_user_is_not_found_and_by_owner_is_recorded() -> None:
     with pytest.raises(NotFound):
         bus.handle(m.UpdateStrategy(2, sid, _body("hijack")), META)
     bus.handle(m.UpdateStrategy(1, sid, _body("renamed")), META)
-    s = bus.deps.store.load(Strategy, Strategy.uuid_for(sid))
-    assert s is not None and s.name == "renamed" and s.version == 2
+    with bus.deps.store.reading(Strategy, Strategy.uuid_for(sid)) as s:
+        assert s is not None and s.name == "renamed" and s.version == 2
 
 
 def test_delete_with_an_active_portfolio_is_a_conflict() -> None:
@@ -71,8 +71,8 @@ def test_templates_seed_once_and_are_forkable_not_editable() -> None:
     with pytest.raises(Forbidden):
         bus.handle(m.UpdateStrategy(1, first[0], _body()), META)
     fork_id = bus.handle(m.ForkStrategy(1, first[0]), META).value
-    fork = bus.deps.store.load(Strategy, Strategy.uuid_for(fork_id))
-    assert fork is not None and fork.owner_id == 1 and fork.forked_from == first[0] and not fork.is_template
+    with bus.deps.store.reading(Strategy, Strategy.uuid_for(fork_id)) as fork:
+        assert fork is not None and fork.owner_id == 1 and fork.forked_from == first[0] and not fork.is_template
 
 
 def test_share_toggles_and_public_strategy_can_be_forked_by_others() -> None:
