@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import current_principal
+from api.deps import SESSION_COOKIE, current_principal
 from api.guards import UNSAFE_METHODS
 from infra.store.idempotency import IdempotencyStore, StoredAnswer
 
@@ -59,7 +59,9 @@ class CommandAcks:
 
     Unauthenticated requests (sign-in) pass through, and an answer that hands out a credential (one that
     sets a cookie, or that its route marks `Cache-Control: no-store`) is never stored: a secret must not
-    sit in the database in the clear, nor be handed out again. Its key is released, so a retry runs again."""
+    sit in the database in the clear, nor be handed out again. Its key is released, so a retry runs again.
+    (The session's own cookie re-sent with a fresh lifetime, as `api.deps` does for a session it just
+    extended, hands out nothing new: that answer is stored and replayed, without the cookie.)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -146,6 +148,8 @@ class CommandAcks:
         headers: list[tuple[str, str]] = []
         chunks: list[bytes] = []
         stored = secret = False
+        token = Request(scope).cookies.get(SESSION_COOKIE)
+        refresh = f"{SESSION_COOKIE}={token};" if token else None  # the session's own cookie, a new lifetime
 
         async def capture(message: Message) -> None:
             nonlocal status, stored, secret
@@ -153,9 +157,9 @@ class CommandAcks:
                 status = int(message["status"])
                 headers.extend((k.decode("latin-1").lower(), v.decode("latin-1"))
                                for k, v in message.get("headers") or [])
-                secret = any(k == "set-cookie" or (k == "cache-control" and "no-store" in v.lower())
-                             for k, v in headers)
-                headers[:] = [(k, v) for k, v in headers if k not in _NOT_STORED]
+                secret = any((k == "set-cookie" and not (refresh and v.startswith(refresh)))
+                             or (k == "cache-control" and "no-store" in v.lower()) for k, v in headers)
+                headers[:] = [(k, v) for k, v in headers if k not in _NOT_STORED and k != "set-cookie"]
             elif message["type"] == "http.response.body" and not secret:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):

@@ -152,3 +152,26 @@ def test_an_answer_handing_out_a_session_is_never_stored_nor_replayed(api: Any) 
     again = sign_in()
     assert again.status_code == 200 and "Idempotent-Replayed" not in again.headers
     assert again.cookies.get("kite_session") not in (None, token)  # a session of its own
+
+
+def test_an_answer_that_only_refreshes_the_session_cookie_is_still_replayed(api: Any) -> None:
+    """A session used within a minute of its last extension gets its own cookie back with a fresh lifetime
+    (api.deps). That hands out nothing new: the answer is stored (without the cookie) and a retry replays it
+    instead of running the upload again (it used to import nothing the second time: all duplicates)."""
+    import sqlalchemy as sa
+
+    from infra.store.db import idempotency_keys
+    from tests.support.brokerfiles import trade, tradebook_csv
+
+    api.login()
+    api.app.state.principals.ttl = 0  # every request resolves its session (and so refreshes the cookie)
+    files = [("files[]", ("tb.csv", tradebook_csv([trade("INFY", "2024-01-02", "buy", 3, 1500.0, "T0000001")])))]
+    key = {"Idempotency-Key": "refresh-1"}
+    first = api.post("/api/uploads/tradebook", files=files, headers=key)
+    assert first.status_code == 200 and "kite_session=" in first.headers.get("set-cookie", "")
+    again = api.post("/api/uploads/tradebook", files=files, headers=key)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json() and again.json()["imported"] == 1
+    with api.platform.db.read() as conn:
+        stored = conn.execute(sa.select(idempotency_keys.c.headers).where(idempotency_keys.c.key == "refresh-1")).one()
+    assert not any(name == "set-cookie" for name, _ in stored.headers)
