@@ -94,6 +94,7 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: 
         "secret_keys": "test-secret-key-0123456789-abcdefghijklmnop",
         "kafka_bootstrap": None,
         "scheduler": False,  # tests drive the market clock themselves (tests/integration/test_scheduler.py)
+        "db_pool_size": 3,  # Postgres: the machine's server allows 100 connections for every worker's processes
     }
     values.update(overrides)
     return Settings(**values)

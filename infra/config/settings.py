@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         "email, per window (then 429)"))
     sign_in_window_seconds: int = Field(default=900, ge=60, le=86_400, description=(
         "The window the three sign-in limits above count in"))
+    db_pool_size: int = Field(default=10, ge=1, le=200, description=(
+        "Postgres connections per process: the event store's pool opens this many at start (up to twice under "
+        "load), the reads' and writes' pool keeps up to twice this many (and as many again under load). Postgres's "
+        "max_connections must cover every process (serve, relay, projector, notifier, CLI runs) at their peak"))
     read_your_writes_timeout: float = 2.0
     # /api/health turns "degraded" when a read model (a Kafka partition, or the store) is more than this
     # many events behind, or a projector/relay step failed this many times in a row

@@ -186,10 +186,12 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls.from_url(settings.database_url)
+        return cls.from_url(settings.database_url, settings.db_pool_size)
 
     @classmethod
-    def from_url(cls, database_url: str) -> Database:
+    def from_url(cls, database_url: str, pool_size: int = 10) -> Database:
+        """`pool_size` (TRADERTAPE_DB_POOL_SIZE; Postgres only): the writers' and readers' pool keeps up to twice
+        that many connections and opens as many again under load; the non-durable writers' keeps 2/5 of it."""
         url = sqlalchemy_url(database_url)
         if url.startswith("sqlite"):
             from pathlib import Path
@@ -197,11 +199,12 @@ class Database:
             Path(sqlite_path(url)).parent.mkdir(parents=True, exist_ok=True)
             private_sqlite_file(sqlite_path(url))
             return cls(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
-        engine = sa.create_engine(url, pool_size=20, max_overflow=20)
+        engine = sa.create_engine(url, pool_size=2 * pool_size, max_overflow=2 * pool_size)
         _ping_when_idle(engine)
         # The non-durable writers (projector, relay, chain seals) get their own small pool whose sessions
         # commit without waiting for the WAL flush, instead of a SET LOCAL round trip per transaction.
-        lazy = sa.create_engine(url, pool_size=4, max_overflow=8,
+        lazy_size = max(1, 2 * pool_size // 5)
+        lazy = sa.create_engine(url, pool_size=lazy_size, max_overflow=2 * lazy_size,
                                 connect_args={"options": "-c synchronous_commit=off"})
         _ping_when_idle(lazy)
         # Reads run in autocommit: no BEGIN/ROLLBACK round trips. Under READ COMMITTED every statement

@@ -46,8 +46,9 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-def recorder_env(database_url: str) -> dict[str, str]:
-    """eventsourcing's environment for a database URL (sqlite:///path or postgresql://...)."""
+def recorder_env(database_url: str, pool_size: int = 10) -> dict[str, str]:
+    """eventsourcing's environment for a database URL (sqlite:///path or postgresql://...). `pool_size`:
+    the Postgres connections its pool opens at start (and keeps), up to twice that under load."""
     if database_url.startswith("sqlite"):
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -62,8 +63,8 @@ def recorder_env(database_url: str) -> dict[str, str]:
         "POSTGRES_PORT": str(u.port or 5432),
         "POSTGRES_USER": unquote(u.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(u.password or ""),
-        "POSTGRES_POOL_SIZE": "10",
-        "POSTGRES_MAX_OVERFLOW": "20",
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(2 * pool_size),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "5",
         "APPLICATION_RECORDER_TOPIC": f"{__name__}:OrderedPostgresRecorder",
@@ -145,10 +146,10 @@ def stored_event_ids(recorder: ApplicationRecorder,
             if (agg_id, version) in wanted}
 
 
-def make_recorder(database_url: str) -> ApplicationRecorder:
+def make_recorder(database_url: str, pool_size: int = 10) -> ApplicationRecorder:
     if database_url.startswith("sqlite"):
         private_sqlite_file(sqlite_path(database_url))
-    factory = InfrastructureFactory.construct(recorder_env(database_url))
+    factory = InfrastructureFactory.construct(recorder_env(database_url, pool_size))
     return factory.application_recorder()
 
 

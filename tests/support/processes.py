@@ -36,6 +36,9 @@ def tt_env(tmp_path: Path, **settings: Any) -> dict[str, str]:
         "TRADERTAPE_SECRET_KEYS": "e2e-secret-key-0123456789-abcdefghijklmnopq",
         "TRADERTAPE_LOG_LEVEL": "WARNING",
         "TRADERTAPE_METRICS_TOKEN": METRICS_TOKEN,
+        # a few Postgres connections per process: a fault test runs four processes beside the other worker's
+        # tests, and the machine's Postgres allows 100 in all
+        "TRADERTAPE_DB_POOL_SIZE": "3",
     })
     env.update({f"TRADERTAPE_{k.upper()}": str(v) for k, v in settings.items()})
     return env
