@@ -90,7 +90,9 @@ def test_a_running_walk_forward_answers_its_windows_chosen_so_far(
         job = _settled(lab, f"/api/research/walk-forward/{job_id}")
         assert job["status"] == "running" and job["partial"] is True and job["progress"] < 1
         windows = job["results"]
-        assert windows and [w["window"] for w in windows] == list(range(len(windows)))
+        shown_windows = [w["window"] for w in windows]  # the windows whose in-sample runs are all done: the
+        # workers may finish window 1 before window 0, so not always a prefix, but in order and each once
+        assert windows and shown_windows == sorted(set(shown_windows)) and set(shown_windows) <= {0, 1}
         assert all(w["in_sample_metrics"] is not None for w in windows if w["params"] is not None)
     finally:
         gate.set()
