@@ -45,12 +45,21 @@ _PORTFOLIO_PUBLIC = (
 _PORTFOLIO_MONEY = ("capital", "cash", "invested", "equity", "realized_pnl", "day_pnl")
 
 
+def _picked(row: Any, keys: tuple[str, ...], amounts: tuple[str, ...],
+            times: tuple[str, ...] = ("created_at", "updated_at")) -> dict[str, Any]:
+    """A row's public `keys`, its `amounts` as money and its `times` as wire timestamps."""
+    m = row._mapping
+    out = {k: m[k] for k in keys}
+    for k in amounts:
+        out[k] = money(out[k])
+    for k in times:
+        out[k] = wire_ts(out[k])
+    return out
+
+
 def portfolio_public(row: Any) -> dict[str, Any]:
     m = row._mapping
-    out = {k: m[k] for k in _PORTFOLIO_PUBLIC}
-    for k in _PORTFOLIO_MONEY:
-        out[k] = money(out[k])
-    out["created_at"], out["updated_at"] = wire_ts(out["created_at"]), wire_ts(out["updated_at"])
+    out = _picked(row, _PORTFOLIO_PUBLIC, _PORTFOLIO_MONEY)
     capital = float(m["capital"])
     out["total_pnl"] = round(float(m["equity"]) - capital, 2)
     out["return_pct"] = round((float(m["equity"]) - capital) / capital * 100.0, 2) if capital else 0.0
@@ -181,12 +190,8 @@ _POSITION_MONEY = ("avg_price", "stop_loss", "target", "last_price", "unrealized
 
 
 def position_public(row: Any) -> dict[str, Any]:
-    m = row._mapping
-    out = {k: m[k] for k in _POSITION_PUBLIC}
-    for k in _POSITION_MONEY:
-        out[k] = money(out[k])
+    out = _picked(row, _POSITION_PUBLIC, _POSITION_MONEY, times=("updated_at",))
     out["exit_pending"] = bool(out["exit_pending"])
-    out["updated_at"] = wire_ts(out["updated_at"])
     return out
 
 
@@ -220,11 +225,7 @@ _SIGNAL_PRICES = ("reference_price", "limit_price", "stop_loss", "target", "fill
 
 
 def signal_public(row: Any) -> dict[str, Any]:
-    m = row._mapping
-    out = {k: m[k] for k in _SIGNAL_PUBLIC}
-    for k in _SIGNAL_PRICES:
-        out[k] = money(out[k])
-    out["created_at"], out["updated_at"] = wire_ts(out["created_at"]), wire_ts(out["updated_at"])
+    out = _picked(row, _SIGNAL_PUBLIC, _SIGNAL_PRICES)
     # The agent's report of a triggered GTT whose fill Kite cannot show lives in the broker read model;
     # GET /api/model/signals lays it over this null (projections.joined.signals_with_fills). One shape for
     # every signal row, so a command's answer equals the listed row.
