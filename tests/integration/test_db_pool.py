@@ -62,3 +62,38 @@ def test_only_non_durable_writes_skip_the_wal_flush(pg_url: str) -> None:
             assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
     finally:
         db.dispose()
+
+
+def test_the_pool_size_setting_bounds_a_process_connections(pg_url: str, tmp_path: Any) -> None:
+    """TRADERTAPE_DB_POOL_SIZE: however many threads read and write at once, one process holds at most its
+    pools' bounds (the event store's 2x, the reads' and writes' 4x, the non-durable writers' 3x of the
+    smallest share) -- the tests' fault runs put four such processes beside the other workers' tests."""
+    import threading
+
+    from infra.bootstrap import bootstrap
+    from tests.conftest import make_settings
+
+    platform = bootstrap(make_settings(tmp_path, pg_url, db_pool_size=2))
+    try:
+        assert platform.db.writer.pool.size() == 4  # type: ignore[attr-defined]
+        default = Database.from_url(pg_url)
+        assert default.writer.pool.size() == 20  # type: ignore[attr-defined]  # the default
+        default.dispose()
+
+        def busy() -> None:
+            for _ in range(5):
+                with platform.db.read() as conn:
+                    conn.execute(sa.text("SELECT pg_sleep(0.02)"))
+                platform.store.max_position()
+
+        threads = [threading.Thread(target=busy) for _ in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            held = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND pid <> pg_backend_pid()").fetchone()
+        assert held is not None and held[0] <= 2 * 2 + 2 * 4 + 3, held
+    finally:
+        platform.close()
