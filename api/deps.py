@@ -233,12 +233,12 @@ def dispatch(request: Request, platform: Platform, command: Any, principal: Prin
             result = platform.bus.handle(command, request_meta(request, principal, actor), attempts)
     except Exception as exc:
         telemetry.command_done(name, "refused" if isinstance(exc, DomainError) else "error", started)
-        if isinstance(exc, DomainError) and exc.saved_position is not None:
+        if isinstance(exc, DomainError):
             # a refusal that recorded events (a risk breach): the reads right after it show them
-            waiter.wait(exc.saved_accounts, exc.saved_position, timeout)
+            waiter.settled_refusal(exc, timeout)
         raise
     telemetry.command_done(name, "ok", started)
-    caught_up = waiter.wait(result.touched_accounts, result.position, timeout)
+    caught_up = waiter.settled(result, timeout)
     if caught_up:
         return result
     note_projection_lag(request, result.position)

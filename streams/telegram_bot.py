@@ -181,10 +181,9 @@ class TelegramBot:
         try:
             result = self.platform.bus.handle(command, self._meta(chat_id, account_id))
         except DomainError as exc:
-            if exc.saved_position is not None:  # a refusal that recorded events (a risk breach)
-                self.read_your_writes.wait(exc.saved_accounts, exc.saved_position, timeout)
+            self.read_your_writes.settled_refusal(exc, timeout)
             raise
-        self.read_your_writes.wait(result.touched_accounts, result.position, timeout)
+        self.read_your_writes.settled(result, timeout)
         return result.value
 
     async def _account(self, update: Update) -> int | None:

@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 import sqlalchemy as sa
 from kafka.partitioner.default import murmur2
 
+from commands.bus import CommandResult
 from domain.aggregate import SYSTEM_ACCOUNT_ID
+from domain.errors import DomainError
 from infra.bootstrap import Platform, schema_lock
 from infra.runtime.telemetry import READ_YOUR_WRITES_TIMEOUTS
 from infra.runtime.workgate import WorkGate
@@ -249,6 +251,15 @@ class ReadYourWrites:
         if not reached:
             READ_YOUR_WRITES_TIMEOUTS.inc()
         return reached
+
+    def settled(self, result: CommandResult, timeout: float | None = None) -> bool:
+        """`wait` for what a command saved (its answer then reads the read models)."""
+        return self.wait(result.touched_accounts, result.position, timeout)
+
+    def settled_refusal(self, refusal: DomainError, timeout: float | None = None) -> None:
+        """`wait` for what a refused command still recorded (a risk breach), if anything."""
+        if refusal.saved_position is not None:
+            self.wait(refusal.saved_accounts, refusal.saved_position, timeout)
 
     def _reached_now(self, accounts: Iterable[int], position: int) -> bool:
         """What this process already knows, without a query."""
