@@ -37,6 +37,12 @@ def unresolved_fills(conn: Connection, account_id: int) -> dict[int, dict[str, A
     the agent could not find at Kite (its GTT triggered, the order is in neither the order book nor its
     history or trades), as of the agent's last push."""
     synced_at, _, unresolved = broker_orders_pushed(conn, account_id)
+    return _unresolved(conn, account_id, synced_at, unresolved)
+
+
+def _unresolved(conn: Connection, account_id: int, synced_at: str | None,
+                unresolved: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """`unresolved_fills` from an already read push of the agent's orders."""
     if not unresolved:
         return {}
     placed = placed_signal_ids(conn, account_id, [int(u["signal_id"]) for u in unresolved])
@@ -80,11 +86,11 @@ def reconciliation(conn: Connection, account_id: int, portfolio_id: int | None =
         if portfolio_id is not None:
             drifts = [d for d in drifts if (d.exchange, d.symbol) in mine]
         drift += [d.to_dict() for d in drifts]
-    gtts_synced_at, gtts, _ = broker_orders_pushed(conn, account_id)
+    gtts_synced_at, gtts, pushed_unresolved = broker_orders_pushed(conn, account_id)
     if gtts_synced_at is not None:
         day = today or datetime.now(IST).date().isoformat()
         drift += [d.to_dict() for d in protection_drift(live_protections(conn, account_id, portfolio_id), gtts, day)]
-        unresolved = unresolved_fills(conn, account_id)
+        unresolved = _unresolved(conn, account_id, gtts_synced_at, pushed_unresolved)
         for r in signal_places(conn, list(unresolved)):
             if portfolio_id is None or int(r.portfolio_id) == portfolio_id:
                 drift.append({"kind": "fill_unresolved", "exchange": r.exchange, "symbol": r.symbol,
