@@ -280,6 +280,12 @@ class NotDelivered(Exception):
         self.retry = retry
 
 
+class Commit(Protocol):
+    """Records a notification's delivery as sent; `then` (if given) is called the moment that is durable."""
+
+    def __call__(self, then: Callable[[], None] | None = None) -> bool: ...
+
+
 class NotificationChannel(Protocol):
     """A way to reach a user (email, Telegram, ...). How to add one:
 
@@ -292,13 +298,15 @@ class NotificationChannel(Protocol):
        them: a slow or failing channel delays neither the others nor commands and projections.
 
     Delivery guarantee (each (event, channel) at most once, never lost): `send` must call `commit()`
-    exactly once, immediately before the step that cannot be taken back (SMTP: before the final "."
-    that makes the server accept the message; an HTTP API: before the request that posts the message),
-    and must abort without delivering when `commit()` returns False (another dispatcher took the
-    delivery over). `commit()` records the delivery as sent in the database; a process killed before it
-    leaves the delivery to be sent again, one killed after it has sent it. Raise `NotDelivered` for a
-    known failure before or after `commit()` (it is retried with backoff); any other exception after
-    `commit()` leaves the delivery recorded as sent ("in doubt", with the error shown)."""
+    exactly once, immediately before the step that cannot be taken back (SMTP: the final "." that makes
+    the server accept the message; an HTTP API: the request that posts the message), and must abort
+    without delivering when `commit()` returns False (another dispatcher took the delivery over).
+    `commit()` records the delivery as sent in the database; a process killed before it leaves the
+    delivery to be sent again, one killed after it has sent it. A step that is one short write (SMTP's
+    ".") is passed as `commit(then)`: it is taken inside the commit, microseconds after the record became
+    durable (`Database.commit_then`), which leaves a SIGKILL almost nothing to fall between. Raise
+    `NotDelivered` for a known failure before or after `commit()` (it is retried with backoff); any other
+    exception after `commit()` leaves the delivery recorded as sent ("in doubt", with the error shown)."""
 
     name: str
 
@@ -307,4 +315,4 @@ class NotificationChannel(Protocol):
         account has not set it up (the delivery is then skipped, shown as such)."""
         ...
 
-    def send(self, message: OutgoingNotification, address: str, commit: Callable[[], bool]) -> None: ...
+    def send(self, message: OutgoingNotification, address: str, commit: Commit) -> None: ...

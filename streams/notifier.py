@@ -294,8 +294,15 @@ class Dispatcher:
         msg = self._message(account_id, batch)
         committed = False
 
-        def commit() -> bool:
+        def commit(then: Callable[[], None] | None = None) -> bool:
             nonlocal committed
+
+            def sent() -> None:
+                nonlocal committed
+                committed = True  # from here on it may have gone out: never send it again
+                if then is not None:
+                    then()
+
             with self.db.write() as conn:
                 done = conn.execute(sa.update(d).where(d.c.id.in_(ids), d.c.claim == token, d.c.status == SENDING)
                                     .values(status=SENT, sent_at=self.clock(), message_ref=msg.message_id,
@@ -304,7 +311,7 @@ class Dispatcher:
                 if done != len(ids):  # another dispatcher took some over: send nothing
                     conn.rollback()
                     return False
-            committed = True
+                self.db.commit_then(conn, sent)
             return True
 
         try:
@@ -316,9 +323,12 @@ class Dispatcher:
             text = f"{type(exc).__name__}: {exc}"[:400]
             if committed:  # it may have gone out: never send it twice
                 log.warning("notifier %s: deliveries %s in doubt after commit: %s", self.channel.name, ids, text)
-                with self.db.write() as conn:
-                    conn.execute(sa.update(d).where(d.c.id.in_(ids), d.c.message_ref == msg.message_id)
-                                 .values(last_error=f"in doubt: {text}"))
+                with self.db.write() as conn:  # (our claim still on them: the COMMIT itself failed)
+                    conn.execute(sa.update(d).where(d.c.id.in_(ids), sa.or_(
+                        d.c.message_ref == msg.message_id, sa.and_(d.c.claim == token, d.c.status == SENDING)))
+                        .values(status=SENT, message_ref=msg.message_id, sent_at=sa.func.coalesce(
+                            d.c.sent_at, self.clock()), claim=None, claimed_until=None,
+                            last_error=f"in doubt: {text}"))
                 return
             self._failed(ids, token, msg.message_id, text, True, max(int(r.attempts) for r in batch))
             return

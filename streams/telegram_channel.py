@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from commands.ports import NotDelivered, OutgoingNotification
+from commands.ports import Commit, NotDelivered, OutgoingNotification
 from domain.telegram import TelegramLink
 from infra.bootstrap import Platform
 from projections.telegram import link_of
@@ -43,7 +42,7 @@ class TelegramChannel:
                 return None  # unlinked since: the read model is behind
         return str(row["chat_id"])
 
-    def send(self, message: OutgoingNotification, address: str, commit: Callable[[], bool]) -> None:
+    def send(self, message: OutgoingNotification, address: str, commit: Commit) -> None:
         chat_id = int(address)
         signals: list[tuple[int, str]] = []
         if any(k in BUTTON_KINDS for k in message.kinds):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from commands.ports import NotDelivered, OutgoingNotification
+from commands.ports import Commit, NotDelivered, OutgoingNotification
 from infra.mail.mailers import ConsoleMailer, MailRefused, SmtpMailer, rich_message
 from infra.store.db import Database
 from projections.accounts import accounts
@@ -28,7 +28,8 @@ class _Connection(threading.local):
 
 class EmailChannel:
     """Email with a text and an HTML part. Over SMTP each sending thread of the dispatcher keeps its own
-    connection open between messages; the message is committed as sent right before the final "."."""
+    connection open between messages; the message is recorded as sent and its final "." written in one step
+    (`Database.commit_then`)."""
 
     name = "email"
 
@@ -50,7 +51,7 @@ class EmailChannel:
             self._addresses[account_id] = (found, time.monotonic())
         return found
 
-    def send(self, message: OutgoingNotification, address: str, commit: Callable[[], bool]) -> None:
+    def send(self, message: OutgoingNotification, address: str, commit: Commit) -> None:
         msg = rich_message(self.mailer.sender, address, message.subject, message.text, message.html,
                            message.message_id,
                            {"X-TraderTape-Notifications": ",".join(map(str, message.notification_ids))})
@@ -60,10 +61,10 @@ class EmailChannel:
         for fresh in (False, True):
             committed = False
 
-            def once() -> bool:
+            def once(then: Callable[[], None] | None = None) -> bool:
                 nonlocal committed
                 committed = True
-                return commit()
+                return commit(then)
 
             try:
                 reused = self._local.smtp is not None and not fresh

@@ -7,7 +7,6 @@ import re
 import smtplib
 import ssl
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.charset import Charset
 from email.header import Header
@@ -16,8 +15,11 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, unquote, urlparse
+
+if TYPE_CHECKING:
+    from commands.ports import Commit
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +130,13 @@ class SmtpMailer:
             smtp.login(self.username, self.password or "")
         return smtp
 
-    def send_committed(self, smtp: smtplib.SMTP, msg: Message, commit: Callable[[], bool]) -> bool:
-        """Send `msg` over an open connection, calling `commit()` after the whole message went out but
-        before the final "." that makes the server accept it. If `commit()` returns False the
-        transaction is abandoned (RSET: nothing is delivered) and False returned. A process killed
-        before `commit()` leaves an unfinished transaction the server discards; one killed after it has
-        already handed the "." to the kernel. Raises MailRefused when the server refuses."""
+    def send_committed(self, smtp: smtplib.SMTP, msg: Message, commit: Commit) -> bool:
+        """Send `msg` over an open connection, the final "." that makes the server accept it handed to
+        `commit(then)` to write the moment the delivery is recorded as sent. If `commit` returns False the
+        transaction is abandoned (no final ".": nothing is delivered) and False returned. A process killed
+        before the record is durable leaves an unfinished transaction the server discards; one killed after
+        it, a "." already written (or, in the microseconds between, none: the one window left). Raises
+        MailRefused when the server refuses."""
         to = str(msg["To"])
         code, resp = smtp.mail(parseaddr(self.sender)[1] or self.sender)
         if code != 250:
@@ -148,10 +151,11 @@ class SmtpMailer:
             smtp.rset()
             raise MailRefused(f"DATA refused: {code}")
         smtp.send(_wire(msg))
-        if not commit():
+        sock = smtp.sock
+        assert sock is not None
+        if not commit(lambda: sock.sendall(b".\r\n")):
             smtp.close()  # no final ".": the server drops the transaction
             return False
-        smtp.send(b".\r\n")
         code, resp = smtp.getreply()
         if code != 250:
             raise MailRefused(f"message refused: {code} {resp[:200]!r}")
@@ -176,7 +180,7 @@ class ConsoleMailer:
               + (f"{summary}\n" if summary else ""), flush=True)
         log.info("email to %s saved to %s", to, path)
 
-    def save_committed(self, msg: Message, commit: Callable[[], bool]) -> bool:
+    def save_committed(self, msg: Message, commit: Commit) -> bool:
         """Development: record it sent, then keep the message as an .eml file."""
         if not commit():
             return False

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -169,6 +170,11 @@ def _ping_when_idle(engine: Engine) -> None:
                 raise sa.exc.DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
+
+class CommitFailed(Exception):
+    """Postgres refused a COMMIT that `Database.commit_then` had already acted on."""
+
+
 @dataclass
 class Database:
     """One database: a writer engine and a reader engine (the same engine on Postgres)."""
@@ -227,6 +233,49 @@ class Database:
             return
         with engine.begin() as conn:
             yield conn
+
+    def commit_then(self, conn: Connection, then: Callable[[], None]) -> None:
+        """Commit `conn`'s transaction (from `write()`) and call `then()` the moment the commit can no longer
+        be lost to this process dying, with as little as possible in between: for a step outside the database
+        that must happen if and only if the commit did (a notification's final SMTP "."). The gap a SIGKILL
+        can fall into is then a few microseconds, not a whole commit and its return through the pool.
+
+        SQLite: the driver's COMMIT (its WAL write is what a killed process leaves behind), then `then()`.
+        Postgres: COMMIT is sent, `then()` runs while the server commits, then its answer is read (libpq's
+        documented asynchronous calls); a server that refuses the COMMIT raises CommitFailed after `then()`
+        ran -- the caller records the outside step another way. The transaction's own `commit()` on leaving
+        `write()` is then a no-op (the connection is already out of its transaction)."""
+        raw: Any = conn.connection.dbapi_connection
+        if self.is_sqlite:
+            raw.commit()
+            then()
+            return
+        pg = raw.pgconn
+        pg.send_query(b"COMMIT")
+        while pg.flush():  # 1: more to send (a non-blocking connection)
+            select.select([], [pg.socket], [], 5.0)
+        try:
+            then()
+        finally:  # the server's answer is read whatever `then()` did, leaving the connection usable
+            self._commit_answer(pg)
+
+    @staticmethod
+    def _commit_answer(pg: Any) -> None:
+        from psycopg import pq
+
+        failure = None
+        while True:
+            pg.consume_input()
+            while pg.is_busy():
+                select.select([pg.socket], [], [], 5.0)
+                pg.consume_input()
+            result = pg.get_result()
+            if result is None:
+                break
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                failure = (result.error_message or b"").decode("utf-8", "replace")[:200]
+        if failure is not None or pg.transaction_status != pq.TransactionStatus.IDLE:
+            raise CommitFailed(failure or "the server did not end the transaction")
 
     @contextmanager
     def writer_turn(self) -> Iterator[None]:
