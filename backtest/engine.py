@@ -49,7 +49,7 @@ from domain.metrics import drawdowns, monthly_returns, summarize
 from domain.portfolio.aggregate import INSUFFICIENT_CASH, NOT_FILLED, Portfolio
 from domain.portfolio.events import EntryExpired, OrderFailed
 from domain.portfolio.state import PositionState, ScanOutcome
-from domain.rounding import round2
+from domain.rounding import round2, round4
 from domain.sizing import Candidate, check_limits
 from domain.strategies import SpecError, normalize_spec
 from infra.runtime.heap import collector_paused
@@ -164,10 +164,17 @@ def _pick(day_bars: npt.NDArray[np.float64], wanted: list[str], index: dict[str,
     day (a NaN close means no bar; `complete`: every symbol traded)."""
     if not wanted:
         return {}
+    if len(wanted) <= 8:  # a few (the usual day): row by row is cheaper than numpy's take
+        if complete:
+            return {sym: day_bars[index[sym]].tolist() for sym in wanted}
+        return {sym: row for sym in wanted if (row := day_bars[index[sym]].tolist())[3] == row[3]}
     rows = day_bars.take(np.fromiter(map(index.__getitem__, wanted), np.intp, len(wanted)), axis=0).tolist()
     if complete:
         return dict(zip(wanted, rows, strict=True))
     return {sym: row for sym, row in zip(wanted, rows, strict=True) if row[3] == row[3]}
+
+
+_FEW_HELD = 16  # up to this many open positions a day's closes are picked for the held and placed symbols alone
 
 
 def _strategy_spec(strategy: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +200,7 @@ def _trade_row(pos: PositionState, symbol_sector: str) -> dict[str, Any]:
         "exit_price": pos.exit_price,
         "quantity": pos.quantity,
         "pnl": pnl,
-        "pnl_pct": round(pnl / value * 100.0, 4) if value else 0.0,
+        "pnl_pct": round4(pnl / value * 100.0) if value else 0.0,
         "charges": round2(pos.entry_charges + pos.exit_charges),
         "exit_reason": pos.exit_reason,
         "holding_days": pos.bars_held,
@@ -286,8 +293,10 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     day_str: list[str] = bars.dates[s:e + 1].astype("datetime64[D]").astype(str).tolist()
     # (days, symbols, 4) and (days, symbols) so one take fetches a day's bars or closes for some symbols
     close_t = np.ascontiguousarray(bars.close[:, s:e + 1].T)
-    ohlc = np.stack([bars.open[:, s:e + 1], bars.high[:, s:e + 1], bars.low[:, s:e + 1],
-                     bars.close[:, s:e + 1]], axis=-1).transpose(1, 0, 2).copy()
+    fields = (bars.open, bars.high, bars.low, bars.close)
+    ohlc = np.empty((e - s + 1, bars.n_symbols, 4), np.result_type(*fields))  # field by field: cheaper than a stack
+    for j, field_ in enumerate(fields):
+        ohlc[:, :, j] = field_[:, s:e + 1].T
     # the days on which every symbol traded (no NaN bar to leave out)
     complete: list[bool] = np.isfinite(bars.close[:, s:e + 1]).all(axis=0).tolist()  # type: ignore[assignment]
 
@@ -311,6 +320,7 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         charges=config.charges, day=day_str[0], at=day_str[0],
     )
 
+    all_closes = dict.fromkeys(symbols, 0.0)  # the day's closes when many are held (process_bars keeps no reference)
     scans: list[ScanOutcome] = []
     eq_curve: list[float] = []
     cash_curve: list[float] = []
@@ -318,11 +328,18 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
     last = len(day_str) - 1
     for k, day in enumerate(day_str):
         # whole bars for what may exit or fill today; the closes of what may be held at the close
-        today = _pick(ohlc[k], pf.bar_symbols(), sym_index, complete[k])
-        if pf.open_positions or today:  # every symbol's close, built in C (cheaper than picking the held)
-            closes = dict(zip(symbols, close_t[k].tolist(), strict=True))
-            if not complete[k]:
-                closes = {sym: c for sym, c in closes.items() if c == c}  # NaN: no bar today
+        full = complete[k]
+        today = _pick(ohlc[k], pf.bar_symbols(), sym_index, full)
+        held = len(pf.open_positions)
+        if held > _FEW_HELD:  # every symbol's close, written in C into the same dict each day
+            all_closes.update(zip(symbols, close_t[k].tolist(), strict=True))
+            closes = all_closes if full else {sym: c for sym, c in all_closes.items() if c == c}  # NaN: no bar
+        elif held or today:  # the closes of the held and the placed alone
+            need = pf.symbols_needing_bars()
+            row = close_t[k].tolist()
+            closes = dict(zip(need, map(row.__getitem__, map(sym_index.__getitem__, need)), strict=True))
+            if not full:
+                closes = {sym: c for sym, c in closes.items() if c == c}
         else:
             closes = {}
         pf.process_bars(day, today, day, closes)
@@ -360,7 +377,7 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         invested_days=invested_days, total_charges=total_charges, benchmark=bench,
     )
     dd = drawdowns(eq_curve, config.starting_capital)
-    curve = [{"date": d, "equity": q, "cash": c, "drawdown_pct": round(float(x), 4)}
+    curve = [{"date": d, "equity": q, "cash": c, "drawdown_pct": round4(x)}
              for d, q, c, x in zip(day_str, eq_curve, cash_curve, dd.tolist(), strict=True)]
     stats = pf.stats
     valid_bars = int(np.isfinite(bars.close[:, s:e + 1]).sum())

@@ -73,8 +73,9 @@ class Aggregate:
         return mutator
 
     def _record(self, event: DomainEvent) -> None:
-        mutator = self._mutators.get(type(event))
-        if mutator is None:
+        try:
+            mutator = self._mutators[type(event)]
+        except KeyError:  # the class's first event of this type
             mutator = self._mutator(type(event))
         self.version += 1  # counted first: a mutator that fails half-way leaves a version no event reached
         mutator(self, event)  # as `_apply`, without a call more: thousands of events per backtest

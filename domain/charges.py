@@ -274,13 +274,75 @@ def charges(
     return ChargeBreakdown(*_components(side, quantity, price, rates))
 
 
+class _Tariff(NamedTuple):
+    """One side of a named schedule on one day, for a turnover of `tn` whole paise: each of STT, exchange
+    charge, SEBI fee and stamp duty is (tn x a + b) // c paise -- `_paise`'s (2 tn rn + rd) // (2 rd) with
+    its ratio rn / rd (0 / 1 for a component that side does not pay) -- and GST (base x a + b) // c of the
+    base brokerage + exchange + SEBI; `brokerage` and `dp` are flat paise."""
+
+    brokerage: int
+    stt: tuple[int, int, int]
+    exchange: tuple[int, int, int]
+    sebi: tuple[int, int, int]
+    stamp: tuple[int, int, int]
+    gst: tuple[int, int, int]
+    dp: int
+
+
+def _ratio_terms(r: Ratio) -> tuple[int, int, int]:
+    return 2 * r[0], r[1], 2 * r[1]
+
+
+_NIL = (0, 1, 2)  # a component the side does not pay: (tn x 0 + 1) // 2 = 0
+# (side, day, schedule) -> its tariff, or None when the turnover-based brokerage needs `_paise`
+_TARIFFS: dict[tuple[str, str, str], _Tariff | None] = {}
+
+
+def _tariff(side: str, day: str, schedule: str) -> _Tariff | None:
+    rates, x = _schedule_on(day, schedule)
+    tariff = None
+    if not rates.brokerage_pct:
+        tariff = _Tariff(
+            x.brokerage,
+            _NIL if rates.stt_sell_only and side == "buy" else _ratio_terms(x.stt),
+            _ratio_terms(x.exchange), _ratio_terms(x.sebi),
+            _ratio_terms(x.stamp) if side == "buy" else _NIL,
+            _ratio_terms(x.gst), x.dp if side == "sell" else 0,
+        )
+    if len(_TARIFFS) >= 65536:  # a bound, as the lru caches above have
+        _TARIFFS.clear()
+    _TARIFFS[side, day, schedule] = tariff
+    return tariff
+
+
 def total_charges(
     side: str, quantity: int, price: float, trade_date: DateLike, schedule: str | ChargeRates = "zerodha_delivery"
 ) -> float:
-    """Only the total of `charges(...)` (the figure cash and P&L use)."""
+    """Only the total of `charges(...)` (the figure cash and P&L use): the same sum of the same rounded
+    components, by `_paise`'s integer arithmetic written out for a whole number of shares at a price on the
+    paise grid (the usual trade; anything else goes through `_paise` itself)."""
     if isinstance(schedule, ChargeRates) or not isinstance(trade_date, str) or side not in SIDES:
         return charges(side, quantity, price, trade_date, schedule).total
-    rates, x = _schedule_on(trade_date[:10], schedule)
+    day = trade_date[:10]
+    key = (side, day, schedule)
+    t = _TARIFFS[key] if key in _TARIFFS else _tariff(side, day, schedule)
     if quantity * price <= 0:
         return 0.0
-    return _paise(side, quantity, price, rates, x)[7] / 100
+    pp = price * 100.0
+    r = round(pp)
+    if t is None or quantity != int(quantity) or not abs(pp - r) < 1e-6:
+        rates, x = _schedule_on(day, schedule)
+        return _paise(side, quantity, price, rates, x)[7] / 100
+    tn = int(quantity) * r
+    brokerage = t.brokerage
+    a, b, c = t.stt
+    stt = (tn * a + b) // c
+    a, b, c = t.exchange
+    exchange = (tn * a + b) // c
+    a, b, c = t.sebi
+    sebi = (tn * a + b) // c
+    a, b, c = t.stamp
+    stamp = (tn * a + b) // c
+    a, b, c = t.gst
+    gst = ((brokerage + exchange + sebi) * a + b) // c
+    return (brokerage + stt + exchange + sebi + stamp + gst + t.dp) / 100

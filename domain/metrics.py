@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from domain.rounding import round4
+
 TRADING_DAYS = 252
 
 
@@ -92,7 +94,7 @@ def monthly_returns(dates: Sequence[str], equity: Sequence[float], starting_capi
     for day, value in zip(dates, equity, strict=True):
         month_end[day[:7]] = value
     for month, value in month_end.items():
-        out[month] = round((value / base - 1.0) * 100.0, 4) if base else 0.0
+        out[month] = round4((value / base - 1.0) * 100.0) if base else 0.0
         base = value
     return out
 

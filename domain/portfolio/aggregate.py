@@ -51,8 +51,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import reduce
-from operator import add, attrgetter, itemgetter, mul
+from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
 
 from domain.aggregate import Aggregate, IdSource, aggregate_uuid
@@ -100,7 +99,7 @@ from domain.portfolio.events import (
 )
 from domain.portfolio.state import MarkBook, PositionState, ScanOutcome, SignalState
 from domain.risk import Exposure
-from domain.rounding import round2
+from domain.rounding import round2, round4
 from domain.sizing import Candidate, check_limits, rank_candidates, select_candidates
 from domain.status import PortfolioStatus, PositionStatus, SignalStatus
 
@@ -111,7 +110,6 @@ INSUFFICIENT_CASH = "insufficient cash"  # how an entry refused at the fill for 
 NOT_FILLED = "entry order not filled within its validity"  # an expired entry's reason
 
 _CLOSE = itemgetter(3)  # a bar's close
-_QUANTITY = attrgetter("quantity")
 _SEQ = attrgetter("seq")
 
 # The events a backtest records by the thousand, built by their `maker` functions: the same events as the
@@ -244,7 +242,9 @@ class Portfolio(Aggregate):
         at their marks, or at `closes` (one per open position, in that order)."""
         if closes is None:
             closes = map(self._marks.price.__getitem__, self._open_by_symbol)
-        value: float = reduce(add, map(mul, map(_QUANTITY, self.open_positions.values()), closes), 0.0)
+        value = 0.0
+        for pos, price in zip(self.open_positions.values(), closes, strict=False):  # cheaper than a reduce
+            value += pos.quantity * price
         return value
 
     @property
@@ -356,17 +356,20 @@ class Portfolio(Aggregate):
             on_date=day,
         )
         generated: list[int] = []
-        auto, signals = self.auto_approve, self.signals
+        auto, signals, record = self.auto_approve, self.signals, self._record
+        entry_order, validity = self.entry_order, self.entry_validity_days
+        stop_pct, target_pct = self.stop_loss_pct, self.target_pct
         for sized in selection.accepted:
             cand = sized.candidate
-            sid = self._new_id("signal", ids)
-            self._record(_signal_generated(
+            sid = self._next_signal_id if ids is None else ids("signal")
+            expected = sized.expected_price
+            record(_signal_generated(
                 signal_id=sid, day=day, symbol=cand.symbol, exchange=EXCHANGE, sector=cand.sector,
-                conviction=round(float(cand.conviction), 4), reference_price=round2(float(cand.close)),
-                entry_order=self.entry_order, limit_price=sized.limit_price, quantity=sized.quantity,
-                stop_loss=stop_level(sized.expected_price, self.stop_loss_pct, day),
-                target=target_level(sized.expected_price, self.target_pct, day),
-                validity_days=self.entry_validity_days, reason=cand.reason, at=at,
+                conviction=round4(float(cand.conviction)), reference_price=round2(float(cand.close)),
+                entry_order=entry_order, limit_price=sized.limit_price, quantity=sized.quantity,
+                stop_loss=None if stop_pct is None else stop_level(expected, stop_pct, day),
+                target=None if target_pct is None else target_level(expected, target_pct, day),
+                validity_days=validity, reason=cand.reason, at=at,
             ))
             generated.append(sid)
             if auto:
@@ -619,11 +622,12 @@ class Portfolio(Aggregate):
         `request_exit`); without (a backtest) the position is only flagged. Any other pending exit stands."""
         flagged = 0
         by_symbol = self._open_by_symbol
+        reason_of = (reasons or {}).get
         for sym in symbols:
             pos = by_symbol.get(sym)
             if pos is None:
                 continue
-            reason = (reasons or {}).get(sym, "")
+            reason = reason_of(sym, "")
             if pos.exit_pending:
                 if (ids is None or pos.exit_signal_reason != PROTECTIVE_REASON
                         or reason == PROTECTIVE_REASON):
@@ -842,11 +846,13 @@ class Portfolio(Aggregate):
             fee = total_charges("buy", qty, price, day, self.charges)
         self._record(_fill_recorded(signal_id=sig.signal_id, day=day, side="buy", symbol=sig.symbol, quantity=qty,
                                     price=price, charges=fee, at=at))
-        pid = self._new_id("position", ids)
+        pid = self._next_position_id if ids is None else ids("position")
+        stop_pct, target_pct = self.stop_loss_pct, self.target_pct
         self._record(_position_opened(
             position_id=pid, signal_id=sig.signal_id, day=day, symbol=sig.symbol, exchange=EXCHANGE,
             sector=sig.sector, quantity=qty, entry_price=price, entry_charges=fee,
-            stop_loss=stop_level(price, self.stop_loss_pct, day), target=target_level(price, self.target_pct, day),
+            stop_loss=None if stop_pct is None else stop_level(price, stop_pct, day),
+            target=None if target_pct is None else target_level(price, target_pct, day),
             conviction=sig.conviction, at=at,
         ))
         return pid

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.charges import charges, rates_on, total_charges
 
@@ -117,3 +119,15 @@ def test_unknown_side_or_schedule_is_refused() -> None:
         charges("short", 1, 10.0, "2023-01-02")
     with pytest.raises(ValueError, match="schedule"):
         charges("buy", 1, 10.0, "2023-01-02", "flat_20")
+
+
+@settings(max_examples=2000)
+@given(st.sampled_from(["buy", "sell"]), st.integers(1, 200_000), st.integers(1, 10_000_000),
+       st.sampled_from(["2019-05-05", "2021-01-01", "2023-04-01", "2024-10-01", "2026-03-01T10:15:00+05:30"]),
+       st.sampled_from(["zerodha_delivery", "none", "zerodha_intraday"]), st.sampled_from([0.0, 1e-9, 0.003]))
+def test_total_charges_is_the_breakdowns_total(side: str, quantity: int, paise: int, day: str, schedule: str,
+                                               off_grid: float) -> None:
+    """The total's own arithmetic (for whole shares at a price on the paise grid) and the breakdown agree to
+    the float, on the grid and off it."""
+    price = paise / 100 + off_grid
+    assert total_charges(side, quantity, price, day, schedule) == charges(side, quantity, price, day, schedule).total

@@ -1,4 +1,5 @@
-"""`domain.rounding.round2` answers exactly `round(x, 2)`: the same float, the sign of zero included."""
+"""`domain.rounding.round2` and `round4` answer exactly `round(x, 2)` and `round(x, 4)`: the same float, the sign of
+zero included."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.rounding import round2
+from domain.rounding import round2, round4
 
 
 def _same(a: float, b: float) -> bool:
@@ -42,3 +43,30 @@ def test_amounts_a_trade_produces() -> None:
             assert _same(round2(x), round(x, 2)), x
     for x in (0.0, -0.0, 0.004, -0.004, 0.005, -0.005, 0.015, 2.675, 1.005, -2.675, 1e15, -1e15, 123456789012.345):
         assert _same(round2(x), round(x, 2)), x
+
+
+@settings(max_examples=3000)
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_round4_any_float(x: float) -> None:
+    assert _same(round4(x), round(x, 4))
+
+
+@settings(max_examples=3000)
+@given(st.integers(-10**12, 10**12), st.integers(-4, 4), st.sampled_from([1.0, 0.5, 0.1, 1e-3, 1e-6]))
+def test_round4_near_grid_and_halves(n: int, ulps: int, scale: float) -> None:
+    """Percentages on and beside the 10^-4 grid and its ties, a few ulps either way."""
+    toward = math.inf if ulps >= 0 else -math.inf
+    for x in (n / 10000, (n + 0.5) / 10000, n / 10000 * scale):
+        for _ in range(abs(ulps)):
+            x = math.nextafter(x, toward)
+        assert _same(round4(x), round(x, 4)), x
+
+
+def test_round4_figures_a_backtest_produces() -> None:
+    for i in range(1, 20_000):
+        value = round(50 + i * 0.37, 2) * (1 + i % 977)
+        pnl = (i % 601 - 300) * 1.37 - (i % 300) / 100
+        for x in (pnl / value * 100.0, (value - pnl) / value * 100.0, 100.0 * i / 7919, -0.00005 * i):
+            assert _same(round4(x), round(x, 4)), x
+    for x in (0.0, -0.0, 0.00005, -0.00005, 0.00015, 1.00005, 2.67505, 1e13, -1e13, 99.99995):
+        assert _same(round4(x), round(x, 4)), x
