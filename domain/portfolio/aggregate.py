@@ -739,31 +739,38 @@ class Portfolio(Aggregate):
         if self.mode != "live":
             self._simulate_exits(day, bars, at)
             self._simulate_entries(day, bars, at, ids)
-        marks, prices = self._day_marks(bars, closes)
-        value = self._open_value(prices)
+        marks, value = self._day_marks(bars, closes)
         self._record(_day_closed(day=day, marks=marks, cash=self.cash, equity=round2(self.cash + value), at=at))
         if self.trailing_stop_pct is not None:
             self._ratchet_trailing(day, at)
 
     def _day_marks(self, bars: Mapping[str, BarLike],
-                   closes: Mapping[str, float] | None) -> tuple[dict[str, float], Iterable[float]]:
-        """(the held symbols' closes today -- DayClosed's marks --, each open position's price at this
-        close in entry order: its mark, or its last mark when its symbol has no bar today)."""
+                   closes: Mapping[str, float] | None) -> tuple[dict[str, float], float]:
+        """(the held symbols' closes today -- DayClosed's marks --, the open positions' value at this close:
+        `_open_value` at each one's mark, or its last mark when its symbol has no bar today)."""
         held = self._open_by_symbol
         if closes is not None:
-            try:  # every held symbol traded today (the usual day): the marks are the prices, in entry order
-                marks = dict(zip(held, map(closes.__getitem__, held), strict=True))
-            except KeyError:
-                marks = {sym: closes[sym] for sym in held if sym in closes}
-            else:
-                return marks, marks.values()
+            if len(held) == len(self.open_positions):  # one position per symbol (always): entry order alike
+                # every held symbol traded today (the usual day): the marks and the value in one pass, the
+                # value added as `_open_value` adds it
+                marks: dict[str, float] = {}
+                value = 0.0
+                try:
+                    for sym, pos in held.items():
+                        price = marks[sym] = closes[sym]
+                        value += pos.quantity * price
+                except KeyError:
+                    pass
+                else:
+                    return marks, value
+            marks = {sym: closes[sym] for sym in held if sym in closes}
         elif all(map(bars.__contains__, held)):
             prices = list(map(_CLOSE, map(bars.__getitem__, held)))
-            return dict(zip(held, prices, strict=True)), prices
+            return dict(zip(held, prices, strict=True)), self._open_value(prices)
         else:
             marks = {sym: bars[sym][3] for sym in held if sym in bars}
         last = self._marks.price
-        return marks, [marks[sym] if sym in marks else last[sym] for sym in held]
+        return marks, self._open_value([marks[sym] if sym in marks else last[sym] for sym in held])
 
     def _exit_candidates(self) -> list[PositionState]:
         """The open positions an exit can fire for at the next bar, in entry order."""
