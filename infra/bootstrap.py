@@ -112,7 +112,8 @@ def bootstrap(settings: Settings, mailer: Mailer | None = None, market: MarketDa
         db.create_security_tables()
         broker_secrets = SqlBrokerSecrets(db, SecretBox(settings.secret_key_list))
         broker_secrets.create_table()
-        store = SqlEventStore(make_recorder(settings.database_url, settings.db_pool_size), clock)
+        recorder = make_recorder(settings.database_url, settings.db_pool_size, settings.sqlite_synchronous)
+        store = SqlEventStore(recorder, clock)
         store.writer_turn = db.writer_turn
         chain = HashChain(db, store.read_plain)
         chain.create_tables()

@@ -35,7 +35,7 @@ from psycopg.sql import SQL, Identifier
 from commands.ports import Clock, CommandMeta, ConcurrencyConflict
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent, event_from_data
-from infra.store.db import private_sqlite_file, sqlite_path
+from infra.store.db import private_sqlite_file, sqlite_path, sqlite_synchronous_pragma
 from projections.envelope import Envelope
 
 A = TypeVar("A", bound=Aggregate)
@@ -146,11 +146,32 @@ def stored_event_ids(recorder: ApplicationRecorder,
             if (agg_id, version) in wanted}
 
 
-def make_recorder(database_url: str, pool_size: int = 10) -> ApplicationRecorder:
+def make_recorder(database_url: str, pool_size: int = 10, synchronous: str = "normal") -> ApplicationRecorder:
+    """The event store's recorder. SQLite: its connections get `synchronous` (Settings.sqlite_synchronous) like
+    the product's others; eventsourcing's own default is SQLite's FULL, an fsync inside every command's commit,
+    which a busy disk stretched to 100-300 ms for every writer queued behind it (bench/webhooks.py's p99)."""
     if database_url.startswith("sqlite"):
         private_sqlite_file(sqlite_path(database_url))
     factory = InfrastructureFactory.construct(recorder_env(database_url, pool_size))
-    return factory.application_recorder()
+    recorder = factory.application_recorder()
+    if database_url.startswith("sqlite"):
+        _set_on_connect(cast(Any, recorder).datastore.pool, sqlite_synchronous_pragma(synchronous))
+    return recorder
+
+
+def _set_on_connect(pool: Any, pragma: str) -> None:
+    """Run `pragma` on every connection eventsourcing's SQLite pool opens (it has no setting for it: its
+    `_create_connection` is wrapped; the version is pinned in requirements.lock, and a test checks it takes)."""
+    for conn in list(pool._pool):  # opened already (creating the tables)
+        conn._sqlite_conn.execute(pragma)
+    create = pool._create_connection
+
+    def created() -> Any:
+        conn = create()
+        conn._sqlite_conn.execute(pragma)
+        return conn
+
+    pool._create_connection = created
 
 
 def envelope_from_notification(n: Notification) -> Envelope:
