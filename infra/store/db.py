@@ -8,6 +8,7 @@ import select
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -197,10 +198,10 @@ class Checkpointer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         self._stop.set()
         thread = self._thread
-        if thread is not None:
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(5.0)
 
 
@@ -263,8 +264,11 @@ class Database:
 
             Path(sqlite_path(url)).parent.mkdir(parents=True, exist_ok=True)
             private_sqlite_file(sqlite_path(url))
-            return cls(url, _sqlite_engine(url, True, synchronous), _sqlite_engine(url, False, synchronous),
-                       checkpointer=Checkpointer(sqlite_path(url)))
+            checkpointer = Checkpointer(sqlite_path(url))
+            db = cls(url, _sqlite_engine(url, True, synchronous), _sqlite_engine(url, False, synchronous),
+                     checkpointer=checkpointer)
+            weakref.finalize(db, checkpointer.stop, False)  # a Database dropped without dispose() stops its thread too
+            return db
         engine = sa.create_engine(url, pool_size=2 * pool_size, max_overflow=2 * pool_size)
         _ping_when_idle(engine)
         # The non-durable writers (projector, relay, chain seals) get their own small pool whose sessions

@@ -3,6 +3,7 @@ and the write-ahead log is copied back into the database file by the checkpointe
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from pathlib import Path
@@ -58,3 +59,17 @@ def test_the_log_is_checkpointed_by_its_thread(tmp_path: Path, monkeypatch: Any)
     finally:
         db.dispose()
     assert db.checkpointer is not None and not db.checkpointer.running
+
+
+def test_a_database_dropped_without_dispose_stops_its_checkpointer(tmp_path: Path) -> None:
+    db = db_module.Database.from_url(f"sqlite:///{tmp_path / 'd.db'}")
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    checkpointer = db.checkpointer
+    assert checkpointer is not None and checkpointer.running
+    del db, conn
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while checkpointer.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not checkpointer.running
