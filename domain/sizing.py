@@ -88,7 +88,7 @@ def select_candidates(  # noqa: PLR0913
 ) -> Selection:
     """Walk `ranked` candidates and accept those that fit (see the module docstring)."""
     out = Selection()
-    counts = dict(sector_counts)
+    counts = dict(sector_counts) if max_per_sector is not None else {}  # only that limit reads them
     for cand in ranked:
         if free_slots <= 0:
             out.skipped_max_positions += 1
@@ -103,7 +103,8 @@ def select_candidates(  # noqa: PLR0913
             continue
         out.accepted.append(Sized(cand, qty, expected, limit))
         free_slots -= 1
-        counts[cand.sector] = counts.get(cand.sector, 0) + 1
+        if max_per_sector is not None:
+            counts[cand.sector] = counts.get(cand.sector, 0) + 1
     return out
 
 
