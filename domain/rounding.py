@@ -13,28 +13,30 @@ argument with 10^4 in place of 100 (percentages and ratios to four decimals).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 _LIMIT = 10**13  # |100x| (|10^4 x|) below this: the product's error stays far under the margin
 
 
-def round2(x: float) -> float:
-    """`round(x, 2)`, the same float (sign of zero included)."""
-    y = x * 100.0
-    try:
-        n = round(y)
-    except (OverflowError, ValueError):  # infinite or NaN
-        return round(x, 2)
-    if n and -_LIMIT < n < _LIMIT and -0.49 < y - n < 0.49:
-        return n / 100
-    return round(x, 2)
+def _rounder(digits: int) -> Callable[[float], float]:
+    """`round(x, digits)`, the same float (sign of zero included), fast for the usual amount (see above)."""
+    scale = float(10**digits)
+    whole = 10**digits
+
+    def rounded(x: float) -> float:
+        y = x * scale
+        try:
+            n = round(y)
+        except (OverflowError, ValueError):  # infinite or NaN
+            return round(x, digits)
+        if n and -_LIMIT < n < _LIMIT and -0.49 < y - n < 0.49:
+            return n / whole
+        return round(x, digits)
+
+    rounded.__name__ = rounded.__qualname__ = f"round{digits}"
+    rounded.__doc__ = f"`round(x, {digits})`, the same float (sign of zero included)."
+    return rounded
 
 
-def round4(x: float) -> float:
-    """`round(x, 4)`, the same float (sign of zero included)."""
-    y = x * 10000.0
-    try:
-        n = round(y)
-    except (OverflowError, ValueError):  # infinite or NaN
-        return round(x, 4)
-    if n and -_LIMIT < n < _LIMIT and -0.49 < y - n < 0.49:
-        return n / 10000
-    return round(x, 4)
+round2 = _rounder(2)
+round4 = _rounder(4)

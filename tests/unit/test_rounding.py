@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,21 +17,27 @@ def _same(a: float, b: float) -> bool:
     return struct.pack("<d", a) == struct.pack("<d", b) or (math.isnan(a) and math.isnan(b))
 
 
+ROUNDERS = {2: round2, 4: round4}
+
+
+@pytest.mark.parametrize("digits", [2, 4])
 @settings(max_examples=3000)
 @given(st.floats(allow_nan=True, allow_infinity=True))
-def test_any_float(x: float) -> None:
-    assert _same(round2(x), round(x, 2))
+def test_any_float(digits: int, x: float) -> None:
+    assert _same(ROUNDERS[digits](x), round(x, digits))
 
 
+@pytest.mark.parametrize("digits", [2, 4])
 @settings(max_examples=3000)
 @given(st.integers(-10**12, 10**12), st.integers(-4, 4), st.sampled_from([1.0, 0.5, 0.1, 1e-3, 1e-6]))
-def test_near_hundredths_and_halves(n: int, ulps: int, scale: float) -> None:
-    """Amounts on and beside the paise grid and the half-paise ties, a few ulps either way."""
+def test_near_the_grid_and_its_halves(digits: int, n: int, ulps: int, scale: float) -> None:
+    """Amounts on and beside the grid (paise; 10^-4 for percentages) and its ties, a few ulps either way."""
     toward = math.inf if ulps >= 0 else -math.inf
-    for x in (n / 100, (n + 0.5) / 100, n / 100 * scale):
+    unit = 10**digits
+    for x in (n / unit, (n + 0.5) / unit, n / unit * scale):
         for _ in range(abs(ulps)):
             x = math.nextafter(x, toward)
-        assert _same(round2(x), round(x, 2)), x
+        assert _same(ROUNDERS[digits](x), round(x, digits)), x
 
 
 def test_amounts_a_trade_produces() -> None:
@@ -43,23 +50,6 @@ def test_amounts_a_trade_produces() -> None:
             assert _same(round2(x), round(x, 2)), x
     for x in (0.0, -0.0, 0.004, -0.004, 0.005, -0.005, 0.015, 2.675, 1.005, -2.675, 1e15, -1e15, 123456789012.345):
         assert _same(round2(x), round(x, 2)), x
-
-
-@settings(max_examples=3000)
-@given(st.floats(allow_nan=True, allow_infinity=True))
-def test_round4_any_float(x: float) -> None:
-    assert _same(round4(x), round(x, 4))
-
-
-@settings(max_examples=3000)
-@given(st.integers(-10**12, 10**12), st.integers(-4, 4), st.sampled_from([1.0, 0.5, 0.1, 1e-3, 1e-6]))
-def test_round4_near_grid_and_halves(n: int, ulps: int, scale: float) -> None:
-    """Percentages on and beside the 10^-4 grid and its ties, a few ulps either way."""
-    toward = math.inf if ulps >= 0 else -math.inf
-    for x in (n / 10000, (n + 0.5) / 10000, n / 10000 * scale):
-        for _ in range(abs(ulps)):
-            x = math.nextafter(x, toward)
-        assert _same(round4(x), round(x, 4)), x
 
 
 def test_round4_figures_a_backtest_produces() -> None:
