@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
 
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from commands.ports import Commit, NotDelivered, OutgoingNotification
 from domain.telegram import TelegramLink
@@ -50,11 +49,15 @@ class TelegramChannel:
                        if i.get("signal_id") is not None and "expires_at" in i]
         markup = signal_buttons(self.platform, chat_id, message.account_id, signals)
         text = message.text.strip()[:4000]
+        loop, bot = self._sender()
+        try:  # getMe, once per sending thread: before the commit, so only the message itself follows it
+            loop.run_until_complete(bot.initialize())
+        except TelegramError as exc:  # nothing was sent: retried with backoff
+            raise NotDelivered(f"Telegram unreachable: {type(exc).__name__}: {exc}"[:300]) from None
         if not commit():
             return
-        loop, bot = self._sender()
         try:
-            loop.run_until_complete(self._send(bot, chat_id, text, markup))
+            loop.run_until_complete(bot.send_message(chat_id, text, reply_markup=markup))
         except Forbidden as exc:  # the person blocked the bot: no use retrying
             raise NotDelivered(f"Telegram refused: {exc.message}"[:300], retry=False) from None
         except (BadRequest, RetryAfter) as exc:  # answered: not delivered
@@ -70,10 +73,6 @@ class TelegramChannel:
                             base_file_url=f"{self._api}/file/bot")
         return local.loop, local.bot
 
-    @staticmethod
-    async def _send(bot: Bot, chat_id: int, text: str, markup: Any) -> None:
-        await bot.initialize()  # (once: later calls return at once)
-        await bot.send_message(chat_id, text, reply_markup=markup)
 
 
 def telegram_channel(platform: Platform) -> TelegramChannel | None:

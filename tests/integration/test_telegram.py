@@ -10,13 +10,18 @@ from typing import Any
 
 import pytest
 
+from commands.ports import NotDelivered, OutgoingNotification
 from domain.money import format_inr
 from infra.bars.store import BarStore
 from infra.bars.synthetic import generate
 from infra.bars.universes import load_universe
+from infra.bootstrap import bootstrap
 from streams.telegram_bot import NOT_LINKED, TelegramBot
+from streams.telegram_channel import TelegramChannel
+from tests.conftest import make_settings
 from tests.integration.test_api_model import deploy, template_id, wait_projected
 from tests.integration.test_webhooks import hook, path_of, post_alert
+from tests.support.services import free_port
 from tests.support.telegram_stub import BOT_USERNAME, TelegramStub, telegram_stub
 
 CHAT = 777001
@@ -267,3 +272,35 @@ def test_an_approval_answer_carries_a_place_cart_button_that_places_once_through
     assert [(e.data["action"], e.data.get("portfolio_id")) for e in events][-1] == ("place", pf["id"])
     assert any(e.type == "OrderPlaced" and e.meta.get("actor") == f"telegram:{CHAT}"
                for e in client.platform.store.read(0, 100_000))
+
+
+def test_the_bot_api_is_reached_before_a_delivery_is_recorded_sent(tmp_path: Any) -> None:
+    """The channel's one-time getMe happens before `commit()`: a Bot API that cannot be reached leaves the delivery
+    unsent and retried (NotDelivered), never recorded as sent with nothing delivered; reached, the message follows
+    the commit, once."""
+
+    message = OutgoingNotification(account_id=1, channel="telegram", delivery_ids=(1,), notification_ids=(1,),
+                                   kinds=("import_finished",), subject="Import finished", text="12 rows imported",
+                                   html="", link="http://127.0.0.1:8000/", message_id="<tt-telegram-1@x>")
+    commits: list[str] = []
+
+    def commit(then: Any = None) -> bool:
+        commits.append("committed")
+        return True
+
+    with telegram_stub() as stub:
+        down = bootstrap(make_settings(tmp_path / "down", telegram_bot_token=stub.token,
+                                       telegram_api_url=f"http://127.0.0.1:{free_port()}"))
+        try:
+            with pytest.raises(NotDelivered, match="Telegram unreachable"):
+                TelegramChannel(down).send(message, str(CHAT), commit)
+        finally:
+            down.close()
+        assert commits == [] and stub.messages_to(CHAT) == []
+        up = bootstrap(make_settings(tmp_path / "up", telegram_bot_token=stub.token, telegram_api_url=stub.url))
+        try:
+            TelegramChannel(up).send(message, str(CHAT), commit)
+        finally:
+            up.close()
+        assert commits == ["committed"]
+        assert [m["text"] for m in stub.messages_to(CHAT)] == ["12 rows imported"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.services import free_port
 
 BOT_USERNAME = "tradertape_test_bot"
 
@@ -152,17 +153,11 @@ class TelegramStub:
         return Starlette(routes=[Route("/bot{token}/{method}", self.handle, methods=["GET", "POST"])])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def telegram_stub(token: str = "4242:test-token") -> Iterator[TelegramStub]:
     """A running stub on a loopback port; `stub.url` is the Bot API base URL to configure."""
     stub = TelegramStub(token)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(stub.app(), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, name="telegram-stub", daemon=True)
