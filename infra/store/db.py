@@ -164,10 +164,10 @@ class Checkpointer:
     """SQLite: copies the write-ahead log back into the database file from a thread of its own, every
     CHECKPOINT_EVERY seconds, PASSIVE (it waits for no reader and no writer). Without it a committing writer
     does that itself (SQLite's auto-checkpoint, when the log passes 1,000 pages): a copy and an fsync inside
-    the writer's commit, while every other writer of the process waits its turn behind it -- the webhooks
-    bench's tail (p99 80-330 ms, max 400 ms against p50 22 ms; with it here, max 57 ms). The product's own
+    the writer's commit, while every other writer of the process waits its turn behind it. The product's own
     connections turn the auto-checkpoint off; the event store's (eventsourcing's pool) keep it, and with the
-    log checkpointed twice a second it rarely reaches the 1,000 pages that set it off."""
+    log checkpointed twice a second it rarely reaches the 1,000 pages that set it off. (The webhooks bench's
+    tail was mostly the event store's fsync per commit: see `Settings.sqlite_synchronous`.)"""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -227,7 +227,6 @@ def _ping_when_idle(engine: Engine) -> None:
                 engine.dialect.do_ping(dbapi_conn)
             except Exception as exc:
                 raise sa.exc.DisconnectionError(f"stale pooled connection: {exc}") from exc
-
 
 
 class CommitFailed(Exception):
