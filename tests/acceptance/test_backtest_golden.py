@@ -146,7 +146,7 @@ def test_same_run_twice_is_identical() -> None:
     strategy = {"base_model": "bollinger_reversion"}
     cfg = config(start_date="2021-06-01", end_date="2022-06-01", max_positions=3, max_per_sector=1,
                  slippage_bps=5, charges="zerodha_delivery")
-    one, two = run_backtest(bars, strategy, cfg), run_backtest(bars, strategy, cfg)
+    one, two = run_backtest(bars, strategy, cfg, keep_events=True), run_backtest(bars, strategy, cfg, keep_events=True)
     a, b = one.to_dict(), two.to_dict()
     a["diagnostics"].pop("elapsed_ms")
     b["diagnostics"].pop("elapsed_ms")

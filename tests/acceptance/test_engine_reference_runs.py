@@ -81,7 +81,7 @@ def _digest(value: Any) -> str:
 
 
 def reference_answer(bars: BarMatrix, strategy: dict[str, Any], cfg: BacktestConfig) -> dict[str, Any]:
-    res = run_backtest(bars, strategy, cfg)
+    res = run_backtest(bars, strategy, cfg, keep_events=True)
     out = res.to_dict()
     out["diagnostics"].pop("elapsed_ms")
     return {
