@@ -294,25 +294,21 @@ def _ratio_terms(r: Ratio) -> tuple[int, int, int]:
 
 
 _NIL = (0, 1, 2)  # a component the side does not pay: (tn x 0 + 1) // 2 = 0
-# (side, day, schedule) -> its tariff, or None when the turnover-based brokerage needs `_paise`
-_TARIFFS: dict[tuple[str, str, str], _Tariff | None] = {}
 
 
+@functools.lru_cache(maxsize=8192)
 def _tariff(side: str, day: str, schedule: str) -> _Tariff | None:
+    """(side, day, schedule)'s tariff, or None when the turnover-based brokerage needs `_paise`."""
     rates, x = _schedule_on(day, schedule)
-    tariff = None
-    if not rates.brokerage_pct:
-        tariff = _Tariff(
-            x.brokerage,
-            _NIL if rates.stt_sell_only and side == "buy" else _ratio_terms(x.stt),
-            _ratio_terms(x.exchange), _ratio_terms(x.sebi),
-            _ratio_terms(x.stamp) if side == "buy" else _NIL,
-            _ratio_terms(x.gst), x.dp if side == "sell" else 0,
-        )
-    if len(_TARIFFS) >= 65536:  # a bound, as the lru caches above have
-        _TARIFFS.clear()
-    _TARIFFS[side, day, schedule] = tariff
-    return tariff
+    if rates.brokerage_pct:
+        return None
+    return _Tariff(
+        x.brokerage,
+        _NIL if rates.stt_sell_only and side == "buy" else _ratio_terms(x.stt),
+        _ratio_terms(x.exchange), _ratio_terms(x.sebi),
+        _ratio_terms(x.stamp) if side == "buy" else _NIL,
+        _ratio_terms(x.gst), x.dp if side == "sell" else 0,
+    )
 
 
 def total_charges(
@@ -324,8 +320,7 @@ def total_charges(
     if isinstance(schedule, ChargeRates) or not isinstance(trade_date, str) or side not in SIDES:
         return charges(side, quantity, price, trade_date, schedule).total
     day = trade_date[:10]
-    key = (side, day, schedule)
-    t = _TARIFFS[key] if key in _TARIFFS else _tariff(side, day, schedule)
+    t = _tariff(side, day, schedule)
     if quantity * price <= 0:
         return 0.0
     pp = price * 100.0
