@@ -152,7 +152,8 @@ class SmtpMailer:
             raise MailRefused(f"DATA refused: {code}")
         smtp.send(_wire(msg))
         sock = smtp.sock
-        assert sock is not None
+        if sock is None:  # closed under us: nothing was accepted (the channel retries on a new connection)
+            raise smtplib.SMTPServerDisconnected("the SMTP connection is closed")
         if not commit(lambda: sock.sendall(b".\r\n")):
             smtp.close()  # no final ".": the server drops the transaction
             return False
