@@ -166,10 +166,9 @@ def _pick(day_bars: npt.NDArray[np.float64], wanted: list[str], index: dict[str,
     if not wanted:
         return {}
     if len(wanted) <= 8:  # a few (the usual day): row by row is cheaper than numpy's take
-        if complete:
-            return {sym: day_bars[index[sym]].tolist() for sym in wanted}
-        return {sym: row for sym in wanted if (row := day_bars[index[sym]].tolist())[3] == row[3]}
-    rows = day_bars.take(np.fromiter(map(index.__getitem__, wanted), np.intp, len(wanted)), axis=0).tolist()
+        rows = [day_bars[index[sym]].tolist() for sym in wanted]
+    else:
+        rows = day_bars.take(np.fromiter(map(index.__getitem__, wanted), np.intp, len(wanted)), axis=0).tolist()
     if complete:
         return dict(zip(wanted, rows, strict=True))
     return {sym: row for sym, row in zip(wanted, rows, strict=True) if row[3] == row[3]}
@@ -340,15 +339,15 @@ def _run(bars: BarMatrix, strategy: dict[str, Any], config: BacktestConfig,
         held = len(pf.open_positions)
         if held > _FEW_HELD:  # every symbol's close, written in C into the same dict each day
             all_closes.update(zip(symbols, close_t[k].tolist(), strict=True))
-            closes = all_closes if full else {sym: c for sym, c in all_closes.items() if c == c}  # NaN: no bar
+            closes = all_closes
         elif held or today:  # the closes of the held and the placed alone
             need = pf.symbols_needing_bars()
             row = close_t[k].tolist()
             closes = dict(zip(need, map(row.__getitem__, map(sym_index.__getitem__, need)), strict=True))
-            if not full:
-                closes = {sym: c for sym, c in closes.items() if c == c}
         else:
             closes = {}
+        if not full and closes:
+            closes = {sym: c for sym, c in closes.items() if c == c}  # NaN: no bar today
         pf.process_bars(day, today, day, closes)
         if exit_sig is not None and pf.open_positions:
             lo, hi = x_off_l[k], x_off_l[k + 1]
