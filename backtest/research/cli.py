@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -36,7 +37,8 @@ from infra.config.settings import Settings
 __all__ = ["register"]
 
 console = Console()
-_SHOWN = ("cagr", "sharpe", "max_drawdown", "profit_factor", "total_trades")
+# the metrics a sweep's table shows, with their headers (every metric is in `--out`'s file)
+_SHOWN = {"cagr": "CAGR %", "sharpe": "Sharpe", "max_drawdown": "max DD %", "total_trades": "trades"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -149,7 +151,7 @@ def cmd_run(kind: JobKind, args: argparse.Namespace) -> int:
         for line in render(outcome.summary, outcome.tables):
             console.print(line, markup=False, highlight=False)
     else:
-        _print(kind, outcome.summary, outcome.tables.get("results", []), args.top)
+        _print(kind, outcome.summary, outcome.tables.get("results", []), args.top, plan.params.get("labels") or {})
     if args.out is not None:
         args.out.write_text(json.dumps({"kind": kind.name, "params": plan.params, "summary": outcome.summary,
                                         "tables": outcome.tables}, indent=1, default=str), encoding="utf-8")
@@ -157,14 +159,17 @@ def cmd_run(kind: JobKind, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], top: int) -> None:
+def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], top: int,
+           labels: dict[str, str]) -> None:
+    """The outcome as tables; parameters under their labels (`stop loss %`, `entry: rsi(14) < x`)."""
     if kind.name == "walk_forward":
         table = Table(title="Walk-forward windows")
         for col in ("window", "in sample", "out of sample", "chosen parameters", "IS CAGR %", "OOS CAGR %",
                     "efficiency"):
             table.add_column(col)
         for r in rows:
-            params = ", ".join(f"{k}={v}" for k, v in (r["params"] or {}).items()) or "(none eligible)"
+            params = ", ".join(f"{labels.get(k, k)} = {v}" for k, v in (r["params"] or {}).items()) \
+                or "(none eligible)"
             table.add_row(str(r["window"]), f"{r['in_sample']['start']} … {r['in_sample']['end']}",
                           f"{r['out_of_sample']['start']} … {r['out_of_sample']['end']}", params,
                           fmt((r["in_sample_metrics"] or {}).get("cagr")),
@@ -179,17 +184,21 @@ def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], t
     if kind.name != "sweep":
         console.print_json(json.dumps(summary, default=str))
         return
-    table = Table(title=f"Best {min(top, len(rows))} of {len(rows)} combinations "
-                        f"({summary.get('eligible', 0)} eligible)")
     names = list(rows[0]["params"]) if rows else []
-    table.add_column("rank", justify="right")
-    for name in names:
-        table.add_column(name, justify="right", overflow="fold")
-    table.add_column("objective", justify="right")
-    for name in _SHOWN:
-        table.add_column(name, justify="right", overflow="fold")
-    for r in rows[:top]:
-        m = r["metrics"]
-        table.add_row(str(r["rank"]), *[str(r["params"][n]) for n in names],
-                      fmt(r["objective"]) if r["eligible"] else "not eligible", *[fmt(m.get(name)) for name in _SHOWN])
+    headers = ["rank", *[labels.get(name, name) for name in names], "objective", *_SHOWN.values()]
+    cells = [[str(r["rank"]), *[str(r["params"][n]) for n in names],
+              fmt(r["objective"]) if r["eligible"] else "—", *[fmt(r["metrics"].get(name)) for name in _SHOWN]]
+             for r in rows[:top]]
+    shown_ineligible = any(not r["eligible"] for r in rows[:top])
+    table = Table(title=f"Best {min(top, len(rows))} of {len(rows)} combinations "
+                        f"({summary.get('eligible', 0)} eligible)", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
+                  pad_edge=False, caption="objective —: not eligible (too few trades, or the objective is undefined)"
+                  if shown_ineligible else None)
+    # each column as wide as its longest value or header word (headers wrap between words): four parameters
+    # fit an 80-column terminal
+    for j, header in enumerate(headers):
+        width = max([*map(len, header.split()), *(len(row[j]) for row in cells)])
+        table.add_column(header, justify="right", min_width=width, max_width=width)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)

@@ -193,6 +193,27 @@ class Space:
                           f"({', '.join(sorted(self.model_params))}) or a dotted path into the strategy such as "
                           f"entry_rules.all.1.right")
 
+    def describe(self, name: str) -> str:
+        """A swept parameter as a trader reads it in a table header or on a heatmap's axis: `stop loss %`,
+        `max positions`, and for a dotted path the rule it changes with the swept value as x (`entry: rsi(14)
+        < x`, `entry: close > sma(x)`). The name itself when the path is not inside a rule."""
+        if name in SETTING_LABELS:
+            return SETTING_LABELS[name]
+        if "." not in name:
+            return _words(name)
+        parts = name.split(".")
+        node: Any = self.base.strategy
+        for j, part in enumerate(parts):
+            if isinstance(node, dict) and "op" in node and "left" in node:  # a condition: the rest is its side
+                return _condition_text("entry" if parts[0] == "entry_rules" else "exit", node, parts[j:])
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                break
+        return name
+
     def is_integer(self, name: str) -> bool:
         if name in INTEGER_CONFIG or name in self.integer_params:
             return True
@@ -221,6 +242,41 @@ class Space:
             detail = exc.detail if isinstance(exc, DomainError) else str(exc)
             raise DomainError(f"combination {index + 1} (in {self.field} order): {detail}") from None
         return Combination(index, dict(values), spec.to_json(), config)
+
+
+SETTING_LABELS = {
+    "position_size_pct": "position size %", "max_positions": "max positions", "max_per_sector": "max per sector",
+    "slippage_bps": "slippage (bps)", "stop_loss_pct": "stop loss %", "target_pct": "target %",
+    "trailing_stop_pct": "trailing stop %", "max_hold_days": "max hold (days)",
+}
+
+
+def _words(name: str) -> str:
+    """`limit_offset_pct` -> `limit offset %`."""
+    return name.removesuffix("_pct").replace("_", " ") + (" %" if name.endswith("_pct") else "")
+
+
+def _condition_text(kind: str, cond: dict[str, Any], rest: list[str]) -> str:
+    """`entry: rsi(14) < x`: the condition with the swept side (`rest[0]`) or its field (`rest[1]`) as x."""
+    sides = []
+    for side in ("left", "right"):
+        swept = rest[0] == side
+        field = rest[1] if swept and len(rest) > 1 else None
+        sides.append("x" if swept and field is None else _operand_text(cond[side], field if swept else None))
+    return f"{kind}: {sides[0]} {cond['op']} {sides[1]}"
+
+
+def _operand_text(raw: Any, swept: str | None) -> str:
+    if not isinstance(raw, dict):
+        return f"{raw:g}" if isinstance(raw, int | float) else str(raw)
+    def get(key: str) -> Any:
+        return "x" if swept == key else raw.get(key)
+    args = [str(v) for v in (get("period"), get("std")) if v is not None]
+    text = f"{raw.get('ind')}({', '.join(args)})" if args else str(raw.get("ind"))
+    if raw.get("source") not in (None, "close") or swept == "source":
+        text += f" of {get('source')}"
+    offset = get("offset")
+    return text + (f"[-{offset}]" if offset else "")
 
 
 def _copy(v: Any) -> Any:
@@ -363,7 +419,7 @@ class Sweep(jobs.ResultsTable):
         combos = [space.build(i, v) for i, v in enumerate(values)]
         params = {**base.params, "grid": req.grid, "random": req.random, "constraints": req.constraints,
                   "objective": req.objective, "min_trades": req.min_trades, "top_n": req.top_n,
-                  "combinations": len(combos)}
+                  "combinations": len(combos), "labels": {name: space.describe(name) for name in combos[0].params}}
         payload = SweepPayload(base, combos, req.objective, req.min_trades, req.top_n)
         return jobs.JobPlan(params, len(combos), payload, base.data)
 

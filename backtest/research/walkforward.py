@@ -137,7 +137,8 @@ class WalkForward:
         params = {**base.params, "grid": req.grid, "random": req.random, "constraints": req.constraints,
                   "objective": req.objective, "min_trades": req.min_trades, "windows": req.windows,
                   "mode": req.mode, "in_sample_ratio": req.in_sample_ratio, "combinations": len(combos),
-                  "window_dates": [w.to_json() for w in windows]}
+                  "window_dates": [w.to_json() for w in windows],
+                  "labels": {name: space.describe(name) for name in combos[0].params}}
         return JobPlan(params, total, WalkForwardPayload(base, combos, windows, req, oos_days), base.data)
 
     def run(self, ctx: RunContext, plan: JobPlan) -> JobOutcome:

@@ -72,6 +72,8 @@ def test_sweep_ranks_every_combination_and_records_the_best_as_ordinary_runs(lab
     assert objectives == sorted(objectives, reverse=True)
     assert all(r["objective"] == r["metrics"]["sharpe"] for r in eligible)
     assert [r["rank"] for r in rows] == list(range(1, 9))
+    assert job["params"]["labels"] == {"stop_loss_pct": "stop loss %", "entry_rules.all.1.right": "entry: rsi(14) < x",
+                                       "max_positions": "max positions"}  # headers and axes in words
 
     # the best two combinations are ordinary backtest runs, the first is best_run_id
     assert len(job["run_ids"]) == 2 and job["best_run_id"] == job["run_ids"][0]
@@ -209,6 +211,7 @@ def test_walk_forward_refits_per_window_and_each_oos_run_stands_alone(lab: Any) 
     job = _wait(lab, "walk-forward", r.json()["id"])
     assert job["status"] == "done", job
     assert job["kind"] == "walk_forward" and job["total"] == 3 * (4 + 1) and job["progress"] == 1.0
+    assert job["params"]["labels"] == {"stop_loss_pct": "stop loss %", "entry_rules.all.1.right": "entry: rsi(14) < x"}
     windows = job["windows"]
     assert [w["window"] for w in windows] == [0, 1, 2]
     assert {w["in_sample"]["start"] for w in windows} == {"2019-06-03"}  # anchored

@@ -4,6 +4,7 @@ prints the best rows, saves the outcome; bad bodies are refused with the reason.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,30 @@ def test_sweep_from_the_command_line(data_dir: Path, tmp_path: Path, capsys: Any
     alone = run_backtest(bars, {"base_model": "v3_dip_buyer", "exit_rules": {
         "stop_loss_pct": r["params"]["stop_loss_pct"], "target_pct": 12, "max_hold_days": 20}}, cfg)
     assert alone.summary["total_trades"] == r["metrics"]["total_trades"]
+
+
+def test_the_table_names_parameters_in_words_and_fits_a_terminal(data_dir: Path, tmp_path: Path,
+                                                                  capsys: Any) -> None:
+    """Four swept parameters, one of them a rule's threshold by its dotted path: the headers say what each is
+    (the rule with x for the swept value), wrap between words, and every line fits 80 columns."""
+    body = {**BODY, "grid": {"stop_loss_pct": [5, 9], "target_pct": [12], "entry_rules.all.1.right": [30, 40],
+                             "max_positions": [3]}}
+    main(["research", "sweeps", _write(tmp_path, body), "--data-dir", str(data_dir), "--workers", "1"])
+    printed = capsys.readouterr().out
+    table = printed[printed.index("Best 4 of 4"):].splitlines()
+    assert all(len(line) <= 80 for line in table), max(table, key=len)
+    rule = next(i for i, line in enumerate(table) if line.strip().startswith("─"))
+    # the header's lines read column by column, each column's words top to bottom (the columns are right-aligned:
+    # each ends where a value of the first row ends)
+    header = table[rule - 3:rule]
+    ends = [m.end() for m in re.finditer(r"\S+", table[rule + 1])]
+    starts = [0, *ends[:-1]]
+    columns = [" ".join(" ".join(line[a:b] for line in header).split()) for a, b in zip(starts, ends, strict=True)]
+    assert columns == ["rank", "stop loss %", "target %", "entry: rsi(14) < x", "max positions", "objective",
+                       "CAGR %", "Sharpe", "max DD %", "trades"]
+    assert "entry_rules" not in printed and "…" not in printed
+    if "—" in printed:  # an ineligible row is marked, and the mark explained under the table
+        assert "objective —: not eligible" in printed
 
 
 def test_bad_bodies_are_refused_with_the_reason(data_dir: Path, tmp_path: Path, capsys: Any) -> None:

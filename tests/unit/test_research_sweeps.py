@@ -71,6 +71,23 @@ def test_random_sample_is_seeded_and_typed(data_dir: Path) -> None:
     assert len({tuple(v.values()) for v in a}) == 20
 
 
+def test_parameters_are_labelled_as_a_trader_reads_them(data_dir: Path) -> None:
+    """Table headers and heatmap axes: settings in words, a rule path as its rule with the swept value as x."""
+    space = Space(base_plan(_ctx(data_dir), _req(grid={"stop_loss_pct": [5]})))
+    assert [space.describe(n) for n in ("stop_loss_pct", "max_positions", "slippage_bps", "limit_offset_pct",
+                                        "rsi_period")] == \
+        ["stop loss %", "max positions", "slippage (bps)", "limit offset %", "rsi period"]
+    assert space.describe("entry_rules.all.1.right") == "entry: rsi(14) < x"  # v3's RSI threshold
+    assert space.describe("entry_rules.all.1.left.period") == "entry: rsi(x) < 35"
+    assert space.describe("entry_rules.all.0.right.period") == "entry: close > sma(x)"
+    bollinger = {"all": [{"left": {"ind": "close"}, "op": "<", "right": {"ind": "bb_lower", "period": 20, "std": 2}}]}
+    exits = {"exit_when": {"any": [{"left": {"ind": "rsi", "period": 14}, "op": ">", "right": 70}]}}
+    space = Space(base_plan(_ctx(data_dir), _req(strategy={"base_model": "v3_dip_buyer", "entry_rules": bollinger,
+                                                           "exit_rules": exits}, grid={"target_pct": [9]})))
+    assert space.describe("entry_rules.all.0.right.std") == "entry: close < bb_lower(20, x)"
+    assert space.describe("exit_rules.exit_when.any.0.right") == "exit: rsi(14) > x"
+
+
 def test_space_errors_name_the_parameter_by_its_place_not_its_text(data_dir: Path) -> None:
     space = Space(base_plan(_ctx(data_dir), _req(grid={"stop_loss_pct": [5]})))
     with pytest.raises(DomainError, match=r"^grid: parameter 3 is not a sweep parameter") as err:

@@ -119,6 +119,9 @@ function colour(value, lo, hi) {
   return `background: hsl(${hue} 65% 80%)`;
 }
 
+// a swept parameter as the job labelled it (`stop loss %`, `entry: rsi(14) < x`); its name for older jobs
+const labelOf = (job, name) => (job.params.labels || {})[name] || name;
+
 function SweepHeatmap({ job }) {
   const names = Object.keys(job.params.grid || job.params.random || {}).filter((n) => n !== 'samples' && n !== 'seed');
   const [x, setX] = useState(names[0]);
@@ -133,11 +136,11 @@ function SweepHeatmap({ job }) {
   const values = heat ? heat.values.flat().filter((v) => v !== null) : [];
   const lo = Math.min(...values); const hi = Math.max(...values);
   const pick = (label, value, set, id) => html`<label for=${id}>${label} </label><select id=${id} value=${value}
-    onChange=${(e) => set(e.target.value)}>${names.map((n) => html`<option value=${n}>${n}</option>`)}</select>`;
+    onChange=${(e) => set(e.target.value)}>${names.map((n) => html`<option value=${n}>${labelOf(job, n)}</option>`)}</select>`;
   return html`<section aria-label="Heatmap"><h2>Heatmap: best ${job.params.objective && typeof job.params.objective === 'string' ? job.params.objective : 'objective'} per cell</h2>
     <div class="actions">${pick('Columns', x, setX, 'heat-x')} ${pick('Rows', y, setY, 'heat-y')}</div>
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
-    ${heat ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead><tr><th scope="col">${y} \\ ${x}</th>
+    ${heat ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead><tr><th scope="col">${labelOf(job, y)} \\ ${labelOf(job, x)}</th>
       ${heat.x_values.map((v) => html`<th scope="col" class="num">${v}</th>`)}</tr></thead>
       <tbody>${heat.y_values.map((yv, i) => html`<tr><th scope="row" class="num">${yv}</th>${heat.values[i].map((v) => html`
         <td class="num" style=${colour(v, lo, hi)} data-value=${v === null ? '' : v}>${v === null ? '—' : f.number(v, 2)}</td>`)}</tr>`)}</tbody>
@@ -162,7 +165,7 @@ function SweepTable({ job, id, caption }) {
     <${Table} caption=${caption} id=${id} rows=${job.results} limit=${50} rowKey=${(r) => r.index}
       columns=${[
         { key: 'rank', label: 'Rank', num: true },
-        ...names.map((n) => ({ key: `p:${n}`, label: n, num: true, render: (r) => String(r.params[n]), sort: (r) => r.params[n] })),
+        ...names.map((n) => ({ key: `p:${n}`, label: labelOf(job, n), num: true, render: (r) => String(r.params[n]), sort: (r) => r.params[n] })),
         { key: 'objective', label: 'Objective', num: true, render: (r) => (r.eligible ? f.number(r.objective, 3) : 'not eligible') },
         { key: 'cagr', label: 'CAGR', num: true, render: (r) => f.pct(r.metrics.cagr), sort: (r) => r.metrics.cagr },
         { key: 'max_drawdown', label: 'Max DD', num: true, render: (r) => f.pct(r.metrics.max_drawdown), sort: (r) => r.metrics.max_drawdown },
@@ -193,7 +196,7 @@ function WalkForwardWindows({ job, caption }) {
         { key: 'window', label: 'Window', num: true, render: (w) => w.window + 1 },
         { key: 'is', label: 'In sample', render: (w) => `${f.day(w.in_sample.start)} – ${f.day(w.in_sample.end)}` },
         { key: 'oos', label: 'Out of sample', render: (w) => `${f.day(w.out_of_sample.start)} – ${f.day(w.out_of_sample.end)}` },
-        { key: 'params', label: 'Chosen', render: (w) => (w.params ? Object.entries(w.params).map(([k, v]) => `${k}=${v}`).join(', ') : 'none eligible (cash)') },
+        { key: 'params', label: 'Chosen', render: (w) => (w.params ? Object.entries(w.params).map(([k, v]) => `${labelOf(job, k)} = ${v}`).join(', ') : 'none eligible (cash)') },
         { key: 'is_cagr', label: 'IS CAGR', num: true, render: (w) => f.pct((w.in_sample_metrics || {}).cagr) },
         { key: 'oos_cagr', label: 'OOS CAGR', num: true, render: (w) => f.pct((w.out_of_sample_metrics || {}).cagr) },
         { key: 'efficiency', label: 'Efficiency', num: true, render: (w) => (w.efficiency === null ? '—' : f.number(w.efficiency, 2)) },
