@@ -163,18 +163,18 @@ def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], t
            labels: dict[str, str]) -> None:
     """The outcome as tables; parameters under their labels (`stop loss %`, `entry: rsi(14) < x`)."""
     if kind.name == "walk_forward":
-        table = Table(title="Walk-forward windows")
-        for col in ("window", "in sample", "out of sample", "chosen parameters", "IS CAGR %", "OOS CAGR %",
-                    "efficiency"):
-            table.add_column(col)
-        for r in rows:
-            params = ", ".join(f"{labels.get(k, k)} = {v}" for k, v in (r["params"] or {}).items()) \
-                or "(none eligible)"
-            table.add_row(str(r["window"]), f"{r['in_sample']['start']} … {r['in_sample']['end']}",
-                          f"{r['out_of_sample']['start']} … {r['out_of_sample']['end']}", params,
-                          fmt((r["in_sample_metrics"] or {}).get("cagr")),
-                          fmt((r["out_of_sample_metrics"] or {}).get("cagr")), fmt(r["efficiency"]))
-        console.print(table)
+        names = list(next((r["params"] for r in rows if r["params"]), {}))
+        cells = [[str(r["window"] + 1), f"{r['in_sample']['start']}\n{r['in_sample']['end']}",
+                  f"{r['out_of_sample']['start']}\n{r['out_of_sample']['end']}",
+                  *[str(r["params"][n]) if r["params"] else "—" for n in names],
+                  fmt((r["in_sample_metrics"] or {}).get("cagr")), fmt((r["out_of_sample_metrics"] or {}).get("cagr")),
+                  fmt(r["efficiency"])] for r in rows]
+        _table("Walk-forward windows: chosen in sample, tested out of sample",
+               ["window", "in sample", "out of sample", *[labels.get(n, n) for n in names], "IS CAGR %", "OOS CAGR %",
+                "OOS / IS"], cells,
+               ("OOS / IS: the window's walk-forward efficiency (out-of-sample CAGR over in-sample CAGR)"
+                + ("; —: no combination eligible in sample (the window stays in cash)"
+                   if any(not r["params"] for r in rows) else "")))
         oos = summary["out_of_sample"]
         console.print(f"Out of sample (stitched): CAGR {fmt(oos.get('cagr'), '%')}, Sharpe {fmt(oos.get('sharpe'))}, "
                       f"max drawdown {fmt(oos.get('max_drawdown'), '%')}, final equity "
@@ -185,19 +185,21 @@ def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], t
         console.print_json(json.dumps(summary, default=str))
         return
     names = list(rows[0]["params"]) if rows else []
-    headers = ["rank", *[labels.get(name, name) for name in names], "objective", *_SHOWN.values()]
     cells = [[str(r["rank"]), *[str(r["params"][n]) for n in names],
               fmt(r["objective"]) if r["eligible"] else "—", *[fmt(r["metrics"].get(name)) for name in _SHOWN]]
              for r in rows[:top]]
-    shown_ineligible = any(not r["eligible"] for r in rows[:top])
-    table = Table(title=f"Best {min(top, len(rows))} of {len(rows)} combinations "
-                        f"({summary.get('eligible', 0)} eligible)", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
-                  pad_edge=False, caption="objective —: not eligible (too few trades, or the objective is undefined)"
-                  if shown_ineligible else None)
-    # each column as wide as its longest value or header word (headers wrap between words): four parameters
-    # fit an 80-column terminal
+    _table(f"Best {min(top, len(rows))} of {len(rows)} combinations ({summary.get('eligible', 0)} eligible)",
+           ["rank", *[labels.get(name, name) for name in names], "objective", *_SHOWN.values()], cells,
+           "objective —: not eligible (too few trades, or the objective is undefined)"
+           if any(not r["eligible"] for r in rows[:top]) else None)
+
+
+def _table(title: str, headers: list[str], cells: list[list[str]], caption: str | None) -> None:
+    """Print a compact table: each column as wide as its longest value line or header word (headers wrap
+    between words, never inside one), so four swept parameters fit an 80-column terminal."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=0, show_edge=False, caption=caption)
     for j, header in enumerate(headers):
-        width = max([*map(len, header.split()), *(len(row[j]) for row in cells)])
+        width = max([*map(len, header.split()), *(len(line) for row in cells for line in row[j].splitlines())])
         table.add_column(header, justify="right", min_width=width, max_width=width)
     for row in cells:
         table.add_row(*row)

@@ -80,6 +80,29 @@ def test_the_table_names_parameters_in_words_and_fits_a_terminal(data_dir: Path,
         assert "objective —: not eligible" in printed
 
 
+def test_walk_forward_from_the_command_line(data_dir: Path, tmp_path: Path, capsys: Any) -> None:
+    """Each window on two lines (its in-sample and out-of-sample dates), its chosen parameters under their labels
+    and its efficiency, numbered from 1 as the web app numbers them; the stitched out-of-sample line after."""
+    body = {**{k: v for k, v in BODY.items() if k != "objective"}, "objective": "cagr", "windows": 2,
+            "grid": {"stop_loss_pct": [5, 9], "entry_rules.all.1.right": [30, 40]}}
+    out = tmp_path / "wf.json"
+    main(["research", "walk-forward", _write(tmp_path, body), "--data-dir", str(data_dir), "--workers", "1",
+          "--out", str(out)])
+    printed = capsys.readouterr().out
+    table = printed[printed.index("Walk-forward windows"):].splitlines()
+    assert all(len(line) <= 80 for line in table), max(table, key=len)
+    windows = json.loads(out.read_text())["tables"]["results"]
+    for k, w in enumerate(windows):
+        first = next(line for line in table if line.split()[:2] == [str(k + 1), w["in_sample"]["start"]])
+        second = table[table.index(first) + 1].split()
+        assert first.split()[2] == w["out_of_sample"]["start"] and second == [w["in_sample"]["end"],
+                                                                             w["out_of_sample"]["end"]]
+        if w["params"]:
+            assert first.split()[3:5] == [str(w["params"]["stop_loss_pct"]), str(w["params"]["entry_rules.all.1.right"])]
+    assert "rsi(14)" in printed and "entry_rules" not in printed and "OOS / IS: the window's walk-forward" in printed
+    assert "Out of sample (stitched): CAGR " in printed
+
+
 def test_bad_bodies_are_refused_with_the_reason(data_dir: Path, tmp_path: Path, capsys: Any) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["research", "sweeps", _write(tmp_path, {**BODY, "grid": {"bogus": [1]}}), "--data-dir", str(data_dir)])
