@@ -98,7 +98,8 @@ def test_walk_forward_from_the_command_line(data_dir: Path, tmp_path: Path, caps
         assert first.split()[2] == w["out_of_sample"]["start"] and second == [w["in_sample"]["end"],
                                                                              w["out_of_sample"]["end"]]
         if w["params"]:
-            assert first.split()[3:5] == [str(w["params"]["stop_loss_pct"]), str(w["params"]["entry_rules.all.1.right"])]
+            chosen = w["params"]
+            assert first.split()[3:5] == [str(chosen["stop_loss_pct"]), str(chosen["entry_rules.all.1.right"])]
     assert "rsi(14)" in printed and "entry_rules" not in printed and "OOS / IS: the window's walk-forward" in printed
     assert "Out of sample (stitched): CAGR " in printed
 
