@@ -5,9 +5,10 @@ The body is the API's (a JSON file, `-` for standard input). The strategy is the
 or `strategy_id`), or `--strategy FILE` (a JSON strategy body) or `--strategy-id N` (a saved template or
 public strategy, read from the database of `TRADERTAPE_DATABASE_URL`), which replace the body's. The job
 runs in this process's pool (`--workers`, default one per CPU) or on a Dask cluster (`--dask
-tcp://host:8786`, default `TRADERTAPE_DASK_SCHEDULER`); nothing is recorded. The best rows are printed as a
-table (Monte Carlo and look-ahead print their own lines: `render`); `--out FILE.json` saves the whole
-outcome (summary and tables).
+tcp://host:8786`, default `TRADERTAPE_DASK_SCHEDULER`); nothing is recorded. The best rows (a sweep) or the
+windows (a walk-forward) are printed as a compact table, parameters under their labels; Monte Carlo and
+look-ahead word their own lines and tables (`render`). `--out FILE.json` saves the whole outcome (summary and
+tables).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backtest.report import fmt
 from backtest.requests import StrategyLookup
 from backtest.research.executors import make_executor
-from backtest.research.jobs import JobKind, PlanContext, RunContext
+from backtest.research.jobs import JobKind, PlanContext, RunContext, TextTable
 from backtest.research.kinds import KINDS
 from domain.errors import DomainError
 from infra.config.settings import Settings
@@ -148,8 +149,11 @@ def cmd_run(kind: JobKind, args: argparse.Namespace) -> int:
     console.print(f"{plan.total:,} backtests in {elapsed:.1f} s ({plan.total / elapsed:.1f} a second)")
     render = getattr(kind, "render", None)  # a kind that words its own outcome (Monte Carlo, look-ahead)
     if render is not None:
-        for line in render(outcome.summary, outcome.tables):
-            console.print(line, markup=False, highlight=False)
+        for item in render(outcome.summary, outcome.tables):
+            if isinstance(item, TextTable):
+                _table(item.title, item.headers, item.rows, item.caption)
+            else:
+                console.print(item, markup=False, highlight=False)
     else:
         _print(kind, outcome.summary, outcome.tables.get("results", []), args.top, plan.params.get("labels") or {})
     if args.out is not None:
@@ -195,12 +199,16 @@ def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], t
 
 
 def _table(title: str, headers: list[str], cells: list[list[str]], caption: str | None) -> None:
-    """Print a compact table: each column as wide as its longest value line or header word (headers wrap
-    between words, never inside one), so four swept parameters fit an 80-column terminal."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=0, show_edge=False, caption=caption)
+    """Print a compact table under its title, its caption after it: each column as wide as its longest value
+    line or header word (headers wrap between words, never inside one), so four swept parameters fit an
+    80-column terminal."""
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
     for j, header in enumerate(headers):
         width = max([*map(len, header.split()), *(len(line) for row in cells for line in row[j].splitlines())])
         table.add_column(header, justify="right", min_width=width, max_width=width)
     for row in cells:
         table.add_row(*row)
+    console.print(title, markup=False, highlight=False)
     console.print(table)
+    if caption:
+        console.print(caption, markup=False, highlight=False)

@@ -111,6 +111,16 @@ class JobOutcome:
 
 
 @dataclass(frozen=True)
+class TextTable:
+    """A table in a kind's printed outcome (`render`): the CLI lays it out to fit the terminal."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
 class ResultQuery:
     """Paging of a GET's `results` (None: every row)."""
 

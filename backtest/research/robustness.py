@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -20,7 +21,16 @@ from pydantic import Field, field_validator, model_validator
 
 from backtest.engine import BacktestConfig
 from backtest.requests import MAX_ID, BacktestRequest
-from backtest.research.jobs import BasePlan, JobOutcome, JobPlan, PlanContext, ResultQuery, ResultsTable, RunContext
+from backtest.research.jobs import (
+    BasePlan,
+    JobOutcome,
+    JobPlan,
+    PlanContext,
+    ResultQuery,
+    ResultsTable,
+    RunContext,
+    TextTable,
+)
 from backtest.research.jobs import base_plan as resolve_base
 from backtest.research.jobs import register as register_kind
 from backtest.research.lookahead import (
@@ -40,7 +50,7 @@ from backtest.research.store import ResultTables
 from backtest.research.worker import SharedBars, _view, run_window
 from backtest.runner import json_safe
 from domain.errors import NotFound
-from domain.money import format_inr
+from domain.money import format_inr, format_number
 
 __all__ = ["LOOKAHEAD", "MONTE_CARLO", "LookaheadRequest", "MonteCarloRequest"]
 
@@ -180,21 +190,40 @@ class MonteCarlo(ResultsTable):
         return JobOutcome(summary, {"results": rows}, record, runs)
 
 
-    def render(self, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> list[str]:
-        """The outcome as lines of text (the CLI prints them)."""
-        lines = [f"Backtest: {summary['total_trades']} closed trades, final equity "
-                 f"{format_inr(summary['final_equity'] or 0)}, max drawdown {summary['max_drawdown']} %"]
+    def render(self, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> list[str | TextTable]:
+        """The outcome as the CLI prints it: the run, then per method a table of percentiles (rows: final equity
+        in whole rupees, CAGR, max drawdown), its own figures and the chance of ruin under it."""
+        out: list[str | TextTable] = [
+            f"Backtest: {summary['total_trades']} closed trades, final equity "
+            f"{format_inr(summary['final_equity'] or 0)}, max drawdown {format_number(summary['max_drawdown'], 2)} %"]
         for row in tables.get("results", []):
             keys = list(row["final_equity"]["percentiles"])
-            lines.append(f"{row['method']} ({row['simulations']:,} paths, seed {row['seed']}): percentiles "
-                         f"{' / '.join(keys)}")
-            for metric, unit in (("final_equity", "INR"), ("cagr", "%"), ("max_drawdown", "%")):
-                pct = row[metric]["percentiles"]
-                shown = " / ".join(format_inr(pct[k]) if unit == "INR" else f"{pct[k]:.2f}" for k in keys)
-                lines.append(f"  {metric:<13} {shown}{'' if unit == 'INR' else ' %'}")
-            lines.append(f"  probability of a {row['ruin_drawdown_pct']:g} % drawdown: "
-                         f"{row['probability_of_ruin'] * 100:.1f} %")
-        return lines
+            cells = [[label, *[text(row[metric]["percentiles"][k]) for k in keys]] for label, metric, text in _MC_ROWS]
+            orig = row.get("original") or {}
+            seen = (f"final equity {format_inr(orig.get('final_equity'), 0)}, CAGR {_pct(orig.get('cagr'))} %, "
+                    f"max drawdown {_pct(orig.get('max_drawdown'))} %")
+            if row["method"] == "trades":
+                title = f"Closed trades in {row['simulations']:,} random orders (seed {row['seed']})"
+                note = ("; realised P&L only, so the final equity is the same in every order, the drawdowns are "
+                        "not")
+            else:
+                title = (f"Daily returns redrawn in blocks of {row.get('block_days')} days: {row['simulations']:,} "
+                         f"paths (seed {row['seed']})")
+                note = ""
+            caption = (f"In the run's own order: {seen}{note}. Chance of a {row['ruin_drawdown_pct']:g} % drawdown: "
+                       f"{row['probability_of_ruin'] * 100:.1f} %")
+            out.append(TextTable(title, ["percentile", *[f"{k} %" for k in keys]], cells, caption))
+        return out
+
+
+def _pct(value: Any) -> str:
+    return format_number(value, 2)
+
+
+# Monte Carlo's printed rows: (label, metric, how its values are written)
+_MC_ROWS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("final equity", "final_equity", lambda v: format_inr(v, 0)), ("CAGR %", "cagr", _pct),
+    ("max DD %", "max_drawdown", _pct))
 
 
 MONTE_CARLO = register_kind(MonteCarlo())
@@ -291,19 +320,27 @@ class Lookahead:
                 "recursion": tables.rows(ref, "recursion") if tables.count(ref, "recursion") else []}
 
 
-    def render(self, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> list[str]:
-        """The outcome as lines of text (the CLI prints them)."""
+    def render(self, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> list[str | TextTable]:
+        """The outcome as the CLI prints it: clean or what changed, then how far each indicator moves with a
+        short history (recursion)."""
         d = summary["differences"]
-        lines = [f"Look-ahead: {'clean' if summary['clean'] else 'FOUND DIFFERENCES'} over cuts "
-                 f"{', '.join(summary['cuts'])} ({', '.join(f'{k} {v}' for k, v in d.items() if v) or 'none'})"]
+        out: list[str | TextTable] = [
+            f"Look-ahead: {'clean' if summary['clean'] else 'FOUND DIFFERENCES'} over {len(summary['cuts'])} cuts "
+            f"({', '.join(summary['cuts'])}): "
+            f"{', '.join(f'{k} {v}' for k, v in d.items() if v) or 'nothing known before a cut changed'}"]
         for f in tables.get("findings", [])[:20]:
-            lines.append(f"  cut {f['cut']}: {f['what']} {f['name'] or ''} {f['symbol'] or ''} on {f['date']}: "
-                         f"{f['full']} with all the data, {f['cut_value']} without the days after the cut")
-        for r in tables.get("recursion", []):
-            diff = "no value in one run" if r["max_diff_pct"] is None else f"up to {r['max_diff_pct']:.4f} %"
-            lines.append(f"  recursion, {r['warmup_days']} days of warm-up: {r['name']} {diff} "
-                         f"({r['entry_signals_changed']} entry signals change)")
-        return lines
+            out.append(f"  cut {f['cut']}: {f['what']} {f['name'] or ''} {f['symbol'] or ''} on {f['date']}: "
+                       f"{f['full']} with all the data, {f['cut_value']} without the days after the cut")
+        recursion = tables.get("recursion", [])
+        if recursion:
+            out.append(TextTable(
+                "Recursion: the indicators with only a few days of history",
+                ["warm-up days", "indicator", "largest change %", "entry signals changed"],
+                [[str(r["warmup_days"]), r["name"], "no value" if r["max_diff_pct"] is None
+                  else format_number(r["max_diff_pct"], 2), f"{r['entry_signals_changed']:,}"] for r in recursion],
+                "no value: the history is shorter than the indicator's period (no value in that run)"
+                if any(r["max_diff_pct"] is None for r in recursion) else None))
+        return out
 
 
 LOOKAHEAD = register_kind(Lookahead())

@@ -13,6 +13,7 @@ import pytest
 
 from api.cli import main
 from backtest.engine import BacktestConfig, run_backtest
+from domain.money import format_inr, format_number
 from infra.bars.store import BarStore
 from infra.bars.synthetic import generate
 from infra.bars.universes import load_universe
@@ -145,13 +146,27 @@ def test_monte_carlo_and_lookahead_from_the_command_line(data_dir: Path, tmp_pat
     saved = json.loads(out.read_text())
     assert saved["kind"] == "monte_carlo" and [r["method"] for r in saved["tables"]["results"]] == ["trades",
                                                                                                     "returns"]
-    trades = saved["tables"]["results"][0]
-    assert "trades (200 paths, seed 4): percentiles 5 / 25 / 50 / 75 / 95" in printed
-    assert f"probability of a 30 % drawdown: {trades['probability_of_ruin'] * 100:.1f} %" in printed
-    assert "₹" in printed  # money in Indian grouping
+    trades, returns = saved["tables"]["results"]
+    lines = printed.splitlines()
+    assert "Closed trades in 200 random orders (seed 4)" in lines
+    assert any(line.startswith("Daily returns redrawn in blocks of ") and line.endswith(": 200 paths (seed 4)")
+               for line in lines)
+    # a table per method: its percentiles as columns, the max drawdown's row as the saved figures say
+    assert lines[lines.index("Closed trades in 200 random orders (seed 4)") + 1].split() == \
+        ["percentile", "5", "%", "25", "%", "50", "%", "75", "%", "95", "%"]
+    dd_rows = [line.split()[3:] for line in lines if line.strip().startswith("max DD %")]
+    for row, method in zip(dd_rows, (trades, returns), strict=True):
+        assert row == [format_number(v, 2) for v in method["max_drawdown"]["percentiles"].values()]
+    final = next(line for line in lines if line.strip().startswith("final equity ₹"))  # whole rupees, grouped
+    assert final.split()[2:] == [format_inr(v, 0) for v in trades["final_equity"]["percentiles"].values()]
+    text = " ".join(printed.split())
+    assert f"Chance of a 30 % drawdown: {trades['probability_of_ruin'] * 100:.1f} %" in text
+    assert "realised P&L only, so the final equity is the same in every order" in text
 
     main(["research", "lookahead", _write(tmp_path, {**base, "cuts": 2, "warmup_days": [40]}),
           "--data-dir", str(data_dir), "--workers", "1"])
     printed = capsys.readouterr().out
-    assert "Look-ahead: clean over cuts " in printed
-    assert "recursion, 40 days of warm-up: rsi(14) up to " in printed
+    text = " ".join(printed.split())
+    assert "Look-ahead: clean over 2 cuts (" in text and "nothing known before a cut changed" in text
+    rows = [line.split() for line in printed.splitlines() if line.split()[:2] == ["40", "rsi(14)"]]
+    assert len(rows) == 1 and float(rows[0][2]) >= 0  # the largest change of RSI with 40 days of history
