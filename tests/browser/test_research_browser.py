@@ -54,6 +54,7 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App) -> None:
     shown = [c or None for c in cells.evaluate_all("els => els.map(e => e.dataset.value)")]
     assert shown == [None if v is None else str(v) for row in api["values"] for v in row]
     expect(page.locator("#sweep-results tbody tr")).to_have_count(4)
+    expect(page.locator("#job-line")).to_contain_text(" · nifty_50 · 01 Jan 2024 – 31 Dec 2025 · 4 backtests on ")
     # parameters in words: the table's headers, the axes' choices and the heatmap's corner
     expect(heat.locator("thead th").first).to_have_text("max positions \\ stop loss %")
     expect(page.locator("#heat-x option")).to_have_text(["stop loss %", "max positions"])
@@ -73,6 +74,10 @@ def test_walk_forward_windows_and_equity(signed_in: Any, app: App) -> None:
     expect(page.locator("#wf-windows tbody tr")).to_have_count(2, timeout=SLOW)
     expect(page.locator("#wf-equity .chart-box[data-ready='1']")).to_be_visible()
     expect(page.locator("[data-metric='wfe']")).to_be_visible()
+    wf = app.session("researcher@example.com").get(f"{app.url}/api/research/walk-forward/{page.url.rsplit('/', 1)[1]}")
+    wfe = wf.json()["summary"]["walk_forward_efficiency"]
+    expect(page.locator("[data-metric='wfe'] .card-sub")).to_have_text(
+        "undefined: the in-sample CAGR was not positive" if wfe is None else "out-of-sample CAGR ÷ in-sample CAGR")
     page.goto(app.url + "/research")
     expect(page.locator("#research-jobs tbody tr")).to_have_count(2)
 
@@ -104,6 +109,12 @@ def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App) -> 
     expect(bars).to_have_count(len(returns["final_equity"]["histogram"]["counts"]))
     counts = [int(c) for c in bars.evaluate_all("els => els.map(e => e.dataset.count)")]
     assert counts == returns["final_equity"]["histogram"]["counts"] and sum(counts) == 300
+    # reshuffled trades all end at one equity: said in words, not drawn as one lone bar
+    trades = next(r for r in job["results"] if r["method"] == "trades")
+    assert len({round(v) for v in trades["final_equity"]["percentiles"].values()}) == 1
+    expect(page.locator("#mc-trades-hist-final_equity .same")).to_have_text(
+        re.compile(r"^₹[\d,]+\.\d\d in every path$"))
+    expect(page.locator("#mc-trades-hist-final_equity .bar")).to_have_count(0)
     ruin = page.locator("[data-metric='mc-returns-ruin'] .card-value")
     expect(ruin).to_have_text(f"{returns['probability_of_ruin'] * 100:.1f} %")
     page.locator("#best-run").click()

@@ -178,12 +178,13 @@ function WalkForwardResults({ job }) {
   const equity = (job.oos_equity || []).map((p) => ({ time: p.date, value: p.equity }));
   return html`
     <div class="cards" id="wf-summary">
-      <${Card} id="wfe" label="Walk-forward efficiency" value=${s.walk_forward_efficiency === null ? '—' : f.number(s.walk_forward_efficiency, 2)} />
+      <${Card} id="wfe" label="Walk-forward efficiency" value=${s.walk_forward_efficiency === null ? '—' : f.number(s.walk_forward_efficiency, 2)}
+        sub=${s.walk_forward_efficiency === null ? 'undefined: the in-sample CAGR was not positive' : 'out-of-sample CAGR ÷ in-sample CAGR'} />
       <${Card} id="oos-cagr" label="Out-of-sample CAGR" value=${f.pct(oos.cagr)} tone=${f.tone(oos.cagr)} />
       <${Card} id="oos-dd" label="Out-of-sample max drawdown" value=${f.pct(oos.max_drawdown)} />
       <${Card} id="oos-final" label="Final equity" value=${f.inr(oos.final_equity)} />
     </div>
-    ${job.best_run_id ? html`<p>The latest window's choice over the whole span, as a backtest run:
+    ${job.best_run_id ? html`<p>The latest window's choice over the whole span, as a backtest run:${' '}
       <a id="best-run" href=${`/backtests/${job.best_run_id}`}>#${job.best_run_id}</a></p>` : null}
     ${equity.length ? html`<${Chart} id="wf-equity" label="Stitched out-of-sample equity" height=${280} series=${[{ kind: 'line', data: equity }]} />` : null}
     <${WalkForwardWindows} job=${job} caption="Windows: parameters chosen in sample, tested out of sample" />`;
@@ -210,14 +211,19 @@ const MC_METRICS = [
   ['max_drawdown', 'Max drawdown', (v) => f.pct(v)],
 ];
 
-function Histogram({ id, label, hist, show }) {
+function Histogram({ id, label, stats, show, ends = show }) {
+  const hist = stats.histogram;
   const top = Math.max(1, ...hist.counts);
+  const lo = hist.edges[0]; const hi = hist.edges[hist.edges.length - 1];
+  // every path at one value (reshuffled trades all end at the same equity): say so instead of one lone bar
+  const pct = Object.values(stats.percentiles);
+  const same = pct.length > 0 && pct.every((v) => v === pct[0]) && hist.counts.filter((c) => c > 0).length === 1;
   return html`<figure class="histogram" id=${id} aria-label=${label}><figcaption>${label}</figcaption>
-    <div class="bars" style="display:flex;align-items:flex-end;gap:2px;height:120px">${hist.counts.map((c, i) => html`
+    ${same ? html`<p class="muted same">${show(pct[0])} in every path</p>` : html`
+    <div class="bars">${hist.counts.map((c, i) => html`
       <div class="bar" data-count=${c} title=${`${show(hist.edges[i])} – ${show(hist.edges[i + 1])}: ${c} paths`}
-        style=${`flex:1;background:var(--accent, #4a78c2);height:${Math.round((c / top) * 100)}%;min-height:${c ? 1 : 0}px`}></div>`)}</div>
-    <div class="muted" style="display:flex;justify-content:space-between"><span>${show(hist.edges[0])}</span>
-      <span>${show(hist.edges[hist.edges.length - 1])}</span></div></figure>`;
+        style=${`height:${Math.round((c / top) * 100)}%;min-height:${c ? 1 : 0}px`}></div>`)}</div>
+    <div class="muted ends"><span>${ends(lo)}</span><span>${ends(hi)}</span></div>`}</figure>`;
 }
 
 function MonteCarloResults({ job }) {
@@ -240,8 +246,9 @@ function MonteCarloResults({ job }) {
             <td class="num">${show(r.original[m])}</td>
             ${keys.map((k) => html`<td class="num" data-value=${r[m].percentiles[k]}>${show(r[m].percentiles[k])}</td>`)}
             <td class="num">${show(r[m].mean)}</td></tr>`)}</tbody></table></div>
-        <div class="cards">${MC_METRICS.map(([m, label, show]) => html`<${Histogram} id=${`mc-${r.method}-hist-${m}`}
-          label=${`${label}: distribution`} hist=${r[m].histogram} show=${show} />`)}</div>
+        <div class="histograms">${MC_METRICS.map(([m, label, show]) => html`<${Histogram} id=${`mc-${r.method}-hist-${m}`}
+          label=${`${label}: distribution`} stats=${r[m]} show=${show}
+          ends=${m === 'final_equity' ? (v) => f.inr(v, 0) : show} />`)}</div>
       </section>`;
     })}`;
 }
@@ -276,7 +283,7 @@ function LookaheadResults({ job }) {
       columns=${[
         { key: 'warmup_days', label: 'Warm-up (days)', num: true },
         { key: 'name', label: 'Indicator' },
-        { key: 'max_diff_pct', label: 'Largest difference', num: true, render: (r) => (r.max_diff_pct === null ? 'missing in one run' : `${f.number(r.max_diff_pct, 4)} %`) },
+        { key: 'max_diff_pct', label: 'Largest difference', num: true, render: (r) => (r.max_diff_pct === null ? 'missing in one run' : `${f.number(r.max_diff_pct, 2)} %`) },
         { key: 'missing_values', label: 'Missing values', num: true },
         { key: 'entry_signals_changed', label: 'Entry signals changed', num: true },
       ]} />`;
@@ -302,8 +309,9 @@ export function ResearchJob({ params }) {
   return html`<${Page} title=${`Research job #${id}`} actions=${job ? html`<button type="button" class="danger" onClick=${remove}>
       ${['queued', 'running'].includes(job.status) ? 'Cancel' : 'Delete'}</button>` : null}>
     <${Loading} state=${state}>${(j) => html`
-      <p><${Badge} text=${j.status} /> ${j.kind.replace('_', '-')} · ${j.params.universe || 'custom'} ·
-        ${f.day(j.params.start_date)} – ${f.day(j.params.end_date)} · ${j.total} backtests${j.executor ? ` on ${j.executor}` : ''}</p>
+      <p id="job-line"><${Badge} text=${j.status} /> ${[j.kind.replace('_', '-'), j.params.strategy_name || (j.params.strategy || {}).base_model,
+        j.params.universe || 'custom', `${f.day(j.params.start_date)} – ${f.day(j.params.end_date)}`,
+        `${j.total} backtests${j.executor ? ` on ${j.executor}` : ''}`].filter(Boolean).join(' · ')}</p>
       ${['queued', 'running'].includes(j.status) ? html`<progress id="research-progress" max="1" value=${j.progress}
         aria-label="Progress">${f.pct(j.progress * 100, 0)}</progress> <span>${f.pct(j.progress * 100, 0)}</span>` : null}
       ${j.status === 'failed' ? html`<p class="error" role="alert">${j.error}</p>` : null}
