@@ -184,8 +184,19 @@ def screenshots(page: Any, base: str, pid: int, shots: Path) -> None:
         "strategy_id": first["strategy_id"], "name": "Dips, 5 slots", "mode": "paper", "capital": 1_000_000,
         "universe": "nifty_100", "position_size_pct": 10, "max_positions": 5}).json()
     page.request.post(base + "/api/model/scan", headers=h, data={"portfolio_id": pf["id"]})
+    # a sweep of the dip buyer's RSI threshold and stop, for the Research page's heatmap
+    job = page.request.post(base + "/api/research/sweeps", headers=h, data={
+        "strategy_id": first["strategy_id"], "universe": "nifty_100", "start_date": "2023-01-01",
+        "end_date": "2026-06-30", "starting_capital": 1_000_000, "position_size_pct": 10, "max_positions": 10,
+        "grid": {"entry_rules.all.1.right": [25, 30, 35, 40, 45], "stop_loss_pct": [4, 6, 8, 10, 12]},
+        "objective": "sharpe", "min_trades": 20}).json()
+    for _ in range(600):
+        if page.request.get(f"{base}/api/research/sweeps/{job['id']}").json()["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
     pages = (("home", base + "/", "#home-portfolios"), ("portfolio", f"{base}/portfolios/{pid}", "#open-positions"),
-             ("approvals", base + "/approvals", "#cart"), ("backtest", result, "#trades"))
+             ("approvals", base + "/approvals", "#cart"), ("backtest", result, "#trades"),
+             ("research", f"{base}/research/sweeps/{job['id']}", "#sweep-heatmap"))
     for label, width, height, scheme in (("desktop", 1280, 900, "light"), ("phone", 390, 844, "dark")):
         page.emulate_media(color_scheme=scheme)
         page.set_viewport_size({"width": width, "height": height})
