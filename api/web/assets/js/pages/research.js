@@ -116,7 +116,7 @@ function colour(value, lo, hi) {
   if (value === null || value === undefined) return '';
   const t = hi > lo ? (value - lo) / (hi - lo) : 0.5;
   const hue = Math.round(t * 120); // red (worst) .. green (best)
-  return `background: hsl(${hue} 65% 80%)`;
+  return `background: hsl(${hue} 65% 80%); color: #1a1a1a`; // a light cell in either theme: dark text on it
 }
 
 // a swept parameter as the job labelled it (`stop loss %`, `entry: rsi(14) < x`); its name for older jobs
