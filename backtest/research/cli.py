@@ -178,7 +178,7 @@ def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], t
                 "OOS / IS"], cells,
                ("OOS / IS: the window's walk-forward efficiency (out-of-sample CAGR over in-sample CAGR)"
                 + ("; —: no combination eligible in sample (the window stays in cash)"
-                   if any(not r["params"] for r in rows) else "")))
+                   if any(not r["params"] for r in rows) else "")), params=(3, 3 + len(names)))
         oos = summary["out_of_sample"]
         console.print(f"Out of sample (stitched): CAGR {fmt(oos.get('cagr'), '%')}, Sharpe {fmt(oos.get('sharpe'))}, "
                       f"max drawdown {fmt(oos.get('max_drawdown'), '%')}, final equity "
@@ -195,17 +195,30 @@ def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], t
     _table(f"Best {min(top, len(rows))} of {len(rows)} combinations ({summary.get('eligible', 0)} eligible)",
            ["rank", *[labels.get(name, name) for name in names], "objective", *_SHOWN.values()], cells,
            "objective —: not eligible (too few trades, or the objective is undefined)"
-           if any(not r["eligible"] for r in rows[:top]) else None)
+           if any(not r["eligible"] for r in rows[:top]) else None, params=(1, 1 + len(names)))
 
 
-def _table(title: str, headers: list[str], cells: list[list[str]], caption: str | None) -> None:
+def _table(title: str, headers: list[str], cells: list[list[str]], caption: str | None,
+           params: tuple[int, int] | None = None) -> None:
     """Print a compact table under its title, its caption after it: each column as wide as its longest value
     line or header word (headers wrap between words, never inside one), so four swept parameters fit an
-    80-column terminal."""
+    80-column terminal. `params`: the columns [a, b) of swept parameters; when the table would be wider than the
+    terminal they become one column of `label = value` lines, so no figure is cut off."""
+    def widths(hs: list[str], rows: list[list[str]]) -> list[int]:
+        return [max([*map(len, h.split()), *(len(line) for row in rows for line in row[j].splitlines())])
+                for j, h in enumerate(hs)]
+
+    folded = -1  # the column of `label = value` lines (left-aligned), if any
+    if params is not None and sum(widths(headers, cells)) + len(headers) - 1 > console.width:
+        a, b = params
+        folded = a
+        names = headers[a:b]
+        headers = [*headers[:a], "parameters", *headers[b:]]
+        cells = [[*row[:a], "\n".join(f"{name} = {value}" for name, value in zip(names, row[a:b], strict=True)),
+                  *row[b:]] for row in cells]
     table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
-    for j, header in enumerate(headers):
-        width = max([*map(len, header.split()), *(len(line) for row in cells for line in row[j].splitlines())])
-        table.add_column(header, justify="right", min_width=width, max_width=width)
+    for j, (header, width) in enumerate(zip(headers, widths(headers, cells), strict=True)):
+        table.add_column(header, justify="left" if j == folded else "right", min_width=width, max_width=width)
     for row in cells:
         table.add_row(*row)
     console.print(title, markup=False, highlight=False)

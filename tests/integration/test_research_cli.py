@@ -81,6 +81,27 @@ def test_the_table_names_parameters_in_words_and_fits_a_terminal(data_dir: Path,
         assert "objective —: not eligible" in printed
 
 
+def test_too_many_parameters_for_columns_fold_into_one_column(data_dir: Path, tmp_path: Path, capsys: Any) -> None:
+    """Seven swept parameters are too wide for 80 columns: they become one column of `label = value` lines, and
+    the objective and the metrics keep their columns (nothing is cut off)."""
+    grid = {"stop_loss_pct": [5], "target_pct": [12], "entry_rules.all.1.right": [35], "max_positions": [4],
+            "position_size_pct": [9.5], "max_per_sector": [3], "slippage_bps": [5, 10]}
+    main(["research", "sweeps", _write(tmp_path, {**BODY, "grid": grid}), "--data-dir", str(data_dir),
+          "--workers", "1"])
+    printed = capsys.readouterr().out
+    table = printed[printed.index("Best 2 of 2"):].splitlines()
+    assert all(len(line) <= 80 for line in table), max(table, key=len)
+    header = " ".join(" ".join(table[1:table.index(next(t for t in table if t.startswith("─")))]).split())
+    assert "parameters" in header and header.endswith("Sharpe DD % trades")
+    # the first row's lines: its rank, then one parameter a line (the metrics on the first line only)
+    first = table.index(next(t for t in table if t.startswith("─"))) + 1
+    shown = [re.match(r"\s*\d*\s(.+? = [\d.]+)", line).group(1) for line in table[first:first + 7]]  # type: ignore[union-attr]
+    assert shown[:6] == ["stop loss % = 5", "target % = 12", "entry: rsi(14) < x = 35", "max positions = 4",
+                         "position size % = 9.5", "max per sector = 3"]
+    assert shown[6] in ("slippage (bps) = 5", "slippage (bps) = 10")
+    assert table[first].split()[0] == "1" and len(table[first].split()) > 8  # rank ... and the row's figures
+
+
 def test_walk_forward_from_the_command_line(data_dir: Path, tmp_path: Path, capsys: Any) -> None:
     """Each window on two lines (its in-sample and out-of-sample dates), its chosen parameters under their labels
     and its efficiency, numbered from 1 as the web app numbers them; the stitched out-of-sample line after."""
