@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -198,6 +199,15 @@ def _print(kind: JobKind, summary: dict[str, Any], rows: list[dict[str, Any]], t
            if any(not r["eligible"] for r in rows[:top]) else None, params=(1, 1 + len(names)))
 
 
+_X = re.compile(r"(^|[\s(-])x([\s)\]]|$)")  # the swept value's place in a rule's label
+
+
+def with_value(label: str, value: str) -> str:
+    """A parameter with its value: a rule's label with x replaced (`entry: rsi(14) < 40`), else `stop loss % = 5`."""
+    return _X.sub(lambda m: f"{m.group(1)}{value}{m.group(2)}", label, count=1) if _X.search(label) \
+        else f"{label} = {value}"
+
+
 def _table(title: str, headers: list[str], cells: list[list[str]], caption: str | None,
            params: tuple[int, int] | None = None) -> None:
     """Print a compact table under its title, its caption after it: each column as wide as its longest value
@@ -214,7 +224,7 @@ def _table(title: str, headers: list[str], cells: list[list[str]], caption: str 
         folded = a
         names = headers[a:b]
         headers = [*headers[:a], "parameters", *headers[b:]]
-        cells = [[*row[:a], "\n".join(f"{name} = {value}" for name, value in zip(names, row[a:b], strict=True)),
+        cells = [[*row[:a], "\n".join(with_value(name, value) for name, value in zip(names, row[a:b], strict=True)),
                   *row[b:]] for row in cells]
     table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
     for j, (header, width) in enumerate(zip(headers, widths(headers, cells), strict=True)):

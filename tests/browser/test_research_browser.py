@@ -76,6 +76,10 @@ def test_walk_forward_windows_and_equity(signed_in: Any, app: App) -> None:
     expect(page.locator("[data-metric='wfe']")).to_be_visible()
     wf = app.session("researcher@example.com").get(f"{app.url}/api/research/walk-forward/{page.url.rsplit('/', 1)[1]}")
     wfe = wf.json()["summary"]["walk_forward_efficiency"]
+    for i, w in enumerate(wf.json()["windows"]):  # each window's choice in words, with its values
+        p = w["params"]
+        expect(page.locator("#wf-windows tbody tr").nth(i)).to_contain_text(
+            f"stop loss % = {p['stop_loss_pct']}, max positions = {p['max_positions']}" if p else "none eligible")
     expect(page.locator("[data-metric='wfe'] .card-sub")).to_have_text(
         "undefined: the in-sample CAGR was not positive" if wfe is None else "out-of-sample CAGR ÷ in-sample CAGR")
     page.goto(app.url + "/research")

@@ -12,6 +12,7 @@ import pytest
 
 from backtest.engine import BacktestConfig, run_backtest
 from backtest.research import worker
+from backtest.research.cli import with_value
 from backtest.research.jobs import DataSpec, PlanContext, base_plan, load_shared
 from backtest.research.sweeps import Combination, Space, SweepRequest, expand, rank_rows, score
 from backtest.runner import execute_run
@@ -86,6 +87,15 @@ def test_parameters_are_labelled_as_a_trader_reads_them(data_dir: Path) -> None:
                                                            "exit_rules": exits}, grid={"target_pct": [9]})))
     assert space.describe("entry_rules.all.0.right.std") == "entry: close < bb_lower(20, x)"
     assert space.describe("exit_rules.exit_when.any.0.right") == "exit: rsi(14) > x"
+
+
+def test_a_parameter_with_its_value_reads_as_the_rule() -> None:
+    """x is replaced where a rule's label has it (never inside a word such as `max`); other labels say `= value`."""
+    assert [with_value(label, value) for label, value in (
+        ("entry: rsi(14) < x", "40"), ("entry: close > sma(x)", "50"), ("entry: close < bb_lower(20, x)", "2.5"),
+        ("entry: sma(20)[-x] < close", "3"), ("max positions", "3"), ("stop loss %", "5"))] == [
+        "entry: rsi(14) < 40", "entry: close > sma(50)", "entry: close < bb_lower(20, 2.5)",
+        "entry: sma(20)[-3] < close", "max positions = 3", "stop loss % = 5"]
 
 
 def test_space_errors_name_the_parameter_by_its_place_not_its_text(data_dir: Path) -> None:

@@ -121,6 +121,11 @@ function colour(value, lo, hi) {
 
 // a swept parameter as the job labelled it (`stop loss %`, `entry: rsi(14) < x`); its name for older jobs
 const labelOf = (job, name) => (job.params.labels || {})[name] || name;
+// a parameter with its value: the rule with x replaced (`entry: rsi(14) < 40`), else `stop loss % = 5`
+const withValue = (job, name, value) => {
+  const label = labelOf(job, name);
+  return /(^|[\s(-])x([\s)\]]|$)/.test(label) ? label.replace(/(^|[\s(-])x([\s)\]]|$)/, `$1${value}$2`) : `${label} = ${value}`;
+};
 
 function SweepHeatmap({ job }) {
   const names = Object.keys(job.params.grid || job.params.random || {}).filter((n) => n !== 'samples' && n !== 'seed');
@@ -197,7 +202,7 @@ function WalkForwardWindows({ job, caption }) {
         { key: 'window', label: 'Window', num: true, render: (w) => w.window + 1 },
         { key: 'is', label: 'In sample', render: (w) => `${f.day(w.in_sample.start)} – ${f.day(w.in_sample.end)}` },
         { key: 'oos', label: 'Out of sample', render: (w) => `${f.day(w.out_of_sample.start)} – ${f.day(w.out_of_sample.end)}` },
-        { key: 'params', label: 'Chosen', render: (w) => (w.params ? Object.entries(w.params).map(([k, v]) => `${labelOf(job, k)} = ${v}`).join(', ') : 'none eligible (cash)') },
+        { key: 'params', label: 'Chosen', render: (w) => (w.params ? Object.entries(w.params).map(([k, v]) => withValue(job, k, v)).join(', ') : 'none eligible (cash)') },
         { key: 'is_cagr', label: 'IS CAGR', num: true, render: (w) => f.pct((w.in_sample_metrics || {}).cagr) },
         { key: 'oos_cagr', label: 'OOS CAGR', num: true, render: (w) => f.pct((w.out_of_sample_metrics || {}).cagr) },
         { key: 'efficiency', label: 'Efficiency', num: true, render: (w) => (w.efficiency === null ? '—' : f.number(w.efficiency, 2)) },
