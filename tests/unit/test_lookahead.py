@@ -130,7 +130,9 @@ def test_a_window_too_short_to_cut_is_refused() -> None:
 
 def test_the_cli_text_names_each_finding_and_recursion_row() -> None:
     import json
+    import re
 
+    from backtest.research.jobs import TextTable
     from backtest.research.robustness import LOOKAHEAD
 
     report = lookahead_check(BARS, {"base_model": "sma_crossover"}, CFG,
@@ -139,9 +141,15 @@ def test_the_cli_text_names_each_finding_and_recursion_row() -> None:
                 for f in report["findings"]]
     recursion = [{"warmup_days": r["warmup_days"], "entry_signals_changed": r["entry_signals_changed"], **ind}
                  for r in report["recursion"] for ind in r["indicators"]]
-    lines = LOOKAHEAD.render(report, {"findings": findings, "recursion": recursion})
-    assert lines[0].startswith(f"Look-ahead: FOUND DIFFERENCES over cuts {', '.join(report['cuts'])} (indicator ")
+    *lines, table = LOOKAHEAD.render(report, {"findings": findings, "recursion": recursion})
+    assert all(isinstance(ln, str) for ln in lines) and isinstance(table, TextTable)
+    text = [str(ln) for ln in lines]
+    assert text[0].startswith(f"Look-ahead: FOUND DIFFERENCES over 2 cuts ({', '.join(report['cuts'])}): indicator ")
     first = report["findings"][0]
-    assert lines[1].startswith(f"  cut {first['cut']}: {first['what']} ")
-    assert len([ln for ln in lines if ln.startswith("  cut ")]) == min(20, len(findings))
-    assert lines[-1].startswith("  recursion, 40 days of warm-up: sma(30) ")
+    assert text[1].startswith(f"  cut {first['cut']}: {first['what']} ")
+    assert len([ln for ln in text if ln.startswith("  cut ")]) == min(20, len(findings))
+    # the recursion check: a row per indicator and warm-up, the change to two decimals
+    assert table.headers == ["warm-up days", "indicator", "largest change %", "entry signals changed"]
+    assert [r[:2] for r in table.rows] == [[str(r["warmup_days"]), r["name"]] for r in recursion]
+    assert {r[1] for r in table.rows} == {"sma(10)", "sma(30)"}  # the crossover's two SMAs
+    assert all(r[2] == "no value" or re.fullmatch(r"[\d,]+\.\d\d", r[2]) for r in table.rows)

@@ -162,13 +162,21 @@ def test_monte_carlo_of_a_real_backtest_reads_its_trades_and_curve() -> None:
 
 
 def test_the_cli_text_shows_percentiles_in_indian_money_and_the_ruin_probability() -> None:
+    from backtest.research.jobs import TextTable
     from backtest.research.robustness import MONTE_CARLO
+    from domain.money import format_number
 
     row = reshuffle_trades([150_000.0, -90_000.0, 60_000.0], 10_000_000, 1.0,
                            MonteCarloSettings(simulations=100, seed=1, ruin_drawdown_pct=0.5))
-    lines = MONTE_CARLO.render({"total_trades": 3, "final_equity": 10_120_000.0, "max_drawdown": 0.9},
-                               {"results": [row]})
-    assert lines[0] == "Backtest: 3 closed trades, final equity ₹1,01,20,000.00, max drawdown 0.9 %"
-    assert "trades (100 paths, seed 1): percentiles 5 / 25 / 50 / 75 / 95" in lines
-    assert "  final_equity  " + " / ".join(["₹1,01,20,000.00"] * 5) in lines
-    assert lines[-1] == f"  probability of a 0.5 % drawdown: {row['probability_of_ruin'] * 100:.1f} %"
+    head, table = MONTE_CARLO.render({"total_trades": 3, "final_equity": 10_120_000.0, "max_drawdown": 0.9},
+                                     {"results": [row]})
+    assert head == "Backtest: 3 closed trades, final equity ₹1,01,20,000.00, max drawdown 0.90 %"
+    assert isinstance(table, TextTable)
+    assert table.title == "Closed trades in 100 random orders (seed 1)"
+    assert table.headers == ["percentile", "5 %", "25 %", "50 %", "75 %", "95 %"]
+    # rows: final equity in whole rupees (the same in every order), CAGR and max drawdown to two decimals
+    assert table.rows[0] == ["final equity", *["₹1,01,20,000"] * 5]
+    assert table.rows[2] == ["max DD %", *[format_number(v, 2) for v in row["max_drawdown"]["percentiles"].values()]]
+    assert table.caption is not None and table.caption.endswith(
+        f"Chance of a 0.5 % drawdown: {row['probability_of_ruin'] * 100:.1f} %")
+    assert "the final equity is the same in every order" in table.caption

@@ -10,6 +10,11 @@ const ROUTE = { sweep: 'sweeps', walk_forward: 'walk-forward', monte_carlo: 'mon
 const KIND_NAMES = { sweep: 'Sweep', walk_forward: 'Walk-forward', monte_carlo: 'Monte Carlo', lookahead: 'Look-ahead check' };
 const GRID_KINDS = ['sweep', 'walk_forward'];
 const OBJECTIVES = ['sharpe', 'sortino', 'cagr', 'calmar', 'profit_factor', 'total_return'];
+const OBJECTIVE_NAMES = { sharpe: 'Sharpe', sortino: 'Sortino', cagr: 'CAGR', calmar: 'Calmar', profit_factor: 'profit factor',
+  total_return: 'total return', expectancy: 'expectancy', win_rate: 'win rate' };
+// the objective in words: one metric by its name, a weighted mix as its terms (`Sharpe × 1 + Calmar × 0.5`)
+const objectiveName = (o) => (typeof o === 'string' ? OBJECTIVE_NAMES[o] || o
+  : Object.entries(o || {}).map(([m, w]) => `${OBJECTIVE_NAMES[m] || m.replace('_', ' ')} × ${w}`).join(' + ') || 'objective');
 
 function parseValues(text) {
   return text.split(',').map((v) => v.trim()).filter((v) => v !== '').map((v) => (Number.isNaN(Number(v)) ? v : Number(v)));
@@ -75,7 +80,7 @@ function StartForm({ strategies }) {
       ${input('p1', 'Parameter 1')}${input('v1', 'Values 1 (comma-separated)')}
       ${input('p2', 'Parameter 2 (optional)')}${input('v2', 'Values 2')}
       <${Field} label="Objective" name="objective">${(i) => html`<select id=${i} value=${form.objective} onChange=${upd('objective')}>
-        ${OBJECTIVES.map((o) => html`<option value=${o}>${o}</option>`)}</select>`}<//>
+        ${OBJECTIVES.map((o) => html`<option value=${o}>${objectiveName(o)}</option>`)}</select>`}<//>
       ${input('min_trades', 'Minimum trades', 'number')}` : null}
       ${form.kind === 'monte_carlo' ? html`${input('run_id', 'Or a backtest run # (instead of the above)', 'number')}
         ${input('simulations', 'Simulations', 'number')}${input('seed', 'Seed', 'number')}
@@ -142,7 +147,7 @@ function SweepHeatmap({ job }) {
   const lo = Math.min(...values); const hi = Math.max(...values);
   const pick = (label, value, set, id) => html`<label for=${id}>${label} </label><select id=${id} value=${value}
     onChange=${(e) => set(e.target.value)}>${names.map((n) => html`<option value=${n}>${labelOf(job, n)}</option>`)}</select>`;
-  return html`<section aria-label="Heatmap"><h2>Heatmap: best ${job.params.objective && typeof job.params.objective === 'string' ? job.params.objective : 'objective'} per cell</h2>
+  return html`<section aria-label="Heatmap"><h2>Heatmap: best ${objectiveName(job.params.objective)} per cell</h2>
     <div class="actions">${pick('Columns', x, setX, 'heat-x')} ${pick('Rows', y, setY, 'heat-y')}</div>
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
     ${heat ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead><tr><th scope="col">${labelOf(job, y)} \\ ${labelOf(job, x)}</th>
