@@ -17,6 +17,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,45 @@ console = Console()
 _SHOWN = {"cagr": "CAGR %", "sharpe": "Sharpe", "max_drawdown": "max DD %", "total_trades": "trades"}
 
 
+_WHAT = {
+    "sweep": "rank every combination of a grid or a seeded random sample of parameters",
+    "walk_forward": "re-fit the parameters window by window and test each choice on the next, unseen window",
+    "monte_carlo": "reshuffle a backtest's trades and redraw its daily returns: how bad could it have gone",
+    "lookahead": "re-run with the data cut at sampled days: does the strategy peek at the future",
+}
+_EXAMPLES = {
+    "sweep": """example body (sweep.json):
+  {"strategy": {"base_model": "v3_dip_buyer"}, "universe": "nifty_100",
+   "start_date": "2020-01-01", "end_date": "2026-01-01", "starting_capital": 10000000,
+   "grid": {"stop_loss_pct": [5, 7, 10], "entry_rules.all.1.right": [30, 35, 40]},
+   "constraints": ["stop_loss_pct < 12"], "objective": "sharpe", "min_trades": 30}
+then: tradertape research sweeps sweep.json --top 10 --out result.json""",
+    "walk_forward": """example body: a sweep's, plus "windows": 5, "mode": "rolling" (or "anchored")
+then: tradertape research walk-forward wf.json""",
+    "monte_carlo": """example body (mc.json):
+  {"strategy": {"base_model": "v3_dip_buyer"}, "universe": "nifty_100",
+   "start_date": "2020-01-01", "end_date": "2026-01-01", "starting_capital": 10000000,
+   "simulations": 5000, "seed": 7, "ruin_drawdown_pct": 25, "block_days": 5}""",
+    "lookahead": """example body (la.json):
+  {"strategy": {"base_model": "v3_dip_buyer"}, "universe": "nifty_100",
+   "start_date": "2020-01-01", "end_date": "2026-01-01", "starting_capital": 10000000,
+   "cuts": 10, "warmup_days": [30, 100]}""",
+}
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``research`` command group to the main CLI's subparsers."""
-    research = subparsers.add_parser("research", help="parameter sweeps and walk-forward analysis")
+    research = subparsers.add_parser(
+        "research", help="parameter sweeps, walk-forward, Monte Carlo and look-ahead checks",
+        description="Run a research job here (a process pool, or a Dask cluster) from the JSON body the API takes; "
+                    "nothing is recorded. The README's 'Research' section has a worked example of each.")
     commands = research.add_subparsers(dest="research_command", metavar="COMMAND", required=True)
     for kind in KINDS.values():
-        p = commands.add_parser(kind.route, help=f"run a {kind.route} job from a JSON body (as the API takes)")
+        what = _WHAT.get(kind.name, f"run a {kind.route} job")
+        about = textwrap.fill(f"{what[0].upper()}{what[1:]}, from the JSON body POST /api/research/{kind.route} "
+                              "takes.", 79)
+        p = commands.add_parser(kind.route, help=what, description=about, epilog=_EXAMPLES.get(kind.name),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("body", help="the request body: a JSON file, or - for standard input")
         p.add_argument("--workers", type=int, default=None, help="local pool processes (default: one per CPU)")
         p.add_argument("--dask", default=None, metavar="ADDRESS",

@@ -126,6 +126,24 @@ def test_walk_forward_from_the_command_line(data_dir: Path, tmp_path: Path, caps
     assert "Out of sample (stitched): CAGR " in printed
 
 
+def test_each_command_explains_itself_with_a_body_the_api_accepts(capsys: Any) -> None:
+    """`tradertape research KIND --help` says what the job does and shows an example body: each example is one the
+    API's request model accepts (so the help cannot drift from the API)."""
+    from backtest.research.kinds import KINDS
+
+    for kind in KINDS.values():
+        with pytest.raises(SystemExit):
+            main(["research", kind.route, "--help"])
+        text = capsys.readouterr().out
+        assert f"POST /api/research/{kind.route}" in " ".join(text.split())
+        example = text[text.index("example body"):]
+        if "{" not in example.splitlines()[0] and kind.name == "walk_forward":  # "a sweep's, plus ..."
+            assert '"windows": 5' in example
+            continue
+        body = json.loads(example[example.index("{"):example.rindex("}") + 1])
+        kind.request_model(**body)  # raises if the API would refuse it
+
+
 def test_bad_bodies_are_refused_with_the_reason(data_dir: Path, tmp_path: Path, capsys: Any) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["research", "sweeps", _write(tmp_path, {**BODY, "grid": {"bogus": [1]}}), "--data-dir", str(data_dir)])
