@@ -60,6 +60,18 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App) -> None:
     expect(heat.locator("thead th").first).to_have_text("max positions \\ stop loss %")
     expect(page.locator("#heat-x option")).to_have_text(["stop loss %", "max positions"])
     expect(page.locator("#sweep-results thead")).to_contain_text("stop loss %")
+    # the cells can show another figure of each cell's best combination: its drawdown, the smallest in green
+    page.locator("#heat-value").select_option(label="Max drawdown %")
+    expect(page.get_by_role("heading", name="Heatmap: Max drawdown % of the best Sharpe per cell")).to_be_visible()
+    dd = s.get(f"{app.url}/api/research/sweeps/{job_id}/heatmap",
+               params={"x": "stop_loss_pct", "y": "max_positions", "metric": "max_drawdown"}).json()
+    wanted = [None if v is None else str(v) for row in dd["values"] for v in row]
+    expect(cells.first).to_have_attribute("data-value", wanted[0] or "")
+    shown = [c or None for c in cells.evaluate_all("els => els.map(e => e.dataset.value)")]
+    assert shown == wanted
+    smallest = min(float(v) for v in wanted if v is not None)
+    best = cells.nth(wanted.index(next(v for v in wanted if v is not None and float(v) == smallest)))
+    assert "background: rgb(171, 237, 171)" in (best.get_attribute("style") or "")  # hsl(120 65% 80%): green
     page.locator("#best-run").click()
     expect(page).to_have_url(re.compile(r"/backtests/\d+$"))
     expect(page.locator("#metrics")).to_be_visible()

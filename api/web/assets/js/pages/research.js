@@ -132,28 +132,41 @@ const withValue = (job, name, value) => {
   return /(^|[\s(-])x([\s)\]]|$)/.test(label) ? label.replace(/(^|[\s(-])x([\s)\]]|$)/, `$1${value}$2`) : `${label} = ${value}`;
 };
 
+// what a heatmap cell can show of its best combination: [metric ('' = the objective), label, lower is better]
+const HEAT_VALUES = [['', 'Objective'], ['cagr', 'CAGR %'], ['sharpe', 'Sharpe'], ['max_drawdown', 'Max drawdown %', true],
+  ['profit_factor', 'Profit factor'], ['win_rate', 'Win rate %'], ['total_trades', 'Trades']];
+
 function SweepHeatmap({ job }) {
   const names = Object.keys(job.params.grid || job.params.random || {}).filter((n) => n !== 'samples' && n !== 'seed');
   const [x, setX] = useState(names[0]);
   const [y, setY] = useState(names[1] || names[0]);
+  const [metric, setMetric] = useState('');
   const [heat, setHeat] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
     if (names.length < 2 || x === y) { setHeat(null); return; }
-    api.get(`/api/research/sweeps/${job.id}/heatmap`, { x, y }).then(setHeat, (e) => setError(e.message));
-  }, [x, y]);
+    setError(null);
+    api.get(`/api/research/sweeps/${job.id}/heatmap`, metric ? { x, y, metric } : { x, y })
+      .then(setHeat, (e) => setError(e.message));
+  }, [x, y, metric]);
   if (names.length < 2) return html`<p class="muted">A heatmap needs two swept parameters.</p>`;
-  const values = heat ? heat.values.flat().filter((v) => v !== null) : [];
-  const lo = Math.min(...values); const hi = Math.max(...values);
+  const [, shown, lowerBetter] = HEAT_VALUES.find(([m]) => m === metric);
+  // green is better: a drawdown's scale runs the other way
+  const score = (v) => (lowerBetter ? -v : v);
+  const scores = heat ? heat.values.flat().filter((v) => v !== null).map(score) : [];
+  const lo = Math.min(...scores); const hi = Math.max(...scores);
+  const tint = (v) => (v === null ? '' : colour(score(v), lo, hi));
   const pick = (label, value, set, id) => html`<label for=${id}>${label} </label><select id=${id} value=${value}
     onChange=${(e) => set(e.target.value)}>${names.map((n) => html`<option value=${n}>${labelOf(job, n)}</option>`)}</select>`;
-  return html`<section aria-label="Heatmap"><h2>Heatmap: best ${objectiveName(job.params.objective)} per cell</h2>
-    <div class="actions">${pick('Columns', x, setX, 'heat-x')} ${pick('Rows', y, setY, 'heat-y')}</div>
+  return html`<section aria-label="Heatmap"><h2>Heatmap: ${metric ? `${shown} of the` : ''} best ${objectiveName(job.params.objective)} per cell</h2>
+    <div class="actions">${pick('Columns', x, setX, 'heat-x')} ${pick('Rows', y, setY, 'heat-y')}
+      <label for="heat-value">Show </label><select id="heat-value" value=${metric} onChange=${(e) => setMetric(e.target.value)}>
+        ${HEAT_VALUES.map(([m, label]) => html`<option value=${m}>${label}</option>`)}</select></div>
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
     ${heat ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead><tr><th scope="col">${labelOf(job, y)} \\ ${labelOf(job, x)}</th>
       ${heat.x_values.map((v) => html`<th scope="col" class="num">${v}</th>`)}</tr></thead>
       <tbody>${heat.y_values.map((yv, i) => html`<tr><th scope="row" class="num">${yv}</th>${heat.values[i].map((v) => html`
-        <td class="num" style=${colour(v, lo, hi)} data-value=${v === null ? '' : v}>${v === null ? '—' : f.number(v, 2)}</td>`)}</tr>`)}</tbody>
+        <td class="num" style=${tint(v)} data-value=${v === null ? '' : v}>${v === null ? '—' : f.number(v, metric === 'total_trades' ? 0 : 2)}</td>`)}</tr>`)}</tbody>
       </table></div>` : null}</section>`;
 }
 
