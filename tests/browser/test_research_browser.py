@@ -72,6 +72,12 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App) -> None:
     smallest = min(float(v) for v in wanted if v is not None)
     best = cells.nth(wanted.index(next(v for v in wanted if v is not None and float(v) == smallest)))
     assert "background: rgb(171, 237, 171)" in (best.get_attribute("style") or "")  # hsl(120 65% 80%): green
+    # the combinations recorded as backtest runs open from their rank (the form asks for the best one)
+    job = s.get(f"{app.url}/api/research/sweeps/{job_id}").json()
+    links = page.locator("#sweep-results tbody .run-link")
+    expect(links).to_have_count(len(job["run_ids"]))
+    hrefs = links.evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert hrefs == [f"/backtests/{i}" for i in job["run_ids"]]
     page.locator("#best-run").click()
     expect(page).to_have_url(re.compile(r"/backtests/\d+$"))
     expect(page.locator("#metrics")).to_be_visible()

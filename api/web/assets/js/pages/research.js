@@ -187,7 +187,9 @@ function SweepTable({ job, id, caption }) {
   return html`
     <${Table} caption=${caption} id=${id} rows=${job.results} limit=${50} rowKey=${(r) => r.index}
       columns=${[
-        { key: 'rank', label: 'Rank', num: true },
+        // the top combinations were recorded as ordinary backtest runs (run_ids, best first): their rank opens one
+        { key: 'rank', label: 'Rank', num: true, render: (r) => (job.status === 'done' && r.eligible && r.rank <= (job.run_ids || []).length
+          ? html`<a class="run-link" href=${`/backtests/${job.run_ids[r.rank - 1]}`} title="Open its backtest run">${r.rank}</a>` : r.rank) },
         ...names.map((n) => ({ key: `p:${n}`, label: labelOf(job, n), num: true, render: (r) => String(r.params[n]), sort: (r) => r.params[n] })),
         { key: 'objective', label: 'Objective', num: true, render: (r) => (r.eligible ? f.number(r.objective, 3) : 'not eligible') },
         { key: 'cagr', label: 'CAGR', num: true, render: (r) => f.pct(r.metrics.cagr), sort: (r) => r.metrics.cagr },
