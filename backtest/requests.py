@@ -91,9 +91,14 @@ def strategy_body(req: BacktestRequest, lookup: StrategyLookup, account_id: int)
     """(strategy body, saved strategy's name or None); a strategy the account may not read is a 404."""
     if req.strategy is not None:
         return req.strategy.model_dump(), None
-    row = lookup(int(req.strategy_id or 0))
+    return readable_strategy(lookup, int(req.strategy_id or 0), account_id)
+
+
+def readable_strategy(lookup: StrategyLookup, strategy_id: int, account_id: int) -> tuple[dict[str, Any], str]:
+    """(body, name) of a saved strategy the account may read (its own, a template or a public one), else 404."""
+    row = lookup(strategy_id)
     if row is None or not (row["is_template"] or row["is_public"] or row["owner_id"] == account_id):
-        raise NotFound(f"Strategy {req.strategy_id} not found")
+        raise NotFound(f"Strategy {strategy_id} not found")
     body = {k: row[k] for k in ("base_model", "entry_rules", "exit_rules", "params")}
     return body, str(row["name"])
 

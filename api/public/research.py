@@ -1,5 +1,5 @@
 """Research jobs (sweeps, walk-forward, Monte Carlo, look-ahead checks). The job's own fields are typed; its
-`params` (the kind's request, normalised), `summary` and results are the kind's (docs/RESEARCH.md), open here."""
+`params` (the kind's request, normalised), `summary` and results are the kind's (docs/API-NOTES.md), open here."""
 
 from __future__ import annotations
 
@@ -45,3 +45,9 @@ class HeatmapPublic(Public):
     x_values: list[Scalar] = Field(description="the columns")
     y_values: list[Scalar] = Field(description="the rows")
     values: list[list[Number | None]] = Field(description="rows of cells: the metric of the best combination")
+
+
+class SweepParameterPublic(Public):
+    name: str = Field(description="the key to give in `grid` or `random`, e.g. entry_rules.all.1.right")
+    label: str = Field(description="the parameter in words, e.g. `entry: rsi(14) < x`")
+    value: Scalar | None = Field(description="the strategy's own value (null: a portfolio setting, or an exit not set)")

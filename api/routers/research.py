@@ -18,14 +18,16 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import IdPath, PageDep, PlatformDep, Principal, Reader, SessionUser, dispatch, resource_router
 from api.public.base import answers
-from api.public.research import HeatmapPublic, JobQueuedPublic, ResearchJobPublic
+from api.public.research import HeatmapPublic, JobQueuedPublic, ResearchJobPublic, SweepParameterPublic
 from api.strategy_lookup import strategy_lookup
+from backtest.requests import MAX_ID, readable_strategy
 from backtest.research.jobs import JobKind, PlanContext, ResultQuery
 from backtest.research.kinds import KINDS
 from backtest.research.service import ResearchService
-from backtest.research.sweeps import SWEEP
+from backtest.research.sweeps import SWEEP, sweep_parameters
 from commands import research_messages as rm
 from domain.errors import DomainError, NotFound
+from domain.strategies import SpecError, normalize_spec
 from infra.bootstrap import Platform
 from projections.backtests import get_backtest_run
 
@@ -131,6 +133,22 @@ def list_jobs(request: Request, user: Reader, page: PageDep, response: Response)
     rows, total = service(request).list(user.account_id, page.limit, page.offset)
     response.headers["X-Total-Count"] = str(total)
     return [_public(r) for r in rows]
+
+
+@router.get("/parameters", **answers(list[SweepParameterPublic]),
+            summary="What a sweep or walk-forward of a saved strategy can vary, each named in words")
+def sweep_parameters_of(platform: PlatformDep, user: Reader,
+                        strategy_id: int = Query(ge=1, le=MAX_ID, description="a strategy you may read")
+                        ) -> list[dict[str, Any]]:
+    """The portfolio settings, the exits, the base model's parameters and every number in the strategy's rules by
+    its dotted path, each with its label (`entry: rsi(14) < x`) and the strategy's own value. Another user's
+    private strategy is a 404."""
+    body, _ = readable_strategy(strategy_lookup(platform), strategy_id, user.account_id)
+    try:
+        spec = normalize_spec(body["base_model"], body["entry_rules"], body["exit_rules"], body["params"])
+    except SpecError as exc:
+        raise DomainError(str(exc)) from None
+    return sweep_parameters(spec.to_json())
 
 
 @router.get("/sweeps/{job_id}/heatmap", **answers(HeatmapPublic),

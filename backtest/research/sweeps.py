@@ -38,7 +38,8 @@ from domain.base_models import get_base_model
 from domain.errors import DomainError
 from domain.strategies import SpecError, normalize_spec
 
-__all__ = ["OBJECTIVES", "Combination", "Space", "Sweep", "SweepRequest", "rank_rows", "score"]
+__all__ = ["OBJECTIVES", "Combination", "Space", "Sweep", "SweepRequest", "describe_parameter", "rank_rows", "score",
+           "sweep_parameters"]
 
 CONFIG_PARAMS = ("position_size_pct", "max_positions", "max_per_sector", "slippage_bps")
 EXIT_PARAMS = ("stop_loss_pct", "target_pct", "trailing_stop_pct", "max_hold_days")
@@ -194,25 +195,8 @@ class Space:
                           f"entry_rules.all.1.right")
 
     def describe(self, name: str) -> str:
-        """A swept parameter as a trader reads it in a table header or on a heatmap's axis: `stop loss %`,
-        `max positions`, and for a dotted path the rule it changes with the swept value as x (`entry: rsi(14)
-        < x`, `entry: close > sma(x)`). The name itself when the path is not inside a rule."""
-        if name in SETTING_LABELS:
-            return SETTING_LABELS[name]
-        if "." not in name:
-            return _words(name)
-        parts = name.split(".")
-        node: Any = self.base.strategy
-        for j, part in enumerate(parts):
-            if isinstance(node, dict) and "op" in node and "left" in node:  # a condition: the rest is its side
-                return _condition_text("entry" if parts[0] == "entry_rules" else "exit", node, parts[j:])
-            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            elif isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                break
-        return name
+        """A swept parameter in words: see `describe_parameter`."""
+        return describe_parameter(self.base.strategy, name)
 
     def is_integer(self, name: str) -> bool:
         if name in INTEGER_CONFIG or name in self.integer_params:
@@ -244,6 +228,62 @@ class Space:
         return Combination(index, dict(values), spec.to_json(), config)
 
 
+def describe_parameter(strategy: dict[str, Any], name: str) -> str:
+    """A sweep parameter as a trader reads it in a table header or on a heatmap's axis: `stop loss %`,
+    `max positions`, and for a dotted path the rule it changes with the swept value as x (`entry: rsi(14)
+    < x`, `entry: close > sma(x)`). The name itself when the path is not inside a rule."""
+    if name in SETTING_LABELS:
+        return SETTING_LABELS[name]
+    if "." not in name:
+        return _words(name)
+    parts = name.split(".")
+    node: Any = strategy
+    for j, part in enumerate(parts):
+        if isinstance(node, dict) and "op" in node and "left" in node:  # a condition: the rest is its side
+            return _condition_text("entry" if parts[0] == "entry_rules" else "exit", node, parts[j:])
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            break
+    return name
+
+
+def sweep_parameters(strategy: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a sweep of `strategy` (a normalized strategy body) can vary, each `{name, label, value}` (`value`: the
+    strategy's own, None for a portfolio setting, which the request gives): the portfolio settings, the exits,
+    the base model's parameters, and every number in its rules (a threshold, an indicator's period) by its
+    dotted path."""
+    out = [{"name": n, "label": SETTING_LABELS[n], "value": None} for n in CONFIG_PARAMS]
+    exits = strategy.get("exit_rules") or {}
+    out += [{"name": n, "label": SETTING_LABELS[n], "value": exits.get(n)} for n in EXIT_PARAMS]
+    params = strategy.get("params") or {}
+    out += [{"name": p.name, "label": _words(p.name), "value": params.get(p.name, p.default)}
+            for p in get_base_model(strategy["base_model"]).params]
+    paths: list[tuple[str, Any]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict) and "op" in node and "left" in node:
+            for side in ("left", "right"):
+                operand = node[side]
+                if isinstance(operand, int | float) and not isinstance(operand, bool):
+                    paths.append((f"{path}.{side}", operand))
+                elif isinstance(operand, dict):
+                    paths.extend((f"{path}.{side}.{k}", operand[k]) for k in ("period", "offset", "std")
+                                 if isinstance(operand.get(k), int | float) and not isinstance(operand.get(k), bool))
+        elif isinstance(node, dict):
+            for key in ("all", "any"):
+                for i, child in enumerate(node.get(key) or []):
+                    walk(child, f"{path}.{key}.{i}")
+
+    walk(strategy.get("entry_rules"), "entry_rules")
+    if exits.get("exit_when"):
+        walk(exits["exit_when"], "exit_rules.exit_when")
+    out += [{"name": n, "label": describe_parameter(strategy, n), "value": v} for n, v in paths]
+    return out
+
+
 SETTING_LABELS = {
     "position_size_pct": "position size %", "max_positions": "max positions", "max_per_sector": "max per sector",
     "slippage_bps": "slippage (bps)", "stop_loss_pct": "stop loss %", "target_pct": "target %",
@@ -263,7 +303,7 @@ def _condition_text(kind: str, cond: dict[str, Any], rest: list[str]) -> str:
         swept = rest[0] == side
         field = rest[1] if swept and len(rest) > 1 else None
         sides.append("x" if swept and field is None else _operand_text(cond[side], field if swept else None))
-    return f"{kind}: {sides[0]} {cond['op']} {sides[1]}"
+    return f"{kind}: {sides[0]} {str(cond['op']).replace('_', ' ')} {sides[1]}"
 
 
 def _operand_text(raw: Any, swept: str | None) -> str:

@@ -41,6 +41,10 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App) -> None:
     page.goto(app.url + "/research")
     expect(page.get_by_role("heading", name="Research")).to_be_visible()
     _fill(page, "sweep")
+    # the parameters are offered in words, and the one typed is said back with the strategy's own value
+    expect(page.locator("#sweep-params option[value='entry_rules.all.1.right']")).to_have_text("entry: rsi(14) < x")
+    expect(page.locator("#f-p1-hint")).to_have_text("stop loss % (now 7)")
+    expect(page.locator("#f-p2-hint")).to_have_text("max positions")
     page.get_by_role("button", name="Start", exact=True).click()
     expect(page).to_have_url(re.compile(r"/research/sweeps/\d+$"))
     job_id = page.url.rsplit("/", 1)[1]

@@ -274,3 +274,34 @@ def test_walk_forward_refits_per_window_and_each_oos_run_stands_alone(lab: Any) 
         assert wfe == pytest.approx(job["summary"]["out_of_sample"]["cagr"] / mean_is, abs=1e-3)
     else:
         assert wfe is None
+
+
+def test_what_a_sweep_can_vary_is_listed_in_words_for_a_strategy_you_may_read(api_factory: Any) -> None:
+    """GET /api/research/parameters?strategy_id=: the settings, exits, model parameters and each number of the
+    strategy's own rules (with its own value), every name one a sweep accepts; another's private strategy is a 404."""
+    alice, bob = api_factory(), api_factory()
+    alice.login()
+    bob.login()
+    rules = {"all": [{"left": {"ind": "rsi", "period": 9}, "op": "<", "right": 28},
+                     {"left": {"ind": "close"}, "op": ">", "right": {"ind": "ema", "period": 50}}]}
+    mine = alice.post("/api/strategies", json={"name": "mine", "base_model": "v3_dip_buyer", "entry_rules": rules,
+                                               "exit_rules": {"stop_loss_pct": 6}})
+    assert mine.status_code == 201, mine.text
+    r = alice.get("/api/research/parameters", params={"strategy_id": mine.json()["id"]})
+    assert r.status_code == 200, r.text
+    rows = {p["name"]: p for p in r.json()}
+    assert rows["entry_rules.all.0.right"] == {"name": "entry_rules.all.0.right", "label": "entry: rsi(9) < x",
+                                               "value": 28}
+    assert rows["entry_rules.all.0.left.period"]["label"] == "entry: rsi(x) < 28"
+    assert rows["entry_rules.all.1.right.period"] == {"name": "entry_rules.all.1.right.period",
+                                                      "label": "entry: close > ema(x)", "value": 50}
+    assert rows["stop_loss_pct"] == {"name": "stop_loss_pct", "label": "stop loss %", "value": 6}
+    assert rows["max_positions"]["value"] is None and rows["max_positions"]["label"] == "max positions"
+    # every name listed is one a sweep of that strategy accepts
+    from backtest.research.sweeps import CONFIG_PARAMS, EXIT_PARAMS
+    assert set(CONFIG_PARAMS) | set(EXIT_PARAMS) <= set(rows)
+
+    assert bob.get("/api/research/parameters", params={"strategy_id": mine.json()["id"]}).status_code == 404
+    template = next(s for s in bob.get("/api/strategies", params={"limit": 500}).json() if s["is_template"])
+    assert bob.get("/api/research/parameters", params={"strategy_id": template["id"]}).status_code == 200
+    assert bob.get("/api/research/parameters", params={"strategy_id": "x"}).status_code == 422

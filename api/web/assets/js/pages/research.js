@@ -30,6 +30,16 @@ function StartForm({ strategies }) {
   });
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  // what a sweep of the chosen strategy can vary, in words (offered under Parameter 1 and 2)
+  const [sweepable, setSweepable] = useState([]);
+  useEffect(() => {
+    if (!form.strategy_id) { setSweepable([]); return; }
+    api.get('/api/research/parameters', { strategy_id: form.strategy_id }).then(setSweepable, () => setSweepable([]));
+  }, [form.strategy_id]);
+  const described = (name) => {
+    const p = sweepable.find((q) => q.name === name.trim());
+    return p ? `${p.label}${p.value === null || p.value === undefined ? '' : ` (now ${p.value})`}` : undefined;
+  };
   const upd = (k) => (e) => setForm({ ...form, [k]: e.target.value });
   const submit = async (e) => {
     e.preventDefault();
@@ -62,8 +72,9 @@ function StartForm({ strategies }) {
       navigate(`/research/${ROUTE[form.kind]}/${r.id}`);
     } catch (err) { setError(err.message); } finally { setBusy(false); }
   };
-  const input = (k, label, type = 'text', extra = {}) => html`<${Field} label=${label} name=${k}>${(i, d) => html`
+  const input = (k, label, type = 'text', extra = {}, hint = undefined) => html`<${Field} label=${label} name=${k} hint=${hint}>${(i, d) => html`
     <input id=${i} aria-describedby=${d} type=${type} step="any" value=${form[k]} onInput=${upd(k)} ...${extra} />`}<//>`;
+  const param = (k, label) => input(k, label, 'text', { list: 'sweep-params', autocomplete: 'off' }, described(form[k]));
   return html`<form onSubmit=${submit} aria-label="Start a research job"><fieldset><legend>Start a research job</legend>
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
     <div class="grid-form">
@@ -77,8 +88,9 @@ function StartForm({ strategies }) {
       ${input('starting_capital', 'Capital (₹)', 'number')}${input('position_size_pct', 'Position size %', 'number')}
       ${input('max_positions', 'Max positions', 'number')}
       ${GRID_KINDS.includes(form.kind) ? html`
-      ${input('p1', 'Parameter 1')}${input('v1', 'Values 1 (comma-separated)')}
-      ${input('p2', 'Parameter 2 (optional)')}${input('v2', 'Values 2')}
+      ${param('p1', 'Parameter 1')}${input('v1', 'Values 1 (comma-separated)')}
+      ${param('p2', 'Parameter 2 (optional)')}${input('v2', 'Values 2')}
+      <datalist id="sweep-params">${sweepable.map((p) => html`<option value=${p.name}>${p.label}</option>`)}</datalist>
       <${Field} label="Objective" name="objective">${(i) => html`<select id=${i} value=${form.objective} onChange=${upd('objective')}>
         ${OBJECTIVES.map((o) => html`<option value=${o}>${objectiveName(o)}</option>`)}</select>`}<//>
       ${input('min_trades', 'Minimum trades', 'number')}` : null}
