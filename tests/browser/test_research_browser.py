@@ -15,6 +15,12 @@ SLOW = 240_000  # ms: the job runs a pool of backtests on a shared 2-core machin
 
 
 @pytest.fixture(scope="module")
+def researcher(app: App) -> Any:
+    """The researcher's API session (one sign-in for the module: sign-in emails per address are limited)."""
+    return app.session("researcher@example.com")
+
+
+@pytest.fixture(scope="module")
 def signed_in(browser: Any, app: App) -> Any:
     ctx = app.context(browser, "researcher@example.com", viewport={"width": 1280, "height": 900})
     yield ctx
@@ -36,7 +42,7 @@ def _fill(page: Any, kind: str) -> None:
     page.get_by_label("Values 2", exact=True).fill("3, 10")
 
 
-def test_sweep_heatmap_and_best_run(signed_in: Any, app: App) -> None:
+def test_sweep_heatmap_and_best_run(signed_in: Any, app: App, researcher: Any) -> None:
     page = signed_in.new_page()
     page.goto(app.url + "/research")
     expect(page.get_by_role("heading", name="Research")).to_be_visible()
@@ -50,7 +56,7 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App) -> None:
     job_id = page.url.rsplit("/", 1)[1]
     heat = page.locator("#sweep-heatmap")
     expect(heat).to_be_visible(timeout=SLOW)
-    s = app.session("researcher@example.com")
+    s = researcher
     api = s.get(f"{app.url}/api/research/sweeps/{job_id}/heatmap",
                 params={"x": "stop_loss_pct", "y": "max_positions"}).json()
     cells = heat.locator("tbody td")
@@ -87,7 +93,29 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App) -> None:
     expect(page.locator("#metrics")).to_be_visible()
 
 
-def test_walk_forward_windows_and_equity(signed_in: Any, app: App) -> None:
+def test_sweep_with_constraints_and_several_runs_recorded(signed_in: Any, app: App, researcher: Any) -> None:
+    """The form's constraints leave combinations out before anything runs, and its `top_n` records that many of the
+    best as backtest runs, each opening from its rank."""
+    page = signed_in.new_page()
+    page.goto(app.url + "/research")
+    _fill(page, "sweep")
+    page.get_by_label("Constraints (optional)", exact=True).fill("max_positions > stop_loss_pct")
+    page.get_by_label("Best combinations to record as backtests", exact=True).fill("2")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/research/sweeps/\d+$"))
+    expect(page.locator("#sweep-results")).to_be_visible(timeout=SLOW)
+    job_id = page.url.rsplit("/", 1)[1]
+    job = researcher.get(f"{app.url}/api/research/sweeps/{job_id}").json()
+    assert job["params"]["constraints"] == ["max_positions > stop_loss_pct"] and job["params"]["top_n"] == 2
+    # stop 5 and 8 against max positions 3 and 10: only the two with 10 positions are run
+    assert job["total"] == 2 and sorted(r["params"]["max_positions"] for r in job["results"]) == [10, 10]
+    expect(page.locator("#sweep-results tbody tr")).to_have_count(2)
+    eligible = sum(1 for r in job["results"] if r["eligible"])
+    assert len(job["run_ids"]) == min(2, eligible)
+    expect(page.locator("#sweep-results tbody .run-link")).to_have_count(len(job["run_ids"]))
+
+
+def test_walk_forward_windows_and_equity(signed_in: Any, app: App, researcher: Any) -> None:
     page = signed_in.new_page()
     page.goto(app.url + "/research")
     _fill(page, "walk_forward")
@@ -97,7 +125,7 @@ def test_walk_forward_windows_and_equity(signed_in: Any, app: App) -> None:
     expect(page.locator("#wf-windows tbody tr")).to_have_count(2, timeout=SLOW)
     expect(page.locator("#wf-equity .chart-box[data-ready='1']")).to_be_visible()
     expect(page.locator("[data-metric='wfe']")).to_be_visible()
-    wf = app.session("researcher@example.com").get(f"{app.url}/api/research/walk-forward/{page.url.rsplit('/', 1)[1]}")
+    wf = researcher.get(f"{app.url}/api/research/walk-forward/{page.url.rsplit('/', 1)[1]}")
     wfe = wf.json()["summary"]["walk_forward_efficiency"]
     for i, w in enumerate(wf.json()["windows"]):  # each window's choice in words, with its values
         p = w["params"]
@@ -106,10 +134,12 @@ def test_walk_forward_windows_and_equity(signed_in: Any, app: App) -> None:
     expect(page.locator("[data-metric='wfe'] .card-sub")).to_have_text(
         "undefined: the in-sample CAGR was not positive" if wfe is None else "out-of-sample CAGR ÷ in-sample CAGR")
     page.goto(app.url + "/research")
-    expect(page.locator("#research-jobs tbody tr")).to_have_count(2)
+    jobs = researcher.get(f"{app.url}/api/research/jobs").json()
+    assert len(jobs) >= 2  # the sweeps before it and this walk-forward, newest first
+    expect(page.locator("#research-jobs tbody tr")).to_have_count(len(jobs))
 
 
-def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App) -> None:
+def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App, researcher: Any) -> None:
     page = signed_in.new_page()
     page.goto(app.url + "/research")
     _fill_backtest(page, "monte_carlo")
@@ -121,7 +151,7 @@ def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App) -> 
     job_id = page.url.rsplit("/", 1)[1]
     table = page.locator("#mc-returns-percentiles")
     expect(table).to_be_visible(timeout=SLOW)
-    job = app.session("researcher@example.com").get(f"{app.url}/api/research/monte-carlo/{job_id}").json()
+    job = researcher.get(f"{app.url}/api/research/monte-carlo/{job_id}").json()
     returns = next(r for r in job["results"] if r["method"] == "returns")
     assert returns["simulations"] == 300 and returns["seed"] == 7
     # the table shows the API's percentiles of each metric, in the order asked (5th .. 95th)
@@ -148,7 +178,7 @@ def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App) -> 
     expect(page).to_have_url(re.compile(rf"/backtests/{job['best_run_id']}$"))
 
 
-def test_lookahead_check_verdict_findings_and_recursion(signed_in: Any, app: App) -> None:
+def test_lookahead_check_verdict_findings_and_recursion(signed_in: Any, app: App, researcher: Any) -> None:
     page = signed_in.new_page()
     page.goto(app.url + "/research")
     _fill_backtest(page, "lookahead")
@@ -158,7 +188,7 @@ def test_lookahead_check_verdict_findings_and_recursion(signed_in: Any, app: App
     expect(page).to_have_url(re.compile(r"/research/lookahead/\d+$"))
     job_id = page.url.rsplit("/", 1)[1]
     expect(page.locator("[data-metric='lookahead-verdict']")).to_be_visible(timeout=SLOW)
-    job = app.session("researcher@example.com").get(f"{app.url}/api/research/lookahead/{job_id}").json()
+    job = researcher.get(f"{app.url}/api/research/lookahead/{job_id}").json()
     assert job["status"] == "done"
     verdict = "Clean: nothing changed" if job["summary"]["clean"] else "Look-ahead found"
     expect(page.locator("[data-metric='lookahead-verdict'] .card-value")).to_have_text(verdict)

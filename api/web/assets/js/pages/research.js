@@ -25,7 +25,7 @@ function StartForm({ strategies }) {
     kind: 'sweep', strategy_id: (strategies.find((s) => s.base_model === 'v3_dip_buyer') || strategies[0] || {}).id || '',
     universe: 'nifty_50', start_date: '2020-01-01', end_date: f.todayIST(), starting_capital: 1000000,
     position_size_pct: 10, max_positions: 10, p1: 'stop_loss_pct', v1: '5, 7, 10', p2: 'entry_rules.all.1.right',
-    v2: '30, 35, 40', objective: 'sharpe', min_trades: 0, windows: 4, mode: 'rolling',
+    v2: '30, 35, 40', objective: 'sharpe', min_trades: 0, constraints: '', top_n: 1, windows: 4, mode: 'rolling',
     simulations: 1000, seed: 0, ruin_drawdown_pct: 30, block_days: 1, cuts: 5, warmup_days: '30, 100', run_id: '',
   });
   const [error, setError] = useState(null);
@@ -50,7 +50,11 @@ function StartForm({ strategies }) {
     if (GRID_KINDS.includes(form.kind)) {
       const grid = { [form.p1]: parseValues(form.v1) };
       if (form.p2.trim()) grid[form.p2.trim()] = parseValues(form.v2);
-      Object.assign(body, { grid, objective: form.objective, min_trades: Number(form.min_trades) });
+      // constraints between parameters, one per comma: `stop_loss_pct < target_pct, max_positions >= 5`
+      const constraints = form.constraints.split(',').map((c) => c.trim()).filter(Boolean);
+      Object.assign(body, { grid, objective: form.objective, min_trades: Number(form.min_trades) },
+        constraints.length ? { constraints } : {});
+      if (form.kind === 'sweep') body.top_n = Number(form.top_n);
     }
     if (form.kind === 'walk_forward') Object.assign(body, { windows: Number(form.windows), mode: form.mode });
     if (form.kind === 'monte_carlo') {
@@ -93,7 +97,10 @@ function StartForm({ strategies }) {
       <datalist id="sweep-params">${sweepable.map((p) => html`<option value=${p.name}>${p.label}</option>`)}</datalist>
       <${Field} label="Objective" name="objective">${(i) => html`<select id=${i} value=${form.objective} onChange=${upd('objective')}>
         ${OBJECTIVES.map((o) => html`<option value=${o}>${objectiveName(o)}</option>`)}</select>`}<//>
-      ${input('min_trades', 'Minimum trades', 'number')}` : null}
+      ${input('min_trades', 'Minimum trades', 'number')}
+      ${input('constraints', 'Constraints (optional)', 'text', { placeholder: 'stop_loss_pct < target_pct' },
+        'comparisons between parameters, separated by commas')}
+      ${form.kind === 'sweep' ? input('top_n', 'Best combinations to record as backtests', 'number', { min: 0, max: 10 }) : null}` : null}
       ${form.kind === 'monte_carlo' ? html`${input('run_id', 'Or a backtest run # (instead of the above)', 'number')}
         ${input('simulations', 'Simulations', 'number')}${input('seed', 'Seed', 'number')}
         ${input('ruin_drawdown_pct', 'Ruin at drawdown %', 'number')}${input('block_days', 'Bootstrap block (days)', 'number')}` : null}
