@@ -94,14 +94,21 @@ def _routes(r: APIRouter, kind: JobKind) -> None:
     def read(job_id: IdPath, request: Request, user: Reader,
              limit: int | None = Query(default=None, ge=1, le=1_000_000, description="results on this page"),
              offset: int = Query(default=0, ge=0, le=1_000_000)) -> dict[str, Any]:
-        job = _job(request, kind, job_id, user.account_id)
         tables = service(request).tables
-        extra: dict[str, Any] = {"results": [], "results_total": 0}
-        if job["status"] == "done" and job["results_ref"]:
-            extra = kind.present(tables, job["results_ref"], ResultQuery(limit, offset))
-        elif job["status"] == "running" and tables.path(tables.partial_ref(job_id), "results") is not None:
-            # the results finished so far, best first (a snapshot taken every few seconds)
-            extra = kind.present(tables, tables.partial_ref(job_id), ResultQuery(limit, offset))
+        for _ in range(3):
+            job = _job(request, kind, job_id, user.account_id)
+            extra: dict[str, Any] = {"results": [], "results_total": 0}
+            try:
+                if job["status"] == "done" and job["results_ref"]:
+                    extra = kind.present(tables, job["results_ref"], ResultQuery(limit, offset))
+                elif job["status"] == "running" and tables.path(tables.partial_ref(job_id), "results") is not None:
+                    # the results finished so far, best first (a snapshot taken every few seconds)
+                    extra = kind.present(tables, tables.partial_ref(job_id), ResultQuery(limit, offset))
+            except FileNotFoundError:
+                # the job ended (dropping its snapshot) or was deleted between reading its state and its tables:
+                # read both again, so the answer is its state now (a deleted job is a 404)
+                continue
+            break
         return {**_public(job), **extra, "partial": job["status"] == "running"}
 
     def delete(job_id: IdPath, request: Request, user: SessionUser, platform: PlatformDep) -> Response:

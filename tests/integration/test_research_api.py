@@ -305,3 +305,34 @@ def test_what_a_sweep_can_vary_is_listed_in_words_for_a_strategy_you_may_read(ap
     template = next(s for s in bob.get("/api/strategies", params={"limit": 500}).json() if s["is_template"])
     assert bob.get("/api/research/parameters", params={"strategy_id": template["id"]}).status_code == 200
     assert bob.get("/api/research/parameters", params={"strategy_id": "x"}).status_code == 422
+
+
+def test_a_job_read_while_its_tables_go_away_answers_its_state_not_a_500(lab: Any, monkeypatch: Any) -> None:
+    """A job that ends (dropping its partial snapshot) or is deleted between a GET reading its state and reading its
+    tables: the GET reads both again and answers the job as it is now (seen once as a 500 under load)."""
+    job_id = lab.post("/api/research/sweeps", json=_sweep(grid={"stop_loss_pct": [5, 8]}, top_n=0)).json()["id"]
+    done = _wait(lab, "sweeps", job_id)
+    assert done["status"] == "done" and done["results_total"] == 2
+    tables = lab.app.state.research.tables
+    count = tables.count
+    vanished: list[str] = []
+
+    def gone_once(ref: str, table: str) -> int:  # the file is gone the first time it is read
+        if not vanished:
+            vanished.append(ref)
+            raise FileNotFoundError(ref)
+        return int(count(ref, table))
+
+    monkeypatch.setattr(tables, "count", gone_once)
+    again = lab.get(f"/api/research/sweeps/{job_id}")
+    assert again.status_code == 200 and vanished
+    assert again.json()["results"] == done["results"] and again.json()["results_total"] == 2
+
+    def deleted_meanwhile(ref: str, table: str) -> int:  # the owner deletes the job while its GET reads it
+        monkeypatch.setattr(tables, "count", count)
+        assert lab.delete(f"/api/research/sweeps/{job_id}").status_code == 204
+        raise FileNotFoundError(ref)
+
+    monkeypatch.setattr(tables, "count", deleted_meanwhile)
+    gone = lab.get(f"/api/research/sweeps/{job_id}")
+    assert gone.status_code == 404 and gone.json()["detail"] == f"Research job {job_id} not found"
