@@ -38,7 +38,8 @@ def trading(api_factory: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("TRADERTAPE_KAFKA_BOOTSTRAP", raising=False)
     pf = deploy(client, template_id(client, "sma_crossover"), max_positions=3)
     sig = scan_with_signals(client, pf["id"], minimum=1)[0]
-    assert client.post(f"/api/model/signals/{sig['id']}/approve").status_code == 200
+    approved = client.post(f"/api/model/signals/{sig['id']}/approve")
+    assert approved.status_code == 200, approved.text  # the refusal's reason, should it ever be refused
     client.approved_at = datetime.now(UTC).isoformat()
     assert client.post("/api/model/cart/place").json()["placed"]
     advance(client, 12)
