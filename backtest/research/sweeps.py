@@ -145,11 +145,8 @@ def _set_path(body: dict[str, Any], path: str, value: Any, label: str) -> None:
     node: Any = body
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            key: Any = int(part)
-        elif isinstance(node, dict) and part in node:
-            key = part
-        else:
+        key = _step(node, part)
+        if key is None:
             raise DomainError(f"{label}: its dotted path does not lead to a value of the strategy (step {i + 1} "
                               f"is not there)")
         if last:
@@ -241,13 +238,20 @@ def describe_parameter(strategy: dict[str, Any], name: str) -> str:
     for j, part in enumerate(parts):
         if isinstance(node, dict) and "op" in node and "left" in node:  # a condition: the rest is its side
             return _condition_text("entry" if parts[0] == "entry_rules" else "exit", node, parts[j:])
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
+        key = _step(node, part)
+        if key is None:
             break
+        node = node[key]
     return name
+
+
+def _step(node: Any, part: str) -> int | str | None:
+    """The key one step of a dotted path takes into `node` (a list position or a dict key), None if not there."""
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return int(part)
+    if isinstance(node, dict) and part in node:
+        return part
+    return None
 
 
 def sweep_parameters(strategy: dict[str, Any]) -> list[dict[str, Any]]:

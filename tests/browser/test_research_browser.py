@@ -42,6 +42,13 @@ def _fill(page: Any, kind: str) -> None:
     page.get_by_label("Values 2", exact=True).fill("3, 10")
 
 
+def _start(page: Any, route: str) -> str:
+    """Press Start on the filled form; the job's page opens. Its id."""
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/research/{route}/\d+$"))
+    return str(page.url.rsplit("/", 1)[1])
+
+
 def test_sweep_heatmap_and_best_run(signed_in: Any, app: App, researcher: Any) -> None:
     page = signed_in.new_page()
     page.goto(app.url + "/research")
@@ -51,9 +58,7 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App, researcher: Any) -
     expect(page.locator("#sweep-params option[value='entry_rules.all.1.right']")).to_have_text("entry: rsi(14) < x")
     expect(page.locator("#f-p1-hint")).to_have_text("stop loss % (now 7)")
     expect(page.locator("#f-p2-hint")).to_have_text("max positions")
-    page.get_by_role("button", name="Start", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/research/sweeps/\d+$"))
-    job_id = page.url.rsplit("/", 1)[1]
+    job_id = _start(page, "sweeps")
     heat = page.locator("#sweep-heatmap")
     expect(heat).to_be_visible(timeout=SLOW)
     s = researcher
@@ -101,10 +106,8 @@ def test_sweep_with_constraints_and_several_runs_recorded(signed_in: Any, app: A
     _fill(page, "sweep")
     page.get_by_label("Constraints (optional)", exact=True).fill("max_positions > stop_loss_pct")
     page.get_by_label("Best combinations to record as backtests", exact=True).fill("2")
-    page.get_by_role("button", name="Start", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/research/sweeps/\d+$"))
+    job_id = _start(page, "sweeps")
     expect(page.locator("#sweep-results")).to_be_visible(timeout=SLOW)
-    job_id = page.url.rsplit("/", 1)[1]
     job = researcher.get(f"{app.url}/api/research/sweeps/{job_id}").json()
     assert job["params"]["constraints"] == ["max_positions > stop_loss_pct"] and job["params"]["top_n"] == 2
     # stop 5 and 8 against max positions 3 and 10: only the two with 10 positions are run
@@ -120,12 +123,11 @@ def test_walk_forward_windows_and_equity(signed_in: Any, app: App, researcher: A
     page.goto(app.url + "/research")
     _fill(page, "walk_forward")
     page.get_by_label("Windows", exact=True).fill("2")
-    page.get_by_role("button", name="Start", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/research/walk-forward/\d+$"))
+    wf_id = _start(page, "walk-forward")
     expect(page.locator("#wf-windows tbody tr")).to_have_count(2, timeout=SLOW)
     expect(page.locator("#wf-equity .chart-box[data-ready='1']")).to_be_visible()
     expect(page.locator("[data-metric='wfe']")).to_be_visible()
-    wf = researcher.get(f"{app.url}/api/research/walk-forward/{page.url.rsplit('/', 1)[1]}")
+    wf = researcher.get(f"{app.url}/api/research/walk-forward/{wf_id}")
     wfe = wf.json()["summary"]["walk_forward_efficiency"]
     for i, w in enumerate(wf.json()["windows"]):  # each window's choice in words, with its values
         p = w["params"]
@@ -146,9 +148,7 @@ def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App, res
     expect(page.get_by_label("Parameter 1", exact=True)).to_have_count(0)  # no grid for a Monte Carlo
     page.get_by_label("Simulations", exact=True).fill("300")
     page.get_by_label("Seed", exact=True).fill("7")
-    page.get_by_role("button", name="Start", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/research/monte-carlo/\d+$"))
-    job_id = page.url.rsplit("/", 1)[1]
+    job_id = _start(page, "monte-carlo")
     table = page.locator("#mc-returns-percentiles")
     expect(table).to_be_visible(timeout=SLOW)
     job = researcher.get(f"{app.url}/api/research/monte-carlo/{job_id}").json()
@@ -184,9 +184,7 @@ def test_lookahead_check_verdict_findings_and_recursion(signed_in: Any, app: App
     _fill_backtest(page, "lookahead")
     page.get_by_label("Cut days", exact=True).fill("2")
     page.get_by_label("Warm-ups to try (trading days, comma-separated)", exact=True).fill("40")
-    page.get_by_role("button", name="Start", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/research/lookahead/\d+$"))
-    job_id = page.url.rsplit("/", 1)[1]
+    job_id = _start(page, "lookahead")
     expect(page.locator("[data-metric='lookahead-verdict']")).to_be_visible(timeout=SLOW)
     job = researcher.get(f"{app.url}/api/research/lookahead/{job_id}").json()
     assert job["status"] == "done"
