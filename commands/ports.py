@@ -266,6 +266,7 @@ class OutgoingNotification:
     link: str  # absolute URL into the web app
     message_id: str  # stable for these deliveries: a resend carries the same identity
     items: tuple[dict[str, Any], ...] = ()  # the notifications' items (e.g. signal ids, for action buttons)
+    possible_repeat: bool = False  # sent again after a stop between "recorded sent" and the server's answer
 
 
 class NotDelivered(Exception):
@@ -301,10 +302,13 @@ class NotificationChannel(Protocol):
     exactly once, immediately before the step that cannot be taken back (SMTP: the final "." that makes
     the server accept the message; an HTTP API: the request that posts the message), and must abort
     without delivering when `commit()` returns False (another dispatcher took the delivery over).
-    `commit()` records the delivery as sent in the database; a process killed before it leaves the
-    delivery to be sent again, one killed after it has sent it. A step that is one short write (SMTP's
-    ".") is passed as `commit(then)`: it is taken inside the commit, microseconds after the record became
-    durable (`Database.commit_then`), which leaves a SIGKILL almost nothing to fall between. Raise
+    `commit()` records the delivery as sent in the database, still held by the sender; `send` returning
+    normally (the server answered) releases it. A process killed before `commit()` leaves the delivery to
+    be sent again as if new; one killed after it, before `send` returned, leaves it in doubt (the server may
+    or may not have it): once the sender's lease runs out it is sent again marked as a possible repeat
+    (`possible_repeat`, with the same message id), never silently lost. A step that is one short write
+    (SMTP's ".") is passed as `commit(then)`: it is taken inside the commit, microseconds after the record
+    became durable (`Database.commit_then`), so a repeat of a message that did arrive is rare. Raise
     `NotDelivered` for a known failure before or after `commit()` (it is retried with backoff); any other
     exception after `commit()` leaves the delivery recorded as sent ("in doubt", with the error shown)."""
 

@@ -254,6 +254,16 @@ def render(kind: str, items: list[dict[str, Any]], link_path: str, base_url: str
     return Rendered(f"TraderTape: {title}", text, page, link)
 
 
+def possible_repeat(r: Rendered, first_sent: str | None) -> Rendered:
+    """A message sent again because the notifier stopped after recording it sent but before the server
+    confirmed it (it may or may not have arrived): marked as a possible repeat, like FIX's PossResend,
+    rather than risk it never arriving."""
+    note = (f"This may repeat a message sent at {ist(first_sent)}: TraderTape stopped before the server "
+            "confirmed that one arrived.")
+    page = r.html.replace("</h2>", f"</h2><p style=\"color:#666\"><em>{html.escape(note)}</em></p>", 1)
+    return Rendered(f"[Possible repeat] {r.subject}", f"{note}\n\n{r.text}", page, r.link)
+
+
 def render_many(parts: list[tuple[str, list[dict[str, Any]], str]], base_url: str, when: str) -> Rendered:
     """Several notifications in one message (a user's rate limit reached): a section per notification."""
     if len(parts) == 1:

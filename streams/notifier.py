@@ -7,8 +7,10 @@
 - One dispatcher thread per channel claims due deliveries (a lease, so two notifier processes never
   send the same one), and sends them through `notify_senders` sending threads (one connection each): the
   accounts of a claimed batch in parallel, one account's messages in order. A send records the delivery
-  as sent right before its point of no return (`NotificationChannel`, commands/ports.py): killed before,
-  it is sent again (the server never completed it); killed after, it is not. A failed send is retried
+  as sent right before its point of no return (`NotificationChannel`, commands/ports.py) and releases it
+  when the server answers: killed before the record, it is sent again (the server never completed it);
+  killed after it but before the answer, it is sent again marked as a possible repeat once the lease runs
+  out (the record and the final SMTP "." are microseconds apart, so this is rare). A failed send is retried
   with exponential backoff and, after `notify_max_attempts`, shown as failed in the notification list.
 - Per user and channel, at most `notify_rate_per_minute` messages a minute: when more are due than the
   allowance left, they go as one message with a list; past the limit they wait. Quiet hours (IST) hold
@@ -39,7 +41,15 @@ import sqlalchemy as sa
 from commands.ports import NotDelivered, NotificationChannel, OutgoingNotification
 from domain.calendar import nse_calendar
 from domain.money import format_inr, format_price
-from domain.notifications import IST, channel_on, default_preferences, ist, quiet_until, render_many
+from domain.notifications import (
+    IST,
+    channel_on,
+    default_preferences,
+    ist,
+    possible_repeat,
+    quiet_until,
+    render_many,
+)
 from domain.status import PositionStatus, SignalStatus
 from infra.bootstrap import Platform, schema_lock
 from infra.mail.channels import EmailChannel
@@ -181,7 +191,10 @@ class Dispatcher:
 
     def _claim(self, token: str, now: float) -> list[Any]:
         d, n = notification_deliveries, notifications
-        takeable = sa.or_(d.c.status == PENDING, sa.and_(d.c.status == SENDING, d.c.claimed_until < now))
+        # pending; or held by a sender whose lease ran out: before it recorded them sent, or after (in doubt:
+        # sent again as a possible repeat) but before the server's answer released them
+        takeable = sa.or_(d.c.status == PENDING, sa.and_(d.c.status.in_((SENDING, SENT)), d.c.claim.isnot(None),
+                                                         d.c.claimed_until < now))
         due = sa.select(d.c.id).where(d.c.channel == self.channel.name, d.c.not_before <= now, takeable)
         with self.db.read() as conn:  # nothing due (most wake-ups and polls): no write transaction
             if conn.execute(due.limit(1)).first() is None:
@@ -193,8 +206,8 @@ class Dispatcher:
             conn.execute(sa.update(d).where(d.c.id.in_(ids), takeable).values(
                 status=SENDING, claim=token, claimed_until=now + self.lease))
             return list(conn.execute(
-                sa.select(d.c.id, d.c.account_id, d.c.attempts, d.c.notification_id, n.c.kind, n.c.payload, n.c.link,
-                          n.c.occurred_at)
+                sa.select(d.c.id, d.c.account_id, d.c.attempts, d.c.notification_id, d.c.message_ref, d.c.sent_at,
+                          n.c.kind, n.c.payload, n.c.link, n.c.occurred_at)
                 .join(n, n.c.id == d.c.notification_id).where(d.c.claim == token).order_by(d.c.id)).all())
 
     def _release(self, ids: Sequence[int], token: str, **values: Any) -> None:
@@ -280,13 +293,16 @@ class Dispatcher:
             link = next((i["link"] for i in its if isinstance(i.get("link"), str)), r.link)
             parts.append((r.kind, its, link))
         rendered = render_many(parts, self.base_url, batch[-1].occurred_at)
+        first_sent = [float(r.sent_at) for r in batch if r.message_ref is not None and r.sent_at is not None]
+        if first_sent:  # recorded sent by a notifier that stopped before the server answered
+            rendered = possible_repeat(rendered, datetime.fromtimestamp(min(first_sent), UTC).isoformat())
         ids = tuple(int(r.id) for r in batch)
         return OutgoingNotification(
             account_id=account_id, channel=self.channel.name, delivery_ids=ids,
             notification_ids=tuple(int(r.notification_id) for r in batch), kinds=tuple(r.kind for r in batch),
             subject=rendered.subject, text=rendered.text, html=rendered.html, link=rendered.link,
             message_id=f"<tt-{self.channel.name}-{'.'.join(map(str, ids))[:120]}@tradertape.local>",
-            items=tuple(items))
+            items=tuple(items), possible_repeat=bool(first_sent))
 
     def _send(self, account_id: int, batch: list[Any], address: str, token: str) -> None:
         d = notification_deliveries
@@ -306,8 +322,8 @@ class Dispatcher:
             with self.db.write() as conn:
                 done = conn.execute(sa.update(d).where(d.c.id.in_(ids), d.c.claim == token, d.c.status == SENDING)
                                     .values(status=SENT, sent_at=self.clock(), message_ref=msg.message_id,
-                                            claim=None, claimed_until=None, attempts=d.c.attempts + 1,
-                                            last_error=None)).rowcount
+                                            claimed_until=self.clock() + self.lease, attempts=d.c.attempts + 1,
+                                            last_error=None)).rowcount  # (still ours until the server answers)
                 if done != len(ids):  # another dispatcher took some over: send nothing
                     conn.rollback()
                     return False
@@ -333,6 +349,9 @@ class Dispatcher:
             self._failed(ids, token, msg.message_id, text, True, max(int(r.attempts) for r in batch))
             return
         if committed:
+            with self.db.write() as conn:  # the server answered: no longer in doubt
+                conn.execute(sa.update(d).where(d.c.id.in_(ids), d.c.claim == token, d.c.status == SENT)
+                             .values(claim=None, claimed_until=None))
             with self._count_lock:
                 self.sent_messages += 1
 

@@ -139,7 +139,8 @@ class Settings(BaseSettings):
         "Messages each channel sends at once (SMTP connections, Telegram requests); one user's messages still "
         "go one after the other, in order. Lower it if the mail server limits connections per client"))
     notify_lease_seconds: float = Field(default=30.0, gt=0, description=(
-        "How long a dispatcher holds deliveries it is sending; a stopped notifier's are sent again after it"))
+        "How long a dispatcher holds deliveries it is sending, until the server answers; a stopped notifier's are "
+        "sent again after it (those it had recorded sent marked as a possible repeat)"))
     notify_expiry_reminder_minutes: int = Field(default=60, ge=1, le=1440, description=(
         "Remind of a signal still pending approval this many minutes before it expires"))
     notify_agent_offline_minutes: int = Field(default=10, ge=1, le=1440, description=(

@@ -54,7 +54,8 @@ class EmailChannel:
     def send(self, message: OutgoingNotification, address: str, commit: Commit) -> None:
         msg = rich_message(self.mailer.sender, address, message.subject, message.text, message.html,
                            message.message_id,
-                           {"X-TraderTape-Notifications": ",".join(map(str, message.notification_ids))})
+                           {"X-TraderTape-Notifications": ",".join(map(str, message.notification_ids)),
+                            **({"X-TraderTape-Possible-Repeat": "yes"} if message.possible_repeat else {})})
         if isinstance(self.mailer, ConsoleMailer):
             self.mailer.save_committed(msg, commit)
             return

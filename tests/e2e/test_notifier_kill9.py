@@ -1,5 +1,8 @@
 """`tradertape notifier` killed with SIGKILL in the middle of a burst of 500 notified events: after a
-restart every notification is emailed, none twice (real SMTP on loopback, counted exactly)."""
+restart every notification is emailed, none twice -- except a message the killed process had recorded sent
+without the server's answer yet (at most one per sending thread, and rare: the record and the final "." are
+microseconds apart), which is sent again marked as a possible repeat with the same Message-ID (real SMTP on
+loopback, counted exactly)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from commands.ports import CommandMeta
 from domain.accounts import Account
 from infra.bootstrap import bootstrap
 from infra.config.settings import Settings
-from projections.notifications import notifications
+from projections.notifications import notification_deliveries, notifications
 from streams.workers import make_projector
 from tests.support.processes import Proc, tt_env
 from tests.support.services import smtp_server
@@ -37,6 +40,17 @@ def carried(received: list[Any]) -> Counter[int]:
     return seen
 
 
+def repeated(received: list[Any]) -> dict[int, set[str]]:
+    """Notification id -> the Message-IDs of the messages that carried it again as a possible repeat."""
+    seen: dict[int, set[str]] = {}
+    for env in list(received):
+        msg = email.message_from_bytes(env.original_content)
+        if msg["X-TraderTape-Possible-Repeat"] == "yes":
+            for x in (msg["X-TraderTape-Notifications"] or "").split(","):
+                seen.setdefault(int(x), set()).add(str(msg["Message-ID"]))
+    return seen
+
+
 def wait_for(probe: Any, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -46,7 +60,7 @@ def wait_for(probe: Any, what: str, timeout: float = 120.0) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
+def test_sigkill_mid_burst_loses_nothing_and_repeats_only_what_was_in_doubt(tmp_path: Path) -> None:
     with smtp_server() as (port, received):
         env = tt_env(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}", notify_lease_seconds=2,
                      notify_rate_per_minute=1000, notifier="false")
@@ -85,14 +99,21 @@ def test_sigkill_mid_burst_loses_nothing_and_sends_nothing_twice(tmp_path: Path)
             wait_for(lambda: set(carried(received)) >= ids, "every notification emailed")
             time.sleep(settings.notify_lease_seconds + 2)  # anything claimed twice would have gone out by now
             notifier.stop()
+            with platform.db.read() as conn:  # every delivery sent and answered: none left in doubt
+                d = notification_deliveries
+                assert conn.execute(sa.select(sa.func.count()).select_from(d).where(
+                    sa.or_(d.c.status != "sent", d.c.claim.isnot(None)))).scalar_one() == 0
         finally:
             notifier.stop()
             platform.close()
-        got = carried(received)
+        got, repeats = carried(received), repeated(received)
         assert len(ids) == EVENTS
         assert set(got) == ids, "a notification was never emailed (or one that does not exist was)"
-        assert [i for i, n in got.items() if n > 1] == [], "a notification was emailed twice"
-        assert sum(got.values()) == EVENTS
+        twice = {i for i, n in got.items() if n > 1}
+        assert twice <= set(repeats), "a notification was emailed twice without being marked a possible repeat"
+        assert all(n <= 2 for n in got.values()), "a notification was emailed three times"
+        assert len(repeats) <= settings.notify_senders, "more in doubt than messages being sent at the kill"
+        assert sum(got.values()) == EVENTS + len(twice)
 
 
 def _started(platform: Any) -> bool:

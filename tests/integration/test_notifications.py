@@ -3,6 +3,8 @@ say and sends it by email (real SMTP on loopback) and to the in-app list."""
 
 from __future__ import annotations
 
+import contextlib
+import email
 import email.message
 import email.policy
 import json
@@ -236,6 +238,93 @@ def test_a_refused_send_is_retried_with_backoff_and_visible(api_factory: Any) ->
     finally:
         controller.stop()
         channel.close()
+
+
+class Killed(BaseException):
+    """The notifier process dying (SIGKILL): nothing after this point of the send runs."""
+
+
+def test_a_message_in_doubt_after_a_stop_is_sent_again_marked_as_a_possible_repeat(api_factory: Any) -> None:
+    """A notifier that records a message sent, writes the final SMTP "." and dies before the server's answer
+    leaves the delivery in doubt: once its lease runs out the restarted notifier sends it again, marked as a
+    possible repeat with the same Message-ID (mail clients show it once), never silently lost. A message the
+    server answered is never sent again. (Real SMTP on loopback; dispatchers driven step by step.)"""
+    from aiosmtpd.controller import Controller
+
+    received: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            received.append(envelope)
+            return "250 OK"
+
+    class DiesAfterTheDot:
+        """The email channel of a process killed right after the "." went out."""
+        name = "email"
+
+        def __init__(self, real: EmailChannel) -> None:
+            self.real = real
+
+        def address(self, account_id: int) -> str | None:
+            return self.real.address(account_id)
+
+        def send(self, message: Any, address: str, commit: Any) -> None:
+            def dying_commit(then: Any = None) -> bool:
+                def then_die() -> None:
+                    then()
+                    raise Killed
+                return bool(commit(then_die))
+            self.real.send(message, address, dying_commit)
+
+    client = api_factory(notifier=False)
+    me = client.login()
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    channels: list[EmailChannel] = []
+    try:
+        platform = client.platform
+        now = [time.time()]
+
+        def email_channel() -> EmailChannel:
+            channels.append(EmailChannel(platform.db, SmtpMailer(f"smtp://127.0.0.1:{port}",
+                                                                 platform.settings.mail_from)))
+            return channels[-1]
+
+        with platform.db.write() as conn:
+            nid = record(conn, ["email"], me["id"], "import_finished",
+                         {"batch_id": 3, "import_kind": "cas", "imported": 5, "rejected": 1, "duplicates": 0},
+                         "2026-03-02T10:00:00+00:00", now=now[0])
+        dying = Dispatcher(platform, DiesAfterTheDot(email_channel()), clock=lambda: now[0])
+        with contextlib.suppress(Killed):
+            dying.step()
+        eventually(lambda: received, "the first copy at the server")
+        first = email.message_from_bytes(received[0].original_content)
+        assert first["X-TraderTape-Possible-Repeat"] is None and "repeat" not in first["Subject"].lower()
+
+        restarted = Dispatcher(platform, email_channel(), clock=lambda: now[0])
+        assert restarted.step() == 0  # the dead sender's lease still runs: nothing is taken over yet
+        now[0] += platform.settings.notify_lease_seconds + 1
+        assert restarted.step() == 1
+        assert len(received) == 2
+        again = email.message_from_bytes(received[1].original_content)
+        assert again["Message-ID"] == first["Message-ID"]
+        assert again["X-TraderTape-Notifications"] == first["X-TraderTape-Notifications"] == str(nid)
+        assert again["X-TraderTape-Possible-Repeat"] == "yes"
+        assert again["Subject"] == f"[Possible repeat] {first['Subject']}"
+        text, page = parts(again)
+        sent_at = datetime.fromtimestamp(now[0] - platform.settings.notify_lease_seconds - 1, IST_ZONE)
+        assert text.startswith(f"This may repeat a message sent at {sent_at:%-d %b %Y, %H:%M} IST")
+        assert "This may repeat a message sent at" in page
+        n = next(n for n in client.get("/api/notifications").json() if n["id"] == nid)
+        assert n["deliveries"][0]["status"] == "sent"
+
+        now[0] += 3 * platform.settings.notify_lease_seconds  # answered by the server: never sent again
+        assert restarted.step() == 0 and len(received) == 2
+    finally:
+        controller.stop()
+        for c in channels:
+            c.close()
 
 
 def test_open_pages_get_their_own_notifications_live(api_factory: Any) -> None:
