@@ -61,6 +61,7 @@ def scan_with_signals(client: Any, portfolio_id: int, minimum: int = 2) -> list[
         if len(found) >= minimum:
             return found
         advance(client, 1)
+        wait_projected(client)  # the day's expiries (the market clock's events) before the list is read again
     raise AssertionError("no day produced enough signals")
 
 
