@@ -337,13 +337,17 @@ class Dispatcher:
             return
         except Exception as exc:
             text = f"{type(exc).__name__}: {exc}"[:400]
-            if committed:  # it may have gone out: never send it twice
-                log.warning("notifier %s: deliveries %s in doubt after commit: %s", self.channel.name, ids, text)
+            if committed:  # it may or may not have arrived: sent again later, marked as a possible repeat
+                tried = max(int(r.attempts) for r in batch) + 1
+                again = tried < self.max_attempts
+                log.warning("notifier %s: deliveries %s in doubt after commit: %s%s", self.channel.name, ids, text,
+                            "; will send again as a possible repeat" if again else "")
                 with self.db.write() as conn:  # (our claim still on them: the COMMIT itself failed)
                     conn.execute(sa.update(d).where(d.c.id.in_(ids), sa.or_(
                         d.c.message_ref == msg.message_id, sa.and_(d.c.claim == token, d.c.status == SENDING)))
                         .values(status=SENT, message_ref=msg.message_id, sent_at=sa.func.coalesce(
-                            d.c.sent_at, self.clock()), claim=None, claimed_until=None,
+                            d.c.sent_at, self.clock()), claim=token if again else None,
+                            claimed_until=self.clock() + _backoff(self.retry, tried) if again else None,
                             last_error=f"in doubt: {text}"))
                 return
             self._failed(ids, token, msg.message_id, text, True, max(int(r.attempts) for r in batch))

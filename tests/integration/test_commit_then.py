@@ -56,7 +56,7 @@ def test_a_failing_step_leaves_the_commit_standing(db: Database) -> None:
     with pytest.raises(OSError), db.write() as conn:
         conn.execute(sa.insert(ROWS).values(id=7))
         db.commit_then(conn, then)
-    assert _ids(db) == [7]  # recorded: the caller treats the message as in doubt, never sends it again
+    assert _ids(db) == [7]  # recorded: the caller treats the message as in doubt (sent again, marked a possible repeat)
     with db.write() as conn:
         conn.execute(sa.insert(ROWS).values(id=8))
     assert _ids(db) == [7, 8]

@@ -327,6 +327,58 @@ def test_a_message_in_doubt_after_a_stop_is_sent_again_marked_as_a_possible_repe
             c.close()
 
 
+def test_a_connection_lost_before_the_servers_answer_is_sent_again_marked(api_factory: Any) -> None:
+    """The mail server hangs up after the final "." without answering (RFC 1047's duplicate case): the message
+    may or may not have been accepted, so it is sent again after the backoff, marked as a possible repeat,
+    and the error stays visible until then. (Real SMTP on loopback; a dispatcher driven step by step.)"""
+    from aiosmtpd.controller import Controller
+
+    received: list[Any] = []
+
+    class HangsUpOnce:
+        async def handle_DATA(self, server: Any, session: object, envelope: Any) -> str:
+            received.append(envelope)
+            if len(received) == 1:
+                server.transport.close()
+            return "250 OK"
+
+    client = api_factory(notifier=False)
+    me = client.login()
+    port = free_port()
+    controller = Controller(HangsUpOnce(), hostname="127.0.0.1", port=port)
+    controller.start()
+    mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", client.platform.settings.mail_from)
+    channel = EmailChannel(client.platform.db, mailer)
+    try:
+        platform = client.platform
+        now = [time.time()]
+        dispatcher = Dispatcher(platform, channel, clock=lambda: now[0])
+        with platform.db.write() as conn:
+            nid = record(conn, ["email"], me["id"], "import_finished",
+                         {"batch_id": 4, "import_kind": "cas", "imported": 2, "rejected": 0, "duplicates": 0},
+                         "2026-03-02T10:00:00+00:00", now=now[0])
+
+        def delivery() -> dict[str, Any]:
+            n = next(n for n in client.get("/api/notifications").json() if n["id"] == nid)
+            return dict(n["deliveries"][0])
+
+        assert dispatcher.step() == 1 and len(received) == 1
+        assert delivery()["error"].startswith("in doubt: SMTPServerDisconnected")
+        assert dispatcher.step() == 0  # not before the backoff
+        now[0] += platform.settings.notify_retry_seconds + 1
+        assert dispatcher.step() == 1 and len(received) == 2
+        first, again = (email.message_from_bytes(r.original_content) for r in received)
+        assert again["X-TraderTape-Possible-Repeat"] == "yes" and first["X-TraderTape-Possible-Repeat"] is None
+        assert again["Message-ID"] == first["Message-ID"]
+        assert again["Subject"] == f"[Possible repeat] {first['Subject']}"
+        assert delivery()["status"] == "sent" and delivery()["error"] is None
+        now[0] += 3600
+        assert dispatcher.step() == 0 and len(received) == 2  # answered: never again
+    finally:
+        controller.stop()
+        channel.close()
+
+
 def test_open_pages_get_their_own_notifications_live(api_factory: Any) -> None:
     from tests.support.live import make_bars
 
