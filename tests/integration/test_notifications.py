@@ -9,7 +9,7 @@ import email.message
 import email.policy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from projections.notifications import notification_deliveries, record
 from streams.notifier import Dispatcher
 from tests.conftest import unique_email
 from tests.integration.test_api_model import deploy, scan_with_signals, template_id
-from tests.support.services import free_port
+from tests.support.services import free_port, smtp_server
 
 T = TypeVar("T")
 
@@ -182,201 +182,162 @@ def test_preferences_switch_channels_and_refuse_nonsense(market: Any) -> None:
     assert any(n["id"] == nid for n in market.get("/api/notifications").json())
 
 
-def test_a_refused_send_is_retried_with_backoff_and_visible(api_factory: Any) -> None:
-    """A real SMTP server that refuses the first two attempts (451), then accepts. (No notifier in the
-    app: this test drives a dispatcher step by step with its own clock.)"""
-    from aiosmtpd.controller import Controller
+class StepByStep:
+    """A dispatcher's world driven by hand (no notifier in the app): a real SMTP server on loopback, the email
+    channels made for it, a clock the test moves, and one recorded notification (an import finished)."""
 
-    received: list[Any] = []
-    refusals = [2]
-
-    class Flaky:
-        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-            if refusals[0] > 0:
-                refusals[0] -= 1
-                return "451 Try again later"
-            received.append(envelope)
-            return "250 OK"
-
-    client = api_factory(notifier=False)
-    me = client.login()
-    port = free_port()
-    controller = Controller(Flaky(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        platform = client.platform
-        now = [time.time()]
-        channel = EmailChannel(platform.db, SmtpMailer(f"smtp://127.0.0.1:{port}", platform.settings.mail_from))
-        dispatcher = Dispatcher(platform, channel, clock=lambda: now[0])
-        with platform.db.write() as conn:
+    def __init__(self, client: Any, port: int, received: list[Any]) -> None:
+        self.client, self.platform, self.port, self.received = client, client.platform, port, received
+        self.now = time.time()
+        self.channels: list[EmailChannel] = []
+        me = client.login()
+        with self.platform.db.write() as conn:
             nid = record(conn, ["email"], me["id"], "import_finished",
                          {"batch_id": 3, "import_kind": "cas", "imported": 5, "rejected": 1, "duplicates": 0},
-                         "2026-03-02T10:00:00+00:00", now=now[0])
+                         "2026-03-02T10:00:00+00:00", now=self.now)
         assert nid is not None
+        self.nid = nid
 
-        def delivery() -> dict[str, Any]:
-            n = next(n for n in client.get("/api/notifications").json() if n["id"] == nid)
-            return dict(n["deliveries"][0])
+    def channel(self) -> EmailChannel:
+        self.channels.append(EmailChannel(self.platform.db, SmtpMailer(f"smtp://127.0.0.1:{self.port}",
+                                                                       self.platform.settings.mail_from)))
+        return self.channels[-1]
 
+    def dispatcher(self, channel: Any = None) -> Dispatcher:
+        return Dispatcher(self.platform, channel or self.channel(), clock=lambda: self.now)
+
+    def delivery(self) -> dict[str, Any]:
+        n = next(n for n in self.client.get("/api/notifications").json() if n["id"] == self.nid)
+        return dict(n["deliveries"][0])
+
+    def mails(self) -> list[email.message.Message]:
+        return [email.message_from_bytes(r.original_content) for r in self.received]
+
+
+@contextlib.contextmanager
+def step_by_step(api_factory: Any, answer: Callable[[Any, Any], str] | None = None) -> Iterator[StepByStep]:
+    with smtp_server(answer) as (port, received):
+        world = StepByStep(api_factory(notifier=False), port, received)
+        try:
+            yield world
+        finally:
+            for c in world.channels:
+                c.close()
+
+
+def test_a_refused_send_is_retried_with_backoff_and_visible(api_factory: Any) -> None:
+    """A real SMTP server that refuses the first two attempts (451), then accepts."""
+    refusals = [2]
+
+    def flaky(server: Any, envelope: Any) -> str:
+        if refusals[0] > 0:
+            refusals[0] -= 1
+            return "451 Try again later"
+        return "250 OK"
+
+    with step_by_step(api_factory, flaky) as w:
+        dispatcher, retry = w.dispatcher(), w.platform.settings.notify_retry_seconds
         assert dispatcher.step() == 1
-        first = delivery()
+        first = w.delivery()
         assert first["status"] == "pending" and first["attempts"] == 1 and "451" in first["error"]
         assert dispatcher.step() == 0  # not due before the backoff
-        now[0] += platform.settings.notify_retry_seconds + 1
+        w.now += retry + 1
         assert dispatcher.step() == 1
-        second = delivery()
+        second = w.delivery()
         assert second["attempts"] == 2 and second["status"] == "pending"
-        wait2 = datetime.fromisoformat(second["next_attempt_at"]).timestamp() - now[0]
-        assert wait2 > platform.settings.notify_retry_seconds  # doubled
-        now[0] += wait2 + 1
+        wait2 = datetime.fromisoformat(second["next_attempt_at"]).timestamp() - w.now
+        assert wait2 > retry  # doubled
+        w.now += wait2 + 1
         assert dispatcher.step() == 1
-        third = delivery()
+        third = w.delivery()
         assert third["status"] == "sent" and third["attempts"] == 3 and third["error"] is None
-        assert len(received) == 1
-        now[0] += 3600
-        assert dispatcher.step() == 0 and len(received) == 1  # never again
-    finally:
-        controller.stop()
-        channel.close()
+        assert len(w.received) == 1
+        w.now += 3600
+        assert dispatcher.step() == 0 and len(w.received) == 1  # never again
 
 
 class Killed(BaseException):
     """The notifier process dying (SIGKILL): nothing after this point of the send runs."""
 
 
+class DiesAfterTheDot:
+    """The email channel of a process killed right after the final "." went out."""
+
+    name = "email"
+
+    def __init__(self, real: EmailChannel) -> None:
+        self.real = real
+
+    def address(self, account_id: int) -> str | None:
+        return self.real.address(account_id)
+
+    def send(self, message: Any, address: str, commit: Any) -> None:
+        def dying_commit(then: Any = None) -> bool:
+            def then_die() -> None:
+                then()
+                raise Killed
+            return bool(commit(then_die))
+        self.real.send(message, address, dying_commit)
+
+
 def test_a_message_in_doubt_after_a_stop_is_sent_again_marked_as_a_possible_repeat(api_factory: Any) -> None:
     """A notifier that records a message sent, writes the final SMTP "." and dies before the server's answer
     leaves the delivery in doubt: once its lease runs out the restarted notifier sends it again, marked as a
     possible repeat with the same Message-ID (mail clients show it once), never silently lost. A message the
-    server answered is never sent again. (Real SMTP on loopback; dispatchers driven step by step.)"""
-    from aiosmtpd.controller import Controller
-
-    received: list[Any] = []
-
-    class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-            received.append(envelope)
-            return "250 OK"
-
-    class DiesAfterTheDot:
-        """The email channel of a process killed right after the "." went out."""
-        name = "email"
-
-        def __init__(self, real: EmailChannel) -> None:
-            self.real = real
-
-        def address(self, account_id: int) -> str | None:
-            return self.real.address(account_id)
-
-        def send(self, message: Any, address: str, commit: Any) -> None:
-            def dying_commit(then: Any = None) -> bool:
-                def then_die() -> None:
-                    then()
-                    raise Killed
-                return bool(commit(then_die))
-            self.real.send(message, address, dying_commit)
-
-    client = api_factory(notifier=False)
-    me = client.login()
-    port = free_port()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    channels: list[EmailChannel] = []
-    try:
-        platform = client.platform
-        now = [time.time()]
-
-        def email_channel() -> EmailChannel:
-            channels.append(EmailChannel(platform.db, SmtpMailer(f"smtp://127.0.0.1:{port}",
-                                                                 platform.settings.mail_from)))
-            return channels[-1]
-
-        with platform.db.write() as conn:
-            nid = record(conn, ["email"], me["id"], "import_finished",
-                         {"batch_id": 3, "import_kind": "cas", "imported": 5, "rejected": 1, "duplicates": 0},
-                         "2026-03-02T10:00:00+00:00", now=now[0])
-        dying = Dispatcher(platform, DiesAfterTheDot(email_channel()), clock=lambda: now[0])
+    server answered is never sent again."""
+    with step_by_step(api_factory) as w:
+        lease = w.platform.settings.notify_lease_seconds
         with contextlib.suppress(Killed):
-            dying.step()
-        eventually(lambda: received, "the first copy at the server")
-        first = email.message_from_bytes(received[0].original_content)
+            w.dispatcher(DiesAfterTheDot(w.channel())).step()
+        eventually(lambda: w.received, "the first copy at the server")
+        first = w.mails()[0]
         assert first["X-TraderTape-Possible-Repeat"] is None and "repeat" not in first["Subject"].lower()
 
-        restarted = Dispatcher(platform, email_channel(), clock=lambda: now[0])
+        restarted = w.dispatcher()
         assert restarted.step() == 0  # the dead sender's lease still runs: nothing is taken over yet
-        now[0] += platform.settings.notify_lease_seconds + 1
+        w.now += lease + 1
         assert restarted.step() == 1
-        assert len(received) == 2
-        again = email.message_from_bytes(received[1].original_content)
+        assert len(w.received) == 2
+        again = w.mails()[1]
         assert again["Message-ID"] == first["Message-ID"]
-        assert again["X-TraderTape-Notifications"] == first["X-TraderTape-Notifications"] == str(nid)
+        assert again["X-TraderTape-Notifications"] == first["X-TraderTape-Notifications"] == str(w.nid)
         assert again["X-TraderTape-Possible-Repeat"] == "yes"
         assert again["Subject"] == f"[Possible repeat] {first['Subject']}"
         text, page = parts(again)
-        sent_at = datetime.fromtimestamp(now[0] - platform.settings.notify_lease_seconds - 1, IST_ZONE)
+        sent_at = datetime.fromtimestamp(w.now - lease - 1, IST_ZONE)
         assert text.startswith(f"This may repeat a message sent at {sent_at:%-d %b %Y, %H:%M} IST")
         assert "This may repeat a message sent at" in page
-        n = next(n for n in client.get("/api/notifications").json() if n["id"] == nid)
-        assert n["deliveries"][0]["status"] == "sent"
-
-        now[0] += 3 * platform.settings.notify_lease_seconds  # answered by the server: never sent again
-        assert restarted.step() == 0 and len(received) == 2
-    finally:
-        controller.stop()
-        for c in channels:
-            c.close()
+        assert w.delivery()["status"] == "sent"
+        w.now += 3 * lease  # answered by the server: never sent again
+        assert restarted.step() == 0 and len(w.received) == 2
 
 
 def test_a_connection_lost_before_the_servers_answer_is_sent_again_marked(api_factory: Any) -> None:
     """The mail server hangs up after the final "." without answering (RFC 1047's duplicate case): the message
     may or may not have been accepted, so it is sent again after the backoff, marked as a possible repeat,
-    and the error stays visible until then. (Real SMTP on loopback; a dispatcher driven step by step.)"""
-    from aiosmtpd.controller import Controller
+    and the error stays visible until then."""
+    answered = [0]
 
-    received: list[Any] = []
+    def hangs_up_once(server: Any, envelope: Any) -> str:
+        answered[0] += 1
+        if answered[0] == 1:
+            server.transport.close()
+        return "250 OK"
 
-    class HangsUpOnce:
-        async def handle_DATA(self, server: Any, session: object, envelope: Any) -> str:
-            received.append(envelope)
-            if len(received) == 1:
-                server.transport.close()
-            return "250 OK"
-
-    client = api_factory(notifier=False)
-    me = client.login()
-    port = free_port()
-    controller = Controller(HangsUpOnce(), hostname="127.0.0.1", port=port)
-    controller.start()
-    mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", client.platform.settings.mail_from)
-    channel = EmailChannel(client.platform.db, mailer)
-    try:
-        platform = client.platform
-        now = [time.time()]
-        dispatcher = Dispatcher(platform, channel, clock=lambda: now[0])
-        with platform.db.write() as conn:
-            nid = record(conn, ["email"], me["id"], "import_finished",
-                         {"batch_id": 4, "import_kind": "cas", "imported": 2, "rejected": 0, "duplicates": 0},
-                         "2026-03-02T10:00:00+00:00", now=now[0])
-
-        def delivery() -> dict[str, Any]:
-            n = next(n for n in client.get("/api/notifications").json() if n["id"] == nid)
-            return dict(n["deliveries"][0])
-
-        assert dispatcher.step() == 1 and len(received) == 1
-        assert delivery()["error"].startswith("in doubt: SMTPServerDisconnected")
+    with step_by_step(api_factory, hangs_up_once) as w:
+        dispatcher = w.dispatcher()
+        assert dispatcher.step() == 1 and len(w.received) == 1
+        assert w.delivery()["error"].startswith("in doubt: SMTPServerDisconnected")
         assert dispatcher.step() == 0  # not before the backoff
-        now[0] += platform.settings.notify_retry_seconds + 1
-        assert dispatcher.step() == 1 and len(received) == 2
-        first, again = (email.message_from_bytes(r.original_content) for r in received)
+        w.now += w.platform.settings.notify_retry_seconds + 1
+        assert dispatcher.step() == 1 and len(w.received) == 2
+        first, again = w.mails()
         assert again["X-TraderTape-Possible-Repeat"] == "yes" and first["X-TraderTape-Possible-Repeat"] is None
         assert again["Message-ID"] == first["Message-ID"]
         assert again["Subject"] == f"[Possible repeat] {first['Subject']}"
-        assert delivery()["status"] == "sent" and delivery()["error"] is None
-        now[0] += 3600
-        assert dispatcher.step() == 0 and len(received) == 2  # answered: never again
-    finally:
-        controller.stop()
-        channel.close()
+        assert w.delivery()["status"] == "sent" and w.delivery()["error"] is None
+        w.now += 3600
+        assert dispatcher.step() == 0 and len(w.received) == 2  # answered: never again
 
 
 def test_open_pages_get_their_own_notifications_live(api_factory: Any) -> None:

@@ -12,8 +12,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -153,16 +154,19 @@ class KafkaBroker:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[int, list[object]]]:
-    """An aiosmtpd server on a free loopback port; yields (port, received envelopes)."""
+def smtp_server(answer: Callable[[Any, Any], str] | None = None) -> Iterator[tuple[int, list[Any]]]:
+    """An aiosmtpd server on a free loopback port; yields (port, the envelopes it accepted). `answer(server,
+    envelope)` gives the reply to each message (default "250 OK"; it may also hang up: `server.transport`)."""
     from aiosmtpd.controller import Controller
 
-    received: list[object] = []
+    received: list[Any] = []
 
     class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            received.append(envelope)
-            return "250 OK"
+        async def handle_DATA(self, server: Any, session: object, envelope: Any) -> str:
+            reply = answer(server, envelope) if answer is not None else "250 OK"
+            if reply.startswith("250"):
+                received.append(envelope)
+            return reply
 
     port = free_port()
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
