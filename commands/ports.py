@@ -310,7 +310,7 @@ class NotificationChannel(Protocol):
     (SMTP's ".") is passed as `commit(then)`: it is taken inside the commit, microseconds after the record
     became durable (`Database.commit_then`), so a repeat of a message that did arrive is rare. Raise
     `NotDelivered` for a known failure before or after `commit()` (it is retried with backoff); any other
-    exception after `commit()` leaves it in doubt too ("in doubt: <error>" shown), sent again marked as a
+    exception after `commit()` leaves it in doubt too (the error shown), sent again marked as a
     possible repeat after the retry backoff."""
 
     name: str

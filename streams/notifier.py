@@ -340,15 +340,16 @@ class Dispatcher:
             if committed:  # it may or may not have arrived: sent again later, marked as a possible repeat
                 tried = max(int(r.attempts) for r in batch) + 1
                 again = tried < self.max_attempts
-                log.warning("notifier %s: deliveries %s in doubt after commit: %s%s", self.channel.name, ids, text,
-                            "; will send again as a possible repeat" if again else "")
+                wait = _backoff(self.retry, tried)
+                error = (f"in doubt, sent again as a possible repeat after {wait:.0f} s: {text}" if again
+                         else f"in doubt after {tried} attempts, not sent again: {text}")
+                log.warning("notifier %s: deliveries %s %s", self.channel.name, ids, error)
                 with self.db.write() as conn:  # (our claim still on them: the COMMIT itself failed)
                     conn.execute(sa.update(d).where(d.c.id.in_(ids), sa.or_(
                         d.c.message_ref == msg.message_id, sa.and_(d.c.claim == token, d.c.status == SENDING)))
                         .values(status=SENT, message_ref=msg.message_id, sent_at=sa.func.coalesce(
                             d.c.sent_at, self.clock()), claim=token if again else None,
-                            claimed_until=self.clock() + _backoff(self.retry, tried) if again else None,
-                            last_error=f"in doubt: {text}"))
+                            claimed_until=self.clock() + wait if again else None, last_error=error[:500]))
                 return
             self._failed(ids, token, msg.message_id, text, True, max(int(r.attempts) for r in batch))
             return

@@ -3,6 +3,8 @@ against a real `tradertape serve` (the notifier runs in it)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,18 @@ def test_an_import_rings_the_bell_live_and_is_read_from_the_list(page: Any, app:
     expect(item).to_contain_text("Import finished")
     expect(item).to_contain_text("1 imported")
     expect(item).to_have_class("unread")
+    badge = item.locator(".badge", has_text="email:")
+    expect(badge).to_have_text("email: sent", timeout=20_000)
+    # a delivery recorded sent whose mail server never answered: unconfirmed, and the tooltip says what follows
+    error = "in doubt, sent again as a possible repeat after 60 s: SMTPServerDisconnected: Connection closed"
+    with contextlib.closing(sqlite3.connect(app.var / "tradertape.db")) as db, db:
+        db.execute("UPDATE notification_deliveries SET last_error = ? WHERE channel = 'email' AND status = 'sent' AND "
+                   "notification_id = (SELECT max(n.id) FROM notifications n JOIN rm_accounts a ON a.id = n.account_id "
+                   "WHERE n.kind = 'import_finished' AND a.email = ?)", (error, USER))
+    page.reload()
+    expect(badge).to_have_text("email: sent (unconfirmed)")
+    expect(badge).to_have_attribute("title", error)
+    expect(badge).not_to_have_class("badge good")
     item.get_by_role("button", name="Mark read").click()
     expect(page.locator(".bell-count")).to_have_count(0)
     expect(page.locator("#notification-list > li").first).to_have_class("read")

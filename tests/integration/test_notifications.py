@@ -327,7 +327,9 @@ def test_a_connection_lost_before_the_servers_answer_is_sent_again_marked(api_fa
     with step_by_step(api_factory, hangs_up_once) as w:
         dispatcher = w.dispatcher()
         assert dispatcher.step() == 1 and len(w.received) == 1
-        assert w.delivery()["error"].startswith("in doubt: SMTPServerDisconnected")
+        doubt = w.delivery()
+        assert doubt["status"] == "sent" and doubt["error"].startswith("in doubt, sent again as a possible repeat")
+        assert "SMTPServerDisconnected" in doubt["error"]
         assert dispatcher.step() == 0  # not before the backoff
         w.now += w.platform.settings.notify_retry_seconds + 1
         assert dispatcher.step() == 1 and len(w.received) == 2

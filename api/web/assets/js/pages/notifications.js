@@ -53,8 +53,10 @@ function lines(n) {
 
 function Delivery({ d }) {
   const when = d.status === 'pending' && d.next_attempt_at ? ` (next try ${f.dateTime(d.next_attempt_at)})` : '';
-  return html`<span class=${'badge ' + (d.status === 'failed' ? 'bad' : d.status === 'sent' ? 'good' : '')}
-    title=${d.error || ''}>${d.channel}: ${STATUS[d.status] || d.status}${d.attempts > 1 ? `, ${d.attempts} tries` : ''}${when}</span>`;
+  // recorded sent, but the server never answered (the tooltip says whether it will be sent again)
+  const doubt = d.status === 'sent' && String(d.error || '').startsWith('in doubt');
+  return html`<span class=${'badge ' + (d.status === 'failed' ? 'bad' : d.status === 'sent' && !doubt ? 'good' : '')}
+    title=${d.error || ''}>${d.channel}: ${STATUS[d.status] || d.status}${doubt ? ' (unconfirmed)' : ''}${d.attempts > 1 ? `, ${d.attempts} tries` : ''}${when}</span>`;
 }
 
 export function Notifications({ query }) {
