@@ -1,4 +1,5 @@
-"""`tradertape notifier` killed with SIGKILL in the middle of a burst of 500 notified events: after a
+"""`tradertape notifier` killed with SIGKILL in the middle of a burst of 500 notified events (on SQLite and on
+Postgres, whose COMMIT is answered after the final "." went out): after a
 restart every notification is emailed, none twice -- except a message the killed process had recorded sent
 without the server's answer yet (at most one per sending thread, and rare: the record and the final "." are
 microseconds apart), which is sent again marked as a possible repeat with the same Message-ID (real SMTP on
@@ -60,9 +61,9 @@ def wait_for(probe: Any, what: str, timeout: float = 120.0) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-def test_sigkill_mid_burst_loses_nothing_and_repeats_only_what_was_in_doubt(tmp_path: Path) -> None:
+def test_sigkill_mid_burst_loses_nothing_and_repeats_only_what_was_in_doubt(tmp_path: Path, database_url: str) -> None:
     with smtp_server() as (port, received):
-        env = tt_env(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}", notify_lease_seconds=2,
+        env = tt_env(tmp_path, database_url=database_url, smtp_url=f"smtp://127.0.0.1:{port}", notify_lease_seconds=2,
                      notify_rate_per_minute=1000, notifier="false")
         fields: dict[str, Any] = {k[len("TRADERTAPE_"):].lower(): v for k, v in env.items()
                                   if k.startswith("TRADERTAPE_")}
