@@ -14,8 +14,10 @@ and recorded as backtest runs (`BacktestCompleted`), so `best_run_id` is a run l
 Ownership: every service (one per API process) is a *runner* with its own id, recorded on the jobs it
 submits, and a heartbeat row in `research_heartbeats` renewed every `HEARTBEAT_EVERY` seconds. A runner
 fails only jobs whose runner is gone: its own at shutdown, and -- at start and with every heartbeat --
-any job whose runner has not beaten for `STALE_AFTER` seconds (a crashed or killed process). A job of
-another live API process is never touched. A job that ran at least `research_notify_after` seconds records
+any job whose runner has not beaten for `STALE_AFTER` seconds (a crashed or killed process), or whose
+runner was a process of this host that no longer exists (a server killed and started again: its jobs fail at
+once, so the one-running-job limit does not hold the user up). A job of another live API process is never
+touched. A job that ran at least `research_notify_after` seconds records
 `ResearchJobFinished` when it ends (done, failed or cancelled), which the notifier turns into a message.
 """
 
@@ -68,6 +70,23 @@ STOPPED = "the server running the job stopped before it finished; submit it agai
 
 def new_runner_id() -> str:
     return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def gone_from_this_host(runner: str) -> bool:
+    """A runner of this host whose process no longer exists (killed, crashed): known at once, without waiting
+    STALE_AFTER for its heartbeat to age. Another host's runner, or a process id in use again, is left to the
+    heartbeat."""
+    host, _, rest = runner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:80] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):  # alive as another user's process; nonsense: the heartbeat decides
+        return False
+    return False
 
 
 class ResearchService:
@@ -244,7 +263,7 @@ class ResearchService:
             active = active_research_jobs(conn)
         failed = []
         for account_id, job_id, runner in active:
-            if runner == self.runner or runner in alive:
+            if runner == self.runner or (runner in alive and not gone_from_this_host(runner or "")):
                 continue
             self._fail(account_id, job_id, STOPPED)
             failed.append(job_id)

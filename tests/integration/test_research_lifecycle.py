@@ -4,6 +4,8 @@ runner is gone), and 4xx answers that name the field without showing the caller'
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
 import time
 from typing import Any
@@ -185,6 +187,26 @@ def test_a_job_is_failed_only_when_its_runner_is_gone(lab: Any) -> None:
     assert mine.reap() in ([theirs], [])  # [] when this process's own heartbeat thread got there first
     job = _job_once(lab, theirs, "failed")
     assert job["status"] == "failed" and "stopped before it finished" in job["error"]
+
+    # a server of this host killed a moment ago (its heartbeat still fresh): its jobs fail at once, as its
+    # process is gone; one whose process still runs is left to its heartbeat until that process ends
+    host = socket.gethostname()[:80]
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    killed = f"{host}:{ended.pid}:x"
+    _beat(lab, killed, age=1)
+    was_killed = _submit_as(lab, killed, me["id"])
+    mine.reap()  # (or this process's heartbeat thread, whichever comes first)
+    job = _job_once(lab, was_killed, "failed")
+    assert job["status"] == "failed" and job["error"] == service_module.STOPPED
+    with subprocess.Popen(["sleep", "30"]) as sleeper:
+        running = f"{host}:{sleeper.pid}:y"
+        _beat(lab, running, age=1)
+        still_running = _submit_as(lab, running, me["id"])
+        assert mine.reap() == [] and lab.get(f"/api/research/sweeps/{still_running}").json()["status"] == "running"
+        sleeper.kill()
+    mine.reap()
+    assert _job_once(lab, still_running, "failed")["status"] == "failed"
 
     # a restarted server (a new runner) fails the jobs its earlier self left running, not a live one's
     gone = _submit_as(lab, "old-self", me["id"])  # no heartbeat row at all: that process is gone
