@@ -25,6 +25,7 @@ from projections.notifications import notification_deliveries, notifications
 from streams.workers import make_projector
 from tests.support.processes import Proc, tt_env
 from tests.support.services import smtp_server
+from tests.support.waiting import eventually
 
 ACCOUNTS = 10
 EVENTS = 500
@@ -52,15 +53,6 @@ def repeated(received: list[Any]) -> dict[int, set[str]]:
     return seen
 
 
-def wait_for(probe: Any, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
-
-
 def test_sigkill_mid_burst_loses_nothing_and_repeats_only_what_was_in_doubt(tmp_path: Path, database_url: str) -> None:
     with smtp_server() as (port, received):
         env = tt_env(tmp_path, database_url=database_url, smtp_url=f"smtp://127.0.0.1:{port}", notify_lease_seconds=2,
@@ -78,7 +70,7 @@ def test_sigkill_mid_burst_loses_nothing_and_repeats_only_what_was_in_doubt(tmp_
         log = tmp_path / "notifier.log"
         notifier = Proc(["notifier", "--source", "store"], env, log).start()
         try:
-            wait_for(lambda: _started(platform), "the notifier's first position", 60)
+            eventually(lambda: _started(platform), "the notifier's first position", 60)
 
             def burst() -> None:  # ~200 events/s
                 for n in range(EVENTS):
@@ -88,16 +80,16 @@ def test_sigkill_mid_burst_loses_nothing_and_repeats_only_what_was_in_doubt(tmp_
 
             writer = threading.Thread(target=burst)
             writer.start()
-            wait_for(lambda: len(carried(received)) >= 60, "the first emails")
+            eventually(lambda: len(carried(received)) >= 60, "the first emails", 120)
             notifier.kill9()
             at_kill = len(carried(received))
             assert writer.is_alive(), "the burst was over before the kill: nothing was tested mid-burst"
             writer.join()
             assert at_kill < EVENTS
             notifier = Proc(["notifier", "--source", "store"], env, log).start()
-            wait_for(lambda: _recorded(platform) == EVENTS, "every event recorded")
+            eventually(lambda: _recorded(platform) == EVENTS, "every event recorded", 120)
             ids = _ids(platform)
-            wait_for(lambda: set(carried(received)) >= ids, "every notification emailed")
+            eventually(lambda: set(carried(received)) >= ids, "every notification emailed", 120)
             time.sleep(settings.notify_lease_seconds + 2)  # anything claimed twice would have gone out by now
             notifier.stop()
             with platform.db.read() as conn:  # every delivery sent and answered: none left in doubt

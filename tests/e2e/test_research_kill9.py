@@ -15,6 +15,7 @@ from infra.bars.store import BarStore
 from infra.bars.synthetic import generate
 from infra.bars.universes import load_universe
 from tests.support.processes import Server, otp_from_mail_dir, tt_env
+from tests.support.waiting import eventually
 
 
 def _sweep(grid: dict[str, list[Any]]) -> dict[str, Any]:
@@ -55,16 +56,6 @@ def _signed_in(server: Server, mail_dir: Path, address: str) -> requests.Session
     return s
 
 
-def _until(probe: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
-
-
 def test_sigkill_mid_sweep_fails_the_job_at_restart_and_leaves_no_workers(tmp_path: Path) -> None:
     env = tt_env(tmp_path, research_workers=2)
     generate(BarStore(tmp_path / "var" / "data"), load_universe("nifty_50"), date(2019, 1, 1), date(2021, 12, 31))
@@ -83,17 +74,17 @@ def test_sigkill_mid_sweep_fails_the_job_at_restart_and_leaves_no_workers(tmp_pa
             assert job["status"] in ("queued", "running"), job  # it must still be running when killed
             return job if job["status"] == "running" and 0 < job["progress"] < 0.5 else None
 
-        _until(running, "the sweep under way")
+        eventually(running, "the sweep under way")
         assert server.p is not None
         workers = _children(server.p.pid)
         assert workers, "the sweep's pool has no worker processes"
         server.kill9()
-        _until(lambda: not any(_alive(p) for p in workers), "the pool's workers leaving with the server", 30)
+        eventually(lambda: not any(_alive(p) for p in workers), "the pool's workers leaving with the server", 30)
 
         server = Server(env, tmp_path / "serve.log").start()
         s = _signed_in(server, mail, "quant@example.com")
         started = time.monotonic()
-        job = _until(lambda: (j := s.get(f"{server.url}/api/research/sweeps/{job_id}").json())["status"] == "failed"
+        job = eventually(lambda: (j := s.get(f"{server.url}/api/research/sweeps/{job_id}").json())["status"] == "failed"
                      and j, "the killed job failed", 20)
         assert time.monotonic() - started < 15  # at once, not after the 30 s a silent heartbeat takes
         assert "stopped before it finished" in job["error"] and job["best_run_id"] is None
@@ -102,7 +93,7 @@ def test_sigkill_mid_sweep_fails_the_job_at_restart_and_leaves_no_workers(tmp_pa
 
         again = s.post(server.url + "/api/research/sweeps", json=_sweep({"stop_loss_pct": [5, 8]}))
         assert again.status_code == 202, again.text  # the one-running-job limit does not hold it up
-        done = _until(lambda: (j := s.get(f"{server.url}/api/research/sweeps/{again.json()['id']}").json())
+        done = eventually(lambda: (j := s.get(f"{server.url}/api/research/sweeps/{again.json()['id']}").json())
                       ["status"] in ("done", "failed") and j, "the new sweep finished", 120)
         assert done["status"] == "done" and len(done["results"]) == 2 and done["best_run_id"] is not None
         run = s.get(f"{server.url}/api/backtest/runs/{done['best_run_id']}")

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,19 +23,7 @@ from streams.notifier import Dispatcher
 from tests.conftest import unique_email
 from tests.integration.test_api_model import deploy, scan_with_signals, template_id
 from tests.support.services import free_port, smtp_server
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    """Wait for `probe` to answer something (the notifier works in its own threads)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
+from tests.support.waiting import eventually
 
 
 def notification_mails(client: Any, address: str) -> list[email.message.Message]:
