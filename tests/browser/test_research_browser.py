@@ -71,8 +71,9 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App, researcher: Any) -
     expect(page.locator("#sweep-results tbody tr")).to_have_count(4)
     expect(page.locator("#job-line")).to_contain_text(" · nifty_50 · 01 Jan 2024 \u2013 31 Dec 2025 · 4 backtests on ")
     expect(page.get_by_role("heading", name="Heatmap: best Sharpe per cell")).to_be_visible()
-    # parameters in words: the table's headers, the axes' choices and the heatmap's corner
-    expect(heat.locator("thead th").first).to_have_text("max positions \\ stop loss %")
+    # parameters in words: the table's headers, the axes' choices and the heatmap's axes
+    expect(heat.locator("#heat-x-label")).to_have_text("stop loss % \u2192")
+    expect(heat.locator("#heat-y-label")).to_have_text("max positions \u2193")
     expect(page.locator("#heat-x option")).to_have_text(["stop loss %", "max positions"])
     expect(page.locator("#sweep-results thead")).to_contain_text("stop loss %")
     # the cells can show another figure of each cell's best combination: its drawdown, the smallest in green

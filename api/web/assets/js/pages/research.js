@@ -175,14 +175,16 @@ function SweepHeatmap({ job }) {
   const scores = heat ? heat.values.flat().filter((v) => v !== null).map(score) : [];
   const lo = Math.min(...scores); const hi = Math.max(...scores);
   const tint = (v) => (v === null ? '' : colour(score(v), lo, hi));
-  const pick = (label, value, set, id) => html`<label for=${id}>${label} </label><select id=${id} value=${value}
-    onChange=${(e) => set(e.target.value)}>${names.map((n) => html`<option value=${n}>${labelOf(job, n)}</option>`)}</select>`;
+  const pick = (label, value, set, id) => html`<span class="pick"><label for=${id}>${label}</label><select id=${id} value=${value}
+    onChange=${(e) => set(e.target.value)}>${names.map((n) => html`<option value=${n}>${labelOf(job, n)}</option>`)}</select></span>`;
   return html`<section aria-label="Heatmap"><h2>Heatmap: ${metric ? `${shown} of the` : ''} best ${objectiveName(job.params.objective)} per cell</h2>
     <div class="actions">${pick('Columns', x, setX, 'heat-x')} ${pick('Rows', y, setY, 'heat-y')}
-      <label for="heat-value">Show </label><select id="heat-value" value=${metric} onChange=${(e) => setMetric(e.target.value)}>
-        ${HEAT_VALUES.map(([m, label]) => html`<option value=${m}>${label}</option>`)}</select></div>
+      <span class="pick"><label for="heat-value">Show</label><select id="heat-value" value=${metric} onChange=${(e) => setMetric(e.target.value)}>
+        ${HEAT_VALUES.map(([m, label]) => html`<option value=${m}>${label}</option>`)}</select></span></div>
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
-    ${heat ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead><tr><th scope="col">${labelOf(job, y)} \\ ${labelOf(job, x)}</th>
+    ${heat ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead>
+      <tr><td></td><th scope="colgroup" colspan=${heat.x_values.length} id="heat-x-label">${labelOf(job, x)} →</th></tr>
+      <tr><th scope="col" id="heat-y-label">${labelOf(job, y)} ↓</th>
       ${heat.x_values.map((v) => html`<th scope="col" class="num">${v}</th>`)}</tr></thead>
       <tbody>${heat.y_values.map((yv, i) => html`<tr><th scope="row" class="num">${yv}</th>${heat.values[i].map((v) => html`
         <td class="num" style=${tint(v)} data-value=${v === null ? '' : v}>${v === null ? '—' : f.number(v, metric === 'total_trades' ? 0 : 2)}</td>`)}</tr>`)}</tbody>
@@ -354,8 +356,8 @@ export function ResearchJob({ params }) {
       ${['queued', 'running'].includes(job.status) ? 'Cancel' : 'Delete'}</button>` : null}>
     <${Loading} state=${state}>${(j) => html`
       <p id="job-line"><${Badge} text=${j.status} /> ${[j.kind.replace('_', '-'), j.params.strategy_name || (j.params.strategy || {}).base_model,
-        j.params.universe || 'custom', `${f.day(j.params.start_date)} – ${f.day(j.params.end_date)}`,
-        `${j.total} backtests${j.executor ? ` on ${j.executor}` : ''}`].filter(Boolean).join(' · ')}</p>
+        j.params.universe || 'custom', html`<span class="nowrap">${f.day(j.params.start_date)} – ${f.day(j.params.end_date)}</span>`,
+        `${j.total} backtests${j.executor ? ` on ${j.executor}` : ''}`].filter(Boolean).map((part, i) => [i ? ' · ' : '', part])}</p>
       ${['queued', 'running'].includes(j.status) ? html`<progress id="research-progress" max="1" value=${j.progress}
         aria-label="Progress">${f.pct(j.progress * 100, 0)}</progress> <span>${f.pct(j.progress * 100, 0)}</span>` : null}
       ${j.status === 'failed' ? html`<p class="error" role="alert">${j.error}</p>` : null}
