@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,9 @@ def main() -> None:
     (ROOT / "var").mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="webbench-", dir=ROOT / "var"))
     env = tt_env(tmp, expiry_sweep_seconds=3600, paper_tick_fills="false", tick_always_open="true", tick_interval="0.5")
-    run_cli(env, "data", "generate", "--universe", "nifty_100", "--from", "2022-01-01", "--to", "2026-07-31")
+    # history up to yesterday: the scene's simulated days then reach today, so its signals expire in the future
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    run_cli(env, "data", "generate", "--universe", "nifty_100", "--from", "2022-01-01", "--to", yesterday)
     server = Server(env, tmp / "serve.log").start()
     try:
         s = sign_in(server.url, tmp / "var")
