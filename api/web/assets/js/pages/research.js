@@ -238,7 +238,7 @@ function WalkForwardResults({ job }) {
 
 function WalkForwardWindows({ job, caption }) {
   return html`
-    <${Table} caption=${caption} id=${job.partial ? 'wf-partial' : 'wf-windows'} rows=${job.windows || job.results || []} rowKey=${(w) => w.window}
+    <${Table} caption=${caption} id=${job.partial ? 'wf-partial' : 'wf-windows'} rows=${job.windows || job.results || []} rowKey=${(w) => w.window} stack
       columns=${[
         { key: 'window', label: 'Window', num: true, render: (w) => w.window + 1 },
         { key: 'is', label: 'In sample', render: (w) => `${f.day(w.in_sample.start)} – ${f.day(w.in_sample.end)}` },
@@ -330,8 +330,8 @@ function LookaheadResults({ job }) {
         { key: 'warmup_days', label: 'Warm-up (days)', num: true },
         { key: 'name', label: 'Indicator' },
         { key: 'max_diff_pct', label: 'Largest difference', num: true, render: (r) => (r.max_diff_pct === null ? 'missing in one run' : `${f.number(r.max_diff_pct, 2)} %`) },
-        { key: 'missing_values', label: 'Missing values', num: true },
-        { key: 'entry_signals_changed', label: 'Entry signals changed', num: true },
+        { key: 'missing_values', label: 'Missing values', num: true, render: (r) => f.number(r.missing_values, 0) },
+        { key: 'entry_signals_changed', label: 'Entry signals changed', num: true, render: (r) => f.number(r.entry_signals_changed, 0) },
       ]} />`;
 }
 
