@@ -140,6 +140,9 @@ def test_walk_forward_windows_and_equity(signed_in: Any, app: App, researcher: A
     jobs = researcher.get(f"{app.url}/api/research/jobs").json()
     assert len(jobs) >= 2  # the sweeps before it and this walk-forward, newest first
     expect(page.locator("#research-jobs tbody tr")).to_have_count(len(jobs))
+    newest = page.locator("#research-jobs tbody tr").first  # named in words, with what it tested
+    expect(newest.locator('[data-col="kind"]')).to_have_text("Walk-forward")
+    expect(newest.locator('[data-col="strategy"]')).to_have_text(re.compile(r" · nifty_50$"))
 
 
 def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App, researcher: Any) -> None:

@@ -127,7 +127,9 @@ export function Research() {
       <${StartForm} strategies=${d.strategies} />
       <${Table} caption="Your research jobs" id="research-jobs" rows=${d.jobs} columns=${[
         { key: 'id', label: 'Job', render: (j) => html`<a href=${`/research/${ROUTE[j.kind] || j.kind}/${j.id}`}>#${j.id}</a>` },
-        { key: 'kind', label: 'Kind' },
+        { key: 'kind', label: 'Kind', render: (j) => KIND_NAMES[j.kind] || j.kind },
+        { key: 'strategy', label: 'Strategy', render: (j) => { const p = j.params || {};
+          return [p.strategy_name || (p.strategy || {}).base_model, p.universe].filter(Boolean).join(' · ') || '—'; } },
         { key: 'status', label: 'Status', render: (j) => html`<${Badge} text=${j.status} />` },
         { key: 'progress', label: 'Progress', num: true, render: (j) => f.pct(j.progress * 100, 0) },
         { key: 'total', label: 'Backtests', num: true },
@@ -355,7 +357,7 @@ export function ResearchJob({ params }) {
   return html`<${Page} title=${`Research job #${id}`} actions=${job ? html`<button type="button" class="danger" onClick=${remove}>
       ${['queued', 'running'].includes(job.status) ? 'Cancel' : 'Delete'}</button>` : null}>
     <${Loading} state=${state}>${(j) => html`
-      <p id="job-line"><${Badge} text=${j.status} /> ${[j.kind.replace('_', '-'), j.params.strategy_name || (j.params.strategy || {}).base_model,
+      <p id="job-line"><${Badge} text=${j.status} /> ${[KIND_NAMES[j.kind] || j.kind, j.params.strategy_name || (j.params.strategy || {}).base_model,
         j.params.universe || 'custom', html`<span class="nowrap">${f.day(j.params.start_date)} – ${f.day(j.params.end_date)}</span>`,
         `${j.total} backtests${j.executor ? ` on ${j.executor}` : ''}`].filter(Boolean).map((part, i) => [i ? ' · ' : '', part])}</p>
       ${['queued', 'running'].includes(j.status) ? html`<progress id="research-progress" max="1" value=${j.progress}
