@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from domain.money import format_price
 from tests.browser.conftest import App, cli
 
 USER = "paper.trader@example.com"
@@ -44,6 +45,12 @@ def test_deploy_approve_place_and_see_a_live_mark(setup: Any, app: App) -> None:
         app.caught_up()
     assert len(pending) >= 2
     first = pending[0]["symbol"]
+    # Home lists them too: an entry at the next open has no limit price (the last close is in its tooltip)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Home").click()
+    for sig in pending[:2]:
+        symbol = page.locator('[data-col="symbol"]', has_text=re.compile(f"^{sig['symbol']}$"))
+        cell = page.locator("#home-pending tbody tr").filter(has=symbol).locator('[data-col="limit_price"]')
+        expect(cell).to_have_text("next open" if sig["limit_price"] is None else format_price(sig["limit_price"]))
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Approvals").click()
     page.get_by_role("button", name=f"Approve {first}").click()

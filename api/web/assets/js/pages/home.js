@@ -50,7 +50,8 @@ export function Home({ me }) {
         columns=${[
           { key: 'symbol', label: 'Symbol', render: (s) => html`<a href="/approvals">${s.symbol}</a>` },
           { key: 'conviction', label: 'Conviction', num: true, render: (s) => f.number(s.conviction, 0) },
-          { key: 'limit_price', label: 'Limit', num: true, render: (s) => f.price(s.limit_price ?? s.reference_price) },
+          { key: 'limit_price', label: 'Limit', num: true, render: (s) => (s.limit_price == null
+            ? html`<span class="muted" title=${`last close ${f.price(s.reference_price)}`}>next open</span>` : f.price(s.limit_price)) },
           { key: 'quantity', label: 'Qty', num: true },
           { key: 'expires_at', label: 'Expires in', render: (s) => html`<${Countdown} at=${s.expires_at} />` },
         ]} />
