@@ -29,6 +29,8 @@ def test_upload_a_tradebook_and_see_its_pnl(owner: Any, app: App, tmp_path: Path
         trade("TCS", "2024-02-10", "buy", 5, 3500.0, "T3"),
     ]))
     owner.goto(app.url + "/imports")
+    # nothing imported yet: the XIRR card says why it has no rate, in words
+    expect(owner.locator('#analytics-cards [data-metric="xirr"]')).to_contain_text("no cash flows yet")
     owner.get_by_label("Choose files (.xlsx,.csv)").set_input_files(str(book))
     owner.get_by_role("button", name="Import tradebooks").click()
     report = owner.locator("#import-report")

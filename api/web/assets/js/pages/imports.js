@@ -3,6 +3,13 @@ import { Chart } from '../charts.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
 
+// why an XIRR has no rate (the API's `xirr_reason`), in words
+const XIRR_WHY = {
+  no_flows: 'no cash flows yet: import a tradebook or a CAS',
+  one_sign: 'needs money both in and out (a buy and a sale or a holding)',
+  no_root: 'no rate fits these cash flows',
+};
+
 function Report({ report }) {
   if (!report) return null;
   return html`<section class="banner info" id="import-report" aria-labelledby="rep-h"><h2 id="rep-h">Import report</h2>
@@ -75,7 +82,7 @@ export function Imports() {
         <${Card} id="realized_pnl" label="Realised P&L" value=${f.pnl(s.realized_pnl)} tone=${f.tone(s.realized_pnl)} sub=${`net of charges ${f.pnl(s.net_realized_pnl)}`} />
         <${Card} id="unrealized_pnl" label="Unrealised P&L" value=${f.pnl(s.unrealized_pnl)} tone=${f.tone(s.unrealized_pnl)} />
         <${Card} id="charges" label="Charges" value=${f.inr(s.charges)} />
-        <${Card} id="xirr" label="XIRR" value=${s.xirr == null ? '—' : f.pct(s.xirr, 2, true)} sub=${s.xirr_reason || (s.xirr_as_of ? `as of ${f.day(s.xirr_as_of)}` : '')} />
+        <${Card} id="xirr" label="XIRR" value=${s.xirr == null ? '—' : f.pct(s.xirr, 2, true)} sub=${s.xirr_reason ? (XIRR_WHY[s.xirr_reason] || s.xirr_reason) : (s.xirr_as_of ? `as of ${f.day(s.xirr_as_of)}` : '')} />
         <${Card} id="win_rate" label="Win rate" value=${s.win_rate == null ? '—' : f.pct(s.win_rate, 1)} sub=${`${s.closed_trades} closed of ${s.trades} trades`} />
         <${Card} id="avg_holding_days" label="Avg holding" value=${s.avg_holding_days == null ? '—' : `${f.number(s.avg_holding_days, 0)} d`} />
       </div>
