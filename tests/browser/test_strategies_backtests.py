@@ -91,6 +91,7 @@ def test_run_a_backtest_and_read_the_result(page: Any, app: App) -> None:
     page.get_by_label("Capital (₹)", exact=True).fill("1000000")
     page.get_by_role("button", name="Run backtest").click()
     expect(page.get_by_role("heading", name=re.compile(r"Backtest #\d+: My dips"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"slippage \d+ bps · Zerodha's delivery charges$"))).to_be_visible()
     metrics = page.locator("#metrics")
     expect(metrics.locator('[data-metric="cagr"] .card-value')).to_have_text(re.compile("^[+\u2212]?\\d+\\.\\d\\d %$"))
     # money in Indian grouping: ₹10,00,000 style (a lakh separator)

@@ -3,6 +3,9 @@ import { Chart } from '../charts.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
 
+// the charge schedules (domain/charges.py SCHEDULES), in words
+const CHARGES = { zerodha_delivery: "Zerodha's delivery charges", none: 'no charges' };
+
 export const resultCache = new Map(); // run id -> full result just returned by POST /api/backtest/run
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -169,7 +172,7 @@ export function BacktestResult({ params }) {
         <a class="button" href=${`/market?backtest=${run.id}`}>Trades on chart</a>
         <button type="button" class="danger" onClick=${remove}>Delete</button>`}>
       <p class="muted">${p.universe || 'custom'} · ${f.day(p.start_date)} – ${f.day(p.end_date)} · capital ${f.inr(p.starting_capital, 0)} ·${' '}
-        size ${f.pct(p.position_size_pct, 0)} · max ${p.max_positions} positions · slippage ${p.slippage_bps} bps · charges ${p.charges}</p>
+        size ${f.pct(p.position_size_pct, 0)} · max ${p.max_positions} positions · slippage ${p.slippage_bps} bps · ${CHARGES[p.charges] || `charges ${p.charges}`}</p>
       <div class="cards" id="metrics">${METRICS.filter(([k]) => k in s).map(([k, label, fmt, signed]) => html`<${Card} id=${k} label=${label} value=${fmt(s[k])} tone=${signed ? f.tone(s[k]) : ''} />`)}</div>
       <${Chart} id="equity-chart" label=${`Equity (blue) vs ${p.benchmark || 'benchmark'} (grey), rebased to the starting capital`} height=${300}
         series=${[{ kind: 'line', data: equity }, ...(bench.length ? [{ kind: 'line', data: bench, options: { color: '#8a94a6', lineWidth: 1 } }] : [])]} />
