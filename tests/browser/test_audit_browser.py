@@ -56,10 +56,11 @@ def test_the_state_as_of_a_moment_before_the_first_fill_and_now(setup: Any, app:
     page, api, pf = setup
     steps = api.get(app.url + "/api/audit/timeline", params={"portfolio_id": pf["id"]}).json()["steps"]
     fill = datetime.fromisoformat(next(s["at"] for s in steps if s["type"] == "FillRecorded"))
-    # the last step before the simulated day's burst of events that filled it (a CLI run: seconds apart)
-    before = max(at for s in steps if (at := datetime.fromisoformat(s["at"])) < fill - timedelta(seconds=1.5))
-    moment = (before + timedelta(seconds=1)).replace(microsecond=0)
-    assert moment < fill  # a simulated trading day (a CLI run) lies between placing and the fill
+    # the first whole second after the last order placed before that fill (the form takes whole seconds): a
+    # simulated trading day (a CLI run, over a second) lies between placing and the fill
+    placed = max(at for s in steps if s["type"] == "OrderPlaced" and (at := datetime.fromisoformat(s["at"])) < fill)
+    moment = (placed + timedelta(seconds=1)).replace(microsecond=0)
+    assert placed < moment < fill
     page.get_by_label("State as of (IST)").fill(moment.astimezone(IST).strftime("%Y-%m-%dT%H:%M:%S"))
     page.get_by_role("button", name="Rebuild").click()
     state = page.locator("#asof-state")
