@@ -52,6 +52,8 @@ CASES: list[tuple[str, str]] = [
     ("f.countdown('2026-08-03T10:00:00Z', Date.parse('2026-08-03T11:00:00Z'))", "expired"),
     ("f.tone(-2)", "down"),
     ("f.tone(0)", ""),
+    ("f.words('trailing_stop')", "trailing stop"),
+    ("f.words(null)", "—"),
 ]
 
 

@@ -109,9 +109,11 @@ def test_run_a_backtest_and_read_the_result(page: Any, app: App) -> None:
     expect(page.locator("#trades th[aria-sort=descending]")).to_have_text(re.compile("P&L"))
     first = page.locator("#trades tbody tr").first.locator('[data-col="pnl"]').inner_text()
     assert first.startswith("+₹")
-    page.get_by_label("Filter Trades").fill("stop_loss")
-    for reason in page.locator('#trades tbody [data-col="exit_reason"]').all_inner_texts():
-        assert reason == "stop_loss"
+    page.get_by_label("Filter Trades").fill("stop loss")  # a reason is shown, and found, in words
+    expect(page.locator("#trades tbody tr").first).to_be_visible()
+    reasons = page.locator('#trades tbody [data-col="exit_reason"]').all_inner_texts()
+    assert reasons and set(reasons) == {"stop loss"}
+    expect(page.locator("#by-exit tbody")).to_contain_text("stop loss")
     expect(page.locator("#diagnostics")).to_contain_text("Skipped entries")
 
 

@@ -154,3 +154,8 @@ export function tone(value) {
   if (!Number.isFinite(n) || n === 0) return '';
   return n > 0 ? 'up' : 'down';
 }
+
+/** A code as words: "stop_loss" -> "stop loss" (exit reasons and the like); "—" for none. */
+export function words(code) {
+  return code === null || code === undefined || code === '' ? '—' : String(code).replaceAll('_', ' ');
+}

@@ -110,8 +110,10 @@ export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) 
   const [all, setAll] = useState(false);
   let shown = rows;
   if (q) {
-    const needle = q.toLowerCase();
-    shown = shown.filter((r) => columns.some((c) => String(r[c.key] ?? '').toLowerCase().includes(needle)));
+    // codes match as words too: "stop loss" finds stop_loss
+    const plain = (v) => String(v ?? '').toLowerCase().replaceAll('_', ' ');
+    const needle = plain(q);
+    shown = shown.filter((r) => columns.some((c) => plain(r[c.key]).includes(needle)));
   }
   if (sortKey) {
     const col = columns.find((c) => c.key === sortKey);

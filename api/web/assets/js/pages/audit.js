@@ -65,7 +65,7 @@ function AsOf({ state, at }) {
         { key: 'entry_date', label: 'Since', render: (p) => f.day(p.entry_date) }]} />
     ${state.closed_positions.length ? html`<${Table} caption="Closed by then" id="asof-closed" rows=${state.closed_positions}
       columns=${[{ key: 'symbol', label: 'Symbol' }, { key: 'quantity', label: 'Qty', num: true },
-        { key: 'exit_date', label: 'Exited', render: (p) => f.day(p.exit_date) }, { key: 'exit_reason', label: 'Reason' },
+        { key: 'exit_date', label: 'Exited', render: (p) => f.day(p.exit_date) }, { key: 'exit_reason', label: 'Reason', render: (p) => f.words(p.exit_reason) },
         { key: 'realized_pnl', label: 'Realised', num: true, render: (p) => html`<span class=${f.tone(p.realized_pnl)}>${f.pnl(p.realized_pnl)}</span>` }]} />` : null}
     <details><summary>Everything rebuilt (JSON)</summary><pre class="json">${JSON.stringify(state, null, 2)}</pre></details>
   </section>`;

@@ -188,7 +188,7 @@ export function BacktestResult({ params }) {
           { key: 'quantity', label: 'Qty', num: true },
           { key: 'pnl', label: 'P&L', num: true, render: (t) => html`<span class=${f.tone(t.pnl)}>${f.pnl(t.pnl)}</span>` },
           { key: 'pnl_pct', label: 'P&L %', num: true, render: (t) => f.pct(t.pnl_pct, 2, true) },
-          { key: 'exit_reason', label: 'Exit reason' },
+          { key: 'exit_reason', label: 'Exit reason', render: (t) => f.words(t.exit_reason) },
           { key: 'holding_days', label: 'Days', num: true },
         ]} />
       <div class="two-col">
@@ -197,7 +197,7 @@ export function BacktestResult({ params }) {
             { key: 'win_rate', label: 'Win %', num: true, render: (g) => f.number(g.win_rate, 0) },
             { key: 'pnl', label: 'P&L', num: true, render: (g) => html`<span class=${f.tone(g.pnl)}>${f.pnl(g.pnl)}</span>` }]} />
         <${Table} caption="By exit reason" id="by-exit" rows=${groupBy(run.trades, 'exit_reason')} rowKey=${(g) => g.key}
-          columns=${[{ key: 'key', label: 'Exit reason' }, { key: 'trades', label: 'Trades', num: true },
+          columns=${[{ key: 'key', label: 'Exit reason', render: (g) => f.words(g.key) }, { key: 'trades', label: 'Trades', num: true },
             { key: 'win_rate', label: 'Win %', num: true, render: (g) => f.number(g.win_rate, 0) },
             { key: 'pnl', label: 'P&L', num: true, render: (g) => html`<span class=${f.tone(g.pnl)}>${f.pnl(g.pnl)}</span>` }]} />
       </div>

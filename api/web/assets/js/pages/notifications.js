@@ -43,7 +43,7 @@ function lines(n) {
       case 'signal_expiring': return `${i.symbol}${who} expires ${f.dateTime(i.expires_at)}`;
       case 'cart_placed': return i.refused ? `refused: ${i.symbol}${who} — ${i.reason}` : `placed: BUY ${i.quantity} ${i.symbol}${who}`;
       case 'fill_entry': return `bought ${i.quantity} ${i.symbol} at ${f.inr(i.price)}${who}`;
-      case 'fill_exit': return `sold ${i.quantity ?? ''} ${i.symbol} at ${f.inr(i.price)} (${String(i.reason || '').replace('_', ' ')}), P&L ${f.pnl(i.pnl)}${who}`;
+      case 'fill_exit': return `sold ${i.quantity ?? ''} ${i.symbol} at ${f.inr(i.price)} (${f.words(i.reason)}), P&L ${f.pnl(i.pnl)}${who}`;
       case 'kill_switch': return `day's loss ${f.inr(i.loss)} passed the limit ${f.inr(i.limit)}`;
       case 'import_finished': return `${i.import_kind} import: ${f.number(i.imported, 0)} imported, ${f.number(i.rejected, 0)} rejected`;
       default: return i.text || i.message || '';

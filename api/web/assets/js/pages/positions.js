@@ -55,7 +55,7 @@ export function ClosedPositions({ positions, caption = 'Closed positions', id = 
       { key: 'entry_date', label: 'Entered', render: (p) => f.day(p.entry_date) },
       { key: 'exit_price', label: 'Exit', num: true, render: (p) => f.price(p.exit_price) },
       { key: 'exit_date', label: 'Exited', render: (p) => f.day(p.exit_date) },
-      { key: 'exit_reason', label: 'Reason' },
+      { key: 'exit_reason', label: 'Reason', render: (p) => f.words(p.exit_reason) },
       { key: 'realized_pnl', label: 'Realised', num: true, render: (p) => html`<span class=${f.tone(p.realized_pnl)}>${f.pnl(p.realized_pnl)}</span>` },
       { key: 'charges', label: 'Charges', num: true, render: (p) => f.inr(p.charges) },
     ]} />`;
