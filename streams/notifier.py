@@ -293,7 +293,7 @@ class Dispatcher:
             link = next((i["link"] for i in its if isinstance(i.get("link"), str)), r.link)
             parts.append((r.kind, its, link))
         rendered = render_many(parts, self.base_url, batch[-1].occurred_at)
-        first_sent = [float(r.sent_at) for r in batch if r.message_ref is not None and r.sent_at is not None]
+        first_sent = [float(r.sent_at) for r in batch if r.message_ref is not None]  # (both set by one commit)
         if first_sent:  # recorded sent by a notifier that stopped before the server answered
             rendered = possible_repeat(rendered, datetime.fromtimestamp(min(first_sent), UTC).isoformat())
         ids = tuple(int(r.id) for r in batch)
@@ -333,7 +333,7 @@ class Dispatcher:
         try:
             self.channel.send(msg, address, commit)
         except NotDelivered as exc:
-            self._failed(ids, token, msg.message_id, exc.reason, exc.retry, max(int(r.attempts) for r in batch))
+            self._failed(ids, token, exc.reason, exc.retry, max(int(r.attempts) for r in batch))
             return
         except Exception as exc:
             text = f"{type(exc).__name__}: {exc}"[:400]
@@ -344,14 +344,13 @@ class Dispatcher:
                 error = (f"in doubt, sent again as a possible repeat after {wait:.0f} s: {text}" if again
                          else f"in doubt after {tried} attempts, not sent again: {text}")
                 log.warning("notifier %s: deliveries %s %s", self.channel.name, ids, error)
-                with self.db.write() as conn:  # (our claim still on them: the COMMIT itself failed)
-                    conn.execute(sa.update(d).where(d.c.id.in_(ids), sa.or_(
-                        d.c.message_ref == msg.message_id, sa.and_(d.c.claim == token, d.c.status == SENDING)))
+                with self.db.write() as conn:  # ours: recorded sent, or still sending if the COMMIT itself failed
+                    conn.execute(sa.update(d).where(d.c.id.in_(ids), d.c.claim == token)
                         .values(status=SENT, message_ref=msg.message_id, sent_at=sa.func.coalesce(
                             d.c.sent_at, self.clock()), claim=token if again else None,
                             claimed_until=self.clock() + wait if again else None, last_error=error[:500]))
                 return
-            self._failed(ids, token, msg.message_id, text, True, max(int(r.attempts) for r in batch))
+            self._failed(ids, token, text, True, max(int(r.attempts) for r in batch))
             return
         if committed:
             with self.db.write() as conn:  # the server answered: no longer in doubt
@@ -360,17 +359,15 @@ class Dispatcher:
             with self._count_lock:
                 self.sent_messages += 1
 
-    def _failed(self, ids: list[int], token: str, message_id: str, reason: str, retry: bool, attempts: int) -> None:
-        """Back to pending with backoff (or failed for good): from our claim, or from `sent` when the
-        server refused the message after it was recorded sent."""
+    def _failed(self, ids: list[int], token: str, reason: str, retry: bool, attempts: int) -> None:
+        """Back to pending with backoff (or failed for good): from our claim, sending or (the server refused the
+        message after it was recorded sent) sent."""
         d = notification_deliveries
         tried = attempts + 1
         now = self.clock()
         give_up = not retry or tried >= self.max_attempts
-        mine = sa.or_(sa.and_(d.c.claim == token, d.c.status == SENDING),
-                      sa.and_(d.c.status == SENT, d.c.message_ref == message_id))
         with self.db.write() as conn:
-            conn.execute(sa.update(d).where(d.c.id.in_(ids), mine).values(
+            conn.execute(sa.update(d).where(d.c.id.in_(ids), d.c.claim == token).values(
                 status=FAILED if give_up else PENDING, attempts=tried, claim=None, claimed_until=None,
                 sent_at=None, message_ref=None, last_error=reason[:500],
                 not_before=now if give_up else now + _backoff(self.retry, tried)))
