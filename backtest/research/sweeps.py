@@ -267,15 +267,18 @@ def sweep_parameters(strategy: dict[str, Any]) -> list[dict[str, Any]]:
             for p in get_base_model(strategy["base_model"]).params]
     paths: list[tuple[str, Any]] = []
 
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict) and "op" in node and "left" in node:
             for side in ("left", "right"):
                 operand = node[side]
-                if isinstance(operand, int | float) and not isinstance(operand, bool):
+                if number(operand):
                     paths.append((f"{path}.{side}", operand))
                 elif isinstance(operand, dict):
                     paths.extend((f"{path}.{side}.{k}", operand[k]) for k in ("period", "offset", "std")
-                                 if isinstance(operand.get(k), int | float) and not isinstance(operand.get(k), bool))
+                                 if number(operand.get(k)))
         elif isinstance(node, dict):
             for key in ("all", "any"):
                 for i, child in enumerate(node.get(key) or []):

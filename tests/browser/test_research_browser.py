@@ -49,6 +49,13 @@ def _start(page: Any, route: str) -> str:
     return str(page.url.rsplit("/", 1)[1])
 
 
+def _finished(page: Any, app: App, researcher: Any, route: str, ready: str) -> dict[str, Any]:
+    """Press Start on the filled form and wait on the job's page until `ready` shows; the job as the API has it."""
+    job_id = _start(page, route)
+    expect(page.locator(ready)).to_be_visible(timeout=SLOW)
+    return dict(researcher.get(f"{app.url}/api/research/{route}/{job_id}").json())
+
+
 def test_sweep_heatmap_and_best_run(signed_in: Any, app: App, researcher: Any) -> None:
     page = signed_in.new_page()
     page.goto(app.url + "/research")
@@ -107,9 +114,7 @@ def test_sweep_with_constraints_and_several_runs_recorded(signed_in: Any, app: A
     _fill(page, "sweep")
     page.get_by_label("Constraints (optional)", exact=True).fill("max_positions > stop_loss_pct")
     page.get_by_label("Best combinations to record as backtests", exact=True).fill("2")
-    job_id = _start(page, "sweeps")
-    expect(page.locator("#sweep-results")).to_be_visible(timeout=SLOW)
-    job = researcher.get(f"{app.url}/api/research/sweeps/{job_id}").json()
+    job = _finished(page, app, researcher, "sweeps", "#sweep-results")
     assert job["params"]["constraints"] == ["max_positions > stop_loss_pct"] and job["params"]["top_n"] == 2
     # stop 5 and 8 against max positions 3 and 10: only the two with 10 positions are run
     assert job["total"] == 2 and sorted(r["params"]["max_positions"] for r in job["results"]) == [10, 10]
@@ -152,10 +157,8 @@ def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App, res
     expect(page.get_by_label("Parameter 1", exact=True)).to_have_count(0)  # no grid for a Monte Carlo
     page.get_by_label("Simulations", exact=True).fill("300")
     page.get_by_label("Seed", exact=True).fill("7")
-    job_id = _start(page, "monte-carlo")
+    job = _finished(page, app, researcher, "monte-carlo", "#mc-returns-percentiles")
     table = page.locator("#mc-returns-percentiles")
-    expect(table).to_be_visible(timeout=SLOW)
-    job = researcher.get(f"{app.url}/api/research/monte-carlo/{job_id}").json()
     returns = next(r for r in job["results"] if r["method"] == "returns")
     assert returns["simulations"] == 300 and returns["seed"] == 7
     # the table shows the API's percentiles of each metric, in the order asked (5th .. 95th)
@@ -188,9 +191,7 @@ def test_lookahead_check_verdict_findings_and_recursion(signed_in: Any, app: App
     _fill_backtest(page, "lookahead")
     page.get_by_label("Cut days", exact=True).fill("2")
     page.get_by_label("Warm-ups to try (trading days, comma-separated)", exact=True).fill("40")
-    job_id = _start(page, "lookahead")
-    expect(page.locator("[data-metric='lookahead-verdict']")).to_be_visible(timeout=SLOW)
-    job = researcher.get(f"{app.url}/api/research/lookahead/{job_id}").json()
+    job = _finished(page, app, researcher, "lookahead", "[data-metric='lookahead-verdict']")
     assert job["status"] == "done"
     verdict = "Clean: nothing changed" if job["summary"]["clean"] else "Look-ahead found"
     expect(page.locator("[data-metric='lookahead-verdict'] .card-value")).to_have_text(verdict)
