@@ -4,7 +4,9 @@ code, the commands, and Approve/Reject buttons acting through the API's own deci
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -16,6 +18,8 @@ from infra.bars.store import BarStore
 from infra.bars.synthetic import generate
 from infra.bars.universes import load_universe
 from infra.bootstrap import bootstrap
+from projections.notifications import record
+from streams.notifier import Dispatcher
 from streams.telegram_bot import NOT_LINKED, TelegramBot
 from streams.telegram_channel import TelegramChannel
 from tests.conftest import make_settings
@@ -30,8 +34,14 @@ CHAT = 777001
 @pytest.fixture
 def bot(api_factory: Any) -> Iterator[tuple[Any, TelegramStub]]:
     """A signed-in user over synthetic history, the stub Bot API, and the bot polling it."""
+    with running_bot(api_factory) as pair:
+        yield pair
+
+
+@contextmanager
+def running_bot(api_factory: Any, **settings: Any) -> Iterator[tuple[Any, TelegramStub]]:
     with telegram_stub() as stub:
-        client = api_factory(telegram_bot_token=stub.token, telegram_api_url=stub.url)
+        client = api_factory(telegram_bot_token=stub.token, telegram_api_url=stub.url, **settings)
         generate(BarStore(client.platform.settings.data_dir), load_universe("nifty_50"), date(2020, 1, 1),
                  date(2020, 12, 31))
         client.login()
@@ -304,3 +314,38 @@ def test_the_bot_api_is_reached_before_a_delivery_is_recorded_sent(tmp_path: Any
             up.close()
         assert commits == ["committed"]
         assert [m["text"] for m in stub.messages_to(CHAT)] == ["12 rows imported"]
+
+
+def test_a_message_the_bot_api_failed_after_it_was_recorded_is_sent_again_marked(api_factory: Any) -> None:
+    """sendMessage follows the commit: a Bot API that fails it (502) leaves the delivery in doubt -- it may or may
+    not have reached the chat -- so after the retry backoff it is sent again, marked as a possible repeat, never
+    silently lost. (No notifier in the app: a dispatcher driven step by step with its own clock.)"""
+    with running_bot(api_factory, notifier=False) as (client, stub):
+        link(client, stub)
+        me = client.get("/api/auth/me").json()
+        platform = client.platform
+        now = [time.time()]
+        dispatcher = Dispatcher(platform, TelegramChannel(platform), clock=lambda: now[0])
+        with platform.db.write() as conn:
+            nid = record(conn, ["telegram"], me["id"], "kill_switch", {"loss": 12000.0, "limit": 10000.0},
+                         "2026-03-02T10:00:00+00:00", now=now[0])
+
+        def delivery() -> dict[str, Any]:
+            n = next(n for n in client.get("/api/notifications").json() if n["id"] == nid)
+            return dict(next(d for d in n["deliveries"] if d["channel"] == "telegram"))
+
+        before = len(stub.messages_to(CHAT))
+        stub.fail_sends = 1
+        assert dispatcher.step() == 1
+        assert len(stub.messages_to(CHAT)) == before  # nothing reached the chat
+        doubt = delivery()
+        assert doubt["status"] == "sent" and doubt["error"].startswith("in doubt, sent again as a possible repeat")
+        assert dispatcher.step() == 0  # not before the backoff
+        now[0] += platform.settings.notify_retry_seconds + 1
+        assert dispatcher.step() == 1
+        sent = stub.messages_to(CHAT)[before:]
+        assert len(sent) == 1 and sent[0]["text"].startswith("This may repeat a message sent at")
+        assert "Kill switch" in sent[0]["text"]
+        assert delivery()["status"] == "sent" and delivery()["error"] is None
+        now[0] += 3600
+        assert dispatcher.step() == 0 and len(stub.messages_to(CHAT)) == before + 1  # never again

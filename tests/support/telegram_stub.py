@@ -40,6 +40,7 @@ class TelegramStub:
         self._message_ids = itertools.count(1000)
         self._lock = threading.Lock()
         self.url = ""
+        self.fail_sends = 0  # the next N sendMessage calls fail with 502 Bad Gateway, delivering nothing
 
     # ------------------------------------------------------------------ what a person does
 
@@ -131,6 +132,10 @@ class TelegramStub:
                     return self._ok(ready)
                 await asyncio.sleep(0.02)
         if method == "sendMessage":
+            with self._lock:
+                failing, self.fail_sends = self.fail_sends > 0, max(0, self.fail_sends - 1)
+            if failing:
+                return JSONResponse({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status_code=502)
             message_id = next(self._message_ids)
             markup = params.get("reply_markup")
             with self._lock:
