@@ -95,7 +95,7 @@ def _routes(r: APIRouter, kind: JobKind) -> None:
              limit: int | None = Query(default=None, ge=1, le=1_000_000, description="results on this page"),
              offset: int = Query(default=0, ge=0, le=1_000_000)) -> dict[str, Any]:
         tables = service(request).tables
-        for _ in range(3):
+        for attempt in range(3):
             job = _job(request, kind, job_id, user.account_id)
             extra: dict[str, Any] = {"results": [], "results_total": 0}
             try:
@@ -106,7 +106,10 @@ def _routes(r: APIRouter, kind: JobKind) -> None:
                     extra = kind.present(tables, tables.partial_ref(job_id), ResultQuery(limit, offset))
             except FileNotFoundError:
                 # the job ended (dropping its snapshot) or was deleted between reading its state and its tables:
-                # read both again, so the answer is its state now (a deleted job is a 404)
+                # read both again, so the answer is its state now (a deleted job is a 404); tables still missing
+                # the third time are lost, not an empty result
+                if attempt == 2:
+                    raise
                 continue
             break
         return {**_public(job), **extra, "partial": job["status"] == "running"}
