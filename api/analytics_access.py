@@ -32,20 +32,16 @@ def app_analytics_store(app: Any) -> AnalyticsStore:
 
 
 def market_marks(platform: Platform) -> Marks:
-    """Latest closes from the bar store, when one is connected and holds REAL bars for the symbols
-    (imported with `data import-csv` / `import-kite`): the synthetic demo history never values a user's
-    real trades."""
+    """Latest closes (and their dates) from the bar store, when one is connected and holds REAL bars for the
+    symbols (imported with `data import-csv` / `import-kite`): the synthetic demo history never values a
+    user's real trades, not even its days after the last imported bar."""
 
     def marks(symbols: Sequence[str]) -> dict[str, tuple[float, str]]:
         try:
             market = platform.bus.deps.market
             day = market.latest_day()
-            if not day:
-                return {}
-            real = market.real_symbols(list(symbols))
-            prices = market.last_prices(sorted(real), day) if real else {}
+            return market.real_marks(list(symbols), day) if day else {}
         except (DomainError, OSError, ValueError, KeyError):
             return {}
-        return {s: (float(p), day) for s, p in prices.items()}
 
     return marks

@@ -1,6 +1,8 @@
-"""422 answers that never echo what was sent: FastAPI's validation errors carry the offending `input`
-(a whole body, a 300 MB string), which this handler cuts to a short prefix of a text or a number, and drops
-for objects, lists and anything in a field named like a secret (password, token, code, key)."""
+"""422 answers that never echo what was sent: FastAPI's validation errors carry the offending `input` (a whole
+body, a 300 MB string, a lone surrogate that cannot even be encoded), which this handler drops; the field's
+path (`loc`), the reason (`msg`) and the limits the field has (`ctx`, the schema's own values) are what a
+client needs. Keys in `loc` come from the client too: they are cut short and their control characters shown
+as U+FFFD."""
 
 from __future__ import annotations
 
@@ -11,34 +13,22 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-ECHO_CHARS = 40  # at most this much of a text value is shown back
-_SECRET_WORDS = ("password", "secret", "token", "otp", "key", "code")  # such fields are never shown back
+from api.textguard import safe_text
+
+ECHO_CHARS = 40  # at most this much of a key or a limit is shown back
 
 
-def _secret(loc: list[Any]) -> bool:
-    return any(isinstance(p, str) and any(w in p.lower() for w in _SECRET_WORDS) for p in loc)
-
-
-def _short(value: Any) -> Any:
-    if isinstance(value, str):
-        return value if len(value) <= ECHO_CHARS else value[:ECHO_CHARS] + "…"
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return None
+def _safe(value: Any) -> str:
+    return safe_text(str(value))[:ECHO_CHARS]
 
 
 def _clean(error: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": error.get("type"), "loc": list(error.get("loc", ())),
-                           "msg": str(error.get("msg", ""))[:300]}
-    if "input" in error and not _secret(out["loc"]):
-        short = _short(error["input"])
-        if short is not None:
-            out["input"] = short
+    msg = str(error.get("msg", "")).removeprefix("Value error, ")  # pydantic's prefix to our own reasons
+    out: dict[str, Any] = {"type": error.get("type"), "msg": safe_text(msg)[:300],
+                           "loc": [_safe(p) if isinstance(p, str) else p for p in error.get("loc", ())]}
     ctx = error.get("ctx")
     if isinstance(ctx, dict):
-        out["ctx"] = {k: _short(v) if isinstance(v, str) else str(v)[:ECHO_CHARS] for k, v in ctx.items()}
-    loc = out["loc"]
-    out["loc"] = [p[:ECHO_CHARS] if isinstance(p, str) else p for p in loc]
+        out["ctx"] = {k: _safe(v) for k, v in ctx.items()}
     return out
 
 

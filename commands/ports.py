@@ -214,9 +214,9 @@ class MarketData(Protocol):
         """The latest close on or before `day` of each symbol that has one."""
         ...
 
-    def real_symbols(self, symbols: Sequence[str]) -> set[str]:
-        """Those of `symbols` whose stored bars are real prices (imported), not synthetic demo history:
-        only these may value a user's real holdings."""
+    def real_marks(self, symbols: Sequence[str], day: str) -> dict[str, tuple[float, str]]:
+        """(close, its date) of each of `symbols` with real prices (imported, not synthetic demo history):
+        its latest real close on or before `day`. Only these may value a user's real holdings."""
         ...
 
     def sectors(self, universe: str, symbols: Sequence[str]) -> dict[str, str]:

@@ -17,6 +17,7 @@ Only risk-increasing actions (approving or placing an entry) are checked; exits 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ RULE_TYPES = (
 )
 _COUNT_RULES = ("max_open_positions", "max_per_sector", "max_orders_per_day")
 _MAX_VALUE = 1e13
+_NSE_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9&_.-]{0,29}")
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -142,26 +144,34 @@ class RiskRule:
                 "symbols": list(self.symbols), "note": self.note}
 
 
+def _blocked_symbol(index: int, value: Any) -> str:
+    """An NSE trading symbol as signals name it (`YESBANK`, `M&M`, `BAJAJ-AUTO`; an `NSE:` prefix is dropped)."""
+    text = value.strip().upper() if isinstance(value, str) else ""
+    text = text.removeprefix("NSE:")
+    if not _NSE_SYMBOL.fullmatch(text):
+        raise DomainError(f"symbols[{index}] is not an NSE symbol (letters, digits, & . _ -, at most 30, "
+                          "like \"YESBANK\" or \"M&M\")")
+    return text
+
+
 def normalize_rule(rule_type: str, value: Any, unit: Any, symbols: Any) -> tuple[float | None, str | None,
                                                                                    list[str]]:
-    """Validate one rule's parameters; DomainError says what to change. Returns (value, unit, symbols)."""
+    """Validate one rule's parameters; DomainError says what to change (never repeating what was sent).
+    Returns (value, unit, symbols)."""
     if rule_type not in RULE_TYPES:
-        raise DomainError(f"rule_type must be one of {', '.join(RULE_TYPES)}, got {rule_type!r}")
+        raise DomainError(f"rule_type must be one of {', '.join(RULE_TYPES)}")
     if rule_type == "kill_switch":
         return None, None, []
     if rule_type == "blocked_symbols":
         if not isinstance(symbols, list | tuple) or not symbols:
             raise DomainError("blocked_symbols needs symbols: a non-empty list like [\"YESBANK\"]")
-        clean = sorted({str(s).strip().upper() for s in symbols if str(s).strip()})
-        if not clean or any(len(s) > 32 for s in clean):
-            raise DomainError("symbols must be NSE symbols of at most 32 characters")
-        return None, None, clean
+        return None, None, sorted({_blocked_symbol(i, s) for i, s in enumerate(symbols)})
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < float(value) <= _MAX_VALUE:
-        raise DomainError(f"{rule_type} needs a positive number value, got {value!r}")
+        raise DomainError(f"{rule_type} needs a positive number value")
     v = float(value)
     if rule_type in _COUNT_RULES:
         if v != int(v):
-            raise DomainError(f"{rule_type} value is a count; give a whole number, got {value!r}")
+            raise DomainError(f"{rule_type} value is a count; give a whole number")
         return v, None, []
     if rule_type == "max_exposure_pct":
         return v, "pct", []
@@ -169,7 +179,7 @@ def normalize_rule(rule_type: str, value: Any, unit: Any, symbols: Any) -> tuple
         return v, "inr", []
     unit = "inr" if unit is None else unit
     if unit not in ("inr", "pct"):
-        raise DomainError(f"max_daily_loss unit must be inr or pct, got {unit!r}")
+        raise DomainError("max_daily_loss unit must be inr or pct")
     if unit == "pct" and v > 100:
         raise DomainError("max_daily_loss as a percent of capital must be at most 100")
     return v, str(unit), []

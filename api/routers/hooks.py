@@ -28,6 +28,7 @@ from api.errors import schema_error
 from api.guards import MAX_ID, strict_json_loads
 from api.public.base import answers
 from api.public.hooks import AlertAnswerPublic, HookPublic, IssuedHookPublic
+from api.textguard import fault_error
 from commands import hooks_messages as hm
 from commands.bus import CommandResult
 from domain.errors import NotFound, TooManyRequests
@@ -236,17 +237,23 @@ def _invalid(msg: str) -> RequestValidationError:
 
 
 def _document(raw: RawAlert) -> dict[str, Any]:
-    """The alert as a JSON object (TradingView sends its message as text/plain or application/json)."""
+    """The alert as a JSON object (TradingView sends its message as text/plain or application/json; Chartink
+    sends form fields)."""
     if raw.fields is not None:
-        return raw.fields
-    if not raw.body.strip():
+        doc = raw.fields
+    elif not raw.body.strip():
         raise _invalid("the alert is empty: send a JSON object (see the hook's message)")
-    try:
-        doc = strict_json_loads(raw.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _invalid(f"the alert is not JSON: {str(exc)[:80]}") from None
+    else:
+        try:
+            doc = strict_json_loads(raw.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _invalid(f"the alert is not JSON: {str(exc)[:80]}") from None
     if not isinstance(doc, dict):
         raise _invalid("the alert must be a JSON object")
+    # the route reads its own body, whatever the content type: the edge's text check runs here
+    bad = fault_error(doc, ["body"])
+    if bad is not None:
+        raise RequestValidationError([bad])
     return doc
 
 

@@ -145,7 +145,7 @@ _slots_lock = threading.Lock()
 
 def _name(upload: UploadFile, fallback: str) -> str:
     base = os.path.basename((upload.filename or fallback).replace("\\", "/"))
-    return re.sub(r"[\x00-\x1f\x7f]", "", base)[:200] or fallback
+    return re.sub("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", "", base)[:200] or fallback  # no bidi tricks
 
 
 async def _read(upload: UploadFile, platform: Platform) -> bytes:

@@ -23,7 +23,7 @@ from api.deps import SESSION_COOKIE
 from api.notify_push import NotificationPush
 from api.revocation import REVOKED
 from api.security_log import security_event
-from api.textguard import MAX_DEPTH, UNICODE_MSG, invalid_text_path
+from api.textguard import MAX_DEPTH, fault_error
 from commands.handlers.agent import ACCESS_TOKEN
 from domain.calendar import nse_calendar
 from infra.bars.store import BarStore
@@ -301,14 +301,14 @@ def _handle(hub: TickHub, client: Any, text: str) -> None:
     if not isinstance(msg, dict):
         client.say({"type": "error", "detail": "Malformed message: expected a JSON object with \"action\""})
         return
-    bad = invalid_text_path(msg)
+    bad = fault_error(msg, [])
     if bad is not None:
-        client.say({"type": "error", "detail": f"{UNICODE_MSG} (field {'.'.join(map(str, bad))})"})
+        client.say({"type": "error", "detail": f"{bad['msg']} (field {'.'.join(map(str, bad['loc']))})"})
         return
     action = msg.get("action")
     symbols = msg.get("symbols")
     if action not in ("subscribe", "unsubscribe"):
-        client.say({"type": "error", "detail": f"Unknown action {action!r}: use subscribe or unsubscribe"})
+        client.say({"type": "error", "detail": "Unknown action: use subscribe or unsubscribe"})
         return
     if not isinstance(symbols, list) or not all(isinstance(s, str) and 0 < len(s) <= 64 for s in symbols):
         client.say({"type": "error", "detail": "symbols must be a list of \"EXCHANGE:SYMBOL\" strings"})

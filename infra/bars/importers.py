@@ -426,7 +426,7 @@ class ImportBatch:
             }
         )
         self.report.add_write(result)
-        store.mark_real(columns[0], real=True)
+        store.mark_real(columns[0], real=True, dates=columns[1])
 
 
 def _check(row: _Row, calendar: TradingCalendar) -> str | None:

@@ -9,7 +9,7 @@ close exactly the indicator values the backtest saw on that day.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +85,30 @@ class BarStoreMarket:
                 out[sym] = row
         return out
 
-    def real_symbols(self, symbols: Sequence[str]) -> set[str]:
-        """Those of `symbols` whose bars are real: imported (`data import-csv` / `import-kite`), or any
-        symbol of a store that holds no synthetic history. Synthetic demo bars are never real."""
-        real = self.store.real_symbols()
-        return set(symbols) if real is None else {s for s in symbols if s in real}
-
     def last_prices(self, symbols: Sequence[str], day: str) -> dict[str, float]:
         nxt = self.calendar.next_trading_day(date.fromisoformat(day))
         return {s: float(bar["close"]) for s, bar in self.store.last_bars(symbols, before=nxt).items()}
+
+    def real_marks(self, symbols: Sequence[str], day: str) -> dict[str, tuple[float, str]]:
+        """(close, its date) of each of `symbols` with real bars (imported with `data import-csv` /
+        `import-kite`, or any symbol of a store that holds no synthetic history): its latest real close on or
+        before `day`. Synthetic demo bars never value a user's holdings, not even those stored after the
+        imported ones (the demo history runs to today; `sim advance` goes further)."""
+        until = self.store.real_until()
+        nxt = self.calendar.next_trading_day(date.fromisoformat(day))
+        limits: dict[date, list[str]] = {}
+        for s in dict.fromkeys(symbols):
+            if until is None:
+                limits.setdefault(nxt, []).append(s)
+            elif s in until:
+                last = until[s]
+                limit = nxt if last is None else min(nxt, date.fromisoformat(last) + timedelta(days=1))
+                limits.setdefault(limit, []).append(s)
+        out: dict[str, tuple[float, str]] = {}
+        for limit, names in limits.items():
+            for s, bar in self.store.last_bars(names, before=limit).items():
+                out[s] = (float(bar["close"]), bar["date"].isoformat())
+        return out
 
     def sectors(self, universe: str, symbols: Sequence[str]) -> dict[str, str]:
         members = {m.symbol: m.sector for m in self._universe(universe).members}

@@ -192,21 +192,42 @@ class BarStore:
     def meta(self, key: str, default: Any = None) -> Any:
         return copy.deepcopy(self._manifest().get("meta", {}).get(key, default))
 
-    def real_symbols(self) -> set[str] | None:
-        """Symbols whose bars are real (imported), or None when the store holds no synthetic history (so
-        every symbol's bars are real). Synthetic demo bars are never real."""
+    def _real_meta(self) -> dict[str, str | None]:
+        known = self.meta(REAL_SYMBOLS) or {}
+        # a list: written before the last real day was kept (every bar of those symbols counted as real)
+        return dict.fromkeys(known) if isinstance(known, list) else dict(known)
+
+    def real_until(self) -> dict[str, str | None] | None:
+        """Each symbol holding real (imported) bars, with the last day they reach (ISO; None: recorded before
+        that was kept, so all its bars count), or None when the store holds no synthetic history (so every
+        symbol's bars are real). Synthetic demo bars are never real, not even those stored after an import."""
         if not self.meta("synthetic"):
             return None
-        return set(self.meta(REAL_SYMBOLS) or [])
+        return self._real_meta()
 
-    def mark_real(self, symbols: Iterable[str], real: bool) -> None:
-        """Record that `symbols` now hold imported bars (`real`), or synthetic ones (generate/extend wrote
-        into them): analytics value a user's holdings only with real bars."""
-        known = set(self.meta(REAL_SYMBOLS) or [])
-        names = {str(s) for s in symbols}
-        new = known | names if real else known - names
+    def real_symbols(self) -> set[str] | None:
+        """Symbols with real (imported) bars, or None when the store holds no synthetic history."""
+        until = self.real_until()
+        return None if until is None else set(until)
+
+    def mark_real(self, symbols: Iterable[str], real: bool, dates: Iterable[DateLike] | None = None) -> None:
+        """Record that `symbols` now hold imported bars (`real`, on `dates`, one per symbol entry: the last
+        of them per symbol is kept), or synthetic ones (generate/extend wrote into them): analytics value a
+        user's holdings only with real bars, and never with a bar after a symbol's last real day."""
+        known = self._real_meta()
+        new = dict(known)
+        if not real:
+            for s in symbols:
+                new.pop(str(s), None)
+        elif dates is None:
+            new.update(dict.fromkeys(map(str, symbols)))
+        else:
+            for s, d in zip(symbols, dates, strict=True):
+                name, day = str(s), from_day(to_day(d)).isoformat()
+                had = new.get(name)
+                new[name] = day if had is None or day > had else had
         if new != known:
-            self.set_meta(REAL_SYMBOLS, sorted(new))
+            self.set_meta(REAL_SYMBOLS, dict(sorted(new.items())))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Record JSON-serialisable metadata (e.g. how synthetic data was generated)."""

@@ -77,6 +77,56 @@ def test_bodies_are_bounded_by_content_length(client: Any) -> None:
     big = json.dumps({"email": "a@example.com", "pad": "x" * (2 * 1024 * 1024)}).encode()
     r = _raw_json(client, "/api/auth/magic-link", big)
     assert r.status_code == 413
+    assert r.json() == {"detail": "Request body too large (at most 1 MB)"}  # JSON, as every other error
+
+
+@pytest.mark.parametrize("name", ["Fam\u202eylimaf", "Sharma\u0007", "red\u001b[31m", "x\u0085y", "\u2066x\u2069"])
+def test_control_characters_and_bidi_overrides_are_422_naming_the_field(client: Any, name: str) -> None:
+    """A name that rings a bell, colours a terminal or displays backwards (U+202E) is refused before anything
+    is stored; the reason never repeats it."""
+    before = _head(client)
+    for url, body in (("/api/family/groups", {"name": name}),
+                      ("/api/strategies", {"name": name, "base_model": "sma_crossover"}),
+                      ("/api/risk/rules", {"rule_type": "kill_switch", "note": name})):
+        for ascii_only in (True, False):  # as \\u escapes, and as raw UTF-8 where JSON allows it
+            r = _raw_json(client, url, json.dumps(body, ensure_ascii=ascii_only).encode())
+            assert r.status_code == 422, (url, r.text)
+            [err] = r.json()["detail"]
+            loc = ["body", "note"] if url == "/api/risk/rules" else ["body", "name"]
+            assert err["type"] == "text_invalid" and err["loc"] == loc and "input" not in err
+            assert "control characters" in err["msg"]
+    assert _head(client) == before
+    r = client.get("/api/strategies", params={"q": "INFY\u202e"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "q"]
+    r = client.get("/api/market/bars/INF%E2%80%AEY")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path"]
+
+
+def test_indic_names_with_joiners_and_line_breaks_in_notes_are_kept(client: Any) -> None:
+    """Devanagari needs ZWJ/ZWNJ (U+200D, U+200C); a note may run over lines."""
+    name = "श्‍री परिवार"
+    r = client.post("/api/family/groups", json={"name": name})
+    assert r.status_code == 201, r.text
+    assert name in [g["name"] for g in client.get("/api/family/groups").json()]
+    r = client.post("/api/risk/rules", json={"rule_type": "kill_switch", "note": "line one\nline two\ttab"})
+    assert r.status_code == 201, r.text
+
+
+def test_the_audit_lists_an_event_stored_with_a_lone_surrogate_before_the_edge_refused_them(client: Any) -> None:
+    """Events recorded before this check (an alert's id sent as text/plain) must still list: such text is sent
+    as its JSON escape, as the hash chain encodes it, instead of failing the whole page with a 500."""
+    from commands import messages as m
+    from commands.bus import CommandMeta
+
+    me = client.get("/api/auth/me").json()
+    body = m.StrategyBody("bad \ud800 name", "", "sma_crossover", None, None, None, True)
+    client.platform.bus.handle(m.CreateStrategy(int(me["id"]), body), CommandMeta(actor="test"))
+    r = client.get("/api/audit/events", params={"type": "StrategyCreated"})
+    assert r.status_code == 200, r.text[:300]
+    assert "\\ud800" in r.text and int(r.headers["X-Total-Count"]) >= 1
+    assert [e["data"]["name"] for e in json.loads(r.text)] == ["bad \ud800 name"]
+    r = client.get("/api/audit/events", params={"from": "2025-01-01", "to": "2024-01-01"})
+    assert r.status_code == 400 and r.json() == {"detail": "'to' is before 'from'"}
 
 
 def test_bodies_are_bounded_while_streaming(client: Any) -> None:

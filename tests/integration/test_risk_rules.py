@@ -55,7 +55,11 @@ def test_rule_crud_validation_and_ownership(market: Any, api_factory: Any) -> No
 
     for bad in ({"rule_type": "max_daily_loss"}, {"rule_type": "blocked_symbols", "symbols": []},
                 {"rule_type": "max_open_positions", "value": 2.5},
-                {"rule_type": "max_daily_loss", "value": 150, "unit": "pct"}):
+                {"rule_type": "max_daily_loss", "value": 150, "unit": "pct"},
+                {"rule_type": "blocked_symbols", "symbols": ["INFY", ""]},  # was silently dropped
+                {"rule_type": "blocked_symbols", "symbols": ["IN FY"]},
+                {"rule_type": "blocked_symbols", "symbols": [7]},
+                {"rule_type": "blocked_symbols", "symbols": ["BSE:INFY"]}):
         r = market.post("/api/risk/rules", json=bad)  # the fields a rule type needs are its schema: 422
         assert r.status_code == 422 and r.json()["detail"][0]["msg"], (bad, r.text)
     assert market.post("/api/risk/rules", json={"rule_type": "max_fun", "value": 1}).status_code == 422
@@ -91,7 +95,8 @@ def test_breaches_are_400_naming_the_rule_and_recorded(market: Any) -> None:
     pf = deploy(market, crossover(market), max_positions=8, max_per_sector=8)
     signals = scan_with_signals(market, pf["id"], minimum=3)
     first, second, third = signals[:3]
-    block = rule(market, rule_type="blocked_symbols", symbols=[first["symbol"]])
+    block = rule(market, rule_type="blocked_symbols", symbols=["nse:" + first["symbol"]])  # as the watchlist writes
+    assert block["symbols"] == [first["symbol"]]  # as signals name it, so that the rule fires
     r = market.post(f"/api/model/signals/{first['id']}/approve")
     assert r.status_code == 400
     assert f"blocked_symbols rule {block['id']}" in r.json()["detail"] and first["symbol"] in r.json()["detail"]

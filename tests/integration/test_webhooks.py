@@ -293,3 +293,28 @@ def test_an_alert_outlasts_other_changes_to_its_portfolio_and_is_never_refused(m
     wait_projected(market)
     symbols = sorted(s["symbol"] for s in pending(market, pf["id"]))
     assert symbols == sorted(["INFY", "HDFCBANK", "ICICIBANK", "SBIN", "TCS", "ITC", "LT"])
+
+
+def test_an_alert_with_invalid_text_is_refused_whatever_its_content_type_and_the_audit_still_lists(
+        market: Any) -> None:
+    """TradingView sends text/plain: a lone surrogate in a field the alert only carries along (its id) used to be
+    recorded and then broke the owner's audit listing for good; one in a checked field was a 500."""
+    pf = deploy(market, template_id(market))
+    tv = path_of(hook(market, pf["id"]))
+    ck = path_of(hook(market, pf["id"], "chartink"))
+    head = market.platform.store.max_position()
+    bodies = [(tv, b'{"symbol":"NSE:INFY","action":"buy","price":1500,"alert_id":"x\\ud800"}', "unicode_invalid"),
+              (tv, b'{"symbol":"NSE:\\ud800","action":"buy"}', "unicode_invalid"),
+              (ck, b'{"stocks":"INFY","trigger_prices":"1500","scan_name":"s\\udfff"}', "unicode_invalid"),
+              (ck, b'{"stocks":"INFY","trigger_prices":"1500","scan_name":"s\\u202e\\u0007"}', "text_invalid")]
+    for path, body, kind in bodies:
+        for content_type in ("text/plain", "application/json"):
+            r = post_alert(market, path, body, content_type)
+            assert r.status_code == 422, (body, content_type, r.status_code, r.text)
+            [err] = r.json()["detail"]
+            assert err["type"] == kind and "input" not in err, r.text
+    r = market.post(ck, data={"stocks": "INFY", "trigger_prices": "1500", "scan_name": "s\u202eevil"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "scan_name"], r.text  # form fields too
+    assert market.platform.store.max_position() == head  # nothing was recorded
+    assert pending(market, pf["id"]) == []
+    assert market.get("/api/audit/events").status_code == 200
