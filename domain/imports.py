@@ -5,7 +5,9 @@ Tradebook trades are recorded per account and trade date: a `TradebookDay` aggre
 it holds. An upload appends only keys the day does not hold yet, with optimistic concurrency on the
 day's version: two uploads racing on the same day cannot both append (the store refuses the second
 version N+1; the retry sees the first upload's trades and reports them as duplicates). A 100,000-trade
-tradebook is a few hundred events rather than 100,000.
+tradebook is a few hundred events rather than 100,000. A trade key is one trade: a row with a key already
+held is a duplicate when it is the same trade (`TRADE_CONTENT`: symbol, side, quantity, price) and refused
+(`TradeIdConflict`) when it is not.
 
 Ledger entries, CAS transactions and statements (files of hundreds or thousands of rows) are each their
 own aggregate with exactly one event (version 1), whose id is derived from the record's natural key; the
@@ -17,11 +19,15 @@ at all.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, ClassVar
 
 from domain.aggregate import Aggregate, aggregate_uuid
+from domain.errors import DomainError
 from domain.events import DomainEvent
 
 _RECORDS = uuid.UUID("0b7d3c52-5f0e-4d8e-9d0f-6c1a2b3e4f51")
@@ -65,6 +71,39 @@ class ImportBatchRecorded(_FlatEvent):
 TRADES_PER_EVENT = 500  # keeps an event well under Kafka's default 1 MB message size
 TRADE_COLUMNS = ("trade_key", "trade_id", "order_id", "symbol", "isin", "exchange", "segment", "series",
                  "executed_at", "side", "quantity", "price")
+# What makes two rows with one trade key (exchange, segment, trade date, trade id) the same trade, as stored:
+# the same rows in two overlapping exports are a duplicate; the same key with any of these different is an
+# error (which of them is the trade?). The execution time, order id, ISIN and series are not compared.
+TRADE_CONTENT = ("symbol", "side", "quantity", "price")
+_CONTENT_AT = tuple(TRADE_COLUMNS.index(c) for c in TRADE_CONTENT)
+
+
+def trade_content(row: list[Any] | tuple[Any, ...], at: tuple[int, ...] = _CONTENT_AT) -> tuple[Any, ...]:
+    """A trade row's values of `TRADE_CONTENT` (`at`: their places in the row, `TRADE_COLUMNS`' by default)."""
+    return tuple(row[i] for i in at)
+
+
+def trade_differences(held: tuple[Any, ...], other: tuple[Any, ...]) -> list[str]:
+    """The `TRADE_CONTENT` fields in which two trades differ (quantities and prices as stored floats, equal
+    within 1e-9 relative: an XLSX cell and a CSV text of one price are one price)."""
+    out = []
+    for name, a, b in zip(TRADE_CONTENT, held, other, strict=True):
+        if name in ("quantity", "price"):
+            same = math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+        else:
+            same = a == b
+        if not same:
+            out.append(name)
+    return out
+
+
+class TradeIdConflict(DomainError):
+    """A trade key already held (or earlier in the same rows) for a different trade: nothing is recorded."""
+
+    def __init__(self, key: str, fields: list[str]) -> None:
+        super().__init__(f"a trade id is already used for a different trade (its {', '.join(fields)} differ)")
+        self.key = key
+        self.fields = fields
 
 
 @dataclass(frozen=True)
@@ -168,18 +207,19 @@ class ImportBatch(Aggregate):
 
 
 class TradebookDay(Aggregate):
-    """An account's imported trades of one trade date: which trade keys it holds."""
+    """An account's imported trades of one trade date: the trade keys it holds, each with its
+    `TRADE_CONTENT`."""
 
     aggregate_type = "TradebookDay"
     # Its events carry hundreds of trades each: the event store does not keep them decoded in memory
     # (a re-upload of 100,000 trades would otherwise pin ~80 MB in its cache).
     cache_events: ClassVar[bool] = False
 
-    keys: set[str]
+    trades: dict[str, tuple[Any, ...]]
 
     def __init__(self, aggregate_id: uuid.UUID) -> None:
         super().__init__(aggregate_id)
-        self.keys = set()
+        self.trades = {}
 
     @staticmethod
     def uuid_for(account_id: int, trade_date: str) -> uuid.UUID:
@@ -188,13 +228,21 @@ class TradebookDay(Aggregate):
     def record_trades(self, account_id: int, batch_id: int, trade_date: str,
                       rows: list[list[Any]]) -> list[list[Any]]:
         """Append the rows (values of `TRADE_COLUMNS`) whose keys this day does not hold yet (the first of
-        rows sharing a key), in events of at most `TRADES_PER_EVENT` trades; returns the rows appended."""
-        new: set[str] = set()
+        rows sharing a key), in events of at most `TRADES_PER_EVENT` trades; returns the rows appended. A row
+        whose key is held (or comes earlier in `rows`) with another `TRADE_CONTENT` raises `TradeIdConflict`
+        before anything is recorded."""
+        new: dict[str, tuple[Any, ...]] = {}
         fresh = []
         for r in rows:
-            if r[0] not in self.keys and r[0] not in new:
-                new.add(r[0])
+            content = trade_content(r)
+            held = self.trades.get(r[0])
+            if held is None:
+                held = new.get(r[0])
+            if held is None:
+                new[r[0]] = content
                 fresh.append(r)
+            elif differ := trade_differences(held, content):
+                raise TradeIdConflict(r[0], differ)
         for i in range(0, len(fresh), TRADES_PER_EVENT):
             self._record(TradesImported(account_id, batch_id, trade_date, list(TRADE_COLUMNS),
                                         fresh[i:i + TRADES_PER_EVENT]))
@@ -203,7 +251,8 @@ class TradebookDay(Aggregate):
     def when_TradesImported(self, e: TradesImported) -> None:
         self.account_id = e.account_id
         k = e.columns.index("trade_key")
-        self.keys.update(r[k] for r in e.rows)
+        at = tuple(e.columns.index(c) for c in TRADE_CONTENT)
+        self.trades.update((r[k], trade_content(r, at)) for r in e.rows)
 
 
 class ImportedRecord(Aggregate):
@@ -251,6 +300,46 @@ class CorporateAction(ImportedRecord):
 
     def when_CorporateActionRecorded(self, e: CorporateActionRecorded) -> None:
         self._set_account(e)
+
+
+CORPORATE_ACTION_KINDS = ("split", "bonus")  # a consolidation is a split with ratio_new < ratio_old
+MAX_RATIO_TERM = 1000  # NSE ratios are small whole numbers (1:10, 1:1, 3:2); new/old stays within 1/1000..1000
+EARLIEST_EX_DATE = date(1990, 1, 1)
+# An NSE trading symbol as a tradebook names it (INFY, M&M, BAJAJ-AUTO), as the alert receiver and the risk
+# rules read one.
+_NSE_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9&_.-]{0,29}")
+
+
+def corporate_action_symbol(symbol: str, ex_date: str, kind: str, ratio_new: float, ratio_old: float,
+                            today: date) -> str:
+    """Check a split or bonus before it adjusts lots, and return its symbol as recorded (trimmed, upper
+    case). DomainError says what to change, never repeating what was sent:
+    - kind `split` (ratio_new new shares for ratio_old old: 2:1, 1:10, a consolidation 1:10 as new 1, old 10) or
+      `bonus` (ratio_new bonus shares per ratio_old held: 1:1, 3:2);
+    - ratio_new and ratio_old whole numbers from 1 to `MAX_RATIO_TERM` (a ratio of 1e-300 would turn every
+      holding into dust and every value into null);
+    - ex_date from `EARLIEST_EX_DATE` to `today` (IST): a future ex-date is not yet an action;
+    - symbol an NSE trading symbol (letters, digits, & . _ -, at most 30)."""
+    if kind not in CORPORATE_ACTION_KINDS:
+        raise DomainError("kind must be 'split' or 'bonus'")
+    for name, value in (("ratio_new", ratio_new), ("ratio_old", ratio_old)):
+        v = float(value)
+        if not (v.is_integer() and 1 <= v <= MAX_RATIO_TERM):
+            raise DomainError(f"{name} must be a whole number from 1 to {MAX_RATIO_TERM} (a 1:10 split is "
+                              "ratio_new 10, ratio_old 1; a 10:1 consolidation ratio_new 1, ratio_old 10)")
+    try:
+        day = date.fromisoformat(ex_date)
+    except ValueError:
+        raise DomainError("ex_date must be a date (YYYY-MM-DD)") from None
+    if day < EARLIEST_EX_DATE:
+        raise DomainError(f"ex_date must not be before {EARLIEST_EX_DATE.isoformat()}")
+    if day > today:
+        raise DomainError("ex_date must not be after today (IST): record an action once it is effective")
+    clean = symbol.strip().upper()
+    if not _NSE_SYMBOL.fullmatch(clean):
+        raise DomainError("symbol must be an NSE trading symbol as the tradebook names it (letters, digits, "
+                          "& . _ -, at most 30, like INFY or M&M)")
+    return clean
 
 
 def trade_key(exchange: str, segment: str, trade_date: str, trade_id: str) -> str:

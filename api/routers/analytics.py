@@ -23,6 +23,7 @@ from api.public.analytics import (
 from api.public.base import answers
 from commands import imports_messages as im
 from domain.errors import DomainError
+from domain.imports import EARLIEST_EX_DATE, MAX_RATIO_TERM
 from infra.analytics.queries import holdings, journal, pnl, summary
 
 router = resource_router("/api/analytics", ["analytics"])
@@ -96,18 +97,23 @@ def get_holdings(request: Request, user: Reader, platform: PlatformDep) -> list[
 class CorporateActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    symbol: str = Field(min_length=1, max_length=64)
-    ex_date: date
-    kind: Literal["split", "bonus"]
-    ratio_new: float = Field(gt=0, le=1e6, description="split: new shares per `ratio_old`; bonus: bonus shares")
-    ratio_old: float = Field(gt=0, le=1e6)
+    symbol: str = Field(min_length=1, max_length=64, description="the NSE trading symbol, as the tradebook has it "
+                        "(INFY, M&M, BAJAJ-AUTO): letters, digits, & . _ -, at most 30")
+    ex_date: date = Field(description=f"from {EARLIEST_EX_DATE.isoformat()} to today (IST)")
+    kind: Literal["split", "bonus"] = Field(description="a consolidation is a split with ratio_new < ratio_old")
+    ratio_new: float = Field(ge=1, le=MAX_RATIO_TERM, description=(
+        f"a whole number from 1 to {MAX_RATIO_TERM}; split: new shares per `ratio_old` old ones (a 1:10 split is "
+        "10 per 1, a 10:1 consolidation 1 per 10); bonus: bonus shares per `ratio_old` held (1:1 is 1 per 1)"))
+    ratio_old: float = Field(ge=1, le=MAX_RATIO_TERM, description=f"a whole number from 1 to {MAX_RATIO_TERM}")
 
 
 @router.post("/corporate-actions", status_code=201, **answers(CorporateActionPublic),
              summary="Record a split or bonus so FIFO lots are adjusted (the tradebook does not carry them)")
 async def corporate_action(body: CorporateActionBody, request: Request, user: SessionUser,
                            platform: PlatformDep) -> dict[str, Any]:
-    """Lots bought before `ex_date` are adjusted by the ratio; the same action twice is recorded once."""
+    """Lots bought before `ex_date` are adjusted by the ratio; the same action twice is recorded once. A ratio
+    that is not whole or outside 1..1000, an ex-date in the future or before 1990, or a symbol that is not an NSE
+    trading symbol is refused (400 or 422) and changes nothing."""
     cmd = im.RecordCorporateAction(user.account_id, body.symbol, body.ex_date.isoformat(), body.kind,
                                    body.ratio_new, body.ratio_old)
     result = await run_in_threadpool(dispatch, request, platform, cmd, user)

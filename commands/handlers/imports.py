@@ -1,10 +1,12 @@
 """Broker imports: tradebook trades appended to one aggregate per account and trade date, ledger and CAS
 records each an event on its own aggregate, the batch and its report on another, all saved in one
-transaction (all or nothing). Records that already exist are duplicates, not errors."""
+transaction (all or nothing). Records that already exist are duplicates, not errors; a trade id reused for a
+different trade (in the upload, or against one imported before) is an error, and nothing is imported."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -15,6 +17,7 @@ from commands.uow import UnitOfWork
 from domain.aggregate import Aggregate
 from domain.errors import DomainError
 from domain.imports import (
+    TRADE_CONTENT,
     CasStatementImported,
     CorporateAction,
     CorporateActionRecorded,
@@ -26,11 +29,15 @@ from domain.imports import (
     LedgerEntryImported,
     MfTransactionImported,
     TradebookDay,
+    TradeIdConflict,
     classify_ledger,
     content_key,
+    corporate_action_symbol,
     record_uuid,
+    trade_differences,
     trade_key,
 )
+from domain.market_hours import IST
 from domain.pnl import Fill, match_fifo
 
 
@@ -67,12 +74,38 @@ def _now(uow: UnitOfWork) -> str:
     return uow.deps.clock.now().isoformat()
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:/-]{1,40}")
+
+
+def _content(t: im.ParsedTrade) -> tuple[Any, ...]:
+    """The trade's `TRADE_CONTENT` values (symbol, side, quantity, price: as the import stores them)."""
+    return tuple(getattr(t, name) for name in TRADE_CONTENT)
+
+
+def _trade_id_conflict(t: im.ParsedTrade, first: im.ParsedTrade | None, fields: list[str]) -> DomainError:
+    """The refusal of a row reusing a trade id for another trade: the file, the row, the trade id (when it is
+    plain: digits, letters, . _ : / -) and which fields differ, never the other cells' values."""
+    shown = f"trade id {t.trade_id}" if _PLAIN_ID.fullmatch(t.trade_id) else "its trade id"
+    where = f"row {first.row} of {first.file}" if first is not None else "a trade imported earlier"
+    which = ", ".join(fields)
+    return DomainError(f"{t.file} row {t.row}: {shown} on that trade date is already used by {where} for a "
+                       f"different trade (the {which} {'differs' if len(fields) == 1 else 'differ'}); a trade "
+                       "id names one trade, so nothing was imported")
+
+
 def import_tradebook(cmd: im.ImportTradebook, uow: UnitOfWork) -> dict[str, Any]:
     """Trades are grouped by trade date; each date's `TradebookDay` is loaded only when it exists already
-    (one indexed query finds which), and appends the keys it does not hold."""
+    (one indexed query finds which), and appends the keys it does not hold. A key twice is a duplicate when
+    it is the same trade (`TRADE_CONTENT`) and refuses the whole upload when it is not."""
     by_day: dict[str, dict[str, im.ParsedTrade]] = {}
     for t in cmd.trades:
-        by_day.setdefault(t.trade_date, {}).setdefault(trade_key(t.exchange, t.segment, t.trade_date, t.trade_id), t)
+        day_trades = by_day.setdefault(t.trade_date, {})
+        key = trade_key(t.exchange, t.segment, t.trade_date, t.trade_id)
+        first = day_trades.get(key)
+        if first is None:
+            day_trades[key] = t
+        elif differ := trade_differences(_content(first), _content(t)):
+            raise _trade_id_conflict(t, first, differ)
     ids = {day: TradebookDay.uuid_for(cmd.account_id, day) for day in by_day}
     stored = _existing(uow, list(ids.values()), TradebookDay)
     batch_id = uow.deps.ids.next_id("import_batch")
@@ -82,9 +115,12 @@ def import_tradebook(cmd: im.ImportTradebook, uow: UnitOfWork) -> dict[str, Any]
     for day, trades in by_day.items():
         agg = uow.load(TradebookDay, ids[day]) if ids[day] in stored else None
         agg = agg if agg is not None else TradebookDay(ids[day])
-        recorded = agg.record_trades(cmd.account_id, batch_id, day, [  # the day keeps the keys it holds
-            [k, t.trade_id, t.order_id, t.symbol, t.isin, t.exchange, t.segment, t.series, t.executed_at, t.side,
-             t.quantity, t.price] for k, t in trades.items()])
+        try:
+            recorded = agg.record_trades(cmd.account_id, batch_id, day, [  # the day keeps the trades it holds
+                [k, t.trade_id, t.order_id, t.symbol, t.isin, t.exchange, t.segment, t.series, t.executed_at,
+                 t.side, t.quantity, t.price] for k, t in trades.items()])
+        except TradeIdConflict as exc:
+            raise _trade_id_conflict(trades[exc.key], None, exc.fields) from None
         if not recorded:
             continue
         imported += len(recorded)
@@ -169,11 +205,10 @@ def import_cas(cmd: im.ImportCas, uow: UnitOfWork) -> dict[str, Any]:
 
 
 def record_corporate_action(cmd: im.RecordCorporateAction, uow: UnitOfWork) -> dict[str, Any]:
-    if cmd.kind not in ("split", "bonus"):
-        raise DomainError("kind must be 'split' or 'bonus'")
-    if not (cmd.ratio_new > 0 and cmd.ratio_old > 0):
-        raise DomainError("ratio_new and ratio_old must be positive")
-    symbol = cmd.symbol.strip().upper()
+    """Checked (`corporate_action_symbol`: kind, whole-number ratios 1..1000, ex-date 1990..today IST, an NSE
+    symbol) before it can adjust any lot."""
+    today = uow.deps.clock.now().astimezone(IST).date()
+    symbol = corporate_action_symbol(cmd.symbol, cmd.ex_date, cmd.kind, cmd.ratio_new, cmd.ratio_old, today)
     key = content_key(symbol, cmd.ex_date, cmd.kind, cmd.ratio_new, cmd.ratio_old)
     out = {"symbol": symbol, "ex_date": cmd.ex_date, "kind": cmd.kind, "ratio_new": cmd.ratio_new,
            "ratio_old": cmd.ratio_old}

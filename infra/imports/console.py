@@ -9,8 +9,8 @@
   between exports; data may start in column B); Title Case and snake_case headers are both accepted.
 - Rows: blank rows and footer/summary rows (no trade id, no trade type) are ignored; rows of other
   segments (F&O, currency, commodity) are reported as rejected; a row that claims to be a trade but
-  cannot be read makes the whole upload fail, naming the file, the row and the reason (nothing is
-  imported).
+  cannot be read makes the whole upload fail, naming the file, the row, the column and the reason, never
+  the cell's value (nothing is imported).
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def number(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError("not a number")
+        raise ValueError("is not a number")
     if isinstance(value, int | float):
         v = float(value)
     else:
@@ -187,13 +187,18 @@ def number(value: Any) -> float | None:
         if not s or s in ("-", "--"):
             return None
         neg = s.startswith("(") and s.endswith(")")
-        v = float(s.strip("()"))
+        try:
+            v = float(s.strip("()"))
+        except ValueError:
+            raise ValueError("is not a number") from None  # float()'s message would repeat the cell
         v = -v if neg else v
     if not math.isfinite(v):
-        raise ValueError("not a finite number")
+        raise ValueError("is not a finite number")
     return v
 
 
+# Value errors say what is wrong, never what the cell held (the caller names the column and the row).
+_NOT_A_DATE = "is not a date (day first: 2024-07-08, 08-07-2024, 08/07/2024 or 08-Jul-2024)"
 _DATE_FORMATS = ("%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%b-%Y", "%d %b %Y", "%d-%b-%y", "%d.%m.%Y")
 
 
@@ -206,10 +211,10 @@ def to_date(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if 1 <= value < 2958466:
             return (EXCEL_EPOCH + timedelta(days=int(value))).isoformat()
-        raise ValueError(f"{value!r} is not a date")
+        raise ValueError(_NOT_A_DATE)
     s = str(value or "").strip()
     if not s:
-        raise ValueError("the date is empty")
+        raise ValueError("is empty")
     return _date_text(s)
 
 
@@ -222,7 +227,7 @@ def _date_text(s: str) -> str:
             return datetime.strptime(head, fmt).date().isoformat()
         except ValueError:
             continue
-    raise ValueError(f"{s[:40]!r} is not a date")
+    raise ValueError(_NOT_A_DATE)
 
 
 def to_timestamp(value: Any, day: str) -> str:
@@ -248,7 +253,7 @@ def to_timestamp(value: Any, day: str) -> str:
     try:
         return datetime.strptime(s[:19], "%d-%m-%YT%H:%M:%S").isoformat(timespec="seconds")
     except ValueError:
-        raise ValueError(f"{str(value)[:40]!r} is not a timestamp") from None
+        raise ValueError("is not a timestamp (2024-07-08T09:15:32, 08-07-2024 09:15:32 or 09:15:32)") from None
 
 
 # ---------------------------------------------------------------------------------------------- header detection
@@ -361,24 +366,33 @@ def parse_tradebook(name: str, data: bytes) -> TradebookFile:
 _SIDES = {"buy": "buy", "b": "buy", "sell": "sell", "s": "sell"}
 
 
+def _column(column: str, read: Callable[..., Any], *args: Any) -> Any:
+    """`read(*args)`, its ValueError prefixed with the column it read (the message never holds the cell)."""
+    try:
+        return read(*args)
+    except ValueError as exc:
+        raise ValueError(f"{column} {exc}") from None
+
+
 def _trade(name: str, n: int, values: tuple[Any, ...], trade_id: str, side_raw: str, segment: str) -> ParsedTrade:
+    """One trade row; a ValueError names the column that is wrong and why, never the cell's value."""
     _, _, _, raw_symbol, raw_date, raw_qty, raw_price, raw_time, raw_exchange, order_id, isin, series = values
     symbol = text(raw_symbol).upper()
     if not symbol:
-        raise ValueError("the symbol is empty")
+        raise ValueError("symbol is empty")
     if not trade_id:
-        raise ValueError("the trade id is empty")
+        raise ValueError("trade_id is empty")
     side = _SIDES.get(side_raw)
     if side is None:
-        raise ValueError(f"trade type {side_raw!r} is neither buy nor sell")
-    day = to_date(raw_date)
-    qty = number(raw_qty)
+        raise ValueError("trade_type is neither buy nor sell (buy, b, sell or s)")
+    day = _column("trade_date", to_date, raw_date)
+    qty = _column("quantity", number, raw_qty)
     if qty is None or qty <= 0:
-        raise ValueError(f"quantity {text(raw_qty)!r} is not a positive number")
-    price = number(raw_price)
+        raise ValueError("quantity is not a positive number")
+    price = _column("price", number, raw_price)
     if price is None or price < 0:
-        raise ValueError(f"price {text(raw_price)!r} is not a number >= 0")
-    executed = to_timestamp(raw_time, day)
+        raise ValueError("price is not a number >= 0")
+    executed = _column("order_execution_time", to_timestamp, raw_time, day)
     exchange = text(raw_exchange).upper() or "NSE"
     return ParsedTrade(name, n, trade_id, text(order_id), symbol, text(isin).upper(), exchange, segment,
                        text(series).upper(), day, executed, side, qty, price)
@@ -420,9 +434,9 @@ def parse_ledger(name: str, data: bytes) -> LedgerFile:
             continue  # a footer line
         out.rows_read += 1
         try:
-            day = to_date(raw_date)
-            debit = number(_cell(cells, h, "debit")) or 0.0
-            credit = number(_cell(cells, h, "credit")) or 0.0
+            day = _column("posting_date", to_date, raw_date)
+            debit = _column("debit", number, _cell(cells, h, "debit")) or 0.0
+            credit = _column("credit", number, _cell(cells, h, "credit")) or 0.0
         except ValueError as exc:
             raise UploadError(f"{name} row {n}: {exc}; nothing was imported") from None
         if debit < 0 or credit < 0:

@@ -223,6 +223,75 @@ def test_malformed_row_imports_nothing_and_names_the_row(client: Any) -> None:
     assert rep["rejected"] == [{"file": "fo.csv", "row": 5, "reason": "segment FO: only equity trades are imported"}]
 
 
+def test_row_errors_name_the_column_and_why_never_the_value(client: Any) -> None:
+    """Errors never echo input: a bad cell is named by its file, row and column, with what is expected."""
+    ok = trade("TCS", "2024-01-02", "buy", 10, 3500.0, "T1")
+    cases = {  # column index in the file -> (bad value, the answer)
+        8: ("-10", "quantity is not a positive number"),
+        9: ("12abc", "price is not a number"),
+        2: ("2024-13-45", "trade_date is not a date"),
+        6: ("hodl", "trade_type is neither buy nor sell"),
+        12: ("2024-01-02Tnoon", "order_execution_time is not a timestamp"),
+    }
+    for col, (bad, why) in cases.items():
+        row = list(ok)
+        row[col] = bad
+        r = upload(client, [("tb.csv", tradebook_csv([ok, row]))])
+        assert r.status_code == 400, r.text
+        detail = r.json()["detail"]
+        assert detail.startswith(f"tb.csv row 3: {why}") and detail.endswith("nothing was imported"), detail
+        assert bad not in detail, detail
+    assert client.get("/api/uploads/batches").json() == []
+
+
+def test_a_trade_id_reused_for_a_different_trade_refuses_the_whole_upload(client: Any) -> None:
+    """The same trade twice (overlapping exports, a re-upload, a CSV and an XLSX of it) is a duplicate; the same
+    trade id on the same trade date with another symbol, side, quantity or price is refused, naming the file,
+    the row and the trade id (not the other cells), and nothing is imported."""
+    t1 = trade("TCS", "2024-01-02", "buy", 10, 3500.0, "T1")
+    r = upload(client, [("a.csv", tradebook_csv([t1, t1]))])
+    assert r.status_code == 200, r.text
+    assert (r.json()["imported"], r.json()["duplicates"]) == (1, 1)
+
+    def refused(files: list[tuple[str, bytes]]) -> str:
+        r = upload(client, files)
+        assert r.status_code == 400, r.text
+        return str(r.json()["detail"])
+
+    # within one file: the brief's case, TCS buy 10 @ 3500 and TCS buy 99 @ 3500, both T2
+    t2 = trade("TCS", "2024-01-02", "buy", 10, 3500.0, "T2")
+    detail = refused([("b.csv", tradebook_csv([t2, trade("TCS", "2024-01-02", "buy", 99, 3500.0, "T2")]))])
+    assert detail.startswith("b.csv row 3: trade id T2 ") and "row 2 of b.csv" in detail, detail
+    assert "quantity differs" in detail and "99" not in detail and "TCS" not in detail, detail
+    # across the files of one upload: the side differs
+    detail = refused([("c.csv", tradebook_csv([t2])),
+                      ("d.csv", tradebook_csv([trade("TCS", "2024-01-02", "sell", 10, 3500.0, "T2")]))])
+    assert detail.startswith("d.csv row 2: trade id T2 ") and "row 2 of c.csv" in detail and "side" in detail
+    # against a trade imported before: the price, or the symbol and the quantity, differ
+    detail = refused([("e.csv", tradebook_csv([t2, trade("TCS", "2024-01-02", "buy", 10, 3501.5, "T1")]))])
+    assert detail.startswith("e.csv row 3: trade id T1 ") and "imported earlier" in detail, detail
+    assert "price differs" in detail and "3501" not in detail, detail
+    detail = refused([("f.xlsx", tradebook_xlsx([trade("INFY", "2024-01-02", "buy", 7, 3500.0, "T1")]))])
+    assert "trade id T1" in detail and "symbol, quantity differ" in detail and "INFY" not in detail, detail
+    # a trade id that is not plain text is not repeated either
+    odd = "T\u202e9"
+    detail = refused([("g.csv", tradebook_csv([trade("TCS", "2024-01-02", "buy", 1, 1.0, odd),
+                                                trade("TCS", "2024-01-02", "buy", 2, 1.0, odd)]))])
+    assert detail.startswith("g.csv row 3: its trade id ") and odd not in detail, detail
+
+    journal = client.get("/api/analytics/trades").json()
+    assert [(t["trade_id"], t["quantity"], t["price"]) for t in journal] == [("T1", 10, 3500.0)]
+    assert len(client.get("/api/uploads/batches").json()) == 1  # the refused uploads recorded nothing
+    # the same trade again, from an XLSX and from a CSV with another execution time: duplicates
+    again = upload(client, [("h.xlsx", tradebook_xlsx([t1])),
+                            ("i.csv", tradebook_csv([trade("TCS", "2024-01-02", "buy", 10, 3500.0, "T1",
+                                                           time="10:00:01")]))]).json()
+    assert (again["imported"], again["duplicates"]) == (0, 2)
+    # trade ids are the exchange's per trading day: T1 on another day is another trade
+    other_day = upload(client, [("j.csv", tradebook_csv([trade("TCS", "2024-01-03", "sell", 4, 3600.0, "T1")]))])
+    assert other_day.status_code == 200 and other_day.json()["imported"] == 1, other_day.text
+
+
 def test_other_users_see_nothing_of_mine(api_factory: Any, database_url: str) -> None:
     me, other = api_factory(database_url), api_factory(database_url)
     me.login()
