@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.bars import BarMatrix
+from domain.calendar import nse_calendar
 from domain.charges import SCHEDULES
 from domain.errors import DomainError
 from domain.evaluate import evaluate_strategy
@@ -127,15 +128,29 @@ def validate_config(config: BacktestConfig) -> BacktestConfig:
     return dataclasses.replace(config, start_date=start, end_date=end)
 
 
+def no_trading_day(start: str, end: str) -> str:
+    """The error for a window holding weekends and exchange holidays only."""
+    return (f"no trading days between {start} and {end} (only weekends or NSE holidays): choose a range with at "
+            "least one trading day")
+
+
 def _window(bars: BarMatrix, start: str, end: str) -> tuple[int, int]:
+    """(first, last) columns of the run's days. With none: a range of holidays and weekends says so; the bars'
+    span is named only when the range reaches outside it. (The bars hold the warm-up and the window, not the
+    whole stored history: "outside" means outside these bars.)"""
+    if bars.n_days == 0:
+        raise DomainError("no trading days to run on: there are no bars at all")
     dates = bars.dates.astype("datetime64[D]")
     s = int(np.searchsorted(dates, np.datetime64(start), side="left"))
     e = int(np.searchsorted(dates, np.datetime64(end), side="right")) - 1
-    if bars.n_days == 0 or s > e:
-        span = f"{dates[0]}..{dates[-1]}" if bars.n_days else "no bars at all"
-        raise DomainError(
-            f"no trading days between {start} and {end}; the bar history covers {span}: choose dates inside it"
-        )
+    if s > e:
+        first, last = dates[0], dates[-1]
+        inside = first <= np.datetime64(start) and np.datetime64(end) <= last
+        if inside or nse_calendar().count_trading_days(_dt.date.fromisoformat(start),
+                                                       _dt.date.fromisoformat(end)) == 0:
+            raise DomainError(no_trading_day(start, end))
+        raise DomainError(f"no bars between {start} and {end}: the bars cover {first}..{last}; choose dates "
+                          "inside them")
     return s, e
 
 

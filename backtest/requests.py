@@ -7,19 +7,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from backtest.runner import plan_run
 from domain.errors import DomainError, NotFound
 from domain.strategies import SpecError, normalize_spec
-from infra.bars.universes import Universe, custom_universe, load_universe
+from infra.bars.universes import SYMBOL_HINT, Universe, custom_universe, is_symbol, load_universe, normalize_symbol
 
-__all__ = ["BacktestRequest", "InlineStrategy", "StrategyLookup", "prepare_run", "resolve_universe",
-           "strategy_body"]
+__all__ = ["CAPITAL_DESCRIPTION", "MAX_CAPITAL", "MIN_CAPITAL", "BacktestRequest", "InlineStrategy", "StrategyLookup",
+           "prepare_run", "resolve_universe", "strategy_body"]
 
 MAX_ID = 2**63 - 1
+# the least capital (₹) a backtest, a research job or a paper/live portfolio starts with: with less a run buys
+# next to nothing and its returns, drawdowns and ratios mean nothing
+MIN_CAPITAL = 1000
+MAX_CAPITAL = 1e12
+CAPITAL_DESCRIPTION = "starting capital in ₹, from 1,000 to 10^12"
+SymbolText = Annotated[str, StringConstraints(max_length=40)]  # as the watchlist's: "NSE:" and spaces allowed
 
 # a saved strategy's row (base_model, entry_rules, exit_rules, params, name, owner_id, is_template, is_public)
 StrategyLookup = Callable[[int], dict[str, Any] | None]
@@ -53,16 +59,34 @@ class BacktestRequest(BaseModel):
     strategy_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     strategy: InlineStrategy | None = None
     universe: str | None = Field(default=None, max_length=64, description="nifty_50 or nifty_100")
-    symbols: list[str] | None = Field(default=None, min_length=1, max_length=500)
+    symbols: list[SymbolText] | None = Field(default=None, min_length=1, max_length=500,
+                                             description="NSE trading symbols (INFY or NSE:INFY), at most 500")
     start_date: date
     end_date: date
-    starting_capital: float = Field(gt=0, le=1e12)
+    starting_capital: float = Field(ge=MIN_CAPITAL, le=MAX_CAPITAL, description=CAPITAL_DESCRIPTION)
     position_size_pct: float = Field(default=10.0, gt=0, le=100)
     max_positions: int = Field(default=20, ge=1, le=500)
     max_per_sector: int | None = Field(default=None, ge=1, le=500)
     slippage_bps: float = Field(default=0.0, ge=0, le=1000)
     charges: Literal["zerodha_delivery", "none"] = "zerodha_delivery"
     benchmark: str | None = Field(default=None, max_length=64, description="default: the universe's index")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        # a 422 naming the place of something that is not a symbol, never its text (as the watchlist)
+        for n, raw in enumerate(v or (), start=1):
+            s = normalize_symbol(raw)
+            if s and not is_symbol(s):
+                raise ValueError(f"symbols[{n}] is not a valid symbol: give {SYMBOL_HINT}")
+        return v
+
+    @field_validator("benchmark")
+    @classmethod
+    def _benchmark(cls, v: str | None) -> str | None:
+        if v is not None and normalize_symbol(v) and not is_symbol(normalize_symbol(v)):  # blank: the default
+            raise ValueError("benchmark is not a valid symbol: give an index such as NIFTY50 or a stock such as INFY")
+        return v
 
     @model_validator(mode="after")
     def _one_of_each(self) -> BacktestRequest:

@@ -21,12 +21,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from backtest.engine import BacktestConfig, run_backtest
+from backtest.engine import BacktestConfig, no_trading_day, run_backtest
 from domain.bars import WARMUP_TRADING_DAYS
 from domain.calendar import nse_calendar
 from domain.errors import DomainError
 from infra.bars.store import BarStore
-from infra.bars.universes import Universe, normalize_symbol
+from infra.bars.universes import MAX_NAMED, Universe, is_symbol, normalize_symbol
 
 __all__ = ["ProcessPoolRunner", "RunPlan", "execute_run", "json_safe", "plan_run"]
 
@@ -51,14 +51,22 @@ def plan_run(data_dir: Path, universe: Universe, start: date, end: date, strateg
     if start < first or end > last:
         raise DomainError(f"Dates {start}..{end} are outside the available history "
                           f"{first.isoformat()}..{last.isoformat()}; choose dates inside it")
+    if nse_calendar().count_trading_days(start, end) == 0:
+        raise DomainError(no_trading_day(start.isoformat(), end.isoformat()))
     stored = set(store.symbols())
     absent = [s for s in universe.symbols if s not in stored]
     if absent:
-        raise DomainError(f"No bars stored for: {', '.join(absent)}")
-    chosen = normalize_symbol(benchmark) if benchmark else universe.index_symbol
+        more = f" and {len(absent) - MAX_NAMED} more" if len(absent) > MAX_NAMED else ""
+        raise DomainError(f"No bars stored for: {', '.join(absent[:MAX_NAMED])}{more}")
+    named = normalize_symbol(benchmark) if benchmark else ""
+    chosen = named or universe.index_symbol
     if chosen not in stored:
-        if benchmark:
-            raise DomainError(f"Unknown benchmark {chosen!r}: no bars stored for it")
+        if named:
+            # only a name of the strict symbol form is shown back (errors never echo other input)
+            if not is_symbol(named):
+                raise DomainError("Unknown benchmark: not a valid symbol (an index such as NIFTY50 or a stock "
+                                  "such as INFY)")
+            raise DomainError(f"Unknown benchmark {named}: no bars stored for it")
         chosen = ""
     warm_start = max(first, nse_calendar().add_trading_days(start, -WARMUP_TRADING_DAYS))
     kwargs = {

@@ -105,7 +105,7 @@ class FamilyGroup(Aggregate):
         if invited_by != self.owner_id:
             raise Forbidden("Only the group's owner can invite")
         if email in self.members.values():
-            raise Conflict(f"{email} is already a member of this group")
+            raise Conflict("That address is already a member of this group")  # never the address sent back
         self._record(FamilyMemberInvited(invitation_id, email, token_hash, invited_by, expires_at, at))
 
     def when_FamilyMemberInvited(self, e: FamilyMemberInvited) -> None:

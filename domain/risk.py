@@ -246,7 +246,7 @@ def check_entry(rules: Iterable[RiskRule], req: EntryRequest, scopes: Mapping[st
         rt, v = rule.rule_type, rule.value
         if rt == "kill_switch":
             out.append(Breach(rule, None, None, f"kill_switch rule {rule.rule_id} is engaged for the {where}: "
-                                                "no new entries until it is deleted"))
+                                                "no new entries until it is released"))
         elif rt == "blocked_symbols" and req.symbol in rule.symbols:
             out.append(Breach(rule, None, None, f"blocked_symbols rule {rule.rule_id}: {req.symbol} is blocked"))
         elif v is None:

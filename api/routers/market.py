@@ -16,7 +16,7 @@ from api.public.market import BarPublic, UniversePublic
 from domain.calendar import nse_calendar
 from domain.market_hours import IST
 from infra.bars.store import BarStore
-from infra.bars.universes import list_universes, normalize_symbol
+from infra.bars.universes import is_symbol, list_universes, normalize_symbol
 
 router = resource_router(tags=["market data"])
 
@@ -87,12 +87,16 @@ async def coverage(user: Reader, platform: PlatformDep) -> Coverage:
 async def bars(symbol: str, user: Reader, platform: PlatformDep, start: FromQ = None,
                end: ToQ = None) -> list[dict[str, Any]]:
     """Oldest first, between `from` and `to` (inclusive; both optional). `symbol` is `INFY` or `NSE:INFY`;
-    a symbol with no stored bars is a 404."""
+    a symbol with no stored bars is a 404 (naming it only when it is of the NSE symbol form)."""
     _check_range(start, end)
     name = normalize_symbol(symbol)
     rows = await run_in_threadpool(_bars, platform.settings.data_dir, name, start, end)
     if rows is None:
-        raise HTTPException(404, f"No bars stored for {name}")
+        if is_symbol(name):
+            raise HTTPException(404, f"No bars stored for {name}")
+        # errors never echo input: a path that is no symbol (any length, any characters) is not shown back
+        raise HTTPException(404, "No bars stored: not a valid symbol (an NSE trading symbol such as INFY or an "
+                                 "index such as NIFTY50)")
     return rows
 
 

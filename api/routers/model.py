@@ -37,6 +37,7 @@ from api.public.portfolios import (
     ScanPublic,
     SignalPublic,
 )
+from backtest.requests import MAX_CAPITAL, MIN_CAPITAL
 from commands import messages as m
 from commands.bus import CommandResult
 from commands.market_clock import MarketClock
@@ -68,7 +69,7 @@ class DeployBody(BaseModel):
     strategy_id: int = Field(ge=1, le=MAX_ID)
     name: str = Field(min_length=1, max_length=120)
     mode: Literal["paper", "live"] = "paper"
-    capital: float = Field(gt=0, le=1e12)
+    capital: float = Field(ge=MIN_CAPITAL, le=MAX_CAPITAL, description="₹, from 1,000 to 10^12")
     universe: str = Field(default="nifty_100", max_length=64)
     position_size_pct: float = Field(default=10.0, gt=0, le=100)
     max_positions: int = Field(default=10, ge=1, le=500)

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from backtest.engine import BacktestConfig
-from backtest.requests import MAX_ID, BacktestRequest
+from backtest.requests import CAPITAL_DESCRIPTION, MAX_CAPITAL, MAX_ID, MIN_CAPITAL, BacktestRequest
 from backtest.research.jobs import (
     BasePlan,
     JobOutcome,
@@ -73,7 +73,8 @@ class MonteCarloRequest(BacktestRequest):
                                description="one of your recorded backtest runs, instead of a backtest body")
     start_date: date | None = None  # type: ignore[assignment]  # not with run_id
     end_date: date | None = None  # type: ignore[assignment]
-    starting_capital: float | None = Field(default=None, gt=0, le=1e12)  # type: ignore[assignment]
+    starting_capital: float | None = Field(default=None, ge=MIN_CAPITAL, le=MAX_CAPITAL,  # type: ignore[assignment]
+                                           description=CAPITAL_DESCRIPTION)
 
     methods: list[str] = Field(
         default_factory=_all_methods, min_length=1, max_length=2,

@@ -72,6 +72,8 @@ class SweepRequest(BacktestRequest):
     @classmethod
     def _grid(cls, v: dict[str, list[Scalar]] | None) -> dict[str, list[Scalar]] | None:
         if v is not None:
+            if not v:
+                raise ValueError("grid: give at least one {param: [values]}")
             for values in v.values():
                 if not values or len(values) > 1000:
                     raise ValueError("grid: give each parameter 1 to 1000 values")

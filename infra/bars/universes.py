@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -21,15 +22,24 @@ from importlib import resources
 
 __all__ = [
     "INDEX_NAMES",
+    "MAX_NAMED",
+    "SYMBOL_PATTERN",
     "Member",
     "Universe",
     "custom_universe",
+    "is_symbol",
     "list_universes",
     "load_universe",
     "normalize_symbol",
 ]
 
 UNKNOWN_SECTOR = "Unknown"
+# An NSE trading symbol as Kite names it (the watchlist's pattern, domain/watchlist.py, without the exchange):
+# capitals, digits and `&`, `-`, `_` (M&M, BAJAJ-AUTO), at most 30. Only a name of this form is ever shown
+# back in an error; anything else is "not a valid symbol" by its place.
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9&_-]{0,29}$")
+SYMBOL_HINT = "an NSE trading symbol such as INFY or M&M: capitals, digits, &, - and _, at most 30"
+MAX_NAMED = 10  # unknown symbols named in one error, at most
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,11 @@ def normalize_symbol(symbol: str) -> str:
     return s
 
 
+def is_symbol(symbol: str) -> bool:
+    """True for a (normalised) name of the strict symbol form: the only kind an error may name."""
+    return SYMBOL_PATTERN.fullmatch(symbol) is not None
+
+
 @cache
 def load_universe(name: str) -> Universe:
     """A built-in universe by name (``nifty_50``, ``nifty_100``); unknown name -> ValueError."""
@@ -96,7 +111,7 @@ def load_universe(name: str) -> Universe:
         filename, index_symbol, index_name = _BUILT_IN[name]
     except KeyError:
         known = ", ".join(_BUILT_IN)
-        raise ValueError(f"Unknown universe {name!r}; choose one of: {known}") from None
+        raise ValueError(f"Unknown universe; choose one of: {known}") from None  # never the name sent
     text = resources.files("infra.bars").joinpath("data", "universes", filename).read_text(encoding="utf-8")
     return Universe(name=name, members=_parse_constituents(text), index_symbol=index_symbol, index_name=index_name)
 
@@ -116,8 +131,9 @@ def custom_universe(
 
     `known` defaults to every built-in universe; it may be a `Universe`, `Member`s, or plain
     symbols (e.g. what the bar store holds; their sector is then ``Unknown``). Symbols are
-    normalised (``nse:infy`` -> ``INFY``) and de-duplicated in order. An unknown symbol is a
-    ValueError that names it.
+    normalised (``nse:infy`` -> ``INFY``) and de-duplicated in order. A symbol not of the strict symbol
+    form is a ValueError naming its place (``symbols[2]``, from 1), never its text; unknown symbols of that
+    form are named (at most `MAX_NAMED` of them).
     """
     by_symbol: dict[str, Member] = {}
     index_symbol = "NIFTY100"
@@ -133,16 +149,21 @@ def custom_universe(
             by_symbol[member.symbol] = member
 
     chosen: list[str] = []
-    for raw in symbols:
+    for n, raw in enumerate(symbols, start=1):
         s = normalize_symbol(raw)
-        if s and s not in chosen:
+        if not s:
+            continue
+        if s not in by_symbol and not is_symbol(s):
+            raise ValueError(f"symbols[{n}] is not a valid symbol: give {SYMBOL_HINT}")
+        if s not in chosen:
             chosen.append(s)
     if not chosen:
         raise ValueError("A custom universe needs at least one symbol")
-    unknown = [s for s in chosen if s not in by_symbol]
+    unknown = [s for s in chosen if s not in by_symbol]  # each of the symbol form: safe to name
     if unknown:
-        listed = ", ".join(unknown)
-        raise ValueError(f"Unknown symbol(s): {listed}. Use NSE trading symbols of the available universe.")
+        listed = ", ".join(unknown[:MAX_NAMED])
+        more = f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
+        raise ValueError(f"Unknown symbol(s): {listed}{more}. Use NSE trading symbols of the available universe.")
     index_name = INDEX_NAMES.get(index_symbol, index_symbol)
     return Universe(
         name=name,

@@ -168,8 +168,15 @@ def test_validate_config_messages_say_what_to_change() -> None:
         validate_config(config(max_positions=0))
     with pytest.raises(DomainError, match="max_per_sector"):
         validate_config(config(max_per_sector=0))
-    with pytest.raises(DomainError, match="no trading days"):
+    # a window past the bars names their span; a weekend inside them, or a holiday after their last day (the
+    # bars a run loads end at its last trading day), says there is no trading day, not where the bars end
+    with pytest.raises(DomainError, match=r"no bars between 2024-01-01 and 2024-02-01: the bars cover "
+                                          r"2023-01-02\.\.2023-01-13"):
         run_backtest(matrix({"A": A}), DIP_STRATEGY, config(start_date="2024-01-01", end_date="2024-02-01"))
+    for start, end in (("2023-01-07", "2023-01-08"), ("2023-01-26", "2023-01-26")):
+        with pytest.raises(DomainError, match=r"no trading days between .* choose a range with at least one") as err:
+            run_backtest(matrix({"A": A}), DIP_STRATEGY, config(start_date=start, end_date=end))
+        assert "cover" not in str(err.value)
     with pytest.raises(DomainError, match="entry_rules"):
         run_backtest(matrix({"A": A}), {**DIP_STRATEGY, "entry_rules": {"all": []}}, config())
 

@@ -173,6 +173,9 @@ def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App, res
     expect(bars).to_have_count(len(returns["final_equity"]["histogram"]["counts"]))
     counts = [int(c) for c in bars.evaluate_all("els => els.map(e => e.dataset.count)")]
     assert counts == returns["final_equity"]["histogram"]["counts"] and sum(counts) == 300
+    # the reshuffled trades' own figures are the closed trades from exit to exit, not the run's: said so
+    expect(page.locator("#mc-trades-percentiles thead th").nth(1)).to_have_text("Trades in order")
+    expect(page.locator("#mc-trades-percentiles caption")).to_contain_text("can differ from the run's own figures")
     # reshuffled trades all end at one equity: said in words, not drawn as one lone bar
     trades = next(r for r in job["results"] if r["method"] == "trades")
     assert len({round(v) for v in trades["final_equity"]["percentiles"].values()}) == 1

@@ -110,3 +110,8 @@ def test_todays_loss_against_the_limit_then_the_automatic_kill_switch_released(s
     expect(page.get_by_role("status").filter(has_text="Kill switch released")).to_be_visible()
     expect(banner).to_have_count(0)
     assert rules_of(app, api, "kill_switch") == []
+    # Home no longer says it is engaged: today's refusals read as what happened, with their time
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Home").click()
+    expect(page.locator('[data-metric="equity"]')).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="Kill switch engaged")).to_have_count(0)
+    expect(page.locator("#home-breaches").filter(has_text="engaged")).to_have_count(0)

@@ -110,7 +110,7 @@ def test_inline_strategy_and_custom_symbols(bt: Any) -> None:
     ({"slippage_bps": -1}, 422, "slippage_bps"),
     ({"charges": "free"}, 422, "charges"),
     ({"start_date": "2020-02-30"}, 422, "start_date"),
-    ({"universe": "nifty_9000"}, 400, "nifty_9000"),
+    ({"universe": "nifty_9000"}, 400, "Unknown universe; choose one of: nifty_50, nifty_100"),
     ({"universe": None, "symbols": ["RELIANCE", "NOTACOMPANY"]}, 400, "NOTACOMPANY"),
     ({"start_date": "2015-01-01"}, 400, "2019-01-01..2021-12-31"),
     ({"end_date": "2024-01-01"}, 400, "outside the available history"),
@@ -124,6 +124,72 @@ def test_invalid_requests_are_4xx_with_a_clear_detail(bt: Any, changes: dict[str
     r = bt.post("/api/backtest/run", json=body)
     assert r.status_code == status, r.text
     assert fragment in str(r.json()["detail"])
+
+
+def _detail(r: Any) -> str:
+    return json.dumps(r.json()["detail"], ensure_ascii=False)
+
+
+def test_a_range_of_holidays_says_so_and_quotes_no_coverage(bt: Any) -> None:
+    """Republic Day, or a weekend, holds no trading day: say that, not where the engine's bars end."""
+    tid = _template_id(bt)
+    for start, end in (("2021-01-26", "2021-01-26"), ("2020-03-07", "2020-03-08")):
+        r = bt.post("/api/backtest/run", json=_request(tid, start_date=start, end_date=end))
+        assert r.status_code == 400, r.text
+        detail = r.json()["detail"]
+        assert detail == (f"no trading days between {start} and {end} (only weekends or NSE holidays): choose a "
+                          "range with at least one trading day")
+    # outside the stored history the answer quotes the history, the whole of it
+    r = bt.post("/api/backtest/run", json=_request(tid, start_date="2022-01-26", end_date="2022-01-26"))
+    assert r.status_code == 400 and "outside the available history 2019-01-01..2021-12-31" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("capital", [1e-9, 0.5, 999.99])
+def test_starting_capital_below_1000_is_a_422(bt: Any, capital: float) -> None:
+    r = bt.post("/api/backtest/run", json=_request(_template_id(bt), starting_capital=capital))
+    assert r.status_code == 422, r.text
+    [err] = r.json()["detail"]
+    assert err["loc"] == ["body", "starting_capital"]
+    assert err["msg"] == "Input should be greater than or equal to 1000" and str(capital) not in r.text
+
+
+def test_errors_name_no_sent_text_but_valid_unknown_symbols(bt: Any) -> None:
+    tid = _template_id(bt)
+    custom = {"universe": None, "start_date": "2021-01-01", "end_date": "2021-03-31"}
+
+    def post(**changes: Any) -> Any:
+        body = {k: v for k, v in _request(tid, **{**custom, **changes}).items() if v is not None}
+        return bt.post("/api/backtest/run", json=body)
+
+    huge = "A" * 200_000
+    r = post(symbols=["RELIANCE", huge])
+    assert r.status_code == 422 and huge[:41] not in r.text and len(r.text) < 2000  # each symbol: at most 40
+    for bad in ("TCS;DROP", "../../etc/passwd", "BSE:INFY", "A" * 31, "INFY*"):
+        r = post(symbols=["RELIANCE", "TCS", bad])
+        assert r.status_code == 422, r.text
+        assert "symbols[3] is not a valid symbol" in _detail(r) and bad not in _detail(r)
+    r = post(symbols=["RELIANCE", "RELI\u202eANCE"])  # refused as text before it is read as a symbol
+    assert r.status_code == 422 and "\u202e" not in _detail(r) and "RELI" not in _detail(r)
+    # a symbol of the symbol form that is not known is named: it tells which one of several to fix
+    r = post(symbols=["RELIANCE", "NOTACOMPANY", "nse:infy"])
+    assert r.status_code == 400 and r.json()["detail"].startswith("Unknown symbol(s): NOTACOMPANY. ")
+    many = [f"NOSUCH{i}" for i in range(25)]
+    r = post(symbols=many)
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith(f"Unknown symbol(s): {', '.join(many[:10])} and 15 more. ")
+    assert "NOSUCH10" not in r.json()["detail"]
+
+    for benchmark in ("NOPE\x01", "NOPE!", "NIFTY 50", "../NIFTY50", "B" * 64):
+        r = bt.post("/api/backtest/run", json=_request(tid, benchmark=benchmark))
+        assert r.status_code == 422, r.text
+        assert benchmark not in _detail(r) and "NOPE" not in _detail(r) and "BBBB" not in _detail(r)
+        if benchmark.isprintable():  # (a control character is refused as text first)
+            assert "benchmark is not a valid symbol" in _detail(r)
+    r = bt.post("/api/backtest/run", json=_request(tid, benchmark="NOSUCHINDEX"))
+    assert r.status_code == 400 and r.json()["detail"] == "Unknown benchmark NOSUCHINDEX: no bars stored for it"
+
+    r = bt.post("/api/backtest/run", json=_request(tid, universe="../../etc/passwd"))
+    assert r.status_code == 400 and r.json()["detail"] == "Unknown universe; choose one of: nifty_50, nifty_100"
 
 
 def test_ownership_of_strategies_and_runs(api_factory: Any) -> None:

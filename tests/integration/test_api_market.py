@@ -50,6 +50,21 @@ def test_bars_errors_are_4xx(market: Any) -> None:
     assert r.status_code == 400 and "after" in r.json()["detail"]
 
 
+def test_bars_of_an_unknown_symbol_name_it_only_when_it_is_a_symbol(market: Any) -> None:
+    r = market.get("/api/market/bars/nse:nosuchco")
+    assert r.status_code == 404 and r.json()["detail"] == "No bars stored for NOSUCHCO"
+    for sent in ("..%5C..%5Cetc%5Cpasswd", "EVIL%E2%80%AEFDP", "A" * 5000, "WIPRO%3BDROP", "NSE%3AWIPRO%3AX"):
+        r = market.get(f"/api/market/bars/{sent}")
+        text = r.content.decode()
+        assert "passwd" not in text.lower() and "EVIL" not in text and "\u202e" not in text and "AAAA" not in text
+        assert "DROP" not in text and "WIPRO" not in text
+        if "%E2%80%AE" in sent and r.status_code == 422:  # (a bidi override may be refused as text first)
+            continue
+        assert r.status_code == 404, r.text
+        assert r.json()["detail"] == ("No bars stored: not a valid symbol (an NSE trading symbol such as INFY or an "
+                                      "index such as NIFTY50)")
+
+
 def test_calendar_excludes_weekends_and_holidays(market: Any) -> None:
     r = market.get("/api/market/calendar", params={"from": "2021-01-01", "to": "2021-01-31"})
     assert r.status_code == 200

@@ -205,6 +205,8 @@ def test_refusals_and_lifecycle(market: Any, api_factory: Any) -> None:
 
 @pytest.mark.parametrize("body", [
     {"strategy_id": 1, "name": "x", "capital": 0, "universe": UNIVERSE},
+    {"strategy_id": 1, "name": "x", "capital": 1e-9, "universe": UNIVERSE},
+    {"strategy_id": 1, "name": "x", "capital": 999.5, "universe": UNIVERSE},
     {"strategy_id": 1, "name": "x", "capital": 1000, "universe": UNIVERSE, "position_size_pct": 150},
     {"strategy_id": 1, "name": "x", "capital": 1000, "universe": UNIVERSE, "max_positions": 0},
     {"strategy_id": 1, "name": "x", "capital": 1000, "universe": UNIVERSE, "mode": "real"},
@@ -219,9 +221,10 @@ def test_deploy_unknown_strategy_or_universe(market: Any) -> None:
     r = market.post("/api/model/portfolios/deploy",
                     json={"strategy_id": 999999, "name": "x", "capital": 1000, "universe": UNIVERSE})
     assert r.status_code == 404
-    r = market.post("/api/model/portfolios/deploy",
-                    json={"strategy_id": template_id(market), "name": "x", "capital": 1000, "universe": "nifty_9"})
-    assert r.status_code == 400 and "nifty_9" in r.json()["detail"]
+    for universe in ("nifty_9", "../../etc/passwd"):  # named by what is wrong, never by the text sent
+        r = market.post("/api/model/portfolios/deploy",
+                        json={"strategy_id": template_id(market), "name": "x", "capital": 1000, "universe": universe})
+        assert r.status_code == 400 and r.json()["detail"] == "Unknown universe; choose one of: nifty_50, nifty_100"
     assert market.get("/api/model/portfolios").json() == []
 
 

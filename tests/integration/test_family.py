@@ -78,3 +78,13 @@ def test_family_of_three_consolidates_accepted_members_only(api_factory: Any, da
     assert owner.post(f"/api/family/groups/{gid}/leave").status_code == 400  # the owner stays
     groups = owner.get("/api/family/groups").json()
     assert [g["name"] for g in groups] == ["Sharma family"] and len(groups[0]["members"]) == 1
+
+
+def test_inviting_a_member_again_is_a_409_that_does_not_repeat_the_address(api: Any) -> None:
+    email = unique_email("owner")
+    api.login(email)
+    gid = api.post("/api/family/groups", json={"name": "Mehta family"}).json()["id"]
+    r = api.post(f"/api/family/groups/{gid}/invite", json={"email": email})  # the owner is a member
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == "That address is already a member of this group"
+    assert email.split("@")[0] not in r.text and "example.com" not in r.text

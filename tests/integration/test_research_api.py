@@ -194,6 +194,24 @@ def test_bounded_combinations_and_clear_errors(api_factory: Any) -> None:
     assert r.status_code == 400 and "outside the available history" in r.json()["detail"]
 
 
+def test_an_empty_grid_and_a_token_capital_are_422s(api: Any) -> None:
+    """Refused before anything is queued: an empty grid (once a job that failed with an Arrow error) and a
+    capital below ₹1,000, on every research kind that takes a backtest body."""
+    api.login()
+    walk = {k: v for k, v in _sweep(windows=2).items() if k != "top_n"}
+    for route, body in (("sweeps", _sweep()), ("walk-forward", walk)):
+        r = api.post(f"/api/research/{route}", json={**body, "grid": {}})
+        assert r.status_code == 422, r.text
+        [err] = r.json()["detail"]
+        assert err["loc"] == ["body", "grid"] and "grid: give at least one {param: [values]}" in err["msg"]
+    for route, body in (("sweeps", _sweep()), ("walk-forward", walk), ("lookahead", _sweep(grid=None, top_n=None)),
+                        ("monte-carlo", _sweep(grid=None, top_n=None))):
+        body = {k: v for k, v in body.items() if v is not None and k not in ("objective",)}
+        r = api.post(f"/api/research/{route}", json={**body, "starting_capital": 1e-9})
+        assert r.status_code == 422, (route, r.text)
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", "starting_capital"]], route
+
+
 def _dip(stop: float, rsi: float) -> dict[str, Any]:
     """v3_dip_buyer's body with a stop and an RSI threshold."""
     return {"base_model": "v3_dip_buyer",

@@ -59,6 +59,21 @@ def test_custom_universe_with_unknown_symbol_raises_naming_it():
         custom_universe(["INFY", "FOOBAR", "BAZ"], known=load_universe("nifty_50"))
 
 
+def test_unknown_names_are_never_echoed_unless_they_are_symbols():
+    with pytest.raises(ValueError) as err:
+        load_universe("../../etc/passwd")
+    assert str(err.value) == "Unknown universe; choose one of: nifty_50, nifty_100"
+    for bad in ("INFY;rm", "../x", "BSE:INFY", "A" * 200_000, "TCS\u202e"):
+        with pytest.raises(ValueError) as err:
+            custom_universe(["INFY", "", bad])  # an empty entry is skipped but keeps its place
+        assert str(err.value).startswith("symbols[3] is not a valid symbol: give an NSE trading symbol")
+        assert bad.upper() not in str(err.value).upper()
+    many = [f"ZZ{i}" for i in range(12)]
+    with pytest.raises(ValueError) as err:
+        custom_universe(["INFY", *many])
+    assert str(err.value).startswith(f"Unknown symbol(s): {', '.join(many[:10])} and 2 more. ")
+
+
 def test_custom_universe_outside_given_universe_is_refused():
     # in NIFTY 100 but not in NIFTY 50
     outsider = next(s for s in load_universe("nifty_100").symbols if s not in load_universe("nifty_50"))

@@ -54,7 +54,7 @@ function RunForm({ strategies, universes, initialStrategy, coverage }) {
         min=${coverage.first} max=${coverage.last} value=${form.start_date} onInput=${upd('start_date')} />`}<//>
       <${Field} label="To" name="end_date" error=${errors.end_date} hint=${coverage.last ? `history: ${f.day(coverage.first)} – ${f.day(coverage.last)}` : 'no bars stored yet'}>${(i, d) => html`<input id=${i} aria-describedby=${d} type="date"
         min=${coverage.first} max=${coverage.last} value=${form.end_date} onInput=${upd('end_date')} />`}<//>
-      ${num('starting_capital', 'Capital (₹)', { min: 1 })}
+      ${num('starting_capital', 'Capital (₹)', { min: 1000 })}
       ${num('position_size_pct', 'Position size %')}
       ${num('max_positions', 'Max positions', { step: 1 })}
       ${num('max_per_sector', 'Max per sector (empty: no limit)', { step: 1 })}

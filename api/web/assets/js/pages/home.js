@@ -24,8 +24,9 @@ export function Home({ me }) {
       return html`
       ${kill ? html`<div class="banner danger" role="alert"><strong>Kill switch engaged:</strong> new entries are blocked.${' '}
         <a href="/risk">Review on Risk</a></div>` : null}
-      ${today.length ? html`<div class="banner warn" role="status" id="home-breaches">Risk today:${' '}
-        ${today.map((b) => b.message || b.rule_type).join('; ')} <a href="/risk">Risk</a></div>` : null}
+      ${today.length ? html`<div class="banner warn" role="status" id="home-breaches">Refused by your risk rules today:${' '}
+        ${today.slice(0, 3).map((b) => `${f.timeIST(b.at)}${b.symbol ? ` ${b.symbol}` : ''} (${f.words(b.rule_type)})`).join('; ')}${today.length > 3 ? ` and ${today.length - 3} more` : ''}.
+        <a href="/risk">Details on Risk</a></div>` : null}
       <div class="cards">
         <${Card} label="Equity (all portfolios)" value=${f.inr(equity)} id="equity" />
         <${Card} label="Day P&L" value=${f.pnl(day)} tone=${f.tone(day)} id="day-pnl" />

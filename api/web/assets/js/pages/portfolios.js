@@ -28,8 +28,8 @@ function DeployForm({ strategies, universes, preselect, onDeployed }) {
     } catch (err) { setErrors(err.fieldErrors ? err.fieldErrors() : {}); setError(err.message); } finally { setBusy(false); }
   };
   if (!strategies.length) return html`<p class="banner info">You need a strategy first: <a href="/strategies?tab=templates">fork a template</a>.</p>`;
-  const num = (k, label) => html`<${Field} label=${label} name=${k} error=${errors[k]}>${(i, d) => html`<input id=${i} aria-describedby=${d}
-    type="number" step="any" value=${form[k]} onInput=${upd(k)} />`}<//>`;
+  const num = (k, label, extra = {}) => html`<${Field} label=${label} name=${k} error=${errors[k]}>${(i, d) => html`<input id=${i} aria-describedby=${d}
+    type="number" step="any" value=${form[k]} onInput=${upd(k)} ...${extra} />`}<//>`;
   return html`<form onSubmit=${submit} aria-label="Deploy a portfolio"><fieldset><legend>Deploy a strategy</legend>
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
     <div class="grid-form">
@@ -38,7 +38,7 @@ function DeployForm({ strategies, universes, preselect, onDeployed }) {
       <${Field} label="Portfolio name" name="name" error=${errors.name}>${(i, d) => html`<input id=${i} aria-describedby=${d} required maxlength="120" value=${form.name} onInput=${upd('name')} />`}<//>
       <${Field} label="Mode" name="mode" error=${errors.mode}>${(i, d) => html`<select id=${i} aria-describedby=${d} value=${form.mode} onChange=${upd('mode')}>
         <option value="paper">Paper (simulated)</option><option value="live">Live (Kite, via your agent)</option></select>`}<//>
-      ${num('capital', 'Capital (₹)')}
+      ${num('capital', 'Capital (₹)', { min: 1000 })}
       <${Field} label="Universe" name="universe" error=${errors.universe}>${(i, d) => html`<select id=${i} aria-describedby=${d} value=${form.universe} onChange=${upd('universe')}>
         ${universes.map((u) => html`<option value=${u.name}>${u.index_name || u.name}</option>`)}</select>`}<//>
       ${num('position_size_pct', 'Position size %')}

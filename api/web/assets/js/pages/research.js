@@ -89,7 +89,7 @@ function StartForm({ strategies }) {
       <${Field} label="Universe" name="universe">${(i) => html`<select id=${i} value=${form.universe} onChange=${upd('universe')}>
         <option value="nifty_50">NIFTY 50</option><option value="nifty_100">NIFTY 100</option></select>`}<//>
       ${input('start_date', 'From', 'date')}${input('end_date', 'To', 'date')}
-      ${input('starting_capital', 'Capital (₹)', 'number')}${input('position_size_pct', 'Position size %', 'number')}
+      ${input('starting_capital', 'Capital (₹)', 'number', { min: 1000 })}${input('position_size_pct', 'Position size %', 'number')}
       ${input('max_positions', 'Max positions', 'number')}
       ${GRID_KINDS.includes(form.kind) ? html`
       ${param('p1', 'Parameter 1')}${input('v1', 'Values 1 (comma-separated)')}
@@ -287,8 +287,10 @@ function MonteCarloResults({ job }) {
           <${Card} label="Resampled" value=${`${f.number(r.samples, 0)} ${r.method === 'trades' ? 'trades' : 'days'}`} />
         </div>
         <div class="scroll-x"><table id=${`mc-${r.method}-percentiles`} class="data">
-          <caption>Percentiles over the paths, and the backtest's own figure</caption>
-          <thead><tr><th scope="col">Metric</th><th scope="col" class="num">Backtest</th>
+          <caption>${r.method === 'trades'
+            ? "Percentiles over the paths, and the backtest's closed trades in their own order (from exit to exit: open positions and the days between exits left out, so these can differ from the run's own figures)"
+            : "Percentiles over the paths, and the backtest's own figure"}</caption>
+          <thead><tr><th scope="col">Metric</th><th scope="col" class="num">${r.method === 'trades' ? 'Trades in order' : 'Backtest'}</th>
             ${keys.map((k) => html`<th scope="col" class="num">${k}th</th>`)}<th scope="col" class="num">Mean</th></tr></thead>
           <tbody>${MC_METRICS.map(([m, label, show]) => html`<tr data-metric=${m}><th scope="row">${label}</th>
             <td class="num">${show(r.original[m])}</td>
