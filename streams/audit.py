@@ -176,17 +176,27 @@ class ReplayIncomplete(RuntimeError):
     pass
 
 
-def _checksum_table(live: dict[str, tuple[int, str]],
-                    replayed: dict[str, tuple[int, str]]) -> tuple[Table, list[str]]:
-    table = Table("read model", "live rows", "live checksum", "replayed rows", "replayed checksum", "")
+def _owners(projections: Sequence[Projection]) -> dict[str, str]:
+    """Read-model table -> the projection that writes it (the name `replay --projection` takes)."""
+    return {table.name: p.name for p in projections for table in p.metadata.sorted_tables}
+
+
+def _checksum_table(live: dict[str, tuple[int, str]], replayed: dict[str, tuple[int, str]],
+                    projections: Sequence[Projection]) -> tuple[Table, list[str]]:
+    owners = _owners(projections)
+    table = Table("projection", "read model", "live rows", "replayed rows", "")  # checksums: in the failures
+    for column in table.columns[:2]:
+        column.no_wrap, column.overflow = True, "fold"
     bad: list[str] = []
-    for name in sorted(live):
+    for name in sorted(live, key=lambda n: (owners.get(n, ""), n)):
         (ln, lc), (rn, rc) = live[name], replayed.get(name, (0, ""))
         ok = (ln, lc) == (rn, rc)
+        owner = owners.get(name, "?")
         if not ok:
             bad.append(f"read model {name} differs from a rebuild: live {ln} rows (checksum {lc[:16]}), "
-                       f"rebuilt {rn} rows (checksum {rc[:16]})")
-        table.add_row(name, str(ln), lc[:16], str(rn), rc[:16], "[green]equal[/]" if ok else "[red]DIFFERENT[/]")
+                       f"rebuilt {rn} rows (checksum {rc[:16]}); `tradertape replay --projection {owner} "
+                       "--in-place` rebuilds it")
+        table.add_row(owner, name, str(ln), str(rn), "[green]equal[/]" if ok else "[red]DIFFERENT[/]")
     return table, bad
 
 
@@ -291,7 +301,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             except ReplayIncomplete as exc:
                 failures.append(f"projections could not be rebuilt from the {source}: {exc}")
             else:
-                table, bad = _checksum_table(live, replayed)
+                table, bad = _checksum_table(live, replayed, projections)
                 console.print(f"projections vs a rebuild from the {source} up to position {head}:")
                 console.print(table)
                 failures.extend(bad)
@@ -330,7 +340,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except ReplayIncomplete as exc:
             console.print(f"[red]replay failed:[/] {exc}", soft_wrap=True)
             return 1
-        table, bad = _checksum_table(live, replayed)
+        table, bad = _checksum_table(live, replayed, projections)
         console.print(f"replayed from the {source} up to position {head} into a scratch database:")
         console.print(table)
         for line in bad:

@@ -21,6 +21,8 @@ class ResearchJobPublic(OpenPublic):
 
     id: int
     kind: str
+    url: str | None = Field(default=None, description="where this job's results are read: "
+                            "`/api/research/<route>/{id}` (the kind `walk_forward` is at `walk-forward`)")
     status: str = Field(description="queued, running, done, failed or cancelled")
     progress: Number = Field(description="0-1")
     done: int = Field(description="backtests finished")

@@ -44,6 +44,9 @@ def service(request: Request) -> ResearchService:
 def _public(job: dict[str, Any]) -> dict[str, Any]:
     out = dict(job)
     out.pop("results_ref", None)
+    kind = KINDS.get(str(job["kind"]))
+    if kind is not None:
+        out["url"] = f"/api/research/{kind.route}/{job['id']}"
     return out
 
 
@@ -139,7 +142,7 @@ def _routes(r: APIRouter, kind: JobKind) -> None:
 @router.get("/jobs", **answers(list[ResearchJobPublic]), summary="Your research jobs of every kind, newest first",
             responses={200: {"headers": {"X-Total-Count": {"description": "your jobs in total"}}}})
 def list_jobs(request: Request, user: Reader, page: PageDep, response: Response) -> list[dict[str, Any]]:
-    """Each with its status, progress and summary (results: GET /api/research/<kind>/{id})."""
+    """Each with its status, progress and summary, and the `url` of its results (`/api/research/<route>/{id}`)."""
     rows, total = service(request).list(user.account_id, page.limit, page.offset)
     response.headers["X-Total-Count"] = str(total)
     return [_public(r) for r in rows]

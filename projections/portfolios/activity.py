@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from domain.money import format_number
+from domain.money import format_inr, format_number
 
 __all__ = ["activity_summary"]
 
@@ -16,12 +16,35 @@ Data = Mapping[str, Any]
 
 
 def _fmt(x: float | None) -> str:
-    """Prices and amounts: Indian grouping (14,720.50; 1,30,13,928.67)."""
+    """Prices: Indian grouping (14,720.50), no symbol."""
     return "-" if x is None else format_number(x, 2)
 
 
+def _inr(x: float | None) -> str:
+    """Amounts of money: ₹1,30,13,928.67."""
+    return format_inr(x, 2)
+
+
+def _pnl(x: float | None) -> str:
+    """P&L, signed: +₹1,200.00, or a minus sign (U+2212) before the ₹ for a loss."""
+    return format_inr(x, 2, sign=True)
+
+
+def _words(code: Any) -> str:
+    """A reason code in words (stop_loss -> stop loss); free text is kept."""
+    return str(code).replace("_", " ")
+
+
+def _ref(d: Data) -> str:
+    """The broker's reference of an order; a paper portfolio's own GTT ids (paper-gtt-N) mean nothing to a trader."""
+    gtt = d.get("gtt_id")
+    parts = [f"GTT {gtt}" if gtt and not str(gtt).startswith("paper-") else "",
+             f"order {d['order_id']}" if d.get("order_id") else ""]
+    return " / ".join(x for x in parts if x)
+
+
 def _deployed(d: Data, sym: str, held: Any) -> str:
-    return f"Portfolio {d['portfolio_id']} deployed: {d['name']!r} ({d['mode']}) with capital {_fmt(d['capital'])}"
+    return f"Portfolio {d['portfolio_id']} deployed: {d['name']!r} ({d['mode']}) with capital {_inr(d['capital'])}"
 
 
 def _generated(d: Data, sym: str, held: Any) -> str:
@@ -32,8 +55,8 @@ def _generated(d: Data, sym: str, held: Any) -> str:
 
 def _order_placed(d: Data, sym: str, held: Any) -> str:
     how = "at the next open" if d["limit_price"] is None else f"limit {_fmt(d['limit_price'])}"
-    ref = f" (GTT {d['gtt_id']})" if d.get("gtt_id") else f" (order {d['order_id']})" if d.get("order_id") else ""
-    return f"Order placed for signal {d['signal_id']}: BUY {d['quantity']} {sym} {how}{ref}"
+    ref = _ref(d)
+    return f"Order placed for signal {d['signal_id']}: BUY {d['quantity']} {sym} {how}{f' ({ref})' if ref else ''}"
 
 
 def _stop_updated(d: Data, sym: str, held: Any) -> str:
@@ -42,7 +65,7 @@ def _stop_updated(d: Data, sym: str, held: Any) -> str:
 
 
 def _exit_signalled(d: Data, sym: str, held: Any) -> str:
-    why = f" ({d['reason']})" if d.get("reason") else ""
+    why = f" ({_words(d['reason'])})" if d.get("reason") else ""
     if d.get("replaces") is not None:
         why += f", replacing the protective order of signal {d['replaces']}"
     qty = d.get("quantity") or held
@@ -58,45 +81,48 @@ def _risk_breached(d: Data, sym: str, held: Any) -> str:
 
 
 def _broker_order(d: Data, sym: str, held: Any) -> str:
-    ref = " / ".join(x for x in (f"GTT {d['gtt_id']}" if d.get("gtt_id") else "",
-                                  f"order {d['order_id']}" if d.get("order_id") else "") if x)
-    return f"Signal {d['signal_id']} sent to the broker: {sym} ({ref})"
+    ref = _ref(d)
+    return f"Signal {d['signal_id']} sent to the broker: {sym}{f' ({ref})' if ref else ''}"
+
+
+def _opened(d: Data, sym: str, held: Any) -> str:
+    stop = f"stop {_fmt(d['stop_loss'])}" if d["stop_loss"] is not None else "no stop"
+    target = f"target {_fmt(d['target'])}" if d["target"] is not None else "no target"
+    return f"Position {d['position_id']} opened: {d['quantity']} {sym} @ {_fmt(d['entry_price'])}, {stop}, {target}"
 
 
 _SUMMARIES: dict[str, Callable[[Data, str, Any], str]] = {
     "PortfolioDeployed": _deployed,
     "SignalGenerated": _generated,
     "SignalApproved": lambda d, sym, _: f"Signal {d['signal_id']} approved: {sym} added to the cart",
-    "SignalRejected": lambda d, sym, _: f"Signal {d['signal_id']} rejected: {sym} ({d['reason']})",
-    "SignalExpired": lambda d, sym, _: f"Signal {d['signal_id']} expired: {sym} ({d['reason']})",
+    "SignalRejected": lambda d, sym, _: f"Signal {d['signal_id']} rejected: {sym} ({_words(d['reason'])})",
+    "SignalExpired": lambda d, sym, _: f"Signal {d['signal_id']} expired: {sym} ({_words(d['reason'])})",
     "OrderPlaced": _order_placed,
-    "OrderFailed": lambda d, sym, _: f"Order for signal {d['signal_id']} failed: {sym} ({d['reason']})",
+    "OrderFailed": lambda d, sym, _: f"Order for signal {d['signal_id']} failed: {sym} ({_words(d['reason'])})",
     "EntryExpired": lambda d, sym, _: f"Entry order for signal {d['signal_id']} expired unfilled: {sym}",
     "FillRecorded": lambda d, sym, _: (f"Signal {d['signal_id']} filled: {str(d['side']).upper()} {d['quantity']} "
-                                       f"{sym} @ {_fmt(d['price'])}, charges {_fmt(d['charges'])}"),
-    "PositionOpened": lambda d, sym, _: (f"Position {d['position_id']} opened: {d['quantity']} {sym} @ "
-                                         f"{_fmt(d['entry_price'])}, stop {_fmt(d['stop_loss'])}, "
-                                         f"target {_fmt(d['target'])}"),
+                                       f"{sym} @ {_fmt(d['price'])}, charges {_inr(d['charges'])}"),
+    "PositionOpened": _opened,
     "StopUpdated": _stop_updated,
     "ExitSignalled": _exit_signalled,
     "PositionClosed": lambda d, sym, _: (f"Position {d['position_id']} closed: {sym} at {_fmt(d['exit_price'])} "
-                                         f"({d['exit_reason']}), P&L {_fmt(d['realized_pnl'])}"),
+                                         f"({_words(d['exit_reason'])}), P&L {_pnl(d['realized_pnl'])}"),
     "PositionReduced": lambda d, sym, _: (f"Position {d['position_id']} reduced: sold {d['quantity']} {sym} at "
-                                          f"{_fmt(d['exit_price'])} ({d['exit_reason']}), P&L "
-                                          f"{_fmt(d['realized_pnl'])}; the sold shares are closed position "
+                                          f"{_fmt(d['exit_price'])} ({_words(d['exit_reason'])}), P&L "
+                                          f"{_pnl(d['realized_pnl'])}; the sold shares are closed position "
                                           f"{d['lot_id']}"),
     "ExitOrderCancelled": lambda d, sym, _: (f"Exit order for signal {d['signal_id']} cancelled at the broker: {sym} "
-                                             f"({d['reason']}); a manual close replaced it"),
+                                             f"({_words(d['reason'])}); a manual close replaced it"),
     "PortfolioPaused": lambda d, sym, _: "Portfolio paused: no new entries (exits still managed)",
     "PortfolioResumed": lambda d, sym, _: "Portfolio resumed",
     "PortfolioRetired": lambda d, sym, _: "Portfolio retired",
-    "PortfolioReset": lambda d, sym, _: (f"Portfolio reset to its capital {_fmt(d['capital'])}: positions and live "
+    "PortfolioReset": lambda d, sym, _: (f"Portfolio reset to its capital {_inr(d['capital'])}: positions and live "
                                          "signals cleared"),
     "RiskBreached": _risk_breached,
     "BrokerOrderRecorded": _broker_order,
-    "ExitOrderFailed": lambda d, sym, _: (f"Exit order for signal {d['signal_id']} failed: {sym} ({d['reason']}); "
-                                          "the position stays open"),
-    "DayClosed": lambda d, sym, _: f"Day {d['day']} closed: equity {_fmt(d['equity'])}, cash {_fmt(d['cash'])}",
+    "ExitOrderFailed": lambda d, sym, _: (f"Exit order for signal {d['signal_id']} failed: {sym} "
+                                          f"({_words(d['reason'])}); the position stays open"),
+    "DayClosed": lambda d, sym, _: f"Day {d['day']} closed: equity {_inr(d['equity'])}, cash {_inr(d['cash'])}",
 }
 
 

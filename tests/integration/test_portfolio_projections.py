@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from domain.aggregate import Aggregate
-from domain.money import format_number
+from domain.money import format_inr, format_number
 from domain.portfolio.aggregate import Portfolio
 from domain.risk import EntryRequest, Exposure, RiskBook, check_entry
 from domain.sizing import Candidate
@@ -344,9 +344,11 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
     summaries = [a["summary"] for a in feed]
     infy_pos, tcs_pos = closed[p_infy], closed[p_tcs]
     assert summaries[0] == (f"Position {p_tcs} closed: TCS at {format_number(tcs_pos.exit_price)} (signal), "
-                            f"P&L {format_number(tcs_pos.realized_pnl)}")  # closed after INFY on the same open
+                            f"P&L {format_inr(tcs_pos.realized_pnl, sign=True)}")  # closed after INFY, same open
     assert (f"Position {p_infy} closed: INFY at {format_number(infy_pos.exit_price)} (target), "
-            f"P&L {format_number(infy_pos.realized_pnl)}") == summaries[1]
+            f"P&L {format_inr(infy_pos.realized_pnl, sign=True)}") == summaries[1]
+    assert any(s.startswith("Position ") and " opened: " in s and ", stop " in s for s in summaries)
+    assert all("_" not in s.split("(")[-1] for s in summaries if "closed:" in s)  # reasons in words
     assert (f"Signal {infy} generated: BUY {pf.signals[infy].quantity} INFY @ 1,520.50 (conviction 71.2)"
             in summaries)
     assert f"Signal {hdfc} rejected: HDFCBANK (too close to results)" in summaries
@@ -396,7 +398,7 @@ def test_a_paper_portfolio_reads_back_as_the_aggregate_sees_it(world: World) -> 
     assert w.q(portfolio_ids_using_strategy, 3) == 1
     assert w.q(active_portfolio_rows) == [{"id": 41, "account_id": ACCOUNT, "status": "active", "last_day": D4,
                                           "mode": "paper"}]
-    assert w.q(activity, 41, 2)[0]["summary"].startswith("Portfolio reset to its capital 10,00,000.00")
+    assert w.q(activity, 41, 2)[0]["summary"].startswith("Portfolio reset to its capital ₹10,00,000.00")
 
     pf.process_bars(D5, {}, w.at(D5, "16:00"), ids=w.next_id)
     w.sync(pf)

@@ -119,6 +119,7 @@ def test_sweep_ranks_every_combination_and_records_the_best_as_ordinary_runs(lab
 
     listed = lab.get("/api/research/jobs").json()
     assert [j["id"] for j in listed] == [job_id] and listed[0]["status"] == "done"
+    assert listed[0]["url"] == f"/api/research/sweeps/{job_id}" and lab.get(listed[0]["url"]).status_code == 200
 
     # paging of the results
     page = lab.get(f"/api/research/sweeps/{job_id}", params={"limit": 3, "offset": 2}).json()
@@ -227,6 +228,8 @@ def test_walk_forward_refits_per_window_and_each_oos_run_stands_alone(lab: Any) 
     r = lab.post("/api/research/walk-forward", json=body)
     assert r.status_code == 202, r.text
     job = _wait(lab, "walk-forward", r.json()["id"])
+    [listed] = [j for j in lab.get("/api/research/jobs").json() if j["id"] == job["id"]]
+    assert listed["kind"] == "walk_forward" and listed["url"] == f"/api/research/walk-forward/{job['id']}"
     assert job["status"] == "done", job
     assert job["kind"] == "walk_forward" and job["total"] == 3 * (4 + 1) and job["progress"] == 1.0
     assert job["params"]["labels"] == {"stop_loss_pct": "stop loss %", "entry_rules.all.1.right": "entry: rsi(14) < x"}
