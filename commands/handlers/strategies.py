@@ -38,7 +38,9 @@ def delete_strategy(cmd: m.DeleteStrategy, uow: UnitOfWork) -> None:
     s.check_owner(cmd.account_id)
     in_use = uow.deps.portfolio_usage.active_portfolios_using(cmd.strategy_id)
     if in_use:
-        raise Conflict(f"Strategy {cmd.strategy_id} is used by {in_use} active portfolio(s); retire them first")
+        which = "an active portfolio" if in_use == 1 else f"{in_use} active portfolios"
+        raise Conflict(f"Strategy {cmd.strategy_id} is used by {which}: retire {'it' if in_use == 1 else 'them'} "
+                       "first (Portfolios, Retire), then delete the strategy")
     s.delete(cmd.account_id)
     uow.save(s)
 

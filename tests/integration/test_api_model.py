@@ -252,3 +252,16 @@ def test_a_remembered_signal_home_is_only_a_hint(market: Any, api_factory: Any) 
     assert other.post("/api/model/cart/place", json={"portfolio_id": pf["id"]}).status_code == 404
     placed = market.post("/api/model/cart/place", json={"portfolio_id": pf["id"]}).json()
     assert [p["id"] for p in placed["placed"]] == [signals[0]["id"]] and placed["refused"] == []
+
+
+def test_a_strategy_in_use_is_refused_deletion_saying_how_once(market: Any) -> None:
+    fork = market.post(f"/api/strategies/{template_id(market)}/fork")
+    assert fork.status_code == 201, fork.text
+    sid = fork.json()["id"]
+    pf = deploy(market, sid)
+    r = market.delete(f"/api/strategies/{sid}")
+    assert r.status_code == 409
+    assert r.json()["detail"] == (f"Strategy {sid} is used by an active portfolio: retire it first (Portfolios, "
+                                  "Retire), then delete the strategy")
+    assert market.post(f"/api/model/portfolios/{pf['id']}/retire").status_code == 200
+    assert market.delete(f"/api/strategies/{sid}").status_code == 204
