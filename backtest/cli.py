@@ -103,7 +103,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     which.add_argument("--base-model", default=None, help="a base model with its default rules (default v3_dip_buyer)")
     which.add_argument("--strategy", type=Path, default=None, metavar="FILE",
                        help="a JSON strategy body: base_model, entry_rules, exit_rules, params")
-    which.add_argument("--strategy-id", type=int, default=None, help="a saved strategy (templates, yours, public)")
+    which.add_argument("--strategy-id", type=int, default=None,
+                       help="a saved template or public strategy (a private one of yours: save its body and use "
+                       "--strategy FILE)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override one strategy parameter (repeatable), e.g. --param rsi_period=10")
     pick = run.add_mutually_exclusive_group()
