@@ -219,11 +219,13 @@ def parse(req: dict[str, Any]) -> dict[str, Any]:
             try:
                 texts.append(page.extract_text() or "")
             except Exception as exc:
-                raise Failure("malformed", f"page {i} cannot be read ({type(exc).__name__})") from exc
+                raise Failure("malformed", f"page {i} cannot be read: the file may be damaged; download the "
+                              "statement again") from exc
     except Failure:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise Failure("malformed", f"not a readable PDF ({type(exc).__name__})") from exc
+        raise Failure("malformed", "not a readable PDF: the file may be damaged or cut short; download the "
+                      "statement again") from exc
     full = "\n".join(texts)
     kind = detect(full)
     start, end = period(full)

@@ -188,6 +188,7 @@ def test_monte_carlo_and_lookahead_from_the_command_line(data_dir: Path, tmp_pat
     trades, returns = saved["tables"]["results"]
     lines = printed.splitlines()
     assert "Closed trades in 200 random orders (seed 4)" in lines
+    assert any(line.startswith("1 backtest, then 2 x 200 simulated paths in ") for line in lines)  # not "3 backtests"
     assert any(line.startswith("Daily returns redrawn in blocks of ") and line.endswith(": 200 paths (seed 4)")
                for line in lines)
     # a table per method: its percentiles as columns, the max drawdown's row as the saved figures say
