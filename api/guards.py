@@ -26,7 +26,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.textguard import check_json_body
+from api.textguard import MAX_DEPTH, check_json_body
 from infra.runtime.workgate import WorkGate
 
 P = ParamSpec("P")
@@ -53,8 +53,11 @@ def strict_json_loads(raw: bytes | str) -> Any:
             raise _bad(doc, f"{text} is too large for a number")
         return value
 
-    value = json.loads(doc, parse_constant=no_constant, parse_float=finite_float)
-    _check_strings(value, doc)
+    try:
+        value = json.loads(doc, parse_constant=no_constant, parse_float=finite_float)
+        _check_strings(value, doc)
+    except RecursionError:  # thousands of nested brackets: malformed for us, a 422 as any other
+        raise _bad(doc, f"nested too deeply (at most {MAX_DEPTH} levels)") from None
     return value
 
 

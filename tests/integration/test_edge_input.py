@@ -205,3 +205,11 @@ def test_a_deeply_nested_websocket_frame_closes_with_a_reason(api_factory: Any) 
             for _ in range(200):
                 ws.receive_text()
     assert closed.value.code == 1008 and "nested" in closed.value.reason
+
+
+def test_json_nested_thousands_deep_is_a_422_not_a_parse_error_400(client: Any) -> None:
+    before = _head(client)
+    r = _raw_json(client, "/api/family/groups", b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert r.status_code == 422, r.text[:200]
+    assert "nested too deeply" in json.dumps(r.json()["detail"])
+    assert _head(client) == before
