@@ -33,3 +33,23 @@ def test_help_menu_opens_the_guides_and_their_links_work(browser: Any, app: App)
         expect(page.get_by_role("heading", name="Home")).to_be_visible()
     finally:
         ctx.close()
+
+
+def test_a_wide_table_in_a_guide_scrolls_in_its_own_box_on_a_phone(browser: Any, app: App) -> None:
+    ctx = app.context(browser, "wide.reader@example.com", viewport={"width": 390, "height": 844})
+    try:
+        page = ctx.new_page()
+        page.goto(app.url + "/help/IMPORTING.md")
+        table = page.locator("main table").first
+        expect(table).to_be_visible()
+        # the page itself does not scroll sideways; a table wider than the screen scrolls inside its box
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        boxes = page.locator("main table").evaluate_all(
+            "ts => ts.map(t => [t.getBoundingClientRect().right, getComputedStyle(t).overflowX,"
+            " t.scrollWidth > t.clientWidth])")
+        assert all(right <= 390 and overflow == "auto" for right, overflow, _ in boxes), boxes
+        assert any(wide for *_, wide in boxes), "IMPORTING.md has a table wider than a phone"
+        # its cut-off edge is shaded (a scroll shadow), so it shows there is more
+        assert "gradient" in table.evaluate("t => getComputedStyle(t).backgroundImage")
+    finally:
+        ctx.close()

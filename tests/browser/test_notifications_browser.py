@@ -73,3 +73,21 @@ def test_settings_switch_a_channel_and_quiet_hours(page: Any, app: App) -> None:
     assert prefs["quiet_hours"] == {"start": "22:00", "end": "07:00"}
     page.reload()
     expect(page.get_by_label("Import finished: email")).not_to_be_checked()
+
+
+def test_telegram_boxes_are_off_without_a_bot_and_every_channel_fits_a_phone(page: Any, app: App) -> None:
+    page.goto(app.url + "/settings/notifications")
+    # this server has no Telegram bot token: the boxes cannot be ticked, and the page says why
+    box = page.get_by_label("Import finished: telegram")
+    expect(box).to_be_disabled()
+    expect(box).not_to_be_checked()
+    expect(page.locator("#telegram-off")).to_contain_text("Telegram is not set up on this server")
+    expect(page.get_by_label("Import finished: email")).to_be_enabled()
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.reload()
+        for channel in ("in_app", "email", "telegram"):  # no column off the right edge of a phone
+            expect(page.get_by_label(f"Import finished: {channel}")).to_be_in_viewport(ratio=1)
+        expect(page.locator("#notification-settings th", has_text="Telegram")).to_be_in_viewport(ratio=1)
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})

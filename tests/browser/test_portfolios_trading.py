@@ -32,11 +32,16 @@ def test_deploy_approve_place_and_see_a_live_mark(setup: Any, app: App) -> None:
     page.get_by_label("Max positions", exact=True).fill("5")
     page.get_by_role("button", name="Deploy", exact=True).click()
     expect(page.get_by_role("heading", name="Paper dips")).to_be_visible()
+    # a new portfolio has no curve yet: a sentence says when it starts, not an empty box
+    expect(page.locator("#portfolio-equity")).to_contain_text("The equity curve starts after the first trading day")
     pid = int(page.url.rsplit("/", 1)[1])
     pending: list[Any] = []
     for _ in range(10):  # scan; if nothing waits for approval, let a trading day pass
         page.get_by_role("button", name="Scan now").click()
-        expect(page.get_by_role("status").filter(has_text="new signal")).to_be_visible()
+        # the answer names the day whose close was scanned, and what it found
+        said = page.get_by_role("status").filter(has_text=re.compile(r"Scanned on the close of \d\d \w{3} \d{4}"))
+        found = re.compile(r"new signals?\.|no stock met the strategy's entry rules")
+        expect(said.filter(has_text=found)).to_be_visible()
         pending = api.get(app.url + "/api/model/signals",
                           params={"portfolio_id": pid, "status": "pending_approval"}).json()
         if len(pending) >= 2:
@@ -87,6 +92,34 @@ def test_close_part_of_a_position(setup: Any, app: App) -> None:
     closed = page.locator("#closed-positions tbody tr").filter(has_text=symbol)
     expect(closed.locator('[data-col="quantity"]')).to_have_text(str(qty // 2))
     expect(closed.locator('[data-col="exit_reason"]')).to_have_text("manual")
+    # which portfolio it was closed in, as on the Open tab
+    expect(closed.locator('[data-col="portfolio_id"]')).to_have_text("Paper dips")
+    expect(page.locator("#closed-positions thead")).to_contain_text("Portfolio")
+
+
+def test_scan_with_nothing_new_says_which_day_and_why(setup: Any, app: App) -> None:
+    page, api, _ = setup
+    pid = next(p["id"] for p in api.get(app.url + "/api/model/portfolios").json() if p["name"] == "Paper dips")
+    latest = api.post(app.url + "/api/model/scan", json={"portfolio_id": pid}).json()["days"][-1]
+    page.goto(app.url + f"/portfolios/{pid}")
+    page.get_by_role("button", name="Scan now").click()  # the same close again: what it proposed is proposed already
+    day = f"{latest[8:10]} {'JanFebMarAprMayJunJulAugSepOctNovDec'[3 * int(latest[5:7]) - 3:][:3]} {latest[:4]}"
+    expect(page.get_by_role("status").filter(has_text=f"Scanned on the close of {day}: no stock met")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="0 new signal")).to_have_count(0)
+
+
+def test_the_portfolio_list_on_a_phone_shows_equity_and_pnl(setup: Any, app: App) -> None:
+    page = setup[0]
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.goto(app.url + "/portfolios")
+        row = page.locator("#portfolios tbody tr").filter(has_text="Paper dips")
+        for col in ("equity", "total_pnl", "day_pnl"):  # a card per portfolio: nothing off the right edge
+            expect(row.locator(f'[data-col="{col}"]')).to_be_in_viewport(ratio=1)
+        expect(row.locator('[data-col="equity"]')).to_have_attribute("data-label", "Equity")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_a_risk_breach_is_shown_on_approval(setup: Any, app: App) -> None:

@@ -76,13 +76,24 @@ def test_sweep_heatmap_and_best_run(signed_in: Any, app: App, researcher: Any) -
     shown = [c or None for c in cells.evaluate_all("els => els.map(e => e.dataset.value)")]
     assert shown == [None if v is None else str(v) for row in api["values"] for v in row]
     expect(page.locator("#sweep-results tbody tr")).to_have_count(4)
-    expect(page.locator("#job-line")).to_contain_text(" · nifty_50 · 01 Jan 2024 \u2013 31 Dec 2025 · 4 backtests on ")
+    # the universe in words, and no worker id (that is in the tooltip only)
+    line = page.locator("#job-line")
+    expect(line).to_contain_text(" · NIFTY 50 · 01 Jan 2024 \u2013 31 Dec 2025 · 4 backtests")
+    expect(line).not_to_contain_text(re.compile(r"nifty_50|local:| on "))
+    expect(page.locator("#job-backtests")).to_have_attribute("title", re.compile(r"^run by \S+"))
     expect(page.get_by_role("heading", name="Heatmap: best Sharpe per cell")).to_be_visible()
     # parameters in words: the table's headers, the axes' choices and the heatmap's axes
     expect(heat.locator("#heat-x-label")).to_have_text("stop loss % \u2192")
     expect(heat.locator("#heat-y-label")).to_have_text("max positions \u2193")
     expect(page.locator("#heat-x option")).to_have_text(["stop loss %", "max positions"])
     expect(page.locator("#sweep-results thead")).to_contain_text("stop loss %")
+    # the same parameter for rows and columns: said, instead of a heatmap that vanishes
+    page.locator("#heat-y").select_option("stop_loss_pct")
+    expect(page.locator("#heat-same")).to_have_text("Choose two different parameters for rows and columns.")
+    expect(heat).to_have_count(0)
+    page.locator("#heat-y").select_option("max_positions")
+    expect(page.locator("#heat-same")).to_have_count(0)
+    expect(heat.locator("tbody td")).to_have_count(4)
     # the cells can show another figure of each cell's best combination: its drawdown, the smallest in green
     page.locator("#heat-value").select_option(label="Max drawdown %")
     expect(page.get_by_role("heading", name="Heatmap: Max drawdown % of the best Sharpe per cell")).to_be_visible()
@@ -147,7 +158,7 @@ def test_walk_forward_windows_and_equity(signed_in: Any, app: App, researcher: A
     expect(page.locator("#research-jobs tbody tr")).to_have_count(len(jobs))
     newest = page.locator("#research-jobs tbody tr").first  # named in words, with what it tested
     expect(newest.locator('[data-col="kind"]')).to_have_text("Walk-forward")
-    expect(newest.locator('[data-col="strategy"]')).to_have_text(re.compile(r" · nifty_50$"))
+    expect(newest.locator('[data-col="strategy"]')).to_have_text(re.compile(r" · NIFTY 50$"))
 
 
 def test_monte_carlo_percentiles_and_distributions(signed_in: Any, app: App, researcher: Any) -> None:
@@ -206,3 +217,122 @@ def test_lookahead_check_verdict_findings_and_recursion(signed_in: Any, app: App
         expect(page.locator("#lookahead-findings tbody tr")).to_have_count(len(job["results"]))
     else:
         expect(page.locator("#lookahead-findings")).to_contain_text("No findings")
+
+
+def _no_post(page: Any) -> list[str]:
+    """The research jobs the page asks the API to start, from now on."""
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and "/api/research/" in r.url else None)
+    return sent
+
+
+def test_the_form_refuses_the_same_parameter_twice_on_its_field(signed_in: Any, app: App) -> None:
+    page = signed_in.new_page()
+    page.goto(app.url + "/research")
+    _fill(page, "sweep")
+    sent = _no_post(page)
+    page.get_by_label("Values 1 (comma-separated)", exact=True).fill("5, 7")
+    page.get_by_label("Parameter 2 (optional)", exact=True).fill("stop_loss_pct")
+    page.get_by_label("Values 2", exact=True).fill("8, 9")
+    err = page.locator('[data-error-for="p2"]')
+    expect(err).to_have_text("Parameter 1 is already stop loss %: choose a different parameter, "
+                             "or put all its values in Values 1.")
+    expect(page.get_by_label("Parameter 2 (optional)", exact=True)).to_have_attribute("aria-describedby", "f-p2-err")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.get_by_label("Parameter 2 (optional)", exact=True)).to_be_focused()
+    expect(page).to_have_url(app.url + "/research")
+    assert sent == []
+    page.get_by_label("Parameter 2 (optional)", exact=True).fill("max_positions")
+    expect(err).to_have_count(0)
+
+
+def test_the_form_checks_the_values_on_their_field(signed_in: Any, app: App) -> None:
+    page = signed_in.new_page()
+    page.goto(app.url + "/research")
+    _fill(page, "sweep")
+    sent = _no_post(page)
+    values = page.get_by_label("Values 1 (comma-separated)", exact=True)
+    values.fill("5, 7, abc")
+    err = page.locator('[data-error-for="v1"]')
+    expect(err).to_have_text("Value 3 (\u201cabc\u201d) is not a number: give numbers separated by commas, "
+                             "like 5, 7.5, 10.")
+    expect(values).to_have_attribute("aria-invalid", "true")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(values).to_be_focused()
+    assert sent == []
+    values.fill("5, 7, 5")
+    expect(err).to_have_text("5 is given twice: give each value once.")
+    page.get_by_label("Values 2", exact=True).fill("")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.locator('[data-error-for="v2"]')).to_have_text(re.compile("^Give at least one value"))
+    values.fill("5, 7.5, 10")
+    expect(err).to_have_count(0)
+    assert sent == []
+
+
+def test_the_form_counts_the_combinations_and_says_the_limit(signed_in: Any, app: App) -> None:
+    page = signed_in.new_page()
+    page.goto(app.url + "/research")
+    _fill(page, "sweep")
+    sent = _no_post(page)
+    size = page.locator("#grid-size")
+    expect(size).to_have_text("2 \u00d7 2 = 4 combinations. At most 5,000 backtests per job.")
+    page.get_by_label("Values 1 (comma-separated)", exact=True).fill("5, 7, 10")
+    page.get_by_label("Values 2", exact=True).fill("3, 5, 8, 10")
+    expect(size).to_have_text("3 \u00d7 4 = 12 combinations. At most 5,000 backtests per job.")
+    page.get_by_label("Parameter 2 (optional)", exact=True).fill("")
+    page.get_by_label("Values 2", exact=True).fill("")
+    expect(size).to_have_text("3 combinations. At most 5,000 backtests per job.")
+    # more than the API takes: said before sending, and not sent
+    page.get_by_label("Parameter 2 (optional)", exact=True).fill("max_positions")
+    page.get_by_label("Values 1 (comma-separated)", exact=True).fill(", ".join(str(x) for x in range(1, 101)))
+    page.get_by_label("Values 2", exact=True).fill(", ".join(str(x) for x in range(1, 61)))
+    expect(size).to_have_text("100 \u00d7 60 = 6,000 combinations: more than the 5,000 backtests a job may run. "
+                              "Use fewer values.")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert sent == []
+    # a walk-forward runs the grid in every window, and each window's choice once more
+    page.get_by_label("Kind", exact=True).select_option("walk_forward")
+    page.get_by_label("Values 1 (comma-separated)", exact=True).fill("5, 8")
+    page.get_by_label("Values 2", exact=True).fill("3, 10")
+    page.get_by_label("Windows", exact=True).fill("4")
+    expect(size).to_have_text("2 \u00d7 2 = 4 combinations in each of 4 windows, and each window's choice out of "
+                              "sample: 20 backtests. At most 5,000 backtests per job.")
+
+
+def test_a_large_grid_asks_first_and_a_running_job_cancels_unambiguously(signed_in: Any, app: App,
+                                                                         researcher: Any) -> None:
+    page = signed_in.new_page()
+    page.goto(app.url + "/research")
+    _fill(page, "sweep")
+    sent = _no_post(page)
+    page.get_by_label("Values 1 (comma-separated)", exact=True).fill(", ".join(str(x) for x in range(1, 60)))
+    page.get_by_label("Values 2", exact=True).fill(", ".join(str(x) for x in range(1, 51)))
+    size = page.locator("#grid-size")
+    expect(size).to_contain_text("59 \u00d7 50 = 2,950 combinations: that takes a while; you will be asked to confirm.")
+    page.get_by_role("button", name="Start", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading")).to_have_text("Run 2,950 backtests?")
+    expect(dialog).to_contain_text("2,950 combinations, one backtest each")
+    dialog.get_by_role("button", name="Cancel", exact=True).click()  # not now: nothing is sent
+    expect(dialog).to_have_count(0)
+    assert sent == []
+    page.get_by_role("button", name="Start", exact=True).click()
+    dialog.get_by_role("button", name="Run 2,950 backtests", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/research/sweeps/\d+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    assert len(sent) == 1
+    try:
+        # the cancel dialog's buttons say what they do: keep it running, or cancel it
+        page.get_by_role("button", name="Cancel job", exact=True).click()
+        ask = page.get_by_role("dialog", name="Cancel this job?")
+        expect(ask.get_by_role("button")).to_have_text(["Keep running", "Cancel job"])
+        ask.get_by_role("button", name="Keep running").click()
+        expect(ask).to_have_count(0)
+        assert researcher.get(f"{app.url}/api/research/sweeps/{job_id}").json()["status"] in ("queued", "running")
+        page.get_by_role("button", name="Cancel job", exact=True).click()
+        ask.get_by_role("button", name="Cancel job").click()
+        expect(page.locator("#job-line .badge")).to_have_text("cancelled", timeout=30_000)
+    finally:
+        researcher.delete(f"{app.url}/api/research/sweeps/{job_id}")  # cancels it if the test stopped early

@@ -80,6 +80,34 @@ def test_rules_are_added_edited_and_deleted(setup: Any, app: App) -> None:
     assert rules_of(app, api, "max_open_positions") == []
 
 
+def test_the_form_is_cleared_after_a_save_and_a_second_identical_rule_is_refused(setup: Any, app: App) -> None:
+    page, api, _ = setup
+    page.goto(app.url + "/risk")
+    form = page.get_by_role("form", name="Risk rule")
+    form.get_by_label("Rule", exact=True).select_option(label="Max orders per day")
+    form.get_by_label("Limit", exact=True).fill("400")
+    form.get_by_label("Note", exact=True).fill("daily stop")
+    form.get_by_role("button", name="Save rule").click()
+    expect(page.locator("#rules tbody tr").filter(has_text="Max orders per day")).to_have_count(1)
+    # the next rule starts from an empty form: it does not silently inherit the note "daily stop"
+    expect(form.get_by_label("Note", exact=True)).to_have_value("")
+    expect(form.get_by_label("Limit", exact=True)).to_have_value("")
+    # the same rule again (same type, limit and scope) is refused before anything is sent
+    form.get_by_label("Rule", exact=True).select_option(label="Max orders per day")
+    form.get_by_label("Limit", exact=True).fill("400")
+    form.get_by_role("button", name="Save rule").click()
+    expect(form.get_by_role("alert")).to_contain_text("You already have this rule")
+    expect(page.locator("#rules tbody tr").filter(has_text="Max orders per day")).to_have_count(1)
+    saved = rules_of(app, api, "max_orders_per_day")
+    assert len(saved) == 1 and saved[0]["note"] == "daily stop"
+    # a different limit is another rule, allowed
+    form.get_by_label("Limit", exact=True).fill("401")
+    form.get_by_role("button", name="Save rule").click()
+    expect(page.locator("#rules tbody tr").filter(has_text="Max orders per day")).to_have_count(2)
+    for r in rules_of(app, api, "max_orders_per_day"):
+        assert api.delete(app.url + f"/api/risk/rules/{r['id']}").status_code in (200, 204)
+
+
 def test_todays_loss_against_the_limit_then_the_automatic_kill_switch_released(setup: Any, app: App) -> None:
     page, api, pf = setup
     page.goto(app.url + "/risk")
@@ -102,7 +130,12 @@ def test_todays_loss_against_the_limit_then_the_automatic_kill_switch_released(s
     assert api.post(app.url + "/api/model/scan", json={"portfolio_id": pf["id"]}).status_code == 200
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Home").click()
     expect(page.get_by_role("alert").filter(has_text="Kill switch engaged")).to_be_visible()
-    page.get_by_role("alert").get_by_role("link", name="Review on Risk").click()
+    # Approvals says so before the trader presses Approve, with the way to Risk
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Approvals").click()
+    kill = page.get_by_role("alert").filter(has_text="Kill switch engaged")
+    expect(kill).to_contain_text("approving a signal is refused")
+    kill.get_by_role("link", name="Review on Risk").click()
+    expect(page).to_have_url(app.url + "/risk")
     banner = page.locator("#kill-banner")
     expect(banner).to_contain_text(f"engaged automatically by max_daily_loss rule {rule['id']}")
     banner.get_by_role("button", name="Release the automatic kill switch").click()
@@ -115,3 +148,6 @@ def test_todays_loss_against_the_limit_then_the_automatic_kill_switch_released(s
     expect(page.locator('[data-metric="equity"]')).to_be_visible()
     expect(page.get_by_role("alert").filter(has_text="Kill switch engaged")).to_have_count(0)
     expect(page.locator("#home-breaches").filter(has_text="engaged")).to_have_count(0)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Approvals").click()
+    expect(page.locator("#pending")).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="Kill switch engaged")).to_have_count(0)

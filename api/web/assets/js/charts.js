@@ -31,7 +31,9 @@ function baseOptions(height) {
     autoSize: true,
     layout: { background: { color: 'transparent' }, textColor: c.text, fontFamily: 'inherit' },
     grid: { vertLines: { color: c.grid }, horzLines: { color: c.grid } },
-    rightPriceScale: { borderVisible: false },
+    // entireTextOnly: a label the pane's edge would cut (the lowest one, "8,00,000" losing its commas' tails) is
+    // not drawn rather than drawn clipped
+    rightPriceScale: { borderVisible: false, entireTextOnly: true },
     timeScale: { borderVisible: false },
     localization: { locale: 'en-IN', priceFormatter: (p) => number(p, Math.abs(p) >= 1000 ? 0 : 2) },
   };
@@ -68,6 +70,17 @@ export function Chart({ series, height = 280, label, id }) {
     role="img" aria-label=${label}></div><figcaption class="muted">${label}</figcaption></figure>`;
 }
 
+/** A line that never moves (a new portfolio's equity) gets a range of ±1 % around its value: on a range of
+ * zero the axis labels every tick with the same number ("10,00,000" three times). */
+function flat(s) {
+  if (s.kind !== 'line' && s.kind !== 'area') return {};
+  const values = s.data.map((d) => d.value).filter((v) => Number.isFinite(v));
+  if (!values.length || values.some((v) => v !== values[0])) return {};
+  const v = values[0];
+  const pad = Math.abs(v) * 0.01 || 1;
+  return { autoscaleInfoProvider: () => ({ priceRange: { minValue: v - pad, maxValue: v + pad } }) };
+}
+
 function draw(lib, box, series, height) {
   const { createChart, LineSeries, AreaSeries, CandlestickSeries, HistogramSeries, createSeriesMarkers } = lib;
   const c = themeColors();
@@ -78,7 +91,7 @@ function draw(lib, box, series, height) {
       : s.kind === 'area' ? { lineColor: c.down, topColor: 'rgba(198,40,40,0.05)', bottomColor: 'rgba(198,40,40,0.35)' }
         : s.kind === 'candles' ? { upColor: c.up, downColor: c.down, wickUpColor: c.up, wickDownColor: c.down,
           borderVisible: false } : {};
-    const ser = chart.addSeries(type, { ...defaults, ...(s.options || {}) });
+    const ser = chart.addSeries(type, { ...defaults, ...flat(s), ...(s.options || {}) });
     ser.setData(s.data);
     if (s.markers && s.markers.length) createSeriesMarkers(ser, s.markers);
   }

@@ -159,3 +159,45 @@ export function tone(value) {
 export function words(code) {
   return code === null || code === undefined || code === '' ? '—' : String(code).replaceAll('_', ' ');
 }
+
+// The app's codes in words: what a trader reads instead of nifty_100, v3_dip_buyer, crosses_above or bb_upper.
+const UNIVERSES = { nifty_50: 'NIFTY 50', nifty_100: 'NIFTY 100' };
+
+/** A backtest's universe: "nifty_100" -> "NIFTY 100"; a custom list of symbols -> "3 symbols". */
+export function universe(name, symbols = null) {
+  if (name) return UNIVERSES[name] || String(name).replaceAll('_', ' ').toUpperCase();
+  if (Array.isArray(symbols)) return `${number(symbols.length, 0)} ${symbols.length === 1 ? 'symbol' : 'symbols'}`;
+  return 'custom symbols';
+}
+
+// the base models' titles as GET /api/strategies/base-models gives them (domain/base_models.py)
+const BASE_MODELS = { v3_dip_buyer: 'Dip buyer (v3)', momentum_breakout: 'Momentum breakout', sma_crossover: 'SMA crossover',
+  bollinger_reversion: 'Bollinger reversion' };
+
+/** A base model: "v3_dip_buyer" -> "Dip buyer (v3)"; an unknown one in words, capitalised. */
+export function baseModel(code) {
+  if (!code) return '—';
+  if (BASE_MODELS[code]) return BASE_MODELS[code];
+  const w = words(code);
+  return w.charAt(0).toUpperCase() + w.slice(1);
+}
+
+const INDICATORS = { sma: 'SMA', ema: 'EMA', rsi: 'RSI', atr: 'ATR', roc: 'rate of change', bb_upper: 'Bollinger upper band',
+  bb_lower: 'Bollinger lower band', avg_volume: 'average volume' };
+
+/** A rule operand's indicator: "bb_upper" -> "Bollinger upper band", "rsi" -> "RSI", "close" -> "close". */
+export function indicator(code) {
+  return INDICATORS[code] || words(code);
+}
+
+/** A rule's operator: "crosses_above" -> "crosses above"; "<" stays "<". */
+export function operator(code) {
+  return words(code);
+}
+
+const CHOICES = { next_open: 'Next open (market order)', limit: 'Limit (GTT below the close)' };
+
+/** A parameter's option: "next_open" -> "Next open (market order)"; an unknown one in words. */
+export function choice(code) {
+  return CHOICES[code] || words(code);
+}

@@ -98,6 +98,27 @@ export function download(name, text, type = 'text/csv;charset=utf-8') {
 }
 
 /**
+ * A box that scrolls sideways (a wide table): while its content is wider than it and not scrolled to the end,
+ * a hint says there is more to the right, and the right edge fades (a phone shows no scroll bar).
+ */
+export function ScrollX({ children, id }) {
+  const ref = useRef(null);
+  const [more, setMore] = useState(false);
+  useEffect(() => {
+    const box = ref.current;
+    if (!box) return undefined;
+    const check = () => setMore(box.scrollWidth - box.clientWidth - box.scrollLeft > 2);
+    check();
+    box.addEventListener('scroll', check, { passive: true });
+    const ro = window.ResizeObserver ? new ResizeObserver(check) : null;
+    if (ro) { ro.observe(box); if (box.firstElementChild) ro.observe(box.firstElementChild); }
+    return () => { box.removeEventListener('scroll', check); if (ro) ro.disconnect(); };
+  }, []);
+  return html`${more ? html`<p class="scroll-hint" aria-hidden="true">Scroll sideways for more →</p>` : null}
+    <div ref=${ref} id=${id} class=${more ? 'scroll-x more' : 'scroll-x'}>${children}</div>`;
+}
+
+/**
  * Sortable, filterable table. columns: [{key, label, render?, sort?: (row)=>value, num?: bool, csv?: (row)=>value
  * or false}]. With `csv` (a file name) an "Export CSV" button saves the rows as filtered and sorted (all of them,
  * not only those shown): raw values (numbers without grouping, dates as ISO), not the formatted text.
@@ -143,7 +164,7 @@ export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) 
       onInput=${(e) => setQ(e.target.value)} aria-label=${`Filter ${caption || 'rows'}`} /></label>` : null}
       ${csv ? html`<button type="button" class="csv" disabled=${!total} onClick=${exportCsv}
         aria-label=${`Export ${caption || 'rows'} as CSV`}>Export CSV</button>` : null}</div>` : null}
-    <div class="scroll-x"><table>
+    <${ScrollX}><table>
       ${caption ? html`<caption>${caption}${filter || limit ? html` <span class="muted">(${total})</span>` : null}</caption>` : null}
       <thead><tr>${columns.map((c) => html`<th scope="col" class=${c.num ? 'num' : ''}
         aria-sort=${sortKey === c.key ? (asc ? 'ascending' : 'descending') : 'none'}>
@@ -152,7 +173,7 @@ export function Table({ columns, rows, filter = false, caption, rowKey = (r, i) 
       <tbody>${shown.length === 0 ? html`<tr><td colspan=${columns.length} class="muted">${empty}</td></tr>`
         : shown.map((r, i) => html`<tr key=${rowKey(r, i)} data-row=${rowKey(r, i)}>${columns.map((c) => html`<td
           class=${c.num ? 'num' : ''} data-col=${c.key} data-label=${stack ? c.label : undefined}>${c.render ? c.render(r) : (r[c.key] ?? '—')}</td>`)}</tr>`)}
-      </tbody></table></div>
+      </tbody></table><//>
     ${cut ? html`<button type="button" class="show-all" onClick=${() => setAll(true)}>Show all ${total}</button>` : null}</div>`;
 }
 

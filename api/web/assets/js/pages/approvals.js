@@ -14,11 +14,12 @@ export function Approvals() {
   const [result, setResult] = useState(null);
   const [busy, setBusy] = useState(false);
   const state = useLoad(async () => {
-    const [pending, cart, portfolios] = await Promise.all([
+    const [pending, cart, portfolios, risk] = await Promise.all([
       api.get('/api/model/signals', { status: 'pending_approval', limit: 500 }),
       api.get('/api/model/signals', { status: 'in_cart', limit: 500 }),
-      api.get('/api/model/portfolios')]);
-    return { pending, cart, names: Object.fromEntries(portfolios.map((p) => [p.id, p.name])) };
+      api.get('/api/model/portfolios'),
+      api.get('/api/risk/state').catch(() => null)]); // (the banner only: the lists show without it)
+    return { pending, cart, risk, names: Object.fromEntries(portfolios.map((p) => [p.id, p.name])) };
   });
   const act = async (s, what) => {
     if (what !== 'approve' && !await confirm({ title: `${what === 'reject' ? 'Reject' : 'Expire'} ${s.symbol}?`,
@@ -61,7 +62,10 @@ export function Approvals() {
       <button type="button" onClick=${() => setResult(null)}>Dismiss</button></section>` : null}
     <${Loading} state=${state}>${(d) => {
       const total = d.cart.reduce((a, s) => a + exposure(s), 0);
+      const kill = d.risk && d.risk.kill_switch && d.risk.kill_switch.engaged;
       return html`
+      ${kill ? html`<div class="banner danger" role="alert" id="approvals-kill"><strong>Kill switch engaged:</strong> new entries
+        are blocked, so approving a signal is refused until you release it.${' '}<a href="/risk">Review on Risk</a></div>` : null}
       <${Table} caption="Waiting for approval" id="pending" stack rows=${d.pending} empty="No signals are waiting for you."
         columns=${[...common(d.names),
           { key: 'reason', label: 'Rules that fired', nosort: true, render: (s) => html`<span class="small">${s.reason}</span>` },

@@ -146,8 +146,38 @@ async function loadBenchmark(run) {
   } catch (_) { return []; }
 }
 
+const TRADE_COLUMNS = [
+  { key: 'symbol', label: 'Symbol' }, { key: 'sector', label: 'Sector' },
+  { key: 'entry_date', label: 'Entry', render: (t) => f.day(t.entry_date) },
+  { key: 'entry_price', label: 'Entry ₹', num: true, render: (t) => f.price(t.entry_price) },
+  { key: 'exit_date', label: 'Exit', render: (t) => f.day(t.exit_date) },
+  { key: 'exit_price', label: 'Exit ₹', num: true, render: (t) => f.price(t.exit_price) },
+  { key: 'quantity', label: 'Qty', num: true },
+  { key: 'pnl', label: 'P&L', num: true, render: (t) => html`<span class=${f.tone(t.pnl)}>${f.pnl(t.pnl)}</span>` },
+  { key: 'pnl_pct', label: 'P&L %', num: true, render: (t) => f.pct(t.pnl_pct, 2, true) },
+  { key: 'exit_reason', label: 'Exit reason', render: (t) => f.words(t.exit_reason) },
+  { key: 'holding_days', label: 'Days', num: true },
+];
+// on a phone the trade's outcome comes first (the rest scrolls sideways); the long sector name goes last
+const PHONE_ORDER = ['symbol', 'pnl', 'pnl_pct', 'exit_reason', 'entry_date', 'exit_date', 'holding_days', 'quantity',
+  'entry_price', 'exit_price', 'sector'];
+const PHONE = '(max-width: 760px)'; // app.css's phone layout
+
+/** True while the window is phone-sized (follows rotation and resizing). */
+function usePhone() {
+  const [phone, setPhone] = useState(() => window.matchMedia(PHONE).matches);
+  useEffect(() => {
+    const mq = window.matchMedia(PHONE);
+    const on = () => setPhone(mq.matches);
+    mq.addEventListener('change', on);
+    return () => mq.removeEventListener('change', on);
+  }, []);
+  return phone;
+}
+
 export function BacktestResult({ params }) {
   const id = Number(params[0]);
+  const phone = usePhone();
   // a run just answered by the form renders in the first pass (no load round); a visit fetches it
   const state = useLoad(() => api.get(`/api/backtest/runs/${id}`), [id], resultCache.get(id));
   useEffect(() => { resultCache.delete(id); }, [id]);
@@ -171,7 +201,7 @@ export function BacktestResult({ params }) {
         <a class="button" href=${`/backtests?strategy_id=${p.strategy_id || ''}`}>Run again</a>
         <a class="button" href=${`/market?backtest=${run.id}`}>Trades on chart</a>
         <button type="button" class="danger" onClick=${remove}>Delete</button>`}>
-      <p class="muted">${p.universe || 'custom'} · ${f.day(p.start_date)} – ${f.day(p.end_date)} · capital ${f.inr(p.starting_capital, 0)} ·${' '}
+      <p class="muted" id="run-line">${f.universe(p.universe, p.symbols)} · ${f.day(p.start_date)} – ${f.day(p.end_date)} · capital ${f.inr(p.starting_capital, 0)} ·${' '}
         size ${f.pct(p.position_size_pct, 0)} · max ${p.max_positions} positions · slippage ${p.slippage_bps} bps · ${CHARGES[p.charges] || `charges ${p.charges}`}</p>
       <div class="cards" id="metrics">${METRICS.filter(([k]) => k in s).map(([k, label, fmt, signed]) => html`<${Card} id=${k} label=${label} value=${fmt(s[k])} tone=${signed ? f.tone(s[k]) : ''} />`)}</div>
       <${Chart} id="equity-chart" label=${`Equity (blue) vs ${p.benchmark || 'benchmark'} (grey), rebased to the starting capital`} height=${300}
@@ -179,18 +209,7 @@ export function BacktestResult({ params }) {
       <${Chart} id="drawdown-chart" label="Drawdown (%)" height=${160} series=${[{ kind: 'area', data: dd }]} />
       <${Heatmap} monthly=${run.monthly_returns || {}} />
       <${Table} caption="Trades" id="trades" rows=${run.trades} filter rowKey=${(t, i) => i} limit=${50} csv=${`backtest-${id}-trades.csv`}
-        columns=${[
-          { key: 'symbol', label: 'Symbol' }, { key: 'sector', label: 'Sector' },
-          { key: 'entry_date', label: 'Entry', render: (t) => f.day(t.entry_date) },
-          { key: 'entry_price', label: 'Entry ₹', num: true, render: (t) => f.price(t.entry_price) },
-          { key: 'exit_date', label: 'Exit', render: (t) => f.day(t.exit_date) },
-          { key: 'exit_price', label: 'Exit ₹', num: true, render: (t) => f.price(t.exit_price) },
-          { key: 'quantity', label: 'Qty', num: true },
-          { key: 'pnl', label: 'P&L', num: true, render: (t) => html`<span class=${f.tone(t.pnl)}>${f.pnl(t.pnl)}</span>` },
-          { key: 'pnl_pct', label: 'P&L %', num: true, render: (t) => f.pct(t.pnl_pct, 2, true) },
-          { key: 'exit_reason', label: 'Exit reason', render: (t) => f.words(t.exit_reason) },
-          { key: 'holding_days', label: 'Days', num: true },
-        ]} />
+        columns=${phone ? PHONE_ORDER.map((k) => TRADE_COLUMNS.find((c) => c.key === k)) : TRADE_COLUMNS} />
       <div class="two-col">
         <${Table} caption="By symbol" id="by-symbol" rows=${groupBy(run.trades, 'symbol')} rowKey=${(g) => g.key} limit=${25}
           columns=${[{ key: 'key', label: 'Symbol' }, { key: 'trades', label: 'Trades', num: true },
@@ -236,7 +255,7 @@ export function BacktestCompare({ query }) {
         <thead><tr><th scope="col">Metric</th>${runs.map((r) => html`<th scope="col" class="num"><a href=${`/backtests/${r.id}`}>#${r.id}</a> ${r.params.strategy_name}</th>`)}</tr></thead>
         <tbody>
           <tr><th scope="row">Period</th>${runs.map((r) => html`<td class="num">${f.day(r.params.start_date)} – ${f.day(r.params.end_date)}</td>`)}</tr>
-          <tr><th scope="row">Universe</th>${runs.map((r) => html`<td class="num">${r.params.universe}</td>`)}</tr>
+          <tr><th scope="row">Universe</th>${runs.map((r) => html`<td class="num">${f.universe(r.params.universe, r.params.symbols)}</td>`)}</tr>
           ${METRICS.map(([k, label, fmt]) => html`<tr><th scope="row">${label}</th>${runs.map((r) => html`<td class="num">${fmt(r.summary[k])}</td>`)}</tr>`)}
         </tbody></table></div>`}<//>
   <//>`;

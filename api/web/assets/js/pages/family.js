@@ -45,6 +45,9 @@ export function Family({ query, me }) {
             onInput=${(e) => setInvite({ ...invite, [g.id]: e.target.value })} /><button type="submit">Invite</button></form>`
           : html`<button type="button" onClick=${async () => { if (await confirm({ title: `Leave ${g.name}?`, body: 'You stop sharing your totals with them.', confirmLabel: 'Leave', danger: true })) run(() => api.post(`/api/family/groups/${g.id}/leave`), 'You left the group.'); }}>Leave the group</button>`}
       </section>`; })}
+      ${d.groups.length ? null : html`<p id="family-intro">A family group puts your household's investments side by side: each
+        member keeps their own account and imports, and everyone in the group sees the family's combined invested amount,
+        value, P&L and XIRR, each member's totals and the top holdings. Create a group, then invite members by email.</p>`}
       <form class="actions" aria-label="Create a family group" onSubmit=${(e) => { e.preventDefault(); run(() => api.post('/api/family/groups', { name }), 'Group created.'); setName(''); }}>
         <label for="new-group">New group name</label><input id="new-group" required maxlength="100" value=${name} onInput=${(e) => setName(e.target.value)} />
         <button type="submit">Create group</button></form>`}<//>

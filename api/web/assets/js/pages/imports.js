@@ -20,7 +20,10 @@ function Report({ report }) {
   </section>`;
 }
 
-function Uploader({ kind, label, multiple, accept, onDone, password }) {
+/** A month "2024-09" -> "Sep 2024" (format.js's day names the month). */
+const monthName = (m) => (/^\d{4}-\d{2}$/.test(String(m)) ? f.day(`${m}-01`).slice(3) : m ?? '—');
+
+function Uploader({ kind, label, multiple, accept, onDone, password, button }) {
   const [files, setFiles] = useState([]);
   const [over, setOver] = useState(false);
   const [pw, setPw] = useState('');
@@ -49,7 +52,7 @@ function Uploader({ kind, label, multiple, accept, onDone, password }) {
     ${password ? html`<${Field} label="PDF password (if any)" name=${`${kind}-password`}>${(i) => html`<input id=${i} type="password"
       autocomplete="off" value=${pw} onInput=${(e) => setPw(e.target.value)} />`}<//>` : null}
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
-    <button type="submit" class="primary" disabled=${busy || !files.length}>${busy ? 'Importing…' : `Import ${label.toLowerCase()}`}</button>
+    <button type="submit" class="primary" disabled=${busy || !files.length}>${busy ? 'Importing…' : (button || `Import ${label.toLowerCase()}`)}</button>
   </fieldset></form>`;
 }
 
@@ -70,7 +73,7 @@ export function Imports() {
     <div class="two-col">
       <${Uploader} kind="tradebook" label="Tradebooks" multiple accept=".xlsx,.csv" onDone=${done} />
       <div><${Uploader} kind="ledger" label="Ledger" accept=".xlsx,.csv" onDone=${done} />
-        <${Uploader} kind="cas" label="CAS statement" accept=".pdf" password onDone=${done} /></div>
+        <${Uploader} kind="cas" label="CAS statement" button="Import CAS statement" accept=".pdf" password onDone=${done} /></div>
     </div>
     <${Loading} state=${state}>${(d) => {
       const s = d.summary;
@@ -92,11 +95,11 @@ export function Imports() {
         series=${[{ kind: 'histogram', data: d.pnl.map((r) => ({ time: group === 'month' ? `${r.month}-01` : `${r.year}-01-01`, value: r.net_pnl,
           color: r.net_pnl >= 0 ? '#0b7a3b' : '#c0262d' })) }]} />` : null}
       <${Table} caption=${`Realised P&L by ${group}`} id="pnl" rows=${d.pnl} rowKey=${(r) => r[key]} empty="No closed trades yet: import a tradebook."
-        columns=${[{ key, label: GROUPS.find(([k]) => k === key)[1], render: (r) => r[key] ?? '—' }, { key: 'trades', label: 'Trades', num: true },
+        columns=${[{ key, label: GROUPS.find(([k]) => k === key)[1], render: (r) => (key === 'month' ? monthName(r.month) : r[key] ?? '—'), csv: (r) => r[key] }, { key: 'trades', label: 'Trades', num: true },
           { key: 'realized_pnl', label: 'Realised', num: true, render: (r) => html`<span class=${f.tone(r.realized_pnl)}>${f.pnl(r.realized_pnl)}</span>` },
           { key: 'charges', label: 'Charges', num: true, render: (r) => f.inr(r.charges) },
           { key: 'net_pnl', label: 'Net', num: true, render: (r) => html`<span class=${f.tone(r.net_pnl)}>${f.pnl(r.net_pnl)}</span>` },
-          { key: 'win_rate', label: 'Win %', num: true, render: (r) => f.number(r.win_rate, 0) }]} />
+          { key: 'win_rate', label: 'Win rate', num: true, render: (r) => f.pct(r.win_rate, 0) }]} />
       <${Table} caption="Holdings" id="holdings" rows=${d.holdings} rowKey=${(h) => `${h.asset_class}:${h.symbol || h.isin}`} empty="No open holdings."
         columns=${[{ key: 'symbol', label: 'Holding', render: (h) => h.symbol || h.scheme || h.isin },
           { key: 'quantity', label: 'Qty', num: true, render: (h) => f.number(h.quantity, h.asset_class === 'equity' ? 0 : 3) },
@@ -108,7 +111,7 @@ export function Imports() {
           { key: 'unrealized_pnl', label: 'Unrealised', num: true, render: (h) => html`<span class=${f.tone(h.unrealized_pnl)}>${f.pnl(h.unrealized_pnl)}</span>` }]} />
       <${Table} caption="Trade journal" id="journal" rows=${d.trades} filter limit=${50} csv="trade-journal.csv" rowKey=${(t, i) => `${t.source}:${t.trade_id}:${i}`}
         columns=${[{ key: 'trade_date', label: 'Date', render: (t) => f.day(t.trade_date) }, { key: 'symbol', label: 'Symbol' },
-          { key: 'side', label: 'Side' }, { key: 'quantity', label: 'Qty', num: true }, { key: 'price', label: 'Price', num: true, render: (t) => f.price(t.price) },
+          { key: 'side', label: 'Side' }, { key: 'quantity', label: 'Qty', num: true, render: (t) => f.number(t.quantity, Number.isInteger(t.quantity) ? 0 : 3) }, { key: 'price', label: 'Price', num: true, render: (t) => f.price(t.price) },
           { key: 'source', label: 'Source', render: (t) => t.source + (t.strategy ? ` (${t.strategy})` : '') },
           { key: 'net_pnl', label: 'Net P&L', num: true, render: (t) => (t.net_pnl == null ? '' : html`<span class=${f.tone(t.net_pnl)}>${f.pnl(t.net_pnl)}</span>`) }]} />
       <${Table} caption="Import history" id="batches" rows=${d.batches} rowKey=${(b) => b.batch_id} limit=${20}

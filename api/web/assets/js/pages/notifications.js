@@ -1,6 +1,6 @@
 // Notifications: the bell (unread count, live), the list (read/unread, delivery status) and
 // Settings → Notifications (each kind on/off per channel, quiet hours in IST).
-import { html, Page, Loading, useLoad, useState, useEffect, toast } from '../ui.js';
+import { html, Page, Loading, useLoad, useState, useEffect, toast, ScrollX } from '../ui.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
 import { onNotification } from '../ticks.js';
@@ -91,7 +91,11 @@ export function Notifications({ query }) {
 }
 
 export function NotificationSettings() {
-  const state = useLoad(() => api.get('/api/notifications/preferences'), []);
+  const state = useLoad(async () => {
+    const [prefs, telegram] = await Promise.all([api.get('/api/notifications/preferences'),
+      api.get('/api/notifications/telegram').catch(() => null)]);
+    return { ...prefs, telegram };
+  }, []);
   const [doc, setDoc] = useState(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
@@ -103,13 +107,20 @@ export function NotificationSettings() {
     setBusy(true); setError(null);
     try { await api.put('/api/notifications/preferences', doc); toast('Notification settings saved.'); } catch (err) { setError(err.message); } finally { setBusy(false); }
   };
+  // Telegram boxes are disabled (with the reason) when this server has no bot: a ticked box would send nothing
+  const off = (p, c) => c === 'telegram' && p.telegram && !p.telegram.configured;
   return html`<${Page} title="Notification settings">
     <${Loading} state=${state}>${(p) => (!doc ? null : html`<form onSubmit=${save} id="notification-settings">
-      <div class="scroll-x"><table class="prefs"><caption>What you are told, and where</caption>
+      ${p.channels.includes('telegram') && p.telegram && !p.telegram.configured ? html`<p class="muted" id="telegram-off">Telegram
+        is not set up on this server (no bot token), so its boxes are off. Email and the app still work.</p>`
+        : p.telegram && !p.telegram.linked && p.channels.includes('telegram') ? html`<p class="muted" id="telegram-off">Telegram
+        messages need a linked chat: <a href="/settings">link Telegram in Settings</a>.</p>` : null}
+      <${ScrollX}><table class="prefs"><caption>What you are told, and where</caption>
         <thead><tr><th scope="col">Notification</th>${p.channels.map((c) => html`<th scope="col">${c === 'in_app' ? 'In the app' : c === 'email' ? 'Email' : 'Telegram'}</th>`)}</tr></thead>
         <tbody>${Object.keys(p.labels).map((k) => html`<tr><th scope="row">${p.labels[k]}</th>${p.channels.map((c) => html`
-          <td><input type="checkbox" name=${`${k}.${c}`} aria-label=${`${p.labels[k]}: ${c}`} checked=${doc.kinds[k][c]}
-            onChange=${() => toggle(k, c)} /></td>`)}</tr>`)}</tbody></table></div>
+          <td class=${off(p, c) ? 'off' : ''}><input type="checkbox" name=${`${k}.${c}`} aria-label=${`${p.labels[k]}: ${c}`}
+            checked=${doc.kinds[k][c] && !off(p, c)} disabled=${off(p, c)} title=${off(p, c) ? 'Telegram is not set up on this server' : undefined}
+            aria-describedby=${off(p, c) ? 'telegram-off' : undefined} onChange=${() => toggle(k, c)} /></td>`)}</tr>`)}</tbody></table><//>
       <fieldset><legend>Quiet hours (IST)</legend>
         <label><input type="checkbox" name="quiet" checked=${!!doc.quiet_hours}
           onChange=${(e) => setDoc({ ...doc, quiet_hours: e.target.checked ? { start: '22:00', end: '07:00' } : null })} />

@@ -62,7 +62,7 @@ export function Portfolios({ query }) {
       ${[['', 'Active and paused'], ['retired', 'Retired']].map(([k, label]) => html`<a role="tab" class="button"
         aria-selected=${status === k} href=${k ? `/portfolios?status=${k}` : '/portfolios'}>${label}</a>`)}</div>
     <${Loading} state=${state}>${(d) => html`
-      <${Table} caption="Portfolios" id="portfolios" rows=${d.portfolios} empty="No portfolios here yet."
+      <${Table} caption="Portfolios" id="portfolios" stack rows=${d.portfolios} empty="No portfolios here yet."
         columns=${[
           { key: 'name', label: 'Name', render: (p) => html`<a href=${`/portfolios/${p.id}`}>${p.name}</a> <${Badge} text=${p.mode} />` },
           { key: 'status', label: 'Status', render: (p) => html`<${Badge} text=${p.status} />` },
@@ -90,6 +90,26 @@ function RiskPanel({ risk }) {
     ${(risk.breaches || []).map((b) => html`<p class="banner warn">${b.message || b.rule_type}</p>`)}</section>`;
 }
 
+/** What a scan did, in words: the day whose close was scanned (after the days it caught up), and what it found. */
+export function scanned(r) {
+  const days = r.days || [];
+  const last = days.length ? f.day(days[days.length - 1]) : null;
+  const on = last ? ` on the close of ${last}` : '';
+  const caught = days.length > 1 ? ` (after catching up ${days.length - 1} missed trading day${days.length > 2 ? 's' : ''})` : '';
+  const n = r.signals.length;
+  if (!n) return `Scanned${on}${caught}: no stock met the strategy's entry rules, so there is no new signal.`;
+  return `Scanned${on}${caught}: ${n} new signal${n === 1 ? '' : 's'}.`;
+}
+
+/** The equity curve, once there are two days to draw; before that, a sentence instead of an empty box. */
+function EquityCurve({ curve }) {
+  if (curve.length < 2) {
+    return html`<figure class="chart" id="portfolio-equity"><div class="chart-empty" style="height:120px">
+      <p>The equity curve starts after the first trading day.</p></div><figcaption class="muted">Equity curve</figcaption></figure>`;
+  }
+  return html`<${Chart} id="portfolio-equity" label="Equity curve" height=${220} series=${[{ kind: 'line', data: curve.map((e) => ({ time: e.date, value: e.equity })) }]} />`;
+}
+
 /** The dashboard's sections under the positions (signals, reconciliation, risk, hooks, activity): drawn, and
  * the hooks read, once the cards and positions are painted. */
 function BelowTheFold({ children }) {
@@ -110,7 +130,7 @@ export function PortfolioDashboard({ params }) {
     try { await api.post(`/api/model/portfolios/${p.id}/${what}`); toast(`${texts[what][0]}: done.`); state.reload(); } catch (e) { toast(e.message, 'error'); }
   };
   const scan = async () => {
-    try { const r = await api.post('/api/model/scan', { portfolio_id: id }); toast(`${r.signals.length} new signal(s).`); state.reload(); } catch (e) { toast(e.message, 'error'); }
+    try { const r = await api.post('/api/model/scan', { portfolio_id: id }); toast(scanned(r)); state.reload(); } catch (e) { toast(e.message, 'error'); }
   };
   return html`<${Loading} state=${state}>${(d) => {
     const p = d.portfolio;
@@ -130,7 +150,7 @@ export function PortfolioDashboard({ params }) {
         <${Card} id="total_pnl" label="Total P&L" value=${f.pnl(d.total_pnl)} tone=${f.tone(d.total_pnl)} sub=${f.pct(d.return_pct, 2, true)} />
         <${Card} id="signals" label="Signals" value=${`${d.signals.pending_approval} waiting`} sub=${html`${d.signals.in_cart} in cart · <a href="/approvals">Approvals</a>`} />
       </div>
-      <${Chart} id="portfolio-equity" label="Equity curve" height=${220} series=${[{ kind: 'line', data: d.equity_curve.map((e) => ({ time: e.date, value: e.equity })) }]} />
+      <${EquityCurve} curve=${d.equity_curve} />
       <${OpenPositions} positions=${d.positions} onChanged=${state.reload} />
       <${BelowTheFold}>${() => html`
       <${Table} caption="Signals" id="portfolio-signals" rows=${d.signalList} empty="No signals yet." limit=${20}

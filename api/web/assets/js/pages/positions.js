@@ -33,8 +33,7 @@ export function OpenPositions({ positions, onChanged, caption = 'Open positions'
   return html`<${Table} caption=${caption} id=${id} stack rows=${rows} filter=${rows.length > 8} empty="No open positions." csv="open-positions.csv"
     columns=${[
       { key: 'symbol', label: 'Symbol', render: (p) => html`<a href=${`/market?portfolio=${p.portfolio_id}&symbol=${p.symbol}`}>${p.symbol}</a>${p.exit_pending ? html` <${Badge} text="exit pending" kind="paused" />` : null}` },
-      ...(portfolioNames ? [{ key: 'portfolio_id', label: 'Portfolio', render: (p) => html`<a href=${`/portfolios/${p.portfolio_id}`}>${portfolioNames[p.portfolio_id] || `#${p.portfolio_id}`}</a>`,
-        csv: (p) => portfolioNames[p.portfolio_id] || p.portfolio_id }] : []),
+      ...portfolioColumn(portfolioNames),
       { key: 'quantity', label: 'Qty', num: true },
       { key: 'avg_price', label: 'Avg', num: true, render: (p) => f.price(p.avg_price) },
       { key: 'mark', label: 'Mark', num: true, render: (p) => html`<span data-mark title=${p.at ? `tick ${f.timeIST(p.at)} IST` : 'last close'}>${f.price(p.mark)}</span>` },
@@ -47,10 +46,15 @@ export function OpenPositions({ positions, onChanged, caption = 'Open positions'
     ]} />`;
 }
 
-export function ClosedPositions({ positions, caption = 'Closed positions', id = 'closed-positions' }) {
+/** The Portfolio column (linked), when the table lists several portfolios' positions. */
+const portfolioColumn = (names) => (names ? [{ key: 'portfolio_id', label: 'Portfolio',
+  render: (p) => html`<a href=${`/portfolios/${p.portfolio_id}`}>${names[p.portfolio_id] || `#${p.portfolio_id}`}</a>`,
+  sort: (p) => names[p.portfolio_id] || '', csv: (p) => names[p.portfolio_id] || p.portfolio_id }] : []);
+
+export function ClosedPositions({ positions, caption = 'Closed positions', id = 'closed-positions', portfolioNames }) {
   return html`<${Table} caption=${caption} id=${id} stack rows=${positions} filter empty="Nothing closed yet." csv="closed-positions.csv"
     columns=${[
-      { key: 'symbol', label: 'Symbol' }, { key: 'quantity', label: 'Qty', num: true },
+      { key: 'symbol', label: 'Symbol' }, ...portfolioColumn(portfolioNames), { key: 'quantity', label: 'Qty', num: true },
       { key: 'avg_price', label: 'Entry', num: true, render: (p) => f.price(p.avg_price) },
       { key: 'entry_date', label: 'Entered', render: (p) => f.day(p.entry_date) },
       { key: 'exit_price', label: 'Exit', num: true, render: (p) => f.price(p.exit_price) },
@@ -87,6 +91,6 @@ export function Positions({ query }) {
     <${Loading} state=${state}>${(d) => tab === 'open' ? html`
       ${d.rows.length ? html`<div class="actions"><button type="button" class="danger" onClick=${() => closeAll(d.rows)}>Close all…</button></div>` : null}
       <${OpenPositions} positions=${d.rows} onChanged=${state.reload} portfolioNames=${d.names} />`
-      : html`<${ClosedPositions} positions=${d.rows} />`}<//>
+      : html`<${ClosedPositions} positions=${d.rows} portfolioNames=${d.names} />`}<//>
   <//>`;
 }

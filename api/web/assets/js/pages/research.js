@@ -1,7 +1,7 @@
 // Research: start a sweep, a walk-forward, a Monte Carlo or a look-ahead check, follow its progress (and the
 // results finished so far), read a sweep's heatmap, a walk-forward's windows and stitched out-of-sample
 // equity, a Monte Carlo's percentiles and distributions, a look-ahead check's findings.
-import { html, Page, Table, Card, Field, useLoad, Loading, useState, useEffect, navigate, confirm, toast, Badge } from '../ui.js';
+import { html, Page, Table, Card, Field, useLoad, Loading, useState, useEffect, useRef, navigate, confirm, toast, Badge } from '../ui.js';
 import { Chart } from '../charts.js';
 import * as api from '../api.js';
 import * as f from '../format.js';
@@ -18,6 +18,69 @@ const objectiveName = (o) => (typeof o === 'string' ? OBJECTIVE_NAMES[o] || o
 
 function parseValues(text) {
   return text.split(',').map((v) => v.trim()).filter((v) => v !== '').map((v) => (Number.isNaN(Number(v)) ? v : Number(v)));
+}
+
+// the API's limit on backtests per job (TRADERTAPE_RESEARCH_MAX_COMBINATIONS, 5,000 by default: docs/API-NOTES.md)
+const MAX_BACKTESTS = 5000;
+const CONFIRM_ABOVE = 500; // more backtests than this run only after the trader says yes
+const MAX_VALUES = 1000; // per parameter (the API's limit)
+const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/** A Values box: {values} or {error} in words (numbers separated by commas; `textual` also takes words). */
+function checkValues(text, textual) {
+  const given = text.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  if (!given.length) return { error: 'Give at least one value: numbers separated by commas, like 5, 7, 10.' };
+  const bad = textual ? -1 : given.findIndex((v) => !NUMBER.test(v));
+  if (bad >= 0) {
+    const shown = given[bad].length > 20 ? `${given[bad].slice(0, 20)}…` : given[bad];
+    return { error: `Value ${bad + 1} (“${shown}”) is not a number: give numbers separated by commas, like 5, 7.5, 10.` };
+  }
+  const values = given.map((v) => (NUMBER.test(v) ? Number(v) : v));
+  const twice = values.findIndex((v, i) => values.indexOf(v) !== i);
+  if (twice >= 0) return { error: `${values[twice]} is given twice: give each value once.` };
+  if (values.length > MAX_VALUES) return { error: `${f.number(values.length, 0)} values: at most ${f.number(MAX_VALUES, 0)} per parameter.` };
+  return { values };
+}
+
+/**
+ * The grid of a sweep or walk-forward form: {grid, errors: {field: message}, sizes, combinations, backtests}.
+ * `tried` (Start was pressed) also reports the boxes left empty.
+ */
+function checkGrid(form, sweepable, tried) {
+  const errors = {};
+  const p1 = form.p1.trim(); const p2 = form.p2.trim();
+  const textual = (name) => typeof (sweepable.find((q) => q.name === name) || {}).value === 'string';
+  const named = (name) => (sweepable.find((q) => q.name === name) || {}).label || name;
+  const grid = {};
+  const sizes = [];
+  if (!p1) { if (tried) errors.p1 = 'Choose a parameter to sweep.'; } else {
+    const v = checkValues(form.v1, textual(p1));
+    if (v.error) { if (tried || form.v1.trim()) errors.v1 = v.error; } else { grid[p1] = v.values; sizes.push(v.values.length); }
+  }
+  if (p2 && p2 === p1) {
+    errors.p2 = `Parameter 1 is already ${named(p1)}: choose a different parameter, or put all its values in Values 1.`;
+  } else if (p2) {
+    const v = checkValues(form.v2, textual(p2));
+    if (v.error) { if (tried || form.v2.trim()) errors.v2 = v.error; } else { grid[p2] = v.values; sizes.push(v.values.length); }
+  } else if (form.v2.trim()) {
+    errors.v2 = 'No Parameter 2 for these values: choose one, or clear them.';
+  }
+  const combinations = sizes.length ? sizes.reduce((a, b) => a * b, 1) : 0;
+  // a walk-forward runs the grid in each window's in-sample days, then its choice out of sample
+  const windows = Math.max(1, Math.floor(Number(form.windows)) || 1);
+  const backtests = form.kind === 'walk_forward' ? windows * (combinations + 1) : combinations;
+  return { grid, errors, sizes, combinations, backtests, windows };
+}
+
+/** The size of the grid in words: "3 × 4 = 12 combinations", with the backtests a walk-forward runs. */
+function gridSize(form, g) {
+  if (!g.combinations) return '';
+  const n = (x) => f.number(x, 0);
+  const some = form.constraints.trim() ? 'at most ' : ''; // constraints leave some combinations out
+  const combos = `${g.sizes.length > 1 ? `${g.sizes.map(n).join(' × ')} = ` : ''}${some}${n(g.combinations)} ${g.combinations === 1 ? 'combination' : 'combinations'}`;
+  return form.kind === 'walk_forward'
+    ? `${combos} in each of ${n(g.windows)} windows, and each window's choice out of sample: ${some}${n(g.backtests)} backtests`
+    : combos;
 }
 
 function StartForm({ strategies }) {
@@ -41,15 +104,35 @@ function StartForm({ strategies }) {
     return p ? `${p.label}${p.value === null || p.value === undefined ? '' : ` (now ${p.value})`}` : undefined;
   };
   const upd = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const [tried, setTried] = useState(false);
+  const gridKind = GRID_KINDS.includes(form.kind);
+  const g = gridKind ? checkGrid(form, sweepable, tried) : { errors: {} };
+  const tooMany = gridKind && g.backtests > MAX_BACKTESTS;
   const submit = async (e) => {
     e.preventDefault();
+    if (gridKind) {
+      const now = checkGrid(form, sweepable, true);
+      const first = ['p1', 'v1', 'p2', 'v2'].find((k) => now.errors[k]);
+      if (first || now.backtests > MAX_BACKTESTS) {
+        setTried(true);
+        requestAnimationFrame(() => document.getElementById(first ? `f-${first}` : 'f-v1')?.focus());
+        return;
+      }
+      if (now.backtests > CONFIRM_ABOVE) {
+        const n = f.number(now.backtests, 0);
+        const ok = await confirm({ title: `Run ${n} backtests?`,
+          body: `This ${KIND_NAMES[form.kind].toLowerCase()} tries ${gridSize(form, now)}${form.kind === 'sweep' ? `, one backtest each` : ''}. `
+            + 'That many can take hours on this server, and you can run one research job at a time. Fewer values finish sooner.',
+          confirmLabel: `Run ${n} backtests` });
+        if (!ok) return;
+      }
+    }
     setBusy(true); setError(null);
     const body = { strategy_id: Number(form.strategy_id), universe: form.universe, start_date: form.start_date,
       end_date: form.end_date, starting_capital: Number(form.starting_capital), position_size_pct: Number(form.position_size_pct),
       max_positions: Number(form.max_positions) };
-    if (GRID_KINDS.includes(form.kind)) {
-      const grid = { [form.p1]: parseValues(form.v1) };
-      if (form.p2.trim()) grid[form.p2.trim()] = parseValues(form.v2);
+    if (gridKind) {
+      const { grid } = checkGrid(form, sweepable, true);
       // constraints between parameters, one per comma: `stop_loss_pct < target_pct, max_positions >= 5`
       const constraints = form.constraints.split(',').map((c) => c.trim()).filter(Boolean);
       Object.assign(body, { grid, objective: form.objective, min_trades: Number(form.min_trades) },
@@ -76,8 +159,8 @@ function StartForm({ strategies }) {
       navigate(`/research/${ROUTE[form.kind]}/${r.id}`);
     } catch (err) { setError(err.message); } finally { setBusy(false); }
   };
-  const input = (k, label, type = 'text', extra = {}, hint = undefined) => html`<${Field} label=${label} name=${k} hint=${hint}>${(i, d) => html`
-    <input id=${i} aria-describedby=${d} type=${type} step="any" value=${form[k]} onInput=${upd(k)} ...${extra} />`}<//>`;
+  const input = (k, label, type = 'text', extra = {}, hint = undefined) => html`<${Field} label=${label} name=${k} hint=${hint} error=${g.errors[k]}>${(i, d) => html`
+    <input id=${i} aria-describedby=${d} aria-invalid=${g.errors[k] ? 'true' : undefined} type=${type} step="any" value=${form[k]} onInput=${upd(k)} ...${extra} />`}<//>`;
   const param = (k, label) => input(k, label, 'text', { list: 'sweep-params', autocomplete: 'off' }, described(form[k]));
   return html`<form onSubmit=${submit} aria-label="Start a research job"><fieldset><legend>Start a research job</legend>
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
@@ -110,6 +193,10 @@ function StartForm({ strategies }) {
         <${Field} label="Windows are" name="mode">${(i) => html`<select id=${i} value=${form.mode} onChange=${upd('mode')}>
           <option value="rolling">rolling</option><option value="anchored">anchored</option></select>`}<//>` : null}
     </div>
+    ${gridKind ? html`<p id="grid-size" class=${tooMany ? 'error' : 'muted'} aria-live="polite">${g.combinations
+      ? `${gridSize(form, g)}${tooMany ? `: more than the ${f.number(MAX_BACKTESTS, 0)} backtests a job may run. Use fewer values.`
+        : g.backtests > CONFIRM_ABOVE ? ': that takes a while; you will be asked to confirm.' : '.'}`
+      : ''}${tooMany ? '' : html` <span class="muted">At most ${f.number(MAX_BACKTESTS, 0)} backtests per job.</span>`}</p>` : null}
     <button type="submit" disabled=${busy}>${busy ? 'Starting…' : 'Start'}</button></fieldset></form>`;
 }
 
@@ -129,7 +216,9 @@ export function Research() {
         { key: 'id', label: 'Job', render: (j) => html`<a href=${`/research/${ROUTE[j.kind] || j.kind}/${j.id}`}>#${j.id}</a>` },
         { key: 'kind', label: 'Kind', render: (j) => KIND_NAMES[j.kind] || j.kind },
         { key: 'strategy', label: 'Strategy', render: (j) => { const p = j.params || {};
-          return [p.strategy_name || (p.strategy || {}).base_model, p.universe].filter(Boolean).join(' · ') || '—'; } },
+          const model = (p.strategy || {}).base_model;
+          return [p.strategy_name || (model && f.baseModel(model)), (p.universe || p.symbols) && f.universe(p.universe, p.symbols)]
+            .filter(Boolean).join(' · ') || '—'; } },
         { key: 'status', label: 'Status', render: (j) => html`<${Badge} text=${j.status} />` },
         { key: 'progress', label: 'Progress', num: true, render: (j) => f.pct(j.progress * 100, 0) },
         { key: 'total', label: 'Backtests', num: true },
@@ -165,7 +254,7 @@ function SweepHeatmap({ job }) {
   const [heat, setHeat] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
-    if (names.length < 2 || x === y) { setHeat(null); return; }
+    if (names.length < 2 || x === y) { setHeat(null); setError(null); return; }
     setError(null);
     api.get(`/api/research/sweeps/${job.id}/heatmap`, metric ? { x, y, metric } : { x, y })
       .then(setHeat, (e) => setError(e.message));
@@ -183,8 +272,9 @@ function SweepHeatmap({ job }) {
     <div class="actions">${pick('Columns', x, setX, 'heat-x')} ${pick('Rows', y, setY, 'heat-y')}
       <span class="pick"><label for="heat-value">Show</label><select id="heat-value" value=${metric} onChange=${(e) => setMetric(e.target.value)}>
         ${HEAT_VALUES.map(([m, label]) => html`<option value=${m}>${label}</option>`)}</select></span></div>
+    ${x === y ? html`<p class="error" role="alert" id="heat-same">Choose two different parameters for rows and columns.</p>` : null}
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
-    ${heat ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead>
+    ${heat && x !== y ? html`<div class="scroll-x"><table id="sweep-heatmap" class="heatmap"><thead>
       <tr><td></td><th scope="colgroup" colspan=${heat.x_values.length} id="heat-x-label">${labelOf(job, x)} →</th></tr>
       <tr><th scope="col" id="heat-y-label">${labelOf(job, y)} ↓</th>
       ${heat.x_values.map((v) => html`<th scope="col" class="num">${v}</th>`)}</tr></thead>
@@ -339,6 +429,25 @@ function LookaheadResults({ job }) {
       ]} />`;
 }
 
+/** Asks before cancelling a running job, with buttons that cannot be mistaken for each other. */
+function CancelDialog({ onKeep, onCancel }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => { if (d && d.open) d.close(); };
+  }, []);
+  return html`<dialog ref=${ref} class="confirm" id="cancel-job" aria-labelledby="cancel-job-title"
+    onCancel=${(e) => { e.preventDefault(); onKeep(); }}>
+    <h2 id="cancel-job-title">Cancel this job?</h2>
+    <div>Its work stops now and it cannot be resumed; the backtest runs it recorded stay.</div>
+    <div class="actions">
+      <button type="button" onClick=${onKeep}>Keep running</button>
+      <button type="button" class="danger" onClick=${onCancel}>Cancel job</button>
+    </div>
+  </dialog>`;
+}
+
 export function ResearchJob({ params }) {
   const [route, id] = params;
   const [tick, setTick] = useState(0);
@@ -349,19 +458,30 @@ export function ResearchJob({ params }) {
     const t = setTimeout(() => setTick(tick + 1), 1000);
     return () => clearTimeout(t);
   }, [job, tick]);
+  const active = job && ['queued', 'running'].includes(job.status);
+  const [asking, setAsking] = useState(false); // the cancel dialog is open
+  const cancel = async () => {
+    setAsking(false);
+    if (!active) { toast('The job had already finished.'); return; } // (it ended while the dialog was open)
+    try { await api.del(`/api/research/${route}/${id}`); toast('Cancelled'); } catch (e) { toast(e.message, 'error'); }
+    setTick(tick + 1);
+  };
   const remove = async () => {
-    const active = ['queued', 'running'].includes(job.status);
-    if (!(await confirm({ title: active ? 'Cancel this job?' : 'Delete this job?', confirmLabel: active ? 'Cancel job' : 'Delete' }))) return;
-    await api.del(`/api/research/${route}/${id}`);
-    toast(active ? 'Cancelled' : 'Deleted');
-    if (active) setTick(tick + 1); else navigate('/research');
+    if (active) { setAsking(true); return; }
+    if (!(await confirm({ title: 'Delete this job?', body: 'Its results are removed; the backtest runs it recorded stay.',
+      confirmLabel: 'Delete', danger: true }))) return;
+    try { await api.del(`/api/research/${route}/${id}`); toast('Deleted'); navigate('/research'); } catch (e) { toast(e.message, 'error'); }
   };
   return html`<${Page} title=${`Research job #${id}`} actions=${job ? html`<button type="button" class="danger" onClick=${remove}>
-      ${['queued', 'running'].includes(job.status) ? 'Cancel' : 'Delete'}</button>` : null}>
+      ${active ? 'Cancel job' : 'Delete'}</button>` : null}>
+    ${asking ? html`<${CancelDialog} onKeep=${() => setAsking(false)} onCancel=${cancel} />` : null}
     <${Loading} state=${state}>${(j) => html`
-      <p id="job-line"><${Badge} text=${j.status} /> ${[KIND_NAMES[j.kind] || j.kind, j.params.strategy_name || (j.params.strategy || {}).base_model,
-        j.params.universe || 'custom', html`<span class="nowrap">${f.day(j.params.start_date)} – ${f.day(j.params.end_date)}</span>`,
-        `${j.total} backtests${j.executor ? ` on ${j.executor}` : ''}`].filter(Boolean).map((part, i) => [i ? ' · ' : '', part])}</p>
+      <p id="job-line"><${Badge} text=${j.status} /> ${[KIND_NAMES[j.kind] || j.kind,
+        j.params.strategy_name || ((j.params.strategy || {}).base_model && f.baseModel(j.params.strategy.base_model)),
+        f.universe(j.params.universe, j.params.symbols), html`<span class="nowrap">${f.day(j.params.start_date)} – ${f.day(j.params.end_date)}</span>`,
+        // (which worker runs it is for support: a tooltip, not the line)
+        html`<span id="job-backtests" title=${j.executor ? `run by ${j.executor}` : undefined}>${f.number(j.total, 0)} ${j.total === 1 ? 'backtest' : 'backtests'}</span>`,
+      ].filter(Boolean).map((part, i) => [i ? ' · ' : '', part])}</p>
       ${['queued', 'running'].includes(j.status) ? html`<progress id="research-progress" max="1" value=${j.progress}
         aria-label="Progress">${f.pct(j.progress * 100, 0)}</progress> <span>${f.pct(j.progress * 100, 0)}</span>` : null}
       ${j.status === 'failed' ? html`<p class="error" role="alert">${j.error}</p>` : null}

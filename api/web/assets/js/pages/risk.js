@@ -17,8 +17,18 @@ function describe(r) {
   return f.number(r.value, 0);
 }
 
-function RuleForm({ portfolios, initial, onSaved, onCancel }) {
-  const [r, setR] = useState(initial || { rule_type: 'max_daily_loss', portfolio_id: '', value: '', unit: 'inr', symbols: '', note: '' });
+const BLANK = { rule_type: 'max_daily_loss', portfolio_id: '', value: '', unit: 'inr', symbols: '', note: '' };
+
+/** What makes two rules the same rule: type, limit, unit, scope (and the symbols of a blocked list). */
+function sameRule(a, b) {
+  return a.rule_type === b.rule_type && (a.portfolio_id ?? null) === (b.portfolio_id ?? null)
+    && (a.value ?? null) === (b.value ?? null)
+    && (a.rule_type !== 'max_daily_loss' || (a.unit || 'inr') === (b.unit || 'inr')) // (the only rule with a choice of unit)
+    && [...new Set(a.symbols || [])].sort().join(',') === [...new Set(b.symbols || [])].sort().join(',');
+}
+
+function RuleForm({ portfolios, rules = [], initial, onSaved, onCancel }) {
+  const [r, setR] = useState(initial || BLANK);
   const [errors, setErrors] = useState({});
   const [error, setError] = useState(null);
   const upd = (k) => (e) => setR({ ...r, [k]: e.target.value });
@@ -30,9 +40,13 @@ function RuleForm({ portfolios, initial, onSaved, onCancel }) {
       symbols: r.rule_type === 'blocked_symbols' ? String(r.symbols).split(/[\s,]+/).filter(Boolean).map((s) => s.toUpperCase()) : [],
       note: r.note || '' };
     setErrors({}); setError(null);
+    if (rules.some((x) => x.id !== (initial && initial.id) && sameRule(x, body))) {
+      setError('You already have this rule: the same limit on the same scope. Edit that one, or change the limit or what it applies to.');
+      return;
+    }
     try {
       if (initial && initial.id) await api.put(`/api/risk/rules/${initial.id}`, body); else await api.post('/api/risk/rules', body);
-      toast('Rule saved.'); onSaved();
+      toast('Rule saved.'); setR(BLANK); onSaved(); // (an empty form: the next rule does not inherit this one's note)
     } catch (err) { setErrors(err.fieldErrors ? err.fieldErrors() : {}); setError(err.message); }
   };
   const needsValue = r.rule_type !== 'kill_switch' && r.rule_type !== 'blocked_symbols';
@@ -99,7 +113,7 @@ export function Risk() {
           { key: 'act', label: '', nosort: true, render: (r) => html`<div class="actions">
             ${r.rule_type !== 'kill_switch' ? html`<button type="button" onClick=${() => setEditing({ ...r, symbols: (r.symbols || []).join(', '), portfolio_id: r.portfolio_id ?? '' })}>Edit</button>` : null}
             <button type="button" onClick=${() => remove(r)}>${r.rule_type === 'kill_switch' ? 'Release' : 'Delete'}</button></div>` }]} />
-      <${RuleForm} key=${editing ? editing.id : 'new'} portfolios=${d.portfolios} initial=${editing}
+      <${RuleForm} key=${editing ? editing.id : 'new'} portfolios=${d.portfolios} rules=${d.rules} initial=${editing}
         onSaved=${() => { setEditing(null); state.reload(); }} onCancel=${editing ? () => setEditing(null) : null} />`;
     }}<//>
   <//>`;

@@ -7,6 +7,9 @@ const INDICATORS = ['close', 'open', 'high', 'low', 'volume', 'sma', 'ema', 'rsi
 const NO_PERIOD = new Set(['close', 'open', 'high', 'low', 'volume']);
 const OPS = ['<', '<=', '>', '>=', 'crosses_above', 'crosses_below'];
 
+// the same text but for spacing (a template's description is its base model's: said once, in the box)
+const sameText = (a, b) => String(a || '').replace(/\s+/g, ' ').trim() === String(b || '').replace(/\s+/g, ' ').trim();
+
 const TABS = [['mine', 'Mine'], ['templates', 'Templates'], ['public', 'Public']];
 
 export function Strategies({ query }) {
@@ -31,11 +34,11 @@ export function Strategies({ query }) {
       class="button" aria-selected=${tab === k} href=${`/strategies?tab=${k}`}>${label}</a>`)}</div>
     <label class="filter">Search <input type="search" value=${q} onChange=${(e) => setQ(e.target.value)} aria-label="Search strategies by name" /></label>
     <${Loading} state=${state}>${(rows) => html`<${Table} caption=${TABS.find(([k]) => k === tab)[1] + ' strategies'}
-      id="strategies" rows=${rows} empty=${tab === 'mine' ? html`You have no strategies yet. Fork one from <a href="/strategies?tab=templates">Templates</a>.` : 'None.'}
+      id="strategies" rows=${rows} stack empty=${tab === 'mine' ? html`You have no strategies yet. Fork one from <a href="/strategies?tab=templates">Templates</a>.` : 'None.'}
       columns=${[
         { key: 'name', label: 'Name', render: (s) => html`<a href=${`/strategies/${s.id}`}>${s.name}</a>
           ${s.is_template ? html` <${Badge} text="template" />` : null}${s.is_public ? html` <${Badge} text="public" />` : null}` },
-        { key: 'base_model', label: 'Base model' },
+        { key: 'base_model', label: 'Base model', render: (s) => f.baseModel(s.base_model), sort: (s) => f.baseModel(s.base_model) },
         { key: 'updated_at', label: 'Updated', render: (s) => f.dateTime(s.updated_at) },
         { key: 'actions', label: 'Actions', nosort: true, render: (s) => html`<div class="actions">
           <button type="button" onClick=${() => fork(s)} aria-label=${`Fork ${s.name}`}>Fork</button>
@@ -51,7 +54,7 @@ function Operand({ value, onChange, name, errors, label }) {
   return html`<div class="operand actions">
     <${Field} label=${`${label}`} name=${`${name}.ind`} error=${errors[`${name}.ind`]}>${(id, d) => html`
       <select id=${id} aria-describedby=${d} value=${kind} onChange=${(e) => setKind(e.target.value)}>
-        <option value="number">number</option>${INDICATORS.map((i) => html`<option value=${i}>${i}</option>`)}</select>`}<//>
+        <option value="number">number</option>${INDICATORS.map((i) => html`<option value=${i}>${f.indicator(i)}</option>`)}</select>`}<//>
     ${isNum ? html`<${Field} label="Value" name=${name} error=${errors[name]}>${(id, d) => html`
       <input id=${id} aria-describedby=${d} type="number" step="any" value=${value ?? ''} required
         onInput=${(e) => onChange(e.target.value === '' ? '' : Number(e.target.value))} />`}<//>`
@@ -94,7 +97,7 @@ function RuleGroup({ rules, onChange, name, errors, label, depth, onRemove }) {
       return html`<div class="rule-row" key=${i} data-rule=${n}>
       <${Operand} label=${`Rule ${n} left`} value=${c.left} name=${`${p}.left`} errors=${errors} onChange=${(v) => set(i, { ...c, left: v })} />
       <${Field} label="Operator" name=${`${p}.op`} error=${errors[`${p}.op`]}>${(id, d) => html`<select id=${id} aria-describedby=${d}
-        value=${c.op} onChange=${(e) => set(i, { ...c, op: e.target.value })}>${OPS.map((o) => html`<option value=${o}>${o}</option>`)}</select>`}<//>
+        value=${c.op} onChange=${(e) => set(i, { ...c, op: e.target.value })}>${OPS.map((o) => html`<option value=${o}>${f.operator(o)}</option>`)}</select>`}<//>
       <${Operand} label=${`Rule ${n} right`} value=${c.right} name=${`${p}.right`} errors=${errors} onChange=${(v) => set(i, { ...c, right: v })} />
       <button type="button" aria-label=${`Remove rule ${n}`} onClick=${() => remove(i)}>Remove</button>
     </div>`;
@@ -140,6 +143,7 @@ function StrategyForm({ models, initial, id, me }) {
   const [busy, setBusy] = useState(false);
   const mine = !id || initial.owner_id === me.id;
   const model = models.find((m) => m.name === s.base_model) || models[0];
+  const modelTitle = model.title || f.baseModel(model.name);
   const upd = (patch) => setS((x) => ({ ...x, ...patch }));
   const changeModel = (name) => {
     const m = models.find((x) => x.name === name);
@@ -175,7 +179,7 @@ function StrategyForm({ models, initial, id, me }) {
         await api.del(`/api/strategies/${id}`); toast('Deleted.'); navigate('/strategies');
       }
     } catch (err) {
-      setError(err.status === 409 ? `${err.message} — retire the portfolios that use it first (Portfolios → Retire), then delete.` : err.message);
+      setError(err.message);  // a 409 says how: retire the portfolios that use it, then delete
     }
   };
   const fieldErr = (n) => errors[n];
@@ -192,14 +196,14 @@ function StrategyForm({ models, initial, id, me }) {
     <form onSubmit=${save} aria-label="Strategy">
       <fieldset disabled=${!mine}><legend>Strategy</legend><div class="grid-form">
         <${Field} label="Name" name="name" error=${fieldErr('name')}>${(i, d) => html`<input id=${i} aria-describedby=${d} required maxlength="200" value=${s.name} onInput=${(e) => upd({ name: e.target.value })} />`}<//>
-        <${Field} label="Base model" name="base_model" error=${fieldErr('base_model')} hint=${model.title}>${(i, d) => html`<select id=${i} aria-describedby=${d} value=${s.base_model} onChange=${(e) => changeModel(e.target.value)}>
-          ${models.map((m) => html`<option value=${m.name}>${m.name}</option>`)}</select>`}<//>
+        <${Field} label="Base model" name="base_model" error=${fieldErr('base_model')} >${(i, d) => html`<select id=${i} aria-describedby=${d} value=${s.base_model} onChange=${(e) => changeModel(e.target.value)}>
+          ${models.map((m) => html`<option value=${m.name}>${m.title || f.baseModel(m.name)}</option>`)}</select>`}<//>
       </div>
       <${Field} label="Description" name="description" error=${fieldErr('description')}>${(i, d) => html`<textarea id=${i} aria-describedby=${d} onInput=${(e) => upd({ description: e.target.value })}>${s.description}</textarea>`}<//>
-      <p class="muted small">${model.description} Conviction: ${model.conviction}</p></fieldset>
-      <fieldset disabled=${!mine}><legend>Parameters of ${model.name}</legend><div class="grid-form">
-        ${Object.entries(model.params).map(([k, spec]) => html`<${Field} label=${k.replaceAll('_', ' ')} name=${`params.${k}`} error=${fieldErr(`params.${k}`)} hint=${spec.description}>${(i, d) => spec.enum
-          ? html`<select id=${i} aria-describedby=${d} value=${s.params[k] ?? spec.default} onChange=${(e) => upd({ params: { ...s.params, [k]: e.target.value } })}>${spec.enum.map((o) => html`<option value=${o}>${o}</option>`)}</select>`
+      <p class="muted small" id="model-about">${sameText(model.description, s.description) ? '' : `${modelTitle}: ${model.description} `}Conviction: ${model.conviction}</p></fieldset>
+      <fieldset disabled=${!mine}><legend>Parameters of ${modelTitle}</legend><div class="grid-form">
+        ${Object.entries(model.params).map(([k, spec]) => html`<${Field} label=${k.replaceAll('_', ' ')} name=${`params.${k}`} error=${fieldErr(`params.${k}`)} hint=${spec.enum ? f.words(spec.description) : spec.description}>${(i, d) => spec.enum
+          ? html`<select id=${i} aria-describedby=${d} value=${s.params[k] ?? spec.default} onChange=${(e) => upd({ params: { ...s.params, [k]: e.target.value } })}>${spec.enum.map((o) => html`<option value=${o}>${f.choice(o)}</option>`)}</select>`
           : html`<input id=${i} aria-describedby=${d} type="number" step=${spec.type === 'integer' ? 1 : 'any'} value=${s.params[k] ?? spec.default}
             onInput=${(e) => upd({ params: { ...s.params, [k]: e.target.value === '' ? null : Number(e.target.value) } })} />`}<//>`)}
       </div></fieldset>
