@@ -76,9 +76,12 @@ class App:
 
     def context(self, browser: Any, address: str, **kw: Any) -> Any:
         """A browser context signed in as `address` (its session cookie from the API)."""
-        s = self.session(address)
+        return self.context_of(browser, self.session(address), **kw)
+
+    def context_of(self, browser: Any, session: requests.Session, **kw: Any) -> Any:
+        """A browser context carrying an API session's cookie (no new sign-in: they are rate-limited)."""
         ctx = browser.new_context(**kw)
-        ctx.add_cookies([{"name": c.name, "value": c.value or "", "url": self.url} for c in s.cookies])
+        ctx.add_cookies([{"name": c.name, "value": c.value or "", "url": self.url} for c in session.cookies])
         return ctx
 
     def page(self, browser: Any, address: str) -> Iterator[Any]:

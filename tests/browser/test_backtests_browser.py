@@ -37,15 +37,9 @@ def runs(app: App, api: requests.Session) -> list[dict[str, Any]]:
     return out
 
 
-def _context(browser: Any, app: App, api: requests.Session, width: int, height: int) -> Any:
-    ctx = browser.new_context(viewport={"width": width, "height": height})
-    ctx.add_cookies([{"name": c.name, "value": c.value or "", "url": app.url} for c in api.cookies])
-    return ctx
-
-
 @pytest.fixture(scope="module")
 def page(browser: Any, app: App, api: requests.Session) -> Any:
-    ctx = _context(browser, app, api, 1280, 900)
+    ctx = app.context_of(browser, api, viewport={"width": 1280, "height": 900})
     yield ctx.new_page()
     ctx.close()
 
@@ -81,7 +75,7 @@ def test_format_names_universes_base_models_and_rule_parts_in_words(page: Any, a
 
 def test_on_a_phone_a_trades_symbol_and_pnl_are_on_the_screen(browser: Any, app: App, api: requests.Session,
                                                                 runs: list[dict[str, Any]]) -> None:
-    ctx = _context(browser, app, api, 390, 844)
+    ctx = app.context_of(browser, api, viewport={"width": 390, "height": 844})
     try:
         pg = ctx.new_page()
         pg.goto(app.url + f"/backtests/{runs[0]['id']}")

@@ -46,14 +46,20 @@ def test_home_shows_the_portfolio_its_open_positions_and_todays_activity(setup: 
     expect(today.first).to_contain_text(dash["activity"][0]["summary"])
 
 
-def test_rules_are_added_edited_and_deleted(setup: Any, app: App) -> None:
-    page, api, _ = setup
+def _save_rule(page: Any, app: App, rule: str, limit: str, note: str) -> Any:
+    """Fill the Risk page's form afresh and save it; the form."""
     page.goto(app.url + "/risk")
     form = page.get_by_role("form", name="Risk rule")
-    form.get_by_label("Rule", exact=True).select_option(label="Max open positions")
-    form.get_by_label("Limit", exact=True).fill("30")
-    form.get_by_label("Note", exact=True).fill("thirty at most")
+    form.get_by_label("Rule", exact=True).select_option(label=rule)
+    form.get_by_label("Limit", exact=True).fill(limit)
+    form.get_by_label("Note", exact=True).fill(note)
     form.get_by_role("button", name="Save rule").click()
+    return form
+
+
+def test_rules_are_added_edited_and_deleted(setup: Any, app: App) -> None:
+    page, api, _ = setup
+    _save_rule(page, app, "Max open positions", "30", "thirty at most")
     row = page.locator("#rules tbody tr").filter(has_text="Max open positions")
     expect(row.locator('[data-col="value"]')).to_have_text("30")
     expect(row.locator('[data-col="note"]')).to_have_text("thirty at most")
@@ -82,12 +88,7 @@ def test_rules_are_added_edited_and_deleted(setup: Any, app: App) -> None:
 
 def test_the_form_is_cleared_after_a_save_and_a_second_identical_rule_is_refused(setup: Any, app: App) -> None:
     page, api, _ = setup
-    page.goto(app.url + "/risk")
-    form = page.get_by_role("form", name="Risk rule")
-    form.get_by_label("Rule", exact=True).select_option(label="Max orders per day")
-    form.get_by_label("Limit", exact=True).fill("400")
-    form.get_by_label("Note", exact=True).fill("daily stop")
-    form.get_by_role("button", name="Save rule").click()
+    form = _save_rule(page, app, "Max orders per day", "400", "daily stop")
     expect(page.locator("#rules tbody tr").filter(has_text="Max orders per day")).to_have_count(1)
     # the next rule starts from an empty form: it does not silently inherit the note "daily stop"
     expect(form.get_by_label("Note", exact=True)).to_have_value("")

@@ -27,15 +27,9 @@ def fork(app: App, api: requests.Session) -> dict[str, Any]:
     return app.dip_buyer(api, "Words dips")
 
 
-def _context(browser: Any, app: App, api: requests.Session, width: int, height: int) -> Any:
-    ctx = browser.new_context(viewport={"width": width, "height": height})
-    ctx.add_cookies([{"name": c.name, "value": c.value or "", "url": app.url} for c in api.cookies])
-    return ctx
-
-
 @pytest.fixture(scope="module")
 def page(browser: Any, app: App, api: requests.Session) -> Any:
-    ctx = _context(browser, app, api, 1280, 900)
+    ctx = app.context_of(browser, api, viewport={"width": 1280, "height": 900})
     yield ctx.new_page()
     ctx.close()
 
@@ -102,7 +96,7 @@ def test_the_description_is_said_once(page: Any, app: App, fork: dict[str, Any],
 
 def test_on_a_phone_the_list_shows_updated_and_the_actions(browser: Any, app: App, api: requests.Session,
                                                             fork: dict[str, Any]) -> None:
-    ctx = _context(browser, app, api, 390, 844)
+    ctx = app.context_of(browser, api, viewport={"width": 390, "height": 844})
     try:
         pg = ctx.new_page()
         pg.goto(app.url + "/strategies")
