@@ -49,6 +49,7 @@ splitting the class by job (lifecycle, daily steps, ticks, live exits) is left a
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter, itemgetter
@@ -108,6 +109,7 @@ MODES = ("paper", "live", "backtest")
 PROTECTIVE_REASON = "protective stop/target (OCO GTT)"  # the reason of a live position's protective exit
 INSUFFICIENT_CASH = "insufficient cash"  # how an entry refused at the fill for cash starts its reason
 NOT_FILLED = "entry order not filled within its validity"  # an expired entry's reason
+FILL_BAND = 2.0  # a reported fill outside [price / 2, price x 2] of its signal's is refused as implausible
 
 _CLOSE = itemgetter(3)  # a bar's close
 _SEQ = attrgetter("seq")
@@ -449,7 +451,16 @@ class Portfolio(Aggregate):
         qty = sig.quantity if quantity is None else quantity
         if qty < 1:
             raise DomainError("filled_quantity must be at least 1")
-        return self._open(sig, day, float(price), qty, at, None, ids)
+        if qty > sig.quantity:
+            raise DomainError(f"filled_quantity is more than the {sig.quantity} shares signal {signal_id} ordered")
+        price = float(price)
+        ref = sig.limit_price if sig.limit_price is not None else sig.reference_price
+        if not math.isfinite(price) or price <= 0:
+            raise DomainError("fill_price must be a positive price")
+        if ref and not ref / FILL_BAND <= price <= ref * FILL_BAND:
+            raise DomainError(f"fill_price is implausible for signal {signal_id} (its price was {ref:.2f}): "
+                              "check what the broker reported")
+        return self._open(sig, day, price, qty, at, None, ids)
 
     def record_order_failure(self, signal_id: int, day: str, reason: str, at: str) -> None:
         """A placed order the broker refused or cancelled: placed -> failed."""

@@ -43,20 +43,26 @@ def test_agent_reports_place_fill_protect_and_exit_idempotently(live: Any) -> No
     working = api.get("/api/agent/pending-signals", headers=api.agent, params={"state": "working"}).json()
     assert [s["id"] for s in working] == [first["id"]]
     assert first["id"] not in [s["id"] for s in api.get("/api/agent/pending-signals", headers=api.agent).json()]
-    # the fill opens the position and queues its protective stop/target exit
-    fill = {"signal_id": first["id"], "status": "executed", "fill_price": 101.5, "filled_quantity": 7,
+    # a fill larger than the order, or at a price nothing like the signal's, is refused and records nothing
+    price = round(first["limit_price"] - 0.5, 2)
+    fill = {"signal_id": first["id"], "status": "executed", "fill_price": price, "filled_quantity": 7,
             "gtt_id": "9001"}
+    for bad in ({"filled_quantity": first["quantity"] + 1}, {"fill_price": 1e9}, {"fill_price": price / 3}):
+        r = _result(api, **{**fill, **bad})
+        assert r.status_code == 400, (bad, r.text)
+        assert "filled_quantity is more than" in r.json()["detail"] or "implausible" in r.json()["detail"]
+    # the fill opens the position and queues its protective stop/target exit
     r = _result(api, **fill)
     assert r.status_code == 200 and r.json()["recorded"] is True, r.text
     out = r.json()
-    assert out["signal"]["status"] == "executed" and out["signal"]["fill_price"] == 101.5
+    assert out["signal"]["status"] == "executed" and out["signal"]["fill_price"] == price
     again = _result(api, **fill)
     assert again.status_code == 200 and again.json()["recorded"] is False
-    assert _result(api, **{**fill, "fill_price": 99.0}).status_code == 409
+    assert _result(api, **{**fill, "fill_price": price - 1}).status_code == 409
     assert _result(api, signal_id=first["id"], status="failed", error="late").status_code == 409
     positions = api.get("/api/model/positions", params={"portfolio_id": pf["id"], "status": "open"}).json()
-    assert len(positions) == 1 and positions[0]["quantity"] == 7 and positions[0]["avg_price"] == 101.5
-    assert positions[0]["stop_loss"] == pytest.approx(101.5 * 0.95, abs=0.06)
+    assert len(positions) == 1 and positions[0]["quantity"] == 7 and positions[0]["avg_price"] == price
+    assert positions[0]["stop_loss"] == pytest.approx(price * 0.95, abs=0.1)  # on the 0.05 tick grid
     exits = [s for s in api.get("/api/agent/pending-signals", headers=api.agent).json() if s["kind"] == "exit"]
     assert len(exits) == 1 and exits[0]["id"] == out["exit_signal_id"]
     assert exits[0]["side"] == "sell" and exits[0]["position"]["quantity"] == 7
@@ -108,7 +114,7 @@ def test_snapshots_are_events_and_reconciliation_flags_drift(live: Any) -> None:
     a, b = placed
     for sig, qty in ((a, 5), (b, 3)):
         assert _result(api, signal_id=sig["id"], status="placed", gtt_id=f"g{sig['id']}").status_code == 200
-        r = _result(api, signal_id=sig["id"], status="executed", fill_price=100.0, filled_quantity=qty)
+        r = _result(api, signal_id=sig["id"], status="executed", fill_price=sig["limit_price"], filled_quantity=qty)
         assert r.status_code == 200, r.text
     dash = api.get("/api/model/dashboard", params={"portfolio_id": pf["id"]}).json()
     assert dash["reconciliation"]["synced_at"] is None  # nothing pushed yet
