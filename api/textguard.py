@@ -27,11 +27,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from domain.text import CONTROL, safe_text, text_kind
+
+__all__ = ["MAX_DEPTH", "TextGuardMiddleware", "check_json_body", "fault_error", "json_body_error", "safe_text",
+           "text_fault", "text_kind"]
+
 UNICODE_MSG = "Text must be valid Unicode: lone surrogates (e.g. \\ud800) and invalid UTF-8 are refused"
 CONTROL_MSG = ("Text must not hold control characters (other than tab and line breaks) or bidirectional "
                "overrides (U+202A..U+202E, U+2066..U+2069)")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
 # what a body must hold for the walk to be needed: a surrogate or control escape, or a raw C1 or bidi character
 _SUSPECT = re.compile(rb"\\u(?:[dD][89a-fA-F]|00[0-1]|007[fF]|00[89]|20(?:2[a-eA-E]|6[6-9]))"
                       rb"|\xc2[\x80-\x9f]|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]|\x7f")
@@ -43,19 +47,6 @@ _MESSAGES = {"unicode_invalid": UNICODE_MSG, "text_invalid": CONTROL_MSG}
 
 def _error(loc: list[str | int], kind: str = "unicode_invalid") -> dict[str, Any]:
     return {"type": kind, "loc": loc, "msg": _MESSAGES[kind]}
-
-
-def text_kind(text: str) -> str | None:
-    """`unicode_invalid`, `text_invalid` or None for a text that may pass."""
-    if _SURROGATE.search(text):
-        return "unicode_invalid"
-    return "text_invalid" if _CONTROL.search(text) else None
-
-
-def safe_text(text: str) -> str:
-    """`text` with lone surrogates, control characters and bidirectional overrides shown as U+FFFD: always
-    encodable, and displayed as what it is."""
-    return _CONTROL.sub("\ufffd", _SURROGATE.sub("\ufffd", text))
 
 
 def _safe_key(key: str) -> str:
@@ -124,7 +115,7 @@ def _url_error(scope: Scope) -> dict[str, Any] | None:
             path = unquote_to_bytes(raw_path).decode("utf-8")
         except UnicodeDecodeError:
             return _error(["path"])
-        if _CONTROL.search(path):
+        if CONTROL.search(path):
             return _error(["path"], "text_invalid")
     query: bytes = scope.get("query_string", b"")
     if not query:
@@ -135,13 +126,13 @@ def _url_error(scope: Scope) -> dict[str, Any] | None:
             decoded_name = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
             return _error(["query"])
-        if _CONTROL.search(decoded_name):
+        if CONTROL.search(decoded_name):
             return _error(["query"], "text_invalid")
         try:
             decoded = unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
             return _error(["query", decoded_name[:40]])
-        if _CONTROL.search(decoded):
+        if CONTROL.search(decoded):
             return _error(["query", decoded_name[:40]], "text_invalid")
     return None
 

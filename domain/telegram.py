@@ -22,6 +22,7 @@ from typing import ClassVar
 from domain.aggregate import Aggregate, aggregate_uuid
 from domain.errors import DomainError
 from domain.events import DomainEvent
+from domain.text import safe_text
 
 CODE_MINUTES = 15
 NONCE_SECONDS = 7 * 86_400  # a button older than a week is refused (and its nonce forgotten)
@@ -97,7 +98,7 @@ class TelegramLink(Aggregate):
                 or self.code_expires_at < at):
             raise DomainError("This link code is unknown, used or expired; ask TraderTape for a new one "
                               "(Settings -> Telegram)")
-        self._record(TelegramLinked(chat_id, username[:64], at))
+        self._record(TelegramLinked(chat_id, safe_text(username)[:64], at))  # a name from elsewhere: cleaned
 
     def unlink(self, at: str) -> bool:
         if self.chat_id is None:

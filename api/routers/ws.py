@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,7 @@ from streams.ticks import (
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ticks"])
 MAX_SYMBOLS_PER_CLIENT = 3000  # Kite's per-connection limit
+_EXCHANGE_SYMBOL = re.compile(r"(NSE|BSE):[A-Z0-9][A-Z0-9&_.-]{0,29}")
 
 
 class _Names:
@@ -319,13 +321,14 @@ def _handle(hub: TickHub, client: Any, text: str) -> None:
         return
     mode = msg.get("mode", "quote")
     if mode not in MODES:
-        client.say({"type": "error", "detail": f"Unknown mode {mode!r}: use ltp, quote or full"})
+        client.say({"type": "error", "detail": "Unknown mode: use ltp, quote or full"})
         return
     if len(set(client.modes) | set(wanted)) > MAX_SYMBOLS_PER_CLIENT:
         client.say({"type": "error", "detail": f"At most {MAX_SYMBOLS_PER_CLIENT} symbols per connection"})
         return
     ok, unknown = hub.subscribe(client, wanted, mode)
-    for sym in unknown:
-        client.say({"type": "error", "detail": f"Unknown symbol {sym}"})
+    for sym in unknown:  # named only when it is one (what a client sent is never echoed otherwise)
+        named = sym if _EXCHANGE_SYMBOL.fullmatch(sym) else "(not an EXCHANGE:SYMBOL)"
+        client.say({"type": "error", "detail": f"Unknown symbol {named}"})
     if ok:
         client.say({"type": "subscribed", "symbols": ok})

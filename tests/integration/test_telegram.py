@@ -54,14 +54,14 @@ def running_bot(api_factory: Any, **settings: Any) -> Iterator[tuple[Any, Telegr
             thread.join(timeout=15)
 
 
-def link(client: Any, stub: TelegramStub, chat: int = CHAT) -> str:
+def link(client: Any, stub: TelegramStub, chat: int = CHAT, username: str = "trader") -> str:
     r = client.post("/api/notifications/telegram/link")
     assert r.status_code == 200, r.text
     assert r.headers["Cache-Control"] == "no-store"
     code = r.json()["code"]
     assert r.json()["url"] == f"https://t.me/{BOT_USERNAME}?start={code}"
     before = len(stub.messages_to(chat))
-    stub.send_text(chat, f"/start {code}")
+    stub.send_text(chat, f"/start {code}", username=username)
     stub.wait_for(chat, "Linked to your TraderTape account", after=before)
     return str(code)
 
@@ -101,6 +101,18 @@ def test_linking_is_one_code_once_from_one_chat_and_unlinking_stops_it(bot: Any)
     wait_projected(client)
     assert client.get("/api/notifications/telegram").json()["linked"] is False
     say(stub, "/status", NOT_LINKED)
+
+
+def test_a_telegram_name_is_recorded_as_text_that_displays_as_what_it_is(bot: Any) -> None:
+    """A Telegram user's name comes from elsewhere: a bidi override, a bell and a lone surrogate in it are shown as
+    U+FFFD. A surrogate had been recorded as it was: the read model set the event aside (health degraded) and
+    the chat read as not linked."""
+    client, stub = bot
+    link(client, stub, username="ev\u202eil\u0007\ud800x")
+    wait_projected(client)
+    state = client.get("/api/notifications/telegram").json()
+    assert state["linked"] is True and state["username"] == "ev\ufffdil\ufffd\ufffdx"
+    assert client.get("/api/health").json()["status"] == "ok"
 
 
 def test_commands_read_and_act_like_the_api(bot: Any) -> None:

@@ -90,8 +90,10 @@ def test_subscribe_receive_errors_and_unsubscribe(ticks_api: Any) -> None:
         assert "Unknown action" in _until(ws, "error")["detail"]
         ws.send_text(json.dumps({"action": "subscribe", "symbols": "NSE:INFY"}))
         assert "list" in _until(ws, "error")["detail"]
-        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:INFY"], "mode": "deep"}))
-        assert "mode" in _until(ws, "error")["detail"]
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["NSE:INFY"], "mode": "deep" + "A" * 5000}))
+        assert _until(ws, "error")["detail"] == "Unknown mode: use ltp, quote or full"  # not echoed
+        ws.send_text(json.dumps({"action": "subscribe", "symbols": ["x" * 60]}))
+        assert _until(ws, "error")["detail"] == "Unknown symbol (not an EXCHANGE:SYMBOL)"
         ws.send_bytes(b"\x00\x01")
         assert _until(ws, "error")["type"] == "error"
         # ltp mode narrows what this client gets

@@ -29,6 +29,13 @@ from tests.support.services import free_port
 BOT_USERNAME = "tradertape_test_bot"
 
 
+class _Escaped(JSONResponse):
+    """A JSON answer with non-ASCII text written as escapes (json.dumps's default), so any text a test sends encodes."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 class TelegramStub:
     def __init__(self, token: str) -> None:
         self.token = token
@@ -152,7 +159,7 @@ class TelegramStub:
 
     @staticmethod
     def _ok(result: Any) -> JSONResponse:
-        return JSONResponse({"ok": True, "result": result})
+        return _Escaped({"ok": True, "result": result})
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/bot{token}/{method}", self.handle, methods=["GET", "POST"])])
