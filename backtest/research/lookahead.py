@@ -120,14 +120,17 @@ def _truncate(bars: BarMatrix, first: int, last: int) -> BarMatrix:
                      low=bars.low[:, cut], close=bars.close[:, cut], volume=bars.volume[:, cut], sectors=bars.sectors)
 
 
+MIN_WINDOW_DAYS = 3  # a cut must fall inside the window
+
+
 def window_columns(bars: BarMatrix, config: BacktestConfig) -> tuple[int, int]:
-    """(first, last) column of the window; at least 3 trading days (a cut must fall inside)."""
+    """(first, last) column of the window; at least MIN_WINDOW_DAYS trading days (a cut must fall inside)."""
     config = validate_config(config)
     dates = bars.dates.astype("datetime64[D]")
     s = int(np.searchsorted(dates, np.datetime64(config.start_date), side="left"))
     e = int(np.searchsorted(dates, np.datetime64(config.end_date), side="right")) - 1
-    if e - s < 2:
-        raise DomainError("the window needs at least 3 trading days to cut it inside")
+    if e - s < MIN_WINDOW_DAYS - 1:
+        raise DomainError(f"the window needs at least {MIN_WINDOW_DAYS} trading days to cut it inside")
     return s, e
 
 

@@ -35,6 +35,7 @@ from backtest.research.jobs import base_plan as resolve_base
 from backtest.research.jobs import register as register_kind
 from backtest.research.lookahead import (
     MAX_CUTS,
+    MIN_WINDOW_DAYS,
     LookaheadSettings,
     Reference,
     check_cut,
@@ -49,7 +50,8 @@ from backtest.research.montecarlo import DEFAULT_PERCENTILES, MAX_SIMULATIONS, M
 from backtest.research.store import ResultTables
 from backtest.research.worker import SharedBars, _view, run_window
 from backtest.runner import json_safe
-from domain.errors import NotFound
+from domain.calendar import nse_calendar
+from domain.errors import DomainError, NotFound
 from domain.money import format_inr, format_number
 
 __all__ = ["LOOKAHEAD", "MONTE_CARLO", "LookaheadRequest", "MonteCarloRequest"]
@@ -282,6 +284,11 @@ class Lookahead:
 
     def plan(self, ctx: PlanContext, req: LookaheadRequest) -> JobPlan:
         base = resolve_base(ctx, req)
+        days = nse_calendar().trading_days(date.fromisoformat(str(base.config["start_date"])),
+                                           date.fromisoformat(str(base.config["end_date"])))
+        if len(days) < MIN_WINDOW_DAYS:  # refused now, not after the job was queued
+            raise DomainError(f"the window holds {len(days)} trading day(s); a look-ahead check needs at least "
+                              f"{MIN_WINDOW_DAYS} to cut it inside: widen start_date..end_date")
         settings = req.settings()
         params = {**base.params, "cuts": settings.cuts, "seed": settings.seed,
                   "warmup_days": list(settings.warmup_days), "max_findings": settings.max_findings}

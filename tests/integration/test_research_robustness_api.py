@@ -111,6 +111,10 @@ def test_bad_bodies_privacy_and_deletion(lab: Any, api_factory: Any) -> None:
         assert bad.status_code == 422, (route, extra, bad.text)
     r = lab.post("/api/research/lookahead", json=_body(start_date="2030-01-01", end_date="2030-06-30"))
     assert r.status_code == 400 and "outside the available history" in r.json()["detail"]
+    # a window too short to cut inside is refused now, not queued to fail (2 trading days, a weekend between)
+    r = lab.post("/api/research/lookahead", json=_body(start_date="2020-06-05", end_date="2020-06-08"))
+    assert r.status_code == 400 and "holds 2 trading day(s)" in r.json()["detail"], r.text
+    assert lab.get("/api/research/jobs").json() == []
 
     job_id = lab.post("/api/research/lookahead", json=_body(cuts=1, warmup_days=[])).json()["id"]
     assert _wait(lab, "lookahead", job_id)["status"] == "done"
