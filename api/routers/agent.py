@@ -3,10 +3,11 @@ snapshots, the Kite login hand-over (pending request token -> access token)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from api.deps import PlatformDep, Principal, answer_rows, current_principal, dispatch, resource_router
 from api.errors import schema_error
@@ -112,7 +113,8 @@ def signal_result(body: SignalResultBody, request: Request, agent: Agent, platfo
 # POSITION_FIELDS) are validated -- printable symbols, bounded integers, finite prices -- and any other
 # field Kite sends is dropped, so a snapshot event holds only what was checked.
 Text = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[\x21-\x7e]+$")]
-Quantity = Annotated[int, Field(ge=-(10**12), le=10**12)]
+Quantity = Annotated[int, Field(strict=True, ge=-(10**12), le=10**12)]  # a position's net may be short
+Held = Annotated[int, Field(strict=True, ge=0, le=10**12)]  # a holding is never negative (Kite's CNC holdings)
 Price = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
 
 
@@ -130,9 +132,10 @@ class KiteRow(BaseModel):
 
 
 class KiteHolding(KiteRow):
+    quantity: Held | None = None
     isin: Annotated[str, Field(max_length=16, pattern=r"^[A-Za-z0-9]*$")] | None = None
-    t1_quantity: Quantity | None = None
-    used_quantity: Quantity | None = None
+    t1_quantity: Held | None = None
+    used_quantity: Held | None = None
     close_price: Price | None = None
 
 
@@ -244,7 +247,17 @@ class UnresolvedFill(BaseModel):
     order_id: str | None = Field(default=None, max_length=64)
     gtt_id: str | None = Field(default=None, max_length=64)
     detail: str = Field(default="", max_length=1000)
-    since: str | None = Field(default=None, max_length=40)
+    since: str | None = Field(default=None, max_length=40, description="when it began: an ISO 8601 timestamp")
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                datetime.fromisoformat(v.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError("since must be an ISO 8601 timestamp (2026-12-01T09:15:00+05:30)") from None
+        return v
 
 
 class BrokerOrdersBody(BaseModel):
