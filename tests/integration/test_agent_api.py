@@ -148,3 +148,12 @@ def test_snapshots_are_events_and_reconciliation_flags_drift(live: Any) -> None:
     assert api.post("/api/agent/sync-holdings", headers=api.agent, json={"x": 1}).status_code == 422
     assert api.post("/api/agent/sync-holdings", headers=api.agent, json=[{"quantity": 1}]).status_code == 422
     assert api.post("/api/agent/sync-positions", headers=api.agent, json=[1]).status_code == 422
+    for bad in ({"quantity": True}, {"quantity": -5}, {"quantity": "5"}, {"t1_quantity": -1}):
+        row = {"tradingsymbol": "INFY", "exchange": "NSE", "quantity": 5, **bad}
+        r = api.post("/api/agent/sync-holdings", headers=api.agent, json=[row])
+        assert r.status_code == 422, (bad, r.text)  # a holding is a whole number of shares, never negative
+    short = {"net": [{"tradingsymbol": "INFY", "exchange": "NSE", "product": "MIS", "quantity": -5}], "day": []}
+    assert api.post("/api/agent/sync-positions", headers=api.agent, json=short).status_code == 200  # may be short
+    late = {"unresolved": [{"signal_id": a["id"], "gtt_id": "G9", "detail": "y", "since": "yesterday"}]}
+    r = api.post("/api/agent/sync-gtts", headers=api.agent, json=late)
+    assert r.status_code == 422 and "ISO 8601" in r.text
