@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import BackgroundTasks, Request, Response
 from fastapi import Path as PathParam
-from fastapi import Request, Response
 
 from api.deps import (
     SESSION_COOKIE,
@@ -21,6 +22,7 @@ from api.deps import (
     resource_router,
     set_session_cookie,
 )
+from api.errors import ErrorDetail
 from api.guards import outside_io
 from api.public.accounts import MessagePublic, SignedOutPublic
 from api.public.base import answers
@@ -42,13 +44,19 @@ from api.security_log import security_event
 from api.signin import client_ip, login
 from commands import messages as m
 from commands.bus import CommandResult
-from commands.handlers.auth import LoginResult
+from commands.handlers.auth import LoginResult, OutgoingEmail, send_email
+from commands.ports import Mailer
 from domain.errors import DomainError, NotFound
 from infra.bootstrap import Platform
 from projections.accounts import get_account, list_accounts
 from projections.broker import broker_status as read_broker_status
 
 router = resource_router("/api/auth", ["auth"])
+log = logging.getLogger("tradertape.security")
+_MAIL_DOWN: dict[int | str, dict[str, Any]] = {503: {
+    "model": ErrorDetail,
+    "description": "The mail server did not take the email just now (nothing was sent): try again in a minute"}}
+_CODE_MAIL_DOWN = "The email with the code could not be sent just now; try again in a minute"
 
 
 def _broker_status(platform: Platform, account_id: int) -> BrokerStatus:
@@ -79,11 +87,13 @@ def _signed_in(platform: Platform, response: Response, result: CommandResult) ->
     return _user(platform, account)
 
 
-@router.post("/magic-link", **answers(MessagePublic), summary="Email a one-time sign-in link and 6-digit code")
+@router.post("/magic-link", **answers(MessagePublic), responses=_MAIL_DOWN,
+             summary="Email a one-time sign-in link and 6-digit code")
 @outside_io  # sends the email before it answers
 def magic_link(body: MagicLinkRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
     """The same answer whether or not the address has an account (an account is made at first sign-in);
-    rate-limited per address and client."""
+    rate-limited per address and client. A 503 when the mail server does not take the email (every address
+    gets one, so this tells nothing about accounts)."""
     dispatch(request, platform, m.RequestLoginLink(str(body.email), client_ip(request)))
     return {"detail": "If the address can receive email, a sign-in link and code are on their way. "
                       "They expire in 15 minutes."}
@@ -116,12 +126,15 @@ def _signed_out(request: Request, account_id: int, hashes: list[str], reason: st
         security_event(request, "sessions_revoked", account=account_id, count=len(hashes), reason=reason)
 
 
-@router.post("/password/code", **answers(MessagePublic),
+@router.post("/password/code", **answers(MessagePublic), responses=_MAIL_DOWN,
              summary="Email a 6-digit code to set or change the password (needed by POST /api/auth/password)")
 @outside_io  # sends the email before it answers
 def password_code(request: Request, user: SessionUser, platform: PlatformDep) -> dict[str, str]:
-    """To your account's email; the code expires in 15 minutes."""
-    dispatch(request, platform, m.RequestPasswordCode(user.email, client_ip(request)), user)
+    """To your account's email; the code expires in 15 minutes. A 503 when the mail server does not take it."""
+    outgoing: OutgoingEmail | None = dispatch(
+        request, platform, m.RequestPasswordCode(user.email, client_ip(request)), user).value
+    if outgoing is not None:
+        send_email(platform.mailer, outgoing, _CODE_MAIL_DOWN)
     return {"detail": "A 6-digit code is on its way to your email; it expires in 15 minutes"}
 
 
@@ -140,12 +153,25 @@ def set_password(body: SetPasswordRequest, request: Request, user: SessionUser,
     return {"detail": "Password saved; your other sessions were signed out", "sessions_signed_out": len(revoked)}
 
 
+def _send_after_answer(mailer: Mailer, outgoing: OutgoingEmail) -> None:
+    """The password-reset email, sent once the answer is out: a mail failure is logged, never shown (the
+    answer must not tell whether the address has an account)."""
+    try:
+        mailer.send(outgoing.to, outgoing.subject, outgoing.body)
+    except Exception as exc:  # whatever went wrong: the answer was already the same for everyone
+        log.warning("password_code_not_sent email=%s reason=%s", outgoing.to, type(exc).__name__)
+
+
 @router.post("/password-reset/code", **answers(MessagePublic),
              summary="Forgot the password: email a 6-digit code to reset it")
-@outside_io  # sends the email before it answers
-def password_reset_code(body: PasswordCodeRequest, request: Request, platform: PlatformDep) -> dict[str, str]:
-    """The same answer whether or not the address has an account; rate-limited."""
-    dispatch(request, platform, m.RequestPasswordCode(str(body.email), client_ip(request)))
+def password_reset_code(body: PasswordCodeRequest, request: Request, platform: PlatformDep,
+                        background: BackgroundTasks) -> dict[str, str]:
+    """The same answer, in the same time, whether or not the address has an account: the email goes out
+    after the answer (a mail failure is logged, not shown); rate-limited."""
+    outgoing: OutgoingEmail | None = dispatch(
+        request, platform, m.RequestPasswordCode(str(body.email), client_ip(request))).value
+    if outgoing is not None:
+        background.add_task(_send_after_answer, platform.mailer, outgoing)
     return {"detail": "If the address has an account, a 6-digit code is on its way. It expires in 15 minutes."}
 
 

@@ -7,19 +7,26 @@ link from silently signing this browser in to their account (login CSRF): the si
 account, and the POST is refused unless the browser says it came from this site (`Sec-Fetch-Site` or
 `Origin`).
 
-- `GET /link/sign-in?email=&token=`: "Sign in as …" → `POST /link/sign-in` → session cookie, 303 to `/`.
+- `GET /link/sign-in?email=&token=`: "Sign in as …" → `POST /link/sign-in` → session cookie, 303 to `/`. A
+  link already used, replaced by a newer one or expired says so at once, with a link to ask for a new one.
 - `GET /link/family-invite?group=&token=`: signed in, "Join …" → `POST /link/family-invite`; signed out,
   a form that emails a sign-in code, then a code form that signs in and comes back to the invitation.
+
+Every answer is an HTML page, errors too: a link a mail client cut short (a missing or damaged parameter)
+gets a page saying so, never FastAPI's JSON validation error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from html import escape
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from pydantic import EmailStr
 from starlette.concurrency import run_in_threadpool
 
@@ -28,12 +35,10 @@ from api.deps import SESSION_COOKIE, Principal, current_principal, dispatch, set
 from api.signin import client_ip, login
 from commands import imports_messages as im
 from commands import messages as m
-from commands.handlers.auth import LoginResult
+from commands.handlers.auth import LoginResult, normalize_email
 from domain.errors import DomainError
 from infra.bootstrap import Platform
 from projections.family import invitations_for
-
-router = APIRouter(prefix="/link", include_in_schema=False)
 
 # The web app's policy (see docs/DESIGN.md); these pages need no script at all.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -61,9 +66,42 @@ def _hidden(**fields: object) -> str:
                    for k, v in fields.items() if v is not None)
 
 
-def _error(detail: str, status_code: int) -> HTMLResponse:
+_HOME = ("/", "Go to TraderTape")
+
+
+def _error(detail: str, status_code: int, action: tuple[str, str] = _HOME) -> HTMLResponse:
+    href, label = action
     return _page("That did not work", f'<p class="error" role="alert">{escape(detail)}</p>'
-                 '<p><a href="/">Go to TraderTape</a></p>', status_code)
+                 f'<p><a href="{escape(href)}">{escape(label)}</a></p>', status_code)
+
+
+def _new_link(email: str | None = None) -> tuple[str, str]:
+    """Where to ask for a new sign-in link or code: the sign-in page (the address filled in)."""
+    return ("/signin?" + urlencode({"email": email}) if email else "/signin"), "Request a new sign-in link"
+
+
+_DAMAGED = ("This link is incomplete or damaged (a mail client may have cut it short). Open it again from the "
+            "email, making sure the whole address is used, or ask for a new one.")
+
+
+class _HtmlErrorsRoute(APIRoute):
+    """A request these pages cannot read (a missing or malformed parameter: a link cut short by a mail client)
+    answers an HTML page saying so, not FastAPI's JSON validation error."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        sign_in = self.path == "/link/sign-in"
+
+        async def html_errors(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError:
+                return _error(_DAMAGED, 400, _new_link() if sign_in else _HOME)
+
+        return html_errors
+
+
+router = APIRouter(prefix="/link", include_in_schema=False, route_class=_HtmlErrorsRoute)
 
 
 def _same_origin(request: Request, platform: Platform) -> bool:
@@ -102,9 +140,19 @@ def _platform(request: Request) -> Platform:
 # ------------------------------------------------------------------------------------------------- sign-in
 
 
+_DEAD_LINK = ("This sign-in link has expired or was already used (each link works once, for 15 minutes, and "
+              "a newer one replaces it). Ask for a new one.")
+
+
 @router.get("/sign-in")
 async def sign_in_page(request: Request, email: Annotated[EmailStr, Query()],
                        token: Annotated[str, Query(min_length=1, max_length=200)]) -> HTMLResponse:
+    platform = _platform(request)
+    address = normalize_email(str(email))
+    now = platform.bus.deps.clock.now()
+    live = await run_in_threadpool(platform.security.login_token_live, address, platform.token_hash(token), now)
+    if not live:  # say so now, not after the button (nothing is used up by looking)
+        return _error(_DEAD_LINK, 400, _new_link(address))
     return _page("Sign in to TraderTape", (
         f"<p>You are about to sign in as <strong>{escape(str(email))}</strong>.</p>"
         '<form method="post" action="/link/sign-in">'
@@ -128,11 +176,18 @@ async def sign_in(request: Request, email: Annotated[EmailStr, Form()],
     try:  # through the API's sign-in: a refusal is logged as a security event there
         result = await run_in_threadpool(login, request, platform, cmd, str(email), "otp" if code else "link")
     except DomainError as exc:
-        return _error(exc.detail, exc.status_code)
+        return _error(exc.detail, exc.status_code, _retry(str(email), next_))
     signed_in: LoginResult = result.value
     redirect = RedirectResponse(_safe_next(next_), status_code=303)
     set_session_cookie(redirect, platform, signed_in.session_token, platform.settings.session_days * 86400)
     return redirect
+
+
+def _retry(email: str, next_: str | None) -> tuple[str, str]:
+    """After a refused sign-in or a code that could not be sent: back to the invitation page a code form came
+    from (it asks for a new code), else the sign-in page."""
+    target = _safe_next(next_)
+    return (target, "Back to ask for a new code") if target != "/" else _new_link(normalize_email(email))
 
 
 def _code_form(email: str, target: str, note: str = "") -> str:
@@ -154,8 +209,8 @@ async def send_code(request: Request, email: Annotated[EmailStr, Form()],
         return _cross_site()
     try:
         await run_in_threadpool(dispatch, request, platform, m.RequestLoginLink(str(email), client_ip(request)))
-    except DomainError as exc:
-        return _error(exc.detail, exc.status_code)
+    except DomainError as exc:  # a rate limit, or the mail server not taking the email (503)
+        return _error(exc.detail, exc.status_code, _retry(str(email), next_))
     return _page("Enter your code", _code_form(str(email), _safe_next(next_), (
         f"<p>If <strong>{escape(str(email))}</strong> can receive email, a 6-digit code is on its way "
         "(it expires in 15 minutes).</p>")))

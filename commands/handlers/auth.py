@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from commands import messages as m
+from commands.ports import Mailer
 from commands.uow import UnitOfWork
 from domain.accounts import Account
 from domain.errors import DomainError, NotFound, TooManyRequests, Unauthorized
@@ -17,6 +18,31 @@ AGENT_KEY_PREFIX = "zt_"
 log = logging.getLogger("tradertape.security")
 _GENERIC_LOGIN_ERROR = "Invalid email or password"
 _BAD_CODE = "The login link or code is invalid, expired or already used; request a new one"
+SIGN_IN_MAIL_DOWN = "The sign-in email could not be sent just now; try again in a minute"
+
+
+class MailUnavailable(DomainError):
+    """The mail server did not take the email (down, refusing or too slow): 503, nothing was sent; asking
+    again in a minute is the remedy."""
+
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    subject: str
+    body: str
+
+
+def send_email(mailer: Mailer, email: OutgoingEmail, detail: str = SIGN_IN_MAIL_DOWN) -> None:
+    """Send it now; a mail server that refuses, hangs up or times out is a `MailUnavailable` (503), never
+    a 500."""
+    try:
+        mailer.send(email.to, email.subject, email.body)
+    except OSError as exc:  # smtplib's errors, timeouts, refused connections and TLS failures are OSErrors
+        log.warning("email_not_sent to=%s reason=%s", email.to, type(exc).__name__)
+        raise MailUnavailable(detail) from exc
 
 
 @dataclass(frozen=True)
@@ -62,7 +88,7 @@ def request_login_link(cmd: m.RequestLoginLink, uow: UnitOfWork) -> None:
         f"The link and the code work once and expire in {d.auth.login_code_minutes} minutes.\n"
         "If you did not ask to sign in, ignore this email.\n"
     )
-    d.mailer.send(email, f"Your TraderTape sign-in code: {otp}", body)
+    send_email(d.mailer, OutgoingEmail(email, f"Your TraderTape sign-in code: {otp}", body))
 
 
 def _use_code(uow: UnitOfWork, email: str, slot: str, otp_hash: str) -> None:
@@ -157,21 +183,22 @@ def _check_length(password: str) -> None:
         raise DomainError(f"The password needs at least {MIN_PASSWORD} characters")
 
 
-def request_password_code(cmd: m.RequestPasswordCode, uow: UnitOfWork) -> None:
-    """Email a code that sets (signed in) or resets (signed out) the password; nothing is sent for an email
-    without an account, and the answer is the same."""
+def request_password_code(cmd: m.RequestPasswordCode, uow: UnitOfWork) -> OutgoingEmail | None:
+    """A code that sets (signed in) or resets (signed out) the password: returns the email to send (the
+    caller sends it: the reset route after it answered, so that neither its status nor its timing tells
+    whether the address has an account), or None for an email without an account."""
     d = uow.deps
     email = normalize_email(cmd.email)
     _rate(uow, f"pwcode-ip:{cmd.client_ip}", d.auth.link_requests_per_ip)
     _rate(uow, f"pwcode-email:{email}", d.auth.link_requests_per_email)
     if d.security.account_id_for_email(email) is None:
-        return
+        return None
     now = d.clock.now()
     otp = f"{secrets.randbelow(1_000_000):06d}"
     expires = now + timedelta(minutes=d.auth.login_code_minutes)
     d.security.create_login_code(_PASSWORD_SLOT + email, d.token_hash(f"pwtoken:{secrets.token_urlsafe(32)}"),
                                  d.token_hash(f"pwd:{email}:{otp}"), expires, now)
-    d.mailer.send(email, "Your TraderTape password code", (
+    return OutgoingEmail(email, "Your TraderTape password code", (
         "Someone (hopefully you) asked to set or reset the password of your TraderTape account.\n\n"
         f"The code: {otp}\n\n"
         f"It works once and expires in {d.auth.login_code_minutes} minutes. If you did not ask, ignore this "

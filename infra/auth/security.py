@@ -149,6 +149,17 @@ class SqlSecurityStore:
             )
             return res.rowcount == 1
 
+    def login_token_live(self, email: str, token_hash: str, now: datetime) -> bool:
+        """Whether the emailed link's token would still sign in (unused, unexpired), without using it: the
+        page the link opens says at once when it is dead."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(login_codes.c.id)
+                .where(login_codes.c.email == email, login_codes.c.token_hash == token_hash,
+                       login_codes.c.used_at.is_(None), login_codes.c.expires_at > epoch(now)).limit(1)
+            ).first()
+            return row is not None
+
     def use_login_otp(self, email: str, otp_hash: str, now: datetime, max_attempts: int) -> str:
         t = epoch(now)
         with self.db.write() as conn:
