@@ -12,8 +12,10 @@ tables.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,12 @@ from typing import Any
 
 from commands.imports_messages import ParsedMfTransaction
 from infra.imports.console import UploadError, sniff
+
+log = logging.getLogger(__name__)
+
+# How the kernel ends a child that breaks its limits: RLIMIT_CPU (SIGXCPU, then SIGKILL), RLIMIT_FSIZE (SIGXFSZ),
+# the out-of-memory killer (SIGKILL).
+_LIMIT_SIGNALS = frozenset({signal.SIGXCPU, signal.SIGKILL, signal.SIGXFSZ})
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,14 @@ def _limit(memory_mb: int, seconds: float) -> Any:
     return apply
 
 
+def _broke_limits(proc: subprocess.CompletedProcess[bytes]) -> bool:
+    """Whether a child that gave no answer was ended by one of its limits, not by a fault of its own: killed by
+    the signal of a limit, or dead of a MemoryError outside the worker's own handling (importing a library)."""
+    if proc.returncode < 0:
+        return -proc.returncode in _LIMIT_SIGNALS
+    return b"MemoryError" in proc.stderr[-4096:]
+
+
 def parse_cas(name: str, data: bytes, password: str, limits: CasLimits | None = None) -> ParsedCas:
     limits = limits or CasLimits()
     if sniff(data) != "pdf":
@@ -83,10 +99,16 @@ def parse_cas(name: str, data: bytes, password: str, limits: CasLimits | None = 
     except ValueError:
         answer = {}
     if not answer.get("ok"):
+        if answer.get("exception"):
+            log.warning("CAS parser failed on %r: %s", name, answer["exception"])
         if answer.get("error"):
             raise UploadError(f"{name}: {answer['detail']}")
-        raise UploadError(f"{name}: the PDF could not be read within the server's limits "
-                          f"(memory {limits.memory_mb} MB, {limits.seconds:g} s); nothing was imported")
+        if _broke_limits(proc):
+            raise UploadError(f"{name}: the PDF could not be read within the server's limits "
+                              f"(memory {limits.memory_mb} MB, {limits.seconds:g} s); nothing was imported")
+        log.warning("CAS parser exited with %s without an answer on %r", proc.returncode, name)
+        raise UploadError(f"{name}: the statement could not be read: the PDF may be damaged, or laid out unlike "
+                          "the CAS statements this server reads; nothing was imported")
     txns = [ParsedMfTransaction(**t) for t in answer["transactions"]]
     return ParsedCas(answer["file_type"], answer["period_from"], answer["period_to"], answer["pages"], txns,
                      answer["valuations"], answer["holdings"])

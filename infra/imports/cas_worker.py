@@ -10,12 +10,20 @@ Statement layouts (CAMS/KFintech detailed CAS; NSDL/CDSL consolidated account st
   `Date | Transaction | Amount | Units | NAV | Balance` (negative amounts in parentheses), and the
   valuation line `Closing Unit Balance: ... NAV on <date>: INR ... Cost Value: ... Market Value on
   <date>: INR ...`;
-- demat holdings: lines `<ISIN> <security name> <quantity> <price> <value>`.
+- demat holdings: lines `<ISIN> <security name> <quantity> <price> <value>`, per demat account (an account's
+  holdings follow its `DP Id: ... Client Id: ...` line; one CAS lists every account of the PAN, so one ISIN
+  may be held in several accounts, but once per account).
+
+Every figure is checked (finite; quantities, units, prices and values not negative, except a transaction's
+amount and units; none beyond any plausible holding), and a failure names the page and the row, never the
+text of the file: the whole statement is refused, as imports are all-or-nothing. Any exception this module
+does not expect is reported as an unreadable statement, never as a resource limit (only a MemoryError is).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from datetime import datetime
@@ -23,6 +31,11 @@ from typing import Any
 
 DATE = r"\d{2}-[A-Za-z]{3}-\d{4}"
 NUM = r"\(?-?[\d,]+(?:\.\d+)?\)?"
+# Bounds no real statement reaches: no company or scheme has issued 10^12 shares or units, and 10^15 rupees is
+# above the value of every listed company together.
+MAX_QUANTITY = 1e12
+MAX_RUPEES = 1e15
+DONE_NOTHING = "nothing was imported"
 
 
 class Failure(Exception):
@@ -36,6 +49,15 @@ def iso(d: str) -> str:
     return datetime.strptime(d.strip(), "%d-%b-%Y").date().isoformat()
 
 
+def day(d: str, where: str) -> str:
+    """`iso`, or a Failure saying that `where` holds a date that does not exist (31-Feb-2024, 31-Xyz-2024);
+    the text itself is not repeated."""
+    try:
+        return iso(d)
+    except ValueError:
+        raise Failure("malformed", f"{where} holds a date that does not exist; {DONE_NOTHING}") from None
+
+
 def num(s: str | None) -> float | None:
     if s is None:
         return None
@@ -43,8 +65,35 @@ def num(s: str | None) -> float | None:
     if not t or t in ("-", "--"):
         return None
     neg = t.startswith("(") and t.endswith(")")
-    v = float(t.strip("()"))
+    inner = t[1:-1] if neg else t
+    if neg and inner.startswith("-"):
+        raise ValueError("a number both in parentheses and with a minus sign")
+    v = float(inner)
     return -v if neg else v
+
+
+def checked(v: float | None, where: str, what: str, *, limit: float, signed: bool = False) -> float | None:
+    """`v` if it is finite, not negative (unless `signed`) and at most `limit` in size; else a Failure naming
+    `where` and `what` (never the number as the file wrote it)."""
+    if v is None:
+        return None
+    if not math.isfinite(v):
+        reason = "is not a finite number"
+    elif v < 0 and not signed:
+        reason = "is negative"
+    elif abs(v) > limit:
+        reason = "is beyond any plausible " + ("amount" if limit == MAX_RUPEES else "holding")
+    else:
+        return v
+    raise Failure("malformed", f"{where}: {what} {reason}; {DONE_NOTHING}")
+
+
+def figure(s: str | None, where: str, what: str, *, limit: float, signed: bool = False) -> float | None:
+    try:
+        v = num(s)
+    except ValueError:
+        raise Failure("malformed", f"{where}: {what} is not a number; {DONE_NOTHING}") from None
+    return checked(v, where, what, limit=limit, signed=signed)
 
 
 def classify(description: str, units: float | None, amount: float | None) -> str:
@@ -87,13 +136,23 @@ def detect(text: str) -> str:
                              "upload the original PDF the registrar or depository emailed, not a re-printed copy")
 
 
-def period(text: str) -> tuple[str, str]:
+def period(texts: list[str]) -> tuple[str, str]:
+    text = "\n".join(texts)
+
+    def where(pos: int) -> str:
+        end = 0
+        for page, t in enumerate(texts, start=1):
+            end += len(t) + 1
+            if pos < end:
+                return f"page {page}: the statement period"
+        return "the statement period"
+
     m = re.search(rf"({DATE})\s*(?:To|to|TO|-)\s*({DATE})", text)
     if m:
-        return iso(m.group(1)), iso(m.group(2))
+        return day(m.group(1), where(m.start())), day(m.group(2), where(m.start()))
     m = re.search(rf"as on\s*({DATE})", text, re.IGNORECASE)
     if m:
-        return iso(m.group(1)), iso(m.group(1))
+        return day(m.group(1), where(m.start())), day(m.group(1), where(m.start()))
     raise Failure("malformed", "page 1: no statement period found")
 
 
@@ -102,6 +161,8 @@ def mf_statement(path: str, password: str, texts: list[str]) -> dict[str, Any]:
 
     try:
         tables = camelot.read_pdf(path, password=password or None, pages="all", flavor="stream")
+    except MemoryError:
+        raise
     except Exception as exc:  # camelot raises many types for an unreadable page
         raise Failure("malformed", f"the transaction tables cannot be read ({type(exc).__name__})") from exc
     folio = amc = scheme = isin = ""
@@ -145,17 +206,14 @@ def transaction(cells: list[str], page: int, folio: str, amc: str, scheme: str, 
     if not rest:
         raise Failure("malformed", f"page {page}: transaction of {cells[0]} has no description")
     description = rest[0]
-    numbers = rest[1:]
-    try:
-        values = [num(x) for x in numbers]
-    except ValueError:
-        raise Failure("malformed", f"page {page}: transaction of {cells[0]} ({description[:40]}): "
-                                   f"{' | '.join(numbers)[:60]} are not numbers") from None
-    amount = values[0] if values else None
-    units = values[1] if len(values) > 1 else None
-    nav = values[2] if len(values) > 2 else None
-    balance = values[3] if len(values) > 3 else None
-    return {"page": page, "folio": folio, "amc": amc, "scheme": scheme, "isin": isin, "date": iso(cells[0]),
+    numbers = (rest[1:] + [""] * 4)[:4]
+    where = f"page {page}: the transaction of {cells[0]}"
+    date = day(cells[0], f"page {page}: a transaction")
+    amount = figure(numbers[0], where, "amount", limit=MAX_RUPEES, signed=True)
+    units = figure(numbers[1], where, "units", limit=MAX_QUANTITY, signed=True)
+    nav = figure(numbers[2], where, "NAV", limit=MAX_RUPEES)
+    balance = figure(numbers[3], where, "unit balance", limit=MAX_QUANTITY)
+    return {"page": page, "folio": folio, "amc": amc, "scheme": scheme, "isin": isin, "date": date,
             "description": description, "type": classify(description, units, amount), "amount": amount,
             "units": units, "nav": nav, "balance": balance}
 
@@ -170,27 +228,66 @@ def valuation(line: str, page: int, folio: str, amc: str, scheme: str, isin: str
     cost = grab(rf"Cost Value\s*:?\s*(?:INR|Rs\.?)?\s*({NUM})")
     if units is None or value is None:
         raise Failure("malformed", f"page {page}: the valuation line of {scheme or folio} cannot be read")
-    return {"folio": folio, "amc": amc, "scheme": scheme, "isin": isin, "date": iso(value.group(1)),
-            "units": num(units.group(1)), "nav": num(nav.group(2)) if nav else None,
-            "cost": num(cost.group(1)) if cost else None, "value": num(value.group(2))}
+    where = f"page {page}: the valuation of {isin or 'a scheme'}"
+    return {"folio": folio, "amc": amc, "scheme": scheme, "isin": isin, "date": day(value.group(1), where),
+            "units": figure(units.group(1), where, "the closing unit balance", limit=MAX_QUANTITY),
+            "nav": figure(nav.group(2), where, "the NAV", limit=MAX_RUPEES) if nav else None,
+            "cost": figure(cost.group(1), where, "the cost value", limit=MAX_RUPEES) if cost else None,
+            "value": figure(value.group(2), where, "the market value", limit=MAX_RUPEES)}
+
+
+ACCOUNT_SECTION = re.compile(r"^(?:(NSDL|CDSL)\s+demat\s+account|Mutual\s+Fund\s+Folios?)\b", re.IGNORECASE)
+DP_ACCOUNT = re.compile(r"DP\s*Id\s*:?\s*([A-Z0-9]+).*?Client\s*Id\s*:?\s*(\d+)", re.IGNORECASE)
 
 
 def demat_statement(texts: list[str], period_to: str) -> dict[str, Any]:
-    holdings = []
+    """The holdings of every demat account in the statement. One CAS lists all the accounts of a PAN (NSDL and
+    CDSL, each under its `DP Id: ... Client Id: ...` line), so the same ISIN may appear once per account; twice
+    in one account with the same quantity it is one holding (kept once), with different quantities the
+    statement contradicts itself and is refused. Under `Mutual Fund Folios` one scheme may be held in several
+    folios, so an ISIN may repeat there."""
+    holdings: list[dict[str, Any]] = []
     pattern = re.compile(rf"^(IN[A-Z0-9]{{10}})\s+(.+?)\s+({NUM})\s+({NUM})\s+({NUM})\s*$")
+    account: tuple[str, ...] | None = ("statement",)  # None: under Mutual Fund Folios, where an ISIN may repeat
+    sections = 0
+    seen: dict[tuple[tuple[str, ...], str], tuple[str, dict[str, Any]]] = {}
     for page, text in enumerate(texts, start=1):
+        row = 0
         for raw in text.splitlines():
             line = raw.strip()
+            section = ACCOUNT_SECTION.match(line)
+            if section:
+                sections += 1
+                account = (f"section {sections}",) if section.group(1) else None
+            dp = DP_ACCOUNT.search(line)
+            if dp:
+                account = ("dp", dp.group(1).upper(), dp.group(2))
             m = pattern.match(line)
             if not m:
                 if re.match(r"^IN[A-Z0-9]{10}\s", line):
-                    raise Failure("malformed", f"page {page}: holding line {line[:60]!r} cannot be read")
+                    row += 1
+                    raise Failure("malformed", f"page {page}, holding {row}: the line cannot be read as ISIN, "
+                                               f"security, quantity, price and value; {DONE_NOTHING}")
                 continue
+            row += 1
+            isin = m.group(1)
+            where = f"page {page}, holding {row} (ISIN {isin})"
+            quantity = figure(m.group(3), where, "the quantity", limit=MAX_QUANTITY)
+            price = figure(m.group(4), where, "the price", limit=MAX_RUPEES)
+            value = figure(m.group(5), where, "the value", limit=MAX_RUPEES)
             name = m.group(2).strip()
             sym = re.match(r"^([A-Z0-9&-]+)\s+-\s+", name)
-            holdings.append({"isin": m.group(1), "name": name, "symbol": sym.group(1) if sym else "",
-                             "quantity": num(m.group(3)), "price": num(m.group(4)), "value": num(m.group(5)),
-                             "date": period_to})
+            holding = {"isin": isin, "name": name, "symbol": sym.group(1) if sym else "",
+                       "quantity": quantity, "price": price, "value": value, "date": period_to}
+            if account is not None:
+                first = seen.get((account, isin))
+                if first is not None:
+                    if first[1]["quantity"] != quantity:
+                        raise Failure("malformed", f"{where}: the ISIN is listed twice in one demat account "
+                                                   f"with different quantities (also {first[0]}); {DONE_NOTHING}")
+                    continue  # the same holding again (a repeated row): one holding
+                seen[(account, isin)] = (f"page {page}, holding {row}", holding)
+            holdings.append(holding)
     if not holdings:
         raise Failure("malformed", "no holdings found in the demat statement")
     return {"transactions": [], "valuations": [], "holdings": holdings}
@@ -218,6 +315,8 @@ def parse(req: dict[str, Any]) -> dict[str, Any]:
         for i, page in enumerate(reader.pages, start=1):
             try:
                 texts.append(page.extract_text() or "")
+            except MemoryError:
+                raise
             except Exception as exc:
                 raise Failure("malformed", f"page {i} cannot be read: the file may be damaged; download the "
                               "statement again") from exc
@@ -226,11 +325,26 @@ def parse(req: dict[str, Any]) -> dict[str, Any]:
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise Failure("malformed", "not a readable PDF: the file may be damaged or cut short; download the "
                       "statement again") from exc
-    full = "\n".join(texts)
-    kind = detect(full)
-    start, end = period(full)
+    kind = detect("\n".join(texts))
+    start, end = period(texts)
     body = mf_statement(path, password, texts) if kind in ("CAMS", "KFINTECH") else demat_statement(texts, end)
     return {"ok": True, "file_type": kind, "period_from": start, "period_to": end, "pages": n, **body}
+
+
+UNREADABLE = ("the statement could not be read: the PDF may be damaged, or laid out unlike the CAS statements "
+              f"this server reads; {DONE_NOTHING}")
+
+
+def ran_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is, or was raised while handling, a MemoryError (a library may wrap one in its own)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, MemoryError):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def main() -> None:
@@ -239,8 +353,11 @@ def main() -> None:
         out = parse(req)
     except Failure as f:
         out = {"ok": False, "error": f.error, "detail": f.detail}
-    except MemoryError:
-        out = {"ok": False, "error": "limits", "detail": "the PDF needs more memory than the server allows"}
+    except Exception as exc:  # a parser's bug or a layout it does not expect: unreadable, not a resource limit
+        if ran_out_of_memory(exc):
+            out = {"ok": False, "error": "limits", "detail": "the PDF needs more memory than the server allows"}
+        else:
+            out = {"ok": False, "error": "malformed", "detail": UNREADABLE, "exception": type(exc).__name__}
     sys.stdout.write(json.dumps(out))
 
 

@@ -208,6 +208,89 @@ def test_cas_mutual_funds_and_demat_holdings(client: Any) -> None:
     assert (s["invested"], s["current_value"]) == (5699.8, 6569.76)
 
 
+def test_cas_with_a_date_that_does_not_exist_is_unreadable_not_a_resource_limit(client: Any) -> None:
+    infy = ["INE009A01021", "INFY - INFOSYS LIMITED", "6", "1,650.00", "9,900.00"]
+    for as_on in ("31-Feb-2024", "31-Xyz-2024"):
+        r = upload(client, [("nsdl.pdf", nsdl_pdf([infy], as_on=as_on))], path="cas", field="file")
+        assert r.status_code == 400, r.text
+        detail = r.json()["detail"]
+        assert detail == ("nsdl.pdf: page 1: the statement period holds a date that does not exist; "
+                          "nothing was imported")
+    cams = cams_pdf([{"folio": "1 / 2", "amc": "ICICI Prudential Mutual Fund", "schemes": [{
+        "isin": "INF109K01Z48", "name": "ICICI Prudential Bluechip Fund",
+        "txns": [["30-Feb-2024", "Purchase", "1,000.00", "10.000", "100.0000", "10.000"]],
+        "valuation": ("10.000", "31-Mar-2025", "120.0000", "1,000.00", "31-Mar-2025", "1,200.00")}]}])
+    r = upload(client, [("cas.pdf", cams)], path="cas", field="file")
+    assert r.status_code == 400, r.text
+    assert "a transaction holds a date that does not exist" in r.json()["detail"]
+    assert "30-Feb" not in r.json()["detail"]
+    assert client.get("/api/uploads/batches").json() == []
+
+
+@pytest.mark.parametrize(("rows", "reason"), [
+    ([["INE009A01021", "INFY - INFOSYS LIMITED", "10", "1,650.00", "16,500.00"],
+      ["INE009A01021", "INFY - INFOSYS LIMITED", "-99999999999999999999", "1,650.00", "0.00"]],
+     "page 1, holding 2 (ISIN INE009A01021): the quantity is negative"),
+    ([["INE467B01029", "TCS - TATA CONSULTANCY SERVICES", "(5)", "3,900.00", "19,500.00"]],
+     "page 1, holding 1 (ISIN INE467B01029): the quantity is negative"),
+    ([["INE009A01021", "INFY - INFOSYS LIMITED", "9" * 400, "1,650.00", "9,900.00"]],
+     "page 1, holding 1 (ISIN INE009A01021): the quantity is not a finite number"),
+    ([["INE009A01021", "INFY - INFOSYS LIMITED", "5,000,000,000,000", "1,650.00", "9,900.00"]],
+     "page 1, holding 1 (ISIN INE009A01021): the quantity is beyond any plausible holding"),
+    ([["INE009A01021", "INFY - INFOSYS LIMITED", "6", "(1,650.00)", "9,900.00"]],
+     "page 1, holding 1 (ISIN INE009A01021): the price is negative"),
+    ([["INE009A01021", "INFY - INFOSYS LIMITED", "6", "1,650.00", "9,900.00"],
+      ["INE009A01021", "INFY - INFOSYS LIMITED", "10", "1,650.00", "16,500.00"]],
+     "page 1, holding 2 (ISIN INE009A01021): the ISIN is listed twice in one demat account with different "
+     "quantities (also page 1, holding 1)"),
+    ([["NSDL Demat Account"], ["DP Id: IN300126 Client Id: 11111111"],
+      ["INE009A01021", "INFY - INFOSYS LIMITED", "6", "1,650.00", "9,900.00"],
+      ["INE009A01021", "INFY - INFOSYS LIMITED", "10", "1,650.00", "16,500.00"]],
+     "page 1, holding 2 (ISIN INE009A01021): the ISIN is listed twice in one demat account"),
+], ids=["duplicate-and-negative", "parentheses", "infinite", "implausible", "negative-price", "conflict",
+        "conflict-in-an-account"])
+def test_cas_demat_holdings_that_cannot_be_true_refuse_the_statement(client: Any, rows: list[list[str]],
+                                                                      reason: str) -> None:
+    r = upload(client, [("nsdl.pdf", nsdl_pdf(rows))], path="cas", field="file")
+    assert r.status_code == 400, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith(f"nsdl.pdf: {reason}") and detail.endswith("nothing was imported"), detail
+    assert "999" not in detail and "(5)" not in detail and "INFOSYS" not in detail  # never the file's text
+    assert client.get("/api/uploads/batches").json() == []
+
+
+def test_cas_same_isin_in_two_demat_accounts_is_two_holdings(client: Any) -> None:
+    """One CAS lists every demat account of the PAN: an ISIN held in two accounts is two holdings, and a row
+    repeated in one account (the same quantity) is one."""
+    infy = ["INE009A01021", "INFY - INFOSYS LIMITED", "6", "1,650.00", "9,900.00"]
+    pdf = nsdl_pdf([["NSDL Demat Account"], ["DP Id: IN300126 Client Id: 11111111"], infy, infy,
+                    ["CDSL Demat Account"], ["DP Id: 12081600 Client Id: 22222222"],
+                    ["INE009A01021", "INFY - INFOSYS LIMITED", "10", "1,650.00", "16,500.00"]])
+    r = upload(client, [("nsdl.pdf", pdf)], path="cas", field="file")
+    assert r.status_code == 200, r.text
+    assert (r.json()["holdings"], r.json()["statement_imported"]) == (2, True)
+
+
+@pytest.mark.parametrize(("valuation", "reason"), [
+    (("(40.998)", "31-Mar-2025", "120.0000", "4,099.80", "31-Mar-2025", "4,919.76"),
+     "the closing unit balance is negative"),
+    (("40.998", "31-Mar-2025", "9" * 400, "4,099.80", "31-Mar-2025", "4,919.76"), "the NAV is not a finite number"),
+    (("40.998", "31-Mar-2025", "120.0000", "4,099.80", "31-Mar-2025", "(4,919.76)"),
+     "the market value is negative"),
+], ids=["units", "nav", "value"])
+def test_cas_mutual_fund_valuations_that_cannot_be_true_refuse_the_statement(
+        client: Any, valuation: tuple[str, ...], reason: str) -> None:
+    cams = cams_pdf([{"folio": "12345678 / 90", "amc": "ICICI Prudential Mutual Fund", "schemes": [{
+        "isin": "INF109K01Z48", "name": "ICICI Prudential Bluechip Fund - Direct Plan - Growth",
+        "txns": [["01-Apr-2024", "SIP Purchase - Instalment 1/12", "4,999.75", "49.998", "100.0000", "49.998"]],
+        "valuation": valuation}]}])
+    r = upload(client, [("cas.pdf", cams)], path="cas", field="file")
+    assert r.status_code == 400, r.text
+    detail = r.json()["detail"]
+    assert detail == f"cas.pdf: page 1: the valuation of INF109K01Z48: {reason}; nothing was imported"
+    assert client.get("/api/uploads/batches").json() == []
+
+
 def test_malformed_row_imports_nothing_and_names_the_row(client: Any) -> None:
     bad = [*INFY[:2], trade("INFY", "2024-13-45", "buy", 1, 10, "1009")]
     r = upload(client, [("good.xlsx", tradebook_xlsx(TCS)), ("bad.xlsx", tradebook_xlsx(bad, preamble=3))])
