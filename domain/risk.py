@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from domain.aggregate import Aggregate, aggregate_uuid
-from domain.errors import DomainError, NotFound
+from domain.errors import Conflict, DomainError, NotFound
 from domain.events import DomainEvent
 from domain.money import format_inr
 
@@ -326,6 +326,7 @@ class RiskBook(Aggregate):
                     symbols: Any, note: str, at: str) -> None:
         v, u, syms = normalize_rule(rule_type, value, unit, symbols)
         self._check_scope(portfolio_id)
+        self._check_unique(None, rule_type, portfolio_id, v, u, syms)
         self._record(RiskRuleCreated(rule_id, rule_type, portfolio_id, v, u, syms, note, at))
 
     def update_rule(self, rule_id: int, rule_type: str, portfolio_id: int | None, value: Any, unit: Any,
@@ -333,7 +334,20 @@ class RiskBook(Aggregate):
         self.rule(rule_id)
         v, u, syms = normalize_rule(rule_type, value, unit, symbols)
         self._check_scope(portfolio_id)
+        self._check_unique(rule_id, rule_type, portfolio_id, v, u, syms)
         self._record(RiskRuleUpdated(rule_id, rule_type, portfolio_id, v, u, syms, note, at))
+
+    def _check_unique(self, rule_id: int | None, rule_type: str, portfolio_id: int | None, value: float | None,
+                      unit: str | None, symbols: list[str]) -> None:
+        """A second rule identical to one you have (type, scope, limit, unit, symbols) only doubles the cards and
+        the breaches: a Conflict naming the one you have (kill switches may stack: releasing one keeps another)."""
+        if rule_type == "kill_switch":
+            return
+        for other in self.rules.values():
+            if other.rule_id != rule_id and (other.rule_type, other.portfolio_id, other.value, other.unit,
+                                              tuple(other.symbols)) == (rule_type, portfolio_id, value, unit,
+                                                                         tuple(symbols)):
+                raise Conflict(f"You already have this rule: {rule_type} rule {other.rule_id}")
 
     def delete_rule(self, rule_id: int, at: str) -> None:
         self.rule(rule_id)

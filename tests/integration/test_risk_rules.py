@@ -51,6 +51,15 @@ def test_rule_crud_validation_and_ownership(market: Any, api_factory: Any) -> No
     assert blocked["scope"] == "portfolio" and blocked["symbols"] == ["INFY", "YESBANK"]
     r = market.put(f"/api/risk/rules/{loss['id']}", json={"rule_type": "max_daily_loss", "value": 25000})
     assert r.status_code == 200 and r.json()["value"] == 25000 and r.json()["unit"] == "inr"
+    # the same rule twice only doubles the cards and the breaches: a 409 naming the one you have
+    r = market.post("/api/risk/rules", json={"rule_type": "max_daily_loss", "value": 25000, "note": "again"})
+    assert r.status_code == 409 and f"max_daily_loss rule {loss['id']}" in r.json()["detail"]
+    other_limit = rule(market, rule_type="max_daily_loss", value=30000)
+    r = market.put(f"/api/risk/rules/{other_limit['id']}", json={"rule_type": "max_daily_loss", "value": 25000})
+    assert r.status_code == 409
+    assert market.put(f"/api/risk/rules/{loss['id']}", json={"rule_type": "max_daily_loss", "value": 25000,
+                                                            "note": "kept"}).status_code == 200  # itself: fine
+    assert market.delete(f"/api/risk/rules/{other_limit['id']}").status_code == 204
     assert {x["id"] for x in market.get("/api/risk/rules").json()} == {loss["id"], blocked["id"]}
 
     for bad in ({"rule_type": "max_daily_loss"}, {"rule_type": "blocked_symbols", "symbols": []},
