@@ -67,6 +67,17 @@ export function Notifications({ query }) {
     return { rows: await res.json(), unread: Number(res.headers.get('X-Unread-Count') || 0) };
   }, [filter, round]);
   useEffect(() => onNotification(() => setRound((r) => r + 1)), []);
+  // a delivery under way (sending, or pending its next try within a minute) is read again until it settles:
+  // the push tells of new notifications, not of a delivery's progress
+  useEffect(() => {
+    const now = Date.now();
+    const waits = (state.data?.rows || []).flatMap((n) => n.deliveries || []).map((d) => (d.status === 'sending' ? 1500
+      : d.status === 'pending' && d.next_attempt_at ? Date.parse(d.next_attempt_at) - now + 1000 : null))
+      .filter((ms) => ms !== null && ms < 60000);
+    if (!waits.length) return undefined;
+    const t = setTimeout(() => setRound((r) => r + 1), Math.max(1000, Math.min(...waits)));
+    return () => clearTimeout(t);
+  }, [state.data]);
   const read = async (n) => {
     await api.post(`/api/notifications/${n.id}/read`);
     const next = Math.max(0, (state.data?.unread || 1) - 1);
