@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +28,7 @@ from typing import Any, ClassVar
 from domain.aggregate import Aggregate, aggregate_uuid
 from domain.errors import DomainError
 from domain.events import DomainEvent
+from domain.text import NSE_SYMBOL
 
 _RECORDS = uuid.UUID("0b7d3c52-5f0e-4d8e-9d0f-6c1a2b3e4f51")
 
@@ -307,7 +307,6 @@ MAX_RATIO_TERM = 1000  # NSE ratios are small whole numbers (1:10, 1:1, 3:2); ne
 EARLIEST_EX_DATE = date(1990, 1, 1)
 # An NSE trading symbol as a tradebook names it (INFY, M&M, BAJAJ-AUTO), as the alert receiver and the risk
 # rules read one.
-_NSE_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9&_.-]{0,29}")
 
 
 def corporate_action_symbol(symbol: str, ex_date: str, kind: str, ratio_new: float, ratio_old: float,
@@ -336,7 +335,7 @@ def corporate_action_symbol(symbol: str, ex_date: str, kind: str, ratio_new: flo
     if day > today:
         raise DomainError("ex_date must not be after today (IST): record an action once it is effective")
     clean = symbol.strip().upper()
-    if not _NSE_SYMBOL.fullmatch(clean):
+    if not NSE_SYMBOL.fullmatch(clean):
         raise DomainError("symbol must be an NSE trading symbol as the tradebook names it (letters, digits, "
                           "& . _ -, at most 30, like INFY or M&M)")
     return clean

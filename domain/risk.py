@@ -17,7 +17,6 @@ Only risk-increasing actions (approving or placing an entry) are checked; exits 
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from domain.aggregate import Aggregate, aggregate_uuid
 from domain.errors import Conflict, DomainError, NotFound
 from domain.events import DomainEvent
 from domain.money import format_inr
+from domain.text import NSE_SYMBOL
 
 RULE_TYPES = (
     "max_daily_loss", "max_position_value", "max_exposure_pct", "max_open_positions", "max_per_sector",
@@ -34,7 +34,6 @@ RULE_TYPES = (
 )
 _COUNT_RULES = ("max_open_positions", "max_per_sector", "max_orders_per_day")
 _MAX_VALUE = 1e13
-_NSE_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9&_.-]{0,29}")
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -148,7 +147,7 @@ def _blocked_symbol(index: int, value: Any) -> str:
     """An NSE trading symbol as signals name it (`YESBANK`, `M&M`, `BAJAJ-AUTO`; an `NSE:` prefix is dropped)."""
     text = value.strip().upper() if isinstance(value, str) else ""
     text = text.removeprefix("NSE:")
-    if not _NSE_SYMBOL.fullmatch(text):
+    if not NSE_SYMBOL.fullmatch(text):
         raise DomainError(f"symbols[{index}] is not an NSE symbol (letters, digits, & . _ -, at most 30, "
                           "like \"YESBANK\" or \"M&M\")")
     return text

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+# an NSE trading symbol as signals, tradebooks and alerts name it (INFY, M&M, BAJAJ-AUTO, NAM-INDIA): use fullmatch
+NSE_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9&_.-]{0,29}")
 SURROGATE = re.compile("[\ud800-\udfff]")
 CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 

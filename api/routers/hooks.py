@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -33,6 +32,7 @@ from commands import hooks_messages as hm
 from commands.bus import CommandResult
 from domain.errors import NotFound, TooManyRequests
 from domain.portfolio.aggregate import Portfolio
+from domain.text import NSE_SYMBOL
 from domain.webhooks import Webhook, content_key, hook_id_of
 from infra.bootstrap import Platform
 from projections.portfolios.projector import PortfoliosProjection
@@ -44,7 +44,6 @@ router = resource_router("/api", ["alert hooks"])
 
 MAX_STOCKS = 200  # stocks of one Chartink alert
 UNKNOWN = "Unknown or revoked hook"
-_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9&_.-]{0,29}$")
 TRADINGVIEW_MESSAGE = ('{{"symbol": "{{{{exchange}}}}:{{{{ticker}}}}", "action": "{action}", "price": {{{{close}}}}, '
                        '"alert_id": "{{{{ticker}}}}-{{{{timenow}}}}"}}')
 
@@ -134,7 +133,7 @@ def _nse_symbol(value: str) -> str:
     exchange, _, symbol = text.rpartition(":")
     if exchange not in ("", "NSE"):
         raise ValueError(f"only NSE symbols are traded here, not {exchange[:10]}")
-    if not _SYMBOL.match(symbol):
+    if not NSE_SYMBOL.fullmatch(symbol):
         raise ValueError("not an NSE trading symbol (letters, digits, & _ . -; up to 30)")
     return symbol
 

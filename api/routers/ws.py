@@ -27,6 +27,7 @@ from api.security_log import security_event
 from api.textguard import MAX_DEPTH, fault_error
 from commands.handlers.agent import ACCESS_TOKEN
 from domain.calendar import nse_calendar
+from domain.text import NSE_SYMBOL
 from infra.bars.store import BarStore
 from infra.bootstrap import Platform
 from infra.kite.client import KiteBroker
@@ -49,7 +50,7 @@ from streams.ticks import (
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ticks"])
 MAX_SYMBOLS_PER_CLIENT = 3000  # Kite's per-connection limit
-_EXCHANGE_SYMBOL = re.compile(r"(NSE|BSE):[A-Z0-9][A-Z0-9&_.-]{0,29}")
+_EXCHANGE_SYMBOL = re.compile(r"(NSE|BSE):" + NSE_SYMBOL.pattern)
 
 
 class _Names:
