@@ -143,13 +143,11 @@ def _saved_strategies(settings: Settings) -> StrategyLookup:
     return lookup
 
 
-def _done_line(kind: str, params: dict[str, Any], total: int, elapsed: float) -> str:
-    """What ran, in words: a Monte Carlo's steps are its backtest (none for a recorded run) and its methods."""
-    if kind == "monte_carlo":
-        ran = "the recorded run" if params.get("run_id") is not None else "1 backtest"
-        methods = len(params.get("methods") or [])
-        return (f"{ran}, then {methods} x {int(params.get('simulations') or 0):,} simulated paths in "
-                f"{elapsed:.1f} s")
+def _done_line(kind: JobKind, params: dict[str, Any], total: int, elapsed: float) -> str:
+    """What ran, in words: a kind whose steps are not all backtests words them itself (`ran`)."""
+    ran = getattr(kind, "ran", None)
+    if ran is not None:
+        return f"{ran(params)} in {elapsed:.1f} s"
     return f"{total:,} backtests in {elapsed:.1f} s ({total / elapsed:.1f} a second)"
 
 
@@ -191,7 +189,7 @@ def cmd_run(kind: JobKind, args: argparse.Namespace) -> int:
             executor.close()
         bar.update(task, completed=plan.total)
     elapsed = time.perf_counter() - started
-    console.print(_done_line(kind.name, plan.params, plan.total, elapsed))
+    console.print(_done_line(kind, plan.params, plan.total, elapsed))
     render = getattr(kind, "render", None)  # a kind that words its own outcome (Monte Carlo, look-ahead)
     if render is not None:
         for item in render(outcome.summary, outcome.tables):

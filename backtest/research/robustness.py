@@ -192,6 +192,11 @@ class MonteCarlo(ResultsTable):
                    "methods": {r["method"]: _mc_summary(r) for r in rows}}
         return JobOutcome(summary, {"results": rows}, record, runs)
 
+    def ran(self, params: dict[str, Any]) -> str:
+        """The CLI's line of what ran: its backtest (none for a recorded run), then its methods' paths."""
+        run = "the recorded run" if params.get("run_id") is not None else "1 backtest"
+        methods = len(params.get("methods") or [])
+        return f"{run}, then {methods} x {int(params.get('simulations') or 0):,} simulated paths"
 
     def render(self, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> list[str | TextTable]:
         """The outcome as the CLI prints it: the run, then per method a table of percentiles (rows: final equity
